@@ -1,0 +1,1 @@
+//! voqa-agent library: packet capture, decoding, stream tracking and quality measurement.
