@@ -1,0 +1,16 @@
+//! Typed zero-copy views over packet bytes, from the link layer up to RTP, RTCP, SIP and SDP.
+//!
+//! Views validate lengths once in `new_checked` and never panic afterwards; they keep no state
+//! and do no I/O. Decoding a frame allocates nothing and copies no packet bytes.
+
+pub mod build;
+pub mod frame;
+pub mod ip;
+pub mod link;
+pub mod rtcp;
+pub mod rtp;
+pub mod sdp;
+pub mod sip;
+pub mod udp;
+
+pub use frame::{Datagram, Skip, decode_udp};

@@ -1,0 +1,599 @@
+//! Per-stream measurement state: one `StreamMeter` per RTP stream (5-tuple + SSRC), fed packet
+//! metadata in arrival order, composing sequence accounting, jitter, the jitter-buffer
+//! emulation and the inputs of the E-model.
+//!
+//! It never sees payload bytes (only `RtpMeta`), never reads a clock, and allocates nothing
+//! per packet. Its size is part of the ≤ 1 KiB-per-stream budget (asserted in tests).
+
+use super::codec::{CodecInfo, MediaRole};
+use super::emodel;
+use super::jbuf::{JbDecision, JitterBuffer, JitterBufferModel};
+use super::jitter::Jitter;
+use super::seq::{Arrival, Rfc3550Seq, SeqUpdate, SequenceWindow};
+
+/// The fields of one RTP packet the meters need; no payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpMeta {
+    /// Capture time, ns since the Unix epoch.
+    pub ts_ns: i64,
+    pub seq: u16,
+    pub rtp_ts: u32,
+    pub pt: u8,
+    pub marker: bool,
+}
+
+/// How a stream's RTP clock rate was determined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockSource {
+    /// RFC 3551 static payload-type table.
+    Static,
+    /// SDP `a=rtpmap`.
+    Sdp,
+    /// Operator configuration (`dynamic_pt_defaults`).
+    Config,
+    /// Inferred from timestamp increments against arrival gaps.
+    Inferred,
+    /// Not known: counts only, no jitter or MOS.
+    Unknown,
+}
+
+impl ClockSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockSource::Static => "static",
+            ClockSource::Sdp => "sdp",
+            ClockSource::Config => "config",
+            ClockSource::Inferred => "inferred",
+            ClockSource::Unknown => "unknown",
+        }
+    }
+}
+
+/// What a payload type of this stream carries, resolved once per payload type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacketRole {
+    /// The stream's main audio codec: counted, jittered, buffered.
+    Audio,
+    /// Comfort noise or telephone events, or an unknown secondary type: counted in the
+    /// sequence accounting only (metrics-spec §1.5).
+    SequenceOnly,
+}
+
+/// The outcome of feeding one packet to a meter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeterOutcome {
+    /// The packet was counted.
+    Counted,
+    /// A jump too large to be the same sequence; held in case the next packet confirms a restart.
+    HeldJump,
+    /// A confirmed sequence restart: the caller closes this stream and starts a new one with
+    /// `held` followed by the current packet.
+    Restart { held: RtpMeta },
+}
+
+/// Inputs for the quality summary that do not live in the meter itself.
+#[derive(Debug, Clone, Copy)]
+pub struct SummaryInputs {
+    /// Session round-trip time from RTCP, ms.
+    pub rtt_ms: Option<f64>,
+    /// One-way network delay to assume without RTT (project default 20 ms).
+    pub assumed_one_way_ms: f64,
+}
+
+/// Quality figures of a whole stream (or of a window, later), ready for reporting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QualitySummary {
+    pub packets: u64,
+    pub expected: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    pub lost_rfc3550: i64,
+    pub jitter_ms: Option<f64>,
+    pub max_jitter_ms: Option<f64>,
+    pub mean_jitter_ms: Option<f64>,
+    pub max_delta_ms: f64,
+    pub burst_ratio: f64,
+    pub burst_ratio_out_of_range: bool,
+    pub loss_bursts: u64,
+    pub max_loss_burst: u64,
+    pub jb_discarded: u64,
+    pub effective_loss_pct: f64,
+    pub rtt_ms: Option<f64>,
+    pub delay_ms: Option<f64>,
+    pub delay_assumed: bool,
+    pub ptime_ms: Option<f64>,
+    pub r_factor: Option<f64>,
+    pub mos: Option<f64>,
+}
+
+/// Per-stream meters. Created from the stream's first counted packet.
+#[derive(Debug)]
+pub struct StreamMeter {
+    codec: CodecInfo,
+    clock_hz: Option<u32>,
+    first_ns: i64,
+    last_ns: i64,
+    max_delta_ns: i64,
+    packets: u64,
+    seq: Rfc3550Seq,
+    window: SequenceWindow,
+    jitter: Jitter,
+    jbuf: JitterBuffer,
+    /// Extended RTP timestamp of the first and of the previous audio packet.
+    ts_base: Option<u64>,
+    ts_prev_ext: u64,
+    /// Extended sequence number of the previous audio packet, for the ptime estimate.
+    prev_audio_ext: Option<u64>,
+    prev_audio_ts: u32,
+    /// Boyer–Moore majority vote over timestamp increments of consecutive packets.
+    ptime_candidate: u32,
+    ptime_votes: u32,
+    held_jump: Option<RtpMeta>,
+    /// Packets that jumped too far to belong to the sequence (not counted).
+    jumps: u32,
+}
+
+impl StreamMeter {
+    /// Starts a meter with the stream's first counted packet (not yet fed: call `on_packet`).
+    pub fn new(
+        codec: CodecInfo,
+        clock_hz: Option<u32>,
+        model: JitterBufferModel,
+        first: &RtpMeta,
+    ) -> Self {
+        StreamMeter {
+            codec,
+            clock_hz,
+            first_ns: first.ts_ns,
+            last_ns: first.ts_ns,
+            max_delta_ns: 0,
+            packets: 0,
+            seq: Rfc3550Seq::new_validated(first.seq),
+            window: SequenceWindow::new(first.seq),
+            jitter: Jitter::default(),
+            jbuf: JitterBuffer::new(model),
+            ts_base: None,
+            ts_prev_ext: 0,
+            prev_audio_ext: None,
+            prev_audio_ts: 0,
+            ptime_candidate: 0,
+            ptime_votes: 0,
+            held_jump: None,
+            jumps: 0,
+        }
+    }
+
+    /// Replaces the codec while no audio packet has been measured yet (a stream that opened
+    /// with comfort noise or a telephone event learns its real codec from the first audio packet).
+    pub fn set_codec(&mut self, codec: CodecInfo, clock_hz: Option<u32>) -> bool {
+        if self.ts_base.is_some() {
+            return false;
+        }
+        self.codec = codec;
+        self.clock_hz = clock_hz;
+        true
+    }
+
+    /// Packets rejected as sequence jumps that never became a restart.
+    pub fn jumps(&self) -> u32 {
+        self.jumps
+    }
+
+    pub fn codec(&self) -> &CodecInfo {
+        &self.codec
+    }
+
+    pub fn clock_hz(&self) -> Option<u32> {
+        self.clock_hz
+    }
+
+    pub fn first_ns(&self) -> i64 {
+        self.first_ns
+    }
+
+    pub fn last_ns(&self) -> i64 {
+        self.last_ns
+    }
+
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
+    /// Feeds one packet in arrival order. The first call must be with the packet given to `new`.
+    pub fn on_packet(&mut self, meta: &RtpMeta, role: PacketRole) -> MeterOutcome {
+        if self.packets > 0 {
+            match self.seq.update(meta.seq) {
+                SeqUpdate::Valid | SeqUpdate::Probation => {}
+                SeqUpdate::BadJump => {
+                    self.jumps = self.jumps.saturating_add(1);
+                    self.held_jump = Some(*meta);
+                    return MeterOutcome::HeldJump;
+                }
+                SeqUpdate::Restarted => {
+                    if let Some(held) = self.held_jump.take() {
+                        return MeterOutcome::Restart { held };
+                    }
+                    // A restart without a held packet cannot happen with RFC 3550 A.1 (the
+                    // jump packet is always the one before); count the packet normally.
+                }
+            }
+        }
+        self.held_jump = None;
+        self.count(meta, role);
+        MeterOutcome::Counted
+    }
+
+    fn count(&mut self, meta: &RtpMeta, role: PacketRole) {
+        if self.packets > 0 {
+            let delta = meta.ts_ns.saturating_sub(self.last_ns);
+            if delta > self.max_delta_ns {
+                self.max_delta_ns = delta;
+            }
+        }
+        self.packets += 1;
+        if meta.ts_ns > self.last_ns {
+            self.last_ns = meta.ts_ns;
+        }
+        let arrival = if self.packets == 1 {
+            // The window counted the first packet when it was created.
+            Arrival {
+                ext: self.window.ext_hi(),
+                duplicate: false,
+                reordered: false,
+            }
+        } else {
+            self.window.on_packet(meta.seq)
+        };
+        if role != PacketRole::Audio {
+            return;
+        }
+        let Some(clock) = self.clock_hz else {
+            return;
+        };
+        // RTP timestamps extended to 64 bits against the previous audio packet (±2^31).
+        let ts_ext = match self.ts_base {
+            None => {
+                let ext = (1u64 << 32) | u64::from(meta.rtp_ts);
+                self.ts_base = Some(ext);
+                ext
+            }
+            Some(_) => extend_ts(self.ts_prev_ext, meta.rtp_ts),
+        };
+        self.ts_prev_ext = ts_ext;
+
+        self.jitter.on_packet(meta.ts_ns, meta.rtp_ts, clock);
+
+        let base = self.ts_base.unwrap_or(ts_ext);
+        let media_ms = (ts_ext as f64 - base as f64) * 1000.0 / f64::from(clock);
+        let arrival_ms = (meta.ts_ns - self.first_ns) as f64 / 1e6;
+        let decision = self.jbuf.on_packet(
+            media_ms,
+            arrival_ms,
+            meta.marker,
+            self.jitter.jitter_ms(clock),
+            arrival.duplicate,
+        );
+        if decision == JbDecision::Late {
+            self.window.mark_discarded(arrival.ext);
+        }
+
+        if !arrival.duplicate {
+            if let Some(prev) = self.prev_audio_ext {
+                if arrival.ext == prev + 1 {
+                    let inc = meta.rtp_ts.wrapping_sub(self.prev_audio_ts);
+                    // Ignore implausible increments (talkspurt gaps, > 1 s of audio).
+                    if inc > 0 && u64::from(inc) * 1000 <= u64::from(clock) * 1000 {
+                        self.vote_ptime(inc);
+                    }
+                }
+            }
+            self.prev_audio_ext = Some(arrival.ext);
+            self.prev_audio_ts = meta.rtp_ts;
+        }
+    }
+
+    fn vote_ptime(&mut self, inc: u32) {
+        if self.ptime_votes == 0 {
+            self.ptime_candidate = inc;
+            self.ptime_votes = 1;
+        } else if self.ptime_candidate == inc {
+            self.ptime_votes = self.ptime_votes.saturating_add(1);
+        } else {
+            self.ptime_votes -= 1;
+        }
+    }
+
+    /// Packet time in ms (the timestamp increment most packets show), if known.
+    pub fn ptime_ms(&self) -> Option<f64> {
+        let clock = self.clock_hz?;
+        (self.ptime_votes > 0).then(|| f64::from(self.ptime_candidate) * 1000.0 / f64::from(clock))
+    }
+
+    /// Closes the reorder window: every position becomes final. Call once at stream end.
+    pub fn finish(&mut self) {
+        self.window.finish();
+    }
+
+    /// The stream's figures; call after `finish` for whole-stream totals.
+    pub fn summary(&self, inputs: &SummaryInputs) -> QualitySummary {
+        let expected = self.window.expected();
+        let lost = self.window.lost();
+        let discarded = self.window.discarded();
+        let effective_loss_pct = if expected == 0 {
+            0.0
+        } else {
+            100.0 * (lost + discarded) as f64 / expected as f64
+        };
+        let markov = self.window.markov();
+        let burst_ratio = markov.burst_ratio();
+        let clock = self.clock_hz;
+        let jitter_known = clock.is_some() && self.ts_base.is_some();
+        let (jitter_ms, max_jitter_ms, mean_jitter_ms) = match clock {
+            Some(c) if jitter_known => (
+                Some(self.jitter.jitter_ms(c)),
+                Some(self.jitter.max_ms()),
+                Some(self.jitter.mean_ms()),
+            ),
+            _ => (None, None, None),
+        };
+        let ptime_ms = self.ptime_ms();
+        let rates =
+            matches!(self.codec.role, MediaRole::Audio | MediaRole::Unknown) && jitter_known;
+        let (delay_ms, delay_assumed) = if rates {
+            let net = inputs
+                .rtt_ms
+                .map_or(inputs.assumed_one_way_ms, |rtt| rtt / 2.0);
+            let codec_delay = super::codec::codec_delay_ms(&self.codec, ptime_ms.unwrap_or(20.0));
+            (
+                Some(net + self.jbuf.delay_ms() + codec_delay),
+                inputs.rtt_ms.is_none(),
+            )
+        } else {
+            (None, inputs.rtt_ms.is_none())
+        };
+        let (r_factor, mos) = match delay_ms {
+            Some(delay) => {
+                let (r, m) = emodel::rate(
+                    self.codec.ie,
+                    self.codec.bpl,
+                    effective_loss_pct,
+                    burst_ratio,
+                    delay,
+                );
+                (Some(r), Some(m))
+            }
+            None => (None, None),
+        };
+        QualitySummary {
+            packets: self.packets,
+            expected,
+            lost,
+            duplicates: self.window.duplicates(),
+            reordered: self.window.reordered(),
+            lost_rfc3550: expected as i64 - self.packets as i64,
+            jitter_ms,
+            max_jitter_ms,
+            mean_jitter_ms,
+            max_delta_ms: self.max_delta_ns as f64 / 1e6,
+            burst_ratio,
+            burst_ratio_out_of_range: markov.out_of_range(),
+            loss_bursts: self.window.loss_bursts(),
+            max_loss_burst: self.window.max_loss_burst(),
+            jb_discarded: if jitter_known { discarded } else { 0 },
+            effective_loss_pct,
+            rtt_ms: inputs.rtt_ms,
+            delay_ms,
+            delay_assumed,
+            ptime_ms,
+            r_factor,
+            mos,
+        }
+    }
+}
+
+/// Extends a 32-bit RTP timestamp to 64 bits by the nearest-candidate rule (±2^31 of `prev`).
+pub fn extend_ts(prev: u64, ts: u32) -> u64 {
+    let cand = (prev & !0xFFFF_FFFF) | u64::from(ts);
+    if cand.wrapping_add(0x8000_0000) < prev {
+        cand.wrapping_add(1 << 32)
+    } else if prev.wrapping_add(0x8000_0000) < cand {
+        cand.wrapping_sub(1 << 32)
+    } else {
+        cand
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::codec;
+    use super::*;
+
+    fn pcmu() -> CodecInfo {
+        codec::codec_for_static_pt(0).expect("PT 0 is PCMU")
+    }
+
+    fn meta(ts_ms: f64, seq: u16, rtp_ts: u32) -> RtpMeta {
+        RtpMeta {
+            ts_ns: (ts_ms * 1e6) as i64,
+            seq,
+            rtp_ts,
+            pt: 0,
+            marker: false,
+        }
+    }
+
+    fn feed(packets: &[RtpMeta]) -> StreamMeter {
+        let mut m = StreamMeter::new(
+            pcmu(),
+            Some(8000),
+            JitterBufferModel::default(),
+            &packets[0],
+        );
+        for p in packets {
+            assert_eq!(m.on_packet(p, PacketRole::Audio), MeterOutcome::Counted);
+        }
+        m.finish();
+        m
+    }
+
+    #[test]
+    fn meter_size_fits_the_per_stream_budget() {
+        assert!(
+            std::mem::size_of::<StreamMeter>() <= 768,
+            "{}",
+            std::mem::size_of::<StreamMeter>()
+        );
+    }
+
+    #[test]
+    fn t_jit_1_through_the_meter() {
+        // metrics-spec §4.3: arrival ms and timestamps; J after the last packet 12.8237… ts units.
+        let arrivals = [0.0, 20.0, 45.0, 60.0, 80.0, 110.0, 120.0, 140.0];
+        let pkts: Vec<RtpMeta> = arrivals
+            .iter()
+            .enumerate()
+            .map(|(i, a)| meta(*a, 100 + i as u16, 160 * i as u32))
+            .collect();
+        let m = feed(&pkts);
+        let s = m.summary(&SummaryInputs {
+            rtt_ms: None,
+            assumed_one_way_ms: 20.0,
+        });
+        assert_eq!(
+            (s.packets, s.expected, s.lost, s.duplicates, s.reordered),
+            (8, 8, 0, 0, 0)
+        );
+        let j = s.jitter_ms.expect("clock known");
+        assert!((j - 12.823712825775146 / 8.0).abs() < 1e-9, "{j}");
+        assert!((s.max_jitter_ms.unwrap_or(0.0) - 1.709828377).abs() < 1e-6);
+        assert!((s.max_delta_ms - 30.0).abs() < 1e-9);
+        assert_eq!(s.ptime_ms, Some(20.0));
+    }
+
+    #[test]
+    fn t_seq_1_counts_through_the_meter() {
+        // metrics-spec §3.1 arrival order; monitor counters expected 13, unique 10, lost 3.
+        let seqs = [65533u16, 65534, 65535, 0, 2, 1, 1, 4, 5, 8, 9];
+        let pkts: Vec<RtpMeta> = seqs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let ext = if *s > 60000 {
+                    u32::from(*s)
+                } else {
+                    65536 + u32::from(*s)
+                };
+                meta(20.0 * i as f64, *s, 160 * (ext - 65533))
+            })
+            .collect();
+        let m = feed(&pkts);
+        let s = m.summary(&SummaryInputs {
+            rtt_ms: None,
+            assumed_one_way_ms: 20.0,
+        });
+        assert_eq!(s.packets, 11);
+        assert_eq!(s.expected, 13);
+        assert_eq!(s.lost, 3);
+        assert_eq!(s.duplicates, 1);
+        assert_eq!(s.reordered, 1);
+        assert_eq!(s.lost_rfc3550, 2);
+    }
+
+    #[test]
+    fn clean_g711_gives_the_reference_mos_for_assumed_delay() {
+        // 50 packets, perfect 20 ms spacing: T = 20 (assumed) + 60 (F60) + 20.125 (G.711 at 20 ms).
+        let pkts: Vec<RtpMeta> = (0..50)
+            .map(|i| meta(20.0 * i as f64, i as u16, 160 * i as u32))
+            .collect();
+        let m = feed(&pkts);
+        let s = m.summary(&SummaryInputs {
+            rtt_ms: None,
+            assumed_one_way_ms: 20.0,
+        });
+        let delay = s.delay_ms.expect("delay");
+        assert!((delay - 100.125).abs() < 1e-9, "{delay}");
+        // Reference value from the sample truth files (a_clean_pcmu: 90.661182 / 4.35486).
+        assert!((s.r_factor.expect("r") - 90.661182).abs() < 1e-4);
+        assert!((s.mos.expect("mos") - 4.35486).abs() < 1e-4);
+        assert!(s.delay_assumed);
+    }
+
+    #[test]
+    fn rtt_replaces_the_assumed_delay() {
+        let pkts: Vec<RtpMeta> = (0..50)
+            .map(|i| meta(20.0 * i as f64, i as u16, 160 * i as u32))
+            .collect();
+        let m = feed(&pkts);
+        let s = m.summary(&SummaryInputs {
+            rtt_ms: Some(80.015274),
+            assumed_one_way_ms: 20.0,
+        });
+        // i_rtcp truth: delay 120.132637, R 90.261627, MOS 4.345357.
+        assert!((s.delay_ms.expect("delay") - 120.132637).abs() < 1e-6);
+        assert!((s.r_factor.expect("r") - 90.261627).abs() < 1e-4);
+        assert!(!s.delay_assumed);
+    }
+
+    #[test]
+    fn big_jump_then_sequential_packet_is_a_restart() {
+        let mut pkts: Vec<RtpMeta> = (0..10)
+            .map(|i| meta(20.0 * i as f64, 1000 + i as u16, 160 * i as u32))
+            .collect();
+        let first = pkts[0];
+        let mut m = StreamMeter::new(pcmu(), Some(8000), JitterBufferModel::default(), &first);
+        for p in pkts.drain(..) {
+            assert_eq!(m.on_packet(&p, PacketRole::Audio), MeterOutcome::Counted);
+        }
+        let jump = meta(220.0, 40000, 99_999);
+        assert_eq!(
+            m.on_packet(&jump, PacketRole::Audio),
+            MeterOutcome::HeldJump
+        );
+        let next = meta(240.0, 40001, 100_159);
+        assert_eq!(
+            m.on_packet(&next, PacketRole::Audio),
+            MeterOutcome::Restart { held: jump }
+        );
+        assert_eq!(m.packets(), 10);
+    }
+
+    #[test]
+    fn sequence_only_packets_count_but_do_not_jitter() {
+        let mut pkts: Vec<RtpMeta> = (0..20)
+            .map(|i| meta(20.0 * i as f64, i as u16, 160 * i as u32))
+            .collect();
+        // A telephone-event packet keeps an old timestamp and arrives late: it must not disturb jitter.
+        let first = pkts[0];
+        let mut m = StreamMeter::new(pcmu(), Some(8000), JitterBufferModel::default(), &first);
+        let event = RtpMeta {
+            ts_ns: 400_000_000 + 3_000_000,
+            seq: 20,
+            rtp_ts: 0,
+            pt: 101,
+            marker: false,
+        };
+        for p in pkts.drain(..) {
+            m.on_packet(&p, PacketRole::Audio);
+        }
+        m.on_packet(&event, PacketRole::SequenceOnly);
+        m.on_packet(&meta(420.0, 21, 160 * 21), PacketRole::Audio);
+        m.finish();
+        let s = m.summary(&SummaryInputs {
+            rtt_ms: None,
+            assumed_one_way_ms: 20.0,
+        });
+        assert_eq!(s.packets, 22);
+        assert_eq!(s.expected, 22);
+        assert_eq!(s.jitter_ms, Some(0.0));
+    }
+
+    #[test]
+    fn extend_ts_handles_wrap_both_ways() {
+        let prev = (1u64 << 32) | 0xFFFF_FF00;
+        assert_eq!(extend_ts(prev, 0x0000_0100), (2u64 << 32) | 0x100);
+        let prev = (2u64 << 32) | 0x10;
+        assert_eq!(extend_ts(prev, 0xFFFF_FFF0), (1u64 << 32) | 0xFFFF_FFF0);
+        assert_eq!(extend_ts(prev, 0x20), (2u64 << 32) | 0x20);
+    }
+}
