@@ -1,1 +1,184 @@
-fn main() {}
+//! The `voqa-agent` command line. Parses arguments, runs the pipeline from the library, prints
+//! results. The only place that prints, reads the environment or decides exit codes.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use voqa_agent::analyze::analyze_files;
+use voqa_agent::quality::jbuf::JitterBufferModel;
+use voqa_agent::report;
+use voqa_agent::streams::AnalyzerConfig;
+use voqa_agent::streams::privacy::Pseudonymizer;
+
+#[derive(Parser)]
+#[command(
+    name = "voqa-agent",
+    version,
+    about = "Passive VoIP quality monitor: RTP loss, jitter and MOS per stream and call"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Analyse pcap/pcapng capture files and report every RTP stream and call.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct AnalyzeArgs {
+    /// Capture files (pcap or pcapng), analysed in order as one capture.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Output format [default: table on a terminal, json otherwise].
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Jitter-buffer emulation behind discards and effective loss: fixed:MS or adaptive[:MIN,MAX,INIT,K].
+    #[arg(long, default_value = "fixed:60", value_parser = parse_jitter_buffer)]
+    jitter_buffer: JitterBufferModel,
+    /// One-way network delay (ms) assumed for the E-model when RTCP gives no round trip.
+    #[arg(long, default_value_t = 20.0, value_parser = parse_delay)]
+    assumed_one_way_ms: f64,
+    /// File holding the secret key for pseudonymising Call-IDs and SIP user parts
+    /// (else $VOQA_PSEUDONYM_KEY; else a random key for this run only).
+    #[arg(long, value_name = "PATH")]
+    pseudonym_key_file: Option<PathBuf>,
+    /// Show Call-IDs and SIP user parts as captured, not pseudonymised.
+    #[arg(long)]
+    no_pseudonymize: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn parse_jitter_buffer(s: &str) -> Result<JitterBufferModel, String> {
+    s.parse::<JitterBufferModel>().map_err(|e| e.to_string())
+}
+
+fn parse_delay(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of milliseconds"))?;
+    if (0.0..=10_000.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} ms is outside 0..=10000"))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Analyze(args) => match run_analyze(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("voqa-agent: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn pseudonymizer(args: &AnalyzeArgs) -> anyhow::Result<Pseudonymizer> {
+    if args.no_pseudonymize {
+        return Ok(Pseudonymizer::disabled());
+    }
+    if let Some(path) = &args.pseudonym_key_file {
+        let key = std::fs::read(path).map_err(|e| {
+            anyhow::anyhow!("{}: cannot read the pseudonym key: {e}", path.display())
+        })?;
+        let key = key.trim_ascii();
+        if key.is_empty() {
+            anyhow::bail!("{}: the pseudonym key file is empty", path.display());
+        }
+        return Ok(Pseudonymizer::with_key(key));
+    }
+    match std::env::var("VOQA_PSEUDONYM_KEY") {
+        Ok(k) if !k.is_empty() => Ok(Pseudonymizer::with_key(k.as_bytes())),
+        _ => Ok(Pseudonymizer::random()),
+    }
+}
+
+/// Files larger than this get a progress bar when stderr is a terminal.
+const PROGRESS_MIN_BYTES: u64 = 100 * 1024 * 1024;
+
+fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
+    let privacy = pseudonymizer(&args)?;
+    let cfg = AnalyzerConfig {
+        jitter_buffer: args.jitter_buffer.clone(),
+        assumed_one_way_ms: args.assumed_one_way_ms,
+        ..AnalyzerConfig::default()
+    };
+    let show_progress = !args.quiet && std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut last_draw = Instant::now();
+    let mut drew = false;
+    let mut progress = |path: &Path, done: u64, total: u64| {
+        if total < PROGRESS_MIN_BYTES || (done < total && last_draw.elapsed().as_millis() < 200) {
+            return;
+        }
+        last_draw = Instant::now();
+        drew = true;
+        let pct = if total == 0 {
+            100.0
+        } else {
+            100.0 * done as f64 / total as f64
+        };
+        let width = 30usize;
+        let filled = ((pct / 100.0) * width as f64) as usize;
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r{} [{}{}] {:5.1}% {} / {} MB  {:.1} s",
+            path.display(),
+            "#".repeat(filled.min(width)),
+            " ".repeat(width - filled.min(width)),
+            pct,
+            done / 1_000_000,
+            total / 1_000_000,
+            started.elapsed().as_secs_f64()
+        );
+        if done >= total {
+            let _ = writeln!(err);
+        }
+    };
+    let progress_ref: Option<voqa_agent::analyze::Progress<'_>> = if show_progress {
+        Some(&mut progress)
+    } else {
+        None
+    };
+    let (files, result) = analyze_files(&args.files, cfg, progress_ref)?;
+    let output = report::analyze_output(files, &result, &privacy, &args.jitter_buffer.to_string());
+    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Json
+    });
+    // Stdout is line-buffered; a report of thousands of streams needs a real buffer.
+    let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let write_result = match format {
+        Format::Json => serde_json::to_writer_pretty(&mut stdout, &output)
+            .map_err(std::io::Error::other)
+            .and_then(|()| writeln!(stdout)),
+        Format::Table => stdout.write_all(report::table::render(&output).as_bytes()),
+    }
+    .and_then(|()| stdout.flush());
+    match write_result {
+        Ok(()) => Ok(()),
+        // A closed pipe (`| head`) is not an error worth a message.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("cannot write the report: {e}")),
+    }
+}

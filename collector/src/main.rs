@@ -6,10 +6,16 @@ fn main() {
     let arg = std::env::args().nth(1);
     match arg.as_deref() {
         None | Some("--version") | Some("-V") | Some("version") => {
-            println!("voqa-collector {} (wire schema {})", env!("CARGO_PKG_VERSION"), voqa_wire::SCHEMA_VERSION);
+            println!(
+                "voqa-collector {} (wire schema {})",
+                env!("CARGO_PKG_VERSION"),
+                voqa_wire::SCHEMA_VERSION
+            );
         }
         Some(other) => {
-            eprintln!("voqa-collector: '{other}' is not implemented yet; only --version is available in this release");
+            eprintln!(
+                "voqa-collector: '{other}' is not implemented yet; only --version is available in this release"
+            );
             std::process::exit(2);
         }
     }

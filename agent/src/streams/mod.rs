@@ -1,0 +1,686 @@
+//! From decoded datagrams to RTP streams: SIP/SDP learning, the flow table, stream detection
+//! (announced or heuristic with probation), RTCP round-trip sampling, and per-stream meters.
+//!
+//! `Analyzer` is a sans-IO core: it is fed frames with their capture timestamps and never reads
+//! a clock, so a live capture and a replay of the same packets give identical results. The
+//! per-RTP-packet path allocates nothing in steady state and never touches payload bytes beyond
+//! the RTP header.
+
+pub mod calls;
+pub mod detect;
+pub mod privacy;
+pub mod registry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hashbrown::{HashMap, HashTable};
+
+use crate::decode::rtcp::{Compound, RtcpPacket};
+use crate::decode::rtp::{MediaKind, RtpPacket, classify};
+use crate::decode::sdp::SessionDescription;
+use crate::decode::sip::{SipMessage, looks_like_sip};
+use crate::decode::{Datagram, Skip, decode_udp};
+use crate::quality::codec::{self, CodecInfo, MediaRole};
+use crate::quality::jbuf::JitterBufferModel;
+use crate::quality::rtt::RttEstimator;
+use crate::quality::stream::{
+    ClockSource, MeterOutcome, PacketRole, QualitySummary, RtpMeta, StreamMeter, SummaryInputs,
+};
+use calls::CallTracker;
+use detect::{Candidate, CandidateState};
+use registry::{MediaProfile, RtpMapEntry, SdpRegistry};
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Identity of an RTP stream: the 5-tuple (UDP implied) plus SSRC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StreamKey {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub ssrc: u32,
+}
+
+/// How a stream was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detection {
+    /// Its address was announced by SIP/SDP.
+    Sdp,
+    /// Found by the RTP heuristic after probation.
+    Heuristic,
+}
+
+impl Detection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Detection::Sdp => "sdp",
+            Detection::Heuristic => "heuristic",
+        }
+    }
+}
+
+/// Settings of the analysis (defaults follow metrics-spec's project decisions).
+#[derive(Debug, Clone)]
+pub struct AnalyzerConfig {
+    pub jitter_buffer: JitterBufferModel,
+    /// One-way network delay assumed when no RTCP round trip is measured.
+    pub assumed_one_way_ms: f64,
+    /// Most streams tracked at once; beyond it new streams are refused and counted.
+    pub max_streams: usize,
+    /// Most unconfirmed candidates at once.
+    pub max_candidates: usize,
+    /// A candidate not confirmed within this time is discarded (metrics-spec §1.4: 2 s).
+    pub candidate_timeout_ns: i64,
+    /// Most SDP media endpoints and SIP calls remembered.
+    pub max_announcements: usize,
+    pub max_calls: usize,
+}
+
+impl Default for AnalyzerConfig {
+    fn default() -> Self {
+        AnalyzerConfig {
+            jitter_buffer: JitterBufferModel::default(),
+            assumed_one_way_ms: 20.0,
+            max_streams: 1_000_000,
+            max_candidates: 200_000,
+            candidate_timeout_ns: 2_000_000_000,
+            max_announcements: 200_000,
+            max_calls: 200_000,
+        }
+    }
+}
+
+/// Counters of everything the analyzer saw, for the `files` summary and diagnostics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub frames: u64,
+    pub bytes: u64,
+    pub skipped: voqa_wire::Skipped,
+    pub udp: u64,
+    pub rtp: u64,
+    pub rtcp: u64,
+    pub rtcp_invalid: u64,
+    pub sip: u64,
+    pub sip_invalid: u64,
+    /// RTP-range datagrams that failed RTP validation on a flow that is a known stream or an announced endpoint.
+    pub rtp_malformed: u64,
+    /// Streams refused because the flow table was full.
+    pub streams_refused: u64,
+    /// Candidates dropped unconfirmed (timeout or table full).
+    pub candidates_dropped: u64,
+    /// Heuristic streams dropped at the end because most of their packets did not follow a sequence.
+    pub streams_rejected: u64,
+}
+
+/// One stream under measurement.
+#[derive(Debug)]
+struct ActiveStream {
+    key: StreamKey,
+    meter: StreamMeter,
+    payload_type: u8,
+    codec_name: Box<str>,
+    clock_source: ClockSource,
+    detection: Detection,
+    call: Option<usize>,
+    profile: Option<Arc<MediaProfile>>,
+    /// The main payload type is a real audio codec (not comfort noise or an event).
+    audio_resolved: bool,
+}
+
+/// A finished stream with its identity and figures.
+#[derive(Debug, Clone)]
+pub struct StreamResult {
+    pub key: StreamKey,
+    pub payload_type: u8,
+    pub codec: String,
+    pub clock_hz: Option<u32>,
+    pub clock_source: ClockSource,
+    pub detection: Detection,
+    pub call: Option<usize>,
+    pub first_ns: i64,
+    pub last_ns: i64,
+    pub codec_info: CodecInfo,
+    pub summary: QualitySummary,
+}
+
+/// Everything the analysis produced.
+#[derive(Debug)]
+pub struct AnalysisResult {
+    pub streams: Vec<StreamResult>,
+    pub calls: CallTracker,
+    pub counters: Counters,
+}
+
+/// The offline/live analysis core.
+#[derive(Debug)]
+pub struct Analyzer {
+    cfg: AnalyzerConfig,
+    /// Flow table: slots of `active`, found by a precomputed hash of the stream key. Buckets
+    /// hold only a `u32`, so the table stays cache-resident with many streams.
+    index: HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
+    active: Vec<ActiveStream>,
+    closed: Vec<StreamResult>,
+    candidates: FastMap<StreamKey, Candidate>,
+    registry: SdpRegistry,
+    calls: CallTracker,
+    rtt: RttEstimator,
+    counters: Counters,
+    last_sweep_ns: i64,
+}
+
+impl Analyzer {
+    pub fn new(cfg: AnalyzerConfig) -> Self {
+        Analyzer {
+            registry: SdpRegistry::new(cfg.max_announcements),
+            calls: CallTracker::new(cfg.max_calls),
+            cfg,
+            index: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
+            active: Vec::new(),
+            closed: Vec::new(),
+            candidates: FastMap::default(),
+            rtt: RttEstimator::default(),
+            counters: Counters::default(),
+            last_sweep_ns: i64::MIN,
+        }
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Streams currently tracked.
+    pub fn active_streams(&self) -> usize {
+        self.active.len()
+    }
+
+    /// Feeds one captured frame. Frames that are not UDP are counted by reason and skipped.
+    pub fn on_frame(&mut self, ts_ns: i64, linktype: u32, data: &[u8], wire_len: u32) {
+        self.counters.frames += 1;
+        self.counters.bytes += data.len() as u64;
+        match decode_udp(linktype, data, wire_len) {
+            Ok(dg) => self.on_datagram(ts_ns, &dg),
+            Err(Skip::NonUdp) => self.counters.skipped.non_udp += 1,
+            Err(Skip::Truncated) => self.counters.skipped.truncated += 1,
+            Err(Skip::Fragment) => self.counters.skipped.fragments += 1,
+            Err(Skip::Malformed) => self.counters.skipped.malformed += 1,
+        }
+    }
+
+    /// Feeds one UDP datagram.
+    pub fn on_datagram(&mut self, ts_ns: i64, dg: &Datagram<'_>) {
+        self.counters.udp += 1;
+        if ts_ns.saturating_sub(self.last_sweep_ns) >= 1_000_000_000 {
+            self.sweep_candidates(ts_ns);
+            self.last_sweep_ns = ts_ns;
+        }
+        let payload = dg.payload;
+        let Some(&first) = payload.first() else {
+            return;
+        };
+        if (128..=191).contains(&first) {
+            match classify(payload) {
+                MediaKind::Rtp => self.on_rtp(ts_ns, dg),
+                MediaKind::Rtcp => self.on_rtcp(ts_ns, dg),
+                _ => {}
+            }
+        } else if first.is_ascii_uppercase() && looks_like_sip(payload) {
+            self.on_sip(ts_ns, payload);
+        }
+    }
+
+    fn on_rtp(&mut self, ts_ns: i64, dg: &Datagram<'_>) {
+        let Ok(rtp) = RtpPacket::new_checked(dg.payload) else {
+            if self.is_media_flow(dg) {
+                self.counters.rtp_malformed += 1;
+            }
+            return;
+        };
+        let key = StreamKey {
+            src: dg.src,
+            dst: dg.dst,
+            ssrc: rtp.ssrc(),
+        };
+        let meta = RtpMeta {
+            ts_ns,
+            seq: rtp.sequence_number(),
+            rtp_ts: rtp.timestamp(),
+            pt: rtp.payload_type(),
+            marker: rtp.marker(),
+        };
+        if let Some(slot) = self.lookup(&key) {
+            self.counters.rtp += 1;
+            self.feed(slot, &meta);
+            return;
+        }
+        self.on_unknown_rtp(key, meta);
+    }
+
+    /// True when the datagram goes to or comes from an endpoint announced by SDP.
+    fn is_media_flow(&self, dg: &Datagram<'_>) -> bool {
+        self.registry.lookup(&dg.dst).is_some() || self.registry.lookup(&dg.src).is_some()
+    }
+
+    fn on_unknown_rtp(&mut self, key: StreamKey, meta: RtpMeta) {
+        let profile = self
+            .registry
+            .lookup(&key.dst)
+            .or_else(|| self.registry.lookup(&key.src))
+            .cloned();
+        if profile.is_none() && (key.src.port() < 1024 || key.dst.port() < 1024) {
+            // Well-known service ports (DNS, NTP, ...) never carry unannounced RTP.
+            return;
+        }
+        let state = match self.candidates.get_mut(&key) {
+            Some(c) => c.push(meta),
+            None => {
+                if self.candidates.len() >= self.cfg.max_candidates {
+                    self.counters.candidates_dropped += 1;
+                    return;
+                }
+                let (_, clock, _) = resolve_payload(meta.pt, profile.as_deref());
+                let c = Candidate::new(meta, profile.is_some(), clock.is_none());
+                let state = c.state();
+                self.candidates.insert(key, c);
+                state
+            }
+        };
+        if let CandidateState::Ready { inferred_clock } = state {
+            if let Some(c) = self.candidates.remove(&key) {
+                self.start_stream(key, &c, profile, inferred_clock);
+            }
+        }
+    }
+
+    fn start_stream(
+        &mut self,
+        key: StreamKey,
+        candidate: &Candidate,
+        profile: Option<Arc<MediaProfile>>,
+        inferred_clock: Option<u32>,
+    ) {
+        if self.active.len() >= self.cfg.max_streams {
+            self.counters.streams_refused += 1;
+            return;
+        }
+        let packets: Vec<RtpMeta> = candidate.replayable().copied().collect();
+        let Some(first) = packets.first().copied() else {
+            return;
+        };
+        // The main payload type is the first one that is real audio, else the first one seen.
+        let main = packets
+            .iter()
+            .find(|p| resolve_payload(p.pt, profile.as_deref()).0.role == MediaRole::Audio)
+            .or_else(|| {
+                packets
+                    .iter()
+                    .find(|p| measurable(resolve_payload(p.pt, profile.as_deref()).0.role))
+            })
+            .copied()
+            .unwrap_or(first);
+        let (mut info, mut clock, mut source) = resolve_payload(main.pt, profile.as_deref());
+        let name = codec_name(main.pt, &info, profile.as_deref());
+        if clock.is_none() {
+            if let Some(c) = inferred_clock {
+                clock = Some(c);
+                source = ClockSource::Inferred;
+                info = codec::codec_by_name(&name, c);
+            }
+        }
+        let detection = if profile.is_some() {
+            Detection::Sdp
+        } else {
+            Detection::Heuristic
+        };
+        let stream = ActiveStream {
+            key,
+            meter: StreamMeter::new(info, clock, self.cfg.jitter_buffer.clone(), &first),
+            payload_type: main.pt,
+            codec_name: name.into(),
+            clock_source: source,
+            detection,
+            call: profile.as_ref().and_then(|p| p.call),
+            audio_resolved: measurable(info.role),
+            profile,
+        };
+        let slot = self.active.len();
+        self.active.push(stream);
+        let hash = self.key_hash(&key);
+        let (hasher, active) = (&self.hasher, &self.active);
+        self.index
+            .insert_unique(hash, slot as u32, |&s| key_hash_of(hasher, active, s));
+        for p in &packets {
+            self.counters.rtp += 1;
+            self.feed(slot, p);
+        }
+    }
+
+    fn feed(&mut self, slot: usize, meta: &RtpMeta) {
+        let Some(stream) = self.active.get_mut(slot) else {
+            return;
+        };
+        let role = if meta.pt == stream.payload_type {
+            if stream.audio_resolved {
+                PacketRole::Audio
+            } else {
+                PacketRole::SequenceOnly
+            }
+        } else {
+            stream.secondary_role(meta.pt)
+        };
+        match stream.meter.on_packet(meta, role) {
+            MeterOutcome::Counted | MeterOutcome::HeldJump => {}
+            MeterOutcome::Restart { held } => {
+                let key = stream.key;
+                let profile = stream.profile.clone();
+                self.close_slot(slot);
+                // The restarted sequence is a new stream of the same flow, confirmed by the two
+                // sequential packets that made the restart.
+                let mut c = Candidate::new(held, true, false);
+                c.push(*meta);
+                self.start_stream(key, &c, profile, None);
+            }
+        }
+    }
+
+    /// Removes a stream from the table and keeps its results.
+    fn close_slot(&mut self, slot: usize) {
+        let Some(last) = self.active.len().checked_sub(1) else {
+            return;
+        };
+        if slot > last {
+            return;
+        }
+        self.unindex(slot);
+        let moved_hash = (slot != last).then(|| {
+            // The last stream will move into `slot`: take its index entry out first.
+            let hash = self.key_hash(&self.active[last].key);
+            if let Ok(entry) = self.index.find_entry(hash, |&s| s as usize == last) {
+                entry.remove();
+            }
+            hash
+        });
+        let mut stream = self.active.swap_remove(slot);
+        if let Some(hash) = moved_hash {
+            let (hasher, active) = (&self.hasher, &self.active);
+            self.index
+                .insert_unique(hash, slot as u32, |&s| key_hash_of(hasher, active, s));
+        }
+        stream.meter.finish();
+        if let Some(result) = self.result_of(&stream) {
+            self.closed.push(result);
+        }
+    }
+
+    fn result_of(&mut self, stream: &ActiveStream) -> Option<StreamResult> {
+        let meter = &stream.meter;
+        if stream.detection == Detection::Heuristic && u64::from(meter.jumps()) > meter.packets() {
+            // Most of its packets did not follow any sequence: an RTP look-alike, not a stream.
+            self.counters.streams_rejected += 1;
+            return None;
+        }
+        let inputs = SummaryInputs {
+            rtt_ms: self.rtt.session_rtt_ms(stream.key.ssrc),
+            assumed_one_way_ms: self.cfg.assumed_one_way_ms,
+        };
+        Some(StreamResult {
+            key: stream.key,
+            payload_type: stream.payload_type,
+            codec: stream.codec_name.to_string(),
+            clock_hz: meter.clock_hz(),
+            clock_source: stream.clock_source,
+            detection: stream.detection,
+            call: stream.call,
+            first_ns: meter.first_ns(),
+            last_ns: meter.last_ns(),
+            codec_info: *meter.codec(),
+            summary: meter.summary(&inputs),
+        })
+    }
+
+    fn key_hash(&self, key: &StreamKey) -> u64 {
+        hash_key(&self.hasher, key)
+    }
+
+    fn lookup(&self, key: &StreamKey) -> Option<usize> {
+        let hash = self.key_hash(key);
+        self.index
+            .find(hash, |&s| {
+                self.active.get(s as usize).is_some_and(|a| a.key == *key)
+            })
+            .map(|&s| s as usize)
+    }
+
+    fn unindex(&mut self, slot: usize) {
+        let Some(key) = self.active.get(slot).map(|a| a.key) else {
+            return;
+        };
+        let hash = self.key_hash(&key);
+        if let Ok(entry) = self.index.find_entry(hash, |&s| s as usize == slot) {
+            entry.remove();
+        }
+    }
+
+    fn on_rtcp(&mut self, ts_ns: i64, dg: &Datagram<'_>) {
+        let compound = match Compound::new_checked(dg.payload) {
+            Ok(c) => c,
+            Err(_) if self.registry.is_rtcp(&dg.src) || self.registry.is_rtcp(&dg.dst) => {
+                match Compound::new_checked_rsize(dg.payload) {
+                    Ok(c) => c,
+                    Err(_) => {
+                        self.counters.rtcp_invalid += 1;
+                        return;
+                    }
+                }
+            }
+            Err(_) => return,
+        };
+        self.counters.rtcp += 1;
+        for packet in compound.packets() {
+            match packet {
+                RtcpPacket::SenderReport(sr) => {
+                    self.rtt
+                        .on_sender_report(sr.ssrc(), sr.ntp_middle32(), ts_ns);
+                    for block in sr.report_blocks() {
+                        self.rtt.on_report_block(
+                            ts_ns,
+                            sr.ssrc(),
+                            block.ssrc,
+                            block.lsr,
+                            block.dlsr,
+                        );
+                    }
+                }
+                RtcpPacket::ReceiverReport(rr) => {
+                    for block in rr.report_blocks() {
+                        self.rtt.on_report_block(
+                            ts_ns,
+                            rr.ssrc(),
+                            block.ssrc,
+                            block.lsr,
+                            block.dlsr,
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_sip(&mut self, ts_ns: i64, payload: &[u8]) {
+        let Ok(msg) = SipMessage::parse(payload) else {
+            self.counters.sip_invalid += 1;
+            return;
+        };
+        self.counters.sip += 1;
+        let call = self.calls.on_message(ts_ns, &msg);
+        let Some(body) = msg.sdp_body() else {
+            return;
+        };
+        let Ok(sdp) = SessionDescription::parse(body) else {
+            self.counters.sip_invalid += 1;
+            return;
+        };
+        for media in &sdp.media {
+            if media.port == 0 || !media.kind.eq_ignore_ascii_case(b"audio") {
+                continue;
+            }
+            let Some(addr) = media.address(&sdp) else {
+                continue;
+            };
+            let profile = MediaProfile {
+                call,
+                rtpmaps: media
+                    .rtpmaps
+                    .iter()
+                    .map(|m| RtpMapEntry {
+                        payload_type: m.payload_type,
+                        encoding: m.encoding.into(),
+                        clock_hz: m.clock_rate,
+                    })
+                    .collect(),
+                ptime_ms: media.ptime,
+            };
+            let rtp_addr = SocketAddr::new(addr, media.port);
+            let rtcp_addr = SocketAddr::new(addr, media.rtcp_port());
+            self.registry
+                .announce(rtp_addr, Some(rtcp_addr), Arc::new(profile));
+        }
+    }
+
+    fn sweep_candidates(&mut self, now_ns: i64) {
+        let timeout = self.cfg.candidate_timeout_ns;
+        let before = self.candidates.len();
+        self.candidates
+            .retain(|_, c| now_ns.saturating_sub(c.last_ns) <= timeout);
+        self.counters.candidates_dropped += (before - self.candidates.len()) as u64;
+    }
+
+    /// Ends the analysis: every open stream is closed and reported.
+    pub fn finish(mut self) -> AnalysisResult {
+        // Announced flows still waiting for a clock estimate are streams all the same.
+        let pending: Vec<(StreamKey, Candidate)> = self.candidates.drain().collect();
+        for (key, c) in pending {
+            let profile = self
+                .registry
+                .lookup(&key.dst)
+                .or_else(|| self.registry.lookup(&key.src))
+                .cloned();
+            if let CandidateState::Ready { inferred_clock } = c.state() {
+                self.start_stream(key, &c, profile, inferred_clock);
+            } else if profile.is_some() {
+                let inferred = c.inferred_clock();
+                self.start_stream(key, &c, profile, inferred);
+            }
+        }
+        while !self.active.is_empty() {
+            self.close_slot(self.active.len() - 1);
+        }
+        let mut streams = std::mem::take(&mut self.closed);
+        streams.sort_by(|a, b| {
+            (a.first_ns, a.key.src, a.key.dst, a.key.ssrc)
+                .cmp(&(b.first_ns, b.key.src, b.key.dst, b.key.ssrc))
+        });
+        AnalysisResult {
+            streams,
+            calls: self.calls,
+            counters: self.counters,
+        }
+    }
+}
+
+impl ActiveStream {
+    /// Role of a payload type other than the main one: comfort noise, events and unknown
+    /// secondary types count in the sequence only. A stream that opened with such a type
+    /// switches to the first real audio codec it sees.
+    fn secondary_role(&mut self, pt: u8) -> PacketRole {
+        let (info, clock, source) = resolve_payload(pt, self.profile.as_deref());
+        if !self.audio_resolved
+            && info.role == MediaRole::Audio
+            && self.meter.set_codec(info, clock)
+        {
+            self.payload_type = pt;
+            self.codec_name = codec_name(pt, &info, self.profile.as_deref()).into();
+            self.clock_source = source;
+            self.audio_resolved = true;
+            return PacketRole::Audio;
+        }
+        PacketRole::SequenceOnly
+    }
+}
+
+/// Hash of a stream key from its fields as integers (faster than hashing `SocketAddr`s).
+fn hash_key(hasher: &foldhash::fast::RandomState, key: &StreamKey) -> u64 {
+    use std::hash::BuildHasher;
+    let ip = |a: &SocketAddr| match a {
+        SocketAddr::V4(v4) => u128::from(v4.ip().to_bits()),
+        SocketAddr::V6(v6) => v6.ip().to_bits(),
+    };
+    let ports =
+        (u64::from(key.src.port()) << 48) | (u64::from(key.dst.port()) << 32) | u64::from(key.ssrc);
+    hasher.hash_one((ip(&key.src), ip(&key.dst), ports))
+}
+
+fn key_hash_of(hasher: &foldhash::fast::RandomState, active: &[ActiveStream], slot: u32) -> u64 {
+    active
+        .get(slot as usize)
+        .map_or(0, |a| hash_key(hasher, &a.key))
+}
+
+/// Payload roles measured as the stream's voice: known audio codecs, and unknown (dynamic) types,
+/// which are rated with the G.711-with-PLC proxy values and flagged.
+fn measurable(role: MediaRole) -> bool {
+    matches!(role, MediaRole::Audio | MediaRole::Unknown)
+}
+
+/// Codec, clock rate and its source for a payload type (metrics-spec §1.5 resolution order).
+fn resolve_payload(
+    pt: u8,
+    profile: Option<&MediaProfile>,
+) -> (CodecInfo, Option<u32>, ClockSource) {
+    if let Some(map) = profile.and_then(|p| p.rtpmap(pt)) {
+        let info = codec::codec_by_name(&map.encoding, map.clock_hz);
+        let clock = (map.clock_hz > 0).then_some(map.clock_hz);
+        return (
+            info,
+            clock,
+            if clock.is_some() {
+                ClockSource::Sdp
+            } else {
+                ClockSource::Unknown
+            },
+        );
+    }
+    if let Some(info) = codec::codec_for_static_pt(pt) {
+        return (info, Some(info.clock_hz), ClockSource::Static);
+    }
+    (
+        codec::codec_by_name("unknown", 0),
+        None,
+        ClockSource::Unknown,
+    )
+}
+
+fn codec_name(pt: u8, info: &CodecInfo, profile: Option<&MediaProfile>) -> String {
+    if let Some(map) = profile.and_then(|p| p.rtpmap(pt)) {
+        return map.encoding.to_string();
+    }
+    info.name.to_string()
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn per_stream_state_fits_in_one_kib() {
+        let per_stream = std::mem::size_of::<ActiveStream>() + std::mem::size_of::<u32>() + 1;
+        println!(
+            "ActiveStream {} B, key {} B",
+            std::mem::size_of::<ActiveStream>(),
+            std::mem::size_of::<StreamKey>()
+        );
+        assert!(per_stream <= 1024, "{per_stream} bytes per stream");
+    }
+}

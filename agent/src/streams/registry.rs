@@ -1,0 +1,147 @@
+//! The SDP registry: media endpoints announced by SIP/SDP (address:port where a party receives
+//! RTP, its RTCP address, and its payload-type map), so that announced streams are tracked from
+//! their first packet with the right clock rate.
+//!
+//! Bounded (oldest announcements are evicted first); it stores no payload and no SIP text beyond
+//! the encoding names of `a=rtpmap`.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+
+/// One `a=rtpmap` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtpMapEntry {
+    pub payload_type: u8,
+    pub encoding: Box<str>,
+    pub clock_hz: u32,
+}
+
+/// What an SDP media section says about the RTP sent to its address.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MediaProfile {
+    /// Index of the call (SIP dialog) that announced it.
+    pub call: Option<usize>,
+    pub rtpmaps: Vec<RtpMapEntry>,
+    pub ptime_ms: Option<u32>,
+}
+
+impl MediaProfile {
+    pub fn rtpmap(&self, payload_type: u8) -> Option<&RtpMapEntry> {
+        self.rtpmaps.iter().find(|m| m.payload_type == payload_type)
+    }
+}
+
+#[derive(Debug)]
+pub struct SdpRegistry {
+    media: HashMap<SocketAddr, Arc<MediaProfile>, foldhash::fast::RandomState>,
+    rtcp: HashMap<SocketAddr, Option<usize>, foldhash::fast::RandomState>,
+    order: VecDeque<SocketAddr>,
+    capacity: usize,
+    evicted: u64,
+}
+
+impl SdpRegistry {
+    pub fn new(capacity: usize) -> Self {
+        SdpRegistry {
+            media: HashMap::default(),
+            rtcp: HashMap::default(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+            evicted: 0,
+        }
+    }
+
+    /// Records that RTP for `media` (and RTCP for `rtcp`) is described by `profile`.
+    /// A later announcement of the same address (re-INVITE, answer) replaces the earlier one.
+    pub fn announce(
+        &mut self,
+        media: SocketAddr,
+        rtcp: Option<SocketAddr>,
+        profile: Arc<MediaProfile>,
+    ) {
+        let call = profile.call;
+        if self.media.insert(media, profile).is_none() {
+            self.order.push_back(media);
+        }
+        if let Some(rtcp) = rtcp {
+            self.rtcp.insert(rtcp, call);
+        }
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.media.remove(&old);
+                self.evicted += 1;
+            }
+        }
+        if self.rtcp.len() > self.capacity.saturating_mul(2) {
+            // RTCP entries are only a hint for reduced-size validation; start over rather than track order.
+            self.rtcp.clear();
+        }
+    }
+
+    pub fn lookup(&self, addr: &SocketAddr) -> Option<&Arc<MediaProfile>> {
+        if self.media.is_empty() {
+            return None;
+        }
+        self.media.get(addr)
+    }
+
+    pub fn is_rtcp(&self, addr: &SocketAddr) -> bool {
+        self.rtcp.contains_key(addr)
+    }
+
+    pub fn len(&self) -> usize {
+        self.media.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.media.is_empty()
+    }
+
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([192, 0, 2, 10], port))
+    }
+
+    #[test]
+    fn announce_lookup_and_replace() {
+        let mut r = SdpRegistry::new(10);
+        let p1 = Arc::new(MediaProfile {
+            call: Some(1),
+            ..Default::default()
+        });
+        let p2 = Arc::new(MediaProfile {
+            call: Some(2),
+            ..Default::default()
+        });
+        r.announce(addr(40000), Some(addr(40001)), p1);
+        assert_eq!(r.lookup(&addr(40000)).and_then(|p| p.call), Some(1));
+        assert!(r.is_rtcp(&addr(40001)));
+        r.announce(addr(40000), None, p2);
+        assert_eq!(r.lookup(&addr(40000)).and_then(|p| p.call), Some(2));
+        assert_eq!(r.len(), 1);
+        assert!(r.lookup(&addr(40002)).is_none());
+    }
+
+    #[test]
+    fn registry_is_bounded_oldest_first() {
+        let mut r = SdpRegistry::new(3);
+        for port in 0..5u16 {
+            r.announce(addr(10000 + port), None, Arc::new(MediaProfile::default()));
+        }
+        assert_eq!(r.len(), 3);
+        assert_eq!(r.evicted(), 2);
+        assert!(r.lookup(&addr(10000)).is_none());
+        assert!(r.lookup(&addr(10004)).is_some());
+    }
+}
