@@ -183,7 +183,9 @@ fn map_read_only(file: &File) -> io::Result<Mmap> {
     // reads finished capture files, and such a change can at worst alter bytes the parser
     // already treats as untrusted (every length is checked) or raise SIGBUS on truncation,
     // which ends the process rather than corrupting memory.
-    unsafe { Mmap::map(file) }
+    // `populate` pre-faults the whole map in one pass (MAP_POPULATE): far cheaper than one
+    // page fault per 4 KiB while the analysis walks the file.
+    unsafe { memmap2::MmapOptions::new().populate().map(file) }
 }
 
 const PCAP_MAGIC_MICRO: u32 = 0xa1b2_c3d4;

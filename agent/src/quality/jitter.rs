@@ -46,7 +46,9 @@ impl Jitter {
 
         self.estimate_ts += (deviation - self.estimate_ts) / 16.0;
         // `as` saturates for huge or NaN deviations; the integer form never overflows below.
-        let rounded = deviation.round() as i64;
+        // `deviation >= 0`, so adding 0.5 and truncating rounds half away from zero like
+        // `f64::round`, without the libm call on the per-packet path.
+        let rounded = (deviation + 0.5) as i64;
         self.estimate_q4 = self
             .estimate_q4
             .saturating_add(rounded)

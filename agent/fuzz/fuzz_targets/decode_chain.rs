@@ -1,0 +1,98 @@
+//! Fuzzes the per-packet decode chain (link → IP → UDP → RTP/RTCP demultiplexing and views) and
+//! the stateful `Analyzer` fed with sequences of such frames.
+//!
+//! Input layout:
+//! - byte 0: link type selector (index into `LINKTYPES`, modulo its length);
+//! - the rest is first decoded whole as one frame, then split into records, each
+//!   `[len_hi, len_lo, ts_delta, flags]` followed by `len` frame bytes (fewer if the input ends):
+//!   - `ts_delta`: time since the previous frame, in milliseconds (seconds if flags bit 1);
+//!     flags bit 2 makes the step go backwards (out-of-order capture times);
+//!   - flags bit 0: the frame was cut by the snap length (`wire_len` larger than the data);
+//!   - flags bit 3: use link type `LINKTYPES[(flags >> 4) % len]` for this frame instead
+//!     (pcapng files mix interfaces).
+//!
+//! Every frame goes through the stateless views and into one `Analyzer`, finished at the end.
+
+#![no_main]
+
+use std::hint::black_box;
+
+use libfuzzer_sys::fuzz_target;
+use voqa_agent::decode::decode_udp;
+use voqa_agent::decode::rtcp::Compound;
+use voqa_agent::decode::rtp::{RtpPacket, classify};
+use voqa_agent::streams::{Analyzer, AnalyzerConfig};
+
+#[path = "../common/walk.rs"]
+mod walk;
+
+/// Ethernet, raw IP, Linux SLL, Linux SLL2, raw IPv4, raw IPv6, BSD null, OpenBSD loopback.
+const LINKTYPES: [u32; 8] = [1, 101, 113, 276, 228, 229, 0, 108];
+const RECORD_HEADER_LEN: usize = 4;
+/// 2023-11-14T22:13:20Z, so that timestamps look like real capture times.
+const START_NS: i64 = 1_700_000_000_000_000_000;
+const NS_PER_MS: i64 = 1_000_000;
+const NS_PER_S: i64 = 1_000_000_000;
+
+fn decode_views(linktype: u32, data: &[u8], wire_len: u32) {
+    let Ok(datagram) = decode_udp(linktype, data, wire_len) else {
+        return;
+    };
+    black_box((datagram.src, datagram.dst, datagram.vlan));
+    let payload = datagram.payload;
+    black_box(classify(payload));
+    if let Ok(packet) = RtpPacket::new_checked(payload) {
+        walk::walk_rtp(&packet);
+    }
+    if let Ok(compound) = Compound::new_checked(payload) {
+        walk::walk_compound(&compound);
+    }
+    if let Ok(compound) = Compound::new_checked_rsize(payload) {
+        walk::walk_compound(&compound);
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    let default_linktype = LINKTYPES[usize::from(selector) % LINKTYPES.len()];
+    decode_views(default_linktype, rest, rest.len() as u32);
+
+    let mut analyzer = Analyzer::new(AnalyzerConfig::default());
+    let mut ts_ns = START_NS;
+    let mut input = rest;
+    while let Some((header, body)) = input.split_first_chunk::<RECORD_HEADER_LEN>() {
+        let [len_hi, len_lo, ts_delta, flags] = *header;
+        let len = usize::from(u16::from_be_bytes([len_hi, len_lo])).min(body.len());
+        let (frame, next) = body.split_at(len);
+        input = next;
+
+        let unit = if flags & 0b10 != 0 { NS_PER_S } else { NS_PER_MS };
+        let step = i64::from(ts_delta) * unit;
+        ts_ns = if flags & 0b100 != 0 {
+            ts_ns.saturating_sub(step)
+        } else {
+            ts_ns.saturating_add(step)
+        };
+        let linktype = if flags & 0b1000 != 0 {
+            LINKTYPES[usize::from(flags >> 4) % LINKTYPES.len()]
+        } else {
+            default_linktype
+        };
+        let captured = frame.len() as u32;
+        let wire_len = if flags & 0b1 != 0 {
+            captured.saturating_add(1 + u32::from(ts_delta))
+        } else {
+            captured
+        };
+
+        decode_views(linktype, frame, wire_len);
+        analyzer.on_frame(ts_ns, linktype, frame, wire_len);
+        black_box(analyzer.active_streams());
+    }
+    black_box(analyzer.counters());
+    let result = analyzer.finish();
+    black_box(result.streams.len());
+    black_box(&result);
+});
