@@ -23,7 +23,10 @@ fn committed_demo_capture_matches_its_generator() {
         w.write_frame(*ts, f).expect("frame");
     }
     let bytes = std::fs::read(committed()).expect("tests/data/demo-call.pcap is committed");
-    assert!(w.into_inner() == bytes, "regenerate with: cargo run -p voqa-agent --example make-demo-capture");
+    assert!(
+        w.into_inner() == bytes,
+        "regenerate with: cargo run -p voqa-agent --example make-demo-capture"
+    );
 }
 
 #[test]
@@ -37,13 +40,27 @@ fn demo_call_is_reported_exactly() {
         assert_eq!(s.len(), 1, "{}", t.src);
         let s = s[0];
         assert_eq!(s["ssrc"], format!("0x{:08x}", t.ssrc));
-        for (field, want) in [("packets", t.packets), ("expected", t.expected), ("lost", t.lost), ("duplicates", t.duplicates), ("reordered", t.reordered)] {
+        for (field, want) in [
+            ("packets", t.packets),
+            ("expected", t.expected),
+            ("lost", t.lost),
+            ("duplicates", t.duplicates),
+            ("reordered", t.reordered),
+        ] {
             assert_eq!(s[field].as_u64(), Some(want), "{} {field}", t.src);
         }
         let (last, max, mean) = support::reference_jitter_ms(&t.audio, 8000.0);
-        for (field, want) in [("jitter_ms", last), ("max_jitter_ms", max), ("mean_jitter_ms", mean)] {
+        for (field, want) in [
+            ("jitter_ms", last),
+            ("max_jitter_ms", max),
+            ("mean_jitter_ms", mean),
+        ] {
             let got = s[field].as_f64().expect("jitter");
-            assert!((got - want).abs() < 1e-5, "{} {field}: {got} vs {want}", t.src);
+            assert!(
+                (got - want).abs() < 1e-5,
+                "{} {field}: {got} vs {want}",
+                t.src
+            );
         }
         let rtt = s["rtt_ms"].as_f64().expect("RTT from RTCP");
         assert!((rtt - 2.0 * d.one_way_ms).abs() < 0.01, "rtt {rtt}");

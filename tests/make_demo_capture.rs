@@ -10,7 +10,9 @@ use std::io::Write;
 use voqa_agent::capture::writer::PcapWriter;
 
 fn main() -> std::io::Result<()> {
-    let out = std::env::args().nth(1).unwrap_or_else(|| "tests/data/demo-call.pcap".to_owned());
+    let out = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "tests/data/demo-call.pcap".to_owned());
     let d = demo::build();
     let mut w = PcapWriter::new(std::io::BufWriter::new(std::fs::File::create(&out)?), 1)?;
     for (ts, f) in &d.frames {

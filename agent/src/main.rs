@@ -61,6 +61,9 @@ struct AnalyzeArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Print throughput and memory use (anonymous and mapped-file RSS) to stderr at the end.
+    #[arg(long)]
+    stats: bool,
 }
 
 fn parse_jitter_buffer(s: &str) -> Result<JitterBufferModel, String> {
@@ -114,6 +117,20 @@ fn pseudonymizer(args: &AnalyzeArgs) -> anyhow::Result<Pseudonymizer> {
 /// Files larger than this get a progress bar when stderr is a terminal.
 const PROGRESS_MIN_BYTES: u64 = 100 * 1024 * 1024;
 
+/// (RssAnon, RssFile) in KiB from /proc/self/status; zeros where unavailable.
+fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("RssAnon:"), field("RssFile:"))
+}
+
 fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let privacy = pseudonymizer(&args)?;
     let cfg = AnalyzerConfig {
@@ -160,6 +177,18 @@ fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         None
     };
     let (files, result) = analyze_files(&args.files, cfg, progress_ref)?;
+    if args.stats {
+        let secs = started.elapsed().as_secs_f64();
+        let frames = result.counters.frames;
+        let (anon, file) = rss_kib();
+        eprintln!(
+            "voqa-agent: {frames} frames, {} streams in {secs:.3} s ({:.2} M frames/s); RSS {} KiB anonymous + {} KiB mapped file",
+            result.streams.len(),
+            frames as f64 / secs.max(1e-9) / 1e6,
+            anon,
+            file
+        );
+    }
     let output = report::analyze_output(files, &result, &privacy, &args.jitter_buffer.to_string());
     let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
         Format::Table

@@ -4,7 +4,9 @@
 
 use std::net::SocketAddr;
 
-use voqa_agent::decode::build::{LinkSpec, ReportBlockSpec, RtpHeader, rtcp_rr, rtcp_sdes_cname, rtcp_sr, rtp_packet, udp_frame};
+use voqa_agent::decode::build::{
+    LinkSpec, ReportBlockSpec, RtpHeader, rtcp_rr, rtcp_sdes_cname, rtcp_sr, rtp_packet, udp_frame,
+};
 
 /// What the generator did to one RTP stream, as counted while building it.
 #[derive(Debug, Clone, Default)]
@@ -39,7 +41,14 @@ fn xorshift(state: &mut u64) -> u64 {
     *state
 }
 
-fn sip(first: &str, call_id: &str, cseq: &str, from_tag: &str, to_tag: Option<&str>, body: Option<String>) -> String {
+fn sip(
+    first: &str,
+    call_id: &str,
+    cseq: &str,
+    from_tag: &str,
+    to_tag: Option<&str>,
+    body: Option<String>,
+) -> String {
     let to = match to_tag {
         Some(t) => format!("<sip:bob@example.invalid>;tag={t}"),
         None => "<sip:bob@example.invalid>".to_owned(),
@@ -75,10 +84,74 @@ pub fn build() -> Demo {
     let ms = |x: f64| (x * 1e6) as i64;
 
     // Signalling (the capture point is Alice's media server: Bob's messages arrive 30 ms later).
-    frames.push((T0, udp_frame(&link, alice_sip, bob_sip, sip("INVITE sip:bob@example.invalid SIP/2.0", call_id, "1 INVITE", "a1", None, Some(sdp("192.0.2.10", 40000))).as_bytes())));
-    frames.push((T0 + ms(90.0), udp_frame(&link, bob_sip, alice_sip, sip("SIP/2.0 180 Ringing", call_id, "1 INVITE", "a1", Some("b1"), None).as_bytes())));
-    frames.push((T0 + ms(900.0), udp_frame(&link, bob_sip, alice_sip, sip("SIP/2.0 200 OK", call_id, "1 INVITE", "a1", Some("b1"), Some(sdp("198.51.100.20", 50000))).as_bytes())));
-    frames.push((T0 + ms(905.0), udp_frame(&link, alice_sip, bob_sip, sip("ACK sip:bob@198.51.100.20 SIP/2.0", call_id, "1 ACK", "a1", Some("b1"), None).as_bytes())));
+    frames.push((
+        T0,
+        udp_frame(
+            &link,
+            alice_sip,
+            bob_sip,
+            sip(
+                "INVITE sip:bob@example.invalid SIP/2.0",
+                call_id,
+                "1 INVITE",
+                "a1",
+                None,
+                Some(sdp("192.0.2.10", 40000)),
+            )
+            .as_bytes(),
+        ),
+    ));
+    frames.push((
+        T0 + ms(90.0),
+        udp_frame(
+            &link,
+            bob_sip,
+            alice_sip,
+            sip(
+                "SIP/2.0 180 Ringing",
+                call_id,
+                "1 INVITE",
+                "a1",
+                Some("b1"),
+                None,
+            )
+            .as_bytes(),
+        ),
+    ));
+    frames.push((
+        T0 + ms(900.0),
+        udp_frame(
+            &link,
+            bob_sip,
+            alice_sip,
+            sip(
+                "SIP/2.0 200 OK",
+                call_id,
+                "1 INVITE",
+                "a1",
+                Some("b1"),
+                Some(sdp("198.51.100.20", 50000)),
+            )
+            .as_bytes(),
+        ),
+    ));
+    frames.push((
+        T0 + ms(905.0),
+        udp_frame(
+            &link,
+            alice_sip,
+            bob_sip,
+            sip(
+                "ACK sip:bob@198.51.100.20 SIP/2.0",
+                call_id,
+                "1 ACK",
+                "a1",
+                Some("b1"),
+                None,
+            )
+            .as_bytes(),
+        ),
+    ));
 
     let media_start = T0 + ms(1000.0);
     let n: u16 = 1000;
@@ -86,12 +159,25 @@ pub fn build() -> Demo {
     let mut streams = Vec::new();
     let mut rtp_frames: Vec<(i64, Vec<u8>)> = Vec::new();
 
-    for (dir, (src, dst, ssrc, seq0, ts0)) in
-        [(alice_rtp, bob_rtp, 0xA11C_E001u32, 61000u16, 4_294_000_000u32), (bob_rtp, alice_rtp, 0xB0B0_0002u32, 100u16, 12345u32)]
-            .into_iter()
-            .enumerate()
+    for (dir, (src, dst, ssrc, seq0, ts0)) in [
+        (
+            alice_rtp,
+            bob_rtp,
+            0xA11C_E001u32,
+            61000u16,
+            4_294_000_000u32,
+        ),
+        (bob_rtp, alice_rtp, 0xB0B0_0002u32, 100u16, 12345u32),
+    ]
+    .into_iter()
+    .enumerate()
     {
-        let mut truth = DemoStreamTruth { src: src.to_string(), dst: dst.to_string(), ssrc, ..Default::default() };
+        let mut truth = DemoStreamTruth {
+            src: src.to_string(),
+            dst: dst.to_string(),
+            ssrc,
+            ..Default::default()
+        };
         // Alice->Bob leaves the capture point: no network impairment is visible (sent timing, 0.2 ms wobble).
         // Bob->Alice arrives: 30 ms delay ± 4 ms jitter, 2 % loss (incl. one burst of 3), a duplicate, a swapped pair.
         let mut arrivals: Vec<(i64, u16, u32, u8, bool)> = Vec::new();
@@ -123,7 +209,11 @@ pub fn build() -> Demo {
         }
         if dir == 1 {
             // A duplicate of packet 300 arriving 1 ms after it, and packets 700/701 swapped.
-            if let Some(p) = arrivals.iter().find(|p| p.1 == seq0.wrapping_add(300)).copied() {
+            if let Some(p) = arrivals
+                .iter()
+                .find(|p| p.1 == seq0.wrapping_add(300))
+                .copied()
+            {
                 arrivals.push((p.0 + 1_000_000, p.1, p.2, p.3, p.4));
                 truth.duplicates += 1;
             }
@@ -151,15 +241,36 @@ pub fn build() -> Demo {
             highest = Some(highest.map_or(ext, |h| h.max(ext)));
         }
         // RFC 3550 jitter runs over every audio packet in arrival order, duplicates included.
-        truth.audio = arrivals.iter().filter(|p| p.3 == 0).map(|p| (p.0, p.2)).collect();
+        truth.audio = arrivals
+            .iter()
+            .filter(|p| p.3 == 0)
+            .map(|p| (p.0, p.2))
+            .collect();
         let lo = *seen.iter().next().unwrap_or(&0);
         let hi = *seen.iter().next_back().unwrap_or(&0);
         truth.expected = (hi - lo + 1) as u64;
         truth.lost = truth.expected - seen.len() as u64;
         for p in &arrivals {
-            let header = RtpHeader { payload_type: p.3, marker: p.4, sequence: p.1, timestamp: p.2, ssrc, csrcs: vec![], extension: None, padding: 0 };
+            let header = RtpHeader {
+                payload_type: p.3,
+                marker: p.4,
+                sequence: p.1,
+                timestamp: p.2,
+                ssrc,
+                csrcs: vec![],
+                extension: None,
+                padding: 0,
+            };
             let payload_len = if p.3 == 101 { 4 } else { 160 };
-            rtp_frames.push((p.0, udp_frame(&link, src, dst, &rtp_packet(&header, &vec![0xd5; payload_len]))));
+            rtp_frames.push((
+                p.0,
+                udp_frame(
+                    &link,
+                    src,
+                    dst,
+                    &rtp_packet(&header, &vec![0xd5; payload_len]),
+                ),
+            ));
         }
         streams.push(truth);
     }
@@ -175,7 +286,15 @@ pub fn build() -> Demo {
         sr.extend(rtcp_sdes_cname(0xA11C_E001, "alice@192.0.2.10"));
         frames.push((t_sr, udp_frame(&link, alice_rtcp, bob_rtcp, &sr)));
         let dlsr = 6554; // 100 ms in 1/65536 s (0.1000061 s)
-        let block = ReportBlockSpec { ssrc: 0xA11C_E001, fraction_lost: 0, cumulative_lost: 0, ext_highest_seq: 61000 + 250 * k, jitter: 2, lsr: middle, dlsr };
+        let block = ReportBlockSpec {
+            ssrc: 0xA11C_E001,
+            fraction_lost: 0,
+            cumulative_lost: 0,
+            ext_highest_seq: 61000 + 250 * k,
+            jitter: 2,
+            lsr: middle,
+            dlsr,
+        };
         let mut rr = rtcp_rr(0xB0B0_0002, &[block]);
         rr.extend(rtcp_sdes_cname(0xB0B0_0002, "bob@198.51.100.20"));
         let t_rr = t_sr + ms(2.0 * one_way_ms) + (f64::from(dlsr) / 65536.0 * 1e9) as i64;
@@ -184,8 +303,37 @@ pub fn build() -> Demo {
 
     frames.extend(rtp_frames);
     let end = media_start + ms(20.0 * f64::from(n)) + ms(100.0);
-    frames.push((end, udp_frame(&link, alice_sip, bob_sip, sip("BYE sip:bob@198.51.100.20 SIP/2.0", call_id, "2 BYE", "a1", Some("b1"), None).as_bytes())));
-    frames.push((end + ms(60.0), udp_frame(&link, bob_sip, alice_sip, sip("SIP/2.0 200 OK", call_id, "2 BYE", "a1", Some("b1"), None).as_bytes())));
+    frames.push((
+        end,
+        udp_frame(
+            &link,
+            alice_sip,
+            bob_sip,
+            sip(
+                "BYE sip:bob@198.51.100.20 SIP/2.0",
+                call_id,
+                "2 BYE",
+                "a1",
+                Some("b1"),
+                None,
+            )
+            .as_bytes(),
+        ),
+    ));
+    frames.push((
+        end + ms(60.0),
+        udp_frame(
+            &link,
+            bob_sip,
+            alice_sip,
+            sip("SIP/2.0 200 OK", call_id, "2 BYE", "a1", Some("b1"), None).as_bytes(),
+        ),
+    ));
     frames.sort_by_key(|f| f.0);
-    Demo { frames, streams, call_id, one_way_ms }
+    Demo {
+        frames,
+        streams,
+        call_id,
+        one_way_ms,
+    }
 }
