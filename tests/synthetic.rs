@@ -628,3 +628,112 @@ fn table_output_lists_streams() {
     );
     assert!(run.stdout.contains("PCMU/8000"), "{}", run.stdout);
 }
+
+#[test]
+fn jitter_buffer_discards_fixed_and_adaptive() {
+    // 100 packets every 20 ms; packet 30 arrives 50 ms late and packet 60 arrives 70 ms late.
+    // F(60): only the 70 ms one is late (x = 70 > 60). A(20,500,40,4): the first spike exceeds
+    // the initial 40 ms (late, N grows to 50), the second exceeds 50 (late): 2 discards.
+    let dir = tempfile::tempdir().expect("tmp");
+    let pkts = sorted(stream(
+        "192.0.2.1:20000",
+        "192.0.2.2:30000",
+        0x1B,
+        0,
+        100,
+        1,
+        160,
+        T0,
+        &|i| match i {
+            30 => 50_000,
+            60 => 70_000,
+            _ => 0,
+        },
+    ));
+    let path = write_pcap(
+        dir.path(),
+        "jb.pcap",
+        1,
+        &rtp_frames(&LinkSpec::Ethernet, &pkts),
+    );
+    let fixed = analyze_json(&[&path], &[]);
+    let s = find_stream(&fixed, "192.0.2.1:20000", "192.0.2.2:30000")[0];
+    assert_eq!(
+        (
+            s["jb_discarded"].as_u64(),
+            s["lost"].as_u64(),
+            s["reordered"].as_u64()
+        ),
+        (Some(1), Some(0), Some(2)),
+        "{s}"
+    );
+    assert!(
+        (s["effective_loss_pct"].as_f64().unwrap_or(0.0) - 1.0).abs() < 1e-9,
+        "{s}"
+    );
+    assert_eq!(s["jitter_buffer"], "fixed:60");
+    let adaptive = analyze_json(&[&path], &["--jitter-buffer", "adaptive"]);
+    let s = find_stream(&adaptive, "192.0.2.1:20000", "192.0.2.2:30000")[0];
+    assert_eq!(s["jb_discarded"].as_u64(), Some(2), "{s}");
+    assert!(
+        (s["effective_loss_pct"].as_f64().unwrap_or(0.0) - 2.0).abs() < 1e-9,
+        "{s}"
+    );
+    assert_eq!(s["jitter_buffer"], "adaptive:20,500,40,4");
+}
+
+#[test]
+fn stun_dtls_and_random_udp_are_not_streams() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let link = LinkSpec::Ethernet;
+    let src = addr("192.0.2.1:50000");
+    let dst = addr("192.0.2.2:50002");
+    let mut frames = Vec::new();
+    let mut rng: u64 = 42;
+    for i in 0..200u32 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        // STUN binding request (first byte 0x00), DTLS record (0x16) and random bytes whose first
+        // byte is in the RTP range but whose sequence numbers are random.
+        let stun = [
+            0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+        ];
+        let dtls = [
+            0x16,
+            0xfe,
+            0xfd,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            (i & 0xff) as u8,
+            0,
+            4,
+            1,
+            2,
+            3,
+            4,
+        ];
+        let mut junk = rng.to_be_bytes().repeat(4);
+        junk[0] = 0x80;
+        junk[1] = 0x00;
+        for payload in [&stun[..], &dtls[..], &junk[..]] {
+            frames.push((
+                T0 + i64::from(i) * 20_000_000,
+                udp_frame_of(&link, src, dst, payload),
+            ));
+        }
+    }
+    let path = write_pcap(dir.path(), "noise.pcap", 1, &frames);
+    let doc = analyze_json(&[&path], &[]);
+    assert_eq!(doc["streams"].as_array().map(Vec::len), Some(0), "{doc}");
+    assert_eq!(doc["files"][0]["packets"], 600);
+}
+
+fn udp_frame_of(link: &LinkSpec, src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    voqa_agent::decode::build::udp_frame(link, src, dst, payload)
+}
