@@ -120,3 +120,100 @@ pub struct CallSummary {
     #[serde(default)]
     pub status: Option<u16>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stream keys of DESIGN.md's `analyze --format json` contract, in its order.
+    const DESIGN_STREAM_KEYS: [&str; 26] = [
+        "src", "dst", "ssrc", "payload_type", "codec", "clock_rate", "call_id", "first_seen", "last_seen", "packets",
+        "expected", "lost", "duplicates", "reordered", "jitter_ms", "max_jitter_ms", "mean_jitter_ms", "max_delta_ms",
+        "burst_ratio", "jb_discarded", "effective_loss_pct", "rtt_ms", "r_factor", "mos", "loss_bursts",
+        "max_loss_burst",
+    ];
+
+    fn sample() -> StreamSummary {
+        StreamSummary {
+            src: "192.0.2.10:40000".into(),
+            dst: "198.51.100.20:50000".into(),
+            ssrc: "0x1a2b3c4d".into(),
+            payload_type: 0,
+            codec: "PCMU".into(),
+            clock_rate: Some(8000),
+            call_id: None,
+            first_seen: "2026-11-23T10:00:00.000000Z".into(),
+            last_seen: "2026-11-23T10:00:30.000000Z".into(),
+            packets: 1500,
+            expected: 1500,
+            lost: 0,
+            duplicates: 0,
+            reordered: 0,
+            jitter_ms: Some(0.12),
+            max_jitter_ms: Some(0.5),
+            mean_jitter_ms: Some(0.1),
+            max_delta_ms: 20.4,
+            burst_ratio: 1.0,
+            jb_discarded: 0,
+            effective_loss_pct: 0.0,
+            rtt_ms: None,
+            r_factor: Some(93.2),
+            mos: Some(4.41),
+            loss_bursts: 0,
+            max_loss_burst: 0,
+            lost_rfc3550: 0,
+            delay_ms: Some(100.125),
+            delay_source: "assumed".into(),
+            clock_source: "static".into(),
+            detection: "sdp".into(),
+            jitter_buffer: "fixed:60".into(),
+            ie: Some(0.0),
+            bpl: Some(25.1),
+            flags: vec![],
+        }
+    }
+
+    #[test]
+    fn stream_keys_follow_the_design_contract_in_order() {
+        let v = serde_json::to_value(sample()).expect("serialize");
+        let text = serde_json::to_string(&sample()).expect("serialize");
+        let mut last = 0;
+        for key in &DESIGN_STREAM_KEYS[..24] {
+            assert!(v.get(*key).is_some(), "missing {key}");
+            let pos = text.find(&format!("\"{key}\":")).expect("key in text");
+            assert!(pos >= last, "{key} out of DESIGN.md order");
+            last = pos;
+        }
+        assert_eq!(v["ssrc"], "0x1a2b3c4d");
+        assert!(v["rtt_ms"].is_null() && v["call_id"].is_null());
+    }
+
+    #[test]
+    fn analyze_document_round_trips() {
+        let doc = AnalyzeOutput {
+            files: vec![FileSummary {
+                path: "x.pcap".into(),
+                packets: 3,
+                bytes: 600,
+                skipped: Skipped { non_udp: 1, truncated: 0, fragments: 0, malformed: 0 },
+                truncated_at: None,
+                warnings: vec![],
+            }],
+            streams: vec![sample()],
+            calls: vec![CallSummary {
+                call_id: "c".into(),
+                from: Some("a".into()),
+                to: None,
+                streams: vec![0],
+                setup: None,
+                answer: None,
+                end: None,
+                status: Some(200),
+            }],
+        };
+        let text = serde_json::to_string(&doc).expect("serialize");
+        assert!(!text.contains("truncated_at"), "absent cut is omitted");
+        let back: AnalyzeOutput = serde_json::from_str(&text).expect("parse");
+        assert_eq!(back, doc);
+    }
+}
