@@ -29,15 +29,15 @@ pub fn analyze_output(
     let streams: Vec<StreamSummary> = result
         .streams
         .iter()
-        .map(|s| stream_summary(s, result, privacy, jitter_buffer))
+        .map(|s| stream_summary(s, privacy, jitter_buffer))
         .collect();
     let mut calls = Vec::new();
-    for (idx, call) in result.calls.iter() {
+    for (_, call) in result.calls.iter() {
         let members: Vec<usize> = result
             .streams
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.call == Some(idx))
+            .filter(|(_, s)| s.call_id.as_deref() == Some(call.call_id.as_str()))
             .map(|(i, _)| i)
             .collect();
         calls.push(CallSummary {
@@ -58,12 +58,7 @@ pub fn analyze_output(
     }
 }
 
-fn stream_summary(
-    s: &StreamResult,
-    result: &AnalysisResult,
-    privacy: &Pseudonymizer,
-    jitter_buffer: &str,
-) -> StreamSummary {
+fn stream_summary(s: &StreamResult, privacy: &Pseudonymizer, jitter_buffer: &str) -> StreamSummary {
     let q = &s.summary;
     let mut flags = Vec::new();
     if s.clock_source == ClockSource::Inferred {
@@ -84,10 +79,7 @@ fn stream_summary(
     if q.burst_ratio_out_of_range {
         flags.push("burstr_out_of_range".to_owned());
     }
-    let call_id = s
-        .call
-        .and_then(|i| result.calls.get(i))
-        .map(|c| privacy.apply(&c.call_id));
+    let call_id = s.call_id.as_deref().map(|c| privacy.apply(c));
     StreamSummary {
         src: s.key.src.to_string(),
         dst: s.key.dst.to_string(),

@@ -29,7 +29,7 @@ use crate::quality::stream::{
 };
 use calls::CallTracker;
 use detect::{Candidate, CandidateState};
-use registry::{MediaProfile, RtpMapEntry, SdpRegistry};
+use registry::{MediaProfile, RtpMapEntry, SdpRegistry, SharedRegistry};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -121,7 +121,7 @@ struct ActiveStream {
     codec_name: Box<str>,
     clock_source: ClockSource,
     detection: Detection,
-    call: Option<usize>,
+    call_id: Option<Arc<str>>,
     profile: Option<Arc<MediaProfile>>,
     /// The main payload type is a real audio codec (not comfort noise or an event).
     audio_resolved: bool,
@@ -136,7 +136,8 @@ pub struct StreamResult {
     pub clock_hz: Option<u32>,
     pub clock_source: ClockSource,
     pub detection: Detection,
-    pub call: Option<usize>,
+    /// Call-ID of the SIP dialog that announced the stream (as captured).
+    pub call_id: Option<Arc<str>>,
     pub first_ns: i64,
     pub last_ns: i64,
     pub codec_info: CodecInfo,
@@ -162,7 +163,7 @@ pub struct Analyzer {
     active: Vec<ActiveStream>,
     closed: Vec<StreamResult>,
     candidates: FastMap<StreamKey, Candidate>,
-    registry: SdpRegistry,
+    registry: SharedRegistry,
     calls: CallTracker,
     rtt: RttEstimator,
     counters: Counters,
@@ -171,8 +172,16 @@ pub struct Analyzer {
 
 impl Analyzer {
     pub fn new(cfg: AnalyzerConfig) -> Self {
+        let registry = Arc::new(std::sync::RwLock::new(SdpRegistry::new(
+            cfg.max_announcements,
+        )));
+        Self::with_registry(cfg, registry)
+    }
+
+    /// An analyzer that shares its SDP registry with others (one per capture worker).
+    pub fn with_registry(cfg: AnalyzerConfig, registry: SharedRegistry) -> Self {
         Analyzer {
-            registry: SdpRegistry::new(cfg.max_announcements),
+            registry,
             calls: CallTracker::new(cfg.max_calls),
             cfg,
             index: HashTable::new(),
@@ -259,15 +268,29 @@ impl Analyzer {
 
     /// True when the datagram goes to or comes from an endpoint announced by SDP.
     fn is_media_flow(&self, dg: &Datagram<'_>) -> bool {
-        self.registry.lookup(&dg.dst).is_some() || self.registry.lookup(&dg.src).is_some()
+        self.announced(&dg.dst, &dg.src).is_some()
+    }
+
+    /// The SDP profile announced for `dst` (the receiver), else for `src` (symmetric RTP).
+    fn announced(&self, dst: &SocketAddr, src: &SocketAddr) -> Option<Arc<MediaProfile>> {
+        // A poisoned lock only means another worker panicked mid-update; the map is still usable.
+        let reg = self
+            .registry
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        reg.lookup(dst).or_else(|| reg.lookup(src)).cloned()
+    }
+
+    fn is_rtcp_endpoint(&self, a: &SocketAddr, b: &SocketAddr) -> bool {
+        let reg = self
+            .registry
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        reg.is_rtcp(a) || reg.is_rtcp(b)
     }
 
     fn on_unknown_rtp(&mut self, key: StreamKey, meta: RtpMeta) {
-        let profile = self
-            .registry
-            .lookup(&key.dst)
-            .or_else(|| self.registry.lookup(&key.src))
-            .cloned();
+        let profile = self.announced(&key.dst, &key.src);
         if profile.is_none() && (key.src.port() < 1024 || key.dst.port() < 1024) {
             // Well-known service ports (DNS, NTP, ...) never carry unannounced RTP.
             return;
@@ -340,7 +363,7 @@ impl Analyzer {
             codec_name: name.into(),
             clock_source: source,
             detection,
-            call: profile.as_ref().and_then(|p| p.call),
+            call_id: profile.as_ref().and_then(|p| p.call_id.clone()),
             audio_resolved: measurable(info.role),
             profile,
         };
@@ -431,7 +454,7 @@ impl Analyzer {
             clock_hz: meter.clock_hz(),
             clock_source: stream.clock_source,
             detection: stream.detection,
-            call: stream.call,
+            call_id: stream.call_id.clone(),
             first_ns: meter.first_ns(),
             last_ns: meter.last_ns(),
             codec_info: *meter.codec(),
@@ -465,7 +488,7 @@ impl Analyzer {
     fn on_rtcp(&mut self, ts_ns: i64, dg: &Datagram<'_>) {
         let compound = match Compound::new_checked(dg.payload) {
             Ok(c) => c,
-            Err(_) if self.registry.is_rtcp(&dg.src) || self.registry.is_rtcp(&dg.dst) => {
+            Err(_) if self.is_rtcp_endpoint(&dg.src, &dg.dst) => {
                 match Compound::new_checked_rsize(dg.payload) {
                     Ok(c) => c,
                     Err(_) => {
@@ -514,7 +537,11 @@ impl Analyzer {
             return;
         };
         self.counters.sip += 1;
-        let call = self.calls.on_message(ts_ns, &msg);
+        let call_id: Option<Arc<str>> = self
+            .calls
+            .on_message(ts_ns, &msg)
+            .and_then(|i| self.calls.get(i))
+            .map(|c| Arc::from(c.call_id.as_str()));
         let Some(body) = msg.sdp_body() else {
             return;
         };
@@ -530,7 +557,7 @@ impl Analyzer {
                 continue;
             };
             let profile = MediaProfile {
-                call,
+                call_id: call_id.clone(),
                 rtpmaps: media
                     .rtpmaps
                     .iter()
@@ -544,8 +571,11 @@ impl Analyzer {
             };
             let rtp_addr = SocketAddr::new(addr, media.port);
             let rtcp_addr = SocketAddr::new(addr, media.rtcp_port());
-            self.registry
-                .announce(rtp_addr, Some(rtcp_addr), Arc::new(profile));
+            let mut reg = self
+                .registry
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            reg.announce(rtp_addr, Some(rtcp_addr), Arc::new(profile));
         }
     }
 
@@ -562,11 +592,7 @@ impl Analyzer {
         // Announced flows still waiting for a clock estimate are streams all the same.
         let pending: Vec<(StreamKey, Candidate)> = self.candidates.drain().collect();
         for (key, c) in pending {
-            let profile = self
-                .registry
-                .lookup(&key.dst)
-                .or_else(|| self.registry.lookup(&key.src))
-                .cloned();
+            let profile = self.announced(&key.dst, &key.src);
             if let CandidateState::Ready { inferred_clock } = c.state() {
                 self.start_stream(key, &c, profile, inferred_clock);
             } else if profile.is_some() {

@@ -22,8 +22,8 @@ pub struct RtpMapEntry {
 /// What an SDP media section says about the RTP sent to its address.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MediaProfile {
-    /// Index of the call (SIP dialog) that announced it.
-    pub call: Option<usize>,
+    /// Call-ID of the SIP dialog that announced it (as captured; pseudonymised on output).
+    pub call_id: Option<Arc<str>>,
     pub rtpmaps: Vec<RtpMapEntry>,
     pub ptime_ms: Option<u32>,
 }
@@ -34,10 +34,14 @@ impl MediaProfile {
     }
 }
 
+/// The registry as shared by capture workers: SIP may reach one worker and its media another,
+/// so every worker reads (on new flows only) and writes (on SDP) the same registry.
+pub type SharedRegistry = std::sync::Arc<std::sync::RwLock<SdpRegistry>>;
+
 #[derive(Debug)]
 pub struct SdpRegistry {
     media: HashMap<SocketAddr, Arc<MediaProfile>, foldhash::fast::RandomState>,
-    rtcp: HashMap<SocketAddr, Option<usize>, foldhash::fast::RandomState>,
+    rtcp: HashMap<SocketAddr, Option<Arc<str>>, foldhash::fast::RandomState>,
     order: VecDeque<SocketAddr>,
     capacity: usize,
     evicted: u64,
@@ -62,7 +66,7 @@ impl SdpRegistry {
         rtcp: Option<SocketAddr>,
         profile: Arc<MediaProfile>,
     ) {
-        let call = profile.call;
+        let call = profile.call_id.clone();
         if self.media.insert(media, profile).is_none() {
             self.order.push_back(media);
         }
@@ -117,18 +121,28 @@ mod tests {
     fn announce_lookup_and_replace() {
         let mut r = SdpRegistry::new(10);
         let p1 = Arc::new(MediaProfile {
-            call: Some(1),
+            call_id: Some("1".into()),
             ..Default::default()
         });
         let p2 = Arc::new(MediaProfile {
-            call: Some(2),
+            call_id: Some("2".into()),
             ..Default::default()
         });
         r.announce(addr(40000), Some(addr(40001)), p1);
-        assert_eq!(r.lookup(&addr(40000)).and_then(|p| p.call), Some(1));
+        assert_eq!(
+            r.lookup(&addr(40000))
+                .and_then(|p| p.call_id.clone())
+                .as_deref(),
+            Some("1")
+        );
         assert!(r.is_rtcp(&addr(40001)));
         r.announce(addr(40000), None, p2);
-        assert_eq!(r.lookup(&addr(40000)).and_then(|p| p.call), Some(2));
+        assert_eq!(
+            r.lookup(&addr(40000))
+                .and_then(|p| p.call_id.clone())
+                .as_deref(),
+            Some("2")
+        );
         assert_eq!(r.len(), 1);
         assert!(r.lookup(&addr(40002)).is_none());
     }
