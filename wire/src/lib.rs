@@ -121,6 +121,122 @@ pub struct CallSummary {
     pub status: Option<u16>,
 }
 
+/// Markov transition counts over sequence positions (1 = lost or discarded), mergeable by sum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transitions {
+    pub n00: u64,
+    pub n01: u64,
+    pub n10: u64,
+    pub n11: u64,
+}
+
+/// One stream's figures for one window `[window_start, window_end)` of packet time; the last
+/// report of a stream has `final: true` and carries the whole stream's totals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamReport {
+    pub agent_id: String,
+    /// Stable identity of the stream across its reports: 16 hex digits.
+    pub stream_id: String,
+    pub src: String,
+    pub dst: String,
+    pub ssrc: String,
+    pub payload_type: u8,
+    pub codec: String,
+    pub clock_rate: Option<u32>,
+    pub call_id: Option<String>,
+    pub window_start: String,
+    pub window_end: String,
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    /// Why the stream ended (`bye`, `idle`, `evicted`, `restart`, `shutdown`), on final reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<String>,
+    /// Packets of the window (duplicates included).
+    pub packets: u64,
+    /// Sequence positions classified in this window (they leave the reorder window), and how
+    /// many of them were never received. Over all reports of a stream these sum to its totals.
+    pub expected: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    /// RFC 3550 jitter at the end of the window; max and mean over the window's packets.
+    pub jitter_ms: Option<f64>,
+    pub max_jitter_ms: Option<f64>,
+    pub mean_jitter_ms: Option<f64>,
+    /// Sum and count of the per-packet jitter estimates, for merging means across windows.
+    pub jitter_sum_ms: f64,
+    pub jitter_samples: u64,
+    pub max_delta_ms: f64,
+    pub transitions: Transitions,
+    pub burst_ratio: f64,
+    pub jb_discarded: u64,
+    pub effective_loss_pct: f64,
+    pub rtt_ms: Option<f64>,
+    pub delay_ms: Option<f64>,
+    pub r_factor: Option<f64>,
+    pub mos: Option<f64>,
+    /// Kernel drops of the capturing worker during this window: when non-zero, loss in this
+    /// window may be the monitor's, not the network's.
+    pub capture_drops: u64,
+    /// Whole-stream totals with exactly the fields of the `analyze` stream object (final reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totals: Option<StreamSummary>,
+}
+
+/// Capture counters of one worker (cumulative since the agent started).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerCounters {
+    pub worker: u32,
+    /// Packets the kernel handed to the ring, drops included (PACKET_STATISTICS tp_packets).
+    pub kernel_packets: u64,
+    /// Packets the kernel dropped because the ring was full.
+    pub kernel_drops: u64,
+    /// Times the ring queue froze.
+    pub kernel_freezes: u64,
+    /// Frames the worker analysed.
+    pub frames: u64,
+}
+
+/// State of one watched process (asterisk, freeswitch, kamailio, rtpengine, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessState {
+    pub name: String,
+    pub up: bool,
+    /// Number of running processes with that name.
+    pub count: u32,
+}
+
+/// Host and agent health, sent every heartbeat interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub agent_id: String,
+    pub agent_version: String,
+    /// Wall-clock time of the heartbeat (RFC 3339).
+    pub time: String,
+    pub host_uptime_s: u64,
+    /// Whole-host CPU use, percent of all cores.
+    pub cpu_pct: f64,
+    /// CPU use of the agent process, percent of one core.
+    pub agent_cpu_pct: f64,
+    pub mem_total_bytes: u64,
+    pub mem_used_bytes: u64,
+    /// Resident memory of the agent process.
+    pub agent_rss_bytes: u64,
+    pub load_avg: [f64; 3],
+    pub workers: Vec<WorkerCounters>,
+    pub streams_tracked: u64,
+    pub streams_evicted: u64,
+    pub processes: Vec<ProcessState>,
+}
+
+/// One line of the agent's JSON-lines output (`run --sink file:PATH|stdout`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentRecord {
+    Stream(StreamReport),
+    Heartbeat(Heartbeat),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 //! It never sees payload bytes (only `RtpMeta`), never reads a clock, and allocates nothing
 //! per packet. Its size is part of the ≤ 1 KiB-per-stream budget (asserted in tests).
 
+use super::burst::MarkovCounts;
 use super::codec::{CodecInfo, MediaRole};
 use super::emodel;
 use super::jbuf::{JbDecision, JitterBuffer, JitterBufferModel};
@@ -107,6 +108,49 @@ pub struct QualitySummary {
     pub mos: Option<f64>,
 }
 
+/// Figures of one report window (interval report): counters are differences since the
+/// previous window, so over all windows of a stream they sum to its totals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowFigures {
+    pub packets: u64,
+    /// Sequence positions classified in this window, and how many were never received.
+    pub expected: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    pub jitter_ms: Option<f64>,
+    pub max_jitter_ms: Option<f64>,
+    pub mean_jitter_ms: Option<f64>,
+    pub jitter_sum_ms: f64,
+    pub jitter_samples: u64,
+    pub max_delta_ms: f64,
+    pub transitions: MarkovCounts,
+    pub burst_ratio: f64,
+    pub jb_discarded: u64,
+    pub effective_loss_pct: f64,
+    pub rtt_ms: Option<f64>,
+    pub delay_ms: Option<f64>,
+    pub r_factor: Option<f64>,
+    pub mos: Option<f64>,
+}
+
+/// Cumulative values at the start of the current window.
+#[derive(Debug, Clone, Copy, Default)]
+struct WindowMarks {
+    packets: u64,
+    finalized: u64,
+    finalized_lost: u64,
+    duplicates: u64,
+    reordered: u64,
+    discarded: u64,
+    markov: MarkovCounts,
+    jitter_sum_ms: f64,
+    jitter_samples: u64,
+    /// Maxima within the current window.
+    max_jitter_ms: f64,
+    max_delta_ns: i64,
+}
+
 /// Per-stream meters. Created from the stream's first counted packet.
 #[derive(Debug)]
 pub struct StreamMeter {
@@ -132,6 +176,7 @@ pub struct StreamMeter {
     held_jump: Option<RtpMeta>,
     /// Packets that jumped too far to belong to the sequence (not counted).
     jumps: u32,
+    marks: WindowMarks,
 }
 
 impl StreamMeter {
@@ -161,6 +206,7 @@ impl StreamMeter {
             ptime_votes: 0,
             held_jump: None,
             jumps: 0,
+            marks: WindowMarks::default(),
         }
     }
 
@@ -230,6 +276,9 @@ impl StreamMeter {
             if delta > self.max_delta_ns {
                 self.max_delta_ns = delta;
             }
+            if delta > self.marks.max_delta_ns {
+                self.marks.max_delta_ns = delta;
+            }
         }
         self.packets += 1;
         if meta.ts_ns > self.last_ns {
@@ -264,6 +313,10 @@ impl StreamMeter {
 
         self.jitter.on_packet(meta.ts_ns, meta.rtp_ts, clock);
 
+        let jitter_now_ms = self.jitter.jitter_ms(clock);
+        if jitter_now_ms > self.marks.max_jitter_ms {
+            self.marks.max_jitter_ms = jitter_now_ms;
+        }
         let base = self.ts_base.unwrap_or(ts_ext);
         let media_ms = (ts_ext as f64 - base as f64) * 1000.0 / f64::from(clock);
         let arrival_ms = (meta.ts_ns - self.first_ns) as f64 / 1e6;
@@ -271,7 +324,7 @@ impl StreamMeter {
             media_ms,
             arrival_ms,
             meta.marker,
-            self.jitter.jitter_ms(clock),
+            jitter_now_ms,
             arrival.duplicate,
         );
         if decision == JbDecision::Late {
@@ -315,6 +368,109 @@ impl StreamMeter {
         self.window.finish();
     }
 
+    /// Figures since the previous window, and starts the next one. After `finish` (the final
+    /// window) every remaining position is counted, so the windows sum exactly to the totals.
+    pub fn take_window(&mut self, inputs: &SummaryInputs) -> WindowFigures {
+        let (finalized, finalized_lost) = if self.window.is_finished() {
+            // Positions the finalizer never saw (a late packet below the first) still belong to the totals.
+            (
+                self.window.expected().max(self.window.finalized().0),
+                self.window.lost().max(self.window.finalized().1),
+            )
+        } else {
+            self.window.finalized()
+        };
+        let m = self.marks;
+        let markov_now = self.window.markov();
+        let transitions = MarkovCounts {
+            n00: markov_now.n00.saturating_sub(m.markov.n00),
+            n01: markov_now.n01.saturating_sub(m.markov.n01),
+            n10: markov_now.n10.saturating_sub(m.markov.n10),
+            n11: markov_now.n11.saturating_sub(m.markov.n11),
+        };
+        let expected = finalized.saturating_sub(m.finalized);
+        let lost = finalized_lost.saturating_sub(m.finalized_lost);
+        let discarded = self.window.discarded().saturating_sub(m.discarded);
+        let effective_loss_pct = if expected == 0 {
+            0.0
+        } else {
+            100.0 * (lost + discarded).min(expected) as f64 / expected as f64
+        };
+        let burst_ratio = transitions.burst_ratio();
+        let jitter_known = self.clock_hz.is_some() && self.ts_base.is_some();
+        let jitter_sum_ms = self.jitter.sum_ms() - m.jitter_sum_ms;
+        let jitter_samples = self.jitter.samples().saturating_sub(m.jitter_samples);
+        let (jitter_ms, max_jitter_ms, mean_jitter_ms) = match self.clock_hz {
+            Some(c) if jitter_known => (
+                Some(self.jitter.jitter_ms(c)),
+                Some(m.max_jitter_ms),
+                Some(if jitter_samples == 0 {
+                    0.0
+                } else {
+                    jitter_sum_ms / jitter_samples as f64
+                }),
+            ),
+            _ => (None, None, None),
+        };
+        let (delay_ms, r_factor, mos) = self.rate(inputs, effective_loss_pct, burst_ratio);
+        let figures = WindowFigures {
+            packets: self.packets.saturating_sub(m.packets),
+            expected,
+            lost,
+            duplicates: self.window.duplicates().saturating_sub(m.duplicates),
+            reordered: self.window.reordered().saturating_sub(m.reordered),
+            jitter_ms,
+            max_jitter_ms,
+            mean_jitter_ms,
+            jitter_sum_ms,
+            jitter_samples,
+            max_delta_ms: m.max_delta_ns as f64 / 1e6,
+            transitions,
+            burst_ratio,
+            jb_discarded: if jitter_known { discarded } else { 0 },
+            effective_loss_pct,
+            rtt_ms: inputs.rtt_ms,
+            delay_ms,
+            r_factor,
+            mos,
+        };
+        self.marks = WindowMarks {
+            packets: self.packets,
+            finalized,
+            finalized_lost,
+            duplicates: self.window.duplicates(),
+            reordered: self.window.reordered(),
+            discarded: self.window.discarded(),
+            markov: markov_now,
+            jitter_sum_ms: self.jitter.sum_ms(),
+            jitter_samples: self.jitter.samples(),
+            max_jitter_ms: 0.0,
+            max_delta_ns: 0,
+        };
+        figures
+    }
+
+    /// Mouth-to-ear delay, R and MOS for the given loss figures (None when not ratable).
+    fn rate(
+        &self,
+        inputs: &SummaryInputs,
+        loss_pct: f64,
+        burst_ratio: f64,
+    ) -> (Option<f64>, Option<f64>, Option<f64>) {
+        let jitter_known = self.clock_hz.is_some() && self.ts_base.is_some();
+        if !(matches!(self.codec.role, MediaRole::Audio | MediaRole::Unknown) && jitter_known) {
+            return (None, None, None);
+        }
+        let net = inputs
+            .rtt_ms
+            .map_or(inputs.assumed_one_way_ms, |rtt| rtt / 2.0);
+        let codec_delay =
+            super::codec::codec_delay_ms(&self.codec, self.ptime_ms().unwrap_or(20.0));
+        let delay = net + self.jbuf.delay_ms() + codec_delay;
+        let (r, m) = emodel::rate(self.codec.ie, self.codec.bpl, loss_pct, burst_ratio, delay);
+        (Some(delay), Some(r), Some(m))
+    }
+
     /// The stream's figures; call after `finish` for whole-stream totals.
     pub fn summary(&self, inputs: &SummaryInputs) -> QualitySummary {
         let expected = self.window.expected();
@@ -338,33 +494,8 @@ impl StreamMeter {
             _ => (None, None, None),
         };
         let ptime_ms = self.ptime_ms();
-        let rates =
-            matches!(self.codec.role, MediaRole::Audio | MediaRole::Unknown) && jitter_known;
-        let (delay_ms, delay_assumed) = if rates {
-            let net = inputs
-                .rtt_ms
-                .map_or(inputs.assumed_one_way_ms, |rtt| rtt / 2.0);
-            let codec_delay = super::codec::codec_delay_ms(&self.codec, ptime_ms.unwrap_or(20.0));
-            (
-                Some(net + self.jbuf.delay_ms() + codec_delay),
-                inputs.rtt_ms.is_none(),
-            )
-        } else {
-            (None, inputs.rtt_ms.is_none())
-        };
-        let (r_factor, mos) = match delay_ms {
-            Some(delay) => {
-                let (r, m) = emodel::rate(
-                    self.codec.ie,
-                    self.codec.bpl,
-                    effective_loss_pct,
-                    burst_ratio,
-                    delay,
-                );
-                (Some(r), Some(m))
-            }
-            None => (None, None),
-        };
+        let (delay_ms, r_factor, mos) = self.rate(inputs, effective_loss_pct, burst_ratio);
+        let delay_assumed = inputs.rtt_ms.is_none();
         QualitySummary {
             packets: self.packets,
             expected,
@@ -586,6 +717,78 @@ mod tests {
         assert_eq!(s.packets, 22);
         assert_eq!(s.expected, 22);
         assert_eq!(s.jitter_ms, Some(0.0));
+    }
+
+    #[test]
+    fn windows_sum_to_the_totals() {
+        // 2000 packets across the seq wrap: every 37th lost, every 53rd duplicated, pairs swapped
+        // every 41, a 90 ms spike every 97 (late for F(60)); a window is taken every 137 packets.
+        let mut arrivals: Vec<RtpMeta> = Vec::new();
+        for i in 0..2000u32 {
+            if i % 37 == 5 {
+                continue;
+            }
+            let spike = if i % 97 == 50 { 90.0 } else { 0.0 };
+            let p = meta(
+                20.0 * f64::from(i) + spike,
+                64000u16.wrapping_add(i as u16),
+                160 * i,
+            );
+            arrivals.push(p);
+            if i % 53 == 7 {
+                arrivals.push(RtpMeta {
+                    ts_ns: p.ts_ns + 500_000,
+                    ..p
+                });
+            }
+        }
+        for k in (0..arrivals.len() - 1).step_by(41) {
+            arrivals.swap(k, k + 1);
+        }
+        let mut m = StreamMeter::new(
+            pcmu(),
+            Some(8000),
+            JitterBufferModel::default(),
+            &arrivals[0],
+        );
+        let inputs = SummaryInputs {
+            rtt_ms: None,
+            assumed_one_way_ms: 20.0,
+        };
+        let mut windows = Vec::new();
+        for (n, p) in arrivals.iter().enumerate() {
+            m.on_packet(p, PacketRole::Audio);
+            if n % 137 == 136 {
+                windows.push(m.take_window(&inputs));
+            }
+        }
+        m.finish();
+        windows.push(m.take_window(&inputs));
+        let t = m.summary(&inputs);
+        let sum = |f: fn(&WindowFigures) -> u64| windows.iter().map(f).sum::<u64>();
+        assert_eq!(sum(|w| w.packets), t.packets);
+        assert_eq!(sum(|w| w.expected), t.expected);
+        assert_eq!(sum(|w| w.lost), t.lost);
+        assert_eq!(sum(|w| w.duplicates), t.duplicates);
+        assert_eq!(sum(|w| w.reordered), t.reordered);
+        assert_eq!(sum(|w| w.jb_discarded), t.jb_discarded);
+        assert!(
+            t.lost > 40 && t.duplicates > 30 && t.jb_discarded > 10,
+            "{t:?}"
+        );
+        let mut markov = MarkovCounts::default();
+        for w in &windows {
+            markov.add(&w.transitions);
+        }
+        assert!((markov.burst_ratio() - t.burst_ratio).abs() < 1e-12);
+        let jitter_sum: f64 = windows.iter().map(|w| w.jitter_sum_ms).sum();
+        let samples: u64 = sum(|w| w.jitter_samples);
+        assert!((jitter_sum / samples as f64 - t.mean_jitter_ms.unwrap_or(0.0)).abs() < 1e-9);
+        let max = windows
+            .iter()
+            .filter_map(|w| w.max_jitter_ms)
+            .fold(0.0, f64::max);
+        assert!((max - t.max_jitter_ms.unwrap_or(0.0)).abs() < 1e-12);
     }
 
     #[test]
