@@ -26,6 +26,7 @@ use crate::quality::jbuf::JitterBufferModel;
 use crate::quality::rtt::RttEstimator;
 use crate::quality::stream::{
     ClockSource, MeterOutcome, PacketRole, QualitySummary, RtpMeta, StreamMeter, SummaryInputs,
+    WindowFigures,
 };
 use calls::CallTracker;
 use detect::{Candidate, CandidateState};
@@ -74,6 +75,11 @@ pub struct AnalyzerConfig {
     /// Most SDP media endpoints and SIP calls remembered.
     pub max_announcements: usize,
     pub max_calls: usize,
+    /// Interval reports every this many ns of packet time, on boundaries aligned to multiples of
+    /// it (live capture); `None` for offline analysis (whole-stream results only).
+    pub report_interval_ns: Option<i64>,
+    /// With interval reports: a stream with no packet for this long is closed (final report).
+    pub idle_timeout_ns: i64,
 }
 
 impl Default for AnalyzerConfig {
@@ -86,6 +92,8 @@ impl Default for AnalyzerConfig {
             candidate_timeout_ns: 2_000_000_000,
             max_announcements: 200_000,
             max_calls: 200_000,
+            report_interval_ns: None,
+            idle_timeout_ns: 30_000_000_000,
         }
     }
 }
@@ -110,6 +118,8 @@ pub struct Counters {
     pub candidates_dropped: u64,
     /// Heuristic streams dropped at the end because most of their packets did not follow a sequence.
     pub streams_rejected: u64,
+    /// Streams closed to make room when the flow table was full.
+    pub streams_evicted: u64,
 }
 
 /// One stream under measurement.
@@ -125,6 +135,10 @@ struct ActiveStream {
     profile: Option<Arc<MediaProfile>>,
     /// The main payload type is a real audio codec (not comfort noise or an event).
     audio_resolved: bool,
+    /// Start of the current report window (packet time).
+    window_start_ns: i64,
+    /// A BYE of the stream's call was seen: it closes at the next report boundary.
+    bye_ns: Option<i64>,
 }
 
 /// A finished stream with its identity and figures.
@@ -142,6 +156,47 @@ pub struct StreamResult {
     pub last_ns: i64,
     pub codec_info: CodecInfo,
     pub summary: QualitySummary,
+}
+
+/// Why a stream's last report was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The SIP dialog that announced it ended.
+    Bye,
+    /// No packet for the idle timeout.
+    Idle,
+    /// The flow table was full and this stream was the least recently active.
+    Evicted,
+    /// Its sequence restarted; the new sequence continues as a new stream.
+    Restart,
+    /// The agent stopped (or the capture ended).
+    Shutdown,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Bye => "bye",
+            EndReason::Idle => "idle",
+            EndReason::Evicted => "evicted",
+            EndReason::Restart => "restart",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// One report window of one stream (interval reports, live capture).
+#[derive(Debug, Clone)]
+pub struct WindowReport {
+    /// Identity and, on the final report, whole-stream totals (`summary`).
+    pub stream: StreamResult,
+    pub window_start_ns: i64,
+    pub window_end_ns: i64,
+    pub figures: WindowFigures,
+    /// Set on the stream's last report.
+    pub end: Option<EndReason>,
+    /// Kernel drops noted by the capture worker since the previous report boundary.
+    pub capture_drops: u64,
 }
 
 /// Everything the analysis produced.
@@ -168,6 +223,12 @@ pub struct Analyzer {
     rtt: RttEstimator,
     counters: Counters,
     last_sweep_ns: i64,
+    /// Next report boundary (packet time), when interval reports are on.
+    next_boundary_ns: Option<i64>,
+    /// Latest packet time seen.
+    now_ns: i64,
+    reports: Vec<WindowReport>,
+    drops_since_boundary: u64,
 }
 
 impl Analyzer {
@@ -192,6 +253,10 @@ impl Analyzer {
             rtt: RttEstimator::default(),
             counters: Counters::default(),
             last_sweep_ns: i64::MIN,
+            next_boundary_ns: None,
+            now_ns: i64::MIN,
+            reports: Vec::new(),
+            drops_since_boundary: 0,
         }
     }
 
@@ -206,6 +271,7 @@ impl Analyzer {
 
     /// Feeds one captured frame. Frames that are not UDP are counted by reason and skipped.
     pub fn on_frame(&mut self, ts_ns: i64, linktype: u32, data: &[u8], wire_len: u32) {
+        self.advance_to(ts_ns);
         self.counters.frames += 1;
         self.counters.bytes += data.len() as u64;
         match decode_udp(linktype, data, wire_len) {
@@ -323,9 +389,19 @@ impl Analyzer {
         profile: Option<Arc<MediaProfile>>,
         inferred_clock: Option<u32>,
     ) {
-        if self.active.len() >= self.cfg.max_streams {
-            self.counters.streams_refused += 1;
-            return;
+        if self.active.len() >= self.cfg.max_streams.max(1) {
+            // Full: the least recently active stream makes room (and is reported as evicted).
+            let oldest = (0..self.active.len()).min_by_key(|&i| self.active[i].meter.last_ns());
+            match oldest {
+                Some(slot) => {
+                    self.counters.streams_evicted += 1;
+                    self.close_slot(slot, EndReason::Evicted, self.now_ns);
+                }
+                None => {
+                    self.counters.streams_refused += 1;
+                    return;
+                }
+            }
         }
         let packets: Vec<RtpMeta> = candidate.replayable().copied().collect();
         let Some(first) = packets.first().copied() else {
@@ -366,6 +442,8 @@ impl Analyzer {
             call_id: profile.as_ref().and_then(|p| p.call_id.clone()),
             audio_resolved: measurable(info.role),
             profile,
+            window_start_ns: first.ts_ns,
+            bye_ns: None,
         };
         let slot = self.active.len();
         self.active.push(stream);
@@ -397,7 +475,7 @@ impl Analyzer {
             MeterOutcome::Restart { held } => {
                 let key = stream.key;
                 let profile = stream.profile.clone();
-                self.close_slot(slot);
+                self.close_slot(slot, EndReason::Restart, meta.ts_ns);
                 // The restarted sequence is a new stream of the same flow, confirmed by the two
                 // sequential packets that made the restart.
                 let mut c = Candidate::new(held, true, false);
@@ -407,8 +485,8 @@ impl Analyzer {
         }
     }
 
-    /// Removes a stream from the table and keeps its results.
-    fn close_slot(&mut self, slot: usize) {
+    /// Removes a stream from the table: its final report (interval mode) or its result (offline).
+    fn close_slot(&mut self, slot: usize, reason: EndReason, end_ns: i64) {
         let Some(last) = self.active.len().checked_sub(1) else {
             return;
         };
@@ -431,8 +509,150 @@ impl Analyzer {
                 .insert_unique(hash, slot as u32, |&s| key_hash_of(hasher, active, s));
         }
         stream.meter.finish();
-        if let Some(result) = self.result_of(&stream) {
-            self.closed.push(result);
+        let inputs = self.inputs_for(&stream);
+        let figures = self
+            .cfg
+            .report_interval_ns
+            .map(|_| stream.meter.take_window(&inputs));
+        let Some(result) = self.result_of(&stream) else {
+            return;
+        };
+        match figures {
+            Some(figures) => {
+                let capture_drops = self.drops_since_boundary;
+                self.reports.push(WindowReport {
+                    stream: result,
+                    window_start_ns: stream.window_start_ns,
+                    window_end_ns: end_ns.max(stream.window_start_ns),
+                    figures,
+                    end: Some(reason),
+                    capture_drops,
+                });
+            }
+            None => self.closed.push(result),
+        }
+    }
+
+    fn inputs_for(&self, stream: &ActiveStream) -> SummaryInputs {
+        SummaryInputs {
+            rtt_ms: self.rtt.session_rtt_ms(stream.key.ssrc),
+            assumed_one_way_ms: self.cfg.assumed_one_way_ms,
+        }
+    }
+
+    /// Moves packet time forward to `ts_ns`: emits the interval reports of every boundary
+    /// crossed and closes idle streams and streams whose call ended. Live capture also calls it
+    /// from its poll loop when no packets arrive, so quiet streams still report and end.
+    pub fn advance_to(&mut self, ts_ns: i64) {
+        if ts_ns <= self.now_ns {
+            return;
+        }
+        self.now_ns = ts_ns;
+        let Some(interval) = self.cfg.report_interval_ns.filter(|i| *i > 0) else {
+            return;
+        };
+        let next = *self
+            .next_boundary_ns
+            .get_or_insert_with(|| (ts_ns.div_euclid(interval) + 1) * interval);
+        if ts_ns < next {
+            return;
+        }
+        let mut boundary = next;
+        while boundary <= ts_ns {
+            self.report_boundary(boundary);
+            boundary += interval;
+            if self.active.is_empty() {
+                // Nothing to report: jump straight to the boundary after `ts_ns`.
+                boundary = (ts_ns.div_euclid(interval) + 1) * interval;
+            }
+        }
+        self.next_boundary_ns = Some(boundary);
+    }
+
+    /// Interval reports of every stream for the window ending at `boundary`, then closures.
+    fn report_boundary(&mut self, boundary: i64) {
+        let capture_drops = std::mem::take(&mut self.drops_since_boundary);
+        let idle = self.cfg.idle_timeout_ns;
+        let mut closing: Vec<(usize, EndReason)> = Vec::new();
+        for slot in 0..self.active.len() {
+            let Some(stream) = self.active.get(slot) else {
+                continue;
+            };
+            if stream.window_start_ns >= boundary {
+                continue;
+            }
+            let last = stream.meter.last_ns();
+            if stream.bye_ns.is_some() {
+                closing.push((slot, EndReason::Bye));
+                continue;
+            }
+            if boundary.saturating_sub(last) >= idle {
+                closing.push((slot, EndReason::Idle));
+                continue;
+            }
+            let inputs = self.inputs_for(stream);
+            let Some(stream) = self.active.get_mut(slot) else {
+                continue;
+            };
+            let looks_like_noise = stream.detection == Detection::Heuristic
+                && u64::from(stream.meter.jumps()) > stream.meter.packets();
+            let figures = stream.meter.take_window(&inputs);
+            let start = std::mem::replace(&mut stream.window_start_ns, boundary);
+            if looks_like_noise {
+                continue;
+            }
+            if let Some(result) = self.identity_of(slot) {
+                self.reports.push(WindowReport {
+                    stream: result,
+                    window_start_ns: start,
+                    window_end_ns: boundary,
+                    figures,
+                    end: None,
+                    capture_drops,
+                });
+            }
+        }
+        // Close from the highest slot down so swap_remove does not move a slot still to close.
+        self.drops_since_boundary = capture_drops;
+        for (slot, reason) in closing.into_iter().rev() {
+            self.close_slot(slot, reason, boundary);
+        }
+        self.drops_since_boundary = 0;
+    }
+
+    /// Identity of an active stream for a report (its `summary` is the running total).
+    fn identity_of(&self, slot: usize) -> Option<StreamResult> {
+        let stream = self.active.get(slot)?;
+        let meter = &stream.meter;
+        Some(StreamResult {
+            key: stream.key,
+            payload_type: stream.payload_type,
+            codec: stream.codec_name.to_string(),
+            clock_hz: meter.clock_hz(),
+            clock_source: stream.clock_source,
+            detection: stream.detection,
+            call_id: stream.call_id.clone(),
+            first_ns: meter.first_ns(),
+            last_ns: meter.last_ns(),
+            codec_info: *meter.codec(),
+            summary: meter.summary(&self.inputs_for(stream)),
+        })
+    }
+
+    /// Kernel drops seen by the capture worker; they are attached to the next boundary's reports.
+    pub fn note_capture_drops(&mut self, drops: u64) {
+        self.drops_since_boundary = self.drops_since_boundary.saturating_add(drops);
+    }
+
+    /// Reports produced so far (interval mode); the caller ships them.
+    pub fn drain_reports(&mut self) -> std::vec::Drain<'_, WindowReport> {
+        self.reports.drain(..)
+    }
+
+    /// Closes every open stream (agent shutdown): each gets its final report.
+    pub fn close_all(&mut self, end_ns: i64) {
+        while let Some(last) = self.active.len().checked_sub(1) {
+            self.close_slot(last, EndReason::Shutdown, end_ns);
         }
     }
 
@@ -443,10 +663,7 @@ impl Analyzer {
             self.counters.streams_rejected += 1;
             return None;
         }
-        let inputs = SummaryInputs {
-            rtt_ms: self.rtt.session_rtt_ms(stream.key.ssrc),
-            assumed_one_way_ms: self.cfg.assumed_one_way_ms,
-        };
+        let inputs = self.inputs_for(stream);
         Some(StreamResult {
             key: stream.key,
             payload_type: stream.payload_type,
@@ -542,6 +759,20 @@ impl Analyzer {
             .on_message(ts_ns, &msg)
             .and_then(|i| self.calls.get(i))
             .map(|c| Arc::from(c.call_id.as_str()));
+        let ends_call = msg
+            .method()
+            .is_some_and(|m| m.eq_ignore_ascii_case(b"BYE") || m.eq_ignore_ascii_case(b"CANCEL"));
+        if ends_call && self.cfg.report_interval_ns.is_some() {
+            if let Some(id) = &call_id {
+                for stream in self
+                    .active
+                    .iter_mut()
+                    .filter(|s| s.call_id.as_deref() == Some(&**id))
+                {
+                    stream.bye_ns.get_or_insert(ts_ns);
+                }
+            }
+        }
         let Some(body) = msg.sdp_body() else {
             return;
         };
@@ -600,8 +831,9 @@ impl Analyzer {
                 self.start_stream(key, &c, profile, inferred);
             }
         }
-        while !self.active.is_empty() {
-            self.close_slot(self.active.len() - 1);
+        let end = self.now_ns;
+        while let Some(last) = self.active.len().checked_sub(1) {
+            self.close_slot(last, EndReason::Shutdown, end);
         }
         let mut streams = std::mem::take(&mut self.closed);
         streams.sort_by(|a, b| {
@@ -708,5 +940,144 @@ mod size_tests {
             std::mem::size_of::<StreamKey>()
         );
         assert!(per_stream <= 1024, "{per_stream} bytes per stream");
+    }
+}
+
+#[cfg(test)]
+mod interval_tests {
+    use super::*;
+    use crate::decode::build::{LinkSpec, RtpHeader, rtp_packet, udp_frame};
+
+    const SEC: i64 = 1_000_000_000;
+
+    fn frame(seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
+        let h = RtpHeader {
+            payload_type: 0,
+            marker: false,
+            sequence: seq,
+            timestamp: ts,
+            ssrc,
+            csrcs: vec![],
+            extension: None,
+            padding: 0,
+        };
+        udp_frame(
+            &LinkSpec::Ethernet,
+            SocketAddr::from(([192, 0, 2, 1], 20000)),
+            SocketAddr::from(([192, 0, 2, 2], 30000)),
+            &rtp_packet(&h, &[0u8; 160]),
+        )
+    }
+
+    fn analyzer(interval_s: i64) -> Analyzer {
+        Analyzer::new(AnalyzerConfig {
+            report_interval_ns: Some(interval_s * SEC),
+            idle_timeout_ns: 5 * SEC,
+            ..AnalyzerConfig::default()
+        })
+    }
+
+    #[test]
+    fn windows_tile_the_stream_and_sum_to_its_totals() {
+        let mut a = analyzer(1);
+        let t0 = 100 * SEC + 300_000_000; // starts mid-interval
+        let mut sent = 0u64;
+        for i in 0..400u32 {
+            if i % 29 == 3 {
+                continue; // loss
+            }
+            let f = frame(i as u16, 160 * i, 7);
+            a.on_frame(t0 + i64::from(i) * 20_000_000, 1, &f, f.len() as u32);
+            sent += 1;
+        }
+        // 10 s of silence: the stream ends idle at the first boundary 5 s after its last packet.
+        a.advance_to(t0 + 20 * SEC);
+        let reports: Vec<WindowReport> = a.drain_reports().collect();
+        let last = reports.last().expect("reports");
+        assert_eq!(last.end, Some(EndReason::Idle));
+        assert_eq!(reports.iter().filter(|r| r.end.is_some()).count(), 1);
+        assert_eq!(reports[0].window_start_ns, t0);
+        assert_eq!(reports[0].window_end_ns, 101 * SEC);
+        for w in reports.windows(2) {
+            assert_eq!(
+                w[0].window_end_ns, w[1].window_start_ns,
+                "windows must tile"
+            );
+            assert_eq!(w[1].window_end_ns - w[1].window_start_ns, SEC);
+        }
+        let totals = &last.stream.summary;
+        let sum = |f: fn(&WindowReport) -> u64| reports.iter().map(f).sum::<u64>();
+        assert_eq!(totals.packets, sent);
+        assert_eq!(sum(|r| r.figures.packets), totals.packets);
+        assert_eq!(sum(|r| r.figures.expected), totals.expected);
+        assert_eq!(sum(|r| r.figures.lost), totals.lost);
+        assert_eq!(totals.expected, 400);
+        assert_eq!(totals.lost, 14);
+        // Idle: closed at the first boundary at least 5 s after the last packet.
+        let last_packet = t0 + 399 * 20_000_000;
+        assert!(
+            last.window_end_ns >= last_packet + 5 * SEC
+                && last.window_end_ns < last_packet + 6 * SEC
+        );
+    }
+
+    #[test]
+    fn replay_is_deterministic() {
+        let run = || {
+            let mut a = analyzer(2);
+            for i in 0..300u32 {
+                let f = frame(i as u16, 160 * i, 9);
+                a.on_frame(
+                    50 * SEC + i64::from(i) * 20_000_000 + i64::from(i % 7) * 100_000,
+                    1,
+                    &f,
+                    f.len() as u32,
+                );
+            }
+            a.close_all(60 * SEC);
+            a.drain_reports()
+                .map(|r| {
+                    (
+                        r.window_start_ns,
+                        r.window_end_ns,
+                        r.figures.packets,
+                        r.figures.max_jitter_ms,
+                        r.end,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let first = run();
+        assert_eq!(first, run());
+        assert_eq!(first.last().map(|r| r.4), Some(Some(EndReason::Shutdown)));
+    }
+
+    #[test]
+    fn full_table_evicts_the_least_recently_active() {
+        let mut a = Analyzer::new(AnalyzerConfig {
+            max_streams: 2,
+            report_interval_ns: Some(SEC),
+            ..AnalyzerConfig::default()
+        });
+        for ssrc in 1..=3u32 {
+            for i in 0..3u32 {
+                let f = frame(i as u16, 160 * i, ssrc);
+                a.on_frame(
+                    SEC + i64::from(ssrc) * 100_000_000 + i64::from(i) * 20_000_000,
+                    1,
+                    &f,
+                    f.len() as u32,
+                );
+            }
+        }
+        assert_eq!(a.active_streams(), 2);
+        assert_eq!(a.counters().streams_evicted, 1);
+        let evicted: Vec<WindowReport> = a.drain_reports().collect();
+        assert_eq!(evicted.len(), 1);
+        assert_eq!(
+            (evicted[0].stream.key.ssrc, evicted[0].end),
+            (1, Some(EndReason::Evicted))
+        );
+        assert_eq!(evicted[0].stream.summary.packets, 3);
     }
 }

@@ -1,0 +1,253 @@
+//! The heartbeat sampler: host uptime, CPU, memory and load, the agent's own CPU and resident
+//! memory, and the watched processes, gathered into a [`Heartbeat`] with the capture counters
+//! the caller passes in.
+//!
+//! Runs on the heartbeat timer thread. Each sample refreshes only global CPU times, RAM figures
+//! and the agent's own process entry (plus the watched-process table); it never refreshes disks,
+//! networks, swap, or other processes' CPU and memory, and never touches capture state.
+
+use std::fmt;
+
+use sysinfo::{
+    CpuRefreshKind, MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, RefreshKind,
+    System,
+};
+use voqa_wire::{Heartbeat, WorkerCounters};
+
+use super::AGENT_VERSION;
+use super::processes::WatchedProcesses;
+
+/// Samples host and agent health for heartbeats.
+///
+/// CPU percentages are differences between two readings of the kernel's counters, so each
+/// sample reports the CPU use since the previous one (or since [`HostSampler::new`], which takes
+/// the first reading). sysinfo does not reread global CPU times less than
+/// [`sysinfo::MINIMUM_CPU_UPDATE_INTERVAL`] (200 ms) after the previous reading: a `sample()`
+/// that soon after `new` reports `cpu_pct` 0 (sysinfo's value before it has two readings), and
+/// one that soon after another sample repeats that sample's host figure.
+pub struct HostSampler {
+    /// `None` only where sysinfo cannot run; every figure is then reported as 0.
+    system: Option<System>,
+    own_pid: Pid,
+    watched: WatchedProcesses,
+}
+
+impl fmt::Debug for HostSampler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostSampler")
+            .field("own_pid", &self.own_pid)
+            .field("watched", &self.watched.names())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostSampler {
+    /// `watch`: process names to watch (matched against the process name, and also against the
+    /// basename of argv[0] / exe so that "asterisk" matches "/usr/sbin/asterisk";
+    /// case-sensitive). Takes the first CPU reading, so the first heartbeat is meaningful.
+    pub fn new(watch: Vec<String>) -> Self {
+        let mut sampler = Self {
+            system: System::new().ok(),
+            own_pid: Pid::from_u32(std::process::id()),
+            watched: WatchedProcesses::new(watch),
+        };
+        sampler.refresh_system();
+        sampler
+    }
+
+    /// Refreshes CPU, memory and processes and builds a heartbeat. `workers`, `streams_tracked`
+    /// and `streams_evicted` are the capture side's counters, copied as given.
+    pub fn sample(
+        &mut self,
+        agent_id: &str,
+        time_rfc3339: String,
+        workers: Vec<WorkerCounters>,
+        streams_tracked: u64,
+        streams_evicted: u64,
+    ) -> Heartbeat {
+        self.refresh_system();
+        let processes = self.watched.refresh();
+        let figures = self.system_figures();
+        let load = System::load_average().unwrap_or_default();
+        Heartbeat {
+            agent_id: agent_id.to_owned(),
+            agent_version: AGENT_VERSION.to_owned(),
+            time: time_rfc3339,
+            host_uptime_s: System::uptime().unwrap_or(0),
+            cpu_pct: figures.cpu_pct,
+            agent_cpu_pct: figures.agent_cpu_pct,
+            mem_total_bytes: figures.mem_total_bytes,
+            mem_used_bytes: figures.mem_used_bytes,
+            agent_rss_bytes: figures.agent_rss_bytes,
+            load_avg: [load.one, load.five, load.fifteen],
+            workers,
+            streams_tracked,
+            streams_evicted,
+            processes,
+        }
+    }
+
+    /// One reading of global CPU times, RAM, and the agent's own CPU time and resident memory.
+    /// The own-process refresh must come after the CPU one (sysinfo divides the process's CPU
+    /// time by the global elapsed time read just before) and happen once per sample.
+    fn refresh_system(&mut self) {
+        let Some(system) = self.system.as_mut() else {
+            return;
+        };
+        system.refresh_specifics(
+            RefreshKind::nothing()
+                .with_cpu(CpuRefreshKind::nothing().with_usage())
+                .with_memory(MemoryRefreshKind::nothing().with_ram()),
+        );
+        system.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&[self.own_pid]),
+            true,
+            ProcessRefreshKind::nothing()
+                .without_tasks()
+                .with_cpu()
+                .with_memory(),
+        );
+    }
+
+    fn system_figures(&self) -> SystemFigures {
+        let Some(system) = self.system.as_ref() else {
+            return SystemFigures::default();
+        };
+        let own = system.process(self.own_pid);
+        SystemFigures {
+            cpu_pct: percent(system.global_cpu_usage()),
+            agent_cpu_pct: own.map_or(0.0, |p| percent(p.cpu_usage())),
+            mem_total_bytes: system.total_memory(),
+            // "Used" is what applications hold: page cache and reclaimable slab count as free.
+            mem_used_bytes: system
+                .total_memory()
+                .saturating_sub(system.available_memory()),
+            agent_rss_bytes: own.map_or(0, |p| p.memory()),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct SystemFigures {
+    cpu_pct: f64,
+    agent_cpu_pct: f64,
+    mem_total_bytes: u64,
+    mem_used_bytes: u64,
+    agent_rss_bytes: u64,
+}
+
+/// A sysinfo percentage, rounded to 0.01 so that JSON shows `12.3`, not the f32 artefact
+/// `12.300000190734863`; a non-finite value becomes 0.
+fn percent(value: f32) -> f64 {
+    let value = f64::from(value);
+    if value.is_finite() {
+        (value * 100.0).round() / 100.0
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn workers() -> Vec<WorkerCounters> {
+        vec![
+            WorkerCounters {
+                worker: 0,
+                kernel_packets: 1000,
+                kernel_drops: 3,
+                kernel_freezes: 1,
+                frames: 997,
+            },
+            WorkerCounters {
+                worker: 1,
+                kernel_packets: 20,
+                kernel_drops: 0,
+                kernel_freezes: 0,
+                frames: 20,
+            },
+        ]
+    }
+
+    #[test]
+    fn percent_rounds_and_rejects_non_finite() {
+        assert_eq!(percent(12.3), 12.3);
+        assert_eq!(percent(0.004), 0.0);
+        assert_eq!(percent(99.996), 100.0);
+        assert_eq!(percent(f32::NAN), 0.0);
+        assert_eq!(percent(f32::INFINITY), 0.0);
+    }
+
+    #[test]
+    fn real_sample_is_plausible() {
+        let mut sampler = HostSampler::new(vec!["voqa-no-such-process-xyz".to_owned()]);
+        // Burn some CPU between the two readings so the agent's own figure has something to show.
+        let start = Instant::now();
+        let mut spin: u64 = 0;
+        while start.elapsed() < Duration::from_millis(300) {
+            spin = std::hint::black_box(spin.wrapping_add(1));
+        }
+        let beat = sampler.sample(
+            "media-1",
+            "2026-11-23T10:00:00Z".to_owned(),
+            workers(),
+            42,
+            7,
+        );
+        assert_eq!(beat.agent_id, "media-1");
+        assert_eq!(beat.agent_version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(beat.time, "2026-11-23T10:00:00Z");
+        assert!(beat.host_uptime_s > 0);
+        assert!(
+            beat.mem_total_bytes > beat.mem_used_bytes && beat.mem_used_bytes > 0,
+            "total {} used {}",
+            beat.mem_total_bytes,
+            beat.mem_used_bytes
+        );
+        assert!(beat.agent_rss_bytes > 0 && beat.agent_rss_bytes < beat.mem_total_bytes);
+        assert!(beat.load_avg.iter().all(|l| l.is_finite() && *l >= 0.0));
+        assert!((0.0..=100.0).contains(&beat.cpu_pct), "cpu {}", beat.cpu_pct);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        assert!(
+            beat.agent_cpu_pct > 0.0 && beat.agent_cpu_pct <= 100.0 * cores,
+            "agent cpu {}",
+            beat.agent_cpu_pct
+        );
+        assert_eq!(beat.workers, workers());
+        assert_eq!((beat.streams_tracked, beat.streams_evicted), (42, 7));
+        assert_eq!(beat.processes.len(), 1);
+        assert_eq!(beat.processes[0].name, "voqa-no-such-process-xyz");
+        assert!(!beat.processes[0].up);
+        assert_eq!(beat.processes[0].count, 0);
+    }
+
+    #[test]
+    fn repeated_samples_are_fast() {
+        let mut sampler = HostSampler::new(vec![
+            "asterisk".to_owned(),
+            "freeswitch".to_owned(),
+            "kamailio".to_owned(),
+            "rtpengine".to_owned(),
+        ]);
+        let mut slowest = Duration::ZERO;
+        for _ in 0..5 {
+            let start = Instant::now();
+            let beat = sampler.sample("a", String::new(), Vec::new(), 0, 0);
+            slowest = slowest.max(start.elapsed());
+            assert_eq!(beat.processes.len(), 4);
+        }
+        eprintln!("slowest of 5 samples: {slowest:?}");
+        assert!(slowest < Duration::from_millis(100), "{slowest:?}");
+    }
+
+    #[test]
+    fn nothing_watched_gives_no_process_states() {
+        let mut sampler = HostSampler::new(Vec::new());
+        let beat = sampler.sample("a", String::new(), Vec::new(), 0, 0);
+        assert!(beat.processes.is_empty());
+        assert!(beat.mem_total_bytes > 0);
+        assert!(format!("{sampler:?}").contains("HostSampler"));
+    }
+}
