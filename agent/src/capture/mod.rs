@@ -4,6 +4,7 @@
 //! This is the only module of the crate allowed to use `unsafe` (the memory map, and later the
 //! kernel ring); everything it hands out is a safe, bounds-checked `&[u8]`.
 
+pub mod afpacket;
 pub mod file;
 pub mod writer;
 

@@ -18,7 +18,8 @@ use libc::{sockaddr_ll, tpacket_block_desc, tpacket_hdr_v1, tpacket_hdr_variant1
 /// Start of the `tpacket_hdr_v1` inside the block descriptor (the union `hdr`).
 const BLOCK_HDR_V1: usize = offset_of!(tpacket_block_desc, hdr);
 /// Offset of `block_status`, the word the kernel and user space hand the block over with.
-pub(super) const BLOCK_STATUS_OFFSET: usize = BLOCK_HDR_V1 + offset_of!(tpacket_hdr_v1, block_status);
+pub(super) const BLOCK_STATUS_OFFSET: usize =
+    BLOCK_HDR_V1 + offset_of!(tpacket_hdr_v1, block_status);
 const NUM_PKTS_OFFSET: usize = BLOCK_HDR_V1 + offset_of!(tpacket_hdr_v1, num_pkts);
 const FIRST_PKT_OFFSET: usize = BLOCK_HDR_V1 + offset_of!(tpacket_hdr_v1, offset_to_first_pkt);
 const BLK_LEN_OFFSET: usize = BLOCK_HDR_V1 + offset_of!(tpacket_hdr_v1, blk_len);
@@ -388,13 +389,22 @@ mod tests {
             (NUM_PKTS_OFFSET, FIRST_PKT_OFFSET, BLK_LEN_OFFSET),
             (12, 16, 20)
         );
-        assert_eq!((SNAPLEN_OFFSET, LEN_OFFSET, STATUS_OFFSET, MAC_OFFSET), (12, 16, 20, 24));
-        assert_eq!((VLAN_TCI_OFFSET, VLAN_TPID_OFFSET, PKTTYPE_OFFSET), (32, 36, 58));
+        assert_eq!(
+            (SNAPLEN_OFFSET, LEN_OFFSET, STATUS_OFFSET, MAC_OFFSET),
+            (12, 16, 20, 24)
+        );
+        assert_eq!(
+            (VLAN_TCI_OFFSET, VLAN_TPID_OFFSET, PKTTYPE_OFFSET),
+            (32, 36, 58)
+        );
     }
 
     #[test]
     fn one_frame() {
-        let (block, _) = build_block(4096, &[TestFrame::simple(1_700_000_000, 123_456_789, b"hello")]);
+        let (block, _) = build_block(
+            4096,
+            &[TestFrame::simple(1_700_000_000, 123_456_789, b"hello")],
+        );
         let mut walk = frames(&block);
         let frame = walk.next().unwrap();
         assert_eq!(frame.ts_ns, 1_700_000_000_123_456_789);
@@ -453,7 +463,9 @@ mod tests {
     }
 
     fn three_frames() -> (Vec<u8>, Vec<usize>) {
-        let list: Vec<TestFrame> = (0..3u8).map(|i| TestFrame::simple(1, u32::from(i), &[i; 100])).collect();
+        let list: Vec<TestFrame> = (0..3u8)
+            .map(|i| TestFrame::simple(1, u32::from(i), &[i; 100]))
+            .collect();
         build_block(4096, &list)
     }
 

@@ -135,7 +135,9 @@ pub fn udp_filter(snaplen: u32) -> Vec<sock_filter> {
 
 /// Reads `N` bytes at `at` as a big-endian number, as cBPF absolute loads do.
 fn load_be<const N: usize>(packet: &[u8], at: u32) -> Option<u32> {
-    let bytes = packet.get(usize::try_from(at).ok()?..)?.first_chunk::<N>()?;
+    let bytes = packet
+        .get(usize::try_from(at).ok()?..)?
+        .first_chunk::<N>()?;
     Some(bytes.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)))
 }
 
@@ -154,7 +156,11 @@ pub fn run(program: &[sock_filter], packet: &[u8]) -> u32 {
             LD_HALF => load_be::<2>(packet, insn.k),
             LD_BYTE => load_be::<1>(packet, insn.k),
             JUMP_IF_EQUAL => {
-                let skip = if accumulator == insn.k { insn.jt } else { insn.jf };
+                let skip = if accumulator == insn.k {
+                    insn.jt
+                } else {
+                    insn.jf
+                };
                 pc = pc.saturating_add(usize::from(skip));
                 continue;
             }
@@ -230,7 +236,11 @@ mod tests {
     #[test]
     fn udp_over_ipv4_and_ipv6_is_accepted_with_the_snaplen() {
         let payload = udp(&[0x80; 172]);
-        let v4 = concat(&[&ethernet(&[], 0x0800), &ipv4(17, 0x4000, payload.len()), &payload]);
+        let v4 = concat(&[
+            &ethernet(&[], 0x0800),
+            &ipv4(17, 0x4000, payload.len()),
+            &payload,
+        ]);
         let v6 = concat(&[&ethernet(&[], 0x86dd), &ipv6(17, payload.len()), &payload]);
         assert_eq!(verdict_for(&v4), SNAPLEN);
         assert_eq!(verdict_for(&v6), SNAPLEN);
@@ -241,8 +251,16 @@ mod tests {
     fn one_vlan_tag_of_either_kind_is_skipped() {
         let payload = udp(b"rtp");
         for tpid in [0x8100, 0x88a8] {
-            let v4 = concat(&[&ethernet(&[tpid], 0x0800), &ipv4(17, 0, payload.len()), &payload]);
-            let v6 = concat(&[&ethernet(&[tpid], 0x86dd), &ipv6(17, payload.len()), &payload]);
+            let v4 = concat(&[
+                &ethernet(&[tpid], 0x0800),
+                &ipv4(17, 0, payload.len()),
+                &payload,
+            ]);
+            let v6 = concat(&[
+                &ethernet(&[tpid], 0x86dd),
+                &ipv6(17, payload.len()),
+                &payload,
+            ]);
             assert_eq!(verdict_for(&v4), SNAPLEN, "tpid {tpid:#x}");
             assert_eq!(verdict_for(&v6), SNAPLEN, "tpid {tpid:#x}");
             let tcp = concat(&[&ethernet(&[tpid], 0x0800), &ipv4(6, 0, 20), &[0; 20]]);
@@ -253,15 +271,27 @@ mod tests {
     #[test]
     fn double_tagged_frames_are_not_matched() {
         let payload = udp(b"rtp");
-        let qinq = concat(&[&ethernet(&[0x88a8, 0x8100], 0x0800), &ipv4(17, 0, payload.len()), &payload]);
+        let qinq = concat(&[
+            &ethernet(&[0x88a8, 0x8100], 0x0800),
+            &ipv4(17, 0, payload.len()),
+            &payload,
+        ]);
         assert_eq!(verdict_for(&qinq), 0);
     }
 
     #[test]
     fn ipv4_fragments_all_pass() {
-        let first = concat(&[&ethernet(&[], 0x0800), &ipv4(17, 0x2000, 1480), &udp(&[1; 1472])]);
+        let first = concat(&[
+            &ethernet(&[], 0x0800),
+            &ipv4(17, 0x2000, 1480),
+            &udp(&[1; 1472]),
+        ]);
         // A later fragment has no UDP header, just payload bytes, yet protocol is still 17.
-        let middle = concat(&[&ethernet(&[], 0x0800), &ipv4(17, 0x2000 | 185, 1480), &[2; 1480]]);
+        let middle = concat(&[
+            &ethernet(&[], 0x0800),
+            &ipv4(17, 0x2000 | 185, 1480),
+            &[2; 1480],
+        ]);
         let last = concat(&[&ethernet(&[], 0x0800), &ipv4(17, 370, 48), &[3; 48]]);
         for fragment in [first, middle, last] {
             assert_eq!(verdict_for(&fragment), SNAPLEN);
@@ -273,12 +303,27 @@ mod tests {
     #[test]
     fn ipv6_fragment_header_naming_udp_passes() {
         let fragment_of_udp = [17, 0, 0x05, 0xc9, 0, 0, 0, 1];
-        let frame = concat(&[&ethernet(&[], 0x86dd), &ipv6(44, 8 + 100), &fragment_of_udp, &[9; 100]]);
+        let frame = concat(&[
+            &ethernet(&[], 0x86dd),
+            &ipv6(44, 8 + 100),
+            &fragment_of_udp,
+            &[9; 100],
+        ]);
         assert_eq!(verdict_for(&frame), SNAPLEN);
-        let tagged = concat(&[&ethernet(&[0x8100], 0x86dd), &ipv6(44, 108), &fragment_of_udp, &[9; 100]]);
+        let tagged = concat(&[
+            &ethernet(&[0x8100], 0x86dd),
+            &ipv6(44, 108),
+            &fragment_of_udp,
+            &[9; 100],
+        ]);
         assert_eq!(verdict_for(&tagged), SNAPLEN);
         let fragment_of_tcp = [6, 0, 0, 0, 0, 0, 0, 1];
-        let frame = concat(&[&ethernet(&[], 0x86dd), &ipv6(44, 108), &fragment_of_tcp, &[9; 100]]);
+        let frame = concat(&[
+            &ethernet(&[], 0x86dd),
+            &ipv6(44, 108),
+            &fragment_of_tcp,
+            &[9; 100],
+        ]);
         assert_eq!(verdict_for(&frame), 0);
     }
 
@@ -310,20 +355,45 @@ mod tests {
                 assert!(i + 1 + usize::from(insn.jt.max(insn.jf)) < program.len());
             }
         }
-        assert_eq!((program[ACCEPT].code, program[ACCEPT].k), (RETURN_K, SNAPLEN));
+        assert_eq!(
+            (program[ACCEPT].code, program[ACCEPT].k),
+            (RETURN_K, SNAPLEN)
+        );
         assert_eq!((program[REJECT].code, program[REJECT].k), (RETURN_K, 0));
         assert!(program.iter().all(|insn| insn.code != JUMP_ALWAYS));
     }
 
     #[test]
     fn interpreter_basics() {
-        let word = [load(LD_WORD, 0), jump_if(1, 0x0102_0304, 2, 3), verdict(1), verdict(2)];
+        let word = [
+            load(LD_WORD, 0),
+            jump_if(1, 0x0102_0304, 2, 3),
+            verdict(1),
+            verdict(2),
+        ];
         assert_eq!(run(&word, &[1, 2, 3, 4]), 1);
         assert_eq!(run(&word, &[1, 2, 3, 5]), 2);
         assert_eq!(run(&word, &[1, 2, 3]), 0);
-        let skip = [sock_filter { code: JUMP_ALWAYS, jt: 0, jf: 0, k: 1 }, verdict(1), verdict(2)];
+        let skip = [
+            sock_filter {
+                code: JUMP_ALWAYS,
+                jt: 0,
+                jf: 0,
+                k: 1,
+            },
+            verdict(1),
+            verdict(2),
+        ];
         assert_eq!(run(&skip, &[]), 2);
-        let unknown = [sock_filter { code: 0xffff, jt: 0, jf: 0, k: 0 }, verdict(1)];
+        let unknown = [
+            sock_filter {
+                code: 0xffff,
+                jt: 0,
+                jf: 0,
+                k: 0,
+            },
+            verdict(1),
+        ];
         assert_eq!(run(&unknown, &[]), 0);
         assert_eq!(run(&[load(LD_BYTE, 0)], &[1]), 0);
         assert_eq!(run(&[], &[1]), 0);
@@ -331,7 +401,11 @@ mod tests {
 
     /// Reference classifier written directly from the rules, to compare the program against.
     fn expected(frame: &[u8]) -> bool {
-        let be16 = |at: usize| frame.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        let be16 = |at: usize| {
+            frame
+                .get(at..at + 2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        };
         let (ethertype, l3) = match be16(12) {
             Some(0x8100 | 0x88a8) => (be16(16), 18),
             other => (other, 14),
@@ -348,11 +422,16 @@ mod tests {
     }
 
     fn structured_frame() -> impl Strategy<Value = Vec<u8>> {
-        let tags = prop::sample::select(vec![vec![], vec![0x8100u16], vec![0x88a8], vec![0x88a8, 0x8100]]);
+        let tags = prop::sample::select(vec![
+            vec![],
+            vec![0x8100u16],
+            vec![0x88a8],
+            vec![0x88a8, 0x8100],
+        ]);
         let ethertype = prop::sample::select(vec![0x0800u16, 0x86dd, 0x0806, 0x8100, 0x1234]);
         let next = prop::sample::select(vec![17u8, 44, 6, 58, 0]);
-        (tags, ethertype, next, next, 0usize..80, any::<u8>())
-            .prop_map(|(tags, ethertype, proto, inner, tail, fill)| {
+        (tags, ethertype, next.clone(), next, 0usize..80, any::<u8>()).prop_map(
+            |(tags, ethertype, proto, inner, tail, fill)| {
                 let mut frame = ethernet(&tags, ethertype);
                 if ethertype == 0x86dd {
                     frame.extend(ipv6(proto, 8));
@@ -363,7 +442,8 @@ mod tests {
                 frame.truncate(frame.len().saturating_sub(tail));
                 frame.extend(std::iter::repeat_n(fill, tail % 7));
                 frame
-            })
+            },
+        )
     }
 
     proptest! {

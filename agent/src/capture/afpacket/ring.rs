@@ -45,7 +45,8 @@ impl RingMemory {
         if address == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let base = NonNull::new(address.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable))?;
+        let base = NonNull::new(address.cast::<u8>())
+            .ok_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable))?;
         Ok(Self { base, len })
     }
 }
@@ -89,7 +90,8 @@ impl PacketRing {
         let request = socket::ring_request(config, socket::page_size())?;
         let prepared = socket::prepare(config, &request)?;
         let len = config.block_size * config.block_count; // checked by ring_request
-        let memory = RingMemory::map(prepared.fd.as_fd(), len).map_err(|e| Step::Mmap.error(&config.interface, e))?;
+        let memory = RingMemory::map(prepared.fd.as_fd(), len)
+            .map_err(|e| Step::Mmap.error(&config.interface, e))?;
         socket::start(&prepared, config)?;
         Ok(Self {
             memory,
@@ -147,12 +149,14 @@ impl PacketRing {
                     _ring: PhantomData,
                 }));
             }
-            let left = deadline.map_or(timeout, |deadline| deadline.saturating_duration_since(Instant::now()));
+            let left = deadline.map_or(timeout, |deadline| {
+                deadline.saturating_duration_since(Instant::now())
+            });
             if left.is_zero() {
                 return Ok(None);
             }
-            let readiness =
-                socket::wait_readable(self.fd.as_fd(), left).map_err(|e| Step::Poll.error(&self.interface, e))?;
+            let readiness = socket::wait_readable(self.fd.as_fd(), left)
+                .map_err(|e| Step::Poll.error(&self.interface, e))?;
             if readiness == Readiness::Error {
                 let pending = socket::take_socket_error(self.fd.as_fd())
                     .map_err(|e| Step::SocketError.error(&self.interface, e))?;
@@ -166,7 +170,8 @@ impl PacketRing {
     /// Reads the kernel's reset-on-read counters, adds them to the totals since `open` and
     /// returns the totals. Also clears the kernel's `TP_STATUS_LOSING` condition.
     pub fn stats(&mut self) -> Result<KernelCounters, RingError> {
-        let sample = socket::read_statistics(self.fd.as_fd()).map_err(|e| Step::Statistics.error(&self.interface, e))?;
+        let sample = socket::read_statistics(self.fd.as_fd())
+            .map_err(|e| Step::Statistics.error(&self.interface, e))?;
         self.counters.accumulate(StatsSample::from(sample));
         Ok(self.counters)
     }
@@ -186,7 +191,9 @@ impl AsFd for PacketRing {
 /// `start` must be the start of a block inside a live ring mapping that outlives `'a`.
 #[allow(unsafe_code)]
 unsafe fn block_status<'a>(start: NonNull<u8>) -> &'a AtomicU32 {
-    const _: () = assert!(BLOCK_STATUS_OFFSET % 4 == 0 && BLOCK_STATUS_OFFSET + 4 <= BLOCK_HEADER_LEN);
+    const _: () = assert!(
+        BLOCK_STATUS_OFFSET.is_multiple_of(4) && BLOCK_STATUS_OFFSET + 4 <= BLOCK_HEADER_LEN
+    );
     // SAFETY: per the contract, `start` is a block start inside the mapping (page aligned,
     // since the block size is a multiple of the page size), so `start + 8` is 4-byte aligned
     // and in bounds for `'a`. While the other side may be using it, the kernel and we only
@@ -241,6 +248,7 @@ impl BlockGuard<'_> {
 impl Drop for BlockGuard<'_> {
     fn drop(&mut self) {
         // Release: all our reads of the block happen before the kernel may refill it.
-        self.status_word().store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        self.status_word()
+            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
     }
 }

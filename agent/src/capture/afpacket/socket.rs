@@ -1,11 +1,12 @@
-//! Thin, typed wrappers around the system calls that set up an AF_PACKET socket: creation,
+//! AF_PACKET socket setup: the ring configuration and its validation, the setup errors, the
+//! order of the setup calls, and thin typed wrappers around each system call (socket creation,
 //! interface lookup, filter attach/lock, TPACKET_V3 ring request, bind, fanout, promiscuous
-//! membership, statistics and poll.
+//! membership, statistics, poll).
 //!
-//! Each wrapper is one system call that returns `io::Result`; the order of the calls and the
-//! translation into `RingError` live in `ring.rs`. The `unsafe` here is limited to passing
-//! pointers to live, correctly sized values into the kernel. This module does not map memory
-//! and keeps no state.
+//! Each wrapper is one system call returning `io::Result`; `prepare` and `start` run them in
+//! the order the kernel requires and turn failures into [`RingError`]s. The `unsafe` here is
+//! limited to passing pointers to live, correctly sized values into the kernel. This module
+//! does not map the ring (`ring.rs` does) and keeps no state.
 
 use std::ffi::c_int;
 use std::io;
@@ -81,37 +82,85 @@ pub enum RingError {
     #[error("invalid capture ring configuration: {0}")]
     InvalidConfig(String),
     #[error("{interface}: link type {hardware_type} is not supported (only Ethernet and loopback)")]
-    UnsupportedLinkType { interface: String, hardware_type: u16 },
+    UnsupportedLinkType {
+        interface: String,
+        hardware_type: u16,
+    },
     #[error("{interface}: socket(AF_PACKET): {source}")]
-    Socket { interface: String, source: io::Error },
+    Socket {
+        interface: String,
+        source: io::Error,
+    },
     #[error("{interface}: ioctl(SIOCGIFINDEX): {source}")]
-    InterfaceIndex { interface: String, source: io::Error },
+    InterfaceIndex {
+        interface: String,
+        source: io::Error,
+    },
     #[error("{interface}: ioctl(SIOCGIFHWADDR): {source}")]
-    HardwareType { interface: String, source: io::Error },
+    HardwareType {
+        interface: String,
+        source: io::Error,
+    },
     #[error("{interface}: setsockopt(SO_ATTACH_FILTER): {source}")]
-    AttachFilter { interface: String, source: io::Error },
+    AttachFilter {
+        interface: String,
+        source: io::Error,
+    },
     #[error("{interface}: setsockopt(SO_LOCK_FILTER): {source}")]
-    LockFilter { interface: String, source: io::Error },
+    LockFilter {
+        interface: String,
+        source: io::Error,
+    },
     #[error("{interface}: setsockopt(PACKET_VERSION): {source}")]
-    Version { interface: String, source: io::Error },
+    Version {
+        interface: String,
+        source: io::Error,
+    },
     #[error("{interface}: setsockopt(PACKET_RX_RING): {source}")]
-    RxRing { interface: String, source: io::Error },
+    RxRing {
+        interface: String,
+        source: io::Error,
+    },
     #[error("{interface}: mmap: {source}")]
-    Mmap { interface: String, source: io::Error },
+    Mmap {
+        interface: String,
+        source: io::Error,
+    },
     #[error("{interface}: setsockopt(PACKET_IGNORE_OUTGOING): {source}")]
-    IgnoreOutgoing { interface: String, source: io::Error },
+    IgnoreOutgoing {
+        interface: String,
+        source: io::Error,
+    },
     #[error("{interface}: bind: {source}")]
-    Bind { interface: String, source: io::Error },
+    Bind {
+        interface: String,
+        source: io::Error,
+    },
     #[error("{interface}: setsockopt(PACKET_FANOUT): {source}")]
-    Fanout { interface: String, source: io::Error },
+    Fanout {
+        interface: String,
+        source: io::Error,
+    },
     #[error("{interface}: setsockopt(PACKET_ADD_MEMBERSHIP): {source}")]
-    Promiscuous { interface: String, source: io::Error },
+    Promiscuous {
+        interface: String,
+        source: io::Error,
+    },
     #[error("{interface}: poll: {source}")]
-    Poll { interface: String, source: io::Error },
+    Poll {
+        interface: String,
+        source: io::Error,
+    },
     #[error("{interface}: socket error: {source}")]
-    SocketError { interface: String, source: io::Error },
+    SocketError {
+        interface: String,
+        source: io::Error,
+    },
     #[error("{interface}: getsockopt(PACKET_STATISTICS): {source}")]
-    Statistics { interface: String, source: io::Error },
+    Statistics {
+        interface: String,
+        source: io::Error,
+    },
 }
 
 /// The system call a [`RingError`] comes from.
@@ -166,7 +215,10 @@ impl Step {
 
 /// Checks `config` the way the kernel will, and builds the `PACKET_RX_RING` request, so that
 /// mistakes are reported in words rather than as EINVAL.
-pub(super) fn ring_request(config: &RingConfig, page_size: usize) -> Result<libc::tpacket_req3, RingError> {
+pub(super) fn ring_request(
+    config: &RingConfig,
+    page_size: usize,
+) -> Result<libc::tpacket_req3, RingError> {
     let invalid = |message: String| Err(RingError::InvalidConfig(message));
     let name = config.interface.as_str();
     if name.is_empty() {
@@ -179,7 +231,7 @@ pub(super) fn ring_request(config: &RingConfig, page_size: usize) -> Result<libc
         return invalid(format!("{name:?} is not a valid interface name"));
     }
     let block_size = config.block_size;
-    if !block_size.is_power_of_two() || block_size % page_size != 0 {
+    if !block_size.is_power_of_two() || !block_size.is_multiple_of(page_size) {
         return invalid(format!(
             "block size {block_size} must be a power of two and a multiple of the page size ({page_size})"
         ));
@@ -188,7 +240,10 @@ pub(super) fn ring_request(config: &RingConfig, page_size: usize) -> Result<libc
         return invalid("block count must be at least 1".into());
     }
     let frame_size = config.frame_size;
-    if frame_size % libc::TPACKET_ALIGNMENT != 0 || frame_size < FRAME_HEADER_LEN || frame_size > block_size {
+    if !frame_size.is_multiple_of(libc::TPACKET_ALIGNMENT)
+        || frame_size < FRAME_HEADER_LEN
+        || frame_size > block_size
+    {
         return invalid(format!(
             "frame size {frame_size} must be a multiple of {} between {FRAME_HEADER_LEN} and the block size",
             libc::TPACKET_ALIGNMENT
@@ -197,12 +252,18 @@ pub(super) fn ring_request(config: &RingConfig, page_size: usize) -> Result<libc
     if config.snaplen == 0 {
         return invalid("snaplen must be at least 1".into());
     }
-    let too_big = || RingError::InvalidConfig(format!(
-        "a ring of {} blocks of {block_size} bytes is too large (at most 4 GiB)",
-        config.block_count
-    ));
-    let total = block_size.checked_mul(config.block_count).ok_or_else(too_big)?;
-    let frame_count = (block_size / frame_size).checked_mul(config.block_count).ok_or_else(too_big)?;
+    let too_big = || {
+        RingError::InvalidConfig(format!(
+            "a ring of {} blocks of {block_size} bytes is too large (at most 4 GiB)",
+            config.block_count
+        ))
+    };
+    let total = block_size
+        .checked_mul(config.block_count)
+        .ok_or_else(too_big)?;
+    let frame_count = (block_size / frame_size)
+        .checked_mul(config.block_count)
+        .ok_or_else(too_big)?;
     let (Ok(_), Ok(tp_block_size), Ok(tp_block_nr), Ok(tp_frame_size), Ok(tp_frame_nr)) = (
         u32::try_from(total),
         u32::try_from(block_size),
@@ -232,16 +293,23 @@ pub(super) struct PreparedSocket {
 
 /// Setup steps before the ring is mapped: socket, interface lookup, filter (attached and locked
 /// before bind, so nothing unfiltered is ever queued), TPACKET_V3 and the ring request.
-pub(super) fn prepare(config: &RingConfig, request: &libc::tpacket_req3) -> Result<PreparedSocket, RingError> {
+pub(super) fn prepare(
+    config: &RingConfig,
+    request: &libc::tpacket_req3,
+) -> Result<PreparedSocket, RingError> {
     let name = config.interface.as_str();
     let fd = open_packet_socket().map_err(|e| Step::Socket.error(name, e))?;
     let raw = fd.as_fd();
     let ifindex = interface_index(raw, name).map_err(|e| Step::InterfaceIndex.error(name, e))?;
     let hardware_type = hardware_type(raw, name).map_err(|e| Step::HardwareType.error(name, e))?;
     if hardware_type != libc::ARPHRD_ETHER && hardware_type != libc::ARPHRD_LOOPBACK {
-        return Err(RingError::UnsupportedLinkType { interface: name.to_owned(), hardware_type });
+        return Err(RingError::UnsupportedLinkType {
+            interface: name.to_owned(),
+            hardware_type,
+        });
     }
-    attach_filter(raw, &bpf::udp_filter(config.snaplen)).map_err(|e| Step::AttachFilter.error(name, e))?;
+    attach_filter(raw, &bpf::udp_filter(config.snaplen))
+        .map_err(|e| Step::AttachFilter.error(name, e))?;
     lock_filter(raw).map_err(|e| Step::LockFilter.error(name, e))?;
     set_tpacket_v3(raw).map_err(|e| Step::Version.error(name, e))?;
     request_rx_ring(raw, request).map_err(|e| Step::RxRing.error(name, e))?;
@@ -268,7 +336,11 @@ pub(super) fn start(prepared: &PreparedSocket, config: &RingConfig) -> Result<()
 
 /// Converts a libc return value into `io::Result`, reading `errno` on -1.
 fn check(result: c_int) -> io::Result<c_int> {
-    if result < 0 { Err(io::Error::last_os_error()) } else { Ok(result) }
+    if result < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(result)
+    }
 }
 
 /// Creates an AF_PACKET raw socket that receives nothing until it is bound (protocol 0).
@@ -289,7 +361,11 @@ fn interface_request(interface: &str) -> libc::ifreq {
         ifr_name: [0; libc::IFNAMSIZ],
         ifr_ifru: libc::__c_anonymous_ifr_ifru { ifru_ifindex: 0 },
     };
-    for (slot, byte) in request.ifr_name.iter_mut().zip(interface.bytes().take(libc::IFNAMSIZ - 1)) {
+    for (slot, byte) in request
+        .ifr_name
+        .iter_mut()
+        .zip(interface.bytes().take(libc::IFNAMSIZ - 1))
+    {
         *slot = byte as libc::c_char;
     }
     request
@@ -323,15 +399,15 @@ fn set_option<T: Copy>(fd: BorrowedFd<'_>, level: c_int, name: c_int, value: &T)
     let len = size_of::<T>() as libc::socklen_t;
     // SAFETY: `value` points to `len` readable bytes that live across the call; the kernel only
     // reads them (copy_from_user) and keeps no reference.
-    let result = unsafe {
-        libc::setsockopt(fd.as_raw_fd(), level, name, (value as *const T).cast(), len)
-    };
+    let result =
+        unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, (value as *const T).cast(), len) };
     check(result).map(drop)
 }
 
 /// Attaches a classic BPF program; the kernel copies it, so `program` may be dropped after.
 pub(super) fn attach_filter(fd: BorrowedFd<'_>, program: &[libc::sock_filter]) -> io::Result<()> {
-    let len = u16::try_from(program.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let len =
+        u16::try_from(program.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let fprog = libc::sock_fprog {
         len,
         // The kernel only reads through this pointer; `sock_fprog` just has no const variant.
@@ -355,7 +431,12 @@ pub(super) fn request_rx_ring(fd: BorrowedFd<'_>, request: &libc::tpacket_req3) 
 }
 
 pub(super) fn ignore_outgoing(fd: BorrowedFd<'_>) -> io::Result<()> {
-    set_option(fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &(1 as c_int))
+    set_option(
+        fd,
+        libc::SOL_PACKET,
+        libc::PACKET_IGNORE_OUTGOING,
+        &(1 as c_int),
+    )
 }
 
 /// Binds to all protocols on one interface; reception starts here.
@@ -374,7 +455,11 @@ pub(super) fn bind_interface(fd: BorrowedFd<'_>, ifindex: c_int) -> io::Result<(
     // SAFETY: `address` is a complete sockaddr_ll living across the call, `len` is its size,
     // and bind(2) only reads it.
     let result = unsafe {
-        libc::bind(fd.as_raw_fd(), (&raw const address).cast::<libc::sockaddr>(), len)
+        libc::bind(
+            fd.as_raw_fd(),
+            (&raw const address).cast::<libc::sockaddr>(),
+            len,
+        )
     };
     check(result).map(drop)
 }
@@ -382,7 +467,12 @@ pub(super) fn bind_interface(fd: BorrowedFd<'_>, ifindex: c_int) -> io::Result<(
 /// Joins fanout group `group_id` in flow-hash mode (both directions of a 5-tuple go to the same
 /// socket), reassembling IPv4 fragments first when `defrag`. Must follow bind.
 pub(super) fn join_fanout(fd: BorrowedFd<'_>, group_id: u16, defrag: bool) -> io::Result<()> {
-    let mode = libc::PACKET_FANOUT_HASH | if defrag { libc::PACKET_FANOUT_FLAG_DEFRAG } else { 0 };
+    let mode = libc::PACKET_FANOUT_HASH
+        | if defrag {
+            libc::PACKET_FANOUT_FLAG_DEFRAG
+        } else {
+            0
+        };
     let value = u32::from(group_id) | (mode << 16);
     set_option(fd, libc::SOL_PACKET, libc::PACKET_FANOUT, &value)
 }
@@ -395,7 +485,12 @@ pub(super) fn add_promiscuous(fd: BorrowedFd<'_>, ifindex: c_int) -> io::Result<
         mr_alen: 0,
         mr_address: [0; 8],
     };
-    set_option(fd, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &membership)
+    set_option(
+        fd,
+        libc::SOL_PACKET,
+        libc::PACKET_ADD_MEMBERSHIP,
+        &membership,
+    )
 }
 
 /// Reads and resets the kernel's counters for this socket.
@@ -488,7 +583,10 @@ mod tests {
     #[test]
     fn interface_request_keeps_the_name_nul_terminated() {
         let request = interface_request("eth0");
-        assert_eq!(&request.ifr_name[..5], &[b'e' as libc::c_char, b't' as _, b'h' as _, b'0' as _, 0]);
+        assert_eq!(
+            &request.ifr_name[..5],
+            &[b'e' as libc::c_char, b't' as _, b'h' as _, b'0' as _, 0]
+        );
         let long = interface_request("a-very-long-interface-name");
         assert_eq!(long.ifr_name[libc::IFNAMSIZ - 1], 0);
     }

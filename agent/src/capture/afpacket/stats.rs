@@ -55,12 +55,24 @@ mod tests {
     #[test]
     fn samples_add_up_and_packets_already_include_drops() {
         let mut counters = KernelCounters::default();
-        counters.accumulate(StatsSample { packets: 1000, drops: 0, freezes: 0 });
-        counters.accumulate(StatsSample { packets: 500, drops: 120, freezes: 1 });
+        counters.accumulate(StatsSample {
+            packets: 1000,
+            drops: 0,
+            freezes: 0,
+        });
+        counters.accumulate(StatsSample {
+            packets: 500,
+            drops: 120,
+            freezes: 1,
+        });
         counters.accumulate(StatsSample::default());
         assert_eq!(
             counters,
-            KernelCounters { packets: 1500, drops: 120, freezes: 1 }
+            KernelCounters {
+                packets: 1500,
+                drops: 120,
+                freezes: 1
+            }
         );
         assert_eq!(counters.delivered(), 1380);
     }
@@ -68,7 +80,11 @@ mod tests {
     #[test]
     fn totals_go_past_u32() {
         let mut counters = KernelCounters::default();
-        let sample = StatsSample { packets: u32::MAX, drops: u32::MAX, freezes: 3 };
+        let sample = StatsSample {
+            packets: u32::MAX,
+            drops: u32::MAX,
+            freezes: 3,
+        };
         counters.accumulate(sample);
         counters.accumulate(sample);
         assert_eq!(counters.packets, 2 * u64::from(u32::MAX));
@@ -79,8 +95,19 @@ mod tests {
 
     #[test]
     fn conversion_from_the_kernel_struct() {
-        let raw = libc::tpacket_stats_v3 { tp_packets: 7, tp_drops: 2, tp_freeze_q_cnt: 1 };
-        assert_eq!(StatsSample::from(raw), StatsSample { packets: 7, drops: 2, freezes: 1 });
+        let raw = libc::tpacket_stats_v3 {
+            tp_packets: 7,
+            tp_drops: 2,
+            tp_freeze_q_cnt: 1,
+        };
+        assert_eq!(
+            StatsSample::from(raw),
+            StatsSample {
+                packets: 7,
+                drops: 2,
+                freezes: 1
+            }
+        );
     }
 
     proptest! {
