@@ -9,9 +9,7 @@
 use std::ffi::OsStr;
 use std::path::Path;
 
-use sysinfo::{
-    Process, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, ThreadKind, UpdateKind,
-};
+use sysinfo::{Process, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind};
 use voqa_wire::ProcessState;
 
 /// The process table used to answer "is X running?".
@@ -82,7 +80,10 @@ fn down(name: &str) -> ProcessState {
 /// and a zombie is a service that has died but not yet been reaped.
 fn is_running(process: &Process) -> bool {
     process.thread_kind().is_none()
-        && !matches!(process.status(), ProcessStatus::Zombie | ProcessStatus::Dead)
+        && !matches!(
+            process.status(),
+            ProcessStatus::Zombie | ProcessStatus::Dead
+        )
 }
 
 /// The names under which a process can be recognised.
@@ -130,7 +131,11 @@ mod tests {
 
     #[test]
     fn matches_name_argv0_or_exe_basename_exactly() {
-        let asterisk = identity("asterisk", Some("/usr/sbin/asterisk"), Some("/usr/sbin/asterisk"));
+        let asterisk = identity(
+            "asterisk",
+            Some("/usr/sbin/asterisk"),
+            Some("/usr/sbin/asterisk"),
+        );
         assert!(asterisk.matches("asterisk"));
         assert!(!asterisk.matches("Asterisk"), "case-sensitive");
         assert!(!asterisk.matches("aster"), "no prefix match");
@@ -247,6 +252,17 @@ mod tests {
                 count: 0
             }
         );
+
+        // Killed but not yet reaped: a zombie is not a running service.
+        let _ = long_child.child.kill();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while state(&watched.refresh(), &long_name).up {
+            assert!(std::time::Instant::now() < deadline, "zombie still counted");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let zombie = std::fs::read_to_string(format!("/proc/{}/stat", long_child.child.id()))
+            .unwrap_or_default();
+        assert!(zombie.contains(") Z "), "child is a zombie: {zombie}");
 
         long_child.stop();
         short_child.stop();

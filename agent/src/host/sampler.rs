@@ -7,6 +7,7 @@
 //! networks, swap, or other processes' CPU and memory, and never touches capture state.
 
 use std::fmt;
+use std::time::Instant;
 
 use sysinfo::{
     CpuRefreshKind, MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, RefreshKind,
@@ -29,6 +30,10 @@ pub struct HostSampler {
     /// `None` only where sysinfo cannot run; every figure is then reported as 0.
     system: Option<System>,
     own_pid: Pid,
+    /// The agent's accumulated CPU time (ms) at the previous reading, and when it was read.
+    previous_own_cpu: Option<(Instant, u64)>,
+    /// The agent's CPU use between the last two readings, percent of one core.
+    own_cpu_pct: f64,
     watched: WatchedProcesses,
 }
 
@@ -43,12 +48,14 @@ impl fmt::Debug for HostSampler {
 
 impl HostSampler {
     /// `watch`: process names to watch (matched against the process name, and also against the
-    /// basename of argv[0] / exe so that "asterisk" matches "/usr/sbin/asterisk";
+    /// basename of `argv[0]` / exe so that "asterisk" matches "/usr/sbin/asterisk";
     /// case-sensitive). Takes the first CPU reading, so the first heartbeat is meaningful.
     pub fn new(watch: Vec<String>) -> Self {
         let mut sampler = Self {
             system: System::new().ok(),
             own_pid: Pid::from_u32(std::process::id()),
+            previous_own_cpu: None,
+            own_cpu_pct: 0.0,
             watched: WatchedProcesses::new(watch),
         };
         sampler.refresh_system();
@@ -88,8 +95,10 @@ impl HostSampler {
     }
 
     /// One reading of global CPU times, RAM, and the agent's own CPU time and resident memory.
-    /// The own-process refresh must come after the CPU one (sysinfo divides the process's CPU
-    /// time by the global elapsed time read just before) and happen once per sample.
+    ///
+    /// The agent's CPU % is computed here from its accumulated CPU time over wall time rather
+    /// than taken from sysinfo's `cpu_usage()`, which stays 0 until a process has been seen with
+    /// a non-zero CPU time twice (a freshly started agent often has none at `new`).
     fn refresh_system(&mut self) {
         let Some(system) = self.system.as_mut() else {
             return;
@@ -107,6 +116,19 @@ impl HostSampler {
                 .with_cpu()
                 .with_memory(),
         );
+        let Some(own) = system.process(self.own_pid) else {
+            return;
+        };
+        let now = Instant::now();
+        let cpu_ms = own.accumulated_cpu_time();
+        if let Some((then, previous_ms)) = self.previous_own_cpu {
+            let wall_ms = now.duration_since(then).as_secs_f64() * 1000.0;
+            if wall_ms > 0.0 {
+                let used_ms = cpu_ms.saturating_sub(previous_ms) as f64;
+                self.own_cpu_pct = round_percent(used_ms / wall_ms * 100.0);
+            }
+        }
+        self.previous_own_cpu = Some((now, cpu_ms));
     }
 
     fn system_figures(&self) -> SystemFigures {
@@ -116,7 +138,7 @@ impl HostSampler {
         let own = system.process(self.own_pid);
         SystemFigures {
             cpu_pct: percent(system.global_cpu_usage()),
-            agent_cpu_pct: own.map_or(0.0, |p| percent(p.cpu_usage())),
+            agent_cpu_pct: self.own_cpu_pct,
             mem_total_bytes: system.total_memory(),
             // "Used" is what applications hold: page cache and reclaimable slab count as free.
             mem_used_bytes: system
@@ -139,7 +161,10 @@ struct SystemFigures {
 /// A sysinfo percentage, rounded to 0.01 so that JSON shows `12.3`, not the f32 artefact
 /// `12.300000190734863`; a non-finite value becomes 0.
 fn percent(value: f32) -> f64 {
-    let value = f64::from(value);
+    round_percent(f64::from(value))
+}
+
+fn round_percent(value: f64) -> f64 {
     if value.is_finite() {
         (value * 100.0).round() / 100.0
     } else {
@@ -208,7 +233,11 @@ mod tests {
         );
         assert!(beat.agent_rss_bytes > 0 && beat.agent_rss_bytes < beat.mem_total_bytes);
         assert!(beat.load_avg.iter().all(|l| l.is_finite() && *l >= 0.0));
-        assert!((0.0..=100.0).contains(&beat.cpu_pct), "cpu {}", beat.cpu_pct);
+        assert!(
+            (0.0..=100.0).contains(&beat.cpu_pct),
+            "cpu {}",
+            beat.cpu_pct
+        );
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         assert!(
             beat.agent_cpu_pct > 0.0 && beat.agent_cpu_pct <= 100.0 * cores,
