@@ -11,6 +11,8 @@
 pub mod analyze;
 pub mod capture;
 pub mod decode;
+pub mod host;
 pub mod quality;
 pub mod report;
+pub mod service;
 pub mod streams;

@@ -8,9 +8,12 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use voqa_agent::analyze::analyze_files;
 use voqa_agent::quality::jbuf::JitterBufferModel;
 use voqa_agent::report;
+use voqa_agent::service::config::{self, AgentConfig};
 use voqa_agent::streams::AnalyzerConfig;
 use voqa_agent::streams::privacy::Pseudonymizer;
 
@@ -29,6 +32,35 @@ struct Cli {
 enum Command {
     /// Analyse pcap/pcapng capture files and report every RTP stream and call.
     Analyze(AnalyzeArgs),
+    /// Capture live traffic and emit interval and final stream reports plus heartbeats.
+    Run(RunArgs),
+    /// Validate the configuration and the capture permissions, then exit.
+    CheckConfig(ConfigArgs),
+}
+
+#[derive(clap::Args)]
+struct ConfigArgs {
+    /// Configuration file [default: /etc/voqa/agent.toml, if present].
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Interface to capture on (repeatable); replaces capture.interfaces.
+    #[arg(long = "interface", short = 'i', value_name = "IF")]
+    interfaces: Vec<String>,
+    /// Where reports go: stdout or file:PATH (JSON lines); replaces output.sink.
+    #[arg(long, value_name = "SINK")]
+    sink: Option<String>,
+    /// Seconds between interval reports; replaces analysis.interval_s.
+    #[arg(long, value_name = "SECONDS")]
+    interval: Option<u64>,
+    /// Capture workers per interface (0 = one per core); replaces capture.workers.
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -83,15 +115,68 @@ fn parse_delay(s: &str) -> Result<f64, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Analyze(args) => match run_analyze(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("voqa-agent: {e:#}");
-                ExitCode::from(2)
-            }
-        },
+    let result = match cli.command {
+        Command::Analyze(args) => run_analyze(args),
+        Command::Run(args) => run_live(args),
+        Command::CheckConfig(args) => check_config(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("voqa-agent: {e:#}");
+            ExitCode::from(2)
+        }
     }
+}
+
+/// The config file with command-line overrides applied.
+fn load_config(args: &ConfigArgs) -> anyhow::Result<(AgentConfig, Option<PathBuf>)> {
+    let (path, explicit) = match &args.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(config::DEFAULT_PATH), false),
+    };
+    let mut cfg = AgentConfig::load(&path, explicit)?;
+    if !args.interfaces.is_empty() {
+        cfg.capture.interfaces = args.interfaces.clone();
+    }
+    if let Some(sink) = &args.sink {
+        cfg.output.sink = sink.clone();
+    }
+    if let Some(interval) = args.interval {
+        cfg.analysis.interval_s = interval;
+    }
+    if let Some(workers) = args.workers {
+        cfg.capture.workers = workers;
+    }
+    let used = (explicit || path.exists()).then_some(path);
+    Ok((cfg, used))
+}
+
+fn run_live(args: RunArgs) -> anyhow::Result<()> {
+    let (cfg, path) = load_config(&args.config)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    voqa_agent::service::run::run(cfg, path, stop)?;
+    Ok(())
+}
+
+fn check_config(args: ConfigArgs) -> anyhow::Result<()> {
+    let (cfg, path) = load_config(&args)?;
+    match &path {
+        Some(p) => println!("ok   {} parsed", p.display()),
+        None => println!(
+            "ok   no config file ({} absent): defaults and flags",
+            config::DEFAULT_PATH
+        ),
+    }
+    let checks = voqa_agent::service::check::check(&cfg);
+    for c in &checks {
+        println!("{} {}", if c.ok { "ok  " } else { "FAIL" }, c.message);
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if failed > 0 {
+        anyhow::bail!("{failed} problem(s) found");
+    }
+    Ok(())
 }
 
 fn pseudonymizer(args: &AnalyzeArgs) -> anyhow::Result<Pseudonymizer> {

@@ -4,6 +4,7 @@
 //! Identities (Call-ID, From/To user parts) are pseudonymised here, on the way out, unless the
 //! operator switched it off. Nothing here measures; it only formats.
 
+pub mod live;
 pub mod table;
 pub mod time;
 
@@ -15,7 +16,7 @@ use crate::streams::privacy::Pseudonymizer;
 use crate::streams::{AnalysisResult, StreamResult};
 
 /// Rounds to 6 decimals so JSON shows measured precision, not float noise.
-fn r6(x: f64) -> f64 {
+pub(crate) fn r6(x: f64) -> f64 {
     (x * 1e6).round() / 1e6
 }
 
@@ -58,7 +59,11 @@ pub fn analyze_output(
     }
 }
 
-fn stream_summary(s: &StreamResult, privacy: &Pseudonymizer, jitter_buffer: &str) -> StreamSummary {
+pub(crate) fn stream_summary(
+    s: &StreamResult,
+    privacy: &Pseudonymizer,
+    jitter_buffer: &str,
+) -> StreamSummary {
     let q = &s.summary;
     let mut flags = Vec::new();
     if s.clock_source == ClockSource::Inferred {

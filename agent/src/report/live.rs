@@ -1,0 +1,72 @@
+//! Interval and final stream reports of live capture, as voqa-wire `StreamReport`s: the
+//! window's figures, the stream's identity (pseudonymised Call-ID) and, on the final report,
+//! the whole-stream totals with exactly the fields of the `analyze` stream object.
+
+use voqa_wire::{StreamReport, Transitions};
+
+use super::{r6, stream_summary, time::rfc3339_micros};
+use crate::streams::WindowReport;
+use crate::streams::privacy::Pseudonymizer;
+
+/// Stable id of a stream: FNV-1a over its 5-tuple, SSRC and first packet time (16 hex digits).
+pub fn stream_id(r: &WindowReport) -> String {
+    let key = &r.stream.key;
+    let text = format!("{}|{}|{}|{}", key.src, key.dst, key.ssrc, r.stream.first_ns);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+pub fn stream_report(
+    agent_id: &str,
+    r: &WindowReport,
+    privacy: &Pseudonymizer,
+    jitter_buffer: &str,
+) -> StreamReport {
+    let s = &r.stream;
+    let f = &r.figures;
+    StreamReport {
+        agent_id: agent_id.to_owned(),
+        stream_id: stream_id(r),
+        src: s.key.src.to_string(),
+        dst: s.key.dst.to_string(),
+        ssrc: format!("0x{:08x}", s.key.ssrc),
+        payload_type: s.payload_type,
+        codec: s.codec.clone(),
+        clock_rate: s.clock_hz,
+        call_id: s.call_id.as_deref().map(|c| privacy.apply(c)),
+        window_start: rfc3339_micros(r.window_start_ns),
+        window_end: rfc3339_micros(r.window_end_ns),
+        is_final: r.end.is_some(),
+        end_reason: r.end.map(|e| e.as_str().to_owned()),
+        packets: f.packets,
+        expected: f.expected,
+        lost: f.lost,
+        duplicates: f.duplicates,
+        reordered: f.reordered,
+        jitter_ms: f.jitter_ms.map(r6),
+        max_jitter_ms: f.max_jitter_ms.map(r6),
+        mean_jitter_ms: f.mean_jitter_ms.map(r6),
+        jitter_sum_ms: f.jitter_sum_ms,
+        jitter_samples: f.jitter_samples,
+        max_delta_ms: r6(f.max_delta_ms),
+        transitions: Transitions {
+            n00: f.transitions.n00,
+            n01: f.transitions.n01,
+            n10: f.transitions.n10,
+            n11: f.transitions.n11,
+        },
+        burst_ratio: r6(f.burst_ratio),
+        jb_discarded: f.jb_discarded,
+        effective_loss_pct: r6(f.effective_loss_pct),
+        rtt_ms: f.rtt_ms.map(r6),
+        delay_ms: f.delay_ms.map(r6),
+        r_factor: f.r_factor.map(r6),
+        mos: f.mos.map(r6),
+        capture_drops: r.capture_drops,
+        totals: r.end.map(|_| stream_summary(s, privacy, jitter_buffer)),
+    }
+}

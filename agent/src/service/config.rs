@@ -1,0 +1,411 @@
+//! The agent's configuration file (`/etc/voqa/agent.toml`): typed, defaulted, validated with
+//! messages that name the key. Command-line flags override it (see `main.rs`).
+//!
+//! Loading never touches capture devices; `check-config` does that separately.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::quality::jbuf::JitterBufferModel;
+
+/// Default location of the config file.
+pub const DEFAULT_PATH: &str = "/etc/voqa/agent.toml";
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Name of this agent in reports; default: the host name.
+    pub agent_id: Option<String>,
+    pub capture: CaptureConfig,
+    pub analysis: AnalysisConfig,
+    pub output: OutputConfig,
+    pub privacy: PrivacyConfig,
+    pub health: HealthConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Zero-copy TPACKET_V3 ring (default).
+    Afpacket,
+    /// pnet's portable datalink channel: one copy and one syscall per packet, user-space
+    /// timestamps; slower, for systems where the ring is unavailable.
+    Pnet,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptureConfig {
+    pub interfaces: Vec<String>,
+    /// Capture workers per interface; 0 = one per CPU core.
+    pub workers: usize,
+    pub backend: Backend,
+    /// Bytes kept of each packet. The ring packs frames at their real size, so a large value
+    /// costs nothing for RTP and keeps whole SIP messages reassembled by the kernel (defrag).
+    pub snaplen: u32,
+    /// Ring block size (bytes, power of two, multiple of the page size) and count, per worker.
+    pub block_size: usize,
+    pub block_count: usize,
+    /// A block is handed over when full or after this many ms (bounds latency at low rates).
+    pub retire_timeout_ms: u32,
+    /// Put the interfaces in promiscuous mode (SPAN/mirror ports; needs CAP_NET_ADMIN).
+    pub promiscuous: bool,
+    /// How often kernel drop counters are read, seconds.
+    pub stats_interval_s: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalysisConfig {
+    /// Interval reports every this many seconds (aligned to the packet clock).
+    pub interval_s: u64,
+    /// A stream without packets for this long gets its final report.
+    pub idle_timeout_s: u64,
+    /// Most streams tracked per worker; the least recently active is evicted beyond it.
+    pub max_streams: usize,
+    /// `fixed:MS` or `adaptive[:MIN,MAX,INIT,K]`.
+    pub jitter_buffer: String,
+    /// One-way network delay assumed for the E-model when RTCP gives no round trip.
+    pub assumed_one_way_ms: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputConfig {
+    /// `stdout` or `file:PATH` (JSON lines).
+    pub sink: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Pseudonymise Call-IDs and SIP user parts before they leave the host.
+    pub pseudonymize: bool,
+    /// Secret key for the pseudonyms; without it a random key per run is used.
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    pub heartbeat_interval_s: u64,
+    /// Process names whose up/down state the heartbeats carry (asterisk, freeswitch, ...).
+    pub watch_processes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Prometheus endpoint address; empty string disables it. Loopback by default.
+    pub listen: String,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            agent_id: None,
+            capture: CaptureConfig::default(),
+            analysis: AnalysisConfig::default(),
+            output: OutputConfig::default(),
+            privacy: PrivacyConfig::default(),
+            health: HealthConfig::default(),
+            metrics: MetricsConfig::default(),
+        }
+    }
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            interfaces: Vec::new(),
+            workers: 0,
+            backend: Backend::Afpacket,
+            snaplen: 65535,
+            // 4 MiB per worker: 200 ms of 100,000 packets/s. The ring is mapped into the agent,
+            // so it counts in its RSS; raise block_count for higher rates.
+            block_size: 1 << 20,
+            block_count: 4,
+            retire_timeout_ms: 20,
+            promiscuous: false,
+            stats_interval_s: 2,
+        }
+    }
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        AnalysisConfig {
+            interval_s: 10,
+            idle_timeout_s: 30,
+            max_streams: 100_000,
+            jitter_buffer: "fixed:60".to_owned(),
+            assumed_one_way_ms: 20.0,
+        }
+    }
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            sink: "stdout".to_owned(),
+        }
+    }
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig {
+            pseudonymize: true,
+            key_file: None,
+        }
+    }
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            heartbeat_interval_s: 15,
+            watch_processes: Vec::new(),
+        }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: "127.0.0.1:9477".to_owned(),
+        }
+    }
+}
+
+/// Where reports go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkSpec {
+    Stdout,
+    File(PathBuf),
+}
+
+impl std::str::FromStr for SinkSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "stdout" || s == "-" {
+            return Ok(SinkSpec::Stdout);
+        }
+        match s.strip_prefix("file:") {
+            Some(path) if !path.is_empty() => Ok(SinkSpec::File(PathBuf::from(path))),
+            _ => Err(format!("sink '{s}' is not 'stdout' or 'file:PATH'")),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl AgentConfig {
+    /// Reads `path`. A missing file is an error when `explicit`; the default path may be absent
+    /// (flags alone can configure the agent).
+    pub fn load(path: &Path, explicit: bool) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(AgentConfig::default());
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))
+    }
+
+    /// Every problem, each naming its key; empty when the config can run.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.capture.interfaces.is_empty() {
+            p.push(
+                "capture.interfaces: no interface configured (set it or pass --interface)"
+                    .to_owned(),
+            );
+        }
+        for iface in &self.capture.interfaces {
+            if iface.is_empty() || iface.len() > 15 || iface.contains('/') {
+                p.push(format!(
+                    "capture.interfaces: '{iface}' is not a valid interface name"
+                ));
+            }
+        }
+        let c = &self.capture;
+        if !c.block_size.is_power_of_two() || c.block_size < 4096 {
+            p.push(format!(
+                "capture.block_size: {} must be a power of two ≥ 4096",
+                c.block_size
+            ));
+        }
+        if c.block_count == 0 || c.block_count > 65536 {
+            p.push(format!(
+                "capture.block_count: {} must be 1..=65536",
+                c.block_count
+            ));
+        }
+        if !(64..=65535).contains(&c.snaplen) {
+            p.push(format!("capture.snaplen: {} must be 64..=65535", c.snaplen));
+        }
+        if c.workers > 256 {
+            p.push(format!("capture.workers: {} is more than 256", c.workers));
+        }
+        if c.stats_interval_s == 0 {
+            p.push("capture.stats_interval_s: must be at least 1".to_owned());
+        }
+        let a = &self.analysis;
+        if a.interval_s == 0 || a.interval_s > 3600 {
+            p.push(format!(
+                "analysis.interval_s: {} must be 1..=3600",
+                a.interval_s
+            ));
+        }
+        if a.idle_timeout_s == 0 {
+            p.push("analysis.idle_timeout_s: must be at least 1".to_owned());
+        }
+        if a.max_streams == 0 {
+            p.push("analysis.max_streams: must be at least 1".to_owned());
+        }
+        if let Err(e) = a.jitter_buffer.parse::<JitterBufferModel>() {
+            p.push(format!("analysis.jitter_buffer: {e}"));
+        }
+        if !(0.0..=10_000.0).contains(&a.assumed_one_way_ms) {
+            p.push(format!(
+                "analysis.assumed_one_way_ms: {} must be 0..=10000",
+                a.assumed_one_way_ms
+            ));
+        }
+        if let Err(e) = self.output.sink.parse::<SinkSpec>() {
+            p.push(format!("output.sink: {e}"));
+        }
+        if self.health.heartbeat_interval_s == 0 {
+            p.push("health.heartbeat_interval_s: must be at least 1".to_owned());
+        }
+        if !self.metrics.listen.is_empty()
+            && self.metrics.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            p.push(format!(
+                "metrics.listen: '{}' is not an address:port",
+                self.metrics.listen
+            ));
+        }
+        p
+    }
+
+    pub fn sink(&self) -> SinkSpec {
+        self.output.sink.parse().unwrap_or(SinkSpec::Stdout)
+    }
+
+    pub fn jitter_buffer(&self) -> JitterBufferModel {
+        self.analysis.jitter_buffer.parse().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_example_parses() {
+        let cfg = AgentConfig::parse(
+            r#"
+agent_id = "fra-media-1"
+[capture]
+interfaces = ["eth0", "eth1"]
+workers = 2
+snaplen = 256
+block_size = 4194304
+block_count = 16
+[analysis]
+interval_s = 5
+jitter_buffer = "adaptive"
+[output]
+sink = "file:/var/lib/voqa-agent/reports.jsonl"
+[privacy]
+pseudonymize = false
+[health]
+watch_processes = ["asterisk", "kamailio"]
+[metrics]
+listen = "127.0.0.1:9999"
+"#,
+        )
+        .expect("valid");
+        assert_eq!(cfg.agent_id.as_deref(), Some("fra-media-1"));
+        assert_eq!(cfg.capture.interfaces, vec!["eth0", "eth1"]);
+        assert_eq!(cfg.capture.block_count, 16);
+        assert_eq!(
+            cfg.capture.retire_timeout_ms, 20,
+            "unset keys keep their defaults"
+        );
+        assert_eq!(cfg.analysis.interval_s, 5);
+        assert_eq!(
+            cfg.sink(),
+            SinkSpec::File("/var/lib/voqa-agent/reports.jsonl".into())
+        );
+        assert!(!cfg.privacy.pseudonymize);
+        assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let err = AgentConfig::parse("[capture]\ninterface = [\"eth0\"]\n").expect_err("typo");
+        assert!(err.contains("interface"), "{err}");
+        let mut cfg = AgentConfig::default();
+        cfg.capture.interfaces = vec!["eth0".into()];
+        cfg.capture.block_size = 5000;
+        cfg.analysis.jitter_buffer = "elastic".into();
+        cfg.output.sink = "ftp://x".into();
+        let problems = cfg.problems().join("\n");
+        assert!(problems.contains("capture.block_size"), "{problems}");
+        assert!(problems.contains("analysis.jitter_buffer"), "{problems}");
+        assert!(problems.contains("output.sink"), "{problems}");
+    }
+
+    #[test]
+    fn missing_default_file_is_fine_but_explicit_is_not() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let absent = dir.path().join("agent.toml");
+        assert_eq!(
+            AgentConfig::load(&absent, false).expect("defaults"),
+            AgentConfig::default()
+        );
+        assert!(matches!(
+            AgentConfig::load(&absent, true),
+            Err(ConfigError::Read { .. })
+        ));
+    }
+
+    #[test]
+    fn sink_specs() {
+        assert_eq!("stdout".parse::<SinkSpec>(), Ok(SinkSpec::Stdout));
+        assert_eq!(
+            "file:/tmp/x".parse::<SinkSpec>(),
+            Ok(SinkSpec::File("/tmp/x".into()))
+        );
+        assert!("file:".parse::<SinkSpec>().is_err());
+    }
+}

@@ -1,0 +1,165 @@
+//! The agent's local Prometheus endpoint (`GET /metrics`, text exposition format 0.0.4) on a
+//! loopback address: capture and stream counters per worker. A plain blocking listener on its
+//! own thread; it reads only atomics the workers publish and never touches the packet path.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::run::Shared;
+
+/// Renders every metric.
+pub fn render(shared: &Shared) -> String {
+    let mut out = String::with_capacity(2048);
+    let per_worker: [(&str, &str, &str, fn(&super::run::WorkerStats) -> u64); 6] = [
+        (
+            "voqa_capture_kernel_packets_total",
+            "counter",
+            "Packets the kernel delivered to the ring, drops included.",
+            |w| w.kernel_packets.load(Ordering::Relaxed),
+        ),
+        (
+            "voqa_capture_kernel_drops_total",
+            "counter",
+            "Packets the kernel dropped because the ring was full.",
+            |w| w.kernel_drops.load(Ordering::Relaxed),
+        ),
+        (
+            "voqa_capture_queue_freezes_total",
+            "counter",
+            "Times the ring queue froze.",
+            |w| w.kernel_freezes.load(Ordering::Relaxed),
+        ),
+        ("voqa_frames_total", "counter", "Frames analysed.", |w| {
+            w.frames.load(Ordering::Relaxed)
+        }),
+        (
+            "voqa_streams_active",
+            "gauge",
+            "RTP streams being measured.",
+            |w| w.streams_active.load(Ordering::Relaxed),
+        ),
+        (
+            "voqa_streams_evicted_total",
+            "counter",
+            "Streams evicted because the flow table was full.",
+            |w| w.streams_evicted.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, kind, help, get) in per_worker {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (i, w) in shared.workers.iter().enumerate() {
+            out.push_str(&format!(
+                "{name}{{worker=\"{i}\",interface=\"{}\"}} {}\n",
+                w.interface,
+                get(w)
+            ));
+        }
+    }
+    for (name, help, v) in [
+        (
+            "voqa_reports_total",
+            "Stream reports handed to the sink.",
+            shared.reports.load(Ordering::Relaxed),
+        ),
+        (
+            "voqa_reports_dropped_total",
+            "Stream reports lost because the sink queue was full.",
+            shared.reports_dropped.load(Ordering::Relaxed),
+        ),
+        (
+            "voqa_heartbeats_total",
+            "Heartbeats handed to the sink.",
+            shared.heartbeats.load(Ordering::Relaxed),
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+        ));
+    }
+    out
+}
+
+/// Serves `/metrics` until `stop` is set.
+pub fn spawn(
+    addr: &str,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    let listener = TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    std::thread::Builder::new().name("voqa-metrics".into()).spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((mut conn, _)) => {
+                    let _ = conn.set_nonblocking(false);
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                    let _ = conn.set_write_timeout(Some(Duration::from_secs(2)));
+                    let mut buf = [0u8; 1024];
+                    let n = conn.read(&mut buf).unwrap_or(0);
+                    let request = String::from_utf8_lossy(buf.get(..n).unwrap_or(&[]));
+                    let (status, body) = if request.starts_with("GET /metrics") {
+                        ("200 OK", render(&shared))
+                    } else {
+                        ("404 Not Found", "only GET /metrics is served\n".to_owned())
+                    };
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::run::WorkerStats;
+
+    #[test]
+    fn exposition_has_every_worker_and_counter() {
+        let w = Arc::new(WorkerStats {
+            interface: "eth0".into(),
+            ..WorkerStats::default()
+        });
+        w.kernel_drops.store(7, Ordering::Relaxed);
+        let shared = Shared {
+            workers: vec![w],
+            ..Shared::default()
+        };
+        shared.reports.store(3, Ordering::Relaxed);
+        let text = render(&shared);
+        assert!(
+            text.contains("voqa_capture_kernel_drops_total{worker=\"0\",interface=\"eth0\"} 7\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE voqa_streams_active gauge\n"));
+        assert!(text.contains("voqa_reports_total 3\n"));
+    }
+
+    #[test]
+    fn serves_metrics_over_http() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared::default());
+        let probe = TcpListener::bind("127.0.0.1:0").expect("port");
+        let addr = probe.local_addr().expect("addr").to_string();
+        drop(probe);
+        let handle = spawn(&addr, shared, Arc::clone(&stop)).expect("listen");
+        let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
+        conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send");
+        let mut reply = String::new();
+        conn.read_to_string(&mut reply).expect("read");
+        assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+        assert!(reply.contains("voqa_heartbeats_total 0"));
+        stop.store(true, Ordering::Relaxed);
+        handle.join().expect("join");
+    }
+}
