@@ -8,7 +8,7 @@
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -451,8 +451,9 @@ fn heartbeat_loop(
     }
 }
 
-/// Ships the analyzer's pending reports; never blocks the capture path unless `blocking`.
-fn ship(analyzer: &mut Analyzer, ctx: &WorkerContext, blocking: bool) {
+/// Ships the analyzer's pending reports. Blocking: a report is never dropped; the sink writes
+/// far faster than workers produce, and the ring absorbs the short wait at a boundary burst.
+fn ship(analyzer: &mut Analyzer, ctx: &WorkerContext) {
     for r in analyzer.drain_reports() {
         let record = Box::new(AgentRecord::Stream(stream_report(
             &ctx.agent_id,
@@ -460,15 +461,7 @@ fn ship(analyzer: &mut Analyzer, ctx: &WorkerContext, blocking: bool) {
             &ctx.privacy,
             &ctx.jitter_buffer,
         )));
-        let sent = if blocking {
-            ctx.tx.send(record).is_ok()
-        } else {
-            match ctx.tx.try_send(record) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
-            }
-        };
-        if sent {
+        if ctx.tx.send(record).is_ok() {
             ctx.shared.reports.fetch_add(1, Ordering::Relaxed);
         } else {
             ctx.shared.reports_dropped.fetch_add(1, Ordering::Relaxed);
@@ -541,7 +534,7 @@ fn afpacket_worker(
             last_stats = Instant::now();
             read_kernel_stats(&mut ring, &mut analyzer, &stats, &mut drops_seen);
         }
-        ship(&mut analyzer, &ctx, false);
+        ship(&mut analyzer, &ctx);
         publish(&analyzer, &stats);
     }
     // Drain what the kernel already delivered, then close every stream.
@@ -555,7 +548,7 @@ fn afpacket_worker(
     }
     read_kernel_stats(&mut ring, &mut analyzer, &stats, &mut drops_seen);
     analyzer.close_all(wall_ns());
-    ship(&mut analyzer, &ctx, true);
+    ship(&mut analyzer, &ctx);
     publish(&analyzer, &stats);
 }
 
@@ -634,10 +627,10 @@ fn pnet_worker(
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        ship(&mut analyzer, &ctx, false);
+        ship(&mut analyzer, &ctx);
         publish(&analyzer, &stats);
     }
     analyzer.close_all(wall_ns());
-    ship(&mut analyzer, &ctx, true);
+    ship(&mut analyzer, &ctx);
     publish(&analyzer, &stats);
 }

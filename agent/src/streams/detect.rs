@@ -5,7 +5,9 @@
 //! at most `CANDIDATE_BUFFER`) are replayed into the stream once it is confirmed, so no packet
 //! of a real stream is lost to probation.
 //!
-//! Holds no payload bytes and never allocates after the candidate is created.
+//! Holds no payload bytes. The first two packets are kept inline (a flow with a known clock is
+//! confirmed by its second packet); only candidates that need more (probation broken by loss,
+//! or a clock to infer) spill into a small heap buffer, so a wave of new flows costs little.
 
 use crate::quality::seq::{MAX_DROPOUT, MAX_MISORDER, MIN_SEQUENTIAL};
 use crate::quality::stream::RtpMeta;
@@ -21,8 +23,10 @@ const CLOCKS: [u32; 5] = [8000, 16000, 32000, 48000, 90000];
 
 #[derive(Debug, Clone)]
 pub struct Candidate {
-    buf: [RtpMeta; CANDIDATE_BUFFER],
-    len: usize,
+    /// The oldest two buffered packets (`head_len` of them), then the rest in arrival order.
+    head: [RtpMeta; 2],
+    head_len: usize,
+    rest: Vec<RtpMeta>,
     /// Length of the run of consecutive sequence numbers ending with the last packet.
     run: u32,
     confirmed: bool,
@@ -48,11 +52,10 @@ impl Candidate {
     /// `announced`: the flow was announced by SDP (no probation needed).
     /// `needs_clock`: the payload type's clock rate is unknown.
     pub fn new(first: RtpMeta, announced: bool, needs_clock: bool) -> Self {
-        let mut buf = [first; CANDIDATE_BUFFER];
-        buf[0] = first;
         Candidate {
-            buf,
-            len: 1,
+            head: [first; 2],
+            head_len: 1,
+            rest: Vec::new(),
             run: 1,
             confirmed: announced,
             needs_clock,
@@ -64,15 +67,19 @@ impl Candidate {
     }
 
     /// Packets buffered, in arrival order.
-    pub fn packets(&self) -> &[RtpMeta] {
-        self.buf.get(..self.len).unwrap_or(&[])
+    pub fn packets(&self) -> impl Iterator<Item = &RtpMeta> {
+        self.head.iter().take(self.head_len).chain(self.rest.iter())
+    }
+
+    fn len(&self) -> usize {
+        self.head_len + self.rest.len()
     }
 
     fn last(&self) -> RtpMeta {
-        self.buf
-            .get(self.len.saturating_sub(1))
-            .copied()
-            .unwrap_or(self.buf[0])
+        match self.rest.last() {
+            Some(p) => *p,
+            None => self.head[self.head_len.clamp(1, 2) - 1],
+        }
     }
 
     /// Adds a packet (arrival order) and says whether the candidate is now a stream.
@@ -93,13 +100,23 @@ impl Candidate {
         } else {
             self.run = 1;
         }
-        if self.len == CANDIDATE_BUFFER {
-            self.buf.copy_within(1.., 0);
-            self.len -= 1;
+        if self.len() == CANDIDATE_BUFFER {
+            // Keep the newest packets: drop the oldest.
+            self.head[0] = self.head[1];
+            if !self.rest.is_empty() {
+                self.head[1] = self.rest.remove(0);
+            } else {
+                self.head_len = 1;
+            }
         }
-        if let Some(slot) = self.buf.get_mut(self.len) {
-            *slot = meta;
-            self.len += 1;
+        if self.head_len < 2 && self.rest.is_empty() {
+            self.head[self.head_len] = meta;
+            self.head_len += 1;
+        } else {
+            if self.rest.capacity() == 0 {
+                self.rest.reserve_exact(CANDIDATE_BUFFER - 2);
+            }
+            self.rest.push(meta);
         }
         self.last_ns = meta.ts_ns;
         if self.run >= MIN_SEQUENTIAL {
@@ -125,7 +142,7 @@ impl Candidate {
                 };
             }
         }
-        if self.len == CANDIDATE_BUFFER {
+        if self.len() == CANDIDATE_BUFFER {
             return CandidateState::Ready {
                 inferred_clock: self.inferred_clock(),
             };
@@ -150,7 +167,7 @@ impl Candidate {
     /// RFC 3550 dropout/misorder limits); the rest were noise before the stream settled.
     pub fn replayable(&self) -> impl Iterator<Item = &RtpMeta> {
         let last = self.last();
-        self.packets().iter().filter(move |p| {
+        self.packets().filter(move |p| {
             let ahead = last.seq.wrapping_sub(p.seq);
             let behind = p.seq.wrapping_sub(last.seq);
             p.pt == last.pt && (ahead < MAX_DROPOUT || behind <= MAX_MISORDER)

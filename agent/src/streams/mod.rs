@@ -128,7 +128,7 @@ struct ActiveStream {
     key: StreamKey,
     meter: StreamMeter,
     payload_type: u8,
-    codec_name: Box<str>,
+    codec_name: CodecName,
     clock_source: ClockSource,
     detection: Detection,
     call_id: Option<Arc<str>>,
@@ -241,13 +241,16 @@ impl Analyzer {
 
     /// An analyzer that shares its SDP registry with others (one per capture worker).
     pub fn with_registry(cfg: AnalyzerConfig, registry: SharedRegistry) -> Self {
+        // Reserved, not touched: pages count in RSS only once streams use them, and the table
+        // never pays the 2x slack of growing by doubling up to its configured size.
+        let reserve = cfg.max_streams.clamp(1, 1 << 17);
         Analyzer {
             registry,
             calls: CallTracker::new(cfg.max_calls),
             cfg,
-            index: HashTable::new(),
+            index: HashTable::with_capacity(reserve),
             hasher: foldhash::fast::RandomState::default(),
-            active: Vec::new(),
+            active: Vec::with_capacity(reserve),
             closed: Vec::new(),
             candidates: FastMap::default(),
             rtt: RttEstimator::default(),
@@ -286,10 +289,6 @@ impl Analyzer {
     /// Feeds one UDP datagram.
     pub fn on_datagram(&mut self, ts_ns: i64, dg: &Datagram<'_>) {
         self.counters.udp += 1;
-        if ts_ns.saturating_sub(self.last_sweep_ns) >= 1_000_000_000 {
-            self.sweep_candidates(ts_ns);
-            self.last_sweep_ns = ts_ns;
-        }
         let payload = dg.payload;
         let Some(&first) = payload.first() else {
             return;
@@ -424,7 +423,7 @@ impl Analyzer {
             if let Some(c) = inferred_clock {
                 clock = Some(c);
                 source = ClockSource::Inferred;
-                info = codec::codec_by_name(&name, c);
+                info = codec::codec_by_name(name.as_str(), c);
             }
         }
         let detection = if profile.is_some() {
@@ -436,7 +435,7 @@ impl Analyzer {
             key,
             meter: StreamMeter::new(info, clock, self.cfg.jitter_buffer.clone(), &first),
             payload_type: main.pt,
-            codec_name: name.into(),
+            codec_name: name,
             clock_source: source,
             detection,
             call_id: profile.as_ref().and_then(|p| p.call_id.clone()),
@@ -548,6 +547,10 @@ impl Analyzer {
             return;
         }
         self.now_ns = ts_ns;
+        if ts_ns.saturating_sub(self.last_sweep_ns) >= 1_000_000_000 {
+            self.sweep_candidates(ts_ns);
+            self.last_sweep_ns = ts_ns;
+        }
         let Some(interval) = self.cfg.report_interval_ns.filter(|i| *i > 0) else {
             return;
         };
@@ -627,7 +630,7 @@ impl Analyzer {
         Some(StreamResult {
             key: stream.key,
             payload_type: stream.payload_type,
-            codec: stream.codec_name.to_string(),
+            codec: stream.codec_name.as_str().to_owned(),
             clock_hz: meter.clock_hz(),
             clock_source: stream.clock_source,
             detection: stream.detection,
@@ -645,8 +648,10 @@ impl Analyzer {
     }
 
     /// Reports produced so far (interval mode); the caller ships them.
-    pub fn drain_reports(&mut self) -> std::vec::Drain<'_, WindowReport> {
-        self.reports.drain(..)
+    pub fn drain_reports(&mut self) -> std::vec::IntoIter<WindowReport> {
+        // Taking the vector (not draining it) returns a boundary's burst of reports to the
+        // allocator instead of keeping its capacity for the life of the worker.
+        std::mem::take(&mut self.reports).into_iter()
     }
 
     /// Closes every open stream (agent shutdown): each gets its final report.
@@ -667,7 +672,7 @@ impl Analyzer {
         Some(StreamResult {
             key: stream.key,
             payload_type: stream.payload_type,
-            codec: stream.codec_name.to_string(),
+            codec: stream.codec_name.as_str().to_owned(),
             clock_hz: meter.clock_hz(),
             clock_source: stream.clock_source,
             detection: stream.detection,
@@ -859,7 +864,7 @@ impl ActiveStream {
             && self.meter.set_codec(info, clock)
         {
             self.payload_type = pt;
-            self.codec_name = codec_name(pt, &info, self.profile.as_deref()).into();
+            self.codec_name = codec_name(pt, &info, self.profile.as_deref());
             self.clock_source = source;
             self.audio_resolved = true;
             return PacketRole::Audio;
@@ -920,11 +925,28 @@ fn resolve_payload(
     )
 }
 
-fn codec_name(pt: u8, info: &CodecInfo, profile: Option<&MediaProfile>) -> String {
-    if let Some(map) = profile.and_then(|p| p.rtpmap(pt)) {
-        return map.encoding.to_string();
+/// A stream's codec name without a per-stream allocation: the codec table's static name, or the
+/// SDP encoding name shared with the profile that announced it.
+#[derive(Debug, Clone)]
+enum CodecName {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl CodecName {
+    fn as_str(&self) -> &str {
+        match self {
+            CodecName::Static(s) => s,
+            CodecName::Shared(s) => s,
+        }
     }
-    info.name.to_string()
+}
+
+fn codec_name(pt: u8, info: &CodecInfo, profile: Option<&MediaProfile>) -> CodecName {
+    if let Some(map) = profile.and_then(|p| p.rtpmap(pt)) {
+        return CodecName::Shared(Arc::clone(&map.encoding));
+    }
+    CodecName::Static(info.name)
 }
 
 #[cfg(test)]
@@ -934,10 +956,21 @@ mod size_tests {
     #[test]
     fn per_stream_state_fits_in_one_kib() {
         let per_stream = std::mem::size_of::<ActiveStream>() + std::mem::size_of::<u32>() + 1;
+        use crate::quality::codec::CodecInfo;
+        use crate::quality::jbuf::JitterBuffer;
+        use crate::quality::jitter::Jitter;
+        use crate::quality::seq::{Rfc3550Seq, SequenceWindow};
+        use std::mem::size_of;
         println!(
-            "ActiveStream {} B, key {} B",
-            std::mem::size_of::<ActiveStream>(),
-            std::mem::size_of::<StreamKey>()
+            "ActiveStream {} B: key {}, meter {} (codec {}, seq {}, window {}, jitter {}, jbuf {})",
+            size_of::<ActiveStream>(),
+            size_of::<StreamKey>(),
+            size_of::<StreamMeter>(),
+            size_of::<CodecInfo>(),
+            size_of::<Rfc3550Seq>(),
+            size_of::<SequenceWindow>(),
+            size_of::<Jitter>(),
+            size_of::<JitterBuffer>()
         );
         assert!(per_stream <= 1024, "{per_stream} bytes per stream");
     }

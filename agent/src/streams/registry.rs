@@ -15,7 +15,8 @@ use hashbrown::HashMap;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtpMapEntry {
     pub payload_type: u8,
-    pub encoding: Box<str>,
+    /// Shared with every stream that uses it (no per-stream copy).
+    pub encoding: Arc<str>,
     pub clock_hz: u32,
 }
 
