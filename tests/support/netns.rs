@@ -12,7 +12,6 @@
 //! namespace it did not create (stale ones are only reaped when their creator pid is gone).
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -343,8 +342,16 @@ pub fn wait_for_file(path: &Path, limit: Duration, child: &mut ChildGuard, log: 
 /// Child role `udp-send`: from a socket bound to `bind`, sends each of `payloads` (strings) to
 /// `dest`, `gap_ms` apart.
 pub fn child_udp_send(args: &serde_json::Value) {
-    let bind: SocketAddr = args["bind"].as_str().expect("bind").parse().expect("bind addr");
-    let dest: SocketAddr = args["dest"].as_str().expect("dest").parse().expect("dest addr");
+    let bind: SocketAddr = args["bind"]
+        .as_str()
+        .expect("bind")
+        .parse()
+        .expect("bind addr");
+    let dest: SocketAddr = args["dest"]
+        .as_str()
+        .expect("dest")
+        .parse()
+        .expect("dest addr");
     let gap = Duration::from_millis(args["gap_ms"].as_u64().unwrap_or(0));
     let socket = UdpSocket::bind(bind).unwrap_or_else(|e| panic!("bind {bind}: {e}"));
     for payload in args["payloads"].as_array().expect("payloads") {
@@ -355,7 +362,14 @@ pub fn child_udp_send(args: &serde_json::Value) {
 }
 
 /// Sends `payloads` from `bind` to `dest` inside namespace `ns` and waits (at most 10 s).
-pub fn send_datagrams(ns: &str, bind: &str, dest: &str, payloads: &[String], gap_ms: u64, dir: &Path) {
+pub fn send_datagrams(
+    ns: &str,
+    bind: &str,
+    dest: &str,
+    payloads: &[String],
+    gap_ms: u64,
+    dir: &Path,
+) {
     let log = dir.join(format!("udp-send-{}.log", unique()));
     let args = serde_json::json!({
         "bind": bind, "dest": dest, "payloads": payloads, "gap_ms": gap_ms,
@@ -389,7 +403,16 @@ impl Tcpdump {
         let mut guard = run_in(
             ns,
             "tcpdump",
-            &["-i", iface, "-n", "-U", "--immediate-mode", "-w", &pcap_s, "udp"],
+            &[
+                "-i",
+                iface,
+                "-n",
+                "-U",
+                "--immediate-mode",
+                "-w",
+                &pcap_s,
+                "udp",
+            ],
             log,
         );
         // "listening on" is printed once the socket is bound and the filter installed.
@@ -420,7 +443,6 @@ impl Tcpdump {
         let status = self.guard.stop("INT", Duration::from_secs(10));
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         assert!(status.success(), "tcpdump failed ({status}): {text}");
-        let _ = std::io::stdout().flush();
         text.lines()
             .find(|l| l.contains("dropped by kernel"))
             .and_then(|l| l.split_whitespace().next())
