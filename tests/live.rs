@@ -729,3 +729,61 @@ fn kernel_drops_are_reported_when_the_ring_is_too_small() {
         "the blast stream's windows claim {claimed} capture drops, the kernel counted {drops}"
     );
 }
+
+/// `check-config` says exactly what is missing for an unprivileged user, and the agent runs
+/// without root once it has CAP_NET_RAW (as the systemd unit grants it).
+#[test]
+fn check_config_names_the_missing_capability_and_runs_without_root() {
+    const TEST: &str = "check_config_names_the_missing_capability_and_runs_without_root";
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    let has_setpriv = std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !is_root || !has_setpriv {
+        let reason = if is_root {
+            "setpriv (util-linux) missing"
+        } else {
+            "needs root to drop privileges"
+        };
+        assert!(
+            std::env::var_os("VOQA_REQUIRE_LIVE").is_none(),
+            "{TEST}: {reason}"
+        );
+        println!("SKIPPED: {reason} ({TEST})");
+        return;
+    }
+    // A copy the unprivileged user can execute (the build directory may not be traversable).
+    let dir = tempfile::tempdir().expect("tmp");
+    let bin = dir.path().join("voqa-agent");
+    std::fs::copy(support::agent_bin(), &bin).expect("copy binary");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod dir");
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod bin");
+    let check = |caps: &[&str]| {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(caps);
+        cmd.arg(&bin)
+            .args(["check-config", "--interface", "lo", "--sink", "stdout"]);
+        let out = cmd.output().expect("setpriv");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = check(&["--inh-caps=-all"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("FAIL CAP_NET_RAW is missing"), "{text}");
+    assert!(
+        text.contains("FAIL lo: cannot open a capture ring"),
+        "{text}"
+    );
+    let (code, text) = check(&["--inh-caps=+net_raw", "--ambient-caps=+net_raw"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("ok   lo: capture ring opens"), "{text}");
+}

@@ -28,7 +28,13 @@ fn close(got: &Value, want: &Value, tol: f64, what: &str) {
 fn check_sample(name: &str, file: &str) {
     let Some(dir) = samples_dir(name) else { return };
     let t = truth(&dir, name);
-    let doc = analyze_json(&[&dir.join(file)], &[]);
+    let doc = analyze_json(&[&dir.join(file)], &["--threads", "1"]);
+    // Parallel analysis must give the very same document.
+    assert_eq!(
+        doc,
+        analyze_json(&[&dir.join(file)], &["--threads", "3"]),
+        "{name}: --threads 3 differs"
+    );
     let got = doc["streams"].as_array().expect("streams");
     let want = t["streams"].as_array().expect("truth streams");
     let ids = |v: &Value| {

@@ -26,11 +26,13 @@ pub type Progress<'a> = &'a mut dyn FnMut(&Path, u64, u64);
 /// Frames between progress callbacks (keeps the callback off the hot path).
 const PROGRESS_EVERY: u64 = 1 << 16;
 
-/// Analyses `paths` in order as one capture.
+/// Analyses `paths` in order as one capture, with `threads` workers (each reads every frame and
+/// measures its shard of the RTP flows; results are identical to one thread's).
 pub fn analyze_files(
     paths: &[PathBuf],
     cfg: AnalyzerConfig,
-    mut progress: Option<Progress<'_>>,
+    threads: usize,
+    progress: Option<Progress<'_>>,
 ) -> Result<(Vec<FileSummary>, AnalysisResult), AnalyzeError> {
     // Open everything first so a bad path fails fast, before minutes of work.
     let mut opened = Vec::with_capacity(paths.len());
@@ -43,14 +45,76 @@ pub fn analyze_files(
             path: path.clone(),
             source,
         })?;
-        opened.push((path, file));
+        opened.push((path.clone(), file));
     }
+    let threads = threads.clamp(1, 64) as u32;
+    if threads == 1 {
+        return run_shard(&opened, cfg, progress);
+    }
+    let mut results: Vec<Result<(Vec<FileSummary>, AnalysisResult), AnalyzeError>> = Vec::new();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..threads)
+            .map(|index| {
+                let cfg = AnalyzerConfig {
+                    shard: Some((index, threads)),
+                    ..cfg.clone()
+                };
+                let opened = &opened;
+                scope.spawn(move || run_shard(opened, cfg, None))
+            })
+            .collect();
+        let first = run_shard(
+            &opened,
+            AnalyzerConfig {
+                shard: Some((0, threads)),
+                ..cfg.clone()
+            },
+            progress,
+        );
+        results.push(first);
+        for h in handles {
+            match h.join() {
+                Ok(r) => results.push(r),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+    let mut results = results.into_iter();
+    let (files, mut merged) = match results.next() {
+        Some(r) => r?,
+        None => return run_shard(&opened, cfg, None),
+    };
+    // Frame, SIP and RTCP counts and the calls are the same in every shard (each read every
+    // frame); streams and the per-stream counters are disjoint and add up.
+    for r in results {
+        let (_, shard) = r?;
+        merged.streams.extend(shard.streams);
+        let (c, s) = (&mut merged.counters, shard.counters);
+        c.rtp += s.rtp;
+        c.rtp_malformed += s.rtp_malformed;
+        c.streams_refused += s.streams_refused;
+        c.candidates_dropped += s.candidates_dropped;
+        c.streams_rejected += s.streams_rejected;
+        c.streams_evicted += s.streams_evicted;
+    }
+    merged.streams.sort_by(|a, b| {
+        (a.first_ns, a.key.src, a.key.dst, a.key.ssrc)
+            .cmp(&(b.first_ns, b.key.src, b.key.dst, b.key.ssrc))
+    });
+    Ok((files, merged))
+}
+
+fn run_shard(
+    opened: &[(PathBuf, CaptureFile)],
+    cfg: AnalyzerConfig,
+    mut progress: Option<Progress<'_>>,
+) -> Result<(Vec<FileSummary>, AnalysisResult), AnalyzeError> {
     let mut analyzer = Analyzer::new(cfg);
     let mut summaries = Vec::with_capacity(opened.len());
-    for (path, file) in &opened {
+    for (path, file) in opened {
         let before = *analyzer.counters();
         let mut frames = file.frames().map_err(|source| AnalyzeError {
-            path: (*path).clone(),
+            path: path.clone(),
             source,
         })?;
         let total = file.bytes().len() as u64;

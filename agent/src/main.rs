@@ -96,6 +96,10 @@ struct AnalyzeArgs {
     /// Print throughput and memory use (anonymous and mapped-file RSS) to stderr at the end.
     #[arg(long)]
     stats: bool,
+    /// Analysis threads, each measuring a share of the flows (results are identical)
+    /// [default: one per CPU core, at most 8].
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
 }
 
 fn parse_jitter_buffer(s: &str) -> Result<JitterBufferModel, String> {
@@ -261,7 +265,12 @@ fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let (files, result) = analyze_files(&args.files, cfg, progress_ref)?;
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8)
+    });
+    let (files, result) = analyze_files(&args.files, cfg, threads, progress_ref)?;
     if args.stats {
         let secs = started.elapsed().as_secs_f64();
         let frames = result.counters.frames;

@@ -400,6 +400,19 @@ listen = "127.0.0.1:9999"
     }
 
     #[test]
+    fn packaged_example_config_is_valid_and_documents_the_defaults() {
+        let text = include_str!("../../../packaging/agent.toml");
+        let cfg = AgentConfig::parse(text).expect("packaging/agent.toml parses");
+        assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
+        let mut defaults = AgentConfig::default();
+        defaults.capture.interfaces = vec!["eth0".into()];
+        assert_eq!(
+            cfg, defaults,
+            "the example shows the defaults (only interfaces differ)"
+        );
+    }
+
+    #[test]
     fn sink_specs() {
         assert_eq!("stdout".parse::<SinkSpec>(), Ok(SinkSpec::Stdout));
         assert_eq!(

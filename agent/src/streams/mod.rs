@@ -80,6 +80,10 @@ pub struct AnalyzerConfig {
     pub report_interval_ns: Option<i64>,
     /// With interval reports: a stream with no packet for this long is closed (final report).
     pub idle_timeout_ns: i64,
+    /// `(index, count)`: measure only the RTP flows whose (src, dst) hash falls in this shard
+    /// (parallel offline analysis). SIP and RTCP are processed by every shard, so each has the
+    /// whole SDP registry and every round-trip sample.
+    pub shard: Option<(u32, u32)>,
 }
 
 impl Default for AnalyzerConfig {
@@ -94,6 +98,7 @@ impl Default for AnalyzerConfig {
             max_calls: 200_000,
             report_interval_ns: None,
             idle_timeout_ns: 30_000_000_000,
+            shard: None,
         }
     }
 }
@@ -241,14 +246,15 @@ impl Analyzer {
 
     /// An analyzer that shares its SDP registry with others (one per capture worker).
     pub fn with_registry(cfg: AnalyzerConfig, registry: SharedRegistry) -> Self {
-        // Reserved, not touched: pages count in RSS only once streams use them, and the table
-        // never pays the 2x slack of growing by doubling up to its configured size.
+        // The stream vector is reserved, not touched: pages count in RSS only once streams use
+        // them, and it never pays the 2x slack of growing by doubling. The index is NOT
+        // reserved: a table sized for the maximum spreads few streams over many cache lines.
         let reserve = cfg.max_streams.clamp(1, 1 << 17);
         Analyzer {
             registry,
             calls: CallTracker::new(cfg.max_calls),
             cfg,
-            index: HashTable::with_capacity(reserve),
+            index: HashTable::new(),
             hasher: foldhash::fast::RandomState::default(),
             active: Vec::with_capacity(reserve),
             closed: Vec::new(),
@@ -305,6 +311,11 @@ impl Analyzer {
     }
 
     fn on_rtp(&mut self, ts_ns: i64, dg: &Datagram<'_>) {
+        if let Some((index, count)) = self.cfg.shard {
+            if flow_shard(&dg.src, &dg.dst, count) != index {
+                return;
+            }
+        }
         let Ok(rtp) = RtpPacket::new_checked(dg.payload) else {
             if self.is_media_flow(dg) {
                 self.counters.rtp_malformed += 1;
@@ -871,6 +882,23 @@ impl ActiveStream {
         }
         PacketRole::SequenceOnly
     }
+}
+
+/// The shard of a flow: a fixed (unseeded) hash, identical in every thread, of its addresses,
+/// so that SSRC changes and restarts of one flow stay in one shard.
+pub fn flow_shard(src: &SocketAddr, dst: &SocketAddr, count: u32) -> u32 {
+    use std::hash::BuildHasher;
+    let ip = |a: &SocketAddr| match a {
+        SocketAddr::V4(v4) => u128::from(v4.ip().to_bits()),
+        SocketAddr::V6(v6) => v6.ip().to_bits(),
+    };
+    let h = foldhash::fast::FixedState::with_seed(0x766f_7161).hash_one((
+        ip(src),
+        ip(dst),
+        src.port(),
+        dst.port(),
+    ));
+    (h % u64::from(count.max(1))) as u32
 }
 
 /// Hash of a stream key from its fields as integers (faster than hashing `SocketAddr`s).
