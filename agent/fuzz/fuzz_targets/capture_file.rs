@@ -24,13 +24,19 @@ fuzz_target!(|data: &[u8]| {
                 || (frame_range.start >= data_range.start && frame_range.end <= data_range.end),
             "frame data outside the file buffer"
         );
-        assert!(frame.wire_len as usize >= frame.data.len(), "wire_len below captured length");
+        assert!(
+            frame.wire_len as usize >= frame.data.len(),
+            "wire_len below captured length"
+        );
         let position = frames.position();
         assert!(position >= previous_position, "position went backwards");
         assert!(position <= data.len(), "position past the end of the file");
         previous_position = position;
         black_box(frames.truncated_at());
-        assert!(frames.warnings().len() <= Warning::MAX_KINDS, "too many warnings");
+        assert!(
+            frames.warnings().len() <= Warning::MAX_KINDS,
+            "too many warnings"
+        );
     }
     // The iterator is fused: once exhausted it stays exhausted.
     assert!(frames.next().is_none(), "iterator not fused");

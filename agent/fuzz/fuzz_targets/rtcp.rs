@@ -18,5 +18,8 @@ fuzz_target!(|data: &[u8]| {
         walk::walk_compound(&compound);
     }
     // Reduced-size validation only relaxes the full rules.
-    assert!(full.is_err() || reduced.is_ok(), "valid compound rejected as reduced-size");
+    assert!(
+        full.is_err() || reduced.is_ok(),
+        "valid compound rejected as reduced-size"
+    );
 });

@@ -13,7 +13,11 @@ fn walk_sdp(body: &[u8]) {
     let Ok(session) = SessionDescription::parse(body) else {
         return;
     };
-    black_box((session.origin_address, session.connection, session.direction));
+    black_box((
+        session.origin_address,
+        session.connection,
+        session.direction,
+    ));
     for (index, media) in session.media.iter().enumerate() {
         black_box(media.address(&session));
         black_box(media.rtcp_port());
@@ -47,7 +51,16 @@ fuzz_target!(|data: &[u8]| {
             black_box(header_param(value, "tag"));
             black_box(header_param(value, "boundary"));
         }
-        for name in ["Via", "v", "Contact", "m", "Content-Length", "l", "Content-Type", "c"] {
+        for name in [
+            "Via",
+            "v",
+            "Contact",
+            "m",
+            "Content-Length",
+            "l",
+            "Content-Type",
+            "c",
+        ] {
             black_box(message.header(name));
         }
         black_box(message.call_id());
