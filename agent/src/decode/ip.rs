@@ -1,8 +1,8 @@
 //! IPv4 and IPv6 views: addresses, upper-layer protocol, fragment status and the payload range.
 //!
-//! Field access goes through `pnet_packet` views, constructed only after the fixed header is
-//! known to be present; the payload range is computed here from validated lengths (pnet's own
-//! `payload()` trusts the length fields and is never called). The views are "lax" in one way
+//! The fixed header is held as an array reference obtained by a checked split, so field reads
+//! are constant indexes that cannot fail; the payload range is computed from validated lengths.
+//! (These views replaced pnet's: see the README's performance table.) The views are "lax" in one way
 //! only: a packet whose length field promises more bytes than were captured is accepted, with
 //! `payload()` holding the captured part and `is_truncated()` true, so that the caller can
 //! classify such a packet (fragment? not UDP?) before deciding it was cut by the snap length.
@@ -11,8 +11,6 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use pnet_packet::ipv4::Ipv4Packet;
-use pnet_packet::ipv6::Ipv6Packet;
 use thiserror::Error;
 
 /// IP protocol / IPv6 next-header numbers the decoder acts on.
@@ -51,7 +49,8 @@ pub enum IpError {
 
 /// Checked IPv4 view.
 pub struct Ipv4<'a> {
-    packet: Ipv4Packet<'a>,
+    /// The fixed header (array reference: constant indexes cannot fail).
+    packet: &'a [u8; IPV4_MIN_HEADER_LEN],
     payload: &'a [u8],
     header_len: usize,
     total_len: usize,
@@ -62,14 +61,13 @@ impl<'a> Ipv4<'a> {
     /// Validates version, IHL and total length against each other and against `buffer`.
     /// Bytes after the total length (Ethernet padding, trailers) are ignored.
     pub fn new_checked(buffer: &'a [u8]) -> Result<Self, IpError> {
-        let packet = Ipv4Packet::new(buffer).ok_or(IpError::Truncated)?;
-        if buffer.len() < IPV4_MIN_HEADER_LEN {
+        let Some(packet) = buffer.first_chunk::<IPV4_MIN_HEADER_LEN>() else {
             return Err(IpError::Truncated);
-        }
-        if packet.get_version() != 4 {
+        };
+        if packet[0] >> 4 != 4 {
             return Err(IpError::BadVersion);
         }
-        let ihl = packet.get_header_length();
+        let ihl = packet[0] & 0x0f;
         if ihl < IPV4_MIN_IHL {
             return Err(IpError::BadHeaderLength);
         }
@@ -77,7 +75,7 @@ impl<'a> Ipv4<'a> {
         if buffer.len() < header_len {
             return Err(IpError::Truncated);
         }
-        let total_len = usize::from(packet.get_total_length());
+        let total_len = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
         if total_len < header_len {
             return Err(IpError::BadTotalLength);
         }
@@ -95,24 +93,26 @@ impl<'a> Ipv4<'a> {
     }
 
     pub fn source(&self) -> Ipv4Addr {
-        self.packet.get_source()
+        let p = self.packet;
+        Ipv4Addr::new(p[12], p[13], p[14], p[15])
     }
 
     pub fn destination(&self) -> Ipv4Addr {
-        self.packet.get_destination()
+        let p = self.packet;
+        Ipv4Addr::new(p[16], p[17], p[18], p[19])
     }
 
     pub fn protocol(&self) -> u8 {
-        self.packet.get_next_level_protocol().0
+        self.packet[9]
     }
 
     pub fn more_fragments(&self) -> bool {
-        self.packet.get_flags() & IPV4_FLAG_MORE_FRAGMENTS != 0
+        (self.packet[6] >> 5) & IPV4_FLAG_MORE_FRAGMENTS != 0
     }
 
     /// Fragment offset in 8-octet units.
     pub fn fragment_offset(&self) -> u16 {
-        self.packet.get_fragment_offset()
+        u16::from_be_bytes([self.packet[6], self.packet[7]]) & 0x1fff
     }
 
     /// True for every fragment, the first one included.
@@ -142,7 +142,8 @@ impl<'a> Ipv4<'a> {
 /// Checked IPv6 view. Hop-by-hop, routing and destination-options headers are skipped; an
 /// atomic fragment header (offset 0, M = 0) is skipped too, any other ends the walk.
 pub struct Ipv6<'a> {
-    packet: Ipv6Packet<'a>,
+    /// The fixed header (array reference: constant indexes cannot fail).
+    packet: &'a [u8; IPV6_HEADER_LEN],
     payload: &'a [u8],
     protocol: u8,
     fragment: bool,
@@ -151,18 +152,21 @@ pub struct Ipv6<'a> {
 
 impl<'a> Ipv6<'a> {
     pub fn new_checked(buffer: &'a [u8]) -> Result<Self, IpError> {
-        let packet = Ipv6Packet::new(buffer).ok_or(IpError::Truncated)?;
+        let Some(packet) = buffer.first_chunk::<IPV6_HEADER_LEN>() else {
+            return Err(IpError::Truncated);
+        };
         if buffer.len() < IPV6_HEADER_LEN {
             return Err(IpError::Truncated);
         }
-        if packet.get_version() != 6 {
+        if packet[0] >> 4 != 6 {
             return Err(IpError::BadVersion);
         }
         // Jumbograms (payload length 0 plus a hop-by-hop option) are not supported: their
         // extension header overruns the declared length and is reported as such.
-        let declared_end = IPV6_HEADER_LEN + usize::from(packet.get_payload_length());
+        let declared_end =
+            IPV6_HEADER_LEN + usize::from(u16::from_be_bytes([packet[4], packet[5]]));
         let captured_end = declared_end.min(buffer.len());
-        let mut next_header = packet.get_next_header().0;
+        let mut next_header = packet[6];
         let mut offset = IPV6_HEADER_LEN;
         let mut fragment = false;
         // Every extension header is at least 8 octets long, so the walk ends.
@@ -215,11 +219,15 @@ impl<'a> Ipv6<'a> {
     }
 
     pub fn source(&self) -> Ipv6Addr {
-        self.packet.get_source()
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&self.packet[8..24]);
+        Ipv6Addr::from(a)
     }
 
     pub fn destination(&self) -> Ipv6Addr {
-        self.packet.get_destination()
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&self.packet[24..40]);
+        Ipv6Addr::from(a)
     }
 
     /// Upper-layer protocol after the skipped extension headers. For a fragment this is the

@@ -1,13 +1,11 @@
 //! Link-layer views: find the network-layer packet inside a captured frame.
 //!
 //! Handles Ethernet II (with any number of stacked 802.1Q / QinQ tags), Linux cooked captures
-//! (SLL and SLL2), raw IP and BSD loopback. Ethernet and VLAN fields are read through
-//! `pnet_packet` views, but only after the bytes they cover are known to be present.
+//! (SLL and SLL2), raw IP and BSD loopback. Ethernet and VLAN fields are read from array
+//! references obtained by checked splits, so they cannot fail.
 //! This module must not look past the link header (IP is `super::ip`'s job), allocate or copy
 //! packet bytes.
 
-use pnet_packet::ethernet::EthernetPacket;
-use pnet_packet::vlan::VlanPacket;
 use thiserror::Error;
 
 /// pcap / pcapng `LINKTYPE_*` values this module understands.
@@ -116,13 +114,13 @@ pub fn decode_link(linktype: u32, data: &[u8]) -> Result<LinkFrame<'_>, LinkErro
 }
 
 fn decode_ethernet(data: &[u8]) -> Result<LinkFrame<'_>, LinkError> {
-    // `EthernetPacket::new` refuses buffers shorter than its fixed header, and the accessor used
-    // reads only that header.
-    let ethernet = EthernetPacket::new(data).ok_or(LinkError::Truncated)?;
+    let Some(ethernet) = data.first_chunk::<14>() else {
+        return Err(LinkError::Truncated);
+    };
     let rest = data
         .get(ETHERNET_HEADER_LEN..)
         .ok_or(LinkError::Truncated)?;
-    decode_ethertype(ethernet.get_ethertype().0, rest, None)
+    decode_ethertype(u16::from_be_bytes([ethernet[12], ethernet[13]]), rest, None)
 }
 
 /// Follows VLAN tags until an IP ethertype. Each tag consumes four bytes, so the loop ends.
@@ -148,9 +146,11 @@ fn decode_ethertype<'a>(
                 });
             }
             ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_LEGACY => {
-                let tag = VlanPacket::new(rest).ok_or(LinkError::Truncated)?;
-                vlan = vlan.or(Some(tag.get_vlan_identifier()));
-                protocol = tag.get_ethertype().0;
+                let Some(tag) = rest.first_chunk::<4>() else {
+                    return Err(LinkError::Truncated);
+                };
+                vlan = vlan.or(Some(u16::from_be_bytes([tag[0], tag[1]]) & 0x0fff));
+                protocol = u16::from_be_bytes([tag[2], tag[3]]);
                 rest = rest.get(VLAN_TAG_LEN..).ok_or(LinkError::Truncated)?;
             }
             _ => return Err(LinkError::NotIp),

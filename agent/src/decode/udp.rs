@@ -1,11 +1,10 @@
 //! UDP view: ports and the payload bounded by the UDP length field.
 //!
-//! Field access goes through `pnet_packet::udp::UdpPacket`, constructed only over a buffer known
-//! to hold the 8-octet header; the payload range comes from the validated length field (pnet's
-//! `payload()` is never called). This module must not verify checksums (capture hosts offload
-//! them), allocate or copy packet bytes.
+//! The header is held as `&[u8; 8]` obtained by a checked split, so field reads are constant
+//! indexes that cannot fail; the payload range comes from the validated length field. (These
+//! views replaced pnet's: see the README's performance table.) This module must not verify
+//! checksums (capture hosts offload them), allocate or copy packet bytes.
 
-use pnet_packet::udp::UdpPacket;
 use thiserror::Error;
 
 pub const HEADER_LEN: usize = 8;
@@ -22,18 +21,18 @@ pub enum UdpError {
 
 /// Checked UDP view over a complete IP payload.
 pub struct Udp<'a> {
-    packet: UdpPacket<'a>,
+    /// The 8-octet header (array reference: constant indexes cannot fail).
+    packet: &'a [u8; HEADER_LEN],
     payload: &'a [u8],
 }
 
 impl<'a> Udp<'a> {
     /// `buffer` is the whole IP payload; bytes after the UDP length are ignored.
     pub fn new_checked(buffer: &'a [u8]) -> Result<Self, UdpError> {
-        let packet = UdpPacket::new(buffer).ok_or(UdpError::Truncated)?;
-        if buffer.len() < HEADER_LEN {
+        let Some(packet) = buffer.first_chunk::<HEADER_LEN>() else {
             return Err(UdpError::Truncated);
-        }
-        let length = usize::from(packet.get_length());
+        };
+        let length = usize::from(u16::from_be_bytes([packet[4], packet[5]]));
         if length < HEADER_LEN {
             return Err(UdpError::LengthTooSmall);
         }
@@ -44,20 +43,20 @@ impl<'a> Udp<'a> {
     }
 
     pub fn source_port(&self) -> u16 {
-        self.packet.get_source()
+        u16::from_be_bytes([self.packet[0], self.packet[1]])
     }
 
     pub fn destination_port(&self) -> u16 {
-        self.packet.get_destination()
+        u16::from_be_bytes([self.packet[2], self.packet[3]])
     }
 
     /// The length field (header included).
     pub fn length(&self) -> u16 {
-        self.packet.get_length()
+        u16::from_be_bytes([self.packet[4], self.packet[5]])
     }
 
     pub fn checksum(&self) -> u16 {
-        self.packet.get_checksum()
+        u16::from_be_bytes([self.packet[6], self.packet[7]])
     }
 
     pub fn payload(&self) -> &'a [u8] {

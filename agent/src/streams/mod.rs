@@ -250,7 +250,11 @@ impl Analyzer {
         // them, and it never pays the 2x slack of growing by doubling. The index is NOT
         // reserved: a table sized for the maximum spreads few streams over many cache lines.
         // Offline analysis grows as needed (it is not memory-bound and starts many Analyzers).
-        let reserve = if cfg.report_interval_ns.is_some() { cfg.max_streams.clamp(1, 1 << 17) } else { 0 };
+        let reserve = if cfg.report_interval_ns.is_some() {
+            cfg.max_streams.clamp(1, 1 << 17)
+        } else {
+            0
+        };
         Analyzer {
             registry,
             calls: CallTracker::new(cfg.max_calls),
