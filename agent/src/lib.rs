@@ -15,4 +15,5 @@ pub mod host;
 pub mod quality;
 pub mod report;
 pub mod service;
+pub mod ship;
 pub mod streams;

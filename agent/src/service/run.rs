@@ -5,7 +5,6 @@
 //! Packet time drives every report; the wall clock only advances quiet workers (so streams
 //! that stop sending still report and end) and stamps heartbeats.
 
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
@@ -21,6 +20,7 @@ use crate::capture::afpacket::{Fanout, PacketRing, RingConfig};
 use crate::host::HostSampler;
 use crate::report::live::stream_report;
 use crate::report::time::rfc3339_micros;
+use crate::ship::{JsonLinesSink, ReportSink};
 use crate::streams::privacy::Pseudonymizer;
 use crate::streams::registry::{SdpRegistry, SharedRegistry};
 use crate::streams::{Analyzer, AnalyzerConfig};
@@ -169,9 +169,9 @@ pub fn run(
     let shared = Arc::new(shared);
 
     // Sink first, so a bad path fails before capture starts.
-    let writer: Box<dyn Write + Send> = match cfg.sink() {
-        SinkSpec::Stdout => Box::new(std::io::stdout()),
-        SinkSpec::File(path) => Box::new(
+    let writer: Box<dyn ReportSink> = match cfg.sink() {
+        SinkSpec::Stdout => Box::new(JsonLinesSink::new(std::io::stdout())),
+        SinkSpec::File(path) => Box::new(JsonLinesSink::new(
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -180,7 +180,7 @@ pub fn run(
                     path: path.clone(),
                     source,
                 })?,
-        ),
+        )),
     };
     let (tx, rx) = sync_channel::<Box<AgentRecord>>(CHANNEL_CAPACITY);
     let sink = std::thread::Builder::new()
@@ -364,30 +364,33 @@ fn reload_config(
     }
 }
 
-fn sink_loop(writer: Box<dyn Write + Send>, rx: Receiver<Box<AgentRecord>>) {
-    let mut out = BufWriter::with_capacity(1 << 16, writer);
+fn sink_loop(mut sink: Box<dyn ReportSink>, rx: Receiver<Box<AgentRecord>>) {
+    let mut failing = false;
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(record) => {
-                let line = serde_json::to_string(&record).unwrap_or_default();
-                if writeln!(out, "{line}").is_err() {
-                    log("sink: write failed; reports are being lost");
+                let sent = sink.send(&record);
+                if sent.is_err() != failing {
+                    failing = sent.is_err();
+                    log(if failing {
+                        "sink: write failed; reports are being lost"
+                    } else {
+                        "sink: writing again"
+                    });
                 }
+                // Drain what is queued, then flush, so reports are visible promptly.
+                while let Ok(next) = rx.try_recv() {
+                    let _ = sink.send(&next);
+                }
+                let _ = sink.flush();
             }
             Err(RecvTimeoutError::Timeout) => {
-                let _ = out.flush();
+                let _ = sink.flush();
             }
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        // Keep latency low: flush whenever the queue is drained.
-        if let Ok(record) = rx.try_recv() {
-            let line = serde_json::to_string(&record).unwrap_or_default();
-            let _ = writeln!(out, "{line}");
-        } else {
-            let _ = out.flush();
-        }
     }
-    let _ = out.flush();
+    let _ = sink.flush();
 }
 
 fn heartbeat_loop(
