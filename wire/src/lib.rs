@@ -237,6 +237,23 @@ pub enum AgentRecord {
     Heartbeat(Heartbeat),
 }
 
+/// One agent → collector upload (`POST /api/v1/ingest`, gzip or plain JSON). Idempotent by
+/// `batch_id`: the collector stores a batch once and acknowledges repeats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    /// Must equal [`SCHEMA_VERSION`].
+    pub schema: u32,
+    /// UUID chosen by the agent (36 characters, lower-case hex and dashes).
+    pub batch_id: String,
+    pub agent_id: String,
+    /// Wall-clock time the batch was sent (RFC 3339).
+    pub sent_at: String,
+    #[serde(default)]
+    pub reports: Vec<StreamReport>,
+    #[serde(default)]
+    pub heartbeats: Vec<Heartbeat>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
