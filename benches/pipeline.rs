@@ -4,6 +4,7 @@
 //! - `pipeline_10k_streams`: frame → decode → flow table → quality meters for 10,000 concurrent
 //!   G.711 streams (the whole per-packet path `analyze` runs), stream creation included;
 //! - `pcap_parse`: iterating the frames of the same capture held in memory.
+//!
 //! Run: cargo bench -p voqa-agent --bench pipeline
 
 use std::net::SocketAddr;
@@ -76,10 +77,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut seqs = 0u64;
             for (_, f) in &owned {
-                if let Ok(d) = decode_udp(1, f, f.len() as u32) {
-                    if let Ok(r) = RtpPacket::new_checked(d.payload) {
-                        seqs += u64::from(r.sequence_number());
-                    }
+                if let Ok(d) = decode_udp(1, f, f.len() as u32)
+                    && let Ok(r) = RtpPacket::new_checked(d.payload)
+                {
+                    seqs += u64::from(r.sequence_number());
                 }
             }
             seqs

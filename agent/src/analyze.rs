@@ -122,10 +122,10 @@ fn run_shard(
         while let Some(frame) = frames.next() {
             analyzer.on_frame(frame.ts_ns, frame.linktype, frame.data, frame.wire_len);
             n += 1;
-            if n % PROGRESS_EVERY == 0 {
-                if let Some(cb) = progress.as_mut() {
-                    cb(path, frames.position() as u64, total);
-                }
+            if n.is_multiple_of(PROGRESS_EVERY)
+                && let Some(cb) = progress.as_mut()
+            {
+                cb(path, frames.position() as u64, total);
             }
         }
         if let Some(cb) = progress.as_mut() {

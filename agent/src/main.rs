@@ -223,7 +223,7 @@ fn rss_kib() -> (u64, u64) {
 fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let privacy = pseudonymizer(&args)?;
     let cfg = AnalyzerConfig {
-        jitter_buffer: args.jitter_buffer.clone(),
+        jitter_buffer: args.jitter_buffer,
         assumed_one_way_ms: args.assumed_one_way_ms,
         ..AnalyzerConfig::default()
     };

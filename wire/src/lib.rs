@@ -232,6 +232,8 @@ pub struct Heartbeat {
 /// One line of the agent's JSON-lines output (`run --sink file:PATH|stdout`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+// Records travel boxed between threads; the size difference costs nothing there.
+#[allow(clippy::large_enum_variant)]
 pub enum AgentRecord {
     Stream(StreamReport),
     Heartbeat(Heartbeat),

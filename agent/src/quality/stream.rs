@@ -332,13 +332,13 @@ impl StreamMeter {
         }
 
         if !arrival.duplicate {
-            if let Some(prev) = self.prev_audio_ext {
-                if arrival.ext == prev + 1 {
-                    let inc = meta.rtp_ts.wrapping_sub(self.prev_audio_ts);
-                    // Ignore implausible increments (talkspurt gaps, > 1 s of audio).
-                    if inc > 0 && u64::from(inc) * 1000 <= u64::from(clock) * 1000 {
-                        self.vote_ptime(inc);
-                    }
+            if let Some(prev) = self.prev_audio_ext
+                && arrival.ext == prev + 1
+            {
+                let inc = meta.rtp_ts.wrapping_sub(self.prev_audio_ts);
+                // Ignore implausible increments (talkspurt gaps, > 1 s of audio).
+                if inc > 0 && u64::from(inc) * 1000 <= u64::from(clock) * 1000 {
+                    self.vote_ptime(inc);
                 }
             }
             self.prev_audio_ext = Some(arrival.ext);

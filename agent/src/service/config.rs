@@ -14,6 +14,7 @@ pub const DEFAULT_PATH: &str = "/etc/voqa/agent.toml";
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[derive(Default)]
 pub struct AgentConfig {
     /// Name of this agent in reports; default: the host name.
     pub agent_id: Option<String>,
@@ -100,20 +101,6 @@ pub struct HealthConfig {
 pub struct MetricsConfig {
     /// Prometheus endpoint address; empty string disables it. Loopback by default.
     pub listen: String,
-}
-
-impl Default for AgentConfig {
-    fn default() -> Self {
-        AgentConfig {
-            agent_id: None,
-            capture: CaptureConfig::default(),
-            analysis: AnalysisConfig::default(),
-            output: OutputConfig::default(),
-            privacy: PrivacyConfig::default(),
-            health: HealthConfig::default(),
-            metrics: MetricsConfig::default(),
-        }
-    }
 }
 
 impl Default for CaptureConfig {

@@ -14,7 +14,13 @@ use super::run::Shared;
 /// Renders every metric.
 pub fn render(shared: &Shared) -> String {
     let mut out = String::with_capacity(2048);
-    let per_worker: [(&str, &str, &str, fn(&super::run::WorkerStats) -> u64); 6] = [
+    type Metric = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&super::run::WorkerStats) -> u64,
+    );
+    let per_worker: [Metric; 6] = [
         (
             "voqa_capture_kernel_packets_total",
             "counter",

@@ -113,11 +113,11 @@ impl CallTracker {
             let Some(old) = self.live.pop_front() else {
                 break;
             };
-            if let Some(slot) = self.calls.get_mut(old) {
-                if let Some(call) = slot.take() {
-                    self.by_id.remove(call.call_id.as_bytes());
-                    self.forgotten += 1;
-                }
+            if let Some(slot) = self.calls.get_mut(old)
+                && let Some(call) = slot.take()
+            {
+                self.by_id.remove(call.call_id.as_bytes());
+                self.forgotten += 1;
             }
         }
     }

@@ -135,12 +135,12 @@ impl Candidate {
                 inferred_clock: None,
             };
         }
-        if self.pairs >= INFERENCE_PAIRS {
-            if let Some(clock) = self.inferred_clock() {
-                return CandidateState::Ready {
-                    inferred_clock: Some(clock),
-                };
-            }
+        if self.pairs >= INFERENCE_PAIRS
+            && let Some(clock) = self.inferred_clock()
+        {
+            return CandidateState::Ready {
+                inferred_clock: Some(clock),
+            };
         }
         if self.len() == CANDIDATE_BUFFER {
             return CandidateState::Ready {

@@ -316,10 +316,10 @@ impl Analyzer {
     }
 
     fn on_rtp(&mut self, ts_ns: i64, dg: &Datagram<'_>) {
-        if let Some((index, count)) = self.cfg.shard {
-            if flow_shard(&dg.src, &dg.dst, count) != index {
-                return;
-            }
+        if let Some((index, count)) = self.cfg.shard
+            && flow_shard(&dg.src, &dg.dst, count) != index
+        {
+            return;
         }
         let Ok(rtp) = RtpPacket::new_checked(dg.payload) else {
             if self.is_media_flow(dg) {
@@ -390,10 +390,10 @@ impl Analyzer {
                 state
             }
         };
-        if let CandidateState::Ready { inferred_clock } = state {
-            if let Some(c) = self.candidates.remove(&key) {
-                self.start_stream(key, &c, profile, inferred_clock);
-            }
+        if let CandidateState::Ready { inferred_clock } = state
+            && let Some(c) = self.candidates.remove(&key)
+        {
+            self.start_stream(key, &c, profile, inferred_clock);
         }
     }
 
@@ -435,12 +435,12 @@ impl Analyzer {
             .unwrap_or(first);
         let (mut info, mut clock, mut source) = resolve_payload(main.pt, profile.as_deref());
         let name = codec_name(main.pt, &info, profile.as_deref());
-        if clock.is_none() {
-            if let Some(c) = inferred_clock {
-                clock = Some(c);
-                source = ClockSource::Inferred;
-                info = codec::codec_by_name(name.as_str(), c);
-            }
+        if clock.is_none()
+            && let Some(c) = inferred_clock
+        {
+            clock = Some(c);
+            source = ClockSource::Inferred;
+            info = codec::codec_by_name(name.as_str(), c);
         }
         let detection = if profile.is_some() {
             Detection::Sdp
@@ -449,7 +449,7 @@ impl Analyzer {
         };
         let stream = ActiveStream {
             key,
-            meter: StreamMeter::new(info, clock, self.cfg.jitter_buffer.clone(), &first),
+            meter: StreamMeter::new(info, clock, self.cfg.jitter_buffer, &first),
             payload_type: main.pt,
             codec_name: name,
             clock_source: source,
@@ -783,15 +783,16 @@ impl Analyzer {
         let ends_call = msg
             .method()
             .is_some_and(|m| m.eq_ignore_ascii_case(b"BYE") || m.eq_ignore_ascii_case(b"CANCEL"));
-        if ends_call && self.cfg.report_interval_ns.is_some() {
-            if let Some(id) = &call_id {
-                for stream in self
-                    .active
-                    .iter_mut()
-                    .filter(|s| s.call_id.as_deref() == Some(&**id))
-                {
-                    stream.bye_ns.get_or_insert(ts_ns);
-                }
+        if ends_call
+            && self.cfg.report_interval_ns.is_some()
+            && let Some(id) = &call_id
+        {
+            for stream in self
+                .active
+                .iter_mut()
+                .filter(|s| s.call_id.as_deref() == Some(&**id))
+            {
+                stream.bye_ns.get_or_insert(ts_ns);
             }
         }
         let Some(body) = msg.sdp_body() else {
