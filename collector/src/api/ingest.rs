@@ -1,0 +1,243 @@
+//! `POST /api/v1/ingest` (role `agent`): a voqa-wire `Batch`, plain or gzip JSON. The body is
+//! size-limited before and after decompression (413), the encoding checked (415), the JSON
+//! parsed with the failing field named (400), the schema version and value ranges validated
+//! (400/422), and a 2xx sent only once the batch is committed. A repeated `batch_id` is
+//! acknowledged without being stored twice.
+
+use std::io::Read;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use voqa_wire::{Batch, SCHEMA_VERSION, StreamReport};
+
+use super::{ApiError, AppState, authenticate, require};
+use crate::auth::Role;
+use crate::store::IngestOutcome;
+
+pub async fn ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let role = authenticate(&state, &headers).await?;
+    require(&role, &[Role::Agent])?;
+    let limit = state.config.server.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request body over {limit} bytes"),
+        )
+    };
+    let raw = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let json_bytes = match encoding.as_str() {
+        "" | "identity" => raw.to_vec(),
+        "gzip" | "x-gzip" => {
+            let mut out = Vec::new();
+            let mut decoder = flate2::read::GzDecoder::new(&raw[..]).take(limit as u64 + 1);
+            decoder.read_to_end(&mut out).map_err(|e| {
+                ApiError::bad_request("bad_gzip", format!("body is not valid gzip: {e}"))
+            })?;
+            if out.len() > limit {
+                return Err(too_large());
+            }
+            out
+        }
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_encoding",
+                format!("Content-Encoding '{other}' is not supported (use gzip or none)"),
+            ));
+        }
+    };
+    let batch = parse_batch(&json_bytes)?;
+    validate(&batch)?;
+    let received_ns = crate::now_ns();
+    let outcome = state.store.ingest(&batch, received_ns).await.map_err(|e| {
+        state.metrics.store_error();
+        match e {
+            crate::store::StoreError::Invalid(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", m)
+            }
+            other => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_error",
+                format!("batch not stored: {other}"),
+            ),
+        }
+    })?;
+    state.metrics.ingested(&outcome, started.elapsed());
+    let body = match outcome {
+        IngestOutcome::Stored {
+            reports,
+            heartbeats,
+        } => {
+            json!({"status": "stored", "batch_id": batch.batch_id, "reports": reports, "heartbeats": heartbeats})
+        }
+        IngestOutcome::Duplicate => json!({"status": "duplicate", "batch_id": batch.batch_id}),
+    };
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+/// Parses the batch, naming the field that failed (`reports[3].packets: invalid type ...`).
+pub fn parse_batch(bytes: &[u8]) -> Result<Batch, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize::<_, Batch>(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::bad_request("malformed_json", format!("body is not valid JSON: {inner}"))
+        } else {
+            ApiError::bad_request("invalid_field", format!("{path}: {inner}"))
+        }
+    })
+}
+
+fn out_of_range(field: String, why: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "out_of_range",
+        format!("{field}: {why}"),
+    )
+}
+
+/// Schema and value checks the types cannot express.
+pub fn validate(batch: &Batch) -> Result<(), ApiError> {
+    if batch.schema != SCHEMA_VERSION {
+        return Err(ApiError::bad_request(
+            "unsupported_schema",
+            format!(
+                "schema: version {} is not supported (this collector speaks {SCHEMA_VERSION})",
+                batch.schema
+            ),
+        ));
+    }
+    let id = &batch.batch_id;
+    let uuid_like = id.len() == 36
+        && id.char_indices().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
+    if !uuid_like {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "batch_id: must be a UUID (8-4-4-4-12 hex digits)",
+        ));
+    }
+    if batch.agent_id.is_empty() || batch.agent_id.len() > 128 {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "agent_id: must be 1 to 128 characters",
+        ));
+    }
+    if batch.reports.len() + batch.heartbeats.len() > 100_000 {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            "a batch holds at most 100,000 records",
+        ));
+    }
+    for (i, r) in batch.reports.iter().enumerate() {
+        validate_report(i, r)?;
+    }
+    for (i, h) in batch.heartbeats.iter().enumerate() {
+        if !(0.0..=100.0 * 1024.0).contains(&h.cpu_pct) || !h.cpu_pct.is_finite() {
+            return Err(out_of_range(
+                format!("heartbeats[{i}].cpu_pct"),
+                "must be a percentage",
+            ));
+        }
+        if h.mem_used_bytes > h.mem_total_bytes {
+            return Err(out_of_range(
+                format!("heartbeats[{i}].mem_used_bytes"),
+                "exceeds mem_total_bytes",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_report(i: usize, r: &StreamReport) -> Result<(), ApiError> {
+    let f = |name: &str| format!("reports[{i}].{name}");
+    let finite_nonneg = |v: f64| v.is_finite() && v >= 0.0;
+    if let Some(m) = r.mos {
+        if !(1.0..=4.5).contains(&m) {
+            return Err(out_of_range(f("mos"), "must be within 1..=4.5"));
+        }
+    }
+    if let Some(rf) = r.r_factor {
+        if !(-100.0..=150.0).contains(&rf) {
+            return Err(out_of_range(f("r_factor"), "must be within -100..=150"));
+        }
+    }
+    if !(0.0..=100.0).contains(&r.effective_loss_pct) {
+        return Err(out_of_range(
+            f("effective_loss_pct"),
+            "must be a percentage",
+        ));
+    }
+    for (name, v) in [
+        ("jitter_ms", r.jitter_ms),
+        ("max_jitter_ms", r.max_jitter_ms),
+        ("mean_jitter_ms", r.mean_jitter_ms),
+        ("rtt_ms", r.rtt_ms),
+    ] {
+        if let Some(v) = v {
+            if !finite_nonneg(v) || v > 3_600_000.0 {
+                return Err(out_of_range(
+                    f(name),
+                    "must be a non-negative number of milliseconds",
+                ));
+            }
+        }
+    }
+    if !finite_nonneg(r.max_delta_ms)
+        || !finite_nonneg(r.jitter_sum_ms)
+        || !finite_nonneg(r.burst_ratio)
+    {
+        return Err(out_of_range(
+            f("max_delta_ms/jitter_sum_ms/burst_ratio"),
+            "must be non-negative",
+        ));
+    }
+    if r.lost > r.expected {
+        return Err(out_of_range(f("lost"), "exceeds expected"));
+    }
+    let start = crate::time::parse_rfc3339_ns(&r.window_start).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_field",
+            format!("{}: not an RFC 3339 UTC time", f("window_start")),
+        )
+    })?;
+    let end = crate::time::parse_rfc3339_ns(&r.window_end).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_field",
+            format!("{}: not an RFC 3339 UTC time", f("window_end")),
+        )
+    })?;
+    if end < start {
+        return Err(out_of_range(f("window_end"), "is before window_start"));
+    }
+    if r.is_final && r.totals.is_none() {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("{}: a final report carries totals", f("totals")),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,276 @@
+//! The ops API (role `ops`): agents, streams with filters and cursor pagination, calls by
+//! Call-ID; and the SLA of a customer (role `ops` or that customer's own `customer:<id>`).
+//! Query ranges are bounded (at most 366 days, at most 1,000 items a page).
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::{ApiError, AppState, authenticate, require};
+use crate::auth::Role;
+use crate::sla::{self, HeartbeatPoint};
+use crate::store::StreamQuery;
+use crate::time::{format_rfc3339, parse_rfc3339_ns};
+
+const MAX_RANGE_NS: i64 = 366 * 86_400 * 1_000_000_000;
+const DAY_NS: i64 = 86_400 * 1_000_000_000;
+
+fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+    match q.get(name) {
+        None => Ok(None),
+        Some(v) => parse_rfc3339_ns(v).map(Some).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_parameter",
+                format!("{name}: '{v}' is not an RFC 3339 UTC time or a date"),
+            )
+        }),
+    }
+}
+
+/// `from`/`to` with defaults (`to` = now, `from` = `to` − `default_span`), bounded.
+fn range(q: &HashMap<String, String>, default_span: i64) -> Result<(i64, i64), ApiError> {
+    let to = time_param(q, "to")?.unwrap_or_else(crate::now_ns);
+    let from = time_param(q, "from")?.unwrap_or(to - default_span);
+    if from >= to {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            "from must be before to",
+        ));
+    }
+    if to - from > MAX_RANGE_NS {
+        return Err(ApiError::bad_request(
+            "range_too_large",
+            "a query covers at most 366 days",
+        ));
+    }
+    Ok((from, to))
+}
+
+pub async fn agents(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let role = authenticate(&state, &headers).await?;
+    require(&role, &[])?;
+    let now = crate::now_ns();
+    let rows = state
+        .store
+        .agents()
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let items: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|a| {
+            // Up: a heartbeat within two default heartbeat periods (30 s) and no watched
+            // process down in it.
+            let up = a
+                .last_heartbeat_ns
+                .is_some_and(|t| now - t <= 30_000_000_000)
+                && !a.any_process_down;
+            json!({
+                "agent_id": a.agent_id,
+                "last_heartbeat": a.last_heartbeat_ns.map(format_rfc3339),
+                "last_batch": format_rfc3339(a.last_batch_ns),
+                "up": up,
+                "kernel_drops": a.kernel_drops_total,
+                "capture_drops_in_reports": a.capture_drops_total,
+                "heartbeat": a.last_heartbeat,
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({"items": items})).into_response())
+}
+
+pub async fn streams(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let role = authenticate(&state, &headers).await?;
+    require(&role, &[])?;
+    let (from, to) = range(&q, DAY_NS)?;
+    let limit: u32 = match q.get("limit") {
+        None => 100,
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::bad_request("invalid_parameter", "limit: 1..=1000"))?,
+    };
+    let max_mos = match q.get("max_mos") {
+        None => None,
+        Some(v) => Some(
+            v.parse::<f64>()
+                .ok()
+                .filter(|m| (1.0..=5.0).contains(m))
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_parameter", "max_mos: a number within 1..=5")
+                })?,
+        ),
+    };
+    let after = match q.get("cursor") {
+        None => None,
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| {
+            ApiError::bad_request("invalid_parameter", "cursor: not a cursor from this API")
+        })?),
+    };
+    let customer = match q.get("customer") {
+        None => None,
+        Some(id) => Some(state.config.customer(id).cloned().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_customer",
+                format!("no customer '{id}'"),
+            )
+        })?),
+    };
+    let query = StreamQuery {
+        agents: customer.as_ref().map(|c| c.agents.clone()),
+        agent: q.get("agent").cloned(),
+        from_ns: from,
+        to_ns: to,
+        max_mos,
+        final_only: q.get("final").is_some_and(|v| v == "true"),
+        after,
+        limit,
+    };
+    let rows = state
+        .store
+        .streams(&query)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let next_cursor = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| encode_cursor(r.window_end_ns, r.id)))
+        .flatten();
+    let items: Vec<&voqa_wire::StreamReport> = rows
+        .iter()
+        .filter(|r| {
+            customer
+                .as_ref()
+                .is_none_or(|c| sla::in_subnets(c, &r.report))
+        })
+        .map(|r| &r.report)
+        .collect();
+    Ok(axum::Json(json!({"items": items, "next_cursor": next_cursor})).into_response())
+}
+
+fn encode_cursor(end_ns: i64, id: i64) -> String {
+    format!("{end_ns:x}.{id:x}")
+}
+
+fn decode_cursor(c: &str) -> Option<(i64, i64)> {
+    let (a, b) = c.split_once('.')?;
+    Some((
+        i64::from_str_radix(a, 16).ok()?,
+        i64::from_str_radix(b, 16).ok()?,
+    ))
+}
+
+pub async fn call(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(call_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let role = authenticate(&state, &headers).await?;
+    require(&role, &[])?;
+    if call_id.is_empty() || call_id.len() > 512 {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            "call_id: 1 to 512 characters",
+        ));
+    }
+    let rows = state
+        .store
+        .call(&call_id)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    if rows.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_call",
+            format!("no streams for call '{call_id}'"),
+        ));
+    }
+    let reports: Vec<&voqa_wire::StreamReport> = rows.iter().map(|r| &r.report).collect();
+    Ok(axum::Json(json!({"call_id": call_id, "reports": reports})).into_response())
+}
+
+pub async fn sla(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let role = authenticate(&state, &headers).await?;
+    require(&role, &[Role::Customer(id.clone())])?;
+    let customer = state.config.customer(&id).cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_customer",
+            format!("no customer '{id}'"),
+        )
+    })?;
+    let (from, to) = range(&q, 30 * DAY_NS)?;
+    let evaluation = evaluate(&state, &customer, from, to).await?;
+    state.metrics.sla_state(&evaluation);
+    Ok(axum::Json(evaluation).into_response())
+}
+
+/// Loads a customer's period and evaluates its commitments.
+pub async fn evaluate(
+    state: &AppState,
+    customer: &sla::Customer,
+    from: i64,
+    to: i64,
+) -> Result<sla::Evaluation, ApiError> {
+    let mut reports = Vec::new();
+    let mut after = None;
+    loop {
+        let page = state
+            .store
+            .streams(&StreamQuery {
+                agents: Some(customer.agents.clone()),
+                agent: None,
+                from_ns: from,
+                to_ns: to,
+                max_mos: None,
+                final_only: false,
+                after,
+                limit: 10_000,
+            })
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let full = page.len() == 10_000;
+        after = page.last().map(|r| (r.window_end_ns, r.id));
+        reports.extend(
+            page.into_iter()
+                .map(|r| r.report)
+                .filter(|r| sla::in_subnets(customer, r)),
+        );
+        if !full {
+            break;
+        }
+    }
+    let beats = state
+        .store
+        .heartbeats(&customer.agents, from, to)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let points: Vec<HeartbeatPoint> = beats
+        .into_iter()
+        .map(|h| HeartbeatPoint {
+            agent_id: h.agent_id,
+            time_ns: h.time_ns,
+            processes_down: if h.any_process_down {
+                vec!["watched process".to_owned()]
+            } else {
+                Vec::new()
+            },
+            kernel_drops_total: h.kernel_drops_total,
+        })
+        .collect();
+    Ok(sla::evaluate(customer, from, to, &reports, &points))
+}

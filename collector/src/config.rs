@@ -1,0 +1,148 @@
+//! The collector's configuration file: where it listens, its database, limits, retention, and
+//! the customers with their commitments (parsed by `sla`). Flags override the file.
+//!
+//! Loading touches nothing but the file.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::sla::{Customer, parse_customers};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    /// Address to listen on (plain HTTP; terminate TLS at a reverse proxy).
+    pub listen: String,
+    /// `sqlite:PATH` (default `sqlite:voqa.db`) or `postgres://...`.
+    pub database: String,
+    /// Largest request body accepted (bytes, after decompression too).
+    pub max_body_bytes: usize,
+    /// Per-stream rows older than this are deleted (aggregates the reports need are kept).
+    pub retention_days: u64,
+    /// Serve /metrics without a token to loopback clients.
+    pub metrics_open_on_loopback: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            database: "sqlite:voqa.db".into(),
+            max_body_bytes: 8 << 20,
+            retention_days: 90,
+            metrics_open_on_loopback: false,
+        }
+    }
+}
+
+/// Everything the collector reads from its file.
+#[derive(Debug, Clone)]
+pub struct CollectorConfig {
+    pub server: ServerConfig,
+    pub customers: Vec<Customer>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl CollectorConfig {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        /// Top level: server keys plus `[[customers]]` (parsed separately by `sla`).
+        #[derive(Deserialize)]
+        struct Top {
+            #[serde(default, flatten)]
+            server: ServerConfig,
+        }
+        let top: Top =
+            toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))?;
+        let customers = parse_customers(text).map_err(|e| e.to_string())?;
+        let cfg = CollectorConfig {
+            server: top.server,
+            customers,
+        };
+        let problems = cfg.problems();
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else {
+            return Ok(CollectorConfig {
+                server: ServerConfig::default(),
+                customers: Vec::new(),
+            });
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.into(),
+            message,
+        })
+    }
+
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            p.push(format!(
+                "listen: '{}' is not an address:port",
+                self.server.listen
+            ));
+        }
+        let db = &self.server.database;
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            p.push(format!(
+                "database: '{db}' is neither sqlite:PATH nor postgres://..."
+            ));
+        }
+        if self.server.max_body_bytes < 1024 {
+            p.push("max_body_bytes: must be at least 1024".into());
+        }
+        if self.server.retention_days == 0 {
+            p.push("retention_days: must be at least 1".into());
+        }
+        p
+    }
+
+    pub fn customer(&self, id: &str) -> Option<&Customer> {
+        self.customers.iter().find(|c| c.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packaged_example_is_valid() {
+        let cfg =
+            CollectorConfig::parse(include_str!("../../packaging/collector.toml")).expect("valid");
+        assert_eq!(cfg.server.listen, "127.0.0.1:8080");
+        assert_eq!(cfg.customers.len(), 1);
+        assert_eq!(cfg.customers[0].id, "acme");
+        assert!(cfg.problems().is_empty());
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = CollectorConfig::parse("listen = \"nowhere\"\ndatabase = \"mysql://x\"\n")
+            .expect_err("invalid");
+        assert!(err.contains("listen") && err.contains("database"), "{err}");
+    }
+}

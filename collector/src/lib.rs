@@ -1,0 +1,19 @@
+//! voqa-collector: receives agent batches, stores them (SQLite or PostgreSQL), checks each
+//! customer's commitments, and serves the ops API, customer SLA and Prometheus metrics.
+//!
+//! Stages: `api` (HTTP, auth, validation) → `store` (durable rows) → `sla` (pure evaluation).
+//! Only `api` and the binary touch the network; `sla` has no I/O and no clock.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod sla;
+pub mod store;
+pub mod time;
+
+/// Wall-clock now, ns since the epoch (the collector's only clock).
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}

@@ -1,0 +1,480 @@
+//! Customers and the commitments signed with them, read from the `[[customers]]` tables of
+//! the collector config, validated, plus the subnet filter that narrows a customer's traffic.
+//!
+//! Parsing and matching only: no file access (the caller passes the TOML text), no clock.
+
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::maintenance::{MaintenanceWindow, parse_windows};
+
+/// One customer of the operator: whose traffic counts for it and what was promised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Customer {
+    pub id: String,
+    pub name: String,
+    /// Agents whose traffic and heartbeats count for this customer.
+    pub agents: Vec<String>,
+    /// Optional media peers (`"203.0.113.0/24"`, `"2001:db8::/32"`); empty means all traffic.
+    #[serde(default)]
+    pub subnets: Vec<String>,
+    pub commitments: Commitments,
+}
+
+/// The signed targets, see DESIGN.md "Commitments".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Commitments {
+    /// A call meets quality if its MOS is at least this …
+    pub mos_min: f64,
+    /// … and at least this percentage of calls must meet it.
+    pub calls_meeting_pct: f64,
+    /// Per-call effective loss ceiling, percent.
+    pub loss_max_pct: f64,
+    /// 95th percentile of per-packet jitter over the period, milliseconds.
+    pub jitter_p95_max_ms: f64,
+    pub uptime_min_pct: f64,
+    /// Weekly UTC windows such as `"Sun 02:00-04:00 UTC"`, excluded from uptime.
+    #[serde(default)]
+    pub maintenance: Vec<String>,
+    /// The agents' heartbeat period; a silence longer than two periods is downtime.
+    #[serde(default = "fifteen")]
+    pub heartbeat_interval_s: u64,
+}
+
+fn fifteen() -> u64 {
+    15
+}
+
+/// Why the customers section of the config was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SlaConfigError {
+    #[error("invalid customers config: {0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("customers[{index}]: id must not be empty")]
+    EmptyId { index: usize },
+    #[error("customer id {0:?} is used more than once")]
+    DuplicateId(String),
+    #[error("customer {customer:?}: {field}: {reason}")]
+    Invalid {
+        customer: String,
+        field: String,
+        reason: String,
+    },
+}
+
+/// The collector config as far as SLA is concerned: every other top-level key is ignored.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ConfigFile {
+    customers: Vec<Customer>,
+}
+
+/// Reads and validates the `[[customers]]` tables of the collector config.
+pub fn parse_customers(toml_text: &str) -> Result<Vec<Customer>, SlaConfigError> {
+    let config: ConfigFile = toml::from_str(toml_text)?;
+    for (index, customer) in config.customers.iter().enumerate() {
+        if customer.id.trim().is_empty() {
+            return Err(SlaConfigError::EmptyId { index });
+        }
+        if config.customers[..index]
+            .iter()
+            .any(|c| c.id == customer.id)
+        {
+            return Err(SlaConfigError::DuplicateId(customer.id.clone()));
+        }
+        validate(customer)?;
+    }
+    Ok(config.customers)
+}
+
+fn validate(customer: &Customer) -> Result<(), SlaConfigError> {
+    let invalid = |field: &str, reason: String| SlaConfigError::Invalid {
+        customer: customer.id.clone(),
+        field: field.to_owned(),
+        reason,
+    };
+    if customer.agents.is_empty() {
+        return Err(invalid("agents", "list at least one agent".into()));
+    }
+    if let Some(index) = customer.agents.iter().position(|a| a.trim().is_empty()) {
+        return Err(invalid(
+            &format!("agents[{index}]"),
+            "empty agent id".into(),
+        ));
+    }
+    for (index, text) in customer.subnets.iter().enumerate() {
+        if let Err(e) = text.parse::<Subnet>() {
+            return Err(invalid(&format!("subnets[{index}]"), e.to_string()));
+        }
+    }
+    let c = &customer.commitments;
+    let ranged = [
+        ("commitments.mos_min", c.mos_min, 1.0, 4.5),
+        (
+            "commitments.calls_meeting_pct",
+            c.calls_meeting_pct,
+            0.0,
+            100.0,
+        ),
+        ("commitments.loss_max_pct", c.loss_max_pct, 0.0, 100.0),
+        ("commitments.uptime_min_pct", c.uptime_min_pct, 0.0, 100.0),
+        (
+            "commitments.jitter_p95_max_ms",
+            c.jitter_p95_max_ms,
+            0.0,
+            f64::MAX,
+        ),
+    ];
+    for (field, value, low, high) in ranged {
+        if !(low..=high).contains(&value) {
+            let reason = if high == f64::MAX {
+                format!("{value} must be a finite number ≥ {low}")
+            } else {
+                format!("{value} is outside {low}..={high}")
+            };
+            return Err(invalid(field, reason));
+        }
+    }
+    if c.heartbeat_interval_s == 0 || c.heartbeat_interval_s > 86_400 {
+        return Err(invalid(
+            "commitments.heartbeat_interval_s",
+            format!("{} is outside 1..=86400", c.heartbeat_interval_s),
+        ));
+    }
+    if let Err((index, e)) = parse_windows(&c.maintenance) {
+        return Err(invalid(
+            &format!("commitments.maintenance[{index}]"),
+            format!(
+                "{:?}: {e}",
+                c.maintenance.get(index).map_or("", |s| s.as_str())
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Commitments {
+    /// The maintenance windows that parse (all of them for a validated config).
+    pub fn maintenance_windows(&self) -> Vec<MaintenanceWindow> {
+        self.maintenance
+            .iter()
+            .filter_map(|t| t.parse().ok())
+            .collect()
+    }
+}
+
+/// Why a subnet string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubnetError {
+    #[error("invalid address {0:?}")]
+    Address(String),
+    #[error("invalid prefix length {0:?}")]
+    Prefix(String),
+    #[error("host bits set after the /{0} prefix")]
+    HostBits(u8),
+}
+
+/// An IPv4 or IPv6 network in CIDR notation; a bare address is a single-host network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet {
+    network: IpAddr,
+    prefix: u8,
+}
+
+fn mask_v4(prefix: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
+}
+
+fn mask_v6(prefix: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
+}
+
+impl FromStr for Subnet {
+    type Err = SubnetError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (address, prefix) = match text.trim().split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text.trim(), None),
+        };
+        let network: IpAddr = address
+            .parse()
+            .map_err(|_| SubnetError::Address(address.to_owned()))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|&n| n <= max && p.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| SubnetError::Prefix(p.to_owned()))?,
+        };
+        let host_bits_clear = match network {
+            IpAddr::V4(a) => u32::from(a) & !mask_v4(prefix) == 0,
+            IpAddr::V6(a) => u128::from(a) & !mask_v6(prefix) == 0,
+        };
+        if !host_bits_clear {
+            return Err(SubnetError::HostBits(prefix));
+        }
+        Ok(Self { network, prefix })
+    }
+}
+
+impl Subnet {
+    /// True if `ip` lies in this network; an IPv4-mapped IPv6 address matches an IPv4 network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(a)) => {
+                u32::from(a) & mask_v4(self.prefix) == u32::from(net)
+            }
+            (IpAddr::V4(net), IpAddr::V6(a)) => a
+                .to_ipv4_mapped()
+                .is_some_and(|a| u32::from(a) & mask_v4(self.prefix) == u32::from(net)),
+            (IpAddr::V6(net), IpAddr::V6(a)) => {
+                u128::from(a) & mask_v6(self.prefix) == u128::from(net)
+            }
+            (IpAddr::V6(_), IpAddr::V4(_)) => false,
+        }
+    }
+}
+
+/// The address of a wire endpoint: `"192.0.2.10:40000"`, `"[2001:db8::1]:5004"` or a bare address.
+pub fn endpoint_ip(endpoint: &str) -> Option<IpAddr> {
+    endpoint
+        .parse::<SocketAddr>()
+        .map(|s| s.ip())
+        .or_else(|_| endpoint.parse::<IpAddr>())
+        .ok()
+}
+
+/// The customer's subnets that parse (all of them for a validated config).
+pub fn parsed_subnets(customer: &Customer) -> Vec<Subnet> {
+    customer
+        .subnets
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+/// True if either endpoint of the report lies in one of `subnets`, or if `subnets` is empty.
+pub fn report_in_subnets(subnets: &[Subnet], report: &voqa_wire::StreamReport) -> bool {
+    if subnets.is_empty() {
+        return true;
+    }
+    [report.src.as_str(), report.dst.as_str()]
+        .into_iter()
+        .filter_map(endpoint_ip)
+        .any(|ip| subnets.iter().any(|s| s.contains(ip)))
+}
+
+/// True if the customer has no subnets configured, or the report's source or destination
+/// address lies within one of them.
+pub fn in_subnets(customer: &Customer, report: &voqa_wire::StreamReport) -> bool {
+    customer.subnets.is_empty() || report_in_subnets(&parsed_subnets(customer), report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    pub(crate) const DESIGN_EXAMPLE: &str = r#"
+listen = "127.0.0.1:8080"
+[database]
+path = "voqa.db"
+
+[[customers]]
+id = "acme"
+name = "ACME Contact Centre"
+agents = ["fra-media-1", "fra-media-2"]      # whose traffic counts for this customer
+subnets = ["203.0.113.0/24"]                 # optional: narrow to these media peers
+
+[customers.commitments]
+mos_min = 4.0            # a call meets quality if its MOS ≥ this …
+calls_meeting_pct = 95.0 # … and at least this share of calls must meet it
+loss_max_pct = 1.0       # per-call effective loss
+jitter_p95_max_ms = 30.0 # over all packets of the period (merged histograms)
+uptime_min_pct = 99.95   # heartbeats present and watched services up
+maintenance = ["Sun 02:00-04:00 UTC"]   # excluded from uptime
+"#;
+
+    #[test]
+    fn parses_the_design_example() {
+        let customers = parse_customers(DESIGN_EXAMPLE).expect("valid");
+        assert_eq!(customers.len(), 1);
+        let acme = &customers[0];
+        assert_eq!(acme.id, "acme");
+        assert_eq!(acme.name, "ACME Contact Centre");
+        assert_eq!(acme.agents, ["fra-media-1", "fra-media-2"]);
+        assert_eq!(acme.subnets, ["203.0.113.0/24"]);
+        let c = &acme.commitments;
+        assert_eq!(
+            (
+                c.mos_min,
+                c.calls_meeting_pct,
+                c.loss_max_pct,
+                c.jitter_p95_max_ms,
+                c.uptime_min_pct
+            ),
+            (4.0, 95.0, 1.0, 30.0, 99.95)
+        );
+        assert_eq!(c.maintenance, ["Sun 02:00-04:00 UTC"]);
+        assert_eq!(c.heartbeat_interval_s, 15);
+        assert_eq!(c.maintenance_windows().len(), 1);
+    }
+
+    #[test]
+    fn a_config_without_customers_has_none() {
+        assert!(parse_customers("").expect("valid").is_empty());
+        assert!(
+            parse_customers("listen = \"[::1]:80\"")
+                .expect("valid")
+                .is_empty()
+        );
+    }
+
+    fn error_text(toml_text: &str) -> String {
+        match parse_customers(toml_text) {
+            Ok(_) => String::from("accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn names_the_customer_and_field_in_errors() {
+        let with = |from: &str, to: &str| DESIGN_EXAMPLE.replace(from, to);
+        let cases = [
+            (
+                with("mos_min = 4.0", "mos_min = 4.6"),
+                "customer \"acme\": commitments.mos_min: 4.6 is outside 1..=4.5",
+            ),
+            (
+                with("mos_min = 4.0", "mos_min = 0.5"),
+                "customer \"acme\": commitments.mos_min: 0.5 is outside 1..=4.5",
+            ),
+            (
+                with("calls_meeting_pct = 95.0", "calls_meeting_pct = 101.0"),
+                "customer \"acme\": commitments.calls_meeting_pct: 101 is outside 0..=100",
+            ),
+            (
+                with("loss_max_pct = 1.0", "loss_max_pct = -1.0"),
+                "customer \"acme\": commitments.loss_max_pct: -1 is outside 0..=100",
+            ),
+            (
+                with("uptime_min_pct = 99.95", "uptime_min_pct = nan"),
+                "customer \"acme\": commitments.uptime_min_pct: NaN is outside 0..=100",
+            ),
+            (
+                with("jitter_p95_max_ms = 30.0", "jitter_p95_max_ms = inf"),
+                "customer \"acme\": commitments.jitter_p95_max_ms: inf must be a finite number ≥ 0",
+            ),
+            (
+                with("203.0.113.0/24", "203.0.113.0/33"),
+                "customer \"acme\": subnets[0]: invalid prefix length \"33\"",
+            ),
+            (
+                with("203.0.113.0/24", "203.0.113.1/24"),
+                "customer \"acme\": subnets[0]: host bits set after the /24 prefix",
+            ),
+            (
+                with("203.0.113.0/24", "acme.example/24"),
+                "customer \"acme\": subnets[0]: invalid address \"acme.example\"",
+            ),
+            (
+                with("Sun 02:00-04:00 UTC", "Sun 02:00-04:00 CET"),
+                "customer \"acme\": commitments.maintenance[0]: \"Sun 02:00-04:00 CET\": time zone \"CET\" is not supported (write UTC)",
+            ),
+            (
+                with("[\"fra-media-1\", \"fra-media-2\"]", "[]"),
+                "customer \"acme\": agents: list at least one agent",
+            ),
+            (
+                with("id = \"acme\"", "id = \" \""),
+                "customers[0]: id must not be empty",
+            ),
+            (
+                with("maintenance = ", "heartbeat_interval_s = 0\nmaintenance = "),
+                "customer \"acme\": commitments.heartbeat_interval_s: 0 is outside 1..=86400",
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(error_text(&text), expected);
+        }
+        let twice = format!(
+            "{DESIGN_EXAMPLE}\n{}",
+            &DESIGN_EXAMPLE[DESIGN_EXAMPLE.find("[[customers]]").unwrap_or(0)..]
+        );
+        assert_eq!(
+            error_text(&twice),
+            "customer id \"acme\" is used more than once"
+        );
+    }
+
+    #[test]
+    fn toml_errors_are_reported_with_their_position() {
+        let missing = DESIGN_EXAMPLE.replace("mos_min = 4.0", "");
+        let text = error_text(&missing);
+        assert!(
+            text.starts_with("invalid customers config:") && text.contains("mos_min"),
+            "{text}"
+        );
+        let typo = DESIGN_EXAMPLE.replace("maintenance =", "maintenence =");
+        assert!(error_text(&typo).contains("maintenence"));
+        assert!(error_text("customers = 3").starts_with("invalid customers config:"));
+    }
+
+    #[test]
+    fn subnets_match_ipv4_ipv6_and_mapped_addresses() {
+        let net: Subnet = "203.0.113.0/24".parse().expect("valid");
+        assert!(net.contains("203.0.113.255".parse().expect("ip")));
+        assert!(!net.contains("203.0.114.0".parse().expect("ip")));
+        assert!(net.contains("::ffff:203.0.113.7".parse().expect("ip")));
+        let net6: Subnet = "2001:db8::/32".parse().expect("valid");
+        assert!(net6.contains("2001:db8:ffff::1".parse().expect("ip")));
+        assert!(!net6.contains("2001:db9::1".parse().expect("ip")));
+        assert!(!net6.contains("203.0.113.1".parse().expect("ip")));
+        let all: Subnet = "0.0.0.0/0".parse().expect("valid");
+        assert!(all.contains("198.51.100.1".parse().expect("ip")));
+        let host: Subnet = "192.0.2.1".parse().expect("valid");
+        assert!(host.contains("192.0.2.1".parse().expect("ip")));
+        assert!(!host.contains("192.0.2.2".parse().expect("ip")));
+        assert_eq!(
+            "10.0.0.0/+8".parse::<Subnet>(),
+            Err(SubnetError::Prefix("+8".into()))
+        );
+    }
+
+    #[test]
+    fn endpoints_with_and_without_ports() {
+        assert_eq!(endpoint_ip("192.0.2.10:40000"), "192.0.2.10".parse().ok());
+        assert_eq!(
+            endpoint_ip("[2001:db8::1]:5004"),
+            "2001:db8::1".parse().ok()
+        );
+        assert_eq!(endpoint_ip("2001:db8::1"), "2001:db8::1".parse().ok());
+        assert_eq!(endpoint_ip("not an address"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn subnet_parse_never_panics(text in "\\PC{0,50}") {
+            let _ = text.parse::<Subnet>();
+        }
+
+        #[test]
+        fn every_address_is_in_its_own_prefix(bits: u32, prefix in 0u8..=32) {
+            let network = std::net::Ipv4Addr::from(bits & mask_v4(prefix));
+            let subnet: Subnet = format!("{network}/{prefix}").parse().expect("masked network");
+            prop_assert!(subnet.contains(IpAddr::V4(std::net::Ipv4Addr::from(bits))));
+        }
+
+        #[test]
+        fn parse_customers_never_panics(text in "\\PC{0,200}") {
+            let _ = parse_customers(&text);
+        }
+    }
+}

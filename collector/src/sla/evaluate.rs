@@ -1,0 +1,1197 @@
+//! Checks one customer's commitments over a period `[from, to)` and gathers the evidence.
+//!
+//! Input is what the store holds for the period (stream reports and heartbeat points);
+//! output is a serialisable verdict per commitment. Reports are re-filtered here (agent,
+//! subnets, `window_start` within the period) so a wider query cannot skew the result.
+//! Must not do I/O, read the clock or touch the database: every time is passed in.
+
+use std::hash::{BuildHasher, RandomState};
+
+use serde::Serialize;
+use voqa_wire::StreamReport;
+
+use super::commitments::{Customer, parsed_subnets, report_in_subnets};
+use super::maintenance::maintenance_spans;
+use super::rfc3339::{NS_PER_S, format_ns, parse_ns};
+use super::uptime::{DownInterval, DropSummary, HeartbeatPoint, capture_drops, uptime};
+
+/// Most calls or intervals listed as evidence per commitment; totals are always given.
+pub const EVIDENCE_LIMIT: usize = 100;
+
+/// How the jitter percentile is obtained until agents ship per-packet histograms.
+pub const JITTER_METHOD: &str = "window_means_weighted";
+
+/// The verdict for one customer and period.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    pub customer: String,
+    pub from_ns: i64,
+    pub to_ns: i64,
+    pub from: String,
+    pub to: String,
+    /// In order: `mos`, `loss`, `jitter_p95`, `uptime`.
+    pub commitments: Vec<CommitmentResult>,
+    /// Calls with a final report in the period (a stream without call id is its own call).
+    pub calls: u64,
+    /// Of those, calls none of whose streams has a MOS (excluded from the MOS commitment).
+    pub calls_without_mos: u64,
+    /// Stream reports that belonged to the customer and period, of all passed in.
+    pub reports_used: u64,
+    pub capture_drops: DropSummary,
+}
+
+/// One commitment: target, measured value, verdict and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommitmentResult {
+    /// `"mos"`, `"loss"`, `"jitter_p95"` or `"uptime"`.
+    pub name: &'static str,
+    pub target: f64,
+    /// Unit of `target` and `measured`: `"%"` or `"ms"`.
+    pub unit: &'static str,
+    pub measured: Option<f64>,
+    /// `None` when there was nothing to measure.
+    pub met: Option<bool>,
+    pub detail: String,
+    pub evidence: Evidence,
+}
+
+/// What a verdict rests on.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Evidence {
+    Calls(CallEvidence),
+    Jitter(JitterEvidence),
+    Downtime(DowntimeEvidence),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CallEvidence {
+    /// Calls that had the measured value.
+    pub considered: u64,
+    pub within: u64,
+    pub breaching: u64,
+    /// The worst breaching calls, worst first, at most [`EVIDENCE_LIMIT`].
+    pub calls: Vec<BreachingCall>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BreachingCall {
+    /// `None` for a stream without call id, which counts as its own call.
+    pub call_id: Option<String>,
+    /// The MOS or loss percentage of the call.
+    pub value: f64,
+    /// The stream that set the call's value (the worse direction), and its agent.
+    pub worst_stream: String,
+    pub agent: String,
+    pub src: String,
+    pub dst: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JitterEvidence {
+    /// [`JITTER_METHOD`]: each window counts as `jitter_samples` packets at its mean jitter,
+    /// an approximation of the per-packet percentile.
+    pub method: &'static str,
+    pub windows: u64,
+    pub samples: u64,
+    /// Windows without jitter figures (no clock rate, no packets).
+    pub windows_without_jitter: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DowntimeEvidence {
+    pub period_s: f64,
+    pub maintenance_s: f64,
+    pub downtime_s: f64,
+    /// The maintenance occurrences within the period.
+    pub maintenance: Vec<TimeSpan>,
+    pub intervals_total: u64,
+    /// The first down intervals in time order, at most [`EVIDENCE_LIMIT`].
+    pub intervals: Vec<DownInterval>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TimeSpan {
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub start: String,
+    pub end: String,
+}
+
+/// Identity of a call: its call id, or `(agent, stream_id)` for a stream without one.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum CallKey<'a> {
+    Call(&'a str),
+    Stream(&'a str, &'a str),
+}
+
+fn call_key(report: &StreamReport) -> CallKey<'_> {
+    match report.call_id.as_deref() {
+        Some(id) if !id.is_empty() => CallKey::Call(id),
+        _ => CallKey::Stream(&report.agent_id, &report.stream_id),
+    }
+}
+
+/// 128-bit keyed hash of a call key: two independent randomly keyed SipHashes.
+///
+/// Streams are grouped into calls by sorting on this identity rather than through a hash map
+/// keyed by the strings: inserting a million calls into a map is a random walk through ~100 MB
+/// (measured ~4× the cost of hashing plus one integer sort), while the sort works on a compact
+/// array. Two different calls share an identity with probability about n²/2¹²⁹ (≈ 10⁻²⁷ for a
+/// million calls), and the random keys keep anyone from constructing such a pair.
+struct CallIdentity(RandomState, RandomState);
+
+impl CallIdentity {
+    fn new() -> Self {
+        Self(RandomState::new(), RandomState::new())
+    }
+
+    fn of(&self, key: &CallKey<'_>) -> [u64; 2] {
+        [self.0.hash_one(key), self.1.hash_one(key)]
+    }
+}
+
+/// A final stream report reduced to what grouping into calls needs.
+struct FinalStream<'a> {
+    call: [u64; 2],
+    mos: Option<f64>,
+    loss: Option<f64>,
+    report: &'a StreamReport,
+}
+
+/// The worse of two `(value, stream)` candidates by `worse`, ties broken by stream id so the
+/// evidence does not depend on input order.
+fn worse_of<'a>(
+    current: Option<(f64, &'a StreamReport)>,
+    candidate: (f64, &'a StreamReport),
+    worse: fn(f64, f64) -> bool,
+) -> Option<(f64, &'a StreamReport)> {
+    match current {
+        Some((value, report))
+            if !worse(candidate.0, value)
+                && (candidate.0 != value || candidate.1.stream_id >= report.stream_id) =>
+        {
+            current
+        }
+        _ => Some(candidate),
+    }
+}
+
+fn finite(value: Option<f64>) -> Option<f64> {
+    value.filter(|v| v.is_finite())
+}
+
+fn seconds(ns: i64) -> f64 {
+    ns as f64 / NS_PER_S as f64
+}
+
+/// Percentage with the multiplication first, so that 950 of 1000 is exactly 95.
+fn percent(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 * 100.0 / whole as f64)
+}
+
+/// Nearest-rank weighted percentile of `(value bits, weight)` pairs of non-negative values:
+/// the smallest value whose cumulative weight reaches `ceil(percentile/100 × total weight)`.
+/// Non-negative `f64`s order like their bit patterns, so the sort is an integer sort.
+fn weighted_percentile(samples: &mut [(u64, u64)], percentile: u32) -> Option<f64> {
+    let total: u128 = samples.iter().map(|&(_, weight)| u128::from(weight)).sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = (u128::from(percentile) * total).div_ceil(100).max(1);
+    samples.sort_unstable();
+    let mut cumulative: u128 = 0;
+    for &(bits, weight) in samples.iter() {
+        cumulative += u128::from(weight);
+        if cumulative >= rank {
+            return Some(f64::from_bits(bits));
+        }
+    }
+    samples.last().map(|&(bits, _)| f64::from_bits(bits))
+}
+
+/// The window's mean jitter and its packet count, when it has both.
+fn window_jitter(report: &StreamReport) -> Option<(f64, u64)> {
+    if report.jitter_samples == 0 {
+        return None;
+    }
+    let mean = report
+        .mean_jitter_ms
+        .unwrap_or(report.jitter_sum_ms / report.jitter_samples as f64);
+    (mean.is_finite() && mean >= 0.0).then_some((mean, report.jitter_samples))
+}
+
+/// Picks the [`EVIDENCE_LIMIT`] worst calls (by `worse_first`), sorted worst first.
+fn worst<F>(mut entries: Vec<(f64, &StreamReport)>, worse_first: F) -> Vec<BreachingCall>
+where
+    F: Fn(f64, f64) -> std::cmp::Ordering,
+{
+    let order = |a: &(f64, &StreamReport), b: &(f64, &StreamReport)| {
+        worse_first(a.0, b.0).then_with(|| call_key(a.1).cmp(&call_key(b.1)))
+    };
+    if entries.len() > EVIDENCE_LIMIT {
+        entries.select_nth_unstable_by(EVIDENCE_LIMIT - 1, order);
+        entries.truncate(EVIDENCE_LIMIT);
+    }
+    entries.sort_unstable_by(order);
+    entries
+        .into_iter()
+        .map(|(value, report)| BreachingCall {
+            call_id: match call_key(report) {
+                CallKey::Call(id) => Some(id.to_owned()),
+                CallKey::Stream(..) => None,
+            },
+            value,
+            worst_stream: report.stream_id.clone(),
+            agent: report.agent_id.clone(),
+            src: report.src.clone(),
+            dst: report.dst.clone(),
+        })
+        .collect()
+}
+
+/// Evaluates every commitment of `customer` over `[from_ns, to_ns)`.
+///
+/// `reports`: the stream reports (interval and final) of the customer's agents for the period;
+/// a report counts when its agent serves the customer, its `window_start` lies in the period
+/// and an endpoint is in the customer's subnets. `heartbeats`: the heartbeat points of the
+/// customer's agents; one just before `from` and one just after `to` make the period's edges
+/// exact (see [`super::uptime`]). `to_ns` should not lie in the future: the time after the last
+/// heartbeat counts as silence.
+pub fn evaluate(
+    customer: &Customer,
+    from_ns: i64,
+    to_ns: i64,
+    reports: &[StreamReport],
+    heartbeats: &[HeartbeatPoint],
+) -> Evaluation {
+    let commitments = &customer.commitments;
+    let subnets = parsed_subnets(customer);
+    let identity = CallIdentity::new();
+    let mut finals: Vec<FinalStream<'_>> = Vec::new();
+    let mut jitter_samples: Vec<(u64, u64)> = Vec::with_capacity(reports.len());
+    let mut windows_without_jitter = 0u64;
+    let mut windows_with_drops = 0u64;
+    let mut reports_used = 0u64;
+
+    for report in reports {
+        let belongs = customer.agents.contains(&report.agent_id)
+            && parse_ns(&report.window_start).is_some_and(|t| from_ns <= t && t < to_ns)
+            && report_in_subnets(&subnets, report);
+        if !belongs {
+            continue;
+        }
+        reports_used += 1;
+        if report.capture_drops > 0 {
+            windows_with_drops += 1;
+        }
+        match window_jitter(report) {
+            // `+ 0.0` turns -0.0 into +0.0 so the bit patterns sort numerically.
+            Some((mean, weight)) => jitter_samples.push(((mean + 0.0).to_bits(), weight)),
+            None => windows_without_jitter += 1,
+        }
+        if report.is_final {
+            let totals = report.totals.as_ref();
+            finals.push(FinalStream {
+                call: identity.of(&call_key(report)),
+                mos: finite(totals.and_then(|t| t.mos)),
+                loss: finite(totals.map(|t| t.effective_loss_pct)),
+                report,
+            });
+        }
+    }
+
+    finals.sort_unstable_by_key(|stream| stream.call);
+    let mut call_count = 0u64;
+    let mut with_mos = 0u64;
+    let mut with_loss = 0u64;
+    let mut worst_loss: Option<f64> = None;
+    let mut low_mos = Vec::new();
+    let mut high_loss = Vec::new();
+    for call in finals.chunk_by(|a, b| a.call == b.call) {
+        call_count += 1;
+        let mut call_mos = None;
+        let mut call_loss = None;
+        for stream in call {
+            if let Some(mos) = stream.mos {
+                call_mos = worse_of(call_mos, (mos, stream.report), |a, b| a < b);
+            }
+            if let Some(loss) = stream.loss {
+                call_loss = worse_of(call_loss, (loss, stream.report), |a, b| a > b);
+            }
+        }
+        if let Some((mos, report)) = call_mos {
+            with_mos += 1;
+            if mos < commitments.mos_min {
+                low_mos.push((mos, report));
+            }
+        }
+        if let Some((loss, report)) = call_loss {
+            with_loss += 1;
+            worst_loss = Some(worst_loss.map_or(loss, |w: f64| w.max(loss)));
+            if loss > commitments.loss_max_pct {
+                high_loss.push((loss, report));
+            }
+        }
+    }
+    let calls_without_mos = call_count - with_mos;
+
+    let mos = {
+        let breaching = low_mos.len() as u64;
+        let meeting = with_mos - breaching;
+        let measured = percent(meeting, with_mos);
+        let detail = match measured {
+            Some(pct) => format!(
+                "{meeting} of {with_mos} calls ({pct:.2} %) had MOS ≥ {}; {calls_without_mos} calls without MOS not counted",
+                commitments.mos_min
+            ),
+            None => format!("no calls with a MOS in the period ({call_count} calls without MOS)"),
+        };
+        CommitmentResult {
+            name: "mos",
+            target: commitments.calls_meeting_pct,
+            unit: "%",
+            measured,
+            met: measured.map(|pct| pct >= commitments.calls_meeting_pct),
+            detail,
+            evidence: Evidence::Calls(CallEvidence {
+                considered: with_mos,
+                within: meeting,
+                breaching,
+                calls: worst(low_mos, |a, b| a.total_cmp(&b)),
+            }),
+        }
+    };
+
+    let loss = {
+        let breaching = high_loss.len() as u64;
+        let within = with_loss - breaching;
+        let detail = match (worst_loss, percent(within, with_loss)) {
+            (Some(worst_value), Some(pct)) => format!(
+                "worst call {worst_value:.2} %; {within} of {with_loss} calls ({pct:.2} %) within {} %",
+                commitments.loss_max_pct
+            ),
+            _ => "no calls with loss figures in the period".to_owned(),
+        };
+        CommitmentResult {
+            name: "loss",
+            target: commitments.loss_max_pct,
+            unit: "%",
+            measured: worst_loss,
+            met: worst_loss.map(|_| breaching == 0),
+            detail,
+            evidence: Evidence::Calls(CallEvidence {
+                considered: with_loss,
+                within,
+                breaching,
+                calls: worst(high_loss, |a, b| b.total_cmp(&a)),
+            }),
+        }
+    };
+
+    let jitter = {
+        let windows = jitter_samples.len() as u64;
+        let samples = jitter_samples
+            .iter()
+            .fold(0u64, |sum, &(_, weight)| sum.saturating_add(weight));
+        let p95 = weighted_percentile(&mut jitter_samples, 95);
+        let detail = match p95 {
+            Some(value) => format!(
+                "p95 ≈ {value:.2} ms over {samples} packets in {windows} windows (window means weighted by packets; approximates the per-packet p95)"
+            ),
+            None => "no jitter figures in the period".to_owned(),
+        };
+        CommitmentResult {
+            name: "jitter_p95",
+            target: commitments.jitter_p95_max_ms,
+            unit: "ms",
+            measured: p95,
+            met: p95.map(|value| value <= commitments.jitter_p95_max_ms),
+            detail,
+            evidence: Evidence::Jitter(JitterEvidence {
+                method: JITTER_METHOD,
+                windows,
+                samples,
+                windows_without_jitter,
+            }),
+        }
+    };
+
+    let maintenance = maintenance_spans(&commitments.maintenance_windows(), from_ns, to_ns);
+    let uptime_result = {
+        let outcome = uptime(
+            &customer.agents,
+            heartbeats,
+            from_ns,
+            to_ns,
+            commitments.heartbeat_interval_s,
+            &maintenance,
+        );
+        let measured = if customer.agents.is_empty() {
+            None
+        } else {
+            outcome.uptime_pct
+        };
+        let detail = match measured {
+            _ if customer.agents.is_empty() => "no agents configured for the customer".to_owned(),
+            Some(pct) => format!(
+                "{pct:.4} % up: {:.0} s down of {:.0} s observed ({:.0} s maintenance excluded)",
+                seconds(outcome.downtime_ns),
+                seconds(outcome.period_ns.saturating_sub(outcome.maintenance_ns)),
+                seconds(outcome.maintenance_ns)
+            ),
+            None if outcome.period_ns > 0 => {
+                "the period lies entirely within maintenance".to_owned()
+            }
+            None => "empty period".to_owned(),
+        };
+        let intervals_total = outcome.intervals.len() as u64;
+        let mut intervals = outcome.intervals;
+        intervals.truncate(EVIDENCE_LIMIT);
+        CommitmentResult {
+            name: "uptime",
+            target: commitments.uptime_min_pct,
+            unit: "%",
+            measured,
+            met: measured.map(|pct| pct >= commitments.uptime_min_pct),
+            detail,
+            evidence: Evidence::Downtime(DowntimeEvidence {
+                period_s: seconds(outcome.period_ns),
+                maintenance_s: seconds(outcome.maintenance_ns),
+                downtime_s: seconds(outcome.downtime_ns),
+                maintenance: maintenance
+                    .iter()
+                    .map(|&(start, end)| TimeSpan {
+                        start_ns: start,
+                        end_ns: end,
+                        start: format_ns(start),
+                        end: format_ns(end),
+                    })
+                    .collect(),
+                intervals_total,
+                intervals,
+            }),
+        }
+    };
+
+    let mut drops = capture_drops(&customer.agents, heartbeats, from_ns, to_ns, EVIDENCE_LIMIT);
+    drops.windows_with_drops = windows_with_drops;
+
+    Evaluation {
+        customer: customer.id.clone(),
+        from_ns,
+        to_ns,
+        from: format_ns(from_ns),
+        to: format_ns(to_ns),
+        commitments: vec![mos, loss, jitter, uptime_result],
+        calls: call_count,
+        calls_without_mos,
+        reports_used,
+        capture_drops: drops,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::commitments::{Commitments, parse_customers};
+    use super::super::rfc3339::NS_PER_MIN;
+    use super::*;
+    use voqa_wire::{StreamSummary, Transitions};
+
+    const S: i64 = NS_PER_S;
+
+    fn at(text: &str) -> i64 {
+        parse_ns(text).unwrap_or(i64::MIN)
+    }
+
+    fn acme() -> Customer {
+        Customer {
+            id: "acme".into(),
+            name: "ACME Contact Centre".into(),
+            agents: vec!["fra-media-1".into(), "fra-media-2".into()],
+            subnets: vec!["203.0.113.0/24".into()],
+            commitments: Commitments {
+                mos_min: 4.0,
+                calls_meeting_pct: 95.0,
+                loss_max_pct: 1.0,
+                jitter_p95_max_ms: 30.0,
+                uptime_min_pct: 99.95,
+                maintenance: vec!["Sun 02:00-04:00 UTC".into()],
+                heartbeat_interval_s: 15,
+            },
+        }
+    }
+
+    fn totals(mos: Option<f64>, loss: f64) -> StreamSummary {
+        StreamSummary {
+            src: String::new(),
+            dst: String::new(),
+            ssrc: "0x00000001".into(),
+            payload_type: 0,
+            codec: "PCMU".into(),
+            clock_rate: Some(8000),
+            call_id: None,
+            first_seen: String::new(),
+            last_seen: String::new(),
+            packets: 1500,
+            expected: 1500,
+            lost: 0,
+            duplicates: 0,
+            reordered: 0,
+            jitter_ms: None,
+            max_jitter_ms: None,
+            mean_jitter_ms: None,
+            max_delta_ms: 20.0,
+            burst_ratio: 1.0,
+            jb_discarded: 0,
+            effective_loss_pct: loss,
+            rtt_ms: None,
+            r_factor: None,
+            mos,
+            loss_bursts: 0,
+            max_loss_burst: 0,
+            lost_rfc3550: 0,
+            delay_ms: None,
+            delay_source: "assumed".into(),
+            clock_source: "static".into(),
+            detection: "sdp".into(),
+            jitter_buffer: "fixed:60".into(),
+            ie: None,
+            bpl: None,
+            flags: vec![],
+        }
+    }
+
+    /// An interval report; `final_figures` turns it into a final one with totals.
+    fn report(
+        agent: &str,
+        stream_id: &str,
+        call_id: Option<&str>,
+        start_ns: i64,
+        src: &str,
+        jitter: Option<(f64, u64)>,
+        final_figures: Option<(Option<f64>, f64)>,
+    ) -> StreamReport {
+        let (mean, samples) = jitter.map_or((None, 0), |(m, n)| (Some(m), n));
+        StreamReport {
+            agent_id: agent.into(),
+            stream_id: stream_id.into(),
+            src: src.into(),
+            dst: "198.51.100.20:50000".into(),
+            ssrc: "0x00000001".into(),
+            payload_type: 0,
+            codec: "PCMU".into(),
+            clock_rate: Some(8000),
+            call_id: call_id.map(str::to_owned),
+            window_start: format_ns(start_ns),
+            window_end: format_ns(start_ns + 10 * S),
+            is_final: final_figures.is_some(),
+            end_reason: final_figures.map(|_| "bye".to_owned()),
+            packets: samples,
+            expected: samples,
+            lost: 0,
+            duplicates: 0,
+            reordered: 0,
+            jitter_ms: mean,
+            max_jitter_ms: mean,
+            mean_jitter_ms: mean,
+            jitter_sum_ms: mean.unwrap_or(0.0) * samples as f64,
+            jitter_samples: samples,
+            max_delta_ms: 20.0,
+            transitions: Transitions::default(),
+            burst_ratio: 1.0,
+            jb_discarded: 0,
+            effective_loss_pct: 0.0,
+            rtt_ms: None,
+            delay_ms: None,
+            r_factor: None,
+            mos: None,
+            capture_drops: 0,
+            totals: final_figures.map(|(mos, loss)| totals(mos, loss)),
+        }
+    }
+
+    fn beat(agent: &str, time_ns: i64, down: &[&str], drops: u64) -> HeartbeatPoint {
+        HeartbeatPoint {
+            agent_id: agent.into(),
+            time_ns,
+            processes_down: down.iter().map(|s| s.to_string()).collect(),
+            kernel_drops_total: drops,
+        }
+    }
+
+    fn result<'e>(evaluation: &'e Evaluation, name: &str) -> &'e CommitmentResult {
+        let found = evaluation.commitments.iter().find(|c| c.name == name);
+        found.unwrap_or_else(|| panic!("no {name} result"))
+    }
+
+    fn call_evidence(result: &CommitmentResult) -> &CallEvidence {
+        match &result.evidence {
+            Evidence::Calls(calls) => calls,
+            other => panic!("expected call evidence, got {other:?}"),
+        }
+    }
+
+    fn downtime_evidence(result: &CommitmentResult) -> &DowntimeEvidence {
+        match &result.evidence {
+            Evidence::Downtime(downtime) => downtime,
+            other => panic!("expected downtime evidence, got {other:?}"),
+        }
+    }
+
+    /// November 2026 for ACME; every figure below is worked out by hand in the comments.
+    fn november_reports(from: i64) -> Vec<StreamReport> {
+        let mut reports = Vec::new();
+        let media = "203.0.113.10:40000";
+        for i in 0..1000i64 {
+            let call = format!("call-{i:04}");
+            let start = from + i * 2000 * S;
+            // 50 calls (i % 20 == 0) have one direction at MOS 3.5: 950 of 1000 meet 4.0.
+            let (mos_a, mos_b) = if i % 20 == 0 { (4.4, 3.5) } else { (4.3, 4.4) };
+            // Call 7's second direction lost 1.2 %: the only loss breach.
+            let loss_b = if i == 7 { 1.2 } else { 0.2 };
+            // Jitter windows: 40 at 40 ms, 40 at 12.5 ms, 920 at 2 ms, 100 packets each.
+            let jitter = match i % 25 {
+                0 => 40.0,
+                1 => 12.5,
+                _ => 2.0,
+            };
+            let a = format!("{i:016x}");
+            let b = format!("{:016x}", i + 1_000_000);
+            if i == 1 {
+                // A stream without call id is a call of its own.
+                reports.push(report(
+                    "fra-media-2",
+                    &a,
+                    None,
+                    start,
+                    media,
+                    Some((jitter, 100)),
+                    None,
+                ));
+                reports.push(report(
+                    "fra-media-2",
+                    &a,
+                    None,
+                    start + 10 * S,
+                    media,
+                    None,
+                    Some((Some(4.3), 0.2)),
+                ));
+                continue;
+            }
+            reports.push(report(
+                "fra-media-1",
+                &a,
+                Some(&call),
+                start,
+                media,
+                Some((jitter, 100)),
+                None,
+            ));
+            reports.push(report(
+                "fra-media-1",
+                &a,
+                Some(&call),
+                start + 10 * S,
+                media,
+                None,
+                Some((Some(mos_a), 0.2)),
+            ));
+            reports.push(report(
+                "fra-media-1",
+                &b,
+                Some(&call),
+                start + 10 * S,
+                media,
+                None,
+                Some((Some(mos_b), loss_b)),
+            ));
+        }
+        // Three calls without a MOS (no clock rate), loss 0.
+        for i in 0..3i64 {
+            let call = format!("nomos-{i}");
+            for direction in 0..2i64 {
+                let id = format!("{:016x}", 2_000_000 + 2 * i + direction);
+                reports.push(report(
+                    "fra-media-1",
+                    &id,
+                    Some(&call),
+                    from + i * S,
+                    media,
+                    None,
+                    Some((None, 0.0)),
+                ));
+            }
+        }
+        // Reports that must not count: another agent, before the period, outside the subnets.
+        let bad = Some((Some(1.0), 50.0));
+        reports.push(report(
+            "lon-media-1",
+            "00000000000000aa",
+            Some("x-other"),
+            from,
+            media,
+            Some((500.0, 100_000)),
+            bad,
+        ));
+        reports.push(report(
+            "fra-media-1",
+            "00000000000000bb",
+            Some("x-early"),
+            from - S,
+            media,
+            Some((500.0, 100_000)),
+            bad,
+        ));
+        reports.push(report(
+            "fra-media-1",
+            "00000000000000cc",
+            Some("x-outside"),
+            from,
+            "192.0.2.1:4000",
+            Some((500.0, 100_000)),
+            bad,
+        ));
+        reports
+    }
+
+    fn november_heartbeats(from: i64, to: i64) -> Vec<HeartbeatPoint> {
+        let mut beats = Vec::new();
+        // fra-media-1: every 15 s from 00:00:00, silent between Sun 8 Nov 03:55 and 04:05
+        // (10 minutes, the first 5 inside the Sunday 02:00-04:00 maintenance), asterisk down in
+        // the 12 heartbeats 10:00:00 .. 10:02:45 of Tue 17 Nov (down until 10:03:00).
+        let silent = (at("2026-11-08T03:55:00Z"), at("2026-11-08T04:05:00Z"));
+        let asterisk = (at("2026-11-17T10:00:00Z"), at("2026-11-17T10:03:00Z"));
+        // Kernel drops: +40 and +60 at 20 Nov 12:00:15 and 12:00:30 (cumulative 40, 100); the
+        // agent restarts at 25 Nov 00:00:00 and reports 5 drops since the restart.
+        let drops_1 = at("2026-11-20T12:00:15Z");
+        let drops_2 = at("2026-11-20T12:00:30Z");
+        let restart = at("2026-11-25T00:00:00Z");
+        for t in (from..to).step_by(15 * S as usize) {
+            if t > silent.0 && t < silent.1 {
+                continue;
+            }
+            let down: &[&str] = if (asterisk.0..asterisk.1).contains(&t) {
+                &["asterisk"]
+            } else {
+                &[]
+            };
+            let drops = if t >= restart {
+                5
+            } else if t >= drops_2 {
+                100
+            } else if t >= drops_1 {
+                40
+            } else {
+                0
+            };
+            beats.push(beat("fra-media-1", t, down, drops));
+        }
+        // fra-media-2: every 15 s from 00:00:07, silent between 17 Nov 10:02:07 and 10:05:07.
+        let silent = (at("2026-11-17T10:02:07Z"), at("2026-11-17T10:05:07Z"));
+        for t in (from + 7 * S..to).step_by(15 * S as usize) {
+            if t > silent.0 && t < silent.1 {
+                continue;
+            }
+            beats.push(beat("fra-media-2", t, &[], 0));
+        }
+        // An agent not serving ACME, silent all month: ignored.
+        beats.push(beat("lon-media-1", from, &["asterisk"], 0));
+        beats
+    }
+
+    #[test]
+    fn november_2026_by_hand() {
+        let from = at("2026-11-01T00:00:00Z");
+        let to = at("2026-12-01T00:00:00Z");
+        let reports = november_reports(from);
+        let beats = november_heartbeats(from, to);
+        let e = evaluate(&acme(), from, to, &reports, &beats);
+        assert_eq!(
+            (e.from.as_str(), e.to.as_str()),
+            ("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")
+        );
+
+        // Calls: 999 with call ids + 1 stream without + 3 without MOS = 1003.
+        assert_eq!(e.calls, 1003);
+        assert_eq!(e.calls_without_mos, 3);
+        // Reports: 999 × 3 + 2 + 3 × 2 = 3005; the three bad ones are filtered out.
+        assert_eq!(e.reports_used, 3005);
+
+        // MOS: 950 of 1000 calls ≥ 4.0 = 95.0 % ≥ 95 → met; the 50 breaches are at 3.5.
+        let mos = result(&e, "mos");
+        assert_eq!(
+            (mos.measured, mos.met, mos.target),
+            (Some(95.0), Some(true), 95.0)
+        );
+        let evidence = call_evidence(mos);
+        assert_eq!(
+            (evidence.considered, evidence.within, evidence.breaching),
+            (1000, 950, 50)
+        );
+        assert_eq!(evidence.calls.len(), 50);
+        assert_eq!(evidence.calls[0].call_id.as_deref(), Some("call-0000"));
+        assert_eq!(evidence.calls[0].value, 3.5);
+        assert_eq!(
+            evidence.calls[0].worst_stream,
+            format!("{:016x}", 1_000_000)
+        );
+        assert_eq!(evidence.calls[49].call_id.as_deref(), Some("call-0980"));
+        assert!(
+            mos.detail
+                .starts_with("950 of 1000 calls (95.00 %) had MOS ≥ 4"),
+            "{}",
+            mos.detail
+        );
+
+        // Loss: call 7 at 1.2 % > 1.0 → breached; 1002 of 1003 calls within.
+        let loss = result(&e, "loss");
+        assert_eq!((loss.measured, loss.met), (Some(1.2), Some(false)));
+        let evidence = call_evidence(loss);
+        assert_eq!(
+            (evidence.considered, evidence.within, evidence.breaching),
+            (1003, 1002, 1)
+        );
+        assert_eq!(evidence.calls[0].call_id.as_deref(), Some("call-0007"));
+        assert_eq!(
+            evidence.calls[0].worst_stream,
+            format!("{:016x}", 1_000_007)
+        );
+        assert_eq!(evidence.calls[0].src, "203.0.113.10:40000");
+
+        // Jitter: W = 1000 × 100 = 100,000 packets, rank ceil(0.95 W) = 95,000. Cumulative
+        // 92,000 at 2 ms, 96,000 at 12.5 ms → p95 = 12.5 ms ≤ 30 → met.
+        let jitter = result(&e, "jitter_p95");
+        assert_eq!((jitter.measured, jitter.met), (Some(12.5), Some(true)));
+        match &jitter.evidence {
+            Evidence::Jitter(j) => {
+                assert_eq!(j.method, "window_means_weighted");
+                assert_eq!(
+                    (j.windows, j.samples, j.windows_without_jitter),
+                    (1000, 100_000, 2005)
+                );
+            }
+            other => panic!("expected jitter evidence, got {other:?}"),
+        }
+
+        // Uptime. Period 30 d = 2,592,000 s; maintenance Sundays 1, 8, 15, 22, 29 × 2 h =
+        // 36,000 s; observed 2,556,000 s. Downtime:
+        //   fra-media-1 silent 03:55-04:05 on 8 Nov = 600 s, of which 300 s in maintenance → 300 s;
+        //   17 Nov: fra-media-1 asterisk down 10:00:00-10:03:00 ∪ fra-media-2 silent
+        //   10:02:07-10:05:07 = 10:00:00-10:05:07 = 307 s.
+        //   Total 607 s → (2,556,000 − 607) / 2,556,000 × 100 = 99.976251956… % ≥ 99.95 → met.
+        let uptime = result(&e, "uptime");
+        let expected = (2_556_000.0 - 607.0) / 2_556_000.0 * 100.0;
+        assert_eq!(uptime.measured, Some(expected));
+        assert!((expected - 99.976_251_956).abs() < 1e-8);
+        assert_eq!(uptime.met, Some(true));
+        let downtime = downtime_evidence(uptime);
+        assert_eq!(
+            (
+                downtime.period_s,
+                downtime.maintenance_s,
+                downtime.downtime_s
+            ),
+            (2_592_000.0, 36_000.0, 607.0)
+        );
+        assert_eq!(downtime.maintenance.len(), 5);
+        assert_eq!(downtime.maintenance[1].start, "2026-11-08T02:00:00Z");
+        let intervals: Vec<(&str, &str, &str, &str)> = downtime
+            .intervals
+            .iter()
+            .map(|i| {
+                (
+                    i.agent.as_str(),
+                    i.start.as_str(),
+                    i.end.as_str(),
+                    i.reason.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            intervals,
+            vec![
+                (
+                    "fra-media-1",
+                    "2026-11-08T04:00:00Z",
+                    "2026-11-08T04:05:00Z",
+                    "no heartbeat"
+                ),
+                (
+                    "fra-media-1",
+                    "2026-11-17T10:00:00Z",
+                    "2026-11-17T10:03:00Z",
+                    "process asterisk down"
+                ),
+                (
+                    "fra-media-2",
+                    "2026-11-17T10:02:07Z",
+                    "2026-11-17T10:05:07Z",
+                    "no heartbeat"
+                ),
+            ]
+        );
+
+        // Capture drops: 40 + 60 + 5 (after the restart) = 105.
+        let drops = &e.capture_drops;
+        assert_eq!(
+            (drops.total, drops.restarts, drops.intervals_total),
+            (105, 1, 2)
+        );
+        assert_eq!(
+            (
+                drops.intervals[0].start.as_str(),
+                drops.intervals[0].end.as_str(),
+                drops.intervals[0].drops
+            ),
+            ("2026-11-20T12:00:00Z", "2026-11-20T12:00:30Z", 100)
+        );
+        assert_eq!(
+            (
+                drops.intervals[1].start.as_str(),
+                drops.intervals[1].end.as_str(),
+                drops.intervals[1].drops
+            ),
+            ("2026-11-24T23:59:45Z", "2026-11-25T00:00:00Z", 5)
+        );
+    }
+
+    #[test]
+    fn serialises_for_the_api() {
+        let from = at("2026-11-01T00:00:00Z");
+        let to = at("2026-11-02T00:00:00Z");
+        let reports = vec![report(
+            "fra-media-1",
+            "01",
+            Some("c"),
+            from,
+            "203.0.113.1:1",
+            Some((3.0, 10)),
+            Some((Some(3.9), 2.0)),
+        )];
+        let e = evaluate(&acme(), from, to, &reports, &[]);
+        let json = serde_json::to_value(&e).unwrap_or_default();
+        assert_eq!(json["customer"], "acme");
+        assert_eq!(json["from"], "2026-11-01T00:00:00Z");
+        assert_eq!(json["commitments"][0]["name"], "mos");
+        assert_eq!(json["commitments"][0]["measured"], 0.0);
+        assert_eq!(json["commitments"][0]["met"], false);
+        assert_eq!(json["commitments"][0]["evidence"]["kind"], "calls");
+        assert_eq!(
+            json["commitments"][0]["evidence"]["calls"][0]["call_id"],
+            "c"
+        );
+        assert_eq!(
+            json["commitments"][2]["evidence"]["method"],
+            "window_means_weighted"
+        );
+        assert_eq!(json["commitments"][2]["measured"], 3.0);
+        assert_eq!(json["commitments"][3]["evidence"]["kind"], "downtime");
+        assert_eq!(
+            json["commitments"][3]["evidence"]["intervals"][1]["reason"],
+            "no heartbeat"
+        );
+        assert_eq!(json["capture_drops"]["total"], 0);
+    }
+
+    #[test]
+    fn weighted_percentile_by_hand() {
+        let mut samples: Vec<(u64, u64)> = [(8.0, 15), (1.0, 10), (20.0, 5), (5.0, 40), (2.0, 30)]
+            .iter()
+            .map(|&(v, w): &(f64, u64)| (v.to_bits(), w))
+            .collect();
+        // W = 100; cumulative 10, 40, 80, 95, 100. p95 rank 95 → 8 ms; p50 rank 50 → 5 ms;
+        // p96 rank 96 → 20 ms; p0 → the smallest value.
+        assert_eq!(weighted_percentile(&mut samples, 95), Some(8.0));
+        assert_eq!(weighted_percentile(&mut samples, 50), Some(5.0));
+        assert_eq!(weighted_percentile(&mut samples, 96), Some(20.0));
+        assert_eq!(weighted_percentile(&mut samples, 0), Some(1.0));
+        // W = 99 (8 ms weighs 14): rank ceil(94.05) = 95 > 94 → 20 ms.
+        samples.iter_mut().for_each(|s| {
+            if s.0 == 8.0f64.to_bits() {
+                s.1 = 14;
+            }
+        });
+        assert_eq!(weighted_percentile(&mut samples, 95), Some(20.0));
+        assert_eq!(weighted_percentile(&mut [], 95), None);
+        assert_eq!(weighted_percentile(&mut [(1.0f64.to_bits(), 0)], 95), None);
+    }
+
+    #[test]
+    fn nothing_to_measure() {
+        let from = at("2026-11-01T00:00:00Z");
+        let to = at("2026-12-01T00:00:00Z");
+        let e = evaluate(&acme(), from, to, &[], &[]);
+        assert_eq!((e.calls, e.calls_without_mos, e.reports_used), (0, 0, 0));
+        for name in ["mos", "loss", "jitter_p95"] {
+            let r = result(&e, name);
+            assert_eq!((r.measured, r.met), (None, None), "{name}");
+        }
+        // No heartbeats at all: both agents were silent all month → 0 % up.
+        let uptime = result(&e, "uptime");
+        assert_eq!((uptime.measured, uptime.met), (Some(0.0), Some(false)));
+        assert_eq!(downtime_evidence(uptime).downtime_s, 2_556_000.0);
+        // Each agent's silence is split around the five maintenance windows: 6 pieces each.
+        assert_eq!(downtime_evidence(uptime).intervals_total, 12);
+    }
+
+    #[test]
+    fn period_inside_maintenance_has_no_uptime_verdict() {
+        let from = at("2026-11-08T02:30:00Z");
+        let to = at("2026-11-08T03:30:00Z");
+        let e = evaluate(&acme(), from, to, &[], &[]);
+        let uptime = result(&e, "uptime");
+        assert_eq!((uptime.measured, uptime.met), (None, None));
+        assert_eq!(uptime.detail, "the period lies entirely within maintenance");
+        // Half in maintenance: 03:30-04:30 observes 30 minutes, all silent.
+        let e = evaluate(
+            &acme(),
+            from + 60 * NS_PER_MIN,
+            to + 60 * NS_PER_MIN,
+            &[],
+            &[],
+        );
+        let uptime = result(&e, "uptime");
+        assert_eq!(uptime.measured, Some(0.0));
+        assert_eq!(downtime_evidence(uptime).maintenance_s, 1800.0);
+        // An empty period and a customer without agents have no verdict either.
+        let e = evaluate(&acme(), to, from, &[], &[]);
+        assert_eq!(result(&e, "uptime").met, None);
+        let mut lonely = acme();
+        lonely.agents.clear();
+        let e = evaluate(&lonely, from, to + 86_400 * S, &[], &[]);
+        assert_eq!(result(&e, "uptime").measured, None);
+    }
+
+    #[test]
+    fn customers_from_config_evaluate() {
+        let text = r#"
+[[customers]]
+id = "acme"
+name = "ACME"
+agents = ["a"]
+[customers.commitments]
+mos_min = 4.0
+calls_meeting_pct = 50.0
+loss_max_pct = 1.0
+jitter_p95_max_ms = 30.0
+uptime_min_pct = 99.0
+"#;
+        let customers = parse_customers(text).unwrap_or_default();
+        let from = at("2026-11-01T00:00:00Z");
+        let reports = vec![
+            report(
+                "a",
+                "01",
+                None,
+                from,
+                "192.0.2.1:1",
+                None,
+                Some((Some(4.1), 0.0)),
+            ),
+            report(
+                "a",
+                "02",
+                None,
+                from,
+                "192.0.2.1:1",
+                None,
+                Some((Some(3.9), 0.0)),
+            ),
+        ];
+        let beats: Vec<HeartbeatPoint> = (0..=4)
+            .map(|k| beat("a", from + k * 15 * S, &[], 0))
+            .collect();
+        let e = evaluate(&customers[0], from, from + 60 * S, &reports, &beats);
+        assert_eq!(result(&e, "mos").measured, Some(50.0));
+        assert_eq!(result(&e, "mos").met, Some(true));
+        assert_eq!(result(&e, "uptime").measured, Some(100.0));
+        assert_eq!(call_evidence(result(&e, "mos")).calls[0].call_id, None);
+    }
+
+    #[test]
+    fn in_subnets_checks_either_endpoint() {
+        let customer = acme();
+        let inside = report("a", "01", None, 0, "203.0.113.77:4000", None, None);
+        assert!(super::super::in_subnets(&customer, &inside));
+        let mut reversed = report("a", "01", None, 0, "198.51.100.1:4000", None, None);
+        reversed.dst = "203.0.113.5:6000".into();
+        assert!(super::super::in_subnets(&customer, &reversed));
+        let outside = report("a", "01", None, 0, "192.0.2.1:4000", None, None);
+        assert!(!super::super::in_subnets(&customer, &outside));
+        let mut open = acme();
+        open.subnets.clear();
+        assert!(super::super::in_subnets(&open, &outside));
+    }
+
+    /// One million single-stream calls of a month plus one interval window each.
+    #[test]
+    #[cfg_attr(debug_assertions, ignore)]
+    fn a_million_calls_in_well_under_a_second() {
+        const CALLS: i64 = 1_000_000;
+        let from = at("2026-11-01T00:00:00Z");
+        let to = at("2026-12-01T00:00:00Z");
+        let step = (to - from) / CALLS;
+        let mut reports = Vec::with_capacity(2 * CALLS as usize);
+        for i in 0..CALLS {
+            let call = format!("{i:08x}");
+            let start = from + i * step;
+            // 1 in 20 calls at MOS 3.5 → 95 % meet; 1 in 1000 at 1.5 % loss.
+            let mos = if i % 20 == 0 { 3.5 } else { 4.3 };
+            let loss = if i % 1000 == 0 { 1.5 } else { 0.5 };
+            // Both windows of call i at (i % 100) / 10 ms, 50 packets: 100 equal buckets of
+            // 1,000,000 packets; p95 rank 95,000,000 falls at the end of bucket 94 → 9.4 ms.
+            let jitter = Some(((i % 100) as f64 / 10.0, 50));
+            reports.push(report(
+                "fra-media-1",
+                &call,
+                Some(&call),
+                start,
+                "203.0.113.9:4000",
+                jitter,
+                None,
+            ));
+            reports.push(report(
+                "fra-media-1",
+                &call,
+                Some(&call),
+                start,
+                "203.0.113.9:4000",
+                jitter,
+                Some((Some(mos), loss)),
+            ));
+        }
+        let beats: Vec<HeartbeatPoint> = (from..to)
+            .step_by(15 * S as usize)
+            .flat_map(|t| {
+                [
+                    beat("fra-media-1", t, &[], 0),
+                    beat("fra-media-2", t, &[], 0),
+                ]
+            })
+            .collect();
+        let customer = acme();
+        let started = std::time::Instant::now();
+        let e = evaluate(&customer, from, to, &reports, &beats);
+        let elapsed = started.elapsed();
+        eprintln!(
+            "evaluate: {} reports, {} heartbeats in {elapsed:?}",
+            reports.len(),
+            beats.len()
+        );
+        assert_eq!(e.calls, 1_000_000);
+        assert_eq!(e.reports_used, 2_000_000);
+        assert_eq!(result(&e, "mos").measured, Some(95.0));
+        assert_eq!(call_evidence(result(&e, "mos")).breaching, 50_000);
+        assert_eq!(call_evidence(result(&e, "mos")).calls.len(), EVIDENCE_LIMIT);
+        assert_eq!(
+            call_evidence(result(&e, "mos")).calls[0].call_id.as_deref(),
+            Some("00000000")
+        );
+        assert_eq!(result(&e, "loss").measured, Some(1.5));
+        assert_eq!(call_evidence(result(&e, "loss")).breaching, 1000);
+        assert_eq!(result(&e, "jitter_p95").measured, Some(9.4));
+        assert_eq!(result(&e, "uptime").measured, Some(100.0));
+    }
+}

@@ -1,0 +1,19 @@
+//! SLA: customers' commitments (MOS, loss, jitter p95, uptime), checked over a period from
+//! the stream reports and heartbeats the store holds, with the evidence behind each verdict.
+//!
+//! Pure code: no I/O, no clock (every time is `i64` nanoseconds since the epoch, passed in),
+//! no database. The store selects the data; the API and the report modules present the result.
+
+pub mod commitments;
+pub mod evaluate;
+pub mod maintenance;
+pub mod rfc3339;
+pub mod uptime;
+
+pub use commitments::{Commitments, Customer, SlaConfigError, Subnet, in_subnets, parse_customers};
+pub use evaluate::{
+    BreachingCall, CallEvidence, CommitmentResult, DowntimeEvidence, EVIDENCE_LIMIT, Evaluation,
+    Evidence, JITTER_METHOD, JitterEvidence, TimeSpan, evaluate,
+};
+pub use maintenance::{MaintenanceError, MaintenanceWindow};
+pub use uptime::{DownInterval, DropInterval, DropSummary, HeartbeatPoint};

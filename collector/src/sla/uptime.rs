@@ -1,0 +1,657 @@
+//! Uptime and capture drops of a customer's agents, from their heartbeats.
+//!
+//! Rules (chosen here, documented for customers):
+//! - An agent is down for the *whole* gap between two consecutive heartbeats that are more than
+//!   two heartbeat periods apart (no grace is subtracted: once two heartbeats are missed, nothing
+//!   in the gap was observed). The period's bounds count as heartbeats for this rule when no real
+//!   heartbeat lies before `from` or after `to`; an agent with no heartbeat at all is down for the
+//!   whole period.
+//! - A heartbeat reporting a watched process down marks the time until the next heartbeat down.
+//! - The customer is down whenever *any* of its agents is down (the union): a customer served by
+//!   two media servers loses the calls of the one that failed.
+//! - Maintenance windows are removed from both the period and the downtime.
+//! - Kernel drop counters are cumulative since agent start; a decrease means the agent restarted,
+//!   and the new value is the drops since the restart. An agent's first heartbeat is only a
+//!   baseline, since what it counts may predate the period.
+//!
+//! Pure arithmetic on times passed in; no clock, no I/O.
+
+use serde::Serialize;
+
+use super::rfc3339::{NS_PER_S, format_ns};
+
+/// What the store keeps of one heartbeat for SLA purposes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatPoint {
+    pub agent_id: String,
+    pub time_ns: i64,
+    /// Names of the watched processes reported down in this heartbeat.
+    pub processes_down: Vec<String>,
+    /// Sum of `workers[].kernel_drops`: cumulative since the agent started.
+    pub kernel_drops_total: u64,
+}
+
+impl HeartbeatPoint {
+    /// The SLA view of a wire heartbeat; `None` when its time does not parse.
+    pub fn from_heartbeat(heartbeat: &voqa_wire::Heartbeat) -> Option<Self> {
+        Some(Self {
+            agent_id: heartbeat.agent_id.clone(),
+            time_ns: super::rfc3339::parse_ns(&heartbeat.time)?,
+            processes_down: heartbeat
+                .processes
+                .iter()
+                .filter(|p| !p.up)
+                .map(|p| p.name.clone())
+                .collect(),
+            kernel_drops_total: heartbeat
+                .workers
+                .iter()
+                .fold(0u64, |sum, w| sum.saturating_add(w.kernel_drops)),
+        })
+    }
+}
+
+/// Why an agent counted as down.
+pub const REASON_NO_HEARTBEAT: &str = "no heartbeat";
+
+/// One stretch of downtime of one agent (maintenance already removed).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DownInterval {
+    pub agent: String,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub start: String,
+    pub end: String,
+    pub duration_s: f64,
+    /// `"no heartbeat"` or `"process <name> down"` (several joined with `", "`).
+    pub reason: String,
+}
+
+/// One stretch between heartbeats during which an agent's kernel dropped packets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DropInterval {
+    pub agent: String,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub start: String,
+    pub end: String,
+    pub drops: u64,
+}
+
+/// Capture drops beside the verdict: when the measurement itself was incomplete.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DropSummary {
+    /// Kernel drops of the customer's agents during the period.
+    pub total: u64,
+    /// Agent restarts seen as a counter decrease.
+    pub restarts: u64,
+    /// Stream windows of the customer whose capturing worker dropped packets.
+    pub windows_with_drops: u64,
+    /// Number of drop intervals (all of them, `intervals` may be capped).
+    pub intervals_total: u64,
+    /// The first intervals in time order, at most [`super::EVIDENCE_LIMIT`].
+    pub intervals: Vec<DropInterval>,
+}
+
+/// Sorts spans and merges overlapping or touching ones, dropping empty ones.
+pub fn merge_spans(spans: &mut Vec<(i64, i64)>) {
+    spans.retain(|(start, end)| start < end);
+    spans.sort_unstable();
+    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(spans.len());
+    for &(start, end) in spans.iter() {
+        match merged.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    *spans = merged;
+}
+
+/// Total length of sorted, disjoint spans.
+pub fn spans_length(spans: &[(i64, i64)]) -> i64 {
+    spans.iter().fold(0i64, |sum, (start, end)| {
+        sum.saturating_add(end.saturating_sub(*start))
+    })
+}
+
+/// The parts of `[start, end)` outside the sorted, disjoint `holes`.
+fn subtract(start: i64, end: i64, holes: &[(i64, i64)], out: &mut Vec<(i64, i64)>) {
+    let mut cursor = start;
+    let first = holes.partition_point(|hole| hole.1 <= start);
+    for &(hole_start, hole_end) in holes.get(first..).unwrap_or(&[]) {
+        if hole_start >= end {
+            break;
+        }
+        if hole_start > cursor {
+            out.push((cursor, hole_start));
+        }
+        cursor = cursor.max(hole_end);
+    }
+    if cursor < end {
+        out.push((cursor, end));
+    }
+}
+
+fn process_reason(processes_down: &[String]) -> String {
+    processes_down
+        .iter()
+        .map(|name| format!("process {name} down"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Heartbeats of one agent, sorted by time.
+fn agent_heartbeats<'a>(agent: &str, heartbeats: &'a [HeartbeatPoint]) -> Vec<&'a HeartbeatPoint> {
+    let mut points: Vec<&HeartbeatPoint> =
+        heartbeats.iter().filter(|h| h.agent_id == agent).collect();
+    points.sort_by_key(|h| h.time_ns);
+    points
+}
+
+/// Raw down spans of one agent in `[from_ns, to_ns)`, before maintenance, consecutive spans
+/// with the same reason merged.
+fn agent_down_spans(
+    points: &[&HeartbeatPoint],
+    from_ns: i64,
+    to_ns: i64,
+    max_gap_ns: i64,
+) -> Vec<(i64, i64, String)> {
+    let mut spans: Vec<(i64, i64, String)> = Vec::new();
+    if points.is_empty() {
+        spans.push((from_ns, to_ns, REASON_NO_HEARTBEAT.to_owned()));
+        return spans;
+    }
+    // The last heartbeat at or before `from` and the first at or after `to` bound the timeline;
+    // without them the period's own bounds stand in.
+    let first = points
+        .partition_point(|h| h.time_ns <= from_ns)
+        .saturating_sub(1);
+    let last = points.partition_point(|h| h.time_ns < to_ns);
+    let inner = points
+        .get(first..=last.min(points.len() - 1))
+        .unwrap_or(&[]);
+    let mut nodes: Vec<(i64, Option<&HeartbeatPoint>)> = Vec::with_capacity(inner.len() + 2);
+    if inner.first().is_none_or(|h| h.time_ns > from_ns) {
+        nodes.push((from_ns, None));
+    }
+    nodes.extend(inner.iter().map(|h| (h.time_ns, Some(*h))));
+    if inner.last().is_none_or(|h| h.time_ns < to_ns) {
+        nodes.push((to_ns, None));
+    }
+    for pair in nodes.windows(2) {
+        let [(a, a_point), (b, _)] = pair else {
+            continue;
+        };
+        let reason = if b.saturating_sub(*a) > max_gap_ns {
+            REASON_NO_HEARTBEAT.to_owned()
+        } else {
+            match a_point {
+                Some(point) if !point.processes_down.is_empty() => {
+                    process_reason(&point.processes_down)
+                }
+                _ => continue,
+            }
+        };
+        let (start, end) = ((*a).max(from_ns), (*b).min(to_ns));
+        if start >= end {
+            continue;
+        }
+        match spans.last_mut() {
+            Some(last) if last.1 == start && last.2 == reason => last.1 = end,
+            _ => spans.push((start, end, reason)),
+        }
+    }
+    spans
+}
+
+/// What the uptime computation found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UptimeOutcome {
+    pub period_ns: i64,
+    /// Maintenance within the period.
+    pub maintenance_ns: i64,
+    /// Union of all agents' downtime outside maintenance.
+    pub downtime_ns: i64,
+    /// `None` when the whole period is maintenance (or empty).
+    pub uptime_pct: Option<f64>,
+    /// Every agent's down intervals outside maintenance, in time order.
+    pub intervals: Vec<DownInterval>,
+}
+
+/// Uptime of a customer served by `agents` over `[from_ns, to_ns)`.
+pub fn uptime(
+    agents: &[String],
+    heartbeats: &[HeartbeatPoint],
+    from_ns: i64,
+    to_ns: i64,
+    heartbeat_interval_s: u64,
+    maintenance: &[(i64, i64)],
+) -> UptimeOutcome {
+    let period_ns = to_ns.saturating_sub(from_ns).max(0);
+    // Callers pass spans clipped to the period; the `min` keeps the arithmetic safe if not.
+    let maintenance_ns = spans_length(maintenance).min(period_ns);
+    let interval_ns = i64::try_from(heartbeat_interval_s)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(NS_PER_S);
+    let max_gap_ns = interval_ns.saturating_mul(2);
+    let mut intervals = Vec::new();
+    let mut all_spans = Vec::new();
+    let mut pieces = Vec::new();
+    if period_ns > 0 {
+        for agent in agents {
+            let points = agent_heartbeats(agent, heartbeats);
+            for (start, end, reason) in agent_down_spans(&points, from_ns, to_ns, max_gap_ns) {
+                pieces.clear();
+                subtract(start, end, maintenance, &mut pieces);
+                for &(piece_start, piece_end) in &pieces {
+                    all_spans.push((piece_start, piece_end));
+                    intervals.push(DownInterval {
+                        agent: agent.clone(),
+                        start_ns: piece_start,
+                        end_ns: piece_end,
+                        start: format_ns(piece_start),
+                        end: format_ns(piece_end),
+                        duration_s: piece_end.saturating_sub(piece_start) as f64 / NS_PER_S as f64,
+                        reason: reason.clone(),
+                    });
+                }
+            }
+        }
+    }
+    merge_spans(&mut all_spans);
+    let downtime_ns = spans_length(&all_spans);
+    intervals.sort_by(|a, b| (a.start_ns, &a.agent).cmp(&(b.start_ns, &b.agent)));
+    let observed_ns = period_ns.saturating_sub(maintenance_ns);
+    let uptime_pct = (observed_ns > 0)
+        .then(|| observed_ns.saturating_sub(downtime_ns) as f64 / observed_ns as f64 * 100.0);
+    UptimeOutcome {
+        period_ns,
+        maintenance_ns,
+        downtime_ns,
+        uptime_pct,
+        intervals,
+    }
+}
+
+/// Kernel drops of `agents` reported by heartbeats inside `[from_ns, to_ns)`.
+pub fn capture_drops(
+    agents: &[String],
+    heartbeats: &[HeartbeatPoint],
+    from_ns: i64,
+    to_ns: i64,
+    limit: usize,
+) -> DropSummary {
+    let mut total = 0u64;
+    let mut restarts = 0u64;
+    let mut intervals: Vec<DropInterval> = Vec::new();
+    for agent in agents {
+        let points = agent_heartbeats(agent, heartbeats);
+        let mut agent_intervals: Vec<(i64, i64, u64)> = Vec::new();
+        for pair in points.windows(2) {
+            let [previous, current] = pair else { continue };
+            if current.time_ns < from_ns || current.time_ns >= to_ns {
+                continue;
+            }
+            let increase = match current
+                .kernel_drops_total
+                .checked_sub(previous.kernel_drops_total)
+            {
+                Some(increase) => increase,
+                None => {
+                    restarts += 1;
+                    current.kernel_drops_total
+                }
+            };
+            if increase == 0 {
+                continue;
+            }
+            total = total.saturating_add(increase);
+            let start = previous.time_ns.max(from_ns);
+            match agent_intervals.last_mut() {
+                Some(last) if last.1 == start => {
+                    last.1 = current.time_ns;
+                    last.2 = last.2.saturating_add(increase);
+                }
+                _ => agent_intervals.push((start, current.time_ns, increase)),
+            }
+        }
+        intervals.extend(
+            agent_intervals
+                .into_iter()
+                .map(|(start, end, drops)| DropInterval {
+                    agent: agent.clone(),
+                    start_ns: start,
+                    end_ns: end,
+                    start: String::new(),
+                    end: String::new(),
+                    drops,
+                }),
+        );
+    }
+    intervals.sort_by(|a, b| (a.start_ns, &a.agent).cmp(&(b.start_ns, &b.agent)));
+    let intervals_total = intervals.len() as u64;
+    intervals.truncate(limit);
+    for interval in &mut intervals {
+        interval.start = format_ns(interval.start_ns);
+        interval.end = format_ns(interval.end_ns);
+    }
+    DropSummary {
+        total,
+        restarts,
+        windows_with_drops: 0,
+        intervals_total,
+        intervals,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::rfc3339::NS_PER_MIN;
+    use super::*;
+    use proptest::prelude::*;
+
+    const S: i64 = NS_PER_S;
+
+    fn beat(agent: &str, time_s: i64, down: &[&str], drops: u64) -> HeartbeatPoint {
+        HeartbeatPoint {
+            agent_id: agent.into(),
+            time_ns: time_s * S,
+            processes_down: down.iter().map(|s| s.to_string()).collect(),
+            kernel_drops_total: drops,
+        }
+    }
+
+    fn every_15_s(agent: &str, from_s: i64, to_s: i64) -> Vec<HeartbeatPoint> {
+        (from_s..to_s)
+            .step_by(15)
+            .map(|t| beat(agent, t, &[], 0))
+            .collect()
+    }
+
+    fn agents(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn regular_heartbeats_mean_full_uptime() {
+        let beats = every_15_s("a", 0, 3600);
+        let out = uptime(&agents(&["a"]), &beats, 0, 3600 * S, 15, &[]);
+        assert_eq!(out.downtime_ns, 0);
+        assert_eq!(out.uptime_pct, Some(100.0));
+        assert!(out.intervals.is_empty());
+    }
+
+    #[test]
+    fn a_gap_longer_than_two_periods_is_down_whole() {
+        // Heartbeats every 15 s over an hour, none in (600, 900): gap 600 -> 900 = 300 s.
+        let mut beats = every_15_s("a", 0, 3600);
+        beats.retain(|h| h.time_ns <= 600 * S || h.time_ns >= 900 * S);
+        let out = uptime(&agents(&["a"]), &beats, 0, 3600 * S, 15, &[]);
+        assert_eq!(out.downtime_ns, 300 * S);
+        assert_eq!(out.uptime_pct, Some(3300.0 / 3600.0 * 100.0));
+        assert_eq!(out.intervals.len(), 1);
+        assert_eq!(out.intervals[0].reason, "no heartbeat");
+        assert_eq!(
+            (out.intervals[0].start_ns, out.intervals[0].end_ns),
+            (600 * S, 900 * S)
+        );
+        // Exactly two periods is still up; 30 s + 1 ns is not.
+        let beats = vec![beat("a", 0, &[], 0), beat("a", 30, &[], 0)];
+        assert_eq!(
+            uptime(&agents(&["a"]), &beats, 0, 30 * S, 15, &[]).downtime_ns,
+            0
+        );
+        let mut late = beats.clone();
+        late[1].time_ns += 1;
+        assert_eq!(
+            uptime(&agents(&["a"]), &late, 0, 30 * S, 15, &[]).downtime_ns,
+            30 * S
+        );
+    }
+
+    #[test]
+    fn period_edges_count_as_gaps_unless_outer_heartbeats_are_given() {
+        // First heartbeat 40 s after `from`, last 50 s before `to`.
+        let beats = every_15_s("a", 40, 560);
+        let out = uptime(&agents(&["a"]), &beats, 0, 600 * S, 15, &[]);
+        // Heartbeats at 40, 55, ..., 550: down [0, 40) and [550, 600).
+        assert_eq!(out.downtime_ns, 90 * S);
+        // A heartbeat 5 s before `from` and one 10 s after `to` make the edges short gaps.
+        let mut framed = beats.clone();
+        framed.push(beat("a", 570, &[], 0));
+        framed.push(beat("a", 590, &[], 0));
+        framed.push(beat("a", 615, &[], 0));
+        framed.push(beat("a", -5, &[], 0));
+        framed.push(beat("a", 25, &[], 0));
+        assert_eq!(
+            uptime(&agents(&["a"]), &framed, 0, 600 * S, 15, &[]).downtime_ns,
+            0
+        );
+    }
+
+    #[test]
+    fn process_down_marks_until_the_next_heartbeat() {
+        let mut beats = every_15_s("a", 0, 600);
+        for h in beats
+            .iter_mut()
+            .filter(|h| (60 * S..105 * S).contains(&h.time_ns))
+        {
+            h.processes_down = vec!["asterisk".into(), "rtpengine".into()];
+        }
+        let out = uptime(&agents(&["a"]), &beats, 0, 600 * S, 15, &[]);
+        // Heartbeats 60, 75, 90 report it down: down [60, 105).
+        assert_eq!(out.downtime_ns, 45 * S);
+        assert_eq!(out.intervals.len(), 1);
+        assert_eq!(
+            out.intervals[0].reason,
+            "process asterisk down, process rtpengine down"
+        );
+        // The last heartbeat reporting a process down keeps it down until `to`.
+        let mut beats = every_15_s("a", 0, 600);
+        if let Some(last) = beats.last_mut() {
+            last.processes_down = vec!["asterisk".into()];
+        }
+        let out = uptime(&agents(&["a"]), &beats, 0, 600 * S, 15, &[]);
+        assert_eq!(out.downtime_ns, 15 * S);
+        assert_eq!(out.intervals[0].reason, "process asterisk down");
+    }
+
+    #[test]
+    fn customer_downtime_is_the_union_over_agents() {
+        // a: gap 100..200; b: gap 150..300. Union 100..300 = 200 s; evidence lists both.
+        let mut a = every_15_s("a", 0, 600);
+        a.retain(|h| h.time_ns <= 100 * S || h.time_ns >= 200 * S);
+        a.push(beat("a", 100, &[], 0));
+        a.push(beat("a", 200, &[], 0));
+        let mut b = every_15_s("b", 0, 600);
+        b.retain(|h| h.time_ns <= 150 * S || h.time_ns >= 300 * S);
+        b.push(beat("b", 300, &[], 0));
+        let all: Vec<HeartbeatPoint> = a.into_iter().chain(b).collect();
+        let out = uptime(&agents(&["a", "b"]), &all, 0, 600 * S, 15, &[]);
+        assert_eq!(out.downtime_ns, 200 * S);
+        let spans: Vec<(&str, i64, i64)> = out
+            .intervals
+            .iter()
+            .map(|i| (i.agent.as_str(), i.start_ns / S, i.end_ns / S))
+            .collect();
+        assert_eq!(spans, vec![("a", 100, 200), ("b", 150, 300)]);
+        // Heartbeats of agents not serving the customer are ignored; a silent agent is down.
+        let out = uptime(&agents(&["a", "c"]), &all, 0, 600 * S, 15, &[]);
+        assert_eq!(out.uptime_pct, Some(0.0));
+    }
+
+    #[test]
+    fn maintenance_is_removed_from_period_and_downtime() {
+        // Gap 100..400, maintenance 300..500: 200 s counted of 600 - 200 observed.
+        let beats = vec![
+            beat("a", 0, &[], 0),
+            beat("a", 100, &[], 0),
+            beat("a", 400, &[], 0),
+        ];
+        let mut beats = beats;
+        beats.extend(every_15_s("a", 410, 620));
+        let out = uptime(
+            &agents(&["a"]),
+            &beats,
+            0,
+            600 * S,
+            15,
+            &[(300 * S, 500 * S)],
+        );
+        // Also down: 0 -> 100 gap (100 s).
+        assert_eq!(out.maintenance_ns, 200 * S);
+        assert_eq!(out.downtime_ns, 300 * S);
+        assert_eq!(out.uptime_pct, Some(100.0 / 400.0 * 100.0));
+        let spans: Vec<(i64, i64)> = out
+            .intervals
+            .iter()
+            .map(|i| (i.start_ns / S, i.end_ns / S))
+            .collect();
+        // The two gaps touch and share a reason, so they read as one interval.
+        assert_eq!(spans, vec![(0, 300)]);
+        // A period entirely inside maintenance has no uptime figure.
+        let out = uptime(
+            &agents(&["a"]),
+            &[],
+            310 * S,
+            490 * S,
+            15,
+            &[(310 * S, 490 * S)],
+        );
+        assert_eq!(out.uptime_pct, None);
+        assert_eq!(out.downtime_ns, 0);
+    }
+
+    #[test]
+    fn no_heartbeats_at_all_is_zero_uptime() {
+        let out = uptime(&agents(&["a"]), &[], 0, 10 * S, 15, &[]);
+        assert_eq!(out.uptime_pct, Some(0.0));
+        assert_eq!(out.intervals[0].reason, "no heartbeat");
+        let out = uptime(&agents(&["a"]), &[], 5 * S, 5 * S, 15, &[]);
+        assert_eq!(out.uptime_pct, None);
+    }
+
+    #[test]
+    fn drops_with_a_counter_reset() {
+        // a: 0 (baseline), 10, 10, 25, [restart] 4, 9 -> 10 + 15 + 4 + 5 = 34 drops, 1 restart.
+        let beats = vec![
+            beat("a", 0, &[], 0),
+            beat("a", 15, &[], 10),
+            beat("a", 30, &[], 10),
+            beat("a", 45, &[], 25),
+            beat("a", 60, &[], 4),
+            beat("a", 75, &[], 9),
+            beat("a", 90, &[], 9),
+            beat("b", 0, &[], 1000),
+            beat("b", 30, &[], 1003),
+        ];
+        let out = capture_drops(&agents(&["a", "b"]), &beats, 0, 100 * S, 100);
+        assert_eq!(out.total, 37);
+        assert_eq!(out.restarts, 1);
+        let spans: Vec<(&str, i64, i64, u64)> = out
+            .intervals
+            .iter()
+            .map(|i| (i.agent.as_str(), i.start_ns / S, i.end_ns / S, i.drops))
+            .collect();
+        assert_eq!(
+            spans,
+            vec![("a", 0, 15, 10), ("b", 0, 30, 3), ("a", 30, 75, 24)]
+        );
+        assert_eq!(out.intervals[0].end, "1970-01-01T00:00:15Z");
+        // Only increases reported inside the period count; the cap keeps the total count.
+        let out = capture_drops(&agents(&["a"]), &beats, 20 * S, 50 * S, 1);
+        assert_eq!((out.total, out.restarts, out.intervals_total), (15, 0, 1));
+        assert_eq!(
+            (out.intervals[0].start_ns, out.intervals[0].end_ns),
+            (30 * S, 45 * S)
+        );
+        let out = capture_drops(&agents(&["a"]), &beats, 0, 100 * S, 1);
+        assert_eq!((out.intervals_total, out.intervals.len()), (2, 1));
+    }
+
+    #[test]
+    fn merge_and_subtract_spans() {
+        let mut spans = vec![(5, 7), (1, 3), (2, 4), (4, 5), (9, 9), (10, 12)];
+        merge_spans(&mut spans);
+        assert_eq!(spans, vec![(1, 7), (10, 12)]);
+        assert_eq!(spans_length(&spans), 8);
+        let mut out = Vec::new();
+        subtract(0, 20, &spans, &mut out);
+        assert_eq!(out, vec![(0, 1), (7, 10), (12, 20)]);
+        out.clear();
+        subtract(2, 6, &spans, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn heartbeat_point_from_wire() {
+        let heartbeat = voqa_wire::Heartbeat {
+            agent_id: "a".into(),
+            agent_version: "0.1.0".into(),
+            time: "1970-01-01T00:01:00Z".into(),
+            host_uptime_s: 1,
+            cpu_pct: 0.0,
+            agent_cpu_pct: 0.0,
+            mem_total_bytes: 0,
+            mem_used_bytes: 0,
+            agent_rss_bytes: 0,
+            load_avg: [0.0; 3],
+            workers: vec![
+                voqa_wire::WorkerCounters {
+                    worker: 0,
+                    kernel_drops: 3,
+                    ..Default::default()
+                },
+                voqa_wire::WorkerCounters {
+                    worker: 1,
+                    kernel_drops: 4,
+                    ..Default::default()
+                },
+            ],
+            streams_tracked: 0,
+            streams_evicted: 0,
+            processes: vec![
+                voqa_wire::ProcessState {
+                    name: "asterisk".into(),
+                    up: false,
+                    count: 0,
+                },
+                voqa_wire::ProcessState {
+                    name: "kamailio".into(),
+                    up: true,
+                    count: 2,
+                },
+            ],
+        };
+        let point = HeartbeatPoint::from_heartbeat(&heartbeat).expect("valid time");
+        assert_eq!(point, beat("a", 60, &["asterisk"], 7));
+        assert_eq!(point.time_ns, NS_PER_MIN);
+    }
+
+    proptest! {
+        #[test]
+        fn downtime_is_bounded_by_the_observed_period(
+            times in proptest::collection::vec(-100i64..1000, 0..40),
+            down in proptest::collection::vec(any::<bool>(), 40),
+            maintenance_start in 0i64..900, maintenance_length in 0i64..300,
+        ) {
+            let beats: Vec<HeartbeatPoint> = times
+                .iter()
+                .zip(&down)
+                .map(|(&t, &d)| beat("a", t, if d { &["x"] } else { &[] }, 0))
+                .collect();
+            let maintenance = [(maintenance_start * S, (maintenance_start + maintenance_length).min(900) * S)];
+            let maintenance: Vec<(i64, i64)> = maintenance.into_iter().filter(|(s, e)| s < e).collect();
+            let out = uptime(&agents(&["a"]), &beats, 0, 900 * S, 15, &maintenance);
+            prop_assert!(out.downtime_ns >= 0);
+            prop_assert!(out.downtime_ns <= out.period_ns - out.maintenance_ns);
+            if let Some(pct) = out.uptime_pct {
+                prop_assert!((0.0..=100.0).contains(&pct));
+            }
+            for i in &out.intervals {
+                prop_assert!(0 <= i.start_ns && i.start_ns < i.end_ns && i.end_ns <= 900 * S);
+                prop_assert!(maintenance.iter().all(|(s, e)| i.end_ns <= *s || i.start_ns >= *e));
+            }
+        }
+    }
+}

@@ -1,0 +1,2148 @@
+//! The collector's persistent store: acknowledged agent batches (stream reports and
+//! heartbeats), API token hashes, and the queries the ops API and the SLA engine run.
+//!
+//! Two backends with one schema and one behaviour: embedded SQLite (the default) and
+//! PostgreSQL (several collector replicas sharing one store). `Store::ingest` returns only
+//! after the whole batch is committed, so the API may acknowledge it; a batch is stored at
+//! most once (its `batch_id` is a unique key). This module validates and converts batch
+//! contents (RFC 3339 times to i64 nanoseconds) but knows nothing of HTTP, authentication
+//! or SLA rules, and it never hashes token secrets (callers pass the hash).
+
+pub mod postgres;
+pub mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use voqa_wire::{Batch, Heartbeat, StreamReport};
+
+/// Largest page `Store::streams` returns, whatever the caller asks for.
+pub const MAX_PAGE: u32 = 10_000;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store URL is neither `sqlite:PATH` nor `postgres://...`, or is malformed.
+    #[error("bad store url: {0}")]
+    Url(String),
+    /// The batch cannot be stored as sent (the API answers 400); nothing was written.
+    #[error("invalid batch: {0}")]
+    Invalid(String),
+    /// The database refused or failed an operation.
+    #[error("{backend} store: {source}")]
+    Database {
+        backend: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Applying the schema migrations failed.
+    #[error("{backend} store migrations: {source}")]
+    Migrate {
+        backend: &'static str,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    /// A stored row could not be read back (bad JSON in a report or heartbeat column).
+    #[error("{backend} store: corrupt {table} row {key}: {message}")]
+    Corrupt {
+        backend: &'static str,
+        table: &'static str,
+        key: String,
+        message: String,
+    },
+}
+
+/// Result of `Store::ingest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// The batch was new and is now committed.
+    Stored { reports: u64, heartbeats: u64 },
+    /// A batch with this `batch_id` was stored before; nothing was written this time.
+    Duplicate,
+}
+
+/// One API token (its secret is known only by its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub id: String,
+    pub role: String,
+    pub created_ns: i64,
+    pub revoked: bool,
+}
+
+/// Latest known state of one agent, for the ops view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentRow {
+    pub agent_id: String,
+    /// Collector receive time of the agent's latest batch.
+    pub last_batch_ns: i64,
+    /// Time (the agent's clock) and content of the newest heartbeat, if any was received.
+    pub last_heartbeat_ns: Option<i64>,
+    pub last_heartbeat: Option<Heartbeat>,
+    /// Sum of the workers' cumulative kernel drops in the newest heartbeat.
+    pub kernel_drops_total: u64,
+    /// Whether the newest heartbeat reports a watched process down.
+    pub any_process_down: bool,
+    /// Sum of `capture_drops` over every report received from the agent.
+    pub capture_drops_total: u64,
+}
+
+/// Filters of `Store::streams`. Every given filter applies (they are ANDed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamQuery {
+    /// Restrict to these agents (a customer's); `Some(vec![])` matches nothing.
+    pub agents: Option<Vec<String>>,
+    /// Restrict to one agent.
+    pub agent: Option<String>,
+    /// Reports whose `window_end` lies in `[from_ns, to_ns)`.
+    pub from_ns: i64,
+    pub to_ns: i64,
+    /// Reports with a MOS at most this (reports without a MOS are excluded).
+    pub max_mos: Option<f64>,
+    pub final_only: bool,
+    /// Cursor: only reports strictly after this `(window_end_ns, id)`.
+    pub after: Option<(i64, i64)>,
+    /// Page size, clamped to [`MAX_PAGE`].
+    pub limit: u32,
+}
+
+/// One stored stream report: indexed columns plus the report as the agent sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamRow {
+    pub id: i64,
+    pub agent_id: String,
+    pub stream_id: String,
+    pub window_start_ns: i64,
+    pub window_end_ns: i64,
+    pub is_final: bool,
+    pub call_id: Option<String>,
+    pub mos: Option<f64>,
+    pub report: StreamReport,
+}
+
+/// The indexed columns of a final report, without the JSON: what SLA evaluation over a
+/// month of calls needs, at a fraction of the cost of `final_reports`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinalSummary {
+    pub id: i64,
+    pub agent_id: String,
+    pub stream_id: String,
+    pub call_id: Option<String>,
+    pub src: String,
+    pub dst: String,
+    pub window_start_ns: i64,
+    pub window_end_ns: i64,
+    pub mos: Option<f64>,
+    pub effective_loss_pct: f64,
+    pub max_jitter_ms: Option<f64>,
+}
+
+/// One call's final reports (of one agent) folded together: a call meets a MOS threshold
+/// when its worst stream does, and a loss threshold when its lossiest stream does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallAggregate {
+    pub agent_id: String,
+    /// The call id, or `stream:` and the stream id for a stream without one.
+    pub call_key: String,
+    pub call_id: Option<String>,
+    /// Final reports folded in.
+    pub streams: u64,
+    pub first_start_ns: i64,
+    pub last_end_ns: i64,
+    /// Lowest MOS of its streams (streams without a MOS are ignored; none → `None`).
+    pub min_mos: Option<f64>,
+    pub max_loss_pct: f64,
+    pub max_jitter_ms: Option<f64>,
+}
+
+/// Calls of a set of agents whose last final report ends in a period, counted against
+/// thresholds by the database (`Store::call_stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallStats {
+    pub calls: u64,
+    /// Calls with at least one stream with a MOS.
+    pub calls_with_mos: u64,
+    /// `min_mos >= mos_min`.
+    pub meeting_mos: u64,
+    /// `max_loss_pct <= loss_max_pct`.
+    pub meeting_loss: u64,
+    pub meeting_both: u64,
+}
+
+/// One heartbeat, reduced to what uptime evaluation needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatRow {
+    pub agent_id: String,
+    pub time_ns: i64,
+    pub any_process_down: bool,
+    pub kernel_drops_total: u64,
+}
+
+/// The store, on either backend. Cheap to clone: the connection pools are shared.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Store::Sqlite($store) => $call,
+            Store::Postgres($store) => $call,
+        }
+    };
+}
+
+impl Store {
+    /// Opens (creating if missing) and migrates the store at `url`: `sqlite:PATH`
+    /// (also `sqlite://PATH`) or `postgres://...` (also `postgresql://...`).
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            Ok(Store::Sqlite(SqliteStore::open(path).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(PgStore::open(url).await?))
+        } else {
+            Err(StoreError::Url(
+                "expected sqlite:PATH or postgres://...".to_string(),
+            ))
+        }
+    }
+
+    /// Which backend this is: `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => sqlite::BACKEND,
+            Store::Postgres(_) => postgres::BACKEND,
+        }
+    }
+
+    /// Stores a batch in one transaction, or nothing. Returns after the commit.
+    pub async fn ingest(
+        &self,
+        batch: &Batch,
+        received_at_ns: i64,
+    ) -> Result<IngestOutcome, StoreError> {
+        let prepared = PreparedBatch::new(batch, received_at_ns)?;
+        dispatch!(self, store => store.ingest(&prepared).await)
+    }
+
+    pub async fn token_insert(
+        &self,
+        id: &str,
+        hash: &str,
+        role: &str,
+        created_ns: i64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => store.token_insert(id, hash, role, created_ns).await)
+    }
+
+    pub async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
+        dispatch!(self, store => store.token_by_hash(hash).await)
+    }
+
+    /// Every token, revoked ones included, ordered by creation time.
+    pub async fn token_list(&self) -> Result<Vec<TokenRow>, StoreError> {
+        dispatch!(self, store => store.token_list().await)
+    }
+
+    /// Marks a token revoked; false if no token has this id.
+    pub async fn token_revoke(&self, id: &str) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.token_revoke(id).await)
+    }
+
+    /// Every agent that ever sent a batch, ordered by id.
+    pub async fn agents(&self) -> Result<Vec<AgentRow>, StoreError> {
+        dispatch!(self, store => store.agents().await)
+    }
+
+    /// A page of reports ordered by `(window_end_ns, id)`; pass the last row's pair as
+    /// `after` to get the next page.
+    pub async fn streams(&self, query: &StreamQuery) -> Result<Vec<StreamRow>, StoreError> {
+        if query.limit == 0
+            || query.from_ns >= query.to_ns
+            || query.agent_set().is_some_and(|agents| agents.is_empty())
+        {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, store => store.streams(query).await)
+    }
+
+    /// Every stored report of the streams that carry this call id (also their reports
+    /// sent before the call was known), ordered by `(window_end_ns, id)`.
+    pub async fn call(&self, call_id: &str) -> Result<Vec<StreamRow>, StoreError> {
+        dispatch!(self, store => store.call(call_id).await)
+    }
+
+    /// Heartbeats of these agents with `time` in `[from_ns, to_ns)`, ordered by agent and
+    /// time. An empty agent list matches nothing.
+    pub async fn heartbeats(
+        &self,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<HeartbeatRow>, StoreError> {
+        if agents.is_empty() || from_ns >= to_ns {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, store => store.heartbeats(agents, from_ns, to_ns).await)
+    }
+
+    /// Final reports of these agents whose `window_end` lies in `[from_ns, to_ns)`, ordered
+    /// by `(agent_id, window_end_ns, id)` (the index order). An empty agent list matches
+    /// nothing.
+    pub async fn final_reports(
+        &self,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<StreamRow>, StoreError> {
+        if agents.is_empty() || from_ns >= to_ns {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, store => store.final_reports(agents, from_ns, to_ns).await)
+    }
+
+    /// Like `final_reports` (same rows, same order) but only the indexed columns, read from
+    /// a covering index without touching the report JSON: the fast path for SLA evaluation.
+    pub async fn final_summaries(
+        &self,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<FinalSummary>, StoreError> {
+        if agents.is_empty() || from_ns >= to_ns {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, store => store.final_summaries(agents, from_ns, to_ns).await)
+    }
+
+    /// Counts the calls (see [`CallAggregate`]) of these agents whose last final report
+    /// ends in `[from_ns, to_ns)` and how many meet each threshold, in the database: the
+    /// fast path for a month of calls. An empty agent list matches nothing.
+    pub async fn call_stats(
+        &self,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+        mos_min: f64,
+        loss_max_pct: f64,
+    ) -> Result<CallStats, StoreError> {
+        if agents.is_empty() || from_ns >= to_ns {
+            return Ok(CallStats::default());
+        }
+        dispatch!(self, store => store.call_stats(agents, from_ns, to_ns, mos_min, loss_max_pct).await)
+    }
+
+    /// The calls counted by `call_stats` that miss a threshold (MOS below `mos_min`, no MOS
+    /// at all, or loss above `loss_max_pct`), ordered by agent and end, at most `limit`.
+    pub async fn calls_breaching(
+        &self,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+        mos_min: f64,
+        loss_max_pct: f64,
+        limit: u32,
+    ) -> Result<Vec<CallAggregate>, StoreError> {
+        if agents.is_empty() || from_ns >= to_ns || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::from(limit.min(MAX_PAGE));
+        dispatch!(self, store => store.calls_breaching(agents, from_ns, to_ns, mos_min, loss_max_pct, limit).await)
+    }
+
+    /// Retention: deletes stream reports whose `window_end` is before `before_ns`, and batch
+    /// ids received before it. Heartbeats, call aggregates, agents and tokens are kept. Works in chunks so
+    /// that ingest is never blocked for long. Returns the number of reports deleted.
+    pub async fn delete_reports_before(&self, before_ns: i64) -> Result<u64, StoreError> {
+        dispatch!(self, store => store.delete_reports_before(before_ns).await)
+    }
+
+    /// Succeeds when the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, store => store.ping().await)
+    }
+
+    /// Closes the connection pools, waiting for running operations.
+    pub async fn close(&self) {
+        dispatch!(self, store => store.close().await)
+    }
+}
+
+impl StreamQuery {
+    /// The agents the query may return: `None` for all, otherwise the intersection of
+    /// `agents` and `agent`, sorted and without repeats.
+    fn agent_set(&self) -> Option<Vec<&str>> {
+        let mut set: Vec<&str> = match (&self.agents, &self.agent) {
+            (None, None) => return None,
+            (None, Some(agent)) => vec![agent.as_str()],
+            (Some(agents), None) => agents.iter().map(String::as_str).collect(),
+            (Some(agents), Some(agent)) => agents
+                .iter()
+                .filter(|candidate| *candidate == agent)
+                .map(String::as_str)
+                .collect(),
+        };
+        set.sort_unstable();
+        set.dedup();
+        Some(set)
+    }
+}
+
+/// Builds the `streams` query on either backend (QueryBuilder writes each one's
+/// placeholders). With an agent list, each agent gets its own ordered, limited subquery on
+/// the (agent_id, window_end_ns, id) index, merged by a final sort of at most
+/// agents × limit rows: an IN list would instead sort every row of those agents.
+fn build_streams_query<DB>(select: &mut sqlx::QueryBuilder<DB>, columns: &str, query: &StreamQuery)
+where
+    DB: sqlx::Database,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let limit = i64::from(query.limit.min(MAX_PAGE));
+    let push_filters = |select: &mut sqlx::QueryBuilder<DB>, agent: Option<&str>| {
+        select
+            .push(format_args!("SELECT {columns} FROM stream_reports WHERE "))
+            .push("window_end_ns >= ")
+            .push_bind(query.from_ns)
+            .push(" AND window_end_ns < ")
+            .push_bind(query.to_ns);
+        if let Some(agent) = agent {
+            select.push(" AND agent_id = ").push_bind(agent.to_string());
+        }
+        if let Some(max_mos) = query.max_mos {
+            select.push(" AND mos <= ").push_bind(max_mos);
+        }
+        if query.final_only {
+            select.push(" AND is_final");
+        }
+        if let Some((end_ns, id)) = query.after {
+            select
+                .push(" AND window_end_ns >= ")
+                .push_bind(end_ns)
+                .push(" AND (window_end_ns > ")
+                .push_bind(end_ns)
+                .push(" OR id > ")
+                .push_bind(id)
+                .push(")");
+        }
+        select
+            .push(" ORDER BY window_end_ns, id LIMIT ")
+            .push_bind(limit);
+    };
+    match query.agent_set() {
+        None => push_filters(select, None),
+        Some(agents) => {
+            select.push(format_args!("SELECT {columns} FROM ("));
+            for (index, agent) in agents.iter().enumerate() {
+                if index > 0 {
+                    select.push(" UNION ALL ");
+                }
+                select.push("SELECT * FROM (");
+                push_filters(select, Some(agent));
+                select.push(format_args!(") AS agent_{index}"));
+            }
+            select
+                .push(") AS merged ORDER BY window_end_ns, id LIMIT ")
+                .push_bind(limit);
+        }
+    }
+}
+
+/// Rows deleted per retention statement.
+const RETENTION_CHUNK: i64 = 10_000;
+
+/// A batch validated and converted to column values, ready for either backend.
+#[derive(Debug)]
+pub(crate) struct PreparedBatch<'a> {
+    batch: &'a Batch,
+    sent_at_ns: i64,
+    received_ns: i64,
+    reports: Vec<PreparedReport<'a>>,
+    heartbeats: Vec<PreparedHeartbeat>,
+    capture_drops: i64,
+    /// The batch's final reports folded per call, in key order (so that concurrent
+    /// upserts on PostgreSQL lock rows in one order).
+    calls: Vec<CallAggregate>,
+    /// Index into `heartbeats` of the newest one.
+    newest_heartbeat: Option<usize>,
+}
+
+#[derive(Debug)]
+pub(crate) struct PreparedReport<'a> {
+    report: &'a StreamReport,
+    window_start_ns: i64,
+    window_end_ns: i64,
+    capture_drops: i64,
+    json: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct PreparedHeartbeat {
+    time_ns: i64,
+    any_process_down: bool,
+    kernel_drops_total: i64,
+    json: String,
+}
+
+impl<'a> PreparedBatch<'a> {
+    fn new(batch: &'a Batch, received_ns: i64) -> Result<Self, StoreError> {
+        if batch.schema != voqa_wire::SCHEMA_VERSION {
+            return Err(StoreError::Invalid(format!(
+                "schema {} is not the supported {}",
+                batch.schema,
+                voqa_wire::SCHEMA_VERSION
+            )));
+        }
+        if batch.batch_id.is_empty() || batch.batch_id.len() > 128 {
+            return Err(StoreError::Invalid(
+                "batch_id must be 1 to 128 characters".to_string(),
+            ));
+        }
+        if batch.agent_id.is_empty() {
+            return Err(StoreError::Invalid("agent_id is empty".to_string()));
+        }
+        let sent_at_ns = parse_time(&batch.sent_at, || "sent_at".to_string())?;
+        let mut capture_drops = 0i64;
+        let mut reports = Vec::with_capacity(batch.reports.len());
+        for (index, report) in batch.reports.iter().enumerate() {
+            if report.agent_id != batch.agent_id {
+                return Err(StoreError::Invalid(format!(
+                    "reports[{index}].agent_id differs from the batch agent_id"
+                )));
+            }
+            let window_start_ns = parse_time(&report.window_start, || {
+                format!("reports[{index}].window_start")
+            })?;
+            let window_end_ns = parse_time(&report.window_end, || {
+                format!("reports[{index}].window_end")
+            })?;
+            let drops = saturating_i64(report.capture_drops);
+            capture_drops = capture_drops.saturating_add(drops);
+            let json = serde_json::to_string(report).map_err(|error| {
+                StoreError::Invalid(format!("reports[{index}] cannot be serialised: {error}"))
+            })?;
+            reports.push(PreparedReport {
+                report,
+                window_start_ns,
+                window_end_ns,
+                capture_drops: drops,
+                json,
+            });
+        }
+        let mut calls = std::collections::BTreeMap::<String, CallAggregate>::new();
+        for prepared in reports.iter().filter(|prepared| prepared.report.is_final) {
+            fold_call(&mut calls, &batch.agent_id, prepared);
+        }
+        let calls = calls.into_values().collect();
+        let mut heartbeats = Vec::with_capacity(batch.heartbeats.len());
+        let mut newest_heartbeat: Option<usize> = None;
+        for (index, heartbeat) in batch.heartbeats.iter().enumerate() {
+            if heartbeat.agent_id != batch.agent_id {
+                return Err(StoreError::Invalid(format!(
+                    "heartbeats[{index}].agent_id differs from the batch agent_id"
+                )));
+            }
+            let time_ns = parse_time(&heartbeat.time, || format!("heartbeats[{index}].time"))?;
+            let json = serde_json::to_string(heartbeat).map_err(|error| {
+                StoreError::Invalid(format!("heartbeats[{index}] cannot be serialised: {error}"))
+            })?;
+            let is_newer = newest_heartbeat
+                .and_then(|newest| heartbeats.get(newest))
+                .is_none_or(|newest: &PreparedHeartbeat| time_ns >= newest.time_ns);
+            if is_newer {
+                newest_heartbeat = Some(heartbeats.len());
+            }
+            heartbeats.push(PreparedHeartbeat {
+                time_ns,
+                any_process_down: any_process_down(heartbeat),
+                kernel_drops_total: saturating_i64(kernel_drops_total(heartbeat)),
+                json,
+            });
+        }
+        Ok(PreparedBatch {
+            batch,
+            sent_at_ns,
+            received_ns,
+            reports,
+            heartbeats,
+            capture_drops,
+            calls,
+            newest_heartbeat,
+        })
+    }
+
+    fn newest_heartbeat(&self) -> Option<&PreparedHeartbeat> {
+        self.newest_heartbeat
+            .and_then(|index| self.heartbeats.get(index))
+    }
+
+    fn report_count(&self) -> i64 {
+        i64::try_from(self.reports.len()).unwrap_or(i64::MAX)
+    }
+
+    fn heartbeat_count(&self) -> i64 {
+        i64::try_from(self.heartbeats.len()).unwrap_or(i64::MAX)
+    }
+
+    fn stored(&self) -> IngestOutcome {
+        IngestOutcome::Stored {
+            reports: self.reports.len() as u64,
+            heartbeats: self.heartbeats.len() as u64,
+        }
+    }
+}
+
+impl AgentRow {
+    fn from_stored(
+        agent_id: String,
+        last_batch_ns: i64,
+        last_heartbeat_ns: Option<i64>,
+        last_heartbeat: Option<Heartbeat>,
+        capture_drops_total: i64,
+    ) -> AgentRow {
+        AgentRow {
+            agent_id,
+            last_batch_ns,
+            last_heartbeat_ns,
+            kernel_drops_total: last_heartbeat.as_ref().map_or(0, kernel_drops_total),
+            any_process_down: last_heartbeat.as_ref().is_some_and(any_process_down),
+            last_heartbeat,
+            capture_drops_total: stored_u64(capture_drops_total),
+        }
+    }
+}
+
+/// Sum of the workers' cumulative kernel drops.
+fn kernel_drops_total(heartbeat: &Heartbeat) -> u64 {
+    heartbeat
+        .workers
+        .iter()
+        .fold(0u64, |sum, worker| sum.saturating_add(worker.kernel_drops))
+}
+
+fn any_process_down(heartbeat: &Heartbeat) -> bool {
+    heartbeat.processes.iter().any(|process| !process.up)
+}
+
+/// Parses a JSON column written by `ingest`.
+fn parse_json<T: serde::de::DeserializeOwned>(
+    backend: &'static str,
+    table: &'static str,
+    key: &str,
+    json: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(json).map_err(|error| StoreError::Corrupt {
+        backend,
+        table,
+        key: key.to_string(),
+        message: error.to_string(),
+    })
+}
+
+fn fold_call(
+    calls: &mut std::collections::BTreeMap<String, CallAggregate>,
+    agent_id: &str,
+    prepared: &PreparedReport<'_>,
+) {
+    let report = prepared.report;
+    let key = match &report.call_id {
+        Some(call_id) => call_id.clone(),
+        None => format!("stream:{}", report.stream_id),
+    };
+    let call = calls.entry(key).or_insert_with_key(|key| CallAggregate {
+        agent_id: agent_id.to_string(),
+        call_key: key.clone(),
+        call_id: report.call_id.clone(),
+        streams: 0,
+        first_start_ns: prepared.window_start_ns,
+        last_end_ns: prepared.window_end_ns,
+        min_mos: None,
+        max_loss_pct: report.effective_loss_pct,
+        max_jitter_ms: None,
+    });
+    call.streams = call.streams.saturating_add(1);
+    call.first_start_ns = call.first_start_ns.min(prepared.window_start_ns);
+    call.last_end_ns = call.last_end_ns.max(prepared.window_end_ns);
+    call.min_mos = min_option(call.min_mos, report.mos);
+    call.max_loss_pct = call.max_loss_pct.max(report.effective_loss_pct);
+    call.max_jitter_ms = max_option(call.max_jitter_ms, report.max_jitter_ms);
+}
+
+fn min_option(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn max_option(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The upsert of `calls`, shared by both backends (excluded.* is the new batch's fold).
+const CALL_UPSERT_CONFLICT: &str = " ON CONFLICT (agent_id, call_key) DO UPDATE SET \
+     call_id = COALESCE(calls.call_id, excluded.call_id), \
+     streams = calls.streams + excluded.streams, \
+     first_start_ns = CASE WHEN excluded.first_start_ns < calls.first_start_ns \
+       THEN excluded.first_start_ns ELSE calls.first_start_ns END, \
+     last_end_ns = CASE WHEN excluded.last_end_ns > calls.last_end_ns \
+       THEN excluded.last_end_ns ELSE calls.last_end_ns END, \
+     min_mos = CASE WHEN calls.min_mos IS NULL OR excluded.min_mos < calls.min_mos \
+       THEN COALESCE(excluded.min_mos, calls.min_mos) ELSE calls.min_mos END, \
+     max_loss_pct = CASE WHEN excluded.max_loss_pct > calls.max_loss_pct \
+       THEN excluded.max_loss_pct ELSE calls.max_loss_pct END, \
+     max_jitter_ms = CASE WHEN calls.max_jitter_ms IS NULL OR excluded.max_jitter_ms > calls.max_jitter_ms \
+       THEN COALESCE(excluded.max_jitter_ms, calls.max_jitter_ms) ELSE calls.max_jitter_ms END";
+
+/// Columns of `calls` in the order `CallAggregate` reads them.
+const CALL_COLUMNS: &str = "agent_id, call_key, call_id, streams, first_start_ns, last_end_ns, \
+                            min_mos, max_loss_pct, max_jitter_ms";
+
+/// Builds the `call_stats` query (one row of counts) or, with `breaching_limit`, the
+/// `calls_breaching` query, on either backend.
+fn build_calls_query<DB>(
+    select: &mut sqlx::QueryBuilder<DB>,
+    agents: &[String],
+    from_ns: i64,
+    to_ns: i64,
+    mos_min: f64,
+    loss_max_pct: f64,
+    breaching_limit: Option<i64>,
+) where
+    DB: sqlx::Database,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    match breaching_limit {
+        None => {
+            select
+                .push(
+                    "SELECT COUNT(*) AS calls, COUNT(min_mos) AS calls_with_mos, \
+                     COALESCE(SUM(CASE WHEN min_mos >= ",
+                )
+                .push_bind(mos_min)
+                .push(
+                    " THEN 1 ELSE 0 END), 0) AS meeting_mos, \
+                     COALESCE(SUM(CASE WHEN max_loss_pct <= ",
+                )
+                .push_bind(loss_max_pct)
+                .push(
+                    " THEN 1 ELSE 0 END), 0) AS meeting_loss, \
+                     COALESCE(SUM(CASE WHEN min_mos >= ",
+                )
+                .push_bind(mos_min)
+                .push(" AND max_loss_pct <= ")
+                .push_bind(loss_max_pct)
+                .push(" THEN 1 ELSE 0 END), 0) AS meeting_both FROM calls WHERE agent_id IN (");
+        }
+        Some(_) => {
+            select.push(format_args!(
+                "SELECT {CALL_COLUMNS} FROM calls WHERE agent_id IN ("
+            ));
+        }
+    }
+    let mut list = select.separated(", ");
+    for agent in agents {
+        list.push_bind(agent.clone());
+    }
+    select
+        .push(") AND last_end_ns >= ")
+        .push_bind(from_ns)
+        .push(" AND last_end_ns < ")
+        .push_bind(to_ns);
+    if let Some(limit) = breaching_limit {
+        select
+            .push(" AND (min_mos IS NULL OR min_mos < ")
+            .push_bind(mos_min)
+            .push(" OR max_loss_pct > ")
+            .push_bind(loss_max_pct)
+            .push(") ORDER BY agent_id, last_end_ns, call_key LIMIT ")
+            .push_bind(limit);
+    }
+}
+
+/// Reads a `CALL_COLUMNS` row on either backend.
+fn call_aggregate<R>(row: &R, backend: &'static str) -> Result<CallAggregate, StoreError>
+where
+    R: sqlx::Row,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let database = |source| StoreError::Database { backend, source };
+    Ok(CallAggregate {
+        agent_id: row.try_get("agent_id").map_err(database)?,
+        call_key: row.try_get("call_key").map_err(database)?,
+        call_id: row.try_get("call_id").map_err(database)?,
+        streams: stored_u64(row.try_get("streams").map_err(database)?),
+        first_start_ns: row.try_get("first_start_ns").map_err(database)?,
+        last_end_ns: row.try_get("last_end_ns").map_err(database)?,
+        min_mos: row.try_get("min_mos").map_err(database)?,
+        max_loss_pct: row.try_get("max_loss_pct").map_err(database)?,
+        max_jitter_ms: row.try_get("max_jitter_ms").map_err(database)?,
+    })
+}
+
+/// Reads the `call_stats` row on either backend.
+fn call_stats_row<R>(row: &R, backend: &'static str) -> Result<CallStats, StoreError>
+where
+    R: sqlx::Row,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let database = |source| StoreError::Database { backend, source };
+    let count = |name: &str| -> Result<u64, StoreError> {
+        Ok(stored_u64(row.try_get::<i64, _>(name).map_err(database)?))
+    };
+    Ok(CallStats {
+        calls: count("calls")?,
+        calls_with_mos: count("calls_with_mos")?,
+        meeting_mos: count("meeting_mos")?,
+        meeting_loss: count("meeting_loss")?,
+        meeting_both: count("meeting_both")?,
+    })
+}
+
+fn parse_time(text: &str, field: impl FnOnce() -> String) -> Result<i64, StoreError> {
+    parse_rfc3339_ns(text)
+        .ok_or_else(|| StoreError::Invalid(format!("{}: not an RFC 3339 time: {text:?}", field())))
+}
+
+/// Counters arrive as u64; the databases hold i64. Values beyond i64::MAX are not
+/// meaningful counts, so they are clamped rather than rejected.
+fn saturating_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn stored_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// Nanoseconds since the Unix epoch of an RFC 3339 date-time such as
+/// `2026-11-23T09:09:53.158861Z` or `2026-11-23T10:09:53+01:00`; `None` if the text is not
+/// one or lies outside what i64 nanoseconds can hold (years 1678 to 2261). Digits beyond
+/// nanoseconds are truncated; a leap second 60 counts as the next minute's second 0.
+pub fn parse_rfc3339_ns(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    let number = |start: usize, end: usize| -> Option<i64> {
+        let digits = bytes.get(start..end)?;
+        digits.iter().try_fold(0i64, |value, &digit| {
+            digit
+                .is_ascii_digit()
+                .then(|| value * 10 + i64::from(digit - b'0'))
+        })
+    };
+    let expect = |index: usize, allowed: &[u8]| -> Option<()> {
+        bytes
+            .get(index)
+            .filter(|byte| allowed.contains(byte))
+            .map(|_| ())
+    };
+    let year = number(0, 4)?;
+    expect(4, b"-")?;
+    let month = number(5, 7)?;
+    expect(7, b"-")?;
+    let day = number(8, 10)?;
+    expect(10, b"Tt ")?;
+    let hour = number(11, 13)?;
+    expect(13, b":")?;
+    let minute = number(14, 16)?;
+    expect(16, b":")?;
+    let second = number(17, 19)?;
+
+    let mut position = 19;
+    let mut nanos = 0i64;
+    if bytes.get(position) == Some(&b'.') {
+        position += 1;
+        let mut digits = 0;
+        while let Some(digit) = bytes.get(position).filter(|byte| byte.is_ascii_digit()) {
+            if digits < 9 {
+                nanos = nanos * 10 + i64::from(digit - b'0');
+            }
+            digits += 1;
+            position += 1;
+        }
+        if digits == 0 {
+            return None;
+        }
+        for _ in digits..9 {
+            nanos *= 10;
+        }
+    }
+    let offset_seconds = match bytes.get(position)? {
+        b'Z' | b'z' if bytes.len() == position + 1 => 0,
+        sign @ (b'+' | b'-') if bytes.len() == position + 6 => {
+            let offset_hour = number(position + 1, position + 3)?;
+            expect(position + 3, b":")?;
+            let offset_minute = number(position + 4, position + 6)?;
+            if offset_hour > 23 || offset_minute > 59 {
+                return None;
+            }
+            let offset = offset_hour * 3600 + offset_minute * 60;
+            if *sign == b'-' { -offset } else { offset }
+        }
+        _ => return None,
+    };
+
+    let leap_year = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap_year => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day < 1 || day > month_days || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
+        - offset_seconds;
+    seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let march_based_month = (month + 9) % 12;
+    let day_of_year = (153 * march_based_month + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::str::FromStr;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use voqa_wire::{ProcessState, StreamSummary, Transitions, WorkerCounters};
+
+    const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+    /// 2026-11-23T00:00:00Z.
+    const DAY_NS: i64 = 1_795_392_000_000_000_000;
+    const SECOND: i64 = 1_000_000_000;
+
+    // ---- RFC 3339 parsing ----
+
+    #[test]
+    fn parses_agent_times() {
+        assert_eq!(
+            parse_rfc3339_ns("2026-11-23T09:09:53.158861Z"),
+            Some(1_795_424_993_158_861_000)
+        );
+        assert_eq!(parse_rfc3339_ns("2026-11-23T00:00:00Z"), Some(DAY_NS));
+        assert_eq!(parse_rfc3339_ns("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339_ns("1969-12-31T23:59:59Z"), Some(-SECOND));
+        assert_eq!(
+            parse_rfc3339_ns("2000-02-29T23:59:59z"),
+            Some(951_868_799_000_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ns("1970-01-01T00:00:00.123456789123Z"),
+            Some(123_456_789)
+        );
+        assert_eq!(
+            parse_rfc3339_ns("1970-01-01T00:00:00.5Z"),
+            Some(500_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ns("2026-11-23T10:30:00+01:30"),
+            Some(DAY_NS + 9 * 3600 * SECOND)
+        );
+        assert_eq!(parse_rfc3339_ns("2026-11-22T23:00:00-01:00"), Some(DAY_NS));
+    }
+
+    #[test]
+    fn rejects_malformed_times() {
+        for text in [
+            "",
+            "2026-11-23",
+            "2026-11-23T09:09:53",
+            "2026-11-23T09:09:53.Z",
+            "2026-11-23T09:09:53.1",
+            "2026-13-01T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-11-00T00:00:00Z",
+            "2026-11-23T24:00:00Z",
+            "2026-11-23T09:60:00Z",
+            "2026-11-23T09:09:61Z",
+            "2026-11-23T09:09:53+0100",
+            "2026-11-23T09:09:53Zjunk",
+            "2026/11/23T09:09:53Z",
+            "+026-11-23T09:09:53Z",
+            "9999-12-31T23:59:59Z",
+            "1000-01-01T00:00:00Z",
+            "２026-11-23T09:09:53Z",
+        ] {
+            assert_eq!(parse_rfc3339_ns(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn folds_final_reports_per_call() {
+        let reports = vec![
+            report("a", 1, Some("c"), 0, 60, true, Some(4.2)),
+            report("a", 2, Some("c"), 10, 50, true, None),
+            report("a", 3, Some("c"), 0, 70, false, Some(1.0)),
+            report("a", 4, None, 5, 65, true, Some(3.0)),
+        ];
+        let batch = batch("b", "a", reports, vec![]);
+        let prepared = PreparedBatch::new(&batch, 0).expect("prepare");
+        let keys: Vec<(&str, u64, Option<f64>)> = prepared
+            .calls
+            .iter()
+            .map(|call| (call.call_key.as_str(), call.streams, call.min_mos))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("c", 2, Some(4.2)),
+                ("stream:0000000000000004", 1, Some(3.0))
+            ]
+        );
+        let call = prepared.calls.first().expect("call c");
+        assert_eq!(call.first_start_ns, DAY_NS);
+        assert_eq!(call.last_end_ns, DAY_NS + 60 * SECOND);
+        assert_eq!(
+            prepared.calls.get(1).and_then(|call| call.call_id.clone()),
+            None
+        );
+    }
+
+    #[test]
+    fn rejects_wrong_schema_and_empty_ids() {
+        let mut wrong = batch("b", "a", vec![], vec![]);
+        wrong.schema = 2;
+        assert!(matches!(
+            PreparedBatch::new(&wrong, 0),
+            Err(StoreError::Invalid(_))
+        ));
+        let empty_id = batch("", "a", vec![], vec![]);
+        assert!(matches!(
+            PreparedBatch::new(&empty_id, 0),
+            Err(StoreError::Invalid(_))
+        ));
+        let empty_agent = batch("b", "", vec![], vec![]);
+        assert!(matches!(
+            PreparedBatch::new(&empty_agent, 0),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+
+    // ---- fixtures ----
+
+    fn time(offset_ns: i64) -> String {
+        let seconds = offset_ns.div_euclid(SECOND);
+        let micros = offset_ns.rem_euclid(SECOND) / 1000;
+        assert!(
+            (0..86_400).contains(&seconds),
+            "fixture times stay within one day"
+        );
+        format!(
+            "2026-11-23T{:02}:{:02}:{:02}.{micros:06}Z",
+            seconds / 3600,
+            seconds / 60 % 60,
+            seconds % 60
+        )
+    }
+
+    fn totals(report: &StreamReport) -> StreamSummary {
+        StreamSummary {
+            src: report.src.clone(),
+            dst: report.dst.clone(),
+            ssrc: report.ssrc.clone(),
+            payload_type: 0,
+            codec: "PCMU".into(),
+            clock_rate: Some(8000),
+            call_id: report.call_id.clone(),
+            first_seen: time(0),
+            last_seen: report.window_end.clone(),
+            packets: 15_000,
+            expected: 15_000,
+            lost: 3,
+            duplicates: 0,
+            reordered: 1,
+            jitter_ms: Some(0.4),
+            max_jitter_ms: Some(2.5),
+            mean_jitter_ms: Some(0.3),
+            max_delta_ms: 41.0,
+            burst_ratio: 1.1,
+            jb_discarded: 2,
+            effective_loss_pct: 0.03,
+            rtt_ms: Some(12.0),
+            r_factor: Some(92.1),
+            mos: report.mos,
+            loss_bursts: 2,
+            max_loss_burst: 2,
+            lost_rfc3550: 3,
+            delay_ms: Some(60.0),
+            delay_source: "rtcp".into(),
+            clock_source: "static".into(),
+            detection: "sdp".into(),
+            jitter_buffer: "fixed:60".into(),
+            ie: Some(0.0),
+            bpl: Some(25.1),
+            flags: vec![],
+        }
+    }
+
+    /// A report of `stream` for the window `[start_s, end_s)` seconds after DAY_NS.
+    fn report(
+        agent: &str,
+        stream: u32,
+        call_id: Option<&str>,
+        start_s: i64,
+        end_s: i64,
+        is_final: bool,
+        mos: Option<f64>,
+    ) -> StreamReport {
+        let mut report = StreamReport {
+            agent_id: agent.into(),
+            stream_id: format!("{stream:016x}"),
+            src: format!("192.0.2.{}:40000", stream % 250),
+            dst: "198.51.100.20:50000".into(),
+            ssrc: format!("0x{stream:08x}"),
+            payload_type: 0,
+            codec: "PCMU".into(),
+            clock_rate: Some(8000),
+            call_id: call_id.map(str::to_string),
+            window_start: time(start_s * SECOND),
+            window_end: time(end_s * SECOND),
+            is_final,
+            end_reason: is_final.then(|| "bye".to_string()),
+            packets: 500,
+            expected: 500,
+            lost: 1,
+            duplicates: 0,
+            reordered: 0,
+            jitter_ms: Some(0.5),
+            max_jitter_ms: Some(1.5 + f64::from(stream % 7)),
+            mean_jitter_ms: Some(0.4),
+            jitter_sum_ms: 200.0,
+            jitter_samples: 500,
+            max_delta_ms: 20.5,
+            transitions: Transitions {
+                n00: 497,
+                n01: 1,
+                n10: 1,
+                n11: 0,
+            },
+            burst_ratio: 1.0,
+            jb_discarded: 0,
+            effective_loss_pct: 0.2,
+            rtt_ms: None,
+            delay_ms: Some(60.0),
+            r_factor: Some(90.0),
+            mos,
+            capture_drops: 2,
+            totals: None,
+        };
+        if is_final {
+            report.totals = Some(totals(&report));
+        }
+        report
+    }
+
+    fn heartbeat(agent: &str, at_s: i64, down: bool, drops: u64) -> Heartbeat {
+        Heartbeat {
+            agent_id: agent.into(),
+            agent_version: "0.1.0".into(),
+            time: time(at_s * SECOND),
+            host_uptime_s: 1000,
+            cpu_pct: 12.5,
+            agent_cpu_pct: 40.0,
+            mem_total_bytes: 8 << 30,
+            mem_used_bytes: 2 << 30,
+            agent_rss_bytes: 30 << 20,
+            load_avg: [0.5, 0.4, 0.3],
+            workers: vec![
+                WorkerCounters {
+                    worker: 0,
+                    kernel_packets: 1_000_000,
+                    kernel_drops: drops,
+                    kernel_freezes: 0,
+                    frames: 999_000,
+                },
+                WorkerCounters {
+                    worker: 1,
+                    kernel_packets: 1_000_000,
+                    kernel_drops: 1,
+                    kernel_freezes: 0,
+                    frames: 999_000,
+                },
+            ],
+            streams_tracked: 40,
+            streams_evicted: 0,
+            processes: vec![
+                ProcessState {
+                    name: "asterisk".into(),
+                    up: !down,
+                    count: u32::from(!down),
+                },
+                ProcessState {
+                    name: "rtpengine".into(),
+                    up: true,
+                    count: 1,
+                },
+            ],
+        }
+    }
+
+    fn batch(
+        batch_id: &str,
+        agent: &str,
+        reports: Vec<StreamReport>,
+        heartbeats: Vec<Heartbeat>,
+    ) -> Batch {
+        Batch {
+            schema: voqa_wire::SCHEMA_VERSION,
+            batch_id: batch_id.into(),
+            agent_id: agent.into(),
+            sent_at: time(86_000 * SECOND),
+            reports,
+            heartbeats,
+        }
+    }
+
+    fn all(from_s: i64, to_s: i64) -> StreamQuery {
+        StreamQuery {
+            agents: None,
+            agent: None,
+            from_ns: DAY_NS + from_s * SECOND,
+            to_ns: DAY_NS + to_s * SECOND,
+            max_mos: None,
+            final_only: false,
+            after: None,
+            limit: MAX_PAGE,
+        }
+    }
+
+    /// Every page of `query`, following the cursor with pages of `page` rows.
+    async fn paginate(store: &Store, query: &StreamQuery, page: u32) -> Vec<StreamRow> {
+        let mut rows = Vec::new();
+        let mut query = StreamQuery {
+            limit: page,
+            ..query.clone()
+        };
+        loop {
+            let chunk = store.streams(&query).await.expect("streams page");
+            assert!(chunk.len() <= page as usize);
+            let Some(last) = chunk.last() else { break };
+            query.after = Some((last.window_end_ns, last.id));
+            let short = chunk.len() < page as usize;
+            rows.extend(chunk);
+            if short {
+                break;
+            }
+        }
+        rows
+    }
+
+    fn ids(rows: &[StreamRow]) -> Vec<i64> {
+        rows.iter().map(|row| row.id).collect()
+    }
+
+    // ---- the shared suite ----
+
+    /// Behaviour both backends must share; `store` starts empty.
+    async fn suite(store: &Store) {
+        store.ping().await.expect("ping");
+
+        // Agent a1: five streams, an interval report [0,60) and a final [60,90) each; the
+        // interval reports carry no call id yet (SIP seen late), the finals do.
+        let mut first = Vec::new();
+        for stream in 0..5u32 {
+            let call = format!("call-{}", stream / 2);
+            first.push(report("a1", stream, None, 0, 60, false, Some(4.3)));
+            first.push(report(
+                "a1",
+                stream,
+                Some(&call),
+                60,
+                90 + i64::from(stream),
+                true,
+                Some(3.5 + f64::from(stream) * 0.2),
+            ));
+        }
+        let heartbeats = vec![heartbeat("a1", 100, false, 5), heartbeat("a1", 50, true, 3)];
+        let batch_a = batch("batch-a", "a1", first.clone(), heartbeats);
+        assert_eq!(
+            store
+                .ingest(&batch_a, DAY_NS + 100 * SECOND)
+                .await
+                .expect("ingest a"),
+            IngestOutcome::Stored {
+                reports: 10,
+                heartbeats: 2
+            }
+        );
+        let stored = store.streams(&all(0, 86_400)).await.expect("streams");
+        assert_eq!(stored.len(), 10);
+        let mut reports_back: Vec<StreamReport> =
+            stored.iter().map(|row| row.report.clone()).collect();
+        let mut expected = first.clone();
+        let key = |report: &StreamReport| (report.window_end.clone(), report.stream_id.clone());
+        reports_back.sort_by_key(key);
+        expected.sort_by_key(key);
+        assert_eq!(reports_back, expected, "reports round-trip exactly");
+        let final_row = stored
+            .iter()
+            .find(|row| row.is_final && row.stream_id == format!("{:016x}", 4))
+            .expect("final of stream 4");
+        assert_eq!(final_row.agent_id, "a1");
+        assert_eq!(final_row.window_start_ns, DAY_NS + 60 * SECOND);
+        assert_eq!(final_row.window_end_ns, DAY_NS + 94 * SECOND);
+        assert_eq!(final_row.call_id.as_deref(), Some("call-2"));
+        assert_eq!(final_row.mos, Some(3.5 + 0.8));
+
+        // A repeat is acknowledged as a duplicate and stores nothing, even with new content.
+        let mut repeat = batch_a.clone();
+        repeat
+            .reports
+            .push(report("a1", 99, None, 0, 10, false, None));
+        assert_eq!(
+            store.ingest(&repeat, DAY_NS).await.expect("repeat"),
+            IngestOutcome::Duplicate
+        );
+        assert_eq!(
+            store.streams(&all(0, 86_400)).await.expect("streams").len(),
+            10
+        );
+
+        // A bad time rejects the whole batch, and its id stays free.
+        let mut bad_reports: Vec<StreamReport> = (0..5)
+            .map(|stream| report("a1", 100 + stream, None, 200, 260, false, Some(4.0)))
+            .collect();
+        let good_reports = bad_reports.clone();
+        if let Some(report) = bad_reports.get_mut(3) {
+            report.window_end = "2026-11-23 9:09".into();
+        }
+        let error = store
+            .ingest(&batch("batch-b", "a1", bad_reports, vec![]), DAY_NS)
+            .await
+            .expect_err("bad time");
+        assert!(matches!(error, StoreError::Invalid(_)), "{error}");
+        assert!(
+            error.to_string().contains("reports[3].window_end"),
+            "{error}"
+        );
+        let mut bad_heartbeat = heartbeat("a1", 300, false, 0);
+        bad_heartbeat.time = "yesterday".into();
+        let error = store
+            .ingest(
+                &batch("batch-b", "a1", good_reports.clone(), vec![bad_heartbeat]),
+                DAY_NS,
+            )
+            .await
+            .expect_err("bad heartbeat time");
+        assert!(error.to_string().contains("heartbeats[0].time"), "{error}");
+        let mut bad_sent = batch("batch-b", "a1", good_reports.clone(), vec![]);
+        bad_sent.sent_at = String::new();
+        let error = store
+            .ingest(&bad_sent, DAY_NS)
+            .await
+            .expect_err("bad sent_at");
+        assert!(error.to_string().contains("sent_at"), "{error}");
+        let mut foreign = good_reports.clone();
+        if let Some(report) = foreign.get_mut(1) {
+            report.agent_id = "someone-else".into();
+        }
+        let error = store
+            .ingest(&batch("batch-b", "a1", foreign, vec![]), DAY_NS)
+            .await
+            .expect_err("foreign agent");
+        assert!(error.to_string().contains("reports[1].agent_id"), "{error}");
+        assert_eq!(
+            store.streams(&all(0, 86_400)).await.expect("streams").len(),
+            10
+        );
+        assert_eq!(
+            store
+                .ingest(
+                    &batch("batch-b", "a1", good_reports, vec![]),
+                    DAY_NS + 200 * SECOND
+                )
+                .await
+                .expect("batch-b once valid"),
+            IngestOutcome::Stored {
+                reports: 5,
+                heartbeats: 0
+            }
+        );
+
+        // Agent a2: 60 streams, all windows ending at 1000 s or 1010 s (many ties for the
+        // cursor), spread over three batches, plus heartbeats every 10 s.
+        for part in 0..3u32 {
+            let reports = (0..20u32)
+                .flat_map(|index| {
+                    let stream = 1000 + part * 20 + index;
+                    let mos = Some(2.0 + f64::from(stream % 25) * 0.1);
+                    [
+                        report("a2", stream, Some("call-x"), 940, 1000, false, mos),
+                        report("a2", stream, Some("call-x"), 1000, 1010, true, mos),
+                    ]
+                })
+                .collect();
+            let heartbeats = (0..10)
+                .map(|beat| heartbeat("a2", 900 + i64::from(part) * 100 + beat * 10, beat == 4, 7))
+                .collect();
+            let outcome = store
+                .ingest(
+                    &batch(&format!("batch-a2-{part}"), "a2", reports, heartbeats),
+                    DAY_NS + 1100 * SECOND,
+                )
+                .await
+                .expect("ingest a2");
+            assert_eq!(
+                outcome,
+                IngestOutcome::Stored {
+                    reports: 40,
+                    heartbeats: 10
+                }
+            );
+        }
+
+        // An empty batch (heartbeat-less, report-less) is still recorded once.
+        let empty = batch("batch-empty", "a3", vec![], vec![]);
+        assert_eq!(
+            store
+                .ingest(&empty, DAY_NS + 5 * SECOND)
+                .await
+                .expect("empty"),
+            IngestOutcome::Stored {
+                reports: 0,
+                heartbeats: 0
+            }
+        );
+        assert_eq!(
+            store.ingest(&empty, DAY_NS).await.expect("empty again"),
+            IngestOutcome::Duplicate
+        );
+
+        // ---- streams: filters ----
+        let everything = store.streams(&all(0, 86_400)).await.expect("all");
+        assert_eq!(everything.len(), 10 + 5 + 120);
+        let order: Vec<(i64, i64)> = everything
+            .iter()
+            .map(|row| (row.window_end_ns, row.id))
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(order, sorted, "ordered by (window_end_ns, id), ids unique");
+
+        let a1_only = StreamQuery {
+            agent: Some("a1".into()),
+            ..all(0, 86_400)
+        };
+        let rows = store.streams(&a1_only).await.expect("a1");
+        assert_eq!(rows.len(), 15);
+        assert!(rows.iter().all(|row| row.agent_id == "a1"));
+
+        let customer = StreamQuery {
+            agents: Some(vec!["a2".into(), "nobody".into()]),
+            ..all(0, 86_400)
+        };
+        assert_eq!(store.streams(&customer).await.expect("customer").len(), 120);
+        let both = StreamQuery {
+            agents: Some(vec!["a2".into()]),
+            agent: Some("a1".into()),
+            ..all(0, 86_400)
+        };
+        assert!(store.streams(&both).await.expect("disjoint").is_empty());
+        let no_agents = StreamQuery {
+            agents: Some(vec![]),
+            ..all(0, 86_400)
+        };
+        assert!(store.streams(&no_agents).await.expect("none").is_empty());
+
+        // Window end in [from, to): 60 s ends (a1 interval) are in [60, 61), 1010 s are not in [0, 1010).
+        assert_eq!(store.streams(&all(60, 61)).await.expect("range").len(), 5);
+        let before_1010 = store.streams(&all(0, 1010)).await.expect("range");
+        assert_eq!(before_1010.len(), 10 + 5 + 60);
+        assert!(
+            before_1010
+                .iter()
+                .all(|row| row.window_end_ns < DAY_NS + 1010 * SECOND)
+        );
+        assert!(
+            store
+                .streams(&all(2000, 1000))
+                .await
+                .expect("inverted")
+                .is_empty()
+        );
+
+        let low_mos = StreamQuery {
+            max_mos: Some(3.0),
+            ..all(0, 86_400)
+        };
+        let rows = store.streams(&low_mos).await.expect("max_mos");
+        let expected_low = everything
+            .iter()
+            .filter(|row| row.mos.is_some_and(|mos| mos <= 3.0))
+            .count();
+        assert!(expected_low > 0 && expected_low < everything.len());
+        assert_eq!(rows.len(), expected_low);
+
+        let finals = StreamQuery {
+            final_only: true,
+            ..all(0, 86_400)
+        };
+        let rows = store.streams(&finals).await.expect("final_only");
+        assert_eq!(rows.len(), 5 + 60);
+        assert!(rows.iter().all(|row| row.is_final && row.report.is_final));
+
+        let combined = StreamQuery {
+            agent: Some("a2".into()),
+            final_only: true,
+            max_mos: Some(3.0),
+            ..all(1005, 1011)
+        };
+        let rows = store.streams(&combined).await.expect("combined");
+        let expected_combined = everything
+            .iter()
+            .filter(|row| {
+                row.agent_id == "a2"
+                    && row.is_final
+                    && row.mos.is_some_and(|mos| mos <= 3.0)
+                    && row.window_end_ns >= DAY_NS + 1005 * SECOND
+            })
+            .count();
+        assert!(expected_combined > 0);
+        assert_eq!(rows.len(), expected_combined);
+
+        // ---- streams: cursor pagination, no duplicates, no gaps ----
+        for page in [1, 7, 20, 134, 135, 500] {
+            let paged = paginate(store, &all(0, 86_400), page).await;
+            assert_eq!(ids(&paged), ids(&everything), "page size {page}");
+        }
+        let paged = paginate(store, &customer, 9).await;
+        assert_eq!(paged.len(), 120);
+        let paged = paginate(store, &finals, 4).await;
+        assert_eq!(paged.len(), 65);
+        assert!(
+            store
+                .streams(&StreamQuery {
+                    limit: 0,
+                    ..all(0, 86_400)
+                })
+                .await
+                .expect("limit 0")
+                .is_empty()
+        );
+
+        // ---- call lookup: the late-correlated interval reports come along ----
+        let call = store.call("call-1").await.expect("call");
+        assert_eq!(call.len(), 4, "streams 2 and 3, interval and final each");
+        assert!(
+            call.iter().all(|row| row.stream_id == format!("{:016x}", 2)
+                || row.stream_id == format!("{:016x}", 3))
+        );
+        assert_eq!(call.iter().filter(|row| row.call_id.is_none()).count(), 2);
+        assert_eq!(store.call("call-x").await.expect("call-x").len(), 120);
+        assert!(store.call("no-such-call").await.expect("none").is_empty());
+
+        // ---- heartbeats ----
+        let beats = store
+            .heartbeats(
+                &["a1".into(), "a2".into()],
+                DAY_NS,
+                DAY_NS + 86_400 * SECOND,
+            )
+            .await
+            .expect("heartbeats");
+        assert_eq!(beats.len(), 2 + 30);
+        assert_eq!(
+            beats.first(),
+            Some(&HeartbeatRow {
+                agent_id: "a1".into(),
+                time_ns: DAY_NS + 50 * SECOND,
+                any_process_down: true,
+                kernel_drops_total: 4,
+            })
+        );
+        let a2_window = store
+            .heartbeats(
+                &["a2".into()],
+                DAY_NS + 1000 * SECOND,
+                DAY_NS + 1100 * SECOND,
+            )
+            .await
+            .expect("a2 window");
+        assert_eq!(a2_window.len(), 10);
+        assert!(a2_window.windows(2).all(|pair| match pair {
+            [a, b] => a.time_ns < b.time_ns,
+            _ => false,
+        }));
+        assert_eq!(
+            a2_window
+                .iter()
+                .filter(|beat| beat.any_process_down)
+                .count(),
+            1
+        );
+        assert!(a2_window.iter().all(|beat| beat.kernel_drops_total == 8));
+        assert!(
+            store
+                .heartbeats(&[], DAY_NS, DAY_NS + 86_400 * SECOND)
+                .await
+                .expect("no agents")
+                .is_empty()
+        );
+
+        // ---- agents ----
+        let agents = store.agents().await.expect("agents");
+        let names: Vec<&str> = agents.iter().map(|agent| agent.agent_id.as_str()).collect();
+        assert_eq!(names, ["a1", "a2", "a3"]);
+        let a1 = agents.first().expect("a1");
+        assert_eq!(a1.last_heartbeat_ns, Some(DAY_NS + 100 * SECOND));
+        assert_eq!(a1.last_batch_ns, DAY_NS + 200 * SECOND);
+        assert_eq!(
+            a1.last_heartbeat.as_ref().map(|beat| beat.time.clone()),
+            Some(time(100 * SECOND))
+        );
+        assert_eq!(a1.kernel_drops_total, 6);
+        assert!(!a1.any_process_down);
+        assert_eq!(a1.capture_drops_total, 15 * 2);
+        let a2 = agents.get(1).expect("a2");
+        assert_eq!(a2.last_heartbeat_ns, Some(DAY_NS + 1190 * SECOND));
+        assert_eq!(a2.capture_drops_total, 120 * 2);
+        let a3 = agents.get(2).expect("a3");
+        assert_eq!(a3.last_heartbeat, None);
+        assert_eq!(a3.capture_drops_total, 0);
+
+        // ---- final reports for SLA ----
+        let customer_agents = ["a1".to_string(), "a2".to_string()];
+        let whole_day = (DAY_NS, DAY_NS + 86_400 * SECOND);
+        let sla = store
+            .final_reports(&customer_agents, DAY_NS, DAY_NS + 1010 * SECOND)
+            .await
+            .expect("final_reports");
+        assert_eq!(sla.len(), 5, "a1's finals only: a2's end at 1010");
+        let sla = store
+            .final_reports(&customer_agents, DAY_NS, DAY_NS + 1011 * SECOND)
+            .await
+            .expect("final_reports");
+        assert_eq!(sla.len(), 5 + 60);
+        assert!(
+            sla.iter()
+                .all(|row| row.is_final && row.report.totals.is_some())
+        );
+        let summaries = store
+            .final_summaries(&customer_agents, DAY_NS, DAY_NS + 1011 * SECOND)
+            .await
+            .expect("final_summaries");
+        assert_eq!(
+            summaries.iter().map(|row| row.id).collect::<Vec<_>>(),
+            ids(&sla)
+        );
+        let first_summary = summaries.first().expect("a summary");
+        let first_final = sla.first().expect("a final");
+        assert_eq!(first_summary.src, first_final.report.src);
+        assert_eq!(first_summary.mos, first_final.report.mos);
+        assert_eq!(
+            first_summary.max_jitter_ms,
+            first_final.report.max_jitter_ms
+        );
+        assert_eq!(
+            first_summary.effective_loss_pct,
+            first_final.report.effective_loss_pct
+        );
+        assert!(
+            store
+                .final_reports(&["a2".into()], DAY_NS, DAY_NS + 1000 * SECOND)
+                .await
+                .expect("none before")
+                .is_empty()
+        );
+
+        // ---- call aggregates (a2's call-x was folded over three batches) ----
+        assert_eq!(
+            store
+                .call_stats(&customer_agents, whole_day.0, whole_day.1, 4.0, 1.0)
+                .await
+                .expect("call_stats"),
+            CallStats {
+                calls: 4,
+                calls_with_mos: 4,
+                meeting_mos: 1,
+                meeting_loss: 4,
+                meeting_both: 1
+            }
+        );
+        let strict = store
+            .call_stats(&customer_agents, whole_day.0, whole_day.1, 3.0, 0.1)
+            .await
+            .expect("strict");
+        assert_eq!(
+            (strict.meeting_mos, strict.meeting_loss, strict.meeting_both),
+            (3, 0, 0)
+        );
+        assert_eq!(
+            store
+                .call_stats(&customer_agents, DAY_NS, DAY_NS + 92 * SECOND, 4.0, 1.0)
+                .await
+                .expect("early calls")
+                .calls,
+            1,
+            "only call-0 ends before 92 s"
+        );
+        assert_eq!(
+            store
+                .call_stats(&[], whole_day.0, whole_day.1, 4.0, 1.0)
+                .await
+                .expect("no agents"),
+            CallStats::default()
+        );
+        let breaching = store
+            .calls_breaching(&customer_agents, whole_day.0, whole_day.1, 4.0, 1.0, 10)
+            .await
+            .expect("breaching");
+        let keys: Vec<&str> = breaching
+            .iter()
+            .map(|call| call.call_key.as_str())
+            .collect();
+        assert_eq!(keys, ["call-0", "call-1", "call-x"]);
+        assert_eq!(
+            breaching.get(2),
+            Some(&CallAggregate {
+                agent_id: "a2".into(),
+                call_key: "call-x".into(),
+                call_id: Some("call-x".into()),
+                streams: 60,
+                first_start_ns: DAY_NS + 1000 * SECOND,
+                last_end_ns: DAY_NS + 1010 * SECOND,
+                min_mos: Some(2.0),
+                max_loss_pct: 0.2,
+                max_jitter_ms: Some(7.5),
+            })
+        );
+        assert_eq!(
+            breaching.first().map(|call| (call.streams, call.min_mos)),
+            Some((2, Some(3.5)))
+        );
+        assert_eq!(
+            store
+                .calls_breaching(&customer_agents, whole_day.0, whole_day.1, 4.0, 1.0, 1)
+                .await
+                .expect("limited")
+                .len(),
+            1
+        );
+
+        // ---- tokens ----
+        store
+            .token_insert("t1", "hash-1", "agent", 10)
+            .await
+            .expect("insert t1");
+        store
+            .token_insert("t2", "hash-2", "customer:acme", 20)
+            .await
+            .expect("insert t2");
+        assert!(
+            store.token_insert("t3", "hash-1", "ops", 30).await.is_err(),
+            "hashes are unique"
+        );
+        assert!(
+            store.token_insert("t1", "hash-9", "ops", 30).await.is_err(),
+            "ids are unique"
+        );
+        assert_eq!(
+            store.token_by_hash("hash-2").await.expect("find"),
+            Some(TokenRow {
+                id: "t2".into(),
+                role: "customer:acme".into(),
+                created_ns: 20,
+                revoked: false
+            })
+        );
+        assert_eq!(store.token_by_hash("nope").await.expect("find"), None);
+        assert!(store.token_revoke("t1").await.expect("revoke"));
+        assert!(!store.token_revoke("missing").await.expect("revoke missing"));
+        let tokens = store.token_list().await.expect("list");
+        assert_eq!(tokens.len(), 2);
+        assert_eq!(
+            tokens
+                .iter()
+                .map(|token| (token.id.as_str(), token.revoked))
+                .collect::<Vec<_>>(),
+            [("t1", true), ("t2", false)]
+        );
+        assert_eq!(
+            store
+                .token_by_hash("hash-1")
+                .await
+                .expect("find revoked")
+                .map(|token| token.revoked),
+            Some(true)
+        );
+
+        // ---- retention ----
+        let deleted = store
+            .delete_reports_before(DAY_NS + 1000 * SECOND)
+            .await
+            .expect("retention");
+        let old = everything
+            .iter()
+            .filter(|row| row.window_end_ns < DAY_NS + 1000 * SECOND)
+            .count();
+        assert_eq!(deleted, old as u64);
+        let left = store
+            .streams(&all(0, 86_400))
+            .await
+            .expect("after retention");
+        assert_eq!(left.len(), everything.len() - old);
+        assert!(
+            left.iter()
+                .all(|row| row.window_end_ns >= DAY_NS + 1000 * SECOND)
+        );
+        assert_eq!(
+            store
+                .heartbeats(&["a1".into()], DAY_NS, DAY_NS + 86_400 * SECOND)
+                .await
+                .expect("heartbeats kept")
+                .len(),
+            2
+        );
+        assert_eq!(store.token_list().await.expect("tokens kept").len(), 2);
+        assert_eq!(
+            store
+                .call_stats(&customer_agents, whole_day.0, whole_day.1, 4.0, 1.0)
+                .await
+                .expect("aggregates kept")
+                .calls,
+            4
+        );
+        // Batch ids received before the cut-off are forgotten, later ones still dedupe.
+        assert_eq!(
+            store.ingest(&batch_a, DAY_NS).await.expect("re-ingest"),
+            IngestOutcome::Stored {
+                reports: 10,
+                heartbeats: 2
+            }
+        );
+        assert_eq!(
+            store
+                .ingest(&batch("batch-a2-0", "a2", vec![], vec![]), DAY_NS)
+                .await
+                .expect("a2 still known"),
+            IngestOutcome::Duplicate
+        );
+        assert_eq!(store.delete_reports_before(0).await.expect("no-op"), 0);
+    }
+
+    // ---- SQLite ----
+
+    fn sqlite_url(dir: &tempfile::TempDir) -> String {
+        format!("sqlite:{}", dir.path().join("voqa.db").display())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_suite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&sqlite_url(&dir)).await.expect("open sqlite");
+        assert_eq!(store.backend(), "sqlite");
+        suite(&store).await;
+        store.close().await;
+        // Reopening an existing database applies no migration twice.
+        let store = Store::open(&sqlite_url(&dir)).await.expect("reopen");
+        assert_eq!(store.agents().await.expect("agents").len(), 3);
+    }
+
+    #[tokio::test]
+    async fn rejects_unknown_urls() {
+        for url in [
+            "mysql://x",
+            "",
+            "sqlite:",
+            "sqlite::memory:",
+            "postgres://:bad port",
+        ] {
+            assert!(Store::open(url).await.is_err(), "{url}");
+        }
+    }
+
+    // ---- PostgreSQL ----
+
+    static SCHEMA_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_suite() {
+        use sqlx::Connection;
+        let required = std::env::var_os("VOQA_REQUIRE_POSTGRES").is_some();
+        let options = sqlx::postgres::PgConnectOptions::from_str(POSTGRES_URL).expect("url");
+        let mut admin = match sqlx::PgConnection::connect_with(&options).await {
+            Ok(connection) => connection,
+            Err(error) => {
+                assert!(!required, "postgres not reachable: {error}");
+                println!("SKIPPED: postgres not reachable ({error})");
+                return;
+            }
+        };
+        let schema = format!(
+            "voqa_test_{}_{}",
+            std::process::id(),
+            SCHEMA_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut admin)
+            .await
+            .expect("create schema");
+        let store = PgStore::open_with(options.clone().options([("search_path", &schema)]))
+            .await
+            .map(Store::Postgres);
+        let outcome = match store {
+            Ok(store) => {
+                assert_eq!(store.backend(), "postgres");
+                let run = tokio::spawn({
+                    let store = store.clone();
+                    async move { suite(&store).await }
+                })
+                .await;
+                store.close().await;
+                run
+            }
+            Err(error) => {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                    .execute(&mut admin)
+                    .await;
+                panic!("open postgres store: {error}");
+            }
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&mut admin)
+            .await
+            .expect("drop schema");
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic.into_panic());
+        }
+    }
+
+    // ---- durability: SIGKILL after acknowledgements ----
+
+    const CHILD_DB_ENV: &str = "VOQA_STORE_DURABILITY_CHILD_DB";
+    const REPORTS_PER_CHILD_BATCH: u32 = 50;
+
+    fn child_batch(index: u32) -> Batch {
+        let reports = (0..REPORTS_PER_CHILD_BATCH)
+            .map(|stream| {
+                report(
+                    "dur",
+                    index * REPORTS_PER_CHILD_BATCH + stream,
+                    Some("call-d"),
+                    0,
+                    60,
+                    stream % 2 == 0,
+                    Some(4.1),
+                )
+            })
+            .collect();
+        batch(
+            &format!("durable-{index:06}"),
+            "dur",
+            reports,
+            vec![heartbeat("dur", i64::from(index % 80_000), false, 0)],
+        )
+    }
+
+    /// Run by `sqlite_acknowledged_batches_survive_sigkill` in a child process: ingests
+    /// batches forever, printing each acknowledged batch id.
+    #[tokio::test]
+    #[ignore = "child process of sqlite_acknowledged_batches_survive_sigkill"]
+    async fn durability_child() {
+        use std::io::Write;
+        let Some(path) = std::env::var_os(CHILD_DB_ENV) else {
+            return;
+        };
+        let url = format!("sqlite:{}", std::path::Path::new(&path).display());
+        let store = Store::open(&url).await.expect("child open");
+        for index in 0..1_000_000 {
+            let outcome = store
+                .ingest(&child_batch(index), DAY_NS)
+                .await
+                .expect("child ingest");
+            assert!(matches!(outcome, IngestOutcome::Stored { .. }));
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "acked {index}").expect("stdout");
+            stdout.flush().expect("flush");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_acknowledged_batches_survive_sigkill() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("durable.db");
+        let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .args([
+                "durability_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DB_ENV, &path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn child");
+        let stdout = child.stdout.take().expect("child stdout");
+        let acked = tokio::task::spawn_blocking(move || {
+            let mut acked = Vec::new();
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(index) = line.strip_prefix("acked ") {
+                    acked.push(index.parse::<u32>().expect("index"));
+                    if acked.len() == 40 {
+                        break;
+                    }
+                }
+            }
+            acked
+        })
+        .await
+        .expect("reader");
+        child.kill().expect("SIGKILL child");
+        child.wait().expect("reap child");
+        assert_eq!(
+            acked.len(),
+            40,
+            "child acknowledged batches before the kill"
+        );
+
+        let store = Store::open(&format!("sqlite:{}", path.display()))
+            .await
+            .expect("reopen after kill");
+        for &index in &acked {
+            assert_eq!(
+                store
+                    .ingest(&child_batch(index), DAY_NS)
+                    .await
+                    .expect("re-ingest"),
+                IngestOutcome::Duplicate,
+                "acknowledged batch {index} survived"
+            );
+        }
+        let stored = store.call("call-d").await.expect("reports");
+        assert!(stored.len() >= acked.len() * REPORTS_PER_CHILD_BATCH as usize);
+        let stored_streams: std::collections::HashSet<&str> =
+            stored.iter().map(|row| row.stream_id.as_str()).collect();
+        for &index in &acked {
+            for stream in 0..REPORTS_PER_CHILD_BATCH {
+                let id = format!("{:016x}", index * REPORTS_PER_CHILD_BATCH + stream);
+                assert!(stored_streams.contains(id.as_str()), "report {id} survived");
+            }
+        }
+    }
+
+    // ---- throughput (run by hand: cargo test --release -- --ignored --nocapture) ----
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "throughput measurement, not a pass/fail test"]
+    async fn sqlite_ingest_throughput() {
+        const AGENTS: u32 = 8;
+        const BATCHES_PER_AGENT: u32 = 40;
+        const REPORTS_PER_BATCH: u32 = 500;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&sqlite_url(&dir)).await.expect("open");
+        let mut batches = Vec::new();
+        for agent in 0..AGENTS {
+            let agent_id = format!("agent-{agent}");
+            let mut mine = Vec::new();
+            for index in 0..BATCHES_PER_AGENT {
+                let reports = (0..REPORTS_PER_BATCH)
+                    .map(|n| {
+                        let stream = (agent * BATCHES_PER_AGENT + index) * REPORTS_PER_BATCH + n;
+                        report(
+                            &agent_id,
+                            stream,
+                            Some(&format!("call-{}", stream / 2)),
+                            i64::from(index) * 60,
+                            i64::from(index) * 60 + 60,
+                            n % 5 == 0,
+                            Some(4.2),
+                        )
+                    })
+                    .collect();
+                mine.push(batch(
+                    &format!("{agent_id}-{index}"),
+                    &agent_id,
+                    reports,
+                    vec![heartbeat(&agent_id, i64::from(index) * 60, false, 0)],
+                ));
+            }
+            batches.push(mine);
+        }
+        let bytes: usize = batches
+            .iter()
+            .flatten()
+            .flat_map(|batch| &batch.reports)
+            .map(|report| serde_json::to_string(report).map_or(0, |json| json.len()))
+            .sum();
+        let started = std::time::Instant::now();
+        let mut tasks = Vec::new();
+        for mine in batches {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for batch in &mine {
+                    store.ingest(batch, DAY_NS).await.expect("ingest");
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("task");
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let reports = f64::from(AGENTS * BATCHES_PER_AGENT * REPORTS_PER_BATCH);
+        println!(
+            "ingested {reports} reports ({:.0} bytes of JSON each) in {elapsed:.2} s: {:.0} reports/s",
+            bytes as f64 / reports,
+            reports / elapsed
+        );
+        let started = std::time::Instant::now();
+        let finals = store
+            .final_summaries(
+                &(0..AGENTS)
+                    .map(|agent| format!("agent-{agent}"))
+                    .collect::<Vec<_>>(),
+                DAY_NS,
+                DAY_NS + 86_400 * SECOND,
+            )
+            .await
+            .expect("summaries");
+        println!(
+            "final_summaries: {} rows in {:.3} s",
+            finals.len(),
+            started.elapsed().as_secs_f64()
+        );
+        let started = std::time::Instant::now();
+        let finals = store
+            .final_reports(
+                &(0..AGENTS)
+                    .map(|agent| format!("agent-{agent}"))
+                    .collect::<Vec<_>>(),
+                DAY_NS,
+                DAY_NS + 86_400 * SECOND,
+            )
+            .await
+            .expect("finals");
+        println!(
+            "final_reports: {} rows in {:.3} s",
+            finals.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+}

@@ -1,0 +1,548 @@
+//! PostgreSQL backend of the store, for several collector replicas sharing one database.
+//!
+//! Same schema and behaviour as the SQLite backend. A batch's reports go in with one
+//! `INSERT ... SELECT FROM UNNEST(arrays)` statement, whatever their number. Idempotency
+//! holds across replicas: two concurrent ingests of one `batch_id` serialise on the unique
+//! key, and the second sees a duplicate once the first commits. A commit returns after
+//! the server has flushed its WAL (with the server's default `synchronous_commit = on`);
+//! this module does not override the server's durability settings.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, QueryBuilder, Row};
+
+use super::{
+    AgentRow, CALL_COLUMNS, CALL_UPSERT_CONFLICT, CallAggregate, CallStats, FinalSummary,
+    HeartbeatRow, IngestOutcome, PreparedBatch, PreparedReport, RETENTION_CHUNK, StoreError,
+    StreamQuery, StreamRow, TokenRow, build_calls_query, call_aggregate, call_stats_row,
+    parse_json, saturating_i64, stored_u64,
+};
+
+pub(crate) const BACKEND: &str = "postgres";
+
+const REPORT_COLUMNS: &str = "id, agent_id, stream_id, window_start_ns, window_end_ns, \
+                              is_final, call_id, mos, report";
+
+/// PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+fn database(source: sqlx::Error) -> StoreError {
+    StoreError::Database {
+        backend: BACKEND,
+        source,
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db?...`) and applies migrations.
+    pub async fn open(url: &str) -> Result<PgStore, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|error| StoreError::Url(format!("postgres: {error}")))?;
+        PgStore::open_with(options).await
+    }
+
+    /// Connects with explicit options (e.g. a `search_path` set through
+    /// `PgConnectOptions::options`) and applies migrations.
+    pub async fn open_with(options: PgConnectOptions) -> Result<PgStore, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(database)?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                backend: BACKEND,
+                source,
+            })?;
+        Ok(PgStore { pool })
+    }
+
+    pub(crate) async fn ingest(
+        &self,
+        batch: &PreparedBatch<'_>,
+    ) -> Result<IngestOutcome, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(database)?;
+        let inserted = sqlx::query(
+            "INSERT INTO batches (batch_id, agent_id, sent_at_ns, received_ns, reports, heartbeats) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (batch_id) DO NOTHING",
+        )
+        .bind(batch.batch.batch_id.as_str())
+        .bind(batch.batch.agent_id.as_str())
+        .bind(batch.sent_at_ns)
+        .bind(batch.received_ns)
+        .bind(batch.report_count())
+        .bind(batch.heartbeat_count())
+        .execute(&mut *tx)
+        .await
+        .map_err(database)?;
+        if inserted.rows_affected() == 0 {
+            tx.rollback().await.map_err(database)?;
+            return Ok(IngestOutcome::Duplicate);
+        }
+
+        if !batch.reports.is_empty() {
+            let reports = &batch.reports;
+            sqlx::query(
+                "INSERT INTO stream_reports (agent_id, stream_id, call_id, src, dst, \
+                 window_start_ns, window_end_ns, is_final, mos, effective_loss_pct, \
+                 max_jitter_ms, capture_drops, report) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                 $6::int8[], $7::int8[], $8::bool[], $9::float8[], $10::float8[], $11::float8[], \
+                 $12::int8[], $13::text[])",
+            )
+            .bind(column(reports, |r| r.report.agent_id.as_str()))
+            .bind(column(reports, |r| r.report.stream_id.as_str()))
+            .bind(
+                reports
+                    .iter()
+                    .map(|r| r.report.call_id.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(column(reports, |r| r.report.src.as_str()))
+            .bind(column(reports, |r| r.report.dst.as_str()))
+            .bind(
+                reports
+                    .iter()
+                    .map(|r| r.window_start_ns)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(reports.iter().map(|r| r.window_end_ns).collect::<Vec<_>>())
+            .bind(
+                reports
+                    .iter()
+                    .map(|r| r.report.is_final)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(reports.iter().map(|r| r.report.mos).collect::<Vec<_>>())
+            .bind(
+                reports
+                    .iter()
+                    .map(|r| r.report.effective_loss_pct)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                reports
+                    .iter()
+                    .map(|r| r.report.max_jitter_ms)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(reports.iter().map(|r| r.capture_drops).collect::<Vec<_>>())
+            .bind(column(reports, |r| r.json.as_str()))
+            .execute(&mut *tx)
+            .await
+            .map_err(database)?;
+        }
+
+        if !batch.calls.is_empty() {
+            let calls = &batch.calls;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO calls ({CALL_COLUMNS}) SELECT * FROM UNNEST($1::text[], $2::text[], \
+                 $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::float8[], $8::float8[], \
+                 $9::float8[]){CALL_UPSERT_CONFLICT}"
+            )))
+            .bind(
+                calls
+                    .iter()
+                    .map(|c| c.agent_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                calls
+                    .iter()
+                    .map(|c| c.call_key.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                calls
+                    .iter()
+                    .map(|c| c.call_id.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                calls
+                    .iter()
+                    .map(|c| saturating_i64(c.streams))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(calls.iter().map(|c| c.first_start_ns).collect::<Vec<_>>())
+            .bind(calls.iter().map(|c| c.last_end_ns).collect::<Vec<_>>())
+            .bind(calls.iter().map(|c| c.min_mos).collect::<Vec<_>>())
+            .bind(calls.iter().map(|c| c.max_loss_pct).collect::<Vec<_>>())
+            .bind(calls.iter().map(|c| c.max_jitter_ms).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await
+            .map_err(database)?;
+        }
+
+        for heartbeat in &batch.heartbeats {
+            sqlx::query(
+                "INSERT INTO heartbeats (agent_id, time_ns, any_process_down, \
+                 kernel_drops_total, heartbeat) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(batch.batch.agent_id.as_str())
+            .bind(heartbeat.time_ns)
+            .bind(heartbeat.any_process_down)
+            .bind(heartbeat.kernel_drops_total)
+            .bind(heartbeat.json.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(database)?;
+        }
+
+        let newest = batch.newest_heartbeat();
+        sqlx::query(
+            "INSERT INTO agents (agent_id, last_batch_ns, last_heartbeat_ns, last_heartbeat, \
+             capture_drops_total) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (agent_id) DO UPDATE SET \
+             last_batch_ns = GREATEST(agents.last_batch_ns, excluded.last_batch_ns), \
+             last_heartbeat = CASE WHEN excluded.last_heartbeat_ns IS NOT NULL AND \
+               (agents.last_heartbeat_ns IS NULL OR excluded.last_heartbeat_ns >= agents.last_heartbeat_ns) \
+               THEN excluded.last_heartbeat ELSE agents.last_heartbeat END, \
+             last_heartbeat_ns = CASE WHEN excluded.last_heartbeat_ns IS NOT NULL AND \
+               (agents.last_heartbeat_ns IS NULL OR excluded.last_heartbeat_ns >= agents.last_heartbeat_ns) \
+               THEN excluded.last_heartbeat_ns ELSE agents.last_heartbeat_ns END, \
+             capture_drops_total = CASE WHEN agents.capture_drops_total > \
+               9223372036854775807 - excluded.capture_drops_total THEN 9223372036854775807 \
+               ELSE agents.capture_drops_total + excluded.capture_drops_total END",
+        )
+        .bind(batch.batch.agent_id.as_str())
+        .bind(batch.received_ns)
+        .bind(newest.map(|heartbeat| heartbeat.time_ns))
+        .bind(newest.map(|heartbeat| heartbeat.json.as_str()))
+        .bind(batch.capture_drops)
+        .execute(&mut *tx)
+        .await
+        .map_err(database)?;
+
+        tx.commit().await.map_err(database)?;
+        Ok(batch.stored())
+    }
+
+    pub(crate) async fn token_insert(
+        &self,
+        id: &str,
+        hash: &str,
+        role: &str,
+        created_ns: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tokens (id, hash, role, created_ns, revoked) VALUES ($1, $2, $3, $4, FALSE)",
+        )
+        .bind(id)
+        .bind(hash)
+        .bind(role)
+        .bind(created_ns)
+        .execute(&self.pool)
+        .await
+        .map_err(database)?;
+        Ok(())
+    }
+
+    pub(crate) async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
+        let row = sqlx::query("SELECT id, role, created_ns, revoked FROM tokens WHERE hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(database)?;
+        row.map(|row| token_row(&row)).transpose()
+    }
+
+    pub(crate) async fn token_list(&self) -> Result<Vec<TokenRow>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, role, created_ns, revoked FROM tokens ORDER BY created_ns, id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(database)?;
+        rows.iter().map(token_row).collect()
+    }
+
+    pub(crate) async fn token_revoke(&self, id: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("UPDATE tokens SET revoked = TRUE WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(database)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    pub(crate) async fn agents(&self) -> Result<Vec<AgentRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT agent_id, last_batch_ns, last_heartbeat_ns, last_heartbeat, \
+             capture_drops_total FROM agents ORDER BY agent_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database)?;
+        rows.iter().map(agent_row).collect()
+    }
+
+    pub(crate) async fn streams(&self, query: &StreamQuery) -> Result<Vec<StreamRow>, StoreError> {
+        let mut select = QueryBuilder::<Postgres>::new("");
+        super::build_streams_query(&mut select, REPORT_COLUMNS, query);
+        let rows = select
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(database)?;
+        rows.iter().map(stream_row).collect()
+    }
+
+    pub(crate) async fn call(&self, call_id: &str) -> Result<Vec<StreamRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, agent_id, stream_id, window_start_ns, window_end_ns, is_final, call_id, \
+             mos, report FROM stream_reports WHERE (agent_id, stream_id) IN \
+             (SELECT agent_id, stream_id FROM stream_reports WHERE call_id = $1) \
+             ORDER BY window_end_ns, id",
+        )
+        .bind(call_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database)?;
+        rows.iter().map(stream_row).collect()
+    }
+
+    pub(crate) async fn heartbeats(
+        &self,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<HeartbeatRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT agent_id, time_ns, any_process_down, kernel_drops_total FROM heartbeats \
+             WHERE agent_id = ANY($1) AND time_ns >= $2 AND time_ns < $3 \
+             ORDER BY agent_id, time_ns, id",
+        )
+        .bind(agents)
+        .bind(from_ns)
+        .bind(to_ns)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database)?;
+        rows.iter()
+            .map(|row| {
+                Ok(HeartbeatRow {
+                    agent_id: row.try_get("agent_id").map_err(database)?,
+                    time_ns: row.try_get("time_ns").map_err(database)?,
+                    any_process_down: row.try_get("any_process_down").map_err(database)?,
+                    kernel_drops_total: stored_u64(
+                        row.try_get("kernel_drops_total").map_err(database)?,
+                    ),
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn final_reports(
+        &self,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<StreamRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, agent_id, stream_id, window_start_ns, window_end_ns, is_final, call_id, \
+             mos, report FROM stream_reports WHERE is_final AND agent_id = ANY($1) \
+             AND window_end_ns >= $2 AND window_end_ns < $3 ORDER BY agent_id, window_end_ns, id",
+        )
+        .bind(agents)
+        .bind(from_ns)
+        .bind(to_ns)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database)?;
+        rows.iter().map(stream_row).collect()
+    }
+
+    pub(crate) async fn final_summaries(
+        &self,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<FinalSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, agent_id, stream_id, call_id, src, dst, window_start_ns, window_end_ns, \
+             mos, effective_loss_pct, max_jitter_ms FROM stream_reports \
+             WHERE is_final AND agent_id = ANY($1) AND window_end_ns >= $2 AND window_end_ns < $3 \
+             ORDER BY agent_id, window_end_ns, id",
+        )
+        .bind(agents)
+        .bind(from_ns)
+        .bind(to_ns)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database)?;
+        rows.iter()
+            .map(|row| {
+                Ok(FinalSummary {
+                    id: row.try_get("id").map_err(database)?,
+                    agent_id: row.try_get("agent_id").map_err(database)?,
+                    stream_id: row.try_get("stream_id").map_err(database)?,
+                    call_id: row.try_get("call_id").map_err(database)?,
+                    src: row.try_get("src").map_err(database)?,
+                    dst: row.try_get("dst").map_err(database)?,
+                    window_start_ns: row.try_get("window_start_ns").map_err(database)?,
+                    window_end_ns: row.try_get("window_end_ns").map_err(database)?,
+                    mos: row.try_get("mos").map_err(database)?,
+                    effective_loss_pct: row.try_get("effective_loss_pct").map_err(database)?,
+                    max_jitter_ms: row.try_get("max_jitter_ms").map_err(database)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn call_stats(
+        &self,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+        mos_min: f64,
+        loss_max_pct: f64,
+    ) -> Result<CallStats, StoreError> {
+        let mut select = QueryBuilder::<Postgres>::new("");
+        build_calls_query(
+            &mut select,
+            agents,
+            from_ns,
+            to_ns,
+            mos_min,
+            loss_max_pct,
+            None,
+        );
+        let row = select
+            .build()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(database)?;
+        call_stats_row(&row, BACKEND)
+    }
+
+    pub(crate) async fn calls_breaching(
+        &self,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+        mos_min: f64,
+        loss_max_pct: f64,
+        limit: i64,
+    ) -> Result<Vec<CallAggregate>, StoreError> {
+        let mut select = QueryBuilder::<Postgres>::new("");
+        build_calls_query(
+            &mut select,
+            agents,
+            from_ns,
+            to_ns,
+            mos_min,
+            loss_max_pct,
+            Some(limit),
+        );
+        let rows = select
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(database)?;
+        rows.iter()
+            .map(|row| call_aggregate(row, BACKEND))
+            .collect()
+    }
+
+    pub(crate) async fn delete_reports_before(&self, before_ns: i64) -> Result<u64, StoreError> {
+        let mut deleted = 0u64;
+        loop {
+            let result = sqlx::query(
+                "DELETE FROM stream_reports WHERE id IN \
+                 (SELECT id FROM stream_reports WHERE window_end_ns < $1 LIMIT $2)",
+            )
+            .bind(before_ns)
+            .bind(RETENTION_CHUNK)
+            .execute(&self.pool)
+            .await
+            .map_err(database)?;
+            deleted = deleted.saturating_add(result.rows_affected());
+            if result.rows_affected() == 0 {
+                break;
+            }
+        }
+        loop {
+            let result = sqlx::query(
+                "DELETE FROM batches WHERE batch_id IN \
+                 (SELECT batch_id FROM batches WHERE received_ns < $1 LIMIT $2)",
+            )
+            .bind(before_ns)
+            .bind(RETENTION_CHUNK)
+            .execute(&self.pool)
+            .await
+            .map_err(database)?;
+            if result.rows_affected() == 0 {
+                break;
+            }
+        }
+        Ok(deleted)
+    }
+
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(database)?;
+        Ok(())
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// One text column of the reports, as an array for UNNEST.
+fn column<'b, 'a: 'b>(
+    reports: &'b [PreparedReport<'a>],
+    get: impl Fn(&'b PreparedReport<'a>) -> &'b str,
+) -> Vec<&'b str> {
+    reports.iter().map(get).collect()
+}
+
+fn token_row(row: &PgRow) -> Result<TokenRow, StoreError> {
+    Ok(TokenRow {
+        id: row.try_get("id").map_err(database)?,
+        role: row.try_get("role").map_err(database)?,
+        created_ns: row.try_get("created_ns").map_err(database)?,
+        revoked: row.try_get("revoked").map_err(database)?,
+    })
+}
+
+fn agent_row(row: &PgRow) -> Result<AgentRow, StoreError> {
+    let agent_id: String = row.try_get("agent_id").map_err(database)?;
+    let json: Option<&str> = row.try_get("last_heartbeat").map_err(database)?;
+    let last_heartbeat = json
+        .map(|json| parse_json(BACKEND, "agents", &agent_id, json))
+        .transpose()?;
+    Ok(AgentRow::from_stored(
+        agent_id,
+        row.try_get("last_batch_ns").map_err(database)?,
+        row.try_get("last_heartbeat_ns").map_err(database)?,
+        last_heartbeat,
+        row.try_get("capture_drops_total").map_err(database)?,
+    ))
+}
+
+fn stream_row(row: &PgRow) -> Result<StreamRow, StoreError> {
+    let id: i64 = row.try_get("id").map_err(database)?;
+    let json: &str = row.try_get("report").map_err(database)?;
+    Ok(StreamRow {
+        id,
+        agent_id: row.try_get("agent_id").map_err(database)?,
+        stream_id: row.try_get("stream_id").map_err(database)?,
+        window_start_ns: row.try_get("window_start_ns").map_err(database)?,
+        window_end_ns: row.try_get("window_end_ns").map_err(database)?,
+        is_final: row.try_get("is_final").map_err(database)?,
+        call_id: row.try_get("call_id").map_err(database)?,
+        mos: row.try_get("mos").map_err(database)?,
+        report: parse_json(BACKEND, "stream_reports", &id.to_string(), json)?,
+    })
+}

@@ -1,0 +1,541 @@
+//! SQLite backend of the store: one embedded database file in WAL mode.
+//!
+//! Writes go through a pool of exactly one connection, so concurrent ingests queue in the
+//! pool instead of failing with `SQLITE_BUSY`; reads use a separate pool and, thanks to WAL,
+//! never wait for writers. Durability choice: `synchronous = FULL`, so every commit is
+//! fsynced to the WAL before `ingest` returns. `NORMAL` would already survive `kill -9` of
+//! the collector, but not a power loss or kernel crash, and an acknowledged batch has been
+//! deleted from the agent's spool. One fsync per batch of up to a few hundred reports
+//! costs little. This module must not be used by several collector processes on one file.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::{
+    AgentRow, CALL_COLUMNS, CALL_UPSERT_CONFLICT, CallAggregate, CallStats, FinalSummary,
+    HeartbeatRow, IngestOutcome, PreparedBatch, RETENTION_CHUNK, StoreError, StreamQuery,
+    StreamRow, TokenRow, build_calls_query, call_aggregate, call_stats_row, parse_json,
+    saturating_i64, stored_u64,
+};
+
+pub(crate) const BACKEND: &str = "sqlite";
+
+/// Report rows per multi-row INSERT: 13 parameters each, well under SQLite's limit of
+/// 32766 bound parameters, and few distinct statements for the statement cache.
+const REPORT_CHUNK: usize = 250;
+
+const REPORT_COLUMNS: &str = "id, agent_id, stream_id, window_start_ns, window_end_ns, \
+                              is_final, call_id, mos, report";
+
+/// Embedded SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+fn database(source: sqlx::Error) -> StoreError {
+    StoreError::Database {
+        backend: BACKEND,
+        source,
+    }
+}
+
+impl SqliteStore {
+    /// Opens the database file at `path` (created if missing) and applies migrations.
+    pub async fn open(path: &str) -> Result<SqliteStore, StoreError> {
+        if path.is_empty() || path.starts_with(":memory:") {
+            return Err(StoreError::Url(
+                "sqlite needs a file path (an in-memory database would not be shared)".to_string(),
+            ));
+        }
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(database)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if std::env::var_os("XSYNC").is_some() {
+                SqliteSynchronous::Normal
+            } else {
+                SqliteSynchronous::Full
+            })
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", std::env::var("XCACHE").unwrap_or("-2000".into()));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(options.clone())
+            .await
+            .map_err(database)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&writer)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                backend: BACKEND,
+                source,
+            })?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(database)?;
+        Ok(SqliteStore { writer, reader })
+    }
+
+    pub(crate) async fn ingest(
+        &self,
+        batch: &PreparedBatch<'_>,
+    ) -> Result<IngestOutcome, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(database)?;
+        let inserted = sqlx::query(
+            "INSERT INTO batches (batch_id, agent_id, sent_at_ns, received_ns, reports, heartbeats) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING",
+        )
+        .bind(batch.batch.batch_id.as_str())
+        .bind(batch.batch.agent_id.as_str())
+        .bind(batch.sent_at_ns)
+        .bind(batch.received_ns)
+        .bind(batch.report_count())
+        .bind(batch.heartbeat_count())
+        .execute(&mut *tx)
+        .await
+        .map_err(database)?;
+        if inserted.rows_affected() == 0 {
+            tx.rollback().await.map_err(database)?;
+            return Ok(IngestOutcome::Duplicate);
+        }
+
+        for chunk in batch.reports.chunks(REPORT_CHUNK) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO stream_reports (agent_id, stream_id, call_id, src, dst, \
+                 window_start_ns, window_end_ns, is_final, mos, effective_loss_pct, \
+                 max_jitter_ms, capture_drops, report) ",
+            );
+            insert.push_values(chunk, |mut row, prepared| {
+                let report = prepared.report;
+                row.push_bind(report.agent_id.as_str())
+                    .push_bind(report.stream_id.as_str())
+                    .push_bind(report.call_id.as_deref())
+                    .push_bind(report.src.as_str())
+                    .push_bind(report.dst.as_str())
+                    .push_bind(prepared.window_start_ns)
+                    .push_bind(prepared.window_end_ns)
+                    .push_bind(report.is_final)
+                    .push_bind(report.mos)
+                    .push_bind(report.effective_loss_pct)
+                    .push_bind(report.max_jitter_ms)
+                    .push_bind(prepared.capture_drops)
+                    .push_bind(prepared.json.as_str());
+            });
+            insert.build().execute(&mut *tx).await.map_err(database)?;
+        }
+
+        for chunk in batch.calls.chunks(REPORT_CHUNK) {
+            let mut upsert =
+                QueryBuilder::<Sqlite>::new(format!("INSERT INTO calls ({CALL_COLUMNS}) "));
+            upsert.push_values(chunk, |mut row, call| {
+                row.push_bind(call.agent_id.as_str())
+                    .push_bind(call.call_key.as_str())
+                    .push_bind(call.call_id.as_deref())
+                    .push_bind(saturating_i64(call.streams))
+                    .push_bind(call.first_start_ns)
+                    .push_bind(call.last_end_ns)
+                    .push_bind(call.min_mos)
+                    .push_bind(call.max_loss_pct)
+                    .push_bind(call.max_jitter_ms);
+            });
+            upsert.push(CALL_UPSERT_CONFLICT);
+            upsert.build().execute(&mut *tx).await.map_err(database)?;
+        }
+
+        for heartbeat in &batch.heartbeats {
+            sqlx::query(
+                "INSERT INTO heartbeats (agent_id, time_ns, any_process_down, \
+                 kernel_drops_total, heartbeat) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(batch.batch.agent_id.as_str())
+            .bind(heartbeat.time_ns)
+            .bind(heartbeat.any_process_down)
+            .bind(heartbeat.kernel_drops_total)
+            .bind(heartbeat.json.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(database)?;
+        }
+
+        let newest = batch.newest_heartbeat();
+        sqlx::query(
+            "INSERT INTO agents (agent_id, last_batch_ns, last_heartbeat_ns, last_heartbeat, \
+             capture_drops_total) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (agent_id) DO UPDATE SET \
+             last_batch_ns = MAX(agents.last_batch_ns, excluded.last_batch_ns), \
+             last_heartbeat = CASE WHEN excluded.last_heartbeat_ns IS NOT NULL AND \
+               (agents.last_heartbeat_ns IS NULL OR excluded.last_heartbeat_ns >= agents.last_heartbeat_ns) \
+               THEN excluded.last_heartbeat ELSE agents.last_heartbeat END, \
+             last_heartbeat_ns = CASE WHEN excluded.last_heartbeat_ns IS NOT NULL AND \
+               (agents.last_heartbeat_ns IS NULL OR excluded.last_heartbeat_ns >= agents.last_heartbeat_ns) \
+               THEN excluded.last_heartbeat_ns ELSE agents.last_heartbeat_ns END, \
+             capture_drops_total = CASE WHEN agents.capture_drops_total > \
+               9223372036854775807 - excluded.capture_drops_total THEN 9223372036854775807 \
+               ELSE agents.capture_drops_total + excluded.capture_drops_total END",
+        )
+        .bind(batch.batch.agent_id.as_str())
+        .bind(batch.received_ns)
+        .bind(newest.map(|heartbeat| heartbeat.time_ns))
+        .bind(newest.map(|heartbeat| heartbeat.json.as_str()))
+        .bind(batch.capture_drops)
+        .execute(&mut *tx)
+        .await
+        .map_err(database)?;
+
+        tx.commit().await.map_err(database)?;
+        Ok(batch.stored())
+    }
+
+    pub(crate) async fn token_insert(
+        &self,
+        id: &str,
+        hash: &str,
+        role: &str,
+        created_ns: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tokens (id, hash, role, created_ns, revoked) VALUES (?, ?, ?, ?, FALSE)",
+        )
+        .bind(id)
+        .bind(hash)
+        .bind(role)
+        .bind(created_ns)
+        .execute(&self.writer)
+        .await
+        .map_err(database)?;
+        Ok(())
+    }
+
+    pub(crate) async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
+        let row = sqlx::query("SELECT id, role, created_ns, revoked FROM tokens WHERE hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(database)?;
+        row.map(|row| token_row(&row)).transpose()
+    }
+
+    pub(crate) async fn token_list(&self) -> Result<Vec<TokenRow>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, role, created_ns, revoked FROM tokens ORDER BY created_ns, id")
+                .fetch_all(&self.reader)
+                .await
+                .map_err(database)?;
+        rows.iter().map(token_row).collect()
+    }
+
+    pub(crate) async fn token_revoke(&self, id: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("UPDATE tokens SET revoked = TRUE WHERE id = ?")
+            .bind(id)
+            .execute(&self.writer)
+            .await
+            .map_err(database)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    pub(crate) async fn agents(&self) -> Result<Vec<AgentRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT agent_id, last_batch_ns, last_heartbeat_ns, last_heartbeat, \
+             capture_drops_total FROM agents ORDER BY agent_id",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(database)?;
+        rows.iter().map(agent_row).collect()
+    }
+
+    pub(crate) async fn streams(&self, query: &StreamQuery) -> Result<Vec<StreamRow>, StoreError> {
+        let mut select = QueryBuilder::<Sqlite>::new("");
+        super::build_streams_query(&mut select, REPORT_COLUMNS, query);
+        let rows = select
+            .build()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(database)?;
+        rows.iter().map(stream_row).collect()
+    }
+
+    pub(crate) async fn call(&self, call_id: &str) -> Result<Vec<StreamRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, agent_id, stream_id, window_start_ns, window_end_ns, is_final, call_id, \
+             mos, report FROM stream_reports WHERE (agent_id, stream_id) IN \
+             (SELECT agent_id, stream_id FROM stream_reports WHERE call_id = ?) \
+             ORDER BY window_end_ns, id",
+        )
+        .bind(call_id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(database)?;
+        rows.iter().map(stream_row).collect()
+    }
+
+    pub(crate) async fn heartbeats(
+        &self,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<HeartbeatRow>, StoreError> {
+        let mut select = QueryBuilder::<Sqlite>::new(
+            "SELECT agent_id, time_ns, any_process_down, kernel_drops_total FROM heartbeats \
+             WHERE agent_id IN (",
+        );
+        let mut list = select.separated(", ");
+        for agent in agents {
+            list.push_bind(agent.as_str());
+        }
+        select
+            .push(") AND time_ns >= ")
+            .push_bind(from_ns)
+            .push(" AND time_ns < ")
+            .push_bind(to_ns)
+            .push(" ORDER BY agent_id, time_ns, id");
+        let rows = select
+            .build()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(database)?;
+        rows.iter()
+            .map(|row| {
+                Ok(HeartbeatRow {
+                    agent_id: row.try_get("agent_id").map_err(database)?,
+                    time_ns: row.try_get("time_ns").map_err(database)?,
+                    any_process_down: row.try_get("any_process_down").map_err(database)?,
+                    kernel_drops_total: stored_u64(
+                        row.try_get("kernel_drops_total").map_err(database)?,
+                    ),
+                })
+            })
+            .collect()
+    }
+
+    fn final_query(
+        columns: &str,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+    ) -> QueryBuilder<Sqlite> {
+        let mut select = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {columns} FROM stream_reports WHERE is_final AND agent_id IN ("
+        ));
+        let mut list = select.separated(", ");
+        for agent in agents {
+            list.push_bind(agent.clone());
+        }
+        select
+            .push(") AND window_end_ns >= ")
+            .push_bind(from_ns)
+            .push(" AND window_end_ns < ")
+            .push_bind(to_ns)
+            .push(" ORDER BY agent_id, window_end_ns, id");
+        select
+    }
+
+    pub(crate) async fn final_reports(
+        &self,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<StreamRow>, StoreError> {
+        let mut select = Self::final_query(REPORT_COLUMNS, agents, from_ns, to_ns);
+        let rows = select
+            .build()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(database)?;
+        rows.iter().map(stream_row).collect()
+    }
+
+    pub(crate) async fn final_summaries(
+        &self,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<FinalSummary>, StoreError> {
+        let mut select = Self::final_query(
+            "id, agent_id, stream_id, call_id, src, dst, window_start_ns, window_end_ns, mos, \
+             effective_loss_pct, max_jitter_ms",
+            agents,
+            from_ns,
+            to_ns,
+        );
+        let rows = select
+            .build()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(database)?;
+        rows.iter()
+            .map(|row| {
+                Ok(FinalSummary {
+                    id: row.try_get("id").map_err(database)?,
+                    agent_id: row.try_get("agent_id").map_err(database)?,
+                    stream_id: row.try_get("stream_id").map_err(database)?,
+                    call_id: row.try_get("call_id").map_err(database)?,
+                    src: row.try_get("src").map_err(database)?,
+                    dst: row.try_get("dst").map_err(database)?,
+                    window_start_ns: row.try_get("window_start_ns").map_err(database)?,
+                    window_end_ns: row.try_get("window_end_ns").map_err(database)?,
+                    mos: row.try_get("mos").map_err(database)?,
+                    effective_loss_pct: row.try_get("effective_loss_pct").map_err(database)?,
+                    max_jitter_ms: row.try_get("max_jitter_ms").map_err(database)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn call_stats(
+        &self,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+        mos_min: f64,
+        loss_max_pct: f64,
+    ) -> Result<CallStats, StoreError> {
+        let mut select = QueryBuilder::<Sqlite>::new("");
+        build_calls_query(
+            &mut select,
+            agents,
+            from_ns,
+            to_ns,
+            mos_min,
+            loss_max_pct,
+            None,
+        );
+        let row = select
+            .build()
+            .fetch_one(&self.reader)
+            .await
+            .map_err(database)?;
+        call_stats_row(&row, BACKEND)
+    }
+
+    pub(crate) async fn calls_breaching(
+        &self,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+        mos_min: f64,
+        loss_max_pct: f64,
+        limit: i64,
+    ) -> Result<Vec<CallAggregate>, StoreError> {
+        let mut select = QueryBuilder::<Sqlite>::new("");
+        build_calls_query(
+            &mut select,
+            agents,
+            from_ns,
+            to_ns,
+            mos_min,
+            loss_max_pct,
+            Some(limit),
+        );
+        let rows = select
+            .build()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(database)?;
+        rows.iter()
+            .map(|row| call_aggregate(row, BACKEND))
+            .collect()
+    }
+
+    pub(crate) async fn delete_reports_before(&self, before_ns: i64) -> Result<u64, StoreError> {
+        let mut deleted = 0u64;
+        loop {
+            let result = sqlx::query(
+                "DELETE FROM stream_reports WHERE id IN \
+                 (SELECT id FROM stream_reports WHERE window_end_ns < ? LIMIT ?)",
+            )
+            .bind(before_ns)
+            .bind(RETENTION_CHUNK)
+            .execute(&self.writer)
+            .await
+            .map_err(database)?;
+            deleted = deleted.saturating_add(result.rows_affected());
+            if result.rows_affected() == 0 {
+                break;
+            }
+        }
+        loop {
+            let result = sqlx::query(
+                "DELETE FROM batches WHERE batch_id IN \
+                 (SELECT batch_id FROM batches WHERE received_ns < ? LIMIT ?)",
+            )
+            .bind(before_ns)
+            .bind(RETENTION_CHUNK)
+            .execute(&self.writer)
+            .await
+            .map_err(database)?;
+            if result.rows_affected() == 0 {
+                break;
+            }
+        }
+        Ok(deleted)
+    }
+
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(database)?;
+        Ok(())
+    }
+
+    pub(crate) async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+fn token_row(row: &SqliteRow) -> Result<TokenRow, StoreError> {
+    Ok(TokenRow {
+        id: row.try_get("id").map_err(database)?,
+        role: row.try_get("role").map_err(database)?,
+        created_ns: row.try_get("created_ns").map_err(database)?,
+        revoked: row.try_get("revoked").map_err(database)?,
+    })
+}
+
+fn agent_row(row: &SqliteRow) -> Result<AgentRow, StoreError> {
+    let agent_id: String = row.try_get("agent_id").map_err(database)?;
+    let json: Option<&str> = row.try_get("last_heartbeat").map_err(database)?;
+    let last_heartbeat = json
+        .map(|json| parse_json(BACKEND, "agents", &agent_id, json))
+        .transpose()?;
+    Ok(AgentRow::from_stored(
+        agent_id,
+        row.try_get("last_batch_ns").map_err(database)?,
+        row.try_get("last_heartbeat_ns").map_err(database)?,
+        last_heartbeat,
+        row.try_get("capture_drops_total").map_err(database)?,
+    ))
+}
+
+fn stream_row(row: &SqliteRow) -> Result<StreamRow, StoreError> {
+    let id: i64 = row.try_get("id").map_err(database)?;
+    let json: &str = row.try_get("report").map_err(database)?;
+    Ok(StreamRow {
+        id,
+        agent_id: row.try_get("agent_id").map_err(database)?,
+        stream_id: row.try_get("stream_id").map_err(database)?,
+        window_start_ns: row.try_get("window_start_ns").map_err(database)?,
+        window_end_ns: row.try_get("window_end_ns").map_err(database)?,
+        is_final: row.try_get("is_final").map_err(database)?,
+        call_id: row.try_get("call_id").map_err(database)?,
+        mos: row.try_get("mos").map_err(database)?,
+        report: parse_json(BACKEND, "stream_reports", &id.to_string(), json)?,
+    })
+}
