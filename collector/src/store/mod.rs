@@ -2,7 +2,9 @@
 //! heartbeats), API token hashes, and the queries the ops API and the SLA engine run.
 //!
 //! Two backends with one schema and one behaviour: embedded SQLite (the default) and
-//! PostgreSQL (several collector replicas sharing one store). `Store::ingest` returns only
+//! PostgreSQL (several collector replicas sharing one store). Besides the per-stream rows,
+//! ingest maintains per-call aggregates of final reports (`calls`), which retention keeps
+//! and which let SLA counting over a month of calls run inside the database. `Store::ingest` returns only
 //! after the whole batch is committed, so the API may acknowledge it; a batch is stored at
 //! most once (its `batch_id` is a unique key). This module validates and converts batch
 //! contents (RFC 3339 times to i64 nanoseconds) but knows nothing of HTTP, authentication

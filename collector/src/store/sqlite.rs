@@ -60,14 +60,12 @@ impl SqliteStore {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(if std::env::var_os("XSYNC").is_some() {
-                SqliteSynchronous::Normal
-            } else {
-                SqliteSynchronous::Full
-            })
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            .pragma("cache_size", std::env::var("XCACHE").unwrap_or("-2000".into()));
+            // 64 MiB of page cache per connection (the default is 2 MiB): index pages of
+            // a large store stay cached between batches.
+            .pragma("cache_size", "-65536");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
