@@ -97,6 +97,7 @@ fn report(agent: &str, n: u64, is_final: bool, day: u64) -> StreamReport {
         mean_jitter_ms: Some(1.0),
         jitter_sum_ms: 500.0,
         jitter_samples: 500,
+        jitter_histogram: None,
         max_delta_ms: 21.0,
         transitions: Transitions {
             n00: 497,

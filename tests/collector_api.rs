@@ -166,6 +166,7 @@ fn report(
         mean_jitter_ms: Some(1.0),
         jitter_sum_ms: 500.0,
         jitter_samples: 500,
+        jitter_histogram: None,
         max_delta_ms: 21.0,
         transitions: Transitions {
             n00: 499,

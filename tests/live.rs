@@ -203,6 +203,41 @@ fn assert_jitter_matches_relay(what: &str, s: &Value, log: &RelayLog) {
     );
 }
 
+/// The windows' per-packet jitter histograms, merged, against the relay's release times:
+/// every jitter sample is in a histogram, and the merged p50/p95 are the relay's per-packet
+/// percentiles (nearest rank) within the agent's bin precision (1/16 of the value, 10 µs
+/// units) plus the release times' timestamp uncertainty.
+fn assert_jitter_histograms_match_relay(what: &str, reports: &[&StreamReport], log: &RelayLog) {
+    use voqa_wire::histogram::{decode_jitter_histogram, new_jitter_histogram, quantile_ms};
+    let mut merged = new_jitter_histogram();
+    for r in reports {
+        match &r.jitter_histogram {
+            Some(text) => {
+                let h = decode_jitter_histogram(text)
+                    .unwrap_or_else(|e| panic!("{what}: bad jitter_histogram: {e}"));
+                assert_eq!(h.len(), r.jitter_samples, "{what}: histogram count vs jitter_samples");
+                merged.add(&h).expect("same bounds");
+            }
+            None => assert_eq!(r.jitter_samples, 0, "{what}: samples without a histogram"),
+        }
+    }
+    let mut series = support::reference_jitter_series_ms(&log.release_times(), 8000.0);
+    assert_eq!(merged.len(), series.len() as u64, "{what}: merged count vs relay packets");
+    series.sort_by(f64::total_cmp);
+    let (unc_last, unc_mean) = log.timestamp_uncertainty_ms();
+    let unc = unc_last.max(unc_mean);
+    for q in [0.50, 0.95] {
+        let rank = ((q * series.len() as f64).ceil() as usize).max(1);
+        let truth = series[rank - 1];
+        let got = quantile_ms(&merged, q).expect("non-empty");
+        assert!(
+            (got - truth).abs() <= truth / 16.0 + 0.01 + unc,
+            "{what}: merged p{} {got:.4} ms vs relay {truth:.4} ms (± {unc:.4})",
+            q * 100.0
+        );
+    }
+}
+
 fn sock(ip: &str, port: u16) -> String {
     format!("{ip}:{port}")
 }
@@ -558,6 +593,7 @@ fn live_agent_totals_equal_offline_analysis() {
             .collect();
         assert!(!live.is_empty(), "{what}: no live reports");
         check_live_direction(what, &live, offline, &call.call_id);
+        assert_jitter_histograms_match_relay(what, &live, truth);
     }
     assert!(
         !heartbeats(&records).is_empty(),

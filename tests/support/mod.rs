@@ -166,6 +166,21 @@ pub fn sip_with_sdp(
 
 /// Reference RFC 3550 A.8 jitter (float form) in ms, written independently of the agent:
 /// packets as (arrival ns, RTP timestamp) in arrival order. Returns (last, max, mean over 2..N).
+/// The RFC 3550 A.8 jitter estimate (ms) after each packet but the first, in arrival order.
+#[allow(dead_code)]
+pub fn reference_jitter_series_ms(pkts: &[(i64, u32)], clock: f64) -> Vec<f64> {
+    let mut j = 0.0f64;
+    pkts.windows(2)
+        .map(|w| {
+            let (a0, t0) = w[0];
+            let (a1, t1) = w[1];
+            let d = (a1 - a0) as f64 / 1e9 * clock - (t1.wrapping_sub(t0) as i32) as f64;
+            j += (d.abs() - j) / 16.0;
+            j * 1000.0 / clock
+        })
+        .collect()
+}
+
 pub fn reference_jitter_ms(pkts: &[(i64, u32)], clock: f64) -> (f64, f64, f64) {
     let mut j = 0.0f64;
     let mut max = 0.0f64;

@@ -5,6 +5,8 @@
 //! contract of DESIGN.md; fields may be added, never renamed or removed, without a
 //! schema version bump.
 
+pub mod histogram;
+
 use serde::{Deserialize, Serialize};
 
 /// Version of the agent → collector batch schema.
@@ -166,6 +168,11 @@ pub struct StreamReport {
     /// Sum and count of the per-packet jitter estimates, for merging means across windows.
     pub jitter_sum_ms: f64,
     pub jitter_samples: u64,
+    /// Per-packet jitter of the window's packets (µs): an HdrHistogram, V2 + deflate, base64,
+    /// with the bounds of [`histogram`]. Absent when the stream has no clock rate, and from
+    /// agents that predate it; the collector merges these for exact percentiles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_histogram: Option<String>,
     pub max_delta_ms: f64,
     pub transitions: Transitions,
     pub burst_ratio: f64,

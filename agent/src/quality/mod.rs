@@ -10,6 +10,7 @@ pub mod codec;
 pub mod emodel;
 pub mod jbuf;
 pub mod jitter;
+pub mod jitter_bins;
 pub mod rtt;
 pub mod seq;
 pub mod stream;

@@ -10,6 +10,7 @@ use super::codec::{CodecInfo, MediaRole};
 use super::emodel;
 use super::jbuf::{JbDecision, JitterBuffer, JitterBufferModel};
 use super::jitter::Jitter;
+use super::jitter_bins::JitterBins;
 use super::seq::{Arrival, Rfc3550Seq, SeqUpdate, SequenceWindow};
 
 /// The fields of one RTP packet the meters need; no payload.
@@ -123,6 +124,8 @@ pub struct WindowFigures {
     pub mean_jitter_ms: Option<f64>,
     pub jitter_sum_ms: f64,
     pub jitter_samples: u64,
+    /// The window's per-packet jitter estimates, binned (one per jitter sample).
+    pub jitter_bins: JitterBins,
     pub max_delta_ms: f64,
     pub transitions: MarkovCounts,
     pub burst_ratio: f64,
@@ -177,6 +180,8 @@ pub struct StreamMeter {
     /// Packets that jumped too far to belong to the sequence (not counted).
     jumps: u32,
     marks: WindowMarks,
+    /// Per-packet jitter of the current window.
+    jitter_bins: JitterBins,
 }
 
 impl StreamMeter {
@@ -207,6 +212,7 @@ impl StreamMeter {
             held_jump: None,
             jumps: 0,
             marks: WindowMarks::default(),
+            jitter_bins: JitterBins::default(),
         }
     }
 
@@ -311,9 +317,13 @@ impl StreamMeter {
         };
         self.ts_prev_ext = ts_ext;
 
+        let samples_before = self.jitter.samples();
         self.jitter.on_packet(meta.ts_ns, meta.rtp_ts, clock);
 
         let jitter_now_ms = self.jitter.jitter_ms(clock);
+        if self.jitter.samples() != samples_before {
+            self.jitter_bins.record_ms(jitter_now_ms);
+        }
         if jitter_now_ms > self.marks.max_jitter_ms {
             self.marks.max_jitter_ms = jitter_now_ms;
         }
@@ -424,6 +434,7 @@ impl StreamMeter {
             mean_jitter_ms,
             jitter_sum_ms,
             jitter_samples,
+            jitter_bins: std::mem::take(&mut self.jitter_bins),
             max_delta_ms: m.max_delta_ns as f64 / 1e6,
             transitions,
             burst_ratio,
@@ -571,9 +582,34 @@ mod tests {
     #[test]
     fn meter_size_fits_the_per_stream_budget() {
         assert!(
-            std::mem::size_of::<StreamMeter>() <= 768,
+            std::mem::size_of::<StreamMeter>() <= 880,
             "{}",
             std::mem::size_of::<StreamMeter>()
+        );
+    }
+
+    #[test]
+    fn t_jit_1_per_packet_jitter_bins() {
+        // metrics-spec §10.7: per-packet J of T-JIT-1 is 0, 0.3125, 0.60546875, 0.567626953,
+        // 1.157150269, 1.709828377, 1.602964103 ms. In 10 µs units (truncated) and bins
+        // (jitter_bins.rs): 0 → exact, 31 → [30,32), 60 → [60,64), 56 → [56,60),
+        // 115 → [112,120), 170 and 160 → [160,176); reported at the bins' middles in µs.
+        let arrivals = [0.0, 20.0, 45.0, 60.0, 80.0, 110.0, 120.0, 140.0];
+        let pkts: Vec<RtpMeta> = arrivals
+            .iter()
+            .enumerate()
+            .map(|(i, a)| meta(*a, 100 + i as u16, 160 * i as u32))
+            .collect();
+        let mut m = feed(&pkts);
+        let w = m.take_window(&SummaryInputs {
+            rtt_ms: None,
+            assumed_one_way_ms: 20.0,
+        });
+        assert_eq!(w.jitter_samples, 7);
+        let bins: Vec<(u64, u64)> = w.jitter_bins.iter().collect();
+        assert_eq!(
+            bins,
+            vec![(5, 1), (310, 1), (580, 1), (620, 1), (1_160, 1), (1_680, 2)]
         );
     }
 
@@ -781,6 +817,9 @@ mod tests {
             markov.add(&w.transitions);
         }
         assert!((markov.burst_ratio() - t.burst_ratio).abs() < 1e-12);
+        for w in &windows {
+            assert_eq!(w.jitter_bins.total(), w.jitter_samples);
+        }
         let jitter_sum: f64 = windows.iter().map(|w| w.jitter_sum_ms).sum();
         let samples: u64 = sum(|w| w.jitter_samples);
         assert!((jitter_sum / samples as f64 - t.mean_jitter_ms.unwrap_or(0.0)).abs() < 1e-9);

@@ -2,9 +2,11 @@
 //! window's figures, the stream's identity (pseudonymised Call-ID) and, on the final report,
 //! the whole-stream totals with exactly the fields of the `analyze` stream object.
 
+use voqa_wire::histogram::{Histogram, HistogramEncoder, new_jitter_histogram};
 use voqa_wire::{StreamReport, Transitions};
 
 use super::{r6, stream_summary, time::rfc3339_micros};
+use crate::quality::jitter_bins::JitterBins;
 use crate::streams::WindowReport;
 use crate::streams::privacy::Pseudonymizer;
 
@@ -20,11 +22,44 @@ pub fn stream_id(r: &WindowReport) -> String {
     format!("{h:016x}")
 }
 
+/// Turns a window's jitter bins into the wire histogram. One per worker: it reuses the
+/// histogram and the serializer's buffers, so each report allocates only its text.
+#[derive(Debug)]
+pub struct JitterHistogramEncoder {
+    histogram: Histogram<u64>,
+    encoder: HistogramEncoder,
+}
+
+impl Default for JitterHistogramEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JitterHistogramEncoder {
+    pub fn new() -> Self {
+        Self {
+            histogram: new_jitter_histogram(),
+            encoder: HistogramEncoder::new(),
+        }
+    }
+
+    /// `None` for a window without jitter samples.
+    pub fn encode(&mut self, bins: &JitterBins) -> Option<String> {
+        if bins.is_empty() {
+            return None;
+        }
+        bins.fill(&mut self.histogram);
+        self.encoder.encode(&self.histogram)
+    }
+}
+
 pub fn stream_report(
     agent_id: &str,
     r: &WindowReport,
     privacy: &Pseudonymizer,
     jitter_buffer: &str,
+    histograms: &mut JitterHistogramEncoder,
 ) -> StreamReport {
     let s = &r.stream;
     let f = &r.figures;
@@ -52,6 +87,7 @@ pub fn stream_report(
         mean_jitter_ms: f.mean_jitter_ms.map(r6),
         jitter_sum_ms: f.jitter_sum_ms,
         jitter_samples: f.jitter_samples,
+        jitter_histogram: histograms.encode(&f.jitter_bins),
         max_delta_ms: r6(f.max_delta_ms),
         transitions: Transitions {
             n00: f.transitions.n00,

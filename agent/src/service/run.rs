@@ -18,7 +18,7 @@ use super::config::{AgentConfig, Backend, SinkSpec};
 use super::metrics;
 use crate::capture::afpacket::{Fanout, PacketRing, RingConfig};
 use crate::host::HostSampler;
-use crate::report::live::stream_report;
+use crate::report::live::{JitterHistogramEncoder, stream_report};
 use crate::report::time::rfc3339_micros;
 use crate::ship::{JsonLinesSink, ReportSink};
 use crate::streams::privacy::Pseudonymizer;
@@ -456,13 +456,14 @@ fn heartbeat_loop(
 
 /// Ships the analyzer's pending reports. Blocking: a report is never dropped; the sink writes
 /// far faster than workers produce, and the ring absorbs the short wait at a boundary burst.
-fn ship(analyzer: &mut Analyzer, ctx: &WorkerContext) {
+fn ship(analyzer: &mut Analyzer, ctx: &WorkerContext, histograms: &mut JitterHistogramEncoder) {
     for r in analyzer.drain_reports() {
         let record = Box::new(AgentRecord::Stream(stream_report(
             &ctx.agent_id,
             &r,
             &ctx.privacy,
             &ctx.jitter_buffer,
+            histograms,
         )));
         if ctx.tx.send(record).is_ok() {
             ctx.shared.reports.fetch_add(1, Ordering::Relaxed);
@@ -515,6 +516,7 @@ fn afpacket_worker(
     // copies are dropped here (each packet would otherwise be seen twice).
     let skip_outgoing = ring_cfg.ignore_outgoing;
     let mut analyzer = Analyzer::with_registry(ctx.analyzer.clone(), Arc::clone(&ctx.registry));
+    let mut histograms = JitterHistogramEncoder::new();
     let mut last_stats = Instant::now();
     let mut drops_seen = 0u64;
     while !ctx.stop.load(Ordering::Relaxed) {
@@ -537,7 +539,7 @@ fn afpacket_worker(
             last_stats = Instant::now();
             read_kernel_stats(&mut ring, &mut analyzer, &stats, &mut drops_seen);
         }
-        ship(&mut analyzer, &ctx);
+        ship(&mut analyzer, &ctx, &mut histograms);
         publish(&analyzer, &stats);
     }
     // Drain what the kernel already delivered, then close every stream.
@@ -551,7 +553,7 @@ fn afpacket_worker(
     }
     read_kernel_stats(&mut ring, &mut analyzer, &stats, &mut drops_seen);
     analyzer.close_all(wall_ns());
-    ship(&mut analyzer, &ctx);
+    ship(&mut analyzer, &ctx, &mut histograms);
     publish(&analyzer, &stats);
 }
 
@@ -611,6 +613,7 @@ fn pnet_worker(
     };
     let _ = ready.send(Ok(()));
     let mut analyzer = Analyzer::with_registry(ctx.analyzer.clone(), Arc::clone(&ctx.registry));
+    let mut histograms = JitterHistogramEncoder::new();
     while !ctx.stop.load(Ordering::Relaxed) {
         match rx.next() {
             Ok(frame) => {
@@ -630,10 +633,10 @@ fn pnet_worker(
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        ship(&mut analyzer, &ctx);
+        ship(&mut analyzer, &ctx, &mut histograms);
         publish(&analyzer, &stats);
     }
     analyzer.close_all(wall_ns());
-    ship(&mut analyzer, &ctx);
+    ship(&mut analyzer, &ctx, &mut histograms);
     publish(&analyzer, &stats);
 }

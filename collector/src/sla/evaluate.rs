@@ -597,6 +597,7 @@ mod tests {
             mean_jitter_ms: mean,
             jitter_sum_ms: mean.unwrap_or(0.0) * samples as f64,
             jitter_samples: samples,
+            jitter_histogram: None,
             max_delta_ms: 20.0,
             transitions: Transitions::default(),
             burst_ratio: 1.0,

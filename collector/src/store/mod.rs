@@ -1136,6 +1136,7 @@ mod tests {
             mean_jitter_ms: Some(0.4),
             jitter_sum_ms: 200.0,
             jitter_samples: 500,
+            jitter_histogram: None,
             max_delta_ms: 20.5,
             transitions: Transitions {
                 n00: 497,
