@@ -215,14 +215,22 @@ fn assert_jitter_histograms_match_relay(what: &str, reports: &[&StreamReport], l
             Some(text) => {
                 let h = decode_jitter_histogram(text)
                     .unwrap_or_else(|e| panic!("{what}: bad jitter_histogram: {e}"));
-                assert_eq!(h.len(), r.jitter_samples, "{what}: histogram count vs jitter_samples");
+                assert_eq!(
+                    h.len(),
+                    r.jitter_samples,
+                    "{what}: histogram count vs jitter_samples"
+                );
                 merged.add(&h).expect("same bounds");
             }
             None => assert_eq!(r.jitter_samples, 0, "{what}: samples without a histogram"),
         }
     }
     let mut series = support::reference_jitter_series_ms(&log.release_times(), 8000.0);
-    assert_eq!(merged.len(), series.len() as u64, "{what}: merged count vs relay packets");
+    assert_eq!(
+        merged.len(),
+        series.len() as u64,
+        "{what}: merged count vs relay packets"
+    );
     series.sort_by(f64::total_cmp);
     let (unc_last, unc_mean) = log.timestamp_uncertainty_ms();
     let unc = unc_last.max(unc_mean);

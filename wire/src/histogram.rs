@@ -85,17 +85,33 @@ impl HistogramEncoder {
         self.serializer.serialize(histogram, &mut self.bytes).ok()?;
         Some(BASE64.encode(&self.bytes))
     }
+
+    /// V2 + deflate bytes of `histogram` (what the collector stores).
+    pub fn encode_bytes(&mut self, histogram: &Histogram<u64>) -> Option<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.serializer.serialize(histogram, &mut bytes).ok()?;
+        Some(bytes)
+    }
 }
 
 /// Decodes a `jitter_histogram` field, checking size and bounds before decoding counts.
 pub fn decode_jitter_histogram(text: &str) -> Result<Histogram<u64>, HistogramError> {
+    decode_jitter_histogram_bytes(&decode_base64(text)?)
+}
+
+/// The V2 + deflate bytes of a `jitter_histogram` field (not yet checked beyond base64).
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, HistogramError> {
     if text.len() > MAX_ENCODED_LEN {
         return Err(HistogramError::TooLong);
     }
-    let bytes = BASE64
+    BASE64
         .decode(text.as_bytes())
-        .map_err(|_| HistogramError::Base64)?;
-    let (cookie, rest) = split_u32(&bytes).ok_or(HistogramError::Cookie)?;
+        .map_err(|_| HistogramError::Base64)
+}
+
+/// Decodes V2 + deflate bytes, checking size and bounds before decoding counts.
+pub fn decode_jitter_histogram_bytes(bytes: &[u8]) -> Result<Histogram<u64>, HistogramError> {
+    let (cookie, rest) = split_u32(bytes).ok_or(HistogramError::Cookie)?;
     if cookie != V2_COMPRESSED_COOKIE {
         return Err(HistogramError::Cookie);
     }
@@ -240,7 +256,10 @@ mod tests {
         body.extend_from_slice(&compressed);
         let text = BASE64.encode(&body);
         assert!(text.len() <= MAX_ENCODED_LEN, "{}", text.len());
-        assert_eq!(decode_jitter_histogram(&text), Err(HistogramError::TooLarge));
+        assert_eq!(
+            decode_jitter_histogram(&text),
+            Err(HistogramError::TooLarge)
+        );
     }
 
     proptest! {

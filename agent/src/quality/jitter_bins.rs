@@ -28,9 +28,7 @@ pub struct JitterBins {
 
 impl Default for JitterBins {
     fn default() -> Self {
-        Self {
-            counts: [0; BINS],
-        }
+        Self { counts: [0; BINS] }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod period;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

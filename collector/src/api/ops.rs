@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::{ApiError, AppState, authenticate, require};
 use crate::auth::Role;
-use crate::sla::{self, HeartbeatPoint};
+use crate::sla;
 use crate::store::StreamQuery;
 use crate::time::{format_rfc3339, parse_rfc3339_ns};
 
@@ -214,63 +214,7 @@ pub async fn sla(
         )
     })?;
     let (from, to) = range(&q, 30 * DAY_NS)?;
-    let evaluation = evaluate(&state, &customer, from, to).await?;
+    let evaluation = super::period::evaluate(&state, &customer, from, to).await?;
     state.metrics.sla_state(&evaluation);
     Ok(axum::Json(evaluation).into_response())
-}
-
-/// Loads a customer's period and evaluates its commitments.
-pub async fn evaluate(
-    state: &AppState,
-    customer: &sla::Customer,
-    from: i64,
-    to: i64,
-) -> Result<sla::Evaluation, ApiError> {
-    let mut reports = Vec::new();
-    let mut after = None;
-    loop {
-        let page = state
-            .store
-            .streams(&StreamQuery {
-                agents: Some(customer.agents.clone()),
-                agent: None,
-                from_ns: from,
-                to_ns: to,
-                max_mos: None,
-                final_only: false,
-                after,
-                limit: 10_000,
-            })
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        let full = page.len() == 10_000;
-        after = page.last().map(|r| (r.window_end_ns, r.id));
-        reports.extend(
-            page.into_iter()
-                .map(|r| r.report)
-                .filter(|r| sla::in_subnets(customer, r)),
-        );
-        if !full {
-            break;
-        }
-    }
-    let beats = state
-        .store
-        .heartbeats(&customer.agents, from, to)
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let points: Vec<HeartbeatPoint> = beats
-        .into_iter()
-        .map(|h| HeartbeatPoint {
-            agent_id: h.agent_id,
-            time_ns: h.time_ns,
-            processes_down: if h.any_process_down {
-                vec!["watched process".to_owned()]
-            } else {
-                Vec::new()
-            },
-            kernel_drops_total: h.kernel_drops_total,
-        })
-        .collect();
-    Ok(sla::evaluate(customer, from, to, &reports, &points))
 }

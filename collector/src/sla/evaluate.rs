@@ -1,14 +1,18 @@
 //! Checks one customer's commitments over a period `[from, to)` and gathers the evidence.
 //!
-//! Input is what the store holds for the period (stream reports and heartbeat points);
-//! output is a serialisable verdict per commitment. Reports are re-filtered here (agent,
-//! subnets, `window_start` within the period) so a wider query cannot skew the result.
+//! Two inputs give the same verdicts: [`PeriodFacts`] built by the caller from the store's
+//! per-call and per-hour aggregates (the fast path, a month of a million calls in well under
+//! a second), or the period's stream reports, folded here by [`facts_from_reports`] (needed
+//! when a customer is narrowed to subnets, which the aggregates do not record). Reports are
+//! re-filtered here (agent, subnets, `window_start` within the period) so a wider query
+//! cannot skew the result. Jitter p95 comes from the merged per-packet HdrHistograms.
 //! Must not do I/O, read the clock or touch the database: every time is passed in.
 
 use std::hash::{BuildHasher, RandomState};
 
 use serde::Serialize;
 use voqa_wire::StreamReport;
+use voqa_wire::histogram::{Histogram, decode_jitter_histogram, new_jitter_histogram, quantile_ms};
 
 use super::commitments::{Customer, parsed_subnets, report_in_subnets};
 use super::maintenance::maintenance_spans;
@@ -18,8 +22,8 @@ use super::uptime::{DownInterval, DropSummary, HeartbeatPoint, capture_drops, up
 /// Most calls or intervals listed as evidence per commitment; totals are always given.
 pub const EVIDENCE_LIMIT: usize = 100;
 
-/// How the jitter percentile is obtained until agents ship per-packet histograms.
-pub const JITTER_METHOD: &str = "window_means_weighted";
+/// How the jitter percentile is obtained: per-packet jitter histograms merged exactly.
+pub const JITTER_METHOD: &str = "per_packet_histograms";
 
 /// The verdict for one customer and period.
 #[derive(Debug, Clone, Serialize)]
@@ -80,22 +84,81 @@ pub struct BreachingCall {
     pub call_id: Option<String>,
     /// The MOS or loss percentage of the call.
     pub value: f64,
-    /// The stream that set the call's value (the worse direction), and its agent.
-    pub worst_stream: String,
     pub agent: String,
-    pub src: String,
-    pub dst: String,
+    /// The stream that set the call's value (the worse direction) and its addresses; `None`
+    /// once the call's stream rows are past retention (the per-call aggregate is kept).
+    pub worst_stream: Option<String>,
+    pub src: Option<String>,
+    pub dst: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct JitterEvidence {
-    /// [`JITTER_METHOD`]: each window counts as `jitter_samples` packets at its mean jitter,
-    /// an approximation of the per-packet percentile.
+    /// [`JITTER_METHOD`]: the agents' per-packet jitter histograms (binned to within 1/16 of
+    /// the value, see `voqa_wire::histogram`) merged over the period.
     pub method: &'static str,
-    pub windows: u64,
+    /// Packets in the merged histogram.
     pub samples: u64,
-    /// Windows without jitter figures (no clock rate, no packets).
-    pub windows_without_jitter: u64,
+    /// Report windows of the period (from hourly rollups and from single windows).
+    pub windows: u64,
+    /// Windows with jitter samples but no histogram (agents older than histograms): not in
+    /// the percentile.
+    pub windows_without_histogram: u64,
+    /// Whole hours read from the hourly rollups, and windows read one by one (the parts of
+    /// the period that are not whole hours).
+    pub hourly_rollups: u64,
+    pub single_windows: u64,
+    /// p50 and p99 beside the p95 the commitment is on.
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+/// Call counts of a period and the worst breaching calls.
+#[derive(Debug, Clone, Default)]
+pub struct CallFacts {
+    pub calls: u64,
+    /// Calls with a MOS, and of those the ones at or above `mos_min`.
+    pub with_mos: u64,
+    pub meeting_mos: u64,
+    /// Calls with a loss figure, and of those the ones at or below `loss_max_pct`.
+    pub with_loss: u64,
+    pub within_loss: u64,
+    pub worst_loss: Option<f64>,
+    /// Worst first, at most [`EVIDENCE_LIMIT`].
+    pub low_mos: Vec<BreachingCall>,
+    pub high_loss: Vec<BreachingCall>,
+}
+
+/// The period's merged per-packet jitter and where it came from.
+#[derive(Debug, Clone)]
+pub struct JitterFacts {
+    pub histogram: Histogram<u64>,
+    pub windows: u64,
+    pub windows_without_histogram: u64,
+    pub hourly_rollups: u64,
+    pub single_windows: u64,
+}
+
+impl Default for JitterFacts {
+    fn default() -> Self {
+        Self {
+            histogram: new_jitter_histogram(),
+            windows: 0,
+            windows_without_histogram: 0,
+            hourly_rollups: 0,
+            single_windows: 0,
+        }
+    }
+}
+
+/// Everything but heartbeats that the verdicts rest on.
+#[derive(Debug, Clone, Default)]
+pub struct PeriodFacts {
+    pub calls: CallFacts,
+    pub jitter: JitterFacts,
+    /// Report windows of the customer in the period, and those with capture drops.
+    pub reports_used: u64,
+    pub windows_with_drops: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,16 +181,18 @@ pub struct TimeSpan {
     pub end: String,
 }
 
-/// Identity of a call: its call id, or `(agent, stream_id)` for a stream without one.
+/// Identity of a call: its call id as seen by one agent, or `(agent, stream_id)` for a
+/// stream without one. A call through two of a customer's monitored hosts is two measured
+/// legs, each judged on its own (as the store's per-call aggregates count them).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum CallKey<'a> {
-    Call(&'a str),
+    Call(&'a str, &'a str),
     Stream(&'a str, &'a str),
 }
 
 fn call_key(report: &StreamReport) -> CallKey<'_> {
     match report.call_id.as_deref() {
-        Some(id) if !id.is_empty() => CallKey::Call(id),
+        Some(id) if !id.is_empty() => CallKey::Call(&report.agent_id, id),
         _ => CallKey::Stream(&report.agent_id, &report.stream_id),
     }
 }
@@ -190,37 +255,6 @@ fn percent(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 * 100.0 / whole as f64)
 }
 
-/// Nearest-rank weighted percentile of `(value bits, weight)` pairs of non-negative values:
-/// the smallest value whose cumulative weight reaches `ceil(percentile/100 × total weight)`.
-/// Non-negative `f64`s order like their bit patterns, so the sort is an integer sort.
-fn weighted_percentile(samples: &mut [(u64, u64)], percentile: u32) -> Option<f64> {
-    let total: u128 = samples.iter().map(|&(_, weight)| u128::from(weight)).sum();
-    if total == 0 {
-        return None;
-    }
-    let rank = (u128::from(percentile) * total).div_ceil(100).max(1);
-    samples.sort_unstable();
-    let mut cumulative: u128 = 0;
-    for &(bits, weight) in samples.iter() {
-        cumulative += u128::from(weight);
-        if cumulative >= rank {
-            return Some(f64::from_bits(bits));
-        }
-    }
-    samples.last().map(|&(bits, _)| f64::from_bits(bits))
-}
-
-/// The window's mean jitter and its packet count, when it has both.
-fn window_jitter(report: &StreamReport) -> Option<(f64, u64)> {
-    if report.jitter_samples == 0 {
-        return None;
-    }
-    let mean = report
-        .mean_jitter_ms
-        .unwrap_or(report.jitter_sum_ms / report.jitter_samples as f64);
-    (mean.is_finite() && mean >= 0.0).then_some((mean, report.jitter_samples))
-}
-
 /// Picks the [`EVIDENCE_LIMIT`] worst calls (by `worse_first`), sorted worst first.
 fn worst<F>(mut entries: Vec<(f64, &StreamReport)>, worse_first: F) -> Vec<BreachingCall>
 where
@@ -238,19 +272,19 @@ where
         .into_iter()
         .map(|(value, report)| BreachingCall {
             call_id: match call_key(report) {
-                CallKey::Call(id) => Some(id.to_owned()),
+                CallKey::Call(_, id) => Some(id.to_owned()),
                 CallKey::Stream(..) => None,
             },
             value,
-            worst_stream: report.stream_id.clone(),
+            worst_stream: Some(report.stream_id.clone()),
             agent: report.agent_id.clone(),
-            src: report.src.clone(),
-            dst: report.dst.clone(),
+            src: Some(report.src.clone()),
+            dst: Some(report.dst.clone()),
         })
         .collect()
 }
 
-/// Evaluates every commitment of `customer` over `[from_ns, to_ns)`.
+/// Evaluates every commitment of `customer` over `[from_ns, to_ns)` from stream reports.
 ///
 /// `reports`: the stream reports (interval and final) of the customer's agents for the period;
 /// a report counts when its agent serves the customer, its `window_start` lies in the period
@@ -265,12 +299,24 @@ pub fn evaluate(
     reports: &[StreamReport],
     heartbeats: &[HeartbeatPoint],
 ) -> Evaluation {
+    let facts = facts_from_reports(customer, from_ns, to_ns, reports);
+    judge(customer, from_ns, to_ns, &facts, heartbeats)
+}
+
+/// Folds the period's stream reports into [`PeriodFacts`] (see [`evaluate`]). A call is a
+/// call id as seen by one agent (a stream without call id is a call of its own), judged by
+/// its worst stream's whole-stream totals.
+pub fn facts_from_reports(
+    customer: &Customer,
+    from_ns: i64,
+    to_ns: i64,
+    reports: &[StreamReport],
+) -> PeriodFacts {
     let commitments = &customer.commitments;
     let subnets = parsed_subnets(customer);
     let identity = CallIdentity::new();
     let mut finals: Vec<FinalStream<'_>> = Vec::new();
-    let mut jitter_samples: Vec<(u64, u64)> = Vec::with_capacity(reports.len());
-    let mut windows_without_jitter = 0u64;
+    let mut jitter = JitterFacts::default();
     let mut windows_with_drops = 0u64;
     let mut reports_used = 0u64;
 
@@ -285,10 +331,18 @@ pub fn evaluate(
         if report.capture_drops > 0 {
             windows_with_drops += 1;
         }
-        match window_jitter(report) {
-            // `+ 0.0` turns -0.0 into +0.0 so the bit patterns sort numerically.
-            Some((mean, weight)) => jitter_samples.push(((mean + 0.0).to_bits(), weight)),
-            None => windows_without_jitter += 1,
+        jitter.windows += 1;
+        jitter.single_windows += 1;
+        // The collector validated every stored histogram at ingest; one that still fails to
+        // decode is left out and counted like a missing one.
+        match report
+            .jitter_histogram
+            .as_deref()
+            .map(decode_jitter_histogram)
+        {
+            Some(Ok(h)) if jitter.histogram.add(&h).is_ok() => {}
+            _ if report.jitter_samples > 0 => jitter.windows_without_histogram += 1,
+            _ => {}
         }
         if report.is_final {
             let totals = report.totals.as_ref();
@@ -334,11 +388,48 @@ pub fn evaluate(
             }
         }
     }
+    let low_mos_count = low_mos.len() as u64;
+    let high_loss_count = high_loss.len() as u64;
+    PeriodFacts {
+        calls: CallFacts {
+            calls: call_count,
+            with_mos,
+            meeting_mos: with_mos - low_mos_count,
+            with_loss,
+            within_loss: with_loss - high_loss_count,
+            worst_loss,
+            low_mos: worst(low_mos, |a, b| a.total_cmp(&b)),
+            high_loss: worst(high_loss, |a, b| b.total_cmp(&a)),
+        },
+        jitter,
+        reports_used,
+        windows_with_drops,
+    }
+}
+
+/// The verdicts for `customer` over `[from_ns, to_ns)` from the period's facts and the
+/// heartbeat points of its agents (see [`evaluate`] for the heartbeats).
+pub fn judge(
+    customer: &Customer,
+    from_ns: i64,
+    to_ns: i64,
+    facts: &PeriodFacts,
+    heartbeats: &[HeartbeatPoint],
+) -> Evaluation {
+    let commitments = &customer.commitments;
+    let CallFacts {
+        calls: call_count,
+        with_mos,
+        meeting_mos: meeting,
+        with_loss,
+        within_loss: within,
+        worst_loss,
+        ..
+    } = facts.calls;
     let calls_without_mos = call_count - with_mos;
 
     let mos = {
-        let breaching = low_mos.len() as u64;
-        let meeting = with_mos - breaching;
+        let breaching = with_mos - meeting;
         let measured = percent(meeting, with_mos);
         let detail = match measured {
             Some(pct) => format!(
@@ -358,14 +449,13 @@ pub fn evaluate(
                 considered: with_mos,
                 within: meeting,
                 breaching,
-                calls: worst(low_mos, |a, b| a.total_cmp(&b)),
+                calls: facts.calls.low_mos.clone(),
             }),
         }
     };
 
     let loss = {
-        let breaching = high_loss.len() as u64;
-        let within = with_loss - breaching;
+        let breaching = with_loss - within;
         let detail = match (worst_loss, percent(within, with_loss)) {
             (Some(worst_value), Some(pct)) => format!(
                 "worst call {worst_value:.2} %; {within} of {with_loss} calls ({pct:.2} %) within {} %",
@@ -384,22 +474,21 @@ pub fn evaluate(
                 considered: with_loss,
                 within,
                 breaching,
-                calls: worst(high_loss, |a, b| b.total_cmp(&a)),
+                calls: facts.calls.high_loss.clone(),
             }),
         }
     };
 
     let jitter = {
-        let windows = jitter_samples.len() as u64;
-        let samples = jitter_samples
-            .iter()
-            .fold(0u64, |sum, &(_, weight)| sum.saturating_add(weight));
-        let p95 = weighted_percentile(&mut jitter_samples, 95);
+        let facts = &facts.jitter;
+        let samples = facts.histogram.len();
+        let p95 = quantile_ms(&facts.histogram, 0.95);
         let detail = match p95 {
             Some(value) => format!(
-                "p95 ≈ {value:.2} ms over {samples} packets in {windows} windows (window means weighted by packets; approximates the per-packet p95)"
+                "p95 {value:.2} ms over {samples} packets in {} windows (per-packet histograms merged)",
+                facts.windows
             ),
-            None => "no jitter figures in the period".to_owned(),
+            None => "no jitter histograms in the period".to_owned(),
         };
         CommitmentResult {
             name: "jitter_p95",
@@ -410,9 +499,13 @@ pub fn evaluate(
             detail,
             evidence: Evidence::Jitter(JitterEvidence {
                 method: JITTER_METHOD,
-                windows,
                 samples,
-                windows_without_jitter,
+                windows: facts.windows,
+                windows_without_histogram: facts.windows_without_histogram,
+                hourly_rollups: facts.hourly_rollups,
+                single_windows: facts.single_windows,
+                p50_ms: quantile_ms(&facts.histogram, 0.50),
+                p99_ms: quantile_ms(&facts.histogram, 0.99),
             }),
         }
     };
@@ -475,7 +568,7 @@ pub fn evaluate(
     };
 
     let mut drops = capture_drops(&customer.agents, heartbeats, from_ns, to_ns, EVIDENCE_LIMIT);
-    drops.windows_with_drops = windows_with_drops;
+    drops.windows_with_drops = facts.windows_with_drops;
 
     Evaluation {
         customer: customer.id.clone(),
@@ -486,7 +579,7 @@ pub fn evaluate(
         commitments: vec![mos, loss, jitter, uptime_result],
         calls: call_count,
         calls_without_mos,
-        reports_used,
+        reports_used: facts.reports_used,
         capture_drops: drops,
     }
 }
@@ -562,6 +655,16 @@ mod tests {
         }
     }
 
+    /// A window's per-packet histogram: `samples` packets all at `mean_ms`.
+    fn window_histogram(mean_ms: f64, samples: u64) -> String {
+        let mut h = new_jitter_histogram();
+        h.record_n((mean_ms * 1000.0) as u64, samples)
+            .expect("in range");
+        voqa_wire::histogram::HistogramEncoder::new()
+            .encode(&h)
+            .expect("encodes")
+    }
+
     /// An interval report; `final_figures` turns it into a final one with totals.
     fn report(
         agent: &str,
@@ -597,7 +700,7 @@ mod tests {
             mean_jitter_ms: mean,
             jitter_sum_ms: mean.unwrap_or(0.0) * samples as f64,
             jitter_samples: samples,
-            jitter_histogram: None,
+            jitter_histogram: mean.map(|m| window_histogram(m, samples)),
             max_delta_ms: 20.0,
             transitions: Transitions::default(),
             burst_ratio: 1.0,
@@ -836,7 +939,7 @@ mod tests {
         assert_eq!(evidence.calls[0].value, 3.5);
         assert_eq!(
             evidence.calls[0].worst_stream,
-            format!("{:016x}", 1_000_000)
+            Some(format!("{:016x}", 1_000_000))
         );
         assert_eq!(evidence.calls[49].call_id.as_deref(), Some("call-0980"));
         assert!(
@@ -857,21 +960,27 @@ mod tests {
         assert_eq!(evidence.calls[0].call_id.as_deref(), Some("call-0007"));
         assert_eq!(
             evidence.calls[0].worst_stream,
-            format!("{:016x}", 1_000_007)
+            Some(format!("{:016x}", 1_000_007))
         );
-        assert_eq!(evidence.calls[0].src, "203.0.113.10:40000");
+        assert_eq!(evidence.calls[0].src.as_deref(), Some("203.0.113.10:40000"));
 
-        // Jitter: W = 1000 × 100 = 100,000 packets, rank ceil(0.95 W) = 95,000. Cumulative
-        // 92,000 at 2 ms, 96,000 at 12.5 ms → p95 = 12.5 ms ≤ 30 → met.
+        // Jitter: 1000 windows × 100 packets = 100,000 packets in the merged histograms;
+        // rank ceil(0.95 × 100,000) = 95,000. Cumulative 92,000 at 2 ms, 96,000 at 12.5 ms →
+        // p95 is the 12,500 µs bucket. At 2 significant digits that bucket is 64 µs wide,
+        // 12,480..12,543 µs, reported at its middle: 12.512 ms ≤ 30 → met. p50 is the 2,000 µs
+        // bucket (8 µs wide, 2,000..2,007 → 2.004 ms); p99 (rank 99,000) the 40,000 µs one
+        // (256 wide, 39,936..40,191 → 40.064 ms).
         let jitter = result(&e, "jitter_p95");
-        assert_eq!((jitter.measured, jitter.met), (Some(12.5), Some(true)));
+        assert_eq!((jitter.measured, jitter.met), (Some(12.512), Some(true)));
         match &jitter.evidence {
             Evidence::Jitter(j) => {
-                assert_eq!(j.method, "window_means_weighted");
+                assert_eq!(j.method, "per_packet_histograms");
                 assert_eq!(
-                    (j.windows, j.samples, j.windows_without_jitter),
-                    (1000, 100_000, 2005)
+                    (j.samples, j.windows, j.windows_without_histogram),
+                    (100_000, 3005, 0)
                 );
+                assert_eq!((j.hourly_rollups, j.single_windows), (0, 3005));
+                assert_eq!((j.p50_ms, j.p99_ms), (Some(2.004), Some(40.064)));
             }
             other => panic!("expected jitter evidence, got {other:?}"),
         }
@@ -985,7 +1094,7 @@ mod tests {
         );
         assert_eq!(
             json["commitments"][2]["evidence"]["method"],
-            "window_means_weighted"
+            "per_packet_histograms"
         );
         assert_eq!(json["commitments"][2]["measured"], 3.0);
         assert_eq!(json["commitments"][3]["evidence"]["kind"], "downtime");
@@ -994,29 +1103,6 @@ mod tests {
             "no heartbeat"
         );
         assert_eq!(json["capture_drops"]["total"], 0);
-    }
-
-    #[test]
-    fn weighted_percentile_by_hand() {
-        let mut samples: Vec<(u64, u64)> = [(8.0, 15), (1.0, 10), (20.0, 5), (5.0, 40), (2.0, 30)]
-            .iter()
-            .map(|&(v, w): &(f64, u64)| (v.to_bits(), w))
-            .collect();
-        // W = 100; cumulative 10, 40, 80, 95, 100. p95 rank 95 → 8 ms; p50 rank 50 → 5 ms;
-        // p96 rank 96 → 20 ms; p0 → the smallest value.
-        assert_eq!(weighted_percentile(&mut samples, 95), Some(8.0));
-        assert_eq!(weighted_percentile(&mut samples, 50), Some(5.0));
-        assert_eq!(weighted_percentile(&mut samples, 96), Some(20.0));
-        assert_eq!(weighted_percentile(&mut samples, 0), Some(1.0));
-        // W = 99 (8 ms weighs 14): rank ceil(94.05) = 95 > 94 → 20 ms.
-        samples.iter_mut().for_each(|s| {
-            if s.0 == 8.0f64.to_bits() {
-                s.1 = 14;
-            }
-        });
-        assert_eq!(weighted_percentile(&mut samples, 95), Some(20.0));
-        assert_eq!(weighted_percentile(&mut [], 95), None);
-        assert_eq!(weighted_percentile(&mut [(1.0f64.to_bits(), 0)], 95), None);
     }
 
     #[test]

@@ -12,8 +12,9 @@ pub mod uptime;
 
 pub use commitments::{Commitments, Customer, SlaConfigError, Subnet, in_subnets, parse_customers};
 pub use evaluate::{
-    BreachingCall, CallEvidence, CommitmentResult, DowntimeEvidence, EVIDENCE_LIMIT, Evaluation,
-    Evidence, JITTER_METHOD, JitterEvidence, TimeSpan, evaluate,
+    BreachingCall, CallEvidence, CallFacts, CommitmentResult, DowntimeEvidence, EVIDENCE_LIMIT,
+    Evaluation, Evidence, JITTER_METHOD, JitterEvidence, JitterFacts, PeriodFacts, TimeSpan,
+    evaluate, facts_from_reports, judge,
 };
 pub use maintenance::{MaintenanceError, MaintenanceWindow};
 pub use uptime::{DownInterval, DropInterval, DropSummary, HeartbeatPoint};

@@ -16,6 +16,7 @@ pub mod sqlite;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
+use voqa_wire::histogram::{self, Histogram};
 use voqa_wire::{Batch, Heartbeat, StreamReport};
 
 /// Largest page `Store::streams` returns, whatever the caller asks for.
@@ -122,23 +123,6 @@ pub struct StreamRow {
     pub report: StreamReport,
 }
 
-/// The indexed columns of a final report, without the JSON: what SLA evaluation over a
-/// month of calls needs, at a fraction of the cost of `final_reports`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FinalSummary {
-    pub id: i64,
-    pub agent_id: String,
-    pub stream_id: String,
-    pub call_id: Option<String>,
-    pub src: String,
-    pub dst: String,
-    pub window_start_ns: i64,
-    pub window_end_ns: i64,
-    pub mos: Option<f64>,
-    pub effective_loss_pct: f64,
-    pub max_jitter_ms: Option<f64>,
-}
-
 /// One call's final reports (of one agent) folded together: a call meets a MOS threshold
 /// when its worst stream does, and a loss threshold when its lossiest stream does.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,15 +135,17 @@ pub struct CallAggregate {
     pub streams: u64,
     pub first_start_ns: i64,
     pub last_end_ns: i64,
+    /// Latest window start of its final reports: the call belongs to the period holding it.
+    pub last_start_ns: i64,
     /// Lowest MOS of its streams (streams without a MOS are ignored; none → `None`).
     pub min_mos: Option<f64>,
     pub max_loss_pct: f64,
     pub max_jitter_ms: Option<f64>,
 }
 
-/// Calls of a set of agents whose last final report ends in a period, counted against
+/// Calls of a set of agents whose last final report starts in a period, counted against
 /// thresholds by the database (`Store::call_stats`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CallStats {
     pub calls: u64,
     /// Calls with at least one stream with a MOS.
@@ -169,7 +155,47 @@ pub struct CallStats {
     /// `max_loss_pct <= loss_max_pct`.
     pub meeting_loss: u64,
     pub meeting_both: u64,
+    /// Highest `max_loss_pct` (None without calls).
+    pub worst_loss_pct: Option<f64>,
 }
+
+/// Which breaching calls `Store::calls_worst` lists, worst first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Worst {
+    /// Calls with a MOS below this, lowest MOS first.
+    MosBelow(f64),
+    /// Calls with loss above this percentage, highest first.
+    LossAbove(f64),
+}
+
+/// One agent-hour of report windows rolled up (`jitter_hourly`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JitterHour {
+    pub agent_id: String,
+    /// Start of the hour (window starts in `[hour_ns, hour_ns + 1 h)` are merged here).
+    pub hour_ns: i64,
+    /// Packets in the histogram.
+    pub samples: u64,
+    pub windows: u64,
+    /// Windows that came without a histogram but with jitter samples.
+    pub windows_without_histogram: u64,
+    /// Windows with capture drops.
+    pub windows_with_drops: u64,
+    /// HdrHistogram V2 + deflate bytes (`voqa_wire::histogram`).
+    pub histogram: Vec<u8>,
+}
+
+/// A report window's stored histogram (`Store::window_histograms`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowHistogram {
+    pub jitter_samples: u64,
+    pub capture_drops: u64,
+    /// `None` for a window shipped without one (no clock rate, or an older agent).
+    pub histogram: Option<Vec<u8>>,
+}
+
+/// One hour in nanoseconds: the granularity of `jitter_hourly`.
+pub const HOUR_NS: i64 = 3_600_000_000_000;
 
 /// One heartbeat, reduced to what uptime evaluation needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,20 +334,6 @@ impl Store {
         dispatch!(self, store => store.final_reports(agents, from_ns, to_ns).await)
     }
 
-    /// Like `final_reports` (same rows, same order) but only the indexed columns, read from
-    /// a covering index without touching the report JSON: the fast path for SLA evaluation.
-    pub async fn final_summaries(
-        &self,
-        agents: &[String],
-        from_ns: i64,
-        to_ns: i64,
-    ) -> Result<Vec<FinalSummary>, StoreError> {
-        if agents.is_empty() || from_ns >= to_ns {
-            return Ok(Vec::new());
-        }
-        dispatch!(self, store => store.final_summaries(agents, from_ns, to_ns).await)
-    }
-
     /// Counts the calls (see [`CallAggregate`]) of these agents whose last final report
     /// ends in `[from_ns, to_ns)` and how many meet each threshold, in the database: the
     /// fast path for a month of calls. An empty agent list matches nothing.
@@ -339,22 +351,58 @@ impl Store {
         dispatch!(self, store => store.call_stats(agents, from_ns, to_ns, mos_min, loss_max_pct).await)
     }
 
-    /// The calls counted by `call_stats` that miss a threshold (MOS below `mos_min`, no MOS
-    /// at all, or loss above `loss_max_pct`), ordered by agent and end, at most `limit`.
-    pub async fn calls_breaching(
+    /// The calls counted by `call_stats` that miss one threshold, worst first (ties by agent
+    /// and call key), at most `limit`.
+    pub async fn calls_worst(
         &self,
         agents: &[String],
         from_ns: i64,
         to_ns: i64,
-        mos_min: f64,
-        loss_max_pct: f64,
+        worst: Worst,
         limit: u32,
     ) -> Result<Vec<CallAggregate>, StoreError> {
         if agents.is_empty() || from_ns >= to_ns || limit == 0 {
             return Ok(Vec::new());
         }
         let limit = i64::from(limit.min(MAX_PAGE));
-        dispatch!(self, store => store.calls_breaching(agents, from_ns, to_ns, mos_min, loss_max_pct, limit).await)
+        dispatch!(self, store => store.calls_worst(agents, from_ns, to_ns, worst, limit).await)
+    }
+
+    /// The final reports of one call of one agent (`call_key` as in [`CallAggregate`]).
+    pub async fn call_finals(
+        &self,
+        agent_id: &str,
+        call_key: &str,
+    ) -> Result<Vec<StreamRow>, StoreError> {
+        dispatch!(self, store => store.call_finals(agent_id, call_key).await)
+    }
+
+    /// The merged jitter histograms of these agents for the hours starting in
+    /// `[from_ns, to_ns)`, in (hour, agent) order.
+    pub async fn jitter_hours(
+        &self,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<JitterHour>, StoreError> {
+        if agents.is_empty() || from_ns >= to_ns {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, store => store.jitter_hours(agents, from_ns, to_ns).await)
+    }
+
+    /// The jitter histograms of these agents' report windows starting in `[from_ns, to_ns)`
+    /// (for the parts of a period that are not whole hours).
+    pub async fn window_histograms(
+        &self,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<WindowHistogram>, StoreError> {
+        if agents.is_empty() || from_ns >= to_ns {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, store => store.window_histograms(agents, from_ns, to_ns).await)
     }
 
     /// Retention: deletes stream reports whose `window_end` is before `before_ns`, and batch
@@ -471,6 +519,8 @@ pub(crate) struct PreparedBatch<'a> {
     /// The batch's final reports folded per call, in key order (so that concurrent
     /// upserts on PostgreSQL lock rows in one order).
     calls: Vec<CallAggregate>,
+    /// The batch's window histograms merged per hour of window start, in hour order.
+    jitter_hours: Vec<BatchJitterHour>,
     /// Index into `heartbeats` of the newest one.
     newest_heartbeat: Option<usize>,
 }
@@ -482,6 +532,17 @@ pub(crate) struct PreparedReport<'a> {
     window_end_ns: i64,
     capture_drops: i64,
     json: String,
+    /// The decoded (validated) V2 + deflate bytes of `jitter_histogram`.
+    jitter_histogram: Option<Vec<u8>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct BatchJitterHour {
+    hour_ns: i64,
+    histogram: Histogram<u64>,
+    windows: u64,
+    windows_without_histogram: u64,
+    windows_with_drops: u64,
 }
 
 #[derive(Debug)]
@@ -512,6 +573,7 @@ impl<'a> PreparedBatch<'a> {
         let sent_at_ns = parse_time(&batch.sent_at, || "sent_at".to_string())?;
         let mut capture_drops = 0i64;
         let mut reports = Vec::with_capacity(batch.reports.len());
+        let mut jitter_hours = std::collections::BTreeMap::<i64, BatchJitterHour>::new();
         for (index, report) in batch.reports.iter().enumerate() {
             if report.agent_id != batch.agent_id {
                 return Err(StoreError::Invalid(format!(
@@ -529,14 +591,59 @@ impl<'a> PreparedBatch<'a> {
             let json = serde_json::to_string(report).map_err(|error| {
                 StoreError::Invalid(format!("reports[{index}] cannot be serialised: {error}"))
             })?;
+            let jitter_histogram = match &report.jitter_histogram {
+                None => None,
+                Some(text) => {
+                    let invalid = |error: &dyn std::fmt::Display| {
+                        StoreError::Invalid(format!("reports[{index}].jitter_histogram: {error}"))
+                    };
+                    let bytes = histogram::decode_base64(text).map_err(|e| invalid(&e))?;
+                    let decoded = histogram::decode_jitter_histogram_bytes(&bytes)
+                        .map_err(|e| invalid(&e))?;
+                    if decoded.len() > report.jitter_samples {
+                        return Err(invalid(&format!(
+                            "counts {} packets, more than jitter_samples {}",
+                            decoded.len(),
+                            report.jitter_samples
+                        )));
+                    }
+                    Some((bytes, decoded))
+                }
+            };
+            let hour_ns = window_start_ns.div_euclid(HOUR_NS) * HOUR_NS;
+            let hour = jitter_hours
+                .entry(hour_ns)
+                .or_insert_with(|| BatchJitterHour {
+                    hour_ns,
+                    histogram: histogram::new_jitter_histogram(),
+                    windows: 0,
+                    windows_without_histogram: 0,
+                    windows_with_drops: 0,
+                });
+            hour.windows += 1;
+            hour.windows_with_drops += u64::from(report.capture_drops > 0);
+            let jitter_histogram = match jitter_histogram {
+                Some((bytes, decoded)) => {
+                    hour.histogram.add(&decoded).map_err(|e| {
+                        StoreError::Invalid(format!("reports[{index}].jitter_histogram: {e:?}"))
+                    })?;
+                    Some(bytes)
+                }
+                None => {
+                    hour.windows_without_histogram += u64::from(report.jitter_samples > 0);
+                    None
+                }
+            };
             reports.push(PreparedReport {
                 report,
                 window_start_ns,
                 window_end_ns,
                 capture_drops: drops,
                 json,
+                jitter_histogram,
             });
         }
+        let jitter_hours = jitter_hours.into_values().collect();
         let mut calls = std::collections::BTreeMap::<String, CallAggregate>::new();
         for prepared in reports.iter().filter(|prepared| prepared.report.is_final) {
             fold_call(&mut calls, &batch.agent_id, prepared);
@@ -575,6 +682,7 @@ impl<'a> PreparedBatch<'a> {
             heartbeats,
             capture_drops,
             calls,
+            jitter_hours,
             newest_heartbeat,
         })
     }
@@ -657,6 +765,14 @@ fn fold_call(
         Some(call_id) => call_id.clone(),
         None => format!("stream:{}", report.stream_id),
     };
+    // A call is judged on its streams' whole-stream figures (the final report's totals),
+    // as the SLA engine does; the final window's own figures stand in if totals are absent.
+    let (mos, loss_pct, max_jitter_ms) = match &report.totals {
+        Some(totals) => (totals.mos, totals.effective_loss_pct, totals.max_jitter_ms),
+        None => (report.mos, report.effective_loss_pct, report.max_jitter_ms),
+    };
+    let mos = mos.filter(|v| v.is_finite());
+    let loss_pct = if loss_pct.is_finite() { loss_pct } else { 0.0 };
     let call = calls.entry(key).or_insert_with_key(|key| CallAggregate {
         agent_id: agent_id.to_string(),
         call_key: key.clone(),
@@ -664,16 +780,18 @@ fn fold_call(
         streams: 0,
         first_start_ns: prepared.window_start_ns,
         last_end_ns: prepared.window_end_ns,
+        last_start_ns: prepared.window_start_ns,
         min_mos: None,
-        max_loss_pct: report.effective_loss_pct,
+        max_loss_pct: loss_pct,
         max_jitter_ms: None,
     });
     call.streams = call.streams.saturating_add(1);
     call.first_start_ns = call.first_start_ns.min(prepared.window_start_ns);
     call.last_end_ns = call.last_end_ns.max(prepared.window_end_ns);
-    call.min_mos = min_option(call.min_mos, report.mos);
-    call.max_loss_pct = call.max_loss_pct.max(report.effective_loss_pct);
-    call.max_jitter_ms = max_option(call.max_jitter_ms, report.max_jitter_ms);
+    call.last_start_ns = call.last_start_ns.max(prepared.window_start_ns);
+    call.min_mos = min_option(call.min_mos, mos);
+    call.max_loss_pct = call.max_loss_pct.max(loss_pct);
+    call.max_jitter_ms = max_option(call.max_jitter_ms, max_jitter_ms);
 }
 
 fn min_option(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -698,6 +816,8 @@ const CALL_UPSERT_CONFLICT: &str = " ON CONFLICT (agent_id, call_key) DO UPDATE 
        THEN excluded.first_start_ns ELSE calls.first_start_ns END, \
      last_end_ns = CASE WHEN excluded.last_end_ns > calls.last_end_ns \
        THEN excluded.last_end_ns ELSE calls.last_end_ns END, \
+     last_start_ns = CASE WHEN excluded.last_start_ns > calls.last_start_ns \
+       THEN excluded.last_start_ns ELSE calls.last_start_ns END, \
      min_mos = CASE WHEN calls.min_mos IS NULL OR excluded.min_mos < calls.min_mos \
        THEN COALESCE(excluded.min_mos, calls.min_mos) ELSE calls.min_mos END, \
      max_loss_pct = CASE WHEN excluded.max_loss_pct > calls.max_loss_pct \
@@ -707,26 +827,25 @@ const CALL_UPSERT_CONFLICT: &str = " ON CONFLICT (agent_id, call_key) DO UPDATE 
 
 /// Columns of `calls` in the order `CallAggregate` reads them.
 const CALL_COLUMNS: &str = "agent_id, call_key, call_id, streams, first_start_ns, last_end_ns, \
-                            min_mos, max_loss_pct, max_jitter_ms";
+                            last_start_ns, min_mos, max_loss_pct, max_jitter_ms";
 
-/// Builds the `call_stats` query (one row of counts) or, with `breaching_limit`, the
-/// `calls_breaching` query, on either backend.
+/// Builds the `call_stats` query (one row of counts) or, with `worst`, the `calls_worst`
+/// query, on either backend.
 fn build_calls_query<DB>(
     select: &mut sqlx::QueryBuilder<DB>,
     agents: &[String],
     from_ns: i64,
     to_ns: i64,
-    mos_min: f64,
-    loss_max_pct: f64,
-    breaching_limit: Option<i64>,
+    counts: Option<(f64, f64)>,
+    worst: Option<(Worst, i64)>,
 ) where
     DB: sqlx::Database,
     for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    match breaching_limit {
-        None => {
+    match counts {
+        Some((mos_min, loss_max_pct)) => {
             select
                 .push(
                     "SELECT COUNT(*) AS calls, COUNT(min_mos) AS calls_with_mos, \
@@ -745,9 +864,12 @@ fn build_calls_query<DB>(
                 .push_bind(mos_min)
                 .push(" AND max_loss_pct <= ")
                 .push_bind(loss_max_pct)
-                .push(" THEN 1 ELSE 0 END), 0) AS meeting_both FROM calls WHERE agent_id IN (");
+                .push(
+                    " THEN 1 ELSE 0 END), 0) AS meeting_both, MAX(max_loss_pct) AS worst_loss_pct \
+                     FROM calls WHERE agent_id IN (",
+                );
         }
-        Some(_) => {
+        None => {
             select.push(format_args!(
                 "SELECT {CALL_COLUMNS} FROM calls WHERE agent_id IN ("
             ));
@@ -758,18 +880,26 @@ fn build_calls_query<DB>(
         list.push_bind(agent.clone());
     }
     select
-        .push(") AND last_end_ns >= ")
+        .push(") AND last_start_ns >= ")
         .push_bind(from_ns)
-        .push(" AND last_end_ns < ")
+        .push(" AND last_start_ns < ")
         .push_bind(to_ns);
-    if let Some(limit) = breaching_limit {
-        select
-            .push(" AND (min_mos IS NULL OR min_mos < ")
-            .push_bind(mos_min)
-            .push(" OR max_loss_pct > ")
-            .push_bind(loss_max_pct)
-            .push(") ORDER BY agent_id, last_end_ns, call_key LIMIT ")
-            .push_bind(limit);
+    match worst {
+        Some((Worst::MosBelow(mos_min), limit)) => {
+            select
+                .push(" AND min_mos < ")
+                .push_bind(mos_min)
+                .push(" ORDER BY min_mos, agent_id, call_key LIMIT ")
+                .push_bind(limit);
+        }
+        Some((Worst::LossAbove(loss_max_pct), limit)) => {
+            select
+                .push(" AND max_loss_pct > ")
+                .push_bind(loss_max_pct)
+                .push(" ORDER BY max_loss_pct DESC, agent_id, call_key LIMIT ")
+                .push_bind(limit);
+        }
+        None => {}
     }
 }
 
@@ -790,6 +920,7 @@ where
         streams: stored_u64(row.try_get("streams").map_err(database)?),
         first_start_ns: row.try_get("first_start_ns").map_err(database)?,
         last_end_ns: row.try_get("last_end_ns").map_err(database)?,
+        last_start_ns: row.try_get("last_start_ns").map_err(database)?,
         min_mos: row.try_get("min_mos").map_err(database)?,
         max_loss_pct: row.try_get("max_loss_pct").map_err(database)?,
         max_jitter_ms: row.try_get("max_jitter_ms").map_err(database)?,
@@ -802,6 +933,7 @@ where
     R: sqlx::Row,
     for<'r> &'r str: sqlx::ColumnIndex<R>,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     let database = |source| StoreError::Database { backend, source };
     let count = |name: &str| -> Result<u64, StoreError> {
@@ -813,7 +945,34 @@ where
         meeting_mos: count("meeting_mos")?,
         meeting_loss: count("meeting_loss")?,
         meeting_both: count("meeting_both")?,
+        worst_loss_pct: row.try_get("worst_loss_pct").map_err(database)?,
     })
+}
+
+/// The stored bytes of an agent-hour with `add` merged in.
+fn merge_hour(
+    backend: &'static str,
+    key: &str,
+    stored: Option<&[u8]>,
+    add: &Histogram<u64>,
+) -> Result<(u64, Vec<u8>), StoreError> {
+    let corrupt = |message: String| StoreError::Corrupt {
+        backend,
+        table: "jitter_hourly",
+        key: key.to_string(),
+        message,
+    };
+    let mut total = match stored {
+        Some(bytes) => {
+            histogram::decode_jitter_histogram_bytes(bytes).map_err(|e| corrupt(e.to_string()))?
+        }
+        None => histogram::new_jitter_histogram(),
+    };
+    total.add(add).map_err(|e| corrupt(format!("{e:?}")))?;
+    let bytes = histogram::HistogramEncoder::new()
+        .encode_bytes(&total)
+        .ok_or_else(|| corrupt("cannot serialise".to_string()))?;
+    Ok((total.len(), bytes))
 }
 
 fn parse_time(text: &str, field: impl FnOnce() -> String) -> Result<i64, StoreError> {
@@ -1646,26 +1805,6 @@ mod tests {
             sla.iter()
                 .all(|row| row.is_final && row.report.totals.is_some())
         );
-        let summaries = store
-            .final_summaries(&customer_agents, DAY_NS, DAY_NS + 1011 * SECOND)
-            .await
-            .expect("final_summaries");
-        assert_eq!(
-            summaries.iter().map(|row| row.id).collect::<Vec<_>>(),
-            ids(&sla)
-        );
-        let first_summary = summaries.first().expect("a summary");
-        let first_final = sla.first().expect("a final");
-        assert_eq!(first_summary.src, first_final.report.src);
-        assert_eq!(first_summary.mos, first_final.report.mos);
-        assert_eq!(
-            first_summary.max_jitter_ms,
-            first_final.report.max_jitter_ms
-        );
-        assert_eq!(
-            first_summary.effective_loss_pct,
-            first_final.report.effective_loss_pct
-        );
         assert!(
             store
                 .final_reports(&["a2".into()], DAY_NS, DAY_NS + 1000 * SECOND)
@@ -1675,6 +1814,9 @@ mod tests {
         );
 
         // ---- call aggregates (a2's call-x was folded over three batches) ----
+        // Calls are judged on their streams' totals: loss 0.03 %, max jitter 2.5 ms, MOS as
+        // in the report. a1: call-0 (streams 0, 1: MOS 3.5, 3.7), call-1 (3.9, 4.1), call-2
+        // (4.3); their finals start at 60 s. a2: call-x (60 streams, MOS 2.0..4.4), at 1000 s.
         assert_eq!(
             store
                 .call_stats(&customer_agents, whole_day.0, whole_day.1, 4.0, 1.0)
@@ -1685,26 +1827,42 @@ mod tests {
                 calls_with_mos: 4,
                 meeting_mos: 1,
                 meeting_loss: 4,
-                meeting_both: 1
+                meeting_both: 1,
+                worst_loss_pct: Some(0.03),
             }
         );
         let strict = store
-            .call_stats(&customer_agents, whole_day.0, whole_day.1, 3.0, 0.1)
+            .call_stats(&customer_agents, whole_day.0, whole_day.1, 3.0, 0.01)
             .await
             .expect("strict");
         assert_eq!(
             (strict.meeting_mos, strict.meeting_loss, strict.meeting_both),
             (3, 0, 0)
         );
+        let calls_in = |from_s: i64, to_s: i64| {
+            let store = store.clone();
+            let agents = customer_agents.clone();
+            async move {
+                store
+                    .call_stats(
+                        &agents,
+                        DAY_NS + from_s * SECOND,
+                        DAY_NS + to_s * SECOND,
+                        4.0,
+                        1.0,
+                    )
+                    .await
+                    .expect("call_stats")
+                    .calls
+            }
+        };
         assert_eq!(
-            store
-                .call_stats(&customer_agents, DAY_NS, DAY_NS + 92 * SECOND, 4.0, 1.0)
-                .await
-                .expect("early calls")
-                .calls,
-            1,
-            "only call-0 ends before 92 s"
+            calls_in(0, 60).await,
+            0,
+            "a call belongs where its last final starts"
         );
+        assert_eq!(calls_in(0, 61).await, 3);
+        assert_eq!(calls_in(61, 86_400).await, 1);
         assert_eq!(
             store
                 .call_stats(&[], whole_day.0, whole_day.1, 4.0, 1.0)
@@ -1712,17 +1870,20 @@ mod tests {
                 .expect("no agents"),
             CallStats::default()
         );
-        let breaching = store
-            .calls_breaching(&customer_agents, whole_day.0, whole_day.1, 4.0, 1.0, 10)
+        let low_mos = store
+            .calls_worst(
+                &customer_agents,
+                whole_day.0,
+                whole_day.1,
+                Worst::MosBelow(4.0),
+                10,
+            )
             .await
-            .expect("breaching");
-        let keys: Vec<&str> = breaching
-            .iter()
-            .map(|call| call.call_key.as_str())
-            .collect();
-        assert_eq!(keys, ["call-0", "call-1", "call-x"]);
+            .expect("low MOS");
+        let keys: Vec<&str> = low_mos.iter().map(|call| call.call_key.as_str()).collect();
+        assert_eq!(keys, ["call-x", "call-0", "call-1"], "lowest MOS first");
         assert_eq!(
-            breaching.get(2),
+            low_mos.first(),
             Some(&CallAggregate {
                 agent_id: "a2".into(),
                 call_key: "call-x".into(),
@@ -1730,22 +1891,79 @@ mod tests {
                 streams: 60,
                 first_start_ns: DAY_NS + 1000 * SECOND,
                 last_end_ns: DAY_NS + 1010 * SECOND,
+                last_start_ns: DAY_NS + 1000 * SECOND,
                 min_mos: Some(2.0),
-                max_loss_pct: 0.2,
-                max_jitter_ms: Some(7.5),
+                max_loss_pct: 0.03,
+                max_jitter_ms: Some(2.5),
             })
         );
         assert_eq!(
-            breaching.first().map(|call| (call.streams, call.min_mos)),
+            low_mos.get(1).map(|call| (call.streams, call.min_mos)),
             Some((2, Some(3.5)))
+        );
+        let high_loss = store
+            .calls_worst(
+                &customer_agents,
+                whole_day.0,
+                whole_day.1,
+                Worst::LossAbove(0.01),
+                10,
+            )
+            .await
+            .expect("high loss");
+        let keys: Vec<&str> = high_loss
+            .iter()
+            .map(|call| call.call_key.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            ["call-0", "call-1", "call-2", "call-x"],
+            "ties by agent, key"
+        );
+        assert!(
+            store
+                .calls_worst(
+                    &customer_agents,
+                    whole_day.0,
+                    whole_day.1,
+                    Worst::LossAbove(0.03),
+                    10
+                )
+                .await
+                .expect("none above")
+                .is_empty()
         );
         assert_eq!(
             store
-                .calls_breaching(&customer_agents, whole_day.0, whole_day.1, 4.0, 1.0, 1)
+                .calls_worst(
+                    &customer_agents,
+                    whole_day.0,
+                    whole_day.1,
+                    Worst::MosBelow(4.0),
+                    1
+                )
                 .await
                 .expect("limited")
                 .len(),
             1
+        );
+        let finals = store
+            .call_finals("a1", "call-0")
+            .await
+            .expect("call finals");
+        assert_eq!(
+            finals
+                .iter()
+                .map(|row| row.stream_id.as_str())
+                .collect::<Vec<_>>(),
+            [format!("{:016x}", 0), format!("{:016x}", 1)]
+        );
+        assert!(
+            store
+                .call_finals("a2", "call-0")
+                .await
+                .expect("other agent")
+                .is_empty()
         );
 
         // ---- tokens ----
@@ -1847,6 +2065,167 @@ mod tests {
             IngestOutcome::Duplicate
         );
         assert_eq!(store.delete_reports_before(0).await.expect("no-op"), 0);
+
+        // ---- jitter histograms: hourly rollups, single windows, retention ----
+        let hist = |value_us: u64, count: u64| {
+            let mut h = histogram::new_jitter_histogram();
+            h.record_n(value_us, count).expect("in range");
+            histogram::HistogramEncoder::new()
+                .encode(&h)
+                .expect("encodes")
+        };
+        let with = |mut r: StreamReport, samples: u64, text: Option<String>, drops: u64| {
+            r.jitter_samples = samples;
+            r.jitter_histogram = text;
+            r.capture_drops = drops;
+            r
+        };
+        // Hour 1 (3600 s..): 100 packets at 2 ms, 100 at 40 ms, then (second batch) 100 at
+        // 2 ms in a window with capture drops, and a window of 7 samples without histogram.
+        // Hour 2: 50 packets at 12.5 ms.
+        let first = vec![
+            with(
+                report("h1", 5000, None, 3600, 3610, false, None),
+                100,
+                Some(hist(2_000, 100)),
+                0,
+            ),
+            with(
+                report("h1", 5000, None, 3610, 3620, false, None),
+                100,
+                Some(hist(40_000, 100)),
+                0,
+            ),
+            with(
+                report("h1", 5001, None, 7200, 7210, false, None),
+                50,
+                Some(hist(12_500, 50)),
+                0,
+            ),
+        ];
+        let second = vec![
+            with(
+                report("h1", 5002, None, 3620, 3630, false, None),
+                100,
+                Some(hist(2_000, 100)),
+                3,
+            ),
+            with(
+                report("h1", 5003, None, 3630, 3640, false, None),
+                7,
+                None,
+                0,
+            ),
+        ];
+        store
+            .ingest(&batch("h1-1", "h1", first, vec![]), DAY_NS + 7300 * SECOND)
+            .await
+            .expect("h1-1");
+        store
+            .ingest(&batch("h1-2", "h1", second, vec![]), DAY_NS + 7300 * SECOND)
+            .await
+            .expect("h1-2");
+        let hour = |h: i64| DAY_NS + h * 3600 * SECOND;
+        let check_hours = |hours: Vec<JitterHour>| {
+            let summary: Vec<(i64, u64, u64, u64, u64)> = hours
+                .iter()
+                .map(|h| {
+                    (
+                        h.hour_ns,
+                        h.samples,
+                        h.windows,
+                        h.windows_without_histogram,
+                        h.windows_with_drops,
+                    )
+                })
+                .collect();
+            assert_eq!(summary, [(hour(1), 300, 4, 1, 1), (hour(2), 50, 1, 0, 0)]);
+            let merged =
+                histogram::decode_jitter_histogram_bytes(&hours[0].histogram).expect("decodes");
+            assert_eq!(merged.len(), 300);
+            // 200 at 2,000 µs (bucket 2,000..2,007 → 2.004 ms), 100 at 40,000 µs (→ 40.064 ms).
+            assert_eq!(histogram::quantile_ms(&merged, 0.5), Some(2.004));
+            assert_eq!(histogram::quantile_ms(&merged, 0.9), Some(40.064));
+        };
+        let h1 = ["h1".to_string()];
+        check_hours(
+            store
+                .jitter_hours(&h1, hour(0), hour(3))
+                .await
+                .expect("hours"),
+        );
+        assert_eq!(
+            store
+                .jitter_hours(&h1, hour(2), hour(3))
+                .await
+                .expect("hour 2")
+                .len(),
+            1
+        );
+        let windows = store
+            .window_histograms(&h1, DAY_NS + 3600 * SECOND, DAY_NS + 3625 * SECOND)
+            .await
+            .expect("windows");
+        let mut seen: Vec<(u64, u64, bool)> = windows
+            .iter()
+            .map(|w| (w.jitter_samples, w.capture_drops, w.histogram.is_some()))
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, [(100, 0, true), (100, 0, true), (100, 3, true)]);
+        // Bad histograms are refused, naming the field, and nothing of the batch is kept.
+        for (text, samples, why) in [
+            ("AAAA".to_string(), 5, "jitter_histogram"),
+            (hist(2_000, 10), 5, "more than jitter_samples"),
+        ] {
+            let bad = vec![
+                with(
+                    report("h1", 5004, None, 3650, 3660, false, None),
+                    5,
+                    Some(hist(1_000, 5)),
+                    0,
+                ),
+                with(
+                    report("h1", 5005, None, 3660, 3670, false, None),
+                    samples,
+                    Some(text),
+                    0,
+                ),
+            ];
+            let error = store
+                .ingest(&batch("h1-bad", "h1", bad, vec![]), DAY_NS + 7300 * SECOND)
+                .await
+                .expect_err("bad histogram");
+            assert!(matches!(error, StoreError::Invalid(_)), "{error}");
+            assert!(
+                error.to_string().contains("reports[1].jitter_histogram"),
+                "{error}"
+            );
+            assert!(error.to_string().contains(why), "{error}");
+        }
+        check_hours(
+            store
+                .jitter_hours(&h1, hour(0), hour(3))
+                .await
+                .expect("unchanged"),
+        );
+        // Retention drops the windows and keeps the rollups.
+        store
+            .delete_reports_before(DAY_NS + 86_400 * SECOND)
+            .await
+            .expect("retention");
+        assert!(
+            store
+                .window_histograms(&h1, DAY_NS, DAY_NS + 86_400 * SECOND)
+                .await
+                .expect("windows gone")
+                .is_empty()
+        );
+        check_hours(
+            store
+                .jitter_hours(&h1, hour(0), hour(3))
+                .await
+                .expect("rollups kept"),
+        );
     }
 
     // ---- SQLite ----
@@ -1864,7 +2243,11 @@ mod tests {
         store.close().await;
         // Reopening an existing database applies no migration twice.
         let store = Store::open(&sqlite_url(&dir)).await.expect("reopen");
-        assert_eq!(store.agents().await.expect("agents").len(), 3);
+        assert_eq!(
+            store.agents().await.expect("agents").len(),
+            4,
+            "a1, a2, a3 and h1"
+        );
     }
 
     #[tokio::test]
@@ -2114,22 +2497,6 @@ mod tests {
             "ingested {reports} reports ({:.0} bytes of JSON each) in {elapsed:.2} s: {:.0} reports/s",
             bytes as f64 / reports,
             reports / elapsed
-        );
-        let started = std::time::Instant::now();
-        let finals = store
-            .final_summaries(
-                &(0..AGENTS)
-                    .map(|agent| format!("agent-{agent}"))
-                    .collect::<Vec<_>>(),
-                DAY_NS,
-                DAY_NS + 86_400 * SECOND,
-            )
-            .await
-            .expect("summaries");
-        println!(
-            "final_summaries: {} rows in {:.3} s",
-            finals.len(),
-            started.elapsed().as_secs_f64()
         );
         let started = std::time::Instant::now();
         let finals = store

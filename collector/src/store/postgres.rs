@@ -14,10 +14,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::{
-    AgentRow, CALL_COLUMNS, CALL_UPSERT_CONFLICT, CallAggregate, CallStats, FinalSummary,
-    HeartbeatRow, IngestOutcome, PreparedBatch, PreparedReport, RETENTION_CHUNK, StoreError,
-    StreamQuery, StreamRow, TokenRow, build_calls_query, call_aggregate, call_stats_row,
-    parse_json, saturating_i64, stored_u64,
+    AgentRow, CALL_COLUMNS, CALL_UPSERT_CONFLICT, CallAggregate, CallStats, HOUR_NS, HeartbeatRow,
+    IngestOutcome, JitterHour, PreparedBatch, PreparedReport, RETENTION_CHUNK, StoreError,
+    StreamQuery, StreamRow, TokenRow, WindowHistogram, Worst, build_calls_query, call_aggregate,
+    call_stats_row, merge_hour, parse_json, saturating_i64, stored_u64,
 };
 
 pub(crate) const BACKEND: &str = "postgres";
@@ -93,10 +93,10 @@ impl PgStore {
             sqlx::query(
                 "INSERT INTO stream_reports (agent_id, stream_id, call_id, src, dst, \
                  window_start_ns, window_end_ns, is_final, mos, effective_loss_pct, \
-                 max_jitter_ms, capture_drops, report) \
+                 max_jitter_ms, capture_drops, report, jitter_histogram) \
                  SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
                  $6::int8[], $7::int8[], $8::bool[], $9::float8[], $10::float8[], $11::float8[], \
-                 $12::int8[], $13::text[])",
+                 $12::int8[], $13::text[], $14::bytea[])",
             )
             .bind(column(reports, |r| r.report.agent_id.as_str()))
             .bind(column(reports, |r| r.report.stream_id.as_str()))
@@ -136,6 +136,12 @@ impl PgStore {
             )
             .bind(reports.iter().map(|r| r.capture_drops).collect::<Vec<_>>())
             .bind(column(reports, |r| r.json.as_str()))
+            .bind(
+                reports
+                    .iter()
+                    .map(|r| r.jitter_histogram.as_deref())
+                    .collect::<Vec<_>>(),
+            )
             .execute(&mut *tx)
             .await
             .map_err(database)?;
@@ -145,8 +151,8 @@ impl PgStore {
             let calls = &batch.calls;
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO calls ({CALL_COLUMNS}) SELECT * FROM UNNEST($1::text[], $2::text[], \
-                 $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::float8[], $8::float8[], \
-                 $9::float8[]){CALL_UPSERT_CONFLICT}"
+                 $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::float8[], \
+                 $9::float8[], $10::float8[]){CALL_UPSERT_CONFLICT}"
             )))
             .bind(
                 calls
@@ -174,6 +180,7 @@ impl PgStore {
             )
             .bind(calls.iter().map(|c| c.first_start_ns).collect::<Vec<_>>())
             .bind(calls.iter().map(|c| c.last_end_ns).collect::<Vec<_>>())
+            .bind(calls.iter().map(|c| c.last_start_ns).collect::<Vec<_>>())
             .bind(calls.iter().map(|c| c.min_mos).collect::<Vec<_>>())
             .bind(calls.iter().map(|c| c.max_loss_pct).collect::<Vec<_>>())
             .bind(calls.iter().map(|c| c.max_jitter_ms).collect::<Vec<_>>())
@@ -196,6 +203,8 @@ impl PgStore {
             .await
             .map_err(database)?;
         }
+
+        Self::merge_jitter_hours(&mut tx, batch).await?;
 
         let newest = batch.newest_heartbeat();
         sqlx::query(
@@ -360,43 +369,6 @@ impl PgStore {
         rows.iter().map(stream_row).collect()
     }
 
-    pub(crate) async fn final_summaries(
-        &self,
-        agents: &[String],
-        from_ns: i64,
-        to_ns: i64,
-    ) -> Result<Vec<FinalSummary>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, agent_id, stream_id, call_id, src, dst, window_start_ns, window_end_ns, \
-             mos, effective_loss_pct, max_jitter_ms FROM stream_reports \
-             WHERE is_final AND agent_id = ANY($1) AND window_end_ns >= $2 AND window_end_ns < $3 \
-             ORDER BY agent_id, window_end_ns, id",
-        )
-        .bind(agents)
-        .bind(from_ns)
-        .bind(to_ns)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(database)?;
-        rows.iter()
-            .map(|row| {
-                Ok(FinalSummary {
-                    id: row.try_get("id").map_err(database)?,
-                    agent_id: row.try_get("agent_id").map_err(database)?,
-                    stream_id: row.try_get("stream_id").map_err(database)?,
-                    call_id: row.try_get("call_id").map_err(database)?,
-                    src: row.try_get("src").map_err(database)?,
-                    dst: row.try_get("dst").map_err(database)?,
-                    window_start_ns: row.try_get("window_start_ns").map_err(database)?,
-                    window_end_ns: row.try_get("window_end_ns").map_err(database)?,
-                    mos: row.try_get("mos").map_err(database)?,
-                    effective_loss_pct: row.try_get("effective_loss_pct").map_err(database)?,
-                    max_jitter_ms: row.try_get("max_jitter_ms").map_err(database)?,
-                })
-            })
-            .collect()
-    }
-
     pub(crate) async fn call_stats(
         &self,
         agents: &[String],
@@ -411,8 +383,7 @@ impl PgStore {
             agents,
             from_ns,
             to_ns,
-            mos_min,
-            loss_max_pct,
+            Some((mos_min, loss_max_pct)),
             None,
         );
         let row = select
@@ -423,13 +394,12 @@ impl PgStore {
         call_stats_row(&row, BACKEND)
     }
 
-    pub(crate) async fn calls_breaching(
+    pub(crate) async fn calls_worst(
         &self,
         agents: &[String],
         from_ns: i64,
         to_ns: i64,
-        mos_min: f64,
-        loss_max_pct: f64,
+        worst: Worst,
         limit: i64,
     ) -> Result<Vec<CallAggregate>, StoreError> {
         let mut select = QueryBuilder::<Postgres>::new("");
@@ -438,9 +408,8 @@ impl PgStore {
             agents,
             from_ns,
             to_ns,
-            mos_min,
-            loss_max_pct,
-            Some(limit),
+            None,
+            Some((worst, limit)),
         );
         let rows = select
             .build()
@@ -450,6 +419,170 @@ impl PgStore {
         rows.iter()
             .map(|row| call_aggregate(row, BACKEND))
             .collect()
+    }
+
+    pub(crate) async fn call_finals(
+        &self,
+        agent_id: &str,
+        call_key: &str,
+    ) -> Result<Vec<StreamRow>, StoreError> {
+        let select = match call_key.strip_prefix("stream:") {
+            Some(stream_id) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {REPORT_COLUMNS} FROM stream_reports WHERE is_final AND agent_id = $1 \
+                 AND stream_id = $2 AND call_id IS NULL ORDER BY window_end_ns, id"
+            )))
+            .bind(agent_id)
+            .bind(stream_id),
+            None => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {REPORT_COLUMNS} FROM stream_reports WHERE is_final AND agent_id = $1 \
+                 AND call_id = $2 ORDER BY window_end_ns, id"
+            )))
+            .bind(agent_id)
+            .bind(call_key),
+        };
+        let rows = select.fetch_all(&self.pool).await.map_err(database)?;
+        rows.iter().map(stream_row).collect()
+    }
+
+    pub(crate) async fn jitter_hours(
+        &self,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<JitterHour>, StoreError> {
+        let mut select = QueryBuilder::<Postgres>::new(
+            "SELECT agent_id, hour_ns, samples, windows, windows_without_histogram, \
+             windows_with_drops, histogram FROM jitter_hourly WHERE agent_id IN (",
+        );
+        let mut list = select.separated(", ");
+        for agent in agents {
+            list.push_bind(agent.clone());
+        }
+        select
+            .push(") AND hour_ns >= ")
+            .push_bind(from_ns)
+            .push(" AND hour_ns < ")
+            .push_bind(to_ns)
+            .push(" ORDER BY hour_ns, agent_id");
+        let rows = select
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(database)?;
+        rows.iter()
+            .map(|row| {
+                Ok(JitterHour {
+                    agent_id: row.try_get("agent_id").map_err(database)?,
+                    hour_ns: row.try_get("hour_ns").map_err(database)?,
+                    samples: stored_u64(row.try_get("samples").map_err(database)?),
+                    windows: stored_u64(row.try_get("windows").map_err(database)?),
+                    windows_without_histogram: stored_u64(
+                        row.try_get("windows_without_histogram").map_err(database)?,
+                    ),
+                    windows_with_drops: stored_u64(
+                        row.try_get("windows_with_drops").map_err(database)?,
+                    ),
+                    histogram: row.try_get("histogram").map_err(database)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn window_histograms(
+        &self,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<WindowHistogram>, StoreError> {
+        let mut select = QueryBuilder::<Postgres>::new(
+            "SELECT id, capture_drops, jitter_histogram, report FROM stream_reports \
+             WHERE agent_id IN (",
+        );
+        let mut list = select.separated(", ");
+        for agent in agents {
+            list.push_bind(agent.clone());
+        }
+        select
+            .push(") AND window_start_ns >= ")
+            .push_bind(from_ns)
+            .push(" AND window_start_ns < ")
+            .push_bind(to_ns);
+        let rows = select
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(database)?;
+        rows.iter()
+            .map(|row| {
+                let id: i64 = row.try_get("id").map_err(database)?;
+                let histogram: Option<Vec<u8>> =
+                    row.try_get("jitter_histogram").map_err(database)?;
+                // jitter_samples lives only in the JSON; read just that field.
+                let json: String = row.try_get("report").map_err(database)?;
+                let samples: SamplesOnly =
+                    parse_json(BACKEND, "stream_reports", &id.to_string(), &json)?;
+                Ok(WindowHistogram {
+                    jitter_samples: samples.jitter_samples,
+                    capture_drops: stored_u64(row.try_get("capture_drops").map_err(database)?),
+                    histogram,
+                })
+            })
+            .collect()
+    }
+
+    /// Merges the batch's hourly histograms into `jitter_hourly`, inside the ingest
+    /// transaction (hours in ascending order, so concurrent ingests lock rows in one order).
+    async fn merge_jitter_hours(
+        tx: &mut sqlx::Transaction<'_, Postgres>,
+        batch: &PreparedBatch<'_>,
+    ) -> Result<(), StoreError> {
+        let agent_id = batch.batch.agent_id.as_str();
+        for hour in &batch.jitter_hours {
+            sqlx::query(
+                "INSERT INTO jitter_hourly (agent_id, hour_ns, samples, windows, \
+                 windows_without_histogram, windows_with_drops, histogram) \
+                 VALUES ($1, $2, 0, 0, 0, 0, $3) ON CONFLICT (agent_id, hour_ns) DO NOTHING",
+            )
+            .bind(agent_id)
+            .bind(hour.hour_ns)
+            .bind(Vec::<u8>::new())
+            .execute(&mut **tx)
+            .await
+            .map_err(database)?;
+            let stored: Option<Vec<u8>> = sqlx::query_scalar(
+                "SELECT histogram FROM jitter_hourly WHERE agent_id = $1 AND hour_ns = $2 FOR UPDATE",
+            )
+            .bind(agent_id)
+            .bind(hour.hour_ns)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(database)?;
+            let key = format!("{agent_id}@{}", hour.hour_ns / HOUR_NS);
+            let stored = stored.filter(|bytes| !bytes.is_empty());
+            let (samples, bytes) = merge_hour(BACKEND, &key, stored.as_deref(), &hour.histogram)?;
+            sqlx::query(
+                "INSERT INTO jitter_hourly (agent_id, hour_ns, samples, histogram, windows, \
+                 windows_without_histogram, windows_with_drops) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (agent_id, hour_ns) DO UPDATE SET \
+                 samples = excluded.samples, histogram = excluded.histogram, \
+                 windows = jitter_hourly.windows + excluded.windows, \
+                 windows_without_histogram = jitter_hourly.windows_without_histogram \
+                   + excluded.windows_without_histogram, \
+                 windows_with_drops = jitter_hourly.windows_with_drops + excluded.windows_with_drops",
+            )
+            .bind(agent_id)
+            .bind(hour.hour_ns)
+            .bind(saturating_i64(samples))
+            .bind(bytes)
+            .bind(saturating_i64(hour.windows))
+            .bind(saturating_i64(hour.windows_without_histogram))
+            .bind(saturating_i64(hour.windows_with_drops))
+            .execute(&mut **tx)
+            .await
+            .map_err(database)?;
+        }
+        Ok(())
     }
 
     pub(crate) async fn delete_reports_before(&self, before_ns: i64) -> Result<u64, StoreError> {
@@ -545,4 +678,10 @@ fn stream_row(row: &PgRow) -> Result<StreamRow, StoreError> {
         mos: row.try_get("mos").map_err(database)?,
         report: parse_json(BACKEND, "stream_reports", &id.to_string(), json)?,
     })
+}
+
+/// The one field of a stored report JSON that `window_histograms` needs.
+#[derive(serde::Deserialize)]
+struct SamplesOnly {
+    jitter_samples: u64,
 }

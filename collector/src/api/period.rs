@@ -1,0 +1,247 @@
+//! Loads what the SLA engine needs for one customer and period from the store: per-call
+//! aggregates, hourly jitter rollups (plus single windows for the parts of the period that
+//! are not whole hours) and heartbeats. A customer narrowed to subnets is evaluated from its
+//! stream reports instead, because the aggregates do not record media addresses.
+//! Holds no SLA rules (those are in `sla`) and writes nothing.
+
+use voqa_wire::histogram::decode_jitter_histogram_bytes;
+
+use super::ApiError;
+use super::AppState;
+use crate::sla::{self, BreachingCall, CallFacts, EVIDENCE_LIMIT, HeartbeatPoint, PeriodFacts};
+use crate::store::{CallAggregate, HOUR_NS, Store, StreamQuery, Worst};
+
+fn internal(error: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(error.to_string())
+}
+
+/// Evaluates a customer's commitments over `[from, to)`.
+pub async fn evaluate(
+    state: &AppState,
+    customer: &sla::Customer,
+    from: i64,
+    to: i64,
+) -> Result<sla::Evaluation, ApiError> {
+    let facts = if customer.subnets.is_empty() {
+        facts_from_aggregates(&state.store, customer, from, to).await?
+    } else {
+        facts_from_reports(&state.store, customer, from, to).await?
+    };
+    let points = heartbeat_points(&state.store, customer, from, to).await?;
+    Ok(sla::judge(customer, from, to, &facts, &points))
+}
+
+async fn heartbeat_points(
+    store: &Store,
+    customer: &sla::Customer,
+    from: i64,
+    to: i64,
+) -> Result<Vec<HeartbeatPoint>, ApiError> {
+    let beats = store
+        .heartbeats(&customer.agents, from, to)
+        .await
+        .map_err(internal)?;
+    Ok(beats
+        .into_iter()
+        .map(|h| HeartbeatPoint {
+            agent_id: h.agent_id,
+            time_ns: h.time_ns,
+            processes_down: if h.any_process_down {
+                vec!["watched process".to_owned()]
+            } else {
+                Vec::new()
+            },
+            kernel_drops_total: h.kernel_drops_total,
+        })
+        .collect())
+}
+
+/// The slow path: every report of the period, folded by the SLA engine.
+async fn facts_from_reports(
+    store: &Store,
+    customer: &sla::Customer,
+    from: i64,
+    to: i64,
+) -> Result<PeriodFacts, ApiError> {
+    const PAGE: u32 = 10_000;
+    let mut reports = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .streams(&StreamQuery {
+                agents: Some(customer.agents.clone()),
+                agent: None,
+                from_ns: from,
+                to_ns: to,
+                max_mos: None,
+                final_only: false,
+                after,
+                limit: PAGE,
+            })
+            .await
+            .map_err(internal)?;
+        let full = page.len() == PAGE as usize;
+        after = page.last().map(|r| (r.window_end_ns, r.id));
+        reports.extend(
+            page.into_iter()
+                .map(|r| r.report)
+                .filter(|r| sla::in_subnets(customer, r)),
+        );
+        if !full {
+            break;
+        }
+    }
+    let customer = customer.clone();
+    tokio::task::spawn_blocking(move || sla::facts_from_reports(&customer, from, to, &reports))
+        .await
+        .map_err(internal)
+}
+
+/// The fast path: counts and worst calls from `calls`, jitter from `jitter_hourly`.
+async fn facts_from_aggregates(
+    store: &Store,
+    customer: &sla::Customer,
+    from: i64,
+    to: i64,
+) -> Result<PeriodFacts, ApiError> {
+    let agents = &customer.agents;
+    let c = &customer.commitments;
+    let stats = store
+        .call_stats(agents, from, to, c.mos_min, c.loss_max_pct)
+        .await
+        .map_err(internal)?;
+    let limit = EVIDENCE_LIMIT as u32;
+    let low_mos = store
+        .calls_worst(agents, from, to, Worst::MosBelow(c.mos_min), limit)
+        .await
+        .map_err(internal)?;
+    let high_loss = store
+        .calls_worst(agents, from, to, Worst::LossAbove(c.loss_max_pct), limit)
+        .await
+        .map_err(internal)?;
+    let mut low = Vec::with_capacity(low_mos.len());
+    for call in &low_mos {
+        low.push(breaching_call(store, call, Worst::MosBelow(c.mos_min)).await?);
+    }
+    let mut high = Vec::with_capacity(high_loss.len());
+    for call in &high_loss {
+        high.push(breaching_call(store, call, Worst::LossAbove(c.loss_max_pct)).await?);
+    }
+
+    // Whole hours from the rollups, the rest window by window.
+    let first_hour = from.div_euclid(HOUR_NS) * HOUR_NS
+        + if from.rem_euclid(HOUR_NS) == 0 {
+            0
+        } else {
+            HOUR_NS
+        };
+    let last_hour = to.div_euclid(HOUR_NS) * HOUR_NS;
+    let (hours, edges) = if first_hour < last_hour {
+        let hours = store
+            .jitter_hours(agents, first_hour, last_hour)
+            .await
+            .map_err(internal)?;
+        let mut edges = store
+            .window_histograms(agents, from, first_hour)
+            .await
+            .map_err(internal)?;
+        edges.extend(
+            store
+                .window_histograms(agents, last_hour, to)
+                .await
+                .map_err(internal)?,
+        );
+        (hours, edges)
+    } else {
+        let edges = store
+            .window_histograms(agents, from, to)
+            .await
+            .map_err(internal)?;
+        (Vec::new(), edges)
+    };
+
+    let (jitter, reports_used, windows_with_drops) = tokio::task::spawn_blocking(move || {
+        let mut jitter = sla::JitterFacts::default();
+        let mut windows_with_drops = 0u64;
+        for hour in &hours {
+            jitter.hourly_rollups += 1;
+            jitter.windows += hour.windows;
+            jitter.windows_without_histogram += hour.windows_without_histogram;
+            windows_with_drops += hour.windows_with_drops;
+            // Rollups were written by this collector from validated histograms.
+            if let Ok(h) = decode_jitter_histogram_bytes(&hour.histogram) {
+                let _ = jitter.histogram.add(&h);
+            }
+        }
+        for window in &edges {
+            jitter.single_windows += 1;
+            jitter.windows += 1;
+            windows_with_drops += u64::from(window.capture_drops > 0);
+            match window
+                .histogram
+                .as_deref()
+                .map(decode_jitter_histogram_bytes)
+            {
+                Some(Ok(h)) if jitter.histogram.add(&h).is_ok() => {}
+                _ if window.jitter_samples > 0 => jitter.windows_without_histogram += 1,
+                _ => {}
+            }
+        }
+        let reports_used = jitter.windows;
+        (jitter, reports_used, windows_with_drops)
+    })
+    .await
+    .map_err(internal)?;
+
+    Ok(PeriodFacts {
+        calls: CallFacts {
+            calls: stats.calls,
+            with_mos: stats.calls_with_mos,
+            meeting_mos: stats.meeting_mos,
+            with_loss: stats.calls,
+            within_loss: stats.meeting_loss,
+            worst_loss: stats.worst_loss_pct,
+            low_mos: low,
+            high_loss: high,
+        },
+        jitter,
+        reports_used,
+        windows_with_drops,
+    })
+}
+
+/// A breaching call's evidence entry: its value from the aggregate, and the stream that
+/// set it from the call's final reports while they are retained.
+async fn breaching_call(
+    store: &Store,
+    call: &CallAggregate,
+    worst: Worst,
+) -> Result<BreachingCall, ApiError> {
+    let finals = store
+        .call_finals(&call.agent_id, &call.call_key)
+        .await
+        .map_err(internal)?;
+    let value = match worst {
+        Worst::MosBelow(_) => call.min_mos.unwrap_or(f64::NAN),
+        Worst::LossAbove(_) => call.max_loss_pct,
+    };
+    let stream_value = |row: &crate::store::StreamRow| {
+        let totals = row.report.totals.as_ref();
+        match worst {
+            Worst::MosBelow(_) => totals.and_then(|t| t.mos),
+            Worst::LossAbove(_) => totals.map(|t| t.effective_loss_pct),
+        }
+    };
+    let stream = finals
+        .iter()
+        .filter(|row| stream_value(row) == Some(value))
+        .min_by(|a, b| a.report.stream_id.cmp(&b.report.stream_id));
+    Ok(BreachingCall {
+        call_id: call.call_id.clone(),
+        value,
+        agent: call.agent_id.clone(),
+        worst_stream: stream.map(|row| row.report.stream_id.clone()),
+        src: stream.map(|row| row.report.src.clone()),
+        dst: stream.map(|row| row.report.dst.clone()),
+    })
+}
