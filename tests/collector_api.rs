@@ -28,6 +28,18 @@ jitter_p95_max_ms = 30.0
 uptime_min_pct = 99.95
 
 [[customers]]
+id = "acme-subnets"
+name = "ACME, narrowed to its media peers (evaluated from stream reports)"
+agents = ["fra-media-1"]
+subnets = ["203.0.113.0/24"]
+[customers.commitments]
+mos_min = 4.0
+calls_meeting_pct = 95.0
+loss_max_pct = 1.0
+jitter_p95_max_ms = 30.0
+uptime_min_pct = 99.95
+
+[[customers]]
 id = "globex"
 name = "Globex"
 agents = ["nyc-media-1"]
@@ -407,6 +419,7 @@ async fn ingest_is_idempotent_and_bad_bodies_store_nothing() {
         ("bad batch id", json_bytes(&Batch { batch_id: "nope".into(), ..batch(13, "a", vec![], vec![]) }), None, 400, "invalid_field"),
         ("MOS out of range", json_bytes(&batch(14, "a", vec![report("a", "s", "c", "2026-11-20T10:00:00Z", "2026-11-20T10:00:10Z", false, 7.0)], vec![])), None, 422, "out_of_range"),
         ("window ends before it starts", json_bytes(&batch(15, "a", vec![report("a", "s", "c", "2026-11-20T10:00:10Z", "2026-11-20T10:00:00Z", false, 4.0)], vec![])), None, 422, "out_of_range"),
+        ("jitter histogram not HdrHistogram", json_bytes(&batch(17, "a", vec![StreamReport { jitter_histogram: Some("bm90IGEgaGlzdG9ncmFt".into()), ..report("a", "s", "c", "2026-11-20T10:00:00Z", "2026-11-20T10:00:10Z", false, 4.0) }], vec![])), None, 422, "invalid_value"),
         ("oversize", vec![b' '; 300_000], None, 413, "body_too_large"),
         ("unsupported encoding", json_bytes(&batch(16, "a", vec![], vec![])), Some("br"), 415, "unsupported_encoding"),
         ("bad gzip", b"not gzip at all".to_vec(), Some("gzip"), 400, "bad_gzip"),
@@ -633,4 +646,222 @@ async fn openapi_document_matches_the_real_routes() {
         );
         assert_ne!(status, 405, "{method} {path}: wrong method in the document");
     }
+}
+
+/// A window of `packets` packets whose per-packet jitter is all `jitter_us`.
+fn histogram_window(
+    stream: &str,
+    call: &str,
+    start: &str,
+    end: &str,
+    final_figures: Option<(f64, f64)>,
+    jitter_us: u64,
+) -> StreamReport {
+    let mut r = report(
+        "fra-media-1",
+        stream,
+        call,
+        start,
+        end,
+        final_figures.is_some(),
+        final_figures.map_or(4.4, |(mos, _)| mos),
+    );
+    let mut h = voqa_wire::histogram::new_jitter_histogram();
+    h.record_n(jitter_us, 100).expect("in range");
+    r.jitter_samples = 100;
+    r.jitter_histogram = voqa_wire::histogram::HistogramEncoder::new().encode(&h);
+    if let (Some(totals), Some((_, loss))) = (r.totals.as_mut(), final_figures) {
+        totals.effective_loss_pct = loss;
+    }
+    r
+}
+
+fn commitment<'a>(evaluation: &'a Value, name: &str) -> &'a Value {
+    evaluation["commitments"]
+        .as_array()
+        .expect("commitments")
+        .iter()
+        .find(|c| c["name"] == name)
+        .expect("commitment")
+}
+
+/// 40 calls on 2026-11-20, one every 5 minutes from 10:00: two streams, three 10 s windows
+/// each (the third final), 100 packets per window. Stream a: jitter 1 ms, MOS 4.3, loss 0.1 %.
+/// Stream b: jitter 50 ms when i % 8 == 0, else 3 ms; MOS 3.6 when i % 5 == 0, else 4.2; loss
+/// 1.5 % for call 7, else 0.1 %. Every figure below is worked out by hand from this.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sla_from_aggregates_equals_sla_from_reports_with_exact_jitter_percentiles() {
+    let s = start().await;
+    for part in 0..4u32 {
+        let mut reports = Vec::new();
+        for i in part * 10..part * 10 + 10 {
+            let call = format!("call-{i:02}");
+            let minute = 600 + 5 * i; // minutes after midnight
+            for (stream, jitter_us, mos, loss) in [
+                ("a", 1_000, 4.3, 0.1),
+                (
+                    "b",
+                    if i % 8 == 0 { 50_000 } else { 3_000 },
+                    if i % 5 == 0 { 3.6 } else { 4.2 },
+                    if i == 7 { 1.5 } else { 0.1 },
+                ),
+            ] {
+                for w in 0..3u32 {
+                    let at = |second: u32| {
+                        format!(
+                            "2026-11-20T{:02}:{:02}:{:02}Z",
+                            minute / 60,
+                            minute % 60,
+                            second
+                        )
+                    };
+                    reports.push(histogram_window(
+                        &format!("{call}-{stream}"),
+                        &call,
+                        &at(10 * w),
+                        &at(10 * w + 10),
+                        (w == 2).then_some((mos, loss)),
+                        jitter_us,
+                    ));
+                }
+            }
+        }
+        let b = batch(100 + part, "fra-media-1", reports, vec![]);
+        let (status, body) = post(&s, Some(AGENT), json_bytes(&b), None).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    // Whole day (hour-aligned: the fast path reads only hourly rollups).
+    // Packets: 40 × 2 × 3 × 100 = 24,000: 12,000 at 1 ms, 35 × 300 = 10,500 at 3 ms, 5 × 300
+    // = 1,500 at 50 ms (calls 0, 8, 16, 24, 32). p95 rank 22,800 > 22,500 → the 50,000 µs
+    // bucket (256 µs wide at 2 digits: 49,920..50,175, middle 50.048 ms) > 30 → breached.
+    // MOS: calls 0, 5, …, 35 (8) at 3.6 → 32 of 40 = 80 %. Loss: call 7 at 1.5 % breaches.
+    let day = "from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z";
+    let (status, fast) = get(&s, Some(ACME), &format!("/api/v1/customers/acme/sla?{day}")).await;
+    assert_eq!(status, 200, "{fast}");
+    let (status, slow) = get(
+        &s,
+        Some(OPS),
+        &format!("/api/v1/customers/acme-subnets/sla?{day}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{slow}");
+    for e in [&fast, &slow] {
+        assert_eq!(e["calls"], 40, "{e}");
+        assert_eq!(e["reports_used"], 240, "{e}");
+        let mos = commitment(e, "mos");
+        assert_eq!(
+            (mos["measured"].as_f64(), mos["met"].as_bool()),
+            (Some(80.0), Some(false))
+        );
+        let calls: Vec<&str> = mos["evidence"]["calls"]
+            .as_array()
+            .expect("calls")
+            .iter()
+            .map(|c| c["call_id"].as_str().unwrap_or("?"))
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                "call-00", "call-05", "call-10", "call-15", "call-20", "call-25", "call-30",
+                "call-35"
+            ]
+        );
+        assert_eq!(mos["evidence"]["calls"][0]["worst_stream"], "call-00-b");
+        assert_eq!(mos["evidence"]["calls"][0]["value"], 3.6);
+        let loss = commitment(e, "loss");
+        assert_eq!(
+            (loss["measured"].as_f64(), loss["met"].as_bool()),
+            (Some(1.5), Some(false))
+        );
+        assert_eq!(loss["evidence"]["breaching"], 1);
+        assert_eq!(loss["evidence"]["calls"][0]["call_id"], "call-07");
+        assert_eq!(loss["evidence"]["calls"][0]["worst_stream"], "call-07-b");
+        let jitter = commitment(e, "jitter_p95");
+        assert_eq!(
+            (jitter["measured"].as_f64(), jitter["met"].as_bool()),
+            (Some(50.048), Some(false)),
+            "{jitter}"
+        );
+        assert_eq!(jitter["evidence"]["samples"], 24_000);
+        assert_eq!(jitter["evidence"]["p99_ms"], 50.048);
+    }
+    // Hours 10..13 hold windows: four rollups, no single windows.
+    assert_eq!(
+        commitment(&fast, "jitter_p95")["evidence"]["hourly_rollups"],
+        4
+    );
+    assert_eq!(
+        commitment(&fast, "jitter_p95")["evidence"]["single_windows"],
+        0
+    );
+    assert_eq!(
+        commitment(&slow, "jitter_p95")["evidence"]["single_windows"],
+        240
+    );
+    for name in ["mos", "loss"] {
+        assert_eq!(
+            commitment(&fast, name),
+            commitment(&slow, name),
+            "{name}: aggregates and reports disagree"
+        );
+    }
+
+    // 10:30..12:15 (not hour-aligned: hour 11 from the rollup, the rest window by window).
+    // Calls whose final window (start + 20 s) starts inside: 5i min + 20 s in [30, 135) min →
+    // i = 6..=26, 21 calls, 126 windows, 12,600 packets: 6,300 at 1 ms, 18 × 300 = 5,400 at
+    // 3 ms, 900 at 50 ms (calls 8, 16, 24). p95 rank 11,970 > 11,700 → 50.048 ms.
+    // MOS breaches: calls 10, 15, 20, 25 → 17 of 21 meet.
+    let part = "from=2026-11-20T10:30:00Z&to=2026-11-20T12:15:00Z";
+    let (_, fast) = get(
+        &s,
+        Some(ACME),
+        &format!("/api/v1/customers/acme/sla?{part}"),
+    )
+    .await;
+    let (_, slow) = get(
+        &s,
+        Some(OPS),
+        &format!("/api/v1/customers/acme-subnets/sla?{part}"),
+    )
+    .await;
+    for e in [&fast, &slow] {
+        assert_eq!(e["calls"], 21, "{e}");
+        assert_eq!(e["reports_used"], 126, "{e}");
+        let mos = commitment(e, "mos");
+        assert_eq!(mos["evidence"]["within"], 17, "{mos}");
+        assert_eq!(mos["evidence"]["breaching"], 4, "{mos}");
+        let jitter = commitment(e, "jitter_p95");
+        assert_eq!(jitter["measured"], 50.048, "{jitter}");
+        assert_eq!(jitter["evidence"]["samples"], 12_600, "{jitter}");
+    }
+    let evidence = &commitment(&fast, "jitter_p95")["evidence"];
+    // Hour 11 (calls 12..=23, 72 windows) from its rollup; 10:30..11:00 (calls 6..=11) and
+    // 12:00..12:15 (calls 24..=26) window by window: (6 + 3) × 6 = 54 windows.
+    assert_eq!(
+        (
+            evidence["hourly_rollups"].as_u64(),
+            evidence["single_windows"].as_u64()
+        ),
+        (Some(1), Some(54))
+    );
+    for name in ["mos", "loss", "jitter_p95"] {
+        assert_eq!(
+            commitment(&fast, name)["measured"],
+            commitment(&slow, name)["measured"],
+            "{name}"
+        );
+    }
+
+    // A call's streams, each with its windows' histograms merged.
+    let (status, call) = get(&s, Some(OPS), "/api/v1/calls/call-08").await;
+    assert_eq!(status, 200, "{call}");
+    let streams = call["streams"].as_array().expect("streams");
+    assert_eq!(streams.len(), 2);
+    assert_eq!(streams[0]["stream_id"], "call-08-a");
+    assert_eq!(streams[0]["jitter"]["samples"], 300);
+    // 1,000 µs sits in a 4 µs bucket (1,000..1,003, middle 1,002).
+    assert_eq!(streams[0]["jitter"]["p95_ms"], 1.002);
+    assert_eq!(streams[1]["jitter"]["p95_ms"], 50.048);
+    assert_eq!(streams[1]["windows"], 3);
 }

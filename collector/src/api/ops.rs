@@ -195,7 +195,52 @@ pub async fn call(
         ));
     }
     let reports: Vec<&voqa_wire::StreamReport> = rows.iter().map(|r| &r.report).collect();
-    Ok(axum::Json(json!({"call_id": call_id, "reports": reports})).into_response())
+    let streams = stream_jitter(&reports);
+    Ok(
+        axum::Json(json!({"call_id": call_id, "streams": streams, "reports": reports}))
+            .into_response(),
+    )
+}
+
+/// Per stream of a call: its windows' per-packet jitter histograms merged, as percentiles.
+fn stream_jitter(reports: &[&voqa_wire::StreamReport]) -> Vec<serde_json::Value> {
+    use voqa_wire::histogram::{decode_jitter_histogram, new_jitter_histogram, quantile_ms};
+    let mut streams: std::collections::BTreeMap<(&str, &str), (u64, u64, _)> =
+        std::collections::BTreeMap::new();
+    for report in reports {
+        let entry = streams
+            .entry((report.agent_id.as_str(), report.stream_id.as_str()))
+            .or_insert_with(|| (0, 0, new_jitter_histogram()));
+        entry.0 += 1;
+        // Stored histograms were validated at ingest; one that does not decode is counted.
+        match report
+            .jitter_histogram
+            .as_deref()
+            .map(decode_jitter_histogram)
+        {
+            Some(Ok(h)) if entry.2.add(&h).is_ok() => {}
+            _ if report.jitter_samples > 0 => entry.1 += 1,
+            _ => {}
+        }
+    }
+    streams
+        .into_iter()
+        .map(|((agent, stream_id), (windows, without, histogram))| {
+            json!({
+                "agent_id": agent,
+                "stream_id": stream_id,
+                "windows": windows,
+                "windows_without_histogram": without,
+                "jitter": {
+                    "samples": histogram.len(),
+                    "p50_ms": quantile_ms(&histogram, 0.50),
+                    "p95_ms": quantile_ms(&histogram, 0.95),
+                    "p99_ms": quantile_ms(&histogram, 0.99),
+                    "max_ms": quantile_ms(&histogram, 1.0),
+                },
+            })
+        })
+        .collect()
 }
 
 pub async fn sla(
