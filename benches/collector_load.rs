@@ -1,9 +1,15 @@
-//! Collector ingest throughput: an in-process collector on 127.0.0.1:0 over the given store,
-//! 8 concurrent agents each POSTing batches of 500 stream reports (plain JSON over real HTTP),
-//! and the stream reports stored per second. Then the SLA evaluation of one customer-month of
-//! 1,000,000 calls (final reports built in memory) is timed.
+//! Collector load: an in-process collector on 127.0.0.1:0 over the given store.
 //!
-//! Usage: cargo run --release -p voqa-collector --example collector-load -- [sqlite:PATH | postgres://...] [BATCHES_PER_AGENT]
+//! 1. Ingest: 8 concurrent agents each POST batches of 500 stream reports (plain JSON over
+//!    real HTTP, each report with a per-packet jitter histogram as agents ship them); stream
+//!    reports stored per second.
+//! 2. SLA: one customer-month of 1,000,000 calls (a final report each, spread over November,
+//!    stored through the same ingest code) is evaluated over HTTP, wall time of the GET
+//!    including every store query: the whole month (hour-aligned: per-call aggregates and
+//!    hourly jitter rollups), a month that is not hour-aligned (plus single windows at both
+//!    ends), and the report-based path that customers narrowed to subnets take.
+//!
+//! Usage: cargo run --release -p voqa-collector --example collector-load -- [sqlite:PATH | postgres://...] [BATCHES_PER_AGENT] [SLA_CALLS]
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,6 +22,20 @@ use voqa_wire::{Batch, StreamReport, StreamSummary, Transitions};
 
 const AGENTS: u32 = 8;
 const REPORTS_PER_BATCH: u32 = 500;
+
+/// Eight window histograms of 500 packets like an agent's (a few neighbouring jitter bins).
+static HISTOGRAMS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    let mut encoder = voqa_wire::histogram::HistogramEncoder::new();
+    (0..8u64)
+        .map(|k| {
+            let mut h = voqa_wire::histogram::new_jitter_histogram();
+            for (i, count) in [60u64, 140, 180, 90, 30].into_iter().enumerate() {
+                let _ = h.record_n(500 + 250 * k + 90 * i as u64, count);
+            }
+            encoder.encode(&h).unwrap_or_default()
+        })
+        .collect()
+});
 
 fn summary(call: &str, mos: f64) -> StreamSummary {
     StreamSummary {
@@ -97,7 +117,7 @@ fn report(agent: &str, n: u64, is_final: bool, day: u64) -> StreamReport {
         mean_jitter_ms: Some(1.0),
         jitter_sum_ms: 500.0,
         jitter_samples: 500,
-        jitter_histogram: None,
+        jitter_histogram: Some(HISTOGRAMS[(n % 8) as usize].clone()),
         max_delta_ms: 21.0,
         transitions: Transitions {
             n00: 497,
@@ -131,8 +151,16 @@ async fn main() -> anyhow::Result<()> {
     store
         .token_insert(&token, &hash_token(&token), "agent", 0)
         .await?;
-    let config =
-        CollectorConfig::parse("max_body_bytes = 67108864\n").map_err(anyhow::Error::msg)?;
+    let ops_token = format!("ops-{}", std::process::id());
+    store
+        .token_insert(&ops_token, &hash_token(&ops_token), "ops", 0)
+        .await?;
+    let commitments = "[customers.commitments]\nmos_min = 4.0\ncalls_meeting_pct = 95.0\nloss_max_pct = 1.0\njitter_p95_max_ms = 30.0\nuptime_min_pct = 99.95\n";
+    let config = CollectorConfig::parse(&format!(
+        "max_body_bytes = 67108864\n[[customers]]\nid = \"acme\"\nname = \"ACME\"\nagents = [\"sla-0\"]\n{commitments}\n[[customers]]\nid = \"acme-subnets\"\nname = \"ACME media\"\nagents = [\"sla-0\"]\nsubnets = [\"203.0.113.0/24\"]\n{commitments}"
+    ))
+    .map_err(anyhow::Error::msg)?;
+    let state_store = store.clone();
     let state = AppState {
         store,
         config: Arc::new(config),
@@ -208,21 +236,109 @@ async fn main() -> anyhow::Result<()> {
         }
     );
 
-    // SLA evaluation of one customer-month: 1,000,000 calls (final reports) in memory.
-    let customers = voqa_collector::sla::parse_customers(
-        "[[customers]]\nid = \"acme\"\nname = \"ACME\"\nagents = [\"agent-0\"]\n[customers.commitments]\nmos_min = 4.0\ncalls_meeting_pct = 95.0\nloss_max_pct = 1.0\njitter_p95_max_ms = 30.0\nuptime_min_pct = 99.95\n",
-    )?;
-    let reports: Vec<StreamReport> = (0..1_000_000u64)
-        .map(|n| report("agent-0", n, true, n / 33_334))
-        .collect();
-    let from = voqa_collector::time::parse_rfc3339_ns("2026-11-01").unwrap_or(0);
-    let to = voqa_collector::time::parse_rfc3339_ns("2026-12-01").unwrap_or(0);
-    let started = Instant::now();
-    let evaluation = voqa_collector::sla::evaluate(&customers[0], from, to, &reports, &[]);
-    let secs = started.elapsed().as_secs_f64();
+    // One customer-month of calls for agent `sla-0`: a final report per call, every
+    // 30 days / SLA_CALLS, stored through the ingest code (setup, not timed).
+    let sla_calls: u64 = args
+        .get(3)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let month_start = voqa_collector::time::parse_rfc3339_ns("2026-11-01").unwrap_or(0);
+    let month_ns: i64 = 30 * 86_400 * 1_000_000_000;
+    let setup = Instant::now();
+    let mut chunk = Vec::with_capacity(REPORTS_PER_BATCH as usize);
+    let mut batch_no = 0u64;
+    for n in 0..sla_calls {
+        let start =
+            month_start + (i128::from(month_ns) * i128::from(n) / i128::from(sla_calls)) as i64;
+        let mut r = report("sla-0", n, true, 0);
+        r.window_start = rfc3339(start);
+        r.window_end = rfc3339(start + 5_000_000_000);
+        chunk.push(r);
+        if chunk.len() == REPORTS_PER_BATCH as usize || n + 1 == sla_calls {
+            let batch = Batch {
+                schema: voqa_wire::SCHEMA_VERSION,
+                batch_id: format!("00000000-0000-4000-9000-{batch_no:012x}"),
+                agent_id: "sla-0".into(),
+                sent_at: "2026-12-01T00:00:00Z".into(),
+                reports: std::mem::take(&mut chunk),
+                heartbeats: vec![],
+            };
+            state_store.ingest(&batch, month_start + month_ns).await?;
+            batch_no += 1;
+        }
+    }
+    let load_secs = setup.elapsed().as_secs_f64();
+    let analyze = Instant::now();
+    state_store.refresh_statistics().await?;
     println!(
-        "SLA evaluation: {} calls in {:.3} s",
-        evaluation.calls, secs
+        "setup: {sla_calls} calls stored in {load_secs:.1} s; planner statistics refreshed in {:.2} s",
+        analyze.elapsed().as_secs_f64()
     );
+    let client = reqwest::Client::new();
+    for (what, customer, query) in [
+        (
+            "month, aggregates",
+            "acme",
+            "from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z",
+        ),
+        (
+            "month, aggregates, not hour-aligned",
+            "acme",
+            "from=2026-11-01T00:30:00Z&to=2026-11-30T23:45:00Z",
+        ),
+        (
+            "month, aggregates (again)",
+            "acme",
+            "from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z",
+        ),
+        (
+            "month, from reports (subnet-narrowed customer)",
+            "acme-subnets",
+            "from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z",
+        ),
+    ] {
+        let started = Instant::now();
+        let resp = client
+            .get(format!(
+                "http://{addr}/api/v1/customers/{customer}/sla?{query}"
+            ))
+            .bearer_auth(&ops_token)
+            .send()
+            .await?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await?;
+        let secs = started.elapsed().as_secs_f64();
+        if !status.is_success() {
+            anyhow::bail!("SLA {what}: {status} {body}");
+        }
+        let p95 = body["commitments"][2]["measured"].clone();
+        println!(
+            "SLA {what}: {} calls, jitter p95 {p95} ms over {} packets, in {secs:.3} s",
+            body["calls"], body["commitments"][2]["evidence"]["samples"]
+        );
+    }
     Ok(())
+}
+
+fn rfc3339(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Days since 1970-01-01 → civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        ns.rem_euclid(1_000_000_000) / 1000
+    )
 }

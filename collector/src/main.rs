@@ -204,6 +204,10 @@ async fn retention_job(store: Store, keep: std::time::Duration) {
             Ok(_) => {}
             Err(e) => eprintln!("voqa-collector: retention failed: {e}"),
         }
+        // Fresh planner statistics keep the SLA queries on their indexes as tables grow.
+        if let Err(e) = store.refresh_statistics().await {
+            eprintln!("voqa-collector: refreshing planner statistics failed: {e}");
+        }
     }
 }
 

@@ -27,4 +27,5 @@ CREATE TABLE jitter_hourly (
 ALTER TABLE calls ADD COLUMN last_start_ns INTEGER NOT NULL DEFAULT 0;
 UPDATE calls SET last_start_ns = last_end_ns;
 DROP INDEX calls_agent_end;
-CREATE INDEX calls_agent_start ON calls (agent_id, last_start_ns, min_mos, max_loss_pct);
+-- Covers the counts and the choice of the worst calls (call_key breaks ties).
+CREATE INDEX calls_agent_start ON calls (agent_id, last_start_ns, min_mos, max_loss_pct, call_key);

@@ -106,19 +106,18 @@ async fn facts_from_aggregates(
 ) -> Result<PeriodFacts, ApiError> {
     let agents = &customer.agents;
     let c = &customer.commitments;
-    let stats = store
-        .call_stats(agents, from, to, c.mos_min, c.loss_max_pct)
-        .await
-        .map_err(internal)?;
     let limit = EVIDENCE_LIMIT as u32;
-    let low_mos = store
-        .calls_worst(agents, from, to, Worst::MosBelow(c.mos_min), limit)
-        .await
-        .map_err(internal)?;
-    let high_loss = store
-        .calls_worst(agents, from, to, Worst::LossAbove(c.loss_max_pct), limit)
-        .await
-        .map_err(internal)?;
+    // Three independent reads; the store's pool runs them side by side.
+    let (stats, low_mos, high_loss) = tokio::join!(
+        store.call_stats(agents, from, to, c.mos_min, c.loss_max_pct),
+        store.calls_worst(agents, from, to, Worst::MosBelow(c.mos_min), limit),
+        store.calls_worst(agents, from, to, Worst::LossAbove(c.loss_max_pct), limit),
+    );
+    let (stats, low_mos, high_loss) = (
+        stats.map_err(internal)?,
+        low_mos.map_err(internal)?,
+        high_loss.map_err(internal)?,
+    );
     let mut low = Vec::with_capacity(low_mos.len());
     for call in &low_mos {
         low.push(breaching_call(store, call, Worst::MosBelow(c.mos_min)).await?);

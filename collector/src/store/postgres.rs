@@ -619,6 +619,14 @@ impl PgStore {
         Ok(deleted)
     }
 
+    pub(crate) async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        sqlx::query("ANALYZE stream_reports, calls, jitter_hourly, heartbeats")
+            .execute(&self.pool)
+            .await
+            .map_err(database)?;
+        Ok(())
+    }
+
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -419,15 +419,17 @@ impl SqliteStore {
         agent_id: &str,
         call_key: &str,
     ) -> Result<Vec<StreamRow>, StoreError> {
+        // `+agent_id` keeps SQLite's planner (which has no statistics) off the per-agent
+        // indexes, which would scan all of the agent's rows, and on the call/stream index.
         let select = match call_key.strip_prefix("stream:") {
             Some(stream_id) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {REPORT_COLUMNS} FROM stream_reports WHERE is_final AND agent_id = ? \
+                "SELECT {REPORT_COLUMNS} FROM stream_reports WHERE is_final AND +agent_id = ? \
                  AND stream_id = ? AND call_id IS NULL ORDER BY window_end_ns, id"
             )))
             .bind(agent_id)
             .bind(stream_id),
             None => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {REPORT_COLUMNS} FROM stream_reports WHERE is_final AND agent_id = ? \
+                "SELECT {REPORT_COLUMNS} FROM stream_reports WHERE is_final AND +agent_id = ? \
                  AND call_id = ? ORDER BY window_end_ns, id"
             )))
             .bind(agent_id)
@@ -599,6 +601,14 @@ impl SqliteStore {
             }
         }
         Ok(deleted)
+    }
+
+    pub(crate) async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA optimize")
+            .execute(&self.writer)
+            .await
+            .map_err(database)?;
+        Ok(())
     }
 
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
