@@ -79,7 +79,7 @@ fn summary(call: &str, mos: f64) -> StreamSummary {
 
 fn report(agent: &str, n: u64, is_final: bool, day: u64) -> StreamReport {
     let call = format!("call-{agent}-{n}");
-    let mos = if n % 20 == 0 { 3.6 } else { 4.3 };
+    let mos = if n.is_multiple_of(20) { 3.6 } else { 4.3 };
     let secs = n % 86_000;
     StreamReport {
         agent_id: agent.into(),
@@ -157,10 +157,16 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let commitments = "[customers.commitments]\nmos_min = 4.0\ncalls_meeting_pct = 95.0\nloss_max_pct = 1.0\njitter_p95_max_ms = 30.0\nuptime_min_pct = 99.95\n";
     let config = CollectorConfig::parse(&format!(
-        "max_body_bytes = 67108864\n[[customers]]\nid = \"acme\"\nname = \"ACME\"\nagents = [\"sla-0\"]\n{commitments}\n[[customers]]\nid = \"acme-subnets\"\nname = \"ACME media\"\nagents = [\"sla-0\"]\nsubnets = [\"203.0.113.0/24\"]\n{commitments}"
+        "max_body_bytes = 67108864\n[[customers]]\nid = \"acme\"\nname = \"ACME\"\nagents = [\"sla-0\"]\n{commitments}\n[[customers]]\nid = \"acme-subnets\"\nname = \"ACME media\"\nagents = [\"sla-0\"]\nsubnets = [\"203.0.113.0/24\"]\n{commitments}\n[[customers]]\nid = \"acme-media\"\nname = \"ACME media, scoped\"\nagents = [\"sla-0\"]\nsubnets = [\"203.0.113.0/24\"]\n{commitments}"
     ))
     .map_err(anyhow::Error::msg)?;
     let state_store = store.clone();
+    let customers = config.customers.clone();
+    // acme-media's scope predates the data (its month is evaluated from scoped aggregates);
+    // acme-subnets's starts with the server, so its month is evaluated from stream reports.
+    store
+        .register_scope("acme-media", "203.0.113.0/24", 0)
+        .await?;
     let state = AppState {
         store,
         config: Arc::new(config),
@@ -263,7 +269,10 @@ async fn main() -> anyhow::Result<()> {
                 reports: std::mem::take(&mut chunk),
                 heartbeats: vec![],
             };
-            state_store.ingest(&batch, month_start + month_ns).await?;
+            let scopes = voqa_collector::sla::report_scopes(&customers, &batch.reports);
+            state_store
+                .ingest_scoped(&batch, month_start + month_ns, &scopes)
+                .await?;
             batch_no += 1;
         }
     }
@@ -292,7 +301,12 @@ async fn main() -> anyhow::Result<()> {
             "from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z",
         ),
         (
-            "month, from reports (subnet-narrowed customer)",
+            "month, scoped aggregates (subnet-narrowed customer)",
+            "acme-media",
+            "from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z",
+        ),
+        (
+            "month, from reports (subnets changed after the data)",
             "acme-subnets",
             "from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z",
         ),

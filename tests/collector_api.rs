@@ -40,6 +40,18 @@ jitter_p95_max_ms = 30.0
 uptime_min_pct = 99.95
 
 [[customers]]
+id = "acme-media"
+name = "ACME, narrowed to its media peers since before the data (evaluated from its scope)"
+agents = ["fra-media-1"]
+subnets = ["203.0.113.0/24"]
+[customers.commitments]
+mos_min = 4.0
+calls_meeting_pct = 95.0
+loss_max_pct = 1.0
+jitter_p95_max_ms = 30.0
+uptime_min_pct = 99.95
+
+[[customers]]
 id = "globex"
 name = "Globex"
 agents = ["nyc-media-1"]
@@ -86,6 +98,12 @@ async fn start() -> Server {
             .await
             .expect("token");
     }
+    // acme-media's subnets have been attributed since 1970; acme-subnets's only from the
+    // server's start (in api::serve), so its past is evaluated from stream reports.
+    store
+        .register_scope("acme-media", "203.0.113.0/24", 0)
+        .await
+        .expect("scope");
     let config = CollectorConfig::parse(CONFIG).expect("config");
     let state = AppState {
         store: store.clone(),
@@ -746,7 +764,14 @@ async fn sla_from_aggregates_equals_sla_from_reports_with_exact_jitter_percentil
     )
     .await;
     assert_eq!(status, 200, "{slow}");
-    for e in [&fast, &slow] {
+    let (status, scoped) = get(
+        &s,
+        Some(OPS),
+        &format!("/api/v1/customers/acme-media/sla?{day}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{scoped}");
+    for e in [&fast, &slow, &scoped] {
         assert_eq!(e["calls"], 40, "{e}");
         assert_eq!(e["reports_used"], 240, "{e}");
         let mos = commitment(e, "mos");
@@ -799,11 +824,20 @@ async fn sla_from_aggregates_equals_sla_from_reports_with_exact_jitter_percentil
         commitment(&slow, "jitter_p95")["evidence"]["single_windows"],
         240
     );
+    assert_eq!(
+        commitment(&scoped, "jitter_p95")["evidence"]["hourly_rollups"],
+        4
+    );
     for name in ["mos", "loss"] {
         assert_eq!(
             commitment(&fast, name),
             commitment(&slow, name),
             "{name}: aggregates and reports disagree"
+        );
+        assert_eq!(
+            commitment(&scoped, name),
+            commitment(&slow, name),
+            "{name}: scoped aggregates and reports disagree"
         );
     }
 
@@ -825,7 +859,13 @@ async fn sla_from_aggregates_equals_sla_from_reports_with_exact_jitter_percentil
         &format!("/api/v1/customers/acme-subnets/sla?{part}"),
     )
     .await;
-    for e in [&fast, &slow] {
+    let (_, scoped) = get(
+        &s,
+        Some(OPS),
+        &format!("/api/v1/customers/acme-media/sla?{part}"),
+    )
+    .await;
+    for e in [&fast, &slow, &scoped] {
         assert_eq!(e["calls"], 21, "{e}");
         assert_eq!(e["reports_used"], 126, "{e}");
         let mos = commitment(e, "mos");
@@ -845,11 +885,56 @@ async fn sla_from_aggregates_equals_sla_from_reports_with_exact_jitter_percentil
         ),
         (Some(1), Some(54))
     );
+    assert_eq!(
+        commitment(&scoped, "jitter_p95")["evidence"]["single_windows"],
+        54
+    );
     for name in ["mos", "loss", "jitter_p95"] {
         assert_eq!(
             commitment(&fast, name)["measured"],
             commitment(&slow, name)["measured"],
             "{name}"
+        );
+        assert_eq!(
+            commitment(&scoped, name)["measured"],
+            commitment(&slow, name)["measured"],
+            "{name}"
+        );
+    }
+
+    // Traffic of the same agent with peers outside 203.0.113.0/24, on 21 November: 5 calls
+    // at MOS 3.0. It counts for acme (the whole agent), not for the subnet-narrowed customers,
+    // whichever way they are evaluated.
+    let outside: Vec<StreamReport> = (0..5u32)
+        .map(|i| {
+            let mut r = histogram_window(
+                &format!("out-{i}"),
+                &format!("out-{i}"),
+                &format!("2026-11-21T09:0{i}:00Z"),
+                &format!("2026-11-21T09:0{i}:10Z"),
+                Some((3.0, 0.1)),
+                2_000,
+            );
+            r.src = "192.0.2.7:40000".into();
+            r.dst = "198.51.100.20:50000".into();
+            r
+        })
+        .collect();
+    let b = batch(200, "fra-media-1", outside, vec![]);
+    assert_eq!(post(&s, Some(AGENT), json_bytes(&b), None).await.0, 200);
+    let next_day = "from=2026-11-21T00:00:00Z&to=2026-11-22T00:00:00Z";
+    for (customer, calls) in [("acme", 5), ("acme-media", 0), ("acme-subnets", 0)] {
+        let (status, e) = get(
+            &s,
+            Some(OPS),
+            &format!("/api/v1/customers/{customer}/sla?{next_day}"),
+        )
+        .await;
+        assert_eq!(status, 200, "{e}");
+        assert_eq!(
+            (e["calls"].as_u64(), e["reports_used"].as_u64()),
+            (Some(calls), Some(calls)),
+            "{customer}: {e}"
         );
     }
 

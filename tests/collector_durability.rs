@@ -88,10 +88,10 @@ fn kill_9_loses_no_acknowledged_batch() {
                         .timeout(Duration::from_secs(2))
                         .send()
                         .await;
-                    if let Ok(r) = resp {
-                        if r.status().is_success() {
-                            acked.lock().expect("lock").push(n);
-                        }
+                    if let Ok(r) = resp
+                        && r.status().is_success()
+                    {
+                        acked.lock().expect("lock").push(n);
                     }
                     n += 4;
                 }

@@ -18,6 +18,7 @@ fn addr(s: &str) -> SocketAddr {
 
 /// `n` packets every 20 ms from `start_ns`, seq from `seq0`, ts step `ts_step`, optional per-packet
 /// arrival offset (µs) from `wobble`.
+#[allow(clippy::too_many_arguments)]
 fn stream(
     src: &str,
     dst: &str,

@@ -1,5 +1,8 @@
 -- Per-packet jitter histograms (HdrHistogram V2+deflate, see voqa-wire `histogram`), and SLA
 -- evaluation from aggregates instead of per-stream rows.
+--
+-- Aggregates are kept per scope: '' is all of an agent's traffic; a customer id is the traffic
+-- of that customer's agents whose media peers lie in its `subnets` (attributed at ingest).
 
 -- The histogram of each report window, for periods that do not start or end on an hour.
 ALTER TABLE stream_reports ADD COLUMN jitter_histogram BLOB;
@@ -8,10 +11,11 @@ CREATE INDEX stream_reports_agent_start ON stream_reports (agent_id, window_star
 -- SLA evaluation now reads `calls` and `jitter_hourly`; this wide index only slowed ingest.
 DROP INDEX stream_reports_final_covering;
 
--- Report windows rolled up per agent and hour of window start, at ingest: their jitter
+-- Report windows rolled up per scope, agent and hour of window start, at ingest: their jitter
 -- histograms merged, and counts of windows. Kept by retention, so percentiles over any run of
 -- whole hours stay exact after the per-stream rows are gone.
 CREATE TABLE jitter_hourly (
+    scope      TEXT    NOT NULL,
     agent_id   TEXT    NOT NULL,
     hour_ns    INTEGER NOT NULL,
     samples    INTEGER NOT NULL,
@@ -19,13 +23,44 @@ CREATE TABLE jitter_hourly (
     windows_without_histogram INTEGER NOT NULL,
     windows_with_drops INTEGER NOT NULL,
     histogram  BLOB    NOT NULL,
-    PRIMARY KEY (agent_id, hour_ns)
+    PRIMARY KEY (scope, agent_id, hour_ns)
 );
 
--- A call belongs to the period that holds the start of its last final report's window (the
--- same rule as for single reports); rows from before this migration use their end.
-ALTER TABLE calls ADD COLUMN last_start_ns INTEGER NOT NULL DEFAULT 0;
-UPDATE calls SET last_start_ns = last_end_ns;
-DROP INDEX calls_agent_end;
--- Covers the counts and the choice of the worst calls (call_key breaks ties).
-CREATE INDEX calls_agent_start ON calls (agent_id, last_start_ns, min_mos, max_loss_pct, call_key);
+-- `calls` gains its scope and `last_start_ns`: a call belongs to the period that holds the
+-- start of its last final report's window (the rule for single reports); rows from before
+-- this migration use their end.
+CREATE TABLE calls_scoped (
+    scope          TEXT    NOT NULL,
+    agent_id       TEXT    NOT NULL,
+    call_key       TEXT    NOT NULL,
+    call_id        TEXT,
+    streams        INTEGER NOT NULL,
+    first_start_ns INTEGER NOT NULL,
+    last_end_ns    INTEGER NOT NULL,
+    last_start_ns  INTEGER NOT NULL,
+    min_mos        REAL   ,
+    max_loss_pct   REAL    NOT NULL,
+    max_jitter_ms  REAL   ,
+    PRIMARY KEY (scope, agent_id, call_key)
+);
+INSERT INTO calls_scoped
+    SELECT '', agent_id, call_key, call_id, streams, first_start_ns, last_end_ns, last_end_ns,
+           min_mos, max_loss_pct, max_jitter_ms
+    FROM calls;
+DROP TABLE calls;
+ALTER TABLE calls_scoped RENAME TO calls;
+-- Covers the counts of a period.
+CREATE INDEX calls_scope_start ON calls
+    (scope, agent_id, last_start_ns, min_mos, max_loss_pct, call_key);
+-- The worst calls by MOS and by loss: a range of breaching values, filtered by period inside
+-- the index, so choosing the 100 worst reads the breaching calls only.
+CREATE INDEX calls_scope_mos ON calls (scope, agent_id, min_mos, last_start_ns, call_key);
+CREATE INDEX calls_scope_loss ON calls (scope, agent_id, max_loss_pct, last_start_ns, call_key);
+
+-- Since when each subnet-narrowed customer's scope has been attributed with its current
+-- subnets; earlier periods are evaluated from the stream reports.
+CREATE TABLE scopes (
+    customer_id TEXT    PRIMARY KEY NOT NULL,
+    subnets     TEXT    NOT NULL,
+    since_ns    INTEGER NOT NULL
+);

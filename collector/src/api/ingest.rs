@@ -65,19 +65,24 @@ pub async fn ingest(
     let batch = parse_batch(&json_bytes)?;
     validate(&batch)?;
     let received_ns = crate::now_ns();
-    let outcome = state.store.ingest(&batch, received_ns).await.map_err(|e| {
-        state.metrics.store_error();
-        match e {
-            crate::store::StoreError::Invalid(m) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", m)
+    let scopes = crate::sla::report_scopes(&state.config.customers, &batch.reports);
+    let outcome = state
+        .store
+        .ingest_scoped(&batch, received_ns, &scopes)
+        .await
+        .map_err(|e| {
+            state.metrics.store_error();
+            match e {
+                crate::store::StoreError::Invalid(m) => {
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", m)
+                }
+                other => ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_error",
+                    format!("batch not stored: {other}"),
+                ),
             }
-            other => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_error",
-                format!("batch not stored: {other}"),
-            ),
-        }
-    })?;
+        })?;
     state.metrics.ingested(&outcome, started.elapsed());
     let body = match outcome {
         IngestOutcome::Stored {
@@ -175,15 +180,15 @@ pub fn validate(batch: &Batch) -> Result<(), ApiError> {
 fn validate_report(i: usize, r: &StreamReport) -> Result<(), ApiError> {
     let f = |name: &str| format!("reports[{i}].{name}");
     let finite_nonneg = |v: f64| v.is_finite() && v >= 0.0;
-    if let Some(m) = r.mos {
-        if !(1.0..=4.5).contains(&m) {
-            return Err(out_of_range(f("mos"), "must be within 1..=4.5"));
-        }
+    if let Some(m) = r.mos
+        && !(1.0..=4.5).contains(&m)
+    {
+        return Err(out_of_range(f("mos"), "must be within 1..=4.5"));
     }
-    if let Some(rf) = r.r_factor {
-        if !(-100.0..=150.0).contains(&rf) {
-            return Err(out_of_range(f("r_factor"), "must be within -100..=150"));
-        }
+    if let Some(rf) = r.r_factor
+        && !(-100.0..=150.0).contains(&rf)
+    {
+        return Err(out_of_range(f("r_factor"), "must be within -100..=150"));
     }
     if !(0.0..=100.0).contains(&r.effective_loss_pct) {
         return Err(out_of_range(
@@ -197,13 +202,13 @@ fn validate_report(i: usize, r: &StreamReport) -> Result<(), ApiError> {
         ("mean_jitter_ms", r.mean_jitter_ms),
         ("rtt_ms", r.rtt_ms),
     ] {
-        if let Some(v) = v {
-            if !finite_nonneg(v) || v > 3_600_000.0 {
-                return Err(out_of_range(
-                    f(name),
-                    "must be a non-negative number of milliseconds",
-                ));
-            }
+        if let Some(v) = v
+            && (!finite_nonneg(v) || v > 3_600_000.0)
+        {
+            return Err(out_of_range(
+                f(name),
+                "must be a non-negative number of milliseconds",
+            ));
         }
     }
     if !finite_nonneg(r.max_delta_ms)

@@ -31,9 +31,8 @@ impl Metrics {
                 reports,
                 heartbeats,
             } => {
-                self.reports.fetch_add(*reports as u64, Ordering::Relaxed);
-                self.heartbeats
-                    .fetch_add(*heartbeats as u64, Ordering::Relaxed);
+                self.reports.fetch_add(*reports, Ordering::Relaxed);
+                self.heartbeats.fetch_add(*heartbeats, Ordering::Relaxed);
             }
             IngestOutcome::Duplicate => {
                 self.duplicates.fetch_add(1, Ordering::Relaxed);

@@ -1,8 +1,10 @@
 //! Loads what the SLA engine needs for one customer and period from the store: per-call
 //! aggregates, hourly jitter rollups (plus single windows for the parts of the period that
-//! are not whole hours) and heartbeats. A customer narrowed to subnets is evaluated from its
-//! stream reports instead, because the aggregates do not record media addresses.
-//! Holds no SLA rules (those are in `sla`) and writes nothing.
+//! are not whole hours) and heartbeats. Aggregates of a customer narrowed to subnets are kept
+//! in its own scope, attributed at ingest since its subnets were configured
+//! (`Store::register_scope`); a period that starts before that is evaluated from the stream
+//! reports instead. Holds no SLA rules (those are in `sla`) and writes only scope
+//! registrations.
 
 use voqa_wire::histogram::decode_jitter_histogram_bytes;
 
@@ -23,9 +25,19 @@ pub async fn evaluate(
     to: i64,
 ) -> Result<sla::Evaluation, ApiError> {
     let facts = if customer.subnets.is_empty() {
-        facts_from_aggregates(&state.store, customer, from, to).await?
+        facts_from_aggregates(&state.store, customer, "", from, to).await?
     } else {
-        facts_from_reports(&state.store, customer, from, to).await?
+        let since = state
+            .store
+            .scope_since(&customer.id, &sla::canonical_subnets(customer))
+            .await
+            .map_err(internal)?;
+        match since {
+            Some(since) if from >= since => {
+                facts_from_aggregates(&state.store, customer, &customer.id, from, to).await?
+            }
+            _ => facts_from_reports(&state.store, customer, from, to).await?,
+        }
     };
     let points = heartbeat_points(&state.store, customer, from, to).await?;
     Ok(sla::judge(customer, from, to, &facts, &points))
@@ -97,10 +109,26 @@ async fn facts_from_reports(
         .map_err(internal)
 }
 
-/// The fast path: counts and worst calls from `calls`, jitter from `jitter_hourly`.
+/// Registers the scope of every subnet-narrowed customer (at server start): ingest attributes
+/// their traffic from now on, and periods from now on are evaluated from aggregates.
+pub async fn register_scopes(store: &Store, customers: &[sla::Customer], now_ns: i64) {
+    for customer in customers.iter().filter(|c| !c.subnets.is_empty()) {
+        let subnets = sla::canonical_subnets(customer);
+        if let Err(e) = store.register_scope(&customer.id, &subnets, now_ns).await {
+            eprintln!(
+                "voqa-collector: cannot register the scope of customer '{}' ({e}); its SLA is evaluated from stream reports",
+                customer.id
+            );
+        }
+    }
+}
+
+/// The fast path: counts and worst calls from `calls`, jitter from `jitter_hourly`, all in
+/// `scope` (`""` for a customer's whole agents, its id when narrowed to subnets).
 async fn facts_from_aggregates(
     store: &Store,
     customer: &sla::Customer,
+    scope: &str,
     from: i64,
     to: i64,
 ) -> Result<PeriodFacts, ApiError> {
@@ -109,9 +137,16 @@ async fn facts_from_aggregates(
     let limit = EVIDENCE_LIMIT as u32;
     // Three independent reads; the store's pool runs them side by side.
     let (stats, low_mos, high_loss) = tokio::join!(
-        store.call_stats(agents, from, to, c.mos_min, c.loss_max_pct),
-        store.calls_worst(agents, from, to, Worst::MosBelow(c.mos_min), limit),
-        store.calls_worst(agents, from, to, Worst::LossAbove(c.loss_max_pct), limit),
+        store.call_stats(scope, agents, from, to, c.mos_min, c.loss_max_pct),
+        store.calls_worst(scope, agents, from, to, Worst::MosBelow(c.mos_min), limit),
+        store.calls_worst(
+            scope,
+            agents,
+            from,
+            to,
+            Worst::LossAbove(c.loss_max_pct),
+            limit
+        ),
     );
     let (stats, low_mos, high_loss) = (
         stats.map_err(internal)?,
@@ -137,7 +172,7 @@ async fn facts_from_aggregates(
     let last_hour = to.div_euclid(HOUR_NS) * HOUR_NS;
     let (hours, edges) = if first_hour < last_hour {
         let hours = store
-            .jitter_hours(agents, first_hour, last_hour)
+            .jitter_hours(scope, agents, first_hour, last_hour)
             .await
             .map_err(internal)?;
         let mut edges = store
@@ -159,6 +194,11 @@ async fn facts_from_aggregates(
         (Vec::new(), edges)
     };
 
+    let subnets = sla::parsed_subnets(customer);
+    let edges: Vec<_> = edges
+        .into_iter()
+        .filter(|w| sla::endpoints_in_subnets(&subnets, &w.src, &w.dst))
+        .collect();
     let (jitter, reports_used, windows_with_drops) = tokio::task::spawn_blocking(move || {
         let mut jitter = sla::JitterFacts::default();
         let mut windows_with_drops = 0u64;

@@ -262,13 +262,56 @@ pub fn parsed_subnets(customer: &Customer) -> Vec<Subnet> {
 
 /// True if either endpoint of the report lies in one of `subnets`, or if `subnets` is empty.
 pub fn report_in_subnets(subnets: &[Subnet], report: &voqa_wire::StreamReport) -> bool {
-    if subnets.is_empty() {
-        return true;
+    endpoints_in_subnets(subnets, &report.src, &report.dst)
+}
+
+/// True if either endpoint lies in one of `subnets`, or if `subnets` is empty.
+pub fn endpoints_in_subnets(subnets: &[Subnet], src: &str, dst: &str) -> bool {
+    subnets.is_empty()
+        || [src, dst]
+            .into_iter()
+            .filter_map(endpoint_ip)
+            .any(|ip| subnets.iter().any(|s| s.contains(ip)))
+}
+
+/// The customer's subnets in a canonical text (`network/prefix`, sorted, comma-separated),
+/// so that a reordered or respelled list is recognised as the same.
+pub fn canonical_subnets(customer: &Customer) -> String {
+    let mut subnets: Vec<String> = parsed_subnets(customer)
+        .iter()
+        .map(|s| format!("{}/{}", s.network, s.prefix))
+        .collect();
+    subnets.sort_unstable();
+    subnets.dedup();
+    subnets.join(",")
+}
+
+/// For each report, the ids of the subnet-narrowed customers whose agents include its agent
+/// and whose subnets hold one of its endpoints: the scopes it is attributed to at ingest.
+pub fn report_scopes(
+    customers: &[Customer],
+    reports: &[voqa_wire::StreamReport],
+) -> Vec<Vec<String>> {
+    let narrowed: Vec<(&Customer, Vec<Subnet>)> = customers
+        .iter()
+        .filter(|c| !c.subnets.is_empty())
+        .map(|c| (c, parsed_subnets(c)))
+        .collect();
+    if narrowed.is_empty() {
+        return Vec::new();
     }
-    [report.src.as_str(), report.dst.as_str()]
-        .into_iter()
-        .filter_map(endpoint_ip)
-        .any(|ip| subnets.iter().any(|s| s.contains(ip)))
+    reports
+        .iter()
+        .map(|report| {
+            narrowed
+                .iter()
+                .filter(|(c, subnets)| {
+                    c.agents.contains(&report.agent_id) && report_in_subnets(subnets, report)
+                })
+                .map(|(c, _)| c.id.clone())
+                .collect()
+        })
+        .collect()
 }
 
 /// True if the customer has no subnets configured, or the report's source or destination

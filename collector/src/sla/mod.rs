@@ -10,7 +10,10 @@ pub mod maintenance;
 pub mod rfc3339;
 pub mod uptime;
 
-pub use commitments::{Commitments, Customer, SlaConfigError, Subnet, in_subnets, parse_customers};
+pub use commitments::{
+    Commitments, Customer, SlaConfigError, Subnet, canonical_subnets, endpoints_in_subnets,
+    in_subnets, parse_customers, parsed_subnets, report_scopes,
+};
 pub use evaluate::{
     BreachingCall, CallEvidence, CallFacts, CommitmentResult, DowntimeEvidence, EVIDENCE_LIMIT,
     Evaluation, Evidence, JITTER_METHOD, JitterEvidence, JitterFacts, PeriodFacts, TimeSpan,

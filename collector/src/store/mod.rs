@@ -127,6 +127,8 @@ pub struct StreamRow {
 /// when its worst stream does, and a loss threshold when its lossiest stream does.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallAggregate {
+    /// `""` for all of the agent's traffic, or the customer whose subnets it matched.
+    pub scope: String,
     pub agent_id: String,
     /// The call id, or `stream:` and the stream id for a stream without one.
     pub call_key: String,
@@ -188,6 +190,8 @@ pub struct JitterHour {
 /// A report window's stored histogram (`Store::window_histograms`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowHistogram {
+    pub src: String,
+    pub dst: String,
     pub jitter_samples: u64,
     pub capture_drops: u64,
     /// `None` for a window shipped without one (no clock rate, or an older agent).
@@ -254,8 +258,40 @@ impl Store {
         batch: &Batch,
         received_at_ns: i64,
     ) -> Result<IngestOutcome, StoreError> {
-        let prepared = PreparedBatch::new(batch, received_at_ns)?;
+        self.ingest_scoped(batch, received_at_ns, &[]).await
+    }
+
+    /// Like `ingest`, and each report also counts in the aggregates of the scopes listed for
+    /// it (`scopes[i]` for `batch.reports[i]`, customer ids whose subnets it matched; a short
+    /// slice means no extra scopes for the rest). Every report counts in scope `""`.
+    pub async fn ingest_scoped(
+        &self,
+        batch: &Batch,
+        received_at_ns: i64,
+        scopes: &[Vec<String>],
+    ) -> Result<IngestOutcome, StoreError> {
+        let prepared = PreparedBatch::new(batch, received_at_ns, scopes)?;
         dispatch!(self, store => store.ingest(&prepared).await)
+    }
+
+    /// Records that ingest attributes `customer_id`'s scope with `subnets` (a canonical
+    /// text) from `now_ns` on, unless it already did with the same subnets; returns since when.
+    pub async fn register_scope(
+        &self,
+        customer_id: &str,
+        subnets: &str,
+        now_ns: i64,
+    ) -> Result<i64, StoreError> {
+        dispatch!(self, store => store.register_scope(customer_id, subnets, now_ns).await)
+    }
+
+    /// Since when `customer_id`'s scope has been attributed with exactly `subnets`, if so.
+    pub async fn scope_since(
+        &self,
+        customer_id: &str,
+        subnets: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        dispatch!(self, store => store.scope_since(customer_id, subnets).await)
     }
 
     pub async fn token_insert(
@@ -339,6 +375,7 @@ impl Store {
     /// fast path for a month of calls. An empty agent list matches nothing.
     pub async fn call_stats(
         &self,
+        scope: &str,
         agents: &[String],
         from_ns: i64,
         to_ns: i64,
@@ -348,13 +385,14 @@ impl Store {
         if agents.is_empty() || from_ns >= to_ns {
             return Ok(CallStats::default());
         }
-        dispatch!(self, store => store.call_stats(agents, from_ns, to_ns, mos_min, loss_max_pct).await)
+        dispatch!(self, store => store.call_stats(scope, agents, from_ns, to_ns, mos_min, loss_max_pct).await)
     }
 
     /// The calls counted by `call_stats` that miss one threshold, worst first (ties by agent
     /// and call key), at most `limit`.
     pub async fn calls_worst(
         &self,
+        scope: &str,
         agents: &[String],
         from_ns: i64,
         to_ns: i64,
@@ -365,7 +403,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let limit = i64::from(limit.min(MAX_PAGE));
-        dispatch!(self, store => store.calls_worst(agents, from_ns, to_ns, worst, limit).await)
+        dispatch!(self, store => store.calls_worst(scope, agents, from_ns, to_ns, worst, limit).await)
     }
 
     /// The final reports of one call of one agent (`call_key` as in [`CallAggregate`]).
@@ -381,6 +419,7 @@ impl Store {
     /// `[from_ns, to_ns)`, in (hour, agent) order.
     pub async fn jitter_hours(
         &self,
+        scope: &str,
         agents: &[String],
         from_ns: i64,
         to_ns: i64,
@@ -388,7 +427,7 @@ impl Store {
         if agents.is_empty() || from_ns >= to_ns {
             return Ok(Vec::new());
         }
-        dispatch!(self, store => store.jitter_hours(agents, from_ns, to_ns).await)
+        dispatch!(self, store => store.jitter_hours(scope, agents, from_ns, to_ns).await)
     }
 
     /// The jitter histograms of these agents' report windows starting in `[from_ns, to_ns)`
@@ -546,6 +585,7 @@ pub(crate) struct PreparedReport<'a> {
 
 #[derive(Debug)]
 pub(crate) struct BatchJitterHour {
+    scope: String,
     hour_ns: i64,
     histogram: Histogram<u64>,
     windows: u64,
@@ -562,7 +602,11 @@ pub(crate) struct PreparedHeartbeat {
 }
 
 impl<'a> PreparedBatch<'a> {
-    fn new(batch: &'a Batch, received_ns: i64) -> Result<Self, StoreError> {
+    fn new(
+        batch: &'a Batch,
+        received_ns: i64,
+        scopes: &'a [Vec<String>],
+    ) -> Result<Self, StoreError> {
         if batch.schema != voqa_wire::SCHEMA_VERSION {
             return Err(StoreError::Invalid(format!(
                 "schema {} is not the supported {}",
@@ -581,7 +625,8 @@ impl<'a> PreparedBatch<'a> {
         let sent_at_ns = parse_time(&batch.sent_at, || "sent_at".to_string())?;
         let mut capture_drops = 0i64;
         let mut reports = Vec::with_capacity(batch.reports.len());
-        let mut jitter_hours = std::collections::BTreeMap::<i64, BatchJitterHour>::new();
+        let mut jitter_hours = std::collections::BTreeMap::<(&str, i64), BatchJitterHour>::new();
+        let mut calls = std::collections::BTreeMap::<(&str, String), CallAggregate>::new();
         for (index, report) in batch.reports.iter().enumerate() {
             if report.agent_id != batch.agent_id {
                 return Err(StoreError::Invalid(format!(
@@ -619,29 +664,32 @@ impl<'a> PreparedBatch<'a> {
                 }
             };
             let hour_ns = window_start_ns.div_euclid(HOUR_NS) * HOUR_NS;
-            let hour = jitter_hours
-                .entry(hour_ns)
-                .or_insert_with(|| BatchJitterHour {
-                    hour_ns,
-                    histogram: histogram::new_jitter_histogram(),
-                    windows: 0,
-                    windows_without_histogram: 0,
-                    windows_with_drops: 0,
-                });
-            hour.windows += 1;
-            hour.windows_with_drops += u64::from(report.capture_drops > 0);
-            let jitter_histogram = match jitter_histogram {
-                Some((bytes, decoded)) => {
-                    hour.histogram.add(&decoded).map_err(|e| {
+            let report_scopes = std::iter::once("")
+                .chain(scopes.get(index).into_iter().flatten().map(String::as_str));
+            for scope in report_scopes {
+                let hour =
+                    jitter_hours
+                        .entry((scope, hour_ns))
+                        .or_insert_with(|| BatchJitterHour {
+                            scope: scope.to_string(),
+                            hour_ns,
+                            histogram: histogram::new_jitter_histogram(),
+                            windows: 0,
+                            windows_without_histogram: 0,
+                            windows_with_drops: 0,
+                        });
+                hour.windows += 1;
+                hour.windows_with_drops += u64::from(report.capture_drops > 0);
+                match &jitter_histogram {
+                    Some((_, decoded)) => hour.histogram.add(decoded).map_err(|e| {
                         StoreError::Invalid(format!("reports[{index}].jitter_histogram: {e:?}"))
-                    })?;
-                    Some(bytes)
+                    })?,
+                    None => {
+                        hour.windows_without_histogram += u64::from(report.jitter_samples > 0);
+                    }
                 }
-                None => {
-                    hour.windows_without_histogram += u64::from(report.jitter_samples > 0);
-                    None
-                }
-            };
+            }
+            let jitter_histogram = jitter_histogram.map(|(bytes, _)| bytes);
             reports.push(PreparedReport {
                 report,
                 window_start_ns,
@@ -652,9 +700,15 @@ impl<'a> PreparedBatch<'a> {
             });
         }
         let jitter_hours = jitter_hours.into_values().collect();
-        let mut calls = std::collections::BTreeMap::<String, CallAggregate>::new();
-        for prepared in reports.iter().filter(|prepared| prepared.report.is_final) {
-            fold_call(&mut calls, &batch.agent_id, prepared);
+        for (index, prepared) in reports.iter().enumerate() {
+            if !prepared.report.is_final {
+                continue;
+            }
+            let report_scopes = std::iter::once("")
+                .chain(scopes.get(index).into_iter().flatten().map(String::as_str));
+            for scope in report_scopes {
+                fold_call(&mut calls, scope, &batch.agent_id, prepared);
+            }
         }
         let calls = calls.into_values().collect();
         let mut heartbeats = Vec::with_capacity(batch.heartbeats.len());
@@ -763,8 +817,9 @@ fn parse_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-fn fold_call(
-    calls: &mut std::collections::BTreeMap<String, CallAggregate>,
+fn fold_call<'s>(
+    calls: &mut std::collections::BTreeMap<(&'s str, String), CallAggregate>,
+    scope: &'s str,
     agent_id: &str,
     prepared: &PreparedReport<'_>,
 ) {
@@ -781,18 +836,21 @@ fn fold_call(
     };
     let mos = mos.filter(|v| v.is_finite());
     let loss_pct = if loss_pct.is_finite() { loss_pct } else { 0.0 };
-    let call = calls.entry(key).or_insert_with_key(|key| CallAggregate {
-        agent_id: agent_id.to_string(),
-        call_key: key.clone(),
-        call_id: report.call_id.clone(),
-        streams: 0,
-        first_start_ns: prepared.window_start_ns,
-        last_end_ns: prepared.window_end_ns,
-        last_start_ns: prepared.window_start_ns,
-        min_mos: None,
-        max_loss_pct: loss_pct,
-        max_jitter_ms: None,
-    });
+    let call = calls
+        .entry((scope, key))
+        .or_insert_with_key(|(scope, key)| CallAggregate {
+            scope: (*scope).to_string(),
+            agent_id: agent_id.to_string(),
+            call_key: key.clone(),
+            call_id: report.call_id.clone(),
+            streams: 0,
+            first_start_ns: prepared.window_start_ns,
+            last_end_ns: prepared.window_end_ns,
+            last_start_ns: prepared.window_start_ns,
+            min_mos: None,
+            max_loss_pct: loss_pct,
+            max_jitter_ms: None,
+        });
     call.streams = call.streams.saturating_add(1);
     call.first_start_ns = call.first_start_ns.min(prepared.window_start_ns);
     call.last_end_ns = call.last_end_ns.max(prepared.window_end_ns);
@@ -817,7 +875,7 @@ fn max_option(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 }
 
 /// The upsert of `calls`, shared by both backends (excluded.* is the new batch's fold).
-const CALL_UPSERT_CONFLICT: &str = " ON CONFLICT (agent_id, call_key) DO UPDATE SET \
+const CALL_UPSERT_CONFLICT: &str = " ON CONFLICT (scope, agent_id, call_key) DO UPDATE SET \
      call_id = COALESCE(calls.call_id, excluded.call_id), \
      streams = calls.streams + excluded.streams, \
      first_start_ns = CASE WHEN excluded.first_start_ns < calls.first_start_ns \
@@ -834,13 +892,14 @@ const CALL_UPSERT_CONFLICT: &str = " ON CONFLICT (agent_id, call_key) DO UPDATE 
        THEN COALESCE(excluded.max_jitter_ms, calls.max_jitter_ms) ELSE calls.max_jitter_ms END";
 
 /// Columns of `calls` in the order `CallAggregate` reads them.
-const CALL_COLUMNS: &str = "agent_id, call_key, call_id, streams, first_start_ns, last_end_ns, \
+const CALL_COLUMNS: &str = "scope, agent_id, call_key, call_id, streams, first_start_ns, last_end_ns, \
                             last_start_ns, min_mos, max_loss_pct, max_jitter_ms";
 
 /// Builds the `call_stats` query (one row of counts) or, with `worst`, the `calls_worst`
 /// query, on either backend.
 fn build_calls_query<DB>(
     select: &mut sqlx::QueryBuilder<DB>,
+    scope: &str,
     agents: &[String],
     from_ns: i64,
     to_ns: i64,
@@ -874,26 +933,43 @@ fn build_calls_query<DB>(
                 .push_bind(loss_max_pct)
                 .push(
                     " THEN 1 ELSE 0 END), 0) AS meeting_both, MAX(max_loss_pct) AS worst_loss_pct \
-                     FROM calls WHERE agent_id IN (",
-                );
+                     FROM calls WHERE scope = ",
+                )
+                .push_bind(scope.to_string())
+                .push(" AND agent_id IN (");
         }
         None => {
             // The inner query reads only the (agent_id, last_start_ns, min_mos, max_loss_pct,
             // call_key) index; whole rows are fetched for the few it keeps.
-            select.push(format_args!(
-                "SELECT {CALL_COLUMNS} FROM calls WHERE (agent_id, call_key) IN \
-                 (SELECT agent_id, call_key FROM calls WHERE agent_id IN ("
-            ));
+            select
+                .push(format_args!(
+                    "SELECT {CALL_COLUMNS} FROM calls WHERE (scope, agent_id, call_key) IN \
+                     (SELECT scope, agent_id, call_key FROM calls WHERE scope = "
+                ))
+                .push_bind(scope.to_string())
+                .push(" AND agent_id IN (");
         }
     }
     let mut list = select.separated(", ");
     for agent in agents {
         list.push_bind(agent.clone());
     }
+    // For the worst calls the period is a filter, not the index range (unary `+` keeps both
+    // planners off `calls_scope_start`): the range is the breaching values of
+    // `calls_scope_mos` / `calls_scope_loss`, a small part of a month.
+    let period_column = if worst.is_some() {
+        ") AND +last_start_ns >= "
+    } else {
+        ") AND last_start_ns >= "
+    };
     select
-        .push(") AND last_start_ns >= ")
+        .push(period_column)
         .push_bind(from_ns)
-        .push(" AND last_start_ns < ")
+        .push(if worst.is_some() {
+            " AND +last_start_ns < "
+        } else {
+            " AND last_start_ns < "
+        })
         .push_bind(to_ns);
     match worst {
         Some((Worst::MosBelow(mos_min), limit)) => {
@@ -927,6 +1003,7 @@ where
 {
     let database = |source| StoreError::Database { backend, source };
     Ok(CallAggregate {
+        scope: row.try_get("scope").map_err(database)?,
         agent_id: row.try_get("agent_id").map_err(database)?,
         call_key: row.try_get("call_key").map_err(database)?,
         call_id: row.try_get("call_id").map_err(database)?,
@@ -1175,7 +1252,7 @@ mod tests {
             report("a", 4, None, 5, 65, true, Some(3.0)),
         ];
         let batch = batch("b", "a", reports, vec![]);
-        let prepared = PreparedBatch::new(&batch, 0).expect("prepare");
+        let prepared = PreparedBatch::new(&batch, 0, &[]).expect("prepare");
         let keys: Vec<(&str, u64, Option<f64>)> = prepared
             .calls
             .iter()
@@ -1202,17 +1279,17 @@ mod tests {
         let mut wrong = batch("b", "a", vec![], vec![]);
         wrong.schema = 2;
         assert!(matches!(
-            PreparedBatch::new(&wrong, 0),
+            PreparedBatch::new(&wrong, 0, &[]),
             Err(StoreError::Invalid(_))
         ));
         let empty_id = batch("", "a", vec![], vec![]);
         assert!(matches!(
-            PreparedBatch::new(&empty_id, 0),
+            PreparedBatch::new(&empty_id, 0, &[]),
             Err(StoreError::Invalid(_))
         ));
         let empty_agent = batch("b", "", vec![], vec![]);
         assert!(matches!(
-            PreparedBatch::new(&empty_agent, 0),
+            PreparedBatch::new(&empty_agent, 0, &[]),
             Err(StoreError::Invalid(_))
         ));
     }
@@ -1832,7 +1909,7 @@ mod tests {
         // (4.3); their finals start at 60 s. a2: call-x (60 streams, MOS 2.0..4.4), at 1000 s.
         assert_eq!(
             store
-                .call_stats(&customer_agents, whole_day.0, whole_day.1, 4.0, 1.0)
+                .call_stats("", &customer_agents, whole_day.0, whole_day.1, 4.0, 1.0)
                 .await
                 .expect("call_stats"),
             CallStats {
@@ -1845,7 +1922,7 @@ mod tests {
             }
         );
         let strict = store
-            .call_stats(&customer_agents, whole_day.0, whole_day.1, 3.0, 0.01)
+            .call_stats("", &customer_agents, whole_day.0, whole_day.1, 3.0, 0.01)
             .await
             .expect("strict");
         assert_eq!(
@@ -1858,6 +1935,7 @@ mod tests {
             async move {
                 store
                     .call_stats(
+                        "",
                         &agents,
                         DAY_NS + from_s * SECOND,
                         DAY_NS + to_s * SECOND,
@@ -1878,13 +1956,14 @@ mod tests {
         assert_eq!(calls_in(61, 86_400).await, 1);
         assert_eq!(
             store
-                .call_stats(&[], whole_day.0, whole_day.1, 4.0, 1.0)
+                .call_stats("", &[], whole_day.0, whole_day.1, 4.0, 1.0)
                 .await
                 .expect("no agents"),
             CallStats::default()
         );
         let low_mos = store
             .calls_worst(
+                "",
                 &customer_agents,
                 whole_day.0,
                 whole_day.1,
@@ -1898,6 +1977,7 @@ mod tests {
         assert_eq!(
             low_mos.first(),
             Some(&CallAggregate {
+                scope: String::new(),
                 agent_id: "a2".into(),
                 call_key: "call-x".into(),
                 call_id: Some("call-x".into()),
@@ -1916,6 +1996,7 @@ mod tests {
         );
         let high_loss = store
             .calls_worst(
+                "",
                 &customer_agents,
                 whole_day.0,
                 whole_day.1,
@@ -1936,6 +2017,7 @@ mod tests {
         assert!(
             store
                 .calls_worst(
+                    "",
                     &customer_agents,
                     whole_day.0,
                     whole_day.1,
@@ -1949,6 +2031,7 @@ mod tests {
         assert_eq!(
             store
                 .calls_worst(
+                    "",
                     &customer_agents,
                     whole_day.0,
                     whole_day.1,
@@ -2056,7 +2139,7 @@ mod tests {
         assert_eq!(store.token_list().await.expect("tokens kept").len(), 2);
         assert_eq!(
             store
-                .call_stats(&customer_agents, whole_day.0, whole_day.1, 4.0, 1.0)
+                .call_stats("", &customer_agents, whole_day.0, whole_day.1, 4.0, 1.0)
                 .await
                 .expect("aggregates kept")
                 .calls,
@@ -2163,13 +2246,13 @@ mod tests {
         let h1 = ["h1".to_string()];
         check_hours(
             store
-                .jitter_hours(&h1, hour(0), hour(3))
+                .jitter_hours("", &h1, hour(0), hour(3))
                 .await
                 .expect("hours"),
         );
         assert_eq!(
             store
-                .jitter_hours(&h1, hour(2), hour(3))
+                .jitter_hours("", &h1, hour(2), hour(3))
                 .await
                 .expect("hour 2")
                 .len(),
@@ -2217,7 +2300,7 @@ mod tests {
         }
         check_hours(
             store
-                .jitter_hours(&h1, hour(0), hour(3))
+                .jitter_hours("", &h1, hour(0), hour(3))
                 .await
                 .expect("unchanged"),
         );
@@ -2235,17 +2318,135 @@ mod tests {
         );
         check_hours(
             store
-                .jitter_hours(&h1, hour(0), hour(3))
+                .jitter_hours("", &h1, hour(0), hour(3))
                 .await
                 .expect("rollups kept"),
         );
+        // ---- scopes: the aggregates of subnet-narrowed customers ----
+        let mut in_scope = report("h2", 6000, Some("s-1"), 7200, 7210, true, Some(3.0));
+        in_scope.jitter_samples = 10;
+        in_scope.jitter_histogram = Some(hist(5_000, 10));
+        let mut outside = report("h2", 6001, Some("s-2"), 7200, 7210, true, Some(4.4));
+        outside.jitter_samples = 20;
+        outside.jitter_histogram = Some(hist(1_000, 20));
+        let scopes = vec![vec!["acme".to_string()], vec![]];
+        store
+            .ingest_scoped(
+                &batch("h2-1", "h2", vec![in_scope, outside], vec![]),
+                DAY_NS + 7300 * SECOND,
+                &scopes,
+            )
+            .await
+            .expect("scoped ingest");
+        let h2 = ["h2".to_string()];
+        let stats = |scope: &'static str| {
+            let store = store.clone();
+            let agents = h2.clone();
+            async move {
+                store
+                    .call_stats(scope, &agents, whole_day.0, whole_day.1, 4.0, 1.0)
+                    .await
+                    .expect("stats")
+            }
+        };
+        assert_eq!((stats("").await.calls, stats("").await.meeting_mos), (2, 1));
+        assert_eq!(
+            (stats("acme").await.calls, stats("acme").await.meeting_mos),
+            (1, 0)
+        );
+        assert_eq!(stats("globex").await.calls, 0);
+        let worst = store
+            .calls_worst(
+                "acme",
+                &h2,
+                whole_day.0,
+                whole_day.1,
+                Worst::MosBelow(4.0),
+                10,
+            )
+            .await
+            .expect("worst");
+        assert_eq!(
+            worst
+                .iter()
+                .map(|c| (c.scope.as_str(), c.call_key.as_str()))
+                .collect::<Vec<_>>(),
+            [("acme", "s-1")]
+        );
+        let samples = |hours: Vec<JitterHour>| hours.iter().map(|h| h.samples).collect::<Vec<_>>();
+        assert_eq!(
+            samples(
+                store
+                    .jitter_hours("", &h2, hour(0), hour(3))
+                    .await
+                    .expect("all")
+            ),
+            [30]
+        );
+        assert_eq!(
+            samples(
+                store
+                    .jitter_hours("acme", &h2, hour(0), hour(3))
+                    .await
+                    .expect("acme")
+            ),
+            [10]
+        );
+        // A scope is registered once per set of subnets; a change restarts it.
+        assert_eq!(
+            store
+                .register_scope("acme", "203.0.113.0/24", 100)
+                .await
+                .expect("new"),
+            100
+        );
+        assert_eq!(
+            store
+                .register_scope("acme", "203.0.113.0/24", 200)
+                .await
+                .expect("same"),
+            100
+        );
+        assert_eq!(
+            store
+                .scope_since("acme", "203.0.113.0/24")
+                .await
+                .expect("since"),
+            Some(100)
+        );
+        assert_eq!(
+            store
+                .register_scope("acme", "198.51.100.0/24", 300)
+                .await
+                .expect("changed"),
+            300
+        );
+        assert_eq!(
+            store
+                .scope_since("acme", "203.0.113.0/24")
+                .await
+                .expect("old"),
+            None
+        );
+        assert_eq!(
+            store
+                .scope_since("acme", "198.51.100.0/24")
+                .await
+                .expect("now"),
+            Some(300)
+        );
+        assert_eq!(
+            store.scope_since("globex", "").await.expect("unknown"),
+            None
+        );
+
         store
             .refresh_statistics()
             .await
             .expect("planner statistics");
         assert_eq!(
             store
-                .jitter_hours(&h1, hour(0), hour(3))
+                .jitter_hours("", &h1, hour(0), hour(3))
                 .await
                 .expect("after")
                 .len(),
@@ -2270,8 +2471,8 @@ mod tests {
         let store = Store::open(&sqlite_url(&dir)).await.expect("reopen");
         assert_eq!(
             store.agents().await.expect("agents").len(),
-            4,
-            "a1, a2, a3 and h1"
+            5,
+            "a1, a2, a3, h1 and h2"
         );
     }
 

@@ -150,9 +150,9 @@ impl PgStore {
         if !batch.calls.is_empty() {
             let calls = &batch.calls;
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO calls ({CALL_COLUMNS}) SELECT * FROM UNNEST($1::text[], $2::text[], \
-                 $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::float8[], \
-                 $9::float8[], $10::float8[]){CALL_UPSERT_CONFLICT}"
+                "INSERT INTO calls ({CALL_COLUMNS}) SELECT * FROM UNNEST($11::text[], $1::text[], \
+                 $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], \
+                 $8::float8[], $9::float8[], $10::float8[]){CALL_UPSERT_CONFLICT}"
             )))
             .bind(
                 calls
@@ -184,6 +184,7 @@ impl PgStore {
             .bind(calls.iter().map(|c| c.min_mos).collect::<Vec<_>>())
             .bind(calls.iter().map(|c| c.max_loss_pct).collect::<Vec<_>>())
             .bind(calls.iter().map(|c| c.max_jitter_ms).collect::<Vec<_>>())
+            .bind(calls.iter().map(|c| c.scope.as_str()).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await
             .map_err(database)?;
@@ -371,6 +372,7 @@ impl PgStore {
 
     pub(crate) async fn call_stats(
         &self,
+        scope: &str,
         agents: &[String],
         from_ns: i64,
         to_ns: i64,
@@ -380,6 +382,7 @@ impl PgStore {
         let mut select = QueryBuilder::<Postgres>::new("");
         build_calls_query(
             &mut select,
+            scope,
             agents,
             from_ns,
             to_ns,
@@ -396,6 +399,7 @@ impl PgStore {
 
     pub(crate) async fn calls_worst(
         &self,
+        scope: &str,
         agents: &[String],
         from_ns: i64,
         to_ns: i64,
@@ -405,6 +409,7 @@ impl PgStore {
         let mut select = QueryBuilder::<Postgres>::new("");
         build_calls_query(
             &mut select,
+            scope,
             agents,
             from_ns,
             to_ns,
@@ -446,14 +451,18 @@ impl PgStore {
 
     pub(crate) async fn jitter_hours(
         &self,
+        scope: &str,
         agents: &[String],
         from_ns: i64,
         to_ns: i64,
     ) -> Result<Vec<JitterHour>, StoreError> {
         let mut select = QueryBuilder::<Postgres>::new(
             "SELECT agent_id, hour_ns, samples, windows, windows_without_histogram, \
-             windows_with_drops, histogram FROM jitter_hourly WHERE agent_id IN (",
+             windows_with_drops, histogram FROM jitter_hourly WHERE scope = ",
         );
+        select
+            .push_bind(scope.to_string())
+            .push(" AND agent_id IN (");
         let mut list = select.separated(", ");
         for agent in agents {
             list.push_bind(agent.clone());
@@ -495,7 +504,7 @@ impl PgStore {
         to_ns: i64,
     ) -> Result<Vec<WindowHistogram>, StoreError> {
         let mut select = QueryBuilder::<Postgres>::new(
-            "SELECT id, capture_drops, jitter_histogram, report FROM stream_reports \
+            "SELECT id, src, dst, capture_drops, jitter_histogram, report FROM stream_reports \
              WHERE agent_id IN (",
         );
         let mut list = select.separated(", ");
@@ -522,6 +531,8 @@ impl PgStore {
                 let samples: SamplesOnly =
                     parse_json(BACKEND, "stream_reports", &id.to_string(), &json)?;
                 Ok(WindowHistogram {
+                    src: row.try_get("src").map_err(database)?,
+                    dst: row.try_get("dst").map_err(database)?,
                     jitter_samples: samples.jitter_samples,
                     capture_drops: stored_u64(row.try_get("capture_drops").map_err(database)?),
                     histogram,
@@ -539,32 +550,34 @@ impl PgStore {
         let agent_id = batch.batch.agent_id.as_str();
         for hour in &batch.jitter_hours {
             sqlx::query(
-                "INSERT INTO jitter_hourly (agent_id, hour_ns, samples, windows, \
+                "INSERT INTO jitter_hourly (scope, agent_id, hour_ns, samples, windows, \
                  windows_without_histogram, windows_with_drops, histogram) \
-                 VALUES ($1, $2, 0, 0, 0, 0, $3) ON CONFLICT (agent_id, hour_ns) DO NOTHING",
+                 VALUES ($4, $1, $2, 0, 0, 0, 0, $3) ON CONFLICT (scope, agent_id, hour_ns) DO NOTHING",
             )
             .bind(agent_id)
             .bind(hour.hour_ns)
             .bind(Vec::<u8>::new())
+            .bind(hour.scope.as_str())
             .execute(&mut **tx)
             .await
             .map_err(database)?;
             let stored: Option<Vec<u8>> = sqlx::query_scalar(
-                "SELECT histogram FROM jitter_hourly WHERE agent_id = $1 AND hour_ns = $2 FOR UPDATE",
+                "SELECT histogram FROM jitter_hourly WHERE agent_id = $1 AND hour_ns = $2 AND scope = $3 FOR UPDATE",
             )
             .bind(agent_id)
             .bind(hour.hour_ns)
+            .bind(hour.scope.as_str())
             .fetch_optional(&mut **tx)
             .await
             .map_err(database)?;
-            let key = format!("{agent_id}@{}", hour.hour_ns / HOUR_NS);
+            let key = format!("{}/{agent_id}@{}", hour.scope, hour.hour_ns / HOUR_NS);
             let stored = stored.filter(|bytes| !bytes.is_empty());
             let (samples, bytes) = merge_hour(BACKEND, &key, stored.as_deref(), &hour.histogram)?;
             sqlx::query(
                 "INSERT INTO jitter_hourly (agent_id, hour_ns, samples, histogram, windows, \
-                 windows_without_histogram, windows_with_drops) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT (agent_id, hour_ns) DO UPDATE SET \
+                 windows_without_histogram, windows_with_drops, scope) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (scope, agent_id, hour_ns) DO UPDATE SET \
                  samples = excluded.samples, histogram = excluded.histogram, \
                  windows = jitter_hourly.windows + excluded.windows, \
                  windows_without_histogram = jitter_hourly.windows_without_histogram \
@@ -578,6 +591,7 @@ impl PgStore {
             .bind(saturating_i64(hour.windows))
             .bind(saturating_i64(hour.windows_without_histogram))
             .bind(saturating_i64(hour.windows_with_drops))
+            .bind(hour.scope.as_str())
             .execute(&mut **tx)
             .await
             .map_err(database)?;
@@ -617,6 +631,44 @@ impl PgStore {
             }
         }
         Ok(deleted)
+    }
+
+    pub(crate) async fn register_scope(
+        &self,
+        customer_id: &str,
+        subnets: &str,
+        now_ns: i64,
+    ) -> Result<i64, StoreError> {
+        sqlx::query(
+            "INSERT INTO scopes (customer_id, subnets, since_ns) VALUES ($1, $2, $3) \
+             ON CONFLICT (customer_id) DO UPDATE SET subnets = excluded.subnets, \
+             since_ns = excluded.since_ns WHERE scopes.subnets <> excluded.subnets",
+        )
+        .bind(customer_id)
+        .bind(subnets)
+        .bind(now_ns)
+        .execute(&self.pool)
+        .await
+        .map_err(database)?;
+        let since: i64 = sqlx::query_scalar("SELECT since_ns FROM scopes WHERE customer_id = $1")
+            .bind(customer_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(database)?;
+        Ok(since)
+    }
+
+    pub(crate) async fn scope_since(
+        &self,
+        customer_id: &str,
+        subnets: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar("SELECT since_ns FROM scopes WHERE customer_id = $1 AND subnets = $2")
+            .bind(customer_id)
+            .bind(subnets)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(database)
     }
 
     pub(crate) async fn refresh_statistics(&self) -> Result<(), StoreError> {

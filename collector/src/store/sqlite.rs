@@ -142,7 +142,8 @@ impl SqliteStore {
             let mut upsert =
                 QueryBuilder::<Sqlite>::new(format!("INSERT INTO calls ({CALL_COLUMNS}) "));
             upsert.push_values(chunk, |mut row, call| {
-                row.push_bind(call.agent_id.as_str())
+                row.push_bind(call.scope.as_str())
+                    .push_bind(call.agent_id.as_str())
                     .push_bind(call.call_key.as_str())
                     .push_bind(call.call_id.as_deref())
                     .push_bind(saturating_i64(call.streams))
@@ -364,6 +365,7 @@ impl SqliteStore {
 
     pub(crate) async fn call_stats(
         &self,
+        scope: &str,
         agents: &[String],
         from_ns: i64,
         to_ns: i64,
@@ -373,6 +375,7 @@ impl SqliteStore {
         let mut select = QueryBuilder::<Sqlite>::new("");
         build_calls_query(
             &mut select,
+            scope,
             agents,
             from_ns,
             to_ns,
@@ -389,6 +392,7 @@ impl SqliteStore {
 
     pub(crate) async fn calls_worst(
         &self,
+        scope: &str,
         agents: &[String],
         from_ns: i64,
         to_ns: i64,
@@ -398,6 +402,7 @@ impl SqliteStore {
         let mut select = QueryBuilder::<Sqlite>::new("");
         build_calls_query(
             &mut select,
+            scope,
             agents,
             from_ns,
             to_ns,
@@ -441,14 +446,18 @@ impl SqliteStore {
 
     pub(crate) async fn jitter_hours(
         &self,
+        scope: &str,
         agents: &[String],
         from_ns: i64,
         to_ns: i64,
     ) -> Result<Vec<JitterHour>, StoreError> {
         let mut select = QueryBuilder::<Sqlite>::new(
             "SELECT agent_id, hour_ns, samples, windows, windows_without_histogram, \
-             windows_with_drops, histogram FROM jitter_hourly WHERE agent_id IN (",
+             windows_with_drops, histogram FROM jitter_hourly WHERE scope = ",
         );
+        select
+            .push_bind(scope.to_string())
+            .push(" AND agent_id IN (");
         let mut list = select.separated(", ");
         for agent in agents {
             list.push_bind(agent.clone());
@@ -490,7 +499,7 @@ impl SqliteStore {
         to_ns: i64,
     ) -> Result<Vec<WindowHistogram>, StoreError> {
         let mut select = QueryBuilder::<Sqlite>::new(
-            "SELECT id, capture_drops, jitter_histogram, report FROM stream_reports \
+            "SELECT id, src, dst, capture_drops, jitter_histogram, report FROM stream_reports \
              WHERE agent_id IN (",
         );
         let mut list = select.separated(", ");
@@ -517,6 +526,8 @@ impl SqliteStore {
                 let samples: SamplesOnly =
                     parse_json(BACKEND, "stream_reports", &id.to_string(), &json)?;
                 Ok(WindowHistogram {
+                    src: row.try_get("src").map_err(database)?,
+                    dst: row.try_get("dst").map_err(database)?,
                     jitter_samples: samples.jitter_samples,
                     capture_drops: stored_u64(row.try_get("capture_drops").map_err(database)?),
                     histogram,
@@ -534,21 +545,22 @@ impl SqliteStore {
         let agent_id = batch.batch.agent_id.as_str();
         for hour in &batch.jitter_hours {
             let stored: Option<Vec<u8>> = sqlx::query_scalar(
-                "SELECT histogram FROM jitter_hourly WHERE agent_id = ? AND hour_ns = ?",
+                "SELECT histogram FROM jitter_hourly WHERE agent_id = ? AND hour_ns = ? AND scope = ?",
             )
             .bind(agent_id)
             .bind(hour.hour_ns)
+            .bind(hour.scope.as_str())
             .fetch_optional(&mut **tx)
             .await
             .map_err(database)?;
-            let key = format!("{agent_id}@{}", hour.hour_ns / HOUR_NS);
+            let key = format!("{}/{agent_id}@{}", hour.scope, hour.hour_ns / HOUR_NS);
             let stored = stored.filter(|bytes| !bytes.is_empty());
             let (samples, bytes) = merge_hour(BACKEND, &key, stored.as_deref(), &hour.histogram)?;
             sqlx::query(
                 "INSERT INTO jitter_hourly (agent_id, hour_ns, samples, histogram, windows, \
-                 windows_without_histogram, windows_with_drops) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (agent_id, hour_ns) DO UPDATE SET \
+                 windows_without_histogram, windows_with_drops, scope) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (scope, agent_id, hour_ns) DO UPDATE SET \
                  samples = excluded.samples, histogram = excluded.histogram, \
                  windows = jitter_hourly.windows + excluded.windows, \
                  windows_without_histogram = jitter_hourly.windows_without_histogram \
@@ -562,6 +574,7 @@ impl SqliteStore {
             .bind(saturating_i64(hour.windows))
             .bind(saturating_i64(hour.windows_without_histogram))
             .bind(saturating_i64(hour.windows_with_drops))
+            .bind(hour.scope.as_str())
             .execute(&mut **tx)
             .await
             .map_err(database)?;
@@ -601,6 +614,44 @@ impl SqliteStore {
             }
         }
         Ok(deleted)
+    }
+
+    pub(crate) async fn register_scope(
+        &self,
+        customer_id: &str,
+        subnets: &str,
+        now_ns: i64,
+    ) -> Result<i64, StoreError> {
+        sqlx::query(
+            "INSERT INTO scopes (customer_id, subnets, since_ns) VALUES (?, ?, ?) \
+             ON CONFLICT (customer_id) DO UPDATE SET subnets = excluded.subnets, \
+             since_ns = excluded.since_ns WHERE scopes.subnets <> excluded.subnets",
+        )
+        .bind(customer_id)
+        .bind(subnets)
+        .bind(now_ns)
+        .execute(&self.writer)
+        .await
+        .map_err(database)?;
+        let since: i64 = sqlx::query_scalar("SELECT since_ns FROM scopes WHERE customer_id = ?")
+            .bind(customer_id)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(database)?;
+        Ok(since)
+    }
+
+    pub(crate) async fn scope_since(
+        &self,
+        customer_id: &str,
+        subnets: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar("SELECT since_ns FROM scopes WHERE customer_id = ? AND subnets = ?")
+            .bind(customer_id)
+            .bind(subnets)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(database)
     }
 
     pub(crate) async fn refresh_statistics(&self) -> Result<(), StoreError> {
