@@ -430,7 +430,9 @@ async fn ingest_is_idempotent_and_bad_bodies_store_nothing() {
         "a repeated batch is stored once"
     );
 
-    let bad_cases: Vec<(&str, Vec<u8>, Option<&str>, u16, &str)> = vec![
+    // (what, body, Content-Encoding, status, error code)
+    type BadCase<'a> = (&'a str, Vec<u8>, Option<&'a str>, u16, &'a str);
+    let bad_cases: Vec<BadCase> = vec![
         ("malformed JSON", b"{\"schema\": 1, \"batch_id\": ".to_vec(), None, 400, "malformed_json"),
         ("wrong schema version", json_bytes(&Batch { schema: 99, ..batch(11, "a", vec![], vec![]) }), None, 400, "unsupported_schema"),
         ("field of the wrong type", br#"{"schema":1,"batch_id":"00000000-0000-4000-8000-000000000012","agent_id":"a","sent_at":"x","reports":[{"agent_id":5}]}"#.to_vec(), None, 400, "invalid_field"),
