@@ -98,6 +98,11 @@ pub async fn ingest(
 
 /// Parses the batch, naming the field that failed (`reports[3].packets: invalid type ...`).
 pub fn parse_batch(bytes: &[u8]) -> Result<Batch, ApiError> {
+    // The plain parser is the fast path; only a refused body is parsed again with path
+    // tracking, to name the field.
+    if let Ok(batch) = serde_json::from_slice::<Batch>(bytes) {
+        return Ok(batch);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize::<_, Batch>(&mut de).map_err(|e| {
         let path = e.path().to_string();

@@ -45,6 +45,13 @@ pub enum StoreError {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    /// The store cannot take writes right now (its writer stopped, or a shared commit failed);
+    /// nothing of the batch was stored.
+    #[error("{backend} store: {message}")]
+    Unavailable {
+        backend: &'static str,
+        message: String,
+    },
     /// A stored row could not be read back (bad JSON in a report or heartbeat column).
     #[error("{backend} store: corrupt {table} row {key}: {message}")]
     Corrupt {
@@ -271,7 +278,10 @@ impl Store {
         scopes: &[Vec<String>],
     ) -> Result<IngestOutcome, StoreError> {
         let prepared = PreparedBatch::new(batch, received_at_ns, scopes)?;
-        dispatch!(self, store => store.ingest(&prepared).await)
+        match self {
+            Store::Sqlite(store) => store.ingest(prepared).await,
+            Store::Postgres(store) => store.ingest(&prepared).await,
+        }
     }
 
     /// Records that ingest attributes `customer_id`'s scope with `subnets` (a canonical
@@ -554,13 +564,14 @@ where
 /// Rows deleted per retention statement.
 const RETENTION_CHUNK: i64 = 10_000;
 
-/// A batch validated and converted to column values, ready for either backend.
+/// A batch validated and converted to column values, ready for either backend. It owns
+/// everything it needs, so a writer task can commit it together with others.
 #[derive(Debug)]
-pub(crate) struct PreparedBatch<'a> {
-    batch: &'a Batch,
+pub(crate) struct PreparedBatch {
+    batch: BatchIds,
     sent_at_ns: i64,
     received_ns: i64,
-    reports: Vec<PreparedReport<'a>>,
+    reports: Vec<PreparedReport>,
     heartbeats: Vec<PreparedHeartbeat>,
     capture_drops: i64,
     /// The batch's final reports folded per call, in key order (so that concurrent
@@ -573,8 +584,44 @@ pub(crate) struct PreparedBatch<'a> {
 }
 
 #[derive(Debug)]
-pub(crate) struct PreparedReport<'a> {
-    report: &'a StreamReport,
+pub(crate) struct BatchIds {
+    batch_id: String,
+    agent_id: String,
+}
+
+/// The columns of a report row that are copies of its fields.
+#[derive(Debug)]
+pub(crate) struct ReportColumns {
+    agent_id: String,
+    stream_id: String,
+    call_id: Option<String>,
+    src: String,
+    dst: String,
+    is_final: bool,
+    mos: Option<f64>,
+    effective_loss_pct: f64,
+    max_jitter_ms: Option<f64>,
+}
+
+impl ReportColumns {
+    fn of(report: &StreamReport) -> Self {
+        Self {
+            agent_id: report.agent_id.clone(),
+            stream_id: report.stream_id.clone(),
+            call_id: report.call_id.clone(),
+            src: report.src.clone(),
+            dst: report.dst.clone(),
+            is_final: report.is_final,
+            mos: report.mos,
+            effective_loss_pct: report.effective_loss_pct,
+            max_jitter_ms: report.max_jitter_ms,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct PreparedReport {
+    report: ReportColumns,
     window_start_ns: i64,
     window_end_ns: i64,
     capture_drops: i64,
@@ -601,12 +648,8 @@ pub(crate) struct PreparedHeartbeat {
     json: String,
 }
 
-impl<'a> PreparedBatch<'a> {
-    fn new(
-        batch: &'a Batch,
-        received_ns: i64,
-        scopes: &'a [Vec<String>],
-    ) -> Result<Self, StoreError> {
+impl PreparedBatch {
+    fn new(batch: &Batch, received_ns: i64, scopes: &[Vec<String>]) -> Result<Self, StoreError> {
         if batch.schema != voqa_wire::SCHEMA_VERSION {
             return Err(StoreError::Invalid(format!(
                 "schema {} is not the supported {}",
@@ -691,7 +734,7 @@ impl<'a> PreparedBatch<'a> {
             }
             let jitter_histogram = jitter_histogram.map(|(bytes, _)| bytes);
             reports.push(PreparedReport {
-                report,
+                report: ReportColumns::of(report),
                 window_start_ns,
                 window_end_ns,
                 capture_drops: drops,
@@ -700,14 +743,14 @@ impl<'a> PreparedBatch<'a> {
             });
         }
         let jitter_hours = jitter_hours.into_values().collect();
-        for (index, prepared) in reports.iter().enumerate() {
-            if !prepared.report.is_final {
+        for (index, (report, prepared)) in batch.reports.iter().zip(&reports).enumerate() {
+            if !report.is_final {
                 continue;
             }
             let report_scopes = std::iter::once("")
                 .chain(scopes.get(index).into_iter().flatten().map(String::as_str));
             for scope in report_scopes {
-                fold_call(&mut calls, scope, &batch.agent_id, prepared);
+                fold_call(&mut calls, scope, &batch.agent_id, report, prepared);
             }
         }
         let calls = calls.into_values().collect();
@@ -737,7 +780,10 @@ impl<'a> PreparedBatch<'a> {
             });
         }
         Ok(PreparedBatch {
-            batch,
+            batch: BatchIds {
+                batch_id: batch.batch_id.clone(),
+                agent_id: batch.agent_id.clone(),
+            },
             sent_at_ns,
             received_ns,
             reports,
@@ -821,9 +867,9 @@ fn fold_call<'s>(
     calls: &mut std::collections::BTreeMap<(&'s str, String), CallAggregate>,
     scope: &'s str,
     agent_id: &str,
-    prepared: &PreparedReport<'_>,
+    report: &StreamReport,
+    prepared: &PreparedReport,
 ) {
-    let report = prepared.report;
     let key = match &report.call_id {
         Some(call_id) => call_id.clone(),
         None => format!("stream:{}", report.stream_id),
@@ -2458,6 +2504,48 @@ mod tests {
 
     fn sqlite_url(dir: &tempfile::TempDir) -> String {
         format!("sqlite:{}", dir.path().join("voqa.db").display())
+    }
+
+    /// Concurrent ingests are committed in groups: each batch id is stored once however many
+    /// copies arrive together, and every report of every stored batch is there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_group_commit_stores_each_batch_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&sqlite_url(&dir)).await.expect("open");
+        let mut tasks = Vec::new();
+        for copy in 0..3u32 {
+            for n in 0..20u32 {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    let reports = (0..5u32)
+                        .map(|r| report("g1", n * 10 + r, None, 0, 10, false, Some(4.0)))
+                        .collect();
+                    let outcome = store
+                        .ingest(&batch(&format!("g-{n}"), "g1", reports, vec![]), DAY_NS)
+                        .await
+                        .expect("ingest");
+                    (n, copy, outcome)
+                }));
+            }
+        }
+        let mut stored = std::collections::BTreeMap::new();
+        for task in tasks {
+            let (n, _, outcome) = task.await.expect("task");
+            if outcome != IngestOutcome::Duplicate {
+                assert_eq!(
+                    outcome,
+                    IngestOutcome::Stored {
+                        reports: 5,
+                        heartbeats: 0
+                    }
+                );
+                *stored.entry(n).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(stored.len(), 20);
+        assert!(stored.values().all(|&copies| copies == 1), "{stored:?}");
+        let rows = store.streams(&all(0, 86_400)).await.expect("streams");
+        assert_eq!(rows.len(), 100);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -65,10 +65,7 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
-    pub(crate) async fn ingest(
-        &self,
-        batch: &PreparedBatch<'_>,
-    ) -> Result<IngestOutcome, StoreError> {
+    pub(crate) async fn ingest(&self, batch: &PreparedBatch) -> Result<IngestOutcome, StoreError> {
         let mut tx = self.pool.begin().await.map_err(database)?;
         let inserted = sqlx::query(
             "INSERT INTO batches (batch_id, agent_id, sent_at_ns, received_ns, reports, heartbeats) \
@@ -545,7 +542,7 @@ impl PgStore {
     /// transaction (hours in ascending order, so concurrent ingests lock rows in one order).
     async fn merge_jitter_hours(
         tx: &mut sqlx::Transaction<'_, Postgres>,
-        batch: &PreparedBatch<'_>,
+        batch: &PreparedBatch,
     ) -> Result<(), StoreError> {
         let agent_id = batch.batch.agent_id.as_str();
         for hour in &batch.jitter_hours {
@@ -693,9 +690,9 @@ impl PgStore {
 }
 
 /// One text column of the reports, as an array for UNNEST.
-fn column<'b, 'a: 'b>(
-    reports: &'b [PreparedReport<'a>],
-    get: impl Fn(&'b PreparedReport<'a>) -> &'b str,
+fn column<'b>(
+    reports: &'b [PreparedReport],
+    get: impl Fn(&'b PreparedReport) -> &'b str,
 ) -> Vec<&'b str> {
     reports.iter().map(get).collect()
 }
