@@ -439,6 +439,7 @@ async fn ingest_is_idempotent_and_bad_bodies_store_nothing() {
         ("bad batch id", json_bytes(&Batch { batch_id: "nope".into(), ..batch(13, "a", vec![], vec![]) }), None, 400, "invalid_field"),
         ("MOS out of range", json_bytes(&batch(14, "a", vec![report("a", "s", "c", "2026-11-20T10:00:00Z", "2026-11-20T10:00:10Z", false, 7.0)], vec![])), None, 422, "out_of_range"),
         ("window ends before it starts", json_bytes(&batch(15, "a", vec![report("a", "s", "c", "2026-11-20T10:00:10Z", "2026-11-20T10:00:00Z", false, 4.0)], vec![])), None, 422, "out_of_range"),
+        ("window longer than two hours", json_bytes(&batch(18, "a", vec![report("a", "s", "c", "2026-11-20T10:00:00Z", "2026-11-20T12:00:01Z", false, 4.0)], vec![])), None, 422, "invalid_value"),
         ("jitter histogram not HdrHistogram", json_bytes(&batch(17, "a", vec![StreamReport { jitter_histogram: Some("bm90IGEgaGlzdG9ncmFt".into()), ..report("a", "s", "c", "2026-11-20T10:00:00Z", "2026-11-20T10:00:10Z", false, 4.0) }], vec![])), None, 422, "invalid_value"),
         ("oversize", vec![b' '; 300_000], None, 413, "body_too_large"),
         ("unsupported encoding", json_bytes(&batch(16, "a", vec![], vec![])), Some("br"), 415, "unsupported_encoding"),

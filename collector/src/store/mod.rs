@@ -205,6 +205,10 @@ pub struct WindowHistogram {
     pub histogram: Option<Vec<u8>>,
 }
 
+/// Longest report window accepted (agents report at most every hour): bounds the window
+/// starts that a range of window ends can hold, so one index serves both.
+pub const MAX_WINDOW_NS: i64 = 2 * HOUR_NS;
+
 /// One hour in nanoseconds: the granularity of `jitter_hourly`.
 pub const HOUR_NS: i64 = 3_600_000_000_000;
 
@@ -682,6 +686,11 @@ impl PreparedBatch {
             let window_end_ns = parse_time(&report.window_end, || {
                 format!("reports[{index}].window_end")
             })?;
+            if window_end_ns < window_start_ns || window_end_ns - window_start_ns > MAX_WINDOW_NS {
+                return Err(StoreError::Invalid(format!(
+                    "reports[{index}].window_end: windows run forwards and last at most 2 hours"
+                )));
+            }
             let drops = saturating_i64(report.capture_drops);
             capture_drops = capture_drops.saturating_add(drops);
             let json = serde_json::to_string(report).map_err(|error| {

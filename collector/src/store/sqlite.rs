@@ -544,7 +544,11 @@ impl SqliteStore {
             list.push_bind(agent.clone());
         }
         select
-            .push(") AND window_start_ns >= ")
+            .push(") AND window_end_ns >= ")
+            .push_bind(from_ns)
+            .push(" AND window_end_ns < ")
+            .push_bind(to_ns.saturating_add(super::MAX_WINDOW_NS))
+            .push(" AND window_start_ns >= ")
             .push_bind(from_ns)
             .push(" AND window_start_ns < ")
             .push_bind(to_ns);
