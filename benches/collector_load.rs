@@ -164,9 +164,15 @@ async fn main() -> anyhow::Result<()> {
     let customers = config.customers.clone();
     // acme-media's scope predates the data (its month is evaluated from scoped aggregates);
     // acme-subnets's starts with the server, so its month is evaluated from stream reports.
-    store
-        .register_scope("acme-media", "203.0.113.0/24", 0)
-        .await?;
+    if let Some(acme_media) = config.customer("acme-media") {
+        store
+            .register_scope(
+                "acme-media",
+                &voqa_collector::sla::scope_signature(acme_media),
+                0,
+            )
+            .await?;
+    }
     let state = AppState {
         store,
         config: Arc::new(config),

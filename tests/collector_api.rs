@@ -100,11 +100,16 @@ async fn start() -> Server {
     }
     // acme-media's subnets have been attributed since 1970; acme-subnets's only from the
     // server's start (in api::serve), so its past is evaluated from stream reports.
+    let config = CollectorConfig::parse(CONFIG).expect("config");
+    let acme_media = config.customer("acme-media").expect("acme-media");
     store
-        .register_scope("acme-media", "203.0.113.0/24", 0)
+        .register_scope(
+            "acme-media",
+            &voqa_collector::sla::scope_signature(acme_media),
+            0,
+        )
         .await
         .expect("scope");
-    let config = CollectorConfig::parse(CONFIG).expect("config");
     let state = AppState {
         store: store.clone(),
         config: Arc::new(config),

@@ -58,9 +58,9 @@ CREATE INDEX calls_scope_mos ON calls (scope, agent_id, min_mos, last_start_ns, 
 CREATE INDEX calls_scope_loss ON calls (scope, agent_id, max_loss_pct, last_start_ns, call_key);
 
 -- Since when each subnet-narrowed customer's scope has been attributed with its current
--- subnets; earlier periods are evaluated from the stream reports.
+-- agents and subnets (`signature`); earlier periods are evaluated from the stream reports.
 CREATE TABLE scopes (
     customer_id TEXT    PRIMARY KEY NOT NULL,
-    subnets     TEXT    NOT NULL,
+    signature   TEXT    NOT NULL,
     since_ns    INTEGER NOT NULL
 );

@@ -1,7 +1,7 @@
 //! Loads what the SLA engine needs for one customer and period from the store: per-call
 //! aggregates, hourly jitter rollups (plus single windows for the parts of the period that
 //! are not whole hours) and heartbeats. Aggregates of a customer narrowed to subnets are kept
-//! in its own scope, attributed at ingest since its subnets were configured
+//! in its own scope, attributed at ingest since its agents and subnets were configured
 //! (`Store::register_scope`); a period that starts before that is evaluated from the stream
 //! reports instead. Holds no SLA rules (those are in `sla`) and writes only scope
 //! registrations.
@@ -29,7 +29,7 @@ pub async fn evaluate(
     } else {
         let since = state
             .store
-            .scope_since(&customer.id, &sla::canonical_subnets(customer))
+            .scope_since(&customer.id, &sla::scope_signature(customer))
             .await
             .map_err(internal)?;
         match since {
@@ -113,8 +113,8 @@ async fn facts_from_reports(
 /// their traffic from now on, and periods from now on are evaluated from aggregates.
 pub async fn register_scopes(store: &Store, customers: &[sla::Customer], now_ns: i64) {
     for customer in customers.iter().filter(|c| !c.subnets.is_empty()) {
-        let subnets = sla::canonical_subnets(customer);
-        if let Err(e) = store.register_scope(&customer.id, &subnets, now_ns).await {
+        let signature = sla::scope_signature(customer);
+        if let Err(e) = store.register_scope(&customer.id, &signature, now_ns).await {
             eprintln!(
                 "voqa-collector: cannot register the scope of customer '{}' ({e}); its SLA is evaluated from stream reports",
                 customer.id

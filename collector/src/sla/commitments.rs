@@ -274,16 +274,20 @@ pub fn endpoints_in_subnets(subnets: &[Subnet], src: &str, dst: &str) -> bool {
             .any(|ip| subnets.iter().any(|s| s.contains(ip)))
 }
 
-/// The customer's subnets in a canonical text (`network/prefix`, sorted, comma-separated),
-/// so that a reordered or respelled list is recognised as the same.
-pub fn canonical_subnets(customer: &Customer) -> String {
+/// What a subnet-narrowed customer's scope is attributed by, as a canonical text: its agents
+/// and subnets (`network/prefix`), each sorted and deduplicated, so that a reordered or
+/// respelled list is recognised as the same and any real change starts a new scope.
+pub fn scope_signature(customer: &Customer) -> String {
     let mut subnets: Vec<String> = parsed_subnets(customer)
         .iter()
         .map(|s| format!("{}/{}", s.network, s.prefix))
         .collect();
     subnets.sort_unstable();
     subnets.dedup();
-    subnets.join(",")
+    let mut agents = customer.agents.clone();
+    agents.sort_unstable();
+    agents.dedup();
+    format!("agents={};subnets={}", agents.join(","), subnets.join(","))
 }
 
 /// For each report, the ids of the subnet-narrowed customers whose agents include its agent
@@ -324,6 +328,22 @@ pub fn in_subnets(customer: &Customer, report: &voqa_wire::StreamReport) -> bool
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn scope_signature_ignores_order_and_spelling_not_content() {
+        let mut customer: Customer = parse_customers(DESIGN_EXAMPLE).expect("example").remove(0);
+        customer.subnets = vec!["2001:db8::/32".into(), "203.0.113.0/24".into()];
+        let signature = scope_signature(&customer);
+        assert_eq!(
+            signature,
+            "agents=fra-media-1,fra-media-2;subnets=2001:db8::/32,203.0.113.0/24"
+        );
+        customer.subnets = vec!["203.0.113.0/24".into(), "2001:0db8::/32".into()];
+        customer.agents.reverse();
+        assert_eq!(scope_signature(&customer), signature);
+        customer.agents.push("fra-media-3".into());
+        assert_ne!(scope_signature(&customer), signature);
+    }
 
     pub(crate) const DESIGN_EXAMPLE: &str = r#"
 listen = "127.0.0.1:8080"

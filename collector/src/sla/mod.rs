@@ -11,8 +11,8 @@ pub mod rfc3339;
 pub mod uptime;
 
 pub use commitments::{
-    Commitments, Customer, SlaConfigError, Subnet, canonical_subnets, endpoints_in_subnets,
-    in_subnets, parse_customers, parsed_subnets, report_scopes,
+    Commitments, Customer, SlaConfigError, Subnet, endpoints_in_subnets, in_subnets,
+    parse_customers, parsed_subnets, report_scopes, scope_signature,
 };
 pub use evaluate::{
     BreachingCall, CallEvidence, CallFacts, CommitmentResult, DowntimeEvidence, EVIDENCE_LIMIT,

@@ -288,24 +288,25 @@ impl Store {
         }
     }
 
-    /// Records that ingest attributes `customer_id`'s scope with `subnets` (a canonical
-    /// text) from `now_ns` on, unless it already did with the same subnets; returns since when.
+    /// Records that ingest attributes `customer_id`'s scope by `signature` (its agents and
+    /// subnets, `sla::scope_signature`) from `now_ns` on, unless it already did with the same
+    /// signature; returns since when.
     pub async fn register_scope(
         &self,
         customer_id: &str,
-        subnets: &str,
+        signature: &str,
         now_ns: i64,
     ) -> Result<i64, StoreError> {
-        dispatch!(self, store => store.register_scope(customer_id, subnets, now_ns).await)
+        dispatch!(self, store => store.register_scope(customer_id, signature, now_ns).await)
     }
 
-    /// Since when `customer_id`'s scope has been attributed with exactly `subnets`, if so.
+    /// Since when `customer_id`'s scope has been attributed by exactly `signature`, if so.
     pub async fn scope_since(
         &self,
         customer_id: &str,
-        subnets: &str,
+        signature: &str,
     ) -> Result<Option<i64>, StoreError> {
-        dispatch!(self, store => store.scope_since(customer_id, subnets).await)
+        dispatch!(self, store => store.scope_since(customer_id, signature).await)
     }
 
     pub async fn token_insert(

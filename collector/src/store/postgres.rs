@@ -637,16 +637,16 @@ impl PgStore {
     pub(crate) async fn register_scope(
         &self,
         customer_id: &str,
-        subnets: &str,
+        signature: &str,
         now_ns: i64,
     ) -> Result<i64, StoreError> {
         sqlx::query(
-            "INSERT INTO scopes (customer_id, subnets, since_ns) VALUES ($1, $2, $3) \
-             ON CONFLICT (customer_id) DO UPDATE SET subnets = excluded.subnets, \
-             since_ns = excluded.since_ns WHERE scopes.subnets <> excluded.subnets",
+            "INSERT INTO scopes (customer_id, signature, since_ns) VALUES ($1, $2, $3) \
+             ON CONFLICT (customer_id) DO UPDATE SET signature = excluded.signature, \
+             since_ns = excluded.since_ns WHERE scopes.signature <> excluded.signature",
         )
         .bind(customer_id)
-        .bind(subnets)
+        .bind(signature)
         .bind(now_ns)
         .execute(&self.pool)
         .await
@@ -662,11 +662,11 @@ impl PgStore {
     pub(crate) async fn scope_since(
         &self,
         customer_id: &str,
-        subnets: &str,
+        signature: &str,
     ) -> Result<Option<i64>, StoreError> {
-        sqlx::query_scalar("SELECT since_ns FROM scopes WHERE customer_id = $1 AND subnets = $2")
+        sqlx::query_scalar("SELECT since_ns FROM scopes WHERE customer_id = $1 AND signature = $2")
             .bind(customer_id)
-            .bind(subnets)
+            .bind(signature)
             .fetch_optional(&self.pool)
             .await
             .map_err(database)

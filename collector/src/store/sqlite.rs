@@ -660,16 +660,16 @@ impl SqliteStore {
     pub(crate) async fn register_scope(
         &self,
         customer_id: &str,
-        subnets: &str,
+        signature: &str,
         now_ns: i64,
     ) -> Result<i64, StoreError> {
         sqlx::query(
-            "INSERT INTO scopes (customer_id, subnets, since_ns) VALUES (?, ?, ?) \
-             ON CONFLICT (customer_id) DO UPDATE SET subnets = excluded.subnets, \
-             since_ns = excluded.since_ns WHERE scopes.subnets <> excluded.subnets",
+            "INSERT INTO scopes (customer_id, signature, since_ns) VALUES (?, ?, ?) \
+             ON CONFLICT (customer_id) DO UPDATE SET signature = excluded.signature, \
+             since_ns = excluded.since_ns WHERE scopes.signature <> excluded.signature",
         )
         .bind(customer_id)
-        .bind(subnets)
+        .bind(signature)
         .bind(now_ns)
         .execute(&self.writer)
         .await
@@ -685,11 +685,11 @@ impl SqliteStore {
     pub(crate) async fn scope_since(
         &self,
         customer_id: &str,
-        subnets: &str,
+        signature: &str,
     ) -> Result<Option<i64>, StoreError> {
-        sqlx::query_scalar("SELECT since_ns FROM scopes WHERE customer_id = ? AND subnets = ?")
+        sqlx::query_scalar("SELECT since_ns FROM scopes WHERE customer_id = ? AND signature = ?")
             .bind(customer_id)
-            .bind(subnets)
+            .bind(signature)
             .fetch_optional(&self.reader)
             .await
             .map_err(database)
