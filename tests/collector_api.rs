@@ -444,6 +444,7 @@ async fn ingest_is_idempotent_and_bad_bodies_store_nothing() {
         ("bad batch id", json_bytes(&Batch { batch_id: "nope".into(), ..batch(13, "a", vec![], vec![]) }), None, 400, "invalid_field"),
         ("MOS out of range", json_bytes(&batch(14, "a", vec![report("a", "s", "c", "2026-11-20T10:00:00Z", "2026-11-20T10:00:10Z", false, 7.0)], vec![])), None, 422, "out_of_range"),
         ("window ends before it starts", json_bytes(&batch(15, "a", vec![report("a", "s", "c", "2026-11-20T10:00:10Z", "2026-11-20T10:00:00Z", false, 4.0)], vec![])), None, 422, "out_of_range"),
+        ("more jitter samples than packets", json_bytes(&batch(19, "a", vec![StreamReport { jitter_samples: 501, ..histogram_window("s", "c", "2026-11-20T10:00:00Z", "2026-11-20T10:00:10Z", None, 1_000) }], vec![])), None, 422, "invalid_value"),
         ("window longer than two hours", json_bytes(&batch(18, "a", vec![report("a", "s", "c", "2026-11-20T10:00:00Z", "2026-11-20T12:00:01Z", false, 4.0)], vec![])), None, 422, "invalid_value"),
         ("jitter histogram not HdrHistogram", json_bytes(&batch(17, "a", vec![StreamReport { jitter_histogram: Some("bm90IGEgaGlzdG9ncmFt".into()), ..report("a", "s", "c", "2026-11-20T10:00:00Z", "2026-11-20T10:00:10Z", false, 4.0) }], vec![])), None, 422, "invalid_value"),
         ("oversize", vec![b' '; 300_000], None, 413, "body_too_large"),
@@ -907,6 +908,25 @@ async fn sla_from_aggregates_equals_sla_from_reports_with_exact_jitter_percentil
             commitment(&scoped, name)["measured"],
             commitment(&slow, name)["measured"],
             "{name}"
+        );
+    }
+
+    // A period ending inside a window: 10:00:00..10:00:15 holds the windows of call 0 that
+    // start at :00 and :10 (the second ends after the period), two per stream; its final
+    // window starts at :20, so no call belongs to the period.
+    let inside = "from=2026-11-20T10:00:00Z&to=2026-11-20T10:00:15Z";
+    for customer in ["acme", "acme-media", "acme-subnets"] {
+        let (status, e) = get(
+            &s,
+            Some(OPS),
+            &format!("/api/v1/customers/{customer}/sla?{inside}"),
+        )
+        .await;
+        assert_eq!(status, 200, "{e}");
+        assert_eq!(
+            (e["calls"].as_u64(), e["reports_used"].as_u64()),
+            (Some(0), Some(4)),
+            "{customer}: {e}"
         );
     }
 

@@ -44,9 +44,12 @@ impl JitterHistogramEncoder {
         }
     }
 
-    /// `None` for a window without jitter samples.
+    /// `None` for a window without jitter samples, and for one whose busiest bin overflowed
+    /// (over 65,535 packets in one bin of one window: a saturated histogram would understate
+    /// that bin and bias every percentile above it). The collector counts such windows as
+    /// windows without a histogram, beside the verdict.
     pub fn encode(&mut self, bins: &JitterBins) -> Option<String> {
-        if bins.is_empty() {
+        if bins.is_empty() || bins.saturated() {
             return None;
         }
         bins.fill(&mut self.histogram);
@@ -104,5 +107,33 @@ pub fn stream_report(
         mos: f.mos.map(r6),
         capture_drops: r.capture_drops,
         totals: r.end.map(|_| stream_summary(s, privacy, jitter_buffer)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_bins_and_refuses_saturated_ones() {
+        let mut encoder = JitterHistogramEncoder::new();
+        let mut bins = JitterBins::default();
+        assert_eq!(encoder.encode(&bins), None, "no samples, no histogram");
+        for _ in 0..10 {
+            bins.record_ms(2.25);
+        }
+        let text = encoder.encode(&bins).expect("histogram");
+        let h = voqa_wire::histogram::decode_jitter_histogram(&text).expect("decodes");
+        assert_eq!(h.len(), 10);
+        // 2.25 ms falls in the bin 2,240..2,400 µs, shipped at its middle.
+        assert_eq!(h.count_at(2_320), 10);
+        for _ in 0..70_000 {
+            bins.record_ms(2.25);
+        }
+        assert_eq!(
+            encoder.encode(&bins),
+            None,
+            "a saturated bin ships no histogram"
+        );
     }
 }

@@ -84,7 +84,9 @@ async fn facts_from_reports(
                 agents: Some(customer.agents.clone()),
                 agent: None,
                 from_ns: from,
-                to_ns: to,
+                // A window that starts before `to` may end up to MAX_WINDOW_NS after it; the
+                // engine keeps the reports by window start.
+                to_ns: to.saturating_add(crate::store::MAX_WINDOW_NS),
                 max_mos: None,
                 final_only: false,
                 after,
@@ -112,6 +114,14 @@ async fn facts_from_reports(
 /// Registers the scope of every subnet-narrowed customer (at server start): ingest attributes
 /// their traffic from now on, and periods from now on are evaluated from aggregates.
 pub async fn register_scopes(store: &Store, customers: &[sla::Customer], now_ns: i64) {
+    let narrowed: Vec<String> = customers
+        .iter()
+        .filter(|c| !c.subnets.is_empty())
+        .map(|c| c.id.clone())
+        .collect();
+    if let Err(e) = store.retain_scopes(&narrowed).await {
+        eprintln!("voqa-collector: cannot forget the scopes of former subnet customers: {e}");
+    }
     for customer in customers.iter().filter(|c| !c.subnets.is_empty()) {
         let signature = sla::scope_signature(customer);
         if let Err(e) = store.register_scope(&customer.id, &signature, now_ns).await {
@@ -163,13 +173,14 @@ async fn facts_from_aggregates(
     }
 
     // Whole hours from the rollups, the rest window by window.
-    let first_hour = from.div_euclid(HOUR_NS) * HOUR_NS
-        + if from.rem_euclid(HOUR_NS) == 0 {
-            0
-        } else {
-            HOUR_NS
-        };
-    let last_hour = to.div_euclid(HOUR_NS) * HOUR_NS;
+    // Saturating: a period at the ends of the i64 nanosecond range has no whole hours.
+    let hour_floor = |t: i64| t.div_euclid(HOUR_NS).saturating_mul(HOUR_NS);
+    let first_hour = if from.rem_euclid(HOUR_NS) == 0 {
+        hour_floor(from)
+    } else {
+        hour_floor(from).saturating_add(HOUR_NS)
+    };
+    let last_hour = hour_floor(to);
     let (hours, edges) = if first_hour < last_hour {
         let hours = store
             .jitter_hours(scope, agents, first_hour, last_hour)

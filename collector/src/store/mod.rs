@@ -209,6 +209,10 @@ pub struct WindowHistogram {
 /// starts that a range of window ends can hold, so one index serves both.
 pub const MAX_WINDOW_NS: i64 = 2 * HOUR_NS;
 
+/// Most packets one report window may claim: 2^40 (150 million packets/s for 2 hours) keeps
+/// sums over any realistic number of windows far from overflowing u64 counters.
+pub const MAX_WINDOW_PACKETS: u64 = 1 << 40;
+
 /// One hour in nanoseconds: the granularity of `jitter_hourly`.
 pub const HOUR_NS: i64 = 3_600_000_000_000;
 
@@ -298,6 +302,13 @@ impl Store {
         now_ns: i64,
     ) -> Result<i64, StoreError> {
         dispatch!(self, store => store.register_scope(customer_id, signature, now_ns).await)
+    }
+
+    /// Forgets the scopes of every customer not in `keep` (customers no longer narrowed to
+    /// subnets): if one is narrowed again later, its scope starts afresh instead of trusting
+    /// aggregates that were not attributed in between.
+    pub async fn retain_scopes(&self, keep: &[String]) -> Result<(), StoreError> {
+        dispatch!(self, store => store.retain_scopes(keep).await)
     }
 
     /// Since when `customer_id`'s scope has been attributed by exactly `signature`, if so.
@@ -613,7 +624,8 @@ impl ReportColumns {
         Self {
             agent_id: report.agent_id.clone(),
             stream_id: report.stream_id.clone(),
-            call_id: report.call_id.clone(),
+            // An empty call id is stored as none, as the SLA engine reads it.
+            call_id: report.call_id.clone().filter(|id| !id.is_empty()),
             src: report.src.clone(),
             dst: report.dst.clone(),
             is_final: report.is_final,
@@ -687,7 +699,9 @@ impl PreparedBatch {
             let window_end_ns = parse_time(&report.window_end, || {
                 format!("reports[{index}].window_end")
             })?;
-            if window_end_ns < window_start_ns || window_end_ns - window_start_ns > MAX_WINDOW_NS {
+            if window_end_ns < window_start_ns
+                || window_end_ns > window_start_ns.saturating_add(MAX_WINDOW_NS)
+            {
                 return Err(StoreError::Invalid(format!(
                     "reports[{index}].window_end: windows run forwards and last at most 2 hours"
                 )));
@@ -706,6 +720,13 @@ impl PreparedBatch {
                     let bytes = histogram::decode_base64(text).map_err(|e| invalid(&e))?;
                     let decoded = histogram::decode_jitter_histogram_bytes(&bytes)
                         .map_err(|e| invalid(&e))?;
+                    if report.jitter_samples > report.packets || report.packets > MAX_WINDOW_PACKETS
+                    {
+                        return Err(invalid(&format!(
+                            "jitter_samples {} and packets {} must satisfy jitter_samples <= packets <= {MAX_WINDOW_PACKETS}",
+                            report.jitter_samples, report.packets
+                        )));
+                    }
                     if decoded.len() > report.jitter_samples {
                         return Err(invalid(&format!(
                             "counts {} packets, more than jitter_samples {}",
@@ -716,7 +737,7 @@ impl PreparedBatch {
                     Some((bytes, decoded))
                 }
             };
-            let hour_ns = window_start_ns.div_euclid(HOUR_NS) * HOUR_NS;
+            let hour_ns = window_start_ns.div_euclid(HOUR_NS).saturating_mul(HOUR_NS);
             let report_scopes = std::iter::once("")
                 .chain(scopes.get(index).into_iter().flatten().map(String::as_str));
             for scope in report_scopes {
@@ -880,9 +901,10 @@ fn fold_call<'s>(
     report: &StreamReport,
     prepared: &PreparedReport,
 ) {
-    let key = match &report.call_id {
-        Some(call_id) => call_id.clone(),
-        None => format!("stream:{}", report.stream_id),
+    // An empty call id is no call id, as in the SLA engine.
+    let key = match report.call_id.as_deref() {
+        Some(call_id) if !call_id.is_empty() => call_id.to_string(),
+        _ => format!("stream:{}", report.stream_id),
     };
     // A call is judged on its streams' whole-stream figures (the final report's totals),
     // as the SLA engine does; the final window's own figures stand in if totals are absent.
@@ -898,7 +920,7 @@ fn fold_call<'s>(
             scope: (*scope).to_string(),
             agent_id: agent_id.to_string(),
             call_key: key.clone(),
-            call_id: report.call_id.clone(),
+            call_id: report.call_id.clone().filter(|id| !id.is_empty()),
             streams: 0,
             first_start_ns: prepared.window_start_ns,
             last_end_ns: prepared.window_end_ns,
@@ -1114,6 +1136,11 @@ fn merge_hour(
         }
         None => histogram::new_jitter_histogram(),
     };
+    if total.len().saturating_add(add.len()) > 1 << 60 {
+        return Err(StoreError::Invalid(format!(
+            "the hourly jitter histogram {key} would exceed 2^60 packets"
+        )));
+    }
     total.add(add).map_err(|e| corrupt(format!("{e:?}")))?;
     let bytes = histogram::HistogramEncoder::new()
         .encode_bytes(&total)
@@ -2490,6 +2517,36 @@ mod tests {
                 .await
                 .expect("now"),
             Some(300)
+        );
+        store
+            .register_scope("globex", "10.0.0.0/8", 400)
+            .await
+            .expect("globex");
+        store
+            .retain_scopes(&["acme".to_string()])
+            .await
+            .expect("retain");
+        assert_eq!(
+            store
+                .scope_since("acme", "198.51.100.0/24")
+                .await
+                .expect("kept"),
+            Some(300)
+        );
+        assert_eq!(
+            store
+                .scope_since("globex", "10.0.0.0/8")
+                .await
+                .expect("forgotten"),
+            None
+        );
+        store.retain_scopes(&[]).await.expect("retain none");
+        assert_eq!(
+            store
+                .scope_since("acme", "198.51.100.0/24")
+                .await
+                .expect("all forgotten"),
+            None
         );
         assert_eq!(
             store.scope_since("globex", "").await.expect("unknown"),

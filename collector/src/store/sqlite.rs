@@ -682,6 +682,24 @@ impl SqliteStore {
         Ok(since)
     }
 
+    pub(crate) async fn retain_scopes(&self, keep: &[String]) -> Result<(), StoreError> {
+        let mut delete = QueryBuilder::<Sqlite>::new("DELETE FROM scopes");
+        if !keep.is_empty() {
+            delete.push(" WHERE customer_id NOT IN (");
+            let mut list = delete.separated(", ");
+            for id in keep {
+                list.push_bind(id.clone());
+            }
+            delete.push(")");
+        }
+        delete
+            .build()
+            .execute(&self.writer)
+            .await
+            .map_err(database)?;
+        Ok(())
+    }
+
     pub(crate) async fn scope_since(
         &self,
         customer_id: &str,
