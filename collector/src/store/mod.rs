@@ -1070,6 +1070,121 @@ fn build_calls_query<DB>(
     }
 }
 
+/// Builds the `jitter_hours` query on either backend.
+fn build_jitter_hours_query<DB>(
+    select: &mut sqlx::QueryBuilder<DB>,
+    scope: &str,
+    agents: &[String],
+    from_ns: i64,
+    to_ns: i64,
+) where
+    DB: sqlx::Database,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    select
+        .push(
+            "SELECT agent_id, hour_ns, samples, windows, windows_without_histogram, \
+             windows_with_drops, histogram FROM jitter_hourly WHERE scope = ",
+        )
+        .push_bind(scope.to_string())
+        .push(" AND agent_id IN (");
+    let mut list = select.separated(", ");
+    for agent in agents {
+        list.push_bind(agent.clone());
+    }
+    select
+        .push(") AND hour_ns >= ")
+        .push_bind(from_ns)
+        .push(" AND hour_ns < ")
+        .push_bind(to_ns)
+        .push(" ORDER BY hour_ns, agent_id");
+}
+
+/// Reads a `jitter_hours` row on either backend.
+fn jitter_hour_row<R>(row: &R, backend: &'static str) -> Result<JitterHour, StoreError>
+where
+    R: sqlx::Row,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let database = |source| StoreError::Database { backend, source };
+    let count = |name: &str| -> Result<u64, StoreError> {
+        Ok(stored_u64(row.try_get::<i64, _>(name).map_err(database)?))
+    };
+    Ok(JitterHour {
+        agent_id: row.try_get("agent_id").map_err(database)?,
+        hour_ns: row.try_get("hour_ns").map_err(database)?,
+        samples: count("samples")?,
+        windows: count("windows")?,
+        windows_without_histogram: count("windows_without_histogram")?,
+        windows_with_drops: count("windows_with_drops")?,
+        histogram: row.try_get("histogram").map_err(database)?,
+    })
+}
+
+/// Builds the `window_histograms` query on either backend: windows by start, found through
+/// the (agent, window end) index since a window lasts at most `MAX_WINDOW_NS`.
+fn build_window_histograms_query<DB>(
+    select: &mut sqlx::QueryBuilder<DB>,
+    agents: &[String],
+    from_ns: i64,
+    to_ns: i64,
+) where
+    DB: sqlx::Database,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    select.push(
+        "SELECT id, src, dst, capture_drops, jitter_histogram, report FROM stream_reports \
+         WHERE agent_id IN (",
+    );
+    let mut list = select.separated(", ");
+    for agent in agents {
+        list.push_bind(agent.clone());
+    }
+    select
+        .push(") AND window_end_ns >= ")
+        .push_bind(from_ns)
+        .push(" AND window_end_ns < ")
+        .push_bind(to_ns.saturating_add(MAX_WINDOW_NS))
+        .push(" AND window_start_ns >= ")
+        .push_bind(from_ns)
+        .push(" AND window_start_ns < ")
+        .push_bind(to_ns);
+}
+
+/// The one field of a stored report JSON that `window_histograms` needs.
+#[derive(serde::Deserialize)]
+struct SamplesOnly {
+    jitter_samples: u64,
+}
+
+/// Reads a `window_histograms` row on either backend.
+fn window_histogram_row<R>(row: &R, backend: &'static str) -> Result<WindowHistogram, StoreError>
+where
+    R: sqlx::Row,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<Vec<u8>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let database = |source| StoreError::Database { backend, source };
+    let id: i64 = row.try_get("id").map_err(database)?;
+    // jitter_samples lives only in the JSON; read just that field.
+    let json: String = row.try_get("report").map_err(database)?;
+    let samples: SamplesOnly = parse_json(backend, "stream_reports", &id.to_string(), &json)?;
+    Ok(WindowHistogram {
+        src: row.try_get("src").map_err(database)?,
+        dst: row.try_get("dst").map_err(database)?,
+        jitter_samples: samples.jitter_samples,
+        capture_drops: stored_u64(row.try_get("capture_drops").map_err(database)?),
+        histogram: row.try_get("jitter_histogram").map_err(database)?,
+    })
+}
+
 /// Reads a `CALL_COLUMNS` row on either backend.
 fn call_aggregate<R>(row: &R, backend: &'static str) -> Result<CallAggregate, StoreError>
 where

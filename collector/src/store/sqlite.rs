@@ -23,8 +23,9 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use super::{
     AgentRow, CALL_COLUMNS, CALL_UPSERT_CONFLICT, CallAggregate, CallStats, HOUR_NS, HeartbeatRow,
     IngestOutcome, JitterHour, PreparedBatch, RETENTION_CHUNK, StoreError, StreamQuery, StreamRow,
-    TokenRow, WindowHistogram, Worst, build_calls_query, call_aggregate, call_stats_row,
-    merge_hour, parse_json, saturating_i64, stored_u64,
+    TokenRow, WindowHistogram, Worst, build_calls_query, build_jitter_hours_query,
+    build_window_histograms_query, call_aggregate, call_stats_row, jitter_hour_row, merge_hour,
+    parse_json, saturating_i64, stored_u64, window_histogram_row,
 };
 
 pub(crate) const BACKEND: &str = "sqlite";
@@ -488,44 +489,15 @@ impl SqliteStore {
         from_ns: i64,
         to_ns: i64,
     ) -> Result<Vec<JitterHour>, StoreError> {
-        let mut select = QueryBuilder::<Sqlite>::new(
-            "SELECT agent_id, hour_ns, samples, windows, windows_without_histogram, \
-             windows_with_drops, histogram FROM jitter_hourly WHERE scope = ",
-        );
-        select
-            .push_bind(scope.to_string())
-            .push(" AND agent_id IN (");
-        let mut list = select.separated(", ");
-        for agent in agents {
-            list.push_bind(agent.clone());
-        }
-        select
-            .push(") AND hour_ns >= ")
-            .push_bind(from_ns)
-            .push(" AND hour_ns < ")
-            .push_bind(to_ns)
-            .push(" ORDER BY hour_ns, agent_id");
+        let mut select = QueryBuilder::<Sqlite>::new("");
+        build_jitter_hours_query(&mut select, scope, agents, from_ns, to_ns);
         let rows = select
             .build()
             .fetch_all(&self.reader)
             .await
             .map_err(database)?;
         rows.iter()
-            .map(|row| {
-                Ok(JitterHour {
-                    agent_id: row.try_get("agent_id").map_err(database)?,
-                    hour_ns: row.try_get("hour_ns").map_err(database)?,
-                    samples: stored_u64(row.try_get("samples").map_err(database)?),
-                    windows: stored_u64(row.try_get("windows").map_err(database)?),
-                    windows_without_histogram: stored_u64(
-                        row.try_get("windows_without_histogram").map_err(database)?,
-                    ),
-                    windows_with_drops: stored_u64(
-                        row.try_get("windows_with_drops").map_err(database)?,
-                    ),
-                    histogram: row.try_get("histogram").map_err(database)?,
-                })
-            })
+            .map(|row| jitter_hour_row(row, BACKEND))
             .collect()
     }
 
@@ -535,45 +507,15 @@ impl SqliteStore {
         from_ns: i64,
         to_ns: i64,
     ) -> Result<Vec<WindowHistogram>, StoreError> {
-        let mut select = QueryBuilder::<Sqlite>::new(
-            "SELECT id, src, dst, capture_drops, jitter_histogram, report FROM stream_reports \
-             WHERE agent_id IN (",
-        );
-        let mut list = select.separated(", ");
-        for agent in agents {
-            list.push_bind(agent.clone());
-        }
-        select
-            .push(") AND window_end_ns >= ")
-            .push_bind(from_ns)
-            .push(" AND window_end_ns < ")
-            .push_bind(to_ns.saturating_add(super::MAX_WINDOW_NS))
-            .push(" AND window_start_ns >= ")
-            .push_bind(from_ns)
-            .push(" AND window_start_ns < ")
-            .push_bind(to_ns);
+        let mut select = QueryBuilder::<Sqlite>::new("");
+        build_window_histograms_query(&mut select, agents, from_ns, to_ns);
         let rows = select
             .build()
             .fetch_all(&self.reader)
             .await
             .map_err(database)?;
         rows.iter()
-            .map(|row| {
-                let id: i64 = row.try_get("id").map_err(database)?;
-                let histogram: Option<Vec<u8>> =
-                    row.try_get("jitter_histogram").map_err(database)?;
-                // jitter_samples lives only in the JSON; read just that field.
-                let json: String = row.try_get("report").map_err(database)?;
-                let samples: SamplesOnly =
-                    parse_json(BACKEND, "stream_reports", &id.to_string(), &json)?;
-                Ok(WindowHistogram {
-                    src: row.try_get("src").map_err(database)?,
-                    dst: row.try_get("dst").map_err(database)?,
-                    jitter_samples: samples.jitter_samples,
-                    capture_drops: stored_u64(row.try_get("capture_drops").map_err(database)?),
-                    histogram,
-                })
-            })
+            .map(|row| window_histogram_row(row, BACKEND))
             .collect()
     }
 
@@ -773,12 +715,6 @@ fn stream_row(row: &SqliteRow) -> Result<StreamRow, StoreError> {
         mos: row.try_get("mos").map_err(database)?,
         report: parse_json(BACKEND, "stream_reports", &id.to_string(), json)?,
     })
-}
-
-/// The one field of a stored report JSON that `window_histograms` needs.
-#[derive(serde::Deserialize)]
-struct SamplesOnly {
-    jitter_samples: u64,
 }
 
 /// The writer task: takes the first waiting batch and whatever queued behind it (up to
