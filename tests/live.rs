@@ -642,54 +642,6 @@ fn unix_ns() -> i64 {
         .as_nanos() as i64
 }
 
-/// Unix ns of an RFC 3339 UTC time as the agent writes it (`2026-11-23T09:00:01.036852Z`).
-fn parse_rfc3339_ns(text: &str) -> i64 {
-    let fields: Vec<&str> = text
-        .strip_suffix('Z')
-        .map(|t| t.split(['-', 'T', ':', '.']).collect())
-        .unwrap_or_default();
-    let num = |i: usize| -> i64 {
-        fields
-            .get(i)
-            .and_then(|f| f.parse().ok())
-            .unwrap_or_else(|| panic!("not an RFC 3339 UTC time: {text}"))
-    };
-    let d = [num(0), num(1), num(2)];
-    let h = [num(3), num(4), num(5)];
-    let frac_ns: i64 = match fields.get(6) {
-        None => 0,
-        Some(f) if f.len() <= 9 => format!("{f:0<9}")
-            .parse()
-            .unwrap_or_else(|_| panic!("bad fraction in {text}")),
-        Some(_) => panic!("fraction too long in {text}"),
-    };
-    // Days from civil (Howard Hinnant).
-    let (y, m) = if d[1] <= 2 {
-        (d[0] - 1, d[1] + 9)
-    } else {
-        (d[0], d[1] - 3)
-    };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d[2] - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    ((days * 86_400 + h[0] * 3600 + h[1] * 60 + h[2]) * 1_000_000_000) + frac_ns
-}
-
-#[test]
-fn rfc3339_parser_matches_known_instants() {
-    assert_eq!(parse_rfc3339_ns("1970-01-01T00:00:00Z"), 0);
-    assert_eq!(
-        parse_rfc3339_ns("2026-11-23T09:00:01.036852Z"),
-        1_795_424_401_036_852_000
-    );
-    assert_eq!(
-        parse_rfc3339_ns("2000-03-01T00:00:00.5Z"),
-        951_868_800_500_000_000
-    );
-}
-
 #[test]
 fn kernel_drops_are_reported_when_the_ring_is_too_small() {
     const TEST: &str = "kernel_drops_are_reported_when_the_ring_is_too_small";
@@ -742,10 +694,7 @@ fn kernel_drops_are_reported_when_the_ring_is_too_small() {
     let overlapping: Vec<(&StreamReport, f64)> = reports
         .iter()
         .filter_map(|r| {
-            let (ws, we) = (
-                parse_rfc3339_ns(&r.window_start),
-                parse_rfc3339_ns(&r.window_end),
-            );
+            let (ws, we) = (r.window_start.as_ns(), r.window_end.as_ns());
             let overlap = we.min(burst_end) - ws.max(burst_start);
             (overlap > 0).then(|| (*r, overlap as f64 / (we - ws).max(1) as f64))
         })

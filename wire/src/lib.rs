@@ -6,6 +6,9 @@
 //! schema version bump.
 
 pub mod histogram;
+pub mod time;
+
+pub use time::{TimeError, Timestamp};
 
 use serde::{Deserialize, Serialize};
 
@@ -62,8 +65,8 @@ pub struct StreamSummary {
     /// RTP clock rate in Hz; null when it could not be determined.
     pub clock_rate: Option<u32>,
     pub call_id: Option<String>,
-    pub first_seen: String,
-    pub last_seen: String,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
     pub packets: u64,
     pub expected: u64,
     pub lost: u64,
@@ -112,12 +115,12 @@ pub struct CallSummary {
     /// Indexes into `AnalyzeOutput::streams`.
     pub streams: Vec<usize>,
     /// Time of the first INVITE.
-    pub setup: Option<String>,
+    pub setup: Option<Timestamp>,
     /// Time of the final 2xx to the INVITE.
     #[serde(default)]
-    pub answer: Option<String>,
+    pub answer: Option<Timestamp>,
     /// Time of the BYE (or CANCEL, or a final failure response).
-    pub end: Option<String>,
+    pub end: Option<Timestamp>,
     /// Final response to the INVITE, if seen.
     #[serde(default)]
     pub status: Option<u16>,
@@ -146,8 +149,8 @@ pub struct StreamReport {
     pub codec: String,
     pub clock_rate: Option<u32>,
     pub call_id: Option<String>,
-    pub window_start: String,
-    pub window_end: String,
+    pub window_start: Timestamp,
+    pub window_end: Timestamp,
     #[serde(rename = "final")]
     pub is_final: bool,
     /// Why the stream ended (`bye`, `idle`, `evicted`, `restart`, `shutdown`), on final reports.
@@ -190,6 +193,23 @@ pub struct StreamReport {
     pub totals: Option<StreamSummary>,
 }
 
+impl StreamReport {
+    /// The report's identity: agent, stream, window start and final flag. It is the same for
+    /// every copy of the report however often it is retried, in whatever batch, and across
+    /// agent restarts (stream ids derive from the stream's 5-tuple, SSRC and first packet
+    /// time); the collector stores each identity once. Printed as
+    /// `AGENT/STREAM/WINDOW_START_NS/i|f`.
+    pub fn record_id(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.agent_id,
+            self.stream_id,
+            self.window_start.as_ns(),
+            if self.is_final { 'f' } else { 'i' }
+        )
+    }
+}
+
 /// Capture counters of one worker (cumulative since the agent started).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerCounters {
@@ -218,8 +238,8 @@ pub struct ProcessState {
 pub struct Heartbeat {
     pub agent_id: String,
     pub agent_version: String,
-    /// Wall-clock time of the heartbeat (RFC 3339).
-    pub time: String,
+    /// Time of the heartbeat (RFC 3339): the wall clock in live capture, packet time in replay.
+    pub time: Timestamp,
     pub host_uptime_s: u64,
     /// Whole-host CPU use, percent of all cores.
     pub cpu_pct: f64,
@@ -234,6 +254,37 @@ pub struct Heartbeat {
     pub streams_tracked: u64,
     pub streams_evicted: u64,
     pub processes: Vec<ProcessState>,
+    /// The agent's outbound queue at the time of the heartbeat (absent from agents without a
+    /// shipper, e.g. `run --sink file:...`, and from agents that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping: Option<ShippingCounters>,
+}
+
+/// State of the agent's disk spool and shipper (cumulative counters since the spool was
+/// created, except the `pending_*` levels).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShippingCounters {
+    /// Records and bytes written to the spool and not yet acknowledged by a collector.
+    pub pending_records: u64,
+    pub pending_bytes: u64,
+    /// Records acknowledged by a collector (2xx).
+    pub acked_records: u64,
+    /// Records dropped, oldest first, because the spool reached its size cap.
+    pub dropped_cap_records: u64,
+    /// Records that could not be written to the spool (disk full, I/O error).
+    pub dropped_write_records: u64,
+    /// Torn or corrupt spool records cut at start-up or skipped while reading.
+    pub corrupt_records: u64,
+    /// Records a collector refused for good (a 4xx other than 401/403/408/429), kept in the
+    /// dead-letter segments for an operator.
+    pub dead_letter_records: u64,
+}
+
+impl Heartbeat {
+    /// The heartbeat's identity: agent and time (`AGENT/hb/TIME_NS`), stored once.
+    pub fn record_id(&self) -> String {
+        format!("{}/hb/{}", self.agent_id, self.time.as_ns())
+    }
 }
 
 /// One line of the agent's JSON-lines output (`run --sink file:PATH|stdout`).
@@ -246,8 +297,9 @@ pub enum AgentRecord {
     Heartbeat(Heartbeat),
 }
 
-/// One agent → collector upload (`POST /api/v1/ingest`, gzip or plain JSON). Idempotent by
-/// `batch_id`: the collector stores a batch once and acknowledges repeats.
+/// One agent → collector upload (`POST /api/v1/ingest`, gzip or plain JSON). Idempotent per
+/// record: the collector stores each report and heartbeat once by its `record_id`, whatever
+/// batch it arrives in, and acknowledges repeats; `batch_id` names the upload in logs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
     /// Must equal [`SCHEMA_VERSION`].
@@ -256,7 +308,7 @@ pub struct Batch {
     pub batch_id: String,
     pub agent_id: String,
     /// Wall-clock time the batch was sent (RFC 3339).
-    pub sent_at: String,
+    pub sent_at: Timestamp,
     #[serde(default)]
     pub reports: Vec<StreamReport>,
     #[serde(default)]
@@ -306,8 +358,8 @@ mod tests {
             codec: "PCMU".into(),
             clock_rate: Some(8000),
             call_id: None,
-            first_seen: "2026-11-23T10:00:00.000000Z".into(),
-            last_seen: "2026-11-23T10:00:30.000000Z".into(),
+            first_seen: Timestamp::from_ns(1_795_428_000_000_000_000),
+            last_seen: Timestamp::from_ns(1_795_428_030_000_000_000),
             packets: 1500,
             expected: 1500,
             lost: 0,

@@ -67,7 +67,7 @@ impl HostSampler {
     pub fn sample(
         &mut self,
         agent_id: &str,
-        time_rfc3339: String,
+        time: voqa_wire::Timestamp,
         workers: Vec<WorkerCounters>,
         streams_tracked: u64,
         streams_evicted: u64,
@@ -79,7 +79,7 @@ impl HostSampler {
         Heartbeat {
             agent_id: agent_id.to_owned(),
             agent_version: AGENT_VERSION.to_owned(),
-            time: time_rfc3339,
+            time,
             host_uptime_s: System::uptime().unwrap_or(0),
             cpu_pct: figures.cpu_pct,
             agent_cpu_pct: figures.agent_cpu_pct,
@@ -91,6 +91,7 @@ impl HostSampler {
             streams_tracked,
             streams_evicted,
             processes,
+            shipping: None,
         }
     }
 
@@ -216,14 +217,14 @@ mod tests {
         }
         let beat = sampler.sample(
             "media-1",
-            "2026-11-23T10:00:00Z".to_owned(),
+            voqa_wire::Timestamp::from_ns(1_795_428_000_000_000_000),
             workers(),
             42,
             7,
         );
         assert_eq!(beat.agent_id, "media-1");
         assert_eq!(beat.agent_version, env!("CARGO_PKG_VERSION"));
-        assert_eq!(beat.time, "2026-11-23T10:00:00Z");
+        assert_eq!(beat.time.to_string(), "2026-11-23T10:00:00.000000Z");
         assert!(beat.host_uptime_s > 0);
         assert!(
             beat.mem_total_bytes > beat.mem_used_bytes && beat.mem_used_bytes > 0,
@@ -263,7 +264,7 @@ mod tests {
         let mut slowest = Duration::ZERO;
         for _ in 0..5 {
             let start = Instant::now();
-            let beat = sampler.sample("a", String::new(), Vec::new(), 0, 0);
+            let beat = sampler.sample("a", voqa_wire::Timestamp::EPOCH, Vec::new(), 0, 0);
             slowest = slowest.max(start.elapsed());
             assert_eq!(beat.processes.len(), 4);
         }
@@ -274,7 +275,7 @@ mod tests {
     #[test]
     fn nothing_watched_gives_no_process_states() {
         let mut sampler = HostSampler::new(Vec::new());
-        let beat = sampler.sample("a", String::new(), Vec::new(), 0, 0);
+        let beat = sampler.sample("a", voqa_wire::Timestamp::EPOCH, Vec::new(), 0, 0);
         assert!(beat.processes.is_empty());
         assert!(beat.mem_total_bytes > 0);
         assert!(format!("{sampler:?}").contains("HostSampler"));

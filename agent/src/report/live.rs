@@ -5,7 +5,9 @@
 use voqa_wire::histogram::{Histogram, HistogramEncoder, new_jitter_histogram};
 use voqa_wire::{StreamReport, Transitions};
 
-use super::{r6, stream_summary, time::rfc3339_micros};
+use voqa_wire::Timestamp;
+
+use super::{r6, stream_summary};
 use crate::quality::jitter_bins::JitterBins;
 use crate::streams::WindowReport;
 use crate::streams::privacy::Pseudonymizer;
@@ -76,8 +78,8 @@ pub fn stream_report(
         codec: s.codec.clone(),
         clock_rate: s.clock_hz,
         call_id: s.call_id.as_deref().map(|c| privacy.apply(c)),
-        window_start: rfc3339_micros(r.window_start_ns),
-        window_end: rfc3339_micros(r.window_end_ns),
+        window_start: Timestamp::from_ns(r.window_start_ns),
+        window_end: Timestamp::from_ns(r.window_end_ns),
         is_final: r.end.is_some(),
         end_reason: r.end.map(|e| e.as_str().to_owned()),
         packets: f.packets,

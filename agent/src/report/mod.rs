@@ -6,9 +6,8 @@
 
 pub mod live;
 pub mod table;
-pub mod time;
 
-use voqa_wire::{AnalyzeOutput, CallSummary, FileSummary, StreamSummary};
+use voqa_wire::{AnalyzeOutput, CallSummary, FileSummary, StreamSummary, Timestamp};
 
 use crate::quality::codec::CodecValues;
 use crate::quality::stream::ClockSource;
@@ -46,9 +45,9 @@ pub fn analyze_output(
             from: call.from_user.as_deref().map(|u| privacy.apply(u)),
             to: call.to_user.as_deref().map(|u| privacy.apply(u)),
             streams: members,
-            setup: call.invite_ns.map(time::rfc3339_micros),
-            answer: call.answer_ns.map(time::rfc3339_micros),
-            end: call.end_ns.map(time::rfc3339_micros),
+            setup: call.invite_ns.map(Timestamp::from_ns),
+            answer: call.answer_ns.map(Timestamp::from_ns),
+            end: call.end_ns.map(Timestamp::from_ns),
             status: call.status,
         });
     }
@@ -93,8 +92,8 @@ pub(crate) fn stream_summary(
         codec: s.codec.clone(),
         clock_rate: s.clock_hz,
         call_id,
-        first_seen: time::rfc3339_micros(s.first_ns),
-        last_seen: time::rfc3339_micros(s.last_ns),
+        first_seen: Timestamp::from_ns(s.first_ns),
+        last_seen: Timestamp::from_ns(s.last_ns),
         packets: q.packets,
         expected: q.expected,
         lost: q.lost,

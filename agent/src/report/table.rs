@@ -113,8 +113,8 @@ pub fn render(out: &AnalyzeOutput) -> String {
                 c.call_id,
                 c.from.as_deref().unwrap_or("?"),
                 c.to.as_deref().unwrap_or("?"),
-                c.setup.as_deref().unwrap_or("-"),
-                c.end.as_deref().unwrap_or("-"),
+                c.setup.map_or_else(|| "-".to_owned(), |t| t.to_string()),
+                c.end.map_or_else(|| "-".to_owned(), |t| t.to_string()),
                 if streams.is_empty() {
                     "-".to_owned()
                 } else {

@@ -19,7 +19,6 @@ use super::metrics;
 use crate::capture::afpacket::{Fanout, PacketRing, RingConfig};
 use crate::host::HostSampler;
 use crate::report::live::{JitterHistogramEncoder, stream_report};
-use crate::report::time::rfc3339_micros;
 use crate::ship::{JsonLinesSink, ReportSink};
 use crate::streams::privacy::Pseudonymizer;
 use crate::streams::registry::{SdpRegistry, SharedRegistry};
@@ -437,7 +436,7 @@ fn heartbeat_loop(
                 .sum();
             let hb = sampler.sample(
                 agent_id,
-                rfc3339_micros(wall_ns()),
+                voqa_wire::Timestamp::from_ns(wall_ns()),
                 workers,
                 tracked,
                 evicted,

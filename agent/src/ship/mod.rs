@@ -50,7 +50,7 @@ mod tests {
         let hb = Heartbeat {
             agent_id: "a".into(),
             agent_version: "0".into(),
-            time: "2026-11-23T00:00:00.000000Z".into(),
+            time: voqa_wire::Timestamp::from_ns(1_795_392_000_000_000_000),
             host_uptime_s: 1,
             cpu_pct: 0.0,
             agent_cpu_pct: 0.0,
@@ -62,6 +62,7 @@ mod tests {
             streams_tracked: 0,
             streams_evicted: 0,
             processes: vec![],
+            shipping: None,
         };
         let mut sink = JsonLinesSink::new(Vec::new());
         sink.send(&AgentRecord::Heartbeat(hb.clone()))
