@@ -1,0 +1,124 @@
+//! Agent → collector with nothing lost and nothing twice, through the real binaries over real
+//! HTTP on loopback: `voqa-agent replay` ships a capture into `voqa-collector serve` while the
+//! collector is down, killed, behind a faulty network, or refusing the token, and while the
+//! agent itself is killed. Each test compares the set of stream-report ids the collector stored
+//! (and how many copies) with the set the agent produces for the same capture.
+
+mod support;
+
+#[path = "support/e2e.rs"]
+mod e2e;
+#[path = "support/faultproxy.rs"]
+mod faultproxy;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use e2e::{AgentProcess, Collector, many_streams_capture, produced_report_ids, secret_file};
+
+const AGENT_ID: &str = "e2e-agent";
+
+/// Agent config for the tests: small batches so shipping takes many requests, fast retries.
+fn agent_config(dir: &Path, collectors: &[String], extra_ship: &str) -> PathBuf {
+    let urls: Vec<String> = collectors.iter().map(|u| format!("{u:?}")).collect();
+    let text = format!(
+        r#"agent_id = "{AGENT_ID}"
+
+[privacy]
+key_file = "{key}"
+
+[ship]
+collectors = [{urls}]
+token_file = "{token}"
+spool_dir = "{spool}"
+batch_max_records = 25
+batch_max_age_ms = 100
+backoff_min_ms = 50
+backoff_max_s = 1
+request_timeout_s = 5
+{extra_ship}
+"#,
+        key = dir.join("pseudonym.key").display(),
+        token = dir.join("token").display(),
+        spool = dir.join("spool").display(),
+        urls = urls.join(", "),
+    );
+    if !dir.join("pseudonym.key").exists() {
+        secret_file(dir, "pseudonym.key", "e2e pseudonym key\n");
+    }
+    let path = dir.join("agent.toml");
+    std::fs::write(&path, text).expect("write agent config");
+    path
+}
+
+fn replay_args(config: &Path, capture: &Path) -> Vec<String> {
+    vec![
+        "replay".into(),
+        "--config".into(),
+        config.display().to_string(),
+        "--interval".into(),
+        "1".into(),
+        "--speed".into(),
+        "max".into(),
+        capture.display().to_string(),
+    ]
+}
+
+/// What the agent produces for `capture` with this config (same agent id, key and interval),
+/// written to a file instead of a collector.
+fn produced(dir: &Path, config: &Path, capture: &Path) -> Vec<String> {
+    let out = dir.join("produced.jsonl");
+    let mut args = replay_args(config, capture);
+    args.push("--sink".into());
+    args.push(format!("file:{}", out.display()));
+    let mut p = AgentProcess::spawn(&args, dir.join("produced.log"));
+    assert_eq!(p.wait(Duration::from_secs(120)), 0, "{}", p.log_text());
+    produced_report_ids(&out)
+}
+
+fn assert_exactly_once(stored: &BTreeMap<String, usize>, produced: &[String]) {
+    let twice: Vec<&String> = stored.iter().filter(|(_, n)| **n > 1).map(|(k, _)| k).collect();
+    assert!(twice.is_empty(), "{} report(s) stored twice, e.g. {:?}", twice.len(), &twice[..twice.len().min(5)]);
+    let stored_ids: Vec<&String> = stored.keys().collect();
+    let produced_ids: Vec<&String> = produced.iter().collect();
+    if stored_ids != produced_ids {
+        let missing: Vec<&&String> = produced_ids.iter().filter(|id| !stored.contains_key(**id)).collect();
+        let extra: Vec<&&String> = stored_ids.iter().filter(|id| !produced.contains(id)).collect();
+        panic!(
+            "stored {} reports, produced {}: {} missing (e.g. {:?}), {} unexpected (e.g. {:?})",
+            stored_ids.len(),
+            produced_ids.len(),
+            missing.len(),
+            &missing[..missing.len().min(5)],
+            extra.len(),
+            &extra[..extra.len().min(5)]
+        );
+    }
+}
+
+fn setup(streams: u32, seconds: u32) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let capture = many_streams_capture(dir.path(), "many.pcap", streams, seconds, 5);
+    (dir, capture)
+}
+
+#[test]
+fn collector_down_at_start_and_up_20_s_later_gets_everything_once() {
+    let (dir, capture) = setup(20, 60);
+    let mut collector = Collector::sqlite("");
+    let agent_token = collector.token("agent");
+    let ops = collector.token("ops");
+    secret_file(dir.path(), "token", &agent_token);
+    let config = agent_config(dir.path(), &[collector.url()], "");
+    let expected = produced(dir.path(), &config, &capture);
+    assert!(expected.len() > 1000, "only {} reports", expected.len());
+
+    let mut agent = AgentProcess::spawn(&replay_args(&config, &capture), dir.path().join("agent.log"));
+    std::thread::sleep(Duration::from_secs(20));
+    assert!(agent.child.try_wait().expect("try_wait").is_none(), "the agent gave up: {}", agent.log_text());
+    assert!(agent.log_text().contains("retrying"), "no retry reported: {}", agent.log_text());
+    collector.start();
+    assert_eq!(agent.wait(Duration::from_secs(120)), 0, "{}", agent.log_text());
+    assert_exactly_once(&collector.stored_reports(&ops), &expected);
+}
