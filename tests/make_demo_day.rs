@@ -453,7 +453,7 @@ fn impair(
                 rng.chance(if bad_state { loss_bad } else { loss_good })
             }
         };
-        let spared = index < SPARE_EDGE_PACKETS || index >= n - SPARE_EDGE_PACKETS;
+        let spared = index < SPARE_EDGE_PACKETS || index >= n.saturating_sub(SPARE_EDGE_PACKETS);
         if lost && !spared {
             dropped += 1;
             continue;
