@@ -2,6 +2,8 @@
 //! captures, running `voqa-agent analyze`, and building small captures of our own.
 #![allow(dead_code)]
 
+pub mod faultproxy;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
