@@ -12,6 +12,7 @@ pub mod analyze;
 pub mod capture;
 pub mod decode;
 pub mod host;
+pub mod pipeline;
 pub mod quality;
 pub mod report;
 pub mod service;
