@@ -3,7 +3,10 @@
 //! - `decode_rtp`: the same plus the RTP header view;
 //! - `pipeline_10k_streams`: frame → decode → flow table → quality meters for 10,000 concurrent
 //!   G.711 streams (the whole per-packet path `analyze` runs), stream creation included;
-//! - `pcap_parse`: iterating the frames of the same capture held in memory.
+//! - `pcap_parse`: iterating the frames of the same capture held in memory;
+//! - `worker_loop_10k_streams`: `pipeline_10k_streams` driven as `analyze` drives it: the
+//!   pipeline's worker loop over a `FileSource` (the same capture, memory-mapped from a file),
+//!   so the loop's per-batch and per-frame overhead shows against the bare analyzer.
 //!
 //! Run: cargo bench -p voqa-agent --bench pipeline
 
@@ -15,7 +18,16 @@ use voqa_agent::capture::writer::PcapWriter;
 use voqa_agent::decode::build::{LinkSpec, RtpHeader, rtp_packet, udp_frame};
 use voqa_agent::decode::decode_udp;
 use voqa_agent::decode::rtp::RtpPacket;
-use voqa_agent::streams::{Analyzer, AnalyzerConfig};
+use voqa_agent::pipeline::file::{FileSource, Pace, open_files};
+use voqa_agent::pipeline::{Output, Worker};
+use voqa_agent::streams::{Analyzer, AnalyzerConfig, WindowReport};
+
+/// Offline analysis produces no window reports.
+struct Discard;
+
+impl Output for Discard {
+    fn reports(&mut self, _reports: std::vec::IntoIter<WindowReport>) {}
+}
 
 const STREAMS: u32 = 10_000;
 const ROUNDS: u32 = 30;
@@ -101,6 +113,22 @@ fn bench(c: &mut Criterion) {
                 a.on_frame(f.ts_ns, f.linktype, f.data, f.wire_len);
             }
             a.active_streams()
+        })
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("bench.pcap");
+    std::fs::write(&path, &pcap).expect("write pcap");
+    let inputs = open_files(&[path]).expect("open pcap");
+    g.bench_function("worker_loop_10k_streams", |b| {
+        b.iter(|| {
+            let mut w = Worker::new(Analyzer::new(AnalyzerConfig::default()));
+            let mut source = FileSource::new(&inputs, Pace::Max, None);
+            w.run(
+                &mut source,
+                &mut Discard,
+                &std::sync::atomic::AtomicBool::new(false),
+            );
+            w.analyzer().active_streams()
         })
     });
     g.finish();

@@ -1,6 +1,10 @@
 //! Proves the steady-state hot path (frame → decode → stream lookup → quality meters) makes no
 //! heap allocation, with a counting global allocator: after a warm-up that creates every stream,
-//! a second pass over thousands of packets of the same streams must allocate nothing.
+//! a second pass over thousands of packets of the same streams must allocate nothing — fed
+//! straight to the analyzer, and through the pipeline's worker loop from a capture file.
+//!
+//! One `#[test]` only: the allocator counts every thread, so a second test running beside it
+//! (or the harness reporting it) would be counted too.
 
 // A counting global allocator needs `unsafe impl GlobalAlloc`; it only forwards to `System`.
 #![allow(unsafe_code)]
@@ -11,7 +15,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use voqa_agent::decode::build::{LinkSpec, rtp_packet, udp_frame};
-use voqa_agent::streams::{Analyzer, AnalyzerConfig};
+use voqa_agent::pipeline::file::{FileSource, Pace, open_files};
+use voqa_agent::pipeline::{Output, Worker};
+use voqa_agent::streams::{Analyzer, AnalyzerConfig, Counters, WindowReport};
 
 struct Counting;
 
@@ -34,11 +40,18 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+const STREAMS: u32 = 500;
+const ROUNDS: u32 = 40;
+
 #[test]
 fn steady_state_packets_do_not_allocate() {
-    const STREAMS: u32 = 500;
-    const ROUNDS: u32 = 40;
-    // Prebuild every frame so building does not count.
+    let frames = build_frames();
+    analyzer_alone(&frames);
+    through_the_worker_loop(&frames);
+}
+
+/// Every frame, prebuilt so building does not count: `ROUNDS` packets of `STREAMS` streams.
+fn build_frames() -> Vec<(i64, Vec<u8>)> {
     let mut frames = Vec::new();
     for round in 0..ROUNDS {
         for s in 0..STREAMS {
@@ -55,6 +68,10 @@ fn steady_state_packets_do_not_allocate() {
             ));
         }
     }
+    frames
+}
+
+fn analyzer_alone(frames: &[(i64, Vec<u8>)]) {
     let mut analyzer = Analyzer::new(AnalyzerConfig::default());
     let warmup = (STREAMS * 4) as usize;
     for (ts, f) in &frames[..warmup] {
@@ -82,5 +99,52 @@ fn steady_state_packets_do_not_allocate() {
             .streams
             .iter()
             .all(|s| s.summary.packets == u64::from(ROUNDS) && s.summary.lost == 0)
+    );
+}
+
+/// Counts allocations at the end of each file (the warm-up file, then the steady-state one).
+struct AllocsAtFileEnd(Vec<u64>);
+
+impl Output for AllocsAtFileEnd {
+    fn reports(&mut self, reports: std::vec::IntoIter<WindowReport>) {
+        assert_eq!(reports.len(), 0, "no boundary is crossed");
+    }
+    fn file_done(&mut self, _counters: &Counters) {
+        self.0.push(ALLOCS.load(Ordering::Relaxed));
+    }
+}
+
+/// The live configuration (interval reports on) through `Worker::run` and a `FileSource`:
+/// the warm-up in one file, the steady state in a second; nothing may be allocated between
+/// the ends of the two files (opening the second pcap included).
+fn through_the_worker_loop(frames: &[(i64, Vec<u8>)]) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let warmup = (STREAMS * 4) as usize;
+    let a = support::write_pcap(dir.path(), "warm.pcap", 1, &frames[..warmup]);
+    let b = support::write_pcap(dir.path(), "steady.pcap", 1, &frames[warmup..]);
+    let inputs = open_files(&[a, b]).expect("open");
+    let cfg = AnalyzerConfig {
+        report_interval_ns: Some(10_000_000_000),
+        ..AnalyzerConfig::default()
+    };
+    let mut worker = Worker::new(Analyzer::new(cfg));
+    let mut source = FileSource::new(&inputs, Pace::Max, None);
+    let mut out = AllocsAtFileEnd(Vec::with_capacity(4));
+    worker.run(
+        &mut source,
+        &mut out,
+        &std::sync::atomic::AtomicBool::new(false),
+    );
+    assert_eq!(worker.analyzer().active_streams(), STREAMS as usize);
+    assert_eq!(worker.analyzer().counters().frames, frames.len() as u64);
+    let [warm_end, steady_end] = out.0[..] else {
+        panic!("two file ends expected, got {:?}", out.0);
+    };
+    let allocations = steady_end - warm_end;
+    assert_eq!(
+        allocations,
+        0,
+        "{allocations} allocations over {} steady-state packets through the worker loop",
+        frames.len() - warmup
     );
 }

@@ -1,15 +1,22 @@
-//! The offline pipeline: capture files → `Analyzer` → results, with per-file counters and an
-//! optional progress callback. Files are analysed in the order given, as one capture.
+//! Offline analysis (`voqa-agent analyze`): capture files → the pipeline's worker loop →
+//! results, with per-file counters and an optional progress callback. Files are analysed in the
+//! order given, as one capture; with several threads each runs the same loop over every frame
+//! and measures its shard of the RTP flows, and the shards' results are merged.
 //!
 //! It must not print (the binary decides what to show) and never stops on bad packets: only a
 //! file that cannot be opened or is not a capture is an error.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 
 use voqa_wire::FileSummary;
 
-use crate::capture::{CaptureError, CaptureFile};
-use crate::streams::{AnalysisResult, Analyzer, AnalyzerConfig};
+use crate::capture::CaptureError;
+use crate::pipeline::file::{FileEnd, FileSource, Pace, open_files};
+use crate::pipeline::{InputFile, Output, Worker};
+use crate::streams::{AnalysisResult, Analyzer, AnalyzerConfig, Counters, WindowReport};
+
+pub use crate::pipeline::file::Progress;
 
 /// A file that could not be analysed.
 #[derive(Debug, thiserror::Error)]
@@ -20,12 +27,6 @@ pub struct AnalyzeError {
     pub source: CaptureError,
 }
 
-/// Progress of the current file: (path, bytes consumed, total bytes).
-pub type Progress<'a> = &'a mut dyn FnMut(&Path, u64, u64);
-
-/// Frames between progress callbacks (keeps the callback off the hot path).
-const PROGRESS_EVERY: u64 = 1 << 16;
-
 /// Analyses `paths` in order as one capture, with `threads` workers (each reads every frame and
 /// measures its shard of the RTP flows; results are identical to one thread's).
 pub fn analyze_files(
@@ -35,23 +36,12 @@ pub fn analyze_files(
     progress: Option<Progress<'_>>,
 ) -> Result<(Vec<FileSummary>, AnalysisResult), AnalyzeError> {
     // Open everything first so a bad path fails fast, before minutes of work.
-    let mut opened = Vec::with_capacity(paths.len());
-    for path in paths {
-        let file = CaptureFile::open(path).map_err(|source| AnalyzeError {
-            path: path.clone(),
-            source,
-        })?;
-        file.frames().map_err(|source| AnalyzeError {
-            path: path.clone(),
-            source,
-        })?;
-        opened.push((path.clone(), file));
-    }
+    let opened = open_files(paths).map_err(|(path, source)| AnalyzeError { path, source })?;
     let threads = threads.clamp(1, 64) as u32;
     if threads == 1 {
-        return run_shard(&opened, cfg, progress);
+        return Ok(run_shard(&opened, cfg, progress));
     }
-    let mut results: Vec<Result<(Vec<FileSummary>, AnalysisResult), AnalyzeError>> = Vec::new();
+    let mut results: Vec<(Vec<FileSummary>, AnalysisResult)> = Vec::new();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (1..threads)
             .map(|index| {
@@ -80,14 +70,12 @@ pub fn analyze_files(
         }
     });
     let mut results = results.into_iter();
-    let (files, mut merged) = match results.next() {
-        Some(r) => r?,
-        None => return run_shard(&opened, cfg, None),
+    let Some((files, mut merged)) = results.next() else {
+        return Ok(run_shard(&opened, cfg, None));
     };
     // Frame, SIP and RTCP counts and the calls are the same in every shard (each read every
     // frame); streams and the per-stream counters are disjoint and add up.
-    for r in results {
-        let (_, shard) = r?;
+    for (_, shard) in results {
         merged.streams.extend(shard.streams);
         let (c, s) = (&mut merged.counters, shard.counters);
         c.rtp += s.rtp;
@@ -104,43 +92,38 @@ pub fn analyze_files(
     Ok((files, merged))
 }
 
+/// The offline output: no interval reports exist without a report interval; it keeps the
+/// analyzer's counters at the end of each file, for the per-file summaries.
+#[derive(Default)]
+struct CollectFiles {
+    at_file_end: Vec<Counters>,
+}
+
+impl Output for CollectFiles {
+    fn reports(&mut self, _reports: std::vec::IntoIter<WindowReport>) {}
+
+    fn file_done(&mut self, counters: &Counters) {
+        self.at_file_end.push(*counters);
+    }
+}
+
 fn run_shard(
-    opened: &[(PathBuf, CaptureFile)],
+    opened: &[InputFile],
     cfg: AnalyzerConfig,
-    mut progress: Option<Progress<'_>>,
-) -> Result<(Vec<FileSummary>, AnalysisResult), AnalyzeError> {
-    let mut analyzer = Analyzer::new(cfg);
+    progress: Option<Progress<'_>>,
+) -> (Vec<FileSummary>, AnalysisResult) {
+    let mut worker = Worker::new(Analyzer::new(cfg));
+    let mut source = FileSource::new(opened, Pace::Max, progress);
+    let mut out = CollectFiles::default();
+    worker.run(&mut source, &mut out, &AtomicBool::new(false));
     let mut summaries = Vec::with_capacity(opened.len());
-    for (path, file) in opened {
-        let before = *analyzer.counters();
-        let mut frames = file.frames().map_err(|source| AnalyzeError {
-            path: path.clone(),
-            source,
-        })?;
-        let total = file.bytes().len() as u64;
-        let mut n: u64 = 0;
-        while let Some(frame) = frames.next() {
-            analyzer.on_frame(frame.ts_ns, frame.linktype, frame.data, frame.wire_len);
-            n += 1;
-            if n.is_multiple_of(PROGRESS_EVERY)
-                && let Some(cb) = progress.as_mut()
-            {
-                cb(path, frames.position() as u64, total);
-            }
-        }
-        if let Some(cb) = progress.as_mut() {
-            cb(path, total, total);
-        }
-        let after = *analyzer.counters();
-        let mut warnings: Vec<String> = frames.warnings().iter().map(ToString::to_string).collect();
-        if let Some(at) = frames.truncated_at() {
-            warnings.insert(
-                0,
-                format!("file ends in the middle of a record at byte {at}: analysed up to there"),
-            );
-        }
+    let mut before = Counters::default();
+    let no_end = FileEnd::default();
+    for (i, input) in opened.iter().enumerate() {
+        let after = out.at_file_end.get(i).copied().unwrap_or(before);
+        let end = source.ends().get(i).unwrap_or(&no_end);
         summaries.push(FileSummary {
-            path: path.display().to_string(),
+            path: input.path.display().to_string(),
             packets: after.frames - before.frames,
             bytes: after.bytes - before.bytes,
             skipped: voqa_wire::Skipped {
@@ -149,9 +132,10 @@ fn run_shard(
                 fragments: after.skipped.fragments - before.skipped.fragments,
                 malformed: after.skipped.malformed - before.skipped.malformed,
             },
-            truncated_at: frames.truncated_at(),
-            warnings,
+            truncated_at: end.truncated_at,
+            warnings: end.warnings.clone(),
         });
+        before = after;
     }
-    Ok((summaries, analyzer.finish()))
+    (summaries, worker.into_analyzer().finish())
 }

@@ -34,6 +34,9 @@ enum Command {
     Analyze(AnalyzeArgs),
     /// Capture live traffic and emit interval and final stream reports plus heartbeats.
     Run(RunArgs),
+    /// Push capture files through the live pipeline (interval and final reports, heartbeats
+    /// on packet time) into a sink or a collector.
+    Replay(ReplayArgs),
     /// Validate the configuration and the capture permissions, then exit.
     CheckConfig(ConfigArgs),
 }
@@ -55,6 +58,50 @@ struct ConfigArgs {
     /// Capture workers per interface (0 = one per core); replaces capture.workers.
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    /// File holding the pseudonym key (stable pseudonyms across restarts); replaces
+    /// privacy.key_file.
+    #[arg(long, value_name = "PATH")]
+    pseudonym_key_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Speed {
+    /// As fast as possible.
+    Max,
+    /// Frames at their packet time, relative to the first, on the wall clock.
+    Realtime,
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// Capture files (pcap or pcapng), replayed in order as one capture.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Collector base URL (http:// or https://); needs --token.
+    #[arg(long, value_name = "URL", requires = "token", conflicts_with = "sink")]
+    collector: Option<String>,
+    /// Bearer token of role `agent` for the collector.
+    #[arg(long, value_name = "TOKEN", requires = "collector")]
+    token: Option<String>,
+    /// Where records go instead of a collector: stdout or file:PATH (JSON lines)
+    /// [default: output.sink of the config].
+    #[arg(long, value_name = "SINK")]
+    sink: Option<String>,
+    /// Agent id in the records [default: agent_id of the config, else the host name].
+    #[arg(long, value_name = "ID")]
+    agent_id: Option<String>,
+    /// Replay speed.
+    #[arg(long, value_enum, default_value = "max")]
+    speed: Speed,
+    /// Configuration file [default: /etc/voqa/agent.toml, if present].
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Seconds between interval reports; replaces analysis.interval_s.
+    #[arg(long, value_name = "SECONDS")]
+    interval: Option<u64>,
+    /// File holding the pseudonym key; replaces privacy.key_file.
+    #[arg(long, value_name = "PATH")]
+    pseudonym_key_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -122,6 +169,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Analyze(args) => run_analyze(args),
         Command::Run(args) => run_live(args),
+        Command::Replay(args) => run_replay(args),
         Command::CheckConfig(args) => check_config(args),
     };
     match result {
@@ -152,8 +200,94 @@ fn load_config(args: &ConfigArgs) -> anyhow::Result<(AgentConfig, Option<PathBuf
     if let Some(workers) = args.workers {
         cfg.capture.workers = workers;
     }
+    if let Some(key) = &args.pseudonym_key_file {
+        cfg.privacy.key_file = Some(key.clone());
+    }
     let used = (explicit || path.exists()).then_some(path);
     Ok((cfg, used))
+}
+
+/// A collector URL the shipper can use: http(s), with a host.
+fn check_collector_url(url: &str) -> anyhow::Result<()> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| anyhow::anyhow!("--collector {url}: must start with http:// or https://"))?;
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        anyhow::bail!("--collector {url}: no host");
+    }
+    Ok(())
+}
+
+/// THE SHIPPER'S PLUG-IN POINT: the sink that ships records to a collector over HTTPS.
+/// The lead replaces this body with the spool-backed shipper (`crate::ship::collector_sink`);
+/// `replay` (and later `run`) get their sink from here. Its `flush` must return only once
+/// every record is acknowledged: `replay` exits 0 after it.
+fn collector_sink(
+    url: &str,
+    token: &str,
+    agent_id: &str,
+) -> anyhow::Result<Box<dyn voqa_agent::ship::ReportSink>> {
+    let _ = (url, token, agent_id);
+    anyhow::bail!("shipping to a collector is not built in this branch")
+}
+
+fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
+    use voqa_agent::pipeline::{Pace, replay};
+    let (path, explicit) = match &args.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(config::DEFAULT_PATH), false),
+    };
+    let mut cfg = AgentConfig::load(&path, explicit)?;
+    if let Some(interval) = args.interval {
+        cfg.analysis.interval_s = interval;
+    }
+    if let Some(sink) = &args.sink {
+        cfg.output.sink = sink.clone();
+    }
+    if let Some(key) = &args.pseudonym_key_file {
+        cfg.privacy.key_file = Some(key.clone());
+    }
+    let problems = cfg.analysis_problems();
+    if !problems.is_empty() {
+        anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
+    }
+    let agent_id = args
+        .agent_id
+        .clone()
+        .or_else(|| cfg.agent_id.clone())
+        .unwrap_or_else(voqa_agent::host::hostname);
+    if agent_id.trim().is_empty() {
+        anyhow::bail!("--agent-id: must not be empty");
+    }
+    let sink = match (&args.collector, &args.token) {
+        (Some(url), Some(token)) => {
+            check_collector_url(url)?;
+            if token.trim().is_empty() {
+                anyhow::bail!("--token: must not be empty");
+            }
+            collector_sink(url, token, &agent_id)?
+        }
+        _ => voqa_agent::service::run::open_sink(&cfg.sink())?,
+    };
+    let opts = replay::ReplayOptions {
+        agent_id,
+        pace: match args.speed {
+            Speed::Max => Pace::Max,
+            Speed::Realtime => Pace::Realtime,
+        },
+        analyzer: cfg.analyzer_config(),
+        privacy: cfg.pseudonymizer()?,
+        heartbeat_interval_ns: cfg.heartbeat_interval_ns(),
+        watch_processes: cfg.health.watch_processes.clone(),
+    };
+    let summary = replay::run(&args.files, &opts, sink)?;
+    eprintln!(
+        "voqa-agent: replayed {} frames: {} stream reports and {} heartbeats delivered",
+        summary.frames, summary.reports, summary.heartbeats
+    );
+    Ok(())
 }
 
 fn run_live(args: RunArgs) -> anyhow::Result<()> {

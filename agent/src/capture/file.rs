@@ -16,20 +16,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-/// One captured frame, borrowed from the capture buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Frame<'a> {
-    /// Capture time in nanoseconds since the Unix epoch.
-    pub ts_ns: i64,
-    /// LINKTYPE number of the interface the frame was captured on (1 Ethernet, 101 raw IP, ...).
-    pub linktype: u32,
-    /// Captured bytes (may be empty, may be shorter than `wire_len`).
-    pub data: &'a [u8],
-    /// Length on the wire; never smaller than `data.len()`.
-    pub wire_len: u32,
-    /// pcapng interface index within its section (always 0 for pcap).
-    pub interface: u32,
-}
+pub use super::frame::Frame;
 
 /// Container format detected from the file's magic number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -433,6 +420,9 @@ impl<'a> Frames<'a> {
             data,
             wire_len,
             interface: 0,
+            pkttype: None,
+            vlan_tci: None,
+            vlan_tpid: None,
         })
     }
 
@@ -525,6 +515,9 @@ impl<'a> Frames<'a> {
                 data,
                 wire_len,
                 interface: packet.interface,
+                pkttype: None,
+                vlan_tci: None,
+                vlan_tpid: None,
             });
         }
     }
@@ -1001,6 +994,9 @@ mod tests {
                 data: &[0x45, 0, 0, 60],
                 wire_len: 60,
                 interface: 0,
+                pkttype: None,
+                vlan_tci: None,
+                vlan_tpid: None,
             }]
         );
         assert!(frames.warnings().is_empty());

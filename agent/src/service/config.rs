@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::quality::jbuf::JitterBufferModel;
+use crate::streams::AnalyzerConfig;
+use crate::streams::privacy::Pseudonymizer;
 
 /// Default location of the config file.
 pub const DEFAULT_PATH: &str = "/etc/voqa/agent.toml";
@@ -198,6 +200,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("{0}")]
     Invalid(String),
+    #[error("pseudonym key {path}: {message}")]
+    Key { path: PathBuf, message: String },
 }
 
 impl AgentConfig {
@@ -226,8 +230,15 @@ impl AgentConfig {
         toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))
     }
 
-    /// Every problem, each naming its key; empty when the config can run.
+    /// Every problem, each naming its key; empty when the config can run live capture.
     pub fn problems(&self) -> Vec<String> {
+        let mut p = self.capture_problems();
+        p.extend(self.analysis_problems());
+        p
+    }
+
+    /// Problems of the `capture` section (live capture only; `replay` reads files).
+    fn capture_problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         if self.capture.interfaces.is_empty() {
             p.push(
@@ -264,6 +275,12 @@ impl AgentConfig {
         if c.stats_interval_s == 0 {
             p.push("capture.stats_interval_s: must be at least 1".to_owned());
         }
+        p
+    }
+
+    /// Problems of everything but the `capture` section: what `replay` needs.
+    pub fn analysis_problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
         let a = &self.analysis;
         if a.interval_s == 0 || a.interval_s > 3600 {
             p.push(format!(
@@ -309,6 +326,55 @@ impl AgentConfig {
 
     pub fn jitter_buffer(&self) -> JitterBufferModel {
         self.analysis.jitter_buffer.parse().unwrap_or_default()
+    }
+
+    /// The analyzer settings of live capture and replay: interval reports on packet-time
+    /// boundaries, the idle timeout, the flow table size, the quality model.
+    pub fn analyzer_config(&self) -> AnalyzerConfig {
+        AnalyzerConfig {
+            jitter_buffer: self.jitter_buffer(),
+            assumed_one_way_ms: self.analysis.assumed_one_way_ms,
+            max_streams: self.analysis.max_streams,
+            report_interval_ns: Some(secs_to_ns(self.analysis.interval_s)),
+            idle_timeout_ns: secs_to_ns(self.analysis.idle_timeout_s),
+            ..AnalyzerConfig::default()
+        }
+    }
+
+    /// The pseudonymiser `privacy` asks for: disabled, keyed by `privacy.key_file` (stable
+    /// pseudonyms across restarts), or a random key for this run.
+    pub fn pseudonymizer(&self) -> Result<Pseudonymizer, ConfigError> {
+        if !self.privacy.pseudonymize {
+            return Ok(Pseudonymizer::disabled());
+        }
+        let Some(path) = &self.privacy.key_file else {
+            return Ok(Pseudonymizer::random());
+        };
+        let key = std::fs::read(path).map_err(|e| ConfigError::Key {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let key = key.trim_ascii();
+        if key.is_empty() {
+            return Err(ConfigError::Key {
+                path: path.clone(),
+                message: "empty key file".into(),
+            });
+        }
+        Ok(Pseudonymizer::with_key(key))
+    }
+}
+
+fn secs_to_ns(s: u64) -> i64 {
+    i64::try_from(s)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1_000_000_000)
+}
+
+impl AgentConfig {
+    /// Heartbeat period in nanoseconds.
+    pub fn heartbeat_interval_ns(&self) -> i64 {
+        secs_to_ns(self.health.heartbeat_interval_s)
     }
 }
 

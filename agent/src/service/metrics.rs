@@ -9,16 +9,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::run::Shared;
+use crate::pipeline::counters::{PipelineStats, WorkerStats};
 
 /// Renders every metric.
-pub fn render(shared: &Shared) -> String {
+pub fn render(shared: &PipelineStats) -> String {
     let mut out = String::with_capacity(2048);
     type Metric = (
         &'static str,
         &'static str,
         &'static str,
-        fn(&super::run::WorkerStats) -> u64,
+        fn(&WorkerStats) -> u64,
     );
     let per_worker: [Metric; 6] = [
         (
@@ -68,18 +68,23 @@ pub fn render(shared: &Shared) -> String {
     for (name, help, v) in [
         (
             "voqa_reports_total",
-            "Stream reports handed to the sink.",
+            "Stream reports the sink accepted.",
             shared.reports.load(Ordering::Relaxed),
         ),
         (
             "voqa_reports_dropped_total",
-            "Stream reports lost because the sink queue was full.",
+            "Stream reports lost: refused by the sink or not queued to it.",
             shared.reports_dropped.load(Ordering::Relaxed),
         ),
         (
             "voqa_heartbeats_total",
-            "Heartbeats handed to the sink.",
+            "Heartbeats the sink accepted.",
             shared.heartbeats.load(Ordering::Relaxed),
+        ),
+        (
+            "voqa_heartbeats_dropped_total",
+            "Heartbeats lost: refused by the sink or not queued to it.",
+            shared.heartbeats_dropped.load(Ordering::Relaxed),
         ),
     ] {
         out.push_str(&format!(
@@ -92,7 +97,7 @@ pub fn render(shared: &Shared) -> String {
 /// Serves `/metrics` until `stop` is set.
 pub fn spawn(
     addr: &str,
-    shared: Arc<Shared>,
+    shared: Arc<PipelineStats>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
     let listener = TcpListener::bind(addr)?;
@@ -127,7 +132,6 @@ pub fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::run::WorkerStats;
 
     #[test]
     fn exposition_has_every_worker_and_counter() {
@@ -136,11 +140,9 @@ mod tests {
             ..WorkerStats::default()
         });
         w.kernel_drops.store(7, Ordering::Relaxed);
-        let shared = Shared {
-            workers: vec![w],
-            ..Shared::default()
-        };
+        let shared = PipelineStats::with_workers(vec![w]);
         shared.reports.store(3, Ordering::Relaxed);
+        shared.reports_dropped.store(2, Ordering::Relaxed);
         let text = render(&shared);
         assert!(
             text.contains("voqa_capture_kernel_drops_total{worker=\"0\",interface=\"eth0\"} 7\n"),
@@ -148,12 +150,14 @@ mod tests {
         );
         assert!(text.contains("# TYPE voqa_streams_active gauge\n"));
         assert!(text.contains("voqa_reports_total 3\n"));
+        assert!(text.contains("voqa_reports_dropped_total 2\n"), "{text}");
+        assert!(text.contains("voqa_heartbeats_dropped_total 0\n"), "{text}");
     }
 
     #[test]
     fn serves_metrics_over_http() {
         let stop = Arc::new(AtomicBool::new(false));
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(PipelineStats::default());
         let probe = TcpListener::bind("127.0.0.1:0").expect("port");
         let addr = probe.local_addr().expect("addr").to_string();
         drop(probe);

@@ -1,6 +1,6 @@
-//! The long-running agent (`voqa-agent run`): configuration, capture workers, the report sink,
-//! heartbeats, signals and the local Prometheus endpoint. It wires the pipeline stages
-//! together; it measures nothing itself.
+//! The long-running agent (`voqa-agent run`) and `check-config`: the configuration file, the
+//! threads (capture workers running `pipeline::Worker`, the sink thread, heartbeats, the local
+//! Prometheus endpoint) and signals. Wiring only: it measures nothing and touches no packet.
 
 pub mod check;
 pub mod config;

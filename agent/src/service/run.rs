@@ -1,32 +1,29 @@
-//! `voqa-agent run`: one capture worker thread per (interface, fanout member), each owning its
-//! ring, its `Analyzer` and its counters (shared-nothing; only the SDP registry is shared), a
-//! sink thread writing JSON lines, a heartbeat thread, and a local Prometheus endpoint.
+//! `voqa-agent run`: wiring only. It starts one capture worker thread per (interface, fanout
+//! member) — each running the pipeline's worker loop over its own ring (or pnet channel),
+//! analyzer and counters, sharing only the SDP registry — plus the sink thread, a wall-clock
+//! heartbeat thread and the local Prometheus endpoint, and handles signals.
 //!
-//! Packet time drives every report; the wall clock only advances quiet workers (so streams
-//! that stop sending still report and end) and stamps heartbeats.
+//! Nothing here touches packets or measures anything: that is `pipeline`, `streams` and
+//! `quality`. Packet time drives every report; the wall clock only stamps heartbeats here.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use voqa_wire::{AgentRecord, WorkerCounters};
+use voqa_wire::AgentRecord;
 
-use super::config::{AgentConfig, Backend, SinkSpec};
+use super::config::{AgentConfig, Backend, ConfigError, SinkSpec};
 use super::metrics;
 use crate::capture::afpacket::{Fanout, PacketRing, RingConfig};
 use crate::host::HostSampler;
-use crate::report::live::{JitterHistogramEncoder, stream_report};
+use crate::pipeline::live::{PnetSource, RingSource, wall_ns};
+use crate::pipeline::output::{RecordContext, RecordOutput, RecordSender, spawn_sink};
+use crate::pipeline::{PipelineStats, Source, Worker, WorkerStats};
 use crate::ship::{JsonLinesSink, ReportSink};
-use crate::streams::privacy::Pseudonymizer;
 use crate::streams::registry::{SdpRegistry, SharedRegistry};
 use crate::streams::{Analyzer, AnalyzerConfig};
-
-/// Records buffered between the workers and the sink.
-/// Boxed, so the channel's preallocated slots cost 8 bytes each at idle.
-const CHANNEL_CAPACITY: usize = 16_384;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -48,65 +45,33 @@ pub enum RunError {
         addr: String,
         source: std::io::Error,
     },
-    #[error("pseudonym key {path}: {message}")]
-    Key { path: PathBuf, message: String },
+    #[error(transparent)]
+    Key(#[from] ConfigError),
     #[error("signal handler: {0}")]
     Signal(std::io::Error),
-}
-
-/// Counters one worker publishes for heartbeats and metrics (written by it alone).
-#[derive(Debug, Default)]
-pub struct WorkerStats {
-    pub interface: String,
-    pub kernel_packets: AtomicU64,
-    pub kernel_drops: AtomicU64,
-    pub kernel_freezes: AtomicU64,
-    pub frames: AtomicU64,
-    pub streams_active: AtomicU64,
-    pub streams_evicted: AtomicU64,
-}
-
-/// State shared by the threads of one agent run.
-#[derive(Debug, Default)]
-pub struct Shared {
-    pub workers: Vec<Arc<WorkerStats>>,
-    pub reports: AtomicU64,
-    pub reports_dropped: AtomicU64,
-    pub heartbeats: AtomicU64,
-}
-
-pub fn wall_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
 }
 
 fn log(msg: &str) {
     eprintln!("voqa-agent: {msg}");
 }
 
-/// The pseudonymiser the configuration asks for.
-pub fn pseudonymizer(cfg: &AgentConfig) -> Result<Pseudonymizer, RunError> {
-    if !cfg.privacy.pseudonymize {
-        return Ok(Pseudonymizer::disabled());
-    }
-    match &cfg.privacy.key_file {
-        Some(path) => {
-            let key = std::fs::read(path).map_err(|e| RunError::Key {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-            let key = key.trim_ascii();
-            if key.is_empty() {
-                return Err(RunError::Key {
+/// The JSON-lines sink `output.sink` names (file opened for appending, or stdout).
+pub fn open_sink(spec: &SinkSpec) -> Result<Box<dyn ReportSink>, RunError> {
+    Ok(match spec {
+        SinkSpec::Stdout => Box::new(JsonLinesSink::new(std::io::stdout())),
+        SinkSpec::File(path) => Box::new(JsonLinesSink::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|source| RunError::Sink {
                     path: path.clone(),
-                    message: "empty key file".into(),
-                });
-            }
-            Ok(Pseudonymizer::with_key(key))
-        }
-        None => Ok(Pseudonymizer::random()),
-    }
+                    source,
+                })?,
+        )),
+    })
 }
 
 fn workers_per_interface(cfg: &AgentConfig) -> usize {
@@ -118,17 +83,15 @@ fn workers_per_interface(cfg: &AgentConfig) -> usize {
     }
 }
 
-/// Everything a worker needs, cloned per worker.
+/// Everything a worker thread needs, cloned per worker.
 #[derive(Clone)]
 struct WorkerContext {
-    agent_id: Arc<str>,
     analyzer: AnalyzerConfig,
     registry: SharedRegistry,
-    privacy: Pseudonymizer,
-    jitter_buffer: Arc<str>,
-    tx: SyncSender<Box<AgentRecord>>,
+    records: RecordContext,
+    tx: RecordSender,
     stop: Arc<AtomicBool>,
-    shared: Arc<Shared>,
+    shared: Arc<PipelineStats>,
     stats_interval: Duration,
 }
 
@@ -154,38 +117,19 @@ pub fn run(
         .clone()
         .unwrap_or_else(crate::host::hostname)
         .into();
-    let privacy = pseudonymizer(&cfg)?;
+    let privacy = cfg.pseudonymizer()?;
     let per_iface = workers_per_interface(&cfg);
-    let mut shared = Shared::default();
+    let mut worker_stats = Vec::new();
     for iface in &cfg.capture.interfaces {
         for _ in 0..per_iface {
-            shared.workers.push(Arc::new(WorkerStats {
-                interface: iface.clone(),
-                ..WorkerStats::default()
-            }));
+            worker_stats.push(Arc::new(WorkerStats::new(iface.clone())));
         }
     }
-    let shared = Arc::new(shared);
+    let shared = Arc::new(PipelineStats::with_workers(worker_stats));
 
     // Sink first, so a bad path fails before capture starts.
-    let writer: Box<dyn ReportSink> = match cfg.sink() {
-        SinkSpec::Stdout => Box::new(JsonLinesSink::new(std::io::stdout())),
-        SinkSpec::File(path) => Box::new(JsonLinesSink::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(|source| RunError::Sink {
-                    path: path.clone(),
-                    source,
-                })?,
-        )),
-    };
-    let (tx, rx) = sync_channel::<Box<AgentRecord>>(CHANNEL_CAPACITY);
-    let sink = std::thread::Builder::new()
-        .name("voqa-sink".into())
-        .spawn(move || sink_loop(writer, rx))
-        .map_err(RunError::Signal)?;
+    let writer = open_sink(&cfg.sink())?;
+    let (tx, sink) = spawn_sink(writer, Arc::clone(&shared)).map_err(RunError::Thread)?;
 
     let metrics_thread = if cfg.metrics.listen.is_empty() {
         None
@@ -204,18 +148,13 @@ pub fn run(
         AnalyzerConfig::default().max_announcements,
     )));
     let ctx = WorkerContext {
-        agent_id: Arc::clone(&agent_id),
-        analyzer: AnalyzerConfig {
-            jitter_buffer: cfg.jitter_buffer(),
-            assumed_one_way_ms: cfg.analysis.assumed_one_way_ms,
-            max_streams: cfg.analysis.max_streams,
-            report_interval_ns: Some(cfg.analysis.interval_s as i64 * 1_000_000_000),
-            idle_timeout_ns: cfg.analysis.idle_timeout_s as i64 * 1_000_000_000,
-            ..AnalyzerConfig::default()
-        },
+        analyzer: cfg.analyzer_config(),
         registry,
-        privacy,
-        jitter_buffer: cfg.jitter_buffer().to_string().into(),
+        records: RecordContext {
+            agent_id: Arc::clone(&agent_id),
+            privacy,
+            jitter_buffer: cfg.jitter_buffer().to_string().into(),
+        },
         tx: tx.clone(),
         stop: Arc::clone(&stop),
         shared: Arc::clone(&shared),
@@ -255,11 +194,30 @@ pub fn run(
         let promiscuous = cfg.capture.promiscuous;
         let handle = std::thread::Builder::new()
             .name(format!("voqa-capture-{n}"))
-            .spawn(move || match backend {
-                Backend::Afpacket => afpacket_worker(n as u32, ring, ctx, stats, ready),
-                Backend::Pnet => pnet_worker(n as u32, promiscuous, ctx, stats, ready),
+            .spawn(move || {
+                let opened = match backend {
+                    Backend::Afpacket => open_ring(&ring, ctx.stats_interval).map(Capture::Ring),
+                    Backend::Pnet => open_pnet(&stats.interface, promiscuous).map(Capture::Pnet),
+                };
+                match opened {
+                    Ok(Capture::Ring(mut source)) => {
+                        let _ = ready.send(Ok(()));
+                        capture_worker(n as u32, &mut source, &ctx, stats);
+                    }
+                    Ok(Capture::Pnet(mut source)) => {
+                        let _ = ready.send(Ok(()));
+                        capture_worker(n as u32, &mut source, &ctx, stats);
+                    }
+                    Err(message) => {
+                        let _ = ready.send(Err(RunError::Capture {
+                            worker: n as u32,
+                            interface: stats.interface.clone(),
+                            message,
+                        }));
+                    }
+                }
             })
-            .map_err(RunError::Signal)?;
+            .map_err(RunError::Thread)?;
         workers.push(handle);
     }
     drop(ready_tx);
@@ -302,7 +260,7 @@ pub fn run(
         std::thread::Builder::new()
             .name("voqa-heartbeat".into())
             .spawn(move || heartbeat_loop(&agent_id, every, &watch, &shared, &tx, &stop))
-            .map_err(RunError::Signal)?
+            .map_err(RunError::Thread)?
     };
 
     while !stop.load(Ordering::SeqCst) {
@@ -318,11 +276,67 @@ pub fn run(
     let _ = heartbeat.join();
     drop(ctx);
     drop(tx);
-    let _ = sink.join();
+    if let Ok(end) = sink.join()
+        && let Err(e) = end.flush
+    {
+        log(&format!("sink: final flush failed: {e}"));
+    }
     if let Some(m) = metrics_thread {
         let _ = m.join();
     }
     Ok(())
+}
+
+/// The capture a worker opened.
+enum Capture {
+    Ring(RingSource),
+    Pnet(PnetSource),
+}
+
+fn open_ring(cfg: &RingConfig, stats_interval: Duration) -> Result<RingSource, String> {
+    let ring = PacketRing::open(cfg).map_err(|e| e.to_string())?;
+    // The kernel ignores PACKET_IGNORE_OUTGOING for fanout members, so loopback's outgoing
+    // copies are dropped by the source (each packet would otherwise be seen twice).
+    Ok(RingSource::new(ring, cfg.ignore_outgoing, stats_interval))
+}
+
+/// The portable fallback: pnet's datalink channel (one copy and syscall per packet, and
+/// user-space receive timestamps, so jitter is slightly overstated). No kernel drop counters.
+fn open_pnet(interface: &str, promiscuous: bool) -> Result<PnetSource, String> {
+    let iface = pnet_datalink::interfaces()
+        .into_iter()
+        .find(|i| i.name == interface)
+        .ok_or_else(|| "no such interface".to_owned())?;
+    let config = pnet_datalink::Config {
+        read_timeout: Some(Duration::from_millis(100)),
+        promiscuous,
+        ..pnet_datalink::Config::default()
+    };
+    match pnet_datalink::channel(&iface, config) {
+        Ok(pnet_datalink::Channel::Ethernet(_, rx)) => Ok(PnetSource::new(rx)),
+        Ok(_) => Err("unsupported channel type".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// One capture worker: the pipeline's loop until stop, then every stream closed at the
+/// source's close time (the wall clock).
+fn capture_worker<S: Source>(
+    worker: u32,
+    source: &mut S,
+    ctx: &WorkerContext,
+    stats: Arc<WorkerStats>,
+) {
+    let label = format!("worker {worker} on {}", stats.interface);
+    let mut out = RecordOutput::new(ctx.records.clone(), ctx.tx.clone(), Arc::clone(&ctx.shared))
+        .with_label(label);
+    let analyzer = Analyzer::with_registry(ctx.analyzer.clone(), Arc::clone(&ctx.registry));
+    let mut w = Worker::new(analyzer).with_stats(stats);
+    w.run(source, &mut out, &ctx.stop);
+    let end = source
+        .close_time()
+        .unwrap_or_else(|| w.analyzer().packet_time());
+    w.close(end, &mut out);
 }
 
 fn is_loopback(iface: &str) -> bool {
@@ -363,41 +377,13 @@ fn reload_config(
     }
 }
 
-fn sink_loop(mut sink: Box<dyn ReportSink>, rx: Receiver<Box<AgentRecord>>) {
-    let mut failing = false;
-    loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(record) => {
-                let sent = sink.send(&record);
-                if sent.is_err() != failing {
-                    failing = sent.is_err();
-                    log(if failing {
-                        "sink: write failed; reports are being lost"
-                    } else {
-                        "sink: writing again"
-                    });
-                }
-                // Drain what is queued, then flush, so reports are visible promptly.
-                while let Ok(next) = rx.try_recv() {
-                    let _ = sink.send(&next);
-                }
-                let _ = sink.flush();
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                let _ = sink.flush();
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-    }
-    let _ = sink.flush();
-}
-
+/// Live heartbeats: every `every` of wall time, and once more at stop.
 fn heartbeat_loop(
     agent_id: &str,
     every: Duration,
     watch: &Mutex<Vec<String>>,
-    shared: &Shared,
-    tx: &SyncSender<Box<AgentRecord>>,
+    shared: &PipelineStats,
+    tx: &RecordSender,
     stop: &AtomicBool,
 ) {
     let current_watch = || watch.lock().map(|w| w.clone()).unwrap_or_default();
@@ -412,37 +398,17 @@ fn heartbeat_loop(
                 watching = now_watch;
                 sampler = HostSampler::new(watching.clone());
             }
-            let workers: Vec<WorkerCounters> = shared
-                .workers
-                .iter()
-                .enumerate()
-                .map(|(i, w)| WorkerCounters {
-                    worker: i as u32,
-                    kernel_packets: w.kernel_packets.load(Ordering::Relaxed),
-                    kernel_drops: w.kernel_drops.load(Ordering::Relaxed),
-                    kernel_freezes: w.kernel_freezes.load(Ordering::Relaxed),
-                    frames: w.frames.load(Ordering::Relaxed),
-                })
-                .collect();
-            let tracked = shared
-                .workers
-                .iter()
-                .map(|w| w.streams_active.load(Ordering::Relaxed))
-                .sum();
-            let evicted = shared
-                .workers
-                .iter()
-                .map(|w| w.streams_evicted.load(Ordering::Relaxed))
-                .sum();
+            let (tracked, evicted) = shared.streams();
             let hb = sampler.sample(
                 agent_id,
                 voqa_wire::Timestamp::from_ns(wall_ns()),
-                workers,
+                shared.worker_counters(),
                 tracked,
                 evicted,
             );
-            if tx.send(Box::new(AgentRecord::Heartbeat(hb))).is_ok() {
-                shared.heartbeats.fetch_add(1, Ordering::Relaxed);
+            // The sink thread counts what its sink accepts; here only what cannot be queued.
+            if tx.send(Box::new(AgentRecord::Heartbeat(hb))).is_err() {
+                PipelineStats::add(&shared.heartbeats_dropped, 1);
             }
             next += every;
             if stopping {
@@ -451,191 +417,4 @@ fn heartbeat_loop(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// Ships the analyzer's pending reports. Blocking: a report is never dropped; the sink writes
-/// far faster than workers produce, and the ring absorbs the short wait at a boundary burst.
-fn ship(analyzer: &mut Analyzer, ctx: &WorkerContext, histograms: &mut JitterHistogramEncoder) {
-    for r in analyzer.drain_reports() {
-        let record = Box::new(AgentRecord::Stream(stream_report(
-            &ctx.agent_id,
-            &r,
-            &ctx.privacy,
-            &ctx.jitter_buffer,
-            histograms,
-        )));
-        if ctx.tx.send(record).is_ok() {
-            ctx.shared.reports.fetch_add(1, Ordering::Relaxed);
-        } else {
-            ctx.shared.reports_dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-fn publish(analyzer: &Analyzer, stats: &WorkerStats) {
-    stats
-        .streams_active
-        .store(analyzer.active_streams() as u64, Ordering::Relaxed);
-    stats
-        .streams_evicted
-        .store(analyzer.counters().streams_evicted, Ordering::Relaxed);
-    stats
-        .frames
-        .store(analyzer.counters().frames, Ordering::Relaxed);
-}
-
-/// How far behind the wall clock a quiet worker moves its packet clock: later than any packet
-/// still sitting in an unretired ring block.
-const QUIET_LAG_NS: i64 = 1_000_000_000;
-
-/// `sll_pkttype` of a packet the host sent.
-const PACKET_OUTGOING: u8 = 4;
-
-fn afpacket_worker(
-    worker: u32,
-    ring_cfg: RingConfig,
-    ctx: WorkerContext,
-    stats: Arc<WorkerStats>,
-    ready: std::sync::mpsc::Sender<Result<(), RunError>>,
-) {
-    let mut ring = match PacketRing::open(&ring_cfg) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = ready.send(Err(RunError::Capture {
-                worker,
-                interface: ring_cfg.interface.clone(),
-                message: e.to_string(),
-            }));
-            return;
-        }
-    };
-    let _ = ready.send(Ok(()));
-    let linktype = ring.linktype();
-    // The kernel ignores PACKET_IGNORE_OUTGOING for fanout members, so loopback's outgoing
-    // copies are dropped here (each packet would otherwise be seen twice).
-    let skip_outgoing = ring_cfg.ignore_outgoing;
-    let mut analyzer = Analyzer::with_registry(ctx.analyzer.clone(), Arc::clone(&ctx.registry));
-    let mut histograms = JitterHistogramEncoder::new();
-    let mut last_stats = Instant::now();
-    let mut drops_seen = 0u64;
-    while !ctx.stop.load(Ordering::Relaxed) {
-        match ring.next_block(Duration::from_millis(100)) {
-            Ok(Some(block)) => {
-                for f in block.frames() {
-                    if skip_outgoing && f.pkttype == PACKET_OUTGOING {
-                        continue;
-                    }
-                    analyzer.on_frame(f.ts_ns, linktype, f.data, f.wire_len);
-                }
-            }
-            Ok(None) => analyzer.advance_to(wall_ns() - QUIET_LAG_NS),
-            Err(e) => {
-                log(&format!("worker {worker} on {}: {e}", ring_cfg.interface));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        if last_stats.elapsed() >= ctx.stats_interval {
-            last_stats = Instant::now();
-            read_kernel_stats(&mut ring, &mut analyzer, &stats, &mut drops_seen);
-        }
-        ship(&mut analyzer, &ctx, &mut histograms);
-        publish(&analyzer, &stats);
-    }
-    // Drain what the kernel already delivered, then close every stream.
-    while let Ok(Some(block)) = ring.next_block(Duration::ZERO) {
-        for f in block.frames() {
-            if skip_outgoing && f.pkttype == PACKET_OUTGOING {
-                continue;
-            }
-            analyzer.on_frame(f.ts_ns, linktype, f.data, f.wire_len);
-        }
-    }
-    read_kernel_stats(&mut ring, &mut analyzer, &stats, &mut drops_seen);
-    analyzer.close_all(wall_ns());
-    ship(&mut analyzer, &ctx, &mut histograms);
-    publish(&analyzer, &stats);
-}
-
-fn read_kernel_stats(
-    ring: &mut PacketRing,
-    analyzer: &mut Analyzer,
-    stats: &WorkerStats,
-    drops_seen: &mut u64,
-) {
-    if let Ok(k) = ring.stats() {
-        stats.kernel_packets.store(k.packets, Ordering::Relaxed);
-        stats.kernel_drops.store(k.drops, Ordering::Relaxed);
-        stats.kernel_freezes.store(k.freezes, Ordering::Relaxed);
-        if k.drops > *drops_seen {
-            analyzer.note_capture_drops(k.drops - *drops_seen);
-            *drops_seen = k.drops;
-        }
-    }
-}
-
-/// The portable fallback: pnet's datalink channel (one copy and syscall per packet, and
-/// user-space receive timestamps, so jitter is slightly overstated). No kernel drop counters.
-fn pnet_worker(
-    worker: u32,
-    promiscuous: bool,
-    ctx: WorkerContext,
-    stats: Arc<WorkerStats>,
-    ready: std::sync::mpsc::Sender<Result<(), RunError>>,
-) {
-    let fail = |message: String| RunError::Capture {
-        worker,
-        interface: stats.interface.clone(),
-        message,
-    };
-    let Some(iface) = pnet_datalink::interfaces()
-        .into_iter()
-        .find(|i| i.name == stats.interface)
-    else {
-        let _ = ready.send(Err(fail("no such interface".into())));
-        return;
-    };
-    let config = pnet_datalink::Config {
-        read_timeout: Some(Duration::from_millis(100)),
-        promiscuous,
-        ..pnet_datalink::Config::default()
-    };
-    let mut rx = match pnet_datalink::channel(&iface, config) {
-        Ok(pnet_datalink::Channel::Ethernet(_, rx)) => rx,
-        Ok(_) => {
-            let _ = ready.send(Err(fail("unsupported channel type".into())));
-            return;
-        }
-        Err(e) => {
-            let _ = ready.send(Err(fail(e.to_string())));
-            return;
-        }
-    };
-    let _ = ready.send(Ok(()));
-    let mut analyzer = Analyzer::with_registry(ctx.analyzer.clone(), Arc::clone(&ctx.registry));
-    let mut histograms = JitterHistogramEncoder::new();
-    while !ctx.stop.load(Ordering::Relaxed) {
-        match rx.next() {
-            Ok(frame) => {
-                let len = frame.len() as u32;
-                analyzer.on_frame(wall_ns(), 1, frame, len);
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-                ) =>
-            {
-                analyzer.advance_to(wall_ns() - QUIET_LAG_NS);
-            }
-            Err(e) => {
-                log(&format!("worker {worker} on {}: {e}", stats.interface));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        ship(&mut analyzer, &ctx, &mut histograms);
-        publish(&analyzer, &stats);
-    }
-    analyzer.close_all(wall_ns());
-    ship(&mut analyzer, &ctx, &mut histograms);
-    publish(&analyzer, &stats);
 }

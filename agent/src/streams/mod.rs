@@ -588,6 +588,29 @@ impl Analyzer {
         self.next_boundary_ns = Some(boundary);
     }
 
+    /// The next packet-time instant at which the analyzer has work to do without a new packet
+    /// (quinn-proto's `poll_timeout`): the next report boundary while streams are open. Idle
+    /// streams and streams whose call ended are closed at report boundaries too, so the
+    /// boundary is also the earliest idle expiry. `None` when nothing is pending: no interval
+    /// reports (offline analysis) or no open stream. A driver that sees no packet until then
+    /// calls [`Analyzer::advance_to`] with (at least) this instant.
+    pub fn next_deadline(&self) -> Option<i64> {
+        let interval = self.cfg.report_interval_ns.filter(|i| *i > 0)?;
+        if self.active.is_empty() {
+            return None;
+        }
+        // Streams only start from a frame, which sets the boundary; the fallback is defensive.
+        Some(
+            self.next_boundary_ns
+                .unwrap_or_else(|| (self.now_ns.div_euclid(interval) + 1) * interval),
+        )
+    }
+
+    /// The latest packet time seen (or advanced to); `i64::MIN` before the first.
+    pub fn packet_time(&self) -> i64 {
+        self.now_ns
+    }
+
     /// Interval reports of every stream for the window ending at `boundary`, then closures.
     fn report_boundary(&mut self, boundary: i64) {
         let capture_drops = std::mem::take(&mut self.drops_since_boundary);
@@ -670,10 +693,16 @@ impl Analyzer {
         std::mem::take(&mut self.reports).into_iter()
     }
 
-    /// Closes every open stream (agent shutdown): each gets its final report.
+    /// Closes every open stream (agent shutdown, end of a replayed capture): each gets its
+    /// final report, `bye` when its call had already ended (it was waiting for the next
+    /// boundary), else `shutdown`.
     pub fn close_all(&mut self, end_ns: i64) {
         while let Some(last) = self.active.len().checked_sub(1) {
-            self.close_slot(last, EndReason::Shutdown, end_ns);
+            let reason = match self.active.get(last).and_then(|s| s.bye_ns) {
+                Some(_) => EndReason::Bye,
+                None => EndReason::Shutdown,
+            };
+            self.close_slot(last, reason, end_ns);
         }
     }
 
@@ -1117,6 +1146,51 @@ mod interval_tests {
         let first = run();
         assert_eq!(first, run());
         assert_eq!(first.last().map(|r| r.4), Some(Some(EndReason::Shutdown)));
+    }
+
+    #[test]
+    fn next_deadline_is_the_next_boundary_while_streams_are_open() {
+        let mut a = analyzer(2);
+        assert_eq!(a.next_deadline(), None, "no streams, no deadline");
+        a.advance_to(11 * SEC);
+        assert_eq!(a.next_deadline(), None, "time alone opens nothing");
+        let t0 = 11 * SEC + 500_000_000;
+        for i in 0..10u32 {
+            let f = frame(i as u16, 160 * i, 3);
+            a.on_frame(t0 + i64::from(i) * 20_000_000, 1, &f, f.len() as u32);
+        }
+        assert_eq!(a.active_streams(), 1);
+        assert_eq!(a.next_deadline(), Some(12 * SEC), "after packets");
+        // Nothing happens before the deadline ...
+        a.advance_to(12 * SEC - 1);
+        assert_eq!(a.drain_reports().count(), 0);
+        // ... and at it the interval report comes out and the deadline moves on.
+        a.advance_to(12 * SEC);
+        assert_eq!(a.drain_reports().count(), 1);
+        assert_eq!(a.next_deadline(), Some(14 * SEC), "after advance");
+        // Idle (5 s) expiry happens at a boundary: following deadlines reach it, then None.
+        let mut guard = 0;
+        while let Some(d) = a.next_deadline() {
+            a.advance_to(d);
+            guard += 1;
+            assert!(guard < 10, "deadlines must reach the idle expiry");
+        }
+        let last: Vec<WindowReport> = a.drain_reports().collect();
+        assert_eq!(last.last().and_then(|r| r.end), Some(EndReason::Idle));
+        assert_eq!(a.active_streams(), 0);
+        assert_eq!(a.next_deadline(), None, "all streams closed");
+    }
+
+    #[test]
+    fn offline_analysis_has_no_deadline() {
+        let mut a = Analyzer::new(AnalyzerConfig::default());
+        for i in 0..10u32 {
+            let f = frame(i as u16, 160 * i, 3);
+            a.on_frame(SEC + i64::from(i) * 20_000_000, 1, &f, f.len() as u32);
+        }
+        assert_eq!(a.active_streams(), 1);
+        assert_eq!(a.next_deadline(), None);
+        assert_eq!(a.packet_time(), SEC + 9 * 20_000_000);
     }
 
     #[test]

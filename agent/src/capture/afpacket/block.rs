@@ -13,6 +13,7 @@
 use std::iter::FusedIterator;
 use std::mem::{offset_of, size_of};
 
+use crate::capture::frame::{Frame, LINKTYPE_ETHERNET};
 use libc::{sockaddr_ll, tpacket_block_desc, tpacket_hdr_v1, tpacket_hdr_variant1, tpacket3_hdr};
 
 /// Start of the `tpacket_hdr_v1` inside the block descriptor (the union `hdr`).
@@ -47,23 +48,6 @@ const _: () = assert!(BLOCK_STATUS_OFFSET == 8);
 const _: () = assert!(BLK_LEN_OFFSET + 4 <= BLOCK_HEADER_LEN);
 
 const NANOS_PER_SEC: i64 = 1_000_000_000;
-
-/// One packet of a ring block, borrowed from the block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RingFrame<'a> {
-    /// Kernel receive timestamp, nanoseconds since the Unix epoch.
-    pub ts_ns: i64,
-    /// Captured bytes starting at the link-layer header (`tp_snaplen` bytes from `tp_mac`).
-    pub data: &'a [u8],
-    /// Length on the wire (`tp_len`); never smaller than `data.len()`.
-    pub wire_len: u32,
-    /// 802.1Q TCI the NIC stripped from the frame, when `TP_STATUS_VLAN_VALID`.
-    pub vlan_tci: Option<u16>,
-    /// TPID of the stripped tag, when `TP_STATUS_VLAN_TPID_VALID`.
-    pub vlan_tpid: Option<u16>,
-    /// `sll_pkttype`: `PACKET_HOST`, `PACKET_OUTGOING`, `PACKET_OTHERHOST`, ...
-    pub pkttype: u8,
-}
 
 /// Reads a native-endian `u32` at `at`; `None` when it does not fit in `bytes`.
 fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
@@ -221,13 +205,13 @@ impl<'a> Frames<'a> {
         if self.malformed { self.remaining } else { 0 }
     }
 
-    fn stop(&mut self) -> Option<RingFrame<'a>> {
+    fn stop(&mut self) -> Option<Frame<'a>> {
         self.malformed = true;
         None
     }
 
     /// Decodes the frame at `self.next`, and on success moves `self.next` to the following one.
-    fn decode_next(&mut self) -> Option<RingFrame<'a>> {
+    fn decode_next(&mut self) -> Option<Frame<'a>> {
         let at = self.next;
         let header = FrameHeader::new_checked(self.area, at)?;
         let mac = usize::from(header.mac());
@@ -250,13 +234,15 @@ impl<'a> Frames<'a> {
             .checked_mul(NANOS_PER_SEC)?
             .checked_add(i64::from(nsec))?;
         let status = header.status();
-        let frame = RingFrame {
+        let frame = Frame {
             ts_ns,
+            linktype: LINKTYPE_ETHERNET,
             data,
             wire_len,
+            interface: 0,
             vlan_tci: (status & libc::TP_STATUS_VLAN_VALID != 0).then(|| header.vlan_tci()),
             vlan_tpid: (status & libc::TP_STATUS_VLAN_TPID_VALID != 0).then(|| header.vlan_tpid()),
-            pkttype: header.pkttype(),
+            pkttype: Some(header.pkttype()),
         };
         // The last frame's `tp_next_offset` is meaningless; only follow it when more are due.
         if self.remaining > 1 {
@@ -282,9 +268,9 @@ impl<'a> Frames<'a> {
 }
 
 impl<'a> Iterator for Frames<'a> {
-    type Item = RingFrame<'a>;
+    type Item = Frame<'a>;
 
-    fn next(&mut self) -> Option<RingFrame<'a>> {
+    fn next(&mut self) -> Option<Frame<'a>> {
         if self.malformed || self.remaining == 0 {
             return None;
         }
@@ -412,7 +398,7 @@ mod tests {
         assert_eq!(frame.wire_len, 5);
         assert_eq!(frame.vlan_tci, None);
         assert_eq!(frame.vlan_tpid, None);
-        assert_eq!(frame.pkttype, libc::PACKET_HOST);
+        assert_eq!(frame.pkttype, Some(libc::PACKET_HOST));
         assert_eq!(walk.next(), None);
         assert!(!walk.malformed());
         assert_eq!(walk.skipped(), 0);
@@ -457,7 +443,7 @@ mod tests {
         assert_eq!(got[0].vlan_tpid, Some(0x8100));
         assert_eq!(got[0].wire_len, 1514);
         assert_eq!(got[0].data.len(), 64);
-        assert_eq!(got[0].pkttype, libc::PACKET_OUTGOING);
+        assert_eq!(got[0].pkttype, Some(libc::PACKET_OUTGOING));
         assert_eq!(got[1].vlan_tci, Some(7));
         assert_eq!(got[1].vlan_tpid, None);
     }

@@ -16,7 +16,7 @@ pub mod ring;
 pub mod socket;
 pub mod stats;
 
-pub use block::{Frames, RingFrame};
+pub use block::Frames;
 pub use ring::{BlockGuard, PacketRing};
 pub use socket::{Fanout, RingConfig, RingError};
 pub use stats::KernelCounters;
@@ -364,7 +364,7 @@ mod live_tests {
                 let mut frames = block.frames();
                 for frame in frames.by_ref() {
                     assert_eq!(frame.data.len() as u32, frame.wire_len);
-                    assert_eq!(frame.pkttype, libc::PACKET_HOST);
+                    assert_eq!(frame.pkttype, Some(libc::PACKET_HOST));
                     assert_eq!(frame.vlan_tci, None);
                     match inspect(frame.data) {
                         Seen::Datagram { payload, .. } => datagrams.push((frame.ts_ns, payload)),
@@ -575,7 +575,7 @@ mod live_tests {
                         assert_eq!(&frame.data[..12], &[0; 12]);
                         if let Seen::Datagram { .. } = inspect(frame.data) {
                             counts[index] += 1;
-                            if frame.pkttype == libc::PACKET_OUTGOING {
+                            if frame.is_outgoing() {
                                 outgoing[index] += 1;
                             }
                         }

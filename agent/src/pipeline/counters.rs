@@ -1,0 +1,112 @@
+//! Counters the pipeline publishes for heartbeats and the Prometheus endpoint: one
+//! [`WorkerStats`] per worker (written by that worker alone) and the output counters of a run
+//! ([`PipelineStats`], written by the sink thread and, for records that could not be queued, by
+//! the workers).
+//!
+//! Only relaxed atomics: readers want recent figures, not a consistent snapshot. This module
+//! must not know who reads the counters (metrics, heartbeats) nor how they are written out.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::capture::afpacket::KernelCounters;
+use crate::streams::Analyzer;
+
+/// Counters one worker publishes (written by it alone).
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Interface the worker captures on (empty for file sources).
+    pub interface: String,
+    pub kernel_packets: AtomicU64,
+    pub kernel_drops: AtomicU64,
+    pub kernel_freezes: AtomicU64,
+    pub frames: AtomicU64,
+    pub streams_active: AtomicU64,
+    pub streams_evicted: AtomicU64,
+}
+
+impl WorkerStats {
+    pub fn new(interface: impl Into<String>) -> Self {
+        WorkerStats {
+            interface: interface.into(),
+            ..WorkerStats::default()
+        }
+    }
+
+    /// Copies the analyzer's figures (after every batch: three relaxed stores).
+    pub fn publish(&self, analyzer: &Analyzer) {
+        self.streams_active
+            .store(analyzer.active_streams() as u64, Ordering::Relaxed);
+        self.streams_evicted
+            .store(analyzer.counters().streams_evicted, Ordering::Relaxed);
+        self.frames
+            .store(analyzer.counters().frames, Ordering::Relaxed);
+    }
+
+    pub fn publish_kernel(&self, k: &KernelCounters) {
+        self.kernel_packets.store(k.packets, Ordering::Relaxed);
+        self.kernel_drops.store(k.drops, Ordering::Relaxed);
+        self.kernel_freezes.store(k.freezes, Ordering::Relaxed);
+    }
+
+    /// The heartbeat's view of this worker.
+    pub fn wire(&self, worker: u32) -> voqa_wire::WorkerCounters {
+        voqa_wire::WorkerCounters {
+            worker,
+            kernel_packets: self.kernel_packets.load(Ordering::Relaxed),
+            kernel_drops: self.kernel_drops.load(Ordering::Relaxed),
+            kernel_freezes: self.kernel_freezes.load(Ordering::Relaxed),
+            frames: self.frames.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Counters of one run of the pipeline (live `run` or `replay`).
+#[derive(Debug, Default)]
+pub struct PipelineStats {
+    pub workers: Vec<Arc<WorkerStats>>,
+    /// Stream reports the sink accepted.
+    pub reports: AtomicU64,
+    /// Stream reports the sink refused (its `send` failed) or that could not be queued to it.
+    pub reports_dropped: AtomicU64,
+    /// Heartbeats the sink accepted.
+    pub heartbeats: AtomicU64,
+    /// Heartbeats the sink refused or that could not be queued to it.
+    pub heartbeats_dropped: AtomicU64,
+}
+
+impl PipelineStats {
+    pub fn with_workers(workers: Vec<Arc<WorkerStats>>) -> Self {
+        PipelineStats {
+            workers,
+            ..PipelineStats::default()
+        }
+    }
+
+    /// Per-worker counters for a heartbeat.
+    pub fn worker_counters(&self) -> Vec<voqa_wire::WorkerCounters> {
+        self.workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| w.wire(i as u32))
+            .collect()
+    }
+
+    /// Streams tracked and evicted over all workers.
+    pub fn streams(&self) -> (u64, u64) {
+        self.workers.iter().fold((0, 0), |(t, e), w| {
+            (
+                t + w.streams_active.load(Ordering::Relaxed),
+                e + w.streams_evicted.load(Ordering::Relaxed),
+            )
+        })
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
