@@ -122,3 +122,115 @@ fn collector_down_at_start_and_up_20_s_later_gets_everything_once() {
     assert_eq!(agent.wait(Duration::from_secs(120)), 0, "{}", agent.log_text());
     assert_exactly_once(&collector.stored_reports(&ops), &expected);
 }
+
+/// Polls the collector's `voqa_ingest_reports_total` (this incarnation's count).
+fn ingested(collector: &Collector, ops: &str) -> u64 {
+    e2e::http_get(collector.port, "/metrics", Some(ops))
+        .and_then(|(_, body)| {
+            body.lines()
+                .find_map(|l| l.strip_prefix("voqa_ingest_reports_total "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        })
+        .map_or(0, |v| v as u64)
+}
+
+#[test]
+fn collector_and_agent_killed_mid_stream_lose_nothing_and_store_nothing_twice() {
+    let (dir, capture) = setup(100, 60);
+    let mut collector = Collector::sqlite("");
+    let agent_token = collector.token("agent");
+    let ops = collector.token("ops");
+    secret_file(dir.path(), "token", &agent_token);
+    let config = agent_config(dir.path(), &[collector.url()], "");
+    let expected = produced(dir.path(), &config, &capture);
+    let step = expected.len() as u64 / 6;
+    collector.start();
+
+    let mut agent = AgentProcess::spawn(&replay_args(&config, &capture), dir.path().join("agent.log"));
+    // Collector killed twice mid-stream, restarted on the same port and file.
+    for round in 0..2 {
+        e2e::wait_until(&format!("ingest progress before kill {round}"), Duration::from_secs(120), || {
+            ingested(&collector, &ops) >= step
+        });
+        collector.kill();
+        std::thread::sleep(Duration::from_millis(300));
+        collector.start();
+    }
+    // Then the agent, mid-stream: its spool keeps what was not acknowledged.
+    e2e::wait_until("ingest progress before the agent's kill", Duration::from_secs(120), || {
+        ingested(&collector, &ops) >= step
+    });
+    agent.kill9();
+    let stored_at_kill = collector.stored_reports(&ops).len();
+    assert!(stored_at_kill < expected.len(), "everything was stored before the agent's kill");
+    let mut agent = AgentProcess::spawn(&replay_args(&config, &capture), dir.path().join("agent2.log"));
+    assert_eq!(agent.wait(Duration::from_secs(180)), 0, "{}", agent.log_text());
+    assert_exactly_once(&collector.stored_reports(&ops), &expected);
+}
+
+#[test]
+fn a_network_that_stalls_resets_and_cuts_mid_body_loses_and_duplicates_nothing() {
+    use faultproxy::{Fault, FaultProxy};
+    let (dir, capture) = setup(20, 60);
+    let mut collector = Collector::sqlite("");
+    let agent_token = collector.token("agent");
+    let ops = collector.token("ops");
+    secret_file(dir.path(), "token", &agent_token);
+    collector.start();
+    let proxy = FaultProxy::start(collector.addr()).expect("proxy");
+    // Every kind of fault, several times over, interleaved with working connections.
+    proxy.set_schedule(vec![
+        Fault::Refuse,
+        Fault::CutAfter(100),
+        Fault::Pass,
+        Fault::ResetAfter(300),
+        Fault::CutResponseAfter(10),
+        Fault::Stall(Duration::from_secs(7)),
+        Fault::Pass,
+        Fault::CutAfter(2_000),
+        Fault::CutResponseAfter(0),
+        Fault::ResetAfter(5_000),
+        Fault::Refuse,
+        Fault::CutResponseAfter(40),
+    ]);
+    let config = agent_config(dir.path(), &[format!("http://{}", proxy.addr())], "");
+    let expected = produced(dir.path(), &config, &capture);
+    let mut agent = AgentProcess::spawn(&replay_args(&config, &capture), dir.path().join("agent.log"));
+    assert_eq!(agent.wait(Duration::from_secs(180)), 0, "{}", agent.log_text());
+    let stats = proxy.stats();
+    assert_eq!(proxy.pending_faults(), 0, "not every fault was exercised: {stats:?}");
+    assert!(stats.cut_response_after >= 3 && stats.reset_after >= 2 && stats.stall >= 1, "{stats:?}");
+    assert_exactly_once(&collector.stored_reports(&ops), &expected);
+}
+
+#[test]
+fn a_refused_token_keeps_the_data_and_sighup_with_the_right_one_delivers_it() {
+    let (dir, capture) = setup(10, 30);
+    let mut collector = Collector::sqlite("");
+    let agent_token = collector.token("agent");
+    let ops = collector.token("ops");
+    secret_file(dir.path(), "token", "not-the-token");
+    collector.start();
+    let config = agent_config(dir.path(), &[collector.url()], "");
+    let expected = produced(dir.path(), &config, &capture);
+    let mut agent = AgentProcess::spawn(&replay_args(&config, &capture), dir.path().join("agent.log"));
+    e2e::wait_until("the agent to report the refused token", Duration::from_secs(60), || {
+        agent.log_text().contains("REFUSED THE TOKEN")
+    });
+    assert!(agent.log_text().contains("401"), "{}", agent.log_text());
+    assert!(collector.stored_reports(&ops).is_empty());
+    secret_file(dir.path(), "token", &agent_token);
+    agent.signal(1); // SIGHUP
+    assert_eq!(agent.wait(Duration::from_secs(120)), 0, "{}", agent.log_text());
+    assert_exactly_once(&collector.stored_reports(&ops), &expected);
+}
+
+/// Segment files of a spool directory, oldest first.
+fn segments(spool: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(spool)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    v.retain(|p| p.extension().is_some_and(|e| e == "seg"));
+    v.sort();
+    v
+}

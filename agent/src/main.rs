@@ -77,12 +77,24 @@ struct ReplayArgs {
     /// Capture files (pcap or pcapng), replayed in order as one capture.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
-    /// Collector base URL (http:// or https://); needs --token.
-    #[arg(long, value_name = "URL", requires = "token", conflicts_with = "sink")]
-    collector: Option<String>,
-    /// Bearer token of role `agent` for the collector.
-    #[arg(long, value_name = "TOKEN", requires = "collector")]
+    /// Collector base URL (http:// or https://); repeat it for failover. Replaces
+    /// ship.collectors.
+    #[arg(long = "collector", value_name = "URL", conflicts_with = "sink")]
+    collectors: Vec<String>,
+    /// Bearer token of role `agent` for the collector [default: ship.token_file].
+    #[arg(long, value_name = "TOKEN", conflicts_with = "token_file")]
     token: Option<String>,
+    /// File holding the token (re-read on SIGHUP); replaces ship.token_file.
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// Spool directory [default: ship.spool_dir, else a temporary one, removed on success].
+    /// Replaying again with the same directory resumes what was not delivered.
+    #[arg(long, value_name = "DIR")]
+    spool_dir: Option<PathBuf>,
+    /// Give up (exit 2, keeping the spool) when nothing was acknowledged for this long;
+    /// 0 = never.
+    #[arg(long, value_name = "SECONDS", default_value = "300")]
+    give_up_after: u64,
     /// Where records go instead of a collector: stdout or file:PATH (JSON lines)
     /// [default: output.sink of the config].
     #[arg(long, value_name = "SINK")]
@@ -207,30 +219,20 @@ fn load_config(args: &ConfigArgs) -> anyhow::Result<(AgentConfig, Option<PathBuf
     Ok((cfg, used))
 }
 
-/// A collector URL the shipper can use: http(s), with a host.
-fn check_collector_url(url: &str) -> anyhow::Result<()> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| anyhow::anyhow!("--collector {url}: must start with http:// or https://"))?;
-    let host = rest.split('/').next().unwrap_or("");
-    if host.is_empty() || host.contains(char::is_whitespace) {
-        anyhow::bail!("--collector {url}: no host");
+/// Says what the spool recovered at start, when there was anything to say.
+fn report_recovery(d: &voqa_agent::ship::delivery::Delivery) {
+    let r = &d.recovery;
+    if r.pending_records > 0 || r.corrupt_records > 0 || r.torn_tails_cut > 0 {
+        eprintln!(
+            "voqa-agent: spool {}: {} record(s) from before to deliver; {} corrupt record(s) \
+             skipped, {} torn tail(s) cut ({} bytes)",
+            d.spool_dir.display(),
+            r.pending_records,
+            r.corrupt_records,
+            r.torn_tails_cut,
+            r.torn_bytes_cut
+        );
     }
-    Ok(())
-}
-
-/// THE SHIPPER'S PLUG-IN POINT: the sink that ships records to a collector over HTTPS.
-/// The lead replaces this body with the spool-backed shipper (`crate::ship::collector_sink`);
-/// `replay` (and later `run`) get their sink from here. Its `flush` must return only once
-/// every record is acknowledged: `replay` exits 0 after it.
-fn collector_sink(
-    url: &str,
-    token: &str,
-    agent_id: &str,
-) -> anyhow::Result<Box<dyn voqa_agent::ship::ReportSink>> {
-    let _ = (url, token, agent_id);
-    anyhow::bail!("shipping to a collector is not built in this branch")
 }
 
 fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
@@ -261,16 +263,63 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     if agent_id.trim().is_empty() {
         anyhow::bail!("--agent-id: must not be empty");
     }
-    let sink = match (&args.collector, &args.token) {
-        (Some(url), Some(token)) => {
-            check_collector_url(url)?;
-            if token.trim().is_empty() {
-                anyhow::bail!("--token: must not be empty");
+    if !args.collectors.is_empty() {
+        cfg.ship.collectors = args.collectors.clone();
+    }
+    if let Some(path) = &args.token_file {
+        cfg.ship.token_file = Some(path.clone());
+    }
+    if let Some(dir) = &args.spool_dir {
+        cfg.ship.spool_dir = Some(dir.clone());
+    }
+    let ship_problems = cfg.ship.problems();
+    if !ship_problems.is_empty() {
+        anyhow::bail!("invalid configuration:\n  {}", ship_problems.join("\n  "));
+    }
+    let shipping = args.sink.is_none() && cfg.ship.enabled();
+    let mut delivery = None;
+    let mut temp_spool = None;
+    let sink = if shipping {
+        let token = cfg
+            .ship
+            .token_source(args.token.as_deref())
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let dir = match &cfg.ship.spool_dir {
+            Some(d) => d.clone(),
+            None => {
+                let d = voqa_agent::ship::temp_spool_dir()?;
+                temp_spool = Some(d.clone());
+                d
             }
-            collector_sink(url, token, &agent_id)?
-        }
-        _ => voqa_agent::service::run::open_sink(&cfg.sink())?,
+        };
+        let spool = voqa_agent::ship::delivery::spool_config(&cfg.ship, dir)?;
+        let settings = voqa_agent::ship::http::ShipperSettings::from_config(&cfg.ship, token);
+        let (sink, d) = voqa_agent::ship::delivery::Delivery::start(settings, spool)?;
+        report_recovery(&d);
+        delivery = Some(Arc::new(d));
+        sink
+    } else {
+        voqa_agent::service::run::open_sink(&cfg.sink())?
     };
+    // SIGHUP re-reads the token file (a fixed token delivers what was refused).
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))?;
+    let watcher = delivery.clone().map(|d| {
+        let hup = Arc::clone(&hup);
+        std::thread::spawn(move || {
+            // Ends with the process (replay exits right after the drain).
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                if hup.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    match d.reload_token() {
+                        Ok(()) => eprintln!("voqa-agent: SIGHUP: token reloaded"),
+                        Err(e) => eprintln!("voqa-agent: SIGHUP: keeping the old token: {e}"),
+                    }
+                }
+            }
+        })
+    });
+    drop(watcher);
     let opts = replay::ReplayOptions {
         agent_id,
         pace: match args.speed {
@@ -283,10 +332,40 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         watch_processes: cfg.health.watch_processes.clone(),
     };
     let summary = replay::run(&args.files, &opts, sink)?;
+    let Some(delivery) = delivery else {
+        eprintln!(
+            "voqa-agent: replayed {} frames: {} stream reports and {} heartbeats written",
+            summary.frames, summary.reports, summary.heartbeats
+        );
+        return Ok(());
+    };
+    let give_up = (args.give_up_after > 0)
+        .then(|| std::time::Duration::from_secs(args.give_up_after));
+    if let Err(e) = delivery.drain(give_up) {
+        let c = delivery.counters();
+        anyhow::bail!(
+            "gave up: {e}; the records stay in the spool {}: replay again with --spool-dir {} \
+             to resume (dropped by the spool cap: {}, dead letter: {})",
+            delivery.spool_dir.display(),
+            delivery.spool_dir.display(),
+            c.dropped_cap_records,
+            c.dead_letter_records
+        );
+    }
+    let c = delivery.counters();
     eprintln!(
-        "voqa-agent: replayed {} frames: {} stream reports and {} heartbeats delivered",
-        summary.frames, summary.reports, summary.heartbeats
+        "voqa-agent: replayed {} frames: {} stream reports and {} heartbeats; every spooled record \
+         acknowledged by the collector (dropped by the spool cap: {}, corrupt: {}, dead letter: {})",
+        summary.frames,
+        summary.reports,
+        summary.heartbeats,
+        c.dropped_cap_records,
+        c.corrupt_records,
+        c.dead_letter_records
     );
+    if let Some(dir) = temp_spool {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     Ok(())
 }
 

@@ -26,6 +26,8 @@ pub struct AgentConfig {
     pub privacy: PrivacyConfig,
     pub health: HealthConfig,
     pub metrics: MetricsConfig,
+    /// Shipping to collectors, with the disk spool (see `ship::config`).
+    pub ship: crate::ship::config::ShipConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -280,7 +282,7 @@ impl AgentConfig {
 
     /// Problems of everything but the `capture` section: what `replay` needs.
     pub fn analysis_problems(&self) -> Vec<String> {
-        let mut p = Vec::new();
+        let mut p = self.ship.problems();
         let a = &self.analysis;
         if a.interval_s == 0 || a.interval_s > 3600 {
             p.push(format!(

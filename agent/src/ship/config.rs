@@ -37,9 +37,10 @@ pub struct ShipConfig {
     /// Retry delays: exponential from `backoff_min_ms` to `backoff_max_s`, with full jitter.
     pub backoff_min_ms: u64,
     pub backoff_max_s: u64,
-    /// The disk spool: directory, size cap (drop-oldest beyond it), and how often it is
-    /// fsynced (`always`, `never`, or a period in ms such as `1000`).
-    pub spool_dir: PathBuf,
+    /// The disk spool: directory (default `/var/lib/voqa/spool` for `run`; `replay` uses a
+    /// temporary one unless this or `--spool-dir` is given), size cap (drop-oldest beyond it),
+    /// and how often it is fsynced (`always`, `never`, or a period in ms such as `1000`).
+    pub spool_dir: Option<PathBuf>,
     pub spool_max_bytes: u64,
     pub spool_fsync: String,
     /// On SIGTERM, how long the agent keeps trying to deliver what is spooled before it exits
@@ -61,7 +62,7 @@ impl Default for ShipConfig {
             request_timeout_s: 30,
             backoff_min_ms: 500,
             backoff_max_s: 60,
-            spool_dir: PathBuf::from(DEFAULT_SPOOL_DIR),
+            spool_dir: None,
             spool_max_bytes: 1 << 30,
             spool_fsync: "1000".to_owned(),
             shutdown_grace_s: 5,
@@ -80,6 +81,23 @@ pub enum FsyncSetting {
 impl ShipConfig {
     pub fn enabled(&self) -> bool {
         !self.collectors.is_empty()
+    }
+
+    /// Where the bearer token comes from: a flag's inline token, else `token_file`.
+    pub fn token_source(
+        &self,
+        inline: Option<&str>,
+    ) -> Result<super::http::TokenSource, String> {
+        match (inline, &self.token_file) {
+            (Some(t), _) if !t.trim().is_empty() => {
+                Ok(super::http::TokenSource::Inline(t.trim().to_owned()))
+            }
+            (Some(_), _) => Err("--token: must not be empty".into()),
+            (None, Some(path)) => Ok(super::http::TokenSource::File(path.clone())),
+            (None, None) => {
+                Err("ship.token_file: required to send to a collector (or --token)".into())
+            }
+        }
     }
 
     pub fn fsync(&self) -> Result<FsyncSetting, String> {
@@ -107,9 +125,6 @@ impl ShipConfig {
             if let Err(e) = validate_url(url) {
                 p.push(format!("ship.collectors: '{url}': {e}"));
             }
-        }
-        if self.enabled() && self.token_file.is_none() {
-            p.push("ship.token_file: required when ship.collectors is set".to_owned());
         }
         if self.client_cert.is_some() != self.client_key.is_some() {
             p.push("ship.client_cert and ship.client_key: set both or neither".to_owned());
@@ -216,7 +231,6 @@ mod tests {
         for key in [
             "ship.collectors: 'ftp://x'",
             "ship.collectors: 'https://'",
-            "ship.token_file",
             "ship.client_cert and ship.client_key",
             "ship.batch_max_records",
             "ship.spool_fsync",

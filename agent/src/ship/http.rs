@@ -46,10 +46,11 @@ pub trait Outbox: Send + 'static {
         max_bytes: usize,
         out: &mut Vec<Vec<u8>>,
     ) -> io::Result<bool>;
-    /// The first `n` records of the last `read_batch` are done (delivered).
-    fn ack(&mut self, n: usize) -> io::Result<()>;
-    /// The first `n` records of the last `read_batch` are refused for good: keep them apart.
-    fn dead_letter(&mut self, n: usize) -> io::Result<()>;
+    /// The records of the last `read_batch` are done (delivered).
+    fn ack_batch(&mut self) -> io::Result<()>;
+    /// The records of the last `read_batch` (given again in `records`) are refused for good:
+    /// keep them apart, for an operator.
+    fn dead_letter_batch(&mut self, records: &[Vec<u8>]) -> io::Result<()>;
 }
 
 /// Why the shipper could not start.
@@ -619,10 +620,11 @@ async fn ship_loop<O: Outbox>(shared: Arc<Shared<O>>, s: ShipperSettings, client
                 // A record of a format this agent cannot send: keep it for an operator. The
                 // good records before it go first.
                 match bad.first() {
-                    Some(0) | None => {
+                    Some(0) | None if records.len() == 1 => {
                         log("a spool record of an unknown format moved to the dead letter");
-                        dead_letter(&shared, 1);
+                        dead_letter(&shared, &records);
                     }
+                    Some(0) | None => limit = 1,
                     Some(&n) => limit = n,
                 }
                 continue;
@@ -645,7 +647,7 @@ async fn ship_loop<O: Outbox>(shared: Arc<Shared<O>>, s: ShipperSettings, client
                     .outbox
                     .lock()
                     .map_err(|_| io::Error::other("outbox lock poisoned"))
-                    .and_then(|mut o| o.ack(n));
+                    .and_then(|mut o| o.ack_batch());
                 if let Err(e) = acked {
                     // Delivered but not marked: it will be sent again and the collector keeps
                     // one copy. Loud, because it repeats until the disk is fixed.
@@ -685,13 +687,13 @@ async fn ship_loop<O: Outbox>(shared: Arc<Shared<O>>, s: ShipperSettings, client
             }
             Outcome::TooLarge => {
                 log("one record is larger than the collector accepts: moved to the dead letter");
-                dead_letter(&shared, 1);
+                dead_letter(&shared, &records);
             }
             Outcome::Refused(reason) => {
                 log(&format!(
                     "the collector refused a record for good ({reason}): moved to the dead letter"
                 ));
-                dead_letter(&shared, 1);
+                dead_letter(&shared, &records);
             }
             Outcome::Retry { reason, after } => {
                 shared
@@ -724,18 +726,18 @@ async fn ship_loop<O: Outbox>(shared: Arc<Shared<O>>, s: ShipperSettings, client
     }
 }
 
-fn dead_letter<O: Outbox>(shared: &Shared<O>, n: usize) {
+fn dead_letter<O: Outbox>(shared: &Shared<O>, records: &[Vec<u8>]) {
     let moved = shared
         .outbox
         .lock()
         .map_err(|_| io::Error::other("outbox lock poisoned"))
-        .and_then(|mut o| o.dead_letter(n));
+        .and_then(|mut o| o.dead_letter_batch(records));
     match moved {
         Ok(()) => {
             shared
                 .counters
                 .records_dead_lettered
-                .fetch_add(n as u64, Ordering::Relaxed);
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
         }
         Err(e) => log(&format!("cannot move a record to the dead letter: {e}")),
     }
@@ -756,6 +758,8 @@ mod tests {
         queue: VecDeque<Vec<u8>>,
         acked: Vec<Vec<u8>>,
         dead: Vec<Vec<u8>>,
+        /// Records of the last read (what ack/dead letter act on).
+        last: usize,
     }
 
     impl Outbox for MemOutbox {
@@ -780,18 +784,20 @@ mod tests {
                 bytes += r.len();
                 out.push(r.clone());
             }
+            self.last = out.len();
             Ok(!out.is_empty())
         }
-        fn ack(&mut self, n: usize) -> io::Result<()> {
-            for _ in 0..n {
+        fn ack_batch(&mut self) -> io::Result<()> {
+            for _ in 0..std::mem::take(&mut self.last) {
                 if let Some(r) = self.queue.pop_front() {
                     self.acked.push(r);
                 }
             }
             Ok(())
         }
-        fn dead_letter(&mut self, n: usize) -> io::Result<()> {
-            for _ in 0..n {
+        fn dead_letter_batch(&mut self, records: &[Vec<u8>]) -> io::Result<()> {
+            assert_eq!(records.len(), self.last, "dead letter of the last batch only");
+            for _ in 0..std::mem::take(&mut self.last) {
                 if let Some(r) = self.queue.pop_front() {
                     self.dead.push(r);
                 }

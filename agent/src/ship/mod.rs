@@ -5,8 +5,10 @@
 //! no packet bytes ever reach them.
 
 pub mod config;
+pub mod delivery;
 pub mod http;
 pub mod record;
+pub mod spool;
 
 use std::io::{self, BufWriter, Write};
 
@@ -18,6 +20,28 @@ pub trait ReportSink: Send {
     fn send(&mut self, record: &AgentRecord) -> io::Result<()>;
     /// Makes everything accepted so far visible/durable at the destination.
     fn flush(&mut self) -> io::Result<()>;
+}
+
+/// A new private (0700) spool directory under the system's temporary directory, for a
+/// `replay` that was given none.
+pub fn temp_spool_dir() -> io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = std::env::temp_dir();
+    for attempt in 0..100u32 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = base.join(format!(
+            "voqa-replay-spool-{}-{nanos:x}-{attempt}",
+            std::process::id()
+        ));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other("cannot create a temporary spool directory"))
 }
 
 /// One JSON object per line (`{"type":"stream",...}` / `{"type":"heartbeat",...}`).
