@@ -4,6 +4,8 @@
 //! Sinks run on their own thread (never on a capture thread) and receive finished records only:
 //! no packet bytes ever reach them.
 
+pub mod spool;
+
 use std::io::{self, BufWriter, Write};
 
 use voqa_wire::AgentRecord;
