@@ -53,8 +53,10 @@
 //! - The ledger's ack position says where reading resumes. Live segments with a smaller id are
 //!   finished and deleted (an interrupted deletion). If the ack segment is gone, reading starts at
 //!   the next segment; if it is shorter than the ack offset (power loss took data the ledger had
-//!   already acknowledged), the offset is clamped to its end. New segments always get an id above
-//!   every id seen, so a clamped or stale ack position can never cover records written later.
+//!   already acknowledged), the offset is clamped to its end; an offset inside a record moves
+//!   back to that record's start. New segments get an id above every segment file found, and an
+//!   ack position at or beyond that id is reset to the start of the new segment, so a stale or
+//!   edited ack position can never cover records written later.
 //! - Every remaining segment (live and dead) is scanned once. Bytes that do not form a valid
 //!   record (bad magic, impossible length, CRC mismatch) are skipped up to the next offset where a
 //!   valid magic + length + CRC record starts; each such run counts as one corrupt record. A run
@@ -525,6 +527,9 @@ struct Scan {
     /// Records (and payload bytes) ending at or before the ack offset.
     records_before_ack: u64,
     bytes_before_ack: u64,
+    /// The last offset at or before the ack offset where the scan's parse has a boundary (the
+    /// end of a record or of a corrupt run).
+    boundary_before_ack: u64,
     /// Start of a torn tail (a corrupt run reaching the end of the file).
     torn_from: Option<u64>,
     /// Corrupt runs, not counting the torn tail, starting at or after `count_from`.
@@ -548,12 +553,16 @@ fn scan_segment<S: Source + ?Sized>(
                 if ack_off.is_some_and(|a| end <= a) {
                     scan.records_before_ack += 1;
                     scan.bytes_before_ack += len;
+                    scan.boundary_before_ack = end;
                 }
             }
             Item::Corrupt { start, end } if end >= limit => scan.torn_from = Some(start),
-            Item::Corrupt { start, .. } => {
+            Item::Corrupt { start, end } => {
                 if start >= count_from {
                     scan.corrupt += 1;
+                }
+                if ack_off.is_some_and(|a| end <= a) {
+                    scan.boundary_before_ack = end;
                 }
             }
             Item::End => return Ok(scan),
@@ -1130,8 +1139,11 @@ impl Spool {
             };
             if ack_off.is_some() {
                 head_consumed = (scan.records_before_ack, scan.bytes_before_ack);
-                // Power loss may have taken acknowledged bytes: never point past the data.
-                state.ack.off = state.ack.off.min(seg.len);
+                // Power loss may have taken acknowledged bytes: never point past the data. And
+                // an offset inside a record (a hand-edited ledger) moves back to the record's
+                // start, so the reader walks the same records as this scan did (re-sending
+                // rather than skipping).
+                state.ack.off = scan.boundary_before_ack.min(seg.len);
             }
             segs.push_back(seg);
         }
@@ -1145,12 +1157,22 @@ impl Spool {
             };
             head_consumed = (0, 0);
         }
-        let max_live = ids.last().copied().unwrap_or(0);
-        let next_live = max_live
-            .max(state.ack.seg)
-            .max(state.corrupt_seen.seg)
+        let next_live = ids
+            .last()
+            .copied()
+            .unwrap_or(0)
             .checked_add(1)
             .ok_or(SpoolError::IdsExhausted)?;
+        // An ack beyond every segment means all of them were acknowledged (and deleted above);
+        // it must not cover the segment about to be created, nor (if the ledger was edited)
+        // push the ids towards exhaustion.
+        if state.ack.seg >= next_live {
+            state.ack = Pos {
+                seg: next_live,
+                off: 0,
+            };
+            head_consumed = (0, 0);
+        }
 
         // Dead-letter segments: only torn tails are cut and counted (their other corrupt runs
         // are left for an operator and not counted, so they are not counted at every start).
@@ -1172,10 +1194,10 @@ impl Spool {
             .ok_or(SpoolError::IdsExhausted)?;
 
         // Everything that exists now has been scanned and its corruption counted.
-        state.corrupt_seen = state.corrupt_seen.max(Pos {
+        state.corrupt_seen = Pos {
             seg: next_live,
             off: 0,
-        });
+        };
         state.corrupt += recovery.corrupt_records;
 
         let live = Log::new(cfg.dir.clone(), segs, next_live);
@@ -2186,6 +2208,50 @@ mod tests {
                 "{again:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_edited_ledger_neither_skips_nor_exhausts() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let c = SpoolConfig {
+            segment_bytes: 1 << 20,
+            ..cfg(tmp.path())
+        };
+        let (mut spool, _) = open(&c);
+        append_ids(&mut spool, 0..10, 100);
+        drop(spool);
+        let frame = (RECORD_HEADER_BYTES + 108) as u64;
+        let write = |ack: Pos| {
+            let state = LedgerState {
+                generation: 7,
+                ack,
+                ..LedgerState::default()
+            };
+            let mut bytes = state.encode().to_vec();
+            bytes.extend_from_slice(&[0; LEDGER_SLOT]);
+            fs::write(tmp.path().join(LEDGER_FILE), bytes).expect("ledger");
+        };
+        // Inside record 3: back to its start, record 3 is sent again.
+        write(Pos {
+            seg: 1,
+            off: 3 * frame + 50,
+        });
+        let (mut spool, rec) = open(&c);
+        assert_eq!(rec.pending_records, 7);
+        assert_eq!(
+            ids(&spool.pending_payloads().expect("list")),
+            (3..10).collect::<Vec<_>>()
+        );
+        drop(spool);
+        // Beyond every segment: everything counts as acknowledged, new records are not.
+        write(Pos {
+            seg: u64::MAX,
+            off: u64::MAX,
+        });
+        let (mut spool, rec) = open(&c);
+        assert_eq!(rec.pending_records, 0);
+        append_ids(&mut spool, 10..12, 100);
+        assert_eq!(drain(&mut spool, 100), vec![10, 11]);
     }
 
     #[test]
