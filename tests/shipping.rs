@@ -78,13 +78,28 @@ fn produced(dir: &Path, config: &Path, capture: &Path) -> Vec<String> {
 }
 
 fn assert_exactly_once(stored: &BTreeMap<String, usize>, produced: &[String]) {
-    let twice: Vec<&String> = stored.iter().filter(|(_, n)| **n > 1).map(|(k, _)| k).collect();
-    assert!(twice.is_empty(), "{} report(s) stored twice, e.g. {:?}", twice.len(), &twice[..twice.len().min(5)]);
+    let twice: Vec<&String> = stored
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "{} report(s) stored twice, e.g. {:?}",
+        twice.len(),
+        &twice[..twice.len().min(5)]
+    );
     let stored_ids: Vec<&String> = stored.keys().collect();
     let produced_ids: Vec<&String> = produced.iter().collect();
     if stored_ids != produced_ids {
-        let missing: Vec<&&String> = produced_ids.iter().filter(|id| !stored.contains_key(**id)).collect();
-        let extra: Vec<&&String> = stored_ids.iter().filter(|id| !produced.contains(id)).collect();
+        let missing: Vec<&&String> = produced_ids
+            .iter()
+            .filter(|id| !stored.contains_key(**id))
+            .collect();
+        let extra: Vec<&&String> = stored_ids
+            .iter()
+            .filter(|id| !produced.contains(id))
+            .collect();
         panic!(
             "stored {} reports, produced {}: {} missing (e.g. {:?}), {} unexpected (e.g. {:?})",
             stored_ids.len(),
@@ -114,12 +129,28 @@ fn collector_down_at_start_and_up_20_s_later_gets_everything_once() {
     let expected = produced(dir.path(), &config, &capture);
     assert!(expected.len() > 1000, "only {} reports", expected.len());
 
-    let mut agent = AgentProcess::spawn(&replay_args(&config, &capture), dir.path().join("agent.log"));
+    let mut agent = AgentProcess::spawn(
+        &replay_args(&config, &capture),
+        dir.path().join("agent.log"),
+    );
     std::thread::sleep(Duration::from_secs(20));
-    assert!(agent.child.try_wait().expect("try_wait").is_none(), "the agent gave up: {}", agent.log_text());
-    assert!(agent.log_text().contains("retrying"), "no retry reported: {}", agent.log_text());
+    assert!(
+        agent.child.try_wait().expect("try_wait").is_none(),
+        "the agent gave up: {}",
+        agent.log_text()
+    );
+    assert!(
+        agent.log_text().contains("retrying"),
+        "no retry reported: {}",
+        agent.log_text()
+    );
     collector.start();
-    assert_eq!(agent.wait(Duration::from_secs(120)), 0, "{}", agent.log_text());
+    assert_eq!(
+        agent.wait(Duration::from_secs(120)),
+        0,
+        "{}",
+        agent.log_text()
+    );
     assert_exactly_once(&collector.stored_reports(&ops), &expected);
 }
 
@@ -146,25 +177,43 @@ fn collector_and_agent_killed_mid_stream_lose_nothing_and_store_nothing_twice() 
     let step = expected.len() as u64 / 6;
     collector.start();
 
-    let mut agent = AgentProcess::spawn(&replay_args(&config, &capture), dir.path().join("agent.log"));
+    let mut agent = AgentProcess::spawn(
+        &replay_args(&config, &capture),
+        dir.path().join("agent.log"),
+    );
     // Collector killed twice mid-stream, restarted on the same port and file.
     for round in 0..2 {
-        e2e::wait_until(&format!("ingest progress before kill {round}"), Duration::from_secs(120), || {
-            ingested(&collector, &ops) >= step
-        });
+        e2e::wait_until(
+            &format!("ingest progress before kill {round}"),
+            Duration::from_secs(120),
+            || ingested(&collector, &ops) >= step,
+        );
         collector.kill();
         std::thread::sleep(Duration::from_millis(300));
         collector.start();
     }
     // Then the agent, mid-stream: its spool keeps what was not acknowledged.
-    e2e::wait_until("ingest progress before the agent's kill", Duration::from_secs(120), || {
-        ingested(&collector, &ops) >= step
-    });
+    e2e::wait_until(
+        "ingest progress before the agent's kill",
+        Duration::from_secs(120),
+        || ingested(&collector, &ops) >= step,
+    );
     agent.kill9();
     let stored_at_kill = collector.stored_reports(&ops).len();
-    assert!(stored_at_kill < expected.len(), "everything was stored before the agent's kill");
-    let mut agent = AgentProcess::spawn(&replay_args(&config, &capture), dir.path().join("agent2.log"));
-    assert_eq!(agent.wait(Duration::from_secs(180)), 0, "{}", agent.log_text());
+    assert!(
+        stored_at_kill < expected.len(),
+        "everything was stored before the agent's kill"
+    );
+    let mut agent = AgentProcess::spawn(
+        &replay_args(&config, &capture),
+        dir.path().join("agent2.log"),
+    );
+    assert_eq!(
+        agent.wait(Duration::from_secs(180)),
+        0,
+        "{}",
+        agent.log_text()
+    );
     assert_exactly_once(&collector.stored_reports(&ops), &expected);
 }
 
@@ -195,11 +244,26 @@ fn a_network_that_stalls_resets_and_cuts_mid_body_loses_and_duplicates_nothing()
     ]);
     let config = agent_config(dir.path(), &[format!("http://{}", proxy.addr())], "");
     let expected = produced(dir.path(), &config, &capture);
-    let mut agent = AgentProcess::spawn(&replay_args(&config, &capture), dir.path().join("agent.log"));
-    assert_eq!(agent.wait(Duration::from_secs(180)), 0, "{}", agent.log_text());
+    let mut agent = AgentProcess::spawn(
+        &replay_args(&config, &capture),
+        dir.path().join("agent.log"),
+    );
+    assert_eq!(
+        agent.wait(Duration::from_secs(180)),
+        0,
+        "{}",
+        agent.log_text()
+    );
     let stats = proxy.stats();
-    assert_eq!(proxy.pending_faults(), 0, "not every fault was exercised: {stats:?}");
-    assert!(stats.cut_response_after >= 3 && stats.reset_after >= 2 && stats.stall >= 1, "{stats:?}");
+    assert_eq!(
+        proxy.pending_faults(),
+        0,
+        "not every fault was exercised: {stats:?}"
+    );
+    assert!(
+        stats.cut_response_after >= 3 && stats.reset_after >= 2 && stats.stall >= 1,
+        "{stats:?}"
+    );
     assert_exactly_once(&collector.stored_reports(&ops), &expected);
 }
 
@@ -213,15 +277,25 @@ fn a_refused_token_keeps_the_data_and_sighup_with_the_right_one_delivers_it() {
     collector.start();
     let config = agent_config(dir.path(), &[collector.url()], "");
     let expected = produced(dir.path(), &config, &capture);
-    let mut agent = AgentProcess::spawn(&replay_args(&config, &capture), dir.path().join("agent.log"));
-    e2e::wait_until("the agent to report the refused token", Duration::from_secs(60), || {
-        agent.log_text().contains("REFUSED THE TOKEN")
-    });
+    let mut agent = AgentProcess::spawn(
+        &replay_args(&config, &capture),
+        dir.path().join("agent.log"),
+    );
+    e2e::wait_until(
+        "the agent to report the refused token",
+        Duration::from_secs(60),
+        || agent.log_text().contains("REFUSED THE TOKEN"),
+    );
     assert!(agent.log_text().contains("401"), "{}", agent.log_text());
     assert!(collector.stored_reports(&ops).is_empty());
     secret_file(dir.path(), "token", &agent_token);
     agent.signal(1); // SIGHUP
-    assert_eq!(agent.wait(Duration::from_secs(120)), 0, "{}", agent.log_text());
+    assert_eq!(
+        agent.wait(Duration::from_secs(120)),
+        0,
+        "{}",
+        agent.log_text()
+    );
     assert_exactly_once(&collector.stored_reports(&ops), &expected);
 }
 

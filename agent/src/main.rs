@@ -339,8 +339,8 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     };
-    let give_up = (args.give_up_after > 0)
-        .then(|| std::time::Duration::from_secs(args.give_up_after));
+    let give_up =
+        (args.give_up_after > 0).then(|| std::time::Duration::from_secs(args.give_up_after));
     if let Err(e) = delivery.drain(give_up) {
         let c = delivery.counters();
         anyhow::bail!(

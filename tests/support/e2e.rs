@@ -145,9 +145,11 @@ impl Collector {
             .expect("spawn collector");
         self.child = Some(child);
         let port = self.port;
-        wait_until("the collector to answer /healthz", Duration::from_secs(30), || {
-            http_get(port, "/healthz", None).is_some_and(|(s, _)| s == 200)
-        });
+        wait_until(
+            "the collector to answer /healthz",
+            Duration::from_secs(30),
+            || http_get(port, "/healthz", None).is_some_and(|(s, _)| s == 200),
+        );
     }
 
     /// SIGKILL, as a crash would.
@@ -231,7 +233,10 @@ pub fn http_get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, Stri
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n")?;
     let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_owned()
@@ -266,7 +271,11 @@ pub fn produced_report_ids(jsonl: &Path) -> Vec<String> {
     let mut sorted = ids.clone();
     sorted.sort();
     sorted.dedup();
-    assert_eq!(sorted.len(), ids.len(), "the agent produced a record id twice");
+    assert_eq!(
+        sorted.len(),
+        ids.len(),
+        "the agent produced a record id twice"
+    );
     sorted
 }
 
@@ -355,7 +364,13 @@ pub const CAPTURE_EPOCH_NS: i64 = 1_795_420_800_000_000_000;
 /// A capture of `streams` G.711 streams (no SIP: found by the RTP heuristic), each sending
 /// `pps` packets per second for `seconds` of packet time, starting at [`CAPTURE_EPOCH_NS`] and
 /// staggered by 1 ms. Stream `k` lost nothing; the counts are exact by construction.
-pub fn many_streams_capture(dir: &Path, name: &str, streams: u32, seconds: u32, pps: u32) -> PathBuf {
+pub fn many_streams_capture(
+    dir: &Path,
+    name: &str,
+    streams: u32,
+    seconds: u32,
+    pps: u32,
+) -> PathBuf {
     use voqa_agent::capture::writer::PcapWriter;
     use voqa_agent::decode::build::{LinkSpec, RtpHeader, rtp_packet, udp_frame};
     let path = dir.join(name);
@@ -379,7 +394,8 @@ pub fn many_streams_capture(dir: &Path, name: &str, streams: u32, seconds: u32, 
                 padding: 0,
             };
             // Spread over the tick in stream order, so the file stays in time order.
-            let at = CAPTURE_EPOCH_NS + tick * step_ns + i64::from(k) * (step_ns / i64::from(streams));
+            let at =
+                CAPTURE_EPOCH_NS + tick * step_ns + i64::from(k) * (step_ns / i64::from(streams));
             let frame = udp_frame(&link, src, dst, &rtp_packet(&header, &payload));
             w.write_frame(at, &frame).expect("write frame");
         }

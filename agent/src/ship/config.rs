@@ -84,10 +84,7 @@ impl ShipConfig {
     }
 
     /// Where the bearer token comes from: a flag's inline token, else `token_file`.
-    pub fn token_source(
-        &self,
-        inline: Option<&str>,
-    ) -> Result<super::http::TokenSource, String> {
+    pub fn token_source(&self, inline: Option<&str>) -> Result<super::http::TokenSource, String> {
         match (inline, &self.token_file) {
             (Some(t), _) if !t.trim().is_empty() => {
                 Ok(super::http::TokenSource::Inline(t.trim().to_owned()))

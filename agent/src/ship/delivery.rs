@@ -188,10 +188,7 @@ impl Delivery {
     }
 
     pub fn counters(&self) -> ShippingCounters {
-        self.outbox
-            .lock()
-            .map(|o| o.counters())
-            .unwrap_or_default()
+        self.outbox.lock().map(|o| o.counters()).unwrap_or_default()
     }
 
     pub fn state(&self) -> ShipState {

@@ -796,7 +796,11 @@ mod tests {
             Ok(())
         }
         fn dead_letter_batch(&mut self, records: &[Vec<u8>]) -> io::Result<()> {
-            assert_eq!(records.len(), self.last, "dead letter of the last batch only");
+            assert_eq!(
+                records.len(),
+                self.last,
+                "dead letter of the last batch only"
+            );
             for _ in 0..std::mem::take(&mut self.last) {
                 if let Some(r) = self.queue.pop_front() {
                     self.dead.push(r);

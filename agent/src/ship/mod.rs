@@ -41,7 +41,9 @@ pub fn temp_spool_dir() -> io::Result<std::path::PathBuf> {
             Err(e) => return Err(e),
         }
     }
-    Err(io::Error::other("cannot create a temporary spool directory"))
+    Err(io::Error::other(
+        "cannot create a temporary spool directory",
+    ))
 }
 
 /// One JSON object per line (`{"type":"stream",...}` / `{"type":"heartbeat",...}`).
