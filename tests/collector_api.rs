@@ -12,7 +12,9 @@ use voqa_collector::api::{self, AppState, openapi::ROUTES};
 use voqa_collector::auth::hash_token;
 use voqa_collector::config::CollectorConfig;
 use voqa_collector::store::Store;
-use voqa_wire::{Batch, Heartbeat, StreamReport, StreamSummary, Transitions, WorkerCounters};
+use voqa_wire::{
+    Batch, Heartbeat, StreamReport, StreamSummary, Timestamp, Transitions, WorkerCounters,
+};
 
 const CONFIG: &str = r#"
 max_body_bytes = 200000
@@ -131,6 +133,11 @@ async fn start() -> Server {
     }
 }
 
+/// A time written in this file.
+fn at(text: &str) -> Timestamp {
+    Timestamp::parse(text).expect(text)
+}
+
 fn report(
     agent: &str,
     stream: &str,
@@ -148,8 +155,8 @@ fn report(
         codec: "PCMU".into(),
         clock_rate: Some(8000),
         call_id: Some(call.into()),
-        first_seen: start.into(),
-        last_seen: end.into(),
+        first_seen: at(start),
+        last_seen: at(end),
         packets: 500,
         expected: 500,
         lost: 0,
@@ -187,8 +194,8 @@ fn report(
         codec: "PCMU".into(),
         clock_rate: Some(8000),
         call_id: Some(call.into()),
-        window_start: start.into(),
-        window_end: end.into(),
+        window_start: at(start),
+        window_end: at(end),
         is_final,
         end_reason: is_final.then(|| "bye".into()),
         packets: 500,
@@ -225,7 +232,7 @@ fn heartbeat(agent: &str, time: &str) -> Heartbeat {
     Heartbeat {
         agent_id: agent.into(),
         agent_version: "0.1.0".into(),
-        time: time.into(),
+        time: at(time),
         host_uptime_s: 1000,
         cpu_pct: 3.0,
         agent_cpu_pct: 1.0,
@@ -243,6 +250,7 @@ fn heartbeat(agent: &str, time: &str) -> Heartbeat {
         streams_tracked: 1,
         streams_evicted: 0,
         processes: vec![],
+        shipping: None,
     }
 }
 
@@ -256,7 +264,7 @@ fn batch(
         schema: voqa_wire::SCHEMA_VERSION,
         batch_id: format!("00000000-0000-4000-8000-{id_suffix:012x}"),
         agent_id: agent.into(),
-        sent_at: "2026-11-20T10:00:00.000000Z".into(),
+        sent_at: at("2026-11-20T10:00:00.000000Z"),
         reports,
         heartbeats,
     }
@@ -464,6 +472,45 @@ async fn ingest_is_idempotent_and_bad_bodies_store_nothing() {
     }
     assert_eq!(stored_reports(&s).await, 1, "no bad body stored anything");
 
+    // Times are strict RFC 3339 UTC (`voqa_wire::Timestamp`): an offset is refused, never
+    // converted, and so are impossible dates and leap seconds; the reply names field and reason.
+    for (field, text, reason) in [
+        ("window_start", "2026-11-20T11:30:00+01:30", "not UTC"),
+        ("window_end", "2026-11-20T10:00:10-00:30", "not UTC"),
+        ("window_start", "2026-02-30T10:00:00Z", "no such date"),
+        ("window_end", "2016-12-31T23:59:60Z", "out of range"),
+    ] {
+        let mut value = serde_json::to_value(&good).expect("value");
+        value["batch_id"] = json!("00000000-0000-4000-8000-0000000000aa");
+        value["reports"][0][field] = json!(text);
+        let (status, reply) = post(&s, Some(AGENT), value.to_string().into_bytes(), None).await;
+        assert_eq!(status, 400, "{text}: {reply}");
+        assert_eq!(reply["error"]["code"], "invalid_field", "{reply}");
+        let message = reply["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("reports[0].{field}")) && message.contains(reason),
+            "{text}: {message}"
+        );
+    }
+    let mut value = serde_json::to_value(&good).expect("value");
+    value["heartbeats"][0]["time"] = json!("2026-11-20T11:00:05+01:00");
+    let (status, reply) = post(&s, Some(AGENT), value.to_string().into_bytes(), None).await;
+    assert_eq!(
+        (status, &reply["error"]["code"]),
+        (400, &json!("invalid_field"))
+    );
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("heartbeats[0].time") && m.contains("not UTC")),
+        "{reply}"
+    );
+    assert_eq!(
+        stored_reports(&s).await,
+        1,
+        "no refused time stored anything"
+    );
+
     // A gzip bomb: small compressed, over the limit once decompressed.
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(&vec![b' '; 1_000_000]).expect("gzip");
@@ -591,6 +638,32 @@ async fn ops_api_agents_streams_calls_sla_metrics() {
     assert_eq!(
         get(&s, Some(OPS), "/api/v1/streams?from=yesterday").await.0,
         400
+    );
+    // Query times follow the wire's grammar (plus a bare date): an offset is refused with
+    // its reason rather than converted.
+    let (status, body) = get(
+        &s,
+        Some(OPS),
+        "/api/v1/streams?from=2026-11-20T10:30:00%2B01:30&to=2026-11-21",
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("invalid_parameter"))
+    );
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("from: '2026-11-20T10:30:00+01:30' is not an RFC 3339 UTC time")
+            && message.contains("not UTC"),
+        "{message}"
+    );
+    let (status, body) = get(&s, Some(OPS), "/api/v1/streams?from=2026-02-30").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no such date: 2026-02-30")),
+        "{body}"
     );
     assert_eq!(
         get(&s, Some(OPS), "/api/v1/streams?limit=5000").await.0,

@@ -9,9 +9,9 @@ pub mod auth;
 pub mod config;
 pub mod sla;
 pub mod store;
-pub mod time;
 
-/// Wall-clock now, ns since the epoch (the collector's only clock).
+/// Wall-clock now, ns since the epoch (the collector's only clock). Times are parsed and
+/// printed only through `voqa_wire::Timestamp`.
 pub fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -146,7 +146,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             "{}  {:<24}  created {}{}",
                             t.id,
                             t.role,
-                            voqa_collector::time::format_rfc3339(t.created_ns),
+                            voqa_wire::Timestamp::from_ns(t.created_ns),
                             if t.revoked { "  REVOKED" } else { "" }
                         );
                     }

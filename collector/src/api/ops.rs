@@ -13,7 +13,7 @@ use super::{ApiError, AppState, authenticate, require};
 use crate::auth::Role;
 use crate::sla;
 use crate::store::StreamQuery;
-use crate::time::{format_rfc3339, parse_rfc3339_ns};
+use voqa_wire::Timestamp;
 
 const MAX_RANGE_NS: i64 = 366 * 86_400 * 1_000_000_000;
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
@@ -21,12 +21,16 @@ const DAY_NS: i64 = 86_400 * 1_000_000_000;
 fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
     match q.get(name) {
         None => Ok(None),
-        Some(v) => parse_rfc3339_ns(v).map(Some).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_parameter",
-                format!("{name}: '{v}' is not an RFC 3339 UTC time or a date"),
-            )
-        }),
+        // Same grammar as the wire (UTC only: an offset is refused, not converted), plus a
+        // bare date for midnight UTC; the reason is passed on so the caller can fix the query.
+        Some(v) => Timestamp::parse_date_or_time(v)
+            .map(|t| Some(t.as_ns()))
+            .map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("{name}: '{v}' is not an RFC 3339 UTC time or a date: {e}"),
+                )
+            }),
     }
 }
 
@@ -72,8 +76,8 @@ pub async fn agents(
                 && !a.any_process_down;
             json!({
                 "agent_id": a.agent_id,
-                "last_heartbeat": a.last_heartbeat_ns.map(format_rfc3339),
-                "last_batch": format_rfc3339(a.last_batch_ns),
+                "last_heartbeat": a.last_heartbeat_ns.map(Timestamp::from_ns),
+                "last_batch": Timestamp::from_ns(a.last_batch_ns),
                 "up": up,
                 "kernel_drops": a.kernel_drops_total,
                 "capture_drops_in_reports": a.capture_drops_total,

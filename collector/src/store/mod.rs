@@ -7,8 +7,8 @@
 //! and which let SLA counting over a month of calls run inside the database. `Store::ingest` returns only
 //! after the whole batch is committed, so the API may acknowledge it; a batch is stored at
 //! most once (its `batch_id` is a unique key). This module validates and converts batch
-//! contents (RFC 3339 times to i64 nanoseconds) but knows nothing of HTTP, authentication
-//! or SLA rules, and it never hashes token secrets (callers pass the hash).
+//! contents (`voqa_wire::Timestamp`s to i64 nanosecond columns) but knows nothing of HTTP,
+//! authentication or SLA rules, and it never hashes token secrets (callers pass the hash).
 
 pub mod postgres;
 pub mod sqlite;
@@ -682,7 +682,7 @@ impl PreparedBatch {
         if batch.agent_id.is_empty() {
             return Err(StoreError::Invalid("agent_id is empty".to_string()));
         }
-        let sent_at_ns = parse_time(&batch.sent_at, || "sent_at".to_string())?;
+        let sent_at_ns = batch.sent_at.as_ns();
         let mut capture_drops = 0i64;
         let mut reports = Vec::with_capacity(batch.reports.len());
         let mut jitter_hours = std::collections::BTreeMap::<(&str, i64), BatchJitterHour>::new();
@@ -693,12 +693,8 @@ impl PreparedBatch {
                     "reports[{index}].agent_id differs from the batch agent_id"
                 )));
             }
-            let window_start_ns = parse_time(&report.window_start, || {
-                format!("reports[{index}].window_start")
-            })?;
-            let window_end_ns = parse_time(&report.window_end, || {
-                format!("reports[{index}].window_end")
-            })?;
+            let window_start_ns = report.window_start.as_ns();
+            let window_end_ns = report.window_end.as_ns();
             if window_end_ns < window_start_ns
                 || window_end_ns > window_start_ns.saturating_add(MAX_WINDOW_NS)
             {
@@ -793,7 +789,7 @@ impl PreparedBatch {
                     "heartbeats[{index}].agent_id differs from the batch agent_id"
                 )));
             }
-            let time_ns = parse_time(&heartbeat.time, || format!("heartbeats[{index}].time"))?;
+            let time_ns = heartbeat.time.as_ns();
             let json = serde_json::to_string(heartbeat).map_err(|error| {
                 StoreError::Invalid(format!("heartbeats[{index}] cannot be serialised: {error}"))
             })?;
@@ -1263,11 +1259,6 @@ fn merge_hour(
     Ok((total.len(), bytes))
 }
 
-fn parse_time(text: &str, field: impl FnOnce() -> String) -> Result<i64, StoreError> {
-    parse_rfc3339_ns(text)
-        .ok_or_else(|| StoreError::Invalid(format!("{}: not an RFC 3339 time: {text:?}", field())))
-}
-
 /// Counters arrive as u64; the databases hold i64. Values beyond i64::MAX are not
 /// meaningful counts, so they are clamped rather than rejected.
 fn saturating_i64(value: u64) -> i64 {
@@ -1278,168 +1269,18 @@ fn stored_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
-/// Nanoseconds since the Unix epoch of an RFC 3339 date-time such as
-/// `2026-11-23T09:09:53.158861Z` or `2026-11-23T10:09:53+01:00`; `None` if the text is not
-/// one or lies outside what i64 nanoseconds can hold (years 1678 to 2261). Digits beyond
-/// nanoseconds are truncated; a leap second 60 counts as the next minute's second 0.
-pub fn parse_rfc3339_ns(text: &str) -> Option<i64> {
-    let bytes = text.as_bytes();
-    let number = |start: usize, end: usize| -> Option<i64> {
-        let digits = bytes.get(start..end)?;
-        digits.iter().try_fold(0i64, |value, &digit| {
-            digit
-                .is_ascii_digit()
-                .then(|| value * 10 + i64::from(digit - b'0'))
-        })
-    };
-    let expect = |index: usize, allowed: &[u8]| -> Option<()> {
-        bytes
-            .get(index)
-            .filter(|byte| allowed.contains(byte))
-            .map(|_| ())
-    };
-    let year = number(0, 4)?;
-    expect(4, b"-")?;
-    let month = number(5, 7)?;
-    expect(7, b"-")?;
-    let day = number(8, 10)?;
-    expect(10, b"Tt ")?;
-    let hour = number(11, 13)?;
-    expect(13, b":")?;
-    let minute = number(14, 16)?;
-    expect(16, b":")?;
-    let second = number(17, 19)?;
-
-    let mut position = 19;
-    let mut nanos = 0i64;
-    if bytes.get(position) == Some(&b'.') {
-        position += 1;
-        let mut digits = 0;
-        while let Some(digit) = bytes.get(position).filter(|byte| byte.is_ascii_digit()) {
-            if digits < 9 {
-                nanos = nanos * 10 + i64::from(digit - b'0');
-            }
-            digits += 1;
-            position += 1;
-        }
-        if digits == 0 {
-            return None;
-        }
-        for _ in digits..9 {
-            nanos *= 10;
-        }
-    }
-    let offset_seconds = match bytes.get(position)? {
-        b'Z' | b'z' if bytes.len() == position + 1 => 0,
-        sign @ (b'+' | b'-') if bytes.len() == position + 6 => {
-            let offset_hour = number(position + 1, position + 3)?;
-            expect(position + 3, b":")?;
-            let offset_minute = number(position + 4, position + 6)?;
-            if offset_hour > 23 || offset_minute > 59 {
-                return None;
-            }
-            let offset = offset_hour * 3600 + offset_minute * 60;
-            if *sign == b'-' { -offset } else { offset }
-        }
-        _ => return None,
-    };
-
-    let leap_year = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let month_days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap_year => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if day < 1 || day > month_days || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
-        - offset_seconds;
-    seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let march_based_month = (month + 9) % 12;
-    let day_of_year = (153 * march_based_month + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::{BufRead, BufReader};
     use std::str::FromStr;
     use std::sync::atomic::{AtomicU32, Ordering};
-    use voqa_wire::{ProcessState, StreamSummary, Transitions, WorkerCounters};
+    use voqa_wire::{ProcessState, StreamSummary, Timestamp, Transitions, WorkerCounters};
 
     const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
     /// 2026-11-23T00:00:00Z.
     const DAY_NS: i64 = 1_795_392_000_000_000_000;
     const SECOND: i64 = 1_000_000_000;
-
-    // ---- RFC 3339 parsing ----
-
-    #[test]
-    fn parses_agent_times() {
-        assert_eq!(
-            parse_rfc3339_ns("2026-11-23T09:09:53.158861Z"),
-            Some(1_795_424_993_158_861_000)
-        );
-        assert_eq!(parse_rfc3339_ns("2026-11-23T00:00:00Z"), Some(DAY_NS));
-        assert_eq!(parse_rfc3339_ns("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339_ns("1969-12-31T23:59:59Z"), Some(-SECOND));
-        assert_eq!(
-            parse_rfc3339_ns("2000-02-29T23:59:59z"),
-            Some(951_868_799_000_000_000)
-        );
-        assert_eq!(
-            parse_rfc3339_ns("1970-01-01T00:00:00.123456789123Z"),
-            Some(123_456_789)
-        );
-        assert_eq!(
-            parse_rfc3339_ns("1970-01-01T00:00:00.5Z"),
-            Some(500_000_000)
-        );
-        assert_eq!(
-            parse_rfc3339_ns("2026-11-23T10:30:00+01:30"),
-            Some(DAY_NS + 9 * 3600 * SECOND)
-        );
-        assert_eq!(parse_rfc3339_ns("2026-11-22T23:00:00-01:00"), Some(DAY_NS));
-    }
-
-    #[test]
-    fn rejects_malformed_times() {
-        for text in [
-            "",
-            "2026-11-23",
-            "2026-11-23T09:09:53",
-            "2026-11-23T09:09:53.Z",
-            "2026-11-23T09:09:53.1",
-            "2026-13-01T00:00:00Z",
-            "2026-02-29T00:00:00Z",
-            "2026-04-31T00:00:00Z",
-            "2026-11-00T00:00:00Z",
-            "2026-11-23T24:00:00Z",
-            "2026-11-23T09:60:00Z",
-            "2026-11-23T09:09:61Z",
-            "2026-11-23T09:09:53+0100",
-            "2026-11-23T09:09:53Zjunk",
-            "2026/11/23T09:09:53Z",
-            "+026-11-23T09:09:53Z",
-            "9999-12-31T23:59:59Z",
-            "1000-01-01T00:00:00Z",
-            "２026-11-23T09:09:53Z",
-        ] {
-            assert_eq!(parse_rfc3339_ns(text), None, "{text:?}");
-        }
-    }
 
     #[test]
     fn folds_final_reports_per_call() {
@@ -1494,19 +1335,13 @@ mod tests {
 
     // ---- fixtures ----
 
-    fn time(offset_ns: i64) -> String {
-        let seconds = offset_ns.div_euclid(SECOND);
-        let micros = offset_ns.rem_euclid(SECOND) / 1000;
+    /// `offset_ns` after DAY_NS (2026-11-23T00:00:00Z), within that day.
+    fn time(offset_ns: i64) -> Timestamp {
         assert!(
-            (0..86_400).contains(&seconds),
+            (0..86_400 * SECOND).contains(&offset_ns),
             "fixture times stay within one day"
         );
-        format!(
-            "2026-11-23T{:02}:{:02}:{:02}.{micros:06}Z",
-            seconds / 3600,
-            seconds / 60 % 60,
-            seconds % 60
-        )
+        Timestamp::from_ns(DAY_NS + offset_ns)
     }
 
     fn totals(report: &StreamReport) -> StreamSummary {
@@ -1519,7 +1354,7 @@ mod tests {
             clock_rate: Some(8000),
             call_id: report.call_id.clone(),
             first_seen: time(0),
-            last_seen: report.window_end.clone(),
+            last_seen: report.window_end,
             packets: 15_000,
             expected: 15_000,
             lost: 3,
@@ -1649,6 +1484,7 @@ mod tests {
                     count: 1,
                 },
             ],
+            shipping: None,
         }
     }
 
@@ -1745,7 +1581,7 @@ mod tests {
         let mut reports_back: Vec<StreamReport> =
             stored.iter().map(|row| row.report.clone()).collect();
         let mut expected = first.clone();
-        let key = |report: &StreamReport| (report.window_end.clone(), report.stream_id.clone());
+        let key = |report: &StreamReport| (report.window_end, report.stream_id.clone());
         reports_back.sort_by_key(key);
         expected.sort_by_key(key);
         assert_eq!(reports_back, expected, "reports round-trip exactly");
@@ -1773,40 +1609,24 @@ mod tests {
             10
         );
 
-        // A bad time rejects the whole batch, and its id stays free.
+        // A window that runs backwards rejects the whole batch, and its id stays free. (Times
+        // that do not parse never reach the store: `voqa_wire::Timestamp` refuses them.)
         let mut bad_reports: Vec<StreamReport> = (0..5)
             .map(|stream| report("a1", 100 + stream, None, 200, 260, false, Some(4.0)))
             .collect();
         let good_reports = bad_reports.clone();
         if let Some(report) = bad_reports.get_mut(3) {
-            report.window_end = "2026-11-23 9:09".into();
+            report.window_end = time(100 * SECOND);
         }
         let error = store
             .ingest(&batch("batch-b", "a1", bad_reports, vec![]), DAY_NS)
             .await
-            .expect_err("bad time");
+            .expect_err("backwards window");
         assert!(matches!(error, StoreError::Invalid(_)), "{error}");
         assert!(
             error.to_string().contains("reports[3].window_end"),
             "{error}"
         );
-        let mut bad_heartbeat = heartbeat("a1", 300, false, 0);
-        bad_heartbeat.time = "yesterday".into();
-        let error = store
-            .ingest(
-                &batch("batch-b", "a1", good_reports.clone(), vec![bad_heartbeat]),
-                DAY_NS,
-            )
-            .await
-            .expect_err("bad heartbeat time");
-        assert!(error.to_string().contains("heartbeats[0].time"), "{error}");
-        let mut bad_sent = batch("batch-b", "a1", good_reports.clone(), vec![]);
-        bad_sent.sent_at = String::new();
-        let error = store
-            .ingest(&bad_sent, DAY_NS)
-            .await
-            .expect_err("bad sent_at");
-        assert!(error.to_string().contains("sent_at"), "{error}");
         let mut foreign = good_reports.clone();
         if let Some(report) = foreign.get_mut(1) {
             report.agent_id = "someone-else".into();
@@ -2063,7 +1883,7 @@ mod tests {
         assert_eq!(a1.last_heartbeat_ns, Some(DAY_NS + 100 * SECOND));
         assert_eq!(a1.last_batch_ns, DAY_NS + 200 * SECOND);
         assert_eq!(
-            a1.last_heartbeat.as_ref().map(|beat| beat.time.clone()),
+            a1.last_heartbeat.as_ref().map(|beat| beat.time),
             Some(time(100 * SECOND))
         );
         assert_eq!(a1.kernel_drops_total, 6);
