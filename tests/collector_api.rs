@@ -1051,3 +1051,133 @@ async fn sla_from_aggregates_equals_sla_from_reports_with_exact_jitter_percentil
     assert_eq!(streams[1]["jitter"]["p95_ms"], 50.048);
     assert_eq!(streams[1]["windows"], 3);
 }
+
+/// Calls `first..last` on 2026-11-22 (one stream each: an interval and a final report).
+fn call_reports(first: u32, last: u32) -> Vec<StreamReport> {
+    (first..last)
+        .flat_map(|i| {
+            let at = |second: u32| format!("2026-11-22T10:{:02}:{:02}Z", i, second);
+            let (stream, call) = (format!("rec-{i}"), format!("rec-call-{i}"));
+            [
+                report("fra-media-1", &stream, &call, &at(0), &at(10), false, 4.3),
+                report("fra-media-1", &stream, &call, &at(10), &at(20), true, 3.9),
+            ]
+        })
+        .collect()
+}
+
+async fn sla_calls(s: &Server) -> Value {
+    let (status, e) = get(
+        s,
+        Some(OPS),
+        "/api/v1/customers/acme/sla?from=2026-11-22&to=2026-11-23",
+    )
+    .await;
+    assert_eq!(status, 200, "{e}");
+    e["calls"].clone()
+}
+
+/// Idempotency is per record over HTTP too: the same reports under a new batch id are
+/// acknowledged as duplicates and change nothing; a partly overlapping batch stores only its
+/// new records; concurrent overlapping uploads store and count each record once; every
+/// stored report is listed with its record id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_record_is_stored_and_counted_once_whatever_its_batch() {
+    let s = start().await;
+    let beat = heartbeat("fra-media-1", "2026-11-22T10:00:05Z");
+    let first = batch(300, "fra-media-1", call_reports(0, 5), vec![beat.clone()]);
+    let (status, body) = post(&s, Some(AGENT), json_bytes(&first), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"status": "stored", "batch_id": first.batch_id, "reports": 10, "heartbeats": 1,
+               "duplicate_reports": 0, "duplicate_heartbeats": 0})
+    );
+    assert_eq!(sla_calls(&s).await, 5);
+
+    let again = batch(301, "fra-media-1", call_reports(0, 5), vec![beat]);
+    let (status, body) = post(&s, Some(AGENT), json_bytes(&again), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            &body["status"],
+            &body["reports"],
+            &body["duplicate_reports"],
+            &body["duplicate_heartbeats"]
+        ),
+        (&json!("duplicate"), &json!(0), &json!(10), &json!(1)),
+        "{body}"
+    );
+    assert_eq!(sla_calls(&s).await, 5, "re-sent calls count once");
+
+    // Calls 3 and 4 again, calls 5 and 6 new.
+    let overlap = batch(302, "fra-media-1", call_reports(3, 7), vec![]);
+    let (status, body) = post(&s, Some(AGENT), json_bytes(&overlap), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            &body["status"],
+            &body["reports"],
+            &body["duplicate_reports"]
+        ),
+        (&json!("stored"), &json!(4), &json!(4)),
+        "{body}"
+    );
+    assert_eq!(sla_calls(&s).await, 7);
+
+    // Six uploads at once, each overlapping the next (calls k..k+3), some repeating stored ones.
+    let mut uploads = Vec::new();
+    for k in 0..6u32 {
+        let body = json_bytes(&batch(
+            400 + k,
+            "fra-media-1",
+            call_reports(5 + k, 8 + k),
+            vec![],
+        ));
+        let url = format!("{}/api/v1/ingest", s.base);
+        uploads.push(tokio::spawn(async move {
+            let resp = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(AGENT)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(resp.status().as_u16(), 200);
+            resp.json::<Value>().await.expect("json")
+        }));
+    }
+    let mut new_reports = 0;
+    for upload in uploads {
+        new_reports += upload.await.expect("upload")["reports"]
+            .as_u64()
+            .expect("count");
+    }
+    // Calls 7..=12 were new: 6 calls, 12 reports (24 of the 36 sent were stored already).
+    assert_eq!(new_reports, 12);
+    assert_eq!(sla_calls(&s).await, 13);
+
+    let (status, page) = get(
+        &s,
+        Some(OPS),
+        "/api/v1/streams?from=2026-11-22&to=2026-11-23&limit=1000",
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 26);
+    let mut ids = std::collections::BTreeSet::new();
+    for item in items {
+        let report: StreamReport = serde_json::from_value(item.clone()).expect("a report");
+        assert_eq!(item["record_id"], json!(report.record_id()), "{item}");
+        assert!(ids.insert(report.record_id()), "listed once: {item}");
+    }
+    let (_, metrics) = get(&s, Some(OPS), "/metrics").await;
+    let text = metrics.as_str().expect("text");
+    assert!(text.contains("voqa_ingest_reports_total 26"), "{text}");
+    assert!(
+        text.contains("voqa_ingest_duplicate_reports_total 38"),
+        "{text}"
+    );
+}

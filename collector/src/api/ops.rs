@@ -149,16 +149,28 @@ pub async fn streams(
     let next_cursor = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| encode_cursor(r.window_end_ns, r.id)))
         .flatten();
-    let items: Vec<&voqa_wire::StreamReport> = rows
+    let items: Vec<StreamItem<'_>> = rows
         .iter()
         .filter(|r| {
             customer
                 .as_ref()
                 .is_none_or(|c| sla::in_subnets(c, &r.report))
         })
-        .map(|r| &r.report)
+        .map(|r| StreamItem {
+            record_id: r.record_id(),
+            report: &r.report,
+        })
         .collect();
     Ok(axum::Json(json!({"items": items, "next_cursor": next_cursor})).into_response())
+}
+
+/// One `/api/v1/streams` item: the stored report as the agent sent it, plus the identity the
+/// store keeps it under (`AGENT/STREAM/WINDOW_START_NS/i|f`, as `StreamReport::record_id`).
+#[derive(serde::Serialize)]
+struct StreamItem<'a> {
+    record_id: String,
+    #[serde(flatten)]
+    report: &'a voqa_wire::StreamReport,
 }
 
 fn encode_cursor(end_ns: i64, id: i64) -> String {
