@@ -204,7 +204,7 @@ async fn main() -> anyhow::Result<()> {
     for mine in bodies {
         let token = token.clone();
         tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = http_client();
             for body in mine {
                 let resp = client
                     .post(format!("http://{addr}/api/v1/ingest"))
@@ -282,7 +282,7 @@ async fn main() -> anyhow::Result<()> {
         "setup: {sla_calls} calls stored in {load_secs:.1} s; planner statistics refreshed in {:.2} s",
         analyze.elapsed().as_secs_f64()
     );
-    let client = reqwest::Client::new();
+    let client = http_client();
     for (what, customer, query) in [
         (
             "month, aggregates",
@@ -336,4 +336,12 @@ async fn main() -> anyhow::Result<()> {
 /// A time written in this file (always valid; the epoch stands in should one not be).
 fn at(text: &str) -> Timestamp {
     Timestamp::parse(text).unwrap_or(Timestamp::EPOCH)
+}
+
+/// An HTTP client. reqwest is built with rustls but without a crypto provider of its own (no
+/// aws-lc in the tree): ring is installed as the process's provider first.
+fn http_client() -> reqwest::Client {
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }

@@ -276,7 +276,7 @@ async fn post(
     body: Vec<u8>,
     encoding: Option<&str>,
 ) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
+    let mut req = http_client()
         .post(format!("{}/api/v1/ingest", s.base))
         .body(body)
         .header("content-type", "application/json");
@@ -292,7 +292,7 @@ async fn post(
 }
 
 async fn get(s: &Server, token: Option<&str>, path: &str) -> (u16, Value) {
-    let mut req = reqwest::Client::new().get(format!("{}{path}", s.base));
+    let mut req = http_client().get(format!("{}{path}", s.base));
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -727,7 +727,7 @@ async fn openapi_document_matches_the_real_routes() {
             "{method} {path} missing from the document"
         );
         let concrete = path.replace("{call_id}", "call-x").replace("{id}", "acme");
-        let client = reqwest::Client::new();
+        let client = http_client();
         let req = match *method {
             "get" => client.get(format!("{}{concrete}", s.base)),
             "post" => client.post(format!("{}{concrete}", s.base)).body("{}"),
@@ -1136,7 +1136,7 @@ async fn each_record_is_stored_and_counted_once_whatever_its_batch() {
         ));
         let url = format!("{}/api/v1/ingest", s.base);
         uploads.push(tokio::spawn(async move {
-            let resp = reqwest::Client::new()
+            let resp = http_client()
                 .post(url)
                 .bearer_auth(AGENT)
                 .header("content-type", "application/json")
@@ -1180,4 +1180,87 @@ async fn each_record_is_stored_and_counted_once_whatever_its_batch() {
         text.contains("voqa_ingest_duplicate_reports_total 38"),
         "{text}"
     );
+}
+
+/// What `examples/demo.rs` does, through the library only: a collector in-process on a
+/// temporary SQLite, tokens created, a customer with commitments, served on an ephemeral
+/// loopback port, its SLA queried, then stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_server_for_the_demo() {
+    use voqa_collector::auth::Role;
+    use voqa_collector::serve::Server;
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(&format!("sqlite:{}", dir.path().join("demo.db").display()))
+        .await
+        .expect("store");
+    let agent = store.create_token(&Role::Agent).await.expect("agent token");
+    let customer = store
+        .create_token(&Role::Customer("demo".into()))
+        .await
+        .expect("customer token");
+    assert!(agent.secret.starts_with("voqa_") && agent.id.len() == 12);
+    let config = CollectorConfig::parse(
+        r#"
+[[customers]]
+id = "demo"
+name = "Demo Customer"
+agents = ["fra-media-1"]
+[customers.commitments]
+mos_min = 4.0
+calls_meeting_pct = 95.0
+loss_max_pct = 1.0
+jitter_p95_max_ms = 30.0
+uptime_min_pct = 99.95
+"#,
+    )
+    .expect("config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = Server::start(config, store, listener, async move {
+        let _ = stopped.await;
+    })
+    .await
+    .expect("start");
+    let base = server.base_url();
+    assert_eq!(base, format!("http://{}", server.local_addr()));
+
+    let client = http_client();
+    let b = batch(500, "fra-media-1", call_reports(0, 4), vec![]);
+    let resp = client
+        .post(format!("{base}/api/v1/ingest"))
+        .bearer_auth(&agent.secret)
+        .json(&b)
+        .send()
+        .await
+        .expect("ingest");
+    assert_eq!(resp.status().as_u16(), 200);
+    let sla: Value = client
+        .get(format!(
+            "{base}/api/v1/customers/demo/sla?from=2026-11-22&to=2026-11-23"
+        ))
+        .bearer_auth(&customer.secret)
+        .send()
+        .await
+        .expect("sla")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(sla["customer"], "demo", "{sla}");
+    assert_eq!(sla["calls"], 4, "{sla}");
+    // Final reports at MOS 3.9: no call meets 4.0.
+    assert_eq!(commitment(&sla, "mos")["met"], false, "{sla}");
+
+    let _ = stop.send(());
+    server.wait().await.expect("clean stop");
+}
+
+/// An HTTP client. reqwest is built with rustls but without a crypto provider of its own (no
+/// aws-lc in the tree): ring is installed as the process's provider first.
+fn http_client() -> reqwest::Client {
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }

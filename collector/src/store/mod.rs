@@ -54,6 +54,9 @@ pub enum StoreError {
         backend: &'static str,
         message: String,
     },
+    /// No random bytes for a new token.
+    #[error("cannot read random bytes for a token: {0}")]
+    Entropy(#[source] std::io::Error),
     /// A stored row could not be read back (bad JSON in a report or heartbeat column).
     #[error("{backend} store: corrupt {table} row {key}: {message}")]
     Corrupt {
@@ -92,6 +95,14 @@ impl IngestOutcome {
             "stored"
         }
     }
+}
+
+/// A token just created by `Store::create_token`: its id (for `token revoke`) and its secret
+/// (for `Authorization: Bearer`), shown this once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewToken {
+    pub id: String,
+    pub secret: String,
 }
 
 /// One API token (its secret is known only by its hash).
@@ -355,6 +366,20 @@ impl Store {
         signature: &str,
     ) -> Result<Option<i64>, StoreError> {
         dispatch!(self, store => store.scope_since(customer_id, signature).await)
+    }
+
+    /// Creates an API token of `role`: stores its hash and returns the secret, which is not
+    /// kept anywhere and cannot be shown again.
+    pub async fn create_token(&self, role: &crate::auth::Role) -> Result<NewToken, StoreError> {
+        let (secret, id) = crate::auth::new_token().map_err(StoreError::Entropy)?;
+        self.token_insert(
+            &id,
+            &crate::auth::hash_token(&secret),
+            &role.as_string(),
+            crate::now_ns(),
+        )
+        .await?;
+        Ok(NewToken { id, secret })
     }
 
     pub async fn token_insert(
