@@ -18,7 +18,8 @@ use voqa_collector::api::{self, AppState};
 use voqa_collector::auth::hash_token;
 use voqa_collector::config::CollectorConfig;
 use voqa_collector::store::Store;
-use voqa_wire::{Batch, StreamReport, StreamSummary, Transitions};
+use voqa_wire::time::NS_PER_S;
+use voqa_wire::{Batch, StreamReport, StreamSummary, Timestamp, Transitions};
 
 const AGENTS: u32 = 8;
 const REPORTS_PER_BATCH: u32 = 500;
@@ -46,8 +47,8 @@ fn summary(call: &str, mos: f64) -> StreamSummary {
         codec: "PCMU".into(),
         clock_rate: Some(8000),
         call_id: Some(call.into()),
-        first_seen: "2026-11-20T10:00:00Z".into(),
-        last_seen: "2026-11-20T10:05:00Z".into(),
+        first_seen: at("2026-11-20T10:00:00Z"),
+        last_seen: at("2026-11-20T10:05:00Z"),
         packets: 15000,
         expected: 15000,
         lost: 0,
@@ -80,7 +81,11 @@ fn summary(call: &str, mos: f64) -> StreamSummary {
 fn report(agent: &str, n: u64, is_final: bool, day: u64) -> StreamReport {
     let call = format!("call-{agent}-{n}");
     let mos = if n.is_multiple_of(20) { 3.6 } else { 4.3 };
-    let secs = n % 86_000;
+    let secs = (n % 86_000) as i64;
+    // Day 1..=30 of November 2026 always exists.
+    let window_start = Timestamp::from_date(2026, 11, 1 + (day % 30) as u32)
+        .unwrap_or(Timestamp::EPOCH)
+        .saturating_add_ns(secs * NS_PER_S);
     StreamReport {
         agent_id: agent.into(),
         stream_id: format!("{n:016x}"),
@@ -91,20 +96,8 @@ fn report(agent: &str, n: u64, is_final: bool, day: u64) -> StreamReport {
         codec: "PCMU".into(),
         clock_rate: Some(8000),
         call_id: Some(call.clone()),
-        window_start: format!(
-            "2026-11-{:02}T{:02}:{:02}:{:02}.000000Z",
-            1 + day % 30,
-            secs / 3600,
-            (secs / 60) % 60,
-            secs % 60
-        ),
-        window_end: format!(
-            "2026-11-{:02}T{:02}:{:02}:{:02}.500000Z",
-            1 + day % 30,
-            secs / 3600,
-            (secs / 60) % 60,
-            secs % 60
-        ),
+        window_start,
+        window_end: window_start.saturating_add_ns(NS_PER_S / 2),
         is_final,
         end_reason: is_final.then(|| "bye".into()),
         packets: 500,
@@ -198,7 +191,7 @@ async fn main() -> anyhow::Result<()> {
                 schema: voqa_wire::SCHEMA_VERSION,
                 batch_id: format!("00000000-0000-4000-8000-{:04x}{:08x}", a, b),
                 agent_id: agent.clone(),
-                sent_at: "2026-11-20T10:00:00Z".into(),
+                sent_at: at("2026-11-20T10:00:00Z"),
                 reports,
                 heartbeats: vec![],
             };
@@ -211,7 +204,7 @@ async fn main() -> anyhow::Result<()> {
     for mine in bodies {
         let token = token.clone();
         tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = http_client();
             for body in mine {
                 let resp = client
                     .post(format!("http://{addr}/api/v1/ingest"))
@@ -254,7 +247,7 @@ async fn main() -> anyhow::Result<()> {
         .get(3)
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let month_start = voqa_collector::time::parse_rfc3339_ns("2026-11-01").unwrap_or(0);
+    let month_start = at("2026-11-01T00:00:00Z").as_ns();
     let month_ns: i64 = 30 * 86_400 * 1_000_000_000;
     let setup = Instant::now();
     let mut chunk = Vec::with_capacity(REPORTS_PER_BATCH as usize);
@@ -263,15 +256,15 @@ async fn main() -> anyhow::Result<()> {
         let start =
             month_start + (i128::from(month_ns) * i128::from(n) / i128::from(sla_calls)) as i64;
         let mut r = report("sla-0", n, true, 0);
-        r.window_start = rfc3339(start);
-        r.window_end = rfc3339(start + 5_000_000_000);
+        r.window_start = Timestamp::from_ns(start);
+        r.window_end = Timestamp::from_ns(start + 5 * NS_PER_S);
         chunk.push(r);
         if chunk.len() == REPORTS_PER_BATCH as usize || n + 1 == sla_calls {
             let batch = Batch {
                 schema: voqa_wire::SCHEMA_VERSION,
                 batch_id: format!("00000000-0000-4000-9000-{batch_no:012x}"),
                 agent_id: "sla-0".into(),
-                sent_at: "2026-12-01T00:00:00Z".into(),
+                sent_at: at("2026-12-01T00:00:00Z"),
                 reports: std::mem::take(&mut chunk),
                 heartbeats: vec![],
             };
@@ -289,7 +282,7 @@ async fn main() -> anyhow::Result<()> {
         "setup: {sla_calls} calls stored in {load_secs:.1} s; planner statistics refreshed in {:.2} s",
         analyze.elapsed().as_secs_f64()
     );
-    let client = reqwest::Client::new();
+    let client = http_client();
     for (what, customer, query) in [
         (
             "month, aggregates",
@@ -340,25 +333,15 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn rfc3339(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Days since 1970-01-01 → civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        ns.rem_euclid(1_000_000_000) / 1000
-    )
+/// A time written in this file (always valid; the epoch stands in should one not be).
+fn at(text: &str) -> Timestamp {
+    Timestamp::parse(text).unwrap_or(Timestamp::EPOCH)
+}
+
+/// An HTTP client. reqwest is built with rustls but without a crypto provider of its own (no
+/// aws-lc in the tree): ring is installed as the process's provider first.
+fn http_client() -> reqwest::Client {
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }

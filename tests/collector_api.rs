@@ -12,7 +12,9 @@ use voqa_collector::api::{self, AppState, openapi::ROUTES};
 use voqa_collector::auth::hash_token;
 use voqa_collector::config::CollectorConfig;
 use voqa_collector::store::Store;
-use voqa_wire::{Batch, Heartbeat, StreamReport, StreamSummary, Transitions, WorkerCounters};
+use voqa_wire::{
+    Batch, Heartbeat, StreamReport, StreamSummary, Timestamp, Transitions, WorkerCounters,
+};
 
 const CONFIG: &str = r#"
 max_body_bytes = 200000
@@ -131,6 +133,11 @@ async fn start() -> Server {
     }
 }
 
+/// A time written in this file.
+fn at(text: &str) -> Timestamp {
+    Timestamp::parse(text).expect(text)
+}
+
 fn report(
     agent: &str,
     stream: &str,
@@ -148,8 +155,8 @@ fn report(
         codec: "PCMU".into(),
         clock_rate: Some(8000),
         call_id: Some(call.into()),
-        first_seen: start.into(),
-        last_seen: end.into(),
+        first_seen: at(start),
+        last_seen: at(end),
         packets: 500,
         expected: 500,
         lost: 0,
@@ -187,8 +194,8 @@ fn report(
         codec: "PCMU".into(),
         clock_rate: Some(8000),
         call_id: Some(call.into()),
-        window_start: start.into(),
-        window_end: end.into(),
+        window_start: at(start),
+        window_end: at(end),
         is_final,
         end_reason: is_final.then(|| "bye".into()),
         packets: 500,
@@ -225,7 +232,7 @@ fn heartbeat(agent: &str, time: &str) -> Heartbeat {
     Heartbeat {
         agent_id: agent.into(),
         agent_version: "0.1.0".into(),
-        time: time.into(),
+        time: at(time),
         host_uptime_s: 1000,
         cpu_pct: 3.0,
         agent_cpu_pct: 1.0,
@@ -243,6 +250,7 @@ fn heartbeat(agent: &str, time: &str) -> Heartbeat {
         streams_tracked: 1,
         streams_evicted: 0,
         processes: vec![],
+        shipping: None,
     }
 }
 
@@ -256,7 +264,7 @@ fn batch(
         schema: voqa_wire::SCHEMA_VERSION,
         batch_id: format!("00000000-0000-4000-8000-{id_suffix:012x}"),
         agent_id: agent.into(),
-        sent_at: "2026-11-20T10:00:00.000000Z".into(),
+        sent_at: at("2026-11-20T10:00:00.000000Z"),
         reports,
         heartbeats,
     }
@@ -268,7 +276,7 @@ async fn post(
     body: Vec<u8>,
     encoding: Option<&str>,
 ) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
+    let mut req = http_client()
         .post(format!("{}/api/v1/ingest", s.base))
         .body(body)
         .header("content-type", "application/json");
@@ -284,7 +292,7 @@ async fn post(
 }
 
 async fn get(s: &Server, token: Option<&str>, path: &str) -> (u16, Value) {
-    let mut req = reqwest::Client::new().get(format!("{}{path}", s.base));
+    let mut req = http_client().get(format!("{}{path}", s.base));
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -464,6 +472,45 @@ async fn ingest_is_idempotent_and_bad_bodies_store_nothing() {
     }
     assert_eq!(stored_reports(&s).await, 1, "no bad body stored anything");
 
+    // Times are strict RFC 3339 UTC (`voqa_wire::Timestamp`): an offset is refused, never
+    // converted, and so are impossible dates and leap seconds; the reply names field and reason.
+    for (field, text, reason) in [
+        ("window_start", "2026-11-20T11:30:00+01:30", "not UTC"),
+        ("window_end", "2026-11-20T10:00:10-00:30", "not UTC"),
+        ("window_start", "2026-02-30T10:00:00Z", "no such date"),
+        ("window_end", "2016-12-31T23:59:60Z", "out of range"),
+    ] {
+        let mut value = serde_json::to_value(&good).expect("value");
+        value["batch_id"] = json!("00000000-0000-4000-8000-0000000000aa");
+        value["reports"][0][field] = json!(text);
+        let (status, reply) = post(&s, Some(AGENT), value.to_string().into_bytes(), None).await;
+        assert_eq!(status, 400, "{text}: {reply}");
+        assert_eq!(reply["error"]["code"], "invalid_field", "{reply}");
+        let message = reply["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("reports[0].{field}")) && message.contains(reason),
+            "{text}: {message}"
+        );
+    }
+    let mut value = serde_json::to_value(&good).expect("value");
+    value["heartbeats"][0]["time"] = json!("2026-11-20T11:00:05+01:00");
+    let (status, reply) = post(&s, Some(AGENT), value.to_string().into_bytes(), None).await;
+    assert_eq!(
+        (status, &reply["error"]["code"]),
+        (400, &json!("invalid_field"))
+    );
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("heartbeats[0].time") && m.contains("not UTC")),
+        "{reply}"
+    );
+    assert_eq!(
+        stored_reports(&s).await,
+        1,
+        "no refused time stored anything"
+    );
+
     // A gzip bomb: small compressed, over the limit once decompressed.
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(&vec![b' '; 1_000_000]).expect("gzip");
@@ -592,6 +639,32 @@ async fn ops_api_agents_streams_calls_sla_metrics() {
         get(&s, Some(OPS), "/api/v1/streams?from=yesterday").await.0,
         400
     );
+    // Query times follow the wire's grammar (plus a bare date): an offset is refused with
+    // its reason rather than converted.
+    let (status, body) = get(
+        &s,
+        Some(OPS),
+        "/api/v1/streams?from=2026-11-20T10:30:00%2B01:30&to=2026-11-21",
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("invalid_parameter"))
+    );
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("from: '2026-11-20T10:30:00+01:30' is not an RFC 3339 UTC time")
+            && message.contains("not UTC"),
+        "{message}"
+    );
+    let (status, body) = get(&s, Some(OPS), "/api/v1/streams?from=2026-02-30").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no such date: 2026-02-30")),
+        "{body}"
+    );
     assert_eq!(
         get(&s, Some(OPS), "/api/v1/streams?limit=5000").await.0,
         400
@@ -654,7 +727,7 @@ async fn openapi_document_matches_the_real_routes() {
             "{method} {path} missing from the document"
         );
         let concrete = path.replace("{call_id}", "call-x").replace("{id}", "acme");
-        let client = reqwest::Client::new();
+        let client = http_client();
         let req = match *method {
             "get" => client.get(format!("{}{concrete}", s.base)),
             "post" => client.post(format!("{}{concrete}", s.base)).body("{}"),
@@ -977,4 +1050,217 @@ async fn sla_from_aggregates_equals_sla_from_reports_with_exact_jitter_percentil
     assert_eq!(streams[0]["jitter"]["p95_ms"], 1.002);
     assert_eq!(streams[1]["jitter"]["p95_ms"], 50.048);
     assert_eq!(streams[1]["windows"], 3);
+}
+
+/// Calls `first..last` on 2026-11-22 (one stream each: an interval and a final report).
+fn call_reports(first: u32, last: u32) -> Vec<StreamReport> {
+    (first..last)
+        .flat_map(|i| {
+            let at = |second: u32| format!("2026-11-22T10:{:02}:{:02}Z", i, second);
+            let (stream, call) = (format!("rec-{i}"), format!("rec-call-{i}"));
+            [
+                report("fra-media-1", &stream, &call, &at(0), &at(10), false, 4.3),
+                report("fra-media-1", &stream, &call, &at(10), &at(20), true, 3.9),
+            ]
+        })
+        .collect()
+}
+
+async fn sla_calls(s: &Server) -> Value {
+    let (status, e) = get(
+        s,
+        Some(OPS),
+        "/api/v1/customers/acme/sla?from=2026-11-22&to=2026-11-23",
+    )
+    .await;
+    assert_eq!(status, 200, "{e}");
+    e["calls"].clone()
+}
+
+/// Idempotency is per record over HTTP too: the same reports under a new batch id are
+/// acknowledged as duplicates and change nothing; a partly overlapping batch stores only its
+/// new records; concurrent overlapping uploads store and count each record once; every
+/// stored report is listed with its record id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_record_is_stored_and_counted_once_whatever_its_batch() {
+    let s = start().await;
+    let beat = heartbeat("fra-media-1", "2026-11-22T10:00:05Z");
+    let first = batch(300, "fra-media-1", call_reports(0, 5), vec![beat.clone()]);
+    let (status, body) = post(&s, Some(AGENT), json_bytes(&first), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"status": "stored", "batch_id": first.batch_id, "reports": 10, "heartbeats": 1,
+               "duplicate_reports": 0, "duplicate_heartbeats": 0})
+    );
+    assert_eq!(sla_calls(&s).await, 5);
+
+    let again = batch(301, "fra-media-1", call_reports(0, 5), vec![beat]);
+    let (status, body) = post(&s, Some(AGENT), json_bytes(&again), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            &body["status"],
+            &body["reports"],
+            &body["duplicate_reports"],
+            &body["duplicate_heartbeats"]
+        ),
+        (&json!("duplicate"), &json!(0), &json!(10), &json!(1)),
+        "{body}"
+    );
+    assert_eq!(sla_calls(&s).await, 5, "re-sent calls count once");
+
+    // Calls 3 and 4 again, calls 5 and 6 new.
+    let overlap = batch(302, "fra-media-1", call_reports(3, 7), vec![]);
+    let (status, body) = post(&s, Some(AGENT), json_bytes(&overlap), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            &body["status"],
+            &body["reports"],
+            &body["duplicate_reports"]
+        ),
+        (&json!("stored"), &json!(4), &json!(4)),
+        "{body}"
+    );
+    assert_eq!(sla_calls(&s).await, 7);
+
+    // Six uploads at once, each overlapping the next (calls k..k+3), some repeating stored ones.
+    let mut uploads = Vec::new();
+    for k in 0..6u32 {
+        let body = json_bytes(&batch(
+            400 + k,
+            "fra-media-1",
+            call_reports(5 + k, 8 + k),
+            vec![],
+        ));
+        let url = format!("{}/api/v1/ingest", s.base);
+        uploads.push(tokio::spawn(async move {
+            let resp = http_client()
+                .post(url)
+                .bearer_auth(AGENT)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(resp.status().as_u16(), 200);
+            resp.json::<Value>().await.expect("json")
+        }));
+    }
+    let mut new_reports = 0;
+    for upload in uploads {
+        new_reports += upload.await.expect("upload")["reports"]
+            .as_u64()
+            .expect("count");
+    }
+    // Calls 7..=12 were new: 6 calls, 12 reports (24 of the 36 sent were stored already).
+    assert_eq!(new_reports, 12);
+    assert_eq!(sla_calls(&s).await, 13);
+
+    let (status, page) = get(
+        &s,
+        Some(OPS),
+        "/api/v1/streams?from=2026-11-22&to=2026-11-23&limit=1000",
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 26);
+    let mut ids = std::collections::BTreeSet::new();
+    for item in items {
+        let report: StreamReport = serde_json::from_value(item.clone()).expect("a report");
+        assert_eq!(item["record_id"], json!(report.record_id()), "{item}");
+        assert!(ids.insert(report.record_id()), "listed once: {item}");
+    }
+    let (_, metrics) = get(&s, Some(OPS), "/metrics").await;
+    let text = metrics.as_str().expect("text");
+    assert!(text.contains("voqa_ingest_reports_total 26"), "{text}");
+    assert!(
+        text.contains("voqa_ingest_duplicate_reports_total 38"),
+        "{text}"
+    );
+}
+
+/// What `examples/demo.rs` does, through the library only: a collector in-process on a
+/// temporary SQLite, tokens created, a customer with commitments, served on an ephemeral
+/// loopback port, its SLA queried, then stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_server_for_the_demo() {
+    use voqa_collector::auth::Role;
+    use voqa_collector::serve::Server;
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(&format!("sqlite:{}", dir.path().join("demo.db").display()))
+        .await
+        .expect("store");
+    let agent = store.create_token(&Role::Agent).await.expect("agent token");
+    let customer = store
+        .create_token(&Role::Customer("demo".into()))
+        .await
+        .expect("customer token");
+    assert!(agent.secret.starts_with("voqa_") && agent.id.len() == 12);
+    let config = CollectorConfig::parse(
+        r#"
+[[customers]]
+id = "demo"
+name = "Demo Customer"
+agents = ["fra-media-1"]
+[customers.commitments]
+mos_min = 4.0
+calls_meeting_pct = 95.0
+loss_max_pct = 1.0
+jitter_p95_max_ms = 30.0
+uptime_min_pct = 99.95
+"#,
+    )
+    .expect("config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = Server::start(config, store, listener, async move {
+        let _ = stopped.await;
+    })
+    .await
+    .expect("start");
+    let base = server.base_url();
+    assert_eq!(base, format!("http://{}", server.local_addr()));
+
+    let client = http_client();
+    let b = batch(500, "fra-media-1", call_reports(0, 4), vec![]);
+    let resp = client
+        .post(format!("{base}/api/v1/ingest"))
+        .bearer_auth(&agent.secret)
+        .json(&b)
+        .send()
+        .await
+        .expect("ingest");
+    assert_eq!(resp.status().as_u16(), 200);
+    let sla: Value = client
+        .get(format!(
+            "{base}/api/v1/customers/demo/sla?from=2026-11-22&to=2026-11-23"
+        ))
+        .bearer_auth(&customer.secret)
+        .send()
+        .await
+        .expect("sla")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(sla["customer"], "demo", "{sla}");
+    assert_eq!(sla["calls"], 4, "{sla}");
+    // Final reports at MOS 3.9: no call meets 4.0.
+    assert_eq!(commitment(&sla, "mos")["met"], false, "{sla}");
+
+    let _ = stop.send(());
+    server.wait().await.expect("clean stop");
+}
+
+/// An HTTP client. reqwest is built with rustls but without a crypto provider of its own (no
+/// aws-lc in the tree): ring is installed as the process's provider first.
+fn http_client() -> reqwest::Client {
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }

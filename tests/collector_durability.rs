@@ -78,7 +78,7 @@ fn kill_9_loses_no_acknowledged_batch() {
                 .build()
                 .expect("rt");
             rt.block_on(async {
-                let client = reqwest::Client::new();
+                let client = http_client();
                 let mut n = t;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let resp = client
@@ -120,7 +120,7 @@ fn kill_9_loses_no_acknowledged_batch() {
         .build()
         .expect("rt");
     let missing: Vec<u32> = rt.block_on(async {
-        let client = reqwest::Client::new();
+        let client = http_client();
         let mut missing = Vec::new();
         for &n in &acked {
             let body: serde_json::Value = client
@@ -148,4 +148,12 @@ fn kill_9_loses_no_acknowledged_batch() {
         acked.len(),
         &missing[..missing.len().min(10)]
     );
+}
+
+/// An HTTP client. reqwest is built with rustls but without a crypto provider of its own (no
+/// aws-lc in the tree): ring is installed as the process's provider first.
+fn http_client() -> reqwest::Client {
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }

@@ -9,11 +9,18 @@ use serde::Deserialize;
 
 use crate::sla::{Customer, parse_customers};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default)]
 pub struct ServerConfig {
-    /// Address to listen on (plain HTTP; terminate TLS at a reverse proxy).
+    /// Address to listen on.
     pub listen: String,
+    /// PEM certificate chain (leaf first) and private key: with both, `serve` terminates TLS
+    /// itself (rustls) and re-reads them on SIGHUP; with neither it serves plain HTTP, to be
+    /// put behind a reverse proxy that terminates TLS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Longest a client may take to complete its TLS handshake before it is disconnected.
+    pub tls_handshake_timeout_s: u64,
     /// `sqlite:PATH` (default `sqlite:voqa.db`) or `postgres://...`.
     pub database: String,
     /// Largest request body accepted (bytes, after decompression too).
@@ -28,6 +35,9 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: "127.0.0.1:8080".into(),
+            tls_cert: None,
+            tls_key: None,
+            tls_handshake_timeout_s: 10,
             database: "sqlite:voqa.db".into(),
             max_body_bytes: 8 << 20,
             retention_days: 90,
@@ -114,6 +124,12 @@ impl CollectorConfig {
         if self.server.max_body_bytes < 1024 {
             p.push("max_body_bytes: must be at least 1024".into());
         }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            p.push("tls_cert and tls_key: set both (TLS) or neither (plain HTTP)".into());
+        }
+        if !(1..=300).contains(&self.server.tls_handshake_timeout_s) {
+            p.push("tls_handshake_timeout_s: must be 1 to 300".into());
+        }
         if self.server.retention_days == 0 {
             p.push("retention_days: must be at least 1".into());
         }
@@ -137,6 +153,38 @@ mod tests {
         assert_eq!(cfg.customers.len(), 1);
         assert_eq!(cfg.customers[0].id, "acme");
         assert!(cfg.problems().is_empty());
+    }
+
+    /// Every server key is in the packaged example, set or commented out, so an operator
+    /// finds each one there.
+    #[test]
+    fn packaged_example_documents_every_key() {
+        let example = include_str!("../../packaging/collector.toml");
+        let keys = serde_json::to_value(ServerConfig::default()).expect("serialises");
+        let keys = keys.as_object().expect("a table");
+        assert!(keys.contains_key("tls_cert") && keys.contains_key("tls_handshake_timeout_s"));
+        for key in keys.keys() {
+            let documented = example.lines().any(|line| {
+                let line = line.trim_start().trim_start_matches('#').trim_start();
+                line.strip_prefix(key.as_str())
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            });
+            assert!(
+                documented,
+                "packaging/collector.toml does not mention {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let err = CollectorConfig::parse("tls_cert = \"/etc/voqa/c.pem\"\n").expect_err("half");
+        assert!(err.contains("tls_cert and tls_key"), "{err}");
+        let cfg =
+            CollectorConfig::parse("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n").expect("both");
+        assert_eq!(cfg.server.tls_key.as_deref(), Some(Path::new("k.pem")));
+        let err = CollectorConfig::parse("tls_handshake_timeout_s = 0\n").expect_err("zero");
+        assert!(err.contains("tls_handshake_timeout_s"), "{err}");
     }
 
     #[test]

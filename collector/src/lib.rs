@@ -2,16 +2,18 @@
 //! customer's commitments, and serves the ops API, customer SLA and Prometheus metrics.
 //!
 //! Stages: `api` (HTTP, auth, validation) → `store` (durable rows) → `sla` (pure evaluation).
-//! Only `api` and the binary touch the network; `sla` has no I/O and no clock.
+//! `serve` runs the API on a listener (TLS included) for the binary, the demo and the tests.
+//! Only `api`, `serve` and the binary touch the network; `sla` has no I/O and no clock.
 
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod serve;
 pub mod sla;
 pub mod store;
-pub mod time;
 
-/// Wall-clock now, ns since the epoch (the collector's only clock).
+/// Wall-clock now, ns since the epoch (the collector's only clock). Times are parsed and
+/// printed only through `voqa_wire::Timestamp`.
 pub fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

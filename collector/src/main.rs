@@ -3,14 +3,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use voqa_collector::api::{self, AppState};
-use voqa_collector::auth::{Role, new_token};
+use voqa_collector::auth::Role;
 use voqa_collector::config::CollectorConfig;
+use voqa_collector::serve::{self, Server};
 use voqa_collector::store::Store;
 
 #[derive(Parser)]
@@ -32,11 +31,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the HTTP API.
+    /// Serve the HTTP API (HTTPS with --tls-cert and --tls-key; SIGHUP re-reads them).
     Serve {
         /// Listen address [default: 127.0.0.1:8080].
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// PEM certificate chain, leaf first (with --tls-key; overrides tls_cert).
+        #[arg(long, value_name = "PATH")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of the certificate (with --tls-cert; overrides tls_key).
+        #[arg(long, value_name = "PATH")]
+        tls_key: Option<PathBuf>,
     },
     /// Manage API tokens (only their hashes are stored).
     #[command(subcommand)]
@@ -86,9 +91,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         config.server.database = db;
     }
     match cli.command {
-        Command::Serve { listen } => {
+        Command::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+        } => {
             if let Some(l) = listen {
                 config.server.listen = l;
+            }
+            if tls_cert.is_some() {
+                config.server.tls_cert = tls_cert;
+            }
+            if tls_key.is_some() {
+                config.server.tls_key = tls_key;
             }
             let problems = config.problems();
             anyhow::ensure!(
@@ -102,19 +117,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(&config.server.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-            let local = listener.local_addr()?;
-            eprintln!(
-                "voqa-collector: listening on http://{local} (store {})",
-                redact(&config.server.database)
-            );
+            let database = redact(&config.server.database);
             let retention = std::time::Duration::from_secs(config.server.retention_days * 86_400);
-            let state = AppState {
-                store: store.clone(),
-                config: Arc::new(config),
-                metrics: Arc::default(),
-            };
-            tokio::spawn(retention_job(store, retention));
-            api::serve(listener, state, shutdown_signal()).await?;
+            let handle = Server::start(config, store.clone(), listener, shutdown_signal()).await?;
+            eprintln!(
+                "voqa-collector: listening on {} (store {database}{})",
+                handle.base_url(),
+                if handle.tls().is_some() {
+                    "; SIGHUP reloads the certificate"
+                } else {
+                    "; plain HTTP: terminate TLS at a proxy in front"
+                }
+            );
+            #[cfg(unix)]
+            if let Some(tls) = handle.tls() {
+                tokio::spawn(serve::reload_on_sighup(tls.clone()));
+            }
+            tokio::spawn(serve::retention_job(store, retention));
+            handle.wait().await?;
             eprintln!("voqa-collector: stopped");
             Ok(())
         }
@@ -125,20 +145,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             match cmd {
                 TokenCommand::Create { role } => {
                     let role = Role::parse(&role).map_err(anyhow::Error::msg)?;
-                    let (token, id) = new_token().context("reading /dev/urandom")?;
-                    store
-                        .token_insert(
-                            &id,
-                            &voqa_collector::auth::hash_token(&token),
-                            &role.as_string(),
-                            voqa_collector::now_ns(),
-                        )
-                        .await?;
+                    let token = store.create_token(&role).await?;
                     eprintln!(
-                        "token {id} ({}) created; it is shown once:",
+                        "token {} ({}) created; it is shown once:",
+                        token.id,
                         role.as_string()
                     );
-                    println!("{token}");
+                    println!("{}", token.secret);
                 }
                 TokenCommand::List => {
                     for t in store.token_list().await? {
@@ -146,7 +159,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             "{}  {:<24}  created {}{}",
                             t.id,
                             t.role,
-                            voqa_collector::time::format_rfc3339(t.created_ns),
+                            voqa_wire::Timestamp::from_ns(t.created_ns),
                             if t.revoked { "  REVOKED" } else { "" }
                         );
                     }
@@ -191,23 +204,6 @@ fn redact(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
         (Some(s), Some(a)) if a > s => format!("{}://***@{}", &url[..s], &url[a + 1..]),
         _ => url.to_owned(),
-    }
-}
-
-async fn retention_job(store: Store, keep: std::time::Duration) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-    loop {
-        tick.tick().await;
-        let before = voqa_collector::now_ns() - keep.as_nanos() as i64;
-        match store.delete_reports_before(before).await {
-            Ok(n) if n > 0 => eprintln!("voqa-collector: retention deleted {n} per-stream rows"),
-            Ok(_) => {}
-            Err(e) => eprintln!("voqa-collector: retention failed: {e}"),
-        }
-        // Fresh planner statistics keep the SLA queries on their indexes as tables grow.
-        if let Err(e) = store.refresh_statistics().await {
-            eprintln!("voqa-collector: refreshing planner statistics failed: {e}");
-        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! `POST /api/v1/ingest` (role `agent`): a voqa-wire `Batch`, plain or gzip JSON. The body is
 //! size-limited before and after decompression (413), the encoding checked (415), the JSON
 //! parsed with the failing field named (400), the schema version and value ranges validated
-//! (400/422), and a 2xx sent only once the batch is committed. A repeated `batch_id` is
-//! acknowledged without being stored twice.
+//! (400/422), and a 2xx sent only once the batch is committed. Idempotent per record, not
+//! per batch: a report or heartbeat that the store already holds is acknowledged and counted
+//! as a duplicate, whatever batch it came in; the rest of the batch is stored.
 
 use std::io::Read;
 use std::time::Instant;
@@ -84,16 +85,26 @@ pub async fn ingest(
             }
         })?;
     state.metrics.ingested(&outcome, started.elapsed());
-    let body = match outcome {
-        IngestOutcome::Stored {
-            reports,
-            heartbeats,
-        } => {
-            json!({"status": "stored", "batch_id": batch.batch_id, "reports": reports, "heartbeats": heartbeats})
-        }
-        IngestOutcome::Duplicate => json!({"status": "duplicate", "batch_id": batch.batch_id}),
-    };
-    Ok((StatusCode::OK, axum::Json(body)).into_response())
+    Ok((
+        StatusCode::OK,
+        axum::Json(response_body(&batch.batch_id, &outcome)),
+    )
+        .into_response())
+}
+
+/// The acknowledgement: `status` is `duplicate` when every record of the batch was already
+/// stored (from an earlier batch, or earlier in this one), otherwise `stored`; the counts say
+/// how many records were new and how many were already there. Either way the whole batch is
+/// durable, and the agent may drop it from its spool.
+pub fn response_body(batch_id: &str, outcome: &IngestOutcome) -> serde_json::Value {
+    json!({
+        "status": outcome.status(),
+        "batch_id": batch_id,
+        "reports": outcome.reports,
+        "heartbeats": outcome.heartbeats,
+        "duplicate_reports": outcome.duplicate_reports,
+        "duplicate_heartbeats": outcome.duplicate_heartbeats,
+    })
 }
 
 /// Parses the batch, naming the field that failed (`reports[3].packets: invalid type ...`).
@@ -228,19 +239,9 @@ fn validate_report(i: usize, r: &StreamReport) -> Result<(), ApiError> {
     if r.lost > r.expected {
         return Err(out_of_range(f("lost"), "exceeds expected"));
     }
-    let start = crate::time::parse_rfc3339_ns(&r.window_start).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_field",
-            format!("{}: not an RFC 3339 UTC time", f("window_start")),
-        )
-    })?;
-    let end = crate::time::parse_rfc3339_ns(&r.window_end).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_field",
-            format!("{}: not an RFC 3339 UTC time", f("window_end")),
-        )
-    })?;
-    if end < start {
+    // The times were parsed (strictly, UTC only) by the wire type while deserialising; a bad
+    // one was already refused there with its field and reason.
+    if r.window_end < r.window_start {
         return Err(out_of_range(f("window_end"), "is before window_start"));
     }
     if r.is_final && r.totals.is_none() {

@@ -15,6 +15,8 @@ pub struct Metrics {
     duplicates: AtomicU64,
     reports: AtomicU64,
     heartbeats: AtomicU64,
+    duplicate_reports: AtomicU64,
+    duplicate_heartbeats: AtomicU64,
     latency_us_sum: AtomicU64,
     store_errors: AtomicU64,
     /// (customer, commitment) → met (1), breached (0); absent when never evaluated.
@@ -26,18 +28,16 @@ impl Metrics {
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.latency_us_sum
             .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
-        match outcome {
-            IngestOutcome::Stored {
-                reports,
-                heartbeats,
-            } => {
-                self.reports.fetch_add(*reports, Ordering::Relaxed);
-                self.heartbeats.fetch_add(*heartbeats, Ordering::Relaxed);
-            }
-            IngestOutcome::Duplicate => {
-                self.duplicates.fetch_add(1, Ordering::Relaxed);
-            }
+        if outcome.is_duplicate() {
+            self.duplicates.fetch_add(1, Ordering::Relaxed);
         }
+        self.reports.fetch_add(outcome.reports, Ordering::Relaxed);
+        self.heartbeats
+            .fetch_add(outcome.heartbeats, Ordering::Relaxed);
+        self.duplicate_reports
+            .fetch_add(outcome.duplicate_reports, Ordering::Relaxed);
+        self.duplicate_heartbeats
+            .fetch_add(outcome.duplicate_heartbeats, Ordering::Relaxed);
     }
 
     pub fn store_error(&self) {
@@ -63,17 +63,27 @@ impl Metrics {
             ),
             (
                 "voqa_ingest_duplicate_batches_total",
-                "Batches acknowledged as repeats.",
+                "Batches whose every record was already stored.",
                 self.duplicates.load(Ordering::Relaxed),
             ),
             (
                 "voqa_ingest_reports_total",
-                "Stream reports stored.",
+                "Stream reports stored (new records only).",
                 self.reports.load(Ordering::Relaxed),
             ),
             (
+                "voqa_ingest_duplicate_reports_total",
+                "Stream reports acknowledged that were already stored.",
+                self.duplicate_reports.load(Ordering::Relaxed),
+            ),
+            (
+                "voqa_ingest_duplicate_heartbeats_total",
+                "Heartbeats acknowledged that were already stored.",
+                self.duplicate_heartbeats.load(Ordering::Relaxed),
+            ),
+            (
                 "voqa_ingest_heartbeats_total",
-                "Heartbeats stored.",
+                "Heartbeats stored (new records only).",
                 self.heartbeats.load(Ordering::Relaxed),
             ),
             (

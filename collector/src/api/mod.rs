@@ -10,7 +10,6 @@ pub mod openapi;
 pub mod ops;
 pub mod period;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -25,7 +24,7 @@ use crate::config::CollectorConfig;
 use crate::store::Store;
 
 /// Shared by every handler.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
     pub config: Arc<CollectorConfig>,
@@ -137,7 +136,7 @@ async fn not_found() -> ApiError {
 
 async fn metrics_handler(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(crate::serve::PeerAddr(peer)): ConnectInfo<crate::serve::PeerAddr>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let open = state.config.server.metrics_open_on_loopback && peer.ip().is_loopback();
@@ -170,15 +169,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves plain HTTP until `shutdown` resolves (`serve::Server` with this state and no TLS).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    period::register_scopes(&state.store, &state.config.customers, crate::now_ns()).await;
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    let handle = crate::serve::Server::start_with_state(state, None, listener, shutdown)
         .await
+        .map_err(std::io::Error::other)?;
+    handle.wait().await
 }

@@ -26,7 +26,9 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
     (
         "post",
         "/api/v1/ingest",
-        "Agent batch (voqa-wire Batch, JSON or gzip JSON).",
+        "Agent batch (voqa-wire Batch, JSON or gzip JSON). Idempotent per record: a report \
+         (agent, stream, window start, final) or heartbeat (agent, time) already stored is \
+         acknowledged as a duplicate, whatever batch it came in, and counted nowhere again.",
         "agent",
     ),
     (
@@ -38,7 +40,8 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
     (
         "get",
         "/api/v1/streams",
-        "Stream reports with filters customer, agent, from, to, max_mos, final, limit, cursor.",
+        "Stream reports (each with its record_id) with filters customer, agent, from, to, \
+         max_mos, final, limit, cursor. Times: RFC 3339 UTC or a date; offsets are refused.",
         "ops",
     ),
     (
@@ -60,6 +63,56 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "any valid token",
     ),
 ];
+
+/// The body of a 200 where the document describes it.
+fn ok_schema(path: &str) -> Option<Value> {
+    let count = json!({"type": "integer", "minimum": 0});
+    match path {
+        "/api/v1/ingest" => Some(json!({
+            "type": "object",
+            "required": ["status", "batch_id", "reports", "heartbeats",
+                         "duplicate_reports", "duplicate_heartbeats"],
+            "properties": {
+                "status": {
+                    "enum": ["stored", "duplicate"],
+                    "description": "duplicate: every record of the batch was already stored; \
+                                    stored: otherwise. Either way the batch is durable."
+                },
+                "batch_id": {"type": "string"},
+                "reports": {"description": "Reports new to the store.", "allOf": [count]},
+                "heartbeats": {"description": "Heartbeats new to the store.", "allOf": [count]},
+                "duplicate_reports": {
+                    "description": "Reports already stored (or repeated in this batch).",
+                    "allOf": [count]
+                },
+                "duplicate_heartbeats": {
+                    "description": "Heartbeats already stored (or repeated in this batch).",
+                    "allOf": [count]
+                }
+            }
+        })),
+        "/api/v1/streams" => Some(json!({
+            "type": "object",
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "description": "A voqa-wire StreamReport plus its record_id.",
+                        "properties": {
+                            "record_id": {
+                                "type": "string",
+                                "description": "AGENT/STREAM/WINDOW_START_NS/i|f: the key it is stored once under."
+                            }
+                        }
+                    }
+                },
+                "next_cursor": {"type": ["string", "null"]}
+            }
+        })),
+        _ => None,
+    }
+}
 
 pub fn document_value() -> Value {
     let mut paths = Map::new();
@@ -83,6 +136,9 @@ pub fn document_value() -> Value {
         if !params.is_empty() {
             op["parameters"] = Value::Array(params);
         }
+        if let Some(schema) = ok_schema(path) {
+            op["responses"]["200"]["content"] = json!({"application/json": {"schema": schema}});
+        }
         let entry = paths.entry((*path).to_owned()).or_insert_with(|| json!({}));
         entry[*method] = op;
     }
@@ -100,4 +156,27 @@ pub async fn document(
 ) -> Result<Response, ApiError> {
     authenticate(&state, &headers).await?;
     Ok(axum::Json(document_value()).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingest_response_is_described() {
+        let doc = document_value();
+        let schema = &doc["paths"]["/api/v1/ingest"]["post"]["responses"]["200"]["content"]["application/json"]
+            ["schema"];
+        let required = schema["required"].as_array().map(Vec::len);
+        assert_eq!(required, Some(6), "{schema}");
+        assert_eq!(
+            schema["properties"]["status"]["enum"],
+            json!(["stored", "duplicate"])
+        );
+        assert!(
+            doc["paths"]["/api/v1/streams"]["get"]["responses"]["200"]["content"]
+                .to_string()
+                .contains("record_id")
+        );
+    }
 }

@@ -13,7 +13,7 @@ use super::{ApiError, AppState, authenticate, require};
 use crate::auth::Role;
 use crate::sla;
 use crate::store::StreamQuery;
-use crate::time::{format_rfc3339, parse_rfc3339_ns};
+use voqa_wire::Timestamp;
 
 const MAX_RANGE_NS: i64 = 366 * 86_400 * 1_000_000_000;
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
@@ -21,12 +21,16 @@ const DAY_NS: i64 = 86_400 * 1_000_000_000;
 fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
     match q.get(name) {
         None => Ok(None),
-        Some(v) => parse_rfc3339_ns(v).map(Some).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_parameter",
-                format!("{name}: '{v}' is not an RFC 3339 UTC time or a date"),
-            )
-        }),
+        // Same grammar as the wire (UTC only: an offset is refused, not converted), plus a
+        // bare date for midnight UTC; the reason is passed on so the caller can fix the query.
+        Some(v) => Timestamp::parse_date_or_time(v)
+            .map(|t| Some(t.as_ns()))
+            .map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("{name}: '{v}' is not an RFC 3339 UTC time or a date: {e}"),
+                )
+            }),
     }
 }
 
@@ -72,8 +76,8 @@ pub async fn agents(
                 && !a.any_process_down;
             json!({
                 "agent_id": a.agent_id,
-                "last_heartbeat": a.last_heartbeat_ns.map(format_rfc3339),
-                "last_batch": format_rfc3339(a.last_batch_ns),
+                "last_heartbeat": a.last_heartbeat_ns.map(Timestamp::from_ns),
+                "last_batch": Timestamp::from_ns(a.last_batch_ns),
                 "up": up,
                 "kernel_drops": a.kernel_drops_total,
                 "capture_drops_in_reports": a.capture_drops_total,
@@ -145,16 +149,28 @@ pub async fn streams(
     let next_cursor = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| encode_cursor(r.window_end_ns, r.id)))
         .flatten();
-    let items: Vec<&voqa_wire::StreamReport> = rows
+    let items: Vec<StreamItem<'_>> = rows
         .iter()
         .filter(|r| {
             customer
                 .as_ref()
                 .is_none_or(|c| sla::in_subnets(c, &r.report))
         })
-        .map(|r| &r.report)
+        .map(|r| StreamItem {
+            record_id: r.record_id(),
+            report: &r.report,
+        })
         .collect();
     Ok(axum::Json(json!({"items": items, "next_cursor": next_cursor})).into_response())
+}
+
+/// One `/api/v1/streams` item: the stored report as the agent sent it, plus the identity the
+/// store keeps it under (`AGENT/STREAM/WINDOW_START_NS/i|f`, as `StreamReport::record_id`).
+#[derive(serde::Serialize)]
+struct StreamItem<'a> {
+    record_id: String,
+    #[serde(flatten)]
+    report: &'a voqa_wire::StreamReport,
 }
 
 fn encode_cursor(end_ns: i64, id: i64) -> String {

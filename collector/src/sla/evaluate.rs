@@ -16,8 +16,9 @@ use voqa_wire::histogram::{Histogram, decode_jitter_histogram, new_jitter_histog
 
 use super::commitments::{Customer, parsed_subnets, report_in_subnets};
 use super::maintenance::maintenance_spans;
-use super::rfc3339::{NS_PER_S, format_ns, parse_ns};
 use super::uptime::{DownInterval, DropSummary, HeartbeatPoint, capture_drops, uptime};
+use voqa_wire::Timestamp;
+use voqa_wire::time::NS_PER_S;
 
 /// Most calls or intervals listed as evidence per commitment; totals are always given.
 pub const EVIDENCE_LIMIT: usize = 100;
@@ -322,7 +323,7 @@ pub fn facts_from_reports(
 
     for report in reports {
         let belongs = customer.agents.contains(&report.agent_id)
-            && parse_ns(&report.window_start).is_some_and(|t| from_ns <= t && t < to_ns)
+            && (from_ns..to_ns).contains(&report.window_start.as_ns())
             && report_in_subnets(&subnets, report);
         if !belongs {
             continue;
@@ -557,8 +558,8 @@ pub fn judge(
                     .map(|&(start, end)| TimeSpan {
                         start_ns: start,
                         end_ns: end,
-                        start: format_ns(start),
-                        end: format_ns(end),
+                        start: Timestamp::from_ns(start).to_string(),
+                        end: Timestamp::from_ns(end).to_string(),
                     })
                     .collect(),
                 intervals_total,
@@ -574,8 +575,8 @@ pub fn judge(
         customer: customer.id.clone(),
         from_ns,
         to_ns,
-        from: format_ns(from_ns),
-        to: format_ns(to_ns),
+        from: Timestamp::from_ns(from_ns).to_string(),
+        to: Timestamp::from_ns(to_ns).to_string(),
         commitments: vec![mos, loss, jitter, uptime_result],
         calls: call_count,
         calls_without_mos,
@@ -587,14 +588,14 @@ pub fn judge(
 #[cfg(test)]
 mod tests {
     use super::super::commitments::{Commitments, parse_customers};
-    use super::super::rfc3339::NS_PER_MIN;
     use super::*;
+    use voqa_wire::time::NS_PER_MIN;
     use voqa_wire::{StreamSummary, Transitions};
 
     const S: i64 = NS_PER_S;
 
     fn at(text: &str) -> i64 {
-        parse_ns(text).unwrap_or(i64::MIN)
+        Timestamp::parse(text).map_or(i64::MIN, Timestamp::as_ns)
     }
 
     fn acme() -> Customer {
@@ -624,8 +625,8 @@ mod tests {
             codec: "PCMU".into(),
             clock_rate: Some(8000),
             call_id: None,
-            first_seen: String::new(),
-            last_seen: String::new(),
+            first_seen: Timestamp::EPOCH,
+            last_seen: Timestamp::EPOCH,
             packets: 1500,
             expected: 1500,
             lost: 0,
@@ -686,8 +687,8 @@ mod tests {
             codec: "PCMU".into(),
             clock_rate: Some(8000),
             call_id: call_id.map(str::to_owned),
-            window_start: format_ns(start_ns),
-            window_end: format_ns(start_ns + 10 * S),
+            window_start: Timestamp::from_ns(start_ns),
+            window_end: Timestamp::from_ns(start_ns + 10 * S),
             is_final: final_figures.is_some(),
             end_reason: final_figures.map(|_| "bye".to_owned()),
             packets: samples,
@@ -914,7 +915,7 @@ mod tests {
         let e = evaluate(&acme(), from, to, &reports, &beats);
         assert_eq!(
             (e.from.as_str(), e.to.as_str()),
-            ("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")
+            ("2026-11-01T00:00:00.000000Z", "2026-12-01T00:00:00.000000Z")
         );
 
         // Calls: 999 with call ids + 1 stream without + 3 without MOS = 1003.
@@ -1006,7 +1007,7 @@ mod tests {
             (2_592_000.0, 36_000.0, 607.0)
         );
         assert_eq!(downtime.maintenance.len(), 5);
-        assert_eq!(downtime.maintenance[1].start, "2026-11-08T02:00:00Z");
+        assert_eq!(downtime.maintenance[1].start, "2026-11-08T02:00:00.000000Z");
         let intervals: Vec<(&str, &str, &str, &str)> = downtime
             .intervals
             .iter()
@@ -1024,20 +1025,20 @@ mod tests {
             vec![
                 (
                     "fra-media-1",
-                    "2026-11-08T04:00:00Z",
-                    "2026-11-08T04:05:00Z",
+                    "2026-11-08T04:00:00.000000Z",
+                    "2026-11-08T04:05:00.000000Z",
                     "no heartbeat"
                 ),
                 (
                     "fra-media-1",
-                    "2026-11-17T10:00:00Z",
-                    "2026-11-17T10:03:00Z",
+                    "2026-11-17T10:00:00.000000Z",
+                    "2026-11-17T10:03:00.000000Z",
                     "process asterisk down"
                 ),
                 (
                     "fra-media-2",
-                    "2026-11-17T10:02:07Z",
-                    "2026-11-17T10:05:07Z",
+                    "2026-11-17T10:02:07.000000Z",
+                    "2026-11-17T10:05:07.000000Z",
                     "no heartbeat"
                 ),
             ]
@@ -1055,7 +1056,11 @@ mod tests {
                 drops.intervals[0].end.as_str(),
                 drops.intervals[0].drops
             ),
-            ("2026-11-20T12:00:00Z", "2026-11-20T12:00:30Z", 100)
+            (
+                "2026-11-20T12:00:00.000000Z",
+                "2026-11-20T12:00:30.000000Z",
+                100
+            )
         );
         assert_eq!(
             (
@@ -1063,7 +1068,11 @@ mod tests {
                 drops.intervals[1].end.as_str(),
                 drops.intervals[1].drops
             ),
-            ("2026-11-24T23:59:45Z", "2026-11-25T00:00:00Z", 5)
+            (
+                "2026-11-24T23:59:45.000000Z",
+                "2026-11-25T00:00:00.000000Z",
+                5
+            )
         );
     }
 
@@ -1083,7 +1092,7 @@ mod tests {
         let e = evaluate(&acme(), from, to, &reports, &[]);
         let json = serde_json::to_value(&e).unwrap_or_default();
         assert_eq!(json["customer"], "acme");
-        assert_eq!(json["from"], "2026-11-01T00:00:00Z");
+        assert_eq!(json["from"], "2026-11-01T00:00:00.000000Z");
         assert_eq!(json["commitments"][0]["name"], "mos");
         assert_eq!(json["commitments"][0]["measured"], 0.0);
         assert_eq!(json["commitments"][0]["met"], false);

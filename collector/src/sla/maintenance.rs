@@ -8,7 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::rfc3339::{NS_PER_DAY, NS_PER_MIN, NS_PER_WEEK};
+use voqa_wire::time::{NS_PER_DAY, NS_PER_MIN, NS_PER_WEEK};
 
 const DAY_NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 const MINUTES_PER_DAY: u32 = 24 * 60;
@@ -181,12 +181,13 @@ pub fn parse_windows(
 
 #[cfg(test)]
 mod tests {
-    use super::super::rfc3339::{NS_PER_HOUR, parse_ns};
     use super::*;
     use proptest::prelude::*;
+    use voqa_wire::Timestamp;
+    use voqa_wire::time::NS_PER_HOUR;
 
     fn at(text: &str) -> i64 {
-        parse_ns(text).unwrap_or(i64::MIN)
+        Timestamp::parse(text).map_or(i64::MIN, Timestamp::as_ns)
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! SLA: customers' commitments (MOS, loss, jitter p95, uptime), checked over a period from
 //! the stream reports and heartbeats the store holds, with the evidence behind each verdict.
 //!
-//! Pure code: no I/O, no clock (every time is `i64` nanoseconds since the epoch, passed in),
+//! Pure code: no I/O, no clock (every time is `i64` nanoseconds since the epoch, passed in;
+//! text forms go through `voqa_wire::Timestamp`, the one parser and printer of times),
 //! no database. The store selects the data; the API and the report modules present the result.
 
 pub mod commitments;
 pub mod evaluate;
 pub mod maintenance;
-pub mod rfc3339;
 pub mod uptime;
 
 pub use commitments::{

@@ -18,7 +18,8 @@
 
 use serde::Serialize;
 
-use super::rfc3339::{NS_PER_S, format_ns};
+use voqa_wire::Timestamp;
+use voqa_wire::time::NS_PER_S;
 
 /// What the store keeps of one heartbeat for SLA purposes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,11 +33,11 @@ pub struct HeartbeatPoint {
 }
 
 impl HeartbeatPoint {
-    /// The SLA view of a wire heartbeat; `None` when its time does not parse.
-    pub fn from_heartbeat(heartbeat: &voqa_wire::Heartbeat) -> Option<Self> {
-        Some(Self {
+    /// The SLA view of a wire heartbeat.
+    pub fn from_heartbeat(heartbeat: &voqa_wire::Heartbeat) -> Self {
+        Self {
             agent_id: heartbeat.agent_id.clone(),
-            time_ns: super::rfc3339::parse_ns(&heartbeat.time)?,
+            time_ns: heartbeat.time.as_ns(),
             processes_down: heartbeat
                 .processes
                 .iter()
@@ -47,7 +48,7 @@ impl HeartbeatPoint {
                 .workers
                 .iter()
                 .fold(0u64, |sum, w| sum.saturating_add(w.kernel_drops)),
-        })
+        }
     }
 }
 
@@ -249,8 +250,8 @@ pub fn uptime(
                         agent: agent.clone(),
                         start_ns: piece_start,
                         end_ns: piece_end,
-                        start: format_ns(piece_start),
-                        end: format_ns(piece_end),
+                        start: Timestamp::from_ns(piece_start).to_string(),
+                        end: Timestamp::from_ns(piece_end).to_string(),
                         duration_s: piece_end.saturating_sub(piece_start) as f64 / NS_PER_S as f64,
                         reason: reason.clone(),
                     });
@@ -332,8 +333,8 @@ pub fn capture_drops(
     let intervals_total = intervals.len() as u64;
     intervals.truncate(limit);
     for interval in &mut intervals {
-        interval.start = format_ns(interval.start_ns);
-        interval.end = format_ns(interval.end_ns);
+        interval.start = Timestamp::from_ns(interval.start_ns).to_string();
+        interval.end = Timestamp::from_ns(interval.end_ns).to_string();
     }
     DropSummary {
         total,
@@ -346,9 +347,9 @@ pub fn capture_drops(
 
 #[cfg(test)]
 mod tests {
-    use super::super::rfc3339::NS_PER_MIN;
     use super::*;
     use proptest::prelude::*;
+    use voqa_wire::time::NS_PER_MIN;
 
     const S: i64 = NS_PER_S;
 
@@ -557,7 +558,7 @@ mod tests {
             spans,
             vec![("a", 0, 15, 10), ("b", 0, 30, 3), ("a", 30, 75, 24)]
         );
-        assert_eq!(out.intervals[0].end, "1970-01-01T00:00:15Z");
+        assert_eq!(out.intervals[0].end, "1970-01-01T00:00:15.000000Z");
         // Only increases reported inside the period count; the cap keeps the total count.
         let out = capture_drops(&agents(&["a"]), &beats, 20 * S, 50 * S, 1);
         assert_eq!((out.total, out.restarts, out.intervals_total), (15, 0, 1));
@@ -588,7 +589,7 @@ mod tests {
         let heartbeat = voqa_wire::Heartbeat {
             agent_id: "a".into(),
             agent_version: "0.1.0".into(),
-            time: "1970-01-01T00:01:00Z".into(),
+            time: Timestamp::from_ns(NS_PER_MIN),
             host_uptime_s: 1,
             cpu_pct: 0.0,
             agent_cpu_pct: 0.0,
@@ -622,8 +623,9 @@ mod tests {
                     count: 2,
                 },
             ],
+            shipping: None,
         };
-        let point = HeartbeatPoint::from_heartbeat(&heartbeat).expect("valid time");
+        let point = HeartbeatPoint::from_heartbeat(&heartbeat);
         assert_eq!(point, beat("a", 60, &["asterisk"], 7));
         assert_eq!(point.time_ns, NS_PER_MIN);
     }

@@ -5,10 +5,12 @@
 //! PostgreSQL (several collector replicas sharing one store). Besides the per-stream rows,
 //! ingest maintains per-call aggregates of final reports (`calls`), which retention keeps
 //! and which let SLA counting over a month of calls run inside the database. `Store::ingest` returns only
-//! after the whole batch is committed, so the API may acknowledge it; a batch is stored at
-//! most once (its `batch_id` is a unique key). This module validates and converts batch
-//! contents (RFC 3339 times to i64 nanoseconds) but knows nothing of HTTP, authentication
-//! or SLA rules, and it never hashes token secrets (callers pass the hash).
+//! after the whole batch is committed, so the API may acknowledge it. Each record is stored
+//! at most once by its natural key, whatever batch brings it: a report by (agent, stream,
+//! window start, final flag), a heartbeat by (agent, time); the derived aggregates count only
+//! the rows an ingest actually inserted (`batches` is a log, not a key). This module validates and converts batch
+//! contents (`voqa_wire::Timestamp`s to i64 nanosecond columns) but knows nothing of HTTP,
+//! authentication or SLA rules, and it never hashes token secrets (callers pass the hash).
 
 pub mod postgres;
 pub mod sqlite;
@@ -52,6 +54,9 @@ pub enum StoreError {
         backend: &'static str,
         message: String,
     },
+    /// No random bytes for a new token.
+    #[error("cannot read random bytes for a token: {0}")]
+    Entropy(#[source] std::io::Error),
     /// A stored row could not be read back (bad JSON in a report or heartbeat column).
     #[error("{backend} store: corrupt {table} row {key}: {message}")]
     Corrupt {
@@ -62,13 +67,42 @@ pub enum StoreError {
     },
 }
 
-/// Result of `Store::ingest`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IngestOutcome {
-    /// The batch was new and is now committed.
-    Stored { reports: u64, heartbeats: u64 },
-    /// A batch with this `batch_id` was stored before; nothing was written this time.
-    Duplicate,
+/// Result of `Store::ingest`: the batch is committed; how many of its records were new and
+/// how many the store already held (from an earlier batch, or a copy earlier in this one).
+/// Each report is one record by its natural key (agent, stream, window start, final flag),
+/// each heartbeat by (agent, time); only new records count in the derived aggregates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    pub reports: u64,
+    pub heartbeats: u64,
+    pub duplicate_reports: u64,
+    pub duplicate_heartbeats: u64,
+}
+
+impl IngestOutcome {
+    /// True when the batch held records and every one of them was already stored.
+    pub fn is_duplicate(&self) -> bool {
+        self.reports == 0
+            && self.heartbeats == 0
+            && (self.duplicate_reports > 0 || self.duplicate_heartbeats > 0)
+    }
+
+    /// `duplicate` when every record was already stored, otherwise `stored`.
+    pub fn status(&self) -> &'static str {
+        if self.is_duplicate() {
+            "duplicate"
+        } else {
+            "stored"
+        }
+    }
+}
+
+/// A token just created by `Store::create_token`: its id (for `token revoke`) and its secret
+/// (for `Authorization: Bearer`), shown this once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewToken {
+    pub id: String,
+    pub secret: String,
 }
 
 /// One API token (its secret is known only by its hash).
@@ -128,6 +162,20 @@ pub struct StreamRow {
     pub call_id: Option<String>,
     pub mos: Option<f64>,
     pub report: StreamReport,
+}
+
+impl StreamRow {
+    /// The record's identity, from the stored key columns: the same text as the wire's
+    /// `StreamReport::record_id` (`AGENT/STREAM/WINDOW_START_NS/i|f`).
+    pub fn record_id(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.agent_id,
+            self.stream_id,
+            self.window_start_ns,
+            if self.is_final { 'f' } else { 'i' }
+        )
+    }
 }
 
 /// One call's final reports (of one agent) folded together: a call meets a MOS threshold
@@ -318,6 +366,20 @@ impl Store {
         signature: &str,
     ) -> Result<Option<i64>, StoreError> {
         dispatch!(self, store => store.scope_since(customer_id, signature).await)
+    }
+
+    /// Creates an API token of `role`: stores its hash and returns the secret, which is not
+    /// kept anywhere and cannot be shown again.
+    pub async fn create_token(&self, role: &crate::auth::Role) -> Result<NewToken, StoreError> {
+        let (secret, id) = crate::auth::new_token().map_err(StoreError::Entropy)?;
+        self.token_insert(
+            &id,
+            &crate::auth::hash_token(&secret),
+            &role.as_string(),
+            crate::now_ns(),
+        )
+        .await?;
+        Ok(NewToken { id, secret })
     }
 
     pub async fn token_insert(
@@ -582,21 +644,24 @@ const RETENTION_CHUNK: i64 = 10_000;
 
 /// A batch validated and converted to column values, ready for either backend. It owns
 /// everything it needs, so a writer task can commit it together with others.
+///
+/// Records are unique by their natural key inside it (a later copy in the same batch is
+/// counted as a duplicate) and sorted by it, so that concurrent ingests on PostgreSQL take
+/// the unique-index locks of overlapping records in one order. The derived aggregates are
+/// computed by [`PreparedBatch::aggregates`] only once the backend knows which records the
+/// store did not hold yet.
 #[derive(Debug)]
 pub(crate) struct PreparedBatch {
     batch: BatchIds,
     sent_at_ns: i64,
     received_ns: i64,
+    /// Unique by (stream_id, window_start_ns, is_final), in that order.
     reports: Vec<PreparedReport>,
+    /// Unique by time, in time order.
     heartbeats: Vec<PreparedHeartbeat>,
-    capture_drops: i64,
-    /// The batch's final reports folded per call, in key order (so that concurrent
-    /// upserts on PostgreSQL lock rows in one order).
-    calls: Vec<CallAggregate>,
-    /// The batch's window histograms merged per hour of window start, in hour order.
-    jitter_hours: Vec<BatchJitterHour>,
-    /// Index into `heartbeats` of the newest one.
-    newest_heartbeat: Option<usize>,
+    /// Copies of a record already present earlier in the same batch.
+    duplicate_reports_in_batch: u64,
+    duplicate_heartbeats_in_batch: u64,
 }
 
 #[derive(Debug)]
@@ -642,9 +707,36 @@ pub(crate) struct PreparedReport {
     window_start_ns: i64,
     window_end_ns: i64,
     capture_drops: i64,
+    jitter_samples: u64,
     json: String,
-    /// The decoded (validated) V2 + deflate bytes of `jitter_histogram`.
-    jitter_histogram: Option<Vec<u8>>,
+    /// The decoded (validated) V2 + deflate bytes of `jitter_histogram`, and the histogram.
+    jitter_histogram: Option<(Vec<u8>, Histogram<u64>)>,
+    /// Customer scopes the report also counts in (besides `""`).
+    scopes: Vec<String>,
+    /// What a final report contributes to its call's aggregate.
+    call: Option<CallPart>,
+}
+
+impl PreparedReport {
+    /// The record's identity within its batch (the agent is the batch's).
+    fn key(&self) -> (&str, i64, bool) {
+        (
+            self.report.stream_id.as_str(),
+            self.window_start_ns,
+            self.report.is_final,
+        )
+    }
+}
+
+/// A final report's share of its call aggregate: judged on the whole-stream totals.
+#[derive(Debug)]
+pub(crate) struct CallPart {
+    /// The call id, or `stream:` and the stream id for a stream without one.
+    key: String,
+    call_id: Option<String>,
+    mos: Option<f64>,
+    loss_pct: f64,
+    max_jitter_ms: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -665,6 +757,20 @@ pub(crate) struct PreparedHeartbeat {
     json: String,
 }
 
+/// What the newly stored records of a batch add to the derived tables.
+#[derive(Debug, Default)]
+pub(crate) struct Aggregates {
+    /// Sum of the new reports' capture drops (`agents.capture_drops_total`).
+    capture_drops: i64,
+    /// New final reports folded per call, in (scope, key) order (so that concurrent upserts
+    /// on PostgreSQL lock rows in one order).
+    calls: Vec<CallAggregate>,
+    /// New windows' histograms merged per scope and hour of window start, in that order.
+    jitter_hours: Vec<BatchJitterHour>,
+    /// Index into the batch's heartbeats of the newest new one.
+    newest_heartbeat: Option<usize>,
+}
+
 impl PreparedBatch {
     fn new(batch: &Batch, received_ns: i64, scopes: &[Vec<String>]) -> Result<Self, StoreError> {
         if batch.schema != voqa_wire::SCHEMA_VERSION {
@@ -682,23 +788,15 @@ impl PreparedBatch {
         if batch.agent_id.is_empty() {
             return Err(StoreError::Invalid("agent_id is empty".to_string()));
         }
-        let sent_at_ns = parse_time(&batch.sent_at, || "sent_at".to_string())?;
-        let mut capture_drops = 0i64;
         let mut reports = Vec::with_capacity(batch.reports.len());
-        let mut jitter_hours = std::collections::BTreeMap::<(&str, i64), BatchJitterHour>::new();
-        let mut calls = std::collections::BTreeMap::<(&str, String), CallAggregate>::new();
         for (index, report) in batch.reports.iter().enumerate() {
             if report.agent_id != batch.agent_id {
                 return Err(StoreError::Invalid(format!(
                     "reports[{index}].agent_id differs from the batch agent_id"
                 )));
             }
-            let window_start_ns = parse_time(&report.window_start, || {
-                format!("reports[{index}].window_start")
-            })?;
-            let window_end_ns = parse_time(&report.window_end, || {
-                format!("reports[{index}].window_end")
-            })?;
+            let window_start_ns = report.window_start.as_ns();
+            let window_end_ns = report.window_end.as_ns();
             if window_end_ns < window_start_ns
                 || window_end_ns > window_start_ns.saturating_add(MAX_WINDOW_NS)
             {
@@ -706,8 +804,6 @@ impl PreparedBatch {
                     "reports[{index}].window_end: windows run forwards and last at most 2 hours"
                 )));
             }
-            let drops = saturating_i64(report.capture_drops);
-            capture_drops = capture_drops.saturating_add(drops);
             let json = serde_json::to_string(report).map_err(|error| {
                 StoreError::Invalid(format!("reports[{index}] cannot be serialised: {error}"))
             })?;
@@ -737,9 +833,92 @@ impl PreparedBatch {
                     Some((bytes, decoded))
                 }
             };
-            let hour_ns = window_start_ns.div_euclid(HOUR_NS).saturating_mul(HOUR_NS);
-            let report_scopes = std::iter::once("")
-                .chain(scopes.get(index).into_iter().flatten().map(String::as_str));
+            reports.push(PreparedReport {
+                report: ReportColumns::of(report),
+                window_start_ns,
+                window_end_ns,
+                capture_drops: saturating_i64(report.capture_drops),
+                jitter_samples: report.jitter_samples,
+                json,
+                jitter_histogram,
+                scopes: scopes.get(index).cloned().unwrap_or_default(),
+                call: report.is_final.then(|| call_part(report)),
+            });
+        }
+        // A stable sort keeps the first copy of a key first; dedup drops the later ones.
+        reports.sort_by(|a, b| a.key().cmp(&b.key()));
+        let before = reports.len();
+        reports.dedup_by(|later, first| later.key() == first.key());
+        let duplicate_reports_in_batch = (before - reports.len()) as u64;
+
+        let mut heartbeats = Vec::with_capacity(batch.heartbeats.len());
+        for (index, heartbeat) in batch.heartbeats.iter().enumerate() {
+            if heartbeat.agent_id != batch.agent_id {
+                return Err(StoreError::Invalid(format!(
+                    "heartbeats[{index}].agent_id differs from the batch agent_id"
+                )));
+            }
+            let json = serde_json::to_string(heartbeat).map_err(|error| {
+                StoreError::Invalid(format!("heartbeats[{index}] cannot be serialised: {error}"))
+            })?;
+            heartbeats.push(PreparedHeartbeat {
+                time_ns: heartbeat.time.as_ns(),
+                any_process_down: any_process_down(heartbeat),
+                kernel_drops_total: saturating_i64(kernel_drops_total(heartbeat)),
+                json,
+            });
+        }
+        heartbeats.sort_by_key(|heartbeat| heartbeat.time_ns);
+        let before = heartbeats.len();
+        heartbeats.dedup_by_key(|heartbeat| heartbeat.time_ns);
+        let duplicate_heartbeats_in_batch = (before - heartbeats.len()) as u64;
+
+        Ok(PreparedBatch {
+            batch: BatchIds {
+                batch_id: batch.batch_id.clone(),
+                agent_id: batch.agent_id.clone(),
+            },
+            sent_at_ns: batch.sent_at.as_ns(),
+            received_ns,
+            reports,
+            heartbeats,
+            duplicate_reports_in_batch,
+            duplicate_heartbeats_in_batch,
+        })
+    }
+
+    /// The index of each report by its key, for matching the rows an insert returned.
+    fn report_index(&self) -> std::collections::HashMap<(&str, i64, bool), usize> {
+        self.reports
+            .iter()
+            .enumerate()
+            .map(|(index, report)| (report.key(), index))
+            .collect()
+    }
+
+    /// Folds the reports and heartbeats flagged new (`new_reports[i]` for `reports[i]`) into
+    /// what they add to the derived tables. Records the store already held add nothing:
+    /// that is what keeps counts exact when a report arrives again in another batch.
+    fn aggregates(
+        &self,
+        new_reports: &[bool],
+        new_heartbeats: &[bool],
+    ) -> Result<Aggregates, StoreError> {
+        let mut capture_drops = 0i64;
+        let mut jitter_hours = std::collections::BTreeMap::<(&str, i64), BatchJitterHour>::new();
+        let mut calls = std::collections::BTreeMap::<(&str, &str), CallAggregate>::new();
+        let new = self
+            .reports
+            .iter()
+            .zip(new_reports)
+            .filter_map(|(report, &new)| new.then_some(report));
+        for report in new {
+            capture_drops = capture_drops.saturating_add(report.capture_drops);
+            let hour_ns = report
+                .window_start_ns
+                .div_euclid(HOUR_NS)
+                .saturating_mul(HOUR_NS);
+            let report_scopes = std::iter::once("").chain(report.scopes.iter().map(String::as_str));
             for scope in report_scopes {
                 let hour =
                     jitter_hours
@@ -754,81 +933,40 @@ impl PreparedBatch {
                         });
                 hour.windows += 1;
                 hour.windows_with_drops += u64::from(report.capture_drops > 0);
-                match &jitter_histogram {
+                match &report.jitter_histogram {
                     Some((_, decoded)) => hour.histogram.add(decoded).map_err(|e| {
-                        StoreError::Invalid(format!("reports[{index}].jitter_histogram: {e:?}"))
+                        StoreError::Invalid(format!(
+                            "report {}: jitter_histogram: {e:?}",
+                            report.report.stream_id
+                        ))
                     })?,
                     None => {
                         hour.windows_without_histogram += u64::from(report.jitter_samples > 0);
                     }
                 }
+                if let Some(part) = &report.call {
+                    fold_call(&mut calls, scope, &self.batch.agent_id, part, report);
+                }
             }
-            let jitter_histogram = jitter_histogram.map(|(bytes, _)| bytes);
-            reports.push(PreparedReport {
-                report: ReportColumns::of(report),
-                window_start_ns,
-                window_end_ns,
-                capture_drops: drops,
-                json,
-                jitter_histogram,
-            });
         }
-        let jitter_hours = jitter_hours.into_values().collect();
-        for (index, (report, prepared)) in batch.reports.iter().zip(&reports).enumerate() {
-            if !report.is_final {
+        let mut newest_heartbeat: Option<usize> = None;
+        for (index, heartbeat) in self.heartbeats.iter().enumerate() {
+            if !new_heartbeats.get(index).copied().unwrap_or(false) {
                 continue;
             }
-            let report_scopes = std::iter::once("")
-                .chain(scopes.get(index).into_iter().flatten().map(String::as_str));
-            for scope in report_scopes {
-                fold_call(&mut calls, scope, &batch.agent_id, report, prepared);
-            }
-        }
-        let calls = calls.into_values().collect();
-        let mut heartbeats = Vec::with_capacity(batch.heartbeats.len());
-        let mut newest_heartbeat: Option<usize> = None;
-        for (index, heartbeat) in batch.heartbeats.iter().enumerate() {
-            if heartbeat.agent_id != batch.agent_id {
-                return Err(StoreError::Invalid(format!(
-                    "heartbeats[{index}].agent_id differs from the batch agent_id"
-                )));
-            }
-            let time_ns = parse_time(&heartbeat.time, || format!("heartbeats[{index}].time"))?;
-            let json = serde_json::to_string(heartbeat).map_err(|error| {
-                StoreError::Invalid(format!("heartbeats[{index}] cannot be serialised: {error}"))
-            })?;
             let is_newer = newest_heartbeat
-                .and_then(|newest| heartbeats.get(newest))
-                .is_none_or(|newest: &PreparedHeartbeat| time_ns >= newest.time_ns);
+                .and_then(|newest| self.heartbeats.get(newest))
+                .is_none_or(|newest| heartbeat.time_ns >= newest.time_ns);
             if is_newer {
-                newest_heartbeat = Some(heartbeats.len());
+                newest_heartbeat = Some(index);
             }
-            heartbeats.push(PreparedHeartbeat {
-                time_ns,
-                any_process_down: any_process_down(heartbeat),
-                kernel_drops_total: saturating_i64(kernel_drops_total(heartbeat)),
-                json,
-            });
         }
-        Ok(PreparedBatch {
-            batch: BatchIds {
-                batch_id: batch.batch_id.clone(),
-                agent_id: batch.agent_id.clone(),
-            },
-            sent_at_ns,
-            received_ns,
-            reports,
-            heartbeats,
+        Ok(Aggregates {
             capture_drops,
-            calls,
-            jitter_hours,
+            calls: calls.into_values().collect(),
+            jitter_hours: jitter_hours.into_values().collect(),
             newest_heartbeat,
         })
-    }
-
-    fn newest_heartbeat(&self) -> Option<&PreparedHeartbeat> {
-        self.newest_heartbeat
-            .and_then(|index| self.heartbeats.get(index))
     }
 
     fn report_count(&self) -> i64 {
@@ -839,10 +977,15 @@ impl PreparedBatch {
         i64::try_from(self.heartbeats.len()).unwrap_or(i64::MAX)
     }
 
-    fn stored(&self) -> IngestOutcome {
-        IngestOutcome::Stored {
-            reports: self.reports.len() as u64,
-            heartbeats: self.heartbeats.len() as u64,
+    /// The outcome once `new_reports` reports and `new_heartbeats` heartbeats were stored.
+    fn outcome(&self, new_reports: usize, new_heartbeats: usize) -> IngestOutcome {
+        IngestOutcome {
+            reports: new_reports as u64,
+            heartbeats: new_heartbeats as u64,
+            duplicate_reports: (self.reports.len().saturating_sub(new_reports) as u64)
+                .saturating_add(self.duplicate_reports_in_batch),
+            duplicate_heartbeats: (self.heartbeats.len().saturating_sub(new_heartbeats) as u64)
+                .saturating_add(self.duplicate_heartbeats_in_batch),
         }
     }
 }
@@ -894,48 +1037,58 @@ fn parse_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-fn fold_call<'s>(
-    calls: &mut std::collections::BTreeMap<(&'s str, String), CallAggregate>,
-    scope: &'s str,
-    agent_id: &str,
-    report: &StreamReport,
-    prepared: &PreparedReport,
-) {
+/// A final report's call share (whole-stream totals; the window's own figures stand in if
+/// totals are absent).
+fn call_part(report: &StreamReport) -> CallPart {
     // An empty call id is no call id, as in the SLA engine.
     let key = match report.call_id.as_deref() {
         Some(call_id) if !call_id.is_empty() => call_id.to_string(),
         _ => format!("stream:{}", report.stream_id),
     };
     // A call is judged on its streams' whole-stream figures (the final report's totals),
-    // as the SLA engine does; the final window's own figures stand in if totals are absent.
+    // as the SLA engine does.
     let (mos, loss_pct, max_jitter_ms) = match &report.totals {
         Some(totals) => (totals.mos, totals.effective_loss_pct, totals.max_jitter_ms),
         None => (report.mos, report.effective_loss_pct, report.max_jitter_ms),
     };
-    let mos = mos.filter(|v| v.is_finite());
-    let loss_pct = if loss_pct.is_finite() { loss_pct } else { 0.0 };
+    CallPart {
+        key,
+        call_id: report.call_id.clone().filter(|id| !id.is_empty()),
+        mos: mos.filter(|v| v.is_finite()),
+        loss_pct: if loss_pct.is_finite() { loss_pct } else { 0.0 },
+        max_jitter_ms,
+    }
+}
+
+fn fold_call<'s>(
+    calls: &mut std::collections::BTreeMap<(&'s str, &'s str), CallAggregate>,
+    scope: &'s str,
+    agent_id: &str,
+    part: &'s CallPart,
+    prepared: &PreparedReport,
+) {
     let call = calls
-        .entry((scope, key))
-        .or_insert_with_key(|(scope, key)| CallAggregate {
-            scope: (*scope).to_string(),
+        .entry((scope, part.key.as_str()))
+        .or_insert_with(|| CallAggregate {
+            scope: scope.to_string(),
             agent_id: agent_id.to_string(),
-            call_key: key.clone(),
-            call_id: report.call_id.clone().filter(|id| !id.is_empty()),
+            call_key: part.key.clone(),
+            call_id: part.call_id.clone(),
             streams: 0,
             first_start_ns: prepared.window_start_ns,
             last_end_ns: prepared.window_end_ns,
             last_start_ns: prepared.window_start_ns,
             min_mos: None,
-            max_loss_pct: loss_pct,
+            max_loss_pct: part.loss_pct,
             max_jitter_ms: None,
         });
     call.streams = call.streams.saturating_add(1);
     call.first_start_ns = call.first_start_ns.min(prepared.window_start_ns);
     call.last_end_ns = call.last_end_ns.max(prepared.window_end_ns);
     call.last_start_ns = call.last_start_ns.max(prepared.window_start_ns);
-    call.min_mos = min_option(call.min_mos, mos);
-    call.max_loss_pct = call.max_loss_pct.max(loss_pct);
-    call.max_jitter_ms = max_option(call.max_jitter_ms, max_jitter_ms);
+    call.min_mos = min_option(call.min_mos, part.mos);
+    call.max_loss_pct = call.max_loss_pct.max(part.loss_pct);
+    call.max_jitter_ms = max_option(call.max_jitter_ms, part.max_jitter_ms);
 }
 
 fn min_option(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -950,6 +1103,41 @@ fn max_option(a: Option<f64>, b: Option<f64>) -> Option<f64> {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// Ends the INSERT of report rows on both backends: a record the store holds already is
+/// skipped (its first copy wins), and the rows actually inserted come back, so the ingest
+/// transaction counts exactly those in the aggregates.
+const REPORT_RECORD_CONFLICT: &str = " ON CONFLICT (agent_id, stream_id, window_start_ns, is_final) \
+     DO NOTHING RETURNING stream_id, window_start_ns, is_final";
+
+/// Flags as new the reports whose keys an insert returned (`REPORT_RECORD_CONFLICT`).
+fn mark_new<R>(
+    inserted: &[R],
+    index: &std::collections::HashMap<(&str, i64, bool), usize>,
+    new: &mut [bool],
+) -> Result<(), StoreError>
+where
+    R: sqlx::Row,
+    for<'r> &'r str: sqlx::ColumnIndex<R> + sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    for row in inserted {
+        let database = |source| StoreError::Database {
+            backend: <R::Database as sqlx::Database>::NAME,
+            source,
+        };
+        let key: (&str, i64, bool) = (
+            row.try_get("stream_id").map_err(database)?,
+            row.try_get("window_start_ns").map_err(database)?,
+            row.try_get("is_final").map_err(database)?,
+        );
+        if let Some(flag) = index.get(&key).and_then(|&i| new.get_mut(i)) {
+            *flag = true;
+        }
+    }
+    Ok(())
 }
 
 /// The upsert of `calls`, shared by both backends (excluded.* is the new batch's fold).
@@ -1263,11 +1451,6 @@ fn merge_hour(
     Ok((total.len(), bytes))
 }
 
-fn parse_time(text: &str, field: impl FnOnce() -> String) -> Result<i64, StoreError> {
-    parse_rfc3339_ns(text)
-        .ok_or_else(|| StoreError::Invalid(format!("{}: not an RFC 3339 time: {text:?}", field())))
-}
-
 /// Counters arrive as u64; the databases hold i64. Values beyond i64::MAX are not
 /// meaningful counts, so they are clamped rather than rejected.
 fn saturating_i64(value: u64) -> i64 {
@@ -1278,168 +1461,18 @@ fn stored_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
-/// Nanoseconds since the Unix epoch of an RFC 3339 date-time such as
-/// `2026-11-23T09:09:53.158861Z` or `2026-11-23T10:09:53+01:00`; `None` if the text is not
-/// one or lies outside what i64 nanoseconds can hold (years 1678 to 2261). Digits beyond
-/// nanoseconds are truncated; a leap second 60 counts as the next minute's second 0.
-pub fn parse_rfc3339_ns(text: &str) -> Option<i64> {
-    let bytes = text.as_bytes();
-    let number = |start: usize, end: usize| -> Option<i64> {
-        let digits = bytes.get(start..end)?;
-        digits.iter().try_fold(0i64, |value, &digit| {
-            digit
-                .is_ascii_digit()
-                .then(|| value * 10 + i64::from(digit - b'0'))
-        })
-    };
-    let expect = |index: usize, allowed: &[u8]| -> Option<()> {
-        bytes
-            .get(index)
-            .filter(|byte| allowed.contains(byte))
-            .map(|_| ())
-    };
-    let year = number(0, 4)?;
-    expect(4, b"-")?;
-    let month = number(5, 7)?;
-    expect(7, b"-")?;
-    let day = number(8, 10)?;
-    expect(10, b"Tt ")?;
-    let hour = number(11, 13)?;
-    expect(13, b":")?;
-    let minute = number(14, 16)?;
-    expect(16, b":")?;
-    let second = number(17, 19)?;
-
-    let mut position = 19;
-    let mut nanos = 0i64;
-    if bytes.get(position) == Some(&b'.') {
-        position += 1;
-        let mut digits = 0;
-        while let Some(digit) = bytes.get(position).filter(|byte| byte.is_ascii_digit()) {
-            if digits < 9 {
-                nanos = nanos * 10 + i64::from(digit - b'0');
-            }
-            digits += 1;
-            position += 1;
-        }
-        if digits == 0 {
-            return None;
-        }
-        for _ in digits..9 {
-            nanos *= 10;
-        }
-    }
-    let offset_seconds = match bytes.get(position)? {
-        b'Z' | b'z' if bytes.len() == position + 1 => 0,
-        sign @ (b'+' | b'-') if bytes.len() == position + 6 => {
-            let offset_hour = number(position + 1, position + 3)?;
-            expect(position + 3, b":")?;
-            let offset_minute = number(position + 4, position + 6)?;
-            if offset_hour > 23 || offset_minute > 59 {
-                return None;
-            }
-            let offset = offset_hour * 3600 + offset_minute * 60;
-            if *sign == b'-' { -offset } else { offset }
-        }
-        _ => return None,
-    };
-
-    let leap_year = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let month_days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap_year => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if day < 1 || day > month_days || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
-        - offset_seconds;
-    seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let march_based_month = (month + 9) % 12;
-    let day_of_year = (153 * march_based_month + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::{BufRead, BufReader};
     use std::str::FromStr;
     use std::sync::atomic::{AtomicU32, Ordering};
-    use voqa_wire::{ProcessState, StreamSummary, Transitions, WorkerCounters};
+    use voqa_wire::{ProcessState, StreamSummary, Timestamp, Transitions, WorkerCounters};
 
     const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
     /// 2026-11-23T00:00:00Z.
     const DAY_NS: i64 = 1_795_392_000_000_000_000;
     const SECOND: i64 = 1_000_000_000;
-
-    // ---- RFC 3339 parsing ----
-
-    #[test]
-    fn parses_agent_times() {
-        assert_eq!(
-            parse_rfc3339_ns("2026-11-23T09:09:53.158861Z"),
-            Some(1_795_424_993_158_861_000)
-        );
-        assert_eq!(parse_rfc3339_ns("2026-11-23T00:00:00Z"), Some(DAY_NS));
-        assert_eq!(parse_rfc3339_ns("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339_ns("1969-12-31T23:59:59Z"), Some(-SECOND));
-        assert_eq!(
-            parse_rfc3339_ns("2000-02-29T23:59:59z"),
-            Some(951_868_799_000_000_000)
-        );
-        assert_eq!(
-            parse_rfc3339_ns("1970-01-01T00:00:00.123456789123Z"),
-            Some(123_456_789)
-        );
-        assert_eq!(
-            parse_rfc3339_ns("1970-01-01T00:00:00.5Z"),
-            Some(500_000_000)
-        );
-        assert_eq!(
-            parse_rfc3339_ns("2026-11-23T10:30:00+01:30"),
-            Some(DAY_NS + 9 * 3600 * SECOND)
-        );
-        assert_eq!(parse_rfc3339_ns("2026-11-22T23:00:00-01:00"), Some(DAY_NS));
-    }
-
-    #[test]
-    fn rejects_malformed_times() {
-        for text in [
-            "",
-            "2026-11-23",
-            "2026-11-23T09:09:53",
-            "2026-11-23T09:09:53.Z",
-            "2026-11-23T09:09:53.1",
-            "2026-13-01T00:00:00Z",
-            "2026-02-29T00:00:00Z",
-            "2026-04-31T00:00:00Z",
-            "2026-11-00T00:00:00Z",
-            "2026-11-23T24:00:00Z",
-            "2026-11-23T09:60:00Z",
-            "2026-11-23T09:09:61Z",
-            "2026-11-23T09:09:53+0100",
-            "2026-11-23T09:09:53Zjunk",
-            "2026/11/23T09:09:53Z",
-            "+026-11-23T09:09:53Z",
-            "9999-12-31T23:59:59Z",
-            "1000-01-01T00:00:00Z",
-            "２026-11-23T09:09:53Z",
-        ] {
-            assert_eq!(parse_rfc3339_ns(text), None, "{text:?}");
-        }
-    }
 
     #[test]
     fn folds_final_reports_per_call() {
@@ -1451,7 +1484,9 @@ mod tests {
         ];
         let batch = batch("b", "a", reports, vec![]);
         let prepared = PreparedBatch::new(&batch, 0, &[]).expect("prepare");
-        let keys: Vec<(&str, u64, Option<f64>)> = prepared
+        let all_new = vec![true; prepared.reports.len()];
+        let aggregates = prepared.aggregates(&all_new, &[]).expect("aggregates");
+        let keys: Vec<(&str, u64, Option<f64>)> = aggregates
             .calls
             .iter()
             .map(|call| (call.call_key.as_str(), call.streams, call.min_mos))
@@ -1463,13 +1498,68 @@ mod tests {
                 ("stream:0000000000000004", 1, Some(3.0))
             ]
         );
-        let call = prepared.calls.first().expect("call c");
+        let call = aggregates.calls.first().expect("call c");
         assert_eq!(call.first_start_ns, DAY_NS);
         assert_eq!(call.last_end_ns, DAY_NS + 60 * SECOND);
         assert_eq!(
-            prepared.calls.get(1).and_then(|call| call.call_id.clone()),
+            aggregates
+                .calls
+                .get(1)
+                .and_then(|call| call.call_id.clone()),
             None
         );
+        // Only the reports flagged new count: here the first final of call c was stored before.
+        let mut some_new = vec![true; prepared.reports.len()];
+        if let Some(first) = prepared
+            .reports
+            .iter()
+            .position(|r| r.report.stream_id == format!("{:016x}", 1) && r.report.is_final)
+        {
+            some_new[first] = false;
+        }
+        let aggregates = prepared.aggregates(&some_new, &[]).expect("aggregates");
+        assert_eq!(
+            aggregates
+                .calls
+                .first()
+                .map(|call| (call.streams, call.min_mos)),
+            Some((1, None))
+        );
+        assert_eq!(aggregates.capture_drops, 3 * 2);
+    }
+
+    #[test]
+    fn copies_inside_a_batch_are_one_record() {
+        let once = report("a", 1, Some("c"), 0, 60, true, Some(4.2));
+        let mut changed = once.clone();
+        changed.mos = Some(1.0);
+        let beat = heartbeat("a", 30, false, 0);
+        let batch = batch(
+            "b",
+            "a",
+            vec![once, report("a", 2, None, 0, 60, false, None), changed],
+            vec![beat.clone(), beat],
+        );
+        let prepared = PreparedBatch::new(&batch, 0, &[]).expect("prepare");
+        assert_eq!(prepared.reports.len(), 2);
+        assert_eq!(prepared.heartbeats.len(), 1);
+        // The first copy wins.
+        assert_eq!(
+            prepared.reports.first().and_then(|r| r.report.mos),
+            Some(4.2)
+        );
+        assert_eq!(
+            prepared.outcome(2, 1),
+            IngestOutcome {
+                reports: 2,
+                heartbeats: 1,
+                duplicate_reports: 1,
+                duplicate_heartbeats: 1,
+            }
+        );
+        assert!(!prepared.outcome(2, 1).is_duplicate());
+        assert!(prepared.outcome(0, 0).is_duplicate());
+        assert_eq!(prepared.outcome(0, 0).status(), "duplicate");
     }
 
     #[test]
@@ -1494,19 +1584,13 @@ mod tests {
 
     // ---- fixtures ----
 
-    fn time(offset_ns: i64) -> String {
-        let seconds = offset_ns.div_euclid(SECOND);
-        let micros = offset_ns.rem_euclid(SECOND) / 1000;
+    /// `offset_ns` after DAY_NS (2026-11-23T00:00:00Z), within that day.
+    fn time(offset_ns: i64) -> Timestamp {
         assert!(
-            (0..86_400).contains(&seconds),
+            (0..86_400 * SECOND).contains(&offset_ns),
             "fixture times stay within one day"
         );
-        format!(
-            "2026-11-23T{:02}:{:02}:{:02}.{micros:06}Z",
-            seconds / 3600,
-            seconds / 60 % 60,
-            seconds % 60
-        )
+        Timestamp::from_ns(DAY_NS + offset_ns)
     }
 
     fn totals(report: &StreamReport) -> StreamSummary {
@@ -1519,7 +1603,7 @@ mod tests {
             clock_rate: Some(8000),
             call_id: report.call_id.clone(),
             first_seen: time(0),
-            last_seen: report.window_end.clone(),
+            last_seen: report.window_end,
             packets: 15_000,
             expected: 15_000,
             lost: 3,
@@ -1649,6 +1733,7 @@ mod tests {
                     count: 1,
                 },
             ],
+            shipping: None,
         }
     }
 
@@ -1665,6 +1750,22 @@ mod tests {
             sent_at: time(86_000 * SECOND),
             reports,
             heartbeats,
+        }
+    }
+
+    fn stored(reports: u64, heartbeats: u64) -> IngestOutcome {
+        IngestOutcome {
+            reports,
+            heartbeats,
+            ..IngestOutcome::default()
+        }
+    }
+
+    fn duplicates(reports: u64, heartbeats: u64) -> IngestOutcome {
+        IngestOutcome {
+            duplicate_reports: reports,
+            duplicate_heartbeats: heartbeats,
+            ..IngestOutcome::default()
         }
     }
 
@@ -1735,21 +1836,18 @@ mod tests {
                 .ingest(&batch_a, DAY_NS + 100 * SECOND)
                 .await
                 .expect("ingest a"),
-            IngestOutcome::Stored {
-                reports: 10,
-                heartbeats: 2
-            }
+            stored(10, 2)
         );
-        let stored = store.streams(&all(0, 86_400)).await.expect("streams");
-        assert_eq!(stored.len(), 10);
+        let rows_a = store.streams(&all(0, 86_400)).await.expect("streams");
+        assert_eq!(rows_a.len(), 10);
         let mut reports_back: Vec<StreamReport> =
-            stored.iter().map(|row| row.report.clone()).collect();
+            rows_a.iter().map(|row| row.report.clone()).collect();
         let mut expected = first.clone();
-        let key = |report: &StreamReport| (report.window_end.clone(), report.stream_id.clone());
+        let key = |report: &StreamReport| (report.window_end, report.stream_id.clone());
         reports_back.sort_by_key(key);
         expected.sort_by_key(key);
         assert_eq!(reports_back, expected, "reports round-trip exactly");
-        let final_row = stored
+        let final_row = rows_a
             .iter()
             .find(|row| row.is_final && row.stream_id == format!("{:016x}", 4))
             .expect("final of stream 4");
@@ -1759,54 +1857,51 @@ mod tests {
         assert_eq!(final_row.call_id.as_deref(), Some("call-2"));
         assert_eq!(final_row.mos, Some(3.5 + 0.8));
 
-        // A repeat is acknowledged as a duplicate and stores nothing, even with new content.
+        // The same records under another batch id are acknowledged as duplicates, stored
+        // nothing; a repeated batch id with new content stores the new record only.
+        let again = Batch {
+            batch_id: "batch-a-again".into(),
+            ..batch_a.clone()
+        };
+        assert_eq!(
+            store.ingest(&again, DAY_NS).await.expect("again"),
+            duplicates(10, 2)
+        );
         let mut repeat = batch_a.clone();
         repeat
             .reports
             .push(report("a1", 99, None, 0, 10, false, None));
         assert_eq!(
             store.ingest(&repeat, DAY_NS).await.expect("repeat"),
-            IngestOutcome::Duplicate
+            IngestOutcome {
+                duplicate_reports: 10,
+                duplicate_heartbeats: 2,
+                ..stored(1, 0)
+            }
         );
         assert_eq!(
             store.streams(&all(0, 86_400)).await.expect("streams").len(),
-            10
+            11
         );
 
-        // A bad time rejects the whole batch, and its id stays free.
+        // A window that runs backwards rejects the whole batch, and its id stays free. (Times
+        // that do not parse never reach the store: `voqa_wire::Timestamp` refuses them.)
         let mut bad_reports: Vec<StreamReport> = (0..5)
             .map(|stream| report("a1", 100 + stream, None, 200, 260, false, Some(4.0)))
             .collect();
         let good_reports = bad_reports.clone();
         if let Some(report) = bad_reports.get_mut(3) {
-            report.window_end = "2026-11-23 9:09".into();
+            report.window_end = time(100 * SECOND);
         }
         let error = store
             .ingest(&batch("batch-b", "a1", bad_reports, vec![]), DAY_NS)
             .await
-            .expect_err("bad time");
+            .expect_err("backwards window");
         assert!(matches!(error, StoreError::Invalid(_)), "{error}");
         assert!(
             error.to_string().contains("reports[3].window_end"),
             "{error}"
         );
-        let mut bad_heartbeat = heartbeat("a1", 300, false, 0);
-        bad_heartbeat.time = "yesterday".into();
-        let error = store
-            .ingest(
-                &batch("batch-b", "a1", good_reports.clone(), vec![bad_heartbeat]),
-                DAY_NS,
-            )
-            .await
-            .expect_err("bad heartbeat time");
-        assert!(error.to_string().contains("heartbeats[0].time"), "{error}");
-        let mut bad_sent = batch("batch-b", "a1", good_reports.clone(), vec![]);
-        bad_sent.sent_at = String::new();
-        let error = store
-            .ingest(&bad_sent, DAY_NS)
-            .await
-            .expect_err("bad sent_at");
-        assert!(error.to_string().contains("sent_at"), "{error}");
         let mut foreign = good_reports.clone();
         if let Some(report) = foreign.get_mut(1) {
             report.agent_id = "someone-else".into();
@@ -1818,7 +1913,7 @@ mod tests {
         assert!(error.to_string().contains("reports[1].agent_id"), "{error}");
         assert_eq!(
             store.streams(&all(0, 86_400)).await.expect("streams").len(),
-            10
+            11
         );
         assert_eq!(
             store
@@ -1828,10 +1923,7 @@ mod tests {
                 )
                 .await
                 .expect("batch-b once valid"),
-            IngestOutcome::Stored {
-                reports: 5,
-                heartbeats: 0
-            }
+            stored(5, 0)
         );
 
         // Agent a2: 60 streams, all windows ending at 1000 s or 1010 s (many ties for the
@@ -1857,35 +1949,25 @@ mod tests {
                 )
                 .await
                 .expect("ingest a2");
-            assert_eq!(
-                outcome,
-                IngestOutcome::Stored {
-                    reports: 40,
-                    heartbeats: 10
-                }
-            );
+            assert_eq!(outcome, stored(40, 10));
         }
 
-        // An empty batch (heartbeat-less, report-less) is still recorded once.
+        // An empty batch (heartbeat-less, report-less) records the agent; it holds no record,
+        // so it is never a duplicate.
         let empty = batch("batch-empty", "a3", vec![], vec![]);
         assert_eq!(
             store
                 .ingest(&empty, DAY_NS + 5 * SECOND)
                 .await
                 .expect("empty"),
-            IngestOutcome::Stored {
-                reports: 0,
-                heartbeats: 0
-            }
+            stored(0, 0)
         );
-        assert_eq!(
-            store.ingest(&empty, DAY_NS).await.expect("empty again"),
-            IngestOutcome::Duplicate
-        );
+        let again = store.ingest(&empty, DAY_NS).await.expect("empty again");
+        assert_eq!((again, again.status()), (stored(0, 0), "stored"));
 
         // ---- streams: filters ----
         let everything = store.streams(&all(0, 86_400)).await.expect("all");
-        assert_eq!(everything.len(), 10 + 5 + 120);
+        assert_eq!(everything.len(), 11 + 5 + 120);
         let order: Vec<(i64, i64)> = everything
             .iter()
             .map(|row| (row.window_end_ns, row.id))
@@ -1900,7 +1982,7 @@ mod tests {
             ..all(0, 86_400)
         };
         let rows = store.streams(&a1_only).await.expect("a1");
-        assert_eq!(rows.len(), 15);
+        assert_eq!(rows.len(), 16);
         assert!(rows.iter().all(|row| row.agent_id == "a1"));
 
         let customer = StreamQuery {
@@ -1923,7 +2005,7 @@ mod tests {
         // Window end in [from, to): 60 s ends (a1 interval) are in [60, 61), 1010 s are not in [0, 1010).
         assert_eq!(store.streams(&all(60, 61)).await.expect("range").len(), 5);
         let before_1010 = store.streams(&all(0, 1010)).await.expect("range");
-        assert_eq!(before_1010.len(), 10 + 5 + 60);
+        assert_eq!(before_1010.len(), 11 + 5 + 60);
         assert!(
             before_1010
                 .iter()
@@ -2063,12 +2145,12 @@ mod tests {
         assert_eq!(a1.last_heartbeat_ns, Some(DAY_NS + 100 * SECOND));
         assert_eq!(a1.last_batch_ns, DAY_NS + 200 * SECOND);
         assert_eq!(
-            a1.last_heartbeat.as_ref().map(|beat| beat.time.clone()),
+            a1.last_heartbeat.as_ref().map(|beat| beat.time),
             Some(time(100 * SECOND))
         );
         assert_eq!(a1.kernel_drops_total, 6);
         assert!(!a1.any_process_down);
-        assert_eq!(a1.capture_drops_total, 15 * 2);
+        assert_eq!(a1.capture_drops_total, 16 * 2, "each report counted once");
         let a2 = agents.get(1).expect("a2");
         assert_eq!(a2.last_heartbeat_ns, Some(DAY_NS + 1190 * SECOND));
         assert_eq!(a2.capture_drops_total, 120 * 2);
@@ -2343,20 +2425,22 @@ mod tests {
                 .calls,
             4
         );
-        // Batch ids received before the cut-off are forgotten, later ones still dedupe.
+        // Reports deleted by retention are forgotten (heartbeats are kept, so they still
+        // dedupe); reports still stored dedupe whatever batch brings them.
         assert_eq!(
             store.ingest(&batch_a, DAY_NS).await.expect("re-ingest"),
-            IngestOutcome::Stored {
-                reports: 10,
-                heartbeats: 2
+            IngestOutcome {
+                duplicate_heartbeats: 2,
+                ..stored(10, 0)
             }
         );
+        let kept = report("a2", 1000, Some("call-x"), 1000, 1010, true, Some(2.0));
         assert_eq!(
             store
-                .ingest(&batch("batch-a2-0", "a2", vec![], vec![]), DAY_NS)
+                .ingest(&batch("batch-a2-late", "a2", vec![kept], vec![]), DAY_NS)
                 .await
                 .expect("a2 still known"),
-            IngestOutcome::Duplicate
+            duplicates(1, 0)
         );
         assert_eq!(store.delete_reports_before(0).await.expect("no-op"), 0);
 
@@ -2668,6 +2752,8 @@ mod tests {
             None
         );
 
+        records_once(store).await;
+
         store
             .refresh_statistics()
             .await
@@ -2688,46 +2774,376 @@ mod tests {
         format!("sqlite:{}", dir.path().join("voqa.db").display())
     }
 
-    /// Concurrent ingests are committed in groups: each batch id is stored once however many
-    /// copies arrive together, and every report of every stored batch is there.
+    /// A jitter histogram of `count` packets at `value_us`, as agents encode it.
+    fn hist_text(value_us: u64, count: u64) -> String {
+        let mut h = histogram::new_jitter_histogram();
+        h.record_n(value_us, count).expect("in range");
+        histogram::HistogramEncoder::new()
+            .encode(&h)
+            .expect("encodes")
+    }
+
+    /// Everything ingest derives for `agent` over the fixture day, to compare before and after.
+    #[derive(Debug, PartialEq)]
+    struct Derived {
+        rows: usize,
+        heartbeats: usize,
+        calls: CallStats,
+        /// (call key, streams folded in) of every call, in key order.
+        call_streams: Vec<(String, u64)>,
+        /// (scope, samples, windows, windows without histogram, windows with drops) per hour.
+        hours: Vec<(String, u64, u64, u64, u64)>,
+        capture_drops_total: u64,
+        last_heartbeat_ns: Option<i64>,
+    }
+
+    async fn derived(store: &Store, agent: &str, scopes: &[&str]) -> Derived {
+        let agents = [agent.to_string()];
+        let (from, to) = (DAY_NS, DAY_NS + 86_400 * SECOND);
+        let rows = store
+            .streams(&StreamQuery {
+                agent: Some(agent.to_string()),
+                ..all(0, 86_400)
+            })
+            .await
+            .expect("streams")
+            .len();
+        let heartbeats = store
+            .heartbeats(&agents, from, to)
+            .await
+            .expect("heartbeats")
+            .len();
+        let calls = store
+            .call_stats("", &agents, from, to, 4.0, 1.0)
+            .await
+            .expect("call_stats");
+        let mut call_streams: Vec<(String, u64)> = store
+            .calls_worst("", &agents, from, to, Worst::LossAbove(-1.0), MAX_PAGE)
+            .await
+            .expect("calls")
+            .into_iter()
+            .map(|call| (call.call_key, call.streams))
+            .collect();
+        call_streams.sort();
+        let mut hours = Vec::new();
+        for scope in scopes {
+            for hour in store
+                .jitter_hours(scope, &agents, from, to)
+                .await
+                .expect("hours")
+            {
+                hours.push((
+                    (*scope).to_string(),
+                    hour.samples,
+                    hour.windows,
+                    hour.windows_without_histogram,
+                    hour.windows_with_drops,
+                ));
+            }
+        }
+        let row = store
+            .agents()
+            .await
+            .expect("agents")
+            .into_iter()
+            .find(|row| row.agent_id == agent);
+        Derived {
+            rows,
+            heartbeats,
+            calls,
+            call_streams,
+            hours,
+            capture_drops_total: row.as_ref().map_or(0, |row| row.capture_drops_total),
+            last_heartbeat_ns: row.and_then(|row| row.last_heartbeat_ns),
+        }
+    }
+
+    /// Per-record idempotency (part of the shared suite): reports and heartbeats re-sent in
+    /// other batches are stored once and counted once in every aggregate, scopes included.
+    async fn records_once(store: &Store) {
+        // Two calls of two streams; an interval and a final report per stream, with
+        // histograms; two heartbeats. The first stream's reports also count for "acme".
+        let mut reports = Vec::new();
+        for stream in 0..4u32 {
+            let call = format!("once-{}", stream / 2);
+            for (start, end, is_final) in [(0, 60, false), (60, 90, true)] {
+                let mut r = report(
+                    "r1",
+                    7000 + stream,
+                    Some(&call),
+                    start,
+                    end,
+                    is_final,
+                    Some(3.8),
+                );
+                r.jitter_samples = 100;
+                r.jitter_histogram = Some(hist_text(3_000, 100));
+                reports.push(r);
+            }
+        }
+        let beats = vec![heartbeat("r1", 30, false, 1), heartbeat("r1", 60, false, 2)];
+        let scopes = vec![vec!["acme".to_string()], vec!["acme".to_string()]];
+        let first = batch("once-1", "r1", reports.clone(), beats.clone());
+        assert_eq!(
+            store
+                .ingest_scoped(&first, DAY_NS, &scopes)
+                .await
+                .expect("first"),
+            stored(8, 2)
+        );
+        let once = derived(store, "r1", &["", "acme"]).await;
+        assert_eq!(once.rows, 8);
+        assert_eq!(once.heartbeats, 2);
+        assert_eq!((once.calls.calls, once.calls.meeting_mos), (2, 0));
+        assert_eq!(
+            once.call_streams,
+            [("once-0".to_string(), 2), ("once-1".to_string(), 2)]
+        );
+        assert_eq!(
+            once.hours,
+            [
+                (String::new(), 800, 8, 0, 8),
+                ("acme".to_string(), 200, 2, 0, 2)
+            ]
+        );
+        assert_eq!(once.capture_drops_total, 8 * 2);
+        assert_eq!(once.last_heartbeat_ns, Some(DAY_NS + 60 * SECOND));
+
+        // The same records in another batch (and in reverse order): nothing new anywhere.
+        let mut reversed = reports.clone();
+        reversed.reverse();
+        let second = batch("once-2", "r1", reversed, beats.clone());
+        let outcome = store
+            .ingest_scoped(&second, DAY_NS, &scopes)
+            .await
+            .expect("second");
+        assert_eq!((outcome, outcome.status()), (duplicates(8, 2), "duplicate"));
+        assert_eq!(derived(store, "r1", &["", "acme"]).await, once);
+
+        // A batch that partly overlaps: two stored reports and one stored heartbeat, plus a
+        // new stream's two reports (a third call) and a new heartbeat. Only those count.
+        let mut overlap = vec![reports[0].clone(), reports[7].clone()];
+        for (start, end, is_final) in [(0, 60, false), (60, 90, true)] {
+            let mut r = report("r1", 7100, Some("once-2"), start, end, is_final, Some(4.4));
+            r.jitter_samples = 100;
+            r.jitter_histogram = Some(hist_text(3_000, 100));
+            overlap.push(r);
+        }
+        let third = batch(
+            "once-3",
+            "r1",
+            overlap,
+            vec![beats[1].clone(), heartbeat("r1", 90, true, 3)],
+        );
+        assert_eq!(
+            store.ingest(&third, DAY_NS).await.expect("third"),
+            IngestOutcome {
+                duplicate_reports: 2,
+                duplicate_heartbeats: 1,
+                ..stored(2, 1)
+            }
+        );
+        let after = derived(store, "r1", &["", "acme"]).await;
+        assert_eq!(after.rows, 10);
+        assert_eq!(after.heartbeats, 3);
+        assert_eq!((after.calls.calls, after.calls.meeting_mos), (3, 1));
+        assert_eq!(
+            after.call_streams,
+            [
+                ("once-0".to_string(), 2),
+                ("once-1".to_string(), 2),
+                ("once-2".to_string(), 1)
+            ]
+        );
+        assert_eq!(
+            after.hours,
+            [
+                (String::new(), 1000, 10, 0, 10),
+                ("acme".to_string(), 200, 2, 0, 2)
+            ]
+        );
+        assert_eq!(after.capture_drops_total, 10 * 2);
+        assert_eq!(after.last_heartbeat_ns, Some(DAY_NS + 90 * SECOND));
+
+        // A repeated batch id with different content is not lost: its new record is stored.
+        let late = batch(
+            "once-1",
+            "r1",
+            vec![report("r1", 7200, None, 100, 110, false, Some(4.0))],
+            vec![],
+        );
+        assert_eq!(
+            store.ingest(&late, DAY_NS).await.expect("late"),
+            stored(1, 0)
+        );
+        assert_eq!(derived(store, "r1", &[""]).await.rows, 11);
+    }
+
+    /// Batches for agent `cc` whose records overlap their neighbours': batch `k` holds the
+    /// reports of streams k..k+4 (an interval and a final each, one call per stream pair) and
+    /// heartbeats at k..k+2 s.
+    fn overlapping_batches(count: u32) -> Vec<Batch> {
+        (0..count)
+            .map(|k| {
+                let reports = (k..k + 4)
+                    .flat_map(|stream| {
+                        let call = format!("cc-{}", stream / 2);
+                        [
+                            report("cc", stream, Some(&call), 0, 60, false, Some(4.2)),
+                            report("cc", stream, Some(&call), 60, 90, true, Some(4.2)),
+                        ]
+                    })
+                    .collect();
+                let beats = (k..k + 2)
+                    .map(|at| heartbeat("cc", i64::from(at), false, 0))
+                    .collect();
+                batch(&format!("cc-{k}"), "cc", reports, beats)
+            })
+            .collect()
+    }
+
+    /// Concurrent ingest of overlapping batches, alternately through two handles on one
+    /// database (two replicas on PostgreSQL): each record is stored and counted once.
+    async fn concurrent_overlapping(replica_a: &Store, replica_b: &Store) {
+        const BATCHES: u32 = 16;
+        let batches = overlapping_batches(BATCHES);
+        let mut tasks = Vec::new();
+        // Every batch twice, once through each replica, all at the same time.
+        for (index, batch) in batches.iter().chain(&batches).enumerate() {
+            let store = if index % 2 == 0 {
+                replica_a.clone()
+            } else {
+                replica_b.clone()
+            };
+            let batch = batch.clone();
+            tasks.push(tokio::spawn(async move {
+                store.ingest(&batch, DAY_NS).await.expect("ingest")
+            }));
+        }
+        let mut total = IngestOutcome::default();
+        for task in tasks {
+            let outcome = task.await.expect("task");
+            total.reports += outcome.reports;
+            total.heartbeats += outcome.heartbeats;
+            total.duplicate_reports += outcome.duplicate_reports;
+            total.duplicate_heartbeats += outcome.duplicate_heartbeats;
+        }
+        // Streams 0..BATCHES+3, two reports each; heartbeats at 0..BATCHES+1 s.
+        let streams = u64::from(BATCHES + 3);
+        let beats = u64::from(BATCHES + 1);
+        assert_eq!((total.reports, total.heartbeats), (2 * streams, beats));
+        assert_eq!(
+            (total.duplicate_reports, total.duplicate_heartbeats),
+            (
+                2 * 8 * u64::from(BATCHES) - 2 * streams,
+                2 * 2 * u64::from(BATCHES) - beats
+            )
+        );
+        for replica in [replica_a, replica_b] {
+            let seen = derived(replica, "cc", &[""]).await;
+            assert_eq!(seen.rows as u64, 2 * streams);
+            assert_eq!(seen.heartbeats as u64, beats);
+            // Calls cc-0 .. cc-9: streams 2n and 2n+1.
+            assert_eq!(seen.calls.calls, streams.div_ceil(2));
+            assert_eq!(
+                seen.call_streams.iter().map(|(_, n)| n).sum::<u64>(),
+                streams,
+                "each final folded once: {:?}",
+                seen.call_streams
+            );
+            assert_eq!(
+                seen.hours,
+                [(String::new(), 0, 2 * streams, 2 * streams, 2 * streams)]
+            );
+            assert_eq!(seen.capture_drops_total, 2 * streams * 2);
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_group_commit_stores_each_batch_once() {
+    async fn sqlite_concurrent_overlapping_batches_store_each_record_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&sqlite_url(&dir)).await.expect("open");
-        let mut tasks = Vec::new();
-        for copy in 0..3u32 {
-            for n in 0..20u32 {
-                let store = store.clone();
-                tasks.push(tokio::spawn(async move {
-                    let reports = (0..5u32)
-                        .map(|r| report("g1", n * 10 + r, None, 0, 10, false, Some(4.0)))
-                        .collect();
-                    let outcome = store
-                        .ingest(&batch(&format!("g-{n}"), "g1", reports, vec![]), DAY_NS)
-                        .await
-                        .expect("ingest");
-                    (n, copy, outcome)
-                }));
+        // One process per SQLite file: both "replicas" are the one store (its writer task
+        // groups the concurrent batches into shared commits).
+        concurrent_overlapping(&store, &store.clone()).await;
+    }
+
+    /// A database from before per-record keys, holding the same report and heartbeat twice
+    /// (re-sent under a new batch id), migrates: the later copies go, the unique keys hold.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_migration_removes_copies_stored_before_record_keys() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("voqa.db");
+        {
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true);
+            let mut connection = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .expect("connect");
+            let mut before = sqlx::migrate!("./migrations/sqlite");
+            before.migrations = std::borrow::Cow::Owned(
+                before
+                    .migrations
+                    .iter()
+                    .filter(|migration| migration.version < 3)
+                    .cloned()
+                    .collect(),
+            );
+            before.run(&mut connection).await.expect("migrations 1-2");
+            for (id, json) in [(1, "first"), (2, "second"), (3, "other")] {
+                let stream = if id == 3 { "s2" } else { "s1" };
+                sqlx::query(
+                    "INSERT INTO stream_reports (id, agent_id, stream_id, src, dst, window_start_ns, \
+                     window_end_ns, is_final, effective_loss_pct, capture_drops, report) \
+                     VALUES (?, 'm', ?, '', '', 0, 10, FALSE, 0.0, 0, ?)",
+                )
+                .bind(id)
+                .bind(stream)
+                .bind(json)
+                .execute(&mut connection)
+                .await
+                .expect("report");
             }
-        }
-        let mut stored = std::collections::BTreeMap::new();
-        for task in tasks {
-            let (n, _, outcome) = task.await.expect("task");
-            if outcome != IngestOutcome::Duplicate {
-                assert_eq!(
-                    outcome,
-                    IngestOutcome::Stored {
-                        reports: 5,
-                        heartbeats: 0
-                    }
-                );
-                *stored.entry(n).or_insert(0) += 1;
+            for (id, json) in [(1, "first"), (2, "second")] {
+                sqlx::query(
+                    "INSERT INTO heartbeats (id, agent_id, time_ns, any_process_down, \
+                     kernel_drops_total, heartbeat) VALUES (?, 'm', 5, FALSE, 0, ?)",
+                )
+                .bind(id)
+                .bind(json)
+                .execute(&mut connection)
+                .await
+                .expect("heartbeat");
             }
+            connection.close().await.expect("close");
         }
-        assert_eq!(stored.len(), 20);
-        assert!(stored.values().all(|&copies| copies == 1), "{stored:?}");
-        let rows = store.streams(&all(0, 86_400)).await.expect("streams");
-        assert_eq!(rows.len(), 100);
+        let store = Store::open(&sqlite_url(&dir)).await.expect("migrate");
+        let Store::Sqlite(sqlite) = &store else {
+            panic!("sqlite store expected");
+        };
+        let kept: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, report FROM stream_reports ORDER BY id")
+                .fetch_all(&sqlite.reader)
+                .await
+                .expect("reports");
+        assert_eq!(kept, [(1, "first".to_string()), (3, "other".to_string())]);
+        let kept: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, heartbeat FROM heartbeats ORDER BY id")
+                .fetch_all(&sqlite.reader)
+                .await
+                .expect("heartbeats");
+        assert_eq!(kept, [(1, "first".to_string())]);
+        let copy = sqlx::query(
+            "INSERT INTO stream_reports (agent_id, stream_id, src, dst, window_start_ns, \
+             window_end_ns, is_final, effective_loss_pct, capture_drops, report) \
+             VALUES ('m', 's1', '', '', 0, 10, FALSE, 0.0, 0, 'again')",
+        )
+        .execute(&sqlite.writer)
+        .await;
+        assert!(copy.is_err(), "the record key is unique");
+        store.close().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2741,8 +3157,8 @@ mod tests {
         let store = Store::open(&sqlite_url(&dir)).await.expect("reopen");
         assert_eq!(
             store.agents().await.expect("agents").len(),
-            5,
-            "a1, a2, a3, h1 and h2"
+            6,
+            "a1, a2, a3, h1, h2 and r1"
         );
     }
 
@@ -2785,7 +3201,8 @@ mod tests {
             .execute(&mut admin)
             .await
             .expect("create schema");
-        let store = PgStore::open_with(options.clone().options([("search_path", &schema)]))
+        let schema_options = options.clone().options([("search_path", &schema)]);
+        let store = PgStore::open_with(schema_options.clone())
             .await
             .map(Store::Postgres);
         let outcome = match store {
@@ -2793,7 +3210,16 @@ mod tests {
                 assert_eq!(store.backend(), "postgres");
                 let run = tokio::spawn({
                     let store = store.clone();
-                    async move { suite(&store).await }
+                    async move {
+                        suite(&store).await;
+                        // A second replica: its own pool on the same database.
+                        let replica = PgStore::open_with(schema_options)
+                            .await
+                            .map(Store::Postgres)
+                            .expect("second replica");
+                        concurrent_overlapping(&store, &replica).await;
+                        replica.close().await;
+                    }
                 })
                 .await;
                 store.close().await;
@@ -2858,7 +3284,7 @@ mod tests {
                 .ingest(&child_batch(index), DAY_NS)
                 .await
                 .expect("child ingest");
-            assert!(matches!(outcome, IngestOutcome::Stored { .. }));
+            assert_eq!(outcome.reports, u64::from(REPORTS_PER_CHILD_BATCH));
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "acked {index}").expect("stdout");
             stdout.flush().expect("flush");
@@ -2914,7 +3340,7 @@ mod tests {
                     .ingest(&child_batch(index), DAY_NS)
                     .await
                     .expect("re-ingest"),
-                IngestOutcome::Duplicate,
+                duplicates(u64::from(REPORTS_PER_CHILD_BATCH), 1),
                 "acknowledged batch {index} survived"
             );
         }

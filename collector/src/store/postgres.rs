@@ -1,9 +1,10 @@
 //! PostgreSQL backend of the store, for several collector replicas sharing one database.
 //!
 //! Same schema and behaviour as the SQLite backend. A batch's reports go in with one
-//! `INSERT ... SELECT FROM UNNEST(arrays)` statement, whatever their number. Idempotency
-//! holds across replicas: two concurrent ingests of one `batch_id` serialise on the unique
-//! key, and the second sees a duplicate once the first commits. A commit returns after
+//! `INSERT ... SELECT FROM UNNEST(arrays)` statement, whatever their number. Idempotency per
+//! record holds across replicas: two concurrent ingests of one report serialise on its unique
+//! key, the second skips it once the first commits, and `RETURNING` tells each transaction
+//! which rows it inserted, so only those reach the aggregates. A commit returns after
 //! the server has flushed its WAL (with the server's default `synchronous_commit = on`);
 //! this module does not override the server's durability settings.
 
@@ -14,11 +15,12 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::{
-    AgentRow, CALL_COLUMNS, CALL_UPSERT_CONFLICT, CallAggregate, CallStats, HOUR_NS, HeartbeatRow,
-    IngestOutcome, JitterHour, PreparedBatch, PreparedReport, RETENTION_CHUNK, StoreError,
-    StreamQuery, StreamRow, TokenRow, WindowHistogram, Worst, build_calls_query,
-    build_jitter_hours_query, build_window_histograms_query, call_aggregate, call_stats_row,
-    jitter_hour_row, merge_hour, parse_json, saturating_i64, stored_u64, window_histogram_row,
+    AgentRow, Aggregates, CALL_COLUMNS, CALL_UPSERT_CONFLICT, CallAggregate, CallStats, HOUR_NS,
+    HeartbeatRow, IngestOutcome, JitterHour, PreparedBatch, PreparedReport, REPORT_RECORD_CONFLICT,
+    RETENTION_CHUNK, StoreError, StreamQuery, StreamRow, TokenRow, WindowHistogram, Worst,
+    build_calls_query, build_jitter_hours_query, build_window_histograms_query, call_aggregate,
+    call_stats_row, jitter_hour_row, mark_new, merge_hour, parse_json, saturating_i64, stored_u64,
+    window_histogram_row,
 };
 
 pub(crate) const BACKEND: &str = "postgres";
@@ -66,9 +68,14 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
+    /// Stores each record of the batch that no one stored before, and the aggregates of
+    /// exactly those, in one transaction. Replicas racing on the same record serialise on its
+    /// unique key: the loser's insert skips it (after the winner commits) and does not
+    /// return it, so it counts it nowhere; should the winner roll back, the loser inserts it.
     pub(crate) async fn ingest(&self, batch: &PreparedBatch) -> Result<IngestOutcome, StoreError> {
         let mut tx = self.pool.begin().await.map_err(database)?;
-        let inserted = sqlx::query(
+        // The batch log: which uploads arrived (the first copy's counts); not a dedupe key.
+        sqlx::query(
             "INSERT INTO batches (batch_id, agent_id, sent_at_ns, received_ns, reports, heartbeats) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (batch_id) DO NOTHING",
         )
@@ -81,21 +88,20 @@ impl PgStore {
         .execute(&mut *tx)
         .await
         .map_err(database)?;
-        if inserted.rows_affected() == 0 {
-            tx.rollback().await.map_err(database)?;
-            return Ok(IngestOutcome::Duplicate);
-        }
 
+        let mut new_reports = vec![false; batch.reports.len()];
         if !batch.reports.is_empty() {
             let reports = &batch.reports;
-            sqlx::query(
+            // Rows go in in key order (UNNEST keeps the arrays' order), so two replicas
+            // inserting overlapping batches wait on each other's keys in one order.
+            let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO stream_reports (agent_id, stream_id, call_id, src, dst, \
                  window_start_ns, window_end_ns, is_final, mos, effective_loss_pct, \
                  max_jitter_ms, capture_drops, report, jitter_histogram) \
                  SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
                  $6::int8[], $7::int8[], $8::bool[], $9::float8[], $10::float8[], $11::float8[], \
-                 $12::int8[], $13::text[], $14::bytea[])",
-            )
+                 $12::int8[], $13::text[], $14::bytea[]){REPORT_RECORD_CONFLICT}"
+            )))
             .bind(column(reports, |r| r.report.agent_id.as_str()))
             .bind(column(reports, |r| r.report.stream_id.as_str()))
             .bind(
@@ -137,16 +143,54 @@ impl PgStore {
             .bind(
                 reports
                     .iter()
-                    .map(|r| r.jitter_histogram.as_deref())
+                    .map(|r| {
+                        r.jitter_histogram
+                            .as_ref()
+                            .map(|(bytes, _)| bytes.as_slice())
+                    })
                     .collect::<Vec<_>>(),
             )
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await
             .map_err(database)?;
+            mark_new(&inserted, &batch.report_index(), &mut new_reports)?;
         }
 
-        if !batch.calls.is_empty() {
-            let calls = &batch.calls;
+        let mut new_heartbeats = vec![false; batch.heartbeats.len()];
+        if !batch.heartbeats.is_empty() {
+            let beats = &batch.heartbeats;
+            let inserted: Vec<i64> = sqlx::query_scalar(
+                "INSERT INTO heartbeats (agent_id, time_ns, any_process_down, \
+                 kernel_drops_total, heartbeat) \
+                 SELECT $1, * FROM UNNEST($2::int8[], $3::bool[], $4::int8[], $5::text[]) \
+                 ON CONFLICT (agent_id, time_ns) DO NOTHING RETURNING time_ns",
+            )
+            .bind(batch.batch.agent_id.as_str())
+            .bind(beats.iter().map(|h| h.time_ns).collect::<Vec<_>>())
+            .bind(beats.iter().map(|h| h.any_process_down).collect::<Vec<_>>())
+            .bind(
+                beats
+                    .iter()
+                    .map(|h| h.kernel_drops_total)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(beats.iter().map(|h| h.json.as_str()).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(database)?;
+            // Heartbeats are unique by time within the batch and sorted by it.
+            for time_ns in inserted {
+                if let Ok(index) = beats.binary_search_by_key(&time_ns, |h| h.time_ns)
+                    && let Some(flag) = new_heartbeats.get_mut(index)
+                {
+                    *flag = true;
+                }
+            }
+        }
+
+        let aggregates = batch.aggregates(&new_reports, &new_heartbeats)?;
+        if !aggregates.calls.is_empty() {
+            let calls = &aggregates.calls;
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO calls ({CALL_COLUMNS}) SELECT * FROM UNNEST($11::text[], $1::text[], \
                  $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], \
@@ -188,24 +232,13 @@ impl PgStore {
             .map_err(database)?;
         }
 
-        for heartbeat in &batch.heartbeats {
-            sqlx::query(
-                "INSERT INTO heartbeats (agent_id, time_ns, any_process_down, \
-                 kernel_drops_total, heartbeat) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(batch.batch.agent_id.as_str())
-            .bind(heartbeat.time_ns)
-            .bind(heartbeat.any_process_down)
-            .bind(heartbeat.kernel_drops_total)
-            .bind(heartbeat.json.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(database)?;
-        }
+        Self::merge_jitter_hours(&mut tx, &batch.batch.agent_id, &aggregates).await?;
 
-        Self::merge_jitter_hours(&mut tx, batch).await?;
-
-        let newest = batch.newest_heartbeat();
+        // The agent's contact time moves with every batch (a repeat is contact too); the
+        // heartbeat and the drop total only with records new to the store.
+        let newest = aggregates
+            .newest_heartbeat
+            .and_then(|index| batch.heartbeats.get(index));
         sqlx::query(
             "INSERT INTO agents (agent_id, last_batch_ns, last_heartbeat_ns, last_heartbeat, \
              capture_drops_total) VALUES ($1, $2, $3, $4, $5) \
@@ -225,13 +258,15 @@ impl PgStore {
         .bind(batch.received_ns)
         .bind(newest.map(|heartbeat| heartbeat.time_ns))
         .bind(newest.map(|heartbeat| heartbeat.json.as_str()))
-        .bind(batch.capture_drops)
+        .bind(aggregates.capture_drops)
         .execute(&mut *tx)
         .await
         .map_err(database)?;
 
         tx.commit().await.map_err(database)?;
-        Ok(batch.stored())
+        let new_report_count = new_reports.iter().filter(|&&new| new).count();
+        let new_heartbeat_count = new_heartbeats.iter().filter(|&&new| new).count();
+        Ok(batch.outcome(new_report_count, new_heartbeat_count))
     }
 
     pub(crate) async fn token_insert(
@@ -484,14 +519,14 @@ impl PgStore {
             .collect()
     }
 
-    /// Merges the batch's hourly histograms into `jitter_hourly`, inside the ingest
+    /// Merges the new windows' hourly histograms into `jitter_hourly`, inside the ingest
     /// transaction (hours in ascending order, so concurrent ingests lock rows in one order).
     async fn merge_jitter_hours(
         tx: &mut sqlx::Transaction<'_, Postgres>,
-        batch: &PreparedBatch,
+        agent_id: &str,
+        aggregates: &Aggregates,
     ) -> Result<(), StoreError> {
-        let agent_id = batch.batch.agent_id.as_str();
-        for hour in &batch.jitter_hours {
+        for hour in &aggregates.jitter_hours {
             sqlx::query(
                 "INSERT INTO jitter_hourly (scope, agent_id, hour_ns, samples, windows, \
                  windows_without_histogram, windows_with_drops, histogram) \

@@ -21,11 +21,12 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{
-    AgentRow, CALL_COLUMNS, CALL_UPSERT_CONFLICT, CallAggregate, CallStats, HOUR_NS, HeartbeatRow,
-    IngestOutcome, JitterHour, PreparedBatch, RETENTION_CHUNK, StoreError, StreamQuery, StreamRow,
-    TokenRow, WindowHistogram, Worst, build_calls_query, build_jitter_hours_query,
-    build_window_histograms_query, call_aggregate, call_stats_row, jitter_hour_row, merge_hour,
-    parse_json, saturating_i64, stored_u64, window_histogram_row,
+    AgentRow, Aggregates, CALL_COLUMNS, CALL_UPSERT_CONFLICT, CallAggregate, CallStats, HOUR_NS,
+    HeartbeatRow, IngestOutcome, JitterHour, PreparedBatch, REPORT_RECORD_CONFLICT,
+    RETENTION_CHUNK, StoreError, StreamQuery, StreamRow, TokenRow, WindowHistogram, Worst,
+    build_calls_query, build_jitter_hours_query, build_window_histograms_query, call_aggregate,
+    call_stats_row, jitter_hour_row, mark_new, merge_hour, parse_json, saturating_i64, stored_u64,
+    window_histogram_row,
 };
 
 pub(crate) const BACKEND: &str = "sqlite";
@@ -49,8 +50,8 @@ struct WriteJob {
 /// Embedded SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    pub(super) writer: SqlitePool,
+    pub(super) reader: SqlitePool,
     jobs: tokio::sync::mpsc::Sender<WriteJob>,
 }
 
@@ -129,12 +130,14 @@ impl SqliteStore {
         outcome.await.map_err(|_| stopped())?
     }
 
-    /// Writes one batch inside the writer's open transaction.
+    /// Writes one batch inside the writer's open transaction: each record that the store
+    /// does not hold yet, and the aggregates of exactly those.
     async fn write_batch(
         tx: &mut sqlx::Transaction<'_, Sqlite>,
         batch: &PreparedBatch,
     ) -> Result<IngestOutcome, StoreError> {
-        let inserted = sqlx::query(
+        // The batch log: which uploads arrived (the first copy's counts); not a dedupe key.
+        sqlx::query(
             "INSERT INTO batches (batch_id, agent_id, sent_at_ns, received_ns, reports, heartbeats) \
              VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING",
         )
@@ -147,10 +150,9 @@ impl SqliteStore {
         .execute(&mut **tx)
         .await
         .map_err(database)?;
-        if inserted.rows_affected() == 0 {
-            return Ok(IngestOutcome::Duplicate);
-        }
 
+        let mut new_reports = vec![false; batch.reports.len()];
+        let index = batch.report_index();
         for chunk in batch.reports.chunks(REPORT_CHUNK) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO stream_reports (agent_id, stream_id, call_id, src, dst, \
@@ -172,12 +174,42 @@ impl SqliteStore {
                     .push_bind(report.max_jitter_ms)
                     .push_bind(prepared.capture_drops)
                     .push_bind(prepared.json.as_str())
-                    .push_bind(prepared.jitter_histogram.as_deref());
+                    .push_bind(
+                        prepared
+                            .jitter_histogram
+                            .as_ref()
+                            .map(|(bytes, _)| bytes.as_slice()),
+                    );
             });
-            insert.build().execute(&mut **tx).await.map_err(database)?;
+            insert.push(REPORT_RECORD_CONFLICT);
+            let inserted = insert
+                .build()
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(database)?;
+            mark_new(&inserted, &index, &mut new_reports)?;
         }
 
-        for chunk in batch.calls.chunks(REPORT_CHUNK) {
+        let mut new_heartbeats = vec![false; batch.heartbeats.len()];
+        for (heartbeat, new) in batch.heartbeats.iter().zip(&mut new_heartbeats) {
+            let inserted = sqlx::query(
+                "INSERT INTO heartbeats (agent_id, time_ns, any_process_down, \
+                 kernel_drops_total, heartbeat) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (agent_id, time_ns) DO NOTHING",
+            )
+            .bind(batch.batch.agent_id.as_str())
+            .bind(heartbeat.time_ns)
+            .bind(heartbeat.any_process_down)
+            .bind(heartbeat.kernel_drops_total)
+            .bind(heartbeat.json.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(database)?;
+            *new = inserted.rows_affected() == 1;
+        }
+
+        let aggregates = batch.aggregates(&new_reports, &new_heartbeats)?;
+        for chunk in aggregates.calls.chunks(REPORT_CHUNK) {
             let mut upsert =
                 QueryBuilder::<Sqlite>::new(format!("INSERT INTO calls ({CALL_COLUMNS}) "));
             upsert.push_values(chunk, |mut row, call| {
@@ -197,24 +229,13 @@ impl SqliteStore {
             upsert.build().execute(&mut **tx).await.map_err(database)?;
         }
 
-        for heartbeat in &batch.heartbeats {
-            sqlx::query(
-                "INSERT INTO heartbeats (agent_id, time_ns, any_process_down, \
-                 kernel_drops_total, heartbeat) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(batch.batch.agent_id.as_str())
-            .bind(heartbeat.time_ns)
-            .bind(heartbeat.any_process_down)
-            .bind(heartbeat.kernel_drops_total)
-            .bind(heartbeat.json.as_str())
-            .execute(&mut **tx)
-            .await
-            .map_err(database)?;
-        }
+        Self::merge_jitter_hours(tx, &batch.batch.agent_id, &aggregates).await?;
 
-        Self::merge_jitter_hours(tx, batch).await?;
-
-        let newest = batch.newest_heartbeat();
+        // The agent's contact time moves with every batch (a repeat is contact too); the
+        // heartbeat and the drop total only with records new to the store.
+        let newest = aggregates
+            .newest_heartbeat
+            .and_then(|index| batch.heartbeats.get(index));
         sqlx::query(
             "INSERT INTO agents (agent_id, last_batch_ns, last_heartbeat_ns, last_heartbeat, \
              capture_drops_total) VALUES (?, ?, ?, ?, ?) \
@@ -234,12 +255,14 @@ impl SqliteStore {
         .bind(batch.received_ns)
         .bind(newest.map(|heartbeat| heartbeat.time_ns))
         .bind(newest.map(|heartbeat| heartbeat.json.as_str()))
-        .bind(batch.capture_drops)
+        .bind(aggregates.capture_drops)
         .execute(&mut **tx)
         .await
         .map_err(database)?;
 
-        Ok(batch.stored())
+        let new_report_count = new_reports.iter().filter(|&&new| new).count();
+        let new_heartbeat_count = new_heartbeats.iter().filter(|&&new| new).count();
+        Ok(batch.outcome(new_report_count, new_heartbeat_count))
     }
 
     pub(crate) async fn token_insert(
@@ -519,14 +542,14 @@ impl SqliteStore {
             .collect()
     }
 
-    /// Merges the batch's hourly histograms into `jitter_hourly`, inside the ingest
+    /// Merges the new windows' hourly histograms into `jitter_hourly`, inside the ingest
     /// transaction (hours in ascending order, so concurrent ingests lock rows in one order).
     async fn merge_jitter_hours(
         tx: &mut sqlx::Transaction<'_, Sqlite>,
-        batch: &PreparedBatch,
+        agent_id: &str,
+        aggregates: &Aggregates,
     ) -> Result<(), StoreError> {
-        let agent_id = batch.batch.agent_id.as_str();
-        for hour in &batch.jitter_hours {
+        for hour in &aggregates.jitter_hours {
             let stored: Option<Vec<u8>> = sqlx::query_scalar(
                 "SELECT histogram FROM jitter_hourly WHERE agent_id = ? AND hour_ns = ? AND scope = ?",
             )

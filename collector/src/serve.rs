@@ -1,0 +1,402 @@
+//! Running the collector's HTTP API on a listener, in-process: the binary's `serve` command,
+//! the demo and the tests all start it through [`Server::start`] and get a [`ServerHandle`]
+//! (its address, its TLS reload, its end).
+//!
+//! TLS is terminated here with rustls on the ring provider when the configuration names a
+//! certificate and key (PEM files); without them the API is plain HTTP, meant to sit behind a
+//! reverse proxy that terminates TLS. Handshakes run in their own tasks, each bounded in time
+//! (`tls_handshake_timeout_s`) and at most `MAX_HANDSHAKES` at once, so a client that never
+//! finishes one holds nothing for long and cannot stall other clients. [`TlsReloader`] re-reads
+//! the files (the binary calls it on SIGHUP): new connections get the new certificate,
+//! established ones keep theirs, and a reload that fails keeps the old pair. This module owns
+//! sockets and TLS; it must not know routes or storage beyond handing both to `api`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::connect_info::Connected;
+use axum::serve::IncomingStream;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::api::{self, AppState};
+use crate::config::CollectorConfig;
+use crate::store::Store;
+
+/// TLS handshakes in progress at once; connections beyond are closed at once (a client
+/// retries) rather than queued without bound.
+pub const MAX_HANDSHAKES: usize = 256;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Why a certificate and key could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("tls_cert and tls_key go together: set both or neither")]
+    Incomplete,
+    #[error("certificate {path}: {message}")]
+    Certificate { path: PathBuf, message: String },
+    #[error("private key {path}: {message}")]
+    Key { path: PathBuf, message: String },
+    #[error("certificate {cert} and key {key} do not make a TLS configuration: {message}")]
+    Pair {
+        cert: PathBuf,
+        key: PathBuf,
+        message: String,
+    },
+}
+
+/// The PEM files of a server certificate (chain, leaf first) and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// The configured pair: `None` for plain HTTP; an error when only one of them is set.
+    pub fn from_config(config: &CollectorConfig) -> Result<Option<TlsFiles>, TlsError> {
+        match (&config.server.tls_cert, &config.server.tls_key) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            _ => Err(TlsError::Incomplete),
+        }
+    }
+
+    /// Reads and checks both files: a chain of at least one certificate, one private key
+    /// (PKCS#8, PKCS#1 or SEC1) that belongs to the leaf.
+    pub fn load(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let certificate = |message: String| TlsError::Certificate {
+            path: self.cert.clone(),
+            message,
+        };
+        let chain = CertificateDer::pem_file_iter(&self.cert)
+            .map_err(|e| certificate(e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| certificate(e.to_string()))?;
+        if chain.is_empty() {
+            return Err(certificate("no CERTIFICATE block in the PEM file".into()));
+        }
+        let key = PrivateKeyDer::from_pem_file(&self.key).map_err(|e| TlsError::Key {
+            path: self.key.clone(),
+            message: match e {
+                rustls_pki_types::pem::Error::NoItemsFound => {
+                    "no PRIVATE KEY block in the PEM file".to_string()
+                }
+                other => other.to_string(),
+            },
+        })?;
+        let pair = |message: String| TlsError::Pair {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            message,
+        };
+        // ring, deliberately: the project allows no aws-lc (nor OpenSSL) in its tree, and
+        // rustls marks ring's provider deprecated only for lacking post-quantum key exchange.
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| pair(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| pair(e.to_string()))?;
+        // axum serves HTTP/1.1 here.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+/// The TLS configuration new connections use, and how to replace it. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct TlsReloader {
+    files: TlsFiles,
+    current: Arc<RwLock<Arc<rustls::ServerConfig>>>,
+}
+
+impl TlsReloader {
+    fn new(files: TlsFiles) -> Result<Self, TlsError> {
+        let config = files.load()?;
+        Ok(TlsReloader {
+            files,
+            current: Arc::new(RwLock::new(config)),
+        })
+    }
+
+    /// Re-reads the certificate and key; on success new connections use them, on failure
+    /// the previous pair stays in use and the reason is returned.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let config = self.files.load()?;
+        // A poisoned lock only means a panic elsewhere while swapping an Arc: the value
+        // inside is still a whole configuration.
+        let mut current = self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *current = config;
+        Ok(())
+    }
+
+    pub fn files(&self) -> &TlsFiles {
+        &self.files
+    }
+
+    fn config(&self) -> Arc<rustls::ServerConfig> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The client address of a connection, for handlers (`ConnectInfo<PeerAddr>`), whatever the
+/// transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// A connection, plain or TLS.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// Connections ready for HTTP (TCP accepted and, with TLS, handshaken), as axum reads them.
+pub struct Incoming {
+    ready: mpsc::Receiver<(Box<dyn Io>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl axum::serve::Listener for Incoming {
+    type Io = Box<dyn Io>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(connection) => connection,
+            // The acceptor only stops once the server is shutting down.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+impl Connected<IncomingStream<'_, Incoming>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, Incoming>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+/// Starts the collector's API; see [`Server::start`].
+#[derive(Debug)]
+pub struct Server;
+
+/// A running server.
+#[derive(Debug)]
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    tls: Option<TlsReloader>,
+    state: AppState,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Serves the API for `store` on `listener` until `shutdown` resolves, with TLS when the
+    /// configuration names a certificate and key (which are loaded now: a bad file is an
+    /// error here, before anything is served). Registers the scopes of subnet-narrowed
+    /// customers from now on, as every collector start does. Returns once serving.
+    pub async fn start(
+        config: CollectorConfig,
+        store: Store,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<ServerHandle, ServeError> {
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(ServeError::Config(problems.join("; ")));
+        }
+        let tls = TlsFiles::from_config(&config)?
+            .map(TlsReloader::new)
+            .transpose()?;
+        let state = AppState {
+            store,
+            config: Arc::new(config),
+            metrics: Arc::default(),
+        };
+        Self::start_with_state(state, tls, listener, shutdown).await
+    }
+
+    /// Like [`Server::start`] with a prepared state (shared metrics, a config already behind
+    /// an `Arc`) and, optionally, TLS.
+    pub async fn start_with_state(
+        state: AppState,
+        tls: Option<TlsReloader>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<ServerHandle, ServeError> {
+        let local_addr = listener.local_addr()?;
+        let timeout = Duration::from_secs(state.config.server.tls_handshake_timeout_s);
+        api::period::register_scopes(&state.store, &state.config.customers, crate::now_ns()).await;
+        let (ready, incoming) = mpsc::channel(64);
+        tokio::spawn(accept_loop(listener, tls.clone(), timeout, ready));
+        let app = api::router(state.clone()).into_make_service_with_connect_info::<PeerAddr>();
+        let incoming = Incoming {
+            ready: incoming,
+            local: local_addr,
+        };
+        let task = tokio::spawn(async move {
+            axum::serve(incoming, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        });
+        Ok(ServerHandle {
+            local_addr,
+            tls,
+            state,
+            task,
+        })
+    }
+}
+
+impl ServerHandle {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `https://ADDR` or `http://ADDR`.
+    pub fn base_url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
+    }
+
+    /// The TLS reload of this server, if it serves TLS.
+    pub fn tls(&self) -> Option<&TlsReloader> {
+        self.tls.as_ref()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    pub fn config(&self) -> &CollectorConfig {
+        &self.state.config
+    }
+
+    /// Waits until the server has stopped (after its shutdown future resolved and open
+    /// requests finished).
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.task
+            .await
+            .map_err(|e| std::io::Error::other(format!("server task: {e}")))?
+    }
+}
+
+/// Accepts TCP connections and hands them on, handshaken when serving TLS. Ends when the
+/// server stops reading connections.
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsReloader>,
+    handshake_timeout: Duration,
+    ready: mpsc::Sender<(Box<dyn Io>, SocketAddr)>,
+) {
+    let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = ready.closed() => return,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors and the like: wait a little instead of spinning.
+                eprintln!("voqa-collector: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Some(tls) = &tls else {
+            if ready.send((Box::new(tcp), peer)).await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+            // Too many handshakes in flight: close this one now rather than queue it.
+            drop(tcp);
+            continue;
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+        let ready = ready.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            // A failed or unfinished handshake just closes the connection.
+            if let Ok(Ok(stream)) =
+                tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await
+            {
+                let _ = ready.send((Box::new(stream), peer)).await;
+            }
+        });
+    }
+}
+
+/// Re-reads the TLS files on every SIGHUP, logging the outcome; runs until the process ends.
+#[cfg(unix)]
+pub async fn reload_on_sighup(tls: TlsReloader) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(e) => {
+            eprintln!("voqa-collector: cannot watch SIGHUP, TLS reload disabled: {e}");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => eprintln!(
+                "voqa-collector: SIGHUP: reloaded TLS certificate {} and key {}",
+                tls.files().cert.display(),
+                tls.files().key.display()
+            ),
+            Err(e) => eprintln!(
+                "voqa-collector: SIGHUP: TLS reload failed, keeping the previous certificate: {e}"
+            ),
+        }
+    }
+}
+
+/// Hourly: deletes per-stream rows older than `keep` and refreshes planner statistics.
+pub async fn retention_job(store: Store, keep: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let before =
+            crate::now_ns().saturating_sub(i64::try_from(keep.as_nanos()).unwrap_or(i64::MAX));
+        match store.delete_reports_before(before).await {
+            Ok(n) if n > 0 => eprintln!("voqa-collector: retention deleted {n} per-stream rows"),
+            Ok(_) => {}
+            Err(e) => eprintln!("voqa-collector: retention failed: {e}"),
+        }
+        // Fresh planner statistics keep the SLA queries on their indexes as tables grow.
+        if let Err(e) = store.refresh_statistics().await {
+            eprintln!("voqa-collector: refreshing planner statistics failed: {e}");
+        }
+    }
+}
