@@ -74,10 +74,21 @@ fn produced(dir: &Path, config: &Path, capture: &Path) -> Vec<String> {
     args.push(format!("file:{}", out.display()));
     let mut p = AgentProcess::spawn(&args, dir.join("produced.log"));
     assert_eq!(p.wait(Duration::from_secs(120)), 0, "{}", p.log_text());
-    produced_report_ids(&out)
+    let ids = produced_report_ids(&out);
+    assert!(
+        ids.len() >= 100,
+        "the capture produced only {} reports",
+        ids.len()
+    );
+    ids
 }
 
 fn assert_exactly_once(stored: &BTreeMap<String, usize>, produced: &[String]) {
+    eprintln!(
+        "stored {} distinct reports, produced {}",
+        stored.len(),
+        produced.len()
+    );
     let twice: Vec<&String> = stored
         .iter()
         .filter(|(_, n)| **n > 1)
@@ -227,20 +238,17 @@ fn a_network_that_stalls_resets_and_cuts_mid_body_loses_and_duplicates_nothing()
     secret_file(dir.path(), "token", &agent_token);
     collector.start();
     let proxy = FaultProxy::start(collector.addr()).expect("proxy");
-    // Every kind of fault, several times over, interleaved with working connections.
-    proxy.set_schedule(vec![
+    // The shipper keeps its connection alive, so faults are per connection and strike after
+    // a few batches went through it: every connection ends in one of them, in this rotation.
+    proxy.set_repeating(vec![
         Fault::Refuse,
-        Fault::CutAfter(100),
-        Fault::Pass,
-        Fault::ResetAfter(300),
-        Fault::CutResponseAfter(10),
-        Fault::Stall(Duration::from_secs(7)),
-        Fault::Pass,
-        Fault::CutAfter(2_000),
-        Fault::CutResponseAfter(0),
-        Fault::ResetAfter(5_000),
-        Fault::Refuse,
-        Fault::CutResponseAfter(40),
+        Fault::CutAfter(30_000),
+        Fault::ResetAfter(20_000),
+        Fault::CutResponseAfter(400),
+        Fault::Stall(Duration::from_secs(3)),
+        Fault::CutAfter(9_000),
+        Fault::CutResponseAfter(150),
+        Fault::ResetAfter(45_000),
     ]);
     let config = agent_config(dir.path(), &[format!("http://{}", proxy.addr())], "");
     let expected = produced(dir.path(), &config, &capture);
@@ -255,14 +263,14 @@ fn a_network_that_stalls_resets_and_cuts_mid_body_loses_and_duplicates_nothing()
         agent.log_text()
     );
     let stats = proxy.stats();
-    assert_eq!(
-        proxy.pending_faults(),
-        0,
-        "not every fault was exercised: {stats:?}"
-    );
+    eprintln!("{stats:?}");
     assert!(
-        stats.cut_response_after >= 3 && stats.reset_after >= 2 && stats.stall >= 1,
-        "{stats:?}"
+        stats.refuse >= 1
+            && stats.cut_after >= 2
+            && stats.reset_after >= 2
+            && stats.cut_response_after >= 2
+            && stats.stall >= 1,
+        "not every fault was exercised: {stats:?}"
     );
     assert_exactly_once(&collector.stored_reports(&ops), &expected);
 }
