@@ -74,8 +74,9 @@ enum Speed {
 
 #[derive(clap::Args)]
 struct ReplayArgs {
-    /// Capture files (pcap or pcapng), replayed in order as one capture.
-    #[arg(required = true, value_name = "FILE")]
+    /// Capture files (pcap or pcapng), replayed in order as one capture. With none, replay
+    /// only delivers what the spool (--spool-dir) holds.
+    #[arg(value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Collector base URL (http:// or https://); repeat it for failover. Replaces
     /// ship.collectors.
@@ -331,8 +332,13 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         heartbeat_interval_ns: cfg.heartbeat_interval_ns(),
         watch_processes: cfg.health.watch_processes.clone(),
     };
-    let summary = replay::run(&args.files, &opts, sink)?;
     let Some(delivery) = delivery else {
+        if args.files.is_empty() {
+            anyhow::bail!(
+                "nothing to replay: give capture files (or a collector and --spool-dir to resume)"
+            );
+        }
+        let summary = replay::run(&args.files, &opts, sink)?;
         eprintln!(
             "voqa-agent: replayed {} frames: {} stream reports and {} heartbeats written",
             summary.frames, summary.reports, summary.heartbeats
@@ -341,18 +347,22 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     };
     let give_up =
         (args.give_up_after > 0).then(|| std::time::Duration::from_secs(args.give_up_after));
-    if let Err(e) = delivery.drain(give_up) {
-        let c = delivery.counters();
-        anyhow::bail!(
-            "gave up: {e}; the records stay in the spool {}: replay again with --spool-dir {} \
-             to resume (dropped by the spool cap: {}, dead letter: {})",
-            delivery.spool_dir.display(),
-            delivery.spool_dir.display(),
-            c.dropped_cap_records,
-            c.dead_letter_records
-        );
-    }
-    let c = delivery.counters();
+    let done = match replay::run_to_collector(&args.files, &opts, sink, &delivery, give_up) {
+        Ok(done) => done,
+        Err(e @ replay::ReplayError::Undelivered(_)) => {
+            let c = delivery.counters();
+            anyhow::bail!(
+                "gave up: {e}; the records stay in the spool {dir}: run `voqa-agent replay \
+                 --spool-dir {dir}` with the same collector to resume (dropped by the spool cap: \
+                 {}, dead letter: {})",
+                c.dropped_cap_records,
+                c.dead_letter_records,
+                dir = delivery.spool_dir.display(),
+            );
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (summary, c) = (done.summary, done.shipping);
     eprintln!(
         "voqa-agent: replayed {} frames: {} stream reports and {} heartbeats; every spooled record \
          acknowledged by the collector (dropped by the spool cap: {}, corrupt: {}, dead letter: {})",

@@ -73,6 +73,43 @@ pub enum ReplayError {
     },
     #[error("the sink could not flush: {0}")]
     Flush(std::io::Error),
+    #[error("not delivered: {0}")]
+    Undelivered(crate::ship::http::DrainError),
+}
+
+/// What a replay into a collector did: the replay, and the spool's counters once every record
+/// was acknowledged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivered {
+    pub summary: ReplaySummary,
+    pub shipping: voqa_wire::ShippingCounters,
+}
+
+/// Replays `files` into a collector through `delivery` (its `sink` goes to the pipeline) and
+/// returns once the collector has acknowledged every spooled record — also those a previous,
+/// interrupted replay left in the same spool. Gives up when nothing was acknowledged for
+/// `give_up_after`; the records then stay in the spool.
+pub fn run_to_collector(
+    files: &[PathBuf],
+    opts: &ReplayOptions,
+    sink: Box<dyn ReportSink>,
+    delivery: &crate::ship::delivery::Delivery,
+    give_up_after: Option<std::time::Duration>,
+) -> Result<Delivered, ReplayError> {
+    let summary = if files.is_empty() {
+        // Nothing new to analyse: deliver what the spool holds.
+        drop(sink);
+        ReplaySummary::default()
+    } else {
+        run(files, opts, sink)?
+    };
+    delivery
+        .drain(give_up_after)
+        .map_err(ReplayError::Undelivered)?;
+    Ok(Delivered {
+        summary,
+        shipping: delivery.counters(),
+    })
 }
 
 /// Replays `files` in order as one capture into `sink`; returns once the sink has flushed
