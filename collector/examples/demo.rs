@@ -106,7 +106,19 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("demo: error: {e:#}");
+            // The causes in order, skipping one whose text an outer message already includes
+            // (some library errors print their source in their own message).
+            let mut text = String::new();
+            for cause in e.chain() {
+                let cause = cause.to_string();
+                if !text.contains(&cause) {
+                    if !text.is_empty() {
+                        text.push_str(": ");
+                    }
+                    text.push_str(&cause);
+                }
+            }
+            eprintln!("demo: error: {text}");
             ExitCode::FAILURE
         }
     }
