@@ -316,3 +316,165 @@ fn segments(spool: &Path) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// The stream-report record id a spool payload holds, if it holds one.
+fn payload_report_id(payload: &[u8]) -> Option<String> {
+    let p = voqa_agent::ship::record::decode(payload).ok()?;
+    if p.kind != voqa_agent::ship::record::KIND_STREAM {
+        return None;
+    }
+    let r: voqa_wire::StreamReport = serde_json::from_slice(p.json).ok()?;
+    Some(r.record_id())
+}
+
+/// Runs the replay with the collector down until it gives up (exit 2): the spool keeps it all.
+fn spool_everything(dir: &Path, config: &Path, capture: &Path) -> String {
+    let mut args = replay_args(config, capture);
+    args.extend(["--give-up-after".into(), "2".into()]);
+    let mut agent = AgentProcess::spawn(&args, dir.join("agent-spool.log"));
+    assert_eq!(
+        agent.wait(Duration::from_secs(120)),
+        2,
+        "{}",
+        agent.log_text()
+    );
+    let log = agent.log_text();
+    assert!(
+        log.contains("gave up") && log.contains("--spool-dir"),
+        "{log}"
+    );
+    log
+}
+
+/// Delivers what the spool holds (`replay` without files) and returns the agent's log.
+fn deliver_spool(dir: &Path, config: &Path) -> String {
+    let args: Vec<String> = vec![
+        "replay".into(),
+        "--config".into(),
+        config.display().to_string(),
+    ];
+    let mut agent = AgentProcess::spawn(&args, dir.join("agent-deliver.log"));
+    assert_eq!(
+        agent.wait(Duration::from_secs(120)),
+        0,
+        "{}",
+        agent.log_text()
+    );
+    agent.log_text()
+}
+
+#[test]
+fn a_torn_and_a_bit_flipped_spool_record_are_cut_and_counted_and_the_rest_delivered() {
+    let (dir, capture) = setup(10, 60);
+    let mut collector = Collector::sqlite("");
+    let agent_token = collector.token("agent");
+    let ops = collector.token("ops");
+    secret_file(dir.path(), "token", &agent_token);
+    let config = agent_config(dir.path(), &[collector.url()], "");
+    let expected = produced(dir.path(), &config, &capture);
+    spool_everything(dir.path(), &config, &capture);
+
+    let segs = segments(&dir.path().join("spool"));
+    assert_eq!(segs.len(), 1, "one segment holds this capture: {segs:?}");
+    let mut bytes = std::fs::read(&segs[0]).expect("read segment");
+    let decoded = voqa_agent::ship::spool::decode_segment(&bytes);
+    let reports: Vec<(std::ops::Range<usize>, String)> = decoded
+        .records
+        .iter()
+        .filter_map(|r| payload_report_id(&bytes[r.clone()]).map(|id| (r.clone(), id)))
+        .collect();
+    assert!(
+        reports.len() > 500,
+        "{} reports in the spool",
+        reports.len()
+    );
+    // A flipped bit in the middle of a record half way through the file …
+    let (flipped, flipped_id) = reports[reports.len() / 2].clone();
+    bytes[flipped.start + flipped.len() / 2] ^= 0x10;
+    // … and the file cut in the middle of its last record, as a crash mid-write leaves it.
+    let last = decoded.records.last().expect("records").clone();
+    let torn_id = payload_report_id(&bytes[last.clone()]);
+    bytes.truncate(last.start + last.len() / 2);
+    std::fs::write(&segs[0], &bytes).expect("write damaged segment");
+
+    collector.start();
+    let log = deliver_spool(dir.path(), &config);
+    assert!(
+        log.contains("1 corrupt record(s) skipped") || log.contains("2 corrupt record(s) skipped"),
+        "{log}"
+    );
+    assert!(log.contains("1 torn tail(s) cut"), "{log}");
+    let mut lost: Vec<String> = vec![flipped_id];
+    lost.extend(torn_id);
+    let survivors: Vec<String> = expected
+        .iter()
+        .filter(|id| !lost.contains(id))
+        .cloned()
+        .collect();
+    assert_eq!(survivors.len() + lost.len(), expected.len());
+    assert_exactly_once(&collector.stored_reports(&ops), &survivors);
+}
+
+#[test]
+fn a_full_spool_drops_the_oldest_counts_them_and_delivers_the_rest() {
+    let (dir, capture) = setup(100, 300);
+    let mut collector = Collector::sqlite("");
+    let agent_token = collector.token("agent");
+    let ops = collector.token("ops");
+    secret_file(dir.path(), "token", &agent_token);
+    // The smallest cap the config accepts: 16 MiB, under what this capture produces.
+    let config = agent_config(dir.path(), &[collector.url()], "spool_max_bytes = 16777216");
+    let out = dir.path().join("order.jsonl");
+    let mut args = replay_args(&config, &capture);
+    args.extend(["--sink".into(), format!("file:{}", out.display())]);
+    assert_eq!(
+        AgentProcess::spawn(&args, dir.path().join("order.log")).wait(Duration::from_secs(120)),
+        0
+    );
+    // Production order of the reports (the spool drops from the front of it).
+    let order: Vec<String> = std::fs::read_to_string(&out)
+        .expect("sink file")
+        .lines()
+        .filter_map(
+            |l| match serde_json::from_str::<voqa_wire::AgentRecord>(l) {
+                Ok(voqa_wire::AgentRecord::Stream(r)) => Some(r.record_id()),
+                _ => None,
+            },
+        )
+        .collect();
+    let spool_log = spool_everything(dir.path(), &config, &capture);
+    assert!(
+        !spool_log.contains("dropped by the spool cap: 0,"),
+        "{spool_log}"
+    );
+
+    collector.start();
+    let log = deliver_spool(dir.path(), &config);
+    let stored = collector.stored_reports(&ops);
+    assert!(stored.values().all(|n| *n == 1), "a report stored twice");
+    let missing = order
+        .iter()
+        .take_while(|id| !stored.contains_key(*id))
+        .count();
+    assert!(
+        missing > 0 && missing < order.len(),
+        "{missing} of {} dropped",
+        order.len()
+    );
+    // Exactly the oldest were dropped: everything after the first delivered one arrived.
+    assert_exactly_once(&stored, &{
+        let mut rest: Vec<String> = order[missing..].to_vec();
+        rest.sort();
+        rest
+    });
+    let dropped: u64 = log
+        .split("dropped by the spool cap: ")
+        .nth(1)
+        .and_then(|t| t.split([',', ')']).next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no drop count in: {log}"));
+    assert!(
+        dropped >= missing as u64,
+        "{dropped} counted, {missing} reports missing"
+    );
+}

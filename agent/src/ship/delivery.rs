@@ -219,7 +219,10 @@ impl Delivery {
                         last = now;
                         since = Instant::now();
                     } else if idle_limit.is_some_and(|l| since.elapsed() >= l) {
-                        return Err(e);
+                        return Err(DrainError {
+                            waited_s: since.elapsed().as_secs(),
+                            ..e
+                        });
                     }
                 }
             }
