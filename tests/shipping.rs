@@ -478,3 +478,189 @@ fn a_full_spool_drops_the_oldest_counts_them_and_delivers_the_rest() {
         "{dropped} counted, {missing} reports missing"
     );
 }
+
+/// A fresh database on the test PostgreSQL (127.0.0.1:5432, trust), or `None` (and a SKIPPED
+/// line) when there is none, unless `VOQA_REQUIRE_POSTGRES` is set, as in CI.
+fn fresh_postgres(test: &str) -> Option<String> {
+    let name = format!(
+        "voqa_e2e_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+    );
+    let created = std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output();
+    match created {
+        Ok(out) if out.status.success() => {
+            Some(format!("postgres://postgres@127.0.0.1:5432/{name}"))
+        }
+        other => {
+            let why = match other {
+                Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                std::env::var_os("VOQA_REQUIRE_POSTGRES").is_none(),
+                "{test}: PostgreSQL required but not usable: {why}"
+            );
+            println!("SKIPPED {test}: no PostgreSQL at 127.0.0.1:5432 ({why})");
+            None
+        }
+    }
+}
+
+/// The SLA answer without what legitimately differs between two evaluations (their times).
+fn sla(collector: &Collector, token: &str) -> serde_json::Value {
+    let (status, body) = e2e::http_get(
+        collector.port,
+        "/api/v1/customers/e2e/sla?from=2026-11-23T08:00:00Z&to=2026-11-23T09:00:00Z",
+        Some(token),
+    )
+    .expect("GET sla");
+    assert_eq!(status, 200, "{body}");
+    let mut v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    if let Some(o) = v.as_object_mut() {
+        for k in ["evaluated_at", "generated_at", "evaluated_until", "now"] {
+            o.remove(k);
+        }
+    }
+    v
+}
+
+#[test]
+fn two_collector_replicas_on_one_postgres_one_killed_mid_run_store_everything_once() {
+    const TEST: &str =
+        "two_collector_replicas_on_one_postgres_one_killed_mid_run_store_everything_once";
+    let Some(database) = fresh_postgres(TEST) else {
+        return;
+    };
+    let (dir, capture) = setup(100, 60);
+    let customer = format!(
+        "[[customers]]\nid = \"e2e\"\nname = \"E2E\"\nagents = [\"{AGENT_ID}\"]\n\n\
+         [customers.commitments]\nmos_min = 4.0\ncalls_meeting_pct = 95.0\nloss_max_pct = 1.0\n\
+         jitter_p95_max_ms = 30.0\nuptime_min_pct = 99.0\n"
+    );
+    let mut a = Collector::with_database(
+        tempfile::tempdir().expect("tmp"),
+        database.clone(),
+        &customer,
+    );
+    let mut b = Collector::with_database(tempfile::tempdir().expect("tmp"), database, &customer);
+    let agent_token = a.token("agent");
+    let ops = a.token("ops");
+    secret_file(dir.path(), "token", &agent_token);
+    a.start();
+    b.start();
+    let config = agent_config(dir.path(), &[a.url(), b.url()], "");
+    let expected = produced(dir.path(), &config, &capture);
+    let step = expected.len() as u64 / 3;
+
+    let mut agent = AgentProcess::spawn(
+        &replay_args(&config, &capture),
+        dir.path().join("agent.log"),
+    );
+    e2e::wait_until(
+        "ingest through the first replica",
+        Duration::from_secs(120),
+        || ingested(&a, &ops) >= step,
+    );
+    a.kill();
+    assert_eq!(
+        agent.wait(Duration::from_secs(180)),
+        0,
+        "{}",
+        agent.log_text()
+    );
+    assert!(
+        ingested(&b, &ops) > 0,
+        "the agent never failed over to the second replica"
+    );
+    assert_exactly_once(&b.stored_reports(&ops), &expected);
+    // The killed replica comes back and answers the same from the shared store.
+    a.start();
+    assert_exactly_once(&a.stored_reports(&ops), &expected);
+    assert_eq!(
+        sla(&a, &ops),
+        sla(&b, &ops),
+        "the replicas disagree on the SLA"
+    );
+}
+
+#[test]
+fn over_https_with_a_private_ca_everything_arrives_once_and_an_untrusted_cert_is_refused() {
+    let (dir, capture) = setup(10, 30);
+    // A private CA and a collector certificate for 127.0.0.1 and localhost.
+    let ca_key = rcgen::KeyPair::generate().expect("ca key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "voqa test CA");
+    let ca = ca_params.self_signed(&ca_key).expect("ca cert");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("params");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let cert = params.signed_by(&key, &issuer).expect("cert");
+    let pem = |name: &str, text: String| secret_file(dir.path(), name, &text);
+    let ca_file = pem("ca.pem", ca.pem());
+    let cert_file = pem("collector.pem", cert.pem());
+    let key_file = pem("collector.key", key.serialize_pem());
+
+    let mut collector = Collector::sqlite("");
+    let agent_token = collector.token("agent");
+    let ops = collector.token("ops");
+    secret_file(dir.path(), "token", &agent_token);
+    collector.extra_args = vec![
+        "--tls-cert".into(),
+        cert_file.display().to_string(),
+        "--tls-key".into(),
+        key_file.display().to_string(),
+    ];
+    collector.start();
+    let url = format!("https://localhost:{}", collector.port);
+
+    // Without the CA the certificate is not trusted: nothing is sent, the agent says why.
+    let untrusted = agent_config(dir.path(), std::slice::from_ref(&url), "");
+    let mut args = replay_args(&untrusted, &capture);
+    args.extend(["--give-up-after".into(), "2".into()]);
+    let mut agent = AgentProcess::spawn(&args, dir.path().join("untrusted.log"));
+    assert_eq!(
+        agent.wait(Duration::from_secs(60)),
+        2,
+        "{}",
+        agent.log_text()
+    );
+    assert!(
+        agent.log_text().to_lowercase().contains("certificate"),
+        "{}",
+        agent.log_text()
+    );
+    std::fs::remove_dir_all(dir.path().join("spool")).expect("fresh spool");
+
+    let config = agent_config(
+        dir.path(),
+        &[url],
+        &format!("ca_file = {:?}", ca_file.display().to_string()),
+    );
+    let expected = produced(dir.path(), &config, &capture);
+    let mut agent = AgentProcess::spawn(
+        &replay_args(&config, &capture),
+        dir.path().join("agent.log"),
+    );
+    assert_eq!(
+        agent.wait(Duration::from_secs(120)),
+        0,
+        "{}",
+        agent.log_text()
+    );
+    // Read back over plain HTTP: the same store, served without TLS.
+    collector.kill();
+    collector.extra_args.clear();
+    collector.start();
+    assert_exactly_once(&collector.stored_reports(&ops), &expected);
+}
