@@ -679,3 +679,135 @@ fn over_https_with_a_private_ca_everything_arrives_once_and_an_untrusted_cert_is
     collector.start();
     assert_exactly_once(&collector.stored_reports(&ops), &expected);
 }
+
+/// Root, for live capture on loopback; otherwise a SKIPPED line (a failure under
+/// `VOQA_REQUIRE_LIVE`, as in CI).
+fn can_capture(test: &str) -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    if root {
+        return true;
+    }
+    assert!(
+        std::env::var_os("VOQA_REQUIRE_LIVE").is_none(),
+        "{test}: live capture required but not running as root"
+    );
+    println!("SKIPPED {test}: live capture needs root");
+    false
+}
+
+#[test]
+fn live_run_on_loopback_ships_every_window_and_its_final_report_on_sigterm() {
+    const TEST: &str = "live_run_on_loopback_ships_every_window_and_its_final_report_on_sigterm";
+    if !can_capture(TEST) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut collector = Collector::sqlite("");
+    let agent_token = collector.token("agent");
+    let ops = collector.token("ops");
+    secret_file(dir.path(), "token", &agent_token);
+    collector.start();
+    let config = agent_config(dir.path(), &[collector.url()], "");
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(
+        "\n[capture]\ninterfaces = [\"lo\"]\nworkers = 1\nretire_timeout_ms = 50\n\n\
+         [analysis]\ninterval_s = 1\n\n[health]\nheartbeat_interval_s = 1\n\n[metrics]\nlisten = \"\"\n",
+    );
+    std::fs::write(&config, text).expect("config");
+    let args: Vec<String> = vec![
+        "run".into(),
+        "--config".into(),
+        config.display().to_string(),
+    ];
+    let mut agent = AgentProcess::spawn(&args, dir.path().join("agent.log"));
+    e2e::wait_until("the agent to capture", Duration::from_secs(30), || {
+        agent.log_text().contains("capturing on")
+    });
+
+    // Two RTP streams on loopback, 150 packets each at 50 packets/s, to bound UDP sockets.
+    let receivers: Vec<std::net::UdpSocket> = (0..2)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    const PACKETS: u16 = 150;
+    for seq in 0..PACKETS {
+        for (k, rx) in receivers.iter().enumerate() {
+            let mut pkt = vec![0x80, 0x00];
+            pkt.extend_from_slice(&seq.to_be_bytes());
+            pkt.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+            pkt.extend_from_slice(&(0x7e57_0000u32 + k as u32).to_be_bytes());
+            pkt.extend_from_slice(&[0xd5; 160]);
+            sender
+                .send_to(&pkt, rx.local_addr().expect("addr"))
+                .expect("send");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    agent.signal(15); // SIGTERM: final reports, delivered within the shutdown grace
+    assert_eq!(
+        agent.wait(Duration::from_secs(60)),
+        0,
+        "{}",
+        agent.log_text()
+    );
+    assert!(
+        agent.log_text().contains("every record delivered"),
+        "{}",
+        agent.log_text()
+    );
+
+    let (status, body) = e2e::http_get(
+        collector.port,
+        &format!(
+            "/api/v1/streams?from={}&to={}&limit=1000",
+            voqa_wire::Timestamp::from_ns(now_ns() - 86_400_000_000_000),
+            voqa_wire::Timestamp::from_ns(now_ns() + 86_400_000_000_000)
+        ),
+        Some(&ops),
+    )
+    .expect("GET streams");
+    assert_eq!(status, 200, "{body}");
+    let items: Vec<voqa_wire::StreamReport> = serde_json::from_value(
+        serde_json::from_str::<serde_json::Value>(&body).expect("json")["items"].clone(),
+    )
+    .expect("reports");
+    let mut ids: Vec<String> = items
+        .iter()
+        .map(voqa_wire::StreamReport::record_id)
+        .collect();
+    ids.sort();
+    let n = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "a report stored twice");
+    let finals: Vec<&voqa_wire::StreamReport> = items.iter().filter(|r| r.is_final).collect();
+    assert_eq!(finals.len(), 2, "one final report per stream: {ids:?}");
+    for f in &finals {
+        let totals = f.totals.as_ref().expect("totals");
+        assert_eq!(totals.packets, u64::from(PACKETS), "{totals:?}");
+        assert_eq!(totals.lost, 0);
+        // The windows of the stream tile it and add up to its totals.
+        let windows: u64 = items
+            .iter()
+            .filter(|r| r.stream_id == f.stream_id)
+            .map(|r| r.packets)
+            .sum();
+        assert_eq!(windows, totals.packets, "windows of {}", f.stream_id);
+    }
+    // Heartbeats arrived, carrying the spool's counters.
+    let (_, agents) = e2e::http_get(collector.port, "/api/v1/agents", Some(&ops)).expect("agents");
+    assert!(agents.contains("\"shipping\""), "{agents}");
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
