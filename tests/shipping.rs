@@ -8,8 +8,6 @@ mod support;
 
 #[path = "support/e2e.rs"]
 mod e2e;
-#[path = "support/faultproxy.rs"]
-mod faultproxy;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -230,7 +228,7 @@ fn collector_and_agent_killed_mid_stream_lose_nothing_and_store_nothing_twice() 
 
 #[test]
 fn a_network_that_stalls_resets_and_cuts_mid_body_loses_and_duplicates_nothing() {
-    use faultproxy::{Fault, FaultProxy};
+    use support::faultproxy::{Fault, FaultProxy};
     let (dir, capture) = setup(20, 60);
     let mut collector = Collector::sqlite("");
     let agent_token = collector.token("agent");
