@@ -303,6 +303,18 @@ fn a_refused_token_keeps_the_data_and_sighup_with_the_right_one_delivers_it() {
         agent.log_text()
     );
     assert_exactly_once(&collector.stored_reports(&ops), &expected);
+    // Replaying the same file again stores nothing twice.
+    let mut again = AgentProcess::spawn(
+        &replay_args(&config, &capture),
+        dir.path().join("again.log"),
+    );
+    assert_eq!(
+        again.wait(Duration::from_secs(120)),
+        0,
+        "{}",
+        again.log_text()
+    );
+    assert_exactly_once(&collector.stored_reports(&ops), &expected);
 }
 
 /// Segment files of a spool directory, oldest first.
