@@ -752,7 +752,15 @@ fn check_config_names_the_missing_capability_and_runs_without_root() {
     // A copy the unprivileged user can execute (the build directory may not be traversable).
     let dir = tempfile::tempdir().expect("tmp");
     let bin = dir.path().join("voqa-agent");
-    std::fs::copy(support::agent_bin(), &bin).expect("copy binary");
+    // Copied by `cp`, not in this process: a file this process held open for writing could be
+    // inherited by a child another test thread forks at that moment, and executing it would
+    // then fail with ETXTBSY (exit 126) — a race, not a product bug.
+    let copied = std::process::Command::new("cp")
+        .arg(support::agent_bin())
+        .arg(&bin)
+        .status()
+        .expect("cp");
+    assert!(copied.success(), "copy binary");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
         .expect("chmod dir");

@@ -145,6 +145,13 @@ impl Collector {
             .expect("spawn collector");
         self.child = Some(child);
         let port = self.port;
+        if self.extra_args.iter().any(|a| a == "--tls-cert") {
+            // HTTPS: this plain client cannot ask; a listening port is enough.
+            wait_until("the collector to listen", Duration::from_secs(30), || {
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+            });
+            return;
+        }
         wait_until(
             "the collector to answer /healthz",
             Duration::from_secs(30),

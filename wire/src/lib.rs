@@ -200,14 +200,26 @@ impl StreamReport {
     /// time); the collector stores each identity once. Printed as
     /// `AGENT/STREAM/WINDOW_START_NS/i|f`.
     pub fn record_id(&self) -> String {
-        format!(
-            "{}/{}/{}/{}",
-            self.agent_id,
-            self.stream_id,
+        stream_record_id(
+            &self.agent_id,
+            &self.stream_id,
             self.window_start.as_ns(),
-            if self.is_final { 'f' } else { 'i' }
+            self.is_final,
         )
     }
+}
+
+/// [`StreamReport::record_id`] from its parts (for stores that keep them in columns).
+pub fn stream_record_id(
+    agent_id: &str,
+    stream_id: &str,
+    window_start_ns: i64,
+    is_final: bool,
+) -> String {
+    format!(
+        "{agent_id}/{stream_id}/{window_start_ns}/{}",
+        if is_final { 'f' } else { 'i' }
+    )
 }
 
 /// Capture counters of one worker (cumulative since the agent started).

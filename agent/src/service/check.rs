@@ -29,6 +29,79 @@ fn fail(message: impl Into<String>) -> Check {
     }
 }
 
+fn check_sink_file(path: &Path) -> Check {
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        Ok(_) => ok(format!("output.sink: {} is writable", path.display())),
+        Err(e) => fail(format!("output.sink: cannot write {}: {e}", path.display())),
+    }
+}
+
+/// The `[ship]` section: the token file (readable, not empty, not readable by others) and the
+/// spool directory (usable: it is opened, recovered and closed, as the agent will). The
+/// collectors are not contacted: a collector that is down is not a configuration error.
+fn check_ship(cfg: &AgentConfig) -> Vec<Check> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = vec![ok(format!(
+        "ship.collectors: {}",
+        cfg.ship.collectors.join(", ")
+    ))];
+    match &cfg.ship.token_file {
+        None => out.push(fail("ship.token_file: required with ship.collectors")),
+        Some(path) => match (std::fs::read_to_string(path), std::fs::metadata(path)) {
+            (Ok(t), _) if t.trim().is_empty() => out.push(fail(format!(
+                "ship.token_file: {} is empty",
+                path.display()
+            ))),
+            (Ok(_), Ok(meta)) if meta.permissions().mode() & 0o077 != 0 => out.push(fail(format!(
+                "ship.token_file: {} is readable by other users (mode {:o}): chmod 600 it",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            ))),
+            (Ok(_), _) => out.push(ok(format!(
+                "ship.token_file: {} is readable",
+                path.display()
+            ))),
+            (Err(e), _) => out.push(fail(format!(
+                "ship.token_file: cannot read {}: {e}",
+                path.display()
+            ))),
+        },
+    }
+    let dir = cfg
+        .ship
+        .spool_dir
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from(crate::ship::config::DEFAULT_SPOOL_DIR));
+    let opened = match crate::ship::delivery::spool_config(&cfg.ship, dir.clone()) {
+        Ok(c) => crate::ship::spool::Spool::open(c),
+        Err(e) => {
+            out.push(fail(e.to_string()));
+            return out;
+        }
+    };
+    match opened {
+        Err(crate::ship::spool::SpoolError::Locked(_)) => out.push(ok(format!(
+            "ship.spool_dir: {} is in use by a running agent",
+            dir.display()
+        ))),
+        Ok((spool, _)) => {
+            let c = spool.counters();
+            out.push(ok(format!(
+                "ship.spool_dir: {} is usable ({} record(s) waiting, {} in the dead letter)",
+                dir.display(),
+                c.pending_records,
+                c.dead_letter_records
+            )));
+        }
+        Err(e) => out.push(fail(format!("ship.spool_dir: {}: {e}", dir.display()))),
+    }
+    out
+}
+
 pub fn check(cfg: &AgentConfig) -> Vec<Check> {
     let mut out: Vec<Check> = cfg.problems().into_iter().map(fail).collect();
     if out.is_empty() {
@@ -73,19 +146,13 @@ pub fn check(cfg: &AgentConfig) -> Vec<Check> {
             Err(e) => out.push(fail(format!("{iface}: cannot open a capture ring: {e}"))),
         }
     }
-    match cfg.sink() {
-        SinkSpec::Stdout => out.push(ok("output.sink: stdout")),
-        SinkSpec::File(path) => match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-        {
-            Ok(_) => out.push(ok(format!("output.sink: {} is writable", path.display()))),
-            Err(e) => out.push(fail(format!(
-                "output.sink: cannot write {}: {e}",
-                path.display()
-            ))),
-        },
+    if cfg.ship.enabled() {
+        out.extend(check_ship(cfg));
+    } else {
+        match cfg.sink() {
+            SinkSpec::Stdout => out.push(ok("output.sink: stdout (no ship.collectors)")),
+            SinkSpec::File(path) => out.push(check_sink_file(&path)),
+        }
     }
     if let Some(key) = &cfg.privacy.key_file {
         match std::fs::read(key) {

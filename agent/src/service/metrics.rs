@@ -10,9 +10,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::pipeline::counters::{PipelineStats, WorkerStats};
+use crate::ship::delivery::Delivery;
+use crate::ship::http::ShipState;
 
-/// Renders every metric.
-pub fn render(shared: &PipelineStats) -> String {
+/// Renders every metric (the shipping ones when the agent ships to a collector).
+pub fn render(shared: &PipelineStats, delivery: Option<&Delivery>) -> String {
     let mut out = String::with_capacity(2048);
     type Metric = (
         &'static str,
@@ -91,13 +93,102 @@ pub fn render(shared: &PipelineStats) -> String {
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
         ));
     }
+    if let Some(d) = delivery {
+        render_shipping(&mut out, d);
+    }
     out
+}
+
+fn render_shipping(out: &mut String, d: &Delivery) {
+    let c = d.counters();
+    let s = d.shipper_counters();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    for (name, kind, help, v) in [
+        (
+            "voqa_ship_pending_records",
+            "gauge",
+            "Records in the spool not yet acknowledged by a collector.",
+            c.pending_records,
+        ),
+        (
+            "voqa_ship_pending_bytes",
+            "gauge",
+            "Payload bytes of those records.",
+            c.pending_bytes,
+        ),
+        (
+            "voqa_ship_acked_records_total",
+            "counter",
+            "Records a collector acknowledged (cumulative over the spool's life).",
+            c.acked_records,
+        ),
+        (
+            "voqa_ship_dropped_cap_records_total",
+            "counter",
+            "Records dropped, oldest first, because the spool reached its size cap.",
+            c.dropped_cap_records,
+        ),
+        (
+            "voqa_ship_dropped_write_records_total",
+            "counter",
+            "Records that could not be written to the spool.",
+            c.dropped_write_records,
+        ),
+        (
+            "voqa_ship_corrupt_records_total",
+            "counter",
+            "Torn or corrupt spool records cut or skipped.",
+            c.corrupt_records,
+        ),
+        (
+            "voqa_ship_dead_letter_records_total",
+            "counter",
+            "Records a collector refused for good, kept in the dead letter.",
+            c.dead_letter_records,
+        ),
+        (
+            "voqa_ship_batches_total",
+            "counter",
+            "Batches acknowledged since start.",
+            load(&s.batches_sent),
+        ),
+        (
+            "voqa_ship_send_failures_total",
+            "counter",
+            "Requests that failed and were retried (connection, timeout, 5xx, 429).",
+            load(&s.send_failures),
+        ),
+        (
+            "voqa_ship_unauthorized_total",
+            "counter",
+            "Requests refused for the token (401/403).",
+            load(&s.unauthorized),
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+        ));
+    }
+    let state = match d.state() {
+        ShipState::Idle => "idle",
+        ShipState::Delivering => "delivering",
+        ShipState::Retrying(_) => "retrying",
+        ShipState::Unauthorized(_) => "unauthorized",
+    };
+    out.push_str("# HELP voqa_ship_state The shipper's state (1 for the current one).\n# TYPE voqa_ship_state gauge\n");
+    for s in ["idle", "delivering", "retrying", "unauthorized"] {
+        out.push_str(&format!(
+            "voqa_ship_state{{state=\"{s}\"}} {}\n",
+            u8::from(s == state)
+        ));
+    }
 }
 
 /// Serves `/metrics` until `stop` is set.
 pub fn spawn(
     addr: &str,
     shared: Arc<PipelineStats>,
+    delivery: Option<Arc<Delivery>>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
     let listener = TcpListener::bind(addr)?;
@@ -113,7 +204,7 @@ pub fn spawn(
                     let n = conn.read(&mut buf).unwrap_or(0);
                     let request = String::from_utf8_lossy(buf.get(..n).unwrap_or(&[]));
                     let (status, body) = if request.starts_with("GET /metrics") {
-                        ("200 OK", render(&shared))
+                        ("200 OK", render(&shared, delivery.as_deref()))
                     } else {
                         ("404 Not Found", "only GET /metrics is served\n".to_owned())
                     };
@@ -143,7 +234,7 @@ mod tests {
         let shared = PipelineStats::with_workers(vec![w]);
         shared.reports.store(3, Ordering::Relaxed);
         shared.reports_dropped.store(2, Ordering::Relaxed);
-        let text = render(&shared);
+        let text = render(&shared, None);
         assert!(
             text.contains("voqa_capture_kernel_drops_total{worker=\"0\",interface=\"eth0\"} 7\n"),
             "{text}"
@@ -161,7 +252,7 @@ mod tests {
         let probe = TcpListener::bind("127.0.0.1:0").expect("port");
         let addr = probe.local_addr().expect("addr").to_string();
         drop(probe);
-        let handle = spawn(&addr, shared, Arc::clone(&stop)).expect("listen");
+        let handle = spawn(&addr, shared, None, Arc::clone(&stop)).expect("listen");
         let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
         conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
             .expect("send");

@@ -51,6 +51,8 @@ pub enum RunError {
     Signal(std::io::Error),
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    #[error("delivery to the collector: {0}")]
+    Delivery(#[from] crate::ship::delivery::DeliveryError),
 }
 
 fn log(msg: &str) {
@@ -127,20 +129,34 @@ pub fn run(
     }
     let shared = Arc::new(PipelineStats::with_workers(worker_stats));
 
-    // Sink first, so a bad path fails before capture starts.
-    let writer = open_sink(&cfg.sink())?;
+    // Sink first, so a bad path (or spool, or token) fails before capture starts.
+    let (writer, delivery, destination) = if cfg.ship.enabled() {
+        let (writer, delivery) = start_delivery(&cfg)?;
+        let dest = format!(
+            "{} (spool {})",
+            cfg.ship.collectors.join(", "),
+            delivery.spool_dir.display()
+        );
+        (writer, Some(Arc::new(delivery)), dest)
+    } else {
+        (open_sink(&cfg.sink())?, None, cfg.output.sink.clone())
+    };
     let (tx, sink) = spawn_sink(writer, Arc::clone(&shared)).map_err(RunError::Thread)?;
 
     let metrics_thread = if cfg.metrics.listen.is_empty() {
         None
     } else {
         Some(
-            metrics::spawn(&cfg.metrics.listen, Arc::clone(&shared), Arc::clone(&stop)).map_err(
-                |source| RunError::Metrics {
-                    addr: cfg.metrics.listen.clone(),
-                    source,
-                },
-            )?,
+            metrics::spawn(
+                &cfg.metrics.listen,
+                Arc::clone(&shared),
+                delivery.clone(),
+                Arc::clone(&stop),
+            )
+            .map_err(|source| RunError::Metrics {
+                addr: cfg.metrics.listen.clone(),
+                source,
+            })?,
         )
     };
 
@@ -246,7 +262,7 @@ pub fn run(
         cfg.capture.interfaces.join(", "),
         per_iface,
         cfg.analysis.interval_s,
-        cfg.output.sink
+        destination
     ));
 
     let watch = Arc::new(Mutex::new(cfg.health.watch_processes.clone()));
@@ -267,6 +283,12 @@ pub fn run(
         std::thread::sleep(Duration::from_millis(100));
         if reload.swap(false, Ordering::SeqCst) {
             reload_config(config_path.as_deref(), &cfg, &watch);
+            if let Some(d) = &delivery {
+                match d.reload_token() {
+                    Ok(()) => log("SIGHUP: token reloaded"),
+                    Err(e) => log(&format!("SIGHUP: keeping the old token: {e}")),
+                }
+            }
         }
     }
     log("stopping: flushing final reports");
@@ -281,10 +303,53 @@ pub fn run(
     {
         log(&format!("sink: final flush failed: {e}"));
     }
+    if let Some(d) = &delivery {
+        let grace = Duration::from_secs(cfg.ship.shutdown_grace_s);
+        match d.drain(Some(grace)) {
+            Ok(()) => log("every record delivered"),
+            Err(e) => log(&format!(
+                "stopping with records not yet delivered ({e}); they stay in the spool for the \
+                 next start"
+            )),
+        }
+    }
     if let Some(m) = metrics_thread {
         let _ = m.join();
     }
+    drop(delivery);
     Ok(())
+}
+
+/// Opens the spool and starts the shipper for `[ship]`.
+fn start_delivery(
+    cfg: &AgentConfig,
+) -> Result<(Box<dyn ReportSink>, crate::ship::delivery::Delivery), RunError> {
+    use crate::ship::delivery::{Delivery, spool_config};
+    let token = cfg
+        .ship
+        .token_source(None)
+        .map_err(|e| RunError::Config(vec![e]))?;
+    let dir = cfg
+        .ship
+        .spool_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(crate::ship::config::DEFAULT_SPOOL_DIR));
+    let spool = spool_config(&cfg.ship, dir)?;
+    let settings = crate::ship::http::ShipperSettings::from_config(&cfg.ship, token);
+    let (sink, delivery) = Delivery::start(settings, spool)?;
+    let r = &delivery.recovery;
+    if r.pending_records > 0 || r.corrupt_records > 0 || r.torn_tails_cut > 0 {
+        log(&format!(
+            "spool {}: {} record(s) from before to deliver; {} corrupt record(s) skipped, {} torn \
+             tail(s) cut ({} bytes)",
+            delivery.spool_dir.display(),
+            r.pending_records,
+            r.corrupt_records,
+            r.torn_tails_cut,
+            r.torn_bytes_cut
+        ));
+    }
+    Ok((sink, delivery))
 }
 
 /// The capture a worker opened.

@@ -186,7 +186,7 @@ pub fn validate_url(url: &str) -> Result<(), String> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
-        .ok_or("must start with https:// or http://")?;
+        .ok_or("must start with http:// or https://")?;
     let host = rest.split('/').next().unwrap_or("");
     if host.is_empty() {
         return Err("has no host".into());

@@ -219,18 +219,30 @@ impl Delivery {
                         last = now;
                         since = Instant::now();
                     } else if idle_limit.is_some_and(|l| since.elapsed() >= l) {
-                        return Err(e);
+                        return Err(DrainError {
+                            waited_s: since.elapsed().as_secs(),
+                            ..e
+                        });
                     }
                 }
             }
         }
     }
 
+    pub fn shipper_counters(&self) -> &super::http::ShipperCounters {
+        self.shipper.counters()
+    }
+
     /// Syncs the spool and stops the shipper; what is not delivered stays for the next start.
-    pub fn stop(self) {
+    /// (Dropping the delivery does the same.)
+    pub fn stop(self) {}
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
         if let Ok(mut o) = self.outbox.lock() {
             let _ = o.spool.sync();
         }
-        self.shipper.stop();
+        // The shipper's own Drop stops its thread after the current request.
     }
 }

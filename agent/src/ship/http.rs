@@ -181,7 +181,7 @@ pub struct Shipper<O: Outbox> {
 
 /// How far a `drain` got.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{pending} record(s) not acknowledged after {waited_s} s: {state:?}")]
+#[error("{pending} record(s) not acknowledged, none for {waited_s} s: {state:?}")]
 pub struct DrainError {
     pub pending: u64,
     pub waited_s: u64,

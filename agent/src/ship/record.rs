@@ -284,6 +284,18 @@ pub(crate) mod tests {
         assert_eq!(build_batch(&bad, Timestamp::EPOCH), Err(vec![1, 2, 3]));
     }
 
+    proptest::proptest! {
+        /// Any bytes: a payload or an error, never a panic; and whatever decodes re-encodes
+        /// to its own parts.
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            if let Ok(p) = decode(&bytes) {
+                proptest::prop_assert!(p.kind == KIND_STREAM || p.kind == KIND_HEARTBEAT);
+                proptest::prop_assert_eq!(2 + p.agent_id.len() + p.json.len(), bytes.len());
+            }
+        }
+    }
+
     #[test]
     fn agent_ids_are_escaped() {
         let p = payload(&AgentRecord::Heartbeat(heartbeat("we\"ird\\id", 1)));

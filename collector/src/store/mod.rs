@@ -168,12 +168,11 @@ impl StreamRow {
     /// The record's identity, from the stored key columns: the same text as the wire's
     /// `StreamReport::record_id` (`AGENT/STREAM/WINDOW_START_NS/i|f`).
     pub fn record_id(&self) -> String {
-        format!(
-            "{}/{}/{}/{}",
-            self.agent_id,
-            self.stream_id,
+        voqa_wire::stream_record_id(
+            &self.agent_id,
+            &self.stream_id,
             self.window_start_ns,
-            if self.is_final { 'f' } else { 'i' }
+            self.is_final,
         )
     }
 }
