@@ -31,6 +31,23 @@ pub fn collector_bin() -> PathBuf {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "-p", "voqa-collector", "--bin", "voqa-collector"]);
+        // The test's own package variables would make build scripts (ring's) rerun and rebuild
+        // half the tree, twice.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            if [
+                "CARGO_MANIFEST_",
+                "CARGO_PKG_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+                "CARGO_TARGET_TMPDIR",
+            ]
+            .iter()
+            .any(|p| key.starts_with(p))
+            {
+                cmd.env_remove(key);
+            }
+        }
         if agent_bin().parent().and_then(Path::file_name) == Some("release".as_ref()) {
             cmd.arg("--release");
         }
