@@ -17,7 +17,8 @@
 //!   `SELECT count(*) FROM stream_reports` (with the `sqlite3` tool, when installed).
 //!
 //! Run (release; fresh temporary directories each run; `$TMPDIR` picks the file system):
-//!   cargo run --release -p voqa-agent --example ship-load -- [TOTAL=200000] [AGENTS=1]
+//!   cargo run --release -p voqa-agent --example ship-load -- [TOTAL=200000] [AGENTS=1] [BATCH_RECORDS=500]
+//! (BATCH_RECORDS other than 500 also raises batch_max_bytes to 2 KiB per record.)
 
 #[path = "ship_support.rs"]
 mod support;
@@ -25,7 +26,9 @@ mod support;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use support::{Collector, Result, collector_metric, make_pki, report, sqlite_count};
+use support::{
+    Collector, Result, collector_metric, make_pki, process_cpu, report, sqlite_count,
+};
 use voqa_agent::ship::config::ShipConfig;
 use voqa_agent::ship::delivery::{Delivery, spool_config};
 use voqa_agent::ship::http::{ShipperSettings, TokenSource};
@@ -41,6 +44,9 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let total: u64 = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(200_000);
     let agents: u64 = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+    // Optional: batch_max_records (default 500, the `[ship]` default), to see whether one
+    // shipper is bound by round trips (one batch in flight at a time).
+    let batch_records: usize = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(500);
     let per_agent = total / agents;
     let total = per_agent * agents;
 
@@ -51,6 +57,8 @@ fn main() -> Result<()> {
     let cfg = ShipConfig {
         collectors: vec![collector.base.clone()],
         ca_file: Some(ca.clone()),
+        batch_max_records: batch_records,
+        batch_max_bytes: (batch_records * 2048).max(1 << 20),
         ..ShipConfig::default()
     };
     let barrier = Arc::new(Barrier::new(agents as usize + 1));
@@ -88,6 +96,8 @@ fn main() -> Result<()> {
             })
         }));
     }
+    let (me, collector_pid) = (std::process::id(), collector.pid());
+    let cpu0 = (process_cpu(me), process_cpu(collector_pid));
     barrier.wait();
     let start = Instant::now();
     let mut results = Vec::new();
@@ -95,6 +105,13 @@ fn main() -> Result<()> {
         results.push(t.join().map_err(|_| "agent thread panicked")??);
     }
     let wall = start.elapsed();
+    // Where the two cores went: this process (the agents' sinks and shippers) and the
+    // collector, CPU seconds over the run.
+    let cpu_of = |now: Option<Duration>, then: Option<Duration>| {
+        now.zip(then).map_or(f64::NAN, |(n, t)| (n - t).as_secs_f64())
+    };
+    let agents_cpu = cpu_of(process_cpu(me), cpu0.0);
+    let collector_cpu = cpu_of(process_cpu(collector_pid), cpu0.1);
 
     let stored_metric = collector_metric(&collector.base, &ca, "voqa_ingest_reports_total")?;
     let db = collector.db_path.clone();
@@ -117,6 +134,14 @@ fn main() -> Result<()> {
         wall.as_secs_f64(),
         total as f64 / wall.as_secs_f64(),
         stored_rows.map_or("?".to_owned(), |n| n.to_string())
+    );
+    println!(
+        "CPU over the run: agents {agents_cpu:.2} s ({:.1} µs/report), collector {collector_cpu:.2} s \
+         ({:.1} µs/report), of {:.2} s × {} cores",
+        agents_cpu * 1e6 / total as f64,
+        collector_cpu * 1e6 / total as f64,
+        wall.as_secs_f64(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     if stored_metric != total || stored_rows.is_some_and(|n| n != total) {
         return Err(format!("stored {stored_metric} / {stored_rows:?}, expected {total}").into());
