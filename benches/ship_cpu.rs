@@ -177,7 +177,11 @@ fn main() -> Result<()> {
     println!(
         "{mode}{}: {calls} calls ({streams} streams), {records} records ({expected_reports} reports, \
          {heartbeats} heartbeats) fed over {:.1} s, last ack at {:.1} s",
-        if baseline { " baseline (records discarded)" } else { "" },
+        if baseline {
+            " baseline (records discarded)"
+        } else {
+            ""
+        },
         fed.as_secs_f64(),
         wall.as_secs_f64()
     );

@@ -26,9 +26,7 @@ mod support;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use support::{
-    Collector, Result, collector_metric, make_pki, process_cpu, report, sqlite_count,
-};
+use support::{Collector, Result, collector_metric, make_pki, process_cpu, report, sqlite_count};
 use voqa_agent::ship::config::ShipConfig;
 use voqa_agent::ship::delivery::{Delivery, spool_config};
 use voqa_agent::ship::http::{ShipperSettings, TokenSource};
@@ -108,7 +106,8 @@ fn main() -> Result<()> {
     // Where the two cores went: this process (the agents' sinks and shippers) and the
     // collector, CPU seconds over the run.
     let cpu_of = |now: Option<Duration>, then: Option<Duration>| {
-        now.zip(then).map_or(f64::NAN, |(n, t)| (n - t).as_secs_f64())
+        now.zip(then)
+            .map_or(f64::NAN, |(n, t)| (n - t).as_secs_f64())
     };
     let agents_cpu = cpu_of(process_cpu(me), cpu0.0);
     let collector_cpu = cpu_of(process_cpu(collector_pid), cpu0.1);

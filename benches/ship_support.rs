@@ -120,7 +120,11 @@ pub fn make_pki(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf)> {
     let leaf_params = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])?;
     let leaf_key = KeyPair::generate()?;
     let leaf = leaf_params.signed_by(&leaf_key, &issuer)?;
-    let (ca, cert, key) = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
+    let (ca, cert, key) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
     std::fs::write(&ca, ca_cert.pem())?;
     std::fs::write(&cert, leaf.pem())?;
     std::fs::write(&key, leaf_key.serialize_pem())?;
@@ -142,7 +146,14 @@ pub fn collector_bin() -> Result<PathBuf> {
     if !bin.is_file() {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--release", "-p", "voqa-collector", "--bin", "voqa-collector"])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "voqa-collector",
+                "--bin",
+                "voqa-collector",
+            ])
             .status()?;
         if !status.success() {
             return Err("building voqa-collector failed".into());

@@ -47,7 +47,14 @@ fn agent_bin() -> Result<PathBuf> {
     if !bin.is_file() {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--release", "-p", "voqa-agent", "--bin", "voqa-agent"])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "voqa-agent",
+                "--bin",
+                "voqa-agent",
+            ])
             .status()?;
         if !status.success() {
             return Err("building voqa-agent failed".into());
@@ -92,7 +99,10 @@ fn mib(kib: u64) -> f64 {
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let cap_mib: u64 = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(1024);
-    let fill_mib: u64 = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(cap_mib + 76);
+    let fill_mib: u64 = args
+        .get(2)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(cap_mib + 76);
     let dir = tempfile::tempdir()?;
     let spool_dir = dir.path().join("spool");
 
