@@ -229,7 +229,8 @@ fn collector_and_agent_killed_mid_stream_lose_nothing_and_store_nothing_twice() 
 #[test]
 fn a_network_that_stalls_resets_and_cuts_mid_body_loses_and_duplicates_nothing() {
     use support::faultproxy::{Fault, FaultProxy};
-    let (dir, capture) = setup(20, 60);
+    // Enough data (about 0.4 MB of gzip) for the fault rotation below to come round twice.
+    let (dir, capture) = setup(100, 120);
     let mut collector = Collector::sqlite("");
     let agent_token = collector.token("agent");
     let ops = collector.token("ops");

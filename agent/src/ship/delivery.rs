@@ -81,6 +81,11 @@ pub struct SpoolSink {
     outbox: Arc<Mutex<SpoolOutbox>>,
     waker: Waker,
     buf: Vec<u8>,
+    /// The shipper is woken only when it has something to decide: the spool went from empty
+    /// to not empty (its batch-age clock starts), or a full batch waits. Waking it for every
+    /// record costs a thread switch per record for nothing.
+    wake_records: u64,
+    wake_bytes: u64,
 }
 
 impl ReportSink for SpoolSink {
@@ -99,8 +104,11 @@ impl ReportSink for SpoolSink {
         };
         encoded.map_err(io::Error::other)?;
         outbox.spool.append(&self.buf).map_err(io_error)?;
+        let (records, bytes) = outbox.pending();
         drop(outbox);
-        self.waker.wake();
+        if records == 1 || records >= self.wake_records || bytes >= self.wake_bytes {
+            self.waker.wake();
+        }
         Ok(())
     }
 
@@ -170,11 +178,17 @@ impl Delivery {
             spool,
             in_flight: None,
         }));
+        let (wake_records, wake_bytes) = (
+            settings.batch_max_records as u64,
+            settings.batch_max_bytes as u64,
+        );
         let shipper = Shipper::start(settings, Arc::clone(&outbox))?;
         let sink = SpoolSink {
             outbox: Arc::clone(&outbox),
             waker: shipper.waker(),
             buf: Vec::with_capacity(4096),
+            wake_records,
+            wake_bytes,
         };
         Ok((
             Box::new(sink),

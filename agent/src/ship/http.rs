@@ -537,6 +537,11 @@ impl Jitter {
     }
 }
 
+/// Batches grow this many times while a backlog of at least four batches drains…
+const BACKLOG_FACTOR: usize = 8;
+/// … up to this much JSON (before gzip).
+const BACKLOG_MAX_BYTES: usize = 4 << 20;
+
 fn ingest_url(base: &str) -> String {
     format!("{}/api/v1/ingest", base.trim_end_matches('/'))
 }
@@ -597,11 +602,25 @@ async fn ship_loop<O: Outbox>(shared: Arc<Shared<O>>, s: ShipperSettings, client
                 .await;
             continue;
         }
+        // Draining a backlog (after an outage), one round trip per batch would cap delivery
+        // at one batch per commit: send larger batches then, still well under the collector's
+        // 8 MiB body limit (a 413 halves them anyway).
+        let (take_records, take_bytes) =
+            if pending >= 4 * s.batch_max_records as u64 && limit == s.batch_max_records {
+                (
+                    limit.saturating_mul(BACKLOG_FACTOR),
+                    s.batch_max_bytes
+                        .saturating_mul(BACKLOG_FACTOR)
+                        .min(BACKLOG_MAX_BYTES.max(s.batch_max_bytes)),
+                )
+            } else {
+                (limit, s.batch_max_bytes)
+            };
         let read = shared
             .outbox
             .lock()
             .map_err(|_| io::Error::other("outbox lock poisoned"))
-            .and_then(|mut o| o.read_batch(limit, s.batch_max_bytes, &mut records));
+            .and_then(|mut o| o.read_batch(take_records, take_bytes, &mut records));
         match read {
             Ok(true) if !records.is_empty() => {}
             Ok(_) => {
