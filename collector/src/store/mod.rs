@@ -700,6 +700,9 @@ impl ReportColumns {
     }
 }
 
+/// One recorded bucket of a jitter histogram: its highest equivalent value (µs) and count.
+type RecordedBucket = (u64, u64);
+
 #[derive(Debug)]
 pub(crate) struct PreparedReport {
     report: ReportColumns,
@@ -712,7 +715,7 @@ pub(crate) struct PreparedReport {
     /// buckets as (highest equivalent value, count): a few dozen pairs kept until the insert
     /// says which rows are new, instead of a full counts array (about 18 KB zeroed per report,
     /// 9 MB per batch of 500) — that allocation was a visible share of ingest CPU.
-    jitter_histogram: Option<(Vec<u8>, Vec<(u64, u64)>)>,
+    jitter_histogram: Option<(Vec<u8>, Vec<RecordedBucket>)>,
     /// Customer scopes the report also counts in (besides `""`).
     scopes: Vec<String>,
     /// What a final report contributes to its call's aggregate.
