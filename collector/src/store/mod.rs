@@ -700,7 +700,7 @@ impl ReportColumns {
     }
 }
 
-/// One recorded bucket of a jitter histogram: its highest equivalent value (µs) and count.
+/// One recorded bucket of a jitter histogram: its lowest value (µs) and count.
 type RecordedBucket = (u64, u64);
 
 #[derive(Debug)]
@@ -712,7 +712,7 @@ pub(crate) struct PreparedReport {
     jitter_samples: u64,
     json: String,
     /// The decoded (validated) V2 + deflate bytes of `jitter_histogram`, and its recorded
-    /// buckets as (highest equivalent value, count): a few dozen pairs kept until the insert
+    /// buckets as (lowest value, count): a few dozen pairs kept until the insert
     /// says which rows are new, instead of a full counts array (about 18 KB zeroed per report,
     /// 9 MB per batch of 500) — that allocation was a visible share of ingest CPU.
     jitter_histogram: Option<(Vec<u8>, Vec<RecordedBucket>)>,
@@ -819,7 +819,8 @@ impl PreparedBatch {
                         StoreError::Invalid(format!("reports[{index}].jitter_histogram: {error}"))
                     };
                     let bytes = histogram::decode_base64(text).map_err(|e| invalid(&e))?;
-                    let decoded = histogram::decode_jitter_histogram_bytes(&bytes)
+                    let mut buckets = Vec::new();
+                    let total = histogram::decode_jitter_buckets(&bytes, &mut buckets)
                         .map_err(|e| invalid(&e))?;
                     if report.jitter_samples > report.packets || report.packets > MAX_WINDOW_PACKETS
                     {
@@ -828,17 +829,12 @@ impl PreparedBatch {
                             report.jitter_samples, report.packets
                         )));
                     }
-                    if decoded.len() > report.jitter_samples {
+                    if total > report.jitter_samples {
                         return Err(invalid(&format!(
-                            "counts {} packets, more than jitter_samples {}",
-                            decoded.len(),
+                            "counts {total} packets, more than jitter_samples {}",
                             report.jitter_samples
                         )));
                     }
-                    let buckets = decoded
-                        .iter_recorded()
-                        .map(|v| (v.value_iterated_to(), v.count_at_value()))
-                        .collect();
                     Some((bytes, buckets))
                 }
             };
@@ -943,8 +939,8 @@ impl PreparedBatch {
                 hour.windows += 1;
                 hour.windows_with_drops += u64::from(report.capture_drops > 0);
                 match &report.jitter_histogram {
-                    // Recording each bucket's highest equivalent value lands in the same bucket
-                    // of the (identically configured) hourly histogram: the same as `add`.
+                    // Recording each bucket's lowest value lands in the same bucket of the
+                    // (identically configured) hourly histogram: the same as `add`.
                     Some((_, buckets)) => {
                         for &(value, count) in buckets {
                             hour.histogram.record_n(value, count).map_err(|e| {
