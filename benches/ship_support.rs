@@ -133,30 +133,28 @@ pub fn make_pki(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf)> {
 
 /// The collector binary (see the module doc).
 pub fn collector_bin() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("VOQA_COLLECTOR_BIN") {
+    release_bin("voqa-collector", "VOQA_COLLECTOR_BIN")
+}
+
+/// `$ENV_VAR`, else the release binary `name` beside this example
+/// (`target/release/examples/NAME` → `target/release/name`), built if missing.
+pub fn release_bin(name: &str, env_var: &str) -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os(env_var) {
         return Ok(PathBuf::from(p));
     }
     let exe = std::env::current_exe()?;
-    // target/release/examples/NAME → target/release/voqa-collector
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .ok_or("no target directory")?;
-    let bin = profile_dir.join("voqa-collector");
+    let bin = profile_dir.join(name);
     if !bin.is_file() {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "voqa-collector",
-                "--bin",
-                "voqa-collector",
-            ])
+            .args(["build", "--release", "-p", name, "--bin", name])
             .status()?;
         if !status.success() {
-            return Err("building voqa-collector failed".into());
+            return Err(format!("building {name} failed").into());
         }
     }
     Ok(bin)

@@ -19,7 +19,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,32 +35,7 @@ use voqa_wire::AgentRecord;
 const AGENT: &str = "rss-agent";
 
 fn agent_bin() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("VOQA_AGENT_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or("no target directory")?;
-    let bin = dir.join("voqa-agent");
-    if !bin.is_file() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "voqa-agent",
-                "--bin",
-                "voqa-agent",
-            ])
-            .status()?;
-        if !status.success() {
-            return Err("building voqa-agent failed".into());
-        }
-    }
-    Ok(bin)
+    support::release_bin("voqa-agent", "VOQA_AGENT_BIN")
 }
 
 /// (VmRSS, RssAnon, VmHWM) in KiB.
