@@ -1,5 +1,6 @@
 //! Fuzzes the SIP message view and the SDP parser on untrusted datagrams: every accessor, the
-//! header iterator, the From/To helpers and each media section of any SDP body.
+//! header iterator, the typed method/CSeq/tag accessors, the From/To helpers and each media
+//! section of any SDP body.
 
 #![no_main]
 
@@ -7,7 +8,7 @@ use std::hint::black_box;
 
 use libfuzzer_sys::fuzz_target;
 use voqa_agent::decode::sdp::SessionDescription;
-use voqa_agent::decode::sip::{SipMessage, header_param, looks_like_sip, uri_user};
+use voqa_agent::decode::sip::{Method, SipMessage, header_param, looks_like_sip, uri_user};
 
 fn walk_sdp(body: &[u8]) {
     let Ok(session) = SessionDescription::parse(body) else {
@@ -67,6 +68,12 @@ fuzz_target!(|data: &[u8]| {
         walk_name_addr(message.from());
         walk_name_addr(message.to());
         black_box(message.cseq());
+        black_box((message.request_method(), message.cseq_kind()));
+        black_box((message.to_tag(), message.from_tag()));
+        // The typed CSeq is the raw one with its method classified.
+        if let (Some((number, method)), Some(kind)) = (message.cseq(), message.cseq_kind()) {
+            assert_eq!(kind, (number, Method::from_token(method)));
+        }
         black_box(message.content_type());
         black_box(message.body());
         if let Some(sdp) = message.sdp_body() {

@@ -38,6 +38,65 @@ pub enum StartLine<'a> {
     Response { status: u16, reason: &'a [u8] },
 }
 
+/// The request methods the monitor tells apart (RFC 3261 §27.4 and the extensions seen on
+/// trunks). Anything else is [`Method::Other`]: the monitor never needs the exact token of an
+/// unknown method, only that it is not one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Invite,
+    Ack,
+    Bye,
+    Cancel,
+    Register,
+    Options,
+    Prack,
+    Update,
+    Subscribe,
+    Notify,
+    Message,
+    Info,
+    Publish,
+    Refer,
+    Other,
+}
+
+impl Method {
+    const NAMES: [(&'static [u8], Method); 14] = [
+        (b"INVITE", Method::Invite),
+        (b"ACK", Method::Ack),
+        (b"BYE", Method::Bye),
+        (b"CANCEL", Method::Cancel),
+        (b"REGISTER", Method::Register),
+        (b"OPTIONS", Method::Options),
+        (b"PRACK", Method::Prack),
+        (b"UPDATE", Method::Update),
+        (b"SUBSCRIBE", Method::Subscribe),
+        (b"NOTIFY", Method::Notify),
+        (b"MESSAGE", Method::Message),
+        (b"INFO", Method::Info),
+        (b"PUBLISH", Method::Publish),
+        (b"REFER", Method::Refer),
+    ];
+
+    /// The method named by a token. RFC 3261 method names are case-sensitive, but devices
+    /// that send `invite` exist and nothing else could be meant, so the match ignores case.
+    pub fn from_token(token: &[u8]) -> Method {
+        Self::NAMES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(token))
+            .map_or(Method::Other, |&(_, method)| method)
+    }
+
+    /// The canonical (upper-case) name; `"OTHER"` for [`Method::Other`].
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|&&(_, method)| method == self)
+            .and_then(|(name, _)| std::str::from_utf8(name).ok())
+            .unwrap_or("OTHER")
+    }
+}
+
 /// Cheap check whether a UDP payload starts with a SIP request or status line.
 ///
 /// Examines only the first line (at most [`MAX_START_LINE_LEN`] bytes) and
@@ -136,6 +195,35 @@ impl<'a> SipMessage<'a> {
             return None;
         }
         Some((number, method))
+    }
+
+    /// The method of a request as a [`Method`]; `None` for responses.
+    pub fn request_method(&self) -> Option<Method> {
+        self.method().map(Method::from_token)
+    }
+
+    /// CSeq number and method as a [`Method`]: what ties a response to its transaction
+    /// (RFC 3261 §17.1.3 matches on the Via branch and the CSeq method; the monitor, which
+    /// sees both directions of one dialog, matches on the CSeq number and method).
+    pub fn cseq_kind(&self) -> Option<(u32, Method)> {
+        self.cseq()
+            .map(|(number, method)| (number, Method::from_token(method)))
+    }
+
+    /// The `tag` parameter of the To header: absent on a dialog-creating request (an initial
+    /// INVITE, or its authenticated retry), present on requests inside a dialog (re-INVITE,
+    /// BYE) and on responses that create one.
+    pub fn to_tag(&self) -> Option<&'a [u8]> {
+        self.to()
+            .and_then(|to| header_param(to, "tag"))
+            .filter(|tag| !tag.is_empty())
+    }
+
+    /// The `tag` parameter of the From header.
+    pub fn from_tag(&self) -> Option<&'a [u8]> {
+        self.from()
+            .and_then(|from| header_param(from, "tag"))
+            .filter(|tag| !tag.is_empty())
     }
 
     pub fn content_type(&self) -> Option<&'a [u8]> {
@@ -900,6 +988,55 @@ Content-Length: {}\r\n\r\n{body}",
     }
 
     #[test]
+    fn methods_cseq_kind_and_tags() {
+        for (token, method) in [
+            (&b"INVITE"[..], Method::Invite),
+            (b"invite", Method::Invite),
+            (b"ACK", Method::Ack),
+            (b"BYE", Method::Bye),
+            (b"CANCEL", Method::Cancel),
+            (b"REGISTER", Method::Register),
+            (b"OPTIONS", Method::Options),
+            (b"PRACK", Method::Prack),
+            (b"UPDATE", Method::Update),
+            (b"SUBSCRIBE", Method::Subscribe),
+            (b"NOTIFY", Method::Notify),
+            (b"MESSAGE", Method::Message),
+            (b"INFO", Method::Info),
+            (b"PUBLISH", Method::Publish),
+            (b"REFER", Method::Refer),
+            (b"INVITEX", Method::Other),
+            (b"", Method::Other),
+        ] {
+            assert_eq!(Method::from_token(token), method, "{token:?}");
+        }
+        assert_eq!(Method::Invite.as_str(), "INVITE");
+        assert_eq!(Method::Other.as_str(), "OTHER");
+
+        let text = invite();
+        let message = SipMessage::parse(text.as_bytes()).expect("valid invite");
+        assert_eq!(message.request_method(), Some(Method::Invite));
+        assert_eq!(message.cseq_kind(), Some((314159, Method::Invite)));
+        assert_eq!(message.to_tag(), None);
+        assert_eq!(message.from_tag(), Some(&b"1928301774"[..]));
+
+        let challenge = b"SIP/2.0 407 Proxy Authentication Required\r\n\
+From: <sip:a@h>;tag=f1\r\nTo: <sip:b@h>;tag=as5\r\nCSeq: 1 INVITE\r\n\r\n";
+        let message = SipMessage::parse(challenge).expect("407");
+        assert_eq!(message.request_method(), None);
+        assert_eq!(message.status(), Some(407));
+        assert_eq!(message.cseq_kind(), Some((1, Method::Invite)));
+        assert_eq!(message.to_tag(), Some(&b"as5"[..]));
+
+        // An empty tag parameter is no tag; a CSeq without a number is no CSeq.
+        let odd = b"OPTIONS sip:a@h SIP/2.0\r\nTo: <sip:b@h>;tag=\r\nCSeq: OPTIONS\r\n\r\n";
+        let message = SipMessage::parse(odd).expect("options");
+        assert_eq!(message.to_tag(), None);
+        assert_eq!(message.from_tag(), None);
+        assert_eq!(message.cseq_kind(), None);
+    }
+
+    #[test]
     fn start_line_recognition() {
         for good in [
             &b"SIP/2.0 200 OK\r\n"[..],
@@ -973,6 +1110,33 @@ Content-Length: {}\r\n\r\n{body}",
         }
 
         #[test]
+        fn cseq_round_trips_number_and_method(
+            number in any::<u32>(),
+            method in "[A-Za-z][A-Za-z0-9.!%*_+`'~-]{0,15}",
+            spaces in "[ \t]{1,3}",
+            compact in any::<bool>(),
+        ) {
+            let name = if compact { "CSeq" } else { "cseq" };
+            let text = format!("SIP/2.0 200 OK\r\n{name}:{spaces}{number}{spaces}{method}\r\n\r\n");
+            let message = SipMessage::parse(text.as_bytes()).expect("valid status line");
+            prop_assert_eq!(message.cseq(), Some((number, method.as_bytes())));
+            prop_assert_eq!(message.cseq_kind(), Some((number, Method::from_token(method.as_bytes()))));
+        }
+
+        #[test]
+        fn cseq_beyond_u32_or_without_method_is_none(
+            number in (u64::from(u32::MAX) + 1)..u64::MAX,
+            method in prop::sample::select(vec!["INVITE", ""]),
+        ) {
+            let text = format!("BYE sip:a@b SIP/2.0\r\nCSeq: {number} {method}\r\n\r\n");
+            let message = SipMessage::parse(text.as_bytes()).expect("valid start line");
+            prop_assert_eq!(message.cseq(), None);
+            prop_assert_eq!(message.cseq_kind(), None);
+            let text = "BYE sip:a@b SIP/2.0\r\nCSeq: 12\r\n\r\n";
+            prop_assert_eq!(SipMessage::parse(text.as_bytes()).expect("valid").cseq_kind(), None);
+        }
+
+        #[test]
         fn uri_helpers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let user = uri_user(&bytes);
             if let Some(user) = user {
@@ -996,6 +1160,11 @@ Content-Length: {}\r\n\r\n{body}",
     fn exercise(message: &SipMessage<'_>) {
         let _ = message.start_line();
         let _ = (message.method(), message.status(), message.cseq());
+        let _ = (message.request_method(), message.cseq_kind());
+        let _ = (message.to_tag(), message.from_tag());
+        if let (Some((n, m)), Some((kn, km))) = (message.cseq(), message.cseq_kind()) {
+            assert_eq!((n, Method::from_token(m)), (kn, km));
+        }
         for (name, value) in message.headers() {
             assert!(!name.is_empty());
             let _ = (uri_user(value), header_param(value, "tag"));
