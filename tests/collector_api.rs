@@ -183,6 +183,8 @@ fn report(
         ie: Some(0.0),
         bpl: Some(25.1),
         flags: vec![],
+        media: "audio".into(),
+        srtp: false,
     };
     StreamReport {
         agent_id: agent.into(),

@@ -104,6 +104,20 @@ pub struct StreamSummary {
     pub bpl: Option<f64>,
     /// Conditions a reader should know about, e.g. `clock_inferred`, `codec_values_defaulted`.
     pub flags: Vec<String>,
+    /// `audio` or `video` (by SDP `m=video`, a video codec, or an unsignalled 90 kHz clock).
+    /// Video is counted (packets, loss, duplicates, reordering) but has no jitter-buffer
+    /// emulation and no MOS: the E-model rates speech. Absent from older agents: `audio`.
+    #[serde(default = "audio")]
+    pub media: String,
+    /// Announced by SDP as SRTP (`RTP/SAVP`, `RTP/SAVPF`, `UDP/TLS/RTP/SAVPF`): measured from
+    /// the clear RTP headers like any stream; its RTCP (SRTCP, encrypted) gives no round trip.
+    /// False when unknown (no SDP seen). Absent from older agents: false.
+    #[serde(default)]
+    pub srtp: bool,
+}
+
+fn audio() -> String {
+    "audio".to_owned()
 }
 
 /// One SIP dialog and the streams it set up.
@@ -114,14 +128,16 @@ pub struct CallSummary {
     pub to: Option<String>,
     /// Indexes into `AnalyzeOutput::streams`.
     pub streams: Vec<usize>,
-    /// Time of the first INVITE.
+    /// Time of the first INVITE (the challenged one, for a call that had to authenticate).
     pub setup: Option<Timestamp>,
-    /// Time of the final 2xx to the INVITE.
+    /// Time of the first 2xx to the last INVITE of the setup (re-INVITEs do not move it).
     #[serde(default)]
     pub answer: Option<Timestamp>,
-    /// Time of the BYE (or CANCEL, or a final failure response).
+    /// Time of the BYE, of the CANCEL of an unanswered call, or of the final failure response
+    /// to the last INVITE. A 401/407 challenge, a 491 or a 3xx redirect does not end a call.
     pub end: Option<Timestamp>,
-    /// Final response to the INVITE, if seen.
+    /// Final response to the last INVITE transaction of the setup (so 200 for a call answered
+    /// after a 401/407 challenge); null while that transaction has none.
     #[serde(default)]
     pub status: Option<u16>,
 }
@@ -398,7 +414,28 @@ mod tests {
             ie: Some(0.0),
             bpl: Some(25.1),
             flags: vec![],
+            media: "audio".into(),
+            srtp: false,
         }
+    }
+
+    #[test]
+    fn stream_objects_of_older_agents_read_as_clear_audio() {
+        let mut v = serde_json::to_value(sample()).expect("serialize");
+        let object = v.as_object_mut().expect("object");
+        assert_eq!(object.remove("media"), Some(serde_json::json!("audio")));
+        assert_eq!(object.remove("srtp"), Some(serde_json::json!(false)));
+        let old: StreamSummary = serde_json::from_value(v).expect("older document");
+        assert_eq!(old, sample());
+        let mut video = sample();
+        video.media = "video".into();
+        video.srtp = true;
+        let text = serde_json::to_string(&video).expect("serialize");
+        assert!(text.contains("\"media\":\"video\"") && text.contains("\"srtp\":true"));
+        assert_eq!(
+            serde_json::from_str::<StreamSummary>(&text).expect("parse"),
+            video
+        );
     }
 
     #[test]

@@ -89,7 +89,59 @@ pub struct Media<'a> {
     pub direction: Direction,
 }
 
+/// What an `m=` line carries, as far as the monitor cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MediaType {
+    #[default]
+    Audio,
+    Video,
+    /// `image` (T.38 fax), `application`, `text`, `message`, ...: not measured.
+    Other,
+}
+
+/// The transport of an `m=` line (RFC 8866 §5.14, RFC 3711, RFC 5764, RFC 8843).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportProtocol {
+    /// `RTP/AVP`, `RTP/AVPF`: clear RTP and RTCP.
+    Rtp,
+    /// `RTP/SAVP`, `RTP/SAVPF`, `UDP/TLS/RTP/SAVP(F)` (DTLS-SRTP), `TCP/TLS/RTP/SAVPF`, ...:
+    /// SRTP, whose RTP headers are clear but whose RTCP is SRTCP (encrypted after 8 bytes).
+    Srtp,
+    /// Anything else (`udptl` for T.38, `TCP/MSRP`, `UDP/BFCP`, ...): not RTP.
+    Other,
+}
+
 impl Media<'_> {
+    /// The media type of the `m=` line (case-insensitive).
+    pub fn media_type(&self) -> MediaType {
+        if self.kind.eq_ignore_ascii_case(b"audio") {
+            MediaType::Audio
+        } else if self.kind.eq_ignore_ascii_case(b"video") {
+            MediaType::Video
+        } else {
+            MediaType::Other
+        }
+    }
+
+    /// The transport of the `m=` line: SRTP when its last `/`-separated part is an SAVP
+    /// profile, RTP when it is an AVP one (case-insensitive, as devices write both).
+    pub fn transport(&self) -> TransportProtocol {
+        let profile = self.proto.rsplit(|b| *b == b'/').next().unwrap_or_default();
+        let has_rtp = self
+            .proto
+            .split(|b| *b == b'/')
+            .any(|part| part.eq_ignore_ascii_case(b"RTP"));
+        if !has_rtp {
+            TransportProtocol::Other
+        } else if profile.eq_ignore_ascii_case(b"SAVP") || profile.eq_ignore_ascii_case(b"SAVPF") {
+            TransportProtocol::Srtp
+        } else if profile.eq_ignore_ascii_case(b"AVP") || profile.eq_ignore_ascii_case(b"AVPF") {
+            TransportProtocol::Rtp
+        } else {
+            TransportProtocol::Other
+        }
+    }
+
     /// Connection address of this media: media-level `c=`, else session-level.
     pub fn address(&self, session: &SessionDescription) -> Option<IpAddr> {
         self.connection.or(session.connection)
@@ -644,9 +696,50 @@ a=rtpmap:96 AMR-WB/16000/300\r\na=ptime:20.0\r\na=rtcp:99999\r\n";
         }
     }
 
+    #[test]
+    fn media_types_and_transports() {
+        let body = b"v=0\r\nc=IN IP4 192.0.2.1\r\n\
+m=audio 4000 RTP/AVP 0\r\n\
+m=audio 4002 RTP/SAVP 0\r\n\
+m=video 4004 RTP/SAVPF 96\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+m=video 9 udp/tls/rtp/savpf 96\r\n\
+m=audio 4006 rtp/avpf 0\r\n\
+m=image 4008 udptl t38\r\n\
+m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n\
+m=audio 4010 TCP/TLS/RTP/SAVPF 0\r\n\
+m=text 4012 RTP/AVP 98\r\n\
+m=audio 4014 RTP/XYZ 0\r\n";
+        let sdp = SessionDescription::parse(body).expect("sdp");
+        let got: Vec<(MediaType, TransportProtocol)> = sdp
+            .media
+            .iter()
+            .map(|m| (m.media_type(), m.transport()))
+            .collect();
+        use MediaType::{Audio, Other as OtherMedia, Video};
+        use TransportProtocol::{Other, Rtp, Srtp};
+        assert_eq!(
+            got,
+            vec![
+                (Audio, Rtp),
+                (Audio, Srtp),
+                (Video, Srtp),
+                (Audio, Srtp),
+                (Video, Srtp),
+                (Audio, Rtp),
+                (OtherMedia, Other),
+                (OtherMedia, Other),
+                (Audio, Srtp),
+                (OtherMedia, Rtp),
+                (Audio, Other),
+            ]
+        );
+    }
+
     fn exercise(sdp: &SessionDescription<'_>) {
         for (index, media) in sdp.media.iter().enumerate() {
             let _ = (media.address(sdp), media.rtcp_port());
+            let _ = (media.media_type(), media.transport());
             assert!(media.rtpmaps.len() <= MAX_RTPMAPS_PER_MEDIA);
             assert!(media.formats.iter().all(|pt| *pt <= 127));
             for map in &media.rtpmaps {

@@ -9,7 +9,7 @@ pub mod table;
 
 use voqa_wire::{AnalyzeOutput, CallSummary, FileSummary, StreamSummary, Timestamp};
 
-use crate::quality::codec::CodecValues;
+use crate::quality::codec::{CodecValues, MediaRole};
 use crate::quality::stream::ClockSource;
 use crate::streams::privacy::Pseudonymizer;
 use crate::streams::{AnalysisResult, StreamResult};
@@ -71,7 +71,9 @@ pub(crate) fn stream_summary(
     if s.clock_source == ClockSource::Unknown {
         flags.push("clock_unknown".to_owned());
     }
+    // The codec-values flags qualify the E-model inputs, which video does not use.
     match s.codec_info.values {
+        _ if s.codec_info.role == MediaRole::Video => {}
         CodecValues::G113 => {}
         CodecValues::PlcProxy => flags.push("codec_values_proxy".to_owned()),
         CodecValues::BplDefaulted => flags.push("bpl_defaulted".to_owned()),
@@ -125,5 +127,12 @@ pub(crate) fn stream_summary(
         ie: q.r_factor.map(|_| s.codec_info.ie),
         bpl: q.r_factor.map(|_| s.codec_info.bpl),
         flags,
+        media: if s.codec_info.role == MediaRole::Video {
+            "video"
+        } else {
+            "audio"
+        }
+        .to_owned(),
+        srtp: s.srtp,
     }
 }

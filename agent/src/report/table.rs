@@ -26,14 +26,21 @@ pub fn render(out: &AnalyzeOutput) -> String {
     let _ = writeln!(s);
     if out.streams.is_empty() {
         let _ = writeln!(s, "No RTP streams found.");
-        return s;
+    } else {
+        render_streams(&mut s, out);
     }
+    render_calls(&mut s, out);
+    s
+}
+
+fn render_streams(s: &mut String, out: &AnalyzeOutput) {
     let header = [
         "#",
         "source",
         "destination",
         "ssrc",
         "codec",
+        "media",
         "pkts",
         "lost",
         "loss%",
@@ -62,6 +69,11 @@ pub fn render(out: &AnalyzeOutput) -> String {
                 Some(c) => format!("{}/{}", st.codec, c),
                 None => st.codec.clone(),
             },
+            if st.srtp {
+                format!("{}+srtp", st.media)
+            } else {
+                st.media.clone()
+            },
             st.packets.to_string(),
             st.lost.to_string(),
             format!("{loss_pct:.2}"),
@@ -89,7 +101,7 @@ pub fn render(out: &AnalyzeOutput) -> String {
             .enumerate()
             .map(|(c, cell)| {
                 let w = widths.get(c).copied().unwrap_or(0);
-                if c <= 4 {
+                if c <= 5 {
                     format!("{cell:<w$}")
                 } else {
                     format!("{cell:>w$}")
@@ -100,21 +112,30 @@ pub fn render(out: &AnalyzeOutput) -> String {
     }
     let _ = writeln!(
         s,
-        "\njitter, rtt in ms; MOS by ITU-T G.107 (jitter buffer {})",
+        "\njitter, rtt in ms; MOS by ITU-T G.107 (jitter buffer {}); video has no MOS; \
+         +srtp: announced as SRTP, measured from its clear RTP headers",
         jb_of(out)
     );
+}
+
+fn render_calls(s: &mut String, out: &AnalyzeOutput) {
     if !out.calls.is_empty() {
         let _ = writeln!(s, "\nCalls:");
         for c in &out.calls {
             let streams: Vec<String> = c.streams.iter().map(|i| format!("#{i}")).collect();
+            let time = |t: Option<voqa_wire::Timestamp>| {
+                t.map_or_else(|| "-".to_owned(), |t| t.to_string())
+            };
             let _ = writeln!(
                 s,
-                "  {}  {} -> {}  setup {}  end {}  streams {}",
+                "  {}  {} -> {}  status {}  setup {}  answer {}  end {}  streams {}",
                 c.call_id,
                 c.from.as_deref().unwrap_or("?"),
                 c.to.as_deref().unwrap_or("?"),
-                c.setup.map_or_else(|| "-".to_owned(), |t| t.to_string()),
-                c.end.map_or_else(|| "-".to_owned(), |t| t.to_string()),
+                c.status.map_or_else(|| "-".to_owned(), |st| st.to_string()),
+                time(c.setup),
+                time(c.answer),
+                time(c.end),
                 if streams.is_empty() {
                     "-".to_owned()
                 } else {
@@ -123,7 +144,6 @@ pub fn render(out: &AnalyzeOutput) -> String {
             );
         }
     }
-    s
 }
 
 fn jb_of(out: &AnalyzeOutput) -> &str {

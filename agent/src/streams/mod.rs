@@ -18,7 +18,7 @@ use hashbrown::{HashMap, HashTable};
 
 use crate::decode::rtcp::{Compound, RtcpPacket};
 use crate::decode::rtp::{MediaKind, RtpPacket, classify};
-use crate::decode::sdp::SessionDescription;
+use crate::decode::sdp::{MediaType, SessionDescription, TransportProtocol};
 use crate::decode::sip::{SipMessage, looks_like_sip};
 use crate::decode::{Datagram, Skip, decode_udp};
 use crate::quality::codec::{self, CodecInfo, MediaRole};
@@ -113,6 +113,9 @@ pub struct Counters {
     pub rtp: u64,
     pub rtcp: u64,
     pub rtcp_invalid: u64,
+    /// SRTCP datagrams (RTCP of media announced as SRTP, or with an SRTCP trailer): encrypted
+    /// after their first 8 bytes, so never read for round-trip time.
+    pub srtcp: u64,
     pub sip: u64,
     pub sip_invalid: u64,
     /// RTP-range datagrams that failed RTP validation on a flow that is a known stream or an announced endpoint.
@@ -161,6 +164,8 @@ pub struct StreamResult {
     pub last_ns: i64,
     pub codec_info: CodecInfo,
     pub summary: QualitySummary,
+    /// Announced as SRTP by SDP (`RTP/SAVP*`); measured from its clear RTP headers all the same.
+    pub srtp: bool,
 }
 
 /// Why a stream's last report was sent.
@@ -362,6 +367,14 @@ impl Analyzer {
         reg.lookup(dst).or_else(|| reg.lookup(src)).cloned()
     }
 
+    fn is_srtcp_endpoint(&self, a: &SocketAddr, b: &SocketAddr) -> bool {
+        let reg = self
+            .registry
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        reg.is_srtcp(a) || reg.is_srtcp(b)
+    }
+
     fn is_rtcp_endpoint(&self, a: &SocketAddr, b: &SocketAddr) -> bool {
         let reg = self
             .registry
@@ -441,6 +454,11 @@ impl Analyzer {
             clock = Some(c);
             source = ClockSource::Inferred;
             info = codec::codec_by_name(name.as_str(), c);
+            if c == VIDEO_CLOCK_HZ && info.role == MediaRole::Unknown {
+                // No speech codec runs a 90 kHz RTP clock (RFC 3551 §5): an unsignalled
+                // stream on it is video, counted but never rated with the speech E-model.
+                info.role = MediaRole::Video;
+            }
         }
         let detection = if profile.is_some() {
             Detection::Sdp
@@ -678,6 +696,7 @@ impl Analyzer {
             last_ns: meter.last_ns(),
             codec_info: *meter.codec(),
             summary: meter.summary(&self.inputs_for(stream)),
+            srtp: stream.profile.as_ref().is_some_and(|p| p.srtp),
         })
     }
 
@@ -726,6 +745,7 @@ impl Analyzer {
             last_ns: meter.last_ns(),
             codec_info: *meter.codec(),
             summary: meter.summary(&inputs),
+            srtp: stream.profile.as_ref().is_some_and(|p| p.srtp),
         })
     }
 
@@ -753,18 +773,36 @@ impl Analyzer {
     }
 
     fn on_rtcp(&mut self, ts_ns: i64, dg: &Datagram<'_>) {
+        // SRTCP (RFC 3711 §3.4) is encrypted after its first 8 bytes: an SR's NTP timestamp or a
+        // report block read from it is noise that could still match an LSR, so SRTCP is counted
+        // and never parsed further. It is known from the SDP (`RTP/SAVP*`, RTCP or RTP address,
+        // the latter for rtcp-mux), else by its shape: not a valid compound, but an RTCP first
+        // header followed by an SRTCP index with the E bit.
+        if self.is_srtcp_endpoint(&dg.src, &dg.dst) {
+            self.counters.srtcp += 1;
+            return;
+        }
         let compound = match Compound::new_checked(dg.payload) {
             Ok(c) => c,
-            Err(_) if self.is_rtcp_endpoint(&dg.src, &dg.dst) => {
-                match Compound::new_checked_rsize(dg.payload) {
-                    Ok(c) => c,
-                    Err(_) => {
+            Err(_) => {
+                let rsize = if self.is_rtcp_endpoint(&dg.src, &dg.dst) {
+                    Compound::new_checked_rsize(dg.payload).ok()
+                } else {
+                    None
+                };
+                match rsize {
+                    Some(c) => c,
+                    None if looks_like_srtcp(dg.payload) => {
+                        self.counters.srtcp += 1;
+                        return;
+                    }
+                    None if self.is_rtcp_endpoint(&dg.src, &dg.dst) => {
                         self.counters.rtcp_invalid += 1;
                         return;
                     }
+                    None => return,
                 }
             }
-            Err(_) => return,
         };
         self.counters.rtcp += 1;
         for packet in compound.packets() {
@@ -832,7 +870,15 @@ impl Analyzer {
             return;
         };
         for media in &sdp.media {
-            if media.port == 0 || !media.kind.eq_ignore_ascii_case(b"audio") {
+            let media_type = media.media_type();
+            let transport = media.transport();
+            // Audio and video over RTP or SRTP are measured; T.38 (udptl), data channels and
+            // other transports are not RTP. A lenient device's unknown profile on m=audio is
+            // still taken as RTP, as before.
+            if media.port == 0
+                || media_type == MediaType::Other
+                || (transport == TransportProtocol::Other && media_type != MediaType::Audio)
+            {
                 continue;
             }
             let Some(addr) = media.address(&sdp) else {
@@ -850,6 +896,9 @@ impl Analyzer {
                     })
                     .collect(),
                 ptime_ms: media.ptime,
+                media: media_type,
+                srtp: transport == TransportProtocol::Srtp,
+                direction: media.direction,
             };
             let rtp_addr = SocketAddr::new(addr, media.port);
             let rtcp_addr = SocketAddr::new(addr, media.rtcp_port());
@@ -965,6 +1014,25 @@ fn resolve_payload(
     pt: u8,
     profile: Option<&MediaProfile>,
 ) -> (CodecInfo, Option<u32>, ClockSource) {
+    let (info, clock, source) = resolve_payload_as_announced(pt, profile);
+    if profile.is_some_and(|p| p.media == MediaType::Video) && info.role != MediaRole::Video {
+        // Everything in an m=video section (RTX, RED, ULPFEC, unknown names) is video.
+        return (
+            CodecInfo {
+                role: MediaRole::Video,
+                ..info
+            },
+            clock,
+            source,
+        );
+    }
+    (info, clock, source)
+}
+
+fn resolve_payload_as_announced(
+    pt: u8,
+    profile: Option<&MediaProfile>,
+) -> (CodecInfo, Option<u32>, ClockSource) {
     if let Some(map) = profile.and_then(|p| p.rtpmap(pt)) {
         let info = codec::codec_by_name(&map.encoding, map.clock_hz);
         let clock = (map.clock_hz > 0).then_some(map.clock_hz);
@@ -1005,11 +1073,54 @@ impl CodecName {
     }
 }
 
+/// The name a stream's codec is reported under: the codec table's canonical spelling (the IANA
+/// media-subtype registry's, e.g. `PCMA`, `PCMU`, `G722`, `G729`, `opus`, `telephone-event`,
+/// `H264`, `VP8`) whatever case the SDP used, so `pcma` and `PCMA` in one file print alike; an
+/// encoding name the table does not know is reported as the SDP wrote it.
 fn codec_name(pt: u8, info: &CodecInfo, profile: Option<&MediaProfile>) -> CodecName {
-    if let Some(map) = profile.and_then(|p| p.rtpmap(pt)) {
+    // `info` was resolved from this payload type and profile: its name is the table's
+    // canonical one whenever the table knows the rtpmap's encoding.
+    if info.name == UNKNOWN_CODEC
+        && let Some(map) = profile.and_then(|p| p.rtpmap(pt))
+    {
         return CodecName::Shared(Arc::clone(&map.encoding));
     }
     CodecName::Static(info.name)
+}
+
+/// The codec table's name for encodings it does not know.
+const UNKNOWN_CODEC: &str = "unknown";
+
+/// RTP clock of every video payload format (RFC 3551 §5 and the video payload RFCs).
+const VIDEO_CLOCK_HZ: u32 = 90_000;
+
+/// SRTCP by its shape (RFC 3711 §3.4), for RTCP whose media was not announced: the first
+/// header is clear and well-formed (version 2, an SR or RR, a length that fits), and an SRTCP
+/// index word with the E (encrypted) bit and a plausible index sits where one of the usual
+/// authentication tags leaves it (none for AEAD/GCM, 4 or 10 bytes for HMAC-SHA1-32/-80). Only called on datagrams that
+/// failed RTCP validation, so a clear compound is never taken for SRTCP.
+fn looks_like_srtcp(payload: &[u8]) -> bool {
+    let (Some(&first), Some(&pt), Some(len_hi), Some(len_lo)) = (
+        payload.first(),
+        payload.get(1),
+        payload.get(2),
+        payload.get(3),
+    ) else {
+        return false;
+    };
+    if first >> 6 != 2 || !(200..=201).contains(&pt) {
+        return false;
+    }
+    let first_len = (usize::from(u16::from_be_bytes([*len_hi, *len_lo])) + 1) * 4;
+    [0usize, 4, 10].iter().any(|&tag| {
+        let Some(index_at) = payload.len().checked_sub(tag + 4) else {
+            return false;
+        };
+        // E set and an index below 2^24: senders start the index at 0 and add one per
+        // packet (about one every 5 s), so the top byte is 0x80 for years of a session,
+        // while a random byte is 0x80 only once in 256.
+        index_at >= first_len && payload.get(index_at) == Some(&0x80)
+    })
 }
 
 #[cfg(test)]

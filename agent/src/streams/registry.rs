@@ -2,6 +2,10 @@
 //! RTP, its RTCP address, and its payload-type map), so that announced streams are tracked from
 //! their first packet with the right clock rate.
 //!
+//! Each announcement also says whether the media is audio or video (video is measured for loss
+//! but never rated with the speech E-model), whether it is SRTP (`RTP/SAVP*`: its RTCP is
+//! SRTCP, encrypted, and must never feed the round-trip estimate) and its direction attribute.
+//!
 //! Bounded (oldest announcements are evicted first); it stores no payload and no SIP text beyond
 //! the encoding names of `a=rtpmap`.
 
@@ -10,6 +14,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hashbrown::HashMap;
+
+use crate::decode::sdp::{Direction, MediaType};
 
 /// One `a=rtpmap` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +33,12 @@ pub struct MediaProfile {
     pub call_id: Option<Arc<str>>,
     pub rtpmaps: Vec<RtpMapEntry>,
     pub ptime_ms: Option<u32>,
+    /// `m=audio` or `m=video`.
+    pub media: MediaType,
+    /// Announced as SRTP (`RTP/SAVP`, `RTP/SAVPF`, `UDP/TLS/RTP/SAVPF`, ...).
+    pub srtp: bool,
+    /// The direction attribute of the announcement (`a=sendonly` on hold, ...).
+    pub direction: Direction,
 }
 
 impl MediaProfile {
@@ -42,7 +54,8 @@ pub type SharedRegistry = std::sync::Arc<std::sync::RwLock<SdpRegistry>>;
 #[derive(Debug)]
 pub struct SdpRegistry {
     media: HashMap<SocketAddr, Arc<MediaProfile>, foldhash::fast::RandomState>,
-    rtcp: HashMap<SocketAddr, Option<Arc<str>>, foldhash::fast::RandomState>,
+    /// RTCP addresses and whether their media is SRTP (then the RTCP is SRTCP).
+    rtcp: HashMap<SocketAddr, bool, foldhash::fast::RandomState>,
     order: VecDeque<SocketAddr>,
     capacity: usize,
     evicted: u64,
@@ -67,12 +80,12 @@ impl SdpRegistry {
         rtcp: Option<SocketAddr>,
         profile: Arc<MediaProfile>,
     ) {
-        let call = profile.call_id.clone();
+        let srtp = profile.srtp;
         if self.media.insert(media, profile).is_none() {
             self.order.push_back(media);
         }
         if let Some(rtcp) = rtcp {
-            self.rtcp.insert(rtcp, call);
+            self.rtcp.insert(rtcp, srtp);
         }
         while self.order.len() > self.capacity {
             if let Some(old) = self.order.pop_front() {
@@ -95,6 +108,16 @@ impl SdpRegistry {
 
     pub fn is_rtcp(&self, addr: &SocketAddr) -> bool {
         self.rtcp.contains_key(addr)
+    }
+
+    /// True when `addr` was announced as the RTCP address of SRTP media, or as the address of
+    /// SRTP media itself (RTCP multiplexed on the RTP port, `a=rtcp-mux`): RTCP there is SRTCP.
+    pub fn is_srtcp(&self, addr: &SocketAddr) -> bool {
+        if self.media.is_empty() {
+            return false;
+        }
+        self.rtcp.get(addr).copied().unwrap_or(false)
+            || self.media.get(addr).is_some_and(|p| p.srtp)
     }
 
     pub fn len(&self) -> usize {
@@ -146,6 +169,30 @@ mod tests {
         );
         assert_eq!(r.len(), 1);
         assert!(r.lookup(&addr(40002)).is_none());
+    }
+
+    #[test]
+    fn srtp_announcements_mark_their_rtcp_and_muxed_addresses() {
+        let mut r = SdpRegistry::new(10);
+        let srtp = Arc::new(MediaProfile {
+            srtp: true,
+            ..Default::default()
+        });
+        r.announce(addr(40000), Some(addr(40001)), Arc::clone(&srtp));
+        r.announce(
+            addr(41000),
+            Some(addr(41001)),
+            Arc::new(MediaProfile::default()),
+        );
+        // rtcp-mux: the RTCP address is the RTP address.
+        r.announce(addr(42000), Some(addr(42000)), srtp);
+        assert!(r.is_srtcp(&addr(40001)));
+        assert!(r.is_srtcp(&addr(40000)));
+        assert!(r.is_srtcp(&addr(42000)));
+        assert!(!r.is_srtcp(&addr(41001)));
+        assert!(!r.is_srtcp(&addr(41000)));
+        assert!(!r.is_srtcp(&addr(43000)));
+        assert!(r.is_rtcp(&addr(41001)));
     }
 
     #[test]

@@ -653,6 +653,8 @@ mod tests {
             ie: None,
             bpl: None,
             flags: vec![],
+            media: "audio".into(),
+            srtp: false,
         }
     }
 

@@ -1641,6 +1641,8 @@ mod tests {
             ie: Some(0.0),
             bpl: Some(25.1),
             flags: vec![],
+            media: "audio".into(),
+            srtp: false,
         }
     }
 
