@@ -1095,7 +1095,7 @@ const UNKNOWN_CODEC: &str = "unknown";
 const VIDEO_CLOCK_HZ: u32 = 90_000;
 
 /// SRTCP by its shape (RFC 3711 §3.4), for RTCP whose media was not announced: the first
-/// header is clear and well-formed (version 2, an SR or RR, a length that fits), and an SRTCP
+/// header is clear and well-formed (version 2, an RTCP type, a length that fits), and an SRTCP
 /// index word with the E (encrypted) bit and a plausible index sits where one of the usual
 /// authentication tags leaves it (none for AEAD/GCM, 4 or 10 bytes for HMAC-SHA1-32/-80). Only called on datagrams that
 /// failed RTCP validation, so a clear compound is never taken for SRTCP.
@@ -1108,7 +1108,9 @@ fn looks_like_srtcp(payload: &[u8]) -> bool {
     ) else {
         return false;
     };
-    if first >> 6 != 2 || !(200..=201).contains(&pt) {
+    // SR or RR first (RFC 3550), or any type under reduced-size RTCP (RFC 5506: WebRTC sends
+    // lone feedback and XR packets, e.g. Google Meet's SRTCP starting with XR).
+    if first >> 6 != 2 || !(200..=207).contains(&pt) {
         return false;
     }
     let first_len = (usize::from(u16::from_be_bytes([*len_hi, *len_lo])) + 1) * 4;
@@ -1121,6 +1123,121 @@ fn looks_like_srtcp(payload: &[u8]) -> bool {
         // while a random byte is 0x80 only once in 256.
         index_at >= first_len && payload.get(index_at) == Some(&0x80)
     })
+}
+
+#[cfg(test)]
+mod srtcp_tests {
+    use super::*;
+    use crate::decode::build::{LinkSpec, ReportBlockSpec, rtcp_rr, rtcp_sr, udp_frame};
+
+    /// Frame 24 of ndpi__stun_dtls_rtp.pcapng (Google STUN/DTLS-SRTP, rtcp-mux), byte for byte:
+    /// an encrypted XR with AEAD (no tag after the index), E bit set, SRTCP index 1.
+    const MEET_SRTCP: [u8; 40] = [
+        0x80, 0xcf, 0x00, 0x04, 0xed, 0xa7, 0x06, 0xe6, 0x5b, 0x0b, 0x93, 0x91, 0x5e, 0xb3, 0xcd,
+        0x23, 0xbf, 0x23, 0xe7, 0x56, 0x35, 0x88, 0x3e, 0x41, 0x2f, 0xef, 0x49, 0xbb, 0x4c, 0x75,
+        0x86, 0x0f, 0x6a, 0x41, 0x61, 0x2e, 0x80, 0x00, 0x00, 0x01,
+    ];
+
+    fn block(ssrc: u32, lsr: u32) -> ReportBlockSpec {
+        ReportBlockSpec {
+            ssrc,
+            fraction_lost: 0,
+            cumulative_lost: 0,
+            ext_highest_seq: 0,
+            jitter: 0,
+            lsr,
+            dlsr: 0,
+        }
+    }
+
+    /// An SRTCP packet as RFC 3711 §3.4 lays it out: a clear SR header and SSRC, 20 bytes of
+    /// "ciphertext", E + index, and an authentication tag of `tag` bytes.
+    fn srtcp(index: u32, tag: usize) -> Vec<u8> {
+        let mut p = rtcp_sr(0x1234, 0, 0, 0, 0, &[]);
+        for b in p.iter_mut().skip(8) {
+            *b = 0x5a;
+        }
+        p.extend_from_slice(&(0x8000_0000 | index).to_be_bytes());
+        p.extend(std::iter::repeat_n(0xa5, tag));
+        p
+    }
+
+    #[test]
+    fn srtcp_shapes() {
+        assert!(looks_like_srtcp(&MEET_SRTCP));
+        for tag in [0, 4, 10] {
+            assert!(looks_like_srtcp(&srtcp(1, tag)), "tag {tag}");
+            assert!(looks_like_srtcp(&srtcp(0x00ff_ffff, tag)), "tag {tag}");
+            // An index beyond 2^24 is not taken for one.
+            assert!(!looks_like_srtcp(&srtcp(0x0100_0000, tag)), "tag {tag}");
+        }
+        // E bit clear (unencrypted SRTCP) is not recognised by shape (it would be by SDP).
+        let mut clear = srtcp(1, 10);
+        let at = clear.len() - 14;
+        clear[at] = 0x00;
+        assert!(!looks_like_srtcp(&clear));
+        // Too short for its own first packet, wrong version, not an RTCP type.
+        assert!(!looks_like_srtcp(&MEET_SRTCP[..20]));
+        assert!(!looks_like_srtcp(&[0x80, 0xc8, 0x00, 0x06]));
+        let mut v1 = MEET_SRTCP;
+        v1[0] = 0x40;
+        assert!(!looks_like_srtcp(&v1));
+        let mut rtp = MEET_SRTCP;
+        rtp[1] = 0x60;
+        assert!(!looks_like_srtcp(&rtp));
+        assert!(!looks_like_srtcp(&[]));
+    }
+
+    fn feed(a: &mut Analyzer, ts: i64, src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
+        let f = udp_frame(&LinkSpec::Ethernet, src, dst, payload);
+        a.on_frame(ts, 1, &f, f.len() as u32);
+    }
+
+    fn sip_with_proto(proto: &str, port: u16) -> String {
+        let sdp = format!(
+            "v=0\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio {port} {proto} 0\r\na=rtcp-mux\r\n"
+        );
+        format!(
+            "INVITE sip:b@h SIP/2.0\r\nCall-ID: s\r\nCSeq: 1 INVITE\r\n\
+Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        )
+    }
+
+    #[test]
+    fn rtcp_of_srtp_media_is_counted_as_srtcp_and_gives_no_rtt() {
+        let sip = SocketAddr::from(([192, 0, 2, 1], 5060));
+        let pbx = SocketAddr::from(([192, 0, 2, 2], 5060));
+        let a = SocketAddr::from(([192, 0, 2, 1], 4000));
+        let b = SocketAddr::from(([192, 0, 2, 2], 6000));
+        let sr = rtcp_sr(0xA, 0x0001_0002_0003_0000, 0, 0, 0, &[]);
+        let rr = rtcp_rr(0xB, &[block(0xA, 0x0002_0003)]);
+        let run = |proto: &str| {
+            let mut an = Analyzer::new(AnalyzerConfig::default());
+            feed(
+                &mut an,
+                1_000,
+                sip,
+                pbx,
+                sip_with_proto(proto, 4000).as_bytes(),
+            );
+            // Clear-looking RTCP on the rtcp-mux address: believed only for RTP/AVP.
+            feed(&mut an, 2_000_000_000, a, b, &sr);
+            feed(&mut an, 2_040_000_000, b, a, &rr);
+            // An SRTCP-shaped datagram between unannounced addresses.
+            let x = SocketAddr::from(([198, 51, 100, 1], 7000));
+            let y = SocketAddr::from(([198, 51, 100, 2], 7000));
+            feed(&mut an, 2_050_000_000, x, y, &MEET_SRTCP);
+            let c = *an.counters();
+            (c.rtcp, c.srtcp, an.rtt.session_rtt_ms(0xA))
+        };
+        let (rtcp, srtcp, rtt) = run("RTP/AVP");
+        assert_eq!((rtcp, srtcp), (2, 1));
+        assert!((rtt.unwrap_or(0.0) - 40.0).abs() < 1e-9, "{rtt:?}");
+        for proto in ["RTP/SAVP", "RTP/SAVPF", "UDP/TLS/RTP/SAVPF"] {
+            assert_eq!(run(proto), (0, 3, None), "{proto}");
+        }
+    }
 }
 
 #[cfg(test)]
