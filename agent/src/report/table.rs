@@ -112,9 +112,18 @@ fn render_streams(s: &mut String, out: &AnalyzeOutput) {
     }
     let _ = writeln!(
         s,
-        "\njitter, rtt in ms; MOS by ITU-T G.107 (jitter buffer {}); video has no MOS; \
-         +srtp: announced as SRTP, measured from its clear RTP headers",
-        jb_of(out)
+        "\njitter, rtt in ms; MOS by ITU-T G.107 (jitter buffer {}){}{}",
+        jb_of(out),
+        if out.streams.iter().any(|st| st.media == "video") {
+            "; video: loss only, no MOS"
+        } else {
+            ""
+        },
+        if out.streams.iter().any(|st| st.srtp) {
+            "; +srtp: negotiated as SRTP, measured from its clear RTP headers, no RTT from SRTCP"
+        } else {
+            ""
+        }
     );
 }
 
