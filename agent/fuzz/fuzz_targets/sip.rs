@@ -22,6 +22,7 @@ fn walk_sdp(body: &[u8]) {
     for (index, media) in session.media.iter().enumerate() {
         black_box(media.address(&session));
         black_box(media.rtcp_port());
+        black_box((media.media_type(), media.transport()));
         black_box(media);
         for &payload_type in &media.formats {
             black_box(session.rtpmap(index, payload_type));
