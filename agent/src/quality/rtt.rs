@@ -5,6 +5,10 @@
 //! Bounded memory: the last 16 SRs per sender, at most `max_samples` samples per sender and
 //! `max_ssrcs` tracked SSRCs (oldest dropped). Times are passed in (capture ns); no I/O, no clock.
 //! Called per RTCP packet, not per RTP packet; medians allocate a small scratch vector.
+//!
+//! It must be fed clear RTCP only: SRTCP (RTCP of SRTP media) is encrypted after its first 8
+//! bytes, so its "NTP timestamp", LSR and DLSR are ciphertext that can still match a remembered
+//! SR by chance. The analyzer recognises SRTCP and never passes it here.
 
 use std::collections::VecDeque;
 
