@@ -953,3 +953,42 @@ fn heplify_answered_and_ringing_calls_beside_registrations() {
         assert_eq!(s["codec"], "PCMA", "{s}");
     }
 }
+
+#[test]
+fn heplify_websocket_capture_udp_legs_are_two_answered_calls() {
+    let Some(dir) = real_captures_dir("heplify_websocket_capture_udp_legs_are_two_answered_calls")
+    else {
+        return;
+    };
+    let doc = analyze_json(&[&dir.join("heplify__sip_tcp_websocket.pcap")], &[]);
+    let c = calls(&doc);
+    let ids: Vec<&str> = c
+        .iter()
+        .map(|c| c["call_id"].as_str().unwrap_or("?"))
+        .collect();
+    // tshark `-Y "sip && udp"`: one OPTIONS keep-alive (not a call) and two INVITE dialogs. The
+    // first one's 407 challenge (CSeq 2206) went over WebSocket, which voqa does not read here:
+    // over UDP it starts at the authenticated INVITE, CSeq 2207, at 1542051165.662384.
+    assert_eq!(
+        ids,
+        vec![
+            "kovfhoptshgn59q712sr",
+            "926ffd16-6154-1237-09ba-0270b3230128"
+        ]
+    );
+    assert_call(
+        &c[0],
+        Some(200),
+        Some(epoch(1542051165, 662384)),
+        Some(epoch(1542051174, 592989)),
+        Some(epoch(1542051177, 929060)),
+    );
+    // Every message of the second leg was captured twice (two hops): the copies change nothing.
+    assert_call(
+        &c[1],
+        Some(200),
+        Some(epoch(1542051165, 690467)),
+        Some(epoch(1542051174, 552252)),
+        Some(epoch(1542051177, 934326)),
+    );
+}
