@@ -1,4 +1,5 @@
-//! Typed zero-copy views over packet bytes, from the link layer up to RTP, RTCP, SIP and SDP.
+//! Typed zero-copy views over packet bytes, from the link layer up to RTP, RTCP (and what SRTCP
+//! leaves in clear), SIP and SDP.
 //!
 //! Views validate lengths once in `new_checked` and never panic afterwards; they keep no state
 //! and do no I/O. Decoding a frame allocates nothing and copies no packet bytes.
@@ -11,6 +12,7 @@ pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 pub mod sip;
+pub mod srtcp;
 pub mod udp;
 
 pub use frame::{Datagram, Skip, decode_udp};

@@ -20,6 +20,7 @@ use crate::decode::rtcp::{Compound, RtcpPacket};
 use crate::decode::rtp::{MediaKind, RtpPacket, classify};
 use crate::decode::sdp::{MediaType, SessionDescription, TransportProtocol};
 use crate::decode::sip::{SipMessage, looks_like_sip};
+use crate::decode::srtcp::looks_like_srtcp;
 use crate::decode::{Datagram, Skip, decode_udp};
 use crate::quality::codec::{self, CodecInfo, MediaRole};
 use crate::quality::jbuf::JitterBufferModel;
@@ -1094,49 +1095,10 @@ const UNKNOWN_CODEC: &str = "unknown";
 /// RTP clock of every video payload format (RFC 3551 §5 and the video payload RFCs).
 const VIDEO_CLOCK_HZ: u32 = 90_000;
 
-/// SRTCP by its shape (RFC 3711 §3.4), for RTCP whose media was not announced: the first
-/// header is clear and well-formed (version 2, an RTCP type, a length that fits), and an SRTCP
-/// index word with the E (encrypted) bit and a plausible index sits where one of the usual
-/// authentication tags leaves it (none for AEAD/GCM, 4 or 10 bytes for HMAC-SHA1-32/-80). Only called on datagrams that
-/// failed RTCP validation, so a clear compound is never taken for SRTCP.
-fn looks_like_srtcp(payload: &[u8]) -> bool {
-    let (Some(&first), Some(&pt), Some(len_hi), Some(len_lo)) = (
-        payload.first(),
-        payload.get(1),
-        payload.get(2),
-        payload.get(3),
-    ) else {
-        return false;
-    };
-    // SR or RR first (RFC 3550), or any type under reduced-size RTCP (RFC 5506: WebRTC sends
-    // lone feedback and XR packets, e.g. Google Meet's SRTCP starting with XR).
-    if first >> 6 != 2 || !(200..=207).contains(&pt) {
-        return false;
-    }
-    let first_len = (usize::from(u16::from_be_bytes([*len_hi, *len_lo])) + 1) * 4;
-    [0usize, 4, 10].iter().any(|&tag| {
-        let Some(index_at) = payload.len().checked_sub(tag + 4) else {
-            return false;
-        };
-        // E set and an index below 2^24: senders start the index at 0 and add one per
-        // packet (about one every 5 s), so the top byte is 0x80 for years of a session,
-        // while a random byte is 0x80 only once in 256.
-        index_at >= first_len && payload.get(index_at) == Some(&0x80)
-    })
-}
-
 #[cfg(test)]
 mod srtcp_tests {
     use super::*;
     use crate::decode::build::{LinkSpec, ReportBlockSpec, rtcp_rr, rtcp_sr, udp_frame};
-
-    /// Frame 24 of ndpi__stun_dtls_rtp.pcapng (Google STUN/DTLS-SRTP, rtcp-mux), byte for byte:
-    /// an encrypted XR with AEAD (no tag after the index), E bit set, SRTCP index 1.
-    const MEET_SRTCP: [u8; 40] = [
-        0x80, 0xcf, 0x00, 0x04, 0xed, 0xa7, 0x06, 0xe6, 0x5b, 0x0b, 0x93, 0x91, 0x5e, 0xb3, 0xcd,
-        0x23, 0xbf, 0x23, 0xe7, 0x56, 0x35, 0x88, 0x3e, 0x41, 0x2f, 0xef, 0x49, 0xbb, 0x4c, 0x75,
-        0x86, 0x0f, 0x6a, 0x41, 0x61, 0x2e, 0x80, 0x00, 0x00, 0x01,
-    ];
 
     fn block(ssrc: u32, lsr: u32) -> ReportBlockSpec {
         ReportBlockSpec {
@@ -1148,44 +1110,6 @@ mod srtcp_tests {
             lsr,
             dlsr: 0,
         }
-    }
-
-    /// An SRTCP packet as RFC 3711 §3.4 lays it out: a clear SR header and SSRC, 20 bytes of
-    /// "ciphertext", E + index, and an authentication tag of `tag` bytes.
-    fn srtcp(index: u32, tag: usize) -> Vec<u8> {
-        let mut p = rtcp_sr(0x1234, 0, 0, 0, 0, &[]);
-        for b in p.iter_mut().skip(8) {
-            *b = 0x5a;
-        }
-        p.extend_from_slice(&(0x8000_0000 | index).to_be_bytes());
-        p.extend(std::iter::repeat_n(0xa5, tag));
-        p
-    }
-
-    #[test]
-    fn srtcp_shapes() {
-        assert!(looks_like_srtcp(&MEET_SRTCP));
-        for tag in [0, 4, 10] {
-            assert!(looks_like_srtcp(&srtcp(1, tag)), "tag {tag}");
-            assert!(looks_like_srtcp(&srtcp(0x00ff_ffff, tag)), "tag {tag}");
-            // An index beyond 2^24 is not taken for one.
-            assert!(!looks_like_srtcp(&srtcp(0x0100_0000, tag)), "tag {tag}");
-        }
-        // E bit clear (unencrypted SRTCP) is not recognised by shape (it would be by SDP).
-        let mut clear = srtcp(1, 10);
-        let at = clear.len() - 14;
-        clear[at] = 0x00;
-        assert!(!looks_like_srtcp(&clear));
-        // Too short for its own first packet, wrong version, not an RTCP type.
-        assert!(!looks_like_srtcp(&MEET_SRTCP[..20]));
-        assert!(!looks_like_srtcp(&[0x80, 0xc8, 0x00, 0x06]));
-        let mut v1 = MEET_SRTCP;
-        v1[0] = 0x40;
-        assert!(!looks_like_srtcp(&v1));
-        let mut rtp = MEET_SRTCP;
-        rtp[1] = 0x60;
-        assert!(!looks_like_srtcp(&rtp));
-        assert!(!looks_like_srtcp(&[]));
     }
 
     fn feed(a: &mut Analyzer, ts: i64, src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
@@ -1227,7 +1151,13 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
             // An SRTCP-shaped datagram between unannounced addresses.
             let x = SocketAddr::from(([198, 51, 100, 1], 7000));
             let y = SocketAddr::from(([198, 51, 100, 2], 7000));
-            feed(&mut an, 2_050_000_000, x, y, &MEET_SRTCP);
+            feed(
+                &mut an,
+                2_050_000_000,
+                x,
+                y,
+                &crate::decode::srtcp::tests::MEET_SRTCP,
+            );
             let c = *an.counters();
             (c.rtcp, c.srtcp, an.rtt.session_rtt_ms(0xA))
         };
