@@ -1,15 +1,17 @@
 //! The per-packet decode chain: link layer → IPv4/IPv6 → UDP, yielding the UDP payload and its
-//! socket addresses, or the reason the frame was skipped.
+//! socket addresses, a typed view of an IP fragment, or the reason the frame was skipped.
 //!
 //! Runs for every captured packet, so it must not allocate, copy packet bytes or do work that
-//! the result does not need. It does not verify checksums, reassemble fragments or look at the
-//! UDP payload.
+//! the result does not need. It does not verify checksums or look at the UDP payload, and it
+//! keeps no state: fragments are handed over as [`Fragment`] views and reassembled by the
+//! stateful `reassembly` stage, which gives the whole datagram back to
+//! [`reassembled_datagram`].
 
 use std::net::{IpAddr, SocketAddr};
 
 use thiserror::Error;
 
-use super::ip::{self, IpError, Ipv4, Ipv6};
+use super::ip::{self, IpError, Ipv4, Ipv6, Ipv6FragmentHeader};
 use super::link::{self, LinkError, Network};
 use super::udp::Udp;
 
@@ -22,7 +24,8 @@ pub enum Skip {
     /// The snap length cut the frame before the end of a header or the UDP payload.
     #[error("truncated by snap length")]
     Truncated,
-    /// An IP fragment (reassembly is not done here).
+    /// An IP fragment: from [`decode_udp`] every fragment; from [`decode_frame`] only one cut by
+    /// the snap length (its bytes are missing, so it cannot be reassembled).
     #[error("ip fragment")]
     Fragment,
     /// Length or version fields that contradict each other or the frame.
@@ -41,10 +44,53 @@ pub struct Datagram<'a> {
     pub vlan: Option<u16>,
 }
 
+/// One IP fragment (IPv4, or IPv6 with a non-atomic Fragment header) of any upper-layer
+/// protocol, borrowing its data from the frame. Complete as captured: a fragment cut by the
+/// snap length is not a `Fragment` but [`Skip::Fragment`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fragment<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// The datagram's identification: IPv4's 16 bits, or IPv6's 32 bits.
+    pub id: u32,
+    /// Where `payload` starts in the reassembled IP payload, in octets (a multiple of 8).
+    pub offset: u32,
+    /// More fragments follow (IPv4 MF, IPv6 M).
+    pub more: bool,
+    /// IPv4: the protocol field. IPv6: the fragment header's next header (RFC 8200: the
+    /// first fragment's is the one that counts; routing or destination-options headers may
+    /// still precede the upper layer in the reassembled part).
+    pub protocol: u8,
+    /// The fragment's data: IPv4 total length honoured, IPv6 payload length honoured.
+    pub payload: &'a [u8],
+    /// Outermost 802.1Q VLAN id, if any.
+    pub vlan: Option<u16>,
+    /// IPv6 only: the Fragment extension header as captured.
+    pub ipv6_header: Option<Ipv6FragmentHeader>,
+}
+
+/// What one frame decodes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    /// A whole UDP datagram.
+    Udp(Datagram<'a>),
+    /// One fragment of an IP datagram (of any protocol), to be reassembled.
+    Fragment(Fragment<'a>),
+}
+
+/// Decodes one captured frame of pcap link type `linktype` to a UDP datagram, failing with
+/// [`Skip::Fragment`] for every IP fragment. See [`decode_frame`].
+pub fn decode_udp(linktype: u32, data: &[u8], wire_len: u32) -> Result<Datagram<'_>, Skip> {
+    match decode_frame(linktype, data, wire_len)? {
+        Decoded::Udp(datagram) => Ok(datagram),
+        Decoded::Fragment(_) => Err(Skip::Fragment),
+    }
+}
+
 /// Decodes one captured frame of pcap link type `linktype`. `wire_len` is the original length
 /// on the wire; when it exceeds `data.len()` the frame was cut by the snap length, and length
 /// fields pointing past the captured bytes mean `Truncated` rather than `Malformed`.
-pub fn decode_udp(linktype: u32, data: &[u8], wire_len: u32) -> Result<Datagram<'_>, Skip> {
+pub fn decode_frame(linktype: u32, data: &[u8], wire_len: u32) -> Result<Decoded<'_>, Skip> {
     let cut_by_snaplen = usize::try_from(wire_len).map_or(true, |wire| wire > data.len());
     let short = if cut_by_snaplen {
         Skip::Truncated
@@ -78,8 +124,21 @@ pub fn decode_udp(linktype: u32, data: &[u8], wire_len: u32) -> Result<Datagram<
     let (src_ip, dst_ip, ip_payload): (IpAddr, IpAddr, &[u8]) = match network {
         Network::Ipv6 => {
             let packet = Ipv6::new_checked(frame.payload).map_err(ip_skip)?;
-            if packet.is_fragment() {
-                return Err(Skip::Fragment);
+            if let Some(header) = packet.fragment_header() {
+                if packet.is_truncated() {
+                    return Err(Skip::Fragment);
+                }
+                return Ok(Decoded::Fragment(Fragment {
+                    src: packet.source().into(),
+                    dst: packet.destination().into(),
+                    id: header.identification,
+                    offset: u32::from(header.offset_units) * 8,
+                    more: header.more_fragments,
+                    protocol: header.next_header,
+                    payload: packet.payload(),
+                    vlan: frame.vlan,
+                    ipv6_header: Some(header),
+                }));
             }
             if packet.protocol() != ip::protocol::UDP {
                 return Err(Skip::NonUdp);
@@ -96,7 +155,20 @@ pub fn decode_udp(linktype: u32, data: &[u8], wire_len: u32) -> Result<Datagram<
         Network::Ipv4 | Network::AnyIp => {
             let packet = Ipv4::new_checked(frame.payload).map_err(ip_skip)?;
             if packet.is_fragment() {
-                return Err(Skip::Fragment);
+                if packet.is_truncated() {
+                    return Err(Skip::Fragment);
+                }
+                return Ok(Decoded::Fragment(Fragment {
+                    src: packet.source().into(),
+                    dst: packet.destination().into(),
+                    id: u32::from(packet.identification()),
+                    offset: u32::from(packet.fragment_offset()) * 8,
+                    more: packet.more_fragments(),
+                    protocol: packet.protocol(),
+                    payload: packet.payload(),
+                    vlan: frame.vlan,
+                    ipv6_header: None,
+                }));
             }
             if packet.protocol() != ip::protocol::UDP {
                 return Err(Skip::NonUdp);
@@ -114,11 +186,39 @@ pub fn decode_udp(linktype: u32, data: &[u8], wire_len: u32) -> Result<Datagram<
 
     // The IP payload is complete here, so any UDP length problem is a contradiction.
     let datagram = Udp::new_checked(ip_payload).map_err(|_| Skip::Malformed)?;
-    Ok(Datagram {
+    Ok(Decoded::Udp(Datagram {
         src: SocketAddr::new(src_ip, datagram.source_port()),
         dst: SocketAddr::new(dst_ip, datagram.destination_port()),
         payload: datagram.payload(),
         vlan: frame.vlan,
+    }))
+}
+
+/// The UDP datagram in a reassembled IP payload (`payload`, the fragments' data joined) of a
+/// datagram from `src` to `dst` with the fragments' `protocol`: IPv6 extension headers of the
+/// fragmentable part are skipped first. `Skip::NonUdp` for another protocol, `Skip::Malformed`
+/// when the headers contradict the reassembled length.
+pub fn reassembled_datagram(
+    src: IpAddr,
+    dst: IpAddr,
+    protocol: u8,
+    vlan: Option<u16>,
+    payload: &[u8],
+) -> Result<Datagram<'_>, Skip> {
+    let (protocol, payload) = if src.is_ipv6() {
+        ip::ipv6_upper_layer(protocol, payload).map_err(|_| Skip::Malformed)?
+    } else {
+        (protocol, payload)
+    };
+    if protocol != ip::protocol::UDP {
+        return Err(Skip::NonUdp);
+    }
+    let datagram = Udp::new_checked(payload).map_err(|_| Skip::Malformed)?;
+    Ok(Datagram {
+        src: SocketAddr::new(src, datagram.source_port()),
+        dst: SocketAddr::new(dst, datagram.destination_port()),
+        payload: datagram.payload(),
+        vlan,
     })
 }
 

@@ -13,4 +13,4 @@ pub mod sdp;
 pub mod sip;
 pub mod udp;
 
-pub use frame::{Datagram, Skip, decode_udp};
+pub use frame::{Datagram, Decoded, Fragment, Skip, decode_frame, decode_udp};

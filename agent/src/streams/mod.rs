@@ -16,11 +16,12 @@ use std::sync::Arc;
 
 use hashbrown::{HashMap, HashTable};
 
+use crate::decode::frame::reassembled_datagram;
 use crate::decode::rtcp::{Compound, RtcpPacket};
 use crate::decode::rtp::{MediaKind, RtpPacket, classify};
 use crate::decode::sdp::SessionDescription;
 use crate::decode::sip::{SipMessage, looks_like_sip};
-use crate::decode::{Datagram, Skip, decode_udp};
+use crate::decode::{Datagram, Decoded, Fragment, Skip, decode_frame};
 use crate::quality::codec::{self, CodecInfo, MediaRole};
 use crate::quality::jbuf::JitterBufferModel;
 use crate::quality::rtt::RttEstimator;
@@ -28,6 +29,7 @@ use crate::quality::stream::{
     ClockSource, MeterOutcome, PacketRole, QualitySummary, RtpMeta, StreamMeter, SummaryInputs,
     WindowFigures,
 };
+use crate::reassembly::ip::{self as ip_reassembly, Reassembler};
 use calls::CallTracker;
 use detect::{Candidate, CandidateState};
 use registry::{MediaProfile, RtpMapEntry, SdpRegistry, SharedRegistry};
@@ -84,6 +86,8 @@ pub struct AnalyzerConfig {
     /// (parallel offline analysis). SIP and RTCP are processed by every shard, so each has the
     /// whole SDP registry and every round-trip sample.
     pub shard: Option<(u32, u32)>,
+    /// Limits of IP fragment reassembly (per datagram, count, memory, packet-time timeout).
+    pub reassembly: ip_reassembly::Config,
 }
 
 impl Default for AnalyzerConfig {
@@ -99,6 +103,7 @@ impl Default for AnalyzerConfig {
             report_interval_ns: None,
             idle_timeout_ns: 30_000_000_000,
             shard: None,
+            reassembly: ip_reassembly::Config::default(),
         }
     }
 }
@@ -125,6 +130,8 @@ pub struct Counters {
     pub streams_rejected: u64,
     /// Streams closed to make room when the flow table was full.
     pub streams_evicted: u64,
+    /// What became of the IP fragments (`skipped.fragments` counts their frames).
+    pub ip_reassembly: voqa_wire::IpReassembly,
 }
 
 /// One stream under measurement.
@@ -234,6 +241,8 @@ pub struct Analyzer {
     now_ns: i64,
     reports: Vec<WindowReport>,
     drops_since_boundary: u64,
+    /// IP fragments waiting for the rest of their datagram.
+    fragments: Reassembler,
 }
 
 impl Analyzer {
@@ -255,6 +264,7 @@ impl Analyzer {
         } else {
             0
         };
+        let cfg_reassembly = cfg.reassembly;
         Analyzer {
             registry,
             calls: CallTracker::new(cfg.max_calls),
@@ -271,6 +281,7 @@ impl Analyzer {
             now_ns: i64::MIN,
             reports: Vec::new(),
             drops_since_boundary: 0,
+            fragments: Reassembler::new(cfg_reassembly),
         }
     }
 
@@ -283,18 +294,42 @@ impl Analyzer {
         self.active.len()
     }
 
-    /// Feeds one captured frame. Frames that are not UDP are counted by reason and skipped.
+    /// Feeds one captured frame. Frames that are not UDP are counted by reason and skipped; IP
+    /// fragments are counted and reassembled, and a reassembled UDP datagram is fed on.
     pub fn on_frame(&mut self, ts_ns: i64, linktype: u32, data: &[u8], wire_len: u32) {
         self.advance_to(ts_ns);
         self.counters.frames += 1;
         self.counters.bytes += data.len() as u64;
-        match decode_udp(linktype, data, wire_len) {
-            Ok(dg) => self.on_datagram(ts_ns, &dg),
+        match decode_frame(linktype, data, wire_len) {
+            Ok(Decoded::Udp(dg)) => self.on_datagram(ts_ns, &dg),
+            Ok(Decoded::Fragment(fragment)) => {
+                self.counters.skipped.fragments += 1;
+                self.on_fragment(ts_ns, &fragment);
+            }
             Err(Skip::NonUdp) => self.counters.skipped.non_udp += 1,
             Err(Skip::Truncated) => self.counters.skipped.truncated += 1,
             Err(Skip::Fragment) => self.counters.skipped.fragments += 1,
             Err(Skip::Malformed) => self.counters.skipped.malformed += 1,
         }
+    }
+
+    /// Adds a fragment to its datagram; the datagram it completes is decoded and, if UDP, fed
+    /// to [`Analyzer::on_datagram`] as if it had arrived whole with its last fragment.
+    #[cold]
+    fn on_fragment(&mut self, ts_ns: i64, fragment: &Fragment<'_>) {
+        let Some(done) = self
+            .fragments
+            .insert(ts_ns, fragment, &mut self.counters.ip_reassembly)
+        else {
+            return;
+        };
+        let key = &done.key;
+        match reassembled_datagram(key.src, key.dst, key.protocol, key.vlan, &done.data) {
+            Ok(dg) => self.on_datagram(ts_ns, &dg),
+            Err(Skip::Malformed) => self.counters.ip_reassembly.malformed += 1,
+            Err(_) => self.counters.ip_reassembly.not_udp += 1,
+        }
+        self.fragments.recycle(done.data);
     }
 
     /// Feeds one UDP datagram.
@@ -565,6 +600,8 @@ impl Analyzer {
         self.now_ns = ts_ns;
         if ts_ns.saturating_sub(self.last_sweep_ns) >= 1_000_000_000 {
             self.sweep_candidates(ts_ns);
+            self.fragments
+                .sweep(ts_ns, &mut self.counters.ip_reassembly);
             self.last_sweep_ns = ts_ns;
         }
         let Some(interval) = self.cfg.report_interval_ns.filter(|i| *i > 0) else {
@@ -697,6 +734,8 @@ impl Analyzer {
     /// final report, `bye` when its call had already ended (it was waiting for the next
     /// boundary), else `shutdown`.
     pub fn close_all(&mut self, end_ns: i64) {
+        // Fragments still waiting will not be completed by a capture that ended.
+        self.fragments.finish(&mut self.counters.ip_reassembly);
         while let Some(last) = self.active.len().checked_sub(1) {
             let reason = match self.active.get(last).and_then(|s| s.bye_ns) {
                 Some(_) => EndReason::Bye,
@@ -871,6 +910,7 @@ impl Analyzer {
 
     /// Ends the analysis: every open stream is closed and reported.
     pub fn finish(mut self) -> AnalysisResult {
+        self.fragments.finish(&mut self.counters.ip_reassembly);
         // Announced flows still waiting for a clock estimate are streams all the same.
         let pending: Vec<(StreamKey, Candidate)> = self.candidates.drain().collect();
         for (key, c) in pending {
