@@ -363,6 +363,138 @@ mod tests {
         }
     }
 
+    fn fragment_of(frame: &[u8], linktype: u32) -> Fragment<'_> {
+        match decode_frame(linktype, frame, frame.len() as u32) {
+            Ok(Decoded::Fragment(fragment)) => fragment,
+            other => panic!("not a fragment: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ipv4_fragment_views() {
+        let src: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let dst: SocketAddr = "10.0.0.2:6000".parse().unwrap();
+        let payload: Vec<u8> = (0..100u8).collect();
+        // UDP datagram of 108 octets in pieces of 48: offsets 0, 48, 96.
+        let frames = build::ipv4_fragments(&LinkSpec::Vlan(vec![42]), src, dst, &payload, 48);
+        let views: Vec<Fragment<'_>> = frames
+            .iter()
+            .map(|f| fragment_of(f, linktype::ETHERNET))
+            .collect();
+        let layout: Vec<(u32, bool, usize)> = views
+            .iter()
+            .map(|f| (f.offset, f.more, f.payload.len()))
+            .collect();
+        assert_eq!(layout, [(0, true, 48), (48, true, 48), (96, false, 12)]);
+        for view in &views {
+            assert_eq!(view.src, src.ip());
+            assert_eq!(view.dst, dst.ip());
+            assert_eq!(view.id, 0x1234);
+            assert_eq!(view.protocol, ip::protocol::UDP);
+            assert_eq!(view.vlan, Some(42));
+            assert_eq!(view.ipv6_header, None);
+        }
+        // The first fragment starts with the UDP header: ports 5000 → 6000, length 108.
+        assert_eq!(&views[0].payload[..6], &[0x13, 0x88, 0x17, 0x70, 0, 108]);
+        assert_eq!(views[2].payload, &payload[88..]);
+        // Ethernet padding after a short last fragment is not fragment data.
+        assert_eq!(frames[2].len(), 60);
+        // A fragment cut by the snap length cannot be reassembled.
+        let cut = &frames[0][..40];
+        assert_eq!(
+            decode_frame(linktype::ETHERNET, cut, frames[0].len() as u32),
+            Err(Skip::Fragment)
+        );
+        // Any protocol: a TCP fragment is a fragment too.
+        let mut tcp = frames[1].clone();
+        tcp[18 + 9] = ip::protocol::TCP;
+        assert_eq!(
+            fragment_of(&tcp, linktype::ETHERNET).protocol,
+            ip::protocol::TCP
+        );
+    }
+
+    #[test]
+    fn ipv6_fragment_views() {
+        let src: SocketAddr = "[2001:db8::1]:5000".parse().unwrap();
+        let dst: SocketAddr = "[2001:db8::2]:6000".parse().unwrap();
+        let frames = build::ipv4_fragments(&LinkSpec::LinuxSll, src, dst, &[7; 100], 48);
+        let views: Vec<Fragment<'_>> = frames
+            .iter()
+            .map(|f| fragment_of(f, linktype::LINUX_SLL))
+            .collect();
+        let layout: Vec<(u32, bool, usize)> = views
+            .iter()
+            .map(|f| (f.offset, f.more, f.payload.len()))
+            .collect();
+        assert_eq!(layout, [(0, true, 48), (48, true, 48), (96, false, 12)]);
+        for (view, units) in views.iter().zip([0u16, 6, 12]) {
+            assert_eq!(view.id, 0x0012_3456);
+            assert_eq!(view.protocol, ip::protocol::UDP);
+            assert_eq!(view.src, src.ip());
+            assert_eq!(
+                view.ipv6_header,
+                Some(Ipv6FragmentHeader {
+                    next_header: ip::protocol::UDP,
+                    offset_units: units,
+                    more_fragments: units != 12,
+                    identification: 0x0012_3456,
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn reassembled_datagrams_are_decoded_as_udp() {
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let udp = [0x13, 0x88, 0x17, 0x70, 0, 11, 0, 0, b'a', b'b', b'c'];
+        let datagram = reassembled_datagram(v4, v4, ip::protocol::UDP, Some(3), &udp).unwrap();
+        assert_eq!(datagram.src, "10.0.0.1:5000".parse().unwrap());
+        assert_eq!(datagram.dst, "10.0.0.1:6000".parse().unwrap());
+        assert_eq!(datagram.payload, b"abc");
+        assert_eq!(datagram.vlan, Some(3));
+        assert_eq!(
+            reassembled_datagram(v4, v4, ip::protocol::TCP, None, &udp),
+            Err(Skip::NonUdp)
+        );
+        let mut long = udp;
+        long[5] = 12;
+        assert_eq!(
+            reassembled_datagram(v4, v4, ip::protocol::UDP, None, &long),
+            Err(Skip::Malformed)
+        );
+        // IPv6: a destination-options header in the fragmentable part comes before UDP.
+        let mut with_options = vec![ip::protocol::UDP, 0, 1, 4, 0, 0, 0, 0];
+        with_options.extend_from_slice(&udp);
+        let datagram = reassembled_datagram(
+            v6,
+            v6,
+            ip::protocol::DESTINATION_OPTIONS,
+            None,
+            &with_options,
+        )
+        .unwrap();
+        assert_eq!(datagram.payload, b"abc");
+        assert_eq!(datagram.src, "[2001:db8::1]:5000".parse().unwrap());
+        // ... but not for IPv4, where 60 is just another protocol.
+        assert_eq!(
+            reassembled_datagram(
+                v4,
+                v4,
+                ip::protocol::DESTINATION_OPTIONS,
+                None,
+                &with_options
+            ),
+            Err(Skip::NonUdp)
+        );
+        // An extension header longer than the reassembled part.
+        assert_eq!(
+            reassembled_datagram(v6, v6, ip::protocol::ROUTING, None, &with_options[..12]),
+            Err(Skip::Malformed)
+        );
+    }
+
     #[test]
     fn raw_ip_empty_and_bad_version() {
         assert_eq!(decode_udp(linktype::RAW, &[], 0), Err(Skip::Malformed));

@@ -224,7 +224,8 @@ impl Reassembler {
         Reassembler {
             cfg: Config {
                 max_datagram_bytes,
-                max_datagrams: cfg.max_datagrams.max(1),
+                // Slots are indexed by u32; a million pending datagrams is already absurd.
+                max_datagrams: cfg.max_datagrams.clamp(1, 1 << 20),
                 max_total_bytes: cfg.max_total_bytes.max(max_datagram_bytes),
                 timeout_ns: cfg.timeout_ns.max(0),
             },
@@ -563,4 +564,589 @@ enum Check {
     Fits,
     Duplicate,
     Refuse(Refusal),
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const SEC: i64 = 1_000_000_000;
+
+    fn fragment(id: u32, offset: usize, more: bool, data: &[u8]) -> Fragment<'_> {
+        Fragment {
+            src: Ipv4Addr::new(10, 0, 0, 1).into(),
+            dst: Ipv4Addr::new(10, 0, 0, 2).into(),
+            id,
+            offset: offset as u32,
+            more,
+            protocol: 17,
+            payload: data,
+            vlan: None,
+            ipv6_header: None,
+        }
+    }
+
+    /// `(offset, more, bytes)` pieces of `datagram`, `chunk` octets each (the last shorter):
+    /// written independently of the reassembler.
+    fn split(datagram: &[u8], chunk: usize) -> Vec<(usize, bool, Vec<u8>)> {
+        let count = datagram.len().div_ceil(chunk);
+        datagram
+            .chunks(chunk)
+            .enumerate()
+            .map(|(i, c)| (i * chunk, i + 1 < count, c.to_vec()))
+            .collect()
+    }
+
+    fn datagram(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+    }
+
+    /// Feeds `pieces` in the given order; returns what completed (at most one expected).
+    fn feed(
+        r: &mut Reassembler,
+        counters: &mut IpReassembly,
+        id: u32,
+        pieces: &[(usize, bool, Vec<u8>)],
+    ) -> Vec<Vec<u8>> {
+        let mut done = Vec::new();
+        for (offset, more, bytes) in pieces {
+            if let Some(whole) = r.insert(0, &fragment(id, *offset, *more, bytes), counters) {
+                assert_eq!(whole.key.id, id);
+                done.push(whole.data.clone());
+                r.recycle(whole.data);
+            }
+        }
+        done
+    }
+
+    fn reassembler() -> Reassembler {
+        Reassembler::new(Config::default())
+    }
+
+    #[test]
+    fn in_order_reverse_and_shuffled_arrival_reassemble() {
+        let original = datagram(1000);
+        let pieces = split(&original, 400);
+        assert_eq!(pieces.len(), 3);
+        let mut reversed = pieces.clone();
+        reversed.reverse();
+        let middle_first = vec![pieces[1].clone(), pieces[2].clone(), pieces[0].clone()];
+        for order in [pieces, reversed, middle_first] {
+            let mut r = reassembler();
+            let mut c = IpReassembly::default();
+            assert_eq!(feed(&mut r, &mut c, 7, &order), vec![original.clone()]);
+            assert_eq!(c.reassembled, 1);
+            assert_eq!(
+                c,
+                IpReassembly {
+                    reassembled: 1,
+                    ..IpReassembly::default()
+                }
+            );
+            assert!(r.is_empty());
+            assert_eq!(r.buffered_bytes(), 0);
+        }
+    }
+
+    #[test]
+    fn completes_only_with_the_last_octet() {
+        let original = datagram(100);
+        let pieces = split(&original, 48);
+        let mut r = reassembler();
+        let mut c = IpReassembly::default();
+        // The last fragment alone, then the first: a hole remains, nothing completes.
+        assert!(feed(&mut r, &mut c, 1, &[pieces[2].clone(), pieces[0].clone()]).is_empty());
+        assert_eq!(r.pending(), 1);
+        assert_eq!(
+            feed(&mut r, &mut c, 1, &[pieces[1].clone()]),
+            vec![original]
+        );
+    }
+
+    #[test]
+    fn interleaved_datagrams_stay_apart() {
+        let a = datagram(300);
+        let b: Vec<u8> = datagram(250).iter().map(|x| !x).collect();
+        let pa = split(&a, 96);
+        let pb = split(&b, 96);
+        let mut r = reassembler();
+        let mut c = IpReassembly::default();
+        let mut done = Vec::new();
+        for i in (0..4).rev() {
+            for (id, pieces) in [(1, &pa), (2, &pb)] {
+                if let Some((offset, more, bytes)) = pieces.get(i)
+                    && let Some(whole) = r.insert(0, &fragment(id, *offset, *more, bytes), &mut c)
+                {
+                    done.push((whole.key.id, whole.data));
+                }
+            }
+        }
+        done.sort();
+        assert_eq!(done, vec![(1, a), (2, b)]);
+        assert_eq!(c.reassembled, 2);
+        // Same id from another source is another datagram.
+        let mut other = fragment(1, 0, true, &[0; 8]);
+        other.src = Ipv4Addr::new(10, 0, 0, 3).into();
+        assert!(r.insert(0, &other, &mut c).is_none());
+        assert_eq!(r.pending(), 1);
+    }
+
+    #[test]
+    fn overlap_refuses_the_datagram_and_swallows_its_rest() {
+        let original = datagram(200);
+        let mut r = reassembler();
+        let mut c = IpReassembly::default();
+        assert!(
+            r.insert(0, &fragment(9, 0, true, &original[..64]), &mut c)
+                .is_none()
+        );
+        // Starts inside the first fragment (RFC 1858's overlap attack).
+        assert!(
+            r.insert(0, &fragment(9, 56, true, &original[56..128]), &mut c)
+                .is_none()
+        );
+        assert_eq!(c.overlapping, 1);
+        assert_eq!(r.buffered_bytes(), 0, "a refused datagram holds no buffer");
+        // The rest of it arrives: swallowed, nothing completes, nothing else counted.
+        assert!(
+            r.insert(0, &fragment(9, 64, true, &original[64..128]), &mut c)
+                .is_none()
+        );
+        assert!(
+            r.insert(0, &fragment(9, 128, false, &original[128..]), &mut c)
+                .is_none()
+        );
+        assert_eq!(
+            c,
+            IpReassembly {
+                overlapping: 1,
+                ..IpReassembly::default()
+            }
+        );
+        // The marker leaves at the timeout without counting as a timeout.
+        r.sweep(5 * SEC, &mut c);
+        assert!(r.is_empty());
+        assert_eq!(
+            c,
+            IpReassembly {
+                overlapping: 1,
+                ..IpReassembly::default()
+            }
+        );
+    }
+
+    #[test]
+    fn same_range_with_other_bytes_is_an_overlap_exact_repeat_a_duplicate() {
+        let original = datagram(100);
+        let pieces = split(&original, 48);
+        let mut r = reassembler();
+        let mut c = IpReassembly::default();
+        let mut with_repeats = vec![pieces[0].clone(), pieces[0].clone(), pieces[2].clone()];
+        with_repeats.extend([pieces[2].clone(), pieces[1].clone()]);
+        assert_eq!(
+            feed(&mut r, &mut c, 3, &with_repeats),
+            vec![original.clone()]
+        );
+        assert_eq!(c.duplicates, 2);
+        assert_eq!(c.reassembled, 1);
+        // A repeat of part of what is held (another fragmentation of the same bytes) is harmless.
+        let mut c = IpReassembly::default();
+        let mut r = reassembler();
+        assert!(feed(&mut r, &mut c, 4, &[pieces[0].clone()]).is_empty());
+        assert!(
+            r.insert(0, &fragment(4, 8, true, &original[8..24]), &mut c)
+                .is_none()
+        );
+        assert_eq!(c.duplicates, 1);
+        // Same range, one byte changed: an overlap.
+        let mut changed = pieces[0].clone();
+        changed.2[5] ^= 1;
+        assert!(feed(&mut r, &mut c, 4, &[changed]).is_empty());
+        assert_eq!(c.overlapping, 1);
+        assert_eq!(c.reassembled, 0);
+    }
+
+    #[test]
+    fn contradictions_are_inconsistent() {
+        let data = [1u8; 64];
+        type Case = Vec<(usize, bool, usize)>;
+        let cases: [(&str, Case); 5] = [
+            ("non-last fragment not a multiple of 8", vec![(0, true, 20)]),
+            ("empty fragment", vec![(0, true, 16), (16, true, 0)]),
+            ("two different ends", vec![(16, false, 16), (40, false, 8)]),
+            (
+                "last fragment before data held",
+                vec![(32, true, 16), (0, false, 16)],
+            ),
+            ("data past the end", vec![(16, false, 16), (32, true, 16)]),
+        ];
+        for (what, fragments) in cases {
+            let mut r = reassembler();
+            let mut c = IpReassembly::default();
+            for (offset, more, len) in fragments {
+                assert!(
+                    r.insert(0, &fragment(5, offset, more, &data[..len]), &mut c)
+                        .is_none()
+                );
+            }
+            assert_eq!(
+                c,
+                IpReassembly {
+                    inconsistent: 1,
+                    ..IpReassembly::default()
+                },
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn beyond_65535_octets_is_too_big() {
+        let mut r = reassembler();
+        let mut c = IpReassembly::default();
+        // 65,528 + 8 = 65,536: one octet too many.
+        assert!(
+            r.insert(0, &fragment(1, 65_528, false, &[0; 8]), &mut c)
+                .is_none()
+        );
+        assert_eq!(c.too_big, 1);
+        assert_eq!(r.buffered_bytes(), 0);
+        // 65,528 + 7 = 65,535 is the largest IP payload there is: accepted and held.
+        assert!(
+            r.insert(0, &fragment(2, 65_528, false, &[0; 7]), &mut c)
+                .is_none()
+        );
+        assert_eq!(c.too_big, 1);
+        assert_eq!(r.buffered_bytes(), 65_535);
+        // A smaller per-datagram limit.
+        let mut r = Reassembler::new(Config {
+            max_datagram_bytes: 1500,
+            ..Config::default()
+        });
+        assert!(
+            r.insert(0, &fragment(1, 1496, false, &[0; 8]), &mut c)
+                .is_none()
+        );
+        assert_eq!(c.too_big, 2);
+    }
+
+    #[test]
+    fn more_than_max_pieces_is_too_big() {
+        let mut r = reassembler();
+        let mut c = IpReassembly::default();
+        // Every other 8-octet block: pieces that never touch.
+        for i in 0..MAX_PIECES {
+            assert!(
+                r.insert(0, &fragment(1, i * 16, true, &[0; 8]), &mut c)
+                    .is_none()
+            );
+        }
+        assert_eq!(c.too_big, 0);
+        assert!(
+            r.insert(0, &fragment(1, MAX_PIECES * 16, true, &[0; 8]), &mut c)
+                .is_none()
+        );
+        assert_eq!(c.too_big, 1);
+        // Filling holes merges pieces instead: 64 pieces plus 63 fillers complete fine.
+        let original = datagram(8 * (2 * MAX_PIECES - 1));
+        let pieces = split(&original, 8);
+        let (even, odd): (Vec<_>, Vec<_>) = pieces
+            .iter()
+            .cloned()
+            .enumerate()
+            .partition(|(i, _)| i % 2 == 0);
+        let order: Vec<_> = even.into_iter().chain(odd).map(|(_, p)| p).collect();
+        let mut c = IpReassembly::default();
+        assert_eq!(feed(&mut r, &mut c, 2, &order), vec![original]);
+    }
+
+    #[test]
+    fn tiny_first_fragment_is_reassembled() {
+        // A first fragment holding only the 8-octet UDP header, then the rest.
+        let original = datagram(1208);
+        let pieces = vec![
+            (0, true, original[..8].to_vec()),
+            (8, false, original[8..].to_vec()),
+        ];
+        let mut r = reassembler();
+        let mut c = IpReassembly::default();
+        assert_eq!(feed(&mut r, &mut c, 1, &pieces), vec![original]);
+    }
+
+    #[test]
+    fn timeout_in_packet_time_from_the_first_fragment() {
+        let original = datagram(100);
+        let pieces = split(&original, 48);
+        let mut r = reassembler();
+        let mut c = IpReassembly::default();
+        let (offset, more, bytes) = &pieces[0];
+        assert!(
+            r.insert(10 * SEC, &fragment(1, *offset, *more, bytes), &mut c)
+                .is_none()
+        );
+        r.sweep(15 * SEC - 1, &mut c);
+        assert_eq!(r.pending(), 1);
+        r.sweep(15 * SEC, &mut c);
+        assert!(r.is_empty());
+        assert_eq!(
+            c,
+            IpReassembly {
+                timed_out: 1,
+                ..IpReassembly::default()
+            }
+        );
+        // The rest, too late: a new datagram that never completes.
+        assert!(feed(&mut r, &mut c, 1, &pieces[1..]).is_empty());
+        r.finish(&mut c);
+        assert_eq!(
+            c,
+            IpReassembly {
+                timed_out: 1,
+                incomplete: 1,
+                ..IpReassembly::default()
+            }
+        );
+        assert_eq!(r.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn table_full_evicts_the_oldest() {
+        let mut r = Reassembler::new(Config {
+            max_datagrams: 4,
+            ..Config::default()
+        });
+        let mut c = IpReassembly::default();
+        let original = datagram(100);
+        let pieces = split(&original, 48);
+        for id in 0..5 {
+            assert!(feed(&mut r, &mut c, id, &pieces[..1]).is_empty());
+        }
+        assert_eq!(r.pending(), 4);
+        assert_eq!(c.evicted, 1);
+        // id 0 was evicted: its rest starts a new datagram (evicting id 1) and stays incomplete.
+        assert!(feed(&mut r, &mut c, 0, &pieces[1..]).is_empty());
+        assert_eq!(c.evicted, 2);
+        // ids 2..4 are still there and complete.
+        for id in 2..5 {
+            assert_eq!(
+                feed(&mut r, &mut c, id, &pieces[1..]),
+                vec![original.clone()]
+            );
+        }
+        assert_eq!(c.reassembled, 3);
+    }
+
+    #[test]
+    fn memory_limit_evicts_the_oldest_and_holds() {
+        let mut r = Reassembler::new(Config {
+            max_total_bytes: 100_000,
+            ..Config::default()
+        });
+        let mut c = IpReassembly::default();
+        // Each datagram's last fragment at 40,000 makes it hold 40,008 octets.
+        for id in 0..3 {
+            assert!(
+                r.insert(0, &fragment(id, 40_000, false, &[1; 8]), &mut c)
+                    .is_none()
+            );
+            assert!(r.buffered_bytes() <= 100_000, "{}", r.buffered_bytes());
+        }
+        assert_eq!(c.evicted, 1);
+        assert_eq!(r.pending(), 2);
+        assert_eq!(r.buffered_bytes(), 80_016);
+    }
+
+    #[test]
+    fn buffers_are_reused() {
+        let original = datagram(3000);
+        let pieces = split(&original, 1480);
+        let mut r = reassembler();
+        let mut c = IpReassembly::default();
+        let mut first_ptr = None;
+        for id in 0..3 {
+            let mut done = None;
+            for (offset, more, bytes) in &pieces {
+                if let Some(whole) = r.insert(0, &fragment(id, *offset, *more, bytes), &mut c) {
+                    done = Some(whole);
+                }
+            }
+            let whole = done.unwrap();
+            assert_eq!(whole.data, original);
+            let ptr = whole.data.as_ptr();
+            assert_eq!(
+                *first_ptr.get_or_insert(ptr),
+                ptr,
+                "datagram {id} got a new buffer"
+            );
+            r.recycle(whole.data);
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    struct Hostile {
+        source: u8,
+        id: u8,
+        offset_units: u16,
+        len: u16,
+        more: bool,
+        advance_ms: u16,
+    }
+
+    fn hostile() -> impl Strategy<Value = Hostile> {
+        // Small offsets and 8-octet multiples often, so datagrams also complete and overlap.
+        let offset_units = prop_oneof![0u16..16, 0u16..8192];
+        let len = prop_oneof![(0u16..8).prop_map(|units| units * 8), 0u16..3000];
+        (0u8..3, 0u8..6, offset_units, len, any::<bool>(), 0u16..2000).prop_map(
+            |(source, id, offset_units, len, more, advance_ms)| Hostile {
+                source,
+                id,
+                offset_units,
+                len,
+                more,
+                advance_ms,
+            },
+        )
+    }
+
+    proptest! {
+        /// Any fragmentation of any datagram, in any order, with repeats, reassembles to the
+        /// original exactly once, when its last missing octet arrives.
+        #[test]
+        fn random_fragmentation_in_random_order_reassembles(
+            len in 1usize..4000,
+            chunk_units in 1usize..200,
+            shuffle_seed in any::<u64>(),
+            repeats in proptest::collection::vec(
+                (any::<proptest::sample::Index>(), any::<proptest::sample::Index>()),
+                0..4,
+            ),
+        ) {
+            let original = datagram(len);
+            // At most MAX_PIECES fragments, so the piece table cannot overflow.
+            let chunk = (chunk_units * 8).max(len.div_ceil(MAX_PIECES).div_ceil(8) * 8);
+            let mut pieces = split(&original, chunk);
+            // Fisher-Yates with a small LCG: deterministic for a given seed.
+            let mut state = shuffle_seed | 1;
+            for i in (1..pieces.len()).rev() {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                pieces.swap(i, (state >> 33) as usize % (i + 1));
+            }
+            // Repeats of any fragment but the one that completes, after their original and
+            // before the end (one arriving after completion would start a new datagram).
+            for (which, place) in &repeats {
+                let n = pieces.len();
+                if n < 2 {
+                    break;
+                }
+                let source = which.index(n - 1);
+                let at = source + 1 + place.index(n - 1 - source);
+                let copy = pieces[source].clone();
+                pieces.insert(at, copy);
+            }
+            let mut r = reassembler();
+            let mut c = IpReassembly::default();
+            let done = feed(&mut r, &mut c, 1, &pieces);
+            prop_assert_eq!(done, vec![original]);
+            prop_assert_eq!(c.reassembled, 1);
+            prop_assert_eq!(c.overlapping + c.inconsistent + c.too_big + c.evicted, 0);
+            prop_assert!(r.is_empty());
+            prop_assert_eq!(r.buffered_bytes(), 0);
+        }
+
+        /// Frames fragmented by the test builder (IPv4 or IPv6, any link), decoded and
+        /// reassembled in any order, give the datagram the unfragmented frame decodes to.
+        #[test]
+        fn fragmented_frames_reassemble_to_the_unfragmented_datagram(
+            v6 in any::<bool>(),
+            vlan in any::<bool>(),
+            payload in proptest::collection::vec(any::<u8>(), 0..3000),
+            piece_units in 1usize..200,
+            shuffle_seed in any::<u64>(),
+        ) {
+            use crate::decode::build::{self, LinkSpec};
+            use crate::decode::frame::{decode_frame, decode_udp, reassembled_datagram, Decoded};
+            let (src, dst): (std::net::SocketAddr, std::net::SocketAddr) = if v6 {
+                ("[2001:db8::1]:5060".parse().unwrap(), "[2001:db8::2]:5062".parse().unwrap())
+            } else {
+                ("192.0.2.1:5060".parse().unwrap(), "192.0.2.2:5062".parse().unwrap())
+            };
+            let link = if vlan { LinkSpec::Vlan(vec![7]) } else { LinkSpec::RawIp };
+            let whole = build::udp_frame(&link, src, dst, &payload);
+            let expected = decode_udp(link.linktype(), &whole, whole.len() as u32).unwrap();
+            let piece = (piece_units * 8).max((payload.len() + 8).div_ceil(MAX_PIECES).div_ceil(8) * 8);
+            let mut frames = build::ipv4_fragments(&link, src, dst, &payload, piece);
+            let mut state = shuffle_seed | 1;
+            for i in (1..frames.len()).rev() {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                frames.swap(i, (state >> 33) as usize % (i + 1));
+            }
+            let mut r = reassembler();
+            let mut c = IpReassembly::default();
+            let mut done = Vec::new();
+            for frame in &frames {
+                match decode_frame(link.linktype(), frame, frame.len() as u32) {
+                    Ok(Decoded::Fragment(f)) => {
+                        if let Some(whole) = r.insert(0, &f, &mut c) {
+                            done.push(whole);
+                        }
+                    }
+                    // Small enough for one piece: not fragmented at all.
+                    Ok(Decoded::Udp(datagram)) => prop_assert_eq!(datagram, expected),
+                    Err(skip) => prop_assert!(false, "{:?}", skip),
+                }
+            }
+            prop_assert!(done.len() <= 1);
+            prop_assert_eq!(done.len() + usize::from(frames.len() == 1), 1);
+            if let Some(whole) = done.first() {
+                let k = &whole.key;
+                let datagram =
+                    reassembled_datagram(k.src, k.dst, k.protocol, k.vlan, &whole.data).unwrap();
+                prop_assert_eq!(datagram, expected);
+            }
+        }
+
+        /// Hostile fragments never panic, never exceed the limits, never hand out more than
+        /// 65,535 octets, and every datagram started ends in exactly one counter.
+        #[test]
+        fn hostile_fragments_stay_within_limits(
+            ops in proptest::collection::vec(hostile(), 1..300),
+            max_datagrams in 1usize..8,
+            max_total_bytes in 0usize..300_000,
+        ) {
+            let cfg = Config {
+                max_datagrams,
+                max_total_bytes,
+                timeout_ns: SEC,
+                ..Config::default()
+            };
+            let mut r = Reassembler::new(cfg);
+            let limit = r.config().max_total_bytes;
+            let mut c = IpReassembly::default();
+            let data = datagram(3000);
+            let mut now = 0i64;
+            for op in &ops {
+                now += i64::from(op.advance_ms) * 1_000_000;
+                r.sweep(now, &mut c);
+                let mut f = fragment(u32::from(op.id), usize::from(op.offset_units) * 8, op.more, &data[..usize::from(op.len)]);
+                f.src = Ipv4Addr::new(10, 0, 0, op.source).into();
+                if let Some(whole) = r.insert(now, &f, &mut c) {
+                    prop_assert!(whole.data.len() <= MAX_IP_PAYLOAD);
+                    r.recycle(whole.data);
+                }
+                prop_assert!(r.pending() <= max_datagrams);
+                prop_assert!(r.buffered_bytes() <= limit, "{} > {}", r.buffered_bytes(), limit);
+            }
+            r.finish(&mut c);
+            prop_assert!(r.is_empty());
+            prop_assert_eq!(r.buffered_bytes(), 0);
+            let ended = c.reassembled + c.overlapping + c.inconsistent + c.too_big + c.evicted
+                + c.timed_out + c.incomplete;
+            prop_assert_eq!(ended, r.serial, "{:?}", c);
+        }
+    }
 }
