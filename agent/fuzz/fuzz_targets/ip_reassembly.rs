@@ -36,7 +36,16 @@ const NS_PER_MS: i64 = 1_000_000;
 
 fn address(v6: bool, which: u8) -> IpAddr {
     if v6 {
-        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(which) + 1))
+        IpAddr::V6(Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            0,
+            0,
+            0,
+            0,
+            0,
+            u16::from(which) + 1,
+        ))
     } else {
         IpAddr::V4(Ipv4Addr::new(10, 0, 0, which + 1))
     }
@@ -84,7 +93,11 @@ fuzz_target!(|input: &[u8]| {
             ipv6_header: None,
         };
         if let Some(done) = reassembler.insert(now, &fragment, &mut counters) {
-            assert!(done.data.len() <= MAX_IP_PAYLOAD, "{} octets", done.data.len());
+            assert!(
+                done.data.len() <= MAX_IP_PAYLOAD,
+                "{} octets",
+                done.data.len()
+            );
             let key = &done.key;
             if let Ok(datagram) =
                 reassembled_datagram(key.src, key.dst, key.protocol, key.vlan, &done.data)
