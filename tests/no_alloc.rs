@@ -60,7 +60,7 @@ fn fragments_reuse_pooled_buffers() {
     let fragments = ipv4_fragments(&LinkSpec::Ethernet, src, dst, &[0u8; 3000], 1480);
     assert_eq!(fragments.len(), 3);
     let mut analyzer = Analyzer::new(AnalyzerConfig::default());
-    let mut feed = |analyzer: &mut Analyzer, datagrams: i64, from: i64| {
+    let feed = |analyzer: &mut Analyzer, datagrams: i64, from: i64| {
         for d in from..from + datagrams {
             // Out of order, 100 µs apart, a datagram every 20 ms (sweeps run every second).
             for (i, which) in [2usize, 0, 1].into_iter().enumerate() {
