@@ -1262,3 +1262,72 @@ mod interval_tests {
         assert_eq!(evicted[0].stream.summary.packets, 3);
     }
 }
+
+#[cfg(test)]
+mod fragment_tests {
+    use super::*;
+    use crate::decode::build::{LinkSpec, ipv4_fragments};
+
+    const SEC: i64 = 1_000_000_000;
+
+    fn invite_fragments() -> Vec<Vec<u8>> {
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+             m=audio 40000 RTP/AVP 0\r\n{}",
+            "a=x-padding:0123456789abcdef0123456789abcdef\r\n".repeat(40)
+        );
+        let invite = format!(
+            "INVITE sip:b@example.invalid SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+             From: <sip:a@example.invalid>;tag=1\r\nTo: <sip:b@example.invalid>\r\n\
+             Call-ID: fragmented\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n\
+             Content-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        );
+        let src = SocketAddr::from(([192, 0, 2, 1], 5060));
+        let dst = SocketAddr::from(([192, 0, 2, 2], 5060));
+        ipv4_fragments(&LinkSpec::Ethernet, src, dst, invite.as_bytes(), 1480)
+    }
+
+    #[test]
+    fn a_reassembled_invite_is_sip() {
+        let fragments = invite_fragments();
+        assert_eq!(fragments.len(), 2);
+        let mut a = Analyzer::new(AnalyzerConfig::default());
+        for (i, f) in fragments.iter().rev().enumerate() {
+            a.on_frame(SEC + i as i64, 1, f, f.len() as u32);
+        }
+        let c = a.counters();
+        assert_eq!((c.skipped.fragments, c.udp, c.sip), (2, 1, 1));
+        assert_eq!(c.ip_reassembly.reassembled, 1);
+        let result = a.finish();
+        let calls: Vec<_> = result.calls.iter().collect();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(
+            calls[0].1.invite_ns,
+            Some(SEC + 1),
+            "set up by the completing fragment"
+        );
+    }
+
+    #[test]
+    fn quiet_advances_time_fragments_out() {
+        // Live capture: no more frames, only the worker's quiet advances of packet time.
+        let fragments = invite_fragments();
+        let mut a = Analyzer::new(AnalyzerConfig {
+            report_interval_ns: Some(SEC),
+            ..AnalyzerConfig::default()
+        });
+        a.on_frame(10 * SEC, 1, &fragments[0], fragments[0].len() as u32);
+        a.advance_to(14 * SEC);
+        assert_eq!(a.counters().ip_reassembly.timed_out, 0);
+        a.advance_to(15 * SEC);
+        assert_eq!(a.counters().ip_reassembly.timed_out, 1);
+        // The rest, after the timeout, is a datagram of its own that the shutdown finds
+        // incomplete.
+        a.on_frame(16 * SEC, 1, &fragments[1], fragments[1].len() as u32);
+        a.close_all(17 * SEC);
+        let r = a.counters().ip_reassembly;
+        assert_eq!((r.reassembled, r.timed_out, r.incomplete), (0, 1, 1));
+        assert_eq!(a.counters().sip, 0);
+    }
+}
