@@ -269,6 +269,11 @@ fn check_reassembled_call(call: &Call, name: &str, order: &[usize]) {
         .collect();
     assert_eq!(indexes.len(), 2, "{c}");
 
+    // Parallel analysis (every shard reassembles; each measures its share of the flows) gives
+    // the same document.
+    let parallel = analyze_json(&[&path], &["--threads", "3"]);
+    assert_eq!(parallel, doc, "--threads 3 differs");
+
     if let Some(invites) = tshark_invite_frames(&path) {
         // tshark shows the reassembled INVITE at the frame that completed it: the third.
         assert_eq!(invites, vec![3], "tshark's INVITE frames");
