@@ -60,9 +60,9 @@ pub struct Skipped {
 }
 
 /// IP fragment reassembly (IPv4 and IPv6), in datagrams unless said otherwise. Reassembly is
-/// bounded per datagram, in count, in memory and in packet time; every datagram whose fragments
-/// were seen ends in exactly one of `reassembled`, `overlapping`, `inconsistent`, `too_big`,
-/// `evicted`, `timed_out` or `incomplete`.
+/// bounded per datagram, in count, in memory and in packet time; by the end of a capture every
+/// datagram whose fragments were seen has ended in exactly one of `reassembled`, `overlapping`,
+/// `inconsistent`, `too_big`, `evicted`, `timed_out` or `incomplete`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpReassembly {
     /// Datagrams completed from their fragments (those that were UDP were then analysed).
