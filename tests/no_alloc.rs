@@ -14,7 +14,7 @@ mod support;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use voqa_agent::decode::build::{LinkSpec, rtp_packet, udp_frame};
+use voqa_agent::decode::build::{LinkSpec, ipv4_fragments, rtp_packet, udp_frame};
 use voqa_agent::pipeline::file::{FileSource, Pace, open_files};
 use voqa_agent::pipeline::{Output, Worker};
 use voqa_agent::streams::{Analyzer, AnalyzerConfig, Counters, WindowReport};
@@ -48,6 +48,40 @@ fn steady_state_packets_do_not_allocate() {
     let frames = build_frames();
     analyzer_alone(&frames);
     through_the_worker_loop(&frames);
+    fragments_reuse_pooled_buffers();
+}
+
+/// Fragmented datagrams are copied into the reassembler's buffers, which are pooled: once warm,
+/// reassembling more of them allocates nothing either.
+fn fragments_reuse_pooled_buffers() {
+    let src = std::net::SocketAddr::from(([10, 0, 0, 1], 5060));
+    let dst = std::net::SocketAddr::from(([10, 0, 0, 2], 5060));
+    // 3,000 octets of a payload that is neither RTP nor SIP: three fragments at MTU 1500.
+    let fragments = ipv4_fragments(&LinkSpec::Ethernet, src, dst, &[0u8; 3000], 1480);
+    assert_eq!(fragments.len(), 3);
+    let mut analyzer = Analyzer::new(AnalyzerConfig::default());
+    let feed = |analyzer: &mut Analyzer, datagrams: i64, from: i64| {
+        for d in from..from + datagrams {
+            // Out of order, 100 µs apart, a datagram every 20 ms (sweeps run every second).
+            for (i, which) in [2usize, 0, 1].into_iter().enumerate() {
+                let f = &fragments[which];
+                let ts = 1_000_000_000 + d * 20_000_000 + i as i64 * 100_000;
+                analyzer.on_frame(ts, 1, f, f.len() as u32);
+            }
+        }
+    };
+    feed(&mut analyzer, 10, 0);
+    let before = ALLOCS.load(Ordering::Relaxed);
+    feed(&mut analyzer, 200, 10);
+    let allocations = ALLOCS.load(Ordering::Relaxed) - before;
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations over 200 reassembled datagrams"
+    );
+    let counters = analyzer.counters();
+    assert_eq!(counters.ip_reassembly.reassembled, 210);
+    assert_eq!(counters.skipped.fragments, 630);
+    assert_eq!(counters.udp, 210);
 }
 
 /// Every frame, prebuilt so building does not count: `ROUNDS` packets of `STREAMS` streams.

@@ -200,6 +200,24 @@ fn l_fragments_malformed() {
     let skipped = &doc["files"][0]["skipped"];
     let fragments = skipped["fragments"].as_u64().unwrap_or(0);
     assert_eq!(fragments, 6, "fragment frames: {skipped}");
+    // What became of them (read from the file's headers): two complete pairs (ids 0x4feb and
+    // 0x4fee, a UDP 5062 datagram and a SIP OPTIONS) are reassembled; the lone middle fragment
+    // (id 0x4fec, MF=1, 252 octets: not a multiple of 8) is inconsistent; the lone first one
+    // (id 0x4fed at 15.4 s) times out, its rest never coming within 5 s before the end at 21 s.
+    let r = &doc["files"][0]["ip_reassembly"];
+    let outcome = |k: &str| r[k].as_u64().unwrap_or(u64::MAX);
+    assert_eq!(
+        [
+            "reassembled",
+            "inconsistent",
+            "timed_out",
+            "incomplete",
+            "overlapping"
+        ]
+        .map(outcome),
+        [2, 1, 1, 0, 0],
+        "ip_reassembly: {r}"
+    );
     let bad =
         skipped["truncated"].as_u64().unwrap_or(0) + skipped["malformed"].as_u64().unwrap_or(0);
     assert!(bad >= 12, "truncated + malformed frames: {skipped}");

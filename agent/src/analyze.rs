@@ -116,11 +116,18 @@ fn run_shard(
     let mut source = FileSource::new(opened, Pace::Max, progress);
     let mut out = CollectFiles::default();
     worker.run(&mut source, &mut out, &AtomicBool::new(false));
+    // Datagrams still incomplete at the end are counted by `finish`: the last file's summary
+    // takes its counters from there, so that every fragment of the file is accounted for.
+    let result = worker.into_analyzer().finish();
     let mut summaries = Vec::with_capacity(opened.len());
     let mut before = Counters::default();
     let no_end = FileEnd::default();
     for (i, input) in opened.iter().enumerate() {
-        let after = out.at_file_end.get(i).copied().unwrap_or(before);
+        let after = if i + 1 == opened.len() {
+            result.counters
+        } else {
+            out.at_file_end.get(i).copied().unwrap_or(before)
+        };
         let end = source.ends().get(i).unwrap_or(&no_end);
         summaries.push(FileSummary {
             path: input.path.display().to_string(),
@@ -132,10 +139,30 @@ fn run_shard(
                 fragments: after.skipped.fragments - before.skipped.fragments,
                 malformed: after.skipped.malformed - before.skipped.malformed,
             },
+            ip_reassembly: reassembly_since(&after.ip_reassembly, &before.ip_reassembly),
             truncated_at: end.truncated_at,
             warnings: end.warnings.clone(),
         });
         before = after;
     }
-    (summaries, worker.into_analyzer().finish())
+    (summaries, result)
+}
+
+/// The reassembly counters between two points of the run.
+fn reassembly_since(
+    after: &voqa_wire::IpReassembly,
+    before: &voqa_wire::IpReassembly,
+) -> voqa_wire::IpReassembly {
+    voqa_wire::IpReassembly {
+        reassembled: after.reassembled - before.reassembled,
+        not_udp: after.not_udp - before.not_udp,
+        malformed: after.malformed - before.malformed,
+        duplicates: after.duplicates - before.duplicates,
+        overlapping: after.overlapping - before.overlapping,
+        inconsistent: after.inconsistent - before.inconsistent,
+        too_big: after.too_big - before.too_big,
+        evicted: after.evicted - before.evicted,
+        timed_out: after.timed_out - before.timed_out,
+        incomplete: after.incomplete - before.incomplete,
+    }
 }

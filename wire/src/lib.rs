@@ -32,6 +32,10 @@ pub struct FileSummary {
     /// Captured bytes of those frames.
     pub bytes: u64,
     pub skipped: Skipped,
+    /// What became of the IP fragments counted in `skipped.fragments` (absent in documents
+    /// written before reassembly existed).
+    #[serde(default)]
+    pub ip_reassembly: IpReassembly,
     /// Set when the file ends in the middle of a record: the byte offset of the cut.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated_at: Option<u64>,
@@ -47,10 +51,42 @@ pub struct Skipped {
     pub non_udp: u64,
     /// Cut short by the capture's snap length before the headers we need.
     pub truncated: u64,
-    /// IP fragments (not reassembled offline).
+    /// IP fragment frames (IPv4, and IPv6 with a non-atomic Fragment header). A fragment is not
+    /// a datagram by itself, so every one is counted here; the datagrams they reassemble to are
+    /// then analysed like any other, and `ip_reassembly` says what became of them.
     pub fragments: u64,
     /// Headers whose length fields or versions are inconsistent.
     pub malformed: u64,
+}
+
+/// IP fragment reassembly (IPv4 and IPv6), in datagrams unless said otherwise. Reassembly is
+/// bounded per datagram, in count, in memory and in packet time; by the end of a capture every
+/// datagram whose fragments were seen has ended in exactly one of `reassembled`, `overlapping`,
+/// `inconsistent`, `too_big`, `evicted`, `timed_out` or `incomplete`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpReassembly {
+    /// Datagrams completed from their fragments (those that were UDP were then analysed).
+    pub reassembled: u64,
+    /// Of `reassembled`: not UDP (TCP and others are not analysed), dropped.
+    pub not_udp: u64,
+    /// Of `reassembled`: UDP (or IPv6 extension) headers contradicting the reassembled length.
+    pub malformed: u64,
+    /// Fragment frames that repeated bytes already held (exact duplicates), ignored.
+    pub duplicates: u64,
+    /// Refused because two fragments overlapped with different bytes (RFC 5722; IPv4 alike).
+    pub overlapping: u64,
+    /// Refused because fragments contradicted each other: two different ends, data past the end,
+    /// an empty fragment, or a non-last fragment whose length is not a multiple of 8.
+    pub inconsistent: u64,
+    /// Refused because they would exceed 65,535 octets (an offset plus length beyond what an IP
+    /// length field allows) or the per-datagram limits (size, separate pieces).
+    pub too_big: u64,
+    /// Dropped incomplete to make room: the concurrent-datagram or memory limit was reached.
+    pub evicted: u64,
+    /// Dropped incomplete: the rest did not arrive within the reassembly timeout (packet time).
+    pub timed_out: u64,
+    /// Still incomplete when the capture ended.
+    pub incomplete: u64,
 }
 
 /// One RTP stream: 5-tuple plus SSRC, from its first to its last packet.
@@ -463,8 +499,12 @@ mod tests {
                 skipped: Skipped {
                     non_udp: 1,
                     truncated: 0,
-                    fragments: 0,
+                    fragments: 2,
                     malformed: 0,
+                },
+                ip_reassembly: IpReassembly {
+                    reassembled: 1,
+                    ..IpReassembly::default()
                 },
                 truncated_at: None,
                 warnings: vec![],
@@ -483,6 +523,10 @@ mod tests {
         };
         let text = serde_json::to_string(&doc).expect("serialize");
         assert!(!text.contains("truncated_at"), "absent cut is omitted");
+        assert!(
+            text.contains(r#""ip_reassembly":{"reassembled":1,"#),
+            "{text}"
+        );
         let back: AnalyzeOutput = serde_json::from_str(&text).expect("parse");
         assert_eq!(back, doc);
     }

@@ -1,15 +1,17 @@
 //! The per-packet decode chain: link layer → IPv4/IPv6 → UDP, yielding the UDP payload and its
-//! socket addresses, or the reason the frame was skipped.
+//! socket addresses, a typed view of an IP fragment, or the reason the frame was skipped.
 //!
 //! Runs for every captured packet, so it must not allocate, copy packet bytes or do work that
-//! the result does not need. It does not verify checksums, reassemble fragments or look at the
-//! UDP payload.
+//! the result does not need. It does not verify checksums or look at the UDP payload, and it
+//! keeps no state: fragments are handed over as [`Fragment`] views and reassembled by the
+//! stateful `reassembly` stage, which gives the whole datagram back to
+//! [`reassembled_datagram`].
 
 use std::net::{IpAddr, SocketAddr};
 
 use thiserror::Error;
 
-use super::ip::{self, IpError, Ipv4, Ipv6};
+use super::ip::{self, IpError, Ipv4, Ipv6, Ipv6FragmentHeader};
 use super::link::{self, LinkError, Network};
 use super::udp::Udp;
 
@@ -22,7 +24,8 @@ pub enum Skip {
     /// The snap length cut the frame before the end of a header or the UDP payload.
     #[error("truncated by snap length")]
     Truncated,
-    /// An IP fragment (reassembly is not done here).
+    /// An IP fragment: from [`decode_udp`] every fragment; from [`decode_frame`] only one cut by
+    /// the snap length (its bytes are missing, so it cannot be reassembled).
     #[error("ip fragment")]
     Fragment,
     /// Length or version fields that contradict each other or the frame.
@@ -41,10 +44,53 @@ pub struct Datagram<'a> {
     pub vlan: Option<u16>,
 }
 
+/// One IP fragment (IPv4, or IPv6 with a non-atomic Fragment header) of any upper-layer
+/// protocol, borrowing its data from the frame. Complete as captured: a fragment cut by the
+/// snap length is not a `Fragment` but [`Skip::Fragment`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fragment<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// The datagram's identification: IPv4's 16 bits, or IPv6's 32 bits.
+    pub id: u32,
+    /// Where `payload` starts in the reassembled IP payload, in octets (a multiple of 8).
+    pub offset: u32,
+    /// More fragments follow (IPv4 MF, IPv6 M).
+    pub more: bool,
+    /// IPv4: the protocol field. IPv6: the fragment header's next header (RFC 8200: the
+    /// first fragment's is the one that counts; routing or destination-options headers may
+    /// still precede the upper layer in the reassembled part).
+    pub protocol: u8,
+    /// The fragment's data: IPv4 total length honoured, IPv6 payload length honoured.
+    pub payload: &'a [u8],
+    /// Outermost 802.1Q VLAN id, if any.
+    pub vlan: Option<u16>,
+    /// IPv6 only: the Fragment extension header as captured.
+    pub ipv6_header: Option<Ipv6FragmentHeader>,
+}
+
+/// What one frame decodes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    /// A whole UDP datagram.
+    Udp(Datagram<'a>),
+    /// One fragment of an IP datagram (of any protocol), to be reassembled.
+    Fragment(Fragment<'a>),
+}
+
+/// Decodes one captured frame of pcap link type `linktype` to a UDP datagram, failing with
+/// [`Skip::Fragment`] for every IP fragment. See [`decode_frame`].
+pub fn decode_udp(linktype: u32, data: &[u8], wire_len: u32) -> Result<Datagram<'_>, Skip> {
+    match decode_frame(linktype, data, wire_len)? {
+        Decoded::Udp(datagram) => Ok(datagram),
+        Decoded::Fragment(_) => Err(Skip::Fragment),
+    }
+}
+
 /// Decodes one captured frame of pcap link type `linktype`. `wire_len` is the original length
 /// on the wire; when it exceeds `data.len()` the frame was cut by the snap length, and length
 /// fields pointing past the captured bytes mean `Truncated` rather than `Malformed`.
-pub fn decode_udp(linktype: u32, data: &[u8], wire_len: u32) -> Result<Datagram<'_>, Skip> {
+pub fn decode_frame(linktype: u32, data: &[u8], wire_len: u32) -> Result<Decoded<'_>, Skip> {
     let cut_by_snaplen = usize::try_from(wire_len).map_or(true, |wire| wire > data.len());
     let short = if cut_by_snaplen {
         Skip::Truncated
@@ -78,8 +124,21 @@ pub fn decode_udp(linktype: u32, data: &[u8], wire_len: u32) -> Result<Datagram<
     let (src_ip, dst_ip, ip_payload): (IpAddr, IpAddr, &[u8]) = match network {
         Network::Ipv6 => {
             let packet = Ipv6::new_checked(frame.payload).map_err(ip_skip)?;
-            if packet.is_fragment() {
-                return Err(Skip::Fragment);
+            if let Some(header) = packet.fragment_header() {
+                if packet.is_truncated() {
+                    return Err(Skip::Fragment);
+                }
+                return Ok(Decoded::Fragment(Fragment {
+                    src: packet.source().into(),
+                    dst: packet.destination().into(),
+                    id: header.identification,
+                    offset: u32::from(header.offset_units) * 8,
+                    more: header.more_fragments,
+                    protocol: header.next_header,
+                    payload: packet.payload(),
+                    vlan: frame.vlan,
+                    ipv6_header: Some(header),
+                }));
             }
             if packet.protocol() != ip::protocol::UDP {
                 return Err(Skip::NonUdp);
@@ -96,7 +155,20 @@ pub fn decode_udp(linktype: u32, data: &[u8], wire_len: u32) -> Result<Datagram<
         Network::Ipv4 | Network::AnyIp => {
             let packet = Ipv4::new_checked(frame.payload).map_err(ip_skip)?;
             if packet.is_fragment() {
-                return Err(Skip::Fragment);
+                if packet.is_truncated() {
+                    return Err(Skip::Fragment);
+                }
+                return Ok(Decoded::Fragment(Fragment {
+                    src: packet.source().into(),
+                    dst: packet.destination().into(),
+                    id: u32::from(packet.identification()),
+                    offset: u32::from(packet.fragment_offset()) * 8,
+                    more: packet.more_fragments(),
+                    protocol: packet.protocol(),
+                    payload: packet.payload(),
+                    vlan: frame.vlan,
+                    ipv6_header: None,
+                }));
             }
             if packet.protocol() != ip::protocol::UDP {
                 return Err(Skip::NonUdp);
@@ -114,11 +186,39 @@ pub fn decode_udp(linktype: u32, data: &[u8], wire_len: u32) -> Result<Datagram<
 
     // The IP payload is complete here, so any UDP length problem is a contradiction.
     let datagram = Udp::new_checked(ip_payload).map_err(|_| Skip::Malformed)?;
-    Ok(Datagram {
+    Ok(Decoded::Udp(Datagram {
         src: SocketAddr::new(src_ip, datagram.source_port()),
         dst: SocketAddr::new(dst_ip, datagram.destination_port()),
         payload: datagram.payload(),
         vlan: frame.vlan,
+    }))
+}
+
+/// The UDP datagram in a reassembled IP payload (`payload`, the fragments' data joined) of a
+/// datagram from `src` to `dst` with the fragments' `protocol`: IPv6 extension headers of the
+/// fragmentable part are skipped first. `Skip::NonUdp` for another protocol, `Skip::Malformed`
+/// when the headers contradict the reassembled length.
+pub fn reassembled_datagram(
+    src: IpAddr,
+    dst: IpAddr,
+    protocol: u8,
+    vlan: Option<u16>,
+    payload: &[u8],
+) -> Result<Datagram<'_>, Skip> {
+    let (protocol, payload) = if src.is_ipv6() {
+        ip::ipv6_upper_layer(protocol, payload).map_err(|_| Skip::Malformed)?
+    } else {
+        (protocol, payload)
+    };
+    if protocol != ip::protocol::UDP {
+        return Err(Skip::NonUdp);
+    }
+    let datagram = Udp::new_checked(payload).map_err(|_| Skip::Malformed)?;
+    Ok(Datagram {
+        src: SocketAddr::new(src, datagram.source_port()),
+        dst: SocketAddr::new(dst, datagram.destination_port()),
+        payload: datagram.payload(),
+        vlan,
     })
 }
 
@@ -261,6 +361,138 @@ mod tests {
                 Err(Skip::Fragment)
             );
         }
+    }
+
+    fn fragment_of(frame: &[u8], linktype: u32) -> Fragment<'_> {
+        match decode_frame(linktype, frame, frame.len() as u32) {
+            Ok(Decoded::Fragment(fragment)) => fragment,
+            other => panic!("not a fragment: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ipv4_fragment_views() {
+        let src: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let dst: SocketAddr = "10.0.0.2:6000".parse().unwrap();
+        let payload: Vec<u8> = (0..100u8).collect();
+        // UDP datagram of 108 octets in pieces of 48: offsets 0, 48, 96.
+        let frames = build::ipv4_fragments(&LinkSpec::Vlan(vec![42]), src, dst, &payload, 48);
+        let views: Vec<Fragment<'_>> = frames
+            .iter()
+            .map(|f| fragment_of(f, linktype::ETHERNET))
+            .collect();
+        let layout: Vec<(u32, bool, usize)> = views
+            .iter()
+            .map(|f| (f.offset, f.more, f.payload.len()))
+            .collect();
+        assert_eq!(layout, [(0, true, 48), (48, true, 48), (96, false, 12)]);
+        for view in &views {
+            assert_eq!(view.src, src.ip());
+            assert_eq!(view.dst, dst.ip());
+            assert_eq!(view.id, 0x1234);
+            assert_eq!(view.protocol, ip::protocol::UDP);
+            assert_eq!(view.vlan, Some(42));
+            assert_eq!(view.ipv6_header, None);
+        }
+        // The first fragment starts with the UDP header: ports 5000 → 6000, length 108.
+        assert_eq!(&views[0].payload[..6], &[0x13, 0x88, 0x17, 0x70, 0, 108]);
+        assert_eq!(views[2].payload, &payload[88..]);
+        // Ethernet padding after a short last fragment is not fragment data.
+        assert_eq!(frames[2].len(), 60);
+        // A fragment cut by the snap length cannot be reassembled.
+        let cut = &frames[0][..40];
+        assert_eq!(
+            decode_frame(linktype::ETHERNET, cut, frames[0].len() as u32),
+            Err(Skip::Fragment)
+        );
+        // Any protocol: a TCP fragment is a fragment too.
+        let mut tcp = frames[1].clone();
+        tcp[18 + 9] = ip::protocol::TCP;
+        assert_eq!(
+            fragment_of(&tcp, linktype::ETHERNET).protocol,
+            ip::protocol::TCP
+        );
+    }
+
+    #[test]
+    fn ipv6_fragment_views() {
+        let src: SocketAddr = "[2001:db8::1]:5000".parse().unwrap();
+        let dst: SocketAddr = "[2001:db8::2]:6000".parse().unwrap();
+        let frames = build::ipv4_fragments(&LinkSpec::LinuxSll, src, dst, &[7; 100], 48);
+        let views: Vec<Fragment<'_>> = frames
+            .iter()
+            .map(|f| fragment_of(f, linktype::LINUX_SLL))
+            .collect();
+        let layout: Vec<(u32, bool, usize)> = views
+            .iter()
+            .map(|f| (f.offset, f.more, f.payload.len()))
+            .collect();
+        assert_eq!(layout, [(0, true, 48), (48, true, 48), (96, false, 12)]);
+        for (view, units) in views.iter().zip([0u16, 6, 12]) {
+            assert_eq!(view.id, 0x0012_3456);
+            assert_eq!(view.protocol, ip::protocol::UDP);
+            assert_eq!(view.src, src.ip());
+            assert_eq!(
+                view.ipv6_header,
+                Some(Ipv6FragmentHeader {
+                    next_header: ip::protocol::UDP,
+                    offset_units: units,
+                    more_fragments: units != 12,
+                    identification: 0x0012_3456,
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn reassembled_datagrams_are_decoded_as_udp() {
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let udp = [0x13, 0x88, 0x17, 0x70, 0, 11, 0, 0, b'a', b'b', b'c'];
+        let datagram = reassembled_datagram(v4, v4, ip::protocol::UDP, Some(3), &udp).unwrap();
+        assert_eq!(datagram.src, "10.0.0.1:5000".parse().unwrap());
+        assert_eq!(datagram.dst, "10.0.0.1:6000".parse().unwrap());
+        assert_eq!(datagram.payload, b"abc");
+        assert_eq!(datagram.vlan, Some(3));
+        assert_eq!(
+            reassembled_datagram(v4, v4, ip::protocol::TCP, None, &udp),
+            Err(Skip::NonUdp)
+        );
+        let mut long = udp;
+        long[5] = 12;
+        assert_eq!(
+            reassembled_datagram(v4, v4, ip::protocol::UDP, None, &long),
+            Err(Skip::Malformed)
+        );
+        // IPv6: a destination-options header in the fragmentable part comes before UDP.
+        let mut with_options = vec![ip::protocol::UDP, 0, 1, 4, 0, 0, 0, 0];
+        with_options.extend_from_slice(&udp);
+        let datagram = reassembled_datagram(
+            v6,
+            v6,
+            ip::protocol::DESTINATION_OPTIONS,
+            None,
+            &with_options,
+        )
+        .unwrap();
+        assert_eq!(datagram.payload, b"abc");
+        assert_eq!(datagram.src, "[2001:db8::1]:5000".parse().unwrap());
+        // ... but not for IPv4, where 60 is just another protocol.
+        assert_eq!(
+            reassembled_datagram(
+                v4,
+                v4,
+                ip::protocol::DESTINATION_OPTIONS,
+                None,
+                &with_options
+            ),
+            Err(Skip::NonUdp)
+        );
+        // An extension header longer than the reassembled part.
+        assert_eq!(
+            reassembled_datagram(v6, v6, ip::protocol::ROUTING, None, &with_options[..12]),
+            Err(Skip::Malformed)
+        );
     }
 
     #[test]

@@ -106,6 +106,12 @@ impl<'a> Ipv4<'a> {
         self.packet[9]
     }
 
+    /// The identification field: with source, destination and protocol it names the datagram
+    /// a fragment belongs to (RFC 791).
+    pub fn identification(&self) -> u16 {
+        u16::from_be_bytes([self.packet[4], self.packet[5]])
+    }
+
     pub fn more_fragments(&self) -> bool {
         (self.packet[6] >> 5) & IPV4_FLAG_MORE_FRAGMENTS != 0
     }
@@ -139,6 +145,38 @@ impl<'a> Ipv4<'a> {
     }
 }
 
+/// The IPv6 Fragment extension header (RFC 8200 §4.5), decoded from its 8 octets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv6FragmentHeader {
+    /// Protocol of the fragmentable part (the reassembled packet's upper layer or the first
+    /// extension header after the fragment header).
+    pub next_header: u8,
+    /// Fragment offset in 8-octet units (13 bits).
+    pub offset_units: u16,
+    /// The M flag: more fragments follow.
+    pub more_fragments: bool,
+    pub identification: u32,
+}
+
+impl Ipv6FragmentHeader {
+    fn from_bytes(bytes: [u8; IPV6_FRAGMENT_HEADER_LEN]) -> Self {
+        let [next_header, _reserved, high, low, a, b, c, d] = bytes;
+        let offset_and_flags = u16::from_be_bytes([high, low]);
+        Ipv6FragmentHeader {
+            next_header,
+            // Upper 13 bits: offset; bit 0: more fragments.
+            offset_units: offset_and_flags >> 3,
+            more_fragments: offset_and_flags & 1 != 0,
+            identification: u32::from_be_bytes([a, b, c, d]),
+        }
+    }
+
+    /// Offset 0 and M = 0: a whole packet that merely carries a fragment header (RFC 6946).
+    pub fn is_atomic(&self) -> bool {
+        self.offset_units == 0 && !self.more_fragments
+    }
+}
+
 /// Checked IPv6 view. Hop-by-hop, routing and destination-options headers are skipped; an
 /// atomic fragment header (offset 0, M = 0) is skipped too, any other ends the walk.
 pub struct Ipv6<'a> {
@@ -146,7 +184,8 @@ pub struct Ipv6<'a> {
     packet: &'a [u8; IPV6_HEADER_LEN],
     payload: &'a [u8],
     protocol: u8,
-    fragment: bool,
+    /// The non-atomic fragment header that ended the walk, if any.
+    fragment: Option<Ipv6FragmentHeader>,
     truncated: bool,
 }
 
@@ -168,7 +207,7 @@ impl<'a> Ipv6<'a> {
         let captured_end = declared_end.min(buffer.len());
         let mut next_header = packet[6];
         let mut offset = IPV6_HEADER_LEN;
-        let mut fragment = false;
+        let mut fragment = None;
         // Every extension header is at least 8 octets long, so the walk ends.
         loop {
             match next_header {
@@ -187,19 +226,18 @@ impl<'a> Ipv6<'a> {
                     offset = end;
                 }
                 protocol::FRAGMENT => {
-                    let [next, _reserved, offset_high, offset_low_and_flags, ..] =
-                        read_extension_bytes::<IPV6_FRAGMENT_HEADER_LEN>(
-                            buffer,
-                            offset,
-                            declared_end,
-                            captured_end,
-                        )?;
-                    let offset_and_flags = u16::from_be_bytes([offset_high, offset_low_and_flags]);
-                    next_header = next;
+                    let header = Ipv6FragmentHeader::from_bytes(read_extension_bytes::<
+                        IPV6_FRAGMENT_HEADER_LEN,
+                    >(
+                        buffer,
+                        offset,
+                        declared_end,
+                        captured_end,
+                    )?);
+                    next_header = header.next_header;
                     offset += IPV6_FRAGMENT_HEADER_LEN;
-                    // Upper 13 bits: offset; bit 0: more fragments.
-                    if offset_and_flags >> 3 != 0 || offset_and_flags & 1 != 0 {
-                        fragment = true;
+                    if !header.is_atomic() {
+                        fragment = Some(header);
                         break;
                     }
                 }
@@ -238,6 +276,12 @@ impl<'a> Ipv6<'a> {
 
     /// True when a non-atomic fragment header was found.
     pub fn is_fragment(&self) -> bool {
+        self.fragment.is_some()
+    }
+
+    /// The non-atomic fragment header, for a fragment; `payload()` is then the fragment's data
+    /// (the bytes after the fragment header).
+    pub fn fragment_header(&self) -> Option<Ipv6FragmentHeader> {
         self.fragment
     }
 
@@ -272,6 +316,30 @@ fn read_extension_bytes<const N: usize>(
         .and_then(|rest| rest.first_chunk::<N>())
         .copied()
         .ok_or(IpError::Truncated)
+}
+
+/// The upper-layer protocol and payload of a reassembled IPv6 fragmentable part: the routing
+/// and destination-options headers that may follow the fragment header (RFC 8200 §4.1) are
+/// skipped. `next_header` is the fragment header's. Another fragment header is not walked into
+/// (nested fragmentation is not a thing): its number comes back as the protocol.
+pub fn ipv6_upper_layer(mut next_header: u8, payload: &[u8]) -> Result<(u8, &[u8]), IpError> {
+    let mut offset = 0usize;
+    // Every extension header is at least 8 octets long, so the walk ends.
+    while matches!(
+        next_header,
+        protocol::HOP_BY_HOP | protocol::ROUTING | protocol::DESTINATION_OPTIONS
+    ) {
+        let [next, length_units] =
+            read_extension_bytes::<2>(payload, offset, payload.len(), payload.len())?;
+        let end = offset + (usize::from(length_units) + 1) * 8;
+        if end > payload.len() {
+            return Err(IpError::ExtensionOverrun);
+        }
+        next_header = next;
+        offset = end;
+    }
+    let rest = payload.get(offset..).ok_or(IpError::ExtensionOverrun)?;
+    Ok((next_header, rest))
 }
 
 #[cfg(test)]

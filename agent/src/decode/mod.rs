@@ -15,4 +15,4 @@ pub mod sip;
 pub mod srtcp;
 pub mod udp;
 
-pub use frame::{Datagram, Skip, decode_udp};
+pub use frame::{Datagram, Decoded, Fragment, Skip, decode_frame, decode_udp};

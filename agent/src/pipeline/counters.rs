@@ -23,6 +23,13 @@ pub struct WorkerStats {
     pub frames: AtomicU64,
     pub streams_active: AtomicU64,
     pub streams_evicted: AtomicU64,
+    /// IP fragment frames seen.
+    pub ip_fragments: AtomicU64,
+    /// Datagrams reassembled from fragments.
+    pub ip_reassembled: AtomicU64,
+    /// Datagrams whose fragments were refused (overlapping, inconsistent, too big) or dropped
+    /// incomplete (evicted, timed out, capture ended).
+    pub ip_reassembly_dropped: AtomicU64,
 }
 
 impl WorkerStats {
@@ -33,7 +40,7 @@ impl WorkerStats {
         }
     }
 
-    /// Copies the analyzer's figures (after every batch: three relaxed stores).
+    /// Copies the analyzer's figures (after every batch: a few relaxed stores).
     pub fn publish(&self, analyzer: &Analyzer) {
         self.streams_active
             .store(analyzer.active_streams() as u64, Ordering::Relaxed);
@@ -41,6 +48,14 @@ impl WorkerStats {
             .store(analyzer.counters().streams_evicted, Ordering::Relaxed);
         self.frames
             .store(analyzer.counters().frames, Ordering::Relaxed);
+        let c = analyzer.counters();
+        let r = &c.ip_reassembly;
+        self.ip_fragments
+            .store(c.skipped.fragments, Ordering::Relaxed);
+        self.ip_reassembled.store(r.reassembled, Ordering::Relaxed);
+        let dropped =
+            r.overlapping + r.inconsistent + r.too_big + r.evicted + r.timed_out + r.incomplete;
+        self.ip_reassembly_dropped.store(dropped, Ordering::Relaxed);
     }
 
     pub fn publish_kernel(&self, k: &KernelCounters) {

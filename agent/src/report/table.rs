@@ -9,6 +9,28 @@ fn opt(v: Option<f64>, decimals: usize) -> String {
     v.map_or_else(|| "-".to_owned(), |x| format!("{x:.decimals$}"))
 }
 
+/// What became of a file's IP fragments, naming only the outcomes that happened.
+fn fragments_line(r: &voqa_wire::IpReassembly) -> String {
+    let mut line = format!("ip fragments: {} datagram(s) reassembled", r.reassembled);
+    let outcomes = [
+        (r.not_udp, "not UDP"),
+        (r.malformed, "malformed"),
+        (r.duplicates, "duplicate fragment(s)"),
+        (r.overlapping, "overlapping"),
+        (r.inconsistent, "inconsistent"),
+        (r.too_big, "too big"),
+        (r.evicted, "evicted"),
+        (r.timed_out, "timed out"),
+        (r.incomplete, "incomplete at the end"),
+    ];
+    for (count, what) in outcomes {
+        if count > 0 {
+            let _ = write!(line, ", {count} {what}");
+        }
+    }
+    line
+}
+
 /// Renders the table as one string (the caller prints it).
 pub fn render(out: &AnalyzeOutput) -> String {
     let mut s = String::new();
@@ -19,6 +41,9 @@ pub fn render(out: &AnalyzeOutput) -> String {
             "{}: {} frames, {} bytes; skipped {} non-UDP, {} truncated, {} fragments, {} malformed",
             f.path, f.packets, f.bytes, k.non_udp, k.truncated, k.fragments, k.malformed
         );
+        if k.fragments > 0 {
+            let _ = writeln!(s, "  {}", fragments_line(&f.ip_reassembly));
+        }
         for w in &f.warnings {
             let _ = writeln!(s, "  warning: {w}");
         }

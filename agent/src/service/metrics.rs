@@ -22,7 +22,7 @@ pub fn render(shared: &PipelineStats, delivery: Option<&Delivery>) -> String {
         &'static str,
         fn(&WorkerStats) -> u64,
     );
-    let per_worker: [Metric; 6] = [
+    let per_worker: [Metric; 9] = [
         (
             "voqa_capture_kernel_packets_total",
             "counter",
@@ -55,6 +55,24 @@ pub fn render(shared: &PipelineStats, delivery: Option<&Delivery>) -> String {
             "counter",
             "Streams evicted because the flow table was full.",
             |w| w.streams_evicted.load(Ordering::Relaxed),
+        ),
+        (
+            "voqa_ip_fragments_total",
+            "counter",
+            "IP fragment frames seen (IPv4, and IPv6 with a Fragment header).",
+            |w| w.ip_fragments.load(Ordering::Relaxed),
+        ),
+        (
+            "voqa_ip_reassembled_total",
+            "counter",
+            "Datagrams reassembled from IP fragments.",
+            |w| w.ip_reassembled.load(Ordering::Relaxed),
+        ),
+        (
+            "voqa_ip_reassembly_dropped_total",
+            "counter",
+            "Fragmented datagrams refused (overlapping, inconsistent, too big) or dropped incomplete (evicted, timed out).",
+            |w| w.ip_reassembly_dropped.load(Ordering::Relaxed),
         ),
     ];
     for (name, kind, help, get) in per_worker {
@@ -231,6 +249,7 @@ mod tests {
             ..WorkerStats::default()
         });
         w.kernel_drops.store(7, Ordering::Relaxed);
+        w.ip_reassembled.store(4, Ordering::Relaxed);
         let shared = PipelineStats::with_workers(vec![w]);
         shared.reports.store(3, Ordering::Relaxed);
         shared.reports_dropped.store(2, Ordering::Relaxed);
@@ -240,6 +259,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# TYPE voqa_streams_active gauge\n"));
+        assert!(
+            text.contains("voqa_ip_reassembled_total{worker=\"0\",interface=\"eth0\"} 4\n"),
+            "{text}"
+        );
         assert!(text.contains("voqa_reports_total 3\n"));
         assert!(text.contains("voqa_reports_dropped_total 2\n"), "{text}");
         assert!(text.contains("voqa_heartbeats_dropped_total 0\n"), "{text}");

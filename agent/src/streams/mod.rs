@@ -16,12 +16,13 @@ use std::sync::Arc;
 
 use hashbrown::{HashMap, HashTable};
 
+use crate::decode::frame::reassembled_datagram;
 use crate::decode::rtcp::{Compound, RtcpPacket};
 use crate::decode::rtp::{MediaKind, RtpPacket, classify};
 use crate::decode::sdp::{MediaType, SessionDescription, TransportProtocol};
 use crate::decode::sip::{SipMessage, looks_like_sip};
 use crate::decode::srtcp::looks_like_srtcp;
-use crate::decode::{Datagram, Skip, decode_udp};
+use crate::decode::{Datagram, Decoded, Fragment, Skip, decode_frame};
 use crate::quality::codec::{self, CodecInfo, MediaRole};
 use crate::quality::jbuf::JitterBufferModel;
 use crate::quality::rtt::RttEstimator;
@@ -29,6 +30,7 @@ use crate::quality::stream::{
     ClockSource, MeterOutcome, PacketRole, QualitySummary, RtpMeta, StreamMeter, SummaryInputs,
     WindowFigures,
 };
+use crate::reassembly::ip::{self as ip_reassembly, Reassembler};
 use calls::CallTracker;
 use detect::{Candidate, CandidateState};
 use registry::{MediaProfile, RtpMapEntry, SdpRegistry, SharedRegistry};
@@ -85,6 +87,8 @@ pub struct AnalyzerConfig {
     /// (parallel offline analysis). SIP and RTCP are processed by every shard, so each has the
     /// whole SDP registry and every round-trip sample.
     pub shard: Option<(u32, u32)>,
+    /// Limits of IP fragment reassembly (per datagram, count, memory, packet-time timeout).
+    pub reassembly: ip_reassembly::Config,
 }
 
 impl Default for AnalyzerConfig {
@@ -100,6 +104,7 @@ impl Default for AnalyzerConfig {
             report_interval_ns: None,
             idle_timeout_ns: 30_000_000_000,
             shard: None,
+            reassembly: ip_reassembly::Config::default(),
         }
     }
 }
@@ -129,6 +134,8 @@ pub struct Counters {
     pub streams_rejected: u64,
     /// Streams closed to make room when the flow table was full.
     pub streams_evicted: u64,
+    /// What became of the IP fragments (`skipped.fragments` counts their frames).
+    pub ip_reassembly: voqa_wire::IpReassembly,
 }
 
 /// One stream under measurement.
@@ -240,6 +247,8 @@ pub struct Analyzer {
     now_ns: i64,
     reports: Vec<WindowReport>,
     drops_since_boundary: u64,
+    /// IP fragments waiting for the rest of their datagram.
+    fragments: Reassembler,
 }
 
 impl Analyzer {
@@ -261,6 +270,7 @@ impl Analyzer {
         } else {
             0
         };
+        let cfg_reassembly = cfg.reassembly;
         Analyzer {
             registry,
             calls: CallTracker::new(cfg.max_calls),
@@ -277,6 +287,7 @@ impl Analyzer {
             now_ns: i64::MIN,
             reports: Vec::new(),
             drops_since_boundary: 0,
+            fragments: Reassembler::new(cfg_reassembly),
         }
     }
 
@@ -289,18 +300,42 @@ impl Analyzer {
         self.active.len()
     }
 
-    /// Feeds one captured frame. Frames that are not UDP are counted by reason and skipped.
+    /// Feeds one captured frame. Frames that are not UDP are counted by reason and skipped; IP
+    /// fragments are counted and reassembled, and a reassembled UDP datagram is fed on.
     pub fn on_frame(&mut self, ts_ns: i64, linktype: u32, data: &[u8], wire_len: u32) {
         self.advance_to(ts_ns);
         self.counters.frames += 1;
         self.counters.bytes += data.len() as u64;
-        match decode_udp(linktype, data, wire_len) {
-            Ok(dg) => self.on_datagram(ts_ns, &dg),
+        match decode_frame(linktype, data, wire_len) {
+            Ok(Decoded::Udp(dg)) => self.on_datagram(ts_ns, &dg),
+            Ok(Decoded::Fragment(fragment)) => {
+                self.counters.skipped.fragments += 1;
+                self.on_fragment(ts_ns, &fragment);
+            }
             Err(Skip::NonUdp) => self.counters.skipped.non_udp += 1,
             Err(Skip::Truncated) => self.counters.skipped.truncated += 1,
             Err(Skip::Fragment) => self.counters.skipped.fragments += 1,
             Err(Skip::Malformed) => self.counters.skipped.malformed += 1,
         }
+    }
+
+    /// Adds a fragment to its datagram; the datagram it completes is decoded and, if UDP, fed
+    /// to [`Analyzer::on_datagram`] as if it had arrived whole with its last fragment.
+    #[cold]
+    fn on_fragment(&mut self, ts_ns: i64, fragment: &Fragment<'_>) {
+        let Some(done) = self
+            .fragments
+            .insert(ts_ns, fragment, &mut self.counters.ip_reassembly)
+        else {
+            return;
+        };
+        let key = &done.key;
+        match reassembled_datagram(key.src, key.dst, key.protocol, key.vlan, &done.data) {
+            Ok(dg) => self.on_datagram(ts_ns, &dg),
+            Err(Skip::Malformed) => self.counters.ip_reassembly.malformed += 1,
+            Err(_) => self.counters.ip_reassembly.not_udp += 1,
+        }
+        self.fragments.recycle(done.data);
     }
 
     /// Feeds one UDP datagram.
@@ -584,6 +619,8 @@ impl Analyzer {
         self.now_ns = ts_ns;
         if ts_ns.saturating_sub(self.last_sweep_ns) >= 1_000_000_000 {
             self.sweep_candidates(ts_ns);
+            self.fragments
+                .sweep(ts_ns, &mut self.counters.ip_reassembly);
             self.last_sweep_ns = ts_ns;
         }
         let Some(interval) = self.cfg.report_interval_ns.filter(|i| *i > 0) else {
@@ -717,6 +754,8 @@ impl Analyzer {
     /// final report, `bye` when its call had already ended (it was waiting for the next
     /// boundary), else `shutdown`.
     pub fn close_all(&mut self, end_ns: i64) {
+        // Fragments still waiting will not be completed by a capture that ended.
+        self.fragments.finish(&mut self.counters.ip_reassembly);
         while let Some(last) = self.active.len().checked_sub(1) {
             let reason = match self.active.get(last).and_then(|s| s.bye_ns) {
                 Some(_) => EndReason::Bye,
@@ -921,6 +960,7 @@ impl Analyzer {
 
     /// Ends the analysis: every open stream is closed and reported.
     pub fn finish(mut self) -> AnalysisResult {
+        self.fragments.finish(&mut self.counters.ip_reassembly);
         // Announced flows still waiting for a clock estimate are streams all the same.
         let pending: Vec<(StreamKey, Candidate)> = self.candidates.drain().collect();
         for (key, c) in pending {
@@ -1378,5 +1418,74 @@ mod interval_tests {
             (1, Some(EndReason::Evicted))
         );
         assert_eq!(evicted[0].stream.summary.packets, 3);
+    }
+}
+
+#[cfg(test)]
+mod fragment_tests {
+    use super::*;
+    use crate::decode::build::{LinkSpec, ipv4_fragments};
+
+    const SEC: i64 = 1_000_000_000;
+
+    fn invite_fragments() -> Vec<Vec<u8>> {
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+             m=audio 40000 RTP/AVP 0\r\n{}",
+            "a=x-padding:0123456789abcdef0123456789abcdef\r\n".repeat(40)
+        );
+        let invite = format!(
+            "INVITE sip:b@example.invalid SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+             From: <sip:a@example.invalid>;tag=1\r\nTo: <sip:b@example.invalid>\r\n\
+             Call-ID: fragmented\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n\
+             Content-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        );
+        let src = SocketAddr::from(([192, 0, 2, 1], 5060));
+        let dst = SocketAddr::from(([192, 0, 2, 2], 5060));
+        ipv4_fragments(&LinkSpec::Ethernet, src, dst, invite.as_bytes(), 1480)
+    }
+
+    #[test]
+    fn a_reassembled_invite_is_sip() {
+        let fragments = invite_fragments();
+        assert_eq!(fragments.len(), 2);
+        let mut a = Analyzer::new(AnalyzerConfig::default());
+        for (i, f) in fragments.iter().rev().enumerate() {
+            a.on_frame(SEC + i as i64, 1, f, f.len() as u32);
+        }
+        let c = a.counters();
+        assert_eq!((c.skipped.fragments, c.udp, c.sip), (2, 1, 1));
+        assert_eq!(c.ip_reassembly.reassembled, 1);
+        let result = a.finish();
+        let calls: Vec<_> = result.calls.iter().collect();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(
+            calls[0].1.invite_ns,
+            Some(SEC + 1),
+            "set up by the completing fragment"
+        );
+    }
+
+    #[test]
+    fn quiet_advances_time_fragments_out() {
+        // Live capture: no more frames, only the worker's quiet advances of packet time.
+        let fragments = invite_fragments();
+        let mut a = Analyzer::new(AnalyzerConfig {
+            report_interval_ns: Some(SEC),
+            ..AnalyzerConfig::default()
+        });
+        a.on_frame(10 * SEC, 1, &fragments[0], fragments[0].len() as u32);
+        a.advance_to(14 * SEC);
+        assert_eq!(a.counters().ip_reassembly.timed_out, 0);
+        a.advance_to(15 * SEC);
+        assert_eq!(a.counters().ip_reassembly.timed_out, 1);
+        // The rest, after the timeout, is a datagram of its own that the shutdown finds
+        // incomplete.
+        a.on_frame(16 * SEC, 1, &fragments[1], fragments[1].len() as u32);
+        a.close_all(17 * SEC);
+        let r = a.counters().ip_reassembly;
+        assert_eq!((r.reassembled, r.timed_out, r.incomplete), (0, 1, 1));
+        assert_eq!(a.counters().sip, 0);
     }
 }

@@ -1,0 +1,12 @@
+//! Stateful, bounded reassembly between `decode` and `streams`: the pieces a stateless view
+//! cannot handle alone (IP fragments; TCP byte streams carrying SIP) are collected here until
+//! they form a whole unit, which goes back through `decode` and on to the `Analyzer`.
+//!
+//! Everything held here is bounded in size per unit, in count, in total memory and in time —
+//! packet time, the only clock left of `ship` — and everything dropped is counted. This stage
+//! must not read a clock, allocate per packet in steady state (buffers are pooled and reused),
+//! look at what it reassembles (parsing is `decode`'s job), or run at all for traffic that needs
+//! no reassembly: ordinary UDP datagrams pass it by.
+
+pub mod ip;
+// `pub mod tcp;` (SIP over TCP) is added by the TCP reassembly work.
