@@ -21,6 +21,22 @@ pub struct AnalyzeOutput {
     pub files: Vec<FileSummary>,
     pub streams: Vec<StreamSummary>,
     pub calls: Vec<CallSummary>,
+    /// The settings the figures were computed with; absent from documents of agents that
+    /// predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisSettings>,
+}
+
+/// How `analyze` measured: what a reader needs to compare two documents' figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisSettings {
+    /// The jitter-buffer emulation behind `jb_discarded`, as each stream's `jitter_buffer`.
+    pub jitter_buffer: String,
+    /// The emulated buffer re-anchors on this many consecutive late packets (metrics-spec
+    /// §9.2a: a route change or a sender pause costs this minus one discards); 0 = never.
+    pub resync_after_late: u32,
+    /// One-way network delay (ms) the E-model assumes where RTCP gives no round trip.
+    pub assumed_one_way_ms: f64,
 }
 
 /// What was read from one capture file.
@@ -443,10 +459,23 @@ mod tests {
                 end: None,
                 status: Some(200),
             }],
+            analysis: Some(AnalysisSettings {
+                jitter_buffer: "fixed:60".into(),
+                resync_after_late: 3,
+                assumed_one_way_ms: 20.0,
+            }),
         };
         let text = serde_json::to_string(&doc).expect("serialize");
         assert!(!text.contains("truncated_at"), "absent cut is omitted");
+        assert!(text.contains(r#""resync_after_late":3"#), "{text}");
         let back: AnalyzeOutput = serde_json::from_str(&text).expect("parse");
         assert_eq!(back, doc);
+        // A document from an agent before `analysis` still parses.
+        let old = text
+            .split_once(r#","analysis""#)
+            .map(|(head, _)| format!("{head}}}"))
+            .expect("analysis last");
+        let back: AnalyzeOutput = serde_json::from_str(&old).expect("old document parses");
+        assert_eq!(back.analysis, None);
     }
 }

@@ -103,6 +103,14 @@ pub fn render(out: &AnalyzeOutput) -> String {
         "\njitter, rtt in ms; MOS by ITU-T G.107 (jitter buffer {})",
         jb_of(out)
     );
+    for (i, st) in out.streams.iter().enumerate() {
+        if st.flags.iter().any(|f| f == "jb_resynced") {
+            let _ = writeln!(
+                s,
+                "  #{i}: the jitter buffer re-synchronised on persistent lateness (delay step or sender pause)"
+            );
+        }
+    }
     if !out.calls.is_empty() {
         let _ = writeln!(s, "\nCalls:");
         for c in &out.calls {
@@ -126,8 +134,19 @@ pub fn render(out: &AnalyzeOutput) -> String {
     s
 }
 
-fn jb_of(out: &AnalyzeOutput) -> &str {
-    out.streams
-        .first()
-        .map_or("fixed:60", |s| s.jitter_buffer.as_str())
+fn jb_of(out: &AnalyzeOutput) -> String {
+    match &out.analysis {
+        Some(a) if a.resync_after_late == 0 => {
+            format!("{}, never re-synchronised", a.jitter_buffer)
+        }
+        Some(a) => format!(
+            "{}, re-synchronised on {} late packets in a row",
+            a.jitter_buffer, a.resync_after_late
+        ),
+        None => out
+            .streams
+            .first()
+            .map_or("fixed:60", |s| s.jitter_buffer.as_str())
+            .to_owned(),
+    }
 }

@@ -22,7 +22,7 @@ use crate::decode::sdp::SessionDescription;
 use crate::decode::sip::{SipMessage, looks_like_sip};
 use crate::decode::{Datagram, Skip, decode_udp};
 use crate::quality::codec::{self, CodecInfo, MediaRole};
-use crate::quality::jbuf::JitterBufferModel;
+use crate::quality::jbuf::{JitterBufferModel, JitterBufferSettings};
 use crate::quality::rtt::RttEstimator;
 use crate::quality::stream::{
     ClockSource, MeterOutcome, PacketRole, QualitySummary, RtpMeta, StreamMeter, SummaryInputs,
@@ -64,6 +64,9 @@ impl Detection {
 #[derive(Debug, Clone)]
 pub struct AnalyzerConfig {
     pub jitter_buffer: JitterBufferModel,
+    /// The buffer re-anchors on this many consecutive late packets (metrics-spec §9.2a,
+    /// default 3); 0 = never. Checked by `JitterBufferSettings::resync_after_late`.
+    pub resync_after_late: u16,
     /// One-way network delay assumed when no RTCP round trip is measured.
     pub assumed_one_way_ms: f64,
     /// Most streams tracked at once; beyond it new streams are refused and counted.
@@ -86,10 +89,21 @@ pub struct AnalyzerConfig {
     pub shard: Option<(u32, u32)>,
 }
 
+impl AnalyzerConfig {
+    /// The emulated buffer every stream gets: the model and its re-synchronisation.
+    pub fn jitter_buffer_settings(&self) -> JitterBufferSettings {
+        JitterBufferSettings {
+            model: self.jitter_buffer,
+            resync_after_late: self.resync_after_late,
+        }
+    }
+}
+
 impl Default for AnalyzerConfig {
     fn default() -> Self {
         AnalyzerConfig {
             jitter_buffer: JitterBufferModel::default(),
+            resync_after_late: JitterBufferSettings::DEFAULT_RESYNC_AFTER_LATE,
             assumed_one_way_ms: 20.0,
             max_streams: 1_000_000,
             max_candidates: 200_000,
@@ -449,7 +463,7 @@ impl Analyzer {
         };
         let stream = ActiveStream {
             key,
-            meter: StreamMeter::new(info, clock, self.cfg.jitter_buffer, &first),
+            meter: StreamMeter::new(info, clock, self.cfg.jitter_buffer_settings(), &first),
             payload_type: main.pt,
             codec_name: name,
             clock_source: source,
