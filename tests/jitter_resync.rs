@@ -327,3 +327,64 @@ fn resync_after_late_one_is_refused_and_documented() {
         help.stdout
     );
 }
+
+/// `replay` runs the live worker loop (`run` shares it with the ring source) with the analyzer
+/// settings of the config file: `analysis.resync_after_late` must reach it.
+#[test]
+fn replay_takes_resync_after_late_from_the_config() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = route_change_capture(dir.path());
+    let discarded_with = |setting: Option<u32>| -> (u64, u64) {
+        let cfg = dir.path().join("agent.toml");
+        let line = setting.map_or(String::new(), |k| format!("resync_after_late = {k}\n"));
+        std::fs::write(
+            &cfg,
+            format!("agent_id = \"jbuf\"\n[analysis]\ninterval_s = 2\n{line}[privacy]\npseudonymize = false\n"),
+        )
+        .expect("config");
+        let out = dir.path().join("out.jsonl");
+        let _ = std::fs::remove_file(&out);
+        let run = run_agent(&[
+            "replay",
+            "--config",
+            cfg.to_str().expect("utf8"),
+            "--sink",
+            &format!("file:{}", out.display()),
+            path.to_str().expect("utf8"),
+        ]);
+        assert_eq!(run.status, 0, "{}", run.stderr);
+        let text = std::fs::read_to_string(&out).expect("replay output");
+        let mut windows = 0;
+        let mut total = None;
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line).expect("JSON line");
+            if v["type"] != "stream" || v["src"] != "203.0.113.5:30000" {
+                continue;
+            }
+            windows += u(&v, "jb_discarded");
+            if v["final"] == true {
+                total = Some(u(&v["totals"], "jb_discarded"));
+            }
+        }
+        (windows, total.expect("a final report"))
+    };
+    assert_eq!(discarded_with(None), (2, 2), "default K = 3");
+    assert_eq!(discarded_with(Some(5)), (4, 4));
+    assert_eq!(discarded_with(Some(0)), (HALF as u64, HALF as u64));
+}
+
+#[test]
+fn check_config_names_a_bad_resync_after_late() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(&cfg, "[analysis]\nresync_after_late = 1\n").expect("config");
+    let run = run_agent(&["check-config", "--config", cfg.to_str().expect("utf8")]);
+    assert_eq!(run.status, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("analysis.resync_after_late")),
+        "{}",
+        run.stdout
+    );
+}
