@@ -183,6 +183,7 @@ fn report(
         ie: Some(0.0),
         bpl: Some(25.1),
         flags: vec![],
+        clock_inference: None,
     };
     StreamReport {
         agent_id: agent.into(),

@@ -120,6 +120,30 @@ pub struct StreamSummary {
     pub bpl: Option<f64>,
     /// Conditions a reader should know about, e.g. `clock_inferred`, `codec_values_defaulted`.
     pub flags: Vec<String>,
+    /// How the clock of a payload type without a known clock (dynamic, no SDP) was inferred, or
+    /// why it was not; absent when the clock came from the static table, SDP or configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_inference: Option<ClockInference>,
+}
+
+/// The evidence behind an inferred clock rate (`clock_source: "inferred"`) or behind leaving it
+/// unknown (`clock_source: "unknown"`, no jitter, no MOS).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClockInference {
+    /// `ts_step`: the timestamp step is a standard packet time (10, 20, 30, 40, 60 ms) at this
+    /// clock and the arrival gaps pick it among the clocks where it is; `arrival`: no clock makes
+    /// the step a standard packet time, timestamps per second of arrival and most gaps match
+    /// this clock; `none`: not inferred, the clock is unknown.
+    pub method: String,
+    /// `high` or `medium`; null with `none`.
+    pub confidence: Option<String>,
+    /// The most common timestamp step between consecutive packets, and the packet time (ms) it
+    /// means at the inferred clock.
+    pub ts_step: Option<u32>,
+    pub ptime_ms: Option<f64>,
+    /// Consecutive-packet pairs examined, and how many of their arrival gaps match the clock.
+    pub pairs: u32,
+    pub matching: u32,
 }
 
 /// One SIP dialog and the streams it set up.
@@ -414,6 +438,7 @@ mod tests {
             ie: Some(0.0),
             bpl: Some(25.1),
             flags: vec![],
+            clock_inference: None,
         }
     }
 

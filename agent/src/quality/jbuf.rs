@@ -731,7 +731,7 @@ mod tests {
                 let mut buffer = JitterBuffer::new(JitterBufferSettings { model, resync_after_late: k });
                 let mut transit = 50.0;
                 let mut i = 0usize;
-                let mut packet = |buffer: &mut JitterBuffer, transit: f64, i: &mut usize| {
+                let packet = |buffer: &mut JitterBuffer, transit: f64, i: &mut usize| {
                     let s = *i as f64 * 20.0;
                     *i += 1;
                     buffer.on_packet(s, transit + s, false, 0.0, false)

@@ -8,7 +8,8 @@ pub mod live;
 pub mod table;
 
 use voqa_wire::{
-    AnalysisSettings, AnalyzeOutput, CallSummary, FileSummary, StreamSummary, Timestamp,
+    AnalysisSettings, AnalyzeOutput, CallSummary, ClockInference as WireClockInference,
+    FileSummary, StreamSummary, Timestamp,
 };
 
 use crate::quality::codec::CodecValues;
@@ -144,5 +145,13 @@ pub(crate) fn stream_summary(
         ie: q.r_factor.map(|_| s.codec_info.ie),
         bpl: q.r_factor.map(|_| s.codec_info.bpl),
         flags,
+        clock_inference: s.clock_inference.map(|i| WireClockInference {
+            method: i.method.as_str().to_owned(),
+            confidence: i.confidence.map(|c| c.as_str().to_owned()),
+            ts_step: i.ts_step,
+            ptime_ms: i.ptime_ms().map(r6),
+            pairs: i.pairs,
+            matching: i.matching,
+        }),
     }
 }

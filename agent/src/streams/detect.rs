@@ -1,9 +1,16 @@
 //! Stream candidates: RTP-looking flows not yet confirmed as streams. Unannounced flows must
 //! pass probation (metrics-spec §1.4: consecutive sequence numbers, timestamps not going
-//! backwards, the same payload type); flows whose clock rate is unknown wait until it can be
-//! inferred from timestamp increments against arrival gaps. Buffered packets (metadata only,
-//! at most `CANDIDATE_BUFFER`) are replayed into the stream once it is confirmed, so no packet
-//! of a real stream is lost to probation.
+//! backwards, the same payload type); flows whose clock rate is unknown (a dynamic payload type
+//! without SDP) wait until it can be inferred. Buffered packets (metadata only, at most
+//! `CANDIDATE_BUFFER`) are replayed into the stream once it is confirmed, so no packet of a real
+//! stream is lost to probation.
+//!
+//! Clock inference ([`Candidate::inference`]) prefers the clock at which the stream's timestamp
+//! step is a standard packet time (10, 20, 30, 40 or 60 ms), and lets the arrival gaps choose
+//! among such clocks only by how many gaps match the packet time each implies — never by the
+//! mean gap, which bunched and stalled packets drag anywhere (an Opus stream, step 960, was
+//! once taken for 32 kHz that way). When the evidence does not single out one clock the clock
+//! stays unknown: the stream is counted, without jitter or MOS, rather than guessed.
 //!
 //! Holds no payload bytes. The first two packets are kept inline (a flow with a known clock is
 //! confirmed by its second packet); only candidates that need more (probation broken by loss,
@@ -15,11 +22,107 @@ use crate::quality::stream::RtpMeta;
 /// Packets kept per candidate while it is on probation.
 pub const CANDIDATE_BUFFER: usize = 16;
 
-/// Consecutive-packet pairs needed before a clock rate is inferred.
+/// Consecutive-packet pairs needed before a clock rate may be inferred with high confidence
+/// (a candidate below it waits for more packets, up to a full buffer).
 const INFERENCE_PAIRS: u32 = 8;
 
-/// Clock rates a dynamic payload type may be snapped to.
-const CLOCKS: [u32; 5] = [8000, 16000, 32000, 48000, 90000];
+/// Clock rates a dynamic payload type may be inferred as.
+pub const CLOCKS: [u32; 5] = [8000, 16000, 32000, 48000, 90000];
+
+/// Standard packet times (ms), most common first: the order breaks ties between clocks.
+pub const STANDARD_PTIMES_MS: [u32; 5] = [20, 30, 10, 40, 60];
+
+/// An arrival gap matches a clock when within this share of the gap the clock predicts for the
+/// pair's timestamp step, or within `MATCH_FLOOR_NS`, whichever is larger.
+const MATCH_SHARE: f64 = 0.2;
+const MATCH_FLOOR_NS: f64 = 2e6;
+
+/// A confirmed candidate whose clock cannot be inferred becomes a stream (counted without
+/// jitter) when it ends after at least this many consecutive sequence numbers: random UDP does
+/// not do that, short real streams (a few packets of a call's start) do.
+pub const SHORT_STREAM_RUN: u32 = 4;
+
+/// How an unknown clock was inferred.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InferenceMethod {
+    /// The timestamp step is a standard packet time at this clock, and the arrival gaps pick it
+    /// among the clocks where it is.
+    TsStep,
+    /// At no clock is the step a standard packet time; timestamps per second of arrival lie
+    /// within 10 % of this clock and most arrival gaps match it.
+    Arrival,
+    /// Not inferred: the clock stays unknown.
+    None,
+}
+
+impl InferenceMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InferenceMethod::TsStep => "ts_step",
+            InferenceMethod::Arrival => "arrival",
+            InferenceMethod::None => "none",
+        }
+    }
+}
+
+/// How sure an inferred clock is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confidence {
+    /// At least `INFERENCE_PAIRS` pairs, at least half of the arrival gaps match.
+    High,
+    /// Fewer matches, but at least twice as many as for any other clock that fits the step.
+    Medium,
+}
+
+impl Confidence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confidence::High => "high",
+            Confidence::Medium => "medium",
+        }
+    }
+}
+
+/// The outcome of clock inference, with its evidence (reported with the stream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockInference {
+    /// The inferred clock; `None` with [`InferenceMethod::None`].
+    pub clock_hz: Option<u32>,
+    pub method: InferenceMethod,
+    pub confidence: Option<Confidence>,
+    /// The most common timestamp step between consecutive packets.
+    pub ts_step: Option<u32>,
+    /// Consecutive-packet pairs examined, and how many of their arrival gaps match the clock.
+    pub pairs: u32,
+    pub matching: u32,
+}
+
+impl ClockInference {
+    fn none(ts_step: Option<u32>, pairs: u32) -> Self {
+        ClockInference {
+            clock_hz: None,
+            method: InferenceMethod::None,
+            confidence: None,
+            ts_step,
+            pairs,
+            matching: 0,
+        }
+    }
+
+    /// Packet time (ms) the step means at the inferred clock.
+    pub fn ptime_ms(&self) -> Option<f64> {
+        let clock = self.clock_hz?;
+        Some(f64::from(self.ts_step?) * 1000.0 / f64::from(clock))
+    }
+}
+
+/// Packet time (ms) when `step` timestamp units are a standard packet time at `clock`.
+fn standard_ptime(step: u32, clock: u32) -> Option<u32> {
+    STANDARD_PTIMES_MS
+        .iter()
+        .copied()
+        .find(|&p| u64::from(step) * 1000 == u64::from(p) * u64::from(clock))
+}
 
 #[derive(Debug, Clone)]
 pub struct Candidate {
@@ -31,10 +134,6 @@ pub struct Candidate {
     run: u32,
     confirmed: bool,
     needs_clock: bool,
-    /// Sums over consecutive pairs: timestamp increments and arrival gaps (ns).
-    ts_sum: u64,
-    arrival_sum_ns: i64,
-    pairs: u32,
     pub last_ns: i64,
 }
 
@@ -43,9 +142,9 @@ pub struct Candidate {
 pub enum CandidateState {
     /// Keep waiting.
     Pending,
-    /// Confirmed: create the stream. `inferred_clock` is set when the clock was inferred,
-    /// `None` with `needs_clock` means the clock stayed unknown.
-    Ready { inferred_clock: Option<u32> },
+    /// Confirmed: create the stream. `inference` is set for a candidate whose clock was
+    /// unknown: the inferred clock, or why it stays unknown.
+    Ready { inference: Option<ClockInference> },
 }
 
 impl Candidate {
@@ -59,9 +158,6 @@ impl Candidate {
             run: 1,
             confirmed: announced,
             needs_clock,
-            ts_sum: 0,
-            arrival_sum_ns: 0,
-            pairs: 0,
             last_ns: first.ts_ns,
         }
     }
@@ -90,13 +186,6 @@ impl Candidate {
             && meta.pt == prev.pt;
         if consecutive {
             self.run = self.run.saturating_add(1);
-            let dt = meta.ts_ns - prev.ts_ns;
-            let dts = meta.rtp_ts.wrapping_sub(prev.rtp_ts);
-            if dt > 0 && dts > 0 {
-                self.ts_sum += u64::from(dts);
-                self.arrival_sum_ns += dt;
-                self.pairs += 1;
-            }
         } else {
             self.run = 1;
         }
@@ -131,36 +220,147 @@ impl Candidate {
             return CandidateState::Pending;
         }
         if !self.needs_clock {
-            return CandidateState::Ready {
-                inferred_clock: None,
-            };
+            return CandidateState::Ready { inference: None };
         }
-        if self.pairs >= INFERENCE_PAIRS
-            && let Some(clock) = self.inferred_clock()
-        {
+        let inference = self.inference();
+        if inference.confidence == Some(Confidence::High) || self.len() == CANDIDATE_BUFFER {
             return CandidateState::Ready {
-                inferred_clock: Some(clock),
-            };
-        }
-        if self.len() == CANDIDATE_BUFFER {
-            return CandidateState::Ready {
-                inferred_clock: self.inferred_clock(),
+                inference: Some(inference),
             };
         }
         CandidateState::Pending
     }
 
-    /// Clock rate estimated from Σ timestamp increments / Σ arrival gaps, snapped to a common
-    /// rate when within 20 % of it.
-    pub fn inferred_clock(&self) -> Option<u32> {
-        if self.pairs < 2 || self.arrival_sum_ns <= 0 {
-            return None;
+    /// Confirmed by probation (or announced).
+    pub fn is_confirmed(&self) -> bool {
+        self.confirmed
+    }
+
+    /// A candidate that ended (timed out, or the capture ended) before its clock could be
+    /// inferred is still a stream when announced or when its packets ran in sequence long enough.
+    pub fn is_short_stream(&self) -> bool {
+        self.confirmed && self.run >= SHORT_STREAM_RUN
+    }
+
+    /// Consecutive buffered packets (next sequence number, same payload type, timestamp moving
+    /// forward): (timestamp step, arrival gap in ns).
+    fn pairs(&self) -> impl Iterator<Item = (u32, i64)> + '_ {
+        self.packets()
+            .zip(self.packets().skip(1))
+            .filter_map(|(a, b)| {
+                let dts = b.rtp_ts.wrapping_sub(a.rtp_ts);
+                let dt = b.ts_ns.saturating_sub(a.ts_ns);
+                (b.seq == a.seq.wrapping_add(1)
+                    && b.pt == a.pt
+                    && dts > 0
+                    && (dts as i32) > 0
+                    && dt >= 0)
+                    .then_some((dts, dt))
+            })
+    }
+
+    /// The clock of an unsignalled payload type, from the buffered packets (see the module doc):
+    /// 1. the step: the most common timestamp step between consecutive packets;
+    /// 2. the clocks at which the step is a standard packet time compete on how many arrival
+    ///    gaps match the gap each predicts (within 20 % or 2 ms); the winner needs at least two
+    ///    matches and twice as many as any rival (ties go to the more common packet time);
+    /// 3. only when no clock makes the step a standard packet time, timestamps per second of
+    ///    arrival may name a clock (within 10 %) if most gaps match it;
+    /// 4. otherwise the clock stays unknown.
+    pub fn inference(&self) -> ClockInference {
+        let mut pairs = 0u32;
+        // Most common step (Boyer–Moore majority vote, then counted): no allocation.
+        let (mut step, mut votes) = (0u32, 0u32);
+        for (dts, _) in self.pairs() {
+            pairs += 1;
+            if votes == 0 {
+                step = dts;
+                votes = 1;
+            } else if dts == step {
+                votes += 1;
+            } else {
+                votes -= 1;
+            }
         }
-        let rate = self.ts_sum as f64 * 1e9 / self.arrival_sum_ns as f64;
-        CLOCKS
+        if pairs == 0 {
+            return ClockInference::none(None, 0);
+        }
+        let matching = |clock: u32| -> u32 {
+            self.pairs()
+                .filter(|&(dts, dt)| {
+                    let predicted = f64::from(dts) * 1e9 / f64::from(clock);
+                    (dt as f64 - predicted).abs() <= (predicted * MATCH_SHARE).max(MATCH_FLOOR_NS)
+                })
+                .count() as u32
+        };
+        // The clocks at which the step is a standard packet time: (clock, matches, rank of the
+        // packet time in STANDARD_PTIMES_MS), best first.
+        let mut fits = [(0u32, 0u32, usize::MAX); CLOCKS.len()];
+        let mut n = 0;
+        for clock in CLOCKS {
+            let Some(ptime) = standard_ptime(step, clock) else {
+                continue;
+            };
+            let rank = STANDARD_PTIMES_MS
+                .iter()
+                .position(|&p| p == ptime)
+                .unwrap_or(usize::MAX);
+            if let Some(slot) = fits.get_mut(n) {
+                *slot = (clock, matching(clock), rank);
+                n += 1;
+            }
+        }
+        let fits = &mut fits[..n];
+        fits.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)));
+        let rival = fits.get(1).map_or(0, |f| f.1);
+        let best = fits.first().copied();
+        if let Some((clock, hits, _)) = best {
+            if hits >= 2 && hits >= 2 * rival {
+                let high = pairs >= INFERENCE_PAIRS && 2 * hits >= pairs;
+                return ClockInference {
+                    clock_hz: Some(clock),
+                    method: InferenceMethod::TsStep,
+                    confidence: Some(if high {
+                        Confidence::High
+                    } else {
+                        Confidence::Medium
+                    }),
+                    ts_step: Some(step),
+                    pairs,
+                    matching: hits,
+                };
+            }
+            // The step fits several clocks and the arrivals do not single one out.
+            return ClockInference::none(Some(step), pairs);
+        }
+        let (ts_sum, dt_sum) = self
+            .pairs()
+            .filter(|&(_, dt)| dt > 0)
+            .fold((0u64, 0i64), |(t, a), (dts, dt)| {
+                (t + u64::from(dts), a.saturating_add(dt))
+            });
+        if dt_sum <= 0 {
+            return ClockInference::none(Some(step), pairs);
+        }
+        let rate = ts_sum as f64 * 1e9 / dt_sum as f64;
+        let near = CLOCKS
             .iter()
             .copied()
-            .find(|&c| (rate / f64::from(c) - 1.0).abs() <= 0.2)
+            .find(|&c| (rate / f64::from(c) - 1.0).abs() <= 0.1);
+        if let Some(clock) = near {
+            let hits = matching(clock);
+            if hits >= 3 && 2 * hits >= pairs {
+                return ClockInference {
+                    clock_hz: Some(clock),
+                    method: InferenceMethod::Arrival,
+                    confidence: Some(Confidence::Medium),
+                    ts_step: Some(step),
+                    pairs,
+                    matching: hits,
+                };
+            }
+        }
+        ClockInference::none(Some(step), pairs)
     }
 
     /// The buffered packets that belong to the sequence of the last packet (within the
@@ -189,15 +389,40 @@ mod tests {
         }
     }
 
+    fn meta_us(us: i64, seq: u16, ts: u32) -> RtpMeta {
+        RtpMeta {
+            ts_ns: us * 1_000,
+            seq,
+            rtp_ts: ts,
+            pt: 111,
+            marker: false,
+        }
+    }
+
+    /// A candidate of packets at `arrivals_us` with timestamps `step` apart (unknown clock).
+    fn candidate(arrivals_us: &[i64], step: u32, announced: bool) -> (Candidate, CandidateState) {
+        let mut c = Candidate::new(meta_us(arrivals_us[0], 1, 7), announced, true);
+        let mut state = c.state();
+        for (i, at) in arrivals_us.iter().enumerate().skip(1) {
+            state = c.push(meta_us(*at, 1 + i as u16, 7 + step * i as u32));
+        }
+        (c, state)
+    }
+
+    fn inferred(state: CandidateState) -> Option<ClockInference> {
+        match state {
+            CandidateState::Ready { inference } => inference,
+            CandidateState::Pending => None,
+        }
+    }
+
     #[test]
     fn two_consecutive_packets_confirm() {
         let mut c = Candidate::new(meta(0, 10, 0), false, false);
         assert_eq!(c.state(), CandidateState::Pending);
         assert_eq!(
             c.push(meta(20, 11, 160)),
-            CandidateState::Ready {
-                inferred_clock: None
-            }
+            CandidateState::Ready { inference: None }
         );
     }
 
@@ -223,52 +448,184 @@ mod tests {
     }
 
     #[test]
+    fn standard_packet_times() {
+        assert_eq!(standard_ptime(960, 48000), Some(20));
+        assert_eq!(standard_ptime(960, 32000), Some(30));
+        assert_eq!(standard_ptime(960, 16000), Some(60));
+        assert_eq!(standard_ptime(960, 8000), None); // 120 ms
+        assert_eq!(standard_ptime(960, 90000), None); // 10.67 ms
+        assert_eq!(standard_ptime(160, 8000), Some(20));
+        assert_eq!(standard_ptime(160, 16000), Some(10));
+        assert_eq!(standard_ptime(3000, 90000), None); // 33.3 ms video frames
+        assert_eq!(standard_ptime(0, 8000), None);
+    }
+
+    #[test]
     fn infers_48k_from_20ms_packets() {
-        let mut c = Candidate::new(meta(0, 1, 0), false, true);
-        let mut state = CandidateState::Pending;
-        for i in 1..=8u16 {
-            // ±1 ms of arrival jitter
-            let jitter = if i % 2 == 0 { 1 } else { -1 };
-            state = c.push(meta(20 * i64::from(i) + jitter, 1 + i, 960 * u32::from(i)));
-        }
+        // ±1 ms of arrival jitter: 8 pairs, all matching 20 ms → high confidence at once.
+        let arrivals: Vec<i64> = (0..=8i64)
+            .map(|i| 20_000 * i + if i % 2 == 0 { 1000 } else { -1000 })
+            .collect();
+        let (_, state) = candidate(&arrivals, 960, false);
         assert_eq!(
-            state,
-            CandidateState::Ready {
-                inferred_clock: Some(48000)
-            }
+            inferred(state),
+            Some(ClockInference {
+                clock_hz: Some(48000),
+                method: InferenceMethod::TsStep,
+                confidence: Some(Confidence::High),
+                ts_step: Some(960),
+                pairs: 8,
+                matching: 8,
+            })
         );
+        assert_eq!(inferred(state).and_then(|i| i.ptime_ms()), Some(20.0));
     }
 
     #[test]
     fn infers_8k_and_16k() {
         for (inc, want) in [(160u32, 8000u32), (320, 16000)] {
-            let mut c = Candidate::new(meta(0, 1, 0), false, true);
-            let mut state = CandidateState::Pending;
-            for i in 1..=8u16 {
-                state = c.push(meta(20 * i64::from(i), 1 + i, inc * u32::from(i)));
-            }
-            assert_eq!(
-                state,
-                CandidateState::Ready {
-                    inferred_clock: Some(want)
-                }
-            );
+            let arrivals: Vec<i64> = (0..=8i64).map(|i| 20_000 * i).collect();
+            let (_, state) = candidate(&arrivals, inc, false);
+            let inference = inferred(state).expect("ready");
+            assert_eq!(inference.clock_hz, Some(want));
+            assert_eq!(inference.confidence, Some(Confidence::High));
         }
+    }
+
+    /// The first 16 packets of the PT 111 stream in `real-captures/ndpi__rtp.pcapng` (VLAN 1508,
+    /// SSRC 0xb80974d8; arrival offsets from tshark, µs): four packets bunched, then gaps of
+    /// 11.8, 20, 20, 30, 10, 20, 80, 36, 91, 0, 83, 10 ms. Step 960.
+    const NDPI_PT111_US: [i64; 16] = [
+        0, 0, 0, 0, 11_805, 31_851, 51_857, 81_870, 91_871, 111_787, 191_845, 227_901, 318_851,
+        318_851, 401_906, 411_847,
+    ];
+
+    #[test]
+    fn irregular_arrivals_with_step_960_are_48k_not_32k() {
+        // The old rule (Σ steps / Σ gaps, snapped within 20 %) said 32 kHz: 15·960 / 0.4118 s.
+        let rate: f64 = 15.0 * 960.0 / 0.411_847;
+        assert!((rate / 32000.0 - 1.0).abs() <= 0.2 && (rate / 48000.0 - 1.0).abs() > 0.2);
+        let (c, state) = candidate(&NDPI_PT111_US, 960, false);
+        // Not sure enough to stop early: decided when the buffer is full.
+        assert_eq!(c.len(), CANDIDATE_BUFFER);
+        let inference = inferred(state).expect("ready with a full buffer");
+        // 20 ms (48 kHz) matches 3 gaps (20.0, 20.0, 19.9), 30 ms (32 kHz) 1, 60 ms (16 kHz) 0.
+        assert_eq!(
+            inference,
+            ClockInference {
+                clock_hz: Some(48000),
+                method: InferenceMethod::TsStep,
+                confidence: Some(Confidence::Medium),
+                ts_step: Some(960),
+                pairs: 15,
+                matching: 3,
+            }
+        );
+    }
+
+    #[test]
+    fn ambiguous_or_bunched_arrivals_leave_the_clock_unknown() {
+        // Step 960, gaps alternating 20 and 30 ms: 48 kHz and 32 kHz explain equally many.
+        let mut at = 0;
+        let arrivals: Vec<i64> = (0..16)
+            .map(|i| {
+                let now = at;
+                at += if i % 2 == 0 { 20_000 } else { 30_000 };
+                now
+            })
+            .collect();
+        let (_, state) = candidate(&arrivals, 960, false);
+        let inference = inferred(state).expect("ready with a full buffer");
+        assert_eq!(inference.clock_hz, None);
+        assert_eq!(inference.method, InferenceMethod::None);
+        assert_eq!(inference.ts_step, Some(960));
+        // Every packet at one instant (a replayed buffer): no arrival evidence at all.
+        let (_, state) = candidate(&[5_000_000; 16], 160, false);
+        assert_eq!(inferred(state).and_then(|i| i.clock_hz), None);
+        // Timestamps that never move (an event-only stream): no step, no clock.
+        let arrivals: Vec<i64> = (0..16).map(|i| 20_000 * i).collect();
+        let (_, state) = candidate(&arrivals, 0, true);
+        let inference = inferred(state).expect("ready");
+        assert_eq!((inference.clock_hz, inference.ts_step), (None, None));
     }
 
     #[test]
     fn implausible_rate_stays_unknown_after_a_full_buffer() {
-        let mut c = Candidate::new(meta(0, 1, 0), true, true);
-        let mut state = CandidateState::Pending;
-        for i in 1..CANDIDATE_BUFFER as u16 {
-            state = c.push(meta(20 * i64::from(i), 1 + i, 500 * u32::from(i))); // 25 kHz
-        }
-        assert_eq!(
-            state,
-            CandidateState::Ready {
-                inferred_clock: None
+        let arrivals: Vec<i64> = (0..CANDIDATE_BUFFER as i64).map(|i| 20_000 * i).collect();
+        // Step 500 every 20 ms = 25 kHz: no standard packet time at any clock, no clock near.
+        let (_, state) = candidate(&arrivals, 500, true);
+        let inference = inferred(state).expect("ready");
+        assert_eq!(inference.clock_hz, None);
+        assert_eq!(inference.method, InferenceMethod::None);
+    }
+
+    #[test]
+    fn video_steps_fall_back_to_the_arrival_rate() {
+        // 30 frames/s at 90 kHz: step 3000 is no standard packet time; 33.3 ms gaps say 90 kHz.
+        let arrivals: Vec<i64> = (0..CANDIDATE_BUFFER as i64)
+            .map(|i| i * 100_000 / 3)
+            .collect();
+        let (_, state) = candidate(&arrivals, 3000, false);
+        let inference = inferred(state).expect("ready");
+        assert_eq!(inference.clock_hz, Some(90000));
+        assert_eq!(inference.method, InferenceMethod::Arrival);
+        assert_eq!(inference.confidence, Some(Confidence::Medium));
+    }
+
+    #[test]
+    fn short_streams() {
+        let arrivals: Vec<i64> = (0..4).map(|i| 20_000 * i).collect();
+        let (c, state) = candidate(&arrivals, 960, false);
+        assert_eq!(state, CandidateState::Pending);
+        assert!(c.is_short_stream());
+        let (c, _) = candidate(&arrivals[..3], 960, false);
+        assert!(c.is_confirmed() && !c.is_short_stream());
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// A paced stream at any candidate clock and standard packet time, with each gap off
+            /// by up to 15 % and up to a quarter of the gaps bunched (0) or stalled (2–6 packet
+            /// times), is never given a wrong clock; with at least 8 pairs it gets the right one.
+            #[test]
+            fn never_a_wrong_clock(
+                clock_index in 0usize..CLOCKS.len(),
+                ptime in proptest::sample::select(STANDARD_PTIMES_MS.to_vec()),
+                wobble in proptest::collection::vec(-0.15f64..0.15, 15),
+                noise in proptest::collection::vec((any::<bool>(), 2u32..7), 15),
+                noisy in proptest::collection::vec(0usize..15, 0..4),
+                len in 3usize..=CANDIDATE_BUFFER,
+            ) {
+                let clock = CLOCKS[clock_index];
+                let step = ptime * clock / 1000;
+                let ptime_us = i64::from(ptime) * 1000;
+                let mut at = 0i64;
+                let mut arrivals = vec![0i64];
+                for i in 0..len - 1 {
+                    let gap = if noisy.contains(&i) {
+                        let (bunch, times) = noise[i];
+                        if bunch { 0 } else { ptime_us * i64::from(times) }
+                    } else {
+                        (ptime_us as f64 * (1.0 + wobble[i])) as i64
+                    };
+                    at += gap;
+                    arrivals.push(at);
+                }
+                let (c, _) = candidate(&arrivals, step, true);
+                let inference = c.inference();
+                prop_assert!(
+                    inference.clock_hz.is_none() || inference.clock_hz == Some(clock),
+                    "{:?} for {} Hz / {} ms", inference, clock, ptime
+                );
+                let noisy_pairs = noisy.iter().filter(|&&i| i < len - 1).collect::<std::collections::HashSet<_>>().len();
+                if len > INFERENCE_PAIRS as usize && noisy_pairs * 4 <= len - 1 {
+                    prop_assert_eq!(inference.clock_hz, Some(clock), "{:?}", inference);
+                }
             }
-        );
+        }
     }
 
     #[test]

@@ -653,6 +653,7 @@ mod tests {
             ie: None,
             bpl: None,
             flags: vec![],
+            clock_inference: None,
         }
     }
 

@@ -1641,6 +1641,7 @@ mod tests {
             ie: Some(0.0),
             bpl: Some(25.1),
             flags: vec![],
+            clock_inference: None,
         }
     }
 
