@@ -75,6 +75,7 @@ fn summary(call: &str, mos: f64) -> StreamSummary {
         ie: Some(0.0),
         bpl: Some(25.1),
         flags: vec![],
+        clock_inference: None,
     }
 }
 
