@@ -621,7 +621,7 @@ mod tests {
                     "{:?} for {} Hz / {} ms", inference, clock, ptime
                 );
                 let noisy_pairs = noisy.iter().filter(|&&i| i < len - 1).collect::<std::collections::HashSet<_>>().len();
-                if len > INFERENCE_PAIRS as usize && noisy_pairs * 4 <= len - 1 {
+                if len > INFERENCE_PAIRS as usize && noisy_pairs * 4 < len {
                     prop_assert_eq!(inference.clock_hz, Some(clock), "{:?}", inference);
                 }
             }
