@@ -213,3 +213,82 @@ fn short_unsignalled_stream_is_counted_not_dropped() {
         "{doc}"
     );
 }
+
+/// `../shared/real-captures` (or $VOQA_REAL_CAPTURES_DIR); `None` with a SKIPPED line when
+/// absent, unless $VOQA_REQUIRE_SAMPLES is set (CI): then it panics.
+fn real_captures(test: &str) -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("VOQA_REAL_CAPTURES_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/real-captures")
+        });
+    if dir.join("README.md").is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("VOQA_REQUIRE_SAMPLES").is_none(),
+        "{test}: real captures required but not found at {}",
+        dir.display()
+    );
+    println!(
+        "SKIPPED {test}: real captures not found at {}",
+        dir.display()
+    );
+    None
+}
+
+/// The unsignalled streams of the public captures whose clock is known from their README:
+/// nDPI's PT 111 (Opus, 48 kHz), WhatsApp's PT 120 (16 kHz), Teams' PT 104 (16 kHz).
+/// Packet and loss counts are tshark's (`-z rtp,streams`); the PT 111 jitter and discards come
+/// from an independent re-implementation of RFC 3550 A.8 and §9.2/§9.2a at 48 kHz (Python, over
+/// tshark's per-packet fields), not from the agent.
+#[test]
+fn real_captures_get_the_clock_their_readme_states() {
+    let Some(dir) = real_captures("real_captures_get_the_clock_their_readme_states") else {
+        return;
+    };
+    let doc = analyze_json(&[&dir.join("ndpi__rtp.pcapng")], &[]);
+    let s = one(&doc, "10.140.67.167:55402", "148.153.85.97:6008");
+    assert_eq!(s["clock_rate"], 48000, "{s}");
+    assert_eq!(s["clock_inference"]["method"], "ts_step", "{s}");
+    assert_eq!(
+        (s["packets"].as_u64(), s["lost"].as_u64()),
+        (Some(29), Some(0))
+    );
+    assert!(
+        (s["jitter_ms"].as_f64().expect("jitter") - 17.7845).abs() < 1e-3,
+        "{s}"
+    );
+    assert!(
+        (s["max_jitter_ms"].as_f64().expect("max") - 20.1502).abs() < 1e-3,
+        "{s}"
+    );
+    assert_eq!(s["jb_discarded"], 6, "{s}");
+
+    let doc = analyze_json(&[&dir.join("ndpi__stun_wa_call.pcapng")], &[]);
+    for (src, dst, packets) in [
+        ("192.168.12.156:46652", "93.57.123.227:3478", 140),
+        ("93.57.123.227:3478", "192.168.12.156:46652", 179),
+    ] {
+        let s = one(&doc, src, dst);
+        assert_eq!(
+            (s["payload_type"].as_u64(), s["clock_rate"].as_u64()),
+            (Some(120), Some(16000)),
+            "{s}"
+        );
+        assert_eq!(
+            s["clock_inference"]["method"], "arrival",
+            "120 ms packets: {s}"
+        );
+        assert_eq!(s["packets"], packets, "{s}");
+    }
+
+    let doc = analyze_json(&[&dir.join("ndpi__teams.pcap")], &[]);
+    let s = one(&doc, "93.71.110.205:16332", "192.168.1.6:50016");
+    assert_eq!(s["clock_rate"], 16000, "{s}");
+    assert_eq!(s["clock_inference"]["method"], "ts_step", "{s}");
+
+    // Encrypted UDP that is not RTP stays no stream.
+    let doc = analyze_json(&[&dir.join("ndpi__telegram.pcap")], &[]);
+    assert_eq!(doc["streams"].as_array().map(Vec::len), Some(0), "{doc}");
+}

@@ -57,7 +57,7 @@ pub enum JitterBufferModelError {
     #[error("adaptive jitter buffer needs min <= init <= max and k > 0")]
     InconsistentBounds,
     #[error(
-        "resync_after_late {0} must be 0 (never re-synchronise) or 2..=1000 (1 would play every late packet: the buffer would never discard)"
+        "{0} must be 0 (never re-synchronise) or 2..=1000 (1 would play every late packet: the buffer would never discard)"
     )]
     ResyncAfterLate(u32),
 }
