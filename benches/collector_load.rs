@@ -77,6 +77,7 @@ fn summary(call: &str, mos: f64) -> StreamSummary {
         flags: vec![],
         media: "audio".into(),
         srtp: false,
+        clock_inference: None,
     }
 }
 

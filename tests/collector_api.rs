@@ -185,6 +185,7 @@ fn report(
         flags: vec![],
         media: "audio".into(),
         srtp: false,
+        clock_inference: None,
     };
     StreamReport {
         agent_id: agent.into(),

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use voqa_agent::analyze::analyze_files;
-use voqa_agent::quality::jbuf::JitterBufferModel;
+use voqa_agent::quality::jbuf::{JitterBufferModel, JitterBufferSettings};
 use voqa_agent::report;
 use voqa_agent::service::config::{self, AgentConfig};
 use voqa_agent::streams::AnalyzerConfig;
@@ -140,6 +140,12 @@ struct AnalyzeArgs {
     /// Jitter-buffer emulation behind discards and effective loss: fixed:MS or adaptive[:MIN,MAX,INIT,K].
     #[arg(long, default_value = "fixed:60", value_parser = parse_jitter_buffer)]
     jitter_buffer: JitterBufferModel,
+    /// The emulated jitter buffer re-anchors on this many late packets in a row instead of
+    /// discarding them (a route change or a sender pause without a marker bit costs N-1
+    /// discards, not the rest of the call; metrics-spec §9.2a). 0 = never re-anchor;
+    /// 1 is refused (nothing would ever be late); at most 1000.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = parse_resync_after_late)]
+    resync_after_late: u16,
     /// One-way network delay (ms) assumed for the E-model when RTCP gives no round trip.
     #[arg(long, default_value_t = 20.0, value_parser = parse_delay)]
     assumed_one_way_ms: f64,
@@ -164,6 +170,13 @@ struct AnalyzeArgs {
 
 fn parse_jitter_buffer(s: &str) -> Result<JitterBufferModel, String> {
     s.parse::<JitterBufferModel>().map_err(|e| e.to_string())
+}
+
+fn parse_resync_after_late(s: &str) -> Result<u16, String> {
+    let v: u32 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of packets"))?;
+    JitterBufferSettings::resync_after_late(v).map_err(|e| e.to_string())
 }
 
 fn parse_delay(s: &str) -> Result<f64, String> {
@@ -447,9 +460,11 @@ fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let privacy = pseudonymizer(&args)?;
     let cfg = AnalyzerConfig {
         jitter_buffer: args.jitter_buffer,
+        resync_after_late: args.resync_after_late,
         assumed_one_way_ms: args.assumed_one_way_ms,
         ..AnalyzerConfig::default()
     };
+    let settings = report::analysis_settings(&cfg);
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut last_draw = Instant::now();
@@ -506,7 +521,9 @@ fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             file
         );
     }
-    let output = report::analyze_output(files, &result, &privacy, &args.jitter_buffer.to_string());
+    let mut output =
+        report::analyze_output(files, &result, &privacy, &args.jitter_buffer.to_string());
+    output.analysis = Some(settings);
     let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
         Format::Table
     } else {

@@ -21,6 +21,22 @@ pub struct AnalyzeOutput {
     pub files: Vec<FileSummary>,
     pub streams: Vec<StreamSummary>,
     pub calls: Vec<CallSummary>,
+    /// The settings the figures were computed with; absent from documents of agents that
+    /// predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisSettings>,
+}
+
+/// How `analyze` measured: what a reader needs to compare two documents' figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisSettings {
+    /// The jitter-buffer emulation behind `jb_discarded`, as each stream's `jitter_buffer`.
+    pub jitter_buffer: String,
+    /// The emulated buffer re-anchors on this many consecutive late packets (metrics-spec
+    /// §9.2a: a route change or a sender pause costs this minus one discards); 0 = never.
+    pub resync_after_late: u32,
+    /// One-way network delay (ms) the E-model assumes where RTCP gives no round trip.
+    pub assumed_one_way_ms: f64,
 }
 
 /// What was read from one capture file.
@@ -150,10 +166,34 @@ pub struct StreamSummary {
     /// False when unknown (no SDP seen). Absent from older agents: false.
     #[serde(default)]
     pub srtp: bool,
+    /// How the clock of a payload type without a known clock (dynamic, no SDP) was inferred, or
+    /// why it was not; absent when the clock came from the static table, SDP or configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_inference: Option<ClockInference>,
 }
 
 fn audio() -> String {
     "audio".to_owned()
+}
+
+/// The evidence behind an inferred clock rate (`clock_source: "inferred"`) or behind leaving it
+/// unknown (`clock_source: "unknown"`, no jitter, no MOS).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClockInference {
+    /// `ts_step`: the timestamp step is a standard packet time (10, 20, 30, 40, 60 ms) at this
+    /// clock and the arrival gaps pick it among the clocks where it is; `arrival`: no clock makes
+    /// the step a standard packet time, timestamps per second of arrival and most gaps match
+    /// this clock; `none`: not inferred, the clock is unknown.
+    pub method: String,
+    /// `high` or `medium`; null with `none`.
+    pub confidence: Option<String>,
+    /// The most common timestamp step between consecutive packets, and the packet time (ms) it
+    /// means at the inferred clock.
+    pub ts_step: Option<u32>,
+    pub ptime_ms: Option<f64>,
+    /// Consecutive-packet pairs examined, and how many of their arrival gaps match the clock.
+    pub pairs: u32,
+    pub matching: u32,
 }
 
 /// One SIP dialog and the streams it set up.
@@ -452,6 +492,7 @@ mod tests {
             flags: vec![],
             media: "audio".into(),
             srtp: false,
+            clock_inference: None,
         }
     }
 
@@ -520,6 +561,11 @@ mod tests {
                 end: None,
                 status: Some(200),
             }],
+            analysis: Some(AnalysisSettings {
+                jitter_buffer: "fixed:60".into(),
+                resync_after_late: 3,
+                assumed_one_way_ms: 20.0,
+            }),
         };
         let text = serde_json::to_string(&doc).expect("serialize");
         assert!(!text.contains("truncated_at"), "absent cut is omitted");
@@ -527,7 +573,15 @@ mod tests {
             text.contains(r#""ip_reassembly":{"reassembled":1,"#),
             "{text}"
         );
+        assert!(text.contains(r#""resync_after_late":3"#), "{text}");
         let back: AnalyzeOutput = serde_json::from_str(&text).expect("parse");
         assert_eq!(back, doc);
+        // A document from an agent before `analysis` still parses.
+        let old = text
+            .split_once(r#","analysis""#)
+            .map(|(head, _)| format!("{head}}}"))
+            .expect("analysis last");
+        let back: AnalyzeOutput = serde_json::from_str(&old).expect("old document parses");
+        assert_eq!(back.analysis, None);
     }
 }

@@ -8,7 +8,7 @@
 use super::burst::MarkovCounts;
 use super::codec::{CodecInfo, MediaRole};
 use super::emodel;
-use super::jbuf::{JbDecision, JitterBuffer, JitterBufferModel};
+use super::jbuf::{JbDecision, JitterBuffer, JitterBufferSettings};
 use super::jitter::Jitter;
 use super::jitter_bins::JitterBins;
 use super::seq::{Arrival, Rfc3550Seq, SeqUpdate, SequenceWindow};
@@ -100,6 +100,8 @@ pub struct QualitySummary {
     pub loss_bursts: u64,
     pub max_loss_burst: u64,
     pub jb_discarded: u64,
+    /// Times the emulated buffer re-anchored on persistent lateness (metrics-spec §9.2a).
+    pub jb_resyncs: u32,
     pub effective_loss_pct: f64,
     pub rtt_ms: Option<f64>,
     pub delay_ms: Option<f64>,
@@ -186,10 +188,11 @@ pub struct StreamMeter {
 
 impl StreamMeter {
     /// Starts a meter with the stream's first counted packet (not yet fed: call `on_packet`).
+    /// `jitter_buffer`: the emulated buffer (a bare model gets the default re-synchronisation).
     pub fn new(
         codec: CodecInfo,
         clock_hz: Option<u32>,
-        model: JitterBufferModel,
+        jitter_buffer: impl Into<JitterBufferSettings>,
         first: &RtpMeta,
     ) -> Self {
         StreamMeter {
@@ -202,7 +205,7 @@ impl StreamMeter {
             seq: Rfc3550Seq::new_validated(first.seq),
             window: SequenceWindow::new(first.seq),
             jitter: Jitter::default(),
-            jbuf: JitterBuffer::new(model),
+            jbuf: JitterBuffer::new(jitter_buffer),
             ts_base: None,
             ts_prev_ext: 0,
             prev_audio_ext: None,
@@ -523,6 +526,7 @@ impl StreamMeter {
             loss_bursts: self.window.loss_bursts(),
             max_loss_burst: self.window.max_loss_burst(),
             jb_discarded: if jitter_known { discarded } else { 0 },
+            jb_resyncs: self.jbuf.resyncs(),
             effective_loss_pct,
             rtt_ms: inputs.rtt_ms,
             delay_ms,
@@ -549,6 +553,7 @@ pub fn extend_ts(prev: u64, ts: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::super::codec;
+    use super::super::jbuf::JitterBufferModel;
     use super::*;
 
     fn pcmu() -> CodecInfo {
@@ -684,6 +689,49 @@ mod tests {
         assert!((s.r_factor.expect("r") - 90.661182).abs() < 1e-4);
         assert!((s.mos.expect("mos") - 4.35486).abs() < 1e-4);
         assert!(s.delay_assumed);
+    }
+
+    #[test]
+    fn t_jb_3_through_the_meter() {
+        // metrics-spec §9.2a T-JB-3 as RTP: 20 ms packets, the path delay steps up 200 ms at
+        // packet 4. F(60) discards packets 4 and 5 and re-anchors on 6: Ppl = 100·2/7.
+        let rows = [
+            (0.0, 100.0),
+            (20.0, 120.0),
+            (40.0, 140.0),
+            (60.0, 360.0),
+            (80.0, 380.0),
+            (100.0, 400.0),
+            (120.0, 420.0),
+        ];
+        let pkts: Vec<RtpMeta> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (s, a))| meta(*a, 1 + i as u16, (*s * 8.0) as u32))
+            .collect();
+        let m = feed(&pkts);
+        let s = m.summary(&SummaryInputs {
+            rtt_ms: None,
+            assumed_one_way_ms: 20.0,
+        });
+        assert_eq!((s.expected, s.lost, s.jb_discarded), (7, 0, 2));
+        assert_eq!(s.jb_resyncs, 1);
+        assert!((s.effective_loss_pct - 28.571).abs() < 1e-3, "{s:?}");
+        // The setting reaches the buffer: with K = 0 (off) the step costs every later packet.
+        let off = JitterBufferSettings {
+            model: JitterBufferModel::default(),
+            resync_after_late: 0,
+        };
+        let mut m = StreamMeter::new(pcmu(), Some(8000), off, &pkts[0]);
+        for p in &pkts {
+            m.on_packet(p, PacketRole::Audio);
+        }
+        m.finish();
+        let s = m.summary(&SummaryInputs {
+            rtt_ms: None,
+            assumed_one_way_ms: 20.0,
+        });
+        assert_eq!((s.jb_discarded, s.jb_resyncs), (4, 0));
     }
 
     #[test]

@@ -7,12 +7,15 @@
 pub mod live;
 pub mod table;
 
-use voqa_wire::{AnalyzeOutput, CallSummary, FileSummary, StreamSummary, Timestamp};
+use voqa_wire::{
+    AnalysisSettings, AnalyzeOutput, CallSummary, ClockInference as WireClockInference,
+    FileSummary, StreamSummary, Timestamp,
+};
 
 use crate::quality::codec::{CodecValues, MediaRole};
 use crate::quality::stream::ClockSource;
 use crate::streams::privacy::Pseudonymizer;
-use crate::streams::{AnalysisResult, StreamResult};
+use crate::streams::{AnalysisResult, AnalyzerConfig, StreamResult};
 
 /// Rounds to 6 decimals so JSON shows measured precision, not float noise.
 pub(crate) fn r6(x: f64) -> f64 {
@@ -55,6 +58,18 @@ pub fn analyze_output(
         files,
         streams,
         calls,
+        // The caller states its settings (`analysis_settings`).
+        analysis: None,
+    }
+}
+
+/// The settings block of the `analyze` document: the jitter buffer and its re-synchronisation,
+/// the assumed delay.
+pub fn analysis_settings(cfg: &AnalyzerConfig) -> AnalysisSettings {
+    AnalysisSettings {
+        jitter_buffer: cfg.jitter_buffer.to_string(),
+        resync_after_late: u32::from(cfg.resync_after_late),
+        assumed_one_way_ms: cfg.assumed_one_way_ms,
     }
 }
 
@@ -84,6 +99,11 @@ pub(crate) fn stream_summary(
     }
     if q.burst_ratio_out_of_range {
         flags.push("burstr_out_of_range".to_owned());
+    }
+    if q.jb_resyncs > 0 {
+        // The emulated buffer re-anchored on persistent lateness (metrics-spec §9.2a): a delay
+        // step or a sender pause without a marker bit; its K − 1 discards are in jb_discarded.
+        flags.push("jb_resynced".to_owned());
     }
     let call_id = s.call_id.as_deref().map(|c| privacy.apply(c));
     StreamSummary {
@@ -134,5 +154,13 @@ pub(crate) fn stream_summary(
         }
         .to_owned(),
         srtp: s.srtp,
+        clock_inference: s.clock_inference.map(|i| WireClockInference {
+            method: i.method.as_str().to_owned(),
+            confidence: i.confidence.map(|c| c.as_str().to_owned()),
+            ts_step: i.ts_step,
+            ptime_ms: i.ptime_ms().map(r6),
+            pairs: i.pairs,
+            matching: i.matching,
+        }),
     }
 }

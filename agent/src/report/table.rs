@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use voqa_wire::AnalyzeOutput;
+use voqa_wire::{AnalyzeOutput, StreamSummary};
 
 fn opt(v: Option<f64>, decimals: usize) -> String {
     v.map_or_else(|| "-".to_owned(), |x| format!("{x:.decimals$}"))
@@ -150,6 +150,17 @@ fn render_streams(s: &mut String, out: &AnalyzeOutput) {
             ""
         }
     );
+    for (i, st) in out.streams.iter().enumerate() {
+        if let Some(note) = clock_note(st) {
+            let _ = writeln!(s, "  #{i}: {note}");
+        }
+        if st.flags.iter().any(|f| f == "jb_resynced") {
+            let _ = writeln!(
+                s,
+                "  #{i}: the jitter buffer re-synchronised on persistent lateness (delay step or sender pause)"
+            );
+        }
+    }
 }
 
 fn render_calls(s: &mut String, out: &AnalyzeOutput) {
@@ -180,8 +191,49 @@ fn render_calls(s: &mut String, out: &AnalyzeOutput) {
     }
 }
 
-fn jb_of(out: &AnalyzeOutput) -> &str {
-    out.streams
-        .first()
-        .map_or("fixed:60", |s| s.jitter_buffer.as_str())
+/// Why a stream's clock is inferred or unknown, for the notes under the table.
+fn clock_note(st: &StreamSummary) -> Option<String> {
+    let inference = st.clock_inference.as_ref();
+    match (st.clock_source.as_str(), st.clock_rate) {
+        ("inferred", Some(clock)) => {
+            let how = match inference {
+                Some(i) if i.method == "ts_step" => format!(
+                    "from the timestamp step {} ({} ms)",
+                    i.ts_step.unwrap_or(0),
+                    opt(i.ptime_ms, 0)
+                ),
+                Some(i) if i.method == "arrival" => "from the arrival rate".to_owned(),
+                _ => "from the timestamps".to_owned(),
+            };
+            let confidence = inference
+                .and_then(|i| i.confidence.as_deref())
+                .unwrap_or("unstated");
+            Some(format!(
+                "clock {clock} Hz inferred {how}, {confidence} confidence (PT {}, no SDP)",
+                st.payload_type
+            ))
+        }
+        ("unknown", _) => Some(format!(
+            "clock unknown (PT {}, no SDP; not inferable from its timestamps and arrivals): counted, no jitter or MOS",
+            st.payload_type
+        )),
+        _ => None,
+    }
+}
+
+fn jb_of(out: &AnalyzeOutput) -> String {
+    match &out.analysis {
+        Some(a) if a.resync_after_late == 0 => {
+            format!("{}, never re-synchronised", a.jitter_buffer)
+        }
+        Some(a) => format!(
+            "{}, re-synchronised on {} late packets in a row",
+            a.jitter_buffer, a.resync_after_late
+        ),
+        None => out
+            .streams
+            .first()
+            .map_or("fixed:60", |s| s.jitter_buffer.as_str())
+            .to_owned(),
+    }
 }

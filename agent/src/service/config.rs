@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::quality::jbuf::JitterBufferModel;
+use crate::quality::jbuf::{JitterBufferModel, JitterBufferSettings};
 use crate::streams::AnalyzerConfig;
 use crate::streams::privacy::Pseudonymizer;
 
@@ -72,6 +72,9 @@ pub struct AnalysisConfig {
     pub max_streams: usize,
     /// `fixed:MS` or `adaptive[:MIN,MAX,INIT,K]`.
     pub jitter_buffer: String,
+    /// The emulated buffer re-anchors on this many consecutive late packets (a route change or a
+    /// sender pause without a marker bit, metrics-spec §9.2a); 0 = never; 1 is refused.
+    pub resync_after_late: u32,
     /// One-way network delay assumed for the E-model when RTCP gives no round trip.
     pub assumed_one_way_ms: f64,
 }
@@ -132,6 +135,7 @@ impl Default for AnalysisConfig {
             idle_timeout_s: 30,
             max_streams: 100_000,
             jitter_buffer: "fixed:60".to_owned(),
+            resync_after_late: u32::from(JitterBufferSettings::DEFAULT_RESYNC_AFTER_LATE),
             assumed_one_way_ms: 20.0,
         }
     }
@@ -299,6 +303,9 @@ impl AgentConfig {
         if let Err(e) = a.jitter_buffer.parse::<JitterBufferModel>() {
             p.push(format!("analysis.jitter_buffer: {e}"));
         }
+        if let Err(e) = JitterBufferSettings::resync_after_late(a.resync_after_late) {
+            p.push(format!("analysis.resync_after_late: {e}"));
+        }
         if !(0.0..=10_000.0).contains(&a.assumed_one_way_ms) {
             p.push(format!(
                 "analysis.assumed_one_way_ms: {} must be 0..=10000",
@@ -330,11 +337,18 @@ impl AgentConfig {
         self.analysis.jitter_buffer.parse().unwrap_or_default()
     }
 
+    /// `analysis.resync_after_late`, the default where invalid (`problems` names it).
+    pub fn resync_after_late(&self) -> u16 {
+        JitterBufferSettings::resync_after_late(self.analysis.resync_after_late)
+            .unwrap_or(JitterBufferSettings::DEFAULT_RESYNC_AFTER_LATE)
+    }
+
     /// The analyzer settings of live capture and replay: interval reports on packet-time
     /// boundaries, the idle timeout, the flow table size, the quality model.
     pub fn analyzer_config(&self) -> AnalyzerConfig {
         AnalyzerConfig {
             jitter_buffer: self.jitter_buffer(),
+            resync_after_late: self.resync_after_late(),
             assumed_one_way_ms: self.analysis.assumed_one_way_ms,
             max_streams: self.analysis.max_streams,
             report_interval_ns: Some(secs_to_ns(self.analysis.interval_s)),
@@ -438,6 +452,39 @@ listen = "127.0.0.1:9999"
         assert!(problems.contains("capture.block_size"), "{problems}");
         assert!(problems.contains("analysis.jitter_buffer"), "{problems}");
         assert!(problems.contains("output.sink"), "{problems}");
+    }
+
+    #[test]
+    fn resync_after_late_is_read_checked_and_reaches_the_analyzer() {
+        let cfg = AgentConfig::default();
+        assert_eq!(cfg.analysis.resync_after_late, 3);
+        assert_eq!(cfg.analyzer_config().resync_after_late, 3);
+        let cfg = AgentConfig::parse("[analysis]\nresync_after_late = 5\n").expect("valid");
+        assert!(
+            cfg.analysis_problems().is_empty(),
+            "{:?}",
+            cfg.analysis_problems()
+        );
+        assert_eq!(cfg.analyzer_config().resync_after_late, 5);
+        assert_eq!(
+            cfg.analyzer_config()
+                .jitter_buffer_settings()
+                .resync_after_late,
+            5
+        );
+        let cfg = AgentConfig::parse("[analysis]\nresync_after_late = 0\n").expect("valid");
+        assert!(cfg.analysis_problems().is_empty());
+        assert_eq!(cfg.analyzer_config().resync_after_late, 0, "0 = never");
+        for bad in [1, 1001] {
+            let cfg = AgentConfig::parse(&format!("[analysis]\nresync_after_late = {bad}\n"))
+                .expect("parses");
+            let problems = cfg.analysis_problems().join("\n");
+            assert!(
+                problems.contains("analysis.resync_after_late") && problems.contains("2..=1000"),
+                "{problems}"
+            );
+        }
+        assert!(AgentConfig::parse("[analysis]\nresync_after_late = -1\n").is_err());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::decode::sip::{SipMessage, looks_like_sip};
 use crate::decode::srtcp::looks_like_srtcp;
 use crate::decode::{Datagram, Decoded, Fragment, Skip, decode_frame};
 use crate::quality::codec::{self, CodecInfo, MediaRole};
-use crate::quality::jbuf::JitterBufferModel;
+use crate::quality::jbuf::{JitterBufferModel, JitterBufferSettings};
 use crate::quality::rtt::RttEstimator;
 use crate::quality::stream::{
     ClockSource, MeterOutcome, PacketRole, QualitySummary, RtpMeta, StreamMeter, SummaryInputs,
@@ -32,7 +32,7 @@ use crate::quality::stream::{
 };
 use crate::reassembly::ip::{self as ip_reassembly, Reassembler};
 use calls::CallTracker;
-use detect::{Candidate, CandidateState};
+use detect::{Candidate, CandidateState, ClockInference};
 use registry::{MediaProfile, RtpMapEntry, SdpRegistry, SharedRegistry};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -67,6 +67,9 @@ impl Detection {
 #[derive(Debug, Clone)]
 pub struct AnalyzerConfig {
     pub jitter_buffer: JitterBufferModel,
+    /// The buffer re-anchors on this many consecutive late packets (metrics-spec §9.2a,
+    /// default 3); 0 = never. Checked by `JitterBufferSettings::resync_after_late`.
+    pub resync_after_late: u16,
     /// One-way network delay assumed when no RTCP round trip is measured.
     pub assumed_one_way_ms: f64,
     /// Most streams tracked at once; beyond it new streams are refused and counted.
@@ -91,10 +94,21 @@ pub struct AnalyzerConfig {
     pub reassembly: ip_reassembly::Config,
 }
 
+impl AnalyzerConfig {
+    /// The emulated buffer every stream gets: the model and its re-synchronisation.
+    pub fn jitter_buffer_settings(&self) -> JitterBufferSettings {
+        JitterBufferSettings {
+            model: self.jitter_buffer,
+            resync_after_late: self.resync_after_late,
+        }
+    }
+}
+
 impl Default for AnalyzerConfig {
     fn default() -> Self {
         AnalyzerConfig {
             jitter_buffer: JitterBufferModel::default(),
+            resync_after_late: JitterBufferSettings::DEFAULT_RESYNC_AFTER_LATE,
             assumed_one_way_ms: 20.0,
             max_streams: 1_000_000,
             max_candidates: 200_000,
@@ -146,6 +160,9 @@ struct ActiveStream {
     payload_type: u8,
     codec_name: CodecName,
     clock_source: ClockSource,
+    /// How the clock of an unsignalled payload type was inferred (or why it was not). Boxed:
+    /// few streams need it, and the per-stream state must stay within 1 KiB.
+    clock_inference: Option<Box<ClockInference>>,
     detection: Detection,
     call_id: Option<Arc<str>>,
     profile: Option<Arc<MediaProfile>>,
@@ -165,6 +182,8 @@ pub struct StreamResult {
     pub codec: String,
     pub clock_hz: Option<u32>,
     pub clock_source: ClockSource,
+    /// Set when the clock had to be inferred: the method, its confidence and evidence.
+    pub clock_inference: Option<ClockInference>,
     pub detection: Detection,
     /// Call-ID of the SIP dialog that announced the stream (as captured).
     pub call_id: Option<Arc<str>>,
@@ -439,10 +458,10 @@ impl Analyzer {
                 state
             }
         };
-        if let CandidateState::Ready { inferred_clock } = state
+        if let CandidateState::Ready { inference } = state
             && let Some(c) = self.candidates.remove(&key)
         {
-            self.start_stream(key, &c, profile, inferred_clock);
+            self.start_stream(key, &c, profile, inference);
         }
     }
 
@@ -451,7 +470,7 @@ impl Analyzer {
         key: StreamKey,
         candidate: &Candidate,
         profile: Option<Arc<MediaProfile>>,
-        inferred_clock: Option<u32>,
+        inference: Option<ClockInference>,
     ) {
         if self.active.len() >= self.cfg.max_streams.max(1) {
             // Full: the least recently active stream makes room (and is reported as evicted).
@@ -484,8 +503,11 @@ impl Analyzer {
             .unwrap_or(first);
         let (mut info, mut clock, mut source) = resolve_payload(main.pt, profile.as_deref());
         let name = codec_name(main.pt, &info, profile.as_deref());
+        // The inference (made for a payload type without a known clock) belongs to the stream
+        // only when its main payload type has no known clock either.
+        let clock_inference = inference.filter(|_| clock.is_none());
         if clock.is_none()
-            && let Some(c) = inferred_clock
+            && let Some(c) = clock_inference.and_then(|i| i.clock_hz)
         {
             clock = Some(c);
             source = ClockSource::Inferred;
@@ -503,10 +525,11 @@ impl Analyzer {
         };
         let stream = ActiveStream {
             key,
-            meter: StreamMeter::new(info, clock, self.cfg.jitter_buffer, &first),
+            meter: StreamMeter::new(info, clock, self.cfg.jitter_buffer_settings(), &first),
             payload_type: main.pt,
             codec_name: name,
             clock_source: source,
+            clock_inference: clock_inference.map(Box::new),
             detection,
             call_id: profile.as_ref().and_then(|p| p.call_id.clone()),
             audio_resolved: measurable(info.role),
@@ -728,6 +751,7 @@ impl Analyzer {
             codec: stream.codec_name.as_str().to_owned(),
             clock_hz: meter.clock_hz(),
             clock_source: stream.clock_source,
+            clock_inference: stream.clock_inference.as_deref().copied(),
             detection: stream.detection,
             call_id: stream.call_id.clone(),
             first_ns: meter.first_ns(),
@@ -779,6 +803,7 @@ impl Analyzer {
             codec: stream.codec_name.as_str().to_owned(),
             clock_hz: meter.clock_hz(),
             clock_source: stream.clock_source,
+            clock_inference: stream.clock_inference.as_deref().copied(),
             detection: stream.detection,
             call_id: stream.call_id.clone(),
             first_ns: meter.first_ns(),
@@ -952,25 +977,39 @@ impl Analyzer {
 
     fn sweep_candidates(&mut self, now_ns: i64) {
         let timeout = self.cfg.candidate_timeout_ns;
-        let before = self.candidates.len();
-        self.candidates
-            .retain(|_, c| now_ns.saturating_sub(c.last_ns) <= timeout);
-        self.counters.candidates_dropped += (before - self.candidates.len()) as u64;
+        // Collecting nothing allocates nothing: the common sweep costs no allocation.
+        let expired: Vec<(StreamKey, Candidate)> = self
+            .candidates
+            .extract_if(|_, c| now_ns.saturating_sub(c.last_ns) > timeout)
+            .collect();
+        for (key, c) in expired {
+            self.end_candidate(key, c);
+        }
+    }
+
+    /// A candidate that saw its last packet (timeout, or the end of the capture): a stream if it
+    /// is ready, announced, or ran in sequence long enough (its clock stays unknown if it could
+    /// not be inferred); otherwise dropped and counted.
+    fn end_candidate(&mut self, key: StreamKey, c: Candidate) {
+        let profile = self.announced(&key.dst, &key.src);
+        if let CandidateState::Ready { inference } = c.state() {
+            self.start_stream(key, &c, profile, inference);
+        } else if profile.is_some() || c.is_short_stream() {
+            let inference = Some(c.inference());
+            self.start_stream(key, &c, profile, inference);
+        } else {
+            self.counters.candidates_dropped += 1;
+        }
     }
 
     /// Ends the analysis: every open stream is closed and reported.
     pub fn finish(mut self) -> AnalysisResult {
         self.fragments.finish(&mut self.counters.ip_reassembly);
-        // Announced flows still waiting for a clock estimate are streams all the same.
+        // Announced flows and short confirmed ones still waiting for a clock estimate are
+        // streams all the same.
         let pending: Vec<(StreamKey, Candidate)> = self.candidates.drain().collect();
         for (key, c) in pending {
-            let profile = self.announced(&key.dst, &key.src);
-            if let CandidateState::Ready { inferred_clock } = c.state() {
-                self.start_stream(key, &c, profile, inferred_clock);
-            } else if profile.is_some() {
-                let inferred = c.inferred_clock();
-                self.start_stream(key, &c, profile, inferred);
-            }
+            self.end_candidate(key, c);
         }
         let end = self.now_ns;
         while let Some(last) = self.active.len().checked_sub(1) {
@@ -1002,6 +1041,7 @@ impl ActiveStream {
             self.payload_type = pt;
             self.codec_name = codec_name(pt, &info, self.profile.as_deref());
             self.clock_source = source;
+            self.clock_inference = None;
             self.audio_resolved = true;
             return PacketRole::Audio;
         }

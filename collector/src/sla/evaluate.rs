@@ -655,6 +655,7 @@ mod tests {
             flags: vec![],
             media: "audio".into(),
             srtp: false,
+            clock_inference: None,
         }
     }
 

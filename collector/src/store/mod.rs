@@ -1643,6 +1643,7 @@ mod tests {
             flags: vec![],
             media: "audio".into(),
             srtp: false,
+            clock_inference: None,
         }
     }
 
