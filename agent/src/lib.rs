@@ -1,7 +1,8 @@
 //! voqa-agent library: the measuring pipeline of the voqa passive VoIP monitor.
 //!
 //! Data flows through one folder per stage: `capture` (packet sources, the one `Frame` type) →
-//! `decode` (typed zero-copy views) → `streams` (flow table, SIP/SDP, detection, the sans-IO
+//! `decode` (typed zero-copy views) → `reassembly` (bounded stateful reassembly: SIP over TCP)
+//! → `streams` (flow table, SIP/SDP, detection, the sans-IO
 //! `Analyzer`) → `quality` (RFC 3550 counters, jitter, jitter-buffer emulation, E-model) →
 //! `report` (JSON, table and wire stream reports) → `pipeline` (the one worker loop: a source
 //! feeding an analyzer, its reports going to an output) → `ship` (where records leave the
@@ -18,6 +19,7 @@ pub mod decode;
 pub mod host;
 pub mod pipeline;
 pub mod quality;
+pub mod reassembly;
 pub mod report;
 pub mod service;
 pub mod ship;

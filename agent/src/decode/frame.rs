@@ -1,9 +1,10 @@
-//! The per-packet decode chain: link layer → IPv4/IPv6 → UDP, yielding the UDP payload and its
+//! The per-packet decode chain: link layer → IPv4/IPv6 (through IP-in-IP and GRE/ERSPAN
+//! tunnels, at most [`MAX_TUNNELS`] deep) → UDP or TCP, yielding the datagram or segment with its
 //! socket addresses, or the reason the frame was skipped.
 //!
 //! Runs for every captured packet, so it must not allocate, copy packet bytes or do work that
-//! the result does not need. It does not verify checksums, reassemble fragments or look at the
-//! UDP payload.
+//! the result does not need. It does not verify checksums, reassemble fragments or TCP streams
+//! (that is `crate::reassembly`'s job) or look at the UDP or TCP payload.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -11,12 +12,34 @@ use thiserror::Error;
 
 use super::ip::{self, IpError, Ipv4, Ipv6};
 use super::link::{self, LinkError, Network};
+use super::tcp::Tcp;
 use super::udp::Udp;
 
-/// Why a frame yielded no UDP datagram.
+/// Most tunnel headers (IP-in-IP, GRE, ERSPAN) unwrapped before a frame is given up as not
+/// UDP: bounds the work on hostile nesting; real captures nest one or two.
+pub const MAX_TUNNELS: usize = 4;
+
+/// IP protocol numbers of the tunnels unwrapped here (kept local: `ip::protocol` lists what the
+/// IP views themselves act on).
+mod tunnel {
+    pub const IPV4_IN_IP: u8 = 4;
+    pub const IPV6_IN_IP: u8 = 41;
+    pub const GRE: u8 = 47;
+    /// GRE protocol types.
+    pub const GRE_IPV4: u16 = 0x0800;
+    pub const GRE_IPV6: u16 = 0x86dd;
+    pub const GRE_ETHERNET: u16 = 0x6558;
+    /// ERSPAN type I (no sequence number in GRE) and II (8-octet ERSPAN header).
+    pub const GRE_ERSPAN_2: u16 = 0x88be;
+    /// ERSPAN type III (12-octet header, 8 more with the platform sub-header).
+    pub const GRE_ERSPAN_3: u16 = 0x22eb;
+}
+
+/// Why a frame yielded no UDP datagram or TCP segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 pub enum Skip {
-    /// Not UDP over IP: another ethertype or protocol, or an unknown link type.
+    /// Not UDP or TCP over IP: another ethertype or protocol, or an unknown link type. (TCP the
+    /// analyzer does not reassemble is counted here too.)
     #[error("not udp")]
     NonUdp,
     /// The snap length cut the frame before the end of a header or the UDP payload.
@@ -41,10 +64,132 @@ pub struct Datagram<'a> {
     pub vlan: Option<u16>,
 }
 
-/// Decodes one captured frame of pcap link type `linktype`. `wire_len` is the original length
-/// on the wire; when it exceeds `data.len()` the frame was cut by the snap length, and length
-/// fields pointing past the captured bytes mean `Truncated` rather than `Malformed`.
+/// A decoded TCP segment borrowing its payload from the frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment<'a> {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    /// Sequence number of the first payload byte (of the SYN when `flags` has SYN).
+    pub seq: u32,
+    /// TCP flag byte (`super::tcp::flags`).
+    pub flags: u8,
+    /// Segment data: IP padding and link trailers removed.
+    pub payload: &'a [u8],
+    /// The snap length cut the segment: `payload` is only its captured beginning.
+    pub truncated: bool,
+    /// Outermost 802.1Q VLAN id, if any.
+    pub vlan: Option<u16>,
+}
+
+/// What a frame carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Packet<'a> {
+    Udp(Datagram<'a>),
+    Tcp(Segment<'a>),
+}
+
+/// Decodes one captured frame of pcap link type `linktype` to its UDP datagram; TCP is
+/// `Skip::NonUdp` here (see [`decode_packet`]). `wire_len` is the original length on the wire;
+/// when it exceeds `data.len()` the frame was cut by the snap length, and length fields pointing
+/// past the captured bytes mean `Truncated` rather than `Malformed`.
 pub fn decode_udp(linktype: u32, data: &[u8], wire_len: u32) -> Result<Datagram<'_>, Skip> {
+    match decode_packet(linktype, data, wire_len)? {
+        Packet::Udp(datagram) => Ok(datagram),
+        Packet::Tcp(_) => Err(Skip::NonUdp),
+    }
+}
+
+/// The IP layer of a packet, tunnels not yet unwrapped.
+struct IpLayer<'a> {
+    src: IpAddr,
+    dst: IpAddr,
+    protocol: u8,
+    fragment: bool,
+    truncated: bool,
+    payload: &'a [u8],
+}
+
+fn ip_layer(network: Network, bytes: &[u8]) -> Result<IpLayer<'_>, IpError> {
+    Ok(match network {
+        Network::Ipv6 => {
+            let packet = Ipv6::new_checked(bytes)?;
+            IpLayer {
+                src: packet.source().into(),
+                dst: packet.destination().into(),
+                protocol: packet.protocol(),
+                fragment: packet.is_fragment(),
+                truncated: packet.is_truncated(),
+                payload: packet.payload(),
+            }
+        }
+        Network::Ipv4 | Network::AnyIp => {
+            let packet = Ipv4::new_checked(bytes)?;
+            IpLayer {
+                src: packet.source().into(),
+                dst: packet.destination().into(),
+                protocol: packet.protocol(),
+                fragment: packet.is_fragment(),
+                truncated: packet.is_truncated(),
+                payload: packet.payload(),
+            }
+        }
+    })
+}
+
+/// The packet a GRE header wraps: its network layer and bytes. `Ok(None)` for a GRE payload
+/// that carries no IP (another protocol type, enhanced GRE, source routing); `Err(())` when the
+/// header (or the ERSPAN header) is cut short.
+fn gre_inner(gre: &[u8]) -> Result<Option<link::LinkFrame<'_>>, ()> {
+    fn ethernet(frame: &[u8]) -> Result<Option<link::LinkFrame<'_>>, ()> {
+        match link::decode_link(link::linktype::ETHERNET, frame) {
+            Ok(inner) => Ok(Some(inner)),
+            Err(LinkError::Truncated) => Err(()),
+            Err(LinkError::NotIp) => Ok(None),
+        }
+    }
+    let Some(header) = gre.first_chunk::<4>() else {
+        return Err(());
+    };
+    let (checksum, routing, key, sequence) = (
+        header[0] & 0x80 != 0,
+        header[0] & 0x40 != 0,
+        header[0] & 0x20 != 0,
+        header[0] & 0x10 != 0,
+    );
+    // Version 1 is PPTP's enhanced GRE (PPP inside); source routing is obsolete (RFC 2784).
+    if header[1] & 0x07 != 0 || routing {
+        return Ok(None);
+    }
+    let header_len = 4 + 4 * (usize::from(checksum) + usize::from(key) + usize::from(sequence));
+    let inner = gre.get(header_len..).ok_or(())?;
+    match u16::from_be_bytes([header[2], header[3]]) {
+        tunnel::GRE_IPV4 => Ok(Some(link::LinkFrame {
+            network: Network::Ipv4,
+            payload: inner,
+            vlan: None,
+        })),
+        tunnel::GRE_IPV6 => Ok(Some(link::LinkFrame {
+            network: Network::Ipv6,
+            payload: inner,
+            vlan: None,
+        })),
+        tunnel::GRE_ETHERNET => ethernet(inner),
+        // Type I has no sequence number and no ERSPAN header; type II has both.
+        tunnel::GRE_ERSPAN_2 if !sequence => ethernet(inner),
+        tunnel::GRE_ERSPAN_2 => ethernet(inner.get(8..).ok_or(())?),
+        tunnel::GRE_ERSPAN_3 => {
+            let erspan = inner.first_chunk::<12>().ok_or(())?;
+            let sub_header = if erspan[11] & 0x01 != 0 { 8 } else { 0 };
+            ethernet(inner.get(12 + sub_header..).ok_or(())?)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Decodes one captured frame of pcap link type `linktype` to its UDP datagram or TCP segment,
+/// unwrapping up to [`MAX_TUNNELS`] IP-in-IP (protocols 4 and 41) and GRE (IP, transparent
+/// Ethernet, ERSPAN I/II/III) headers. `wire_len` as for [`decode_udp`].
+pub fn decode_packet(linktype: u32, data: &[u8], wire_len: u32) -> Result<Packet<'_>, Skip> {
     let cut_by_snaplen = usize::try_from(wire_len).map_or(true, |wire| wire > data.len());
     let short = if cut_by_snaplen {
         Skip::Truncated
@@ -63,63 +208,75 @@ pub fn decode_udp(linktype: u32, data: &[u8], wire_len: u32) -> Result<Datagram<
         | IpError::BadTotalLength
         | IpError::ExtensionOverrun => Skip::Malformed,
     };
-    let network = match frame.network {
-        Network::AnyIp => match frame.payload.first().map(|byte| byte >> 4) {
-            Some(4) => Network::Ipv4,
-            Some(6) => Network::Ipv6,
-            Some(_) => return Err(Skip::Malformed),
-            None => return Err(short),
-        },
-        known => known,
-    };
-
-    // Fragment and protocol come before the payload-length check, so that a long non-UDP packet
-    // or fragment cut by the snap length is counted for what it is, not as truncated.
-    let (src_ip, dst_ip, ip_payload): (IpAddr, IpAddr, &[u8]) = match network {
-        Network::Ipv6 => {
-            let packet = Ipv6::new_checked(frame.payload).map_err(ip_skip)?;
-            if packet.is_fragment() {
-                return Err(Skip::Fragment);
-            }
-            if packet.protocol() != ip::protocol::UDP {
-                return Err(Skip::NonUdp);
-            }
-            if packet.is_truncated() {
-                return Err(short);
-            }
-            (
-                packet.source().into(),
-                packet.destination().into(),
-                packet.payload(),
-            )
+    let vlan = frame.vlan;
+    let mut network = frame.network;
+    let mut bytes = frame.payload;
+    for _ in 0..=MAX_TUNNELS {
+        network = match network {
+            Network::AnyIp => match bytes.first().map(|byte| byte >> 4) {
+                Some(4) => Network::Ipv4,
+                Some(6) => Network::Ipv6,
+                Some(_) => return Err(Skip::Malformed),
+                None => return Err(short),
+            },
+            known => known,
+        };
+        let packet = ip_layer(network, bytes).map_err(ip_skip)?;
+        // Fragment and protocol come before the payload-length check, so that a long non-UDP
+        // packet or fragment cut by the snap length is counted for what it is, not as truncated.
+        if packet.fragment {
+            return Err(Skip::Fragment);
         }
-        Network::Ipv4 | Network::AnyIp => {
-            let packet = Ipv4::new_checked(frame.payload).map_err(ip_skip)?;
-            if packet.is_fragment() {
-                return Err(Skip::Fragment);
+        match packet.protocol {
+            ip::protocol::UDP => {
+                if packet.truncated {
+                    return Err(short);
+                }
+                // The IP payload is complete here, so any UDP length problem is a contradiction.
+                let datagram = Udp::new_checked(packet.payload).map_err(|_| Skip::Malformed)?;
+                return Ok(Packet::Udp(Datagram {
+                    src: SocketAddr::new(packet.src, datagram.source_port()),
+                    dst: SocketAddr::new(packet.dst, datagram.destination_port()),
+                    payload: datagram.payload(),
+                    vlan,
+                }));
             }
-            if packet.protocol() != ip::protocol::UDP {
-                return Err(Skip::NonUdp);
+            ip::protocol::TCP => {
+                // TCP is counted as "not UDP" unless the analyzer reassembles it, so a header it
+                // cannot read stays in that count; a cut payload is the analyzer's to judge.
+                let segment = Tcp::new_checked(packet.payload).map_err(|_| Skip::NonUdp)?;
+                return Ok(Packet::Tcp(Segment {
+                    src: SocketAddr::new(packet.src, segment.source_port()),
+                    dst: SocketAddr::new(packet.dst, segment.destination_port()),
+                    seq: segment.sequence(),
+                    flags: segment.flags(),
+                    payload: segment.payload(),
+                    truncated: packet.truncated,
+                    vlan,
+                }));
             }
-            if packet.is_truncated() {
-                return Err(short);
+            tunnel::IPV4_IN_IP => {
+                network = Network::Ipv4;
+                bytes = packet.payload;
             }
-            (
-                packet.source().into(),
-                packet.destination().into(),
-                packet.payload(),
-            )
+            tunnel::IPV6_IN_IP => {
+                network = Network::Ipv6;
+                bytes = packet.payload;
+            }
+            tunnel::GRE => match gre_inner(packet.payload) {
+                Ok(Some(inner)) => {
+                    network = inner.network;
+                    bytes = inner.payload;
+                }
+                Ok(None) => return Err(Skip::NonUdp),
+                Err(()) if packet.truncated => return Err(short),
+                Err(()) => return Err(Skip::Malformed),
+            },
+            _ => return Err(Skip::NonUdp),
         }
-    };
-
-    // The IP payload is complete here, so any UDP length problem is a contradiction.
-    let datagram = Udp::new_checked(ip_payload).map_err(|_| Skip::Malformed)?;
-    Ok(Datagram {
-        src: SocketAddr::new(src_ip, datagram.source_port()),
-        dst: SocketAddr::new(dst_ip, datagram.destination_port()),
-        payload: datagram.payload(),
-        vlan: frame.vlan,
-    })
+    }
+    // Nested deeper than any real capture: not worth unwrapping further.
+    Err(Skip::NonUdp)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 pub mod sip;
+pub mod tcp;
 pub mod udp;
 
-pub use frame::{Datagram, Skip, decode_udp};
+pub use frame::{Datagram, Packet, Segment, Skip, decode_packet, decode_udp};

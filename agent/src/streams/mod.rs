@@ -20,7 +20,7 @@ use crate::decode::rtcp::{Compound, RtcpPacket};
 use crate::decode::rtp::{MediaKind, RtpPacket, classify};
 use crate::decode::sdp::SessionDescription;
 use crate::decode::sip::{SipMessage, looks_like_sip};
-use crate::decode::{Datagram, Skip, decode_udp};
+use crate::decode::{Datagram, Packet, Skip, decode_packet};
 use crate::quality::codec::{self, CodecInfo, MediaRole};
 use crate::quality::jbuf::JitterBufferModel;
 use crate::quality::rtt::RttEstimator;
@@ -28,6 +28,7 @@ use crate::quality::stream::{
     ClockSource, MeterOutcome, PacketRole, QualitySummary, RtpMeta, StreamMeter, SummaryInputs,
     WindowFigures,
 };
+use crate::reassembly::tcp::{TcpConfig, TcpCounters, TcpReassembler};
 use calls::CallTracker;
 use detect::{Candidate, CandidateState};
 use registry::{MediaProfile, RtpMapEntry, SdpRegistry, SharedRegistry};
@@ -84,6 +85,8 @@ pub struct AnalyzerConfig {
     /// (parallel offline analysis). SIP and RTCP are processed by every shard, so each has the
     /// whole SDP registry and every round-trip sample.
     pub shard: Option<(u32, u32)>,
+    /// SIP over TCP (and WebSocket): the SIP ports and the reassembly's bounds.
+    pub tcp: TcpConfig,
 }
 
 impl Default for AnalyzerConfig {
@@ -99,6 +102,7 @@ impl Default for AnalyzerConfig {
             report_interval_ns: None,
             idle_timeout_ns: 30_000_000_000,
             shard: None,
+            tcp: TcpConfig::default(),
         }
     }
 }
@@ -125,6 +129,8 @@ pub struct Counters {
     pub streams_rejected: u64,
     /// Streams closed to make room when the flow table was full.
     pub streams_evicted: u64,
+    /// SIP over TCP and WebSocket: segments, messages, resynchronisations, evictions.
+    pub sip_tcp: TcpCounters,
 }
 
 /// One stream under measurement.
@@ -234,6 +240,8 @@ pub struct Analyzer {
     now_ns: i64,
     reports: Vec<WindowReport>,
     drops_since_boundary: u64,
+    /// SIP over TCP reassembly (taken out while it hands messages to `on_sip`).
+    tcp: TcpReassembler,
 }
 
 impl Analyzer {
@@ -257,6 +265,7 @@ impl Analyzer {
         };
         Analyzer {
             registry,
+            tcp: TcpReassembler::new(cfg.tcp.clone()),
             calls: CallTracker::new(cfg.max_calls),
             cfg,
             index: HashTable::new(),
@@ -278,18 +287,35 @@ impl Analyzer {
         &self.counters
     }
 
+    /// The SIP-over-TCP reassembly (its bounds and current use).
+    pub fn tcp_reassembly(&self) -> &TcpReassembler {
+        &self.tcp
+    }
+
     /// Streams currently tracked.
     pub fn active_streams(&self) -> usize {
         self.active.len()
     }
 
-    /// Feeds one captured frame. Frames that are not UDP are counted by reason and skipped.
+    /// Feeds one captured frame. Frames that are neither UDP nor TCP of a SIP connection are
+    /// counted by reason and skipped.
     pub fn on_frame(&mut self, ts_ns: i64, linktype: u32, data: &[u8], wire_len: u32) {
         self.advance_to(ts_ns);
         self.counters.frames += 1;
         self.counters.bytes += data.len() as u64;
-        match decode_udp(linktype, data, wire_len) {
-            Ok(dg) => self.on_datagram(ts_ns, &dg),
+        match decode_packet(linktype, data, wire_len) {
+            Ok(Packet::Udp(dg)) => self.on_datagram(ts_ns, &dg),
+            Ok(Packet::Tcp(segment)) => {
+                // The reassembler is moved out (no allocation: its table and buffers move with
+                // it) so that it can hand messages straight to `on_sip`, which needs `self`.
+                let mut tcp = std::mem::replace(&mut self.tcp, TcpReassembler::placeholder());
+                let sip = tcp.on_segment(ts_ns, &segment, |message| self.on_sip(ts_ns, message));
+                self.counters.sip_tcp = *tcp.counters();
+                self.tcp = tcp;
+                if !sip {
+                    self.counters.skipped.non_udp += 1;
+                }
+            }
             Err(Skip::NonUdp) => self.counters.skipped.non_udp += 1,
             Err(Skip::Truncated) => self.counters.skipped.truncated += 1,
             Err(Skip::Fragment) => self.counters.skipped.fragments += 1,
@@ -565,6 +591,10 @@ impl Analyzer {
         self.now_ns = ts_ns;
         if ts_ns.saturating_sub(self.last_sweep_ns) >= 1_000_000_000 {
             self.sweep_candidates(ts_ns);
+            if self.tcp.flows() > 0 {
+                self.tcp.sweep(ts_ns);
+                self.counters.sip_tcp = *self.tcp.counters();
+            }
             self.last_sweep_ns = ts_ns;
         }
         let Some(interval) = self.cfg.report_interval_ns.filter(|i| *i > 0) else {
