@@ -478,6 +478,208 @@ mod tests {
         }
     }
 
+    fn tcp_of(frame: &[u8]) -> Segment<'_> {
+        match decode_packet(linktype::ETHERNET, frame, frame.len() as u32) {
+            Ok(Packet::Tcp(segment)) => segment,
+            other => panic!("expected a TCP segment, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tcp_segments_decode_and_stay_not_udp_for_decode_udp() {
+        for (src, dst) in [
+            ("10.0.0.1:40000", "10.0.0.2:5060"),
+            ("[2001:db8::1]:5060", "[2001:db8::2]:40000"),
+        ] {
+            let (src, dst): (SocketAddr, SocketAddr) = (src.parse().unwrap(), dst.parse().unwrap());
+            let frame = build::tcp_frame(
+                &LinkSpec::Vlan(vec![7]),
+                src,
+                dst,
+                0xdead_beef,
+                0x19,
+                b"BYE",
+            );
+            let segment = tcp_of(&frame);
+            assert_eq!((segment.src, segment.dst), (src, dst));
+            assert_eq!((segment.seq, segment.flags), (0xdead_beef, 0x19));
+            assert_eq!(segment.payload, b"BYE");
+            assert_eq!(segment.vlan, Some(7));
+            assert!(!segment.truncated);
+            assert_eq!(decode_eth(&frame), Err(Skip::NonUdp));
+            // Cut by the snap length inside the payload: flagged, the captured part kept.
+            let cut = &frame[..frame.len() - 1];
+            match decode_packet(linktype::ETHERNET, cut, frame.len() as u32) {
+                Ok(Packet::Tcp(s)) => assert!(s.truncated && s.payload == b"BY"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // A TCP header that cannot be read stays "not UDP", as TCP always was.
+        let mut bad = build::tcp_frame(
+            &LinkSpec::Ethernet,
+            "10.0.0.1:1".parse().unwrap(),
+            "10.0.0.2:2".parse().unwrap(),
+            1,
+            0x10,
+            b"",
+        );
+        bad[IP + 20 + 12] = 0x30;
+        assert_eq!(
+            decode_packet(linktype::ETHERNET, &bad, bad.len() as u32),
+            Err(Skip::NonUdp)
+        );
+    }
+
+    #[test]
+    fn ip_in_ip_and_gre_are_unwrapped() {
+        let src: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+        let dst: SocketAddr = "[2001:db8::9]:5062".parse().unwrap();
+        let v4_inner = build::tcp_frame(
+            &LinkSpec::RawIp,
+            src,
+            "192.0.2.9:33093".parse().unwrap(),
+            5,
+            0x18,
+            b"SIP/2.0 200 OK\r\n\r\n",
+        );
+        let v6_inner = build::udp_frame(
+            &LinkSpec::RawIp,
+            "[2001:db8::1]:5060".parse().unwrap(),
+            dst,
+            b"OPTIONS",
+        );
+        let outer: (IpAddr, IpAddr) = (
+            "10.15.196.229".parse().unwrap(),
+            "10.15.193.31".parse().unwrap(),
+        );
+        // IPv4 in IPv4 (protocol 4), as in sngrep's ipip.pcap.
+        let frame = build::ip_in_ip(&LinkSpec::Ethernet, outer.0, outer.1, &v4_inner);
+        let segment = tcp_of(&frame);
+        assert_eq!(segment.src, src);
+        assert_eq!(segment.payload, b"SIP/2.0 200 OK\r\n\r\n");
+        // IPv6 in IPv4 (protocol 41) and IPv4 in IPv6.
+        let frame = build::ip_in_ip(&LinkSpec::Ethernet, outer.0, outer.1, &v6_inner);
+        assert_eq!(decode_eth(&frame).unwrap().dst, dst);
+        let v6_outer: IpAddr = "2001:db8::77".parse().unwrap();
+        let frame = build::ip_in_ip(&LinkSpec::Ethernet, v6_outer, v6_outer, &v4_inner);
+        assert_eq!(tcp_of(&frame).src, src);
+        // GRE with IPv4 inside, and transparent Ethernet bridging with a key (heplify's ERSPAN
+        // capture is shaped so).
+        let frame = build::gre(
+            &LinkSpec::Ethernet,
+            outer.0,
+            outer.1,
+            0x0800,
+            None,
+            None,
+            &[],
+            &v4_inner,
+        );
+        assert_eq!(tcp_of(&frame).src, src);
+        let inner_ethernet = build::udp_frame(
+            &LinkSpec::Vlan(vec![99]),
+            "10.1.1.1:5060".parse().unwrap(),
+            "10.1.1.2:5060".parse().unwrap(),
+            b"INVITE",
+        );
+        let frame = build::gre(
+            &LinkSpec::Vlan(vec![5]),
+            outer.0,
+            outer.1,
+            0x6558,
+            Some(0),
+            None,
+            &[],
+            &inner_ethernet,
+        );
+        let datagram = decode_eth(&frame).unwrap();
+        assert_eq!(datagram.payload, b"INVITE");
+        assert_eq!(datagram.vlan, Some(5), "the outermost tag is reported");
+        // ERSPAN type I (no sequence), II (sequence + 8-byte header), III (12 + 8 bytes).
+        let frame = build::gre(
+            &LinkSpec::Ethernet,
+            outer.0,
+            outer.1,
+            0x88be,
+            None,
+            None,
+            &[],
+            &inner_ethernet,
+        );
+        assert_eq!(decode_eth(&frame).unwrap().payload, b"INVITE");
+        let frame = build::gre(
+            &LinkSpec::Ethernet,
+            outer.0,
+            outer.1,
+            0x88be,
+            None,
+            Some(1),
+            &[0x10, 0, 0, 1, 0, 0, 0, 0],
+            &inner_ethernet,
+        );
+        assert_eq!(decode_eth(&frame).unwrap().payload, b"INVITE");
+        let mut erspan3 = vec![0x20, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+        erspan3.extend_from_slice(&[0; 8]);
+        let frame = build::gre(
+            &LinkSpec::Ethernet,
+            outer.0,
+            outer.1,
+            0x22eb,
+            None,
+            Some(1),
+            &erspan3,
+            &inner_ethernet,
+        );
+        assert_eq!(decode_eth(&frame).unwrap().payload, b"INVITE");
+        // Other GRE payloads (PPP, enhanced GRE) are not UDP; a cut GRE header is.
+        let frame = build::gre(
+            &LinkSpec::Ethernet,
+            outer.0,
+            outer.1,
+            0x880b,
+            None,
+            None,
+            &[],
+            &v4_inner,
+        );
+        assert_eq!(decode_eth(&frame), Err(Skip::NonUdp));
+        let frame = build::gre(
+            &LinkSpec::Ethernet,
+            outer.0,
+            outer.1,
+            0x0800,
+            Some(1),
+            None,
+            &[],
+            &[],
+        );
+        assert_eq!(decode_eth(&frame[..IP + 20 + 6]), Err(Skip::Malformed));
+        assert_eq!(
+            decode_udp(linktype::ETHERNET, &frame[..IP + 20 + 6], 200),
+            Err(Skip::Truncated)
+        );
+    }
+
+    #[test]
+    fn tunnel_nesting_is_bounded() {
+        let mut packet = build::udp_frame(
+            &LinkSpec::RawIp,
+            "10.0.0.1:1".parse().unwrap(),
+            "10.0.0.2:2".parse().unwrap(),
+            b"x",
+        );
+        let outer: IpAddr = "10.9.9.9".parse().unwrap();
+        for depth in 1..=MAX_TUNNELS + 1 {
+            packet = build::ip_in_ip(&LinkSpec::RawIp, outer, outer, &packet);
+            let result = decode_udp(linktype::RAW, &packet, packet.len() as u32);
+            if depth <= MAX_TUNNELS {
+                assert_eq!(result.unwrap().payload, b"x", "depth {depth}");
+            } else {
+                assert_eq!(result, Err(Skip::NonUdp), "depth {depth}");
+            }
+        }
+    }
+
     const LINKTYPES: [u32; 12] = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 147, 9];
 
     proptest! {
