@@ -66,7 +66,8 @@ pub struct SipTcp {
 /// Frames skipped, by reason. Every frame is either decoded or counted here.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Skipped {
-    /// Not UDP over IPv4/IPv6 (other ethertypes, TCP, ICMP, unsupported link types).
+    /// Not UDP over IPv4/IPv6 (other ethertypes, TCP that is not SIP, ICMP, unsupported link
+    /// types).
     pub non_udp: u64,
     /// Cut short by the capture's snap length before the headers we need.
     pub truncated: u64,

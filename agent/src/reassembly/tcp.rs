@@ -163,6 +163,9 @@ struct Flow {
     held: Vec<u8>,
     held_segments: Vec<(u32, usize, usize)>,
     last_ns: i64,
+    /// The last segment was cut by the snap length: its missing bytes will never come, so the
+    /// next segment is taken where it starts instead of being held behind a hole.
+    cut: bool,
 }
 
 impl Flow {
@@ -181,6 +184,7 @@ impl Flow {
             held: Vec::new(),
             held_segments: Vec::new(),
             last_ns: ts_ns,
+            cut: false,
         }
     }
 
@@ -320,6 +324,11 @@ impl TcpReassembler {
             segment.payload,
             &mut emit,
         );
+        if segment.truncated && !segment.payload.is_empty() {
+            // What was captured is framed; the message it ends in cannot complete.
+            flow.cut = true;
+            give_up_hole(flow, &mut self.counters, flow.next_seq);
+        }
         let after = flow.capacity();
         let fin = segment.flags & flags::FIN != 0
             && flow.held_segments.is_empty()
@@ -423,6 +432,12 @@ fn accept(
         return;
     }
     let window = cfg.max_flow_bytes.max(1);
+    let offset = seq.wrapping_sub(flow.next_seq) as i32;
+    if offset > 0 && flow.cut && flow.held_segments.is_empty() {
+        // The hole is the cut segment's missing tail (already counted as a resync).
+        flow.next_seq = seq;
+    }
+    flow.cut = false;
     let offset = seq.wrapping_sub(flow.next_seq) as i32;
     if offset > 0 {
         let ahead = offset as usize;
@@ -1288,6 +1303,27 @@ Sec-WebSocket-Protocol: sip\r\nSec-WebSocket-Version: 13\r\n\r\n";
         r.sweep(10 + 300_000_000_000);
         assert_eq!(r.flows(), 0);
         assert_eq!(r.buffered_capacity(), 0);
+    }
+
+    #[test]
+    fn a_segment_cut_by_the_snap_length_does_not_stall_the_stream() {
+        let a = message("INVITE", "a", &"s".repeat(300));
+        let b = message("BYE", "b", "");
+        let mut r = TcpReassembler::new(TcpConfig::default());
+        let mut out = Vec::new();
+        r.on_segment(0, &segment(0, SYN, b""), |_| {});
+        // a is 400+ bytes on the wire, only 100 captured.
+        let mut cut = segment(1, ACK, &a.as_bytes()[..100]);
+        cut.truncated = true;
+        r.on_segment(1, &cut, |m| out.push(m.to_vec()));
+        let next = 1 + a.len() as u32;
+        r.on_segment(2, &segment(next, ACK, b.as_bytes()), |m| {
+            out.push(m.to_vec())
+        });
+        assert_eq!(out, vec![b.as_bytes().to_vec()]);
+        assert_eq!(r.counters().resyncs, 1);
+        assert_eq!(r.counters().out_of_order, 0);
+        assert_eq!(r.counters().bytes_dropped, 100);
     }
 
     #[test]
