@@ -292,31 +292,37 @@ pub fn ip_in_ip(link: &LinkSpec, outer_src: IpAddr, outer_dst: IpAddr, inner: &[
     link.wrap(ethertype, &packet)
 }
 
-/// `inner` inside GRE (protocol 47) with protocol type `gre_protocol` (0x0800 IPv4, 0x86dd
-/// IPv6, 0x6558 Ethernet, ...), an optional key, and `extra` bytes (e.g. an ERSPAN header)
-/// between the GRE header and `inner`; `sequence` sets the S bit and a sequence number.
+/// A GRE header to emit: protocol type (0x0800 IPv4, 0x86dd IPv6, 0x6558 Ethernet, 0x88be or
+/// 0x22eb ERSPAN, ...), optional key and sequence number (K and S bits), and `extra` bytes (e.g.
+/// an ERSPAN header) written between the GRE header and the packet it carries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GreSpec {
+    pub protocol: u16,
+    pub key: Option<u32>,
+    pub sequence: Option<u32>,
+    pub extra: Vec<u8>,
+}
+
+/// `inner` inside GRE (IP protocol 47) as `gre` describes, from `outer_src` to `outer_dst`.
 pub fn gre(
     link: &LinkSpec,
     outer_src: IpAddr,
     outer_dst: IpAddr,
-    gre_protocol: u16,
-    key: Option<u32>,
-    sequence: Option<u32>,
-    extra: &[u8],
+    gre: &GreSpec,
     inner: &[u8],
 ) -> Vec<u8> {
     let mut body = vec![
-        if key.is_some() { 0x20 } else { 0 } | if sequence.is_some() { 0x10 } else { 0 },
+        if gre.key.is_some() { 0x20 } else { 0 } | if gre.sequence.is_some() { 0x10 } else { 0 },
         0,
     ];
-    body.extend_from_slice(&gre_protocol.to_be_bytes());
-    if let Some(key) = key {
+    body.extend_from_slice(&gre.protocol.to_be_bytes());
+    if let Some(key) = gre.key {
         body.extend_from_slice(&key.to_be_bytes());
     }
-    if let Some(sequence) = sequence {
+    if let Some(sequence) = gre.sequence {
         body.extend_from_slice(&sequence.to_be_bytes());
     }
-    body.extend_from_slice(extra);
+    body.extend_from_slice(&gre.extra);
     body.extend_from_slice(inner);
     let (ethertype, packet) = ip_packet(outer_src, outer_dst, 47, &body);
     link.wrap(ethertype, &packet)

@@ -569,10 +569,12 @@ mod tests {
             &LinkSpec::Ethernet,
             outer.0,
             outer.1,
-            0x0800,
-            None,
-            None,
-            &[],
+            &build::GreSpec {
+                protocol: 0x0800,
+                key: None,
+                sequence: None,
+                extra: vec![],
+            },
             &v4_inner,
         );
         assert_eq!(tcp_of(&frame).src, src);
@@ -586,10 +588,12 @@ mod tests {
             &LinkSpec::Vlan(vec![5]),
             outer.0,
             outer.1,
-            0x6558,
-            Some(0),
-            None,
-            &[],
+            &build::GreSpec {
+                protocol: 0x6558,
+                key: Some(0),
+                sequence: None,
+                extra: vec![],
+            },
             &inner_ethernet,
         );
         let datagram = decode_eth(&frame).unwrap();
@@ -600,10 +604,12 @@ mod tests {
             &LinkSpec::Ethernet,
             outer.0,
             outer.1,
-            0x88be,
-            None,
-            None,
-            &[],
+            &build::GreSpec {
+                protocol: 0x88be,
+                key: None,
+                sequence: None,
+                extra: vec![],
+            },
             &inner_ethernet,
         );
         assert_eq!(decode_eth(&frame).unwrap().payload, b"INVITE");
@@ -611,10 +617,12 @@ mod tests {
             &LinkSpec::Ethernet,
             outer.0,
             outer.1,
-            0x88be,
-            None,
-            Some(1),
-            &[0x10, 0, 0, 1, 0, 0, 0, 0],
+            &build::GreSpec {
+                protocol: 0x88be,
+                key: None,
+                sequence: Some(1),
+                extra: vec![0x10, 0, 0, 1, 0, 0, 0, 0],
+            },
             &inner_ethernet,
         );
         assert_eq!(decode_eth(&frame).unwrap().payload, b"INVITE");
@@ -624,10 +632,12 @@ mod tests {
             &LinkSpec::Ethernet,
             outer.0,
             outer.1,
-            0x22eb,
-            None,
-            Some(1),
-            &erspan3,
+            &build::GreSpec {
+                protocol: 0x22eb,
+                key: None,
+                sequence: Some(1),
+                extra: erspan3.clone(),
+            },
             &inner_ethernet,
         );
         assert_eq!(decode_eth(&frame).unwrap().payload, b"INVITE");
@@ -636,10 +646,12 @@ mod tests {
             &LinkSpec::Ethernet,
             outer.0,
             outer.1,
-            0x880b,
-            None,
-            None,
-            &[],
+            &build::GreSpec {
+                protocol: 0x880b,
+                key: None,
+                sequence: None,
+                extra: vec![],
+            },
             &v4_inner,
         );
         assert_eq!(decode_eth(&frame), Err(Skip::NonUdp));
@@ -647,10 +659,12 @@ mod tests {
             &LinkSpec::Ethernet,
             outer.0,
             outer.1,
-            0x0800,
-            Some(1),
-            None,
-            &[],
+            &build::GreSpec {
+                protocol: 0x0800,
+                key: Some(1),
+                sequence: None,
+                extra: vec![],
+            },
             &[],
         );
         assert_eq!(decode_eth(&frame[..IP + 20 + 6]), Err(Skip::Malformed));
