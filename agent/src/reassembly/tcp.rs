@@ -295,7 +295,14 @@ impl TcpReassembler {
         // Data starts after the SYN's own sequence number.
         let data_seq = segment.seq.wrapping_add(u32::from(syn));
         if syn && known {
-            let same = self.flows.get(&key).is_some_and(|f| f.next_seq == data_seq);
+            // A retransmitted SYN starts at or a little before where the direction is now; a
+            // new connection on the same addresses starts anywhere else (a fresh ISN).
+            let window = self.cfg.max_flow_bytes.saturating_mul(4) as u32;
+            let same = self.flows.get(&key).is_some_and(|f| {
+                f.next_seq == data_seq
+                    || (seq_before(data_seq, f.next_seq)
+                        && f.next_seq.wrapping_sub(data_seq) <= window)
+            });
             if !same {
                 // A new connection on the same addresses: start over.
                 self.remove(&key);
@@ -1172,6 +1179,9 @@ Call-ID: {call}\r\nCSeq: 1 {method}\r\nContent-Length: {}\r\n\r\n{body}",
         assert_eq!(r.flows(), 0);
         assert_eq!(r.counters().bytes_dropped, 10);
         feed(&mut r, &[(500, SYN, vec![]), (501, ACK, b"INV".to_vec())]);
+        // A retransmitted SYN does not restart the direction.
+        feed(&mut r, &[(500, SYN, vec![])]);
+        assert_eq!(r.counters().bytes_dropped, 10);
         // A new SYN with another sequence number is a new connection.
         let got = feed(
             &mut r,
