@@ -708,14 +708,16 @@ fn hunt(reader: &mut Reader, counters: &mut TcpCounters, rest: &[u8]) -> Step {
     }
     let mut at_line_start = true;
     for (p, &byte) in rest.iter().enumerate() {
-        let probe = if reader.websocket || matches!(byte, 0x81 | 0x82 | 0x01 | 0x02) {
+        // A text or binary frame that starts a message begins with one of these bytes (FIN or
+        // not, no reserved bit): only there is a WebSocket header worth reading.
+        let probe = if matches!(byte, 0x81 | 0x82 | 0x01 | 0x02) {
             match probe_ws(rest.get(p..).unwrap_or_default()) {
                 Probe::No if at_line_start && !reader.websocket => {
                     probe_sip(rest.get(p..).unwrap_or_default())
                 }
                 other => other,
             }
-        } else if at_line_start {
+        } else if at_line_start && !reader.websocket {
             probe_sip(rest.get(p..).unwrap_or_default())
         } else {
             Probe::No
@@ -1286,6 +1288,38 @@ Sec-WebSocket-Protocol: sip\r\nSec-WebSocket-Version: 13\r\n\r\n";
         assert_eq!(out, vec![b.as_bytes().to_vec()]);
         assert_eq!(r.counters().resyncs, 1);
         assert_eq!(r.counters().bytes_dropped, (second - first - 5) as u64);
+    }
+
+    #[test]
+    fn websocket_resyncs_on_the_next_frame_after_a_lost_one() {
+        let (a, b, c) = (
+            message("INVITE", "a", ""),
+            message("ACK", "b", ""),
+            message("BYE", "c", ""),
+        );
+        let key = Some([5, 6, 7, 8]);
+        let mut stream = UPGRADE.as_bytes().to_vec();
+        stream.extend(ws_frame_bytes(a.as_bytes(), key, 1, true));
+        let b_at = stream.len();
+        stream.extend(ws_frame_bytes(b.as_bytes(), key, 1, true));
+        let c_at = stream.len();
+        stream.extend(ws_frame_bytes(c.as_bytes(), key, 1, true));
+        let mut r = TcpReassembler::new(TcpConfig::default());
+        let mut out = Vec::new();
+        r.on_segment(0, &segment(0, SYN, b""), |_| {});
+        r.on_segment(1, &segment(1, ACK, &stream[..b_at + 10]), |m| {
+            out.push(m.to_vec())
+        });
+        // b's frame is cut by the snap length; c arrives whole.
+        let mut cut = segment(1 + b_at as u32 + 10, ACK, &stream[b_at + 10..b_at + 20]);
+        cut.truncated = true;
+        r.on_segment(2, &cut, |m| out.push(m.to_vec()));
+        r.on_segment(3, &segment(1 + c_at as u32, ACK, &stream[c_at..]), |m| {
+            out.push(m.to_vec())
+        });
+        assert_eq!(out, vec![a.as_bytes().to_vec(), c.as_bytes().to_vec()]);
+        assert_eq!(r.counters().websocket_messages, 2);
+        assert_eq!(r.counters().resyncs, 1);
     }
 
     #[test]
