@@ -14,7 +14,7 @@ mod support;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use voqa_agent::decode::build::{LinkSpec, ipv4_fragments, rtp_packet, udp_frame};
+use voqa_agent::decode::build::{LinkSpec, ipv4_fragments, rtp_packet, tcp_frame, udp_frame};
 use voqa_agent::pipeline::file::{FileSource, Pace, open_files};
 use voqa_agent::pipeline::{Output, Worker};
 use voqa_agent::streams::{Analyzer, AnalyzerConfig, Counters, WindowReport};
@@ -42,6 +42,11 @@ static GLOBAL: Counting = Counting;
 
 const STREAMS: u32 = 500;
 const ROUNDS: u32 = 40;
+/// TCP frames per round on a SIP-over-TCP connection (a keep-alive and a bare ACK): the
+/// reassembly's steady state allocates nothing either.
+const TCP_PER_ROUND: u32 = 2;
+/// Frames of the warm-up rounds.
+const WARMUP: usize = ((STREAMS + TCP_PER_ROUND) * 4) as usize;
 
 #[test]
 fn steady_state_packets_do_not_allocate() {
@@ -87,7 +92,25 @@ fn fragments_reuse_pooled_buffers() {
 /// Every frame, prebuilt so building does not count: `ROUNDS` packets of `STREAMS` streams.
 fn build_frames() -> Vec<(i64, Vec<u8>)> {
     let mut frames = Vec::new();
+    let client = std::net::SocketAddr::from(([10, 2, 0, 1], 40000));
+    let server = std::net::SocketAddr::from(([10, 2, 0, 2], 5060));
     for round in 0..ROUNDS {
+        let ts = 1_000_000_000i64 + i64::from(round) * 20_000_000;
+        frames.push((
+            ts,
+            tcp_frame(
+                &LinkSpec::Ethernet,
+                client,
+                server,
+                1000 + 4 * round,
+                0x18,
+                b"\r\n\r\n",
+            ),
+        ));
+        frames.push((
+            ts,
+            tcp_frame(&LinkSpec::Ethernet, server, client, 5000, 0x10, b""),
+        ));
         for s in 0..STREAMS {
             let src = std::net::SocketAddr::from((
                 [10, 0, (s / 250) as u8, (s % 250) as u8 + 1],
@@ -107,7 +130,7 @@ fn build_frames() -> Vec<(i64, Vec<u8>)> {
 
 fn analyzer_alone(frames: &[(i64, Vec<u8>)]) {
     let mut analyzer = Analyzer::new(AnalyzerConfig::default());
-    let warmup = (STREAMS * 4) as usize;
+    let warmup = WARMUP;
     for (ts, f) in &frames[..warmup] {
         analyzer.on_frame(*ts, 1, f, f.len() as u32);
     }
@@ -127,6 +150,11 @@ fn analyzer_alone(frames: &[(i64, Vec<u8>)]) {
         "{allocations} allocations over {steady} steady-state packets"
     );
     let result = analyzer.finish();
+    assert_eq!(
+        result.counters.sip_tcp.segments,
+        u64::from(ROUNDS * TCP_PER_ROUND)
+    );
+    assert_eq!(result.counters.skipped.non_udp, 0);
     assert_eq!(result.streams.len(), STREAMS as usize);
     assert!(
         result
@@ -153,7 +181,7 @@ impl Output for AllocsAtFileEnd {
 /// the ends of the two files (opening the second pcap included).
 fn through_the_worker_loop(frames: &[(i64, Vec<u8>)]) {
     let dir = tempfile::tempdir().expect("tmp");
-    let warmup = (STREAMS * 4) as usize;
+    let warmup = WARMUP;
     let a = support::write_pcap(dir.path(), "warm.pcap", 1, &frames[..warmup]);
     let b = support::write_pcap(dir.path(), "steady.pcap", 1, &frames[warmup..]);
     let inputs = open_files(&[a, b]).expect("open");

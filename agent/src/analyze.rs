@@ -73,8 +73,8 @@ pub fn analyze_files(
     let Some((files, mut merged)) = results.next() else {
         return Ok(run_shard(&opened, cfg, None));
     };
-    // Frame, SIP and RTCP counts and the calls are the same in every shard (each read every
-    // frame); streams and the per-stream counters are disjoint and add up.
+    // Frame, SIP (over UDP and TCP) and RTCP counts and the calls are the same in every shard
+    // (each read every frame); streams and the per-stream counters are disjoint and add up.
     for (_, shard) in results {
         merged.streams.extend(shard.streams);
         let (c, s) = (&mut merged.counters, shard.counters);
@@ -142,6 +142,17 @@ fn run_shard(
             ip_reassembly: reassembly_since(&after.ip_reassembly, &before.ip_reassembly),
             truncated_at: end.truncated_at,
             warnings: end.warnings.clone(),
+            sip_tcp: {
+                let tcp = after.sip_tcp.since(&before.sip_tcp);
+                voqa_wire::SipTcp {
+                    segments: tcp.segments,
+                    messages: tcp.messages,
+                    websocket_messages: tcp.websocket_messages,
+                    connections_evicted: tcp.evicted,
+                    resyncs: tcp.resyncs,
+                    bytes_dropped: tcp.bytes_dropped,
+                }
+            },
         });
         before = after;
     }

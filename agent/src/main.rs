@@ -166,6 +166,11 @@ struct AnalyzeArgs {
     /// [default: one per CPU core, at most 8].
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// TCP ports carrying SIP (plain or WebSocket), comma-separated; their connections are
+    /// reassembled even when first seen mid-stream. On other ports SIP over TCP is found when a
+    /// segment starts a SIP message or a SIP WebSocket handshake. SIP over TLS cannot be read.
+    #[arg(long, value_name = "PORTS", default_value = "5060,5080", value_parser = voqa_agent::service::config::parse_sip_ports)]
+    sip_ports: std::vec::Vec<u16>,
 }
 
 fn parse_jitter_buffer(s: &str) -> Result<JitterBufferModel, String> {
@@ -462,6 +467,10 @@ fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         jitter_buffer: args.jitter_buffer,
         resync_after_late: args.resync_after_late,
         assumed_one_way_ms: args.assumed_one_way_ms,
+        tcp: voqa_agent::reassembly::tcp::TcpConfig {
+            sip_ports: args.sip_ports.clone(),
+            ..voqa_agent::reassembly::tcp::TcpConfig::default()
+        },
         ..AnalyzerConfig::default()
     };
     let settings = report::analysis_settings(&cfg);

@@ -58,12 +58,36 @@ pub struct FileSummary {
     /// Human-readable warnings (a cut file, an unsupported link type, ...).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// SIP carried over TCP (plain or WebSocket): what the stream reassembly did.
+    #[serde(default)]
+    pub sip_tcp: SipTcp,
+}
+
+/// SIP over TCP and WebSocket in one file. TCP segments counted here are not in `skipped`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SipTcp {
+    /// TCP segments of SIP connections (configured SIP ports, or a SIP or SIP-over-WebSocket
+    /// start seen on another port).
+    pub segments: u64,
+    /// Whole SIP messages reassembled (WebSocket ones included).
+    pub messages: u64,
+    /// Of those, carried in WebSocket frames.
+    pub websocket_messages: u64,
+    /// Connection directions dropped to respect the reassembly's count or memory bound.
+    pub connections_evicted: u64,
+    /// Times a direction lost its place (a hole given up, a connection first seen mid-stream,
+    /// bytes that were no SIP) and resynchronised on the next message start.
+    pub resyncs: u64,
+    /// Bytes discarded by the reassembly (before a resynchronisation point, of oversized or
+    /// unfinished messages).
+    pub bytes_dropped: u64,
 }
 
 /// Frames skipped, by reason. Every frame is either decoded or counted here.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Skipped {
-    /// Not UDP over IPv4/IPv6 (other ethertypes, TCP, ICMP, unsupported link types).
+    /// Not UDP over IPv4/IPv6 (other ethertypes, TCP that is not SIP, ICMP, unsupported link
+    /// types).
     pub non_udp: u64,
     /// Cut short by the capture's snap length before the headers we need.
     pub truncated: u64,
@@ -549,6 +573,11 @@ mod tests {
                 },
                 truncated_at: None,
                 warnings: vec![],
+                sip_tcp: SipTcp {
+                    segments: 4,
+                    messages: 3,
+                    ..SipTcp::default()
+                },
             }],
             streams: vec![sample()],
             calls: vec![CallSummary {

@@ -13,6 +13,7 @@ const ETHERNET_MIN_FRAME: usize = 60;
 const SOURCE_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
 const DESTINATION_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
 const UDP_PROTOCOL: u8 = 17;
+const TCP_PROTOCOL: u8 = 6;
 const IPV6_FRAGMENT_PROTOCOL: u8 = 44;
 const IPV4_FRAGMENT_ID: u16 = 0x1234;
 const IPV6_FRAGMENT_ID: u32 = 0x0012_3456;
@@ -257,6 +258,92 @@ fn internet_checksum(initial: u32, bytes: &[u8]) -> u16 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     !u16::try_from(sum).unwrap_or(u16::MAX)
+}
+
+/// A TCP segment from `src` to `dst` with sequence number `seq`, flag byte `flags` (e.g. 0x18
+/// PSH|ACK) and no options, in IPv4 (both addresses v4) or IPv6; TCP checksum 0.
+pub fn tcp_frame(
+    link: &LinkSpec,
+    src: SocketAddr,
+    dst: SocketAddr,
+    seq: u32,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut segment = Vec::with_capacity(20 + payload.len());
+    segment.extend_from_slice(&src.port().to_be_bytes());
+    segment.extend_from_slice(&dst.port().to_be_bytes());
+    segment.extend_from_slice(&seq.to_be_bytes());
+    segment.extend_from_slice(&[0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    segment.extend_from_slice(payload);
+    let (ethertype, packet) = ip_packet(src.ip(), dst.ip(), TCP_PROTOCOL, &segment);
+    link.wrap(ethertype, &packet)
+}
+
+/// `inner` (an IP packet, e.g. a frame built with [`LinkSpec::RawIp`]) inside an outer IP
+/// header from `outer_src` to `outer_dst` with protocol 4 or 41 (IP-in-IP) as its version says.
+pub fn ip_in_ip(link: &LinkSpec, outer_src: IpAddr, outer_dst: IpAddr, inner: &[u8]) -> Vec<u8> {
+    let protocol = if inner.first().is_some_and(|b| b >> 4 == 6) {
+        41
+    } else {
+        4
+    };
+    let (ethertype, packet) = ip_packet(outer_src, outer_dst, protocol, inner);
+    link.wrap(ethertype, &packet)
+}
+
+/// A GRE header to emit: protocol type (0x0800 IPv4, 0x86dd IPv6, 0x6558 Ethernet, 0x88be or
+/// 0x22eb ERSPAN, ...), optional key and sequence number (K and S bits), and `extra` bytes (e.g.
+/// an ERSPAN header) written between the GRE header and the packet it carries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GreSpec {
+    pub protocol: u16,
+    pub key: Option<u32>,
+    pub sequence: Option<u32>,
+    pub extra: Vec<u8>,
+}
+
+/// `inner` inside GRE (IP protocol 47) as `gre` describes, from `outer_src` to `outer_dst`.
+pub fn gre(
+    link: &LinkSpec,
+    outer_src: IpAddr,
+    outer_dst: IpAddr,
+    gre: &GreSpec,
+    inner: &[u8],
+) -> Vec<u8> {
+    let mut body = vec![
+        if gre.key.is_some() { 0x20 } else { 0 } | if gre.sequence.is_some() { 0x10 } else { 0 },
+        0,
+    ];
+    body.extend_from_slice(&gre.protocol.to_be_bytes());
+    if let Some(key) = gre.key {
+        body.extend_from_slice(&key.to_be_bytes());
+    }
+    if let Some(sequence) = gre.sequence {
+        body.extend_from_slice(&sequence.to_be_bytes());
+    }
+    body.extend_from_slice(&gre.extra);
+    body.extend_from_slice(inner);
+    let (ethertype, packet) = ip_packet(outer_src, outer_dst, 47, &body);
+    link.wrap(ethertype, &packet)
+}
+
+/// An IPv4 (both addresses v4) or IPv6 packet with `protocol` around `body`, and its ethertype.
+fn ip_packet(src: IpAddr, dst: IpAddr, protocol: u8, body: &[u8]) -> (u16, Vec<u8>) {
+    match (src, dst) {
+        (IpAddr::V4(source), IpAddr::V4(destination)) => {
+            let mut packet = ipv4_packet(source.octets(), destination.octets(), 0, 0, body);
+            packet[9] = protocol;
+            packet[10..12].copy_from_slice(&[0, 0]);
+            let checksum = internet_checksum(0, &packet[..20]);
+            packet[10..12].copy_from_slice(&checksum.to_be_bytes());
+            (ethertype::IPV4, packet)
+        }
+        (source, destination) => (
+            ethertype::IPV6,
+            ipv6_packet(&to_ipv6(source), &to_ipv6(destination), protocol, body),
+        ),
+    }
 }
 
 /// Fields of an RTP header to emit.

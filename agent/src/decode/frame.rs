@@ -1,10 +1,11 @@
-//! The per-packet decode chain: link layer → IPv4/IPv6 → UDP, yielding the UDP payload and its
-//! socket addresses, a typed view of an IP fragment, or the reason the frame was skipped.
+//! The per-packet decode chain: link layer → IPv4/IPv6 (through IP-in-IP and GRE/ERSPAN
+//! tunnels, at most [`MAX_TUNNELS`] deep) → UDP or TCP, yielding the datagram or segment with
+//! its socket addresses, a typed view of an IP fragment, or the reason the frame was skipped.
 //!
 //! Runs for every captured packet, so it must not allocate, copy packet bytes or do work that
-//! the result does not need. It does not verify checksums or look at the UDP payload, and it
-//! keeps no state: fragments are handed over as [`Fragment`] views and reassembled by the
-//! stateful `reassembly` stage, which gives the whole datagram back to
+//! the result does not need. It does not verify checksums or look at the UDP or TCP payload,
+//! and it keeps no state: fragments are handed over as [`Fragment`] views and TCP as
+//! [`Segment`]s to the stateful `reassembly` stage, which gives a whole datagram back to
 //! [`reassembled_datagram`].
 
 use std::net::{IpAddr, SocketAddr};
@@ -13,12 +14,34 @@ use thiserror::Error;
 
 use super::ip::{self, IpError, Ipv4, Ipv6, Ipv6FragmentHeader};
 use super::link::{self, LinkError, Network};
+use super::tcp::Tcp;
 use super::udp::Udp;
 
-/// Why a frame yielded no UDP datagram.
+/// Most tunnel headers (IP-in-IP, GRE, ERSPAN) unwrapped before a frame is given up as not
+/// UDP: bounds the work on hostile nesting; real captures nest one or two.
+pub const MAX_TUNNELS: usize = 4;
+
+/// IP protocol numbers of the tunnels unwrapped here (kept local: `ip::protocol` lists what the
+/// IP views themselves act on).
+mod tunnel {
+    pub const IPV4_IN_IP: u8 = 4;
+    pub const IPV6_IN_IP: u8 = 41;
+    pub const GRE: u8 = 47;
+    /// GRE protocol types.
+    pub const GRE_IPV4: u16 = 0x0800;
+    pub const GRE_IPV6: u16 = 0x86dd;
+    pub const GRE_ETHERNET: u16 = 0x6558;
+    /// ERSPAN type I (no sequence number in GRE) and II (8-octet ERSPAN header).
+    pub const GRE_ERSPAN_2: u16 = 0x88be;
+    /// ERSPAN type III (12-octet header, 8 more with the platform sub-header).
+    pub const GRE_ERSPAN_3: u16 = 0x22eb;
+}
+
+/// Why a frame yielded no UDP datagram or TCP segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 pub enum Skip {
-    /// Not UDP over IP: another ethertype or protocol, or an unknown link type.
+    /// Not UDP or TCP over IP: another ethertype or protocol, or an unknown link type. (TCP the
+    /// analyzer does not reassemble is counted here too.)
     #[error("not udp")]
     NonUdp,
     /// The snap length cut the frame before the end of a header or the UDP payload.
@@ -69,27 +92,157 @@ pub struct Fragment<'a> {
     pub ipv6_header: Option<Ipv6FragmentHeader>,
 }
 
+/// A decoded TCP segment borrowing its payload from the frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment<'a> {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    /// Sequence number of the first payload byte (of the SYN when `flags` has SYN).
+    pub seq: u32,
+    /// TCP flag byte (`super::tcp::flags`).
+    pub flags: u8,
+    /// Segment data: IP padding and link trailers removed.
+    pub payload: &'a [u8],
+    /// The snap length cut the segment: `payload` is only its captured beginning.
+    pub truncated: bool,
+    /// Outermost 802.1Q VLAN id, if any.
+    pub vlan: Option<u16>,
+}
+
 /// What one frame decodes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decoded<'a> {
     /// A whole UDP datagram.
     Udp(Datagram<'a>),
+    /// A TCP segment (of any connection: the reassembly stage picks the SIP ones).
+    Tcp(Segment<'a>),
     /// One fragment of an IP datagram (of any protocol), to be reassembled.
     Fragment(Fragment<'a>),
 }
 
-/// Decodes one captured frame of pcap link type `linktype` to a UDP datagram, failing with
-/// [`Skip::Fragment`] for every IP fragment. See [`decode_frame`].
+/// Decodes one captured frame of pcap link type `linktype` to a UDP datagram: TCP is
+/// [`Skip::NonUdp`] and every IP fragment [`Skip::Fragment`] here. See [`decode_frame`].
 pub fn decode_udp(linktype: u32, data: &[u8], wire_len: u32) -> Result<Datagram<'_>, Skip> {
     match decode_frame(linktype, data, wire_len)? {
         Decoded::Udp(datagram) => Ok(datagram),
+        Decoded::Tcp(_) => Err(Skip::NonUdp),
         Decoded::Fragment(_) => Err(Skip::Fragment),
     }
 }
 
-/// Decodes one captured frame of pcap link type `linktype`. `wire_len` is the original length
-/// on the wire; when it exceeds `data.len()` the frame was cut by the snap length, and length
-/// fields pointing past the captured bytes mean `Truncated` rather than `Malformed`.
+/// The fragment fields of an IP header.
+#[derive(Clone, Copy)]
+struct FragmentInfo {
+    id: u32,
+    offset: u32,
+    more: bool,
+    ipv6_header: Option<Ipv6FragmentHeader>,
+}
+
+/// The IP layer of a packet, tunnels not yet unwrapped.
+struct IpLayer<'a> {
+    src: IpAddr,
+    dst: IpAddr,
+    /// For a fragment: the fragment header's next header (IPv6) or the protocol field (IPv4).
+    protocol: u8,
+    fragment: Option<FragmentInfo>,
+    truncated: bool,
+    payload: &'a [u8],
+}
+
+fn ip_layer(network: Network, bytes: &[u8]) -> Result<IpLayer<'_>, IpError> {
+    Ok(match network {
+        Network::Ipv6 => {
+            let packet = Ipv6::new_checked(bytes)?;
+            let header = packet.fragment_header();
+            IpLayer {
+                src: packet.source().into(),
+                dst: packet.destination().into(),
+                protocol: header.map_or_else(|| packet.protocol(), |h| h.next_header),
+                fragment: header.map(|h| FragmentInfo {
+                    id: h.identification,
+                    offset: u32::from(h.offset_units) * 8,
+                    more: h.more_fragments,
+                    ipv6_header: Some(h),
+                }),
+                truncated: packet.is_truncated(),
+                payload: packet.payload(),
+            }
+        }
+        Network::Ipv4 | Network::AnyIp => {
+            let packet = Ipv4::new_checked(bytes)?;
+            IpLayer {
+                src: packet.source().into(),
+                dst: packet.destination().into(),
+                protocol: packet.protocol(),
+                fragment: packet.is_fragment().then(|| FragmentInfo {
+                    id: u32::from(packet.identification()),
+                    offset: u32::from(packet.fragment_offset()) * 8,
+                    more: packet.more_fragments(),
+                    ipv6_header: None,
+                }),
+                truncated: packet.is_truncated(),
+                payload: packet.payload(),
+            }
+        }
+    })
+}
+
+/// The packet a GRE header wraps: its network layer and bytes. `Ok(None)` for a GRE payload
+/// that carries no IP (another protocol type, enhanced GRE, source routing); `Err(())` when the
+/// header (or the ERSPAN header) is cut short.
+fn gre_inner(gre: &[u8]) -> Result<Option<link::LinkFrame<'_>>, ()> {
+    fn ethernet(frame: &[u8]) -> Result<Option<link::LinkFrame<'_>>, ()> {
+        match link::decode_link(link::linktype::ETHERNET, frame) {
+            Ok(inner) => Ok(Some(inner)),
+            Err(LinkError::Truncated) => Err(()),
+            Err(LinkError::NotIp) => Ok(None),
+        }
+    }
+    let Some(header) = gre.first_chunk::<4>() else {
+        return Err(());
+    };
+    let (checksum, routing, key, sequence) = (
+        header[0] & 0x80 != 0,
+        header[0] & 0x40 != 0,
+        header[0] & 0x20 != 0,
+        header[0] & 0x10 != 0,
+    );
+    // Version 1 is PPTP's enhanced GRE (PPP inside); source routing is obsolete (RFC 2784).
+    if header[1] & 0x07 != 0 || routing {
+        return Ok(None);
+    }
+    let header_len = 4 + 4 * (usize::from(checksum) + usize::from(key) + usize::from(sequence));
+    let inner = gre.get(header_len..).ok_or(())?;
+    match u16::from_be_bytes([header[2], header[3]]) {
+        tunnel::GRE_IPV4 => Ok(Some(link::LinkFrame {
+            network: Network::Ipv4,
+            payload: inner,
+            vlan: None,
+        })),
+        tunnel::GRE_IPV6 => Ok(Some(link::LinkFrame {
+            network: Network::Ipv6,
+            payload: inner,
+            vlan: None,
+        })),
+        tunnel::GRE_ETHERNET => ethernet(inner),
+        // Type I has no sequence number and no ERSPAN header; type II has both.
+        tunnel::GRE_ERSPAN_2 if !sequence => ethernet(inner),
+        tunnel::GRE_ERSPAN_2 => ethernet(inner.get(8..).ok_or(())?),
+        tunnel::GRE_ERSPAN_3 => {
+            let erspan = inner.first_chunk::<12>().ok_or(())?;
+            let sub_header = if erspan[11] & 0x01 != 0 { 8 } else { 0 };
+            ethernet(inner.get(12 + sub_header..).ok_or(())?)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Decodes one captured frame of pcap link type `linktype` to its UDP datagram, TCP segment or
+/// IP fragment, unwrapping up to [`MAX_TUNNELS`] IP-in-IP (protocols 4 and 41) and GRE (IP,
+/// transparent Ethernet, ERSPAN I/II/III) headers. `wire_len` is the original length on the
+/// wire; when it exceeds `data.len()` the frame was cut by the snap length, and length fields
+/// pointing past the captured bytes mean `Truncated` rather than `Malformed`.
 pub fn decode_frame(linktype: u32, data: &[u8], wire_len: u32) -> Result<Decoded<'_>, Skip> {
     let cut_by_snaplen = usize::try_from(wire_len).map_or(true, |wire| wire > data.len());
     let short = if cut_by_snaplen {
@@ -109,89 +262,88 @@ pub fn decode_frame(linktype: u32, data: &[u8], wire_len: u32) -> Result<Decoded
         | IpError::BadTotalLength
         | IpError::ExtensionOverrun => Skip::Malformed,
     };
-    let network = match frame.network {
-        Network::AnyIp => match frame.payload.first().map(|byte| byte >> 4) {
-            Some(4) => Network::Ipv4,
-            Some(6) => Network::Ipv6,
-            Some(_) => return Err(Skip::Malformed),
-            None => return Err(short),
-        },
-        known => known,
-    };
-
-    // Fragment and protocol come before the payload-length check, so that a long non-UDP packet
-    // or fragment cut by the snap length is counted for what it is, not as truncated.
-    let (src_ip, dst_ip, ip_payload): (IpAddr, IpAddr, &[u8]) = match network {
-        Network::Ipv6 => {
-            let packet = Ipv6::new_checked(frame.payload).map_err(ip_skip)?;
-            if let Some(header) = packet.fragment_header() {
-                if packet.is_truncated() {
-                    return Err(Skip::Fragment);
+    let vlan = frame.vlan;
+    let mut network = frame.network;
+    let mut bytes = frame.payload;
+    for _ in 0..=MAX_TUNNELS {
+        network = match network {
+            Network::AnyIp => match bytes.first().map(|byte| byte >> 4) {
+                Some(4) => Network::Ipv4,
+                Some(6) => Network::Ipv6,
+                Some(_) => return Err(Skip::Malformed),
+                None => return Err(short),
+            },
+            known => known,
+        };
+        let packet = ip_layer(network, bytes).map_err(ip_skip)?;
+        // Fragment and protocol come before the payload-length check, so that a long non-UDP
+        // packet or fragment cut by the snap length is counted for what it is, not as truncated.
+        if let Some(fragment) = packet.fragment {
+            if packet.truncated {
+                return Err(Skip::Fragment);
+            }
+            return Ok(Decoded::Fragment(Fragment {
+                src: packet.src,
+                dst: packet.dst,
+                id: fragment.id,
+                offset: fragment.offset,
+                more: fragment.more,
+                protocol: packet.protocol,
+                payload: packet.payload,
+                vlan,
+                ipv6_header: fragment.ipv6_header,
+            }));
+        }
+        match packet.protocol {
+            ip::protocol::UDP => {
+                if packet.truncated {
+                    return Err(short);
                 }
-                return Ok(Decoded::Fragment(Fragment {
-                    src: packet.source().into(),
-                    dst: packet.destination().into(),
-                    id: header.identification,
-                    offset: u32::from(header.offset_units) * 8,
-                    more: header.more_fragments,
-                    protocol: header.next_header,
-                    payload: packet.payload(),
-                    vlan: frame.vlan,
-                    ipv6_header: Some(header),
+                // The IP payload is complete here, so any UDP length problem is a contradiction.
+                let datagram = Udp::new_checked(packet.payload).map_err(|_| Skip::Malformed)?;
+                return Ok(Decoded::Udp(Datagram {
+                    src: SocketAddr::new(packet.src, datagram.source_port()),
+                    dst: SocketAddr::new(packet.dst, datagram.destination_port()),
+                    payload: datagram.payload(),
+                    vlan,
                 }));
             }
-            if packet.protocol() != ip::protocol::UDP {
-                return Err(Skip::NonUdp);
-            }
-            if packet.is_truncated() {
-                return Err(short);
-            }
-            (
-                packet.source().into(),
-                packet.destination().into(),
-                packet.payload(),
-            )
-        }
-        Network::Ipv4 | Network::AnyIp => {
-            let packet = Ipv4::new_checked(frame.payload).map_err(ip_skip)?;
-            if packet.is_fragment() {
-                if packet.is_truncated() {
-                    return Err(Skip::Fragment);
-                }
-                return Ok(Decoded::Fragment(Fragment {
-                    src: packet.source().into(),
-                    dst: packet.destination().into(),
-                    id: u32::from(packet.identification()),
-                    offset: u32::from(packet.fragment_offset()) * 8,
-                    more: packet.more_fragments(),
-                    protocol: packet.protocol(),
-                    payload: packet.payload(),
-                    vlan: frame.vlan,
-                    ipv6_header: None,
+            ip::protocol::TCP => {
+                // TCP is counted as "not UDP" unless the analyzer reassembles it, so a header it
+                // cannot read stays in that count; a cut payload is the analyzer's to judge.
+                let segment = Tcp::new_checked(packet.payload).map_err(|_| Skip::NonUdp)?;
+                return Ok(Decoded::Tcp(Segment {
+                    src: SocketAddr::new(packet.src, segment.source_port()),
+                    dst: SocketAddr::new(packet.dst, segment.destination_port()),
+                    seq: segment.sequence(),
+                    flags: segment.flags(),
+                    payload: segment.payload(),
+                    truncated: packet.truncated,
+                    vlan,
                 }));
             }
-            if packet.protocol() != ip::protocol::UDP {
-                return Err(Skip::NonUdp);
+            tunnel::IPV4_IN_IP => {
+                network = Network::Ipv4;
+                bytes = packet.payload;
             }
-            if packet.is_truncated() {
-                return Err(short);
+            tunnel::IPV6_IN_IP => {
+                network = Network::Ipv6;
+                bytes = packet.payload;
             }
-            (
-                packet.source().into(),
-                packet.destination().into(),
-                packet.payload(),
-            )
+            tunnel::GRE => match gre_inner(packet.payload) {
+                Ok(Some(inner)) => {
+                    network = inner.network;
+                    bytes = inner.payload;
+                }
+                Ok(None) => return Err(Skip::NonUdp),
+                Err(()) if packet.truncated => return Err(short),
+                Err(()) => return Err(Skip::Malformed),
+            },
+            _ => return Err(Skip::NonUdp),
         }
-    };
-
-    // The IP payload is complete here, so any UDP length problem is a contradiction.
-    let datagram = Udp::new_checked(ip_payload).map_err(|_| Skip::Malformed)?;
-    Ok(Decoded::Udp(Datagram {
-        src: SocketAddr::new(src_ip, datagram.source_port()),
-        dst: SocketAddr::new(dst_ip, datagram.destination_port()),
-        payload: datagram.payload(),
-        vlan: frame.vlan,
-    }))
+    }
+    // Nested deeper than any real capture: not worth unwrapping further.
+    Err(Skip::NonUdp)
 }
 
 /// The UDP datagram in a reassembled IP payload (`payload`, the fragments' data joined) of a
@@ -549,6 +701,222 @@ mod tests {
                     };
                     assert_eq!(datagram.vlan, expected_vlan);
                 }
+            }
+        }
+    }
+
+    fn tcp_of(frame: &[u8]) -> Segment<'_> {
+        match decode_frame(linktype::ETHERNET, frame, frame.len() as u32) {
+            Ok(Decoded::Tcp(segment)) => segment,
+            other => panic!("expected a TCP segment, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tcp_segments_decode_and_stay_not_udp_for_decode_udp() {
+        for (src, dst) in [
+            ("10.0.0.1:40000", "10.0.0.2:5060"),
+            ("[2001:db8::1]:5060", "[2001:db8::2]:40000"),
+        ] {
+            let (src, dst): (SocketAddr, SocketAddr) = (src.parse().unwrap(), dst.parse().unwrap());
+            let frame = build::tcp_frame(
+                &LinkSpec::Vlan(vec![7]),
+                src,
+                dst,
+                0xdead_beef,
+                0x19,
+                b"BYE",
+            );
+            let segment = tcp_of(&frame);
+            assert_eq!((segment.src, segment.dst), (src, dst));
+            assert_eq!((segment.seq, segment.flags), (0xdead_beef, 0x19));
+            assert_eq!(segment.payload, b"BYE");
+            assert_eq!(segment.vlan, Some(7));
+            assert!(!segment.truncated);
+            assert_eq!(decode_eth(&frame), Err(Skip::NonUdp));
+            // Cut by the snap length inside the payload: flagged, the captured part kept.
+            let cut = &frame[..frame.len() - 1];
+            match decode_frame(linktype::ETHERNET, cut, frame.len() as u32) {
+                Ok(Decoded::Tcp(s)) => assert!(s.truncated && s.payload == b"BY"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // A TCP header that cannot be read stays "not UDP", as TCP always was.
+        let mut bad = build::tcp_frame(
+            &LinkSpec::Ethernet,
+            "10.0.0.1:1".parse().unwrap(),
+            "10.0.0.2:2".parse().unwrap(),
+            1,
+            0x10,
+            b"",
+        );
+        bad[IP + 20 + 12] = 0x30;
+        assert_eq!(
+            decode_frame(linktype::ETHERNET, &bad, bad.len() as u32),
+            Err(Skip::NonUdp)
+        );
+    }
+
+    #[test]
+    fn ip_in_ip_and_gre_are_unwrapped() {
+        let src: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+        let dst: SocketAddr = "[2001:db8::9]:5062".parse().unwrap();
+        let v4_inner = build::tcp_frame(
+            &LinkSpec::RawIp,
+            src,
+            "192.0.2.9:33093".parse().unwrap(),
+            5,
+            0x18,
+            b"SIP/2.0 200 OK\r\n\r\n",
+        );
+        let v6_inner = build::udp_frame(
+            &LinkSpec::RawIp,
+            "[2001:db8::1]:5060".parse().unwrap(),
+            dst,
+            b"OPTIONS",
+        );
+        let outer: (IpAddr, IpAddr) = (
+            "10.15.196.229".parse().unwrap(),
+            "10.15.193.31".parse().unwrap(),
+        );
+        // IPv4 in IPv4 (protocol 4), as in sngrep's ipip.pcap.
+        let frame = build::ip_in_ip(&LinkSpec::Ethernet, outer.0, outer.1, &v4_inner);
+        let segment = tcp_of(&frame);
+        assert_eq!(segment.src, src);
+        assert_eq!(segment.payload, b"SIP/2.0 200 OK\r\n\r\n");
+        // IPv6 in IPv4 (protocol 41) and IPv4 in IPv6.
+        let frame = build::ip_in_ip(&LinkSpec::Ethernet, outer.0, outer.1, &v6_inner);
+        assert_eq!(decode_eth(&frame).unwrap().dst, dst);
+        let v6_outer: IpAddr = "2001:db8::77".parse().unwrap();
+        let frame = build::ip_in_ip(&LinkSpec::Ethernet, v6_outer, v6_outer, &v4_inner);
+        assert_eq!(tcp_of(&frame).src, src);
+        // GRE with IPv4 inside, and transparent Ethernet bridging with a key (heplify's ERSPAN
+        // capture is shaped so).
+        let frame = build::gre(
+            &LinkSpec::Ethernet,
+            outer.0,
+            outer.1,
+            &build::GreSpec {
+                protocol: 0x0800,
+                key: None,
+                sequence: None,
+                extra: vec![],
+            },
+            &v4_inner,
+        );
+        assert_eq!(tcp_of(&frame).src, src);
+        let inner_ethernet = build::udp_frame(
+            &LinkSpec::Vlan(vec![99]),
+            "10.1.1.1:5060".parse().unwrap(),
+            "10.1.1.2:5060".parse().unwrap(),
+            b"INVITE",
+        );
+        let frame = build::gre(
+            &LinkSpec::Vlan(vec![5]),
+            outer.0,
+            outer.1,
+            &build::GreSpec {
+                protocol: 0x6558,
+                key: Some(0),
+                sequence: None,
+                extra: vec![],
+            },
+            &inner_ethernet,
+        );
+        let datagram = decode_eth(&frame).unwrap();
+        assert_eq!(datagram.payload, b"INVITE");
+        assert_eq!(datagram.vlan, Some(5), "the outermost tag is reported");
+        // ERSPAN type I (no sequence), II (sequence + 8-byte header), III (12 + 8 bytes).
+        let frame = build::gre(
+            &LinkSpec::Ethernet,
+            outer.0,
+            outer.1,
+            &build::GreSpec {
+                protocol: 0x88be,
+                key: None,
+                sequence: None,
+                extra: vec![],
+            },
+            &inner_ethernet,
+        );
+        assert_eq!(decode_eth(&frame).unwrap().payload, b"INVITE");
+        let frame = build::gre(
+            &LinkSpec::Ethernet,
+            outer.0,
+            outer.1,
+            &build::GreSpec {
+                protocol: 0x88be,
+                key: None,
+                sequence: Some(1),
+                extra: vec![0x10, 0, 0, 1, 0, 0, 0, 0],
+            },
+            &inner_ethernet,
+        );
+        assert_eq!(decode_eth(&frame).unwrap().payload, b"INVITE");
+        let mut erspan3 = vec![0x20, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+        erspan3.extend_from_slice(&[0; 8]);
+        let frame = build::gre(
+            &LinkSpec::Ethernet,
+            outer.0,
+            outer.1,
+            &build::GreSpec {
+                protocol: 0x22eb,
+                key: None,
+                sequence: Some(1),
+                extra: erspan3.clone(),
+            },
+            &inner_ethernet,
+        );
+        assert_eq!(decode_eth(&frame).unwrap().payload, b"INVITE");
+        // Other GRE payloads (PPP, enhanced GRE) are not UDP; a cut GRE header is.
+        let frame = build::gre(
+            &LinkSpec::Ethernet,
+            outer.0,
+            outer.1,
+            &build::GreSpec {
+                protocol: 0x880b,
+                key: None,
+                sequence: None,
+                extra: vec![],
+            },
+            &v4_inner,
+        );
+        assert_eq!(decode_eth(&frame), Err(Skip::NonUdp));
+        let frame = build::gre(
+            &LinkSpec::Ethernet,
+            outer.0,
+            outer.1,
+            &build::GreSpec {
+                protocol: 0x0800,
+                key: Some(1),
+                sequence: None,
+                extra: vec![],
+            },
+            &[],
+        );
+        assert_eq!(decode_eth(&frame[..IP + 20 + 6]), Err(Skip::Malformed));
+        assert_eq!(
+            decode_udp(linktype::ETHERNET, &frame[..IP + 20 + 6], 200),
+            Err(Skip::Truncated)
+        );
+    }
+
+    #[test]
+    fn tunnel_nesting_is_bounded() {
+        let mut packet = build::udp_frame(
+            &LinkSpec::RawIp,
+            "10.0.0.1:1".parse().unwrap(),
+            "10.0.0.2:2".parse().unwrap(),
+            b"x",
+        );
+        let outer: IpAddr = "10.9.9.9".parse().unwrap();
+        for depth in 1..=MAX_TUNNELS + 1 {
+            packet = build::ip_in_ip(&LinkSpec::RawIp, outer, outer, &packet);
+            let result = decode_udp(linktype::RAW, &packet, packet.len() as u32);
+            if depth <= MAX_TUNNELS {
+                assert_eq!(result.unwrap().payload, b"x", "depth {depth}");
+            } else {
+                assert_eq!(result, Err(Skip::NonUdp), "depth {depth}");
             }
         }
     }

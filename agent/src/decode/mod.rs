@@ -13,6 +13,7 @@ pub mod rtp;
 pub mod sdp;
 pub mod sip;
 pub mod srtcp;
+pub mod tcp;
 pub mod udp;
 
-pub use frame::{Datagram, Decoded, Fragment, Skip, decode_frame, decode_udp};
+pub use frame::{Datagram, Decoded, Fragment, Segment, Skip, decode_frame, decode_udp};

@@ -7,6 +7,10 @@
 //! must not read a clock, allocate per packet in steady state (buffers are pooled and reused),
 //! look at what it reassembles (parsing is `decode`'s job), or run at all for traffic that needs
 //! no reassembly: ordinary UDP datagrams pass it by.
+//!
+//! `ip` collects IPv4/IPv6 fragments into datagrams; `tcp` turns TCP segments of SIP
+//! connections (plain, or WebSocket per RFC 7118, `websocket`) back into whole SIP messages.
 
 pub mod ip;
-// `pub mod tcp;` (SIP over TCP) is added by the TCP reassembly work.
+pub mod tcp;
+pub mod websocket;

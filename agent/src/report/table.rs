@@ -47,6 +47,19 @@ pub fn render(out: &AnalyzeOutput) -> String {
         for w in &f.warnings {
             let _ = writeln!(s, "  warning: {w}");
         }
+        let t = &f.sip_tcp;
+        if t.segments > 0 {
+            let _ = writeln!(
+                s,
+                "  SIP over TCP: {} messages ({} over WebSocket) in {} segments; {} resyncs, {} bytes dropped, {} connections evicted",
+                t.messages,
+                t.websocket_messages,
+                t.segments,
+                t.resyncs,
+                t.bytes_dropped,
+                t.connections_evicted
+            );
+        }
     }
     let _ = writeln!(s);
     if out.streams.is_empty() {

@@ -11,6 +11,42 @@ use crate::quality::jbuf::{JitterBufferModel, JitterBufferSettings};
 use crate::streams::AnalyzerConfig;
 use crate::streams::privacy::Pseudonymizer;
 
+/// Checks a SIP port list: ports 1..=65535, no duplicates, at most
+/// [`crate::capture::afpacket::bpf::MAX_TCP_PORTS`] (the capture filter's bound).
+pub fn sip_ports_problem(ports: &[u16]) -> Result<(), String> {
+    let max = crate::capture::afpacket::bpf::MAX_TCP_PORTS;
+    if ports.len() > max {
+        return Err(format!("{} ports, at most {max} are allowed", ports.len()));
+    }
+    if ports.contains(&0) {
+        return Err("port 0 is not a port".to_owned());
+    }
+    if let Some(port) = ports
+        .iter()
+        .enumerate()
+        .find(|(i, p)| ports.get(..*i).is_some_and(|before| before.contains(p)))
+        .map(|(_, p)| p)
+    {
+        return Err(format!("port {port} is listed twice"));
+    }
+    Ok(())
+}
+
+/// Parses a comma-separated SIP port list (`--sip-ports 5060,5080`; empty: none).
+pub fn parse_sip_ports(text: &str) -> Result<Vec<u16>, String> {
+    let ports = text
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<u16>()
+                .map_err(|_| format!("'{t}' is not a TCP port"))
+        })
+        .collect::<Result<Vec<u16>, String>>()?;
+    sip_ports_problem(&ports)?;
+    Ok(ports)
+}
+
 /// Default location of the config file.
 pub const DEFAULT_PATH: &str = "/etc/voqa/agent.toml";
 
@@ -77,6 +113,9 @@ pub struct AnalysisConfig {
     pub resync_after_late: u32,
     /// One-way network delay assumed for the E-model when RTCP gives no round trip.
     pub assumed_one_way_ms: f64,
+    /// TCP ports carrying SIP (plain or WebSocket): their connections are reassembled and the
+    /// live capture filter lets them through. SIP over TLS (5061) cannot be read; leave it out.
+    pub sip_ports: Vec<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -137,6 +176,7 @@ impl Default for AnalysisConfig {
             jitter_buffer: "fixed:60".to_owned(),
             resync_after_late: u32::from(JitterBufferSettings::DEFAULT_RESYNC_AFTER_LATE),
             assumed_one_way_ms: 20.0,
+            sip_ports: crate::reassembly::tcp::DEFAULT_SIP_PORTS.to_vec(),
         }
     }
 }
@@ -312,6 +352,9 @@ impl AgentConfig {
                 a.assumed_one_way_ms
             ));
         }
+        if let Err(e) = sip_ports_problem(&a.sip_ports) {
+            p.push(format!("analysis.sip_ports: {e}"));
+        }
         if let Err(e) = self.output.sink.parse::<SinkSpec>() {
             p.push(format!("output.sink: {e}"));
         }
@@ -353,6 +396,10 @@ impl AgentConfig {
             max_streams: self.analysis.max_streams,
             report_interval_ns: Some(secs_to_ns(self.analysis.interval_s)),
             idle_timeout_ns: secs_to_ns(self.analysis.idle_timeout_s),
+            tcp: crate::reassembly::tcp::TcpConfig {
+                sip_ports: self.analysis.sip_ports.clone(),
+                ..crate::reassembly::tcp::TcpConfig::default()
+            },
             ..AnalyzerConfig::default()
         }
     }
@@ -512,6 +559,39 @@ listen = "127.0.0.1:9999"
             cfg, defaults,
             "the example shows the defaults (only interfaces differ)"
         );
+    }
+
+    #[test]
+    fn sip_ports_are_validated_and_reach_the_analyzer() {
+        let cfg = AgentConfig::parse("[analysis]\nsip_ports = [5060, 5090]\n").expect("valid");
+        assert_eq!(cfg.analyzer_config().tcp.sip_ports, vec![5060, 5090]);
+        assert_eq!(
+            AgentConfig::default().analyzer_config().tcp.sip_ports,
+            vec![5060, 5080]
+        );
+        let mut bad = AgentConfig::default();
+        bad.analysis.sip_ports = vec![5060, 0];
+        assert!(
+            bad.analysis_problems()
+                .join("\n")
+                .contains("analysis.sip_ports: port 0")
+        );
+        bad.analysis.sip_ports = vec![5060, 5060];
+        assert!(
+            bad.analysis_problems()
+                .join("\n")
+                .contains("5060 is listed twice")
+        );
+        bad.analysis.sip_ports = (1..=17).collect();
+        assert!(bad.analysis_problems().join("\n").contains("at most 16"));
+        assert_eq!(parse_sip_ports("5060, 5080"), Ok(vec![5060, 5080]));
+        assert_eq!(parse_sip_ports(""), Ok(vec![]));
+        assert!(
+            parse_sip_ports("5060,x")
+                .expect_err("x is no port")
+                .contains("'x'")
+        );
+        assert!(parse_sip_ports("70000").is_err());
     }
 
     #[test]

@@ -201,6 +201,7 @@ pub fn run(
             // On loopback every packet is seen twice (outgoing and incoming); on a real NIC the
             // media server's own outgoing media must be measured too.
             ignore_outgoing: is_loopback(&stats.interface),
+            sip_ports: cfg.analysis.sip_ports.clone(),
             ..RingConfig::default()
         };
         let ctx = ctx.clone();

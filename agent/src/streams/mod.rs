@@ -31,6 +31,7 @@ use crate::quality::stream::{
     WindowFigures,
 };
 use crate::reassembly::ip::{self as ip_reassembly, Reassembler};
+use crate::reassembly::tcp::{TcpConfig, TcpCounters, TcpReassembler};
 use calls::CallTracker;
 use detect::{Candidate, CandidateState, ClockInference};
 use registry::{MediaProfile, RtpMapEntry, SdpRegistry, SharedRegistry};
@@ -92,6 +93,8 @@ pub struct AnalyzerConfig {
     pub shard: Option<(u32, u32)>,
     /// Limits of IP fragment reassembly (per datagram, count, memory, packet-time timeout).
     pub reassembly: ip_reassembly::Config,
+    /// SIP over TCP (and WebSocket): the SIP ports and the reassembly's bounds.
+    pub tcp: TcpConfig,
 }
 
 impl AnalyzerConfig {
@@ -119,6 +122,7 @@ impl Default for AnalyzerConfig {
             idle_timeout_ns: 30_000_000_000,
             shard: None,
             reassembly: ip_reassembly::Config::default(),
+            tcp: TcpConfig::default(),
         }
     }
 }
@@ -150,6 +154,8 @@ pub struct Counters {
     pub streams_evicted: u64,
     /// What became of the IP fragments (`skipped.fragments` counts their frames).
     pub ip_reassembly: voqa_wire::IpReassembly,
+    /// SIP over TCP and WebSocket: segments, messages, resynchronisations, evictions.
+    pub sip_tcp: TcpCounters,
 }
 
 /// One stream under measurement.
@@ -268,6 +274,8 @@ pub struct Analyzer {
     drops_since_boundary: u64,
     /// IP fragments waiting for the rest of their datagram.
     fragments: Reassembler,
+    /// SIP over TCP reassembly (taken out while it hands messages to `on_sip`).
+    tcp: TcpReassembler,
 }
 
 impl Analyzer {
@@ -292,6 +300,7 @@ impl Analyzer {
         let cfg_reassembly = cfg.reassembly;
         Analyzer {
             registry,
+            tcp: TcpReassembler::new(cfg.tcp.clone()),
             calls: CallTracker::new(cfg.max_calls),
             cfg,
             index: HashTable::new(),
@@ -314,13 +323,19 @@ impl Analyzer {
         &self.counters
     }
 
+    /// The SIP-over-TCP reassembly (its bounds and current use).
+    pub fn tcp_reassembly(&self) -> &TcpReassembler {
+        &self.tcp
+    }
+
     /// Streams currently tracked.
     pub fn active_streams(&self) -> usize {
         self.active.len()
     }
 
-    /// Feeds one captured frame. Frames that are not UDP are counted by reason and skipped; IP
-    /// fragments are counted and reassembled, and a reassembled UDP datagram is fed on.
+    /// Feeds one captured frame. Frames that are neither UDP nor TCP of a SIP connection are
+    /// counted by reason and skipped; IP fragments are counted and reassembled, and a
+    /// reassembled UDP datagram is fed on.
     pub fn on_frame(&mut self, ts_ns: i64, linktype: u32, data: &[u8], wire_len: u32) {
         self.advance_to(ts_ns);
         self.counters.frames += 1;
@@ -330,6 +345,17 @@ impl Analyzer {
             Ok(Decoded::Fragment(fragment)) => {
                 self.counters.skipped.fragments += 1;
                 self.on_fragment(ts_ns, &fragment);
+            }
+            Ok(Decoded::Tcp(segment)) => {
+                // The reassembler is moved out (no allocation: its table and buffers move with
+                // it) so that it can hand messages straight to `on_sip`, which needs `self`.
+                let mut tcp = std::mem::replace(&mut self.tcp, TcpReassembler::placeholder());
+                let sip = tcp.on_segment(ts_ns, &segment, |message| self.on_sip(ts_ns, message));
+                self.counters.sip_tcp = *tcp.counters();
+                self.tcp = tcp;
+                if !sip {
+                    self.counters.skipped.non_udp += 1;
+                }
             }
             Err(Skip::NonUdp) => self.counters.skipped.non_udp += 1,
             Err(Skip::Truncated) => self.counters.skipped.truncated += 1,
@@ -644,6 +670,10 @@ impl Analyzer {
             self.sweep_candidates(ts_ns);
             self.fragments
                 .sweep(ts_ns, &mut self.counters.ip_reassembly);
+            if self.tcp.flows() > 0 {
+                self.tcp.sweep(ts_ns);
+                self.counters.sip_tcp = *self.tcp.counters();
+            }
             self.last_sweep_ns = ts_ns;
         }
         let Some(interval) = self.cfg.report_interval_ns.filter(|i| *i > 0) else {

@@ -40,6 +40,8 @@ pub struct RingConfig {
     pub promiscuous: bool,
     /// Skip packets the host sends; needed on loopback, where each packet is seen twice.
     pub ignore_outgoing: bool,
+    /// TCP ports let through the filter (SIP over TCP), besides all UDP.
+    pub sip_ports: Vec<u16>,
 }
 
 impl Default for RingConfig {
@@ -54,6 +56,7 @@ impl Default for RingConfig {
             fanout: None,
             promiscuous: false,
             ignore_outgoing: false,
+            sip_ports: crate::reassembly::tcp::DEFAULT_SIP_PORTS.to_vec(),
         }
     }
 }
@@ -308,7 +311,7 @@ pub(super) fn prepare(
             hardware_type,
         });
     }
-    attach_filter(raw, &bpf::udp_filter(config.snaplen))
+    attach_filter(raw, &bpf::capture_filter(config.snaplen, &config.sip_ports))
         .map_err(|e| Step::AttachFilter.error(name, e))?;
     lock_filter(raw).map_err(|e| Step::LockFilter.error(name, e))?;
     set_tpacket_v3(raw).map_err(|e| Step::Version.error(name, e))?;
