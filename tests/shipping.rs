@@ -809,12 +809,27 @@ fn live_run_on_loopback_ships_every_window_and_its_final_report_on_sigterm() {
         assert_eq!(totals.packets, u64::from(PACKETS), "{totals:?}");
         assert_eq!(totals.lost, 0);
         // The windows of the stream tile it and add up to its totals.
-        let windows: u64 = items
+        let mut tiles: Vec<(i64, i64, u64, bool)> = items
             .iter()
             .filter(|r| r.stream_id == f.stream_id)
-            .map(|r| r.packets)
-            .sum();
-        assert_eq!(windows, totals.packets, "windows of {}", f.stream_id);
+            .map(|r| {
+                (
+                    r.window_start.as_ns(),
+                    r.window_end.as_ns(),
+                    r.packets,
+                    r.is_final,
+                )
+            })
+            .collect();
+        tiles.sort_unstable();
+        let windows: u64 = tiles.iter().map(|t| t.2).sum();
+        assert_eq!(
+            windows,
+            totals.packets,
+            "windows of {} (start, end, packets, final): {tiles:?}\nagent log:\n{}",
+            f.stream_id,
+            agent.log_text()
+        );
     }
     // Heartbeats arrived, carrying the spool's counters.
     let (_, agents) = e2e::http_get(collector.port, "/api/v1/agents", Some(&ops)).expect("agents");
