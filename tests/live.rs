@@ -718,7 +718,12 @@ fn kernel_drops_are_reported_when_the_ring_is_too_small() {
     // are charged to the packet-time window then being analysed, which can trail the kernel
     // drops by up to a statistics period. So a window that only touches the burst may show
     // none and the window just after it may show some (both seen); what must hold is that
-    // the stream's windows never claim more drops than the kernel counted.
+    // the stream's windows never claim more drops than the kernel counted. The blast loses so
+    // much that its sequence restarts several times, each restart a new stream of the same
+    // flow: each drop may be charged to one of those windows only (it was charged to the
+    // restarted stream's last window and again to its successor's, up to 6.8x the kernel's
+    // count under CPU load, before `WindowReport::capture_drops` became per stream window).
+    // The last heartbeat is written after the worker's final read of the kernel counters.
     let claimed: u64 = reports
         .iter()
         .filter(|r| r.src == sock(ADDR_A, 42_000))
