@@ -18,6 +18,16 @@ use serde_json::Value;
 use support::*;
 use voqa_agent::decode::build::LinkSpec;
 
+fn main() {
+    let trials = trials![
+        step_960_with_irregular_arrivals_is_48k,
+        step_fitting_two_clocks_equally_leaves_the_clock_unknown,
+        short_unsignalled_stream_is_counted_not_dropped,
+        real_captures_get_the_clock_their_readme_states,
+    ];
+    support::harness::main(file!(), trials)
+}
+
 const T0: i64 = 1_795_000_000_000_000_000;
 
 fn addr(s: &str) -> SocketAddr {
@@ -63,7 +73,6 @@ fn has_flag(v: &Value, flag: &str) -> bool {
         .is_some_and(|a| a.iter().any(|x| x == flag))
 }
 
-#[test]
 fn step_960_with_irregular_arrivals_is_48k() {
     let dir = tempfile::tempdir().expect("tmp");
     // The ndpi start, then 184 packets at 20 ms ± 1.5 ms (a stream that settles).
@@ -132,7 +141,6 @@ fn step_960_with_irregular_arrivals_is_48k() {
     );
 }
 
-#[test]
 fn step_fitting_two_clocks_equally_leaves_the_clock_unknown() {
     let dir = tempfile::tempdir().expect("tmp");
     // Gaps alternate 20 and 30 ms: 48 kHz (20 ms) and 32 kHz (30 ms) explain as many each.
@@ -181,7 +189,6 @@ fn step_fitting_two_clocks_equally_leaves_the_clock_unknown() {
     );
 }
 
-#[test]
 fn short_unsignalled_stream_is_counted_not_dropped() {
     // Six packets of a dynamic PT, then nothing (a call's first packets at the capture's end,
     // or a stream that stops before its clock can be inferred): a stream with an unknown clock.
@@ -217,24 +224,7 @@ fn short_unsignalled_stream_is_counted_not_dropped() {
 /// `../shared/real-captures` (or $VOQA_REAL_CAPTURES_DIR); `None` with a SKIPPED line when
 /// absent, unless $VOQA_REQUIRE_SAMPLES is set (CI): then it panics.
 fn real_captures(test: &str) -> Option<std::path::PathBuf> {
-    let dir = std::env::var_os("VOQA_REAL_CAPTURES_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/real-captures")
-        });
-    if dir.join("README.md").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("VOQA_REQUIRE_SAMPLES").is_none(),
-        "{test}: real captures required but not found at {}",
-        dir.display()
-    );
-    println!(
-        "SKIPPED {test}: real captures not found at {}",
-        dir.display()
-    );
-    None
+    support::real_captures_dir(test)
 }
 
 /// The unsignalled streams of the public captures whose clock is known from their README:
@@ -242,7 +232,6 @@ fn real_captures(test: &str) -> Option<std::path::PathBuf> {
 /// Packet and loss counts are tshark's (`-z rtp,streams`); the PT 111 jitter and discards come
 /// from an independent re-implementation of RFC 3550 A.8 and §9.2/§9.2a at 48 kHz (Python, over
 /// tshark's per-packet fields), not from the agent.
-#[test]
 fn real_captures_get_the_clock_their_readme_states() {
     let Some(dir) = real_captures("real_captures_get_the_clock_their_readme_states") else {
         return;

@@ -543,6 +543,45 @@ async fn ingest_is_idempotent_and_bad_bodies_store_nothing() {
     drop(s.store.clone());
 }
 
+/// G.107's R has no lower bound: a window whose jitter buffer discarded a long burst (CPU
+/// starvation, a delay step) gives Ppl 70 %, BurstR 30 and R ≈ −150 by the very formulas the
+/// agent implements (MOS 1). The collector refused such a report for good (422, dead letter:
+/// data lost) when it only accepted −100..=150; it must store it. R above the model's maximum
+/// (about 115 with the largest advantage factor) is still refused.
+#[tokio::test]
+async fn a_very_low_r_factor_is_stored_and_an_impossible_one_refused() {
+    let s = start().await;
+    let window = |r_factor: f64| StreamReport {
+        r_factor: Some(r_factor),
+        ..report(
+            "fra-media-1",
+            "s-low-r",
+            "call-low-r",
+            "2026-11-20T10:00:00Z",
+            "2026-11-20T10:00:01Z",
+            false,
+            1.0,
+        )
+    };
+    let (status, body) = post(
+        &s,
+        Some(AGENT),
+        json_bytes(&batch(40, "fra-media-1", vec![window(-149.7)], vec![])),
+        None,
+    )
+    .await;
+    assert_eq!((status, &body["status"]), (200, &json!("stored")), "{body}");
+    let (status, body) = post(
+        &s,
+        Some(AGENT),
+        json_bytes(&batch(41, "fra-media-1", vec![window(151.0)], vec![])),
+        None,
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "out_of_range", "{body}");
+}
+
 #[tokio::test]
 async fn ops_api_agents_streams_calls_sla_metrics() {
     let s = start().await;

@@ -1,8 +1,9 @@
 //! Live end-to-end tests: real traffic between two network namespaces, impaired by a seeded
 //! userspace relay whose log is the ground truth, captured by tcpdump and by `voqa-agent run`.
 //!
-//! They need root, `ip`, `gst-launch-1.0` and `tcpdump`; without them they print `SKIPPED:`
-//! and pass, unless `$VOQA_REQUIRE_LIVE` is set (CI), which turns a skip into a failure.
+//! They need root, `ip`, `gst-launch-1.0` and `tcpdump`; without them they are reported as
+//! ignored (libtest-mimic harness, `support::harness`), unless `$VOQA_REQUIRE_LIVE` is set
+//! (CI), which turns a skip into a failure.
 //! Every test is bounded in time (well under 60 s) and kills what it started, also on panic.
 //! They must not touch the host's own network configuration: everything lives in namespaces
 //! named `voqa-<tag>-<pid>-{a,b}`.
@@ -25,6 +26,17 @@ use relay::{Relay, RelayConfig, RelayLog};
 use serde_json::Value;
 use voqa_wire::{AgentRecord, Heartbeat, StreamReport};
 
+fn main() {
+    let mut trials = trials![
+        gstreamer_through_relay_matches_relay_ground_truth,
+        live_agent_totals_equal_offline_analysis,
+        kernel_drops_are_reported_when_the_ring_is_too_small,
+        check_config_names_the_missing_capability_and_runs_without_root,
+    ];
+    trials.push(support::harness::ignored_trial("ns_child", ns_child));
+    support::harness::main(file!(), trials)
+}
+
 /// Port GStreamer sends to inside each namespace (the relay's listening port on 127.0.0.1).
 const RELAY_PORT: u16 = 6000;
 const PTIME: Duration = Duration::from_millis(20);
@@ -33,8 +45,6 @@ const RELAY_JITTER_MS: f64 = 8.0;
 
 /// Child processes started by `netns::spawn_child` land here (see netns.rs): this is how Rust
 /// code runs inside a namespace without `setns` in-process. Run directly, it does nothing.
-#[test]
-#[ignore = "entry point of child processes started inside a test namespace"]
 fn ns_child() {
     let Some((role, args)) = netns::child_role() else {
         return;
@@ -252,7 +262,6 @@ fn sock(ip: &str, port: u16) -> String {
 
 // ---------------------------------------------------------------------------------------------
 
-#[test]
 fn gstreamer_through_relay_matches_relay_ground_truth() {
     const TEST: &str = "gstreamer_through_relay_matches_relay_ground_truth";
     if !netns::live_prerequisites(TEST) {
@@ -510,7 +519,6 @@ fn check_live_direction(what: &str, reports: &[&StreamReport], offline: &Value, 
     assert_eq!(offline["call_id"], call_id, "{what}: offline call_id");
 }
 
-#[test]
 fn live_agent_totals_equal_offline_analysis() {
     const TEST: &str = "live_agent_totals_equal_offline_analysis";
     if !netns::live_prerequisites(TEST) {
@@ -642,7 +650,6 @@ fn unix_ns() -> i64 {
         .as_nanos() as i64
 }
 
-#[test]
 fn kernel_drops_are_reported_when_the_ring_is_too_small() {
     const TEST: &str = "kernel_drops_are_reported_when_the_ring_is_too_small";
     if !netns::live_prerequisites(TEST) {
@@ -711,7 +718,12 @@ fn kernel_drops_are_reported_when_the_ring_is_too_small() {
     // are charged to the packet-time window then being analysed, which can trail the kernel
     // drops by up to a statistics period. So a window that only touches the burst may show
     // none and the window just after it may show some (both seen); what must hold is that
-    // the stream's windows never claim more drops than the kernel counted.
+    // the stream's windows never claim more drops than the kernel counted. The blast loses so
+    // much that its sequence restarts several times, each restart a new stream of the same
+    // flow: each drop may be charged to one of those windows only (it was charged to the
+    // restarted stream's last window and again to its successor's, up to 6.8x the kernel's
+    // count under CPU load, before `WindowReport::capture_drops` became per stream window).
+    // The last heartbeat is written after the worker's final read of the kernel counters.
     let claimed: u64 = reports
         .iter()
         .filter(|r| r.src == sock(ADDR_A, 42_000))
@@ -725,7 +737,6 @@ fn kernel_drops_are_reported_when_the_ring_is_too_small() {
 
 /// `check-config` says exactly what is missing for an unprivileged user, and the agent runs
 /// without root once it has CAP_NET_RAW (as the systemd unit grants it).
-#[test]
 fn check_config_names_the_missing_capability_and_runs_without_root() {
     const TEST: &str = "check_config_names_the_missing_capability_and_runs_without_root";
     let is_root = std::fs::read_to_string("/proc/self/status")
@@ -742,11 +753,7 @@ fn check_config_names_the_missing_capability_and_runs_without_root() {
         } else {
             "needs root to drop privileges"
         };
-        assert!(
-            std::env::var_os("VOQA_REQUIRE_LIVE").is_none(),
-            "{TEST}: {reason}"
-        );
-        println!("SKIPPED: {reason} ({TEST})");
+        netns::skip_or_fail(TEST, reason);
         return;
     }
     // A copy the unprivileged user can execute (the build directory may not be traversable).

@@ -23,12 +23,16 @@ use netns::{ADDR_A, ADDR_B, ChildGuard, TestNet};
 use serde_json::{Value, json};
 use voqa_wire::{AgentRecord, StreamReport};
 
+fn main() {
+    let mut trials = trials![live_capture_reassembles_sip_over_tcp_on_the_sip_ports_only,];
+    trials.push(support::harness::ignored_trial("ns_child", ns_child));
+    support::harness::main(file!(), trials)
+}
+
 const CALL_ID: &str = "live-tcp-1@10.77.0.1";
 const HIDDEN_CALL_ID: &str = "not-on-a-sip-port@10.77.0.1";
 
 /// Entry point of the child processes started inside a namespace (see netns.rs).
-#[test]
-#[ignore = "entry point of child processes started inside a test namespace"]
 fn ns_child() {
     let Some((role, args)) = netns::child_role() else {
         return;
@@ -169,7 +173,6 @@ fn wait_child(mut child: ChildGuard, log: &Path) {
     );
 }
 
-#[test]
 fn live_capture_reassembles_sip_over_tcp_on_the_sip_ports_only() {
     const TEST: &str = "live_capture_reassembles_sip_over_tcp_on_the_sip_ports_only";
     if !netns::live_prerequisites(TEST) {

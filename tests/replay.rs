@@ -4,7 +4,7 @@
 //! fall on packet-time boundaries (none inside a silence over 60 s), and two replays of a file
 //! must give the same records.
 //!
-//! The shared sample captures are used when present (else these parts print SKIPPED, unless
+//! The shared sample captures are used when present (else that test is reported as ignored, unless
 //! $VOQA_REQUIRE_SAMPLES is set); the demo capture and built captures always run.
 
 mod support;
@@ -18,6 +18,18 @@ use serde_json::Value;
 use support::{Pkt, analyze_json, rtp_frames, rtp_header, run_agent, samples_dir, write_pcap};
 use voqa_agent::decode::build::LinkSpec;
 use voqa_wire::{AgentRecord, Heartbeat, StreamReport};
+
+fn main() {
+    let trials = trials![
+        replay_of_the_demo_call_equals_analyze,
+        replay_of_every_sample_equals_analyze,
+        replaying_twice_gives_identical_records,
+        heartbeats_on_packet_time_none_inside_a_long_silence,
+        realtime_replay_paces_by_packet_time_with_the_same_records,
+        replay_refuses_bad_input_with_status_2,
+    ];
+    support::harness::main(file!(), trials)
+}
 
 const SEC: i64 = 1_000_000_000;
 
@@ -166,13 +178,11 @@ fn check_against_analyze(name: &str, file: &Path, dir: &Path) {
     assert_eq!(ids.len(), reports.len(), "{name}: record ids are unique");
 }
 
-#[test]
 fn replay_of_the_demo_call_equals_analyze() {
     let dir = tempfile::tempdir().expect("tmp");
     check_against_analyze("demo-call", &demo_capture(), dir.path());
 }
 
-#[test]
 fn replay_of_every_sample_equals_analyze() {
     let Some(samples) = samples_dir("replay_of_every_sample_equals_analyze") else {
         return;
@@ -215,7 +225,6 @@ fn without_host_figures(line: &str) -> Value {
     v
 }
 
-#[test]
 fn replaying_twice_gives_identical_records() {
     let dir = tempfile::tempdir().expect("tmp");
     let key = dir.path().join("key");
@@ -302,7 +311,6 @@ fn capture_with_a_gap(dir: &Path) -> PathBuf {
     write_pcap(dir, "gap.pcap", 1, &rtp_frames(&LinkSpec::Ethernet, &pkts))
 }
 
-#[test]
 fn heartbeats_on_packet_time_none_inside_a_long_silence() {
     let dir = tempfile::tempdir().expect("tmp");
     let file = capture_with_a_gap(dir.path());
@@ -339,7 +347,6 @@ fn heartbeats_on_packet_time_none_inside_a_long_silence() {
     }
 }
 
-#[test]
 fn realtime_replay_paces_by_packet_time_with_the_same_records() {
     let dir = tempfile::tempdir().expect("tmp");
     let src: SocketAddr = "192.0.2.1:20000".parse().expect("addr");
@@ -383,7 +390,6 @@ fn realtime_replay_paces_by_packet_time_with_the_same_records() {
     assert_eq!(reports.len(), 2, "one interval report and the final one");
 }
 
-#[test]
 fn replay_refuses_bad_input_with_status_2() {
     let missing = run_agent(&["replay", "--sink", "stdout", "/nonexistent/x.pcap"]);
     assert_eq!(missing.status, 2);

@@ -8,6 +8,23 @@ mod support;
 use serde_json::Value;
 use support::{analyze_json, samples_dir};
 
+fn main() {
+    let trials = trials![
+        a_clean_pcmu,
+        b_loss_5pct,
+        d_jitter_normal10,
+        e_duplicates,
+        f_wraparound,
+        h_opus_dynamic,
+        i_rtcp,
+        j_noise,
+        k_pcapng_ns,
+        k_vlan,
+        l_fragments_malformed,
+    ];
+    support::harness::main(file!(), trials)
+}
+
 const JITTER_TOL: f64 = 0.01;
 const QUALITY_TOL: f64 = 0.02;
 const RTT_TOL: f64 = 1.0;
@@ -139,57 +156,46 @@ fn check_sample(name: &str, file: &str) {
     assert_eq!(f["packets"], t["frames"], "{name}: frames read");
 }
 
-#[test]
 fn a_clean_pcmu() {
     check_sample("a_clean_pcmu", "a_clean_pcmu.pcap");
 }
 
-#[test]
 fn b_loss_5pct() {
     check_sample("b_loss_5pct", "b_loss_5pct.pcap");
 }
 
-#[test]
 fn d_jitter_normal10() {
     check_sample("d_jitter_normal10", "d_jitter_normal10.pcap");
 }
 
-#[test]
 fn e_duplicates() {
     check_sample("e_duplicates", "e_duplicates.pcap");
 }
 
-#[test]
 fn f_wraparound() {
     check_sample("f_wraparound", "f_wraparound.pcap");
 }
 
-#[test]
 fn h_opus_dynamic() {
     check_sample("h_opus_dynamic", "h_opus_dynamic.pcap");
 }
 
-#[test]
 fn i_rtcp() {
     check_sample("i_rtcp", "i_rtcp.pcap");
 }
 
-#[test]
 fn j_noise() {
     check_sample("j_noise", "j_noise.pcap");
 }
 
-#[test]
 fn k_pcapng_ns() {
     check_sample("k_pcapng_ns", "k_pcapng_ns.pcapng");
 }
 
-#[test]
 fn k_vlan() {
     check_sample("k_vlan", "k_vlan.pcap");
 }
 
-#[test]
 fn l_fragments_malformed() {
     let Some(dir) = samples_dir("l_fragments_malformed") else {
         return;

@@ -15,6 +15,21 @@ use std::time::Duration;
 
 use e2e::{AgentProcess, Collector, many_streams_capture, produced_report_ids, secret_file};
 
+fn main() {
+    let trials = trials![
+        collector_down_at_start_and_up_20_s_later_gets_everything_once,
+        collector_and_agent_killed_mid_stream_lose_nothing_and_store_nothing_twice,
+        a_network_that_stalls_resets_and_cuts_mid_body_loses_and_duplicates_nothing,
+        a_refused_token_keeps_the_data_and_sighup_with_the_right_one_delivers_it,
+        a_torn_and_a_bit_flipped_spool_record_are_cut_and_counted_and_the_rest_delivered,
+        a_full_spool_drops_the_oldest_counts_them_and_delivers_the_rest,
+        two_collector_replicas_on_one_postgres_one_killed_mid_run_store_everything_once,
+        over_https_with_a_private_ca_everything_arrives_once_and_an_untrusted_cert_is_refused,
+        live_run_on_loopback_ships_every_window_and_its_final_report_on_sigterm,
+    ];
+    support::harness::main(file!(), trials)
+}
+
 const AGENT_ID: &str = "e2e-agent";
 
 /// Agent config for the tests: small batches so shipping takes many requests, fast retries.
@@ -127,7 +142,6 @@ fn setup(streams: u32, seconds: u32) -> (tempfile::TempDir, PathBuf) {
     (dir, capture)
 }
 
-#[test]
 fn collector_down_at_start_and_up_20_s_later_gets_everything_once() {
     let (dir, capture) = setup(20, 60);
     let mut collector = Collector::sqlite("");
@@ -174,7 +188,6 @@ fn ingested(collector: &Collector, ops: &str) -> u64 {
         .map_or(0, |v| v as u64)
 }
 
-#[test]
 fn collector_and_agent_killed_mid_stream_lose_nothing_and_store_nothing_twice() {
     let (dir, capture) = setup(100, 60);
     let mut collector = Collector::sqlite("");
@@ -226,7 +239,6 @@ fn collector_and_agent_killed_mid_stream_lose_nothing_and_store_nothing_twice() 
     assert_exactly_once(&collector.stored_reports(&ops), &expected);
 }
 
-#[test]
 fn a_network_that_stalls_resets_and_cuts_mid_body_loses_and_duplicates_nothing() {
     use support::faultproxy::{Fault, FaultProxy};
     // Enough data (about 0.4 MB of gzip) for the fault rotation below to come round twice.
@@ -274,7 +286,6 @@ fn a_network_that_stalls_resets_and_cuts_mid_body_loses_and_duplicates_nothing()
     assert_exactly_once(&collector.stored_reports(&ops), &expected);
 }
 
-#[test]
 fn a_refused_token_keeps_the_data_and_sighup_with_the_right_one_delivers_it() {
     let (dir, capture) = setup(10, 30);
     let mut collector = Collector::sqlite("");
@@ -374,7 +385,6 @@ fn deliver_spool(dir: &Path, config: &Path) -> String {
     agent.log_text()
 }
 
-#[test]
 fn a_torn_and_a_bit_flipped_spool_record_are_cut_and_counted_and_the_rest_delivered() {
     let (dir, capture) = setup(10, 60);
     let mut collector = Collector::sqlite("");
@@ -426,7 +436,6 @@ fn a_torn_and_a_bit_flipped_spool_record_are_cut_and_counted_and_the_rest_delive
     assert_exactly_once(&collector.stored_reports(&ops), &survivors);
 }
 
-#[test]
 fn a_full_spool_drops_the_oldest_counts_them_and_delivers_the_rest() {
     let (dir, capture) = setup(100, 300);
     let mut collector = Collector::sqlite("");
@@ -490,8 +499,8 @@ fn a_full_spool_drops_the_oldest_counts_them_and_delivers_the_rest() {
     );
 }
 
-/// A fresh database on the test PostgreSQL (127.0.0.1:5432, trust), or `None` (and a SKIPPED
-/// line) when there is none, unless `VOQA_REQUIRE_POSTGRES` is set, as in CI.
+/// A fresh database on the test PostgreSQL (127.0.0.1:5432, trust), or `None` (the test is
+/// reported as ignored) when there is none, unless `VOQA_REQUIRE_POSTGRES` is set, as in CI.
 fn fresh_postgres(test: &str) -> Option<String> {
     let name = format!(
         "voqa_e2e_{}_{}",
@@ -513,11 +522,10 @@ fn fresh_postgres(test: &str) -> Option<String> {
                 Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
                 Err(e) => e.to_string(),
             };
-            assert!(
-                std::env::var_os("VOQA_REQUIRE_POSTGRES").is_none(),
-                "{test}: PostgreSQL required but not usable: {why}"
+            support::harness::skip(
+                "VOQA_REQUIRE_POSTGRES",
+                &format!("{test}: no PostgreSQL at 127.0.0.1:5432 ({})", why.trim()),
             );
-            println!("SKIPPED {test}: no PostgreSQL at 127.0.0.1:5432 ({why})");
             None
         }
     }
@@ -541,7 +549,6 @@ fn sla(collector: &Collector, token: &str) -> serde_json::Value {
     v
 }
 
-#[test]
 fn two_collector_replicas_on_one_postgres_one_killed_mid_run_store_everything_once() {
     const TEST: &str =
         "two_collector_replicas_on_one_postgres_one_killed_mid_run_store_everything_once";
@@ -615,7 +622,6 @@ fn drop_postgres(url: &str) {
     }
 }
 
-#[test]
 fn over_https_with_a_private_ca_everything_arrives_once_and_an_untrusted_cert_is_refused() {
     let (dir, capture) = setup(10, 30);
     // A private CA and a collector certificate for 127.0.0.1 and localhost.
@@ -691,8 +697,8 @@ fn over_https_with_a_private_ca_everything_arrives_once_and_an_untrusted_cert_is
     assert_exactly_once(&collector.stored_reports(&ops), &expected);
 }
 
-/// Root, for live capture on loopback; otherwise a SKIPPED line (a failure under
-/// `VOQA_REQUIRE_LIVE`, as in CI).
+/// Root, for live capture on loopback; otherwise the test is reported as ignored (a failure
+/// under `VOQA_REQUIRE_LIVE`, as in CI).
 fn can_capture(test: &str) -> bool {
     let root = std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -705,15 +711,13 @@ fn can_capture(test: &str) -> bool {
     if root {
         return true;
     }
-    assert!(
-        std::env::var_os("VOQA_REQUIRE_LIVE").is_none(),
-        "{test}: live capture required but not running as root"
+    support::harness::skip(
+        "VOQA_REQUIRE_LIVE",
+        &format!("{test}: live capture needs root"),
     );
-    println!("SKIPPED {test}: live capture needs root");
     false
 }
 
-#[test]
 fn live_run_on_loopback_ships_every_window_and_its_final_report_on_sigterm() {
     const TEST: &str = "live_run_on_loopback_ships_every_window_and_its_final_report_on_sigterm";
     if !can_capture(TEST) {
@@ -805,12 +809,27 @@ fn live_run_on_loopback_ships_every_window_and_its_final_report_on_sigterm() {
         assert_eq!(totals.packets, u64::from(PACKETS), "{totals:?}");
         assert_eq!(totals.lost, 0);
         // The windows of the stream tile it and add up to its totals.
-        let windows: u64 = items
+        let mut tiles: Vec<(i64, i64, u64, bool)> = items
             .iter()
             .filter(|r| r.stream_id == f.stream_id)
-            .map(|r| r.packets)
-            .sum();
-        assert_eq!(windows, totals.packets, "windows of {}", f.stream_id);
+            .map(|r| {
+                (
+                    r.window_start.as_ns(),
+                    r.window_end.as_ns(),
+                    r.packets,
+                    r.is_final,
+                )
+            })
+            .collect();
+        tiles.sort_unstable();
+        let windows: u64 = tiles.iter().map(|t| t.2).sum();
+        assert_eq!(
+            windows,
+            totals.packets,
+            "windows of {} (start, end, packets, final): {tiles:?}\nagent log:\n{}",
+            f.stream_id,
+            agent.log_text()
+        );
     }
     // Heartbeats arrived, carrying the spool's counters.
     let (_, agents) = e2e::http_get(collector.port, "/api/v1/agents", Some(&ops)).expect("agents");

@@ -11,12 +11,34 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 use support::*;
 use voqa_agent::decode::build::{LinkSpec, ReportBlockSpec, rtcp_rr, rtcp_sr, udp_frame};
 use voqa_wire::Timestamp;
+
+fn main() {
+    let trials = trials![
+        asterisk_401_challenge_then_answered_call_with_rtp,
+        proxy_407_challenge_with_retransmitted_200_is_answered_once,
+        registrations_and_options_only_are_not_calls,
+        reinvite_to_hold_with_sendonly_keeps_status_answer_and_streams,
+        busy_486_ends_the_call_at_the_response,
+        cancel_before_answer_ends_at_the_cancel_with_487,
+        table_shows_status_answer_and_end,
+        clear_rtcp_gives_the_round_trip_as_control,
+        srtp_streams_are_measured_flagged_and_their_rtcp_gives_no_round_trip,
+        srtp_is_shown_in_the_table,
+        video_announced_by_sdp_is_video_without_mos,
+        unsignalled_video_by_static_type_or_90khz_clock_has_no_mos,
+        codec_names_are_spelled_one_way_whatever_the_sdp_case,
+        sngrep_registrations_and_challenged_calls,
+        heplify_answered_and_ringing_calls_beside_registrations,
+        heplify_websocket_capture_udp_legs_are_two_answered_calls,
+    ];
+    support::harness::main(file!(), trials)
+}
 
 const T0: i64 = 1_795_000_000_000_000_000;
 const MS: i64 = 1_000_000;
@@ -204,7 +226,6 @@ fn assert_call(
     assert_eq!(call["end"], t(end), "end of {call}");
 }
 
-#[test]
 fn asterisk_401_challenge_then_answered_call_with_rtp() {
     let d = Dialog::new("ast-401@10.0.0.1");
     let offer = sdp(
@@ -261,7 +282,6 @@ fn asterisk_401_challenge_then_answered_call_with_rtp() {
     }
 }
 
-#[test]
 fn proxy_407_challenge_with_retransmitted_200_is_answered_once() {
     let d = Dialog::new("proxy-407");
     let offer = sdp("10.0.0.1", &[audio(40000, &[(0, "PCMU/8000")])]);
@@ -295,7 +315,6 @@ fn proxy_407_challenge_with_retransmitted_200_is_answered_once() {
     );
 }
 
-#[test]
 fn registrations_and_options_only_are_not_calls() {
     let d = Dialog::new("reg-1@10.0.0.1");
     let o = Dialog::new("options-keepalive");
@@ -323,7 +342,6 @@ fn registrations_and_options_only_are_not_calls() {
     assert!(!run.stdout.contains("Calls:"), "{}", run.stdout);
 }
 
-#[test]
 fn reinvite_to_hold_with_sendonly_keeps_status_answer_and_streams() {
     let d = Dialog::new("hold-call");
     let offer = sdp("10.0.0.1", &[audio(40000, &[(0, "PCMU/8000")])]);
@@ -382,7 +400,6 @@ fn reinvite_to_hold_with_sendonly_keeps_status_answer_and_streams() {
     assert_eq!(b[0]["packets"].as_u64(), Some(pbx_packets));
 }
 
-#[test]
 fn busy_486_ends_the_call_at_the_response() {
     let d = Dialog::new("busy-call");
     let offer = sdp("10.0.0.1", &[audio(40000, &[(0, "PCMU/8000")])]);
@@ -405,7 +422,6 @@ fn busy_486_ends_the_call_at_the_response() {
     );
 }
 
-#[test]
 fn cancel_before_answer_ends_at_the_cancel_with_487() {
     let d = Dialog::new("cancelled-call");
     let offer = sdp("10.0.0.1", &[audio(40000, &[(0, "PCMU/8000")])]);
@@ -442,7 +458,6 @@ fn cancel_before_answer_ends_at_the_cancel_with_487() {
     );
 }
 
-#[test]
 fn table_shows_status_answer_and_end() {
     let d = Dialog::new("table-call");
     let frames = vec![
@@ -537,7 +552,6 @@ fn call_with_rtcp(proto: &'static str, rtcp_mux: bool) -> Value {
     analyze(frames)
 }
 
-#[test]
 fn clear_rtcp_gives_the_round_trip_as_control() {
     let doc = call_with_rtcp("RTP/AVP", false);
     let a = &find_stream(&doc, ALICE_RTP, PBX_RTP)[0];
@@ -548,7 +562,6 @@ fn clear_rtcp_gives_the_round_trip_as_control() {
     );
 }
 
-#[test]
 fn srtp_streams_are_measured_flagged_and_their_rtcp_gives_no_round_trip() {
     for (proto, mux) in [
         ("RTP/SAVP", false),
@@ -572,7 +585,6 @@ fn srtp_streams_are_measured_flagged_and_their_rtcp_gives_no_round_trip() {
     }
 }
 
-#[test]
 fn srtp_is_shown_in_the_table() {
     let d = Dialog::new("srtp-table");
     let m = |port| M {
@@ -650,7 +662,6 @@ fn video(
     rtp_frames(&LinkSpec::Ethernet, &pkts)
 }
 
-#[test]
 fn video_announced_by_sdp_is_video_without_mos() {
     let d = Dialog::new("video-call");
     let media = |ip: &str, a: u16, v: u16| {
@@ -732,7 +743,6 @@ fn video_announced_by_sdp_is_video_without_mos() {
     assert_eq!(only_call(&doc)["streams"].as_array().map(Vec::len), Some(3));
 }
 
-#[test]
 fn unsignalled_video_by_static_type_or_90khz_clock_has_no_mos() {
     let mut frames = video("10.1.0.1:6000", "10.1.0.2:6000", 0x34, 34, 60, 2, T0);
     frames.extend(video("10.1.0.1:6002", "10.1.0.2:6002", 0x60, 96, 60, 3, T0));
@@ -749,7 +759,6 @@ fn unsignalled_video_by_static_type_or_90khz_clock_has_no_mos() {
     assert!(dynamic["mos"].is_null(), "{dynamic}");
 }
 
-#[test]
 fn codec_names_are_spelled_one_way_whatever_the_sdp_case() {
     let mut frames = Vec::new();
     for (i, (map, ssrc)) in [("pcma/8000", 1u32), ("PCMA/8000", 2), ("Pcma/8000", 3)]
@@ -836,25 +845,7 @@ fn codec_names_are_spelled_one_way_whatever_the_sdp_case() {
 /// `../shared/real-captures` beside the repository, or $VOQA_REAL_CAPTURES_DIR; `None` (and a
 /// SKIPPED line) when absent, unless $VOQA_REQUIRE_SAMPLES is set: then it panics.
 fn real_captures_dir(test: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("VOQA_REAL_CAPTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/real-captures")
-        });
-    if dir.join("README.md").is_file() {
-        return Some(dir);
-    }
-    if std::env::var_os("VOQA_REQUIRE_SAMPLES").is_some() {
-        panic!(
-            "{test}: real captures required but not found at {}",
-            dir.display()
-        );
-    }
-    println!(
-        "SKIPPED {test}: real captures not found at {} (set VOQA_REAL_CAPTURES_DIR)",
-        dir.display()
-    );
-    None
+    support::real_captures_dir(test)
 }
 
 /// The capture time `s.micros` (epoch seconds as tshark prints them) in ns.
@@ -862,7 +853,6 @@ fn epoch(s: i64, micros: i64) -> i64 {
     s * 1_000_000_000 + micros * 1000
 }
 
-#[test]
 fn sngrep_registrations_and_challenged_calls() {
     let Some(dir) = real_captures_dir("sngrep_registrations_and_challenged_calls") else {
         return;
@@ -920,7 +910,6 @@ fn sngrep_registrations_and_challenged_calls() {
     assert_eq!(c[3]["streams"], serde_json::json!([0]), "{doc:#}");
 }
 
-#[test]
 fn heplify_answered_and_ringing_calls_beside_registrations() {
     let Some(dir) = real_captures_dir("heplify_answered_and_ringing_calls_beside_registrations")
     else {
@@ -954,7 +943,6 @@ fn heplify_answered_and_ringing_calls_beside_registrations() {
     }
 }
 
-#[test]
 fn heplify_websocket_capture_udp_legs_are_two_answered_calls() {
     let Some(dir) = real_captures_dir("heplify_websocket_capture_udp_legs_are_two_answered_calls")
     else {

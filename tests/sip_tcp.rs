@@ -21,6 +21,17 @@ use support::*;
 use voqa_agent::decode::build::{LinkSpec, tcp_frame};
 use voqa_agent::decode::link::linktype;
 
+fn main() {
+    let trials = trials![
+        call_over_tcp_split_coalesced_retransmitted_and_reordered,
+        tcp_on_a_port_that_is_not_a_sip_port_is_found_by_its_start_and_excluded_by_the_flag,
+        real_sip_over_websocket_matches_tshark,
+        real_sip_over_tcp_inside_ip_in_ip_matches_tshark,
+        real_sip_inside_gre_erspan_matches_tshark,
+    ];
+    support::harness::main(file!(), trials)
+}
+
 const BASE_NS: i64 = 1_700_000_000_000_000_000;
 const MS: i64 = 1_000_000;
 
@@ -262,7 +273,6 @@ fn tshark_sip(tshark: &Path, path: &Path) -> Vec<(String, String)> {
     messages
 }
 
-#[test]
 fn call_over_tcp_split_coalesced_retransmitted_and_reordered() {
     let dir = tempfile::tempdir().expect("tmp");
     let built = build_call();
@@ -331,7 +341,6 @@ fn call_over_tcp_split_coalesced_retransmitted_and_reordered() {
     }
 }
 
-#[test]
 fn tcp_on_a_port_that_is_not_a_sip_port_is_found_by_its_start_and_excluded_by_the_flag() {
     let dir = tempfile::tempdir().expect("tmp");
     let built = build_call();
@@ -368,21 +377,7 @@ fn tcp_on_a_port_that_is_not_a_sip_port_is_found_by_its_start_and_excluded_by_th
 /// `../shared/real-captures`, or None (and a SKIPPED line) when absent, unless
 /// $VOQA_REQUIRE_SAMPLES is set.
 fn real_captures(test: &str) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/real-captures");
-    if dir.join("README.md").is_file() {
-        return Some(dir);
-    }
-    if std::env::var_os("VOQA_REQUIRE_SAMPLES").is_some() {
-        panic!(
-            "{test}: real captures required but not found at {}",
-            dir.display()
-        );
-    }
-    println!(
-        "SKIPPED {test}: real captures not found at {}",
-        dir.display()
-    );
-    None
+    support::real_captures_dir(test)
 }
 
 /// Call-IDs voqa lists as calls, and its count of SIP messages over TCP.
@@ -397,7 +392,6 @@ fn voqa_view(path: &Path, extra: &[&str]) -> (BTreeSet<String>, Value) {
     (ids, doc["files"][0].clone())
 }
 
-#[test]
 fn real_sip_over_websocket_matches_tshark() {
     let Some(dir) = real_captures("real_sip_over_websocket_matches_tshark") else {
         return;
@@ -437,7 +431,6 @@ fn real_sip_over_websocket_matches_tshark() {
     }
 }
 
-#[test]
 fn real_sip_over_tcp_inside_ip_in_ip_matches_tshark() {
     let Some(dir) = real_captures("real_sip_over_tcp_inside_ip_in_ip_matches_tshark") else {
         return;
@@ -464,7 +457,6 @@ fn real_sip_over_tcp_inside_ip_in_ip_matches_tshark() {
     }
 }
 
-#[test]
 fn real_sip_inside_gre_erspan_matches_tshark() {
     let Some(dir) = real_captures("real_sip_inside_gre_erspan_matches_tshark") else {
         return;

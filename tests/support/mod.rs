@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod faultproxy;
+pub mod harness;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,26 +17,48 @@ pub fn agent_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_voqa-agent"))
 }
 
-/// `../shared/samples` beside the repository, or $VOQA_SAMPLES_DIR. `None` (and a printed
-/// SKIPPED line) when absent, unless $VOQA_REQUIRE_SAMPLES is set, as in CI: then it panics.
-pub fn samples_dir(test: &str) -> Option<PathBuf> {
+/// `../shared/samples` beside the repository, or $VOQA_SAMPLES_DIR. `None` when absent: the
+/// running test is then reported as ignored ([`harness::skip`]), or fails under
+/// $VOQA_REQUIRE_SAMPLES (CI).
+pub fn samples_dir(_test: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("VOQA_SAMPLES_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples"));
+        .unwrap_or_else(|| shared_dir().join("samples"));
     if dir.join("README.md").is_file() {
         return Some(dir);
     }
-    if std::env::var_os("VOQA_REQUIRE_SAMPLES").is_some() {
-        panic!(
-            "{test}: sample captures required but not found at {}",
+    harness::skip(
+        "VOQA_REQUIRE_SAMPLES",
+        &format!(
+            "sample captures not found at {} (set VOQA_SAMPLES_DIR)",
             dir.display()
-        );
-    }
-    println!(
-        "SKIPPED {test}: sample captures not found at {} (set VOQA_SAMPLES_DIR)",
-        dir.display()
+        ),
     );
     None
+}
+
+/// `../shared/real-captures` beside the repository (public captures of real traffic, see its
+/// README), or $VOQA_REAL_CAPTURES_DIR; like [`samples_dir`], required by $VOQA_REQUIRE_SAMPLES.
+pub fn real_captures_dir(_test: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("VOQA_REAL_CAPTURES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| shared_dir().join("real-captures"));
+    if dir.join("README.md").is_file() {
+        return Some(dir);
+    }
+    harness::skip(
+        "VOQA_REQUIRE_SAMPLES",
+        &format!(
+            "real captures not found at {} (set VOQA_REAL_CAPTURES_DIR)",
+            dir.display()
+        ),
+    );
+    None
+}
+
+/// `../shared` beside the repository.
+fn shared_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared")
 }
 
 pub struct Run {

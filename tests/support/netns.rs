@@ -28,7 +28,7 @@ pub const ROLE_ENV: &str = "VOQA_LIVE_ROLE";
 pub const ARGS_ENV: &str = "VOQA_LIVE_ARGS";
 
 /// Checks what the live tests need: root, and `ip`, `gst-launch-1.0` and `tcpdump` on PATH.
-/// Returns false after printing `SKIPPED: <reason>` when something is missing, unless
+/// Returns false when something is missing (the test is then reported as ignored), unless
 /// `$VOQA_REQUIRE_LIVE` is set (as in CI): then it panics with the reason.
 pub fn live_prerequisites(test: &str) -> bool {
     match missing_prerequisite() {
@@ -37,12 +37,9 @@ pub fn live_prerequisites(test: &str) -> bool {
     }
 }
 
-/// Prints the skip line and returns false, or panics under `$VOQA_REQUIRE_LIVE`.
+/// Marks the test as not run (ignored) and returns false, or panics under `$VOQA_REQUIRE_LIVE`.
 pub fn skip_or_fail(test: &str, reason: &str) -> bool {
-    if std::env::var_os("VOQA_REQUIRE_LIVE").is_some() {
-        panic!("{test}: live test required ($VOQA_REQUIRE_LIVE) but {reason}");
-    }
-    println!("SKIPPED: {reason} ({test})");
+    crate::support::harness::skip("VOQA_REQUIRE_LIVE", &format!("{reason} ({test})"));
     false
 }
 

@@ -169,15 +169,18 @@ impl Worker {
                     done = stopping;
                 }
             }
-            self.read_capture_counters(source, done);
+            if stopping {
+                drained += 1;
+            }
+            let last = done || drained > MAX_DRAIN_BATCHES;
+            // The last pass reads the kernel counters whatever their period, so the final
+            // reports and the published totals (the last heartbeat) hold every drop.
+            self.read_capture_counters(source, last);
             out.reports(self.analyzer.drain_reports());
             if let Some(stats) = &self.stats {
                 stats.publish(&self.analyzer);
             }
-            if stopping {
-                drained += 1;
-            }
-            if done || drained > MAX_DRAIN_BATCHES {
+            if last {
                 return;
             }
         }
@@ -192,8 +195,10 @@ impl Worker {
         }
     }
 
-    /// Kernel drops go to the analyzer (they appear in the next boundary's reports) and the
-    /// kernel counters to the published stats.
+    /// Kernel drops go to the analyzer (each open stream window carries those noted while it
+    /// was open: `WindowReport::capture_drops`) and the kernel counters to the published stats.
+    /// The counters are cumulative per socket, so only their growth is noted: a drop is noted
+    /// once, by the one worker whose socket dropped it.
     fn read_capture_counters<S: Source>(&mut self, source: &mut S, now: bool) {
         let Some(k) = source.capture_counters(now) else {
             return;

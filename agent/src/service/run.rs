@@ -267,10 +267,14 @@ pub fn run(
     ));
 
     let watch = Arc::new(Mutex::new(cfg.health.watch_processes.clone()));
+    // The heartbeat thread stops only after the workers: its last heartbeat then holds their
+    // final counters (kernel drops read at shutdown included), never fewer drops than the
+    // final stream reports carry.
+    let heartbeat_stop = Arc::new(AtomicBool::new(false));
     let heartbeat = {
         let tx = tx.clone();
         let shared = Arc::clone(&shared);
-        let stop = Arc::clone(&stop);
+        let stop = Arc::clone(&heartbeat_stop);
         let watch = Arc::clone(&watch);
         let every = Duration::from_secs(cfg.health.heartbeat_interval_s);
         let agent_id = Arc::clone(&agent_id);
@@ -296,6 +300,7 @@ pub fn run(
     for w in workers {
         let _ = w.join();
     }
+    heartbeat_stop.store(true, Ordering::SeqCst);
     let _ = heartbeat.join();
     drop(ctx);
     drop(tx);
@@ -443,7 +448,8 @@ fn reload_config(
     }
 }
 
-/// Live heartbeats: every `every` of wall time, and once more at stop.
+/// Live heartbeats: every `every` of wall time, and once more when `stop` is set (after the
+/// workers have finished, so that last one carries their final counters).
 fn heartbeat_loop(
     agent_id: &str,
     every: Duration,

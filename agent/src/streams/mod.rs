@@ -178,6 +178,9 @@ struct ActiveStream {
     window_start_ns: i64,
     /// A BYE of the stream's call was seen: it closes at the next report boundary.
     bye_ns: Option<i64>,
+    /// [`Analyzer::drops_noted`] when the current report window opened: the window's
+    /// `capture_drops` are the drops noted since (see [`WindowReport::capture_drops`]).
+    drops_mark: u64,
 }
 
 /// A finished stream with its identity and figures.
@@ -238,7 +241,13 @@ pub struct WindowReport {
     pub figures: WindowFigures,
     /// Set on the stream's last report.
     pub end: Option<EndReason>,
-    /// Kernel drops noted by the capture worker since the previous report boundary.
+    /// Kernel drops the capture worker noted while this window of this stream was open: the
+    /// drops of the one socket that feeds this worker, read from the kernel while the window
+    /// was the one being analysed. Every stream open for the whole window carries the same
+    /// number (a property of the capture, not of the stream: never sum it across streams); a
+    /// stream that started or ended inside the window carries only the drops noted while it
+    /// existed, so the successive windows of one flow (restarts included) never claim a drop
+    /// twice.
     pub capture_drops: u64,
 }
 
@@ -271,7 +280,9 @@ pub struct Analyzer {
     /// Latest packet time seen.
     now_ns: i64,
     reports: Vec<WindowReport>,
-    drops_since_boundary: u64,
+    /// Kernel drops noted by the capture worker since the analyzer started (cumulative; each
+    /// stream window takes the difference to its own mark).
+    drops_noted: u64,
     /// IP fragments waiting for the rest of their datagram.
     fragments: Reassembler,
     /// SIP over TCP reassembly (taken out while it hands messages to `on_sip`).
@@ -314,7 +325,7 @@ impl Analyzer {
             next_boundary_ns: None,
             now_ns: i64::MIN,
             reports: Vec::new(),
-            drops_since_boundary: 0,
+            drops_noted: 0,
             fragments: Reassembler::new(cfg_reassembly),
         }
     }
@@ -562,6 +573,7 @@ impl Analyzer {
             profile,
             window_start_ns: first.ts_ns,
             bye_ns: None,
+            drops_mark: self.drops_noted,
         };
         let slot = self.active.len();
         self.active.push(stream);
@@ -637,7 +649,9 @@ impl Analyzer {
         };
         match figures {
             Some(figures) => {
-                let capture_drops = self.drops_since_boundary;
+                // Only the drops noted while this window was open: a restarted or evicted
+                // stream's final window and its successor's windows must not both claim them.
+                let capture_drops = self.drops_noted.saturating_sub(stream.drops_mark);
                 self.reports.push(WindowReport {
                     stream: result,
                     window_start_ns: stream.window_start_ns,
@@ -722,7 +736,7 @@ impl Analyzer {
 
     /// Interval reports of every stream for the window ending at `boundary`, then closures.
     fn report_boundary(&mut self, boundary: i64) {
-        let capture_drops = std::mem::take(&mut self.drops_since_boundary);
+        let drops_noted = self.drops_noted;
         let idle = self.cfg.idle_timeout_ns;
         let mut closing: Vec<(usize, EndReason)> = Vec::new();
         for slot in 0..self.active.len() {
@@ -749,6 +763,8 @@ impl Analyzer {
                 && u64::from(stream.meter.jumps()) > stream.meter.packets();
             let figures = stream.meter.take_window(&inputs);
             let start = std::mem::replace(&mut stream.window_start_ns, boundary);
+            let capture_drops =
+                drops_noted.saturating_sub(std::mem::replace(&mut stream.drops_mark, drops_noted));
             if looks_like_noise {
                 continue;
             }
@@ -764,11 +780,9 @@ impl Analyzer {
             }
         }
         // Close from the highest slot down so swap_remove does not move a slot still to close.
-        self.drops_since_boundary = capture_drops;
         for (slot, reason) in closing.into_iter().rev() {
             self.close_slot(slot, reason, boundary);
         }
-        self.drops_since_boundary = 0;
     }
 
     /// Identity of an active stream for a report (its `summary` is the running total).
@@ -792,9 +806,10 @@ impl Analyzer {
         })
     }
 
-    /// Kernel drops seen by the capture worker; they are attached to the next boundary's reports.
+    /// Kernel drops newly counted on the worker's socket; each open stream's current window
+    /// carries them (see [`WindowReport::capture_drops`]).
     pub fn note_capture_drops(&mut self, drops: u64) {
-        self.drops_since_boundary = self.drops_since_boundary.saturating_add(drops);
+        self.drops_noted = self.drops_noted.saturating_add(drops);
     }
 
     /// Reports produced so far (interval mode); the caller ships them.
@@ -1488,6 +1503,139 @@ mod interval_tests {
             (1, Some(EndReason::Evicted))
         );
         assert_eq!(evicted[0].stream.summary.packets, 3);
+    }
+
+    /// Feeds one 20 ms packet of `ssrc` at `at_ns`.
+    fn packet(a: &mut Analyzer, at_ns: i64, seq: u16, ts: u32, ssrc: u32) {
+        let f = frame(seq, ts, ssrc);
+        a.on_frame(at_ns, 1, &f, f.len() as u32);
+    }
+
+    /// Regression: kernel drops noted inside a window were claimed by a restarted stream's final
+    /// report *and* again by its successor's window (and by every later stream closed before
+    /// the boundary): the live test saw a flow's windows claim 43,920 drops when the kernel had
+    /// counted 28,147. A drop is charged to each stream window open when it was noted, once.
+    #[test]
+    fn capture_drops_are_charged_once_per_stream_window_across_a_restart() {
+        let mut a = analyzer(1);
+        let t0 = 10 * SEC;
+        let mut at = t0;
+        for i in 0..20u32 {
+            packet(&mut a, at, 100 + i as u16, 160 * i, 5);
+            at += 20_000_000;
+        }
+        a.note_capture_drops(100);
+        // A confirmed jump (two sequential packets far away) restarts the stream mid-window.
+        for i in 0..20u32 {
+            packet(&mut a, at, 40_000 + i as u16, 900_000 + 160 * i, 5);
+            at += 20_000_000;
+        }
+        a.note_capture_drops(7);
+        a.advance_to(11 * SEC);
+        a.note_capture_drops(30);
+        a.advance_to(12 * SEC);
+        let reports: Vec<WindowReport> = a.drain_reports().collect();
+        let drops: Vec<(Option<EndReason>, i64, u64)> = reports
+            .iter()
+            .map(|r| (r.end, r.window_end_ns, r.capture_drops))
+            .collect();
+        assert_eq!(
+            drops,
+            vec![
+                // The first sequence's final window: the 100 noted while it was open.
+                (Some(EndReason::Restart), reports[0].window_end_ns, 100),
+                // The restarted sequence: only what was noted after it began, then the next window.
+                (None, 11 * SEC, 7),
+                (None, 12 * SEC, 30),
+            ]
+        );
+        let claimed: u64 = reports.iter().map(|r| r.capture_drops).sum();
+        assert_eq!(
+            claimed, 137,
+            "one flow's windows claim each noted drop once"
+        );
+    }
+
+    #[test]
+    fn capture_drops_are_the_same_for_every_stream_open_in_the_window() {
+        let mut a = analyzer(1);
+        for i in 0..10u32 {
+            packet(
+                &mut a,
+                20 * SEC + i64::from(i) * 20_000_000,
+                i as u16,
+                160 * i,
+                1,
+            );
+            packet(
+                &mut a,
+                20 * SEC + i64::from(i) * 20_000_000 + 1,
+                i as u16,
+                160 * i,
+                2,
+            );
+        }
+        a.note_capture_drops(40);
+        // A third stream starts after the drops were noted: none of them are its own.
+        for i in 0..10u32 {
+            packet(
+                &mut a,
+                20 * SEC + 500_000_000 + i64::from(i) * 20_000_000,
+                i as u16,
+                160 * i,
+                3,
+            );
+        }
+        a.advance_to(21 * SEC);
+        let mut by_ssrc: Vec<(u32, u64)> = a
+            .drain_reports()
+            .map(|r| (r.stream.key.ssrc, r.capture_drops))
+            .collect();
+        by_ssrc.sort_unstable();
+        assert_eq!(by_ssrc, vec![(1, 40), (2, 40), (3, 0)]);
+        // Shutdown mid-window: the final reports carry only what was noted since the boundary.
+        a.note_capture_drops(5);
+        a.close_all(21 * SEC + 300_000_000);
+        let finals: Vec<(u32, u64)> = a
+            .drain_reports()
+            .map(|r| (r.stream.key.ssrc, r.capture_drops))
+            .collect();
+        assert_eq!(finals.len(), 3);
+        assert!(finals.iter().all(|&(_, d)| d == 5), "{finals:?}");
+    }
+
+    #[test]
+    fn an_evicted_streams_drops_are_not_charged_again_to_its_replacement() {
+        let mut a = Analyzer::new(AnalyzerConfig {
+            max_streams: 1,
+            report_interval_ns: Some(SEC),
+            ..AnalyzerConfig::default()
+        });
+        for i in 0..3u32 {
+            packet(
+                &mut a,
+                SEC + i64::from(i) * 20_000_000,
+                i as u16,
+                160 * i,
+                1,
+            );
+        }
+        a.note_capture_drops(9);
+        for i in 0..3u32 {
+            packet(
+                &mut a,
+                SEC + 200_000_000 + i64::from(i) * 20_000_000,
+                i as u16,
+                160 * i,
+                2,
+            );
+        }
+        a.advance_to(2 * SEC);
+        let drops: Vec<(u32, Option<EndReason>, u64)> = a
+            .drain_reports()
+            .map(|r| (r.stream.key.ssrc, r.end, r.capture_drops))
+            .collect();
+        assert_eq!(drops, vec![(1, Some(EndReason::Evicted), 9), (2, None, 0)]);
     }
 }
 

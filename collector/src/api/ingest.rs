@@ -201,10 +201,14 @@ fn validate_report(i: usize, r: &StreamReport) -> Result<(), ApiError> {
     {
         return Err(out_of_range(f("mos"), "must be within 1..=4.5"));
     }
+    // G.107's R has no lower bound (Ie,eff grows past 95 with bursty loss: a window whose
+    // jitter buffer discarded a long burst reaches R < -100 and MOS 1); only values above what
+    // the model can give (Ro + A ≈ 115) are impossible. A lower bound here dead-lettered real
+    // reports.
     if let Some(rf) = r.r_factor
-        && !(-100.0..=150.0).contains(&rf)
+        && rf > 150.0
     {
-        return Err(out_of_range(f("r_factor"), "must be within -100..=150"));
+        return Err(out_of_range(f("r_factor"), "must be at most 150"));
     }
     if !(0.0..=100.0).contains(&r.effective_loss_pct) {
         return Err(out_of_range(

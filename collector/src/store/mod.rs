@@ -3193,19 +3193,21 @@ mod tests {
 
     static SCHEMA_COUNTER: AtomicU32 = AtomicU32::new(0);
 
+    /// Needs the test PostgreSQL (127.0.0.1:5432, trust, database `test`). It runs when
+    /// `$VOQA_REQUIRE_POSTGRES` was set at build time (CI; see `build.rs`) or when asked for
+    /// with `--ignored`; otherwise `cargo test` reports it as ignored, never as passed. Once
+    /// running, an unreachable server is a failure.
+    #[cfg_attr(
+        not(voqa_require_postgres),
+        ignore = "needs PostgreSQL at 127.0.0.1:5432: set VOQA_REQUIRE_POSTGRES=1 or run with --ignored"
+    )]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_suite() {
         use sqlx::Connection;
-        let required = std::env::var_os("VOQA_REQUIRE_POSTGRES").is_some();
         let options = sqlx::postgres::PgConnectOptions::from_str(POSTGRES_URL).expect("url");
-        let mut admin = match sqlx::PgConnection::connect_with(&options).await {
-            Ok(connection) => connection,
-            Err(error) => {
-                assert!(!required, "postgres not reachable: {error}");
-                println!("SKIPPED: postgres not reachable ({error})");
-                return;
-            }
-        };
+        let mut admin = sqlx::PgConnection::connect_with(&options)
+            .await
+            .unwrap_or_else(|error| panic!("postgres not reachable at {POSTGRES_URL}: {error}"));
         let schema = format!(
             "voqa_test_{}_{}",
             std::process::id(),
