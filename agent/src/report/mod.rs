@@ -7,6 +7,7 @@
 pub mod live;
 pub mod table;
 
+use hashbrown::HashMap;
 use voqa_wire::{AnalyzeOutput, CallSummary, FileSummary, StreamSummary, Timestamp};
 
 use crate::quality::codec::CodecValues;
@@ -20,28 +21,55 @@ pub(crate) fn r6(x: f64) -> f64 {
 }
 
 /// Builds the `analyze` JSON document.
+///
+/// Linear in streams + calls: streams are tied to their calls through one index built here
+/// (a per-call search of every stream would be quadratic), and each distinct Call-ID is
+/// pseudonymised once for the call and all of its streams.
 pub fn analyze_output(
     files: Vec<FileSummary>,
     result: &AnalysisResult,
     privacy: &Pseudonymizer,
     jitter_buffer: &str,
 ) -> AnalyzeOutput {
+    // Streams of each Call-ID as a linked list through `next` (ascending stream order), headed
+    // in `first_of`: no allocation per call beyond its output.
+    let mut first_of: HashMap<&str, usize, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(result.streams.len(), Default::default());
+    let mut next = vec![usize::MAX; result.streams.len()];
+    for (i, s) in result.streams.iter().enumerate().rev() {
+        if let Some(id) = s.call_id.as_deref() {
+            if let Some(head) = first_of.insert(id, i) {
+                next[i] = head;
+            }
+        }
+    }
+    // Pseudonyms of the Call-IDs that streams carry, shared with their calls.
+    let mut pseudonyms: HashMap<&str, String, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(first_of.len(), Default::default());
     let streams: Vec<StreamSummary> = result
         .streams
         .iter()
-        .map(|s| stream_summary(s, privacy, jitter_buffer))
+        .map(|s| {
+            let call_id = s.call_id.as_deref().map(|c| {
+                pseudonyms
+                    .entry(c)
+                    .or_insert_with(|| privacy.apply(c))
+                    .clone()
+            });
+            stream_summary_with(s, call_id, jitter_buffer)
+        })
         .collect();
     let mut calls = Vec::new();
     for (_, call) in result.calls.iter() {
-        let members: Vec<usize> = result
-            .streams
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.call_id.as_deref() == Some(call.call_id.as_str()))
-            .map(|(i, _)| i)
-            .collect();
+        let id = call.call_id.as_str();
+        let mut members = Vec::new();
+        let mut at = first_of.get(id).copied().unwrap_or(usize::MAX);
+        while let Some(&after) = next.get(at) {
+            members.push(at);
+            at = after;
+        }
         calls.push(CallSummary {
-            call_id: privacy.apply(&call.call_id),
+            call_id: pseudonyms.remove(id).unwrap_or_else(|| privacy.apply(id)),
             from: call.from_user.as_deref().map(|u| privacy.apply(u)),
             to: call.to_user.as_deref().map(|u| privacy.apply(u)),
             streams: members,
@@ -61,6 +89,16 @@ pub fn analyze_output(
 pub(crate) fn stream_summary(
     s: &StreamResult,
     privacy: &Pseudonymizer,
+    jitter_buffer: &str,
+) -> StreamSummary {
+    let call_id = s.call_id.as_deref().map(|c| privacy.apply(c));
+    stream_summary_with(s, call_id, jitter_buffer)
+}
+
+/// A stream's summary with its Call-ID already pseudonymised.
+fn stream_summary_with(
+    s: &StreamResult,
+    call_id: Option<String>,
     jitter_buffer: &str,
 ) -> StreamSummary {
     let q = &s.summary;
@@ -83,7 +121,6 @@ pub(crate) fn stream_summary(
     if q.burst_ratio_out_of_range {
         flags.push("burstr_out_of_range".to_owned());
     }
-    let call_id = s.call_id.as_deref().map(|c| privacy.apply(c));
     StreamSummary {
         src: s.key.src.to_string(),
         dst: s.key.dst.to_string(),

@@ -16,10 +16,11 @@ use std::sync::Arc;
 
 use hashbrown::{HashMap, HashTable};
 
+use crate::decode::payload::{Payload, RtcpForm, decode_payload};
 use crate::decode::rtcp::{Compound, RtcpPacket};
-use crate::decode::rtp::{MediaKind, RtpPacket, classify};
+use crate::decode::rtp::RtpPacket;
 use crate::decode::sdp::SessionDescription;
-use crate::decode::sip::{SipMessage, looks_like_sip};
+use crate::decode::sip::SipMessage;
 use crate::decode::{Datagram, Skip, decode_udp};
 use crate::quality::codec::{self, CodecInfo, MediaRole};
 use crate::quality::jbuf::JitterBufferModel;
@@ -297,31 +298,28 @@ impl Analyzer {
         }
     }
 
-    /// Feeds one UDP datagram.
+    /// Feeds one UDP datagram: its payload is decoded once ([`decode_payload`]) and the typed
+    /// value dispatched, so no payload is sniffed and then parsed again.
     pub fn on_datagram(&mut self, ts_ns: i64, dg: &Datagram<'_>) {
         self.counters.udp += 1;
-        let payload = dg.payload;
-        let Some(&first) = payload.first() else {
-            return;
-        };
-        if (128..=191).contains(&first) {
-            match classify(payload) {
-                MediaKind::Rtp => self.on_rtp(ts_ns, dg),
-                MediaKind::Rtcp => self.on_rtcp(ts_ns, dg),
-                _ => {}
-            }
-        } else if first.is_ascii_uppercase() && looks_like_sip(payload) {
-            self.on_sip(ts_ns, payload);
+        match decode_payload(dg.payload) {
+            Payload::Rtp(rtp) => self.on_rtp(ts_ns, dg, Some(&rtp)),
+            Payload::RtpMalformed(_) => self.on_rtp(ts_ns, dg, None),
+            Payload::Rtcp(compound, form) => self.on_rtcp(ts_ns, dg, Some((compound, form))),
+            Payload::RtcpInvalid(_) => self.on_rtcp(ts_ns, dg, None),
+            Payload::Sip(msg) => self.on_sip_message(ts_ns, &msg),
+            Payload::Other => {}
         }
     }
 
-    fn on_rtp(&mut self, ts_ns: i64, dg: &Datagram<'_>) {
+    /// An RTP packet (`None`: RTP by its first octet, but malformed).
+    fn on_rtp(&mut self, ts_ns: i64, dg: &Datagram<'_>, rtp: Option<&RtpPacket<'_>>) {
         if let Some((index, count)) = self.cfg.shard
             && flow_shard(&dg.src, &dg.dst, count) != index
         {
             return;
         }
-        let Ok(rtp) = RtpPacket::new_checked(dg.payload) else {
+        let Some(rtp) = rtp else {
             if self.is_media_flow(dg) {
                 self.counters.rtp_malformed += 1;
             }
@@ -752,19 +750,17 @@ impl Analyzer {
         }
     }
 
-    fn on_rtcp(&mut self, ts_ns: i64, dg: &Datagram<'_>) {
-        let compound = match Compound::new_checked(dg.payload) {
-            Ok(c) => c,
-            Err(_) if self.is_rtcp_endpoint(&dg.src, &dg.dst) => {
-                match Compound::new_checked_rsize(dg.payload) {
-                    Ok(c) => c,
-                    Err(_) => {
-                        self.counters.rtcp_invalid += 1;
-                        return;
-                    }
-                }
+    /// An RTCP compound (`None`: RTCP by its first octets, but invalid). Reduced-size RTCP, and
+    /// invalid RTCP as an error, count only between known RTCP endpoints.
+    fn on_rtcp(&mut self, ts_ns: i64, dg: &Datagram<'_>, rtcp: Option<(Compound<'_>, RtcpForm)>) {
+        let compound = match rtcp {
+            Some((c, RtcpForm::Compound)) => c,
+            Some((c, RtcpForm::ReducedSize)) if self.is_rtcp_endpoint(&dg.src, &dg.dst) => c,
+            None if self.is_rtcp_endpoint(&dg.src, &dg.dst) => {
+                self.counters.rtcp_invalid += 1;
+                return;
             }
-            Err(_) => return,
+            _ => return,
         };
         self.counters.rtcp += 1;
         for packet in compound.packets() {
@@ -798,11 +794,16 @@ impl Analyzer {
         }
     }
 
+    /// A SIP message that is not yet parsed (e.g. from a reassembled byte stream).
+    #[allow(dead_code)]
     fn on_sip(&mut self, ts_ns: i64, payload: &[u8]) {
-        let Ok(msg) = SipMessage::parse(payload) else {
-            self.counters.sip_invalid += 1;
-            return;
-        };
+        match SipMessage::parse(payload) {
+            Ok(msg) => self.on_sip_message(ts_ns, &msg),
+            Err(_) => self.counters.sip_invalid += 1,
+        }
+    }
+
+    fn on_sip_message(&mut self, ts_ns: i64, msg: &SipMessage<'_>) {
         self.counters.sip += 1;
         let call_id: Option<Arc<str>> = self
             .calls
