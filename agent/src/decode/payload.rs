@@ -55,7 +55,8 @@ pub fn decode_payload(payload: &[u8]) -> Payload<'_> {
                 },
             }
         }
-        [128..=191, ..] => match RtpPacket::new_checked(payload) {
+        // One octet alone is not RTP by the demultiplexer (it needs two): ignored, not malformed.
+        [128..=191, _, ..] => match RtpPacket::new_checked(payload) {
             Ok(p) => Payload::Rtp(p),
             Err(e) => Payload::RtpMalformed(e),
         },
@@ -172,6 +173,7 @@ mod tests {
         assert!(decode_payload(b"SIP/2.0 200 OK\r\n\r\n").is_sip());
         assert_eq!(decode_payload(b"HELLO WORLD"), Payload::Other);
         assert_eq!(decode_payload(b""), Payload::Other);
+        assert_eq!(decode_payload(&[0x80]), Payload::Other, "one octet");
         assert_eq!(decode_payload(&[0, 1, 0, 0]), Payload::Other, "STUN");
         assert_eq!(decode_payload(&[0x17, 0xfe, 0xfd]), Payload::Other, "DTLS");
     }

@@ -888,10 +888,9 @@ impl Analyzer {
             self.close_slot(last, EndReason::Shutdown, end);
         }
         let mut streams = std::mem::take(&mut self.closed);
-        streams.sort_by(|a, b| {
-            (a.first_ns, a.key.src, a.key.dst, a.key.ssrc)
-                .cmp(&(b.first_ns, b.key.src, b.key.dst, b.key.ssrc))
-        });
+        // Sorts (key, index) pairs and then moves each result once: a comparison sort moving the
+        // large results themselves cost several percent of a run with 50,000 streams. Stable.
+        streams.sort_by_cached_key(|s| (s.first_ns, s.key.src, s.key.dst, s.key.ssrc));
         AnalysisResult {
             streams,
             calls: self.calls,
