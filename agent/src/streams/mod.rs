@@ -384,6 +384,12 @@ impl Analyzer {
                 let (_, clock, _) = resolve_payload(meta.pt, profile.as_deref());
                 let c = Candidate::new(meta, profile.is_some(), clock.is_none());
                 let state = c.state();
+                if let CandidateState::Ready { inferred_clock } = state {
+                    // Announced with a known clock: a stream from its first packet, without a
+                    // round trip through the candidate table.
+                    self.start_stream(key, &c, profile, inferred_clock);
+                    return;
+                }
                 self.candidates.insert(key, c);
                 state
             }
