@@ -86,7 +86,7 @@ impl Call {
             callee: host(128),
             caller_rtp: 16384 + (index % 8000) as u16 * 2,
             callee_rtp: 32768 + (index % 8000) as u16 * 2,
-            pt: if index % 2 == 0 { 0 } else { 8 },
+            pt: if index.is_multiple_of(2) { 0 } else { 8 },
             answer_after_ns: 1500 * MS + (rng.next() % 500) as i64 * MS,
         }
     }
@@ -104,11 +104,11 @@ impl Call {
         format!("{h:016x}-{:08x}@{}", self.index, self.caller)
     }
 
-    fn from_tag(&self) -> String {
+    fn caller_tag(&self) -> String {
         format!("{:08x}", self.index.wrapping_mul(2_654_435_761))
     }
 
-    fn to_tag(&self) -> String {
+    fn callee_tag(&self) -> String {
         format!("{:08x}", self.index.wrapping_mul(40_503) ^ 0x5a5a_5a5a)
     }
 
@@ -191,7 +191,7 @@ impl Call {
     /// response to one) — `to_tag` once the callee has answered.
     fn dialog_headers(&self, cseq: &str, branch: u32, to_tag: bool) -> String {
         let to_tag = if to_tag {
-            format!(";tag={}", self.to_tag())
+            format!(";tag={}", self.callee_tag())
         } else {
             String::new()
         };
@@ -206,7 +206,7 @@ impl Call {
             self.index,
             self.caller_number(),
             self.caller,
-            self.from_tag(),
+            self.caller_tag(),
             self.callee_number(),
             self.callee,
             self.call_id(),
@@ -448,7 +448,7 @@ fn main() -> std::io::Result<()> {
     for round in 0..packets {
         for (s, st) in streams.iter().enumerate() {
             let r = rng.next();
-            if r % 200 == 0 && round > 3 {
+            if r.is_multiple_of(200) && round > 3 {
                 continue; // 0.5 % loss
             }
             let header = RtpHeader {

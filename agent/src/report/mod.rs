@@ -39,10 +39,10 @@ pub fn analyze_output(
         HashMap::with_capacity_and_hasher(result.streams.len(), Default::default());
     let mut next = vec![usize::MAX; result.streams.len()];
     for (i, s) in result.streams.iter().enumerate().rev() {
-        if let Some(id) = s.call_id.as_deref() {
-            if let Some(head) = first_of.insert(id, i) {
-                next[i] = head;
-            }
+        if let Some(id) = s.call_id.as_deref()
+            && let Some(head) = first_of.insert(id, i)
+        {
+            next[i] = head;
         }
     }
     // Pseudonyms of the Call-IDs that streams carry, shared with their calls.

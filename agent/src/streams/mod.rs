@@ -307,7 +307,7 @@ impl Analyzer {
             Payload::RtpMalformed(_) => self.on_rtp(ts_ns, dg, None),
             Payload::Rtcp(compound, form) => self.on_rtcp(ts_ns, dg, Some((compound, form))),
             Payload::RtcpInvalid(_) => self.on_rtcp(ts_ns, dg, None),
-            Payload::Sip(msg) => self.on_sip_message(ts_ns, &msg),
+            Payload::Sip(msg) => self.on_sip_message(ts_ns, msg),
             Payload::Other => {}
         }
     }
@@ -804,12 +804,12 @@ impl Analyzer {
     #[allow(dead_code)]
     fn on_sip(&mut self, ts_ns: i64, payload: &[u8]) {
         match SipMessage::parse(payload) {
-            Ok(msg) => self.on_sip_message(ts_ns, &msg),
+            Ok(msg) => self.on_sip_message(ts_ns, msg),
             Err(_) => self.counters.sip_invalid += 1,
         }
     }
 
-    fn on_sip_message(&mut self, ts_ns: i64, msg: &SipMessage<'_>) {
+    fn on_sip_message(&mut self, ts_ns: i64, msg: SipMessage<'_>) {
         self.counters.sip += 1;
         let call_id: Option<Arc<str>> = self
             .calls
