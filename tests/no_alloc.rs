@@ -3,6 +3,14 @@
 //! a second pass over thousands of packets of the same streams must allocate nothing — fed
 //! straight to the analyzer, and through the pipeline's worker loop from a capture file.
 //!
+//! The traffic is shaped like real calls: the warm-up starts with a SIP INVITE per stream whose
+//! SDP announces it (so the streams are found by SDP, as in production), and both phases carry
+//! RTCP (a sender report from every stream's sender and a receiver report back every 10 rounds).
+//! What is asserted: RTP and RTCP packets of known streams allocate nothing. SIP is not in the
+//! steady state on purpose: a SIP message creates or updates a call and its SDP profiles, which
+//! allocate by design (bounded by `max_calls` and `max_announcements`), and arrives a few times
+//! per call, not per packet.
+//!
 //! One `#[test]` only: the allocator counts every thread, so a second test running beside it
 //! (or the harness reporting it) would be counted too.
 
@@ -14,10 +22,12 @@ mod support;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use voqa_agent::decode::build::{LinkSpec, ipv4_fragments, rtp_packet, tcp_frame, udp_frame};
+use voqa_agent::decode::build::{
+    LinkSpec, ReportBlockSpec, ipv4_fragments, rtcp_rr, rtcp_sr, rtp_packet, tcp_frame, udp_frame,
+};
 use voqa_agent::pipeline::file::{FileSource, Pace, open_files};
 use voqa_agent::pipeline::{Output, Worker};
-use voqa_agent::streams::{Analyzer, AnalyzerConfig, Counters, WindowReport};
+use voqa_agent::streams::{Analyzer, AnalyzerConfig, Counters, Detection, WindowReport};
 
 struct Counting;
 
@@ -45,8 +55,6 @@ const ROUNDS: u32 = 40;
 /// TCP frames per round on a SIP-over-TCP connection (a keep-alive and a bare ACK): the
 /// reassembly's steady state allocates nothing either.
 const TCP_PER_ROUND: u32 = 2;
-/// Frames of the warm-up rounds.
-const WARMUP: usize = ((STREAMS + TCP_PER_ROUND) * 4) as usize;
 
 #[test]
 fn steady_state_packets_do_not_allocate() {
@@ -89,11 +97,38 @@ fn fragments_reuse_pooled_buffers() {
     assert_eq!(counters.udp, 210);
 }
 
-/// Every frame, prebuilt so building does not count: `ROUNDS` packets of `STREAMS` streams.
+/// Where stream `s` is sent from (its SDP-announced address) and to.
+fn stream_addrs(s: u32) -> (std::net::SocketAddr, std::net::SocketAddr) {
+    let src = std::net::SocketAddr::from((
+        [10, 0, (s / 250) as u8, (s % 250) as u8 + 1],
+        20000 + (s as u16 % 1000) * 2,
+    ));
+    let dst = std::net::SocketAddr::from(([10, 1, 0, 1], 30000));
+    (src, dst)
+}
+
+/// Every frame, prebuilt so building does not count: one INVITE per stream announcing it, then
+/// `ROUNDS` packets of `STREAMS` streams, with RTCP every 10 rounds.
 fn build_frames() -> Vec<(i64, Vec<u8>)> {
     let mut frames = Vec::new();
     let client = std::net::SocketAddr::from(([10, 2, 0, 1], 40000));
     let server = std::net::SocketAddr::from(([10, 2, 0, 2], 5060));
+    for s in 0..STREAMS {
+        let (src, _) = stream_addrs(s);
+        let invite = support::sip_with_sdp(
+            "INVITE sip:bob@example.invalid SIP/2.0",
+            &format!("call-{s}"),
+            "INVITE",
+            src,
+            &[(0, Some("PCMU/8000"))],
+        );
+        let sip_a = std::net::SocketAddr::from(([10, 9, 0, 1], 5060));
+        let sip_b = std::net::SocketAddr::from(([10, 9, 0, 2], 5060));
+        frames.push((
+            900_000_000 + i64::from(s) * 1000,
+            support::sip_frame(&LinkSpec::Ethernet, sip_a, sip_b, &invite),
+        ));
+    }
     for round in 0..ROUNDS {
         let ts = 1_000_000_000i64 + i64::from(round) * 20_000_000;
         frames.push((
@@ -112,25 +147,63 @@ fn build_frames() -> Vec<(i64, Vec<u8>)> {
             tcp_frame(&LinkSpec::Ethernet, server, client, 5000, 0x10, b""),
         ));
         for s in 0..STREAMS {
-            let src = std::net::SocketAddr::from((
-                [10, 0, (s / 250) as u8, (s % 250) as u8 + 1],
-                20000 + (s as u16 % 1000) * 2,
-            ));
-            let dst = std::net::SocketAddr::from(([10, 1, 0, 1], 30000));
+            let (src, dst) = stream_addrs(s);
             let h = support::rtp_header(0, 100 + round as u16, 160 * round, 0x1000 + s);
             let ts = 1_000_000_000i64 + i64::from(round) * 20_000_000 + i64::from(s) * 1000;
             frames.push((
                 ts,
                 udp_frame(&LinkSpec::Ethernet, src, dst, &rtp_packet(&h, &[0u8; 160])),
             ));
+            if round % 10 == 3 {
+                // RTCP on the next port up: the sender's SR, and the receiver's RR about it.
+                let rtcp =
+                    |a: std::net::SocketAddr| std::net::SocketAddr::new(a.ip(), a.port() + 1);
+                let ntp = (u64::from(round) << 32) | u64::from(s);
+                let sr = rtcp_sr(
+                    0x1000 + s,
+                    ntp,
+                    160 * round,
+                    round + 1,
+                    160 * (round + 1),
+                    &[],
+                );
+                frames.push((
+                    ts + 1,
+                    udp_frame(&LinkSpec::Ethernet, rtcp(src), rtcp(dst), &sr),
+                ));
+                let block = ReportBlockSpec {
+                    ssrc: 0x1000 + s,
+                    fraction_lost: 0,
+                    cumulative_lost: 0,
+                    ext_highest_seq: 100 + round,
+                    jitter: 8,
+                    lsr: 0,
+                    dlsr: 0,
+                };
+                let rr = rtcp_rr(0x9000 + s, &[block]);
+                frames.push((
+                    ts + 2,
+                    udp_frame(&LinkSpec::Ethernet, rtcp(dst), rtcp(src), &rr),
+                ));
+            }
         }
     }
     frames
 }
 
+/// Frames of the warm-up: the INVITEs and the first 4 rounds, with the first RTCP (round 3),
+/// which creates the round-trip state of every SSRC.
+fn warmup_len(frames: &[(i64, Vec<u8>)]) -> usize {
+    let steady_start = 1_000_000_000i64 + 4 * 20_000_000;
+    frames
+        .iter()
+        .position(|(ts, _)| *ts >= steady_start)
+        .unwrap_or(frames.len())
+}
+
 fn analyzer_alone(frames: &[(i64, Vec<u8>)]) {
     let mut analyzer = Analyzer::new(AnalyzerConfig::default());
-    let warmup = WARMUP;
+    let warmup = warmup_len(frames);
     for (ts, f) in &frames[..warmup] {
         analyzer.on_frame(*ts, 1, f, f.len() as u32);
     }
@@ -139,11 +212,19 @@ fn analyzer_alone(frames: &[(i64, Vec<u8>)]) {
         STREAMS as usize,
         "warm-up must create every stream"
     );
+    let warm = *analyzer.counters();
     let before = ALLOCS.load(Ordering::Relaxed);
     for (ts, f) in &frames[warmup..] {
         analyzer.on_frame(*ts, 1, f, f.len() as u32);
     }
     let allocations = ALLOCS.load(Ordering::Relaxed) - before;
+    let c = analyzer.counters();
+    // The steady state is RTP and RTCP of the known streams only (an SR and an RR per stream in
+    // rounds 13, 23 and 33), all valid.
+    assert_eq!(warm.sip, u64::from(STREAMS));
+    assert_eq!(c.sip, warm.sip, "no SIP in the steady state");
+    assert_eq!(c.rtcp - warm.rtcp, u64::from(STREAMS) * 2 * 3);
+    assert_eq!(c.rtp - warm.rtp, u64::from(STREAMS) * u64::from(ROUNDS - 4));
     let steady = frames.len() - warmup;
     assert_eq!(
         allocations, 0,
@@ -156,6 +237,10 @@ fn analyzer_alone(frames: &[(i64, Vec<u8>)]) {
     );
     assert_eq!(result.counters.skipped.non_udp, 0);
     assert_eq!(result.streams.len(), STREAMS as usize);
+    assert!(
+        result.streams.iter().all(|s| s.detection == Detection::Sdp),
+        "every stream was announced by SDP"
+    );
     assert!(
         result
             .streams
@@ -181,7 +266,7 @@ impl Output for AllocsAtFileEnd {
 /// the ends of the two files (opening the second pcap included).
 fn through_the_worker_loop(frames: &[(i64, Vec<u8>)]) {
     let dir = tempfile::tempdir().expect("tmp");
-    let warmup = WARMUP;
+    let warmup = warmup_len(frames);
     let a = support::write_pcap(dir.path(), "warm.pcap", 1, &frames[..warmup]);
     let b = support::write_pcap(dir.path(), "steady.pcap", 1, &frames[warmup..]);
     let inputs = open_files(&[a, b]).expect("open");

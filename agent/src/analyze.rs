@@ -85,10 +85,11 @@ pub fn analyze_files(
         c.streams_rejected += s.streams_rejected;
         c.streams_evicted += s.streams_evicted;
     }
-    merged.streams.sort_by(|a, b| {
-        (a.first_ns, a.key.src, a.key.dst, a.key.ssrc)
-            .cmp(&(b.first_ns, b.key.src, b.key.dst, b.key.ssrc))
-    });
+    // Sorts (key, index) pairs and then moves each result once: a comparison sort moving the
+    // large results themselves cost several percent of a run with 50,000 streams. Stable.
+    merged
+        .streams
+        .sort_by_cached_key(|s| (s.first_ns, s.key.src, s.key.dst, s.key.ssrc));
     Ok((files, merged))
 }
 

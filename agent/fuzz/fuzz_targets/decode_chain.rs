@@ -22,7 +22,9 @@ use std::hint::black_box;
 use libfuzzer_sys::fuzz_target;
 use voqa_agent::decode::decode_udp;
 use voqa_agent::decode::rtcp::Compound;
-use voqa_agent::decode::rtp::{RtpPacket, classify};
+use voqa_agent::decode::payload::{Payload, RtcpForm, decode_payload};
+use voqa_agent::decode::rtp::{MediaKind, RtpPacket, classify};
+use voqa_agent::decode::sip::SipMessage;
 use voqa_agent::streams::{Analyzer, AnalyzerConfig};
 
 #[path = "../common/walk.rs"]
@@ -55,7 +57,8 @@ fn decode_views(linktype: u32, data: &[u8], wire_len: u32) {
     };
     black_box((datagram.src, datagram.dst, datagram.vlan));
     let payload = datagram.payload;
-    black_box(classify(payload));
+    let kind = black_box(classify(payload));
+    check_payload_decode(payload, kind);
     if let Ok(packet) = RtpPacket::new_checked(payload) {
         walk::walk_rtp(&packet);
     }
@@ -64,6 +67,47 @@ fn decode_views(linktype: u32, data: &[u8], wire_len: u32) {
     }
     if let Ok(compound) = Compound::new_checked_rsize(payload) {
         walk::walk_compound(&compound);
+    }
+}
+
+/// The analyzer's one decode of a payload (`decode_payload`) must agree with the first-octet
+/// demultiplexer and the checked views it replaced.
+fn check_payload_decode(payload: &[u8], kind: MediaKind) {
+    match decode_payload(payload) {
+        Payload::Rtp(p) => {
+            assert_eq!(kind, MediaKind::Rtp);
+            assert_eq!(RtpPacket::new_checked(payload), Ok(p));
+        }
+        Payload::RtpMalformed(e) => {
+            assert_eq!(kind, MediaKind::Rtp);
+            assert_eq!(RtpPacket::new_checked(payload), Err(e));
+        }
+        Payload::Rtcp(c, RtcpForm::Compound) => {
+            assert_eq!(kind, MediaKind::Rtcp);
+            assert_eq!(Compound::new_checked(payload), Ok(c));
+        }
+        Payload::Rtcp(c, RtcpForm::ReducedSize) => {
+            assert_eq!(kind, MediaKind::Rtcp);
+            assert!(Compound::new_checked(payload).is_err());
+            assert_eq!(Compound::new_checked_rsize(payload), Ok(c));
+        }
+        Payload::RtcpInvalid(e) => {
+            assert_eq!(kind, MediaKind::Rtcp);
+            assert_eq!(Compound::new_checked(payload), Err(e));
+            assert!(Compound::new_checked_rsize(payload).is_err());
+        }
+        Payload::Sip(m) => {
+            assert_eq!(kind, MediaKind::Other);
+            assert!(payload.first().is_some_and(u8::is_ascii_uppercase));
+            assert_eq!(SipMessage::parse(payload), Ok(m));
+        }
+        Payload::Other => {
+            assert!(!matches!(kind, MediaKind::Rtp | MediaKind::Rtcp));
+            assert!(
+                !payload.first().is_some_and(u8::is_ascii_uppercase)
+                    || SipMessage::parse(payload).is_err()
+            );
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod build;
 pub mod frame;
 pub mod ip;
 pub mod link;
+pub mod payload;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;

@@ -113,6 +113,91 @@ pub struct SipMessage<'a> {
     start_line: StartLine<'a>,
     header_block: &'a [u8],
     body: &'a [u8],
+    /// The headers the monitor reads on every message, found in one pass at parse time (the
+    /// first of each, as [`SipMessage::header`] would find it): looking each up by a scan of the
+    /// header block made SIP cost several passes per message.
+    common: CommonHeaders<'a>,
+}
+
+/// First values of the headers read on every message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct CommonHeaders<'a> {
+    call_id: Option<&'a [u8]>,
+    from: Option<&'a [u8]>,
+    to: Option<&'a [u8]>,
+    cseq: Option<&'a [u8]>,
+    content_type: Option<&'a [u8]>,
+    content_length: Option<&'a [u8]>,
+}
+
+/// Which slot of [`CommonHeaders`] a header name (long or compact form, any case) fills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Common {
+    CallId,
+    From,
+    To,
+    CSeq,
+    ContentType,
+    ContentLength,
+}
+
+impl Common {
+    fn of(name: &[u8]) -> Option<Common> {
+        let long = expand_compact(name);
+        let is = |wanted: &[u8]| long.eq_ignore_ascii_case(wanted);
+        match long.len() {
+            7 if is(b"Call-ID") => Some(Common::CallId),
+            4 if is(b"From") => Some(Common::From),
+            2 if is(b"To") => Some(Common::To),
+            4 if is(b"CSeq") => Some(Common::CSeq),
+            12 if is(b"Content-Type") => Some(Common::ContentType),
+            14 if is(b"Content-Length") => Some(Common::ContentLength),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> CommonHeaders<'a> {
+    /// Records the field `field` (one header line with its continuation lines, as [`Headers`]
+    /// yields it) if it is a common header not seen before.
+    fn note_field(&mut self, field: &'a [u8]) {
+        if field.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            return;
+        }
+        let Some(colon) = field.iter().position(|b| *b == b':') else {
+            return;
+        };
+        let (name, value_with_colon) = field.split_at(colon);
+        let Some(which) = Common::of(name.trim_ascii_end()) else {
+            return;
+        };
+        let slot = self.slot(which);
+        if slot.is_none() {
+            *slot = Some(value_with_colon.get(1..).unwrap_or_default().trim_ascii());
+        }
+    }
+
+    fn slot(&mut self, which: Common) -> &mut Option<&'a [u8]> {
+        match which {
+            Common::CallId => &mut self.call_id,
+            Common::From => &mut self.from,
+            Common::To => &mut self.to,
+            Common::CSeq => &mut self.cseq,
+            Common::ContentType => &mut self.content_type,
+            Common::ContentLength => &mut self.content_length,
+        }
+    }
+
+    fn get(&self, which: Common) -> Option<&'a [u8]> {
+        match which {
+            Common::CallId => self.call_id,
+            Common::From => self.from,
+            Common::To => self.to,
+            Common::CSeq => self.cseq,
+            Common::ContentType => self.content_type,
+            Common::ContentLength => self.content_length,
+        }
+    }
 }
 
 impl<'a> SipMessage<'a> {
@@ -125,13 +210,14 @@ impl<'a> SipMessage<'a> {
         let (start_line, after_start_line) =
             parse_start_line(buf).ok_or(SipError::InvalidStartLine)?;
         let rest = buf.get(after_start_line..).unwrap_or_default();
-        let (header_block, after_headers) = split_header_block(rest);
+        let (header_block, after_headers, common) = scan_header_block(rest);
         let mut message = SipMessage {
             start_line,
             header_block,
             body: after_headers,
+            common,
         };
-        if let Some(declared) = message.header("Content-Length").and_then(parse_decimal) {
+        if let Some(declared) = message.common.content_length.and_then(parse_decimal) {
             let end = declared.min(after_headers.len());
             message.body = after_headers.get(..end).unwrap_or(after_headers);
         }
@@ -166,24 +252,27 @@ impl<'a> SipMessage<'a> {
     /// Value of the first header field called `name` (case-insensitive; a
     /// compact form and its long form are the same header).
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
-        find_header(self.headers(), name.as_bytes())
+        match Common::of(name.as_bytes()) {
+            Some(which) => self.common.get(which),
+            None => find_header(self.headers(), name.as_bytes()),
+        }
     }
 
     pub fn call_id(&self) -> Option<&'a [u8]> {
-        self.header("Call-ID")
+        self.common.call_id
     }
 
     pub fn from(&self) -> Option<&'a [u8]> {
-        self.header("From")
+        self.common.from
     }
 
     pub fn to(&self) -> Option<&'a [u8]> {
-        self.header("To")
+        self.common.to
     }
 
     /// CSeq sequence number and method, e.g. `(314159, b"INVITE")`.
     pub fn cseq(&self) -> Option<(u32, &'a [u8])> {
-        let value = self.header("CSeq")?;
+        let value = self.common.cseq?;
         let digits_end = value
             .iter()
             .position(|b| !b.is_ascii_digit())
@@ -227,7 +316,7 @@ impl<'a> SipMessage<'a> {
     }
 
     pub fn content_type(&self) -> Option<&'a [u8]> {
-        self.header("Content-Type")
+        self.common.content_type
     }
 
     /// The message body: `Content-Length` bytes when that header is present
@@ -495,6 +584,42 @@ fn split_header_block(rest: &[u8]) -> (&[u8], &[u8]) {
         }
     }
     (rest, &[])
+}
+
+/// [`split_header_block`] and the common headers of the block, in one pass over its lines:
+/// the line ends found to split the block also delimit its fields.
+fn scan_header_block(rest: &[u8]) -> (&[u8], &[u8], CommonHeaders<'_>) {
+    let mut common = CommonHeaders::default();
+    let mut field_start = 0;
+    let mut line_start = 0;
+    while line_start < rest.len() {
+        let remaining = rest.get(line_start..).unwrap_or_default();
+        let line_len = remaining.iter().position(|b| *b == b'\n');
+        let line = match line_len {
+            Some(len) => remaining.get(..len).unwrap_or_default(),
+            None => remaining,
+        };
+        if line.is_empty() || line == b"\r" {
+            common.note_field(rest.get(field_start..line_start).unwrap_or_default());
+            let headers = rest.get(..line_start).unwrap_or_default();
+            let body_start = match line_len {
+                Some(len) => line_start.saturating_add(len).saturating_add(1),
+                None => rest.len(),
+            };
+            return (headers, rest.get(body_start..).unwrap_or_default(), common);
+        }
+        // A line starting with a blank continues the field before it (folding).
+        if line_start > field_start && !matches!(line.first(), Some(b' ' | b'\t')) {
+            common.note_field(rest.get(field_start..line_start).unwrap_or_default());
+            field_start = line_start;
+        }
+        match line_len {
+            Some(len) => line_start = line_start.saturating_add(len).saturating_add(1),
+            None => break,
+        }
+    }
+    common.note_field(rest.get(field_start..).unwrap_or_default());
+    (rest, &[], common)
 }
 
 /// Length of the header field at the start of `block`, including its folded
@@ -1107,6 +1232,49 @@ From: <sip:a@h>;tag=f1\r\nTo: <sip:b@h>;tag=as5\r\nCSeq: 1 INVITE\r\n\r\n";
                 exercise(&message);
                 prop_assert!(message.body().len() <= bytes.len());
             }
+        }
+
+        /// The headers found in the one pass at parse time are exactly those a scan of the
+        /// header block finds (first occurrence, long or compact form, any case, folding).
+        #[test]
+        fn common_headers_agree_with_a_scan(
+            lines in proptest::collection::vec(
+                prop::sample::select(vec![
+                    &b"Call-ID: a"[..], b"i: b", b"CALL-id:c", b"From: <sip:x@y>;tag=1", b"f: z",
+                    b"To: t", b"t:  u ", b"TO: v", b"CSeq: 1 INVITE", b"cseq:2 BYE",
+                    b"Content-Type: application/sdp", b"c: text/plain", b"Content-Length: 5",
+                    b"l: 0", b"Via: SIP/2.0/UDP h", b"v: x", b" folded", b"\tmore", b"nocolon",
+                    b": empty", b"Call-IDx: no", b"Fro: no",
+                ]),
+                0..20,
+            ),
+            lf_only in any::<bool>(),
+        ) {
+            let eol: &[u8] = if lf_only { b"\n" } else { b"\r\n" };
+            let mut bytes = b"INVITE sip:a@b SIP/2.0".to_vec();
+            for line in &lines {
+                bytes.extend_from_slice(eol);
+                bytes.extend_from_slice(line);
+            }
+            bytes.extend_from_slice(eol);
+            bytes.extend_from_slice(eol);
+            bytes.extend_from_slice(b"hello");
+            let message = SipMessage::parse(&bytes).expect("valid start line");
+            let after_start = bytes.iter().position(|b| *b == b'\n').map_or(bytes.len(), |i| i + 1);
+            let (block, after) = split_header_block(&bytes[after_start..]);
+            let (block1, after1, _) = scan_header_block(&bytes[after_start..]);
+            prop_assert_eq!((block, after), (block1, after1));
+            for name in ["Call-ID", "i", "call-id", "From", "f", "To", "t", "CSeq", "Content-Type", "c", "Content-Length", "l"] {
+                prop_assert_eq!(
+                    message.header(name),
+                    find_header(message.headers(), name.as_bytes()),
+                    "{}", name
+                );
+            }
+            prop_assert_eq!(message.call_id(), find_header(message.headers(), b"Call-ID"));
+            prop_assert_eq!(message.from(), find_header(message.headers(), b"From"));
+            prop_assert_eq!(message.to(), find_header(message.headers(), b"To"));
+            prop_assert_eq!(message.content_type(), find_header(message.headers(), b"Content-Type"));
         }
 
         #[test]

@@ -7,6 +7,9 @@
 pub mod live;
 pub mod table;
 
+use std::net::SocketAddr;
+
+use hashbrown::HashMap;
 use voqa_wire::{
     AnalysisSettings, AnalyzeOutput, CallSummary, ClockInference as WireClockInference,
     FileSummary, StreamSummary, Timestamp,
@@ -23,28 +26,55 @@ pub(crate) fn r6(x: f64) -> f64 {
 }
 
 /// Builds the `analyze` JSON document.
+///
+/// Linear in streams + calls: streams are tied to their calls through one index built here
+/// (a per-call search of every stream would be quadratic), and each distinct Call-ID is
+/// pseudonymised once for the call and all of its streams.
 pub fn analyze_output(
     files: Vec<FileSummary>,
     result: &AnalysisResult,
     privacy: &Pseudonymizer,
     jitter_buffer: &str,
 ) -> AnalyzeOutput {
+    // Streams of each Call-ID as a linked list through `next` (ascending stream order), headed
+    // in `first_of`: no allocation per call beyond its output.
+    let mut first_of: HashMap<&str, usize, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(result.streams.len(), Default::default());
+    let mut next = vec![usize::MAX; result.streams.len()];
+    for (i, s) in result.streams.iter().enumerate().rev() {
+        if let Some(id) = s.call_id.as_deref()
+            && let Some(head) = first_of.insert(id, i)
+        {
+            next[i] = head;
+        }
+    }
+    // Pseudonyms of the Call-IDs that streams carry, shared with their calls.
+    let mut pseudonyms: HashMap<&str, String, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(first_of.len(), Default::default());
     let streams: Vec<StreamSummary> = result
         .streams
         .iter()
-        .map(|s| stream_summary(s, privacy, jitter_buffer))
+        .map(|s| {
+            let call_id = s.call_id.as_deref().map(|c| {
+                pseudonyms
+                    .entry(c)
+                    .or_insert_with(|| privacy.apply(c))
+                    .clone()
+            });
+            stream_summary_with(s, call_id, jitter_buffer)
+        })
         .collect();
     let mut calls = Vec::new();
     for (_, call) in result.calls.iter() {
-        let members: Vec<usize> = result
-            .streams
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.call_id.as_deref() == Some(call.call_id.as_str()))
-            .map(|(i, _)| i)
-            .collect();
+        let id = call.call_id.as_str();
+        let mut members = Vec::new();
+        let mut at = first_of.get(id).copied().unwrap_or(usize::MAX);
+        while let Some(&after) = next.get(at) {
+            members.push(at);
+            at = after;
+        }
         calls.push(CallSummary {
-            call_id: privacy.apply(&call.call_id),
+            call_id: pseudonyms.remove(id).unwrap_or_else(|| privacy.apply(id)),
             from: call.from_user.as_deref().map(|u| privacy.apply(u)),
             to: call.to_user.as_deref().map(|u| privacy.apply(u)),
             streams: members,
@@ -73,9 +103,52 @@ pub fn analysis_settings(cfg: &AnalyzerConfig) -> AnalysisSettings {
     }
 }
 
+/// `addr.to_string()`, without the formatting machinery for IPv4 (two per stream in a document
+/// of 50,000 streams showed in profiles); IPv6 keeps `Display` (its text form has rules).
+fn socket_addr_text(addr: &SocketAddr) -> String {
+    let SocketAddr::V4(v4) = addr else {
+        return addr.to_string();
+    };
+    fn push_decimal(out: &mut String, mut n: u32) {
+        let mut digits = [0u8; 10];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for &d in &digits[i..] {
+            out.push(char::from(d));
+        }
+    }
+    let mut out = String::with_capacity(21);
+    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        push_decimal(&mut out, u32::from(octet));
+    }
+    out.push(':');
+    push_decimal(&mut out, u32::from(v4.port()));
+    out
+}
+
 pub(crate) fn stream_summary(
     s: &StreamResult,
     privacy: &Pseudonymizer,
+    jitter_buffer: &str,
+) -> StreamSummary {
+    let call_id = s.call_id.as_deref().map(|c| privacy.apply(c));
+    stream_summary_with(s, call_id, jitter_buffer)
+}
+
+/// A stream's summary with its Call-ID already pseudonymised.
+fn stream_summary_with(
+    s: &StreamResult,
+    call_id: Option<String>,
     jitter_buffer: &str,
 ) -> StreamSummary {
     let q = &s.summary;
@@ -105,10 +178,9 @@ pub(crate) fn stream_summary(
         // step or a sender pause without a marker bit; its K − 1 discards are in jb_discarded.
         flags.push("jb_resynced".to_owned());
     }
-    let call_id = s.call_id.as_deref().map(|c| privacy.apply(c));
     StreamSummary {
-        src: s.key.src.to_string(),
-        dst: s.key.dst.to_string(),
+        src: socket_addr_text(&s.key.src),
+        dst: socket_addr_text(&s.key.dst),
         ssrc: format!("0x{:08x}", s.key.ssrc),
         payload_type: s.payload_type,
         codec: s.codec.clone(),
@@ -162,5 +234,35 @@ pub(crate) fn stream_summary(
             pairs: i.pairs,
             matching: i.matching,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn socket_addr_text_is_display(ip in any::<[u8; 4]>(), port in any::<u16>(), v6 in any::<[u16; 8]>()) {
+            let a = SocketAddr::from((ip, port));
+            prop_assert_eq!(socket_addr_text(&a), a.to_string());
+            let b = SocketAddr::from((std::net::Ipv6Addr::from(v6), port));
+            prop_assert_eq!(socket_addr_text(&b), b.to_string());
+        }
+    }
+
+    #[test]
+    fn socket_addr_text_edges() {
+        for (a, text) in [
+            (SocketAddr::from(([0, 0, 0, 0], 0)), "0.0.0.0:0"),
+            (
+                SocketAddr::from(([255, 255, 255, 255], 65535)),
+                "255.255.255.255:65535",
+            ),
+            (SocketAddr::from(([10, 1, 20, 3], 5060)), "10.1.20.3:5060"),
+        ] {
+            assert_eq!(socket_addr_text(&a), text);
+        }
     }
 }

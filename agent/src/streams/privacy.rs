@@ -10,12 +10,15 @@ use sha2::Sha256;
 /// Turns identities into stable pseudonyms (same key + same value ⇒ same pseudonym).
 #[derive(Clone)]
 pub struct Pseudonymizer {
-    key: Option<Vec<u8>>,
+    /// The HMAC already keyed (its inner and outer pads absorbed), cloned per value: keying it
+    /// again for every value doubled the cost of each pseudonym.
+    mac: Option<Hmac<Sha256>>,
+    enabled: bool,
 }
 
 impl std::fmt::Debug for Pseudonymizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.key.is_some() {
+        f.write_str(if self.enabled {
             "Pseudonymizer(keyed)"
         } else {
             "Pseudonymizer(off)"
@@ -27,41 +30,46 @@ impl Pseudonymizer {
     /// Pseudonyms keyed with `key` (any length; an operator secret).
     pub fn with_key(key: &[u8]) -> Self {
         Pseudonymizer {
-            key: Some(key.to_vec()),
+            mac: Hmac::<Sha256>::new_from_slice(key).ok(),
+            enabled: true,
         }
     }
 
     /// A fresh random key: pseudonyms are consistent within this run only.
     pub fn random() -> Self {
-        Pseudonymizer {
-            key: Some(random_key().to_vec()),
-        }
+        Self::with_key(&random_key())
     }
 
     /// Identities pass through unchanged (operator opted out).
     pub fn disabled() -> Self {
-        Pseudonymizer { key: None }
+        Pseudonymizer {
+            mac: None,
+            enabled: false,
+        }
     }
 
     pub fn is_enabled(&self) -> bool {
-        self.key.is_some()
+        self.enabled
     }
 
     /// `anon:` and the first 16 hex digits of HMAC-SHA-256(key, value), or the value itself when disabled.
     pub fn apply(&self, value: &str) -> String {
-        let Some(key) = &self.key else {
+        if !self.enabled {
             return value.to_owned();
-        };
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        }
+        let Some(mac) = &self.mac else {
             // HMAC accepts keys of any length; this branch is unreachable but must not leak the value.
             return "anon:unavailable".to_owned();
         };
+        let mut mac = mac.clone();
         mac.update(value.as_bytes());
         let digest = mac.finalize().into_bytes();
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = String::with_capacity(21);
         out.push_str("anon:");
         for byte in digest.iter().take(8) {
-            out.push_str(&format!("{byte:02x}"));
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
         }
         out
     }
