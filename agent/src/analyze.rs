@@ -3,8 +3,13 @@
 //! order given, as one capture; with several threads each runs the same loop over every frame
 //! and measures its shard of the RTP flows, and the shards' results are merged.
 //!
+//! Each shard reads the files itself (positioned reads of the same open file, so the page
+//! cache serves them once). Standard input can be read only once: with `-` among the inputs the
+//! analysis runs one thread (the binary refuses an explicit `--threads` above 1).
+//!
 //! It must not print (the binary decides what to show) and never stops on bad packets: only a
-//! file that cannot be opened or is not a capture is an error.
+//! file that cannot be opened, is not a capture, or fails while it is read (it shrank, a read
+//! error, corrupt gzip data) is an error.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -18,13 +23,13 @@ use crate::streams::{AnalysisResult, Analyzer, AnalyzerConfig, Counters, WindowR
 
 pub use crate::pipeline::file::Progress;
 
-/// A file that could not be analysed.
+/// A file that could not be analysed. The message is "PATH: reason"; the reason is not also
+/// exposed as `source()`, so printing the error with its chain states it once.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {source}")]
+#[error("{}: {error}", path.display())]
 pub struct AnalyzeError {
     pub path: PathBuf,
-    #[source]
-    pub source: CaptureError,
+    pub error: CaptureError,
 }
 
 /// Analyses `paths` in order as one capture, with `threads` workers (each reads every frame and
@@ -36,12 +41,17 @@ pub fn analyze_files(
     progress: Option<Progress<'_>>,
 ) -> Result<(Vec<FileSummary>, AnalysisResult), AnalyzeError> {
     // Open everything first so a bad path fails fast, before minutes of work.
-    let opened = open_files(paths).map_err(|(path, source)| AnalyzeError { path, source })?;
-    let threads = threads.clamp(1, 64) as u32;
+    let opened = open_files(paths).map_err(|(path, error)| AnalyzeError { path, error })?;
+    // Standard input is read once: one reader, so one shard.
+    let threads = if opened.iter().any(|i| i.file.is_stdin()) {
+        1
+    } else {
+        threads.clamp(1, 64) as u32
+    };
     if threads == 1 {
-        return Ok(run_shard(&opened, cfg, progress));
+        return run_shard(&opened, cfg, progress);
     }
-    let mut results: Vec<(Vec<FileSummary>, AnalysisResult)> = Vec::new();
+    let mut results: Vec<Result<(Vec<FileSummary>, AnalysisResult), AnalyzeError>> = Vec::new();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (1..threads)
             .map(|index| {
@@ -69,9 +79,12 @@ pub fn analyze_files(
             }
         }
     });
-    let mut results = results.into_iter();
+    let mut results = results
+        .into_iter()
+        .collect::<Result<Vec<_>, AnalyzeError>>()?
+        .into_iter();
     let Some((files, mut merged)) = results.next() else {
-        return Ok(run_shard(&opened, cfg, None));
+        return run_shard(&opened, cfg, None);
     };
     // Frame, SIP and RTCP counts and the calls are the same in every shard (each read every
     // frame); streams and the per-stream counters are disjoint and add up.
@@ -111,11 +124,14 @@ fn run_shard(
     opened: &[InputFile],
     cfg: AnalyzerConfig,
     progress: Option<Progress<'_>>,
-) -> (Vec<FileSummary>, AnalysisResult) {
+) -> Result<(Vec<FileSummary>, AnalysisResult), AnalyzeError> {
     let mut worker = Worker::new(Analyzer::new(cfg));
     let mut source = FileSource::new(opened, Pace::Max, progress);
     let mut out = CollectFiles::default();
     worker.run(&mut source, &mut out, &AtomicBool::new(false));
+    if let Some((path, error)) = source.take_error() {
+        return Err(AnalyzeError { path, error });
+    }
     let mut summaries = Vec::with_capacity(opened.len());
     let mut before = Counters::default();
     let no_end = FileEnd::default();
@@ -137,5 +153,5 @@ fn run_shard(
         });
         before = after;
     }
-    (summaries, worker.into_analyzer().finish())
+    Ok((summaries, worker.into_analyzer().finish()))
 }
