@@ -74,8 +74,9 @@ enum Speed {
 
 #[derive(clap::Args)]
 struct ReplayArgs {
-    /// Capture files (pcap or pcapng), replayed in order as one capture. With none, replay
-    /// only delivers what the spool (--spool-dir) holds.
+    /// Capture files (pcap or pcapng, gzip-compressed or not; `-`: standard input), replayed
+    /// in order as one capture. With none, replay only delivers what the spool (--spool-dir)
+    /// holds.
     #[arg(value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Collector base URL (http:// or https://); repeat it for failover. Replaces
@@ -131,7 +132,8 @@ enum Format {
 
 #[derive(clap::Args)]
 struct AnalyzeArgs {
-    /// Capture files (pcap or pcapng), analysed in order as one capture.
+    /// Capture files (pcap or pcapng, gzip-compressed or not), analysed in order as one
+    /// capture; `-` reads standard input (a pipe: `tcpdump -w - | voqa-agent analyze -`).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Output format [default: table on a terminal, json otherwise].
@@ -157,7 +159,7 @@ struct AnalyzeArgs {
     #[arg(long)]
     stats: bool,
     /// Analysis threads, each measuring a share of the flows (results are identical)
-    /// [default: one per CPU core, at most 8].
+    /// [default: one per CPU core, at most 8; 1 when reading standard input].
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
 }
@@ -188,10 +190,26 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("voqa-agent: {e:#}");
+            eprintln!("voqa-agent: {}", error_text(e.as_ref()));
             ExitCode::from(2)
         }
     }
+}
+
+/// An error and its causes on one line, each reason once: a cause whose text the line
+/// already holds (an error that quotes its source in its own message) is not repeated.
+fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// The config file with command-line overrides applied.
@@ -488,6 +506,14 @@ fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let stdin = args.files.iter().any(|f| f.as_os_str() == "-");
+    if stdin && args.threads.is_some_and(|n| n > 1) {
+        anyhow::bail!(
+            "--threads {}: standard input (`-`) can be read only once, by one thread; \
+             give a file to analyse with several threads",
+            args.threads.unwrap_or(1)
+        );
+    }
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map_or(1, |n| n.get())

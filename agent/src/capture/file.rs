@@ -68,6 +68,9 @@ pub enum CaptureError {
     StdinIsTerminal,
     #[error("standard input can be read only once")]
     StdinReadTwice,
+    /// Standard input redirected from a device or a directory.
+    #[error("standard input is a {kind}, not a capture")]
+    StdinNotACapture { kind: &'static str },
     #[error("empty file")]
     Empty,
     #[error("not a pcap or pcapng file ({len} bytes, too short for a file header)")]
@@ -277,17 +280,16 @@ fn open_stdin() -> Result<File, CaptureError> {
     }
     let file = File::from(stdin.as_fd().try_clone_to_owned()?);
     let file_type = file.metadata()?.file_type();
-    if file_type.is_char_device() || file_type.is_block_device() || file_type.is_dir() {
-        return Err(CaptureError::NotAFile {
-            kind: if file_type.is_dir() {
-                "directory"
-            } else {
-                "device"
-            },
-            hint: " (standard input)",
-        });
-    }
-    Ok(file)
+    let kind = if file_type.is_char_device() {
+        "character device"
+    } else if file_type.is_block_device() {
+        "block device"
+    } else if file_type.is_dir() {
+        "directory"
+    } else {
+        return Ok(file);
+    };
+    Err(CaptureError::StdinNotACapture { kind })
 }
 
 /// The raw bytes under the parser (before gzip): a regular file read with positioned reads, or
