@@ -155,7 +155,7 @@ struct AnalyzeArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
-    /// Print throughput and memory use (anonymous and mapped-file RSS) to stderr at the end.
+    /// Print throughput and memory use (anonymous and file-backed RSS) to stderr at the end.
     #[arg(long)]
     stats: bool,
     /// Analysis threads, each measuring a share of the flows (results are identical)
@@ -525,7 +525,7 @@ fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         let frames = result.counters.frames;
         let (anon, file) = rss_kib();
         eprintln!(
-            "voqa-agent: {frames} frames, {} streams in {secs:.3} s ({:.2} M frames/s); RSS {} KiB anonymous + {} KiB mapped file",
+            "voqa-agent: {frames} frames, {} streams in {secs:.3} s ({:.2} M frames/s); RSS {} KiB anonymous + {} KiB file-backed",
             result.streams.len(),
             frames as f64 / secs.max(1e-9) / 1e6,
             anon,
