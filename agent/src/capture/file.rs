@@ -251,6 +251,16 @@ impl CaptureInput {
     /// A reader positioned at the first record. Files can be read any number of times;
     /// standard input only once.
     pub fn reader(&self) -> Result<CaptureReader, CaptureError> {
+        self.reader_with_buffer(None)
+    }
+
+    /// [`CaptureInput::reader`] reading into `buffer` (the buffer of a finished reader, from
+    /// [`CaptureReader::into_buffer`]), so that going from one file to the next allocates
+    /// nothing.
+    pub fn reader_with_buffer(
+        &self,
+        buffer: Option<Vec<u8>>,
+    ) -> Result<CaptureReader, CaptureError> {
         let InputKind::File { len, dev, ino } = self.kind else {
             let first = self.first.lock().map(|mut f| f.take()).unwrap_or(None);
             return first.ok_or(CaptureError::StdinReadTwice);
@@ -264,7 +274,8 @@ impl CaptureInput {
             pos: 0,
             opened: len,
         };
-        CaptureReader::start(raw, Some(self.gzip), READ_BUFFER).map(|(reader, _)| reader)
+        CaptureReader::start_with(raw, Some(self.gzip), buffer, READ_BUFFER)
+            .map(|(reader, _)| reader)
     }
 }
 
@@ -522,10 +533,23 @@ impl CaptureReader {
 
     /// `buffer_len`: [`READ_BUFFER`]; tests pass tiny ones to cross buffer boundaries often.
     fn start(
-        mut raw: Raw,
+        raw: Raw,
         gzip: Option<bool>,
         buffer_len: usize,
     ) -> Result<(Self, bool), CaptureError> {
+        Self::start_with(raw, gzip, None, buffer_len)
+    }
+
+    /// [`CaptureReader::start`] reusing `buffer` when given.
+    fn start_with(
+        mut raw: Raw,
+        gzip: Option<bool>,
+        buffer: Option<Vec<u8>>,
+        buffer_len: usize,
+    ) -> Result<(Self, bool), CaptureError> {
+        let mut buf = buffer.unwrap_or_default();
+        // Keeps the allocation of a reused buffer; the contents do not matter.
+        buf.resize(buffer_len.max(1), 0);
         let gzip = match gzip {
             Some(known) => known,
             None => raw.sniff_gzip()?,
@@ -537,7 +561,7 @@ impl CaptureReader {
         };
         let mut reader = CaptureReader {
             source,
-            buf: vec![0; buffer_len.max(1)],
+            buf,
             start: 0,
             end: 0,
             offset: 0,
@@ -686,6 +710,11 @@ impl CaptureReader {
 
     pub fn take_error(&mut self) -> Option<CaptureError> {
         self.error.take()
+    }
+
+    /// The read buffer, for the next input's reader ([`CaptureInput::reader_with_buffer`]).
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
     }
 }
 

@@ -74,6 +74,8 @@ pub struct FileSource<'a, 'p> {
     files: &'a [InputFile],
     index: usize,
     current: Option<CaptureReader>,
+    /// The read buffer of the last finished input, for the next one (no allocation between).
+    spare: Option<Vec<u8>>,
     /// The current reader's frame last read was not delivered yet (its time had not come).
     pending: bool,
     ends: Vec<FileEnd>,
@@ -93,6 +95,7 @@ impl<'a, 'p> FileSource<'a, 'p> {
             files,
             index: 0,
             current: None,
+            spare: None,
             pending: false,
             ends: Vec::with_capacity(files.len()),
             failed: None,
@@ -125,9 +128,9 @@ impl<'a, 'p> FileSource<'a, 'p> {
     }
 
     fn finish_file(&mut self) -> Next {
-        let path = self.files.get(self.index).map(|i| i.path.clone());
         if let Some(mut reader) = self.current.take() {
             if let Some(error) = reader.take_error() {
+                let path = self.files.get(self.index).map(|i| i.path.clone());
                 self.failed = Some((path.unwrap_or_default(), error));
                 return Next::End;
             }
@@ -136,6 +139,7 @@ impl<'a, 'p> FileSource<'a, 'p> {
                 truncated_at: reader.truncated_at(),
                 warnings: reader.warnings().iter().map(ToString::to_string).collect(),
             });
+            self.spare = Some(reader.into_buffer());
             if let (Some(cb), Some(input)) = (self.progress.as_mut(), self.files.get(self.index))
                 && let Some(total) = input.file.len()
             {
@@ -171,7 +175,7 @@ impl<'a, 'p> FileSource<'a, 'p> {
         let Some(input) = self.files.get(self.index) else {
             return Ok(false);
         };
-        match input.file.reader() {
+        match input.file.reader_with_buffer(self.spare.take()) {
             Ok(reader) => {
                 self.current = Some(reader);
                 Ok(true)
