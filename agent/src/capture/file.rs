@@ -2254,16 +2254,18 @@ mod tests {
         let expected = slice_frames(&bytes);
         let mut reader = stream(&bytes, 2, 8).expect("header");
         let mut got = Vec::new();
-        loop {
-            let Some(first) = reader.next_frame().map(|f| (f.ts_ns, f.data.to_vec())) else {
-                break;
-            };
+        while let Some(first) = reader.next_frame().map(|f| (f.ts_ns, f.data.to_vec())) {
             reader.unread();
             let again = reader.next_frame().map(|f| (f.ts_ns, f.data.to_vec()));
             assert_eq!(again.as_ref(), Some(&first));
             got.push(first);
         }
         assert_eq!(got.len(), expected.len());
+        assert!(
+            got.iter()
+                .zip(&expected)
+                .all(|(g, e)| (g.0, &g.1) == (e.0, &e.2))
+        );
     }
 
     #[test]
