@@ -142,75 +142,30 @@ pub(super) enum Step {
 
 impl Step {
     /// Builds the error for this step, singling out missing privileges and unknown interfaces.
-    pub(super) fn error(self, interface: &str, source: io::Error) -> RingError {
+    pub(super) fn error(self, interface: &str, error: io::Error) -> RingError {
         let interface = interface.to_owned();
         let lookup = matches!(self, Step::InterfaceIndex | Step::HardwareType | Step::Bind);
-        match source.raw_os_error() {
+        match error.raw_os_error() {
             Some(libc::EPERM | libc::EACCES) => return RingError::PermissionDenied { interface },
             Some(libc::ENODEV) if lookup => return RingError::NoSuchInterface { interface },
             _ => {}
         }
         match self {
-            Step::Socket => RingError::Socket {
-                interface,
-                error: source,
-            },
-            Step::InterfaceIndex => RingError::InterfaceIndex {
-                interface,
-                error: source,
-            },
-            Step::HardwareType => RingError::HardwareType {
-                interface,
-                error: source,
-            },
-            Step::AttachFilter => RingError::AttachFilter {
-                interface,
-                error: source,
-            },
-            Step::LockFilter => RingError::LockFilter {
-                interface,
-                error: source,
-            },
-            Step::Version => RingError::Version {
-                interface,
-                error: source,
-            },
-            Step::RxRing => RingError::RxRing {
-                interface,
-                error: source,
-            },
-            Step::Mmap => RingError::Mmap {
-                interface,
-                error: source,
-            },
-            Step::IgnoreOutgoing => RingError::IgnoreOutgoing {
-                interface,
-                error: source,
-            },
-            Step::Bind => RingError::Bind {
-                interface,
-                error: source,
-            },
-            Step::Fanout => RingError::Fanout {
-                interface,
-                error: source,
-            },
-            Step::Promiscuous => RingError::Promiscuous {
-                interface,
-                error: source,
-            },
-            Step::Poll => RingError::Poll {
-                interface,
-                error: source,
-            },
-            Step::SocketError => RingError::SocketError {
-                interface,
-                error: source,
-            },
-            Step::Statistics => RingError::Statistics {
-                interface,
-                error: source,
-            },
+            Step::Socket => RingError::Socket { interface, error },
+            Step::InterfaceIndex => RingError::InterfaceIndex { interface, error },
+            Step::HardwareType => RingError::HardwareType { interface, error },
+            Step::AttachFilter => RingError::AttachFilter { interface, error },
+            Step::LockFilter => RingError::LockFilter { interface, error },
+            Step::Version => RingError::Version { interface, error },
+            Step::RxRing => RingError::RxRing { interface, error },
+            Step::Mmap => RingError::Mmap { interface, error },
+            Step::IgnoreOutgoing => RingError::IgnoreOutgoing { interface, error },
+            Step::Bind => RingError::Bind { interface, error },
+            Step::Fanout => RingError::Fanout { interface, error },
+            Step::Promiscuous => RingError::Promiscuous { interface, error },
+            Step::Poll => RingError::Poll { interface, error },
+            Step::SocketError => RingError::SocketError { interface, error },
+            Step::Statistics => RingError::Statistics { interface, error },
         }
     }
 }
