@@ -279,21 +279,24 @@ fn standard_input_gives_the_same_document_as_the_file() {
 }
 
 #[test]
-fn standard_input_refuses_several_threads_and_a_second_dash() {
+fn standard_input_is_shared_by_several_threads_and_read_once() {
     let dir = tempfile::tempdir().expect("tmp");
-    let pcap = write_pcap(dir.path(), "call.pcap", 1, &rtp(10));
-    let out = analyze_stdin(&pcap, &["--threads", "2"]);
-    assert_eq!(out.code, Some(2), "{}", out.stderr);
-    assert_eq!(
-        out.stderr.trim_end(),
-        "voqa-agent: --threads 2: standard input (`-`) can be read only once, by one thread; \
-         give a file to analyse with several threads"
-    );
+    let frames = rtp(500);
+    let pcap = write_pcap(dir.path(), "call.pcap", 1, &frames);
+    let expected = analyze(&["--threads", "1", s(&pcap)]);
+    assert_eq!(expected.code, Some(0), "{}", expected.stderr);
+    for threads in ["1", "2", "3"] {
+        let out = analyze_stdin(&pcap, &["--threads", threads]);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        assert_eq!(
+            without_paths(&out.stdout),
+            without_paths(&expected.stdout),
+            "--threads {threads}"
+        );
+    }
+    // A second `-` cannot be read.
     let out = analyze_stdin(&pcap, &["-"]);
     assert_refused(&out, "-", "standard input can be read only once");
-    // --threads 1 is fine.
-    let out = analyze_stdin(&pcap, &["--threads", "1"]);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
 }
 
 #[test]
@@ -314,10 +317,19 @@ fn gzip_captures_are_read_directly() {
             analyze(&[s(&gz)]),
             analyze(&[s(&renamed)]),
             analyze_stdin(&gz, &[]),
+            analyze_stdin(&gz, &["--threads", "2"]),
             analyze(&["--threads", "2", s(&gz)]),
+            analyze(&["--threads", "3", s(&gz), s(file)]),
         ] {
             assert_eq!(out.code, Some(0), "{}", out.stderr);
-            assert_eq!(without_paths(&out.stdout), without_paths(&expected.stdout));
+            let doc = without_paths(&out.stdout);
+            if doc["files"].as_array().map(Vec::len) == Some(2) {
+                // The gzip file then the plain one: the same call twice, as one capture.
+                assert_eq!(doc["files"][0], doc["files"][1]);
+                assert_eq!(doc["files"][0], without_paths(&expected.stdout)["files"][0]);
+            } else {
+                assert_eq!(doc, without_paths(&expected.stdout));
+            }
         }
     }
 }
@@ -403,6 +415,13 @@ fn signal(pid: u32, sig: &str) {
 /// is repeated with a larger file instead of asserting anything.
 #[test]
 fn a_capture_truncated_while_read_ends_with_a_clear_error() {
+    // One thread reads the file itself; two share one read (a reading thread and two shards).
+    for threads in ["1", "2"] {
+        truncated_while_read(threads);
+    }
+}
+
+fn truncated_while_read(threads: &str) {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("rotating.pcap");
     let mut frames_count = 100_000;
@@ -424,7 +443,14 @@ fn a_capture_truncated_while_read_ends_with_a_clear_error() {
         let size = std::fs::metadata(&path).expect("stat").len();
 
         let mut child = Command::new(agent_bin())
-            .args(["analyze", "--format", "json", "--threads", "1", s(&path)])
+            .args([
+                "analyze",
+                "--format",
+                "json",
+                "--threads",
+                threads,
+                s(&path),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -3,9 +3,9 @@
 //! order given, as one capture; with several threads each runs the same loop over every frame
 //! and measures its shard of the RTP flows, and the shards' results are merged.
 //!
-//! Each shard reads the files itself (positioned reads of the same open file, so the page
-//! cache serves them once). Standard input can be read only once: with `-` among the inputs the
-//! analysis runs one thread (the binary refuses an explicit `--threads` above 1).
+//! The shards share one read of each input (`FileSource::sharing`): a thread reads it into
+//! chunks that every shard parses in place, so the file is copied out of the kernel (and a gzip
+//! file decompressed) once, whatever the number of threads; standard input works the same way.
 //!
 //! It must not print (the binary decides what to show) and never stops on bad packets: only a
 //! file that cannot be opened, is not a capture, or fails while it is read (it shrank, a read
@@ -42,14 +42,9 @@ pub fn analyze_files(
 ) -> Result<(Vec<FileSummary>, AnalysisResult), AnalyzeError> {
     // Open everything first so a bad path fails fast, before minutes of work.
     let opened = open_files(paths).map_err(|(path, error)| AnalyzeError { path, error })?;
-    // Standard input is read once: one reader, so one shard.
-    let threads = if opened.iter().any(|i| i.file.is_stdin()) {
-        1
-    } else {
-        threads.clamp(1, 64) as u32
-    };
+    let threads = threads.clamp(1, 64) as u32;
     if threads == 1 {
-        return run_shard(&opened, cfg, progress);
+        return run_shard(&opened, cfg, progress, None);
     }
     let mut results: Vec<Result<(Vec<FileSummary>, AnalysisResult), AnalyzeError>> = Vec::new();
     std::thread::scope(|scope| {
@@ -60,7 +55,8 @@ pub fn analyze_files(
                     ..cfg.clone()
                 };
                 let opened = &opened;
-                scope.spawn(move || run_shard(opened, cfg, None))
+                let share = Some((index as usize, threads as usize));
+                scope.spawn(move || run_shard(opened, cfg, None, share))
             })
             .collect();
         let first = run_shard(
@@ -70,6 +66,7 @@ pub fn analyze_files(
                 ..cfg.clone()
             },
             progress,
+            Some((0, threads as usize)),
         );
         results.push(first);
         for h in handles {
@@ -84,7 +81,7 @@ pub fn analyze_files(
         .collect::<Result<Vec<_>, AnalyzeError>>()?
         .into_iter();
     let Some((files, mut merged)) = results.next() else {
-        return run_shard(&opened, cfg, None);
+        return run_shard(&opened, cfg, None, None);
     };
     // Frame, SIP and RTCP counts and the calls are the same in every shard (each read every
     // frame); streams and the per-stream counters are disjoint and add up.
@@ -124,9 +121,13 @@ fn run_shard(
     opened: &[InputFile],
     cfg: AnalyzerConfig,
     progress: Option<Progress<'_>>,
+    share: Option<(usize, usize)>,
 ) -> Result<(Vec<FileSummary>, AnalysisResult), AnalyzeError> {
     let mut worker = Worker::new(Analyzer::new(cfg));
     let mut source = FileSource::new(opened, Pace::Max, progress);
+    if let Some((index, count)) = share {
+        source = source.sharing(index, count);
+    }
     let mut out = CollectFiles::default();
     worker.run(&mut source, &mut out, &AtomicBool::new(false));
     if let Some((path, error)) = source.take_error() {

@@ -159,7 +159,7 @@ struct AnalyzeArgs {
     #[arg(long)]
     stats: bool,
     /// Analysis threads, each measuring a share of the flows (results are identical)
-    /// [default: one per CPU core, at most 8; 1 when reading standard input].
+    /// [default: one per CPU core, at most 8].
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
 }
@@ -506,14 +506,6 @@ fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let stdin = args.files.iter().any(|f| f.as_os_str() == "-");
-    if stdin && args.threads.is_some_and(|n| n > 1) {
-        anyhow::bail!(
-            "--threads {}: standard input (`-`) can be read only once, by one thread; \
-             give a file to analyse with several threads",
-            args.threads.unwrap_or(1)
-        );
-    }
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map_or(1, |n| n.get())

@@ -21,7 +21,9 @@ use std::io::{self, IsTerminal, Read};
 use std::iter::FusedIterator;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex};
 
 use flate2::read::MultiGzDecoder;
 
@@ -70,6 +72,9 @@ pub enum CaptureError {
     StdinIsTerminal,
     #[error("standard input can be read only once")]
     StdinReadTwice,
+    /// The error of the thread that reads an input for several readers.
+    #[error(transparent)]
+    Shared(Arc<CaptureError>),
     /// The path names another file than the one checked when the inputs were opened.
     #[error("was replaced by another file since it was opened")]
     Replaced,
@@ -172,6 +177,9 @@ pub struct CaptureInput {
     gzip: bool,
     /// Standard input: the reader that validated the header, for the one `reader` call.
     first: Mutex<Option<CaptureReader>>,
+    /// Readers sharing one read of the input, made by the first [`CaptureInput::shard_reader`]
+    /// call and taken one by one.
+    shards: Mutex<Vec<Option<CaptureReader>>>,
 }
 
 enum InputKind {
@@ -199,6 +207,7 @@ impl CaptureInput {
                 kind: InputKind::Stdin,
                 gzip,
                 first: Mutex::new(Some(reader)),
+                shards: Mutex::new(Vec::new()),
             });
         }
         check_file_type(&std::fs::metadata(path)?.file_type())?;
@@ -220,6 +229,7 @@ impl CaptureInput {
             kind,
             gzip,
             first: Mutex::new(None),
+            shards: Mutex::new(Vec::new()),
         })
     }
 
@@ -276,6 +286,65 @@ impl CaptureInput {
         };
         CaptureReader::start_with(raw, Some(self.gzip), buffer, READ_BUFFER)
             .map(|(reader, _)| reader)
+    }
+
+    /// Reader `index` of `count` readers that share one read of this input (and one gzip
+    /// decompression): `analyze --threads N`, whose shards all read every frame. The first call
+    /// starts a thread that reads the input into chunks of [`READ_BUFFER`] bytes; each reader
+    /// parses the chunks in place, so the input is copied out of the kernel once in all, by that
+    /// thread, whatever the number of readers. Standard input can be shared too.
+    pub fn shard_reader(&self, index: usize, count: usize) -> Result<CaptureReader, CaptureError> {
+        let mut shards = self
+            .shards
+            .lock()
+            .map_err(|_| CaptureError::StdinReadTwice)?;
+        if shards.is_empty() {
+            *shards = self
+                .shared_readers(count.max(1), READ_BUFFER)?
+                .into_iter()
+                .map(Some)
+                .collect();
+        }
+        shards
+            .get_mut(index)
+            .and_then(Option::take)
+            .ok_or(CaptureError::StdinReadTwice)
+    }
+
+    /// `count` readers over one reading thread, with chunks of `chunk_len` bytes.
+    fn shared_readers(
+        &self,
+        count: usize,
+        chunk_len: usize,
+    ) -> Result<Vec<CaptureReader>, CaptureError> {
+        let (source, prefix) = match self.kind {
+            InputKind::File { len, dev, ino } => {
+                let (file, metadata) = open_regular(&self.path)?;
+                if (metadata.dev(), metadata.ino()) != (dev, ino) {
+                    return Err(CaptureError::Replaced);
+                }
+                let raw = Raw::At {
+                    file,
+                    pos: 0,
+                    opened: len,
+                };
+                let source = if self.gzip {
+                    ByteSource::Gzip(Box::new(MultiGzDecoder::new(raw)))
+                } else {
+                    ByteSource::Plain(raw)
+                };
+                (source, Vec::new())
+            }
+            InputKind::Stdin => {
+                let first = self.first.lock().map(|mut f| f.take()).unwrap_or(None);
+                let reader = first.ok_or(CaptureError::StdinReadTwice)?;
+                // The reader that checked the header read the stream's first bytes into its
+                // buffer (from offset 0: nothing was consumed or moved yet); they go first.
+                let prefix = reader.buf.get(..reader.end).unwrap_or_default().to_vec();
+                (reader.source, prefix)
+            }
+        };
+        share(source, prefix, count, chunk_len)
     }
 }
 
@@ -512,6 +581,8 @@ pub struct CaptureReader {
     /// The frame last returned, so that [`CaptureReader::unread`] can return it again.
     last: Option<Located>,
     again: bool,
+    /// Fed by a thread that reads the input once for several readers.
+    shared: Option<Box<Shared>>,
 }
 
 impl CaptureReader {
@@ -570,6 +641,7 @@ impl CaptureReader {
             error: None,
             last: None,
             again: false,
+            shared: None,
         };
         loop {
             let window = reader.buf.get(reader.start..reader.end).unwrap_or_default();
@@ -626,6 +698,9 @@ impl CaptureReader {
 
     /// Advances to the next frame and describes it (its bytes stay in `buf`).
     fn advance(&mut self) -> Option<Located> {
+        if self.shared.is_some() {
+            return self.advance_shared();
+        }
         loop {
             if self.error.is_some() {
                 return None;
@@ -669,6 +744,12 @@ impl CaptureReader {
             self.last = located;
             located?
         };
+        if let Some(sh) = self.shared.as_deref()
+            && sh.last_in_chunk
+        {
+            let chunk = sh.chunk.as_deref().map_or(&[][..], |c| &c.bytes[..]);
+            return Some(located.frame(chunk));
+        }
         Some(located.frame(&self.buf))
     }
 
@@ -690,7 +771,10 @@ impl CaptureReader {
     /// Bytes of the input file read so far (compressed bytes for gzip): progress against
     /// [`CaptureInput::len`].
     pub fn input_position(&self) -> u64 {
-        self.source.raw().position()
+        match &self.shared {
+            Some(sh) => sh.input_pos.load(Ordering::Relaxed),
+            None => self.source.raw().position(),
+        }
     }
 
     /// Byte offset of the record the file was cut short in, once reading reached it.
@@ -719,6 +803,372 @@ impl CaptureReader {
 }
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+// ---------------------------------------------------------------------------------------------
+// One read of an input shared by several readers.
+// ---------------------------------------------------------------------------------------------
+
+/// Bytes of the input read by the sharing thread; `bytes[..len]` are valid.
+struct Chunk {
+    bytes: Vec<u8>,
+    len: usize,
+}
+
+/// What the sharing thread sends each reader.
+enum Feed {
+    Data(Arc<Chunk>),
+    /// The input ended; `cut`: a gzip stream cut short.
+    End {
+        cut: bool,
+    },
+    Error(Arc<CaptureError>),
+}
+
+/// Chunks each reader may have queued: bounds the memory to about (this + 2) chunks per
+/// reader, and keeps the thread at most that far ahead of the slowest reader.
+const SHARED_QUEUE: usize = 4;
+
+/// Starts the thread that reads `source` (after handing out `prefix`) for `count` readers.
+fn share(
+    source: ByteSource,
+    prefix: Vec<u8>,
+    count: usize,
+    chunk_len: usize,
+) -> Result<Vec<CaptureReader>, CaptureError> {
+    let input_pos = Arc::new(AtomicU64::new(0));
+    let mut feeds = Vec::with_capacity(count);
+    let mut readers = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (tx, rx) = std::sync::mpsc::sync_channel(SHARED_QUEUE);
+        feeds.push(Some(tx));
+        readers.push(Shared {
+            feed: rx,
+            chunk: None,
+            start: 0,
+            carrying: false,
+            last_in_chunk: false,
+            header_read: false,
+            input_pos: Arc::clone(&input_pos),
+        });
+    }
+    let pos = Arc::clone(&input_pos);
+    std::thread::Builder::new()
+        .name("voqa-read".into())
+        .spawn(move || read_for_all(source, prefix, feeds, chunk_len.max(1), &pos))
+        .map_err(|error| CaptureError::Io { error })?;
+    readers
+        .into_iter()
+        .map(CaptureReader::start_shared)
+        .collect()
+}
+
+/// The sharing thread: reads chunk after chunk and sends each to every reader still there.
+/// A chunk is reused once no reader holds it any more, so reading allocates only at the start.
+fn read_for_all(
+    mut source: ByteSource,
+    prefix: Vec<u8>,
+    mut feeds: Vec<Option<SyncSender<Feed>>>,
+    chunk_len: usize,
+    input_pos: &AtomicU64,
+) {
+    let mut pool: Vec<Arc<Chunk>> = Vec::new();
+    let send = |feeds: &mut Vec<Option<SyncSender<Feed>>>, make: &dyn Fn() -> Feed| {
+        for feed in feeds.iter_mut() {
+            if let Some(tx) = feed
+                && tx.send(make()).is_err()
+            {
+                // That reader is gone (its shard finished or failed); the others go on.
+                *feed = None;
+            }
+        }
+        feeds.iter().any(Option::is_some)
+    };
+    if !prefix.is_empty() {
+        let len = prefix.len();
+        let chunk = Arc::new(Chunk { bytes: prefix, len });
+        if !send(&mut feeds, &|| Feed::Data(Arc::clone(&chunk))) {
+            return;
+        }
+    }
+    loop {
+        let reusable = pool.iter_mut().position(|c| Arc::get_mut(c).is_some());
+        let mut chunk = match reusable {
+            Some(i) => pool.swap_remove(i),
+            None => Arc::new(Chunk {
+                bytes: vec![0; chunk_len],
+                len: 0,
+            }),
+        };
+        let Some(filling) = Arc::get_mut(&mut chunk) else {
+            return;
+        };
+        filling.len = 0;
+        let mut end: Option<Feed> = None;
+        while filling.len < filling.bytes.len() {
+            let Some(free) = filling.bytes.get_mut(filling.len..) else {
+                break;
+            };
+            match source.read(free) {
+                Ok(0) => {
+                    end = Some(Feed::End { cut: false });
+                    break;
+                }
+                Ok(n) => filling.len += n,
+                Err(CaptureError::Gzip { error })
+                    if error.kind() == io::ErrorKind::UnexpectedEof =>
+                {
+                    end = Some(Feed::End { cut: true });
+                    break;
+                }
+                Err(error) => {
+                    end = Some(Feed::Error(Arc::new(error)));
+                    break;
+                }
+            }
+        }
+        input_pos.store(source.raw().position(), Ordering::Relaxed);
+        if filling.len > 0 {
+            let sent = Arc::clone(&chunk);
+            if !send(&mut feeds, &|| Feed::Data(Arc::clone(&sent))) {
+                return;
+            }
+            pool.push(chunk);
+        }
+        if let Some(end) = end {
+            let (cut, error) = match end {
+                Feed::End { cut } => (cut, None),
+                Feed::Error(error) => (false, Some(error)),
+                Feed::Data(_) => (false, None),
+            };
+            send(&mut feeds, &|| match &error {
+                Some(error) => Feed::Error(Arc::clone(error)),
+                None => Feed::End { cut },
+            });
+            return;
+        }
+    }
+}
+
+/// A reader's side of a shared read: the chunk it parses in place, or the record it is
+/// assembling (in the reader's `buf`) because the record spans two chunks.
+struct Shared {
+    feed: Receiver<Feed>,
+    chunk: Option<Arc<Chunk>>,
+    /// Unparsed bytes of the chunk are `chunk.bytes[start..chunk.len]`.
+    start: usize,
+    /// The window is the reader's `buf[start..end]` (a record across chunks), not the chunk.
+    carrying: bool,
+    /// The frame last returned lies in the chunk (else in `buf`).
+    last_in_chunk: bool,
+    header_read: bool,
+    input_pos: Arc<AtomicU64>,
+}
+
+impl CaptureReader {
+    /// A reader fed by a sharing thread. It reads the capture header on its first
+    /// `next_frame`, in the thread that uses it: the readers of one input consume the feed
+    /// concurrently, and a reader waiting for a header (possibly longer than the feed's queue)
+    /// while the others have not started would wait forever.
+    fn start_shared(shared: Shared) -> Result<Self, CaptureError> {
+        Ok(CaptureReader {
+            source: ByteSource::Plain(Raw::stream(Box::new(io::empty()))),
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            offset: 0,
+            eof: false,
+            parser: Parser::idle(),
+            error: None,
+            last: None,
+            again: false,
+            shared: Some(Box::new(shared)),
+        })
+    }
+
+    /// Reads and checks the capture header from the feed (done once, on the first frame).
+    fn shared_header(&mut self) -> Result<(), CaptureError> {
+        loop {
+            match detect(self.shared_window(), self.eof)? {
+                Detected::Need(n) => self.shared_need(n)?,
+                Detected::Ready(parser, header_len) => {
+                    self.parser = parser;
+                    self.shared_consume(header_len);
+                    self.offset = header_len as u64;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// The unparsed bytes at hand: the rest of the chunk, or the record being assembled.
+    fn shared_window(&self) -> &[u8] {
+        match &self.shared {
+            Some(sh) if sh.carrying => self.buf.get(self.start..self.end).unwrap_or_default(),
+            Some(sh) => sh
+                .chunk
+                .as_deref()
+                .and_then(|c| c.bytes.get(sh.start..c.len))
+                .unwrap_or_default(),
+            None => &[],
+        }
+    }
+
+    fn shared_consume(&mut self, len: usize) {
+        let Some(sh) = self.shared.as_mut() else {
+            return;
+        };
+        if sh.carrying {
+            self.start += len;
+            if self.start >= self.end {
+                // The record across chunks is consumed: back to parsing the chunk in place.
+                sh.carrying = false;
+            }
+        } else {
+            sh.start += len;
+        }
+    }
+
+    /// Receives the next message of the feed: `Ok(Some(chunk))`, or `Ok(None)` at the end.
+    fn shared_receive(&mut self) -> Result<Option<Arc<Chunk>>, CaptureError> {
+        let Some(sh) = self.shared.as_mut() else {
+            return Ok(None);
+        };
+        let message = match sh.feed.try_recv() {
+            Ok(message) => message,
+            Err(TryRecvError::Empty) => match sh.feed.recv() {
+                Ok(message) => message,
+                Err(_) => Feed::End { cut: false },
+            },
+            Err(TryRecvError::Disconnected) => Feed::End { cut: false },
+        };
+        match message {
+            Feed::Data(chunk) => Ok(Some(chunk)),
+            Feed::End { cut } => {
+                self.eof = true;
+                self.parser.cut_at_end |= cut;
+                Ok(None)
+            }
+            Feed::Error(error) => Err(CaptureError::Shared(error)),
+        }
+    }
+
+    /// Makes the window hold `need` bytes (or all that is left): takes the next chunk when
+    /// this one is used up, and assembles a record that spans chunks in `buf`.
+    fn shared_need(&mut self, need: usize) -> Result<(), CaptureError> {
+        let need = need.min(MAX_RECORD);
+        loop {
+            let have = self.shared_window().len();
+            if have >= need || self.eof {
+                return Ok(());
+            }
+            let Some(sh) = self.shared.as_mut() else {
+                return Ok(());
+            };
+            if !sh.carrying {
+                if have == 0 {
+                    // The chunk is used up: parse the next one in place.
+                    sh.chunk = None;
+                    let next = self.shared_receive()?;
+                    if let Some(sh) = self.shared.as_mut() {
+                        sh.chunk = next;
+                        sh.start = 0;
+                    }
+                    continue;
+                }
+                // A record continues in the next chunk: assemble it, starting with this part.
+                self.buf.clear();
+                if let Some(rest) = sh
+                    .chunk
+                    .as_deref()
+                    .and_then(|c| c.bytes.get(sh.start..c.len))
+                {
+                    self.buf.extend_from_slice(rest);
+                }
+                sh.start = sh.chunk.as_deref().map_or(0, |c| c.len);
+                sh.carrying = true;
+                self.start = 0;
+                self.end = self.buf.len();
+            }
+            // Carrying: append from the chunk, exactly what the record needs.
+            let Some(sh) = self.shared.as_mut() else {
+                return Ok(());
+            };
+            let available = sh
+                .chunk
+                .as_deref()
+                .and_then(|c| c.bytes.get(sh.start..c.len))
+                .unwrap_or_default();
+            if available.is_empty() {
+                let next = self.shared_receive()?;
+                if let Some(sh) = self.shared.as_mut() {
+                    sh.chunk = next;
+                    sh.start = 0;
+                }
+                continue;
+            }
+            let take = available.len().min(need - have);
+            self.buf
+                .extend_from_slice(available.get(..take).unwrap_or_default());
+            sh.start += take;
+            self.end = self.buf.len();
+        }
+    }
+
+    /// [`CaptureReader::advance`] for a reader fed by a sharing thread.
+    fn advance_shared(&mut self) -> Option<Located> {
+        if let Some(sh) = self.shared.as_mut()
+            && !std::mem::replace(&mut sh.header_read, true)
+            && let Err(error) = self.shared_header()
+        {
+            self.error = Some(error);
+            return None;
+        }
+        loop {
+            if self.error.is_some() {
+                return None;
+            }
+            let sh = self.shared.as_deref()?;
+            let carrying = sh.carrying;
+            let base = if carrying { self.start } else { sh.start };
+            // Field by field (not `shared_window`), so that the parser can be borrowed too.
+            let window = if carrying {
+                self.buf.get(self.start..self.end).unwrap_or_default()
+            } else {
+                sh.chunk
+                    .as_deref()
+                    .and_then(|c| c.bytes.get(sh.start..c.len))
+                    .unwrap_or_default()
+            };
+            match self.parser.step(window, self.offset, self.eof) {
+                Step::Frame(frame, len) => {
+                    let located = Located {
+                        data_start: base + frame.data_start,
+                        ..frame
+                    };
+                    if let Some(sh) = self.shared.as_mut() {
+                        sh.last_in_chunk = !carrying;
+                    }
+                    // Consumed after the frame is lent: a finished carry must stay in `buf`
+                    // until the next call (see `shared_consume`, which only flips the mode).
+                    self.shared_consume(len);
+                    self.offset += len as u64;
+                    return Some(located);
+                }
+                Step::Skip(len) => {
+                    self.shared_consume(len);
+                    self.offset += len as u64;
+                }
+                Step::Need(n) => {
+                    if let Err(error) = self.shared_need(n) {
+                        self.error = Some(error);
+                        return None;
+                    }
+                }
+                Step::Stop => return None,
+            }
+        }
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // The parser: one for both drivers.
@@ -2159,6 +2609,170 @@ mod tests {
         }
     }
 
+    /// Drains every reader in its own thread (as the analysis shards do: the readers of one
+    /// shared read must be consumed concurrently) and returns what each saw.
+    type Drained = (Owned, Vec<Warning>, Option<u64>, Option<String>);
+
+    fn drain_all(readers: Vec<CaptureReader>) -> Vec<Drained> {
+        let handles: Vec<_> = readers
+            .into_iter()
+            .map(|mut reader| {
+                std::thread::spawn(move || {
+                    let frames = drain(&mut reader);
+                    (
+                        frames,
+                        reader.warnings().to_vec(),
+                        reader.truncated_at(),
+                        reader.error().map(ToString::to_string),
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("reader thread"))
+            .collect()
+    }
+
+    #[test]
+    fn shared_readers_parse_one_read_in_place_like_the_slice_parser() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pcap = big_pcap(700);
+        let mut writer = PcapNgWriter::new(Vec::new()).expect("shb");
+        writer.add_interface(1, 9).expect("idb");
+        for i in 0..300 {
+            writer
+                .write_frame(0, i * 1000, &payload(i as usize))
+                .expect("epb");
+        }
+        let pcapng = writer.into_inner();
+        let cut = pcap[..pcap.len() - 7].to_vec();
+        for (name, bytes) in [("a.pcap", &pcap), ("b.pcapng", &pcapng), ("c.pcap", &cut)] {
+            let expected = slice_frames(bytes);
+            let mut slice = frames(bytes).expect("header");
+            slice.by_ref().count();
+            for (name, contents) in [
+                (name.to_string(), bytes.clone()),
+                (format!("{name}.gz"), gzip(bytes)),
+            ] {
+                let path = dir.path().join(&name);
+                std::fs::write(&path, &contents).expect("write");
+                let input = CaptureInput::open(&path).expect("open");
+                for chunk in [1, 7, 100, 4096, 1 << 20] {
+                    for count in [1, 3] {
+                        let readers = input.shared_readers(count, chunk).expect("shared");
+                        for (got, warnings, truncated_at, error) in drain_all(readers) {
+                            assert_eq!(got, expected, "{name} chunk {chunk} count {count}");
+                            assert_eq!(warnings, slice.warnings(), "{name} chunk {chunk}");
+                            assert_eq!(truncated_at, slice.truncated_at(), "{name} chunk {chunk}");
+                            assert_eq!(error, None);
+                        }
+                    }
+                }
+                // The sharing API as the shards use it: each takes its own reader.
+                let shard_input = CaptureInput::open(&path).expect("open");
+                let readers = (0..2)
+                    .map(|i| shard_input.shard_reader(i, 2).expect("shard reader"))
+                    .collect();
+                for (got, ..) in drain_all(readers) {
+                    assert_eq!(got, expected, "{name} shard readers");
+                }
+                assert!(shard_input.shard_reader(0, 2).is_err(), "taken once");
+            }
+        }
+    }
+
+    #[test]
+    fn shared_readers_frames_borrow_the_shared_chunk() {
+        let bytes = big_pcap(100);
+        let source = ByteSource::Plain(Raw::stream(Box::new(io::Cursor::new(bytes.clone()))));
+        let mut readers = share(source, Vec::new(), 1, 1 << 20).expect("share");
+        let mut reader = readers.pop().expect("reader");
+        let mut in_chunk = 0;
+        while let Some(data) = reader.next_frame().map(|f| f.data.as_ptr()) {
+            // The frame was lent from the chunk the reader holds, not copied.
+            in_chunk += usize::from(reader_chunk_range(&reader).contains(&data));
+        }
+        assert_eq!(in_chunk, 100);
+    }
+
+    fn reader_chunk_range(reader: &CaptureReader) -> std::ops::Range<*const u8> {
+        reader
+            .shared
+            .as_deref()
+            .and_then(|s| s.chunk.as_deref())
+            .map_or(std::ptr::null()..std::ptr::null(), |c| {
+                c.bytes.as_ptr_range()
+            })
+    }
+
+    #[test]
+    fn shared_read_hands_out_a_prefix_first() {
+        // Standard input: the bytes read to check the header are handed out before the rest.
+        let bytes = pcap_file(PcapOptions::new(1));
+        let expected = slice_frames(&bytes);
+        for split in [0, 1, 10, 24, 40, bytes.len()] {
+            let rest = bytes[split..].to_vec();
+            let source = ByteSource::Plain(Raw::stream(Box::new(io::Cursor::new(rest))));
+            let readers = share(source, bytes[..split].to_vec(), 2, 13).expect("share");
+            for (got, ..) in drain_all(readers) {
+                assert_eq!(got, expected, "split {split}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_that_shrinks_during_a_shared_read_ends_every_reader_with_the_error() {
+        let bytes = big_pcap(20_000);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rotating.pcap");
+        std::fs::write(&path, &bytes).expect("write");
+        let input = CaptureInput::open(&path).expect("open");
+        let readers = input.shared_readers(2, 64 << 10).expect("shared");
+        let barrier = Arc::new(std::sync::Barrier::new(3));
+        let handles: Vec<_> = readers
+            .into_iter()
+            .map(|mut reader| {
+                let barrier = Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    for _ in 0..100 {
+                        assert!(reader.next_frame().is_some());
+                    }
+                    barrier.wait(); // the file is cut now
+                    barrier.wait();
+                    let rest = drain(&mut reader).len();
+                    (
+                        rest,
+                        reader.warnings().to_vec(),
+                        reader.error().map(ToString::to_string),
+                    )
+                })
+            })
+            .collect();
+        barrier.wait();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open for write")
+            .set_len(1000)
+            .expect("truncate");
+        barrier.wait();
+        for handle in handles {
+            let (rest, warnings, error) = handle.join().expect("reader");
+            // The reading thread was at most a few chunks ahead when the file was cut.
+            assert!(100 + rest < 20_000, "{rest}");
+            assert!(warnings.is_empty(), "{warnings:?}");
+            let error = error.expect("error");
+            assert!(
+                error.starts_with(&format!(
+                    "the file shrank from {} to 1000 bytes while being read",
+                    bytes.len()
+                )),
+                "{error}"
+            );
+        }
+    }
+
     #[test]
     fn a_file_replaced_after_its_check_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -2571,6 +3185,35 @@ mod tests {
                 }
                 (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
                 (a, b) => prop_assert!(false, "{:?} vs {:?}", a.err(), b.err().map(|e| e.to_string())),
+            }
+        }
+
+        #[test]
+        fn shared_readers_agree_with_slice_parser(
+            head in prop_oneof![Just(0u8), Just(1)],
+            tail in proptest::collection::vec(any::<u8>(), 0..600),
+            chunk in 1usize..70,
+        ) {
+            let mut bytes = if head == 0 {
+                PcapWriter::new(Vec::new(), 1).expect("header").into_inner()
+            } else {
+                let mut writer = PcapNgWriter::new(Vec::new()).expect("shb");
+                writer.add_interface(1, 9).expect("idb");
+                writer.into_inner()
+            };
+            bytes.extend_from_slice(&tail);
+            let mut slice = frames(&bytes).expect("header");
+            let expected: Owned = slice
+                .by_ref()
+                .map(|f| (f.ts_ns, f.linktype, f.data.to_vec(), f.wire_len, f.interface))
+                .collect();
+            let source = ByteSource::Plain(Raw::stream(Box::new(io::Cursor::new(bytes.clone()))));
+            let readers = share(source, Vec::new(), 2, chunk).expect("share");
+            for (got, warnings, truncated_at, error) in drain_all(readers) {
+                prop_assert_eq!(&got, &expected);
+                prop_assert_eq!(warnings.as_slice(), slice.warnings());
+                prop_assert_eq!(truncated_at, slice.truncated_at());
+                prop_assert_eq!(error, None);
             }
         }
 

@@ -85,6 +85,8 @@ pub struct FileSource<'a, 'p> {
     frames_read: u64,
     first_ns: Option<i64>,
     pace: Pace,
+    /// Reader `.0` of `.1` sharing one read of each input (analysis shards), if set.
+    share: Option<(usize, usize)>,
     /// Pacing origin: the first frame's packet time and the wall instant it was delivered.
     origin: Option<(i64, Instant)>,
 }
@@ -103,8 +105,17 @@ impl<'a, 'p> FileSource<'a, 'p> {
             frames_read: 0,
             first_ns: None,
             pace,
+            share: None,
             origin: None,
         }
+    }
+
+    /// Makes this source reader `index` of `count` that share one read of each input (one
+    /// kernel copy and one decompression for all): for shards that all read every frame, each
+    /// in its own thread. All `count` sources must be read concurrently.
+    pub fn sharing(mut self, index: usize, count: usize) -> Self {
+        self.share = Some((index, count));
+        self
     }
 
     /// How each finished file ended, in order.
@@ -175,7 +186,11 @@ impl<'a, 'p> FileSource<'a, 'p> {
         let Some(input) = self.files.get(self.index) else {
             return Ok(false);
         };
-        match input.file.reader_with_buffer(self.spare.take()) {
+        let reader = match self.share {
+            Some((index, count)) => input.file.shard_reader(index, count),
+            None => input.file.reader_with_buffer(self.spare.take()),
+        };
+        match reader {
             Ok(reader) => {
                 self.current = Some(reader);
                 Ok(true)
