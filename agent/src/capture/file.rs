@@ -2658,7 +2658,7 @@ mod tests {
                 let path = dir.path().join(&name);
                 std::fs::write(&path, &contents).expect("write");
                 let input = CaptureInput::open(&path).expect("open");
-                for chunk in [1, 7, 100, 4096, 1 << 20] {
+                for chunk in [5, 97, 4096, 1 << 20] {
                     for count in [1, 3] {
                         let readers = input.shared_readers(count, chunk).expect("shared");
                         for (got, warnings, truncated_at, error) in drain_all(readers) {
