@@ -2,10 +2,13 @@
 //! the slice iterator (`frames`: header detection, every record, position, truncation and
 //! warning bookkeeping) and the streaming reader (`CaptureReader`: the same parser fed through a
 //! small buffer by a reader that hands out a few bytes per call, so that every record crosses
-//! buffer and read boundaries). Both must agree frame for frame, warning for warning.
+//! buffer and read boundaries), and the shared-read driver (`CaptureReader::shared_from_read`:
+//! a reading thread's chunks parsed in place, records across chunks assembled). All must agree
+//! frame for frame, warning for warning.
 //!
 //! Input layout: byte 0 is the number of bytes per read (1..=256), byte 1 the reader's buffer
-//! size (1..=256, grown by the reader when one record needs more); the rest is the file.
+//! size and the shared read's chunk size (1..=256, grown by the reader when one record needs
+//! more); the rest is the file.
 
 #![no_main]
 
@@ -126,4 +129,34 @@ fuzz_target!(|input: &[u8]| {
     assert_eq!(reader.truncated_at(), frames.truncated_at());
     assert_eq!(reader.position(), frames.position() as u64);
     assert!(reader.error().is_none(), "{:?}", reader.error());
+
+    // The shared-read driver: one reader over a reading thread's chunks of `buffer` bytes.
+    let mut shared = CaptureReader::shared_from_read(
+        Chunked {
+            data: data.to_vec(),
+            pos: 0,
+            chunk,
+        },
+        1,
+        buffer,
+    )
+    .expect("shared read");
+    let mut shared = shared.pop().expect("one reader");
+    let mut index = 0;
+    while let Some(frame) = shared.next_frame() {
+        let got = (
+            frame.ts_ns,
+            frame.linktype,
+            frame.data.to_vec(),
+            frame.wire_len,
+            frame.interface,
+        );
+        assert_eq!(Some(&got), expected.get(index), "shared: frame {index} differs");
+        index += 1;
+    }
+    assert_eq!(index, expected.len(), "the shared reader stopped early");
+    assert_eq!(shared.warnings(), frames.warnings());
+    assert_eq!(shared.truncated_at(), frames.truncated_at());
+    assert_eq!(shared.position(), frames.position() as u64);
+    assert!(shared.error().is_none(), "{:?}", shared.error());
 });

@@ -828,6 +828,25 @@ enum Feed {
 /// reader, and keeps the thread at most that far ahead of the slowest reader.
 const SHARED_QUEUE: usize = 4;
 
+impl CaptureReader {
+    /// `count` readers sharing one read of `read` in chunks of `chunk_len` bytes (see
+    /// [`CaptureInput::shard_reader`]); gzip is detected. For tests and fuzzing of the shared
+    /// driver. The readers must be consumed concurrently (or there must be only one).
+    pub fn shared_from_read<R: Read + Send + 'static>(
+        read: R,
+        count: usize,
+        chunk_len: usize,
+    ) -> Result<Vec<CaptureReader>, CaptureError> {
+        let mut raw = Raw::stream(Box::new(read));
+        let source = if raw.sniff_gzip()? {
+            ByteSource::Gzip(Box::new(MultiGzDecoder::new(raw)))
+        } else {
+            ByteSource::Plain(raw)
+        };
+        share(source, Vec::new(), count, chunk_len)
+    }
+}
+
 /// Starts the thread that reads `source` (after handing out `prefix`) for `count` readers.
 fn share(
     source: ByteSource,
