@@ -5,7 +5,8 @@
 //!
 //! The shards share one read of each input (`FileSource::sharing`): a thread reads it into
 //! chunks that every shard parses in place, so the file is copied out of the kernel (and a gzip
-//! file decompressed) once, whatever the number of threads; standard input works the same way.
+//! file decompressed) once, whatever the number of threads, and beside the analysis rather
+//! than in its way (also with one thread); standard input works the same way.
 //!
 //! It must not print (the binary decides what to show) and never stops on bad packets: only a
 //! file that cannot be opened, is not a capture, or fails while it is read (it shrank, a read
@@ -44,7 +45,9 @@ pub fn analyze_files(
     let opened = open_files(paths).map_err(|(path, error)| AnalyzeError { path, error })?;
     let threads = threads.clamp(1, 64) as u32;
     if threads == 1 {
-        return run_shard(&opened, cfg, progress, None);
+        // A shared read with one shard too: the reading thread does the kernel copy (and any
+        // gzip decompression) beside the analysis instead of in its way.
+        return run_shard(&opened, cfg, progress, Some((0, 1)));
     }
     let mut results: Vec<Result<(Vec<FileSummary>, AnalysisResult), AnalyzeError>> = Vec::new();
     std::thread::scope(|scope| {
