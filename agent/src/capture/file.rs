@@ -292,7 +292,10 @@ impl CaptureInput {
     /// decompression): `analyze --threads N`, whose shards all read every frame. The first call
     /// starts a thread that reads the input into chunks of [`READ_BUFFER`] bytes; each reader
     /// parses the chunks in place, so the input is copied out of the kernel once in all, by that
-    /// thread, whatever the number of readers. Standard input can be shared too.
+    /// thread, whatever the number of readers. Standard input can be shared too. The thread
+    /// stays at most a few chunks ahead of the slowest reader: every one of the `count` readers
+    /// must be taken and read to its end, or dropped (a reader that fails drops its feed; the
+    /// errors of the input itself reach every reader alike).
     pub fn shard_reader(&self, index: usize, count: usize) -> Result<CaptureReader, CaptureError> {
         let mut shards = self
             .shards
