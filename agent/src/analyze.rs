@@ -3,8 +3,14 @@
 //! order given, as one capture; with several threads each runs the same loop over every frame
 //! and measures its shard of the RTP flows, and the shards' results are merged.
 //!
+//! The shards share one read of each input (`FileSource::sharing`): a thread reads it into
+//! chunks that every shard parses in place, so the file is copied out of the kernel (and a gzip
+//! file decompressed) once, whatever the number of threads, and beside the analysis rather
+//! than in its way (also with one thread); standard input works the same way.
+//!
 //! It must not print (the binary decides what to show) and never stops on bad packets: only a
-//! file that cannot be opened or is not a capture is an error.
+//! file that cannot be opened, is not a capture, or fails while it is read (it shrank, a read
+//! error, corrupt gzip data) is an error.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -18,13 +24,13 @@ use crate::streams::{AnalysisResult, Analyzer, AnalyzerConfig, Counters, WindowR
 
 pub use crate::pipeline::file::Progress;
 
-/// A file that could not be analysed.
+/// A file that could not be analysed. The message is "PATH: reason"; the reason is not also
+/// exposed as `source()`, so printing the error with its chain states it once.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {source}")]
+#[error("{}: {error}", path.display())]
 pub struct AnalyzeError {
     pub path: PathBuf,
-    #[source]
-    pub source: CaptureError,
+    pub error: CaptureError,
 }
 
 /// Analyses `paths` in order as one capture, with `threads` workers (each reads every frame and
@@ -36,12 +42,14 @@ pub fn analyze_files(
     progress: Option<Progress<'_>>,
 ) -> Result<(Vec<FileSummary>, AnalysisResult), AnalyzeError> {
     // Open everything first so a bad path fails fast, before minutes of work.
-    let opened = open_files(paths).map_err(|(path, source)| AnalyzeError { path, source })?;
+    let opened = open_files(paths).map_err(|(path, error)| AnalyzeError { path, error })?;
     let threads = threads.clamp(1, 64) as u32;
     if threads == 1 {
-        return Ok(run_shard(&opened, cfg, progress));
+        // A shared read with one shard too: the reading thread does the kernel copy (and any
+        // gzip decompression) beside the analysis instead of in its way.
+        return run_shard(&opened, cfg, progress, Some((0, 1)));
     }
-    let mut results: Vec<(Vec<FileSummary>, AnalysisResult)> = Vec::new();
+    let mut results: Vec<Result<(Vec<FileSummary>, AnalysisResult), AnalyzeError>> = Vec::new();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (1..threads)
             .map(|index| {
@@ -50,7 +58,8 @@ pub fn analyze_files(
                     ..cfg.clone()
                 };
                 let opened = &opened;
-                scope.spawn(move || run_shard(opened, cfg, None))
+                let share = Some((index as usize, threads as usize));
+                scope.spawn(move || run_shard(opened, cfg, None, share))
             })
             .collect();
         let first = run_shard(
@@ -60,6 +69,7 @@ pub fn analyze_files(
                 ..cfg.clone()
             },
             progress,
+            Some((0, threads as usize)),
         );
         results.push(first);
         for h in handles {
@@ -69,9 +79,12 @@ pub fn analyze_files(
             }
         }
     });
-    let mut results = results.into_iter();
+    let mut results = results
+        .into_iter()
+        .collect::<Result<Vec<_>, AnalyzeError>>()?
+        .into_iter();
     let Some((files, mut merged)) = results.next() else {
-        return Ok(run_shard(&opened, cfg, None));
+        return run_shard(&opened, cfg, None, None);
     };
     // Frame, SIP (over UDP and TCP) and RTCP counts and the calls are the same in every shard
     // (each read every frame); streams and the per-stream counters are disjoint and add up.
@@ -112,11 +125,18 @@ fn run_shard(
     opened: &[InputFile],
     cfg: AnalyzerConfig,
     progress: Option<Progress<'_>>,
-) -> (Vec<FileSummary>, AnalysisResult) {
+    share: Option<(usize, usize)>,
+) -> Result<(Vec<FileSummary>, AnalysisResult), AnalyzeError> {
     let mut worker = Worker::new(Analyzer::new(cfg));
     let mut source = FileSource::new(opened, Pace::Max, progress);
+    if let Some((index, count)) = share {
+        source = source.sharing(index, count);
+    }
     let mut out = CollectFiles::default();
     worker.run(&mut source, &mut out, &AtomicBool::new(false));
+    if let Some((path, error)) = source.take_error() {
+        return Err(AnalyzeError { path, error });
+    }
     // Datagrams still incomplete at the end are counted by `finish`: the last file's summary
     // takes its counters from there, so that every fragment of the file is accounted for.
     let result = worker.into_analyzer().finish();
@@ -157,7 +177,7 @@ fn run_shard(
         });
         before = after;
     }
-    (summaries, result)
+    Ok((summaries, result))
 }
 
 /// The reassembly counters between two points of the run.

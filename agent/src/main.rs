@@ -74,8 +74,9 @@ enum Speed {
 
 #[derive(clap::Args)]
 struct ReplayArgs {
-    /// Capture files (pcap or pcapng), replayed in order as one capture. With none, replay
-    /// only delivers what the spool (--spool-dir) holds.
+    /// Capture files (pcap or pcapng, gzip-compressed or not; `-`: standard input), replayed
+    /// in order as one capture. With none, replay only delivers what the spool (--spool-dir)
+    /// holds.
     #[arg(value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Collector base URL (http:// or https://); repeat it for failover. Replaces
@@ -131,7 +132,8 @@ enum Format {
 
 #[derive(clap::Args)]
 struct AnalyzeArgs {
-    /// Capture files (pcap or pcapng), analysed in order as one capture.
+    /// Capture files (pcap or pcapng, gzip-compressed or not), analysed in order as one
+    /// capture; `-` reads standard input (a pipe: `tcpdump -w - | voqa-agent analyze -`).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Output format [default: table on a terminal, json otherwise].
@@ -159,7 +161,7 @@ struct AnalyzeArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
-    /// Print throughput and memory use (anonymous and mapped-file RSS) to stderr at the end.
+    /// Print throughput and memory use (anonymous and file-backed RSS) to stderr at the end.
     #[arg(long)]
     stats: bool,
     /// Analysis threads, each measuring a share of the flows (results are identical)
@@ -206,10 +208,26 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("voqa-agent: {e:#}");
+            eprintln!("voqa-agent: {}", error_text(e.as_ref()));
             ExitCode::from(2)
         }
     }
+}
+
+/// An error and its causes on one line, each reason once: a cause whose text the line
+/// already holds (an error that quotes its source in its own message) is not repeated.
+fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// The config file with command-line overrides applied.
@@ -523,7 +541,7 @@ fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         let frames = result.counters.frames;
         let (anon, file) = rss_kib();
         eprintln!(
-            "voqa-agent: {frames} frames, {} streams in {secs:.3} s ({:.2} M frames/s); RSS {} KiB anonymous + {} KiB mapped file",
+            "voqa-agent: {frames} frames, {} streams in {secs:.3} s ({:.2} M frames/s); RSS {} KiB anonymous + {} KiB file-backed",
             result.streams.len(),
             frames as f64 / secs.max(1e-9) / 1e6,
             anon,

@@ -1,8 +1,8 @@
 //! The one frame type every packet source hands out: a capture file's record and a ring
 //! block's packet alike, so the pipeline has a single per-frame path.
 //!
-//! A `Frame` only borrows the bytes of its source (a memory-mapped file, a ring block); it must
-//! never own or copy them, and carries no more than what the sources know about a packet.
+//! A `Frame` only borrows the bytes of its source (a capture reader's buffer, a ring block); it
+//! must never own or copy them, and carries no more than what the sources know about a packet.
 
 /// LINKTYPE_ETHERNET: the link type of every frame of the AF_PACKET ring and pnet channels.
 pub const LINKTYPE_ETHERNET: u32 = 1;

@@ -55,12 +55,9 @@ pub struct ReplaySummary {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    #[error("{path}: {source}")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: CaptureError,
-    },
+    /// An input could not be opened, or failed while it was read (it shrank, a read error).
+    #[error("{}: {error}", path.display())]
+    Open { path: PathBuf, error: CaptureError },
     #[error("cannot start the sink thread: {0}")]
     Thread(std::io::Error),
     #[error(
@@ -119,7 +116,7 @@ pub fn run(
     opts: &ReplayOptions,
     sink: Box<dyn ReportSink>,
 ) -> Result<ReplaySummary, ReplayError> {
-    let inputs = open_files(files).map_err(|(path, source)| ReplayError::Open { path, source })?;
+    let inputs = open_files(files).map_err(|(path, error)| ReplayError::Open { path, error })?;
     let worker_stats = Arc::new(WorkerStats::new(""));
     let stats = Arc::new(PipelineStats::with_workers(vec![Arc::clone(&worker_stats)]));
     let (tx, sink_thread) = spawn_sink(sink, Arc::clone(&stats)).map_err(ReplayError::Thread)?;
@@ -135,15 +132,14 @@ pub fn run(
         .with_stats(worker_stats)
         .with_packet_heartbeats(opts.heartbeat_interval_ns);
     let mut source = FileSource::new(&inputs, opts.pace, None);
-    let mut first_ns = None;
-    // The first frame's time, for the summary: a separate pass would read the file twice.
-    if let Some(first) = inputs
-        .iter()
-        .find_map(|i| i.file.frames().ok().and_then(|mut f| f.next()))
-    {
-        first_ns = Some(first.ts_ns);
-    }
     worker.run(&mut source, &mut out, &AtomicBool::new(false));
+    let first_ns = source.first_ns();
+    if let Some((path, error)) = source.take_error() {
+        // Nothing more is sent: the reports already handed to the sink stay delivered.
+        drop(out);
+        let _ = sink_thread.join();
+        return Err(ReplayError::Open { path, error });
+    }
     let last = worker.analyzer().packet_time();
     let last_ns = (last != i64::MIN).then_some(last);
     worker.close(last_ns.unwrap_or(0), &mut out);

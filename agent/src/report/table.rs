@@ -36,11 +36,24 @@ pub fn render(out: &AnalyzeOutput) -> String {
     let mut s = String::new();
     for f in &out.files {
         let k = &f.skipped;
-        let _ = writeln!(
-            s,
-            "{}: {} frames, {} bytes; skipped {} non-UDP, {} truncated, {} fragments, {} malformed",
-            f.path, f.packets, f.bytes, k.non_udp, k.truncated, k.fragments, k.malformed
-        );
+        let _ = write!(s, "{}: {} frames, {} bytes", f.path, f.packets, f.bytes);
+        // Only the reasons that occurred: a "0 truncated" beside a "file cut short" warning
+        // reads as a contradiction (these are frames cut by the snap length, not the file).
+        let skipped: Vec<String> = [
+            (k.non_udp, "non-UDP"),
+            (k.truncated, "cut by the snap length"),
+            (k.fragments, "fragments"),
+            (k.malformed, "malformed"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        if skipped.is_empty() {
+            let _ = writeln!(s);
+        } else {
+            let _ = writeln!(s, "; skipped {}", skipped.join(", "));
+        }
         if k.fragments > 0 {
             let _ = writeln!(s, "  {}", fragments_line(&f.ip_reassembly));
         }

@@ -237,10 +237,11 @@ impl std::str::FromStr for SinkSpec {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
+    /// The cause is in the message, not also a `source()`: printed with its chain, once.
+    #[error("{path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
@@ -259,10 +260,10 @@ impl AgentConfig {
             Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(AgentConfig::default());
             }
-            Err(source) => {
+            Err(error) => {
                 return Err(ConfigError::Read {
                     path: path.to_path_buf(),
-                    source,
+                    error,
                 });
             }
         };

@@ -35,16 +35,15 @@ pub enum RunError {
         interface: String,
         message: String,
     },
-    #[error("sink {path}: {source}")]
+    // Causes are part of the messages, not also `source()`: printed with its chain, an error
+    // says each reason once.
+    #[error("sink {path}: {error}")]
     Sink {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("metrics endpoint {addr}: {source}")]
-    Metrics {
-        addr: String,
-        source: std::io::Error,
-    },
+    #[error("metrics endpoint {addr}: {error}")]
+    Metrics { addr: String, error: std::io::Error },
     #[error(transparent)]
     Key(#[from] ConfigError),
     #[error("signal handler: {0}")]
@@ -52,7 +51,15 @@ pub enum RunError {
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
     #[error("delivery to the collector: {0}")]
-    Delivery(#[from] crate::ship::delivery::DeliveryError),
+    Delivery(crate::ship::delivery::DeliveryError),
+}
+
+/// Not `#[from]`: that would also make the error its `source()`, and the message already
+/// quotes it.
+impl From<crate::ship::delivery::DeliveryError> for RunError {
+    fn from(error: crate::ship::delivery::DeliveryError) -> Self {
+        RunError::Delivery(error)
+    }
 }
 
 fn log(msg: &str) {
@@ -68,9 +75,9 @@ pub fn open_sink(spec: &SinkSpec) -> Result<Box<dyn ReportSink>, RunError> {
                 .create(true)
                 .append(true)
                 .open(path)
-                .map_err(|source| RunError::Sink {
+                .map_err(|error| RunError::Sink {
                     path: path.clone(),
-                    source,
+                    error,
                 })?,
         )),
     })
@@ -153,9 +160,9 @@ pub fn run(
                 delivery.clone(),
                 Arc::clone(&stop),
             )
-            .map_err(|source| RunError::Metrics {
+            .map_err(|error| RunError::Metrics {
                 addr: cfg.metrics.listen.clone(),
-                source,
+                error,
             })?,
         )
     };

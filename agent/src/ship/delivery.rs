@@ -140,12 +140,12 @@ impl std::fmt::Debug for Delivery {
     }
 }
 
-/// Why delivery could not start.
+/// Why delivery could not start (the wrapped errors speak for themselves).
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
-    #[error("{0}")]
+    #[error(transparent)]
     Spool(#[from] SpoolError),
-    #[error("{0}")]
+    #[error(transparent)]
     Ship(#[from] ShipError),
     #[error("ship.spool_fsync: {0}")]
     Fsync(String),

@@ -53,18 +53,19 @@ pub trait Outbox: Send + 'static {
     fn dead_letter_batch(&mut self, records: &[Vec<u8>]) -> io::Result<()>;
 }
 
-/// Why the shipper could not start.
+/// Why the shipper could not start. Causes are part of the messages, not also `source()`, so
+/// an error printed with its chain says each once.
 #[derive(Debug, thiserror::Error)]
 pub enum ShipError {
-    #[error("ship.token_file {path}: {source}")]
-    Token { path: PathBuf, source: io::Error },
+    #[error("ship.token_file {path}: {error}")]
+    Token { path: PathBuf, error: io::Error },
     #[error("ship.token_file {0}: empty")]
     EmptyToken(PathBuf),
-    #[error("{key} {path}: {source}")]
+    #[error("{key} {path}: {error}")]
     Tls {
         key: &'static str,
         path: PathBuf,
-        source: io::Error,
+        error: io::Error,
     },
     #[error("{key} {path}: {message}")]
     Pem {
@@ -92,9 +93,9 @@ impl TokenSource {
         match self {
             TokenSource::Inline(t) => Ok(t.trim().to_owned()),
             TokenSource::File(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ShipError::Token {
+                let text = std::fs::read_to_string(path).map_err(|error| ShipError::Token {
                     path: path.clone(),
-                    source,
+                    error,
                 })?;
                 let token = text.trim();
                 if token.is_empty() {
@@ -372,10 +373,10 @@ fn http_client(s: &ShipperSettings) -> Result<reqwest::Client, ShipError> {
 }
 
 fn read_file(key: &'static str, path: &PathBuf) -> Result<Vec<u8>, ShipError> {
-    std::fs::read(path).map_err(|source| ShipError::Tls {
+    std::fs::read(path).map_err(|error| ShipError::Tls {
         key,
         path: path.clone(),
-        source,
+        error,
     })
 }
 

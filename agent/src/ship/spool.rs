@@ -143,15 +143,15 @@ const LEDGER_FILE: &str = "ledger";
 /// Bytes of file read per refill while scanning; also the step of the magic search.
 const CHUNK: usize = 256 << 10;
 
-/// Errors of the spool. I/O errors name the operation and the file.
+/// Errors of the spool. I/O errors name the operation and the file. The cause is part of the
+/// message and not also a `source()`, so an error printed with its chain says it once.
 #[derive(Debug, Error)]
 pub enum SpoolError {
-    #[error("spool: cannot {op} {path}: {source}")]
+    #[error("spool: cannot {op} {path}: {error}")]
     Io {
         op: &'static str,
         path: PathBuf,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     #[error("spool: record of {len} bytes is larger than the maximum of {max} bytes")]
     RecordTooLarge { len: usize, max: usize },
@@ -166,10 +166,10 @@ pub enum SpoolError {
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SpoolError + 'a {
-    move |source| SpoolError::Io {
+    move |error| SpoolError::Io {
         op,
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

@@ -73,6 +73,8 @@ pub struct Fanout {
 
 /// Why a ring could not be set up or read. Each setup step has its own variant naming the
 /// interface and the failed call, e.g. "eth0: setsockopt(PACKET_RX_RING): Invalid argument".
+/// The system error is part of the message and not also a `source()`: printed with its chain,
+/// the reason appears once.
 #[derive(Debug, thiserror::Error)]
 pub enum RingError {
     #[error(
@@ -89,81 +91,36 @@ pub enum RingError {
         interface: String,
         hardware_type: u16,
     },
-    #[error("{interface}: socket(AF_PACKET): {source}")]
-    Socket {
-        interface: String,
-        source: io::Error,
-    },
-    #[error("{interface}: ioctl(SIOCGIFINDEX): {source}")]
-    InterfaceIndex {
-        interface: String,
-        source: io::Error,
-    },
-    #[error("{interface}: ioctl(SIOCGIFHWADDR): {source}")]
-    HardwareType {
-        interface: String,
-        source: io::Error,
-    },
-    #[error("{interface}: setsockopt(SO_ATTACH_FILTER): {source}")]
-    AttachFilter {
-        interface: String,
-        source: io::Error,
-    },
-    #[error("{interface}: setsockopt(SO_LOCK_FILTER): {source}")]
-    LockFilter {
-        interface: String,
-        source: io::Error,
-    },
-    #[error("{interface}: setsockopt(PACKET_VERSION): {source}")]
-    Version {
-        interface: String,
-        source: io::Error,
-    },
-    #[error("{interface}: setsockopt(PACKET_RX_RING): {source}")]
-    RxRing {
-        interface: String,
-        source: io::Error,
-    },
-    #[error("{interface}: mmap: {source}")]
-    Mmap {
-        interface: String,
-        source: io::Error,
-    },
-    #[error("{interface}: setsockopt(PACKET_IGNORE_OUTGOING): {source}")]
-    IgnoreOutgoing {
-        interface: String,
-        source: io::Error,
-    },
-    #[error("{interface}: bind: {source}")]
-    Bind {
-        interface: String,
-        source: io::Error,
-    },
-    #[error("{interface}: setsockopt(PACKET_FANOUT): {source}")]
-    Fanout {
-        interface: String,
-        source: io::Error,
-    },
-    #[error("{interface}: setsockopt(PACKET_ADD_MEMBERSHIP): {source}")]
-    Promiscuous {
-        interface: String,
-        source: io::Error,
-    },
-    #[error("{interface}: poll: {source}")]
-    Poll {
-        interface: String,
-        source: io::Error,
-    },
-    #[error("{interface}: socket error: {source}")]
-    SocketError {
-        interface: String,
-        source: io::Error,
-    },
-    #[error("{interface}: getsockopt(PACKET_STATISTICS): {source}")]
-    Statistics {
-        interface: String,
-        source: io::Error,
-    },
+    #[error("{interface}: socket(AF_PACKET): {error}")]
+    Socket { interface: String, error: io::Error },
+    #[error("{interface}: ioctl(SIOCGIFINDEX): {error}")]
+    InterfaceIndex { interface: String, error: io::Error },
+    #[error("{interface}: ioctl(SIOCGIFHWADDR): {error}")]
+    HardwareType { interface: String, error: io::Error },
+    #[error("{interface}: setsockopt(SO_ATTACH_FILTER): {error}")]
+    AttachFilter { interface: String, error: io::Error },
+    #[error("{interface}: setsockopt(SO_LOCK_FILTER): {error}")]
+    LockFilter { interface: String, error: io::Error },
+    #[error("{interface}: setsockopt(PACKET_VERSION): {error}")]
+    Version { interface: String, error: io::Error },
+    #[error("{interface}: setsockopt(PACKET_RX_RING): {error}")]
+    RxRing { interface: String, error: io::Error },
+    #[error("{interface}: mmap: {error}")]
+    Mmap { interface: String, error: io::Error },
+    #[error("{interface}: setsockopt(PACKET_IGNORE_OUTGOING): {error}")]
+    IgnoreOutgoing { interface: String, error: io::Error },
+    #[error("{interface}: bind: {error}")]
+    Bind { interface: String, error: io::Error },
+    #[error("{interface}: setsockopt(PACKET_FANOUT): {error}")]
+    Fanout { interface: String, error: io::Error },
+    #[error("{interface}: setsockopt(PACKET_ADD_MEMBERSHIP): {error}")]
+    Promiscuous { interface: String, error: io::Error },
+    #[error("{interface}: poll: {error}")]
+    Poll { interface: String, error: io::Error },
+    #[error("{interface}: socket error: {error}")]
+    SocketError { interface: String, error: io::Error },
+    #[error("{interface}: getsockopt(PACKET_STATISTICS): {error}")]
+    Statistics { interface: String, error: io::Error },
 }
 
 /// The system call a [`RingError`] comes from.
@@ -188,30 +145,30 @@ pub(super) enum Step {
 
 impl Step {
     /// Builds the error for this step, singling out missing privileges and unknown interfaces.
-    pub(super) fn error(self, interface: &str, source: io::Error) -> RingError {
+    pub(super) fn error(self, interface: &str, error: io::Error) -> RingError {
         let interface = interface.to_owned();
         let lookup = matches!(self, Step::InterfaceIndex | Step::HardwareType | Step::Bind);
-        match source.raw_os_error() {
+        match error.raw_os_error() {
             Some(libc::EPERM | libc::EACCES) => return RingError::PermissionDenied { interface },
             Some(libc::ENODEV) if lookup => return RingError::NoSuchInterface { interface },
             _ => {}
         }
         match self {
-            Step::Socket => RingError::Socket { interface, source },
-            Step::InterfaceIndex => RingError::InterfaceIndex { interface, source },
-            Step::HardwareType => RingError::HardwareType { interface, source },
-            Step::AttachFilter => RingError::AttachFilter { interface, source },
-            Step::LockFilter => RingError::LockFilter { interface, source },
-            Step::Version => RingError::Version { interface, source },
-            Step::RxRing => RingError::RxRing { interface, source },
-            Step::Mmap => RingError::Mmap { interface, source },
-            Step::IgnoreOutgoing => RingError::IgnoreOutgoing { interface, source },
-            Step::Bind => RingError::Bind { interface, source },
-            Step::Fanout => RingError::Fanout { interface, source },
-            Step::Promiscuous => RingError::Promiscuous { interface, source },
-            Step::Poll => RingError::Poll { interface, source },
-            Step::SocketError => RingError::SocketError { interface, source },
-            Step::Statistics => RingError::Statistics { interface, source },
+            Step::Socket => RingError::Socket { interface, error },
+            Step::InterfaceIndex => RingError::InterfaceIndex { interface, error },
+            Step::HardwareType => RingError::HardwareType { interface, error },
+            Step::AttachFilter => RingError::AttachFilter { interface, error },
+            Step::LockFilter => RingError::LockFilter { interface, error },
+            Step::Version => RingError::Version { interface, error },
+            Step::RxRing => RingError::RxRing { interface, error },
+            Step::Mmap => RingError::Mmap { interface, error },
+            Step::IgnoreOutgoing => RingError::IgnoreOutgoing { interface, error },
+            Step::Bind => RingError::Bind { interface, error },
+            Step::Fanout => RingError::Fanout { interface, error },
+            Step::Promiscuous => RingError::Promiscuous { interface, error },
+            Step::Poll => RingError::Poll { interface, error },
+            Step::SocketError => RingError::SocketError { interface, error },
+            Step::Statistics => RingError::Statistics { interface, error },
         }
     }
 }
