@@ -284,6 +284,10 @@ pub struct Analyzer {
     active: Vec<ActiveStream>,
     closed: Vec<StreamResult>,
     candidates: FastMap<StreamKey, Candidate>,
+    /// With interval reports (live): the streams of each call by Call-ID, so that a BYE marks
+    /// its call's streams without scanning every stream (which made live cost quadratic in the
+    /// number of calls). Keys leave with their streams: bounded by the streams tracked.
+    streams_by_call: FastMap<Arc<str>, Vec<StreamKey>>,
     registry: SharedRegistry,
     calls: CallTracker,
     rtt: RttEstimator,
@@ -335,6 +339,7 @@ impl Analyzer {
             active: Vec::with_capacity(reserve),
             closed: Vec::new(),
             candidates: FastMap::default(),
+            streams_by_call: FastMap::default(),
             rtt: RttEstimator::default(),
             counters: Counters::default(),
             last_sweep_ns: i64::MIN,
@@ -599,6 +604,14 @@ impl Analyzer {
             drops_mark: self.drops_noted,
             next_hint: u32::MAX,
         };
+        if self.cfg.report_interval_ns.is_some()
+            && let Some(id) = stream.call_id()
+        {
+            self.streams_by_call
+                .entry(id.clone())
+                .or_default()
+                .push(key);
+        }
         let slot = self.active.len();
         self.active.push(stream);
         let hash = self.key_hash(&key);
@@ -657,6 +670,16 @@ impl Analyzer {
             hash
         });
         let mut stream = self.active.swap_remove(slot);
+        if let Some(id) = stream.call_id()
+            && let Some(keys) = self.streams_by_call.get_mut(&**id)
+        {
+            if let Some(at) = keys.iter().position(|k| *k == stream.key) {
+                keys.swap_remove(at);
+            }
+            if keys.is_empty() {
+                self.streams_by_call.remove(&**id);
+            }
+        }
         if let Some(hash) = moved_hash {
             let (hasher, active) = (&self.hasher, &self.active);
             self.index
@@ -1003,12 +1026,16 @@ impl Analyzer {
             && self.cfg.report_interval_ns.is_some()
             && let Some(id) = &call_id
         {
-            for stream in self
-                .active
-                .iter_mut()
-                .filter(|s| s.call_id().map(|c| &**c) == Some(&**id))
-            {
-                stream.bye_ns.get_or_insert(ts_ns);
+            // Taken out and put back (no allocation) so that the lookups can borrow `self`.
+            if let Some((call, keys)) = self.streams_by_call.remove_entry(&**id) {
+                for key in &keys {
+                    if let Some(slot) = self.lookup(key)
+                        && let Some(stream) = self.active.get_mut(slot)
+                    {
+                        stream.bye_ns.get_or_insert(ts_ns);
+                    }
+                }
+                self.streams_by_call.insert(call, keys);
             }
         }
         let Some(body) = msg.sdp_body() else {
@@ -1786,5 +1813,101 @@ mod fragment_tests {
         let r = a.counters().ip_reassembly;
         assert_eq!((r.reassembled, r.timed_out, r.incomplete), (0, 1, 1));
         assert_eq!(a.counters().sip, 0);
+    }
+}
+
+#[cfg(test)]
+mod bye_tests {
+    use super::*;
+    use crate::decode::build::{LinkSpec, RtpHeader, rtp_packet, udp_frame};
+
+    const SEC: i64 = 1_000_000_000;
+
+    fn sip(a: &mut Analyzer, ts: i64, text: &str) {
+        let f = udp_frame(
+            &LinkSpec::Ethernet,
+            SocketAddr::from(([192, 0, 2, 100], 5060)),
+            SocketAddr::from(([192, 0, 2, 200], 5060)),
+            text.as_bytes(),
+        );
+        a.on_frame(ts, 1, &f, f.len() as u32);
+    }
+
+    fn invite(call: u32, port: u16) -> String {
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+             m=audio {port} RTP/AVP 0\r\n"
+        );
+        format!(
+            "INVITE sip:b@example.invalid SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK{call}\r\n\
+             From: <sip:a@example.invalid>;tag=1\r\nTo: <sip:b@example.invalid>\r\n\
+             Call-ID: call-{call}\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n\
+             Content-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        )
+    }
+
+    fn rtp(a: &mut Analyzer, ts: i64, port: u16, seq: u16) {
+        let h = RtpHeader {
+            payload_type: 0,
+            marker: false,
+            sequence: seq,
+            timestamp: u32::from(seq) * 160,
+            ssrc: u32::from(port),
+            csrcs: vec![],
+            extension: None,
+            padding: 0,
+        };
+        let f = udp_frame(
+            &LinkSpec::Ethernet,
+            SocketAddr::from(([192, 0, 2, 9], 7000)),
+            SocketAddr::from(([192, 0, 2, 1], port)),
+            &rtp_packet(&h, &[0u8; 160]),
+        );
+        a.on_frame(ts, 1, &f, f.len() as u32);
+    }
+
+    /// A BYE ends exactly its call's streams (found through the Call-ID index, not by scanning
+    /// every stream), and the index forgets streams as they close.
+    #[test]
+    fn a_bye_ends_only_its_calls_streams_and_the_index_empties() {
+        let mut a = Analyzer::new(AnalyzerConfig {
+            report_interval_ns: Some(SEC),
+            ..AnalyzerConfig::default()
+        });
+        for call in 0..3u32 {
+            sip(&mut a, SEC, &invite(call, 40_000 + 2 * call as u16));
+        }
+        for seq in 0..10u16 {
+            for call in 0..3u16 {
+                rtp(
+                    &mut a,
+                    SEC + 1_000_000 + i64::from(seq) * 20_000_000,
+                    40_000 + 2 * call,
+                    seq,
+                );
+            }
+        }
+        assert_eq!(a.active_streams(), 3);
+        assert_eq!(a.streams_by_call.len(), 3);
+        sip(
+            &mut a,
+            SEC + 300_000_000,
+            "BYE sip:b@example.invalid SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKb\r\n\
+             From: <sip:a@example.invalid>;tag=1\r\nTo: <sip:b@example.invalid>;tag=2\r\n\
+             Call-ID: call-1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        );
+        a.advance_to(2 * SEC);
+        let ended: Vec<(u32, Option<EndReason>)> = a
+            .drain_reports()
+            .filter(|r| r.end.is_some())
+            .map(|r| (r.stream.key.ssrc, r.end))
+            .collect();
+        assert_eq!(ended, vec![(40_002, Some(EndReason::Bye))]);
+        assert_eq!(a.active_streams(), 2);
+        assert_eq!(a.streams_by_call.len(), 2);
+        assert!(!a.streams_by_call.contains_key("call-1"));
+        a.close_all(3 * SEC);
+        assert!(a.streams_by_call.is_empty());
     }
 }
