@@ -501,6 +501,7 @@ fn check_live_direction(what: &str, reports: &[&StreamReport], offline: &Value, 
             .as_f64()
             .unwrap_or_else(|| panic!("{what}: live {key} missing"));
         let off = offline[key].as_f64().expect("offline jitter");
+        println!("{what}: {key} live {live} offline {off}");
         assert!(
             (live - off).abs() <= 0.01,
             "{what}: live {key} {live} vs offline {off}"

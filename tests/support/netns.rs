@@ -406,6 +406,9 @@ impl Tcpdump {
                 "-n",
                 "-U",
                 "--immediate-mode",
+                // Nanosecond timestamps, as the agent's ring has: the comparison of the two
+                // captures is then not blurred by tcpdump's default microsecond rounding.
+                "--time-stamp-precision=nano",
                 "-w",
                 &pcap_s,
                 "udp",

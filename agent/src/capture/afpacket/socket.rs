@@ -271,6 +271,7 @@ pub(super) fn prepare(
     attach_filter(raw, &bpf::capture_filter(config.snaplen, &config.sip_ports))
         .map_err(|e| Step::AttachFilter.error(name, e))?;
     lock_filter(raw).map_err(|e| Step::LockFilter.error(name, e))?;
+    stamp_at_reception(raw);
     set_tpacket_v3(raw).map_err(|e| Step::Version.error(name, e))?;
     request_rx_ring(raw, request).map_err(|e| Step::RxRing.error(name, e))?;
     Ok(PreparedSocket { fd, ifindex })
@@ -379,6 +380,17 @@ pub(super) fn attach_filter(fd: BorrowedFd<'_>, program: &[libc::sock_filter]) -
 /// Prevents the filter from being detached or replaced for the socket's lifetime.
 pub(super) fn lock_filter(fd: BorrowedFd<'_>) -> io::Result<()> {
     set_option(fd, libc::SOL_SOCKET, libc::SO_LOCK_FILTER, &(1 as c_int))
+}
+
+/// Asks the kernel to timestamp received packets once, when the device hands them to the
+/// stack (`SO_TIMESTAMPNS` turns on the kernel's receive timestamping), instead of letting each
+/// packet socket read the clock when the packet is delivered to it. Without it, two captures of
+/// the same interface (ours and a tcpdump beside it, or two of our rings) stamp a packet at
+/// different instants whenever the softirq is interrupted between deliveries: jitter measured
+/// from capture timestamps then depends on who else is capturing. Best effort: on failure the
+/// ring still gets the delivery-time stamps it always had.
+pub(super) fn stamp_at_reception(fd: BorrowedFd<'_>) {
+    let _ = set_option(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &(1 as c_int));
 }
 
 pub(super) fn set_tpacket_v3(fd: BorrowedFd<'_>) -> io::Result<()> {
