@@ -356,24 +356,7 @@ mod tests {
     ];
 
     fn run(model: JitterBufferModel) -> (JitterBuffer, Vec<JbDecision>, Vec<f64>) {
-        let mut buffer = JitterBuffer::new(model);
-        let mut jitter = Jitter::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut decisions = Vec::new();
-        let mut nominal = Vec::new();
-        for &(ext, media, arrival) in &INPUT {
-            jitter.on_packet((arrival * 1e6) as i64, (media * 8.0) as u32, 8000);
-            let duplicate = !seen.insert(ext);
-            decisions.push(buffer.on_packet(
-                media,
-                arrival,
-                false,
-                jitter.jitter_ms(8000),
-                duplicate,
-            ));
-            nominal.push(buffer.nominal_ms);
-        }
-        (buffer, decisions, nominal)
+        feed(model, &INPUT)
     }
 
     fn late_packets(decisions: &[JbDecision]) -> Vec<u64> {
