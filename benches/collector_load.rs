@@ -145,7 +145,7 @@ async fn main() -> anyhow::Result<()> {
     let store = Store::open(&url).await?;
     let token = format!("load-{}", std::process::id());
     store
-        .token_insert(&token, &hash_token(&token), "agent", 0)
+        .token_insert_bound(&token, &hash_token(&token), "agent", Some("agent-*"), 0)
         .await?;
     let ops_token = format!("ops-{}", std::process::id());
     store

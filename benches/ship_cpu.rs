@@ -97,7 +97,8 @@ fn main() -> Result<()> {
             ca_file: Some(ca.clone()),
             ..ShipConfig::default()
         };
-        let settings = ShipperSettings::from_config(&cfg, TokenSource::Inline(c.agent_token()?));
+        let settings =
+            ShipperSettings::from_config(&cfg, TokenSource::Inline(c.agent_token(AGENT)?));
         let (s, d) = Delivery::start(settings, spool_config(&cfg, dir.path().join("spool"))?)?;
         collector = Some((c, ca));
         delivery = Some(d);

@@ -63,7 +63,7 @@ fn main() -> Result<()> {
     let mut threads = Vec::new();
     for a in 0..agents {
         let agent = format!("load-{a}");
-        let token = collector.agent_token()?;
+        let token = collector.agent_token(&agent)?;
         let settings = ShipperSettings::from_config(&cfg, TokenSource::Inline(token));
         let spool = spool_config(&cfg, dir.path().join(format!("spool-{a}")))?;
         // Records first, off the clock.

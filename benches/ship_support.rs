@@ -231,8 +231,8 @@ impl Collector {
         self.child.id()
     }
 
-    /// A new token of role `agent` (through the binary, on the same database).
-    pub fn agent_token(&self) -> Result<String> {
+    /// A new token of role `agent` bound to `agent` (through the binary, on the same database).
+    pub fn agent_token(&self, agent: &str) -> Result<String> {
         let out = Command::new(&self.bin)
             .args([
                 "--database",
@@ -241,6 +241,8 @@ impl Collector {
                 "create",
                 "--role",
                 "agent",
+                "--agent",
+                agent,
             ])
             .output()?;
         if !out.status.success() {

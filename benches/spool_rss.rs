@@ -116,7 +116,7 @@ fn main() -> Result<()> {
     // 2. Collector up, agent replays the spool.
     let (ca, cert, key) = make_pki(dir.path())?;
     let collector = Collector::start(dir.path(), &cert, &key)?;
-    let token = collector.agent_token()?;
+    let token = collector.agent_token(AGENT)?;
     let config = dir.path().join("agent.toml");
     std::fs::write(
         &config,

@@ -96,7 +96,14 @@ async fn start() -> Server {
         ("c2", GLOBEX, "customer:globex"),
     ] {
         store
-            .token_insert(id, &hash_token(token), role, 0)
+            // The agent token posts as many agents here; tests/collector_auth.rs covers bindings.
+            .token_insert_bound(
+                id,
+                &hash_token(token),
+                role,
+                (role == "agent").then_some("*"),
+                0,
+            )
             .await
             .expect("token");
     }
@@ -1229,14 +1236,17 @@ async fn each_record_is_stored_and_counted_once_whatever_its_batch() {
 /// loopback port, its SLA queried, then stopped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_process_server_for_the_demo() {
-    use voqa_collector::auth::Role;
+    use voqa_collector::auth::{AgentBinding, Role};
     use voqa_collector::serve::Server;
 
     let dir = tempfile::tempdir().expect("tmp");
     let store = Store::open(&format!("sqlite:{}", dir.path().join("demo.db").display()))
         .await
         .expect("store");
-    let agent = store.create_token(&Role::Agent).await.expect("agent token");
+    let agent = store
+        .create_agent_token(&AgentBinding::parse("fra-media-1").expect("binding"))
+        .await
+        .expect("agent token");
     let customer = store
         .create_token(&Role::Customer("demo".into()))
         .await

@@ -8,9 +8,11 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_voqa-collector")
 }
 
-fn token(db: &str, role: &str) -> String {
+/// `token create --role ROLE_ARGS...` (an agent token needs `--agent ID` after its role).
+fn token(db: &str, role_args: &[&str]) -> String {
     let out = Command::new(bin())
-        .args(["--database", db, "token", "create", "--role", role])
+        .args(["--database", db, "token", "create", "--role"])
+        .args(role_args)
         .output()
         .expect("token create");
     assert!(
@@ -64,7 +66,7 @@ fn batch_json(n: u32) -> String {
 fn kill_9_loses_no_acknowledged_batch() {
     let dir = tempfile::tempdir().expect("tmp");
     let db = format!("sqlite:{}", dir.path().join("voqa.db").display());
-    let agent = token(&db, "agent");
+    let agent = token(&db, &["agent", "--agent", "a"]);
     let port = free_port();
     let mut child = serve(&db, port);
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u32>::new()));

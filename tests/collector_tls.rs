@@ -50,9 +50,11 @@ fn client(cert_pem: &str) -> reqwest::Client {
         .expect("client")
 }
 
-fn token(db: &str, role: &str) -> String {
+/// `token create --role ROLE_ARGS...` (an agent token needs `--agent ID` after its role).
+fn token(db: &str, role_args: &[&str]) -> String {
     let out = Command::new(bin())
-        .args(["--database", db, "token", "create", "--role", role])
+        .args(["--database", db, "token", "create", "--role"])
+        .args(role_args)
         .output()
         .expect("token create");
     assert!(
@@ -180,8 +182,8 @@ async fn https_ingest_and_read_then_sighup_serves_the_new_certificate() {
     let (cert_a, key_a) = self_signed();
     write(&s.cert, &cert_a);
     write(&s.key, &key_a);
-    let agent = token(&s.db, "agent");
-    let ops = token(&s.db, "ops");
+    let agent = token(&s.db, &["agent", "--agent", "tls-agent"]);
+    let ops = token(&s.db, &["ops"]);
     let served = serve(&[
         "--database",
         &s.db,

@@ -145,7 +145,7 @@ fn setup(streams: u32, seconds: u32) -> (tempfile::TempDir, PathBuf) {
 fn collector_down_at_start_and_up_20_s_later_gets_everything_once() {
     let (dir, capture) = setup(20, 60);
     let mut collector = Collector::sqlite("");
-    let agent_token = collector.token("agent");
+    let agent_token = collector.agent_token(AGENT_ID);
     let ops = collector.token("ops");
     secret_file(dir.path(), "token", &agent_token);
     let config = agent_config(dir.path(), &[collector.url()], "");
@@ -191,7 +191,7 @@ fn ingested(collector: &Collector, ops: &str) -> u64 {
 fn collector_and_agent_killed_mid_stream_lose_nothing_and_store_nothing_twice() {
     let (dir, capture) = setup(100, 60);
     let mut collector = Collector::sqlite("");
-    let agent_token = collector.token("agent");
+    let agent_token = collector.agent_token(AGENT_ID);
     let ops = collector.token("ops");
     secret_file(dir.path(), "token", &agent_token);
     let config = agent_config(dir.path(), &[collector.url()], "");
@@ -244,7 +244,7 @@ fn a_network_that_stalls_resets_and_cuts_mid_body_loses_and_duplicates_nothing()
     // Enough data (about 0.4 MB of gzip) for the fault rotation below to come round twice.
     let (dir, capture) = setup(100, 120);
     let mut collector = Collector::sqlite("");
-    let agent_token = collector.token("agent");
+    let agent_token = collector.agent_token(AGENT_ID);
     let ops = collector.token("ops");
     secret_file(dir.path(), "token", &agent_token);
     collector.start();
@@ -289,7 +289,7 @@ fn a_network_that_stalls_resets_and_cuts_mid_body_loses_and_duplicates_nothing()
 fn a_refused_token_keeps_the_data_and_sighup_with_the_right_one_delivers_it() {
     let (dir, capture) = setup(10, 30);
     let mut collector = Collector::sqlite("");
-    let agent_token = collector.token("agent");
+    let agent_token = collector.agent_token(AGENT_ID);
     let ops = collector.token("ops");
     secret_file(dir.path(), "token", "not-the-token");
     collector.start();
@@ -388,7 +388,7 @@ fn deliver_spool(dir: &Path, config: &Path) -> String {
 fn a_torn_and_a_bit_flipped_spool_record_are_cut_and_counted_and_the_rest_delivered() {
     let (dir, capture) = setup(10, 60);
     let mut collector = Collector::sqlite("");
-    let agent_token = collector.token("agent");
+    let agent_token = collector.agent_token(AGENT_ID);
     let ops = collector.token("ops");
     secret_file(dir.path(), "token", &agent_token);
     let config = agent_config(dir.path(), &[collector.url()], "");
@@ -439,7 +439,7 @@ fn a_torn_and_a_bit_flipped_spool_record_are_cut_and_counted_and_the_rest_delive
 fn a_full_spool_drops_the_oldest_counts_them_and_delivers_the_rest() {
     let (dir, capture) = setup(100, 300);
     let mut collector = Collector::sqlite("");
-    let agent_token = collector.token("agent");
+    let agent_token = collector.agent_token(AGENT_ID);
     let ops = collector.token("ops");
     secret_file(dir.path(), "token", &agent_token);
     // The smallest cap the config accepts: 16 MiB, under what this capture produces.
@@ -567,7 +567,7 @@ fn two_collector_replicas_on_one_postgres_one_killed_mid_run_store_everything_on
         &customer,
     );
     let mut b = Collector::with_database(tempfile::tempdir().expect("tmp"), database, &customer);
-    let agent_token = a.token("agent");
+    let agent_token = a.agent_token(AGENT_ID);
     let ops = a.token("ops");
     secret_file(dir.path(), "token", &agent_token);
     a.start();
@@ -644,7 +644,7 @@ fn over_https_with_a_private_ca_everything_arrives_once_and_an_untrusted_cert_is
     let key_file = pem("collector.key", key.serialize_pem());
 
     let mut collector = Collector::sqlite("");
-    let agent_token = collector.token("agent");
+    let agent_token = collector.agent_token(AGENT_ID);
     let ops = collector.token("ops");
     secret_file(dir.path(), "token", &agent_token);
     collector.extra_args = vec![
@@ -725,7 +725,7 @@ fn live_run_on_loopback_ships_every_window_and_its_final_report_on_sigterm() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let mut collector = Collector::sqlite("");
-    let agent_token = collector.token("agent");
+    let agent_token = collector.agent_token(AGENT_ID);
     let ops = collector.token("ops");
     secret_file(dir.path(), "token", &agent_token);
     collector.start();

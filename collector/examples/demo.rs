@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 
-use voqa_collector::auth::Role;
+use voqa_collector::auth::{AgentBinding, Role};
 use voqa_collector::config::CollectorConfig;
 use voqa_collector::serve::{Server, ServerHandle};
 use voqa_collector::store::Store;
@@ -147,12 +147,14 @@ async fn run(args: Args) -> Result<()> {
         .map_err(|e| anyhow!("the demo's collector configuration: {e}"))?;
     config.server.database = database.clone();
     config.server.listen = args.listen.clone();
+    // The demo prints its own story; a JSON line per request would drown it.
+    config.server.access_log = false;
     progress(&format!("starting a collector on {database}"));
     let store = Store::open(&database)
         .await
         .context("opening the demo store")?;
     let agent_token = store
-        .create_token(&Role::Agent)
+        .create_agent_token(&AgentBinding::parse(AGENT_ID).map_err(anyhow::Error::msg)?)
         .await
         .context("creating the agent token")?;
     let ops_token = store

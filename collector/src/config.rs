@@ -29,6 +29,15 @@ pub struct ServerConfig {
     pub retention_days: u64,
     /// Serve /metrics without a token to loopback clients.
     pub metrics_open_on_loopback: bool,
+    /// Accept agent tokens created before agent bindings existed (`token create --role agent`
+    /// without `--agent`) for any agent id. Off by default: such a token can write as any
+    /// agent; `serve` warns at start with how many there are.
+    pub allow_unbound_agent_tokens: bool,
+    /// One JSON line per request (time, method, path, status, latency, peer, token id — never
+    /// the token — and why authentication was refused).
+    pub access_log: bool,
+    /// File the access log is appended to; stderr (journald) when unset.
+    pub access_log_path: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +51,9 @@ impl Default for ServerConfig {
             max_body_bytes: 8 << 20,
             retention_days: 90,
             metrics_open_on_loopback: false,
+            allow_unbound_agent_tokens: false,
+            access_log: true,
+            access_log_path: None,
         }
     }
 }

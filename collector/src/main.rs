@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use voqa_collector::auth::Role;
+use voqa_collector::auth::{AgentBinding, Role};
 use voqa_collector::config::CollectorConfig;
 use voqa_collector::serve::{self, Server};
 use voqa_collector::store::Store;
@@ -57,8 +57,15 @@ enum TokenCommand {
         /// agent, ops or customer:ID
         #[arg(long)]
         role: String,
+        /// For --role agent: the agent ids it may write as, ID[,ID...]; globs allowed
+        /// (`fra-media-*`, `?` one character; `'*'` for every agent).
+        #[arg(long, value_name = "ID[,ID...]")]
+        agent: Option<String>,
+        /// Create a customer token even if the customer is not in the configuration.
+        #[arg(long)]
+        force: bool,
     },
-    /// List tokens (id, role, created, revoked); never the tokens themselves.
+    /// List tokens (id, role, agents, created, last used, revoked); never the tokens themselves.
     List,
     /// Revoke a token by id.
     Revoke { id: String },
@@ -114,6 +121,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = Store::open(&config.server.database)
                 .await
                 .context("opening the store")?;
+            // A log file that cannot be opened is a configuration error, found now.
+            voqa_collector::api::access_log::open_sink(&config.server)?;
+            warn_unbound_agent_tokens(&store, config.server.allow_unbound_agent_tokens).await?;
             let listener = tokio::net::TcpListener::bind(&config.server.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -143,24 +153,73 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .context("opening the store")?;
             match cmd {
-                TokenCommand::Create { role } => {
+                TokenCommand::Create { role, agent, force } => {
                     let role = Role::parse(&role).map_err(anyhow::Error::msg)?;
-                    let token = store.create_token(&role).await?;
-                    eprintln!(
-                        "token {} ({}) created; it is shown once:",
-                        token.id,
-                        role.as_string()
-                    );
+                    let mut what = role.as_string();
+                    let token = match (&role, agent) {
+                        (Role::Agent, Some(agent)) => {
+                            let binding =
+                                AgentBinding::parse(&agent).map_err(anyhow::Error::msg)?;
+                            what = format!("agent, bound to {binding}");
+                            store.create_agent_token(&binding).await?
+                        }
+                        (Role::Agent, None) => anyhow::bail!(
+                            "an agent token is bound to the agent ids it may write as: add \
+                             --agent ID[,ID...] (globs like fra-media-* allowed)"
+                        ),
+                        (_, Some(_)) => anyhow::bail!("--agent goes with --role agent only"),
+                        (Role::Customer(id), None) if config.customer(id).is_none() => {
+                            let configured = config
+                                .customers
+                                .iter()
+                                .map(|c| c.id.as_str())
+                                .collect::<Vec<_>>();
+                            let configured = if configured.is_empty() {
+                                "none (is --config given?)".to_string()
+                            } else {
+                                configured.join(", ")
+                            };
+                            anyhow::ensure!(
+                                force,
+                                "customer '{id}' is not in the configuration (configured: \
+                                 {configured}); check the id, or add --force to create the \
+                                 token anyway"
+                            );
+                            eprintln!(
+                                "voqa-collector: warning: customer '{id}' is not in the \
+                                 configuration (configured: {configured}); creating the token \
+                                 anyway (--force)"
+                            );
+                            store.create_token(&role).await?
+                        }
+                        (_, None) => store.create_token(&role).await?,
+                    };
+                    eprintln!("token {} ({}) created; it is shown once:", token.id, what);
                     println!("{}", token.secret);
                 }
                 TokenCommand::List => {
-                    for t in store.token_list().await? {
+                    let tokens = store.token_list().await?;
+                    println!(
+                        "{:<12}  {:<24}  {:<24}  {:<27}  {:<27}  REVOKED",
+                        "ID", "ROLE", "AGENTS", "CREATED", "LAST USED"
+                    );
+                    for t in tokens {
+                        let agents = match (t.role.as_str(), t.agents.as_deref()) {
+                            (_, Some(agents)) => agents.to_string(),
+                            ("agent", None) => "UNBOUND".to_string(),
+                            _ => "-".to_string(),
+                        };
+                        let last_used = t.last_used_ns.map_or("-".to_string(), |ns| {
+                            voqa_wire::Timestamp::from_ns(ns).to_string()
+                        });
                         println!(
-                            "{}  {:<24}  created {}{}",
+                            "{:<12}  {:<24}  {:<24}  {:<27}  {:<27}  {}",
                             t.id,
                             t.role,
-                            voqa_wire::Timestamp::from_ns(t.created_ns),
-                            if t.revoked { "  REVOKED" } else { "" }
+                            agents,
+                            voqa_wire::Timestamp::from_ns(t.created_ns).to_string(),
+                            last_used,
+                            if t.revoked { "yes" } else { "no" }
                         );
                     }
                 }
@@ -197,6 +256,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Says at start how many agent tokens are not bound to agent ids, and what becomes of them.
+async fn warn_unbound_agent_tokens(store: &Store, allowed: bool) -> anyhow::Result<()> {
+    let unbound: Vec<String> = store
+        .token_list()
+        .await
+        .context("listing tokens")?
+        .into_iter()
+        .filter(|t| t.role == "agent" && t.agents.is_none() && !t.revoked)
+        .map(|t| t.id)
+        .collect();
+    if unbound.is_empty() {
+        return Ok(());
+    }
+    let what = if allowed {
+        "they may write as ANY agent (allow_unbound_agent_tokens = true)"
+    } else {
+        "their requests are refused with 403 (allow_unbound_agent_tokens = false)"
+    };
+    eprintln!(
+        "voqa-collector: warning: {} agent token(s) not bound to agent ids ({}): {what}; \
+         bind each with `voqa-collector token create --role agent --agent ID[,ID...]`, give the \
+         new token to the agent, then `voqa-collector token revoke ID`",
+        unbound.len(),
+        unbound.join(", ")
+    );
+    Ok(())
 }
 
 /// The database URL without a password.

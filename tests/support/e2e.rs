@@ -128,9 +128,19 @@ impl Collector {
 
     /// `token create --role ROLE`: the secret.
     pub fn token(&self, role: &str) -> String {
+        self.token_with(&["--role", role])
+    }
+
+    /// `token create --role agent --agent AGENTS`: the secret of a token bound to `agents`.
+    pub fn agent_token(&self, agents: &str) -> String {
+        self.token_with(&["--role", "agent", "--agent", agents])
+    }
+
+    fn token_with(&self, args: &[&str]) -> String {
         let out = self
             .command()
-            .args(["token", "create", "--role", role])
+            .args(["token", "create"])
+            .args(args)
             .output()
             .expect("token create");
         assert!(

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use voqa_wire::{Batch, SCHEMA_VERSION, StreamReport};
 
-use super::{ApiError, AppState, authenticate, require};
+use super::{ApiError, AppState, authenticate_principal, require, require_agent};
 use crate::auth::Role;
 use crate::store::IngestOutcome;
 
@@ -25,8 +25,11 @@ pub async fn ingest(
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let role = authenticate(&state, &headers).await?;
-    require(&role, &[Role::Agent])?;
+    let principal = authenticate_principal(&state, &headers).await?;
+    require(&principal.role, &[Role::Agent])?;
+    // An agent token writes only as the agents it is bound to (checked again on the batch).
+    let allow_unbound = state.config.server.allow_unbound_agent_tokens;
+    require_agent(&principal, None, allow_unbound)?;
     let limit = state.config.server.max_body_bytes;
     let too_large = || {
         ApiError::new(
@@ -64,6 +67,7 @@ pub async fn ingest(
         }
     };
     let batch = parse_batch(&json_bytes)?;
+    require_agent(&principal, Some(&batch.agent_id), allow_unbound)?;
     validate(&batch)?;
     let received_ns = crate::now_ns();
     let scopes = crate::sla::report_scopes(&state.config.customers, &batch.reports);

@@ -4,6 +4,7 @@
 //!
 //! Handlers validate and translate; storage is `store`, SLA arithmetic is `sla`.
 
+pub mod access_log;
 pub mod ingest;
 pub mod metrics;
 pub mod openapi;
@@ -19,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use crate::auth::{Role, hash_token};
+use crate::auth::{AgentBinding, Principal, Role, bearer_token, hash_token};
 use crate::config::CollectorConfig;
 use crate::store::Store;
 
@@ -69,22 +70,39 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Successful authentications of one token are written to the store at most this often.
+pub const LAST_USED_INTERVAL_NS: i64 = 60_000_000_000;
+
 /// The role of the request's bearer token.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Role, ApiError> {
-    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(unauthorized("missing bearer token"));
+    authenticate_principal(state, headers)
+        .await
+        .map(|principal| principal.role)
+}
+
+/// Who the request's bearer token is: its id, role and agent binding. Tells the access log
+/// the token id, or why it was refused; records the token's last use (at most once a minute).
+pub async fn authenticate_principal(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
+    let refused = |m: &str| {
+        access_log::note_refusal(m);
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
+    };
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(refused(if headers.contains_key(header::AUTHORIZATION) {
+            "more than one Authorization header"
+        } else {
+            "missing bearer token"
+        }));
     };
     let token = value
         .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty() && t.len() <= 256)
-        .ok_or_else(|| unauthorized("malformed Authorization header (expected: Bearer TOKEN)"))?;
+        .map_err(|_| "malformed Authorization header (expected: Bearer TOKEN)")
+        .and_then(bearer_token)
+        .map_err(refused)?;
     let hash = hash_token(token);
     let row = state.store.token_by_hash(&hash).await.map_err(|e| {
         state.metrics.store_error();
@@ -92,13 +110,47 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Role,
     })?;
     // The store finds the row by the token's SHA-256 (an index lookup reveals at most the
     // hash's prefix, never the token); nothing compares secrets byte by byte in memory.
-    match row {
-        Some(t) if !t.revoked => {
-            Role::parse(&t.role).map_err(|_| ApiError::internal("stored token has an invalid role"))
+    let row = match row {
+        Some(t) if !t.revoked => t,
+        Some(t) => {
+            access_log::note_token(&t.id);
+            return Err(refused("token revoked"));
         }
-        Some(_) => Err(unauthorized("token revoked")),
-        None => Err(unauthorized("unknown token")),
+        None => return Err(refused("unknown token")),
+    };
+    access_log::note_token(&row.id);
+    let role = Role::parse(&row.role)
+        .map_err(|_| ApiError::internal("stored token has an invalid role"))?;
+    let agents = row
+        .agents
+        .as_deref()
+        .map(AgentBinding::parse)
+        .transpose()
+        .map_err(|_| ApiError::internal("stored token has an invalid agent binding"))?;
+    let now = crate::now_ns();
+    if row
+        .last_used_ns
+        .is_none_or(|used| now.saturating_sub(used) >= LAST_USED_INTERVAL_NS)
+    {
+        // Once a minute per token at most, and conditional in the store, so concurrent
+        // requests write once; a failure here costs the record, not the request.
+        if let Err(e) = state
+            .store
+            .token_touch(&row.id, now, now - LAST_USED_INTERVAL_NS)
+            .await
+        {
+            state.metrics.store_error();
+            eprintln!(
+                "voqa-collector: recording the last use of token {}: {e}",
+                row.id
+            );
+        }
     }
+    Ok(Principal {
+        token_id: row.id,
+        role,
+        agents,
+    })
 }
 
 /// Refuses unless `role` is one of `allowed` (ops is always allowed).
@@ -106,12 +158,56 @@ pub fn require(role: &Role, allowed: &[Role]) -> Result<(), ApiError> {
     if *role == Role::Ops || allowed.contains(role) {
         Ok(())
     } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("role {} may not use this endpoint", role.as_string()),
-        ))
+        let message = format!("role {} may not use this endpoint", role.as_string());
+        access_log::note_refusal(&message);
+        Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message))
     }
+}
+
+/// Refuses an agent token that may not write as `agent_id` (403). With `agent_id` `None`,
+/// checks only that the token is bound at all (before reading a body). Tokens of other roles
+/// pass: `require` decides which roles may use an endpoint, and ops may do everything.
+pub fn require_agent(
+    principal: &Principal,
+    agent_id: Option<&str>,
+    allow_unbound: bool,
+) -> Result<(), ApiError> {
+    if principal.role != Role::Agent {
+        return Ok(());
+    }
+    let id = &principal.token_id;
+    let refuse = |code: &'static str, message: String| {
+        access_log::note_refusal(&message);
+        Err(ApiError::new(StatusCode::FORBIDDEN, code, message))
+    };
+    match (&principal.agents, agent_id) {
+        (None, _) if !allow_unbound => refuse(
+            "unbound_agent_token",
+            format!(
+                "agent token {id} is not bound to agent ids, and this collector refuses unbound \
+                 agent tokens: create a bound one with `voqa-collector token create --role agent \
+                 --agent ID[,ID...]` (globs like fra-media-* allowed), give it to the agent, then \
+                 `voqa-collector token revoke {id}`"
+            ),
+        ),
+        (Some(binding), Some(agent)) if !binding.covers(agent) => refuse(
+            "agent_not_bound",
+            format!(
+                "token {id} may not write as agent_id '{}': it is bound to {binding}",
+                access_log_safe(agent)
+            ),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// A client-chosen id, bounded and escaped for a message.
+fn access_log_safe(text: &str) -> String {
+    let mut out: String = text.chars().take(128).collect::<String>();
+    if out.len() < text.len() {
+        out.push('…');
+    }
+    out.escape_debug().to_string()
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -151,7 +247,7 @@ async fn metrics_handler(
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.server.max_body_bytes;
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler))
@@ -165,8 +261,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/customers/{id}/sla", get(ops::sla))
         .route("/api/v1/openapi.json", get(openapi::document))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(max_body))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body));
+    // Outermost, so it sees every request, refusals and 404s included.
+    let router = match access_log::AccessLog::start(&state.config.server) {
+        Some(log) => router.layer(axum::middleware::from_fn_with_state(log, access_log::layer)),
+        None => router,
+    };
+    router.with_state(state)
 }
 
 /// Serves plain HTTP until `shutdown` resolves (`serve::Server` with this state and no TLS).

@@ -110,7 +110,13 @@ pub struct NewToken {
 pub struct TokenRow {
     pub id: String,
     pub role: String,
+    /// For an agent token, the agent ids and patterns it may write as (`ID[,ID…]`, see
+    /// `auth::AgentBinding`); `None` for an agent token created before bindings existed, and
+    /// for other roles.
+    pub agents: Option<String>,
     pub created_ns: i64,
+    /// The latest successful authentication, recorded at most once a minute.
+    pub last_used_ns: Option<i64>,
     pub revoked: bool,
 }
 
@@ -381,6 +387,25 @@ impl Store {
         Ok(NewToken { id, secret })
     }
 
+    /// Creates an agent token bound to the agent ids of `binding`; see `create_token`.
+    pub async fn create_agent_token(
+        &self,
+        binding: &crate::auth::AgentBinding,
+    ) -> Result<NewToken, StoreError> {
+        let (secret, id) = crate::auth::new_token().map_err(StoreError::Entropy)?;
+        self.token_insert_bound(
+            &id,
+            &crate::auth::hash_token(&secret),
+            &crate::auth::Role::Agent.as_string(),
+            Some(&binding.to_string()),
+            crate::now_ns(),
+        )
+        .await?;
+        Ok(NewToken { id, secret })
+    }
+
+    /// Stores a token hash without an agent binding (ops and customer tokens; an agent token
+    /// stored this way is unbound, accepted only with `allow_unbound_agent_tokens`).
     pub async fn token_insert(
         &self,
         id: &str,
@@ -388,7 +413,31 @@ impl Store {
         role: &str,
         created_ns: i64,
     ) -> Result<(), StoreError> {
-        dispatch!(self, store => store.token_insert(id, hash, role, created_ns).await)
+        self.token_insert_bound(id, hash, role, None, created_ns)
+            .await
+    }
+
+    /// Stores a token hash with its agent binding (`ID[,ID…]`, as `AgentBinding` prints it).
+    pub async fn token_insert_bound(
+        &self,
+        id: &str,
+        hash: &str,
+        role: &str,
+        agents: Option<&str>,
+        created_ns: i64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => store.token_insert(id, hash, role, agents, created_ns).await)
+    }
+
+    /// Records a successful authentication at `now_ns` unless one was recorded after
+    /// `unless_since_ns` (so concurrent requests write once); true if it wrote.
+    pub async fn token_touch(
+        &self,
+        id: &str,
+        now_ns: i64,
+        unless_since_ns: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.token_touch(id, now_ns, unless_since_ns).await)
     }
 
     pub async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
@@ -2378,21 +2427,57 @@ mod tests {
             Some(TokenRow {
                 id: "t2".into(),
                 role: "customer:acme".into(),
+                agents: None,
                 created_ns: 20,
+                last_used_ns: None,
                 revoked: false
             })
         );
+        // An agent token bound to its agents keeps its binding; last use is written at most
+        // once per interval.
+        store
+            .token_insert_bound("t4", "hash-4", "agent", Some("fra-*,nyc-1"), 40)
+            .await
+            .expect("insert t4");
+        assert!(store.token_touch("t4", 1_000, 940).await.expect("touch"));
+        assert!(
+            !store.token_touch("t4", 1_010, 950).await.expect("touch"),
+            "used at 1000, after 950: no second write"
+        );
+        assert!(store.token_touch("t4", 1_100, 1_040).await.expect("touch"));
+        assert_eq!(
+            store.token_by_hash("hash-4").await.expect("find t4"),
+            Some(TokenRow {
+                id: "t4".into(),
+                role: "agent".into(),
+                agents: Some("fra-*,nyc-1".into()),
+                created_ns: 40,
+                last_used_ns: Some(1_100),
+                revoked: false
+            })
+        );
+        assert!(
+            !store
+                .token_touch("missing", 1, 0)
+                .await
+                .expect("touch missing")
+        );
+        assert!(store.token_revoke("t4").await.expect("revoke t4"));
         assert_eq!(store.token_by_hash("nope").await.expect("find"), None);
         assert!(store.token_revoke("t1").await.expect("revoke"));
         assert!(!store.token_revoke("missing").await.expect("revoke missing"));
         let tokens = store.token_list().await.expect("list");
-        assert_eq!(tokens.len(), 2);
+        assert_eq!(tokens.len(), 3);
         assert_eq!(
             tokens
                 .iter()
-                .map(|token| (token.id.as_str(), token.revoked))
+                .map(|token| (token.id.as_str(), token.revoked, token.agents.as_deref()))
                 .collect::<Vec<_>>(),
-            [("t1", true), ("t2", false)]
+            [
+                ("t1", true, None),
+                ("t2", false, None),
+                ("t4", true, Some("fra-*,nyc-1"))
+            ]
         );
         assert_eq!(
             store
@@ -2430,7 +2515,7 @@ mod tests {
                 .len(),
             2
         );
-        assert_eq!(store.token_list().await.expect("tokens kept").len(), 2);
+        assert_eq!(store.token_list().await.expect("tokens kept").len(), 3);
         assert_eq!(
             store
                 .call_stats("", &customer_agents, whole_day.0, whole_day.1, 4.0, 1.0)

@@ -270,14 +270,17 @@ impl SqliteStore {
         id: &str,
         hash: &str,
         role: &str,
+        agents: Option<&str>,
         created_ns: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO tokens (id, hash, role, created_ns, revoked) VALUES (?, ?, ?, ?, FALSE)",
+            "INSERT INTO tokens (id, hash, role, agents, created_ns, revoked) \
+             VALUES (?, ?, ?, ?, ?, FALSE)",
         )
         .bind(id)
         .bind(hash)
         .bind(role)
+        .bind(agents)
         .bind(created_ns)
         .execute(&self.writer)
         .await
@@ -285,21 +288,44 @@ impl SqliteStore {
         Ok(())
     }
 
+    pub(crate) async fn token_touch(
+        &self,
+        id: &str,
+        now_ns: i64,
+        unless_since_ns: i64,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE tokens SET last_used_ns = ? WHERE id = ? \
+             AND (last_used_ns IS NULL OR last_used_ns < ?)",
+        )
+        .bind(now_ns)
+        .bind(id)
+        .bind(unless_since_ns)
+        .execute(&self.writer)
+        .await
+        .map_err(database)?;
+        Ok(result.rows_affected() > 0)
+    }
+
     pub(crate) async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
-        let row = sqlx::query("SELECT id, role, created_ns, revoked FROM tokens WHERE hash = ?")
-            .bind(hash)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(database)?;
+        let row = sqlx::query(
+            "SELECT id, role, agents, created_ns, last_used_ns, revoked FROM tokens WHERE hash = ?",
+        )
+        .bind(hash)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(database)?;
         row.map(|row| token_row(&row)).transpose()
     }
 
     pub(crate) async fn token_list(&self) -> Result<Vec<TokenRow>, StoreError> {
-        let rows =
-            sqlx::query("SELECT id, role, created_ns, revoked FROM tokens ORDER BY created_ns, id")
-                .fetch_all(&self.reader)
-                .await
-                .map_err(database)?;
+        let rows = sqlx::query(
+            "SELECT id, role, agents, created_ns, last_used_ns, revoked FROM tokens \
+                 ORDER BY created_ns, id",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(database)?;
         rows.iter().map(token_row).collect()
     }
 
@@ -704,7 +730,9 @@ fn token_row(row: &SqliteRow) -> Result<TokenRow, StoreError> {
     Ok(TokenRow {
         id: row.try_get("id").map_err(database)?,
         role: row.try_get("role").map_err(database)?,
+        agents: row.try_get("agents").map_err(database)?,
         created_ns: row.try_get("created_ns").map_err(database)?,
+        last_used_ns: row.try_get("last_used_ns").map_err(database)?,
         revoked: row.try_get("revoked").map_err(database)?,
     })
 }
