@@ -553,6 +553,17 @@ fn the_access_log_shows_who_tried_what_and_never_a_token() {
         assert!(!text.contains(secret), "a token in the access log: {text}");
     }
 
+    // It holds client addresses and token ids: readable by the collector's user only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(s.access_log())
+            .expect("log")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+
     let [missing, unknown, stored, refused, streams] = &lines[..] else {
         unreachable!()
     };

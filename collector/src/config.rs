@@ -200,6 +200,29 @@ mod tests {
     }
 
     #[test]
+    fn auth_keys_default_to_the_safe_side() {
+        let cfg = CollectorConfig::parse("").expect("empty");
+        assert!(!cfg.server.allow_unbound_agent_tokens);
+        assert!(cfg.server.access_log);
+        assert_eq!(cfg.server.access_log_path, None);
+        let cfg = CollectorConfig::parse(
+            "allow_unbound_agent_tokens = true\naccess_log = false\naccess_log_path = \"a.log\"\n",
+        )
+        .expect("set");
+        assert!(cfg.server.allow_unbound_agent_tokens && !cfg.server.access_log);
+        assert_eq!(
+            cfg.server.access_log_path.as_deref(),
+            Some(Path::new("a.log"))
+        );
+        assert!(
+            crate::api::access_log::open_sink(&cfg.server)
+                .expect("off")
+                .is_none(),
+            "access_log = false writes nowhere, whatever the path"
+        );
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let err = CollectorConfig::parse("listen = \"nowhere\"\ndatabase = \"mysql://x\"\n")
             .expect_err("invalid");
