@@ -197,7 +197,7 @@ fn run(
         // mismatch", an error of the tool, not of the API.
         .args(["--workers", "1", "--request-timeout", "20"])
         .args(["--no-color", "--output-truncate", "false"])
-        .args(["--report", "junit", "--report-dir"])
+        .args(["--report", "junit,har", "--report-dir"])
         .arg(report)
         .args(filter)
         .current_dir(report)
@@ -255,7 +255,11 @@ fn every_operation_answers_as_documented() {
     let runs: [(&str, &str, &[&str]); 2] = [("ops", OPS, &[]), ("agent", AGENT, &[])];
     let mut failures = Vec::new();
     for (name, token, filter) in runs {
-        let report = dir.path().join(name);
+        // $VOQA_SCHEMATHESIS_REPORTS keeps the reports (JUnit, and every request and response
+        // as HAR) for a look after the run; by default they go with the temporary directory.
+        let report = std::env::var_os("VOQA_SCHEMATHESIS_REPORTS")
+            .map_or_else(|| dir.path().to_path_buf(), std::path::PathBuf::from)
+            .join(name);
         std::fs::create_dir_all(&report).expect("report dir");
         let (code, output) = run(&bin, addr, token, filter, &report);
         println!("== schemathesis as {name}: exit {code}\n{output}");
