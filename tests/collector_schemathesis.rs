@@ -5,6 +5,8 @@
 //! Reported as ignored when schemathesis is not installed; required (a failure) under
 //! `VOQA_REQUIRE_SCHEMATHESIS=1`, as in CI (`.ci/run` installs the pinned version). The run is
 //! bounded in examples per operation and, as a backstop, in wall time (a hung run fails).
+//! Beside it, the one case found by hand that schemathesis does not generate (a path segment
+//! that is not UTF-8), which needs no schemathesis.
 
 #[path = "support/harness.rs"]
 mod harness;
@@ -275,12 +277,63 @@ fn every_operation_answers_as_documented() {
     );
 }
 
+/// Found beside schemathesis (which does not send bytes that are not UTF-8 in a path): a path
+/// segment that is not UTF-8 once percent-decoded got axum's plain-text 400, before the token
+/// was even checked, where the document promises the JSON error body.
+fn undecodable_path_segments_get_the_json_error_body() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (addr, _shutdown) = start(dir.path()).await;
+        #[allow(deprecated)]
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::new();
+        for (path, param) in [
+            ("/api/v1/calls/%FF", "call_id"),
+            ("/api/v1/calls/a%C0b", "call_id"),
+            ("/api/v1/customers/%FF/sla", "id"),
+        ] {
+            let url = format!("http://{addr}{path}");
+            let anonymous = client.get(&url).send().await.expect("request");
+            assert_eq!(anonymous.status().as_u16(), 401, "{path} without a token");
+            let resp = client
+                .get(&url)
+                .bearer_auth(OPS)
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(resp.status().as_u16(), 400, "{path}");
+            let content_type = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            assert_eq!(content_type, "application/json", "{path}");
+            let body: serde_json::Value = resp.json().await.expect("JSON body");
+            assert_eq!(body["error"]["code"], "invalid_parameter", "{path}: {body}");
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(param), "{path}: {body}");
+        }
+    });
+}
+
 fn main() {
     harness::main(
         file!(),
-        vec![harness::trial(
-            "every_operation_answers_as_documented",
-            every_operation_answers_as_documented,
-        )],
+        vec![
+            harness::trial(
+                "every_operation_answers_as_documented",
+                every_operation_answers_as_documented,
+            ),
+            harness::trial(
+                "undecodable_path_segments_get_the_json_error_body",
+                undecodable_path_segments_get_the_json_error_body,
+            ),
+        ],
     );
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -243,6 +244,15 @@ pub struct StreamItem<'a> {
     pub report: &'a StreamReport,
 }
 
+/// A path segment axum could not take (not UTF-8 once percent-decoded) is refused like every
+/// other bad parameter, with the JSON error body the document promises, not axum's plain text;
+/// and only after the token is checked, as everything else.
+fn path_param(param: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    param
+        .map(|Path(value)| value)
+        .map_err(|e| ApiError::bad_request("invalid_parameter", e.body_text()))
+}
+
 fn encode_cursor(end_ns: i64, id: i64) -> String {
     format!("{end_ns:x}.{id:x}")
 }
@@ -263,7 +273,7 @@ fn decode_cursor(c: &str) -> Option<(i64, i64)> {
     ),
     responses(
         (status = 200, description = "Every report of the call's streams, and each stream's jitter percentiles.", body = CallPage),
-        (status = 400, description = "`call_id` is empty or too long.", body = ErrorBody),
+        (status = 400, description = "`call_id` is empty, too long or not UTF-8.", body = ErrorBody),
         (status = 401, description = "No, an unknown or a revoked token.", body = ErrorBody),
         (status = 403, description = "Not an ops token.", body = ErrorBody),
         (status = 404, description = "No stream of that call is stored.", body = ErrorBody),
@@ -274,10 +284,11 @@ fn decode_cursor(c: &str) -> Option<(i64, i64)> {
 pub async fn call(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(call_id): Path<String>,
+    call_id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let role = authenticate(&state, &headers).await?;
     require(&role, &[])?;
+    let call_id = path_param(call_id)?;
     if call_id.is_empty() || call_id.len() > 512 {
         return Err(ApiError::bad_request(
             "invalid_parameter",
@@ -402,10 +413,11 @@ fn stream_jitter<'a>(reports: &[&'a StreamReport]) -> Vec<CallStream<'a>> {
 pub async fn sla(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let role = authenticate(&state, &headers).await?;
+    let id = path_param(id)?;
     require(&role, &[Role::Customer(id.clone())])?;
     let customer = state.config.customer(&id).cloned().ok_or_else(|| {
         ApiError::new(
