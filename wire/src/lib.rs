@@ -4,6 +4,9 @@
 //! (de)serialisation. Field names and meanings are the stable `analyze --format json`
 //! contract of DESIGN.md; fields may be added, never renamed or removed, without a
 //! schema version bump.
+//!
+//! Feature `openapi` derives `utoipa::ToSchema` on the types the collector's API takes and
+//! returns, for its generated OpenAPI document; the agent builds without it.
 
 pub mod histogram;
 pub mod time;
@@ -131,6 +134,7 @@ pub struct IpReassembly {
 
 /// One RTP stream: 5-tuple plus SSRC, from its first to its last packet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamSummary {
     pub src: String,
     pub dst: String,
@@ -203,6 +207,7 @@ fn audio() -> String {
 /// The evidence behind an inferred clock rate (`clock_source: "inferred"`) or behind leaving it
 /// unknown (`clock_source: "unknown"`, no jitter, no MOS).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClockInference {
     /// `ts_step`: the timestamp step is a standard packet time (10, 20, 30, 40, 60 ms) at this
     /// clock and the arrival gaps pick it among the clocks where it is; `arrival`: no clock makes
@@ -244,6 +249,7 @@ pub struct CallSummary {
 
 /// Markov transition counts over sequence positions (1 = lost or discarded), mergeable by sum.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Transitions {
     pub n00: u64,
     pub n01: u64,
@@ -254,6 +260,7 @@ pub struct Transitions {
 /// One stream's figures for one window `[window_start, window_end)` of packet time; the last
 /// report of a stream has `final: true` and carries the whole stream's totals.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamReport {
     pub agent_id: String,
     /// Stable identity of the stream across its reports: 16 hex digits.
@@ -340,6 +347,7 @@ pub fn stream_record_id(
 
 /// Capture counters of one worker (cumulative since the agent started).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerCounters {
     pub worker: u32,
     /// Packets the kernel handed to the ring, drops included (PACKET_STATISTICS tp_packets).
@@ -354,6 +362,7 @@ pub struct WorkerCounters {
 
 /// State of one watched process (asterisk, freeswitch, kamailio, rtpengine, ...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProcessState {
     pub name: String,
     pub up: bool,
@@ -363,6 +372,7 @@ pub struct ProcessState {
 
 /// Host and agent health, sent every heartbeat interval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Heartbeat {
     pub agent_id: String,
     pub agent_version: String,
@@ -391,6 +401,7 @@ pub struct Heartbeat {
 /// State of the agent's disk spool and shipper (cumulative counters since the spool was
 /// created, except the `pending_*` levels).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShippingCounters {
     /// Records and bytes written to the spool and not yet acknowledged by a collector.
     pub pending_records: u64,
@@ -429,11 +440,20 @@ pub enum AgentRecord {
 /// record: the collector stores each report and heartbeat once by its `record_id`, whatever
 /// batch it arrives in, and acknowledges repeats; `batch_id` names the upload in logs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Batch {
     /// Must equal [`SCHEMA_VERSION`].
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1))]
     pub schema: u32,
     /// UUID chosen by the agent (36 characters, lower-case hex and dashes).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        )
+    )]
     pub batch_id: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub agent_id: String,
     /// Wall-clock time the batch was sent (RFC 3339).
     pub sent_at: Timestamp,

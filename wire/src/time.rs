@@ -154,6 +154,32 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// The OpenAPI schema of a wire time (feature `openapi`, for the collector's API document):
+/// a string in the strict grammar above, so generated examples are ones the parser takes.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .pattern(Some(WIRE_PATTERN))
+            .description(Some(
+                "RFC 3339 UTC time (Z or +00:00; other offsets are refused), e.g. \
+                 2026-11-23T09:00:00.123456Z",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Timestamp {}
+
+/// The wire grammar as a regular expression (the calendar and range checks are the parser's).
+#[cfg(feature = "openapi")]
+pub const WIRE_PATTERN: &str =
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|\+00:00)$";
+
 fn parse(text: &str, allow_date: bool) -> Result<Timestamp, TimeError> {
     let b = text.as_bytes();
     // Longest valid form: 19 + '.' + 9 digits + "+00:00".

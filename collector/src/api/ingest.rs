@@ -12,13 +12,41 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 use voqa_wire::{Batch, SCHEMA_VERSION, StreamReport};
 
 use super::{ApiError, AppState, authenticate_principal, require, require_agent};
 use crate::auth::Role;
 use crate::store::IngestOutcome;
 
+/// Agent batch (voqa-wire Batch, JSON or gzip JSON). Idempotent per record: a report
+/// (agent, stream, window start, final) or heartbeat (agent, time) already stored is
+/// acknowledged as a duplicate, whatever batch it came in, and counted nowhere again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/ingest",
+    request_body(
+        content = Batch,
+        description = "A voqa-wire Batch; `Content-Encoding: gzip` for a gzip body.",
+        content_type = "application/json"
+    ),
+    params(
+        ("Content-Encoding" = Option<String>, Header, description = "`gzip` (or `x-gzip`), `identity` or absent; others are refused with 415.")
+    ),
+    responses(
+        (status = 200, description = "The batch is durable.", body = IngestAck),
+        (status = 400, description = "Malformed JSON or gzip, a wrong field type, an unsupported schema version.", body = super::openapi::ErrorBody),
+        (status = 401, description = "No, an unknown or a revoked token.", body = super::openapi::ErrorBody),
+        (status = 403, description = "The token's role may not ingest, or the agent token is not bound to the batch's agent_id (agent_not_bound) or not bound at all (unbound_agent_token).", body = super::openapi::ErrorBody),
+        (status = 413, description = "The body (before or after decompression) or the batch's record count is over the limit.", body = super::openapi::ErrorBody),
+        (status = 415, description = "An unsupported Content-Encoding.", body = super::openapi::ErrorBody),
+        (status = 422, description = "A value out of range, naming the field.", body = super::openapi::ErrorBody),
+        (status = 429, description = "Too many concurrent ingests; retry later.", body = super::openapi::ErrorBody),
+        (status = 503, description = "The store failed: nothing of the batch was stored; retry.", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn ingest(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -100,15 +128,43 @@ pub async fn ingest(
 /// stored (from an earlier batch, or earlier in this one), otherwise `stored`; the counts say
 /// how many records were new and how many were already there. Either way the whole batch is
 /// durable, and the agent may drop it from its spool.
-pub fn response_body(batch_id: &str, outcome: &IngestOutcome) -> serde_json::Value {
-    json!({
-        "status": outcome.status(),
-        "batch_id": batch_id,
-        "reports": outcome.reports,
-        "heartbeats": outcome.heartbeats,
-        "duplicate_reports": outcome.duplicate_reports,
-        "duplicate_heartbeats": outcome.duplicate_heartbeats,
-    })
+pub fn response_body(batch_id: &str, outcome: &IngestOutcome) -> IngestAck {
+    IngestAck {
+        status: if outcome.is_duplicate() {
+            AckStatus::Duplicate
+        } else {
+            AckStatus::Stored
+        },
+        batch_id: batch_id.to_owned(),
+        reports: outcome.reports,
+        heartbeats: outcome.heartbeats,
+        duplicate_reports: outcome.duplicate_reports,
+        duplicate_heartbeats: outcome.duplicate_heartbeats,
+    }
+}
+
+/// The 200 body of `POST /api/v1/ingest`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct IngestAck {
+    pub status: AckStatus,
+    pub batch_id: String,
+    /// Reports new to the store.
+    pub reports: u64,
+    /// Heartbeats new to the store.
+    pub heartbeats: u64,
+    /// Reports already stored (or repeated in this batch).
+    pub duplicate_reports: u64,
+    /// Heartbeats already stored (or repeated in this batch).
+    pub duplicate_heartbeats: u64,
+}
+
+/// `duplicate`: every record of the batch was already stored; `stored`: otherwise. Either way
+/// the batch is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AckStatus {
+    Stored,
+    Duplicate,
 }
 
 /// Parses the batch, naming the field that failed (`reports[3].packets: invalid type ...`).

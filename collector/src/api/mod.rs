@@ -210,10 +210,23 @@ fn access_log_safe(text: &str) -> String {
     out.escape_debug().to_string()
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    responses((status = 200, description = "The process is alive.", body = openapi::StatusBody))
+)]
 async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    responses(
+        (status = 200, description = "The store answers.", body = openapi::StatusBody),
+        (status = 503, description = "The store does not answer.", body = openapi::ErrorBody),
+    )
+)]
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => axum::Json(json!({"status": "ready"})).into_response(),
@@ -230,6 +243,17 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    responses(
+        (status = 200, description = "Prometheus text exposition.", content_type = "text/plain", body = String),
+        (status = 401, description = "No, an unknown or a revoked token.", body = openapi::ErrorBody),
+        (status = 403, description = "Not an ops token.", body = openapi::ErrorBody),
+        (status = 500, description = "The token store failed.", body = openapi::ErrorBody),
+    ),
+    security((), ("bearer" = []))
+)]
 async fn metrics_handler(
     State(state): State<AppState>,
     ConnectInfo(crate::serve::PeerAddr(peer)): ConnectInfo<crate::serve::PeerAddr>,

@@ -4,16 +4,20 @@
 
 use std::collections::HashMap;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{ApiError, AppState, authenticate, require};
 use crate::auth::Role;
 use crate::sla;
 use crate::store::StreamQuery;
-use voqa_wire::Timestamp;
+use voqa_wire::{Heartbeat, StreamReport, Timestamp};
+
+use super::openapi::ErrorBody;
 
 const MAX_RANGE_NS: i64 = 366 * 86_400 * 1_000_000_000;
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
@@ -53,6 +57,41 @@ fn range(q: &HashMap<String, String>, default_span: i64) -> Result<(i64, i64), A
     Ok((from, to))
 }
 
+/// The 200 body of `GET /api/v1/agents`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentsPage {
+    pub items: Vec<AgentItem>,
+}
+
+/// One agent that has sent a batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentItem {
+    pub agent_id: String,
+    /// Time of the newest heartbeat (the agent's clock); null before the first.
+    pub last_heartbeat: Option<Timestamp>,
+    /// Collector receive time of the agent's latest batch.
+    pub last_batch: Timestamp,
+    /// A heartbeat within the last 30 s and no watched process down in it.
+    pub up: bool,
+    /// Sum of the workers' cumulative kernel drops in the newest heartbeat.
+    pub kernel_drops: u64,
+    /// Sum of `capture_drops` over every report received from the agent.
+    pub capture_drops_in_reports: u64,
+    /// The newest heartbeat as the agent sent it; null before the first.
+    pub heartbeat: Option<Heartbeat>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents",
+    responses(
+        (status = 200, description = "Every agent that has sent a batch.", body = AgentsPage),
+        (status = 401, description = "No, an unknown or a revoked token.", body = ErrorBody),
+        (status = 403, description = "Not an ops token.", body = ErrorBody),
+        (status = 500, description = "The store failed.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn agents(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -65,7 +104,7 @@ pub async fn agents(
         .agents()
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let items: Vec<serde_json::Value> = rows
+    let items: Vec<AgentItem> = rows
         .iter()
         .map(|a| {
             // Up: a heartbeat within two default heartbeat periods (30 s) and no watched
@@ -74,20 +113,43 @@ pub async fn agents(
                 .last_heartbeat_ns
                 .is_some_and(|t| now - t <= 30_000_000_000)
                 && !a.any_process_down;
-            json!({
-                "agent_id": a.agent_id,
-                "last_heartbeat": a.last_heartbeat_ns.map(Timestamp::from_ns),
-                "last_batch": Timestamp::from_ns(a.last_batch_ns),
-                "up": up,
-                "kernel_drops": a.kernel_drops_total,
-                "capture_drops_in_reports": a.capture_drops_total,
-                "heartbeat": a.last_heartbeat,
-            })
+            AgentItem {
+                agent_id: a.agent_id.clone(),
+                last_heartbeat: a.last_heartbeat_ns.map(Timestamp::from_ns),
+                last_batch: Timestamp::from_ns(a.last_batch_ns),
+                up,
+                kernel_drops: a.kernel_drops_total,
+                capture_drops_in_reports: a.capture_drops_total,
+                heartbeat: a.last_heartbeat.clone(),
+            }
         })
         .collect();
-    Ok(axum::Json(json!({"items": items})).into_response())
+    Ok(axum::Json(AgentsPage { items }).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/streams",
+    params(
+        ("from" = Option<String>, Query, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|\+00:00))?$", description = "Start (inclusive) of the window-end range: RFC 3339 UTC time or a date (midnight UTC); offsets are refused. Default: `to` − 1 day; the range covers at most 366 days.", example = "2026-11-01"),
+        ("to" = Option<String>, Query, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|\+00:00))?$", description = "End (exclusive): RFC 3339 UTC time or a date. Default: now.", example = "2026-12-01"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size, 1..=1000 (default 100)."),
+        ("cursor" = Option<String>, Query, pattern = r"^[0-9a-f]{1,16}\.[0-9a-f]{1,16}$", description = "`next_cursor` of the previous page."),
+        ("max_mos" = Option<f64>, Query, minimum = 1, maximum = 5, description = "Only reports with a MOS at or below this (1..=5)."),
+        ("final" = Option<String>, Query, description = "`true`: only final reports; any other value, or none: all reports.", example = "true"),
+        ("customer" = Option<String>, Query, description = "Only the reports of this configured customer (its agents and subnets); 404 when not configured."),
+        ("agent" = Option<String>, Query, description = "Only the reports of this agent."),
+    ),
+    responses(
+        (status = 200, description = "A page of stream reports, oldest window end first.", body = StreamsPage),
+        (status = 400, description = "A parameter is invalid (named in the message).", body = ErrorBody),
+        (status = 401, description = "No, an unknown or a revoked token.", body = ErrorBody),
+        (status = 403, description = "Not an ops token.", body = ErrorBody),
+        (status = 404, description = "`customer` is not configured.", body = ErrorBody),
+        (status = 500, description = "The store failed.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn streams(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -161,16 +223,34 @@ pub async fn streams(
             report: &r.report,
         })
         .collect();
-    Ok(axum::Json(json!({"items": items, "next_cursor": next_cursor})).into_response())
+    Ok(axum::Json(StreamsPage { items, next_cursor }).into_response())
+}
+
+/// The 200 body of `GET /api/v1/streams`.
+#[derive(Serialize, ToSchema)]
+pub struct StreamsPage<'a> {
+    pub items: Vec<StreamItem<'a>>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// One `/api/v1/streams` item: the stored report as the agent sent it, plus the identity the
 /// store keeps it under (`AGENT/STREAM/WINDOW_START_NS/i|f`, as `StreamReport::record_id`).
-#[derive(serde::Serialize)]
-struct StreamItem<'a> {
-    record_id: String,
+#[derive(Serialize, ToSchema)]
+pub struct StreamItem<'a> {
+    /// `AGENT/STREAM/WINDOW_START_NS/i|f`: the key the report is stored once under.
+    pub record_id: String,
     #[serde(flatten)]
-    report: &'a voqa_wire::StreamReport,
+    pub report: &'a StreamReport,
+}
+
+/// A path segment axum could not take (not UTF-8 once percent-decoded) is refused like every
+/// other bad parameter, with the JSON error body the document promises, not axum's plain text;
+/// and only after the token is checked, as everything else.
+fn path_param(param: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    param
+        .map(|Path(value)| value)
+        .map_err(|e| ApiError::bad_request("invalid_parameter", e.body_text()))
 }
 
 fn encode_cursor(end_ns: i64, id: i64) -> String {
@@ -185,13 +265,30 @@ fn decode_cursor(c: &str) -> Option<(i64, i64)> {
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/calls/{call_id}",
+    params(
+        ("call_id" = String, Path, min_length = 1, max_length = 512, description = "The SIP Call-ID (1 to 512 characters).", example = "call-1"),
+    ),
+    responses(
+        (status = 200, description = "Every report of the call's streams, and each stream's jitter percentiles.", body = CallPage),
+        (status = 400, description = "`call_id` is empty, too long or not UTF-8.", body = ErrorBody),
+        (status = 401, description = "No, an unknown or a revoked token.", body = ErrorBody),
+        (status = 403, description = "Not an ops token.", body = ErrorBody),
+        (status = 404, description = "No stream of that call is stored.", body = ErrorBody),
+        (status = 500, description = "The store failed.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn call(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(call_id): Path<String>,
+    call_id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let role = authenticate(&state, &headers).await?;
     require(&role, &[])?;
+    let call_id = path_param(call_id)?;
     if call_id.is_empty() || call_id.len() > 512 {
         return Err(ApiError::bad_request(
             "invalid_parameter",
@@ -210,16 +307,50 @@ pub async fn call(
             format!("no streams for call '{call_id}'"),
         ));
     }
-    let reports: Vec<&voqa_wire::StreamReport> = rows.iter().map(|r| &r.report).collect();
+    let reports: Vec<&StreamReport> = rows.iter().map(|r| &r.report).collect();
     let streams = stream_jitter(&reports);
-    Ok(
-        axum::Json(json!({"call_id": call_id, "streams": streams, "reports": reports}))
-            .into_response(),
-    )
+    Ok(axum::Json(CallPage {
+        call_id,
+        streams,
+        reports,
+    })
+    .into_response())
+}
+
+/// The 200 body of `GET /api/v1/calls/{call_id}`.
+#[derive(Serialize, ToSchema)]
+pub struct CallPage<'a> {
+    pub call_id: String,
+    /// One entry per stream (agent, stream id) of the call.
+    pub streams: Vec<CallStream<'a>>,
+    /// Every stored report of the call's streams.
+    pub reports: Vec<&'a StreamReport>,
+}
+
+/// One stream of a call: its windows' per-packet jitter histograms merged.
+#[derive(Serialize, ToSchema)]
+pub struct CallStream<'a> {
+    pub agent_id: &'a str,
+    pub stream_id: &'a str,
+    /// Reports of the stream.
+    pub windows: u64,
+    /// Windows with jitter samples but no (decodable) histogram: not in the percentiles.
+    pub windows_without_histogram: u64,
+    pub jitter: JitterPercentiles,
+}
+
+/// Percentiles of the merged per-packet jitter; null without samples.
+#[derive(Serialize, ToSchema)]
+pub struct JitterPercentiles {
+    pub samples: u64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
 }
 
 /// Per stream of a call: its windows' per-packet jitter histograms merged, as percentiles.
-fn stream_jitter(reports: &[&voqa_wire::StreamReport]) -> Vec<serde_json::Value> {
+fn stream_jitter<'a>(reports: &[&'a StreamReport]) -> Vec<CallStream<'a>> {
     use voqa_wire::histogram::{decode_jitter_histogram, new_jitter_histogram, quantile_ms};
     let mut streams: std::collections::BTreeMap<(&str, &str), (u64, u64, _)> =
         std::collections::BTreeMap::new();
@@ -241,31 +372,52 @@ fn stream_jitter(reports: &[&voqa_wire::StreamReport]) -> Vec<serde_json::Value>
     }
     streams
         .into_iter()
-        .map(|((agent, stream_id), (windows, without, histogram))| {
-            json!({
-                "agent_id": agent,
-                "stream_id": stream_id,
-                "windows": windows,
-                "windows_without_histogram": without,
-                "jitter": {
-                    "samples": histogram.len(),
-                    "p50_ms": quantile_ms(&histogram, 0.50),
-                    "p95_ms": quantile_ms(&histogram, 0.95),
-                    "p99_ms": quantile_ms(&histogram, 0.99),
-                    "max_ms": quantile_ms(&histogram, 1.0),
+        .map(
+            |((agent, stream_id), (windows, without, histogram))| CallStream {
+                agent_id: agent,
+                stream_id,
+                windows,
+                windows_without_histogram: without,
+                jitter: JitterPercentiles {
+                    samples: histogram.len(),
+                    p50_ms: quantile_ms(&histogram, 0.50),
+                    p95_ms: quantile_ms(&histogram, 0.95),
+                    p99_ms: quantile_ms(&histogram, 0.99),
+                    max_ms: quantile_ms(&histogram, 1.0),
                 },
-            })
-        })
+            },
+        )
         .collect()
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/customers/{id}/sla",
+    params(
+        ("id" = String, Path, description = "A configured customer's id.", example = "acme"),
+        ("from" = Option<String>, Query, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|\+00:00))?$", description = "Start (inclusive) of the period: RFC 3339 UTC time or a date (midnight UTC); offsets are refused. Default: `to` − 30 days; the period covers at most 366 days.", example = "2026-11-01"),
+        ("to" = Option<String>, Query, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|\+00:00))?$", description = "End (exclusive): RFC 3339 UTC time or a date. Default: now.", example = "2026-12-01"),
+    ),
+    responses(
+        (status = 200, description = "Each commitment: target, measured, verdict and its evidence.", body = sla::Evaluation),
+        (status = 400, description = "A parameter is invalid (named in the message).", body = ErrorBody),
+        (status = 401, description = "No, an unknown or a revoked token.", body = ErrorBody),
+        (status = 403, description = "Neither an ops token nor this customer's own.", body = ErrorBody),
+        (status = 404, description = "No such customer.", body = ErrorBody),
+        (status = 429, description = "Too many SLA evaluations at once; retry later.", body = ErrorBody),
+        (status = 500, description = "The store failed.", body = ErrorBody),
+        (status = 503, description = "The store is unavailable.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn sla(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let role = authenticate(&state, &headers).await?;
+    let id = path_param(id)?;
     require(&role, &[Role::Customer(id.clone())])?;
     let customer = state.config.customer(&id).cloned().ok_or_else(|| {
         ApiError::new(

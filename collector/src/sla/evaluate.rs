@@ -27,7 +27,7 @@ pub const EVIDENCE_LIMIT: usize = 100;
 pub const JITTER_METHOD: &str = "per_packet_histograms";
 
 /// The verdict for one customer and period.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Evaluation {
     pub customer: String,
     pub from_ns: i64,
@@ -46,7 +46,7 @@ pub struct Evaluation {
 }
 
 /// One commitment: target, measured value, verdict and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CommitmentResult {
     /// `"mos"`, `"loss"`, `"jitter_p95"` or `"uptime"`.
     pub name: &'static str,
@@ -61,7 +61,7 @@ pub struct CommitmentResult {
 }
 
 /// What a verdict rests on.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Evidence {
     Calls(CallEvidence),
@@ -69,7 +69,7 @@ pub enum Evidence {
     Downtime(DowntimeEvidence),
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CallEvidence {
     /// Calls that had the measured value.
     pub considered: u64,
@@ -79,7 +79,7 @@ pub struct CallEvidence {
     pub calls: Vec<BreachingCall>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BreachingCall {
     /// `None` for a stream without call id, which counts as its own call.
     pub call_id: Option<String>,
@@ -93,7 +93,7 @@ pub struct BreachingCall {
     pub dst: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JitterEvidence {
     /// [`JITTER_METHOD`]: the agents' per-packet jitter histograms (binned to within 1/16 of
     /// the value, see `voqa_wire::histogram`) merged over the period.
@@ -162,7 +162,7 @@ pub struct PeriodFacts {
     pub windows_with_drops: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DowntimeEvidence {
     pub period_s: f64,
     pub maintenance_s: f64,
@@ -174,7 +174,7 @@ pub struct DowntimeEvidence {
     pub intervals: Vec<DownInterval>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TimeSpan {
     pub start_ns: i64,
     pub end_ns: i64,

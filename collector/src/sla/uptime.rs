@@ -56,7 +56,7 @@ impl HeartbeatPoint {
 pub const REASON_NO_HEARTBEAT: &str = "no heartbeat";
 
 /// One stretch of downtime of one agent (maintenance already removed).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DownInterval {
     pub agent: String,
     pub start_ns: i64,
@@ -69,7 +69,7 @@ pub struct DownInterval {
 }
 
 /// One stretch between heartbeats during which an agent's kernel dropped packets.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DropInterval {
     pub agent: String,
     pub start_ns: i64,
@@ -80,7 +80,7 @@ pub struct DropInterval {
 }
 
 /// Capture drops beside the verdict: when the measurement itself was incomplete.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DropSummary {
     /// Kernel drops of the customer's agents during the period.
     pub total: u64,
