@@ -457,7 +457,10 @@ impl Store {
         let mut agents = agents.to_vec();
         agents.sort_unstable();
         agents.dedup();
-        dispatch!(self, store => store.first_heartbeats(&agents).await)
+        // Sorted here: the backends' collations may order agent ids differently.
+        let mut first = dispatch!(self, store => store.first_heartbeats(&agents).await)?;
+        first.sort_unstable();
+        Ok(first)
     }
 
     /// Final reports of these agents whose `window_end` lies in `[from_ns, to_ns)`, ordered
