@@ -387,7 +387,11 @@ fn demo_prints_what_the_demo_day_implies() {
     // periods more (the heartbeats that bound it).
     assert!(silence <= down && down <= silence + 2 * HEARTBEAT_NS);
     assert_eq!(overlap((down_from, down_to), MAINTENANCE), 0);
-    let evaluated = period.1 - period.0 - overlap(period, MAINTENANCE);
+    // Evaluated: the period outside maintenance from the agent's first heartbeat on (it
+    // comes one heartbeat period after T0; before it there is no data, which is not downtime).
+    let first_heartbeat = (T0_NS / HEARTBEAT_NS + 1) * HEARTBEAT_NS;
+    let with_data = (first_heartbeat, period.1);
+    let evaluated = with_data.1 - with_data.0 - overlap(with_data, MAINTENANCE);
     let uptime = 100.0 * (evaluated - down) as f64 / evaluated as f64;
     assert!(
         (percent(measured) - uptime).abs() < 0.0006,
@@ -402,6 +406,12 @@ fn demo_prints_what_the_demo_day_implies() {
         "the uptime breach shows the outage {} to {}{context}",
         rfc3339(down_from),
         rfc3339(down_to)
+    );
+    assert!(
+        why.iter()
+            .any(|l| l.contains(&format!("of {} s evaluated", evaluated / S))),
+        "the uptime breach is a share of {} s{context}",
+        evaluated / S
     );
     assert!(out.contains("BREACHED (3 of 4 commitments)"), "{context}");
 

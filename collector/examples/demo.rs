@@ -513,22 +513,24 @@ fn sla_text(
     let commitments = sla["commitments"]
         .as_array()
         .ok_or_else(|| anyhow!("the SLA answer has no commitments: {sla}"))?;
-    let verdict = |v: &Value| match v["met"].as_bool() {
-        Some(true) => "met",
-        Some(false) => "BREACHED",
-        None => "no-data",
+    // The collector's verdicts: met, breached, or no data (nothing to measure is no breach).
+    let verdict = |v: &Value| match v["verdict"].as_str() {
+        Some("met") => "met",
+        Some("breached") => "BREACHED",
+        _ => "no data",
     };
-    let breached = commitments
-        .iter()
-        .filter(|v| v["met"].as_bool() == Some(false))
-        .count();
-    let no_data = commitments.iter().filter(|v| v["met"].is_null()).count();
-    let overall = if breached > 0 {
-        format!("BREACHED ({breached} of {} commitments)", commitments.len())
-    } else if no_data > 0 {
-        format!("incomplete ({no_data} without data)")
-    } else {
-        "all commitments met".to_owned()
+    let count = |which: &str| {
+        commitments
+            .iter()
+            .filter(|v| v["verdict"].as_str() == Some(which))
+            .count()
+    };
+    let (breached, no_data) = (count("breached"), count("no_data"));
+    let overall = match sla["verdict"].as_str() {
+        Some("breached") => format!("BREACHED ({breached} of {} commitments)", commitments.len()),
+        Some("met") if no_data > 0 => format!("met where measured ({no_data} without data)"),
+        Some("met") => "all commitments met".to_owned(),
+        _ => "no data".to_owned(),
     };
     let mut out = format!(
         "SLA of customer {} ({}) from {} to {}: {} calls, {overall}\n\n",
@@ -597,7 +599,7 @@ fn sla_text(
             what,
         ]);
         let detail = v["detail"].as_str().unwrap_or("");
-        if v["met"].as_bool() == Some(false) {
+        if v["verdict"].as_str() == Some("breached") {
             why.push((i, explain(name, v, c, streams)));
         }
         if !detail.is_empty() {
@@ -715,8 +717,8 @@ fn explain(
                         d["end"].as_str().unwrap_or("?"),
                         secs,
                         secs / 60.0,
-                        evidence["period_s"].as_f64().unwrap_or(0.0)
-                            - evidence["maintenance_s"].as_f64().unwrap_or(0.0),
+                        // Outside maintenance, once the agent had reported.
+                        evidence["measured_s"].as_f64().unwrap_or(0.0),
                     )
                 })
                 .collect();

@@ -19,7 +19,8 @@ pub struct Metrics {
     duplicate_heartbeats: AtomicU64,
     latency_us_sum: AtomicU64,
     store_errors: AtomicU64,
-    /// (customer, commitment) → met (1), breached (0); absent when never evaluated.
+    /// (customer, commitment) → met (1), breached (0); absent when never evaluated or when
+    /// the last evaluation had no data for it (no data is not a breach).
     sla: Mutex<Vec<(String, &'static str, Option<bool>)>>,
 }
 
@@ -48,7 +49,7 @@ impl Metrics {
         if let Ok(mut sla) = self.sla.lock() {
             sla.retain(|(c, _, _)| *c != e.customer);
             for r in &e.commitments {
-                sla.push((e.customer.clone(), r.name, r.met));
+                sla.push((e.customer.clone(), r.name, r.verdict.met()));
             }
         }
     }

@@ -62,7 +62,9 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
     (
         "get",
         "/api/v1/customers/{id}/sla",
-        "Each commitment of a customer: target, measured, met, evidence (from, to).",
+        "Each commitment of a customer: target, measured, verdict (met, breached or \
+         no_data with a reason), coverage, evidence; the overall verdict, evaluated_until \
+         (never past now) and the measurement's gaps (from, to).",
         "ops, customer:<id>",
     ),
     (

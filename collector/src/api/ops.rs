@@ -427,7 +427,8 @@ pub async fn sla(
         )
     })?;
     let (from, to) = range(&q, 30 * DAY_NS)?;
-    let evaluation = super::period::evaluate(&state, &customer, from, to).await?;
+    // The period is judged up to now at most: the future is neither up nor down.
+    let evaluation = super::period::evaluate(&state, &customer, from, to, crate::now_ns()).await?;
     state.metrics.sla_state(&evaluation);
     Ok(axum::Json(evaluation).into_response())
 }

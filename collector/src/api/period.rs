@@ -17,13 +17,16 @@ fn internal(error: impl std::fmt::Display) -> ApiError {
     ApiError::internal(error.to_string())
 }
 
-/// Evaluates a customer's commitments over `[from, to)`.
+/// Evaluates a customer's commitments over `[from, to)` as of `now`: the facts are loaded up
+/// to `min(to, now)` only, since the future is not judged.
 pub async fn evaluate(
     state: &AppState,
     customer: &sla::Customer,
     from: i64,
     to: i64,
+    now: i64,
 ) -> Result<sla::Evaluation, ApiError> {
+    let (period_to, to) = (to, sla::evaluated_until(from, to, now));
     let facts = if customer.subnets.is_empty() {
         facts_from_aggregates(&state.store, customer, "", from, to).await?
     } else {
@@ -40,7 +43,14 @@ pub async fn evaluate(
         }
     };
     let points = heartbeat_points(&state.store, customer, from, to).await?;
-    Ok(sla::judge(customer, from, to, &facts, &points))
+    let first = state
+        .store
+        .first_heartbeats(&customer.agents)
+        .await
+        .map_err(internal)?;
+    Ok(sla::judge(
+        customer, from, period_to, now, &facts, &points, &first,
+    ))
 }
 
 async fn heartbeat_points(
@@ -216,7 +226,11 @@ async fn facts_from_aggregates(
         for hour in &hours {
             jitter.hourly_rollups += 1;
             jitter.windows += hour.windows;
-            jitter.windows_without_histogram += hour.windows_without_histogram;
+            jitter.add_without_histogram(
+                &hour.agent_id,
+                hour.hour_ns,
+                hour.windows_without_histogram,
+            );
             windows_with_drops += hour.windows_with_drops;
             // Rollups were written by this collector from validated histograms.
             if let Ok(h) = decode_jitter_histogram_bytes(&hour.histogram) {
@@ -233,7 +247,9 @@ async fn facts_from_aggregates(
                 .map(decode_jitter_histogram_bytes)
             {
                 Some(Ok(h)) if jitter.histogram.add(&h).is_ok() => {}
-                _ if window.jitter_samples > 0 => jitter.windows_without_histogram += 1,
+                _ if window.jitter_samples > 0 => {
+                    jitter.add_without_histogram(&window.agent_id, window.window_start_ns, 1)
+                }
                 _ => {}
             }
         }

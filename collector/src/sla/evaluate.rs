@@ -6,8 +6,16 @@
 //! when a customer is narrowed to subnets, which the aggregates do not record). Reports are
 //! re-filtered here (agent, subnets, `window_start` within the period) so a wider query
 //! cannot skew the result. Jitter p95 comes from the merged per-packet HdrHistograms.
+//!
+//! Verdicts are honest about what was measured: each commitment is `met`, `breached` or
+//! `no_data` (nothing to measure: no calls, no jitter samples, no agent that had reported),
+//! says which share of the period or calls it rests on (`coverage`), and the period is judged
+//! only up to "now" (`evaluated_until`), which the caller passes in. The gaps in the
+//! measurement (no-data stretches, outages, capture drops, windows without histograms) are
+//! listed beside the verdict.
 //! Must not do I/O, read the clock or touch the database: every time is passed in.
 
+use std::collections::BTreeMap;
 use std::hash::{BuildHasher, RandomState};
 
 use serde::Serialize;
@@ -16,7 +24,9 @@ use voqa_wire::histogram::{Histogram, decode_jitter_histogram, new_jitter_histog
 
 use super::commitments::{Customer, parsed_subnets, report_in_subnets};
 use super::maintenance::maintenance_spans;
-use super::uptime::{DownInterval, DropSummary, HeartbeatPoint, capture_drops, uptime};
+use super::uptime::{
+    DownInterval, DropInterval, DropSummary, HeartbeatPoint, NoDataInterval, capture_drops, uptime,
+};
 use voqa_wire::Timestamp;
 use voqa_wire::time::NS_PER_S;
 
@@ -26,6 +36,31 @@ pub const EVIDENCE_LIMIT: usize = 100;
 /// How the jitter percentile is obtained: per-packet jitter histograms merged exactly.
 pub const JITTER_METHOD: &str = "per_packet_histograms";
 
+/// A commitment's (or the whole answer's) verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Met,
+    Breached,
+    /// Nothing could be measured: neither met nor breached (the result says why).
+    NoData,
+}
+
+impl Verdict {
+    /// The pre-verdict `met` field: `None` for no data.
+    pub fn met(self) -> Option<bool> {
+        match self {
+            Verdict::Met => Some(true),
+            Verdict::Breached => Some(false),
+            Verdict::NoData => None,
+        }
+    }
+
+    fn of(met: bool) -> Self {
+        if met { Verdict::Met } else { Verdict::Breached }
+    }
+}
+
 /// The verdict for one customer and period.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Evaluation {
@@ -34,6 +69,14 @@ pub struct Evaluation {
     pub to_ns: i64,
     pub from: String,
     pub to: String,
+    /// `min(to, now)`: the period is judged up to here, never into the future.
+    pub evaluated_until_ns: i64,
+    pub evaluated_until: String,
+    /// `breached` if any commitment is breached; else `met` if any is met (the commitments
+    /// without data are listed in `commitments_without_data`); else `no_data`.
+    pub verdict: Verdict,
+    /// Names of the commitments whose verdict is `no_data`.
+    pub commitments_without_data: Vec<&'static str>,
     /// In order: `mos`, `loss`, `jitter_p95`, `uptime`.
     pub commitments: Vec<CommitmentResult>,
     /// Calls with a final report in the period (a stream without call id is its own call).
@@ -43,6 +86,8 @@ pub struct Evaluation {
     /// Stream reports that belonged to the customer and period, of all passed in.
     pub reports_used: u64,
     pub capture_drops: DropSummary,
+    /// Where the measurement is incomplete, beside the verdict.
+    pub gaps: Gaps,
 }
 
 /// One commitment: target, measured value, verdict and why.
@@ -53,11 +98,56 @@ pub struct CommitmentResult {
     pub target: f64,
     /// Unit of `target` and `measured`: `"%"` or `"ms"`.
     pub unit: &'static str,
+    /// The per-call MOS threshold (`mos` only): a call meets quality at MOS ≥ `mos_min`, and
+    /// `target` % of the calls must.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mos_min: Option<f64>,
     pub measured: Option<f64>,
-    /// `None` when there was nothing to measure.
+    pub verdict: Verdict,
+    /// Why there is no verdict; `None` unless `verdict` is `no_data`.
+    pub reason: Option<String>,
+    /// `verdict` as it was before verdicts: `true` met, `false` breached, `None` no data.
     pub met: Option<bool>,
+    /// Share (0..=1) of what the commitment is about that was measured: for `mos` the calls
+    /// with a MOS of all calls, for `loss` the calls with a loss figure, for `jitter_p95` the
+    /// report windows whose jitter is in the percentile (all but those with samples and no
+    /// histogram), for `uptime` the time outside maintenance, up to `evaluated_until`, in
+    /// which an agent had reported. `None` when there is nothing to share out (no calls, no
+    /// windows, no time).
+    pub coverage: Option<f64>,
     pub detail: String,
     pub evidence: Evidence,
+}
+
+/// The measurement's gaps over the evaluated period; each list holds the first
+/// [`EVIDENCE_LIMIT`] in time order, its `_total` counts them all.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct Gaps {
+    /// Stretches in which an agent had not reported yet (no data: neither up nor down).
+    pub no_data_total: u64,
+    pub no_data: Vec<NoDataInterval>,
+    /// Agent outages: the uptime commitment's down intervals.
+    pub outages_total: u64,
+    pub outages: Vec<DownInterval>,
+    /// Stretches between heartbeats in which an agent's capture dropped packets.
+    pub capture_drops_total: u64,
+    pub capture_drops: Vec<DropInterval>,
+    /// Hours of an agent with report windows that had jitter samples but no histogram (left
+    /// out of the jitter percentile); consecutive hours are joined.
+    pub without_histogram_total: u64,
+    pub without_histogram: Vec<HistogramGap>,
+}
+
+/// Consecutive hours of one agent with windows that came without a jitter histogram.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct HistogramGap {
+    pub agent: String,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub start: String,
+    pub end: String,
+    /// Windows without a histogram in the stretch.
+    pub windows: u64,
 }
 
 /// What a verdict rests on.
@@ -136,6 +226,9 @@ pub struct JitterFacts {
     pub histogram: Histogram<u64>,
     pub windows: u64,
     pub windows_without_histogram: u64,
+    /// Where those windows were: agent → hour start (ns) → windows; bounded by agents × hours
+    /// whatever the number of windows. Fill through [`JitterFacts::add_without_histogram`].
+    pub without_histogram_hours: BTreeMap<String, BTreeMap<i64, u64>>,
     pub hourly_rollups: u64,
     pub single_windows: u64,
 }
@@ -146,9 +239,63 @@ impl Default for JitterFacts {
             histogram: new_jitter_histogram(),
             windows: 0,
             windows_without_histogram: 0,
+            without_histogram_hours: BTreeMap::new(),
             hourly_rollups: 0,
             single_windows: 0,
         }
+    }
+}
+
+/// One hour in nanoseconds: the granularity at which windows without histograms are placed.
+const HOUR_NS: i64 = 3_600 * NS_PER_S;
+
+impl JitterFacts {
+    /// Counts `windows` windows of `agent` without a histogram (but with jitter samples), in
+    /// the hour holding `window_start_ns`.
+    pub fn add_without_histogram(&mut self, agent: &str, window_start_ns: i64, windows: u64) {
+        if windows == 0 {
+            return;
+        }
+        self.windows_without_histogram = self.windows_without_histogram.saturating_add(windows);
+        let hour = window_start_ns.div_euclid(HOUR_NS).saturating_mul(HOUR_NS);
+        let hours = match self.without_histogram_hours.get_mut(agent) {
+            Some(hours) => hours,
+            None => self
+                .without_histogram_hours
+                .entry(agent.to_owned())
+                .or_default(),
+        };
+        let count = hours.entry(hour).or_default();
+        *count = count.saturating_add(windows);
+    }
+
+    /// The hours with windows without histograms as spans within `[from_ns, to_ns)`,
+    /// consecutive hours of an agent joined, in time order.
+    fn histogram_gaps(&self, from_ns: i64, to_ns: i64) -> Vec<(&str, i64, i64, u64)> {
+        let mut spans: Vec<(&str, i64, i64, u64)> = Vec::new();
+        for (agent, hours) in &self.without_histogram_hours {
+            let mut last: Option<(i64, i64, u64)> = None;
+            for (&hour, &windows) in hours {
+                let (start, end) = (hour.max(from_ns), hour.saturating_add(HOUR_NS).min(to_ns));
+                match last.as_mut() {
+                    Some(span) if span.1 >= start => {
+                        span.1 = span.1.max(end);
+                        span.2 = span.2.saturating_add(windows);
+                    }
+                    _ => {
+                        if let Some((s, e, w)) = last.take() {
+                            spans.push((agent, s, e, w));
+                        }
+                        last = Some((start, end.max(start), windows));
+                    }
+                }
+            }
+            if let Some((s, e, w)) = last {
+                spans.push((agent, s, e, w));
+            }
+        }
+        spans.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
+        spans
     }
 }
 
@@ -164,8 +311,12 @@ pub struct PeriodFacts {
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DowntimeEvidence {
+    /// The evaluated period (up to `evaluated_until`).
     pub period_s: f64,
     pub maintenance_s: f64,
+    /// Time outside maintenance in which at least one agent had reported: the base of the
+    /// uptime percentage.
+    pub measured_s: f64,
     pub downtime_s: f64,
     /// The maintenance occurrences within the period.
     pub maintenance: Vec<TimeSpan>,
@@ -285,23 +436,41 @@ where
         .collect()
 }
 
-/// Evaluates every commitment of `customer` over `[from_ns, to_ns)` from stream reports.
+/// Evaluates every commitment of `customer` over `[from_ns, min(to_ns, now_ns))` from stream
+/// reports.
 ///
 /// `reports`: the stream reports (interval and final) of the customer's agents for the period;
-/// a report counts when its agent serves the customer, its `window_start` lies in the period
-/// and an endpoint is in the customer's subnets. `heartbeats`: the heartbeat points of the
-/// customer's agents; one just before `from` and one just after `to` make the period's edges
-/// exact (see [`super::uptime`]). `to_ns` should not lie in the future: the time after the last
-/// heartbeat counts as silence.
+/// a report counts when its agent serves the customer, its `window_start` lies in the
+/// evaluated period and an endpoint is in the customer's subnets. `heartbeats`: the heartbeat
+/// points of the customer's agents; one just before `from` and one just after `to` make the
+/// period's edges exact (see [`super::uptime`]). `first_heartbeats`: each agent's first
+/// heartbeat ever (absent for an agent that never sent one); the time before it is no data.
 pub fn evaluate(
     customer: &Customer,
     from_ns: i64,
     to_ns: i64,
+    now_ns: i64,
     reports: &[StreamReport],
     heartbeats: &[HeartbeatPoint],
+    first_heartbeats: &[(String, i64)],
 ) -> Evaluation {
-    let facts = facts_from_reports(customer, from_ns, to_ns, reports);
-    judge(customer, from_ns, to_ns, &facts, heartbeats)
+    let until = evaluated_until(from_ns, to_ns, now_ns);
+    let facts = facts_from_reports(customer, from_ns, until, reports);
+    judge(
+        customer,
+        from_ns,
+        to_ns,
+        now_ns,
+        &facts,
+        heartbeats,
+        first_heartbeats,
+    )
+}
+
+/// The end of what can be judged of `[from_ns, to_ns)` at `now_ns`: `min(to, now)`, and not
+/// before `from` (a period entirely in the future is judged over nothing).
+pub fn evaluated_until(from_ns: i64, to_ns: i64, now_ns: i64) -> i64 {
+    to_ns.min(now_ns).max(from_ns.min(to_ns))
 }
 
 /// Folds the period's stream reports into [`PeriodFacts`] (see [`evaluate`]). A call is a
@@ -342,7 +511,9 @@ pub fn facts_from_reports(
             .map(decode_jitter_histogram)
         {
             Some(Ok(h)) if jitter.histogram.add(&h).is_ok() => {}
-            _ if report.jitter_samples > 0 => jitter.windows_without_histogram += 1,
+            _ if report.jitter_samples > 0 => {
+                jitter.add_without_histogram(&report.agent_id, report.window_start.as_ns(), 1)
+            }
             _ => {}
         }
         if report.is_final {
@@ -408,15 +579,26 @@ pub fn facts_from_reports(
     }
 }
 
-/// The verdicts for `customer` over `[from_ns, to_ns)` from the period's facts and the
-/// heartbeat points of its agents (see [`evaluate`] for the heartbeats).
+/// The verdicts for `customer` over `[from_ns, min(to_ns, now_ns))` from the period's facts
+/// (gathered over that same span) and the heartbeats of its agents (see [`evaluate`]).
 pub fn judge(
     customer: &Customer,
     from_ns: i64,
     to_ns: i64,
+    now_ns: i64,
     facts: &PeriodFacts,
     heartbeats: &[HeartbeatPoint],
+    first_heartbeats: &[(String, i64)],
 ) -> Evaluation {
+    let until = evaluated_until(from_ns, to_ns, now_ns);
+    // Why nothing at all can be measured, whatever the data.
+    let no_period = if from_ns >= to_ns {
+        Some("empty period")
+    } else if until <= from_ns {
+        Some("the period lies in the future")
+    } else {
+        None
+    };
     let commitments = &customer.commitments;
     let CallFacts {
         calls: call_count,
@@ -427,24 +609,40 @@ pub fn judge(
         worst_loss,
         ..
     } = facts.calls;
-    let calls_without_mos = call_count - with_mos;
+    let calls_without_mos = call_count.saturating_sub(with_mos);
+    let no_calls = || no_period.unwrap_or("no calls in the period").to_owned();
 
     let mos = {
-        let breaching = with_mos - meeting;
+        let breaching = with_mos.saturating_sub(meeting);
         let measured = percent(meeting, with_mos);
-        let detail = match measured {
-            Some(pct) => format!(
-                "{meeting} of {with_mos} calls ({pct:.2} %) had MOS ≥ {}; {calls_without_mos} calls without MOS not counted",
-                commitments.mos_min
+        let (verdict, reason, detail) = match measured {
+            Some(pct) => (
+                Verdict::of(pct >= commitments.calls_meeting_pct),
+                None,
+                format!(
+                    "{meeting} of {with_mos} calls ({pct:.2} %) had MOS ≥ {}; {calls_without_mos} calls without MOS not counted",
+                    commitments.mos_min
+                ),
             ),
-            None => format!("no calls with a MOS in the period ({call_count} calls without MOS)"),
+            None => {
+                let reason = if call_count > 0 {
+                    format!("none of the {call_count} calls in the period has a MOS")
+                } else {
+                    no_calls()
+                };
+                (Verdict::NoData, Some(reason.clone()), reason)
+            }
         };
         CommitmentResult {
             name: "mos",
             target: commitments.calls_meeting_pct,
             unit: "%",
+            mos_min: Some(commitments.mos_min),
             measured,
-            met: measured.map(|pct| pct >= commitments.calls_meeting_pct),
+            verdict,
+            reason,
+            met: verdict.met(),
+            coverage: share(with_mos, call_count),
             detail,
             evidence: Evidence::Calls(CallEvidence {
                 considered: with_mos,
@@ -456,20 +654,35 @@ pub fn judge(
     };
 
     let loss = {
-        let breaching = with_loss - within;
-        let detail = match (worst_loss, percent(within, with_loss)) {
-            (Some(worst_value), Some(pct)) => format!(
-                "worst call {worst_value:.2} %; {within} of {with_loss} calls ({pct:.2} %) within {} %",
-                commitments.loss_max_pct
+        let breaching = with_loss.saturating_sub(within);
+        let (verdict, reason, detail) = match (worst_loss, percent(within, with_loss)) {
+            (Some(worst_value), Some(pct)) => (
+                Verdict::of(breaching == 0),
+                None,
+                format!(
+                    "worst call {worst_value:.2} %; {within} of {with_loss} calls ({pct:.2} %) within {} %",
+                    commitments.loss_max_pct
+                ),
             ),
-            _ => "no calls with loss figures in the period".to_owned(),
+            _ => {
+                let reason = if call_count > 0 {
+                    format!("none of the {call_count} calls in the period has a loss figure")
+                } else {
+                    no_calls()
+                };
+                (Verdict::NoData, Some(reason.clone()), reason)
+            }
         };
         CommitmentResult {
             name: "loss",
             target: commitments.loss_max_pct,
             unit: "%",
-            measured: worst_loss,
-            met: worst_loss.map(|_| breaching == 0),
+            mos_min: None,
+            measured: worst_loss.filter(|_| verdict != Verdict::NoData),
+            verdict,
+            reason,
+            met: verdict.met(),
+            coverage: share(with_loss, call_count),
             detail,
             evidence: Evidence::Calls(CallEvidence {
                 considered: with_loss,
@@ -484,19 +697,46 @@ pub fn judge(
         let facts = &facts.jitter;
         let samples = facts.histogram.len();
         let p95 = quantile_ms(&facts.histogram, 0.95);
-        let detail = match p95 {
-            Some(value) => format!(
-                "p95 {value:.2} ms over {samples} packets in {} windows (per-packet histograms merged)",
-                facts.windows
+        let (verdict, reason, detail) = match p95 {
+            Some(value) => (
+                Verdict::of(value <= commitments.jitter_p95_max_ms),
+                None,
+                format!(
+                    "p95 {value:.2} ms over {samples} packets in {} windows (per-packet histograms merged)",
+                    facts.windows
+                ),
             ),
-            None => "no jitter histograms in the period".to_owned(),
+            None => {
+                let reason = match no_period {
+                    Some(why) => why.to_owned(),
+                    None if facts.windows_without_histogram > 0 => format!(
+                        "no jitter histograms in the period: {} of {} windows had jitter samples but no histogram",
+                        facts.windows_without_histogram, facts.windows
+                    ),
+                    None if facts.windows > 0 => format!(
+                        "no jitter samples in the {} windows of the period",
+                        facts.windows
+                    ),
+                    None => "no report windows in the period".to_owned(),
+                };
+                (Verdict::NoData, Some(reason.clone()), reason)
+            }
         };
         CommitmentResult {
             name: "jitter_p95",
             target: commitments.jitter_p95_max_ms,
             unit: "ms",
+            mos_min: None,
             measured: p95,
-            met: p95.map(|value| value <= commitments.jitter_p95_max_ms),
+            verdict,
+            reason,
+            met: verdict.met(),
+            coverage: share(
+                facts
+                    .windows
+                    .saturating_sub(facts.windows_without_histogram),
+                facts.windows,
+            ),
             detail,
             evidence: Evidence::Jitter(JitterEvidence {
                 method: JITTER_METHOD,
@@ -511,47 +751,73 @@ pub fn judge(
         }
     };
 
-    let maintenance = maintenance_spans(&commitments.maintenance_windows(), from_ns, to_ns);
+    let maintenance = maintenance_spans(&commitments.maintenance_windows(), from_ns, until);
+    let outcome = uptime(
+        &customer.agents,
+        heartbeats,
+        first_heartbeats,
+        from_ns,
+        until,
+        commitments.heartbeat_interval_s,
+        &maintenance,
+    );
+    let observed_ns = outcome.period_ns.saturating_sub(outcome.maintenance_ns);
     let uptime_result = {
-        let outcome = uptime(
-            &customer.agents,
-            heartbeats,
-            from_ns,
-            to_ns,
-            commitments.heartbeat_interval_s,
-            &maintenance,
-        );
         let measured = if customer.agents.is_empty() {
             None
         } else {
             outcome.uptime_pct
         };
-        let detail = match measured {
-            _ if customer.agents.is_empty() => "no agents configured for the customer".to_owned(),
-            Some(pct) => format!(
-                "{pct:.4} % up: {:.0} s down of {:.0} s observed ({:.0} s maintenance excluded)",
-                seconds(outcome.downtime_ns),
-                seconds(outcome.period_ns.saturating_sub(outcome.maintenance_ns)),
-                seconds(outcome.maintenance_ns)
-            ),
-            None if outcome.period_ns > 0 => {
-                "the period lies entirely within maintenance".to_owned()
+        let (verdict, reason, detail) = match measured {
+            Some(pct) => {
+                let without_data = observed_ns.saturating_sub(outcome.measured_ns);
+                let without_data = if without_data > 0 {
+                    format!(", {:.0} s without data", seconds(without_data))
+                } else {
+                    String::new()
+                };
+                (
+                    Verdict::of(pct >= commitments.uptime_min_pct),
+                    None,
+                    format!(
+                        "{pct:.4} % up: {:.0} s down of {:.0} s observed ({:.0} s maintenance excluded{without_data})",
+                        seconds(outcome.downtime_ns),
+                        seconds(outcome.measured_ns),
+                        seconds(outcome.maintenance_ns)
+                    ),
+                )
             }
-            None => "empty period".to_owned(),
+            None => {
+                let reason = match no_period {
+                    _ if customer.agents.is_empty() => {
+                        "no agents configured for the customer".to_owned()
+                    }
+                    Some(why) => why.to_owned(),
+                    None if observed_ns == 0 => {
+                        "the period lies entirely within maintenance".to_owned()
+                    }
+                    None => {
+                        "no heartbeat from the customer's agents before or in the period".to_owned()
+                    }
+                };
+                (Verdict::NoData, Some(reason.clone()), reason)
+            }
         };
-        let intervals_total = outcome.intervals.len() as u64;
-        let mut intervals = outcome.intervals;
-        intervals.truncate(EVIDENCE_LIMIT);
         CommitmentResult {
             name: "uptime",
             target: commitments.uptime_min_pct,
             unit: "%",
+            mos_min: None,
             measured,
-            met: measured.map(|pct| pct >= commitments.uptime_min_pct),
+            verdict,
+            reason,
+            met: verdict.met(),
+            coverage: share_ns(outcome.measured_ns, observed_ns),
             detail,
             evidence: Evidence::Downtime(DowntimeEvidence {
                 period_s: seconds(outcome.period_ns),
                 maintenance_s: seconds(outcome.maintenance_ns),
+                measured_s: seconds(outcome.measured_ns),
                 downtime_s: seconds(outcome.downtime_ns),
                 maintenance: maintenance
                     .iter()
@@ -562,14 +828,51 @@ pub fn judge(
                         end: Timestamp::from_ns(end).to_string(),
                     })
                     .collect(),
-                intervals_total,
-                intervals,
+                intervals_total: outcome.intervals.len() as u64,
+                intervals: capped(&outcome.intervals),
             }),
         }
     };
 
-    let mut drops = capture_drops(&customer.agents, heartbeats, from_ns, to_ns, EVIDENCE_LIMIT);
+    let mut drops = capture_drops(&customer.agents, heartbeats, from_ns, until, EVIDENCE_LIMIT);
     drops.windows_with_drops = facts.windows_with_drops;
+
+    let histogram_gaps = facts.jitter.histogram_gaps(from_ns, until);
+    let gaps = Gaps {
+        no_data_total: outcome.no_data.len() as u64,
+        no_data: capped(&outcome.no_data),
+        outages_total: outcome.intervals.len() as u64,
+        outages: capped(&outcome.intervals),
+        capture_drops_total: drops.intervals_total,
+        capture_drops: drops.intervals.clone(),
+        without_histogram_total: histogram_gaps.len() as u64,
+        without_histogram: histogram_gaps
+            .iter()
+            .take(EVIDENCE_LIMIT)
+            .map(|&(agent, start, end, windows)| HistogramGap {
+                agent: agent.to_owned(),
+                start_ns: start,
+                end_ns: end,
+                start: Timestamp::from_ns(start).to_string(),
+                end: Timestamp::from_ns(end).to_string(),
+                windows,
+            })
+            .collect(),
+    };
+
+    let results = vec![mos, loss, jitter, uptime_result];
+    let verdict = if results.iter().any(|r| r.verdict == Verdict::Breached) {
+        Verdict::Breached
+    } else if results.iter().any(|r| r.verdict == Verdict::Met) {
+        Verdict::Met
+    } else {
+        Verdict::NoData
+    };
+    let commitments_without_data = results
+        .iter()
+        .filter(|r| r.verdict == Verdict::NoData)
+        .map(|r| r.name)
+        .collect();
 
     Evaluation {
         customer: customer.id.clone(),
@@ -577,12 +880,31 @@ pub fn judge(
         to_ns,
         from: Timestamp::from_ns(from_ns).to_string(),
         to: Timestamp::from_ns(to_ns).to_string(),
-        commitments: vec![mos, loss, jitter, uptime_result],
+        evaluated_until_ns: until,
+        evaluated_until: Timestamp::from_ns(until).to_string(),
+        verdict,
+        commitments_without_data,
+        commitments: results,
         calls: call_count,
         calls_without_mos,
         reports_used: facts.reports_used,
         capture_drops: drops,
+        gaps,
     }
+}
+
+/// The first [`EVIDENCE_LIMIT`] entries.
+fn capped<T: Clone>(entries: &[T]) -> Vec<T> {
+    entries.iter().take(EVIDENCE_LIMIT).cloned().collect()
+}
+
+/// `part / whole` as a share in 0..=1, `None` for an empty whole.
+fn share(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part.min(whole) as f64 / whole as f64)
+}
+
+fn share_ns(part: i64, whole: i64) -> Option<f64> {
+    (whole > 0).then(|| part.clamp(0, whole) as f64 / whole as f64)
 }
 
 #[cfg(test)]
@@ -915,11 +1237,51 @@ mod tests {
         let to = at("2026-12-01T00:00:00Z");
         let reports = november_reports(from);
         let beats = november_heartbeats(from, to);
-        let e = evaluate(&acme(), from, to, &reports, &beats);
+        // Both agents have reported since October; judged on 6 December.
+        let first = vec![
+            ("fra-media-1".to_string(), at("2026-10-01T00:00:00Z")),
+            ("fra-media-2".to_string(), at("2026-10-01T00:00:07Z")),
+        ];
+        let now = at("2026-12-06T20:00:00Z");
+        let e = evaluate(&acme(), from, to, now, &reports, &beats, &first);
         assert_eq!(
             (e.from.as_str(), e.to.as_str()),
             ("2026-11-01T00:00:00.000000Z", "2026-12-01T00:00:00.000000Z")
         );
+        assert_eq!(
+            (e.evaluated_until_ns, e.evaluated_until.as_str()),
+            (to, "2026-12-01T00:00:00.000000Z")
+        );
+        // Loss breached, the rest met: breached overall, every commitment measured.
+        assert_eq!(e.verdict, Verdict::Breached);
+        assert!(e.commitments_without_data.is_empty());
+        let verdicts: Vec<(&str, Verdict)> =
+            e.commitments.iter().map(|c| (c.name, c.verdict)).collect();
+        assert_eq!(
+            verdicts,
+            vec![
+                ("mos", Verdict::Met),
+                ("loss", Verdict::Breached),
+                ("jitter_p95", Verdict::Met),
+                ("uptime", Verdict::Met)
+            ]
+        );
+        assert!(e.commitments.iter().all(|c| c.reason.is_none()));
+        // Coverage: 1000 of 1003 calls had a MOS, all had a loss figure, every window had a
+        // histogram, and both agents reported all month.
+        let coverage: Vec<Option<f64>> = e.commitments.iter().map(|c| c.coverage).collect();
+        assert_eq!(
+            coverage,
+            vec![Some(1000.0 / 1003.0), Some(1.0), Some(1.0), Some(1.0)]
+        );
+        // The MOS threshold is data, on the mos commitment only.
+        let thresholds: Vec<Option<f64>> = e.commitments.iter().map(|c| c.mos_min).collect();
+        assert_eq!(thresholds, vec![Some(4.0), None, None, None]);
+        // Gaps: no stretch without data, the three outages and the two drop intervals below.
+        assert_eq!((e.gaps.no_data_total, e.gaps.outages_total), (0, 3));
+        assert_eq!(e.gaps.capture_drops_total, 2);
+        assert_eq!(e.gaps.capture_drops, e.capture_drops.intervals);
+        assert_eq!(e.gaps.without_histogram_total, 0);
 
         // Calls: 999 with call ids + 1 stream without + 3 without MOS = 1003.
         assert_eq!(e.calls, 1003);
@@ -996,6 +1358,10 @@ mod tests {
         //   10:02:07-10:05:07 = 10:00:00-10:05:07 = 307 s.
         //   Total 607 s → (2,556,000 − 607) / 2,556,000 × 100 = 99.976251956… % ≥ 99.95 → met.
         let uptime = result(&e, "uptime");
+        assert_eq!(
+            uptime.detail,
+            "99.9763 % up: 607 s down of 2556000 s observed (36000 s maintenance excluded)"
+        );
         let expected = (2_556_000.0 - 607.0) / 2_556_000.0 * 100.0;
         assert_eq!(uptime.measured, Some(expected));
         assert!((expected - 99.976_251_956).abs() < 1e-8);
@@ -1005,10 +1371,12 @@ mod tests {
             (
                 downtime.period_s,
                 downtime.maintenance_s,
+                downtime.measured_s,
                 downtime.downtime_s
             ),
-            (2_592_000.0, 36_000.0, 607.0)
+            (2_592_000.0, 36_000.0, 2_556_000.0, 607.0)
         );
+        assert_eq!(e.gaps.outages, downtime.intervals);
         assert_eq!(downtime.maintenance.len(), 5);
         assert_eq!(downtime.maintenance[1].start, "2026-11-08T02:00:00.000000Z");
         let intervals: Vec<(&str, &str, &str, &str)> = downtime
@@ -1092,13 +1460,26 @@ mod tests {
             Some((3.0, 10)),
             Some((Some(3.9), 2.0)),
         )];
-        let e = evaluate(&acme(), from, to, &reports, &[]);
+        let e = evaluate(&acme(), from, to, to, &reports, &[], &[]);
         let json = serde_json::to_value(&e).unwrap_or_default();
         assert_eq!(json["customer"], "acme");
         assert_eq!(json["from"], "2026-11-01T00:00:00.000000Z");
+        assert_eq!(json["evaluated_until"], "2026-11-02T00:00:00.000000Z");
+        assert_eq!(json["evaluated_until_ns"], to);
+        assert_eq!(json["verdict"], "breached");
+        assert_eq!(
+            json["commitments_without_data"],
+            serde_json::json!(["uptime"])
+        );
         assert_eq!(json["commitments"][0]["name"], "mos");
         assert_eq!(json["commitments"][0]["measured"], 0.0);
+        assert_eq!(json["commitments"][0]["verdict"], "breached");
+        assert_eq!(json["commitments"][0]["reason"], serde_json::Value::Null);
         assert_eq!(json["commitments"][0]["met"], false);
+        assert_eq!(json["commitments"][0]["mos_min"], 4.0);
+        assert_eq!(json["commitments"][0]["coverage"], 1.0);
+        // Only the mos commitment has a MOS threshold.
+        assert!(json["commitments"][1].get("mos_min").is_none());
         assert_eq!(json["commitments"][0]["evidence"]["kind"], "calls");
         assert_eq!(
             json["commitments"][0]["evidence"]["calls"][0]["call_id"],
@@ -1110,57 +1491,372 @@ mod tests {
         );
         assert_eq!(json["commitments"][2]["measured"], 3.0);
         assert_eq!(json["commitments"][3]["evidence"]["kind"], "downtime");
+        // No heartbeat ever: no data, with the reason, and no downtime.
+        assert_eq!(json["commitments"][3]["verdict"], "no_data");
+        assert_eq!(json["commitments"][3]["met"], serde_json::Value::Null);
+        assert_eq!(json["commitments"][3]["measured"], serde_json::Value::Null);
         assert_eq!(
-            json["commitments"][3]["evidence"]["intervals"][1]["reason"],
-            "no heartbeat"
+            json["commitments"][3]["reason"],
+            "no heartbeat from the customer's agents before or in the period"
         );
+        assert_eq!(json["commitments"][3]["coverage"], 0.0);
+        assert_eq!(json["commitments"][3]["evidence"]["downtime_s"], 0.0);
         assert_eq!(json["capture_drops"]["total"], 0);
+        // 1 Nov is a Sunday: each agent's stretch is split around the 02:00-04:00 maintenance.
+        assert_eq!(json["gaps"]["no_data_total"], 4);
+        assert_eq!(json["gaps"]["no_data"][0]["agent"], "fra-media-1");
+        assert_eq!(
+            json["gaps"]["no_data"][0]["reason"],
+            "agent has never reported"
+        );
+        assert_eq!(json["gaps"]["outages_total"], 0);
     }
 
     #[test]
     fn nothing_to_measure() {
         let from = at("2026-11-01T00:00:00Z");
         let to = at("2026-12-01T00:00:00Z");
-        let e = evaluate(&acme(), from, to, &[], &[]);
+        // A fresh collector: no reports, no heartbeat ever (the "0.0000 % up").
+        let e = evaluate(&acme(), from, to, to, &[], &[], &[]);
         assert_eq!((e.calls, e.calls_without_mos, e.reports_used), (0, 0, 0));
         for name in ["mos", "loss", "jitter_p95"] {
             let r = result(&e, name);
-            assert_eq!((r.measured, r.met), (None, None), "{name}");
+            assert_eq!(
+                (r.measured, r.met, r.verdict, r.coverage),
+                (None, None, Verdict::NoData, None),
+                "{name}"
+            );
         }
-        // No heartbeats at all: both agents were silent all month → 0 % up.
+        assert_eq!(
+            result(&e, "mos").reason.as_deref(),
+            Some("no calls in the period")
+        );
+        assert_eq!(
+            result(&e, "jitter_p95").reason.as_deref(),
+            Some("no report windows in the period")
+        );
+        // Neither agent has ever reported: no data, not 0 % up.
         let uptime = result(&e, "uptime");
-        assert_eq!((uptime.measured, uptime.met), (Some(0.0), Some(false)));
-        assert_eq!(downtime_evidence(uptime).downtime_s, 2_556_000.0);
-        // Each agent's silence is split around the five maintenance windows: 6 pieces each.
-        assert_eq!(downtime_evidence(uptime).intervals_total, 12);
+        assert_eq!(
+            (uptime.measured, uptime.met, uptime.verdict),
+            (None, None, Verdict::NoData)
+        );
+        assert_eq!(uptime.coverage, Some(0.0));
+        assert_eq!(downtime_evidence(uptime).downtime_s, 0.0);
+        assert_eq!(downtime_evidence(uptime).measured_s, 0.0);
+        assert_eq!(downtime_evidence(uptime).intervals_total, 0);
+        assert_eq!(e.verdict, Verdict::NoData);
+        assert_eq!(
+            e.commitments_without_data,
+            vec!["mos", "loss", "jitter_p95", "uptime"]
+        );
+        // Each agent's no-data stretch is split around the five maintenance windows.
+        assert_eq!(e.gaps.no_data_total, 12);
+        let no_data_s: f64 = e.gaps.no_data.iter().map(|i| i.duration_s).sum();
+        assert_eq!(no_data_s, 2.0 * 2_556_000.0);
+        assert_eq!(e.gaps.outages_total, 0);
+    }
+
+    #[test]
+    fn the_future_is_neither_up_nor_down() {
+        // Asked on 15 Nov 12:00 for all of November; the agents have reported every 15 s
+        // since 1 Nov. Judged up to now: all up, and the 15.5 days to come are not down.
+        let from = at("2026-11-01T00:00:00Z");
+        let to = at("2026-12-01T00:00:00Z");
+        let now = at("2026-11-15T12:00:00Z");
+        let beats: Vec<HeartbeatPoint> = (from..now)
+            .step_by(15 * S as usize)
+            .flat_map(|t| {
+                [
+                    beat("fra-media-1", t, &[], 0),
+                    beat("fra-media-2", t, &[], 0),
+                ]
+            })
+            .collect();
+        let first = vec![
+            ("fra-media-1".to_string(), from),
+            ("fra-media-2".to_string(), from),
+        ];
+        let e = evaluate(&acme(), from, to, now, &[], &beats, &first);
+        assert_eq!(
+            (e.to.as_str(), e.evaluated_until.as_str()),
+            ("2026-12-01T00:00:00.000000Z", "2026-11-15T12:00:00.000000Z")
+        );
+        let uptime = result(&e, "uptime");
+        assert_eq!(
+            (uptime.measured, uptime.verdict),
+            (Some(100.0), Verdict::Met)
+        );
+        let downtime = downtime_evidence(uptime);
+        // 14.5 days = 1,252,800 s; maintenance Sundays 1, 8 and 15 Nov, 2 h each = 21,600 s.
+        assert_eq!(
+            (
+                downtime.period_s,
+                downtime.maintenance_s,
+                downtime.measured_s,
+                downtime.downtime_s
+            ),
+            (1_252_800.0, 21_600.0, 1_231_200.0, 0.0)
+        );
+        assert_eq!(uptime.coverage, Some(1.0));
+        // Calls and jitter: nothing yet, so met overall with those listed as without data.
+        assert_eq!(e.verdict, Verdict::Met);
+        assert_eq!(
+            e.commitments_without_data,
+            vec!["mos", "loss", "jitter_p95"]
+        );
+
+        // Before the fix the same answer was judged to `to`: 15.5 silent days of downtime.
+        let unclipped = evaluate(&acme(), from, to, to, &[], &beats, &first);
+        assert_eq!(result(&unclipped, "uptime").verdict, Verdict::Breached);
+
+        // A period entirely in the future: nothing to judge.
+        let e = evaluate(&acme(), now + S, to, now, &[], &beats, &first);
+        assert_eq!(e.evaluated_until_ns, now + S);
+        assert_eq!(e.verdict, Verdict::NoData);
+        for c in &e.commitments {
+            assert_eq!(c.verdict, Verdict::NoData, "{}", c.name);
+            assert_eq!(
+                c.reason.as_deref(),
+                Some("the period lies in the future"),
+                "{}",
+                c.name
+            );
+        }
+        assert_eq!(e.gaps.no_data_total, 0);
+    }
+
+    #[test]
+    fn an_agent_reporting_from_mid_period_then_silent() {
+        // ACME on Monday 2 Nov (no maintenance that day). fra-media-1 first reports at 06:00
+        // and every 15 s until 17:59:45, then falls silent; fra-media-2 never reports.
+        let from = at("2026-11-02T00:00:00Z");
+        let to = at("2026-11-03T00:00:00Z");
+        let start = at("2026-11-02T06:00:00Z");
+        let last = at("2026-11-02T17:59:45Z");
+        let beats: Vec<HeartbeatPoint> = (start..=last)
+            .step_by(15 * S as usize)
+            .map(|t| beat("fra-media-1", t, &[], 0))
+            .collect();
+        let first = vec![("fra-media-1".to_string(), start)];
+        let e = evaluate(&acme(), from, to, to, &[], &beats, &first);
+        let uptime = result(&e, "uptime");
+        // Measured: 06:00-24:00 = 64,800 s of 86,400. Down: 17:59:45-24:00 = 21,615 s (the
+        // whole gap from the last heartbeat). Up 43,185 s → 66.6435… %.
+        let downtime = downtime_evidence(uptime);
+        assert_eq!(
+            (downtime.measured_s, downtime.downtime_s),
+            (64_800.0, 21_615.0)
+        );
+        assert_eq!(uptime.measured, Some(43_185.0 / 64_800.0 * 100.0));
+        assert_eq!(uptime.verdict, Verdict::Breached);
+        assert_eq!(uptime.coverage, Some(0.75));
+        assert_eq!(
+            uptime.detail,
+            "66.6435 % up: 21615 s down of 64800 s observed (0 s maintenance excluded, 21600 s without data)"
+        );
+        assert_eq!(downtime.intervals.len(), 1);
+        assert_eq!(
+            (
+                downtime.intervals[0].start.as_str(),
+                downtime.intervals[0].end.as_str()
+            ),
+            ("2026-11-02T17:59:45.000000Z", "2026-11-03T00:00:00.000000Z")
+        );
+        // Gaps: fra-media-1 before 06:00, fra-media-2 all day; the outage.
+        let no_data: Vec<(&str, &str, &str, &str)> = e
+            .gaps
+            .no_data
+            .iter()
+            .map(|i| (i.agent.as_str(), i.start.as_str(), i.end.as_str(), i.reason))
+            .collect();
+        assert_eq!(
+            no_data,
+            vec![
+                (
+                    "fra-media-1",
+                    "2026-11-02T00:00:00.000000Z",
+                    "2026-11-02T06:00:00.000000Z",
+                    "before the agent's first heartbeat"
+                ),
+                (
+                    "fra-media-2",
+                    "2026-11-02T00:00:00.000000Z",
+                    "2026-11-03T00:00:00.000000Z",
+                    "agent has never reported"
+                ),
+            ]
+        );
+        assert_eq!(e.gaps.outages, downtime.intervals);
+        assert_eq!(e.verdict, Verdict::Breached);
+    }
+
+    #[test]
+    fn windows_without_histograms_are_listed_and_uncovered() {
+        let from = at("2026-11-02T00:00:00Z");
+        let to = at("2026-11-03T00:00:00Z");
+        let without = |agent: &str, id: &str, start: i64| {
+            let mut r = report(
+                agent,
+                id,
+                None,
+                start,
+                "203.0.113.1:1",
+                Some((5.0, 50)),
+                None,
+            );
+            r.jitter_histogram = None;
+            r
+        };
+        // fra-media-1: windows without histograms at 10:05 and 11:30 (consecutive hours,
+        // joined) and 14:00; fra-media-2: one at 10:10. One window with a histogram.
+        let reports = vec![
+            without("fra-media-1", "01", at("2026-11-02T10:05:00Z")),
+            without("fra-media-1", "02", at("2026-11-02T11:30:00Z")),
+            without("fra-media-1", "03", at("2026-11-02T14:00:00Z")),
+            without("fra-media-2", "04", at("2026-11-02T10:10:00Z")),
+            report(
+                "fra-media-1",
+                "05",
+                None,
+                at("2026-11-02T12:00:00Z"),
+                "203.0.113.1:1",
+                Some((5.0, 50)),
+                None,
+            ),
+        ];
+        let e = evaluate(&acme(), from, to, to, &reports, &[], &[]);
+        let jitter = result(&e, "jitter_p95");
+        assert_eq!(jitter.verdict, Verdict::Met);
+        assert_eq!(jitter.coverage, Some(1.0 / 5.0));
+        let gaps: Vec<(&str, &str, &str, u64)> = e
+            .gaps
+            .without_histogram
+            .iter()
+            .map(|g| {
+                (
+                    g.agent.as_str(),
+                    g.start.as_str(),
+                    g.end.as_str(),
+                    g.windows,
+                )
+            })
+            .collect();
+        assert_eq!(
+            gaps,
+            vec![
+                (
+                    "fra-media-1",
+                    "2026-11-02T10:00:00.000000Z",
+                    "2026-11-02T12:00:00.000000Z",
+                    2
+                ),
+                (
+                    "fra-media-2",
+                    "2026-11-02T10:00:00.000000Z",
+                    "2026-11-02T11:00:00.000000Z",
+                    1
+                ),
+                (
+                    "fra-media-1",
+                    "2026-11-02T14:00:00.000000Z",
+                    "2026-11-02T15:00:00.000000Z",
+                    1
+                ),
+            ]
+        );
+        // Without the one window that had a histogram, jitter has no data, and says why.
+        let e = evaluate(&acme(), from, to, to, &reports[..4], &[], &[]);
+        let jitter = result(&e, "jitter_p95");
+        assert_eq!(
+            (jitter.verdict, jitter.coverage),
+            (Verdict::NoData, Some(0.0))
+        );
+        assert_eq!(
+            jitter.reason.as_deref(),
+            Some(
+                "no jitter histograms in the period: 4 of 4 windows had jitter samples but no histogram"
+            )
+        );
+    }
+
+    #[test]
+    fn overall_verdict_breached_if_any_then_met_then_no_data() {
+        let from = at("2026-11-02T00:00:00Z");
+        let to = at("2026-11-03T00:00:00Z");
+        let call = |id: &str, mos: f64| {
+            report(
+                "fra-media-1",
+                id,
+                Some(id),
+                from,
+                "203.0.113.1:1",
+                None,
+                Some((Some(mos), 0.5)),
+            )
+        };
+        // One call at MOS 4.2: mos and loss met, jitter and uptime without data → met.
+        let e = evaluate(&acme(), from, to, to, &[call("a", 4.2)], &[], &[]);
+        assert_eq!(e.verdict, Verdict::Met);
+        assert_eq!(e.commitments_without_data, vec!["jitter_p95", "uptime"]);
+        // One call at MOS 3.0: mos breached → breached, whatever has no data.
+        let e = evaluate(&acme(), from, to, to, &[call("a", 3.0)], &[], &[]);
+        assert_eq!(e.verdict, Verdict::Breached);
+        assert_eq!(result(&e, "mos").verdict, Verdict::Breached);
+        assert_eq!(result(&e, "loss").verdict, Verdict::Met);
+        // A call without a MOS: the mos commitment has no data (coverage 0), loss is met.
+        let mut no_mos = call("b", 4.0);
+        if let Some(t) = no_mos.totals.as_mut() {
+            t.mos = None;
+        }
+        let e = evaluate(&acme(), from, to, to, &[no_mos], &[], &[]);
+        let mos = result(&e, "mos");
+        assert_eq!((mos.verdict, mos.coverage), (Verdict::NoData, Some(0.0)));
+        assert_eq!(
+            mos.reason.as_deref(),
+            Some("none of the 1 calls in the period has a MOS")
+        );
+        assert_eq!(e.verdict, Verdict::Met);
     }
 
     #[test]
     fn period_inside_maintenance_has_no_uptime_verdict() {
         let from = at("2026-11-08T02:30:00Z");
         let to = at("2026-11-08T03:30:00Z");
-        let e = evaluate(&acme(), from, to, &[], &[]);
+        let now = at("2026-12-06T20:00:00Z");
+        let before = vec![
+            ("fra-media-1".to_string(), from - 86_400 * S),
+            ("fra-media-2".to_string(), from - 86_400 * S),
+        ];
+        let e = evaluate(&acme(), from, to, now, &[], &[], &before);
         let uptime = result(&e, "uptime");
         assert_eq!((uptime.measured, uptime.met), (None, None));
+        assert_eq!(uptime.verdict, Verdict::NoData);
         assert_eq!(uptime.detail, "the period lies entirely within maintenance");
-        // Half in maintenance: 03:30-04:30 observes 30 minutes, all silent.
-        let e = evaluate(
-            &acme(),
-            from + 60 * NS_PER_MIN,
-            to + 60 * NS_PER_MIN,
-            &[],
-            &[],
-        );
+        assert_eq!(uptime.coverage, None);
+        // Half in maintenance: 03:30-04:30 observes 30 minutes, all silent after the agents
+        // had reported.
+        let (from2, to2) = (from + 60 * NS_PER_MIN, to + 60 * NS_PER_MIN);
+        let e = evaluate(&acme(), from2, to2, now, &[], &[], &before);
         let uptime = result(&e, "uptime");
         assert_eq!(uptime.measured, Some(0.0));
         assert_eq!(downtime_evidence(uptime).maintenance_s, 1800.0);
+        // The same without any heartbeat ever: no data.
+        let e = evaluate(&acme(), from2, to2, now, &[], &[], &[]);
+        assert_eq!(result(&e, "uptime").verdict, Verdict::NoData);
         // An empty period and a customer without agents have no verdict either.
-        let e = evaluate(&acme(), to, from, &[], &[]);
+        let e = evaluate(&acme(), to, from, now, &[], &[], &before);
         assert_eq!(result(&e, "uptime").met, None);
+        assert_eq!(result(&e, "uptime").reason.as_deref(), Some("empty period"));
+        assert_eq!(e.evaluated_until_ns, from);
         let mut lonely = acme();
         lonely.agents.clear();
-        let e = evaluate(&lonely, from, to + 86_400 * S, &[], &[]);
+        let e = evaluate(&lonely, from, to + 86_400 * S, now, &[], &[], &before);
         assert_eq!(result(&e, "uptime").measured, None);
+        assert_eq!(
+            result(&e, "uptime").reason.as_deref(),
+            Some("no agents configured for the customer")
+        );
     }
 
     #[test]
@@ -1202,7 +1898,15 @@ uptime_min_pct = 99.0
         let beats: Vec<HeartbeatPoint> = (0..=4)
             .map(|k| beat("a", from + k * 15 * S, &[], 0))
             .collect();
-        let e = evaluate(&customers[0], from, from + 60 * S, &reports, &beats);
+        let e = evaluate(
+            &customers[0],
+            from,
+            from + 60 * S,
+            from + 60 * S,
+            &reports,
+            &beats,
+            &[],
+        );
         assert_eq!(result(&e, "mos").measured, Some(50.0));
         assert_eq!(result(&e, "mos").met, Some(true));
         assert_eq!(result(&e, "uptime").measured, Some(100.0));
@@ -1272,7 +1976,7 @@ uptime_min_pct = 99.0
             .collect();
         let customer = acme();
         let started = std::time::Instant::now();
-        let e = evaluate(&customer, from, to, &reports, &beats);
+        let e = evaluate(&customer, from, to, to, &reports, &beats, &[]);
         let elapsed = started.elapsed();
         eprintln!(
             "evaluate: {} reports, {} heartbeats in {elapsed:?}",

@@ -16,8 +16,8 @@ pub use commitments::{
 };
 pub use evaluate::{
     BreachingCall, CallEvidence, CallFacts, CommitmentResult, DowntimeEvidence, EVIDENCE_LIMIT,
-    Evaluation, Evidence, JITTER_METHOD, JitterEvidence, JitterFacts, PeriodFacts, TimeSpan,
-    evaluate, facts_from_reports, judge,
+    Evaluation, Evidence, Gaps, HistogramGap, JITTER_METHOD, JitterEvidence, JitterFacts,
+    PeriodFacts, TimeSpan, Verdict, evaluate, evaluated_until, facts_from_reports, judge,
 };
 pub use maintenance::{MaintenanceError, MaintenanceWindow};
-pub use uptime::{DownInterval, DropInterval, DropSummary, HeartbeatPoint};
+pub use uptime::{DownInterval, DropInterval, DropSummary, HeartbeatPoint, NoDataInterval};

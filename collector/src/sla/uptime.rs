@@ -4,8 +4,14 @@
 //! - An agent is down for the *whole* gap between two consecutive heartbeats that are more than
 //!   two heartbeat periods apart (no grace is subtracted: once two heartbeats are missed, nothing
 //!   in the gap was observed). The period's bounds count as heartbeats for this rule when no real
-//!   heartbeat lies before `from` or after `to`; an agent with no heartbeat at all is down for the
-//!   whole period.
+//!   heartbeat lies before `from` or after `to`.
+//! - No data is not downtime: before an agent's first heartbeat ever (or throughout, for an agent
+//!   that has never sent one) nothing is known about it, so that time is *no data* for the
+//!   agent — neither up nor down. Downtime starts only once an agent has reported and then falls
+//!   silent. The customer's uptime is measured over the time in which at least one of its agents
+//!   had reported (`measured_ns`, maintenance removed); the rest of the period is listed as
+//!   no-data intervals per agent, and `measured / observed` is the commitment's coverage.
+//! - The caller passes `to` no later than "now": the future is neither up nor down.
 //! - A heartbeat reporting a watched process down marks the time until the next heartbeat down.
 //! - The customer is down whenever *any* of its agents is down (the union): a customer served by
 //!   two media servers loses the calls of the one that failed.
@@ -54,6 +60,25 @@ impl HeartbeatPoint {
 
 /// Why an agent counted as down.
 pub const REASON_NO_HEARTBEAT: &str = "no heartbeat";
+
+/// Why a stretch of an agent is no data: it has never sent a heartbeat at all …
+pub const NO_DATA_NEVER_REPORTED: &str = "agent has never reported";
+/// … or the stretch lies before its first heartbeat.
+pub const NO_DATA_BEFORE_FIRST: &str = "before the agent's first heartbeat";
+
+/// One stretch in which an agent had not reported yet (maintenance already removed): no
+/// data, neither up nor down.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct NoDataInterval {
+    pub agent: String,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub start: String,
+    pub end: String,
+    pub duration_s: f64,
+    /// [`NO_DATA_NEVER_REPORTED`] or [`NO_DATA_BEFORE_FIRST`].
+    pub reason: &'static str,
+}
 
 /// One stretch of downtime of one agent (maintenance already removed).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -158,10 +183,6 @@ fn agent_down_spans(
     max_gap_ns: i64,
 ) -> Vec<(i64, i64, String)> {
     let mut spans: Vec<(i64, i64, String)> = Vec::new();
-    if points.is_empty() {
-        spans.push((from_ns, to_ns, REASON_NO_HEARTBEAT.to_owned()));
-        return spans;
-    }
     // The last heartbeat at or before `from` and the first at or after `to` bound the timeline;
     // without them the period's own bounds stand in.
     let first = points
@@ -169,7 +190,7 @@ fn agent_down_spans(
         .saturating_sub(1);
     let last = points.partition_point(|h| h.time_ns < to_ns);
     let inner = points
-        .get(first..=last.min(points.len() - 1))
+        .get(first..=last.min(points.len().saturating_sub(1)))
         .unwrap_or(&[]);
     let mut nodes: Vec<(i64, Option<&HeartbeatPoint>)> = Vec::with_capacity(inner.len() + 2);
     if inner.first().is_none_or(|h| h.time_ns > from_ns) {
@@ -211,18 +232,48 @@ pub struct UptimeOutcome {
     pub period_ns: i64,
     /// Maintenance within the period.
     pub maintenance_ns: i64,
+    /// Time outside maintenance in which at least one agent had reported: what the uptime
+    /// percentage is a share of.
+    pub measured_ns: i64,
     /// Union of all agents' downtime outside maintenance.
     pub downtime_ns: i64,
-    /// `None` when the whole period is maintenance (or empty).
+    /// `None` when nothing was measured (no agent had reported, or the whole period is
+    /// maintenance, or it is empty).
     pub uptime_pct: Option<f64>,
     /// Every agent's down intervals outside maintenance, in time order.
     pub intervals: Vec<DownInterval>,
+    /// Every agent's no-data stretches outside maintenance, in time order.
+    pub no_data: Vec<NoDataInterval>,
+}
+
+/// The first heartbeat of `agent` as far as known: the store's first one ever
+/// (`first_heartbeats`), or an earlier one among `points` (a spooled heartbeat that arrived
+/// between the two reads).
+fn first_heartbeat(
+    agent: &str,
+    points: &[&HeartbeatPoint],
+    first_heartbeats: &[(String, i64)],
+) -> Option<i64> {
+    let stored = first_heartbeats
+        .iter()
+        .filter(|(id, _)| id == agent)
+        .map(|&(_, time_ns)| time_ns)
+        .min();
+    let seen = points.first().map(|h| h.time_ns);
+    match (stored, seen) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Uptime of a customer served by `agents` over `[from_ns, to_ns)`.
+///
+/// `first_heartbeats`: each agent's first heartbeat ever (agents that never sent one are
+/// absent); time before it is no data. `to_ns` must not lie in the future.
 pub fn uptime(
     agents: &[String],
     heartbeats: &[HeartbeatPoint],
+    first_heartbeats: &[(String, i64)],
     from_ns: i64,
     to_ns: i64,
     heartbeat_interval_s: u64,
@@ -236,12 +287,40 @@ pub fn uptime(
         .saturating_mul(NS_PER_S);
     let max_gap_ns = interval_ns.saturating_mul(2);
     let mut intervals = Vec::new();
+    let mut no_data = Vec::new();
     let mut all_spans = Vec::new();
+    let mut data_spans = Vec::new();
     let mut pieces = Vec::new();
     if period_ns > 0 {
         for agent in agents {
             let points = agent_heartbeats(agent, heartbeats);
-            for (start, end, reason) in agent_down_spans(&points, from_ns, to_ns, max_gap_ns) {
+            let first = first_heartbeat(agent, &points, first_heartbeats);
+            // The agent has data from its first heartbeat on (or from `from` if earlier).
+            let data_from = first.map_or(to_ns, |first| first.clamp(from_ns, to_ns));
+            if data_from > from_ns {
+                let reason = if first.is_some() {
+                    NO_DATA_BEFORE_FIRST
+                } else {
+                    NO_DATA_NEVER_REPORTED
+                };
+                pieces.clear();
+                subtract(from_ns, data_from, maintenance, &mut pieces);
+                no_data.extend(pieces.iter().map(|&(start, end)| NoDataInterval {
+                    agent: agent.clone(),
+                    start_ns: start,
+                    end_ns: end,
+                    start: Timestamp::from_ns(start).to_string(),
+                    end: Timestamp::from_ns(end).to_string(),
+                    duration_s: end.saturating_sub(start) as f64 / NS_PER_S as f64,
+                    reason,
+                }));
+            }
+            if data_from >= to_ns {
+                continue;
+            }
+            data_spans.push((data_from, to_ns));
+            // Points before `data_from` cannot exist (it is at most the earliest point).
+            for (start, end, reason) in agent_down_spans(&points, data_from, to_ns, max_gap_ns) {
                 pieces.clear();
                 subtract(start, end, maintenance, &mut pieces);
                 for &(piece_start, piece_end) in &pieces {
@@ -261,16 +340,25 @@ pub fn uptime(
     }
     merge_spans(&mut all_spans);
     let downtime_ns = spans_length(&all_spans);
+    merge_spans(&mut data_spans);
+    let mut measured = Vec::new();
+    for &(start, end) in &data_spans {
+        subtract(start, end, maintenance, &mut measured);
+    }
+    // Downtime lies within the measured spans; the `min` keeps the arithmetic safe anyway.
+    let measured_ns = spans_length(&measured).min(period_ns.saturating_sub(maintenance_ns));
     intervals.sort_by(|a, b| (a.start_ns, &a.agent).cmp(&(b.start_ns, &b.agent)));
-    let observed_ns = period_ns.saturating_sub(maintenance_ns);
-    let uptime_pct = (observed_ns > 0)
-        .then(|| observed_ns.saturating_sub(downtime_ns) as f64 / observed_ns as f64 * 100.0);
+    no_data.sort_by(|a, b| (a.start_ns, &a.agent).cmp(&(b.start_ns, &b.agent)));
+    let uptime_pct = (measured_ns > 0)
+        .then(|| measured_ns.saturating_sub(downtime_ns) as f64 / measured_ns as f64 * 100.0);
     UptimeOutcome {
         period_ns,
         maintenance_ns,
+        measured_ns,
         downtime_ns,
         uptime_pct,
         intervals,
+        no_data,
     }
 }
 
@@ -376,7 +464,7 @@ mod tests {
     #[test]
     fn regular_heartbeats_mean_full_uptime() {
         let beats = every_15_s("a", 0, 3600);
-        let out = uptime(&agents(&["a"]), &beats, 0, 3600 * S, 15, &[]);
+        let out = uptime(&agents(&["a"]), &beats, &[], 0, 3600 * S, 15, &[]);
         assert_eq!(out.downtime_ns, 0);
         assert_eq!(out.uptime_pct, Some(100.0));
         assert!(out.intervals.is_empty());
@@ -387,7 +475,7 @@ mod tests {
         // Heartbeats every 15 s over an hour, none in (600, 900): gap 600 -> 900 = 300 s.
         let mut beats = every_15_s("a", 0, 3600);
         beats.retain(|h| h.time_ns <= 600 * S || h.time_ns >= 900 * S);
-        let out = uptime(&agents(&["a"]), &beats, 0, 3600 * S, 15, &[]);
+        let out = uptime(&agents(&["a"]), &beats, &[], 0, 3600 * S, 15, &[]);
         assert_eq!(out.downtime_ns, 300 * S);
         assert_eq!(out.uptime_pct, Some(3300.0 / 3600.0 * 100.0));
         assert_eq!(out.intervals.len(), 1);
@@ -399,24 +487,43 @@ mod tests {
         // Exactly two periods is still up; 30 s + 1 ns is not.
         let beats = vec![beat("a", 0, &[], 0), beat("a", 30, &[], 0)];
         assert_eq!(
-            uptime(&agents(&["a"]), &beats, 0, 30 * S, 15, &[]).downtime_ns,
+            uptime(&agents(&["a"]), &beats, &[], 0, 30 * S, 15, &[]).downtime_ns,
             0
         );
         let mut late = beats.clone();
         late[1].time_ns += 1;
         assert_eq!(
-            uptime(&agents(&["a"]), &late, 0, 30 * S, 15, &[]).downtime_ns,
+            uptime(&agents(&["a"]), &late, &[], 0, 30 * S, 15, &[]).downtime_ns,
             30 * S
         );
     }
 
+    /// The agent's first heartbeat ever was long before the periods of a test.
+    fn reported_before(names: &[&str]) -> Vec<(String, i64)> {
+        names.iter().map(|s| (s.to_string(), -3600 * S)).collect()
+    }
+
     #[test]
     fn period_edges_count_as_gaps_unless_outer_heartbeats_are_given() {
-        // First heartbeat 40 s after `from`, last 50 s before `to`.
+        // First heartbeat 40 s after `from`, last 50 s before `to`; the agent had reported
+        // before the period.
         let beats = every_15_s("a", 40, 560);
-        let out = uptime(&agents(&["a"]), &beats, 0, 600 * S, 15, &[]);
+        let before = reported_before(&["a"]);
+        let out = uptime(&agents(&["a"]), &beats, &before, 0, 600 * S, 15, &[]);
         // Heartbeats at 40, 55, ..., 550: down [0, 40) and [550, 600).
         assert_eq!(out.downtime_ns, 90 * S);
+        assert_eq!(out.measured_ns, 600 * S);
+        assert!(out.no_data.is_empty());
+        // Had it first reported at 40 s, [0, 40) would be no data, not down: 50 of 560 s down.
+        let out = uptime(&agents(&["a"]), &beats, &[], 0, 600 * S, 15, &[]);
+        assert_eq!((out.downtime_ns, out.measured_ns), (50 * S, 560 * S));
+        assert_eq!(out.uptime_pct, Some(510.0 / 560.0 * 100.0));
+        let no_data: Vec<(i64, i64, &str)> = out
+            .no_data
+            .iter()
+            .map(|i| (i.start_ns / S, i.end_ns / S, i.reason))
+            .collect();
+        assert_eq!(no_data, vec![(0, 40, NO_DATA_BEFORE_FIRST)]);
         // A heartbeat 5 s before `from` and one 10 s after `to` make the edges short gaps.
         let mut framed = beats.clone();
         framed.push(beat("a", 570, &[], 0));
@@ -425,7 +532,7 @@ mod tests {
         framed.push(beat("a", -5, &[], 0));
         framed.push(beat("a", 25, &[], 0));
         assert_eq!(
-            uptime(&agents(&["a"]), &framed, 0, 600 * S, 15, &[]).downtime_ns,
+            uptime(&agents(&["a"]), &framed, &[], 0, 600 * S, 15, &[]).downtime_ns,
             0
         );
     }
@@ -439,7 +546,7 @@ mod tests {
         {
             h.processes_down = vec!["asterisk".into(), "rtpengine".into()];
         }
-        let out = uptime(&agents(&["a"]), &beats, 0, 600 * S, 15, &[]);
+        let out = uptime(&agents(&["a"]), &beats, &[], 0, 600 * S, 15, &[]);
         // Heartbeats 60, 75, 90 report it down: down [60, 105).
         assert_eq!(out.downtime_ns, 45 * S);
         assert_eq!(out.intervals.len(), 1);
@@ -452,7 +559,7 @@ mod tests {
         if let Some(last) = beats.last_mut() {
             last.processes_down = vec!["asterisk".into()];
         }
-        let out = uptime(&agents(&["a"]), &beats, 0, 600 * S, 15, &[]);
+        let out = uptime(&agents(&["a"]), &beats, &[], 0, 600 * S, 15, &[]);
         assert_eq!(out.downtime_ns, 15 * S);
         assert_eq!(out.intervals[0].reason, "process asterisk down");
     }
@@ -468,7 +575,7 @@ mod tests {
         b.retain(|h| h.time_ns <= 150 * S || h.time_ns >= 300 * S);
         b.push(beat("b", 300, &[], 0));
         let all: Vec<HeartbeatPoint> = a.into_iter().chain(b).collect();
-        let out = uptime(&agents(&["a", "b"]), &all, 0, 600 * S, 15, &[]);
+        let out = uptime(&agents(&["a", "b"]), &all, &[], 0, 600 * S, 15, &[]);
         assert_eq!(out.downtime_ns, 200 * S);
         let spans: Vec<(&str, i64, i64)> = out
             .intervals
@@ -476,9 +583,26 @@ mod tests {
             .map(|i| (i.agent.as_str(), i.start_ns / S, i.end_ns / S))
             .collect();
         assert_eq!(spans, vec![("a", 100, 200), ("b", 150, 300)]);
-        // Heartbeats of agents not serving the customer are ignored; a silent agent is down.
-        let out = uptime(&agents(&["a", "c"]), &all, 0, 600 * S, 15, &[]);
+        // Heartbeats of agents not serving the customer are ignored. An agent that has never
+        // reported is no data, not down: the uptime is a's alone, 100..200 down of 600 s.
+        let out = uptime(&agents(&["a", "c"]), &all, &[], 0, 600 * S, 15, &[]);
+        assert_eq!(out.uptime_pct, Some(500.0 / 600.0 * 100.0));
+        assert_eq!(out.measured_ns, 600 * S);
+        assert_eq!(out.no_data.len(), 1);
+        assert_eq!(
+            (
+                out.no_data[0].agent.as_str(),
+                out.no_data[0].start_ns,
+                out.no_data[0].end_ns,
+                out.no_data[0].reason
+            ),
+            ("c", 0, 600 * S, NO_DATA_NEVER_REPORTED)
+        );
+        // Once c has reported (before the period) and falls silent, it is down all along.
+        let before = reported_before(&["c"]);
+        let out = uptime(&agents(&["a", "c"]), &all, &before, 0, 600 * S, 15, &[]);
         assert_eq!(out.uptime_pct, Some(0.0));
+        assert!(out.no_data.is_empty());
     }
 
     #[test]
@@ -494,6 +618,7 @@ mod tests {
         let out = uptime(
             &agents(&["a"]),
             &beats,
+            &[],
             0,
             600 * S,
             15,
@@ -514,6 +639,7 @@ mod tests {
         let out = uptime(
             &agents(&["a"]),
             &[],
+            &[],
             310 * S,
             490 * S,
             15,
@@ -524,12 +650,92 @@ mod tests {
     }
 
     #[test]
-    fn no_heartbeats_at_all_is_zero_uptime() {
-        let out = uptime(&agents(&["a"]), &[], 0, 10 * S, 15, &[]);
+    fn an_agent_that_never_reported_is_no_data_not_down() {
+        // The fresh collector: no heartbeat ever. Nothing measured, nothing down.
+        let out = uptime(&agents(&["a"]), &[], &[], 0, 3600 * S, 15, &[]);
+        assert_eq!(out.uptime_pct, None);
+        assert_eq!((out.downtime_ns, out.measured_ns), (0, 0));
+        assert!(out.intervals.is_empty());
+        assert_eq!(out.no_data.len(), 1);
+        assert_eq!(out.no_data[0].reason, NO_DATA_NEVER_REPORTED);
+        assert_eq!(out.no_data[0].duration_s, 3600.0);
+        // Maintenance is neither: it is cut out of the no-data stretch.
+        let out = uptime(
+            &agents(&["a"]),
+            &[],
+            &[],
+            0,
+            3600 * S,
+            15,
+            &[(600 * S, 1200 * S)],
+        );
+        let no_data: Vec<(i64, i64)> = out
+            .no_data
+            .iter()
+            .map(|i| (i.start_ns / S, i.end_ns / S))
+            .collect();
+        assert_eq!(no_data, vec![(0, 600), (1200, 3600)]);
+        // An agent whose first heartbeat comes after the period is no data for it too.
+        let out = uptime(
+            &agents(&["a"]),
+            &[],
+            &[("a".into(), 7200 * S)],
+            0,
+            3600 * S,
+            15,
+            &[],
+        );
+        assert_eq!(out.uptime_pct, None);
+        assert_eq!(out.no_data[0].reason, NO_DATA_BEFORE_FIRST);
+        // An agent that reported before and is silent throughout the period is down.
+        let before = reported_before(&["a"]);
+        let out = uptime(&agents(&["a"]), &[], &before, 0, 3600 * S, 15, &[]);
         assert_eq!(out.uptime_pct, Some(0.0));
         assert_eq!(out.intervals[0].reason, "no heartbeat");
-        let out = uptime(&agents(&["a"]), &[], 5 * S, 5 * S, 15, &[]);
+        // ... unless the period is shorter than two heartbeat periods (its bounds stand in
+        // for heartbeats).
+        let out = uptime(&agents(&["a"]), &[], &before, 0, 10 * S, 15, &[]);
+        assert_eq!(out.uptime_pct, Some(100.0));
+        let out = uptime(&agents(&["a"]), &[], &before, 5 * S, 5 * S, 15, &[]);
         assert_eq!(out.uptime_pct, None);
+    }
+
+    #[test]
+    fn reporting_from_mid_period_then_silent() {
+        // Period [0, 3600). The agent first reports at 1000 s, every 15 s until 1990 s, then
+        // falls silent. [0, 1000) is no data; the gap 1990 -> 3600 (> 30 s) is down whole.
+        let beats = every_15_s("a", 1000, 2000);
+        assert_eq!(beats.last().map(|h| h.time_ns), Some(1990 * S));
+        let first = vec![("a".to_string(), 1000 * S)];
+        let out = uptime(&agents(&["a"]), &beats, &first, 0, 3600 * S, 15, &[]);
+        assert_eq!(out.measured_ns, 2600 * S);
+        assert_eq!(out.downtime_ns, 1610 * S);
+        assert_eq!(out.uptime_pct, Some(990.0 / 2600.0 * 100.0));
+        let down: Vec<(i64, i64)> = out
+            .intervals
+            .iter()
+            .map(|i| (i.start_ns / S, i.end_ns / S))
+            .collect();
+        assert_eq!(down, vec![(1990, 3600)]);
+        let no_data: Vec<(i64, i64)> = out
+            .no_data
+            .iter()
+            .map(|i| (i.start_ns / S, i.end_ns / S))
+            .collect();
+        assert_eq!(no_data, vec![(0, 1000)]);
+        // Judged at 2010 s (the caller passes min(to, now)), the agent has been silent 20 s,
+        // under two periods: not down yet.
+        let out = uptime(&agents(&["a"]), &beats, &first, 0, 2010 * S, 15, &[]);
+        assert_eq!((out.downtime_ns, out.measured_ns), (0, 1010 * S));
+        assert_eq!(out.uptime_pct, Some(100.0));
+        // At 2021 s it has been silent 31 s: down from its last heartbeat.
+        let out = uptime(&agents(&["a"]), &beats, &first, 0, 2021 * S, 15, &[]);
+        assert_eq!(out.downtime_ns, 31 * S);
+        // A heartbeat earlier than the stored first one (spooled, arrived in between) counts.
+        let mut spooled = beats.clone();
+        spooled.push(beat("a", 985, &[], 0));
+        let out = uptime(&agents(&["a"]), &spooled, &first, 0, 2010 * S, 15, &[]);
+        assert_eq!(out.measured_ns, 1025 * S);
     }
 
     #[test]
@@ -644,7 +850,7 @@ mod tests {
                 .collect();
             let maintenance = [(maintenance_start * S, (maintenance_start + maintenance_length).min(900) * S)];
             let maintenance: Vec<(i64, i64)> = maintenance.into_iter().filter(|(s, e)| s < e).collect();
-            let out = uptime(&agents(&["a"]), &beats, 0, 900 * S, 15, &maintenance);
+            let out = uptime(&agents(&["a"]), &beats, &[], 0, 900 * S, 15, &maintenance);
             prop_assert!(out.downtime_ns >= 0);
             prop_assert!(out.downtime_ns <= out.period_ns - out.maintenance_ns);
             if let Some(pct) = out.uptime_pct {

@@ -250,6 +250,8 @@ pub struct JitterHour {
 /// A report window's stored histogram (`Store::window_histograms`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowHistogram {
+    pub agent_id: String,
+    pub window_start_ns: i64,
     pub src: String,
     pub dst: String,
     pub jitter_samples: u64,
@@ -489,6 +491,25 @@ impl Store {
             return Ok(Vec::new());
         }
         dispatch!(self, store => store.heartbeats(agents, from_ns, to_ns).await)
+    }
+
+    /// The first heartbeat ever stored of each of these agents that sent one, as
+    /// `(agent_id, time_ns)` ordered by agent (heartbeats are never deleted by retention, so
+    /// this is when the agent first reported). An agent that never sent one is absent.
+    pub async fn first_heartbeats(
+        &self,
+        agents: &[String],
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        if agents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut agents = agents.to_vec();
+        agents.sort_unstable();
+        agents.dedup();
+        // Sorted here: the backends' collations may order agent ids differently.
+        let mut first = dispatch!(self, store => store.first_heartbeats(&agents).await)?;
+        first.sort_unstable();
+        Ok(first)
     }
 
     /// Final reports of these agents whose `window_end` lies in `[from_ns, to_ns)`, ordered
@@ -1386,8 +1407,8 @@ fn build_window_histograms_query<DB>(
     for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     select.push(
-        "SELECT id, src, dst, capture_drops, jitter_histogram, report FROM stream_reports \
-         WHERE agent_id IN (",
+        "SELECT id, agent_id, window_start_ns, src, dst, capture_drops, jitter_histogram, report \
+         FROM stream_reports WHERE agent_id IN (",
     );
     let mut list = select.separated(", ");
     for agent in agents {
@@ -1425,6 +1446,8 @@ where
     let json: String = row.try_get("report").map_err(database)?;
     let samples: SamplesOnly = parse_json(backend, "stream_reports", &id.to_string(), &json)?;
     Ok(WindowHistogram {
+        agent_id: row.try_get("agent_id").map_err(database)?,
+        window_start_ns: row.try_get("window_start_ns").map_err(database)?,
         src: row.try_get("src").map_err(database)?,
         dst: row.try_get("dst").map_err(database)?,
         jitter_samples: samples.jitter_samples,
@@ -2199,6 +2222,36 @@ mod tests {
                 .expect("no agents")
                 .is_empty()
         );
+        // First heartbeats ever: a1's came second in its batch (100 s, then 50 s); a3 sent
+        // none and "nobody" is unknown, so both are absent; the list is sorted and deduplicated.
+        let a2_first = beats
+            .iter()
+            .find(|beat| beat.agent_id == "a2")
+            .map(|beat| beat.time_ns)
+            .expect("a2 beats");
+        assert_eq!(
+            store
+                .first_heartbeats(&[
+                    "nobody".into(),
+                    "a3".into(),
+                    "a2".into(),
+                    "a1".into(),
+                    "a1".into()
+                ])
+                .await
+                .expect("first heartbeats"),
+            vec![
+                ("a1".to_string(), DAY_NS + 50 * SECOND),
+                ("a2".to_string(), a2_first)
+            ]
+        );
+        assert!(
+            store
+                .first_heartbeats(&[])
+                .await
+                .expect("no agents")
+                .is_empty()
+        );
 
         // ---- agents ----
         let agents = store.agents().await.expect("agents");
@@ -2649,6 +2702,8 @@ mod tests {
             .collect();
         seen.sort_unstable();
         assert_eq!(seen, [(100, 0, true), (100, 0, true), (100, 3, true)]);
+        assert!(windows.iter().all(|w| w.agent_id == "h1"
+            && (DAY_NS + 3600 * SECOND..DAY_NS + 3625 * SECOND).contains(&w.window_start_ns)));
         // Bad histograms are refused, naming the field, and nothing of the batch is kept.
         for (text, samples, why) in [
             ("AAAA".to_string(), 5, "jitter_histogram"),

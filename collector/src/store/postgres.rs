@@ -376,6 +376,31 @@ impl PgStore {
         rows.iter().map(stream_row).collect()
     }
 
+    pub(crate) async fn first_heartbeats(
+        &self,
+        agents: &[String],
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        // One indexed lookup per agent (the unique (agent_id, time_ns) index) in one query: a
+        // MIN with GROUP BY would walk every heartbeat of the agents.
+        let rows = sqlx::query(
+            "SELECT a.agent_id, (SELECT time_ns FROM heartbeats h WHERE h.agent_id = a.agent_id \
+             ORDER BY time_ns LIMIT 1) AS first_ns FROM UNNEST($1::text[]) AS a(agent_id) \
+             ORDER BY a.agent_id",
+        )
+        .bind(agents)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database)?;
+        let mut first = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let time_ns: Option<i64> = row.try_get("first_ns").map_err(database)?;
+            if let Some(time_ns) = time_ns {
+                first.push((row.try_get("agent_id").map_err(database)?, time_ns));
+            }
+        }
+        Ok(first)
+    }
+
     pub(crate) async fn heartbeats(
         &self,
         agents: &[String],

@@ -374,6 +374,26 @@ impl SqliteStore {
         rows.iter().map(stream_row).collect()
     }
 
+    pub(crate) async fn first_heartbeats(
+        &self,
+        agents: &[String],
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        // One indexed lookup per agent (the unique (agent_id, time_ns) index): a MIN with
+        // GROUP BY would walk every heartbeat of the agents.
+        let mut first = Vec::with_capacity(agents.len());
+        for agent in agents {
+            let time_ns: Option<i64> = sqlx::query_scalar(
+                "SELECT time_ns FROM heartbeats WHERE agent_id = ? ORDER BY time_ns LIMIT 1",
+            )
+            .bind(agent.as_str())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(database)?;
+            first.extend(time_ns.map(|t| (agent.clone(), t)));
+        }
+        Ok(first)
+    }
+
     pub(crate) async fn heartbeats(
         &self,
         agents: &[String],
