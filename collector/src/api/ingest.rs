@@ -35,9 +35,8 @@ pub async fn ingest(
             format!("request body over {limit} bytes"),
         )
     };
-    let raw = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())?;
+    // 413 over the limit, 408 past the body timeout (see serve::limits).
+    let raw = crate::serve::read_body(body, limit).await?;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
