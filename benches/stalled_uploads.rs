@@ -10,6 +10,8 @@
 //! first with `cargo build -p voqa-collector`). Run:
 //!   cargo run -p voqa-collector --example stalled-uploads -- [CLIENTS=300] [BODY=8388608]
 //!       [disconnect|timeout] [EXTRA_CONFIG_TOML]
+//! $MAX_BODY_BYTES sets the server's max_body_bytes (default 8388608).
+//! $STALL_WRITE_BYTES sets the size of each write (default 65536).
 //! EXTRA_CONFIG_TOML is appended to the server's config (e.g. "max_concurrent_ingests = 1000"
 //! to let every upload in, as before the limits existed).
 
@@ -23,10 +25,7 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn collector_bin() -> PathBuf {
     std::env::var_os("VOQA_COLLECTOR_BIN").map_or_else(
-        || {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../target/debug/voqa-collector")
-        },
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/voqa-collector"),
         PathBuf::from,
     )
 }
@@ -65,13 +64,20 @@ fn main() -> Result<()> {
     let body: usize = args.get(1).map_or(Ok(8 << 20), |a| a.parse())?;
     let end = args.get(2).map_or("disconnect", String::as_str).to_owned();
     let extra = args.get(3).cloned().unwrap_or_default();
+    // The server's max_body_bytes ($MAX_BODY_BYTES, default 8 MiB): a Content-Length of twice
+    // it, half sent, makes every stalled upload hold the whole limit on a server that reads
+    // before it checks.
+    let max_body: usize = std::env::var("MAX_BODY_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8 << 20);
     let dir = tempfile::tempdir()?;
     let db = format!("sqlite:{}", dir.path().join("voqa.db").display());
     let config = dir.path().join("collector.toml");
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\ndatabase = \"{db}\"\nmax_body_bytes = {body}\n\
+            "listen = \"127.0.0.1:0\"\ndatabase = \"{db}\"\nmax_body_bytes = {max_body}\n\
              body_timeout_s = 20\n{extra}\n"
         ),
     )?;
@@ -108,7 +114,13 @@ fn main() -> Result<()> {
         "POST /api/v1/ingest HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
          Content-Type: application/json\r\nContent-Length: {body}\r\n\r\n"
     );
-    let chunk = vec![b' '; 64 << 10];
+    // Each write's size ($STALL_WRITE_BYTES, default 64 KiB): small writes arrive as small
+    // frames, which is what pinned the connection's read buffers before `read_body`.
+    let write_bytes: usize = std::env::var("STALL_WRITE_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64 << 10);
+    let chunk = vec![b' '; write_bytes.max(1)];
     let mut conns = Vec::with_capacity(clients);
     let mut refused = 0usize;
     let started = Instant::now();

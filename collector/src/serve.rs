@@ -354,6 +354,11 @@ async fn accept_loop(
         ));
     }
     drop(listener);
+    eprintln!(
+        "voqa-collector: shutting down: draining {} connection(s), at most {} s",
+        max_connections.saturating_sub(connections.available_permits()),
+        shutdown_timeout.as_secs()
+    );
     // Idle connections close now; busy ones after their response.
     let _ = run.send(Run::Draining);
     let all = u32::try_from(max_connections).unwrap_or(u32::MAX);

@@ -312,18 +312,17 @@ impl From<BodyError> for ApiError {
     }
 }
 
-/// Reads a whole request body of at most `limit` bytes into one buffer.
+/// Reads a whole request body of at most `limit` bytes into one buffer (413 beyond, 408 when
+/// [`TimedBody`]'s deadline passes).
 ///
-/// Each frame is copied out as it arrives, so the connection's read buffers it came in are
-/// freed at once instead of being held, possibly mostly empty, until the body is complete; the
-/// buffer grows with what arrived, never reserved ahead from a `Content-Length` that a stalled
-/// client may never send.
+/// Each frame is copied into the buffer as it arrives and dropped, so the body never exists
+/// twice (collecting the frames and then joining them would, at the end); the buffer grows
+/// with what arrived, never reserved ahead from a `Content-Length` that a stalled client may
+/// never send.
 pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, BodyError> {
     let mut body = body;
     let mut out = Vec::new();
-    while let Some(frame) =
-        std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
-    {
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
         let frame = frame.map_err(|e| classify(e.into_inner()))?;
         let Ok(data) = frame.into_data() else {
             continue; // trailers
@@ -399,10 +398,7 @@ impl ConnService {
         self.clock.set(Phase::Busy);
         let idle = IdleOnDrop(self.clock.clone());
         let guarded = move |response: Response<axum::body::Body>| {
-            Ok(response.map(|inner| GuardedBody {
-                inner,
-                _idle: idle,
-            }))
+            Ok(response.map(|inner| GuardedBody { inner, _idle: idle }))
         };
         let limit = self.limits.max_body_bytes;
         let declared = request
@@ -576,22 +572,34 @@ mod tests {
         let start = Instant::now();
         let clock = Arc::new(Clock::new(start));
         // A fresh connection has the header timeout for its first head.
-        assert_eq!(clock.deadline(&limits), Some(start + limits.header_read_timeout));
+        assert_eq!(
+            clock.deadline(&limits),
+            Some(start + limits.header_read_timeout)
+        );
         // A byte of the first head does not extend it (slowloris in the request line).
         tokio::time::advance(Duration::from_secs(3)).await;
         clock.on_read();
-        assert_eq!(clock.deadline(&limits), Some(start + limits.header_read_timeout));
+        assert_eq!(
+            clock.deadline(&limits),
+            Some(start + limits.header_read_timeout)
+        );
         clock.set(Phase::Busy);
         assert_eq!(clock.deadline(&limits), None);
         // Response done (hyper drops its body): idle, with the keep-alive timeout.
         drop(IdleOnDrop(clock.clone()));
         let idle_since = Instant::now();
-        assert_eq!(clock.deadline(&limits), Some(idle_since + limits.keep_alive_timeout));
+        assert_eq!(
+            clock.deadline(&limits),
+            Some(idle_since + limits.keep_alive_timeout)
+        );
         // Writing out the last response keeps it from counting as idle.
         tokio::time::advance(Duration::from_secs(5)).await;
         clock.on_write();
         let flushed = Instant::now();
-        assert_eq!(clock.deadline(&limits), Some(flushed + limits.keep_alive_timeout));
+        assert_eq!(
+            clock.deadline(&limits),
+            Some(flushed + limits.keep_alive_timeout)
+        );
         // The next head's first byte starts the header timeout; later bytes do not move it.
         tokio::time::advance(Duration::from_secs(50)).await;
         clock.on_read();
@@ -599,7 +607,10 @@ mod tests {
         tokio::time::advance(Duration::from_secs(4)).await;
         clock.on_read();
         clock.on_write();
-        assert_eq!(clock.deadline(&limits), Some(first_byte + limits.header_read_timeout));
+        assert_eq!(
+            clock.deadline(&limits),
+            Some(first_byte + limits.header_read_timeout)
+        );
     }
 
     #[tokio::test]
@@ -612,7 +623,10 @@ mod tests {
         let body = axum::body::Body::from(vec![b'x'; 1024]);
         assert_eq!(read_body(body, 1024).await.expect("fits").len(), 1024);
         let failed = axum::body::Body::new(http_body_util_err());
-        assert!(matches!(read_body(failed, 1024).await, Err(BodyError::TimedOut)));
+        assert!(matches!(
+            read_body(failed, 1024).await,
+            Err(BodyError::TimedOut)
+        ));
     }
 
     /// A body whose first frame is the body timeout's error, as [`TimedBody`] yields it.
