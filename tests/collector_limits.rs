@@ -512,3 +512,75 @@ async fn sigterm_with_held_connections_exits_within_the_deadline() {
         "the stalled ingest was dropped unanswered"
     );
 }
+
+/// The same bounds hold behind TLS: a client that finishes its handshake and then drips its
+/// headers is cut by the header timeout, while a prompt one is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_a_slowloris_is_cut_and_a_prompt_client_served() {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let pki = tempfile::tempdir().expect("tmp");
+    let cert = pki.path().join("cert.pem");
+    let key = pki.path().join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).expect("cert");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("key");
+    let server = start(&format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"\nheader_read_timeout_s = 1\n",
+        cert.display(),
+        key.display()
+    ))
+    .await;
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(certified.cert.pem().as_bytes()).expect("pem"))
+        .expect("root");
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let connect = || async {
+        let tcp = TcpStream::connect(server.addr).await.expect("connect");
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+        connector.connect(name, tcp).await.expect("handshake")
+    };
+
+    let mut prompt = connect().await;
+    prompt
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = String::new();
+    let _ = tokio::time::timeout(GENEROUS, prompt.read_to_string(&mut answer)).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer:?}");
+
+    let mut slow = connect().await;
+    let started = Instant::now();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .expect("write");
+    let cut = tokio::time::timeout(GENEROUS, async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match tokio::time::timeout(Duration::from_millis(200), slow.read(&mut buf)).await {
+                // Nothing yet: drip one more byte of the header (the client's pace).
+                Err(_) => {
+                    if slow.write_all(b"a").await.is_err() {
+                        return Vec::new();
+                    }
+                }
+                Ok(Ok(0) | Err(_)) => return Vec::new(),
+                Ok(Ok(n)) => return buf[..n].to_vec(),
+            }
+        }
+    })
+    .await;
+    assert_eq!(cut.as_deref(), Ok(&[][..]), "closed without an answer");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}

@@ -283,8 +283,8 @@ impl ServerHandle {
         &self.state.config
     }
 
-    /// Waits until the server has stopped (after its shutdown future resolved and open
-    /// requests finished).
+    /// Waits until the server has stopped: after its shutdown future resolved, once open
+    /// requests finished or `shutdown_timeout_s` later, whichever comes first.
     pub async fn wait(self) -> std::io::Result<()> {
         self.task
             .await

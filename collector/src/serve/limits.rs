@@ -93,13 +93,16 @@ enum Phase {
         first: bool,
         first_byte: Option<Instant>,
     },
-    /// A request is being handled; its body is bounded by [`TimedBody`].
-    Busy,
+    /// Request number `n` of the connection is being handled; its body is bounded by
+    /// [`TimedBody`].
+    Busy(u64),
 }
 
 /// A connection's phase, shared by its socket wrapper, its service and its watchdog.
 struct Clock {
     phase: Mutex<Phase>,
+    /// Requests started on the connection, to tell whose response ends a busy phase.
+    requests: std::sync::atomic::AtomicU64,
     /// Wakes the watchdog when the deadline may have moved earlier.
     changed: Notify,
 }
@@ -112,6 +115,7 @@ impl Clock {
                 first: true,
                 first_byte: None,
             }),
+            requests: std::sync::atomic::AtomicU64::new(0),
             changed: Notify::new(),
         }
     }
@@ -124,6 +128,16 @@ impl Clock {
     fn set(&self, phase: Phase) {
         *self.phase() = phase;
         self.changed.notify_one();
+    }
+
+    /// A request's head was read: busy until its response is done ([`IdleOnDrop`]).
+    fn busy(self: &Arc<Self>) -> IdleOnDrop {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        self.set(Phase::Busy(n));
+        IdleOnDrop {
+            clock: self.clone(),
+            request: n,
+        }
     }
 
     /// Bytes arrived: the first of an idle connection's next head starts its header clock.
@@ -164,22 +178,31 @@ impl Clock {
                 ..
             } => Some(at + limits.header_read_timeout),
             Phase::Head { since, .. } => Some(since + limits.keep_alive_timeout),
-            Phase::Busy => None,
+            Phase::Busy(_) => None,
         }
     }
 }
 
 /// Sets the connection idle when dropped: carried by a response's body, which hyper drops
-/// once it has taken the whole of it.
-struct IdleOnDrop(Arc<Clock>);
+/// once it has taken the whole of it. Only its own request's busy phase ends: should hyper
+/// drop a body after it started the next request, that request stays busy.
+struct IdleOnDrop {
+    clock: Arc<Clock>,
+    request: u64,
+}
 
 impl Drop for IdleOnDrop {
     fn drop(&mut self) {
-        self.0.set(Phase::Head {
-            since: Instant::now(),
-            first: false,
-            first_byte: None,
-        });
+        let mut phase = self.clock.phase();
+        if matches!(*phase, Phase::Busy(n) if n == self.request) {
+            *phase = Phase::Head {
+                since: Instant::now(),
+                first: false,
+                first_byte: None,
+            };
+            drop(phase);
+            self.clock.changed.notify_one();
+        }
     }
 }
 
@@ -395,8 +418,7 @@ fn refusal(status: StatusCode, code: &'static str, message: String) -> Response<
 
 impl ConnService {
     fn respond(&self, request: Request<hyper::body::Incoming>) -> ResponseFuture {
-        self.clock.set(Phase::Busy);
-        let idle = IdleOnDrop(self.clock.clone());
+        let idle = self.clock.busy();
         let guarded = move |response: Response<axum::body::Body>| {
             Ok(response.map(|inner| GuardedBody { inner, _idle: idle }))
         };
@@ -583,10 +605,14 @@ mod tests {
             clock.deadline(&limits),
             Some(start + limits.header_read_timeout)
         );
-        clock.set(Phase::Busy);
+        let first = clock.busy();
+        assert_eq!(clock.deadline(&limits), None);
+        // A late drop of an earlier response does not end a later request's busy phase.
+        let second = clock.busy();
+        drop(first);
         assert_eq!(clock.deadline(&limits), None);
         // Response done (hyper drops its body): idle, with the keep-alive timeout.
-        drop(IdleOnDrop(clock.clone()));
+        drop(second);
         let idle_since = Instant::now();
         assert_eq!(
             clock.deadline(&limits),
