@@ -38,6 +38,20 @@ pub struct ServerConfig {
     pub access_log: bool,
     /// File the access log is appended to; stderr (journald) when unset.
     pub access_log_path: Option<PathBuf>,
+    /// Longest a client may take to send a request's line and headers: from its connection
+    /// (after TLS) for the first request, from the request's first byte for later ones.
+    pub header_read_timeout_s: u64,
+    /// Longest a keep-alive connection may sit idle between requests.
+    pub keep_alive_timeout_s: u64,
+    /// Longest a request body may take to arrive in full, from the end of its headers.
+    pub body_timeout_s: u64,
+    /// Connections open at once; beyond, new ones are closed at once.
+    pub max_connections: usize,
+    /// Ingests handled at once; beyond, 503 with Retry-After, before the body is read.
+    pub max_concurrent_ingests: usize,
+    /// On SIGTERM, how long requests in progress get to finish before their connections are
+    /// dropped.
+    pub shutdown_timeout_s: u64,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +68,12 @@ impl Default for ServerConfig {
             allow_unbound_agent_tokens: false,
             access_log: true,
             access_log_path: None,
+            header_read_timeout_s: 10,
+            keep_alive_timeout_s: 60,
+            body_timeout_s: 60,
+            max_connections: 512,
+            max_concurrent_ingests: 32,
+            shutdown_timeout_s: 10,
         }
     }
 }
@@ -145,6 +165,22 @@ impl CollectorConfig {
         if self.server.retention_days == 0 {
             p.push("retention_days: must be at least 1".into());
         }
+        for (key, value) in [
+            ("header_read_timeout_s", self.server.header_read_timeout_s),
+            ("keep_alive_timeout_s", self.server.keep_alive_timeout_s),
+            ("body_timeout_s", self.server.body_timeout_s),
+            ("shutdown_timeout_s", self.server.shutdown_timeout_s),
+        ] {
+            if !(1..=3600).contains(&value) {
+                p.push(format!("{key}: must be 1 to 3600"));
+            }
+        }
+        if !(1..=1_000_000).contains(&self.server.max_connections) {
+            p.push("max_connections: must be 1 to 1000000".into());
+        }
+        if !(1..=self.server.max_connections.max(1)).contains(&self.server.max_concurrent_ingests) {
+            p.push("max_concurrent_ingests: must be 1 to max_connections".into());
+        }
         p
     }
 
@@ -220,6 +256,37 @@ mod tests {
                 .is_none(),
             "access_log = false writes nowhere, whatever the path"
         );
+    }
+
+    #[test]
+    fn connection_limits_are_checked() {
+        let cfg = CollectorConfig::parse(
+            "header_read_timeout_s = 2\nkeep_alive_timeout_s = 5\nbody_timeout_s = 3\n\
+             max_connections = 100\nmax_concurrent_ingests = 4\nshutdown_timeout_s = 7\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            (
+                cfg.server.header_read_timeout_s,
+                cfg.server.keep_alive_timeout_s,
+                cfg.server.body_timeout_s,
+                cfg.server.max_connections,
+                cfg.server.max_concurrent_ingests,
+                cfg.server.shutdown_timeout_s
+            ),
+            (2, 5, 3, 100, 4, 7)
+        );
+        let err = CollectorConfig::parse("body_timeout_s = 0\nshutdown_timeout_s = 0\n")
+            .expect_err("zero");
+        assert!(
+            err.contains("body_timeout_s") && err.contains("shutdown_timeout_s"),
+            "{err}"
+        );
+        let err = CollectorConfig::parse("max_connections = 10\nmax_concurrent_ingests = 11\n")
+            .expect_err("more ingests than connections");
+        assert!(err.contains("max_concurrent_ingests"), "{err}");
+        let err = CollectorConfig::parse("max_connections = 0\n").expect_err("zero");
+        assert!(err.contains("max_connections"), "{err}");
     }
 
     #[test]

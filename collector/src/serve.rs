@@ -10,6 +10,13 @@
 //! the files (the binary calls it on SIGHUP): new connections get the new certificate,
 //! established ones keep theirs, and a reload that fails keeps the old pair. This module owns
 //! sockets and TLS; it must not know routes or storage beyond handing both to `api`.
+//!
+//! Every connection is bounded (see [`limits`]): at most `max_connections` at once (beyond,
+//! a new one is closed at once), each with header, keep-alive and body deadlines. On shutdown
+//! the listener closes, idle connections close, requests in progress get until
+//! `shutdown_timeout_s` to finish, and whatever is left then is dropped.
+
+pub mod limits;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,17 +24,18 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::IncomingStream;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::api::{self, AppState};
 use crate::config::CollectorConfig;
 use crate::store::Store;
+
+pub use limits::{BodyError, Limits, read_body};
+use limits::{Run, Shared};
 
 /// TLS handshakes in progress at once; connections beyond are closed at once (a client
 /// retries) rather than queued without bound.
@@ -119,7 +127,7 @@ impl TlsFiles {
             .with_no_client_auth()
             .with_single_cert(chain, key)
             .map_err(|e| pair(e.to_string()))?;
-        // axum serves HTTP/1.1 here.
+        // Connections are served as HTTP/1.1 only (see `limits`).
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
@@ -176,35 +184,6 @@ pub struct PeerAddr(pub SocketAddr);
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
-/// Connections ready for HTTP (TCP accepted and, with TLS, handshaken), as axum reads them.
-pub struct Incoming {
-    ready: mpsc::Receiver<(Box<dyn Io>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl axum::serve::Listener for Incoming {
-    type Io = Box<dyn Io>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(connection) => connection,
-            // The acceptor only stops once the server is shutting down.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
-}
-
-impl Connected<IncomingStream<'_, Incoming>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, Incoming>) -> Self {
-        PeerAddr(*stream.remote_addr())
-    }
-}
-
 /// Starts the collector's API; see [`Server::start`].
 #[derive(Debug)]
 pub struct Server;
@@ -253,20 +232,24 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<ServerHandle, ServeError> {
         let local_addr = listener.local_addr()?;
-        let timeout = Duration::from_secs(state.config.server.tls_handshake_timeout_s);
+        let handshake_timeout = Duration::from_secs(state.config.server.tls_handshake_timeout_s);
+        let limits = Arc::new(Limits::from_config(&state.config.server));
         api::period::register_scopes(&state.store, &state.config.customers, crate::now_ns()).await;
-        let (ready, incoming) = mpsc::channel(64);
-        tokio::spawn(accept_loop(listener, tls.clone(), timeout, ready));
-        let app = api::router(state.clone()).into_make_service_with_connect_info::<PeerAddr>();
-        let incoming = Incoming {
-            ready: incoming,
-            local: local_addr,
+        let (run, watch_run) = watch::channel(Run::Serving);
+        let shared = Shared {
+            app: api::router(state.clone()),
+            ingests: Arc::new(Semaphore::new(limits.max_concurrent_ingests)),
+            limits,
+            run: watch_run,
         };
-        let task = tokio::spawn(async move {
-            axum::serve(incoming, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        });
+        let task = tokio::spawn(accept_loop(
+            listener,
+            tls.clone(),
+            handshake_timeout,
+            shared,
+            run,
+            shutdown,
+        ));
         Ok(ServerHandle {
             local_addr,
             tls,
@@ -300,8 +283,8 @@ impl ServerHandle {
         &self.state.config
     }
 
-    /// Waits until the server has stopped (after its shutdown future resolved and open
-    /// requests finished).
+    /// Waits until the server has stopped: after its shutdown future resolved, once open
+    /// requests finished or `shutdown_timeout_s` later, whichever comes first.
     pub async fn wait(self) -> std::io::Result<()> {
         self.task
             .await
@@ -309,19 +292,26 @@ impl ServerHandle {
     }
 }
 
-/// Accepts TCP connections and hands them on, handshaken when serving TLS. Ends when the
-/// server stops reading connections.
+/// Accepts TCP connections and serves each in its own task (after its TLS handshake when
+/// serving TLS) until `shutdown` resolves; then stops accepting, drains, and returns once every
+/// connection has closed or the shutdown deadline has dropped it.
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsReloader>,
     handshake_timeout: Duration,
-    ready: mpsc::Sender<(Box<dyn Io>, SocketAddr)>,
-) {
+    shared: Shared,
+    run: watch::Sender<Run>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let max_connections = shared.limits.max_connections;
+    let connections = Arc::new(Semaphore::new(max_connections));
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+    let shutdown_timeout = shared.limits.shutdown_timeout;
+    tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = ready.closed() => return,
+            () = &mut shutdown => break,
         };
         let (tcp, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -332,28 +322,86 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Some(tls) = &tls else {
-            if ready.send((Box::new(tcp), peer)).await.is_err() {
-                return;
-            }
+        // Too many connections: close this one now (the client retries) rather than queue
+        // it; idle ones are reaped by their deadlines, which frees room.
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            drop(tcp);
             continue;
         };
-        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+        let peer = PeerAddr(peer);
+        let shared = shared.clone();
+        let Some(tls) = &tls else {
+            tokio::spawn(async move {
+                let _permit = permit;
+                limits::serve_connection(tcp, peer, shared).await;
+            });
+            continue;
+        };
+        let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
             // Too many handshakes in flight: close this one now rather than queue it.
             drop(tcp);
             continue;
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
-        let ready = ready.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            // A failed or unfinished handshake just closes the connection.
-            if let Ok(Ok(stream)) =
-                tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await
-            {
-                let _ = ready.send((Box::new(stream), peer)).await;
-            }
-        });
+        tokio::spawn(serve_tls(
+            acceptor,
+            tcp,
+            peer,
+            shared,
+            handshake_timeout,
+            handshake,
+            permit,
+        ));
+    }
+    drop(listener);
+    eprintln!(
+        "voqa-collector: shutting down: draining {} connection(s), at most {} s",
+        max_connections.saturating_sub(connections.available_permits()),
+        shutdown_timeout.as_secs()
+    );
+    // Idle connections close now; busy ones after their response.
+    let _ = run.send(Run::Draining);
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(shutdown_timeout, connections.acquire_many(all))
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "voqa-collector: shutdown deadline ({} s) passed: dropping {} connection(s)",
+            shutdown_timeout.as_secs(),
+            max_connections.saturating_sub(connections.available_permits())
+        );
+        let _ = run.send(Run::Stopped);
+        // Each connection's task returns as soon as it sees the word; this only waits for
+        // them to be scheduled, bounded in case one is stuck in a blocking call.
+        let _ = tokio::time::timeout(Duration::from_secs(5), connections.acquire_many(all)).await;
+    }
+    Ok(())
+}
+
+/// Handshakes one TLS connection within `timeout`, then serves it. A failed or unfinished
+/// handshake, or a server that stops meanwhile, just closes the connection.
+async fn serve_tls(
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    peer: PeerAddr,
+    shared: Shared,
+    timeout: Duration,
+    handshake: OwnedSemaphorePermit,
+    _connection: OwnedSemaphorePermit,
+) {
+    let mut run = shared.run.clone();
+    let stopping = async move {
+        // Any word from the server during a handshake means it is shutting down.
+        let _ = run.changed().await;
+    };
+    let stream = tokio::select! {
+        handshaken = tokio::time::timeout(timeout, acceptor.accept(tcp)) => handshaken,
+        () = stopping => return,
+    };
+    drop(handshake);
+    if let Ok(Ok(stream)) = stream {
+        limits::serve_connection(stream, peer, shared).await;
     }
 }
 

@@ -39,11 +39,12 @@ use crate::store::IngestOutcome;
         (status = 400, description = "Malformed JSON or gzip, a wrong field type, an unsupported schema version.", body = super::openapi::ErrorBody),
         (status = 401, description = "No, an unknown or a revoked token.", body = super::openapi::ErrorBody),
         (status = 403, description = "The token's role may not ingest, or the agent token is not bound to the batch's agent_id (agent_not_bound) or not bound at all (unbound_agent_token).", body = super::openapi::ErrorBody),
-        (status = 413, description = "The body (before or after decompression) or the batch's record count is over the limit.", body = super::openapi::ErrorBody),
+        (status = 413, description = "The body (its Content-Length up front, or after decompression) or the batch's record count is over the limit.", body = super::openapi::ErrorBody),
+        (status = 408, description = "The body did not arrive in full within body_timeout_s.", body = super::openapi::ErrorBody),
         (status = 415, description = "An unsupported Content-Encoding.", body = super::openapi::ErrorBody),
         (status = 422, description = "A value out of range, naming the field.", body = super::openapi::ErrorBody),
         (status = 429, description = "Too many concurrent ingests; retry later.", body = super::openapi::ErrorBody),
-        (status = 503, description = "The store failed: nothing of the batch was stored; retry.", body = super::openapi::ErrorBody),
+        (status = 503, description = "The store failed, or max_concurrent_ingests are in progress (with Retry-After): nothing of the batch was stored; retry.", body = super::openapi::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -66,9 +67,8 @@ pub async fn ingest(
             format!("request body over {limit} bytes"),
         )
     };
-    let raw = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())?;
+    // 413 over the limit, 408 past the body timeout (see serve::limits).
+    let raw = crate::serve::read_body(body, limit).await?;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
