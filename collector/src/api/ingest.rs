@@ -1,7 +1,11 @@
 //! `POST /api/v1/ingest` (role `agent`): a voqa-wire `Batch`, plain or gzip JSON. The body is
-//! size-limited before and after decompression (413), the encoding checked (415), the JSON
-//! parsed with the failing field named (400), the schema version and value ranges validated
-//! (400/422), and a 2xx sent only once the batch is committed. Idempotent per record, not
+//! size-limited before and after decompression (413), the encoding checked (415; gzip is one
+//! member and nothing after it), the JSON parsed with the failing field named and nothing
+//! after the batch (400), the schema version, value ranges and plausibility validated
+//! (400/422: no record dated more than `max_future_s` after its receipt, counters within what
+//! the window's length allows, ids and text short and free of control and bidi characters),
+//! and a 2xx sent only once the batch is committed. Nothing here trusts the agent: every bound
+//! is checked before the store sees the batch. Idempotent per record, not
 //! per batch: a report or heartbeat that the store already holds is acknowledged and counted
 //! as a duplicate, whatever batch it came in; the rest of the batch is stored.
 
