@@ -52,6 +52,9 @@ pub struct ServerConfig {
     /// On SIGTERM, how long requests in progress get to finish before their connections are
     /// dropped.
     pub shutdown_timeout_s: u64,
+    /// Reports and heartbeats dated more than this many seconds after the time they are
+    /// received are refused (422): an agent's clock may run a little ahead, not into the future.
+    pub max_future_s: u64,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +77,7 @@ impl Default for ServerConfig {
             max_connections: 512,
             max_concurrent_ingests: 32,
             shutdown_timeout_s: 10,
+            max_future_s: crate::api::ingest::DEFAULT_MAX_FUTURE_S,
         }
     }
 }
@@ -103,9 +107,21 @@ impl CollectorConfig {
         struct Top {
             #[serde(default, flatten)]
             server: ServerConfig,
+            #[serde(default, rename = "customers")]
+            _customers: serde::de::IgnoredAny,
+            /// Whatever the two above did not take. A flattened struct takes only its own
+            /// fields from the keys serde buffers for flattening, and this map, declared after
+            /// it, sees the rest: the known keys are ServerConfig's fields themselves, so a key
+            /// added there is known here without a list to keep in step.
+            /// (`deny_unknown_fields` is not supported together with `flatten`.)
+            #[serde(flatten)]
+            unknown: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
         }
         let top: Top =
             toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))?;
+        if !top.unknown.is_empty() {
+            return Err(unknown_keys(text, top.unknown.keys()));
+        }
         let customers = parse_customers(text).map_err(|e| e.to_string())?;
         let cfg = CollectorConfig {
             server: top.server,
@@ -181,12 +197,53 @@ impl CollectorConfig {
         if !(1..=self.server.max_connections.max(1)).contains(&self.server.max_concurrent_ingests) {
             p.push("max_concurrent_ingests: must be 1 to max_connections".into());
         }
+        if !(1..=86_400).contains(&self.server.max_future_s) {
+            p.push("max_future_s: must be 1 to 86400".into());
+        }
         p
     }
 
     pub fn customer(&self, id: &str) -> Option<&Customer> {
         self.customers.iter().find(|c| c.id == id)
     }
+}
+
+/// The refusal of misspelled or unknown top-level keys: each named with its line, and the
+/// keys that exist (ServerConfig's fields, as it serialises them, and `customers`).
+fn unknown_keys<'a>(text: &str, keys: impl Iterator<Item = &'a String>) -> String {
+    let known = match serde_json::to_value(ServerConfig::default()) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect::<Vec<_>>(),
+        _ => Vec::new(),
+    };
+    let named = keys
+        .map(|key| match line_of_key(text, key) {
+            Some(line) => format!("'{key}' (line {line})"),
+            None => format!("'{key}'"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "unknown key {named}; the keys are {}, and [[customers]] tables",
+        known.join(", ")
+    )
+}
+
+/// The 1-based line where a bare top-level key (`key = ...` or `[key]`) is set, if found.
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start();
+            let rest = line
+                .strip_prefix("[[")
+                .or_else(|| line.strip_prefix('['))
+                .map(str::trim_start)
+                .unwrap_or(line);
+            rest.strip_prefix(key).is_some_and(|after| {
+                let after = after.trim_start();
+                after.starts_with('=') || after.starts_with(']') || after.starts_with('.')
+            })
+        })
+        .map(|index| index + 1)
 }
 
 #[cfg(test)]
@@ -287,6 +344,46 @@ mod tests {
         assert!(err.contains("max_concurrent_ingests"), "{err}");
         let err = CollectorConfig::parse("max_connections = 0\n").expect_err("zero");
         assert!(err.contains("max_connections"), "{err}");
+    }
+
+    #[test]
+    fn misspelled_server_keys_are_refused_and_named() {
+        let err = CollectorConfig::parse(
+            "listen = \"127.0.0.1:9000\"\ndatabse = \"sqlite:/var/lib/voqa/voqa.db\"\nretention_dayz = 30\n",
+        )
+        .expect_err("misspelled keys");
+        assert!(
+            err.contains("'databse' (line 2)") && err.contains("'retention_dayz' (line 3)"),
+            "{err}"
+        );
+        assert!(
+            err.contains("database") && err.contains("retention_days"),
+            "the real keys are listed: {err}"
+        );
+        // A misspelled table, before or after the customers, and a dotted key.
+        let err = CollectorConfig::parse("[[customer]]\nid = \"x\"\n").expect_err("table");
+        assert!(err.contains("'customer' (line 1)"), "{err}");
+        let err = CollectorConfig::parse(concat!(
+            include_str!("../../packaging/collector.toml"),
+            "\n[limits]\nmax = 1\n"
+        ))
+        .expect_err("trailing table");
+        assert!(err.contains("'limits'"), "{err}");
+        let err = CollectorConfig::parse("tls.cert = \"x\"\n").expect_err("dotted");
+        assert!(err.contains("'tls' (line 1)"), "{err}");
+        // Every key ServerConfig has is accepted (a key added there needs no list here).
+        let every = toml::to_string(&ServerConfig::default()).expect("serialises");
+        let cfg = CollectorConfig::parse(&every).expect("every server key is known");
+        assert_eq!(cfg.server.max_future_s, 300);
+        assert!(every.contains("max_future_s"), "{every}");
+    }
+
+    #[test]
+    fn max_future_s_is_bounded() {
+        let cfg = CollectorConfig::parse("max_future_s = 60\n").expect("valid");
+        assert_eq!(cfg.server.max_future_s, 60);
+        let err = CollectorConfig::parse("max_future_s = 0\n").expect_err("zero");
+        assert!(err.contains("max_future_s"), "{err}");
     }
 
     #[test]

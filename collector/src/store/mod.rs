@@ -950,7 +950,9 @@ impl PreparedBatch {
 
         Ok(PreparedBatch {
             batch: BatchIds {
-                batch_id: batch.batch_id.clone(),
+                // Batch ids are UUIDs, whose hex digits are case-insensitive: the batch log
+                // keys them in their canonical lower case, so an upper-case copy is one batch.
+                batch_id: batch.batch_id.to_ascii_lowercase(),
                 agent_id: batch.agent_id.clone(),
             },
             sent_at_ns: batch.sent_at.as_ns(),

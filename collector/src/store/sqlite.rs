@@ -55,6 +55,40 @@ pub struct SqliteStore {
     jobs: tokio::sync::mpsc::Sender<WriteJob>,
 }
 
+/// Creates the database file, if it does not exist yet, readable and writable by its owner
+/// only (0600, whatever the umask): it holds token hashes, IP addresses and call data. SQLite
+/// creates the WAL and shared-memory files with the mode of the database file, so they are
+/// 0600 too. An existing file keeps the mode an operator gave it; a warning says when others
+/// may read it.
+#[cfg(unix)]
+fn create_private(path: &str) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if let Ok(meta) = std::fs::metadata(path)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                eprintln!(
+                    "voqa-collector: warning: {path} may be read by other users (mode {:04o}); \
+                     it holds token hashes and call data: chmod 600 it and its -wal and -shm files",
+                    meta.permissions().mode() & 0o7777
+                );
+            }
+            Ok(())
+        }
+        Err(e) => Err(StoreError::Unavailable {
+            backend: BACKEND,
+            message: format!("cannot create {path}: {e}"),
+        }),
+    }
+}
+
 fn database(source: sqlx::Error) -> StoreError {
     StoreError::Database {
         backend: BACKEND,
@@ -70,6 +104,8 @@ impl SqliteStore {
                 "sqlite needs a file path (an in-memory database would not be shared)".to_string(),
             ));
         }
+        #[cfg(unix)]
+        create_private(path)?;
         let options = SqliteConnectOptions::from_str("sqlite:")
             .map_err(database)?
             .filename(path)
@@ -866,5 +902,56 @@ async fn checkpoint_loop(pool: SqlitePool) {
             }
             eprintln!("voqa-collector: sqlite checkpoint failed: {e}");
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &std::path::Path) -> u32 {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    /// Token hashes, addresses and call data: the database and its WAL and shared-memory
+    /// files are the owner's alone, whatever the umask (the usual 022 would give 0644).
+    #[tokio::test]
+    async fn a_new_database_and_its_wal_and_shm_are_created_0600() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("voqa.db");
+        let text = path.to_str().expect("utf-8 path");
+        let store = SqliteStore::open(text).await.expect("open");
+        sqlx::query("INSERT INTO tokens (id, hash, role, created_ns, revoked) VALUES ('t', 'h', 'ops', 0, FALSE)")
+            .execute(&store.writer)
+            .await
+            .expect("write");
+        let wal = dir.path().join("voqa.db-wal");
+        let shm = dir.path().join("voqa.db-shm");
+        assert!(
+            std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0),
+            "the write is in the WAL"
+        );
+        for file in [&path, &wal, &shm] {
+            assert_eq!(mode(file), 0o600, "{}", file.display());
+        }
+    }
+
+    /// An existing file keeps the mode its operator gave it (the open only warns).
+    #[tokio::test]
+    async fn an_existing_database_keeps_its_mode() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("voqa.db");
+        std::fs::write(&path, b"").expect("create");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        SqliteStore::open(path.to_str().expect("utf-8 path"))
+            .await
+            .expect("open");
+        assert_eq!(mode(&path), 0o640);
     }
 }
