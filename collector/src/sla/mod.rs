@@ -7,6 +7,7 @@
 
 pub mod commitments;
 pub mod evaluate;
+pub mod fold;
 pub mod maintenance;
 pub mod uptime;
 
@@ -17,7 +18,8 @@ pub use commitments::{
 pub use evaluate::{
     BreachingCall, CallEvidence, CallFacts, CommitmentResult, DowntimeEvidence, EVIDENCE_LIMIT,
     Evaluation, Evidence, JITTER_METHOD, JitterEvidence, JitterFacts, PeriodFacts, TimeSpan,
-    evaluate, facts_from_reports, judge,
+    evaluate, judge,
 };
+pub use fold::{ReportFold, facts_from_reports};
 pub use maintenance::{MaintenanceError, MaintenanceWindow};
 pub use uptime::{DownInterval, DropInterval, DropSummary, HeartbeatPoint};
