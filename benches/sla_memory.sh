@@ -17,6 +17,7 @@
 #   PROFILE=release builds optimised (default: the dev profile, already built by the tests).
 #   KEEP=DIR keeps (and reuses, if present) the filled store in DIR.
 #   ROUNDS=1 runs the first round only.
+#   VOQA_BIN=PATH runs that collector binary instead (A/B: a build of the former code).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reports=${1:-200000}
@@ -24,7 +25,7 @@ requests=${2:-20}
 profile=${PROFILE:-dev}
 out=$([ "$profile" = dev ] && echo debug || echo "$profile")
 cargo build --profile "$profile" -q -p voqa-collector --bin voqa-collector --example sla-memory
-bin=target/$out/voqa-collector
+bin=${VOQA_BIN:-target/$out/voqa-collector}
 helper=target/$out/examples/sla-memory
 
 tmp=$(mktemp -d)

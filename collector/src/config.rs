@@ -29,6 +29,10 @@ pub struct ServerConfig {
     pub retention_days: u64,
     /// Serve /metrics without a token to loopback clients.
     pub metrics_open_on_loopback: bool,
+    /// SLA evaluations running at once, in total and per token; beyond either, a request is
+    /// answered 429 with `Retry-After` (an evaluation from stream reports holds a few MB).
+    pub sla_max_concurrent: usize,
+    pub sla_max_concurrent_per_token: usize,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +46,8 @@ impl Default for ServerConfig {
             max_body_bytes: 8 << 20,
             retention_days: 90,
             metrics_open_on_loopback: false,
+            sla_max_concurrent: 8,
+            sla_max_concurrent_per_token: 4,
         }
     }
 }
@@ -133,6 +139,12 @@ impl CollectorConfig {
         if self.server.retention_days == 0 {
             p.push("retention_days: must be at least 1".into());
         }
+        if !(1..=1024).contains(&self.server.sla_max_concurrent) {
+            p.push("sla_max_concurrent: must be 1 to 1024".into());
+        }
+        if !(1..=1024).contains(&self.server.sla_max_concurrent_per_token) {
+            p.push("sla_max_concurrent_per_token: must be 1 to 1024".into());
+        }
         p
     }
 
@@ -185,6 +197,29 @@ mod tests {
         assert_eq!(cfg.server.tls_key.as_deref(), Some(Path::new("k.pem")));
         let err = CollectorConfig::parse("tls_handshake_timeout_s = 0\n").expect_err("zero");
         assert!(err.contains("tls_handshake_timeout_s"), "{err}");
+    }
+
+    #[test]
+    fn sla_limits_have_defaults_and_bounds() {
+        let cfg = CollectorConfig::parse("").expect("defaults");
+        assert_eq!(
+            (
+                cfg.server.sla_max_concurrent,
+                cfg.server.sla_max_concurrent_per_token
+            ),
+            (8, 4)
+        );
+        let cfg =
+            CollectorConfig::parse("sla_max_concurrent = 2\nsla_max_concurrent_per_token = 1\n")
+                .expect("set");
+        assert_eq!(cfg.server.sla_max_concurrent_per_token, 1);
+        let err =
+            CollectorConfig::parse("sla_max_concurrent = 0\nsla_max_concurrent_per_token = 0\n")
+                .expect_err("zero");
+        assert!(
+            err.contains("sla_max_concurrent:") && err.contains("sla_max_concurrent_per_token:"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -254,7 +254,7 @@ impl Server {
     ) -> Result<ServerHandle, ServeError> {
         let local_addr = listener.local_addr()?;
         let timeout = Duration::from_secs(state.config.server.tls_handshake_timeout_s);
-        api::period::register_scopes(&state.store, &state.config.customers, crate::now_ns()).await;
+        crate::facts::register_scopes(&state.store, &state.config.customers, crate::now_ns()).await;
         let (ready, incoming) = mpsc::channel(64);
         tokio::spawn(accept_loop(listener, tls.clone(), timeout, ready));
         let app = api::router(state.clone()).into_make_service_with_connect_info::<PeerAddr>();

@@ -1,14 +1,18 @@
 //! The ops API (role `ops`): agents, streams with filters and cursor pagination, calls by
 //! Call-ID; and the SLA of a customer (role `ops` or that customer's own `customer:<id>`).
-//! Query ranges are bounded (at most 366 days, at most 1,000 items a page).
+//! Query ranges are bounded (at most 366 days, at most 1,000 items a page); SLA evaluations
+//! running at once are bounded in total and per token (`sla_limit`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::sla_limit::{SlaLimiter, token_key};
 use super::{ApiError, AppState, authenticate, require};
 use crate::auth::Role;
 use crate::sla;
@@ -261,6 +265,7 @@ fn stream_jitter(reports: &[&voqa_wire::StreamReport]) -> Vec<serde_json::Value>
 
 pub async fn sla(
     State(state): State<AppState>,
+    Extension(limiter): Extension<Arc<SlaLimiter>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
@@ -275,7 +280,14 @@ pub async fn sla(
         )
     })?;
     let (from, to) = range(&q, 30 * DAY_NS)?;
-    let evaluation = super::period::evaluate(&state, &customer, from, to).await?;
+    // Counted from here: refusals above cost no evaluation. Held until the answer is built.
+    let _permit = match limiter.try_acquire(&token_key(&headers)) {
+        Ok(permit) => permit,
+        Err(refusal) => return Ok(refusal.into_response()),
+    };
+    let evaluation = crate::facts::evaluate(&state.store, &customer, from, to)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     state.metrics.sla_state(&evaluation);
     Ok(axum::Json(evaluation).into_response())
 }
