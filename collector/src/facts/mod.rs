@@ -17,7 +17,7 @@ use crate::store::{CallAggregate, HOUR_NS, Store, StoreError, StreamQuery, Worst
 
 /// Stream reports read per page on the report-based path: one page is what an evaluation
 /// holds of them at a time (a report takes a few kB parsed).
-pub const REPORT_PAGE: u32 = 1_000;
+pub const REPORT_PAGE: u32 = 500;
 
 /// Why the facts of a period could not be gathered.
 #[derive(Debug, thiserror::Error)]
