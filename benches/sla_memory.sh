@@ -16,7 +16,7 @@
 # Usage: benches/sla_memory.sh [REPORTS] [REQUESTS]
 #   PROFILE=release builds optimised (default: the dev profile, already built by the tests).
 #   KEEP=DIR keeps (and reuses, if present) the filled store in DIR.
-#   ROUNDS=1 runs the first round only.
+#   ROUNDS=1 or ROUNDS=2 runs that round only.
 #   VOQA_BIN=PATH runs that collector binary instead (A/B: a build of the former code).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -80,5 +80,9 @@ TOML
   pid=
 }
 
-round "limits 20 / 20 per token" $'sla_max_concurrent = 20\nsla_max_concurrent_per_token = 20'
-[ "${ROUNDS:-2}" -lt 2 ] || round "default limits" ""
+for r in ${ROUNDS:-1 2}; do
+  case $r in
+    1) round "limits 20 / 20 per token" $'sla_max_concurrent = 20\nsla_max_concurrent_per_token = 20' ;;
+    2) round "default limits" "" ;;
+  esac
+done
