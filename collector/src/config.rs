@@ -55,6 +55,10 @@ pub struct ServerConfig {
     /// Reports and heartbeats dated more than this many seconds after the time they are
     /// received are refused (422): an agent's clock may run a little ahead, not into the future.
     pub max_future_s: u64,
+    /// SLA evaluations running at once, in total and per token; beyond either, a request is
+    /// answered 429 with `Retry-After` (an evaluation from stream reports holds a few MB).
+    pub sla_max_concurrent: usize,
+    pub sla_max_concurrent_per_token: usize,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +82,8 @@ impl Default for ServerConfig {
             max_concurrent_ingests: 32,
             shutdown_timeout_s: 10,
             max_future_s: crate::api::ingest::DEFAULT_MAX_FUTURE_S,
+            sla_max_concurrent: 8,
+            sla_max_concurrent_per_token: 4,
         }
     }
 }
@@ -199,6 +205,12 @@ impl CollectorConfig {
         }
         if !(1..=86_400).contains(&self.server.max_future_s) {
             p.push("max_future_s: must be 1 to 86400".into());
+        }
+        if !(1..=1024).contains(&self.server.sla_max_concurrent) {
+            p.push("sla_max_concurrent: must be 1 to 1024".into());
+        }
+        if !(1..=1024).contains(&self.server.sla_max_concurrent_per_token) {
+            p.push("sla_max_concurrent_per_token: must be 1 to 1024".into());
         }
         p
     }
@@ -384,6 +396,29 @@ mod tests {
         assert_eq!(cfg.server.max_future_s, 60);
         let err = CollectorConfig::parse("max_future_s = 0\n").expect_err("zero");
         assert!(err.contains("max_future_s"), "{err}");
+    }
+
+    #[test]
+    fn sla_limits_have_defaults_and_bounds() {
+        let cfg = CollectorConfig::parse("").expect("defaults");
+        assert_eq!(
+            (
+                cfg.server.sla_max_concurrent,
+                cfg.server.sla_max_concurrent_per_token
+            ),
+            (8, 4)
+        );
+        let cfg =
+            CollectorConfig::parse("sla_max_concurrent = 2\nsla_max_concurrent_per_token = 1\n")
+                .expect("set");
+        assert_eq!(cfg.server.sla_max_concurrent_per_token, 1);
+        let err =
+            CollectorConfig::parse("sla_max_concurrent = 0\nsla_max_concurrent_per_token = 0\n")
+                .expect_err("zero");
+        assert!(
+            err.contains("sla_max_concurrent:") && err.contains("sla_max_concurrent_per_token:"),
+            "{err}"
+        );
     }
 
     #[test]

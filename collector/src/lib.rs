@@ -1,13 +1,15 @@
 //! voqa-collector: receives agent batches, stores them (SQLite or PostgreSQL), checks each
 //! customer's commitments, and serves the ops API, customer SLA and Prometheus metrics.
 //!
-//! Stages: `api` (HTTP, auth, validation) → `store` (durable rows) → `sla` (pure evaluation).
+//! Stages: `api` (HTTP, auth, validation) → `store` (durable rows) → `facts` (a customer's
+//! period read from the store) → `sla` (pure evaluation).
 //! `serve` runs the API on a listener (TLS included) for the binary, the demo and the tests.
 //! Only `api`, `serve` and the binary touch the network; `sla` has no I/O and no clock.
 
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod facts;
 pub mod serve;
 pub mod sla;
 pub mod store;

@@ -234,7 +234,7 @@ impl Server {
         let local_addr = listener.local_addr()?;
         let handshake_timeout = Duration::from_secs(state.config.server.tls_handshake_timeout_s);
         let limits = Arc::new(Limits::from_config(&state.config.server));
-        api::period::register_scopes(&state.store, &state.config.customers, crate::now_ns()).await;
+        crate::facts::register_scopes(&state.store, &state.config.customers, crate::now_ns()).await;
         let (run, watch_run) = watch::channel(Run::Serving);
         let shared = Shared {
             app: api::router(state.clone()),

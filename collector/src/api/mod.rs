@@ -9,7 +9,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
-pub mod period;
+pub mod sla_limit;
 
 use std::sync::Arc;
 
@@ -270,6 +270,16 @@ async fn metrics_handler(
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
+    let server = &state.config.server;
+    let sla_limiter = sla_limit::SlaLimiter::new(
+        server.sla_max_concurrent,
+        server.sla_max_concurrent_per_token,
+    );
+    router_with_sla_limiter(state, sla_limiter)
+}
+
+/// The whole API, counting SLA evaluations in `sla_limiter` (which a test may hold permits of).
+pub fn router_with_sla_limiter(state: AppState, sla_limiter: Arc<sla_limit::SlaLimiter>) -> Router {
     let max_body = state.config.server.max_body_bytes;
     let router = Router::new()
         .route("/healthz", get(healthz))
@@ -282,7 +292,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/agents", get(ops::agents))
         .route("/api/v1/streams", get(ops::streams))
         .route("/api/v1/calls/{call_id}", get(ops::call))
-        .route("/api/v1/customers/{id}/sla", get(ops::sla))
+        .route(
+            "/api/v1/customers/{id}/sla",
+            get(ops::sla).layer(axum::Extension(sla_limiter)),
+        )
         .route("/api/v1/openapi.json", get(openapi::document))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body));

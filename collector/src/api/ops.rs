@@ -1,9 +1,12 @@
 //! The ops API (role `ops`): agents, streams with filters and cursor pagination, calls by
 //! Call-ID; and the SLA of a customer (role `ops` or that customer's own `customer:<id>`).
-//! Query ranges are bounded (at most 366 days, at most 1,000 items a page).
+//! Query ranges are bounded (at most 366 days, at most 1,000 items a page); SLA evaluations
+//! running at once are bounded in total and per token (`sla_limit`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -11,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::sla_limit::{SlaLimiter, token_key};
 use super::{ApiError, AppState, authenticate, require};
 use crate::auth::Role;
 use crate::sla;
@@ -412,6 +416,7 @@ fn stream_jitter<'a>(reports: &[&'a StreamReport]) -> Vec<CallStream<'a>> {
 )]
 pub async fn sla(
     State(state): State<AppState>,
+    Extension(limiter): Extension<Arc<SlaLimiter>>,
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
     Query(q): Query<HashMap<String, String>>,
@@ -427,8 +432,15 @@ pub async fn sla(
         )
     })?;
     let (from, to) = range(&q, 30 * DAY_NS)?;
+    // Counted from here: refusals above cost no evaluation. Held until the answer is built.
+    let _permit = match limiter.try_acquire(&token_key(&headers)) {
+        Ok(permit) => permit,
+        Err(refusal) => return Ok(refusal.into_response()),
+    };
     // The period is judged up to now at most: the future is neither up nor down.
-    let evaluation = super::period::evaluate(&state, &customer, from, to, crate::now_ns()).await?;
+    let evaluation = crate::facts::evaluate(&state.store, &customer, from, to, crate::now_ns())
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     state.metrics.sla_state(&evaluation);
     Ok(axum::Json(evaluation).into_response())
 }

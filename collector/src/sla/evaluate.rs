@@ -2,9 +2,9 @@
 //!
 //! Two inputs give the same verdicts: [`PeriodFacts`] built by the caller from the store's
 //! per-call and per-hour aggregates (the fast path, a month of a million calls in well under
-//! a second), or the period's stream reports, folded here by [`facts_from_reports`] (needed
+//! a second), or the period's stream reports, folded by [`super::fold::ReportFold`] (needed
 //! when a customer is narrowed to subnets, which the aggregates do not record). Reports are
-//! re-filtered here (agent, subnets, `window_start` within the period) so a wider query
+//! re-filtered there (agent, subnets, `window_start` within the period) so a wider query
 //! cannot skew the result. Jitter p95 comes from the merged per-packet HdrHistograms.
 //!
 //! Verdicts are honest about what was measured: each commitment is `met`, `breached` or
@@ -16,13 +16,13 @@
 //! Must not do I/O, read the clock or touch the database: every time is passed in.
 
 use std::collections::BTreeMap;
-use std::hash::{BuildHasher, RandomState};
 
 use serde::Serialize;
 use voqa_wire::StreamReport;
-use voqa_wire::histogram::{Histogram, decode_jitter_histogram, new_jitter_histogram, quantile_ms};
+use voqa_wire::histogram::{Histogram, new_jitter_histogram, quantile_ms};
 
-use super::commitments::{Customer, parsed_subnets, report_in_subnets};
+use super::commitments::Customer;
+use super::fold::facts_from_reports;
 use super::maintenance::maintenance_spans;
 use super::uptime::{
     DownInterval, DropInterval, DropSummary, HeartbeatPoint, NoDataInterval, capture_drops, uptime,
@@ -333,71 +333,6 @@ pub struct TimeSpan {
     pub end: String,
 }
 
-/// Identity of a call: its call id as seen by one agent, or `(agent, stream_id)` for a
-/// stream without one. A call through two of a customer's monitored hosts is two measured
-/// legs, each judged on its own (as the store's per-call aggregates count them).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum CallKey<'a> {
-    Call(&'a str, &'a str),
-    Stream(&'a str, &'a str),
-}
-
-fn call_key(report: &StreamReport) -> CallKey<'_> {
-    match report.call_id.as_deref() {
-        Some(id) if !id.is_empty() => CallKey::Call(&report.agent_id, id),
-        _ => CallKey::Stream(&report.agent_id, &report.stream_id),
-    }
-}
-
-/// 128-bit keyed hash of a call key: two independent randomly keyed SipHashes.
-///
-/// Streams are grouped into calls by sorting on this identity rather than through a hash map
-/// keyed by the strings: inserting a million calls into a map is a random walk through ~100 MB
-/// (measured ~4× the cost of hashing plus one integer sort), while the sort works on a compact
-/// array. Two different calls share an identity with probability about n²/2¹²⁹ (≈ 10⁻²⁷ for a
-/// million calls), and the random keys keep anyone from constructing such a pair.
-struct CallIdentity(RandomState, RandomState);
-
-impl CallIdentity {
-    fn new() -> Self {
-        Self(RandomState::new(), RandomState::new())
-    }
-
-    fn of(&self, key: &CallKey<'_>) -> [u64; 2] {
-        [self.0.hash_one(key), self.1.hash_one(key)]
-    }
-}
-
-/// A final stream report reduced to what grouping into calls needs.
-struct FinalStream<'a> {
-    call: [u64; 2],
-    mos: Option<f64>,
-    loss: Option<f64>,
-    report: &'a StreamReport,
-}
-
-/// The worse of two `(value, stream)` candidates by `worse`, ties broken by stream id so the
-/// evidence does not depend on input order.
-fn worse_of<'a>(
-    current: Option<(f64, &'a StreamReport)>,
-    candidate: (f64, &'a StreamReport),
-    worse: fn(f64, f64) -> bool,
-) -> Option<(f64, &'a StreamReport)> {
-    match current {
-        Some((value, report))
-            if !worse(candidate.0, value)
-                && (candidate.0 != value || candidate.1.stream_id >= report.stream_id) =>
-        {
-            current
-        }
-        _ => Some(candidate),
-    }
-}
-
-fn finite(value: Option<f64>) -> Option<f64> {
-    value.filter(|v| v.is_finite())
-}
-
 fn seconds(ns: i64) -> f64 {
     ns as f64 / NS_PER_S as f64
 }
@@ -405,35 +340,6 @@ fn seconds(ns: i64) -> f64 {
 /// Percentage with the multiplication first, so that 950 of 1000 is exactly 95.
 fn percent(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 * 100.0 / whole as f64)
-}
-
-/// Picks the [`EVIDENCE_LIMIT`] worst calls (by `worse_first`), sorted worst first.
-fn worst<F>(mut entries: Vec<(f64, &StreamReport)>, worse_first: F) -> Vec<BreachingCall>
-where
-    F: Fn(f64, f64) -> std::cmp::Ordering,
-{
-    let order = |a: &(f64, &StreamReport), b: &(f64, &StreamReport)| {
-        worse_first(a.0, b.0).then_with(|| call_key(a.1).cmp(&call_key(b.1)))
-    };
-    if entries.len() > EVIDENCE_LIMIT {
-        entries.select_nth_unstable_by(EVIDENCE_LIMIT - 1, order);
-        entries.truncate(EVIDENCE_LIMIT);
-    }
-    entries.sort_unstable_by(order);
-    entries
-        .into_iter()
-        .map(|(value, report)| BreachingCall {
-            call_id: match call_key(report) {
-                CallKey::Call(_, id) => Some(id.to_owned()),
-                CallKey::Stream(..) => None,
-            },
-            value,
-            worst_stream: Some(report.stream_id.clone()),
-            agent: report.agent_id.clone(),
-            src: Some(report.src.clone()),
-            dst: Some(report.dst.clone()),
-        })
-        .collect()
 }
 
 /// Evaluates every commitment of `customer` over `[from_ns, min(to_ns, now_ns))` from stream
@@ -471,112 +377,6 @@ pub fn evaluate(
 /// before `from` (a period entirely in the future is judged over nothing).
 pub fn evaluated_until(from_ns: i64, to_ns: i64, now_ns: i64) -> i64 {
     to_ns.min(now_ns).max(from_ns.min(to_ns))
-}
-
-/// Folds the period's stream reports into [`PeriodFacts`] (see [`evaluate`]). A call is a
-/// call id as seen by one agent (a stream without call id is a call of its own), judged by
-/// its worst stream's whole-stream totals.
-pub fn facts_from_reports(
-    customer: &Customer,
-    from_ns: i64,
-    to_ns: i64,
-    reports: &[StreamReport],
-) -> PeriodFacts {
-    let commitments = &customer.commitments;
-    let subnets = parsed_subnets(customer);
-    let identity = CallIdentity::new();
-    let mut finals: Vec<FinalStream<'_>> = Vec::new();
-    let mut jitter = JitterFacts::default();
-    let mut windows_with_drops = 0u64;
-    let mut reports_used = 0u64;
-
-    for report in reports {
-        let belongs = customer.agents.contains(&report.agent_id)
-            && (from_ns..to_ns).contains(&report.window_start.as_ns())
-            && report_in_subnets(&subnets, report);
-        if !belongs {
-            continue;
-        }
-        reports_used += 1;
-        if report.capture_drops > 0 {
-            windows_with_drops += 1;
-        }
-        jitter.windows += 1;
-        jitter.single_windows += 1;
-        // The collector validated every stored histogram at ingest; one that still fails to
-        // decode is left out and counted like a missing one.
-        match report
-            .jitter_histogram
-            .as_deref()
-            .map(decode_jitter_histogram)
-        {
-            Some(Ok(h)) if jitter.histogram.add(&h).is_ok() => {}
-            _ if report.jitter_samples > 0 => {
-                jitter.add_without_histogram(&report.agent_id, report.window_start.as_ns(), 1)
-            }
-            _ => {}
-        }
-        if report.is_final {
-            let totals = report.totals.as_ref();
-            finals.push(FinalStream {
-                call: identity.of(&call_key(report)),
-                mos: finite(totals.and_then(|t| t.mos)),
-                loss: finite(totals.map(|t| t.effective_loss_pct)),
-                report,
-            });
-        }
-    }
-
-    finals.sort_unstable_by_key(|stream| stream.call);
-    let mut call_count = 0u64;
-    let mut with_mos = 0u64;
-    let mut with_loss = 0u64;
-    let mut worst_loss: Option<f64> = None;
-    let mut low_mos = Vec::new();
-    let mut high_loss = Vec::new();
-    for call in finals.chunk_by(|a, b| a.call == b.call) {
-        call_count += 1;
-        let mut call_mos = None;
-        let mut call_loss = None;
-        for stream in call {
-            if let Some(mos) = stream.mos {
-                call_mos = worse_of(call_mos, (mos, stream.report), |a, b| a < b);
-            }
-            if let Some(loss) = stream.loss {
-                call_loss = worse_of(call_loss, (loss, stream.report), |a, b| a > b);
-            }
-        }
-        if let Some((mos, report)) = call_mos {
-            with_mos += 1;
-            if mos < commitments.mos_min {
-                low_mos.push((mos, report));
-            }
-        }
-        if let Some((loss, report)) = call_loss {
-            with_loss += 1;
-            worst_loss = Some(worst_loss.map_or(loss, |w: f64| w.max(loss)));
-            if loss > commitments.loss_max_pct {
-                high_loss.push((loss, report));
-            }
-        }
-    }
-    let low_mos_count = low_mos.len() as u64;
-    let high_loss_count = high_loss.len() as u64;
-    PeriodFacts {
-        calls: CallFacts {
-            calls: call_count,
-            with_mos,
-            meeting_mos: with_mos - low_mos_count,
-            with_loss,
-            within_loss: with_loss - high_loss_count,
-            worst_loss,
-            low_mos: worst(low_mos, |a, b| a.total_cmp(&b)),
-            high_loss: worst(high_loss, |a, b| b.total_cmp(&a)),
-        },
-        jitter,
-        reports_used,
-        windows_with_drops,
-    }
 }
 
 /// The verdicts for `customer` over `[from_ns, min(to_ns, now_ns))` from the period's facts

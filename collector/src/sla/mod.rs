@@ -7,6 +7,7 @@
 
 pub mod commitments;
 pub mod evaluate;
+pub mod fold;
 pub mod maintenance;
 pub mod uptime;
 
@@ -17,7 +18,8 @@ pub use commitments::{
 pub use evaluate::{
     BreachingCall, CallEvidence, CallFacts, CommitmentResult, DowntimeEvidence, EVIDENCE_LIMIT,
     Evaluation, Evidence, Gaps, HistogramGap, JITTER_METHOD, JitterEvidence, JitterFacts,
-    PeriodFacts, TimeSpan, Verdict, evaluate, evaluated_until, facts_from_reports, judge,
+    PeriodFacts, TimeSpan, Verdict, evaluate, evaluated_until, judge,
 };
+pub use fold::{ReportFold, facts_from_reports};
 pub use maintenance::{MaintenanceError, MaintenanceWindow};
 pub use uptime::{DownInterval, DropInterval, DropSummary, HeartbeatPoint, NoDataInterval};

@@ -136,10 +136,12 @@ impl SqliteStore {
                 backend: BACKEND,
                 source,
             })?;
+        // Readers keep 16 MiB of page cache each (the writer 64): four of them filled by
+        // reading a month of stream reports held 256 MiB; the OS page cache holds the file.
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            .connect_with(options.pragma("cache_size", "-16384"))
             .await
             .map_err(database)?;
         let (jobs, queue) = tokio::sync::mpsc::channel(64);

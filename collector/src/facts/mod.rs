@@ -1,68 +1,84 @@
-//! Loads what the SLA engine needs for one customer and period from the store: per-call
-//! aggregates, hourly jitter rollups (plus single windows for the parts of the period that
-//! are not whole hours) and heartbeats. Aggregates of a customer narrowed to subnets are kept
-//! in its own scope, attributed at ingest since its agents and subnets were configured
-//! (`Store::register_scope`); a period that starts before that is evaluated from the stream
-//! reports instead. Holds no SLA rules (those are in `sla`) and writes only scope
-//! registrations.
+//! Facts: what the SLA engine needs for one customer and period, loaded from the store
+//! (store → facts → sla): per-call aggregates, hourly jitter rollups (plus single windows for
+//! the parts of the period that are not whole hours) and heartbeats. Aggregates of a customer
+//! narrowed to subnets are kept in its own scope, attributed at ingest since its agents and
+//! subnets were configured (`Store::register_scope`); a period that starts before that is
+//! evaluated from the stream reports instead, streamed a page at a time through
+//! [`sla::ReportFold`] so that memory does not grow with the number of reports.
+//!
+//! Called by the API, and meant for the report command and the demo alike: it takes the store
+//! and returns its own error, and knows nothing of HTTP. Holds no SLA rules (those are in
+//! `sla`) and writes only scope registrations.
 
 use voqa_wire::histogram::decode_jitter_histogram_bytes;
 
-use super::ApiError;
-use super::AppState;
 use crate::sla::{self, BreachingCall, CallFacts, EVIDENCE_LIMIT, HeartbeatPoint, PeriodFacts};
-use crate::store::{CallAggregate, HOUR_NS, Store, StreamQuery, Worst};
+use crate::store::{CallAggregate, HOUR_NS, Store, StoreError, StreamQuery, Worst};
 
-fn internal(error: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(error.to_string())
+/// Stream reports read per page on the report-based path: one page is what an evaluation
+/// holds of them at a time (a report takes a few kB parsed).
+pub const REPORT_PAGE: u32 = 500;
+
+/// Why the facts of a period could not be gathered.
+#[derive(Debug, thiserror::Error)]
+pub enum FactsError {
+    /// The store failed a read.
+    #[error("reading the store: {0}")]
+    Store(#[from] StoreError),
+    /// A blocking part of the evaluation (folding reports, merging histograms) panicked or
+    /// was cancelled.
+    #[error("evaluation task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
-/// Evaluates a customer's commitments over `[from, to)` as of `now`: the facts are loaded up
-/// to `min(to, now)` only, since the future is not judged.
+/// Evaluates a customer's commitments over `[from, to)` from what the store holds, as of
+/// `now`: the facts are loaded up to `min(to, now)` only, since the future is not judged.
 pub async fn evaluate(
-    state: &AppState,
+    store: &Store,
     customer: &sla::Customer,
     from: i64,
     to: i64,
     now: i64,
-) -> Result<sla::Evaluation, ApiError> {
+) -> Result<sla::Evaluation, FactsError> {
     let (period_to, to) = (to, sla::evaluated_until(from, to, now));
-    let facts = if customer.subnets.is_empty() {
-        facts_from_aggregates(&state.store, customer, "", from, to).await?
-    } else {
-        let since = state
-            .store
-            .scope_since(&customer.id, &sla::scope_signature(customer))
-            .await
-            .map_err(internal)?;
-        match since {
-            Some(since) if from >= since => {
-                facts_from_aggregates(&state.store, customer, &customer.id, from, to).await?
-            }
-            _ => facts_from_reports(&state.store, customer, from, to).await?,
-        }
-    };
-    let points = heartbeat_points(&state.store, customer, from, to).await?;
-    let first = state
-        .store
-        .first_heartbeats(&customer.agents)
-        .await
-        .map_err(internal)?;
+    let facts = period_facts(store, customer, from, to).await?;
+    let points = heartbeat_points(store, customer, from, to).await?;
+    let first = store.first_heartbeats(&customer.agents).await?;
     Ok(sla::judge(
         customer, from, period_to, now, &facts, &points, &first,
     ))
 }
 
-async fn heartbeat_points(
+/// Everything but heartbeats that the verdicts rest on: from the aggregates where they
+/// cover the period, otherwise from the stream reports.
+pub async fn period_facts(
     store: &Store,
     customer: &sla::Customer,
     from: i64,
     to: i64,
-) -> Result<Vec<HeartbeatPoint>, ApiError> {
-    let beats = store
-        .heartbeats(&customer.agents, from, to)
-        .await
-        .map_err(internal)?;
+) -> Result<PeriodFacts, FactsError> {
+    if customer.subnets.is_empty() {
+        return facts_from_aggregates(store, customer, "", from, to).await;
+    }
+    let since = store
+        .scope_since(&customer.id, &sla::scope_signature(customer))
+        .await?;
+    match since {
+        Some(since) if from >= since => {
+            facts_from_aggregates(store, customer, &customer.id, from, to).await
+        }
+        _ => facts_from_reports(store, customer, from, to).await,
+    }
+}
+
+/// The heartbeats of the customer's agents in `[from, to)`, as the uptime check reads them.
+pub async fn heartbeat_points(
+    store: &Store,
+    customer: &sla::Customer,
+    from: i64,
+    to: i64,
+) -> Result<Vec<HeartbeatPoint>, FactsError> {
+    let beats = store.heartbeats(&customer.agents, from, to).await?;
     Ok(beats
         .into_iter()
         .map(|h| HeartbeatPoint {
@@ -78,47 +94,44 @@ async fn heartbeat_points(
         .collect())
 }
 
-/// The slow path: every report of the period, folded by the SLA engine.
+/// The slow path: the period's reports, [`REPORT_PAGE`] at a time, folded as they come.
+/// Holds one page and the fold's state (see [`sla::ReportFold`]), never the whole period.
 async fn facts_from_reports(
     store: &Store,
     customer: &sla::Customer,
     from: i64,
     to: i64,
-) -> Result<PeriodFacts, ApiError> {
-    const PAGE: u32 = 10_000;
-    let mut reports = Vec::new();
-    let mut after = None;
+) -> Result<PeriodFacts, FactsError> {
+    let mut fold = sla::ReportFold::new(customer, from, to);
+    let mut query = StreamQuery {
+        agents: Some(customer.agents.clone()),
+        agent: None,
+        from_ns: from,
+        // A window that starts before `to` may end up to MAX_WINDOW_NS after it; the fold
+        // keeps the reports by window start.
+        to_ns: to.saturating_add(crate::store::MAX_WINDOW_NS),
+        max_mos: None,
+        final_only: false,
+        after: None,
+        limit: REPORT_PAGE,
+    };
     loop {
-        let page = store
-            .streams(&StreamQuery {
-                agents: Some(customer.agents.clone()),
-                agent: None,
-                from_ns: from,
-                // A window that starts before `to` may end up to MAX_WINDOW_NS after it; the
-                // engine keeps the reports by window start.
-                to_ns: to.saturating_add(crate::store::MAX_WINDOW_NS),
-                max_mos: None,
-                final_only: false,
-                after,
-                limit: PAGE,
-            })
-            .await
-            .map_err(internal)?;
-        let full = page.len() == PAGE as usize;
-        after = page.last().map(|r| (r.window_end_ns, r.id));
-        reports.extend(
-            page.into_iter()
-                .map(|r| r.report)
-                .filter(|r| sla::in_subnets(customer, r)),
-        );
+        let page = store.streams(&query).await?;
+        let full = page.len() == REPORT_PAGE as usize;
+        query.after = page.last().map(|r| (r.window_end_ns, r.id));
+        // Decoding and merging histograms is CPU work: off the async workers, a page at a time.
+        fold = tokio::task::spawn_blocking(move || {
+            for row in &page {
+                fold.add(&row.report);
+            }
+            fold
+        })
+        .await?;
         if !full {
             break;
         }
     }
-    let customer = customer.clone();
-    tokio::task::spawn_blocking(move || sla::facts_from_reports(&customer, from, to, &reports))
-        .await
-        .map_err(internal)
+    Ok(fold.finish())
 }
 
 /// Registers the scope of every subnet-narrowed customer (at server start): ingest attributes
@@ -151,7 +164,7 @@ async fn facts_from_aggregates(
     scope: &str,
     from: i64,
     to: i64,
-) -> Result<PeriodFacts, ApiError> {
+) -> Result<PeriodFacts, FactsError> {
     let agents = &customer.agents;
     let c = &customer.commitments;
     let limit = EVIDENCE_LIMIT as u32;
@@ -168,11 +181,7 @@ async fn facts_from_aggregates(
             limit
         ),
     );
-    let (stats, low_mos, high_loss) = (
-        stats.map_err(internal)?,
-        low_mos.map_err(internal)?,
-        high_loss.map_err(internal)?,
-    );
+    let (stats, low_mos, high_loss) = (stats?, low_mos?, high_loss?);
     let mut low = Vec::with_capacity(low_mos.len());
     for call in &low_mos {
         low.push(breaching_call(store, call, Worst::MosBelow(c.mos_min)).await?);
@@ -194,24 +203,12 @@ async fn facts_from_aggregates(
     let (hours, edges) = if first_hour < last_hour {
         let hours = store
             .jitter_hours(scope, agents, first_hour, last_hour)
-            .await
-            .map_err(internal)?;
-        let mut edges = store
-            .window_histograms(agents, from, first_hour)
-            .await
-            .map_err(internal)?;
-        edges.extend(
-            store
-                .window_histograms(agents, last_hour, to)
-                .await
-                .map_err(internal)?,
-        );
+            .await?;
+        let mut edges = store.window_histograms(agents, from, first_hour).await?;
+        edges.extend(store.window_histograms(agents, last_hour, to).await?);
         (hours, edges)
     } else {
-        let edges = store
-            .window_histograms(agents, from, to)
-            .await
-            .map_err(internal)?;
+        let edges = store.window_histograms(agents, from, to).await?;
         (Vec::new(), edges)
     };
 
@@ -256,8 +253,7 @@ async fn facts_from_aggregates(
         let reports_used = jitter.windows;
         (jitter, reports_used, windows_with_drops)
     })
-    .await
-    .map_err(internal)?;
+    .await?;
 
     Ok(PeriodFacts {
         calls: CallFacts {
@@ -282,11 +278,8 @@ async fn breaching_call(
     store: &Store,
     call: &CallAggregate,
     worst: Worst,
-) -> Result<BreachingCall, ApiError> {
-    let finals = store
-        .call_finals(&call.agent_id, &call.call_key)
-        .await
-        .map_err(internal)?;
+) -> Result<BreachingCall, FactsError> {
+    let finals = store.call_finals(&call.agent_id, &call.call_key).await?;
     let value = match worst {
         Worst::MosBelow(_) => call.min_mos.unwrap_or(f64::NAN),
         Worst::LossAbove(_) => call.max_loss_pct,
