@@ -708,7 +708,7 @@ fn share_ns(part: i64, whole: i64) -> Option<f64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::commitments::{Commitments, parse_customers};
     use super::*;
     use voqa_wire::time::NS_PER_MIN;
@@ -738,7 +738,8 @@ mod tests {
         }
     }
 
-    fn totals(mos: Option<f64>, loss: f64) -> StreamSummary {
+    /// A final report's totals with these figures (shared with `fold`'s tests).
+    pub(in crate::sla) fn totals(mos: Option<f64>, loss: f64) -> StreamSummary {
         StreamSummary {
             src: String::new(),
             dst: String::new(),
