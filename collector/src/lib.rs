@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod facts;
+pub mod report;
 pub mod serve;
 pub mod sla;
 pub mod store;
