@@ -6,6 +6,7 @@
 //! `serve` runs the API on a listener (TLS included) for the binary, the demo and the tests.
 //! Only `api`, `serve` and the binary touch the network; `sla` has no I/O and no clock.
 
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod config;
