@@ -28,7 +28,11 @@ impl WindowCounts {
 
     /// Bad share of the window, `None` when nothing was judged in it (no burn is no evidence).
     pub fn bad_fraction(&self) -> Option<f64> {
-        if !(self.total > 0.0) || !self.good.is_finite() || !self.total.is_finite() {
+        if self.total.is_nan()
+            || self.total <= 0.0
+            || !self.good.is_finite()
+            || !self.total.is_finite()
+        {
             return None;
         }
         Some(((self.total - self.good) / self.total).clamp(0.0, 1.0))
@@ -39,7 +43,7 @@ impl WindowCounts {
 /// 100 % (no budget: every bad unit is a breach, which the `sla` verdict says, not a burn rate)
 /// or outside (0, 100].
 pub fn error_budget(target_pct: f64) -> Option<f64> {
-    if !(target_pct > 0.0 && target_pct < 100.0) {
+    if target_pct.is_nan() || target_pct <= 0.0 || target_pct >= 100.0 {
         return None;
     }
     Some(1.0 - target_pct / 100.0)
