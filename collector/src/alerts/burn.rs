@@ -160,10 +160,10 @@ mod tests {
     #[test]
     fn budget_of_a_month_by_hand() {
         // 0.05 % of 2,592,000 s.
-        let budget = error_budget(99.95).unwrap();
+        let budget = error_budget(99.95).expect("a figure");
         assert!((budget * 2_592_000.0 - 1296.0).abs() < 1e-6);
         // 648 s down is half the month's budget.
-        assert!((budget_spent(99.95, 648.0, 2_592_000.0).unwrap() - 0.5).abs() < 1e-12);
+        assert!((budget_spent(99.95, 648.0, 2_592_000.0).expect("a figure") - 0.5).abs() < 1e-12);
         assert_eq!(error_budget(100.0), None);
         assert_eq!(error_budget(0.0), None);
         assert_eq!(error_budget(f64::NAN), None);
@@ -175,10 +175,10 @@ mod tests {
         // 5 min window wholly down: 1/0.0005 = 2000. Both ≥ 14.4: page. 6 h: 600/21600 =
         // 1/36 → 55.6; 30 min: 600/1800 = 1/3 → 666.7: the ticket fires too; worst is page.
         let checks = check(99.95, &DEFAULT_POLICIES, uptime_counts(600));
-        assert!((checks[0].long_rate.unwrap() - 1000.0 / 3.0).abs() < 1e-9);
-        assert!((checks[0].short_rate.unwrap() - 2000.0).abs() < 1e-9);
-        assert!((checks[1].long_rate.unwrap() - 500.0 / 9.0).abs() < 1e-9);
-        assert!((checks[1].short_rate.unwrap() - 2000.0 / 3.0).abs() < 1e-9);
+        assert!((checks[0].long_rate.expect("a figure") - 1000.0 / 3.0).abs() < 1e-9);
+        assert!((checks[0].short_rate.expect("a figure") - 2000.0).abs() < 1e-9);
+        assert!((checks[1].long_rate.expect("a figure") - 500.0 / 9.0).abs() < 1e-9);
+        assert!((checks[1].short_rate.expect("a figure") - 2000.0 / 3.0).abs() < 1e-9);
         assert!(checks.iter().all(|c| c.firing));
         assert_eq!(worst(&checks), Some(Severity::Page));
     }
@@ -198,11 +198,11 @@ mod tests {
             _ => unreachable!("only the default windows are asked for"),
         };
         let checks = check(95.0, &DEFAULT_POLICIES, counts);
-        assert!((checks[0].long_rate.unwrap() - 10.0).abs() < 1e-9);
-        assert!((checks[0].short_rate.unwrap() - 20.0).abs() < 1e-9);
+        assert!((checks[0].long_rate.expect("a figure") - 10.0).abs() < 1e-9);
+        assert!((checks[0].short_rate.expect("a figure") - 20.0).abs() < 1e-9);
         assert!(!checks[0].firing);
-        assert!((checks[1].long_rate.unwrap() - 6.0).abs() < 1e-9);
-        assert!((checks[1].short_rate.unwrap() - 8.0).abs() < 1e-9);
+        assert!((checks[1].long_rate.expect("a figure") - 6.0).abs() < 1e-9);
+        assert!((checks[1].short_rate.expect("a figure") - 8.0).abs() < 1e-9);
         assert!(checks[1].firing);
         assert_eq!(worst(&checks), Some(Severity::Ticket));
     }
@@ -219,7 +219,7 @@ mod tests {
             WindowCounts::new((len - bad) as f64, len as f64)
         };
         let checks = check(99.95, &DEFAULT_POLICIES, counts);
-        assert!((checks[0].long_rate.unwrap() - 2000.0 / 3.0).abs() < 1e-9);
+        assert!((checks[0].long_rate.expect("a figure") - 2000.0 / 3.0).abs() < 1e-9);
         assert_eq!(checks[0].short_rate, Some(0.0));
         assert!(!checks[0].firing);
         assert!(checks[1].firing);
@@ -234,7 +234,7 @@ mod tests {
         assert_eq!(worst(&checks), None);
         // Within budget: 1 s down in the last hour is a burn of 0.56, nothing fires.
         let checks = check(99.95, &DEFAULT_POLICIES, uptime_counts(1));
-        assert!((checks[0].long_rate.unwrap() - (1.0 / 3600.0) / 0.0005).abs() < 1e-9);
+        assert!((checks[0].long_rate.expect("a figure") - (1.0 / 3600.0) / 0.0005).abs() < 1e-9);
         assert_eq!(worst(&checks), None);
         // good > total (bad input) is clamped, not a negative burn.
         assert_eq!(WindowCounts::new(12.0, 10.0).bad_fraction(), Some(0.0));
