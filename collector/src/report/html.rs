@@ -69,7 +69,10 @@ svg.chart { width: 100%; height: auto; display: block; }
 .pair svg.chart { width: 50%; }
 .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 11.5px;
   overflow-wrap: anywhere; }
-table.calls { font-size: 11.5px; }
+table.calls, #intervals { font-size: 11px; }
+table.calls .mono { font-size: 10px; }
+table.calls td, table.calls th, #intervals td, #intervals th { padding: 2px 4px; }
+.nowrap { white-space: nowrap; }
 dl { margin: 4px 0; }
 dt { font-weight: 600; margin-top: 6px; }
 dd { margin: 0 0 0 14px; }
@@ -121,14 +124,32 @@ fn data(text: &str) -> String {
 
 fn title(out: &mut String, doc: &ReportDocument) {
     let p = &doc.period;
+    let (from, from_offset) = local_time(&p.from_local);
+    let (to, to_offset) = local_time(&p.to_local);
+    let bounds = if from_offset == to_offset {
+        format!(
+            "{} to {} {} time ({})",
+            escape(&from),
+            escape(&to),
+            data(&p.time_zone),
+            escape(&from_offset)
+        )
+    } else {
+        // A DST change within the period: each bound with its own offset.
+        format!(
+            "{} ({}) to {} ({}) {} time",
+            escape(&from),
+            escape(&from_offset),
+            escape(&to),
+            escape(&to_offset),
+            data(&p.time_zone)
+        )
+    };
     let _ = write!(
         out,
-        r#"<header><h1>Voice quality report: {}</h1><p class="sub">Period {}: {} to {} ({}). Customer id {}.</p></header>"#,
+        r#"<header><h1>Voice quality report: {}</h1><p class="sub">Period {}: {bounds}. Customer id {}.</p></header>"#,
         data(&doc.customer.name),
         data(&p.label),
-        escape(&local_time(&p.from_local)),
-        escape(&local_time(&p.to_local)),
-        data(&p.time_zone),
         data(&doc.customer.id),
     );
 }
@@ -208,7 +229,7 @@ fn verdict(out: &mut String, doc: &ReportDocument) {
     if e.evaluated_until_ns < e.to_ns {
         let _ = write!(
             out,
-            "<p>The period is not over: it is judged up to {}; what follows is not judged yet.</p>",
+            "<p>The period is not over: it is judged up to {} UTC; what follows is not judged yet.</p>",
             escape(&utc_time(&e.evaluated_until))
         );
     }
@@ -316,12 +337,15 @@ fn notices(out: &mut String, doc: &ReportDocument) {
     for notice in doc.notices.iter().take(MAX_NOTICES) {
         let when = match (&notice.from, &notice.to) {
             (Some(from), Some(to)) => format!(
-                " <span class=\"detail\">({} – {})</span>",
+                " <span class=\"detail\">({} – {} UTC)</span>",
                 escape(&utc_time(from)),
                 escape(&utc_time(to))
             ),
             (Some(at), None) | (None, Some(at)) => {
-                format!(" <span class=\"detail\">({})</span>", escape(&utc_time(at)))
+                format!(
+                    " <span class=\"detail\">({} UTC)</span>",
+                    escape(&utc_time(at))
+                )
             }
             (None, None) => String::new(),
         };
@@ -402,7 +426,7 @@ fn quality(out: &mut String, doc: &ReportDocument) {
     let axis = Axis::fixed(bottom, 4.5, 0.5, 1, "MOS");
     let threshold = mos_min.map(|v| Threshold {
         value: v,
-        label: format!("good quality: MOS ≥ {}", fmt_target(v)),
+        label: format!("MOS {} (good)", fmt_target(v)),
     });
     let chart = svg::line_chart(
         "chart-mos-trend",
@@ -418,7 +442,7 @@ fn quality(out: &mut String, doc: &ReportDocument) {
                 values: &p50,
             },
             Series {
-                name: "5th percentile (worst 5 % of calls are below)",
+                name: "5th percentile",
                 colour: svg::ORANGE,
                 dashed: true,
                 values: &p5,
@@ -432,9 +456,8 @@ fn quality(out: &mut String, doc: &ReportDocument) {
         "fig-mos-trend",
         "Daily call quality (MOS)",
         &chart,
-        "Each day's median call MOS and its 5th percentile (a call's MOS is its worse \
-         direction's). Higher is better; 4.3 is excellent narrowband, below 3.6 many callers \
-         are dissatisfied.",
+        "Each day's median call MOS, and the 5th percentile: 5 % of the day's calls were \
+         worse. A call's MOS is its worse direction's; higher is better.",
     );
 
     let share: Vec<Option<f64>> = doc.days.iter().map(|d| d.meeting_mos_pct).collect();
@@ -570,7 +593,7 @@ fn state_word(state: SpanState) -> &'static str {
 
 fn span_text(s: &TimelineSpan) -> String {
     format!(
-        "{}: {} – {} ({})",
+        "{}: {} – {} UTC ({})",
         state_word(s.state),
         utc_time(&s.from),
         utc_time(&s.to),
@@ -669,7 +692,7 @@ fn worst_calls(out: &mut String, doc: &ReportDocument) {
         return;
     }
     out.push_str(
-        r#"<p class="detail">The lowest-MOS calls, worst first. Call ids are pseudonyms; the stream is the direction that set the call's MOS. Times in UTC.</p><table class="calls" id="worst-calls-table"><thead><tr><th>Call</th><th>Start</th><th class="num">MOS</th><th class="num">Loss %</th><th class="num">Jitter ms</th><th>Worst stream</th></tr></thead><tbody>"#,
+        r#"<p class="detail">The lowest-MOS calls, worst first. Call ids are pseudonyms; the worst stream is the direction that set the call's MOS (its stream id and agent show on hovering; the JSON and CSV forms list them).</p><table class="calls" id="worst-calls-table"><thead><tr><th>Call</th><th>Start (UTC)</th><th class="num">MOS</th><th class="num">Loss %</th><th class="num">Jitter ms</th><th>Codec</th><th>Worst stream</th></tr></thead><tbody>"#,
     );
     for call in doc.worst_calls.iter().take(WORST_CALLS) {
         worst_call_row(out, call);
@@ -677,27 +700,28 @@ fn worst_calls(out: &mut String, doc: &ReportDocument) {
     out.push_str("</tbody></table></section>");
 }
 
+/// One line per call, so twenty calls fit on a page beside the uptime timeline.
 fn worst_call_row(out: &mut String, call: &ReportCall) {
-    let stream = match &call.worst_stream {
-        Some(s) => format!(
-            r#"<span class="mono">{} → {}</span><br>{}, MOS {}, loss {} %, jitter {} ms <span class="detail">(stream {})</span>"#,
-            data(&s.src),
-            data(&s.dst),
+    let (codec, stream) = match &call.worst_stream {
+        Some(s) => (
             data(&s.codec),
-            opt(s.mos, 2),
-            fmt_value(s.loss_pct, 2),
-            opt(s.jitter_ms, 1),
-            data(&s.stream_id)
+            format!(
+                r#"<span class="mono" title="stream {}, agent {}"><span class="nowrap">{}</span> → <span class="nowrap">{}</span></span>"#,
+                escape(&s.stream_id),
+                escape(&call.agent_id),
+                data(&s.src),
+                data(&s.dst),
+            ),
         ),
-        None => "—".to_owned(),
+        None => ("—".to_owned(), "—".to_owned()),
     };
+    // Minutes are enough to find a call; the seconds are in the JSON and CSV forms.
+    let start = utc_minute(&call.start);
     let _ = write!(
         out,
-        r#"<tr class="call"><td class="mono">{}<div class="detail">agent {}, {} </div></td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td>{stream}</td></tr>"#,
+        r#"<tr class="call"><td class="mono nowrap">{}</td><td class="nowrap">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td>{codec}</td><td>{stream}</td></tr>"#,
         data(&call.call),
-        data(&call.agent_id),
-        plural(call.streams, "stream", "streams"),
-        escape(&utc_time(&call.start)),
+        escape(&start),
         opt(call.mos, 2),
         fmt_value(call.loss_pct, 2),
         opt(call.jitter_ms, 1),
@@ -816,14 +840,14 @@ fn plural(v: u64, one: &str, many: &str) -> String {
     format!("{} {}", count(v), if v == 1 { one } else { many })
 }
 
-/// An RFC 3339 UTC time as `2026-11-12 10:04:31 UTC`; text that is not one is shown as it is
-/// (the caller escapes).
+/// An RFC 3339 UTC time as `2026-11-12 10:04:31` (the caller says it is UTC); text that is
+/// not one is shown as it is (the caller escapes).
 fn utc_time(text: &str) -> String {
     match Timestamp::parse(text) {
         Ok(t) => {
             let (y, m, d, sod) = t.civil();
             format!(
-                "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+                "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
                 sod / 3600,
                 (sod % 3600) / 60,
                 sod % 60
@@ -833,25 +857,40 @@ fn utc_time(text: &str) -> String {
     }
 }
 
-/// A local RFC 3339 time with offset (`2026-11-01T00:00:00+01:00`) as `2026-11-01 00:00
-/// (UTC+01:00)`; anything else as it is (the caller escapes).
-fn local_time(text: &str) -> String {
+/// [`utc_time`] to the minute: `2026-11-12 10:04`.
+fn utc_minute(text: &str) -> String {
+    match Timestamp::parse(text) {
+        Ok(t) => {
+            let (y, m, d, sod) = t.civil();
+            format!(
+                "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+                sod / 3600,
+                (sod % 3600) / 60
+            )
+        }
+        Err(_) => text.to_owned(),
+    }
+}
+
+/// A local RFC 3339 time with offset (`2026-11-01T00:00:00+01:00`) as its date and minute
+/// (`2026-11-01 00:00`) and its offset from UTC (`UTC+01:00`); anything else as it is with an
+/// empty offset (the caller escapes).
+fn local_time(text: &str) -> (String, String) {
     let b = text.as_bytes();
     let well_formed = b.len() >= 19
         && b.get(10) == Some(&b'T')
         && text.is_char_boundary(16)
         && text.is_char_boundary(19);
     if !well_formed {
-        return text.to_owned();
+        return (text.to_owned(), String::new());
     }
     // The offset follows the seconds and any fraction.
-    let rest = &text[19..];
-    let offset = rest.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let offset = text[19..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
     let zone = match offset {
         "Z" | "+00:00" => "UTC".to_owned(),
         o => format!("UTC{o}"),
     };
-    format!("{} {} ({zone})", &text[..10], &text[11..16])
+    (format!("{} {}", &text[..10], &text[11..16]), zone)
 }
 
 /// A length of time in plain units: `45 s`, `12 min`, `2 h 15 min`, `3 d 4 h`.
@@ -1242,19 +1281,28 @@ mod tests {
         assert_eq!(duration(3 * NS_PER_DAY + 4 * NS_PER_HOUR), "3 d 4 h");
         assert_eq!(
             utc_time("2026-11-12T10:04:31.250000Z"),
-            "2026-11-12 10:04:31 UTC"
+            "2026-11-12 10:04:31"
         );
         assert_eq!(utc_time("not a time"), "not a time");
         assert_eq!(
+            utc_minute("2026-11-12T10:04:31.250000Z"),
+            "2026-11-12 10:04"
+        );
+        assert_eq!(utc_minute("not a time at all"), "not a time at all");
+        let local = |date: &str, zone: &str| (date.to_owned(), zone.to_owned());
+        assert_eq!(
             local_time("2026-11-01T00:00:00+01:00"),
-            "2026-11-01 00:00 (UTC+01:00)"
+            local("2026-11-01 00:00", "UTC+01:00")
         );
         assert_eq!(
             local_time("2026-03-29T03:00:00.5-04:00"),
-            "2026-03-29 03:00 (UTC-04:00)"
+            local("2026-03-29 03:00", "UTC-04:00")
         );
-        assert_eq!(local_time("2026-11-01T00:00:00Z"), "2026-11-01 00:00 (UTC)");
-        assert_eq!(local_time("é"), "é");
+        assert_eq!(
+            local_time("2026-11-01T00:00:00Z"),
+            local("2026-11-01 00:00", "UTC")
+        );
+        assert_eq!(local_time("é"), local("é", ""));
         assert_eq!(fmt_target(95.0), "95");
         assert_eq!(fmt_target(99.95), "99.95");
     }

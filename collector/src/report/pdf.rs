@@ -14,7 +14,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// The programs looked for on `PATH`, in this order.
@@ -96,24 +96,9 @@ pub fn print(html: &str, opts: &PdfOptions) -> Result<Vec<u8>, PdfError> {
     write_private(&page, html.as_bytes()).map_err(PdfError::TempFiles)?;
     let stderr = File::create(&stderr_path).map_err(PdfError::TempFiles)?;
 
-    let mut command = Command::new(&program);
-    command.arg("--headless");
-    // Chromium refuses to run as root with its sandbox; elsewhere the sandbox stays on.
-    if running_as_root() {
-        command.arg("--no-sandbox");
-    }
+    let mut command = headless_command(&program, &dir.path().join("profile"));
     command
-        .args([
-            "--disable-gpu",
-            "--no-pdf-header-footer",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--disable-extensions",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(flag("--user-data-dir=", &dir.path().join("profile")))
+        .arg("--no-pdf-header-footer")
         .arg(flag("--print-to-pdf=", &pdf))
         .arg(file_url(&page))
         .stdin(Stdio::null())
@@ -123,27 +108,15 @@ pub fn print(html: &str, opts: &PdfOptions) -> Result<Vec<u8>, PdfError> {
         program: program.clone(),
         source,
     })?;
-    let deadline = Instant::now() + opts.timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => {}
-            Err(source) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(PdfError::Spawn { program, source });
-            }
-        }
-        if Instant::now() >= deadline {
-            // Its helper processes (zygote, renderer) end when the browser process is gone.
-            let _ = child.kill();
-            let _ = child.wait();
+    let status = match wait_or_kill(&mut child, opts.timeout) {
+        Ok(Some(status)) => status,
+        Ok(None) => {
             return Err(PdfError::Timeout {
                 program,
                 timeout: opts.timeout,
             });
         }
-        std::thread::sleep(POLL);
+        Err(source) => return Err(PdfError::Spawn { program, source }),
     };
     if !status.success() {
         return Err(PdfError::Failed {
@@ -167,6 +140,55 @@ pub fn print(html: &str, opts: &PdfOptions) -> Result<Vec<u8>, PdfError> {
         return Err(PdfError::NotPdf { program });
     }
     Ok(bytes)
+}
+
+/// `program` (Chromium) set up to run headless, as [`print`] runs it: no sandbox only when
+/// root (Chromium refuses to run as root with it), no GPU, a throw-away profile in
+/// `profile_dir`, and none of its own network services (updates, sync, metrics). The caller
+/// adds what to do (`--print-to-pdf=`, `--dump-dom`, `--screenshot=`), the page's URL (see
+/// [`file_url`]) and where output goes.
+pub fn headless_command(program: &Path, profile_dir: &Path) -> Command {
+    let mut command = Command::new(program);
+    command.arg("--headless");
+    if running_as_root() {
+        command.arg("--no-sandbox");
+    }
+    command
+        .args([
+            "--disable-gpu",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-extensions",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(flag("--user-data-dir=", profile_dir));
+    command
+}
+
+/// Waits for `child` at most `timeout`: its exit status, or `None` after killing it (and
+/// reaping it) at the deadline. For Chromium, its helper processes (zygote, renderers) end
+/// when the browser process is gone. An error from waiting kills it too.
+pub fn wait_or_kill(child: &mut Child, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(Some(status)),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                child.wait()?;
+                return Ok(None);
+            }
+            // std has no wait with a timeout; a short poll bounds the overshoot.
+            Ok(None) => std::thread::sleep(POLL),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        }
+    }
 }
 
 /// The first of [`CHROMIUM_NAMES`] that is an executable file in a directory of `path_var`
@@ -206,7 +228,7 @@ fn flag(name: &str, path: &Path) -> std::ffi::OsString {
 
 /// `file://` URL of an absolute path, every byte outside the unreserved set and `/`
 /// percent-encoded (a temporary directory may hold spaces or non-ASCII).
-fn file_url(path: &Path) -> String {
+pub fn file_url(path: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     let mut url = String::from("file://");
     for &b in path.as_os_str().as_bytes() {

@@ -323,6 +323,8 @@ fn empty_columns(
     }
 }
 
+/// The target as a dashed red line across the plot; its label goes in the legend (a label on
+/// the plot would sit on the data).
 fn threshold_line(out: &mut String, plot: &Plot, axis: &Axis, threshold: &Threshold) {
     let y = plot.y(axis, threshold.value);
     let _ = write!(
@@ -332,15 +334,13 @@ fn threshold_line(out: &mut String, plot: &Plot, axis: &Axis, threshold: &Thresh
         n(plot.right),
         y = n(y)
     );
-    text(
-        out,
-        plot.right - 2.0,
-        y - 4.0,
-        "end",
-        &format!(r#" font-weight="bold" fill="{RED}""#),
-        &threshold.label,
-    );
 }
+
+/// The legend entry of a [`threshold_line`].
+const TARGET_SWATCH: Swatch<'static> = Swatch::Line {
+    colour: RED,
+    dashed: true,
+};
 
 /// What a legend entry shows beside its label.
 enum Swatch<'a> {
@@ -393,7 +393,7 @@ pub fn line_chart(
     threshold: Option<&Threshold>,
     empty_label: &str,
 ) -> String {
-    let height = 220.0;
+    let height = 190.0;
     let plot = Plot::new(height);
     let mut out = String::new();
     open(&mut out, id, title, height);
@@ -470,6 +470,9 @@ pub fn line_chart(
         };
         x = legend_entry(&mut out, x, swatch, s.name);
     }
+    if let Some(t) = threshold {
+        x = legend_entry(&mut out, x, TARGET_SWATCH, &t.label);
+    }
     let hatch = format!("url(#{}-nodata)", escape(id));
     legend_entry(&mut out, x, Swatch::Fill(&hatch), empty_label);
     out.push_str("</svg>");
@@ -488,7 +491,7 @@ pub fn bar_chart(
     threshold: Option<&Threshold>,
     empty_label: &str,
 ) -> String {
-    let height = 200.0;
+    let height = 170.0;
     let plot = Plot::new(height);
     let mut out = String::new();
     open(&mut out, id, title, height);
@@ -522,8 +525,8 @@ pub fn bar_chart(
     }
     let mut x = plot.left;
     if let Some(t) = threshold {
-        let label = format!("at or above {}", t.label);
-        x = legend_entry(&mut out, x, Swatch::Fill(GREEN), &label);
+        x = legend_entry(&mut out, x, TARGET_SWATCH, &t.label);
+        x = legend_entry(&mut out, x, Swatch::Fill(GREEN), "at or above it");
         x = legend_entry(&mut out, x, Swatch::Fill(ORANGE), "below it");
     }
     let hatch = format!("url(#{}-nodata)", escape(id));
@@ -550,7 +553,7 @@ pub fn histogram(
     y_title: &str,
     threshold: Option<&Threshold>,
 ) -> String {
-    let height = 200.0;
+    let height = 170.0;
     let plot = Plot::new(height);
     let mut out = String::new();
     open(&mut out, id, title, height);
@@ -703,6 +706,25 @@ pub fn percentile_bars(
         "",
         &axis.title,
     );
+    // The limit first, so the values' halos cover it where they cross.
+    if let Some(l) = limit.filter(|l| l.value.is_finite()) {
+        let x = left + axis.at(l.value, right - left);
+        let _ = write!(
+            out,
+            r#"<line class="target" x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="{RED}" stroke-width="1.5" stroke-dasharray="6 3"/>"#,
+            n(top - 6.0),
+            n(bottom),
+            x = n(x)
+        );
+        text(
+            &mut out,
+            x,
+            top - 10.0,
+            "middle",
+            &format!(r#" font-weight="bold" fill="{RED}""#),
+            &l.label,
+        );
+    }
     for (i, b) in bars.iter().enumerate() {
         let y = top + i as f64 * row;
         text(
@@ -725,12 +747,13 @@ pub fn percentile_bars(
                     n(w.max(0.5)),
                     n(row - 8.0)
                 );
+                // A white halo keeps the value legible where it crosses the limit line.
                 text(
                     &mut out,
                     left + w + 4.0,
                     y + row / 2.0 + 4.0,
                     "start",
-                    "",
+                    r##" paint-order="stroke" stroke="#fff" stroke-width="3""##,
                     &format!("{} {unit}", fmt_value(v, decimals)),
                 );
             }
@@ -751,24 +774,6 @@ pub fn percentile_bars(
         t = n(top),
         b = n(bottom)
     );
-    if let Some(l) = limit.filter(|l| l.value.is_finite()) {
-        let x = left + axis.at(l.value, right - left);
-        let _ = write!(
-            out,
-            r#"<line class="target" x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="{RED}" stroke-width="1.5" stroke-dasharray="6 3"/>"#,
-            n(top - 6.0),
-            n(bottom),
-            x = n(x)
-        );
-        text(
-            &mut out,
-            x,
-            top - 10.0,
-            "middle",
-            &format!(r#" font-weight="bold" fill="{RED}""#),
-            &l.label,
-        );
-    }
     out.push_str("</svg>");
     out
 }
@@ -1092,7 +1097,7 @@ mod tests {
         };
         let (a, b) = (make(), make());
         assert_eq!(a, b);
-        assert!(a.starts_with(r#"<svg xmlns="http://www.w3.org/2000/svg" id="mos" class="chart" viewBox="0 0 720 220""#));
+        assert!(a.starts_with(r#"<svg xmlns="http://www.w3.org/2000/svg" id="mos" class="chart" viewBox="0 0 720 190""#));
         // Days 4, 11, 18 and 25 (i % 7 == 3) are empty: four runs of lines and four shaded
         // columns; 26 dots (one per value).
         assert_eq!(a.matches("<polyline").count(), 5, "{a}");
