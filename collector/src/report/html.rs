@@ -16,7 +16,7 @@ use voqa_wire::Timestamp;
 use voqa_wire::time::{NS_PER_DAY, NS_PER_HOUR, NS_PER_MIN, NS_PER_S};
 
 use super::model::{NoticeKind, ReportCall, ReportDocument, SpanState, TimelineSpan, WORST_CALLS};
-use super::svg::{self, Axis, Bar, Bin, Series, Span, Threshold, escape, fmt_value};
+use super::svg::{self, Axis, Bar, Bin, DayChart, Series, Span, Threshold, escape, fmt_value};
 use crate::sla::{CommitmentResult, Verdict};
 
 /// The page's Content-Security-Policy: nothing may be loaded or run; only the inline style
@@ -299,7 +299,7 @@ fn commitments(out: &mut String, doc: &ReportDocument) {
         let d = describe(c);
         let coverage = c.coverage.map_or_else(
             || "—".to_owned(),
-            |share| format!("{} % {}", fmt_value(share * 100.0, 1), d.coverage_of),
+            |share| format!("{} % {}", share_pct(share), d.coverage_of),
         );
         // The SLA's own sentence (the reason when there is no verdict), in small print.
         let why = c.reason.as_deref().unwrap_or(&c.detail);
@@ -428,12 +428,22 @@ fn quality(out: &mut String, doc: &ReportDocument) {
         value: v,
         label: format!("MOS {} (good)", fmt_target(v)),
     });
+    let days = |id, title, y, threshold| DayChart {
+        id,
+        title,
+        categories: &labels,
+        x_title: &x_title,
+        y,
+        threshold,
+        empty_label: "no calls with a MOS",
+    };
     let chart = svg::line_chart(
-        "chart-mos-trend",
-        "Daily call MOS: median and 5th percentile",
-        &labels,
-        &x_title,
-        &axis,
+        &days(
+            "chart-mos-trend",
+            "Daily call MOS: median and 5th percentile",
+            &axis,
+            threshold.as_ref(),
+        ),
         &[
             Series {
                 name: "median call",
@@ -448,8 +458,6 @@ fn quality(out: &mut String, doc: &ReportDocument) {
                 values: &p5,
             },
         ],
-        threshold.as_ref(),
-        "no calls with a MOS",
     );
     figure(
         out,
@@ -465,15 +473,15 @@ fn quality(out: &mut String, doc: &ReportDocument) {
         value: c.target,
         label: format!("target {} %", fmt_target(c.target)),
     });
+    let percent = Axis::fixed(0.0, 100.0, 20.0, 0, "% of calls");
     let chart = svg::bar_chart(
-        "chart-mos-share",
-        "Daily share of calls meeting the MOS commitment",
-        &labels,
-        &x_title,
-        &Axis::fixed(0.0, 100.0, 20.0, 0, "% of calls"),
+        &days(
+            "chart-mos-share",
+            "Daily share of calls meeting the MOS commitment",
+            &percent,
+            target.as_ref(),
+        ),
         &share,
-        target.as_ref(),
-        "no calls with a MOS",
     );
     let caption = match mos_min {
         Some(m) => format!(
@@ -823,12 +831,24 @@ fn fmt_target(v: f64) -> String {
     }
 }
 
+/// A share (0..=1) as a percentage with one decimal, rounded down: 99.99 % measured must not
+/// read as 100 %, which only a whole share shows.
+fn share_pct(share: f64) -> String {
+    if !share.is_finite() {
+        return "—".to_owned();
+    }
+    if share >= 1.0 {
+        return "100".to_owned();
+    }
+    fmt_value((share.max(0.0) * 1000.0).floor() / 10.0, 1)
+}
+
 /// `1234567` → `1,234,567`.
 fn count(v: u64) -> String {
     let digits = v.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -1269,7 +1289,60 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_period_is_an_honest_no_data_page() {
+        let mut d = doc("ACME", "anon:1", "x");
+        d.evaluation.verdict = Verdict::NoData;
+        d.evaluation.calls = 0;
+        d.evaluation.commitments = ["mos", "loss", "jitter_p95", "uptime"]
+            .into_iter()
+            .map(|name| result(name, 1.0, None, Verdict::NoData))
+            .collect();
+        d.days.clear();
+        d.mos_histogram.clear();
+        d.uptime_timeline.clear();
+        d.worst_calls.clear();
+        d.notices.clear();
+        d.methods.codecs.clear();
+        d.loss_pct = Percentiles {
+            p50: None,
+            p95: None,
+            p99: None,
+            samples: 0,
+        };
+        d.jitter_ms = d.loss_pct.clone();
+        let html = render(&d);
+        assert!(html.contains(r#"<p class="word">No data</p><p>Nothing in this period could be measured, so no commitment is judged kept or broken. 0 calls in the period.</p>"#));
+        assert_eq!(
+            html.matches(r#"<span class="badge no-data">No data</span>"#)
+                .count(),
+            4
+        );
+        assert!(html.contains("<p>No calls with a MOS in the period.</p>"));
+        assert!(html.contains("<p>No codec was seen in the period.</p>"));
+        // Every chart is still drawn (empty), and nothing non-finite reached the SVG.
+        for id in [
+            "chart-mos-trend",
+            "chart-mos-share",
+            "chart-mos-histogram",
+            "chart-loss",
+            "chart-jitter",
+            "chart-uptime",
+        ] {
+            assert!(html.contains(&format!(r#"id="{id}""#)), "{id}");
+        }
+        assert!(!html.contains("NaN"), "NaN in the page");
+        assert!(
+            !html.contains("=\"inf") && !html.contains("=\"-inf"),
+            "infinite coordinate"
+        );
+    }
+
+    #[test]
     fn presentation_helpers() {
+        assert_eq!(share_pct(1.0), "100");
+        assert_eq!(share_pct(0.99995), "99.9");
+        assert_eq!(share_pct(0.5), "50.0");
+        assert_eq!(share_pct(0.0), "0.0");
         assert_eq!(count(0), "0");
         assert_eq!(count(999), "999");
         assert_eq!(count(1_000), "1,000");

@@ -100,6 +100,25 @@ pub fn fmt_value(v: f64, decimals: usize) -> String {
     }
 }
 
+/// A tick's label: thousands as `k` and millions as `M` from 10,000 on, so a count axis's
+/// labels stay short enough for the space beside the axis title.
+fn tick_label(v: f64, decimals: usize) -> String {
+    let trim = |s: String| {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s
+        }
+    };
+    if v.abs() >= 1e6 {
+        format!("{}M", trim(fmt_value(v / 1e6, 2)))
+    } else if v.abs() >= 1e4 {
+        format!("{}k", trim(fmt_value(v / 1e3, 1)))
+    } else {
+        fmt_value(v, decimals)
+    }
+}
+
 /// A value axis: `min..max` with labelled ticks.
 #[derive(Debug, Clone)]
 pub struct Axis {
@@ -157,7 +176,7 @@ impl Axis {
     /// Position of `v` along a span of `len` units (0 at `min`), clamped to the axis.
     fn at(&self, v: f64, len: f64) -> f64 {
         let span = self.max - self.min;
-        if !(span > 0.0) || !v.is_finite() {
+        if span.is_nan() || span <= 0.0 || !v.is_finite() {
             return 0.0;
         }
         ((v - self.min) / span).clamp(0.0, 1.0) * len
@@ -169,6 +188,22 @@ impl Axis {
 pub struct Threshold {
     pub value: f64,
     pub label: String,
+}
+
+/// A chart over categories (days), [`line_chart`] or [`bar_chart`]: everything but its values.
+#[derive(Debug, Clone, Copy)]
+pub struct DayChart<'a> {
+    /// The SVG element's id (also the prefix of its pattern ids).
+    pub id: &'a str,
+    pub title: &'a str,
+    /// One label per category.
+    pub categories: &'a [String],
+    pub x_title: &'a str,
+    pub y: &'a Axis,
+    /// A target drawn as a dashed line, named in the legend.
+    pub threshold: Option<&'a Threshold>,
+    /// The legend's words for the shaded columns without a value.
+    pub empty_label: &'a str,
 }
 
 /// One line of a [`line_chart`].
@@ -250,7 +285,7 @@ fn y_axis(out: &mut String, plot: &Plot, axis: &Axis) {
             y + 4.0,
             "end",
             "",
-            &fmt_value(t, axis.decimals),
+            &tick_label(t, axis.decimals),
         );
     }
     let mid = (plot.top + plot.bottom) / 2.0;
@@ -383,16 +418,16 @@ fn legend_entry(out: &mut String, x: f64, swatch: Swatch<'_>, label: &str) -> f6
 /// A line chart over categories (days): one polyline per run of present values, a dot per
 /// value (so a lone day shows), shaded columns where no series has a value, and an optional
 /// target line.
-pub fn line_chart(
-    id: &str,
-    title: &str,
-    categories: &[String],
-    x_title: &str,
-    y: &Axis,
-    series: &[Series<'_>],
-    threshold: Option<&Threshold>,
-    empty_label: &str,
-) -> String {
+pub fn line_chart(chart: &DayChart<'_>, series: &[Series<'_>]) -> String {
+    let DayChart {
+        id,
+        title,
+        categories,
+        x_title,
+        y,
+        threshold,
+        empty_label,
+    } = *chart;
     let height = 190.0;
     let plot = Plot::new(height);
     let mut out = String::new();
@@ -481,16 +516,16 @@ pub fn line_chart(
 
 /// A bar per category (bars meeting `threshold` in green, the others in orange; without a
 /// threshold all blue), shaded columns for `None`, and the target line.
-pub fn bar_chart(
-    id: &str,
-    title: &str,
-    categories: &[String],
-    x_title: &str,
-    y: &Axis,
-    values: &[Option<f64>],
-    threshold: Option<&Threshold>,
-    empty_label: &str,
-) -> String {
+pub fn bar_chart(chart: &DayChart<'_>, values: &[Option<f64>]) -> String {
+    let DayChart {
+        id,
+        title,
+        categories,
+        x_title,
+        y,
+        threshold,
+        empty_label,
+    } = *chart;
     let height = 170.0;
     let plot = Plot::new(height);
     let mut out = String::new();
@@ -1043,11 +1078,12 @@ mod tests {
             let values = [Some(value), None];
             let axis = Axis::from_zero(100.0, label.as_str());
             let t = Threshold { value: 50.0, label: label.clone() };
+            let chart = DayChart { id: "c", title: &label, categories: &labels, x_title: &label,
+                y: &axis, threshold: Some(&t), empty_label: &label };
             for svg in [
-                line_chart("c", &label, &labels, &label, &axis,
-                    &[Series { name: &label, colour: BLUE, dashed: false, values: &values }],
-                    Some(&t), &label),
-                bar_chart("c", &label, &labels, &label, &axis, &values, Some(&t), &label),
+                line_chart(&chart,
+                    &[Series { name: &label, colour: BLUE, dashed: false, values: &values }]),
+                bar_chart(&chart, &values),
                 percentile_bars("c", &label, &label,
                     &[Bar { label: &label, value: Some(value), judged: true }], Some(&t), 1),
                 timeline("c", &label, 0, 10, &[Span { state: SpanState::Down, from_ns: 1,
@@ -1075,24 +1111,28 @@ mod tests {
             .map(|i| (i % 7 != 3).then(|| 3.5 + f64::from(i) / 30.0))
             .collect();
         let axis = Axis::fixed(1.0, 4.5, 0.5, 1, "MOS");
+        let target = Threshold {
+            value: 4.0,
+            label: "MOS 4.0".into(),
+        };
+        let chart = DayChart {
+            id: "mos",
+            title: "MOS",
+            categories: &labels,
+            x_title: "Day",
+            y: &axis,
+            threshold: Some(&target),
+            empty_label: "no calls",
+        };
         let make = || {
             line_chart(
-                "mos",
-                "MOS",
-                &labels,
-                "Day",
-                &axis,
+                &chart,
                 &[Series {
                     name: "median",
                     colour: BLUE,
                     dashed: false,
                     values: &values,
                 }],
-                Some(&Threshold {
-                    value: 4.0,
-                    label: "MOS 4.0".into(),
-                }),
-                "no calls",
             )
         };
         let (a, b) = (make(), make());
@@ -1103,6 +1143,16 @@ mod tests {
         assert_eq!(a.matches("<polyline").count(), 5, "{a}");
         assert_eq!(a.matches(r#"class="no-data""#).count(), 4);
         assert_eq!(a.matches("<circle").count(), 26);
+    }
+
+    #[test]
+    fn tick_labels_stay_short() {
+        assert_eq!(tick_label(5_000.0, 0), "5000");
+        assert_eq!(tick_label(15_000.0, 0), "15k");
+        assert_eq!(tick_label(12_500.0, 0), "12.5k");
+        assert_eq!(tick_label(2_000_000.0, 0), "2M");
+        assert_eq!(tick_label(1_250_000.0, 0), "1.25M");
+        assert_eq!(tick_label(0.5, 1), "0.5");
     }
 
     #[test]
