@@ -863,33 +863,22 @@ fn plural(v: u64, one: &str, many: &str) -> String {
 /// An RFC 3339 UTC time as `2026-11-12 10:04:31` (the caller says it is UTC); text that is
 /// not one is shown as it is (the caller escapes).
 fn utc_time(text: &str) -> String {
-    match Timestamp::parse(text) {
-        Ok(t) => {
-            let (y, m, d, sod) = t.civil();
-            format!(
-                "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-                sod / 3600,
-                (sod % 3600) / 60,
-                sod % 60
-            )
-        }
-        Err(_) => text.to_owned(),
-    }
+    utc(text, 19)
 }
 
 /// [`utc_time`] to the minute: `2026-11-12 10:04`.
 fn utc_minute(text: &str) -> String {
-    match Timestamp::parse(text) {
-        Ok(t) => {
-            let (y, m, d, sod) = t.civil();
-            format!(
-                "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-                sod / 3600,
-                (sod % 3600) / 60
-            )
-        }
-        Err(_) => text.to_owned(),
-    }
+    utc(text, 16)
+}
+
+/// The first `len` characters of the time's wire form (`Timestamp`'s one formatter) with a
+/// space for the `T`; text that is not a time as it is.
+fn utc(text: &str, len: usize) -> String {
+    Timestamp::parse(text)
+        .ok()
+        .map(|t| t.to_string())
+        .and_then(|wire| Some(format!("{} {}", wire.get(..10)?, wire.get(11..len)?)))
+        .unwrap_or_else(|| text.to_owned())
 }
 
 /// A local RFC 3339 time with offset (`2026-11-01T00:00:00+01:00`) as its date and minute

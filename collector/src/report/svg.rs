@@ -415,26 +415,32 @@ fn legend_entry(out: &mut String, x: f64, swatch: Swatch<'_>, label: &str) -> f6
     x + 28.0 + label.chars().count() as f64 * 6.2
 }
 
+/// The opening of a [`DayChart`] `height` units high: the SVG element, its title and the
+/// no-data pattern; its plot area and the width of one category.
+fn open_day_chart(chart: &DayChart<'_>, height: f64) -> (String, Plot, f64) {
+    let plot = Plot::new(height);
+    let mut out = String::new();
+    open(&mut out, chart.id, chart.title, height);
+    no_data_pattern(&mut out, chart.id);
+    let band = plot.width() / chart.categories.len().max(1) as f64;
+    (out, plot, band)
+}
+
 /// A line chart over categories (days): one polyline per run of present values, a dot per
 /// value (so a lone day shows), shaded columns where no series has a value, and an optional
 /// target line.
 pub fn line_chart(chart: &DayChart<'_>, series: &[Series<'_>]) -> String {
     let DayChart {
         id,
-        title,
         categories,
         x_title,
         y,
         threshold,
         empty_label,
+        ..
     } = *chart;
-    let height = 190.0;
-    let plot = Plot::new(height);
-    let mut out = String::new();
-    open(&mut out, id, title, height);
-    no_data_pattern(&mut out, id);
+    let (mut out, plot, band) = open_day_chart(chart, 190.0);
     let count = categories.len();
-    let band = plot.width() / count.max(1) as f64;
     empty_columns(&mut out, id, &plot, count, |i| {
         series.iter().all(|s| {
             s.values
@@ -519,20 +525,15 @@ pub fn line_chart(chart: &DayChart<'_>, series: &[Series<'_>]) -> String {
 pub fn bar_chart(chart: &DayChart<'_>, values: &[Option<f64>]) -> String {
     let DayChart {
         id,
-        title,
         categories,
         x_title,
         y,
         threshold,
         empty_label,
+        ..
     } = *chart;
-    let height = 170.0;
-    let plot = Plot::new(height);
-    let mut out = String::new();
-    open(&mut out, id, title, height);
-    no_data_pattern(&mut out, id);
+    let (mut out, plot, band) = open_day_chart(chart, 170.0);
     let count = categories.len();
-    let band = plot.width() / count.max(1) as f64;
     let value = |i: usize| values.get(i).copied().flatten().filter(|v| v.is_finite());
     empty_columns(&mut out, id, &plot, count, |i| value(i).is_none());
     y_axis(&mut out, &plot, y);
