@@ -10,6 +10,7 @@
 pub mod afpacket;
 pub mod file;
 pub mod frame;
+pub mod mapped;
 pub mod writer;
 
 pub use file::{CaptureError, CaptureInput, CaptureReader, Frames};
