@@ -87,7 +87,7 @@ impl Window {
             Ok(installed) => installed,
             Err(error) => return Err(io::Error::new(error.kind(), error.to_string())),
         };
-        if len == 0 || offset % installed.page as u64 != 0 {
+        if len == 0 || !offset.is_multiple_of(installed.page as u64) {
             return Ok(None);
         }
         let Some(slot) = SLOTS.iter().position(|s| {
