@@ -2688,8 +2688,15 @@ mod tests {
     type Owned = Vec<(i64, u32, Vec<u8>, u32, u32)>;
 
     fn drain(reader: &mut CaptureReader) -> Owned {
+        drain_n(reader, usize::MAX)
+    }
+
+    /// The next `n` frames (fewer at the end).
+    fn drain_n(reader: &mut CaptureReader, n: usize) -> Owned {
         let mut out = Vec::new();
-        while let Some(f) = reader.next_frame() {
+        while out.len() < n
+            && let Some(f) = reader.next_frame()
+        {
             out.push((
                 f.ts_ns,
                 f.linktype,
@@ -2699,6 +2706,15 @@ mod tests {
             ));
         }
         out
+    }
+
+    /// A 20,000-frame capture written to `dir` (to be cut while it is read), and its input.
+    fn rotating_capture(dir: &Path) -> (Vec<u8>, PathBuf, CaptureInput) {
+        let bytes = big_pcap(20_000);
+        let path = dir.join("rotating.pcap");
+        std::fs::write(&path, &bytes).expect("write");
+        let input = CaptureInput::open(&path).expect("open");
+        (bytes, path, input)
     }
 
     fn slice_frames(bytes: &[u8]) -> Owned {
@@ -2925,11 +2941,8 @@ mod tests {
 
     #[test]
     fn a_file_that_shrinks_during_a_shared_read_ends_every_reader_with_the_error() {
-        let bytes = big_pcap(20_000);
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("rotating.pcap");
-        std::fs::write(&path, &bytes).expect("write");
-        let input = CaptureInput::open(&path).expect("open");
+        let (bytes, path, input) = rotating_capture(dir.path());
         let readers = input.shared_readers(2, 64 << 10, 64 << 10).expect("shared");
         let barrier = Arc::new(std::sync::Barrier::new(3));
         let handles: Vec<_> = readers
@@ -2979,11 +2992,8 @@ mod tests {
     fn a_file_that_shrinks_under_its_mapped_window_ends_with_an_error_not_sigbus() {
         // One window maps the whole file, so the cut happens under a live mapping: the next
         // access past the new end would be SIGBUS without the handler of `mapped`.
-        let bytes = big_pcap(20_000);
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("rotating.pcap");
-        std::fs::write(&path, &bytes).expect("write");
-        let input = CaptureInput::open(&path).expect("open");
+        let (bytes, path, input) = rotating_capture(dir.path());
         let mut reader = input
             .shared_readers(1, 64 << 10, 1 << 30)
             .expect("shared")
@@ -3027,22 +3037,6 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-    }
-
-    fn drain_n(reader: &mut CaptureReader, n: usize) -> Owned {
-        let mut out = Vec::new();
-        while out.len() < n
-            && let Some(f) = reader.next_frame()
-        {
-            out.push((
-                f.ts_ns,
-                f.linktype,
-                f.data.to_vec(),
-                f.wire_len,
-                f.interface,
-            ));
-        }
-        out
     }
 
     #[test]
