@@ -5,9 +5,11 @@
 //! target, tools). [`CaptureReader`] streams a regular file, standard input or a gzip stream
 //! through one reusable buffer ([`READ_BUFFER`] bytes, grown only to hold a single record,
 //! never past [`MAX_RECORD`]): each frame borrows from that buffer until the next one is read.
-//! Files are read, not memory-mapped: a mapped file that is truncated while it is read (log
-//! rotation in place) kills the process with SIGBUS, a read one ends with
-//! [`CaptureError::Shrank`]. [`CaptureInput::open`] refuses what cannot be a capture
+//! A file that shrinks while it is read (log rotation in place) ends with
+//! [`CaptureError::Shrank`]. The readers that share one read ([`CaptureInput::shard_reader`],
+//! what `analyze` uses) get a plain regular file as memory-mapped windows instead of copies
+//! (see [`super::mapped`], whose SIGBUS handler makes a shrinking mapped file end with the same
+//! error instead of killing the process). [`CaptureInput::open`] refuses what cannot be a capture
 //! (directories, devices, FIFOs, a terminal on standard input) before reading a byte of it.
 //!
 //! The parser never allocates per frame and never panics, whatever the input. A record cut
