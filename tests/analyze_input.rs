@@ -372,12 +372,30 @@ fn a_capture_cut_mid_record_gives_one_warning() {
     );
 }
 
-/// Bytes the process has read so far (`rchar` of /proc/PID/io).
-fn bytes_read(pid: u32) -> Option<u64> {
+/// How far the process got in `path`: bytes read (`rchar` of /proc/PID/io) or mapped.
+fn bytes_read(pid: u32, path: &Path) -> Option<u64> {
     let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
-    io.lines()
+    let read: u64 = io
+        .lines()
         .find_map(|l| l.strip_prefix("rchar: "))
-        .and_then(|v| v.trim().parse().ok())
+        .and_then(|v| v.trim().parse().ok())?;
+    // A plain file is mapped window by window rather than read: how far the windows of `path`
+    // reach (file offset + length of each mapping, from /proc/PID/maps) is how far it got.
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let name = path.to_str()?;
+    let mapped = maps
+        .lines()
+        .filter(|l| l.ends_with(name))
+        .filter_map(|l| {
+            let mut fields = l.split_whitespace();
+            let (start, end) = fields.next()?.split_once('-')?;
+            let offset = fields.nth(1)?;
+            let len = u64::from_str_radix(end, 16).ok()? - u64::from_str_radix(start, 16).ok()?;
+            Some(u64::from_str_radix(offset, 16).ok()? + len)
+        })
+        .max()
+        .unwrap_or(0);
+    Some(read.max(mapped))
 }
 
 /// Waits until the process is in the stopped state (or gone), so that what it has read no
@@ -460,11 +478,11 @@ fn truncated_while_read(threads: &str) {
         // Wait until it has read the first 2 MiB, then stop it where it is.
         let started = Instant::now();
         let caught = loop {
-            match bytes_read(pid) {
+            match bytes_read(pid, &path) {
                 Some(n) if n >= 2 << 20 => {
                     signal(pid, "-STOP");
                     wait_stopped(pid);
-                    break bytes_read(pid).is_some_and(|n| n < size);
+                    break bytes_read(pid, &path).is_some_and(|n| n < size);
                 }
                 None => break false, // already gone
                 _ => {}

@@ -4,9 +4,10 @@
 //! and measures its shard of the RTP flows, and the shards' results are merged.
 //!
 //! The shards share one read of each input (`FileSource::sharing`): a thread reads it into
-//! chunks that every shard parses in place, so the file is copied out of the kernel (and a gzip
-//! file decompressed) once, whatever the number of threads, and beside the analysis rather
-//! than in its way (also with one thread); standard input works the same way.
+//! chunks that every shard parses in place, whatever the number of threads, beside the
+//! analysis rather than in its way (also with one thread): a plain file is mapped in windows
+//! (not copied out of the kernel at all), a gzip file decompressed once; standard input works
+//! the same way.
 //!
 //! It must not print (the binary decides what to show) and never stops on bad packets: only a
 //! file that cannot be opened, is not a capture, or fails while it is read (it shrank, a read

@@ -5,9 +5,11 @@
 //! target, tools). [`CaptureReader`] streams a regular file, standard input or a gzip stream
 //! through one reusable buffer ([`READ_BUFFER`] bytes, grown only to hold a single record,
 //! never past [`MAX_RECORD`]): each frame borrows from that buffer until the next one is read.
-//! Files are read, not memory-mapped: a mapped file that is truncated while it is read (log
-//! rotation in place) kills the process with SIGBUS, a read one ends with
-//! [`CaptureError::Shrank`]. [`CaptureInput::open`] refuses what cannot be a capture
+//! A file that shrinks while it is read (log rotation in place) ends with
+//! [`CaptureError::Shrank`]. The readers that share one read ([`CaptureInput::shard_reader`],
+//! what `analyze` uses) get a plain regular file as memory-mapped windows instead of copies
+//! (see [`super::mapped`], whose SIGBUS handler makes a shrinking mapped file end with the same
+//! error instead of killing the process). [`CaptureInput::open`] refuses what cannot be a capture
 //! (directories, devices, FIFOs, a terminal on standard input) before reading a byte of it.
 //!
 //! The parser never allocates per frame and never panics, whatever the input. A record cut
@@ -28,6 +30,7 @@ use std::sync::{Arc, Mutex};
 use flate2::read::MultiGzDecoder;
 
 pub use super::frame::Frame;
+use super::mapped::Window;
 
 /// Bytes read from the input per `read` call: large enough that system calls cost nothing per
 /// frame (one per ~1,100 G.711 frames), small enough that the bytes just copied in are still in
@@ -303,7 +306,7 @@ impl CaptureInput {
             .map_err(|_| CaptureError::StdinReadTwice)?;
         if shards.is_empty() {
             *shards = self
-                .shared_readers(count.max(1), READ_BUFFER)?
+                .shared_readers(count.max(1), READ_BUFFER, MAP_WINDOW)?
                 .into_iter()
                 .map(Some)
                 .collect();
@@ -314,11 +317,13 @@ impl CaptureInput {
             .ok_or(CaptureError::StdinReadTwice)
     }
 
-    /// `count` readers over one reading thread, with chunks of `chunk_len` bytes.
+    /// `count` readers over one reading thread, with chunks of `chunk_len` bytes (a plain file:
+    /// mapped windows of `window_len` bytes rounded up to whole pages).
     fn shared_readers(
         &self,
         count: usize,
         chunk_len: usize,
+        window_len: usize,
     ) -> Result<Vec<CaptureReader>, CaptureError> {
         let (source, prefix) = match self.kind {
             InputKind::File { len, dev, ino } => {
@@ -347,7 +352,7 @@ impl CaptureInput {
                 (reader.source, prefix)
             }
         };
-        share(source, prefix, count, chunk_len)
+        share(source, prefix, count, chunk_len, window_len)
     }
 }
 
@@ -750,7 +755,7 @@ impl CaptureReader {
         if let Some(sh) = self.shared.as_deref()
             && sh.last_in_chunk
         {
-            let chunk = sh.chunk.as_deref().map_or(&[][..], |c| &c.bytes[..]);
+            let chunk = sh.chunk.as_deref().map_or(&[][..], Chunk::data);
             return Some(located.frame(chunk));
         }
         Some(located.frame(&self.buf))
@@ -811,10 +816,58 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 // One read of an input shared by several readers.
 // ---------------------------------------------------------------------------------------------
 
-/// Bytes of the input read by the sharing thread; `bytes[..len]` are valid.
+/// Bytes of the input read by the sharing thread: `bytes[..len]`, or a mapped window of the
+/// file (see [`super::mapped`]).
 struct Chunk {
     bytes: Vec<u8>,
     len: usize,
+    mapped: Option<MappedChunk>,
+}
+
+/// A window of a plain regular file, with what [`CaptureError::Shrank`] needs if the file
+/// shrinks while it is mapped.
+struct MappedChunk {
+    window: Window,
+    file: Arc<File>,
+    /// Size of the file when it was opened.
+    opened: u64,
+}
+
+impl Chunk {
+    /// The chunk's bytes.
+    #[inline]
+    fn data(&self) -> &[u8] {
+        match &self.mapped {
+            Some(m) => m.window.bytes(),
+            None => self.bytes.get(..self.len).unwrap_or_default(),
+        }
+    }
+
+    /// The error to end with when the file shrank while this window was mapped: its bytes past
+    /// the new end read as zeros and must not be trusted. A fault (an access to a page past the
+    /// new end) is noted by the SIGBUS handler and checked after each record; the rest of the
+    /// page the file now ends in reads as zeros without a fault, so a reader that is done with
+    /// a window also checks the file's size once (`done`).
+    #[inline]
+    fn shrank(&self, done: bool) -> Option<CaptureError> {
+        let m = self.mapped.as_ref()?;
+        let fault = m.window.fault();
+        if fault.is_none() && !done {
+            return None;
+        }
+        let now = m.file.metadata().map_or(0, |meta| meta.len());
+        let end = m.window.offset() + m.window.bytes().len() as u64;
+        let read = match fault {
+            Some(at) => at,
+            None if now < end && now < m.opened => end,
+            None => return None,
+        };
+        Some(CaptureError::Shrank {
+            opened: m.opened,
+            now,
+            read,
+        })
+    }
 }
 
 /// What the sharing thread sends each reader.
@@ -846,16 +899,18 @@ impl CaptureReader {
         } else {
             ByteSource::Plain(raw)
         };
-        share(source, Vec::new(), count, chunk_len)
+        share(source, Vec::new(), count, chunk_len, chunk_len)
     }
 }
 
-/// Starts the thread that reads `source` (after handing out `prefix`) for `count` readers.
+/// Starts the thread that reads `source` (after handing out `prefix`) for `count` readers, in
+/// chunks of `chunk_len` bytes (a plain regular file: mapped windows of `window_len` bytes).
 fn share(
     source: ByteSource,
     prefix: Vec<u8>,
     count: usize,
     chunk_len: usize,
+    window_len: usize,
 ) -> Result<Vec<CaptureReader>, CaptureError> {
     let input_pos = Arc::new(AtomicU64::new(0));
     let mut feeds = Vec::with_capacity(count);
@@ -876,7 +931,9 @@ fn share(
     let pos = Arc::clone(&input_pos);
     std::thread::Builder::new()
         .name("voqa-read".into())
-        .spawn(move || read_for_all(source, prefix, feeds, chunk_len.max(1), &pos))
+        .spawn(move || {
+            read_for_all(source, prefix, feeds, chunk_len.max(1), window_len, &pos);
+        })
         .map_err(|error| CaptureError::Io { error })?;
     readers
         .into_iter()
@@ -891,25 +948,30 @@ fn read_for_all(
     prefix: Vec<u8>,
     mut feeds: Vec<Option<SyncSender<Feed>>>,
     chunk_len: usize,
+    window_len: usize,
     input_pos: &AtomicU64,
 ) {
     let mut pool: Vec<Arc<Chunk>> = Vec::new();
-    let send = |feeds: &mut Vec<Option<SyncSender<Feed>>>, make: &dyn Fn() -> Feed| {
-        for feed in feeds.iter_mut() {
-            if let Some(tx) = feed
-                && tx.send(make()).is_err()
-            {
-                // That reader is gone (its shard finished or failed); the others go on.
-                *feed = None;
-            }
-        }
-        feeds.iter().any(Option::is_some)
-    };
+    let send = send_all;
     if !prefix.is_empty() {
         let len = prefix.len();
-        let chunk = Arc::new(Chunk { bytes: prefix, len });
+        let chunk = Arc::new(Chunk {
+            bytes: prefix,
+            len,
+            mapped: None,
+        });
         if !send(&mut feeds, &|| Feed::Data(Arc::clone(&chunk))) {
             return;
+        }
+    }
+    // A plain regular file is mapped window by window rather than copied out of the kernel,
+    // unless mapping fails (then it is read from where mapping stopped).
+    if let ByteSource::Plain(Raw::At { file, pos, opened }) = &mut source
+        && *pos == 0
+    {
+        match map_for_all(file, *opened, window_len, &mut feeds, input_pos) {
+            Mapped::Done => return,
+            Mapped::Fallback(at) => *pos = at,
         }
     }
     loop {
@@ -919,6 +981,7 @@ fn read_for_all(
             None => Arc::new(Chunk {
                 bytes: vec![0; chunk_len],
                 len: 0,
+                mapped: None,
             }),
         };
         let Some(filling) = Arc::get_mut(&mut chunk) else {
@@ -971,12 +1034,107 @@ fn read_for_all(
     }
 }
 
+/// Sends a message to every reader still there; `false` when none is left.
+fn send_all(feeds: &mut [Option<SyncSender<Feed>>], make: &dyn Fn() -> Feed) -> bool {
+    for feed in feeds.iter_mut() {
+        if let Some(tx) = feed
+            && tx.send(make()).is_err()
+        {
+            // That reader is gone (its shard finished or failed); the others go on.
+            *feed = None;
+        }
+    }
+    feeds.iter().any(Option::is_some)
+}
+
+/// Bytes of a plain file mapped per window by the sharing thread. With the few windows a
+/// reader can hold (the queue and the one parsed) the file adds about 12 MiB to RSS.
+const MAP_WINDOW: usize = 2 << 20;
+
+/// How [`map_for_all`] ended.
+enum Mapped {
+    /// The input was sent to its end, or to its error, or no reader is left.
+    Done,
+    /// A window could not be mapped (the table of windows is full, or `mmap` failed): the
+    /// rest, from this offset, is to be read.
+    Fallback(u64),
+}
+
+/// The sharing thread's loop for a plain regular file: maps it in windows of [`MAP_WINDOW`]
+/// bytes, populated here (the page-table work stays off the analysis threads), and sends each
+/// window to every reader, which parses it in place. Nothing is copied out of the kernel. A
+/// window is unmapped here too, once no reader holds it. The size is checked before each
+/// window: a file that got shorter than when it was opened ends with
+/// [`CaptureError::Shrank`], as a read one does; a window the file shrinks under is caught by
+/// the readers ([`Chunk::shrank`]).
+fn map_for_all(
+    file: &File,
+    opened: u64,
+    window_len: usize,
+    feeds: &mut [Option<SyncSender<Feed>>],
+    input_pos: &AtomicU64,
+) -> Mapped {
+    let Ok(shared) = file.try_clone().map(Arc::new) else {
+        return Mapped::Fallback(0);
+    };
+    let window_len = super::mapped::whole_pages(window_len);
+    let mut pos = 0u64;
+    let mut sent: Vec<Arc<Chunk>> = Vec::new();
+    loop {
+        // Unmapped here, not in the analysis thread, once every reader is done with them.
+        sent.retain(|c| Arc::strong_count(c) > 1);
+        let now = match file.metadata() {
+            Ok(meta) => meta.len(),
+            Err(error) => {
+                let error = Arc::new(CaptureError::Io { error });
+                send_all(feeds, &|| Feed::Error(Arc::clone(&error)));
+                return Mapped::Done;
+            }
+        };
+        // Shorter than when opened, even after everything was mapped: the readers may still be
+        // parsing the last window, whose end the file no longer has.
+        if now < opened {
+            let error = Arc::new(CaptureError::Shrank {
+                opened,
+                now,
+                read: pos,
+            });
+            send_all(feeds, &|| Feed::Error(Arc::clone(&error)));
+            return Mapped::Done;
+        }
+        if pos >= now {
+            send_all(feeds, &|| Feed::End { cut: false });
+            return Mapped::Done;
+        }
+        let len = usize::try_from(now - pos).map_or(window_len, |left| left.min(window_len));
+        let window = match Window::map(file, pos, len) {
+            Ok(Some(window)) => window,
+            Ok(None) | Err(_) => return Mapped::Fallback(pos),
+        };
+        pos += len as u64;
+        input_pos.store(pos, Ordering::Relaxed);
+        let chunk = Arc::new(Chunk {
+            bytes: Vec::new(),
+            len,
+            mapped: Some(MappedChunk {
+                window,
+                file: Arc::clone(&shared),
+                opened,
+            }),
+        });
+        if !send_all(feeds, &|| Feed::Data(Arc::clone(&chunk))) {
+            return Mapped::Done;
+        }
+        sent.push(chunk);
+    }
+}
+
 /// A reader's side of a shared read: the chunk it parses in place, or the record it is
 /// assembling (in the reader's `buf`) because the record spans two chunks.
 struct Shared {
     feed: Receiver<Feed>,
     chunk: Option<Arc<Chunk>>,
-    /// Unparsed bytes of the chunk are `chunk.bytes[start..chunk.len]`.
+    /// Unparsed bytes of the chunk are `chunk.data()[start..]`.
     start: usize,
     /// The window is the reader's `buf[start..end]` (a record across chunks), not the chunk.
     carrying: bool,
@@ -1029,7 +1187,7 @@ impl CaptureReader {
             Some(sh) => sh
                 .chunk
                 .as_deref()
-                .and_then(|c| c.bytes.get(sh.start..c.len))
+                .and_then(|c| c.data().get(sh.start..))
                 .unwrap_or_default(),
             None => &[],
         }
@@ -1089,7 +1247,9 @@ impl CaptureReader {
             if !sh.carrying {
                 if have == 0 {
                     // The chunk is used up: parse the next one in place.
-                    sh.chunk = None;
+                    if let Some(error) = sh.chunk.take().and_then(|c| c.shrank(true)) {
+                        return Err(error);
+                    }
                     let next = self.shared_receive()?;
                     if let Some(sh) = self.shared.as_mut() {
                         sh.chunk = next;
@@ -1099,14 +1259,10 @@ impl CaptureReader {
                 }
                 // A record continues in the next chunk: assemble it, starting with this part.
                 self.buf.clear();
-                if let Some(rest) = sh
-                    .chunk
-                    .as_deref()
-                    .and_then(|c| c.bytes.get(sh.start..c.len))
-                {
+                if let Some(rest) = sh.chunk.as_deref().and_then(|c| c.data().get(sh.start..)) {
                     self.buf.extend_from_slice(rest);
                 }
-                sh.start = sh.chunk.as_deref().map_or(0, |c| c.len);
+                sh.start = sh.chunk.as_deref().map_or(0, |c| c.data().len());
                 sh.carrying = true;
                 self.start = 0;
                 self.end = self.buf.len();
@@ -1118,9 +1274,12 @@ impl CaptureReader {
             let available = sh
                 .chunk
                 .as_deref()
-                .and_then(|c| c.bytes.get(sh.start..c.len))
+                .and_then(|c| c.data().get(sh.start..))
                 .unwrap_or_default();
             if available.is_empty() {
+                if let Some(error) = sh.chunk.take().and_then(|c| c.shrank(true)) {
+                    return Err(error);
+                }
                 let next = self.shared_receive()?;
                 if let Some(sh) = self.shared.as_mut() {
                     sh.chunk = next;
@@ -1133,7 +1292,21 @@ impl CaptureReader {
                 .extend_from_slice(available.get(..take).unwrap_or_default());
             sh.start += take;
             self.end = self.buf.len();
+            if let Some(error) = sh.chunk.as_deref().and_then(|c| c.shrank(false)) {
+                return Err(error);
+            }
         }
+    }
+
+    /// The error to end with if the file shrank under the mapped window being parsed.
+    #[inline]
+    fn shared_shrank(&self) -> Option<CaptureError> {
+        self.shared
+            .as_deref()?
+            .chunk
+            .as_deref()
+            .filter(|c| c.mapped.is_some())
+            .and_then(|c| c.shrank(false))
     }
 
     /// [`CaptureReader::advance`] for a reader fed by a sharing thread.
@@ -1158,10 +1331,19 @@ impl CaptureReader {
             } else {
                 sh.chunk
                     .as_deref()
-                    .and_then(|c| c.bytes.get(sh.start..c.len))
+                    .and_then(|c| c.data().get(sh.start..))
                     .unwrap_or_default()
             };
-            match self.parser.step(window, self.offset, self.eof) {
+            let warned = self.parser.warnings.len;
+            let step = self.parser.step(window, self.offset, self.eof);
+            // A mapped window the file shrank under reads zeros past the new end: whatever
+            // the parser made of them (a record, a warning) is dropped for the error.
+            if let Some(error) = self.shared_shrank() {
+                self.parser.warnings.len = warned;
+                self.error = Some(error);
+                return None;
+            }
+            match step {
                 Step::Frame(frame, len) => {
                     let located = Located {
                         data_start: base + frame.data_start,
@@ -2508,8 +2690,15 @@ mod tests {
     type Owned = Vec<(i64, u32, Vec<u8>, u32, u32)>;
 
     fn drain(reader: &mut CaptureReader) -> Owned {
+        drain_n(reader, usize::MAX)
+    }
+
+    /// The next `n` frames (fewer at the end).
+    fn drain_n(reader: &mut CaptureReader, n: usize) -> Owned {
         let mut out = Vec::new();
-        while let Some(f) = reader.next_frame() {
+        while out.len() < n
+            && let Some(f) = reader.next_frame()
+        {
             out.push((
                 f.ts_ns,
                 f.linktype,
@@ -2519,6 +2708,15 @@ mod tests {
             ));
         }
         out
+    }
+
+    /// A 20,000-frame capture written to `dir` (to be cut while it is read), and its input.
+    fn rotating_capture(dir: &Path) -> (Vec<u8>, PathBuf, CaptureInput) {
+        let bytes = big_pcap(20_000);
+        let path = dir.join("rotating.pcap");
+        std::fs::write(&path, &bytes).expect("write");
+        let input = CaptureInput::open(&path).expect("open");
+        (bytes, path, input)
     }
 
     fn slice_frames(bytes: &[u8]) -> Owned {
@@ -2682,7 +2880,7 @@ mod tests {
                 let input = CaptureInput::open(&path).expect("open");
                 for chunk in [5, 97, 4096, 1 << 20] {
                     for count in [1, 3] {
-                        let readers = input.shared_readers(count, chunk).expect("shared");
+                        let readers = input.shared_readers(count, chunk, chunk).expect("shared");
                         for (got, warnings, truncated_at, error) in drain_all(readers) {
                             assert_eq!(got, expected, "{name} chunk {chunk} count {count}");
                             assert_eq!(warnings, slice.warnings(), "{name} chunk {chunk}");
@@ -2708,7 +2906,7 @@ mod tests {
     fn shared_readers_frames_borrow_the_shared_chunk() {
         let bytes = big_pcap(100);
         let source = ByteSource::Plain(Raw::stream(Box::new(io::Cursor::new(bytes.clone()))));
-        let mut readers = share(source, Vec::new(), 1, 1 << 20).expect("share");
+        let mut readers = share(source, Vec::new(), 1, 1 << 20, 1 << 20).expect("share");
         let mut reader = readers.pop().expect("reader");
         let mut in_chunk = 0;
         while let Some(data) = reader.next_frame().map(|f| f.data.as_ptr()) {
@@ -2724,7 +2922,7 @@ mod tests {
             .as_deref()
             .and_then(|s| s.chunk.as_deref())
             .map_or(std::ptr::null()..std::ptr::null(), |c| {
-                c.bytes.as_ptr_range()
+                c.data().as_ptr_range()
             })
     }
 
@@ -2736,7 +2934,7 @@ mod tests {
         for split in [0, 1, 10, 24, 40, bytes.len()] {
             let rest = bytes[split..].to_vec();
             let source = ByteSource::Plain(Raw::stream(Box::new(io::Cursor::new(rest))));
-            let readers = share(source, bytes[..split].to_vec(), 2, 13).expect("share");
+            let readers = share(source, bytes[..split].to_vec(), 2, 13, 13).expect("share");
             for (got, ..) in drain_all(readers) {
                 assert_eq!(got, expected, "split {split}");
             }
@@ -2745,12 +2943,9 @@ mod tests {
 
     #[test]
     fn a_file_that_shrinks_during_a_shared_read_ends_every_reader_with_the_error() {
-        let bytes = big_pcap(20_000);
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("rotating.pcap");
-        std::fs::write(&path, &bytes).expect("write");
-        let input = CaptureInput::open(&path).expect("open");
-        let readers = input.shared_readers(2, 64 << 10).expect("shared");
+        let (bytes, path, input) = rotating_capture(dir.path());
+        let readers = input.shared_readers(2, 64 << 10, 64 << 10).expect("shared");
         let barrier = Arc::new(std::sync::Barrier::new(3));
         let handles: Vec<_> = readers
             .into_iter()
@@ -2792,6 +2987,57 @@ mod tests {
                 )),
                 "{error}"
             );
+        }
+    }
+
+    #[test]
+    fn a_file_that_shrinks_under_its_mapped_window_ends_with_an_error_not_sigbus() {
+        // One window maps the whole file, so the cut happens under a live mapping: the next
+        // access past the new end would be SIGBUS without the handler of `mapped`.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (bytes, path, input) = rotating_capture(dir.path());
+        let mut reader = input
+            .shared_readers(1, 64 << 10, 1 << 30)
+            .expect("shared")
+            .pop()
+            .expect("reader");
+        let expected = slice_frames(&bytes);
+        let mut got = drain_n(&mut reader, 100);
+        let mapped = reader
+            .shared
+            .as_deref()
+            .and_then(|s| s.chunk.as_deref())
+            .is_some_and(|c| c.mapped.is_some());
+        assert!(mapped, "a plain file is mapped, not read");
+        let cut = 300_000u64;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_len(cut))
+            .expect("truncate");
+        got.extend(drain(&mut reader));
+        // Reading stopped at the cut. Every frame before the page the file now ends in is the
+        // file's; the rest of that page reads as zeros without a fault, so frames made of it
+        // may come before the error.
+        let page_start = cut - cut % 4096;
+        let whole = (page_start as usize - 24) / (16 + 200);
+        assert!(
+            got.len() >= whole && got.len() < expected.len(),
+            "{}",
+            got.len()
+        );
+        assert_eq!(got[..whole], expected[..whole]);
+        assert!(reader.warnings().is_empty(), "{:?}", reader.warnings());
+        match reader.error() {
+            Some(error @ CaptureError::Shrank { opened, now, read }) => {
+                assert_eq!((*opened, *now), (bytes.len() as u64, cut));
+                assert!(*read >= cut && *read < bytes.len() as u64, "{read}");
+                assert!(error.to_string().starts_with(&format!(
+                    "the file shrank from {} to {cut} bytes while being read",
+                    bytes.len()
+                )));
+            }
+            other => panic!("{other:?}"),
         }
     }
 
@@ -3230,7 +3476,7 @@ mod tests {
                 .map(|f| (f.ts_ns, f.linktype, f.data.to_vec(), f.wire_len, f.interface))
                 .collect();
             let source = ByteSource::Plain(Raw::stream(Box::new(io::Cursor::new(bytes.clone()))));
-            let readers = share(source, Vec::new(), 2, chunk).expect("share");
+            let readers = share(source, Vec::new(), 2, chunk, chunk).expect("share");
             for (got, warnings, truncated_at, error) in drain_all(readers) {
                 prop_assert_eq!(&got, &expected);
                 prop_assert_eq!(warnings.as_slice(), slice.warnings());
