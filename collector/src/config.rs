@@ -59,6 +59,8 @@ pub struct ServerConfig {
     /// answered 429 with `Retry-After` (an evaluation from stream reports holds a few MB).
     pub sla_max_concurrent: usize,
     pub sla_max_concurrent_per_token: usize,
+    /// `backup --dir DIR` (the daily timer) keeps this many backups there, deleting older ones.
+    pub backup_keep: usize,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +86,7 @@ impl Default for ServerConfig {
             max_future_s: crate::api::ingest::DEFAULT_MAX_FUTURE_S,
             sla_max_concurrent: 8,
             sla_max_concurrent_per_token: 4,
+            backup_keep: 7,
         }
     }
 }
@@ -211,6 +214,9 @@ impl CollectorConfig {
         }
         if !(1..=1024).contains(&self.server.sla_max_concurrent_per_token) {
             p.push("sla_max_concurrent_per_token: must be 1 to 1024".into());
+        }
+        if !(1..=10_000).contains(&self.server.backup_keep) {
+            p.push("backup_keep: must be 1 to 10000".into());
         }
         p
     }

@@ -1,4 +1,5 @@
-//! The `voqa-collector` command line: serve, token management, config check. The only place
+//! The `voqa-collector` command line: serve, token management, config check, backup and
+//! restore. The only place
 //! that prints or decides exit codes.
 
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use voqa_collector::auth::{AgentBinding, Role};
+use voqa_collector::backup;
 use voqa_collector::config::CollectorConfig;
 use voqa_collector::serve::{self, Server};
 use voqa_collector::store::Store;
@@ -48,6 +50,31 @@ enum Command {
     Token(TokenCommand),
     /// Validate the configuration and reach the database, then exit.
     CheckConfig,
+    /// Copy the SQLite store while the collector serves it: one consistent snapshot, written
+    /// 0600, fsynced and integrity-checked before it gets its name. PostgreSQL: prints the
+    /// pg_dump recipe and fails.
+    #[command(group(clap::ArgGroup::new("where").required(true).args(["out", "dir"])))]
+    Backup {
+        /// Write the backup to this file (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Write it into this directory as voqa-collector-YYYYMMDDTHHMMSSZ.db (UTC), then delete
+        /// the oldest such files beyond --keep.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Backups kept in --dir [default: backup_keep from the config, 7].
+        #[arg(long, value_name = "N", requires = "dir")]
+        keep: Option<usize>,
+    },
+    /// Put a backup in place of the SQLite store. Refuses while a collector serves the store,
+    /// a corrupt file, a newer or foreign schema; migrates an older one.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Replace an existing store (kept beside it as STORE.replaced-TIME).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -118,6 +145,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "invalid configuration: {}",
                 problems.join("; ")
             );
+            // Held until the process ends: `restore` refuses while it is (SQLite only).
+            let _lock = match backup::sqlite_path(&config.server.database) {
+                Ok(path) => Some(
+                    backup::StoreLock::acquire(&path)
+                        .context("another collector or a restore holds this store")?,
+                ),
+                Err(_) => None,
+            };
             let store = Store::open(&config.server.database)
                 .await
                 .context("opening the store")?;
@@ -228,6 +263,58 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("token {id} revoked");
                 }
             }
+            Ok(())
+        }
+        Command::Backup { out, dir, keep } => {
+            let problems = config.problems();
+            anyhow::ensure!(
+                problems.is_empty(),
+                "invalid configuration: {}",
+                problems.join("; ")
+            );
+            let store = backup::sqlite_path(&config.server.database)?;
+            let (info, pruned) = match (out, dir) {
+                (Some(out), _) => (backup::backup(&store, &out).await?, Vec::new()),
+                (None, Some(dir)) => {
+                    let keep = keep.unwrap_or(config.server.backup_keep);
+                    backup::backup_into_dir(&store, &dir, keep, voqa_collector::now_ns()).await?
+                }
+                (None, None) => anyhow::bail!("--out FILE or --dir DIR"),
+            };
+            println!(
+                "backup {} written: {} bytes, schema version {}, integrity ok",
+                info.path.display(),
+                info.bytes,
+                info.schema_version
+            );
+            for path in pruned {
+                println!("deleted old backup {}", path.display());
+            }
+            Ok(())
+        }
+        Command::Restore { file, force } => {
+            let store = backup::sqlite_path(&config.server.database).map_err(|e| match e {
+                backup::BackupError::Postgres { .. } => anyhow::anyhow!(
+                    "the store is PostgreSQL: restore it with pg_restore:\n{}",
+                    backup::pg_recipe()
+                ),
+                other => other.into(),
+            })?;
+            let info = backup::restore(&file, &store, force, voqa_collector::now_ns()).await?;
+            if let Some(replaced) = &info.replaced {
+                println!("the previous store was moved to {}", replaced.display());
+            }
+            let migrated = if info.from_version == info.to_version {
+                String::new()
+            } else {
+                format!(", migrated from schema version {}", info.from_version)
+            };
+            println!(
+                "restored {} into {}: integrity ok, schema version {}{migrated}",
+                file.display(),
+                info.store.display(),
+                info.to_version
+            );
             Ok(())
         }
         Command::CheckConfig => {

@@ -31,6 +31,10 @@ use super::{
 
 pub(crate) const BACKEND: &str = "sqlite";
 
+/// The SQLite schema's migrations, embedded in the binary: `open` applies them, and
+/// `backup`'s restore compares a backup's applied migrations with them.
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
 /// Report rows per multi-row INSERT: 13 parameters each, well under SQLite's limit of
 /// 32766 bound parameters, and few distinct statements for the statement cache.
 const REPORT_CHUNK: usize = 250;
@@ -129,7 +133,7 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(database)?;
-        sqlx::migrate!("./migrations/sqlite")
+        MIGRATOR
             .run(&writer)
             .await
             .map_err(|source| StoreError::Migrate {
