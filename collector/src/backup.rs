@@ -38,9 +38,7 @@ pub const BACKUP_SUFFIX: &str = "Z.db";
 /// Why a backup or restore was refused or failed. Every message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
-    #[error(
-        "the store is PostgreSQL: back it up with pg_dump, not with this command:\n{recipe}"
-    )]
+    #[error("the store is PostgreSQL: back it up with pg_dump, not with this command:\n{recipe}")]
     Postgres { recipe: String },
     #[error("'{0}' is not a sqlite:PATH or postgres://... store URL")]
     Url(String),
@@ -73,7 +71,11 @@ pub enum BackupError {
         "{path} has schema version {found}, newer than this collector's ({known}): restore it \
          with the voqa-collector version that wrote it, or upgrade this one"
     )]
-    Newer { path: PathBuf, found: i64, known: i64 },
+    Newer {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("{path}: {message}")]
     Schema { path: PathBuf, message: String },
     #[error(
@@ -280,12 +282,11 @@ async fn schema_version(conn: &mut SqliteConnection, path: &Path) -> Result<i64,
     if has_table == 0 {
         return Err(BackupError::NotAStore(path.to_owned()));
     }
-    let applied: Vec<(i64, bool, Vec<u8>)> = sqlx::query_as(
-        "SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(sql(path))?;
+    let applied: Vec<(i64, bool, Vec<u8>)> =
+        sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(sql(path))?;
     let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
     let schema = |message: String| BackupError::Schema {
         path: path.to_owned(),
@@ -342,9 +343,7 @@ fn sync_dir(path: &Path) -> Result<(), BackupError> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
 /// `voqa-collector-YYYYMMDDTHHMMSSZ.db` for a time (ns since the epoch, UTC).
@@ -486,7 +485,9 @@ async fn restore_via(
         to.sync_all().map_err(io(tmp))?;
     }
     // Checked on the copy: what is put in place is what was checked.
-    let from_version = check(tmp).await.map_err(|e| rename_in_error(e, tmp, file))?;
+    let from_version = check(tmp)
+        .await
+        .map_err(|e| rename_in_error(e, tmp, file))?;
     let mut conn = connect(tmp).await?;
     let migrated = MIGRATOR.run(&mut conn).await;
     let _ = conn.close().await;

@@ -33,7 +33,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the HTTP API (HTTPS with --tls-cert and --tls-key; SIGHUP re-reads them).
+    /// Serve the HTTP API (HTTPS with --tls-cert and --tls-key). SIGHUP re-reads the
+    /// configuration's customers and commitments, and the certificate.
     Serve {
         /// Listen address [default: 127.0.0.1:8080].
         #[arg(long, value_name = "ADDR")]
@@ -119,26 +120,52 @@ fn main() -> ExitCode {
     }
 }
 
+/// The command line's overrides of the file, applied at start and again on SIGHUP.
+#[derive(Clone, Default)]
+struct Overrides {
+    database: Option<String>,
+    listen: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+}
+
+impl Overrides {
+    fn apply(&self, config: &mut CollectorConfig) {
+        if let Some(db) = &self.database {
+            config.server.database = db.clone();
+        }
+        if let Some(l) = &self.listen {
+            config.server.listen = l.clone();
+        }
+        if self.tls_cert.is_some() {
+            config.server.tls_cert = self.tls_cert.clone();
+        }
+        if self.tls_key.is_some() {
+            config.server.tls_key = self.tls_key.clone();
+        }
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = CollectorConfig::load(cli.config.as_deref())?;
-    if let Some(db) = cli.database {
-        config.server.database = db;
-    }
+    let mut overrides = Overrides {
+        database: cli.database,
+        ..Overrides::default()
+    };
+    overrides.apply(&mut config);
     match cli.command {
         Command::Serve {
             listen,
             tls_cert,
             tls_key,
         } => {
-            if let Some(l) = listen {
-                config.server.listen = l;
-            }
-            if tls_cert.is_some() {
-                config.server.tls_cert = tls_cert;
-            }
-            if tls_key.is_some() {
-                config.server.tls_key = tls_key;
-            }
+            overrides = Overrides {
+                listen,
+                tls_cert,
+                tls_key,
+                ..overrides
+            };
+            overrides.apply(&mut config);
             let problems = config.problems();
             anyhow::ensure!(
                 problems.is_empty(),
@@ -169,14 +196,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "voqa-collector: listening on {} (store {database}{})",
                 handle.base_url(),
                 if handle.tls().is_some() {
-                    "; SIGHUP reloads the certificate"
+                    "; SIGHUP reloads the configuration and the certificate"
                 } else {
-                    "; plain HTTP: terminate TLS at a proxy in front"
+                    "; plain HTTP: terminate TLS at a proxy in front; SIGHUP reloads the configuration"
                 }
             );
             #[cfg(unix)]
-            if let Some(tls) = handle.tls() {
-                tokio::spawn(serve::reload_on_sighup(tls.clone()));
+            {
+                // SIGHUP re-reads the file (when there is one) with the same overrides.
+                let source: Option<serve::ConfigSource> = cli.config.clone().map(|path| {
+                    Box::new(move || {
+                        let mut config =
+                            CollectorConfig::load(Some(&path)).map_err(|e| e.to_string())?;
+                        overrides.apply(&mut config);
+                        Ok(config)
+                    }) as serve::ConfigSource
+                });
+                tokio::spawn(serve::reload_on_sighup(&handle, source));
             }
             tokio::spawn(serve::retention_job(store, retention));
             handle.wait().await?;
