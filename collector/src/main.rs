@@ -101,6 +101,8 @@ enum TokenCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Journald-structured under systemd, plain `LEVEL target: message` lines otherwise.
+    voqa_log::init("voqa-collector");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -192,8 +194,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let database = redact(&config.server.database);
             let retention = std::time::Duration::from_secs(config.server.retention_days * 86_400);
             let handle = Server::start(config, store.clone(), listener, shutdown_signal()).await?;
-            eprintln!(
-                "voqa-collector: listening on {} (store {database}{})",
+            tracing::info!(
+                address = %handle.base_url(),
+                store = %database,
+                "listening on {} (store {database}{})",
                 handle.base_url(),
                 if handle.tls().is_some() {
                     "; SIGHUP reloads the configuration and the certificate"
@@ -216,7 +220,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             tokio::spawn(serve::retention_job(store, retention));
             handle.wait().await?;
-            eprintln!("voqa-collector: stopped");
+            tracing::info!("stopped");
             Ok(())
         }
         Command::Token(cmd) => {
@@ -399,8 +403,8 @@ async fn warn_unbound_agent_tokens(store: &Store, allowed: bool) -> anyhow::Resu
     } else {
         "their requests are refused with 403 (allow_unbound_agent_tokens = false)"
     };
-    eprintln!(
-        "voqa-collector: warning: {} agent token(s) not bound to agent ids ({}): {what}; \
+    tracing::warn!(
+        "{} agent token(s) not bound to agent ids ({}): {what}; \
          bind each with `voqa-collector token create --role agent --agent ID[,ID...]`, give the \
          new token to the agent, then `voqa-collector token revoke ID`",
         unbound.len(),

@@ -324,7 +324,7 @@ async fn accept_loop(
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors and the like: wait a little instead of spinning.
-                eprintln!("voqa-collector: accept failed: {e}");
+                tracing::error!("accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -361,8 +361,8 @@ async fn accept_loop(
         ));
     }
     drop(listener);
-    eprintln!(
-        "voqa-collector: shutting down: draining {} connection(s), at most {} s",
+    tracing::info!(
+        "shutting down: draining {} connection(s), at most {} s",
         max_connections.saturating_sub(connections.available_permits()),
         shutdown_timeout.as_secs()
     );
@@ -373,8 +373,8 @@ async fn accept_loop(
         .await
         .is_err()
     {
-        eprintln!(
-            "voqa-collector: shutdown deadline ({} s) passed: dropping {} connection(s)",
+        tracing::info!(
+            "shutdown deadline ({} s) passed: dropping {} connection(s)",
             shutdown_timeout.as_secs(),
             max_connections.saturating_sub(connections.available_permits())
         );
@@ -434,23 +434,24 @@ pub fn reload_on_sighup(
         let mut hangups = match signal(SignalKind::hangup()) {
             Ok(hangups) => hangups,
             Err(e) => {
-                eprintln!("voqa-collector: cannot watch SIGHUP, reload disabled: {e}");
+                tracing::error!("cannot watch SIGHUP, reload disabled: {e}");
                 return;
             }
         };
         while hangups.recv().await.is_some() {
-            if let Some(source) = &source {
-                reload_config(source, &live, &store).await;
+            match &source {
+                Some(source) => reload_config(source, &live, &store).await,
+                None => tracing::info!("SIGHUP: no --config file, no configuration to re-read"),
             }
             if let Some(tls) = &tls {
                 match tls.reload() {
-                    Ok(()) => eprintln!(
-                        "voqa-collector: SIGHUP: reloaded TLS certificate {} and key {}",
+                    Ok(()) => tracing::info!(
+                        "SIGHUP: reloaded TLS certificate {} and key {}",
                         tls.files().cert.display(),
                         tls.files().key.display()
                     ),
-                    Err(e) => eprintln!(
-                        "voqa-collector: SIGHUP: TLS reload failed, keeping the previous certificate: {e}"
+                    Err(e) => tracing::warn!(
+                        "SIGHUP: TLS reload failed, keeping the previous certificate: {e}"
                     ),
                 }
             }
@@ -463,22 +464,24 @@ async fn reload_config(source: &ConfigSource, live: &crate::config::LiveConfig, 
     match reloaded {
         Ok(done) => {
             crate::facts::register_scopes(store, &live.current().customers, crate::now_ns()).await;
-            eprintln!(
-                "voqa-collector: SIGHUP: configuration reloaded: {} customer(s) with their \
+            tracing::info!(
+                customers = done.customers,
+                "SIGHUP: configuration reloaded: {} customer(s) with their \
                  commitments in force",
                 done.customers
             );
             if !done.restart_needed.is_empty() {
-                eprintln!(
-                    "voqa-collector: SIGHUP: changed {} take effect at the next restart; the \
+                tracing::warn!(
+                    keys = %done.restart_needed.join(","),
+                    "SIGHUP: changed {} take effect at the next restart; the \
                      running values stay in use until then",
                     done.restart_needed.join(", ")
                 );
             }
         }
-        Err(e) => eprintln!(
-            "voqa-collector: SIGHUP: configuration not reloaded, keeping the running one: {e}"
-        ),
+        Err(e) => {
+            tracing::warn!("SIGHUP: configuration not reloaded, keeping the running one: {e}")
+        }
     }
 }
 
@@ -490,13 +493,13 @@ pub async fn retention_job(store: Store, keep: Duration) {
         let before =
             crate::now_ns().saturating_sub(i64::try_from(keep.as_nanos()).unwrap_or(i64::MAX));
         match store.delete_reports_before(before).await {
-            Ok(n) if n > 0 => eprintln!("voqa-collector: retention deleted {n} per-stream rows"),
+            Ok(n) if n > 0 => tracing::info!(rows = n, "retention deleted {n} per-stream rows"),
             Ok(_) => {}
-            Err(e) => eprintln!("voqa-collector: retention failed: {e}"),
+            Err(e) => tracing::error!("retention failed: {e}"),
         }
         // Fresh planner statistics keep the SLA queries on their indexes as tables grow.
         if let Err(e) = store.refresh_statistics().await {
-            eprintln!("voqa-collector: refreshing planner statistics failed: {e}");
+            tracing::error!("refreshing planner statistics failed: {e}");
         }
     }
 }

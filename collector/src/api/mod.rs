@@ -141,8 +141,9 @@ pub async fn authenticate_principal(
             .await
         {
             state.metrics.store_error();
-            eprintln!(
-                "voqa-collector: recording the last use of token {}: {e}",
+            tracing::warn!(
+                token = %row.id,
+                "recording the last use of token {}: {e}",
                 row.id
             );
         }

@@ -78,8 +78,8 @@ fn create_private(path: &str) -> Result<(), StoreError> {
             if let Ok(meta) = std::fs::metadata(path)
                 && meta.permissions().mode() & 0o077 != 0
             {
-                eprintln!(
-                    "voqa-collector: warning: {path} may be read by other users (mode {:04o}); \
+                tracing::warn!(
+                    "{path} may be read by other users (mode {:04o}); \
                      it holds token hashes and call data: chmod 600 it and its -wal and -shm files",
                     meta.permissions().mode() & 0o7777
                 );
@@ -906,7 +906,7 @@ async fn checkpoint_loop(pool: SqlitePool) {
             if pool.is_closed() {
                 return;
             }
-            eprintln!("voqa-collector: sqlite checkpoint failed: {e}");
+            tracing::error!("sqlite checkpoint failed: {e}");
         }
     }
 }
