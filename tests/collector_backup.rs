@@ -45,7 +45,11 @@ uptime_min_pct = 99.95
 fn report(n: u32) -> StreamReport {
     let start = Timestamp::from_ns(T0 + i64::from(n) * 60 * SECOND + 5 * SECOND);
     let end = start.saturating_add_ns(45 * SECOND);
-    let (mos, lost) = if n.is_multiple_of(5) { (3.5, 45) } else { (4.3, 0) };
+    let (mos, lost) = if n.is_multiple_of(5) {
+        (3.5, 45)
+    } else {
+        (4.3, 0)
+    };
     let loss = lost as f64 * 100.0 / 2250.0;
     let call = format!("call-{n}");
     let totals = StreamSummary {

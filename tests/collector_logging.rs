@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use collector_proc::{Served, bin};
 
-/// Parses one native-protocol datagram: `NAME=value\n`, or `NAME\n` + u64 LE length + value
-/// + `\n`. Written from <https://systemd.io/JOURNAL_NATIVE_PROTOCOL/>, independently of the
-/// sender.
+/// Parses one native-protocol datagram: `NAME=value\n`, or `NAME\n`, a u64 LE length, the
+/// value and `\n`. Written from <https://systemd.io/JOURNAL_NATIVE_PROTOCOL/>, independently
+/// of the sender.
 fn parse_native(mut data: &[u8]) -> BTreeMap<String, String> {
     let mut fields = BTreeMap::new();
     while !data.is_empty() {
