@@ -222,6 +222,16 @@ fn text(out: &std::process::Output) -> String {
     )
 }
 
+/// The names in a directory, sorted.
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 fn write_config(dir: &Path) -> std::path::PathBuf {
     let config = dir.join("collector.toml");
     std::fs::write(&config, CONFIG).expect("config");
@@ -304,10 +314,7 @@ async fn a_backup_under_ingest_restores_every_acknowledged_batch_and_the_same_sl
         .mode();
     assert_eq!(mode & 0o777, 0o600, "backup mode {:o}", mode & 0o777);
     // Nothing but the backup is left in its directory (the temporary name is gone).
-    let names: Vec<String> = std::fs::read_dir(backup_dir.path())
-        .expect("dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
+    let names = file_names(backup_dir.path());
     assert_eq!(names, ["voqa-backup.db"]);
 
     // Restore into a fresh directory and serve it.
@@ -559,11 +566,7 @@ fn backup_dir_keeps_the_newest_n_and_nothing_else_is_touched() {
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
-    let mut names: Vec<String> = std::fs::read_dir(&backups)
-        .expect("dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
+    let names = file_names(&backups);
     let new = names
         .iter()
         .find(|n| n.starts_with("voqa-collector-20") && !n.starts_with("voqa-collector-2025"))
@@ -597,10 +600,7 @@ fn backup_dir_keeps_the_newest_n_and_nothing_else_is_touched() {
         &["backup", "--dir", other.to_str().expect("utf8")],
     );
     assert!(out.status.success(), "{}", text(&out));
-    let kept: Vec<String> = std::fs::read_dir(&other)
-        .expect("dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
+    let kept = file_names(&other);
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert!(!kept[0].starts_with("voqa-collector-2025"), "{kept:?}");
 }
