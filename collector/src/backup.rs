@@ -147,6 +147,7 @@ impl StoreLock {
     pub fn acquire(store: &Path) -> Result<StoreLock, BackupError> {
         let lock = Self::lock_path(store);
         let file = private_file(&lock, false)?;
+        give_to_dir_owner(&lock)?;
         match file.try_lock() {
             Ok(()) => Ok(StoreLock { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => Err(BackupError::Live {
@@ -156,6 +157,32 @@ impl StoreLock {
             Err(std::fs::TryLockError::Error(e)) => Err(io(&lock)(e)),
         }
     }
+}
+
+/// Run as root, gives `path` to the owner of its directory (the service user's state
+/// directory), so that files root creates for the service (the restored store, the lock) stay
+/// usable by it. As anyone else, files are already the caller's: nothing to do.
+fn give_to_dir_owner(path: &Path) -> Result<(), BackupError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // /proc/self belongs to the process's effective user.
+        let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+        if !root {
+            return Ok(());
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let owner = std::fs::metadata(dir).map_err(io(dir))?;
+        let file = std::fs::metadata(path).map_err(io(path))?;
+        if (file.uid(), file.gid()) != (owner.uid(), owner.gid()) {
+            std::os::unix::fs::chown(path, Some(owner.uid()), Some(owner.gid()))
+                .map_err(io(path))?;
+        }
+    }
+    Ok(())
 }
 
 /// Opens (creating if missing) a file readable and writable by its owner only; with
@@ -484,6 +511,8 @@ async fn restore_via(
         std::io::copy(&mut from, &mut to).map_err(io(tmp))?;
         to.sync_all().map_err(io(tmp))?;
     }
+    // Run as root (sudo), the copy would be root's and the collector's user could not open it.
+    give_to_dir_owner(tmp)?;
     // Checked on the copy: what is put in place is what was checked.
     let from_version = check(tmp)
         .await
