@@ -171,7 +171,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let state = AppState {
         store,
-        config: Arc::new(config),
+        config: config.into(),
         metrics: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

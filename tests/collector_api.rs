@@ -121,7 +121,7 @@ async fn start() -> Server {
         .expect("scope");
     let state = AppState {
         store: store.clone(),
-        config: Arc::new(config),
+        config: config.into(),
         metrics: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

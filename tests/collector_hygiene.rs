@@ -51,7 +51,9 @@ async fn start() -> Server {
     }
     let state = AppState {
         store,
-        config: Arc::new(CollectorConfig::parse("max_body_bytes = 200000\n").expect("config")),
+        config: CollectorConfig::parse("max_body_bytes = 200000\n")
+            .expect("config")
+            .into(),
         metrics: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

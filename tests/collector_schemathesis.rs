@@ -158,7 +158,7 @@ async fn start(dir: &std::path::Path) -> (SocketAddr, tokio::sync::oneshot::Send
         .expect("seed");
     let state = AppState {
         store,
-        config: Arc::new(config),
+        config: config.into(),
         metrics: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

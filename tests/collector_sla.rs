@@ -60,7 +60,7 @@ async fn start() -> Server {
         .expect("token");
     let state = AppState {
         store: store.clone(),
-        config: Arc::new(CollectorConfig::parse(CONFIG).expect("config")),
+        config: CollectorConfig::parse(CONFIG).expect("config").into(),
         metrics: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

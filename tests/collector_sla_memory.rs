@@ -169,7 +169,7 @@ async fn start(limiter: Arc<SlaLimiter>) -> Server {
     facts::register_scopes(&store, &config.customers, voqa_collector::now_ns()).await;
     let state = AppState {
         store: store.clone(),
-        config: Arc::new(config),
+        config: config.into(),
         metrics: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -199,6 +199,8 @@ fn parse_delay(s: &str) -> Result<f64, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Journald-structured under systemd, plain `LEVEL target: message` lines otherwise.
+    voqa_log::init("voqa-agent");
     let result = match cli.command {
         Command::Analyze(args) => run_analyze(args),
         Command::Run(args) => run_live(args),
@@ -260,8 +262,8 @@ fn load_config(args: &ConfigArgs) -> anyhow::Result<(AgentConfig, Option<PathBuf
 fn report_recovery(d: &voqa_agent::ship::delivery::Delivery) {
     let r = &d.recovery;
     if r.pending_records > 0 || r.corrupt_records > 0 || r.torn_tails_cut > 0 {
-        eprintln!(
-            "voqa-agent: spool {}: {} record(s) from before to deliver; {} corrupt record(s) \
+        tracing::info!(
+            "spool {}: {} record(s) from before to deliver; {} corrupt record(s) \
              skipped, {} torn tail(s) cut ({} bytes)",
             d.spool_dir.display(),
             r.pending_records,
@@ -349,8 +351,8 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
                 std::thread::sleep(std::time::Duration::from_millis(100));
                 if hup.swap(false, std::sync::atomic::Ordering::SeqCst) {
                     match d.reload_token() {
-                        Ok(()) => eprintln!("voqa-agent: SIGHUP: token reloaded"),
-                        Err(e) => eprintln!("voqa-agent: SIGHUP: keeping the old token: {e}"),
+                        Ok(()) => tracing::info!("SIGHUP: token reloaded"),
+                        Err(e) => tracing::warn!("SIGHUP: keeping the old token: {e}"),
                     }
                 }
             }

@@ -4,6 +4,7 @@
 //! Loading touches nothing but the file.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
@@ -59,6 +60,8 @@ pub struct ServerConfig {
     /// answered 429 with `Retry-After` (an evaluation from stream reports holds a few MB).
     pub sla_max_concurrent: usize,
     pub sla_max_concurrent_per_token: usize,
+    /// `backup --dir DIR` (the daily timer) keeps this many backups there, deleting older ones.
+    pub backup_keep: usize,
 }
 
 impl Default for ServerConfig {
@@ -84,7 +87,84 @@ impl Default for ServerConfig {
             max_future_s: crate::api::ingest::DEFAULT_MAX_FUTURE_S,
             sla_max_concurrent: 8,
             sla_max_concurrent_per_token: 4,
+            backup_keep: 7,
         }
+    }
+}
+
+/// The configuration a running server answers with, replaceable while it serves (SIGHUP).
+/// Cheap to clone; readers take a snapshot with [`LiveConfig::current`] and keep it for one
+/// request, so a request never sees half of a reload.
+#[derive(Debug, Clone)]
+pub struct LiveConfig(Arc<RwLock<Arc<CollectorConfig>>>);
+
+/// What a reload changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Customers now configured.
+    pub customers: usize,
+    /// Server keys whose new value differs from the running one: they take effect only at
+    /// the next start (the running value stays in use).
+    pub restart_needed: Vec<String>,
+}
+
+impl LiveConfig {
+    pub fn new(config: CollectorConfig) -> Self {
+        LiveConfig(Arc::new(RwLock::new(Arc::new(config))))
+    }
+
+    /// The configuration in force now.
+    pub fn current(&self) -> Arc<CollectorConfig> {
+        // A poisoned lock only means a panic elsewhere while swapping an Arc: the value
+        // inside is still a whole configuration.
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Applies what can change while serving: the `[[customers]]` (their agents, subnets and
+    /// commitments) take effect for the next request. Server keys (listen, database, limits,
+    /// timeouts, tokens policy, logs) keep their running values; those that differ are
+    /// returned, to be logged as needing a restart. An invalid configuration changes nothing.
+    pub fn reload(&self, new: CollectorConfig) -> Result<Reloaded, String> {
+        let problems = new.problems();
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+        let mut current = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let restart_needed = changed_keys(&current.server, &new.server);
+        let customers = new.customers.len();
+        *current = Arc::new(CollectorConfig {
+            server: current.server.clone(),
+            customers: new.customers,
+        });
+        Ok(Reloaded {
+            customers,
+            restart_needed,
+        })
+    }
+}
+
+impl From<CollectorConfig> for LiveConfig {
+    fn from(config: CollectorConfig) -> Self {
+        LiveConfig::new(config)
+    }
+}
+
+/// The server keys whose values differ, by their names in the file.
+fn changed_keys(running: &ServerConfig, new: &ServerConfig) -> Vec<String> {
+    match (serde_json::to_value(running), serde_json::to_value(new)) {
+        (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) => a
+            .iter()
+            .filter(|(key, value)| b.get(*key) != Some(*value))
+            .map(|(key, _)| key.clone())
+            .collect(),
+        // Serialising plain fields cannot fail; if it ever did, say everything may differ.
+        _ => vec!["(server keys)".to_owned()],
     }
 }
 
@@ -211,6 +291,9 @@ impl CollectorConfig {
         }
         if !(1..=1024).contains(&self.server.sla_max_concurrent_per_token) {
             p.push("sla_max_concurrent_per_token: must be 1 to 1024".into());
+        }
+        if !(1..=10_000).contains(&self.server.backup_keep) {
+            p.push("backup_keep: must be 1 to 10000".into());
         }
         p
     }

@@ -9,6 +9,7 @@
 pub mod alerts;
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod facts;
 pub mod report;

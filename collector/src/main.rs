@@ -1,4 +1,5 @@
-//! The `voqa-collector` command line: serve, token management, config check. The only place
+//! The `voqa-collector` command line: serve, token management, config check, backup and
+//! restore. The only place
 //! that prints or decides exit codes.
 
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use voqa_collector::auth::{AgentBinding, Role};
+use voqa_collector::backup;
 use voqa_collector::config::CollectorConfig;
 use voqa_collector::serve::{self, Server};
 use voqa_collector::store::Store;
@@ -31,7 +33,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the HTTP API (HTTPS with --tls-cert and --tls-key; SIGHUP re-reads them).
+    /// Serve the HTTP API (HTTPS with --tls-cert and --tls-key). SIGHUP re-reads the
+    /// configuration's customers and commitments, and the certificate.
     Serve {
         /// Listen address [default: 127.0.0.1:8080].
         #[arg(long, value_name = "ADDR")]
@@ -48,6 +51,31 @@ enum Command {
     Token(TokenCommand),
     /// Validate the configuration and reach the database, then exit.
     CheckConfig,
+    /// Copy the SQLite store while the collector serves it: one consistent snapshot, written
+    /// 0600, fsynced and integrity-checked before it gets its name. PostgreSQL: prints the
+    /// pg_dump recipe and fails.
+    #[command(group(clap::ArgGroup::new("where").required(true).args(["out", "dir"])))]
+    Backup {
+        /// Write the backup to this file (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Write it into this directory as voqa-collector-YYYYMMDDTHHMMSSZ.db (UTC), then delete
+        /// the oldest such files beyond --keep.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Backups kept in --dir [default: backup_keep from the config, 7].
+        #[arg(long, value_name = "N", requires = "dir")]
+        keep: Option<usize>,
+    },
+    /// Put a backup in place of the SQLite store. Refuses while a collector serves the store,
+    /// a corrupt file, a newer or foreign schema; migrates an older one.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Replace an existing store (kept beside it as STORE.replaced-TIME).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -73,6 +101,8 @@ enum TokenCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Journald-structured under systemd, plain `LEVEL target: message` lines otherwise.
+    voqa_log::init("voqa-collector");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -92,32 +122,66 @@ fn main() -> ExitCode {
     }
 }
 
+/// The command line's overrides of the file, applied at start and again on SIGHUP.
+#[derive(Clone, Default)]
+struct Overrides {
+    database: Option<String>,
+    listen: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+}
+
+impl Overrides {
+    fn apply(&self, config: &mut CollectorConfig) {
+        if let Some(db) = &self.database {
+            config.server.database = db.clone();
+        }
+        if let Some(l) = &self.listen {
+            config.server.listen = l.clone();
+        }
+        if self.tls_cert.is_some() {
+            config.server.tls_cert = self.tls_cert.clone();
+        }
+        if self.tls_key.is_some() {
+            config.server.tls_key = self.tls_key.clone();
+        }
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = CollectorConfig::load(cli.config.as_deref())?;
-    if let Some(db) = cli.database {
-        config.server.database = db;
-    }
+    let mut overrides = Overrides {
+        database: cli.database,
+        ..Overrides::default()
+    };
+    overrides.apply(&mut config);
     match cli.command {
         Command::Serve {
             listen,
             tls_cert,
             tls_key,
         } => {
-            if let Some(l) = listen {
-                config.server.listen = l;
-            }
-            if tls_cert.is_some() {
-                config.server.tls_cert = tls_cert;
-            }
-            if tls_key.is_some() {
-                config.server.tls_key = tls_key;
-            }
+            overrides = Overrides {
+                listen,
+                tls_cert,
+                tls_key,
+                ..overrides
+            };
+            overrides.apply(&mut config);
             let problems = config.problems();
             anyhow::ensure!(
                 problems.is_empty(),
                 "invalid configuration: {}",
                 problems.join("; ")
             );
+            // Held until the process ends: `restore` refuses while it is (SQLite only).
+            let _lock = match backup::sqlite_path(&config.server.database) {
+                Ok(path) => Some(
+                    backup::StoreLock::acquire(&path)
+                        .context("another collector or a restore holds this store")?,
+                ),
+                Err(_) => None,
+            };
             let store = Store::open(&config.server.database)
                 .await
                 .context("opening the store")?;
@@ -130,22 +194,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let database = redact(&config.server.database);
             let retention = std::time::Duration::from_secs(config.server.retention_days * 86_400);
             let handle = Server::start(config, store.clone(), listener, shutdown_signal()).await?;
-            eprintln!(
-                "voqa-collector: listening on {} (store {database}{})",
+            tracing::info!(
+                address = %handle.base_url(),
+                store = %database,
+                "listening on {} (store {database}{})",
                 handle.base_url(),
                 if handle.tls().is_some() {
-                    "; SIGHUP reloads the certificate"
+                    "; SIGHUP reloads the configuration and the certificate"
                 } else {
-                    "; plain HTTP: terminate TLS at a proxy in front"
+                    "; plain HTTP: terminate TLS at a proxy in front; SIGHUP reloads the configuration"
                 }
             );
             #[cfg(unix)]
-            if let Some(tls) = handle.tls() {
-                tokio::spawn(serve::reload_on_sighup(tls.clone()));
+            {
+                // SIGHUP re-reads the file (when there is one) with the same overrides.
+                let source: Option<serve::ConfigSource> = cli.config.clone().map(|path| {
+                    Box::new(move || {
+                        let mut config =
+                            CollectorConfig::load(Some(&path)).map_err(|e| e.to_string())?;
+                        overrides.apply(&mut config);
+                        Ok(config)
+                    }) as serve::ConfigSource
+                });
+                tokio::spawn(serve::reload_on_sighup(&handle, source));
             }
             tokio::spawn(serve::retention_job(store, retention));
             handle.wait().await?;
-            eprintln!("voqa-collector: stopped");
+            tracing::info!("stopped");
             Ok(())
         }
         Command::Token(cmd) => {
@@ -230,6 +305,58 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Backup { out, dir, keep } => {
+            let problems = config.problems();
+            anyhow::ensure!(
+                problems.is_empty(),
+                "invalid configuration: {}",
+                problems.join("; ")
+            );
+            let store = backup::sqlite_path(&config.server.database)?;
+            let (info, pruned) = match (out, dir) {
+                (Some(out), _) => (backup::backup(&store, &out).await?, Vec::new()),
+                (None, Some(dir)) => {
+                    let keep = keep.unwrap_or(config.server.backup_keep);
+                    backup::backup_into_dir(&store, &dir, keep, voqa_collector::now_ns()).await?
+                }
+                (None, None) => anyhow::bail!("--out FILE or --dir DIR"),
+            };
+            println!(
+                "backup {} written: {} bytes, schema version {}, integrity ok",
+                info.path.display(),
+                info.bytes,
+                info.schema_version
+            );
+            for path in pruned {
+                println!("deleted old backup {}", path.display());
+            }
+            Ok(())
+        }
+        Command::Restore { file, force } => {
+            let store = backup::sqlite_path(&config.server.database).map_err(|e| match e {
+                backup::BackupError::Postgres { .. } => anyhow::anyhow!(
+                    "the store is PostgreSQL: restore it with pg_restore:\n{}",
+                    backup::pg_recipe()
+                ),
+                other => other.into(),
+            })?;
+            let info = backup::restore(&file, &store, force, voqa_collector::now_ns()).await?;
+            if let Some(replaced) = &info.replaced {
+                println!("the previous store was moved to {}", replaced.display());
+            }
+            let migrated = if info.from_version == info.to_version {
+                String::new()
+            } else {
+                format!(", migrated from schema version {}", info.from_version)
+            };
+            println!(
+                "restored {} into {}: integrity ok, schema version {}{migrated}",
+                file.display(),
+                info.store.display(),
+                info.to_version
+            );
+            Ok(())
+        }
         Command::CheckConfig => {
             let problems = config.problems();
             for p in &problems {
@@ -276,8 +403,8 @@ async fn warn_unbound_agent_tokens(store: &Store, allowed: bool) -> anyhow::Resu
     } else {
         "their requests are refused with 403 (allow_unbound_agent_tokens = false)"
     };
-    eprintln!(
-        "voqa-collector: warning: {} agent token(s) not bound to agent ids ({}): {what}; \
+    tracing::warn!(
+        "{} agent token(s) not bound to agent ids ({}): {what}; \
          bind each with `voqa-collector token create --role agent --agent ID[,ID...]`, give the \
          new token to the agent, then `voqa-collector token revoke ID`",
         unbound.len(),

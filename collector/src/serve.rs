@@ -217,7 +217,7 @@ impl Server {
             .transpose()?;
         let state = AppState {
             store,
-            config: Arc::new(config),
+            config: config.into(),
             metrics: Arc::default(),
         };
         Self::start_with_state(state, tls, listener, shutdown).await
@@ -232,9 +232,10 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<ServerHandle, ServeError> {
         let local_addr = listener.local_addr()?;
-        let handshake_timeout = Duration::from_secs(state.config.server.tls_handshake_timeout_s);
-        let limits = Arc::new(Limits::from_config(&state.config.server));
-        crate::facts::register_scopes(&state.store, &state.config.customers, crate::now_ns()).await;
+        let config = state.config.current();
+        let handshake_timeout = Duration::from_secs(config.server.tls_handshake_timeout_s);
+        let limits = Arc::new(Limits::from_config(&config.server));
+        crate::facts::register_scopes(&state.store, &config.customers, crate::now_ns()).await;
         let (run, watch_run) = watch::channel(Run::Serving);
         let shared = Shared {
             app: api::router(state.clone()),
@@ -279,7 +280,13 @@ impl ServerHandle {
         &self.state.store
     }
 
-    pub fn config(&self) -> &CollectorConfig {
+    /// The configuration in force now (SIGHUP may replace its customers).
+    pub fn config(&self) -> Arc<CollectorConfig> {
+        self.state.config.current()
+    }
+
+    /// The live configuration, to reload it (see [`reload_on_sighup`]).
+    pub fn live_config(&self) -> &crate::config::LiveConfig {
         &self.state.config
     }
 
@@ -317,7 +324,7 @@ async fn accept_loop(
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors and the like: wait a little instead of spinning.
-                eprintln!("voqa-collector: accept failed: {e}");
+                tracing::error!("accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -354,8 +361,8 @@ async fn accept_loop(
         ));
     }
     drop(listener);
-    eprintln!(
-        "voqa-collector: shutting down: draining {} connection(s), at most {} s",
+    tracing::info!(
+        "shutting down: draining {} connection(s), at most {} s",
         max_connections.saturating_sub(connections.available_permits()),
         shutdown_timeout.as_secs()
     );
@@ -366,8 +373,8 @@ async fn accept_loop(
         .await
         .is_err()
     {
-        eprintln!(
-            "voqa-collector: shutdown deadline ({} s) passed: dropping {} connection(s)",
+        tracing::info!(
+            "shutdown deadline ({} s) passed: dropping {} connection(s)",
             shutdown_timeout.as_secs(),
             max_connections.saturating_sub(connections.available_permits())
         );
@@ -405,27 +412,75 @@ async fn serve_tls(
     }
 }
 
-/// Re-reads the TLS files on every SIGHUP, logging the outcome; runs until the process ends.
+/// How SIGHUP re-reads the configuration: the binary's own means (its file, with the command
+/// line's overrides applied again). `Err` is the reason, logged; the running one is kept.
+pub type ConfigSource = Box<dyn Fn() -> Result<CollectorConfig, String> + Send + Sync>;
+
+/// On every SIGHUP (`systemctl reload`): re-reads the configuration through `source`, if any,
+/// and applies what can change live ([`crate::config::LiveConfig::reload`]: the customers and
+/// their commitments; subnet customers' scopes are registered from now); then re-reads the
+/// TLS files, if serving TLS. Each outcome is logged; a failure keeps what was running. Runs
+/// until the process ends.
 #[cfg(unix)]
-pub async fn reload_on_sighup(tls: TlsReloader) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(hangups) => hangups,
-        Err(e) => {
-            eprintln!("voqa-collector: cannot watch SIGHUP, TLS reload disabled: {e}");
-            return;
+pub fn reload_on_sighup(
+    handle: &ServerHandle,
+    source: Option<ConfigSource>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let tls = handle.tls().cloned();
+    let live = handle.live_config().clone();
+    let store = handle.store().clone();
+    async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(e) => {
+                tracing::error!("cannot watch SIGHUP, reload disabled: {e}");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            match &source {
+                Some(source) => reload_config(source, &live, &store).await,
+                None => tracing::info!("SIGHUP: no --config file, no configuration to re-read"),
+            }
+            if let Some(tls) = &tls {
+                match tls.reload() {
+                    Ok(()) => tracing::info!(
+                        "SIGHUP: reloaded TLS certificate {} and key {}",
+                        tls.files().cert.display(),
+                        tls.files().key.display()
+                    ),
+                    Err(e) => tracing::warn!(
+                        "SIGHUP: TLS reload failed, keeping the previous certificate: {e}"
+                    ),
+                }
+            }
         }
-    };
-    while hangups.recv().await.is_some() {
-        match tls.reload() {
-            Ok(()) => eprintln!(
-                "voqa-collector: SIGHUP: reloaded TLS certificate {} and key {}",
-                tls.files().cert.display(),
-                tls.files().key.display()
-            ),
-            Err(e) => eprintln!(
-                "voqa-collector: SIGHUP: TLS reload failed, keeping the previous certificate: {e}"
-            ),
+    }
+}
+
+async fn reload_config(source: &ConfigSource, live: &crate::config::LiveConfig, store: &Store) {
+    let reloaded = source().and_then(|new| live.reload(new));
+    match reloaded {
+        Ok(done) => {
+            crate::facts::register_scopes(store, &live.current().customers, crate::now_ns()).await;
+            tracing::info!(
+                customers = done.customers,
+                "SIGHUP: configuration reloaded: {} customer(s) with their \
+                 commitments in force",
+                done.customers
+            );
+            if !done.restart_needed.is_empty() {
+                tracing::warn!(
+                    keys = %done.restart_needed.join(","),
+                    "SIGHUP: changed {} take effect at the next restart; the \
+                     running values stay in use until then",
+                    done.restart_needed.join(", ")
+                );
+            }
+        }
+        Err(e) => {
+            tracing::warn!("SIGHUP: configuration not reloaded, keeping the running one: {e}")
         }
     }
 }
@@ -438,13 +493,13 @@ pub async fn retention_job(store: Store, keep: Duration) {
         let before =
             crate::now_ns().saturating_sub(i64::try_from(keep.as_nanos()).unwrap_or(i64::MAX));
         match store.delete_reports_before(before).await {
-            Ok(n) if n > 0 => eprintln!("voqa-collector: retention deleted {n} per-stream rows"),
+            Ok(n) if n > 0 => tracing::info!(rows = n, "retention deleted {n} per-stream rows"),
             Ok(_) => {}
-            Err(e) => eprintln!("voqa-collector: retention failed: {e}"),
+            Err(e) => tracing::error!("retention failed: {e}"),
         }
         // Fresh planner statistics keep the SLA queries on their indexes as tables grow.
         if let Err(e) = store.refresh_statistics().await {
-            eprintln!("voqa-collector: refreshing planner statistics failed: {e}");
+            tracing::error!("refreshing planner statistics failed: {e}");
         }
     }
 }

@@ -30,8 +30,9 @@ pub const CHANNEL_CAPACITY: usize = 16_384;
 /// The sending side workers and the heartbeat thread use.
 pub type RecordSender = SyncSender<Box<AgentRecord>>;
 
+/// Sink trouble, through the one logger (`voqa_log`).
 fn log(msg: &str) {
-    eprintln!("voqa-agent: {msg}");
+    tracing::warn!("{msg}");
 }
 
 /// How the records of a worker are labelled.

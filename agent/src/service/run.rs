@@ -62,8 +62,14 @@ impl From<crate::ship::delivery::DeliveryError> for RunError {
     }
 }
 
+/// Progress of `run`, through the one logger (`voqa_log`): journald fields or plain lines.
 fn log(msg: &str) {
-    eprintln!("voqa-agent: {msg}");
+    tracing::info!("{msg}");
+}
+
+/// Something went wrong that the agent survives.
+fn warn(msg: &str) {
+    tracing::warn!("{msg}");
 }
 
 /// The JSON-lines sink `output.sink` names (file opened for appending, or stdout).
@@ -298,7 +304,7 @@ pub fn run(
             if let Some(d) = &delivery {
                 match d.reload_token() {
                     Ok(()) => log("SIGHUP: token reloaded"),
-                    Err(e) => log(&format!("SIGHUP: keeping the old token: {e}")),
+                    Err(e) => warn(&format!("SIGHUP: keeping the old token: {e}")),
                 }
             }
         }
@@ -314,7 +320,7 @@ pub fn run(
     if let Ok(end) = sink.join()
         && let Err(e) = end.flush
     {
-        log(&format!("sink: final flush failed: {e}"));
+        warn(&format!("sink: final flush failed: {e}"));
     }
     if let Some(d) = &delivery {
         let grace = Duration::from_secs(cfg.ship.shutdown_grace_s);
@@ -447,11 +453,11 @@ fn reload_config(
                 log("SIGHUP: configuration reloaded");
             }
         }
-        Ok(new) => log(&format!(
+        Ok(new) => warn(&format!(
             "SIGHUP: keeping the running configuration: {}",
             new.problems().join("; ")
         )),
-        Err(e) => log(&format!("SIGHUP: keeping the running configuration: {e}")),
+        Err(e) => warn(&format!("SIGHUP: keeping the running configuration: {e}")),
     }
 }
 

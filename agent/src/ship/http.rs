@@ -328,8 +328,14 @@ impl<O: Outbox> Wake for Shared<O> {
     }
 }
 
+/// The shipper's state changes, through the one logger (`voqa_log`), target `voqa_agent::ship`.
 fn log(msg: &str) {
-    eprintln!("voqa-agent: ship: {msg}");
+    tracing::info!("ship: {msg}");
+}
+
+/// A shipping failure the shipper survives (it retries or moves the record aside).
+fn warn(msg: &str) {
+    tracing::warn!("ship: {msg}");
 }
 
 /// The HTTPS client: rustls with the ring provider, the configured CA (or the system roots)
@@ -553,8 +559,8 @@ impl<O: Outbox> Shared<O> {
             && *s != state
         {
             match &state {
-                ShipState::Retrying(r) => log(&format!("collector unavailable, retrying: {r}")),
-                ShipState::Unauthorized(r) => log(&format!(
+                ShipState::Retrying(r) => warn(&format!("collector unavailable, retrying: {r}")),
+                ShipState::Unauthorized(r) => warn(&format!(
                     "the collector REFUSED THE TOKEN ({r}); every record is kept in the \
                          spool: fix ship.token_file and reload (SIGHUP)"
                 )),
@@ -629,7 +635,7 @@ async fn ship_loop<O: Outbox>(shared: Arc<Shared<O>>, s: ShipperSettings, client
                 continue;
             }
             Err(e) => {
-                log(&format!("cannot read the spool: {e}"));
+                warn(&format!("cannot read the spool: {e}"));
                 shared.pause(Duration::from_secs(1)).await;
                 continue;
             }
@@ -641,7 +647,7 @@ async fn ship_loop<O: Outbox>(shared: Arc<Shared<O>>, s: ShipperSettings, client
                 // good records before it go first.
                 match bad.first() {
                     Some(0) | None if records.len() == 1 => {
-                        log("a spool record of an unknown format moved to the dead letter");
+                        warn("a spool record of an unknown format moved to the dead letter");
                         dead_letter(&shared, &records);
                     }
                     Some(0) | None => limit = 1,
@@ -653,7 +659,7 @@ async fn ship_loop<O: Outbox>(shared: Arc<Shared<O>>, s: ShipperSettings, client
         let gz = match gzip(&body.json) {
             Ok(g) => g,
             Err(e) => {
-                log(&format!("cannot compress a batch: {e}"));
+                warn(&format!("cannot compress a batch: {e}"));
                 shared.pause(Duration::from_secs(1)).await;
                 continue;
             }
@@ -671,7 +677,7 @@ async fn ship_loop<O: Outbox>(shared: Arc<Shared<O>>, s: ShipperSettings, client
                 if let Err(e) = acked {
                     // Delivered but not marked: it will be sent again and the collector keeps
                     // one copy. Loud, because it repeats until the disk is fixed.
-                    log(&format!(
+                    warn(&format!(
                         "cannot record an acknowledgement in the spool: {e}"
                     ));
                     shared.pause(Duration::from_secs(1)).await;
@@ -706,11 +712,11 @@ async fn ship_loop<O: Outbox>(shared: Arc<Shared<O>>, s: ShipperSettings, client
                 limit = records.len() / 2;
             }
             Outcome::TooLarge => {
-                log("one record is larger than the collector accepts: moved to the dead letter");
+                warn("one record is larger than the collector accepts: moved to the dead letter");
                 dead_letter(&shared, &records);
             }
             Outcome::Refused(reason) => {
-                log(&format!(
+                warn(&format!(
                     "the collector refused a record for good ({reason}): moved to the dead letter"
                 ));
                 dead_letter(&shared, &records);
@@ -759,7 +765,7 @@ fn dead_letter<O: Outbox>(shared: &Shared<O>, records: &[Vec<u8>]) {
                 .records_dead_lettered
                 .fetch_add(records.len() as u64, Ordering::Relaxed);
         }
-        Err(e) => log(&format!("cannot move a record to the dead letter: {e}")),
+        Err(e) => warn(&format!("cannot move a record to the dead letter: {e}")),
     }
 }
 

@@ -127,7 +127,7 @@ impl AccessLog {
         match open_sink(server) {
             Ok(sink) => sink.map(AccessLog::to_writer),
             Err(e) => {
-                eprintln!("voqa-collector: {e}; writing the access log to stderr instead");
+                tracing::warn!("{e}; writing the access log to stderr instead");
                 Some(AccessLog::to_writer(Box::new(std::io::stderr())))
             }
         }
@@ -144,7 +144,7 @@ impl AccessLog {
             .spawn(move || write_loop(&queue, out, &counted));
         if let Err(e) = spawned {
             // Without its thread every line is dropped (and counted) instead of blocking.
-            eprintln!("voqa-collector: cannot start the access log writer: {e}");
+            tracing::error!("cannot start the access log writer: {e}");
         }
         Arc::new(AccessLog { lines, dropped })
     }

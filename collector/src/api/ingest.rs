@@ -62,9 +62,11 @@ pub async fn ingest(
     let principal = authenticate_principal(&state, &headers).await?;
     require(&principal.role, &[Role::Agent])?;
     // An agent token writes only as the agents it is bound to (checked again on the batch).
-    let allow_unbound = state.config.server.allow_unbound_agent_tokens;
+    // One snapshot for the whole request: a reload meanwhile applies to the next one.
+    let config = state.config.current();
+    let allow_unbound = config.server.allow_unbound_agent_tokens;
     require_agent(&principal, None, allow_unbound)?;
-    let limit = state.config.server.max_body_bytes;
+    let limit = config.server.max_body_bytes;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -120,11 +122,11 @@ pub async fn ingest(
     let mut batch = parse_batch(&json_bytes)?;
     require_agent(&principal, Some(&batch.agent_id), allow_unbound)?;
     let received_ns = crate::now_ns();
-    validate(&batch, received_ns, state.config.server.max_future_s)?;
+    validate(&batch, received_ns, config.server.max_future_s)?;
     // A UUID's hex digits are case-insensitive: the batch log keys batches by their
     // canonical lower-case id, so an upper-case copy is the same batch.
     batch.batch_id.make_ascii_lowercase();
-    let scopes = crate::sla::report_scopes(&state.config.customers, &batch.reports);
+    let scopes = crate::sla::report_scopes(&config.customers, &batch.reports);
     let outcome = state
         .store
         .ingest_scoped(&batch, received_ns, &scopes)

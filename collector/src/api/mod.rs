@@ -21,14 +21,15 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use crate::auth::{AgentBinding, Principal, Role, bearer_token, hash_token};
-use crate::config::CollectorConfig;
+use crate::config::LiveConfig;
 use crate::store::Store;
 
 /// Shared by every handler.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
-    pub config: Arc<CollectorConfig>,
+    /// Replaced whole on SIGHUP (customers); take one `current()` per request.
+    pub config: LiveConfig,
     pub metrics: Arc<metrics::Metrics>,
 }
 
@@ -140,8 +141,9 @@ pub async fn authenticate_principal(
             .await
         {
             state.metrics.store_error();
-            eprintln!(
-                "voqa-collector: recording the last use of token {}: {e}",
+            tracing::warn!(
+                token = %row.id,
+                "recording the last use of token {}: {e}",
                 row.id
             );
         }
@@ -259,7 +261,7 @@ async fn metrics_handler(
     ConnectInfo(crate::serve::PeerAddr(peer)): ConnectInfo<crate::serve::PeerAddr>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let open = state.config.server.metrics_open_on_loopback && peer.ip().is_loopback();
+    let open = state.config.current().server.metrics_open_on_loopback && peer.ip().is_loopback();
     if !open {
         let role = authenticate(&state, &headers).await?;
         require(&role, &[])?;
@@ -270,7 +272,8 @@ async fn metrics_handler(
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
-    let server = &state.config.server;
+    let config = state.config.current();
+    let server = &config.server;
     let sla_limiter = sla_limit::SlaLimiter::new(
         server.sla_max_concurrent,
         server.sla_max_concurrent_per_token,
@@ -280,7 +283,8 @@ pub fn router(state: AppState) -> Router {
 
 /// The whole API, counting SLA evaluations in `sla_limiter` (which a test may hold permits of).
 pub fn router_with_sla_limiter(state: AppState, sla_limiter: Arc<sla_limit::SlaLimiter>) -> Router {
-    let max_body = state.config.server.max_body_bytes;
+    let config = state.config.current();
+    let max_body = config.server.max_body_bytes;
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -300,7 +304,7 @@ pub fn router_with_sla_limiter(state: AppState, sla_limiter: Arc<sla_limit::SlaL
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body));
     // Outermost, so it sees every request, refusals and 404s included.
-    let router = match access_log::AccessLog::start(&state.config.server) {
+    let router = match access_log::AccessLog::start(&config.server) {
         Some(log) => router.layer(axum::middleware::from_fn_with_state(log, access_log::layer)),
         None => router,
     };

@@ -189,13 +189,20 @@ pub async fn streams(
     };
     let customer = match q.get("customer") {
         None => None,
-        Some(id) => Some(state.config.customer(id).cloned().ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_customer",
-                format!("no customer '{id}'"),
-            )
-        })?),
+        Some(id) => Some(
+            state
+                .config
+                .current()
+                .customer(id)
+                .cloned()
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "unknown_customer",
+                        format!("no customer '{id}'"),
+                    )
+                })?,
+        ),
     };
     let query = StreamQuery {
         agents: customer.as_ref().map(|c| c.agents.clone()),
@@ -424,13 +431,18 @@ pub async fn sla(
     let role = authenticate(&state, &headers).await?;
     let id = path_param(id)?;
     require(&role, &[Role::Customer(id.clone())])?;
-    let customer = state.config.customer(&id).cloned().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_customer",
-            format!("no customer '{id}'"),
-        )
-    })?;
+    let customer = state
+        .config
+        .current()
+        .customer(&id)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_customer",
+                format!("no customer '{id}'"),
+            )
+        })?;
     let (from, to) = range(&q, 30 * DAY_NS)?;
     // Counted from here: refusals above cost no evaluation. Held until the answer is built.
     let _permit = match limiter.try_acquire(&token_key(&headers)) {

@@ -143,13 +143,14 @@ pub async fn register_scopes(store: &Store, customers: &[sla::Customer], now_ns:
         .map(|c| c.id.clone())
         .collect();
     if let Err(e) = store.retain_scopes(&narrowed).await {
-        eprintln!("voqa-collector: cannot forget the scopes of former subnet customers: {e}");
+        tracing::error!("cannot forget the scopes of former subnet customers: {e}");
     }
     for customer in customers.iter().filter(|c| !c.subnets.is_empty()) {
         let signature = sla::scope_signature(customer);
         if let Err(e) = store.register_scope(&customer.id, &signature, now_ns).await {
-            eprintln!(
-                "voqa-collector: cannot register the scope of customer '{}' ({e}); its SLA is evaluated from stream reports",
+            tracing::warn!(
+                customer = %customer.id,
+                "cannot register the scope of customer '{}' ({e}); its SLA is evaluated from stream reports",
                 customer.id
             );
         }

@@ -31,6 +31,10 @@ use super::{
 
 pub(crate) const BACKEND: &str = "sqlite";
 
+/// The SQLite schema's migrations, embedded in the binary: `open` applies them, and
+/// `backup`'s restore compares a backup's applied migrations with them.
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
 /// Report rows per multi-row INSERT: 13 parameters each, well under SQLite's limit of
 /// 32766 bound parameters, and few distinct statements for the statement cache.
 const REPORT_CHUNK: usize = 250;
@@ -74,8 +78,8 @@ fn create_private(path: &str) -> Result<(), StoreError> {
             if let Ok(meta) = std::fs::metadata(path)
                 && meta.permissions().mode() & 0o077 != 0
             {
-                eprintln!(
-                    "voqa-collector: warning: {path} may be read by other users (mode {:04o}); \
+                tracing::warn!(
+                    "{path} may be read by other users (mode {:04o}); \
                      it holds token hashes and call data: chmod 600 it and its -wal and -shm files",
                     meta.permissions().mode() & 0o7777
                 );
@@ -129,7 +133,7 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(database)?;
-        sqlx::migrate!("./migrations/sqlite")
+        MIGRATOR
             .run(&writer)
             .await
             .map_err(|source| StoreError::Migrate {
@@ -902,7 +906,7 @@ async fn checkpoint_loop(pool: SqlitePool) {
             if pool.is_closed() {
                 return;
             }
-            eprintln!("voqa-collector: sqlite checkpoint failed: {e}");
+            tracing::error!("sqlite checkpoint failed: {e}");
         }
     }
 }
