@@ -16,7 +16,24 @@ use voqa_collector::store::Store;
 #[command(
     name = "voqa-collector",
     version,
-    about = "voqa collector: ingest, storage, SLA commitments, ops API"
+    about = "voqa collector: ingest, storage, SLA commitments, ops API",
+    long_about = "voqa collector: receives the agents' stream reports and heartbeats over \
+HTTP(S), stores each once (SQLite or PostgreSQL), evaluates customers' SLA commitments and \
+serves the ops and customer API.",
+    after_help = "\
+Examples:
+  voqa-collector --config /etc/voqa/collector.toml check-config
+  voqa-collector --config /etc/voqa/collector.toml serve
+  voqa-collector --config /etc/voqa/collector.toml token create --role agent --agent 'fra-media-*'
+  voqa-collector --config /etc/voqa/collector.toml token create --role ops
+  voqa-collector --config /etc/voqa/collector.toml token list
+
+Files:
+  /etc/voqa/collector.toml      configuration (every option, commented); SIGHUP re-reads the TLS files
+  /var/lib/voqa-collector/      the SQLite store of the packaged configuration
+
+Exit status: 0 success; 2 error (one line on stderr saying why).
+See also: voqa-collector-serve(1), voqa-collector-token(1), voqa-agent(1)."
 )]
 struct Cli {
     /// Configuration file (TOML: listen, database, limits, [[customers]]).
@@ -32,6 +49,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API (HTTPS with --tls-cert and --tls-key; SIGHUP re-reads them).
+    #[command(after_help = "\
+Examples:
+  voqa-collector --config /etc/voqa/collector.toml serve
+  voqa-collector --database sqlite:/tmp/test.db serve --listen 127.0.0.1:8080
+  voqa-collector serve --listen 0.0.0.0:8443 --tls-cert collector.crt --tls-key collector.key
+
+Under systemd (Type=notify) it reports READY once the listener and the store are up, and feeds
+the watchdog only while the store answers.")]
     Serve {
         /// Listen address [default: 127.0.0.1:8080].
         #[arg(long, value_name = "ADDR")]
@@ -47,7 +72,17 @@ enum Command {
     #[command(subcommand)]
     Token(TokenCommand),
     /// Validate the configuration and reach the database, then exit.
+    #[command(after_help = "\
+Examples:
+  voqa-collector --config /etc/voqa/collector.toml check-config
+  sudo -u voqa voqa-collector --config /etc/voqa/collector.toml check-config")]
     CheckConfig,
+    /// Write the man pages and shell completions into DIR (package build).
+    #[command(hide = true)]
+    GenerateManual {
+        #[arg(value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -93,6 +128,13 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::GenerateManual { out } = &cli.command {
+        use clap::CommandFactory;
+        for path in voqa_service::docs::write_manual(Cli::command(), out)? {
+            println!("{}", path.display());
+        }
+        return Ok(());
+    }
     let mut config = CollectorConfig::load(cli.config.as_deref())?;
     if let Some(db) = cli.database {
         config.server.database = db;
@@ -129,9 +171,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen on {}", config.server.listen))?;
             let database = redact(&config.server.database);
             let retention = std::time::Duration::from_secs(config.server.retention_days * 86_400);
+            let notifier = std::sync::Arc::new(
+                voqa_service::notify::Notifier::from_env().unwrap_or_else(|e| {
+                    eprintln!("voqa-collector: no systemd notifications: {e}");
+                    voqa_service::notify::Notifier::disabled()
+                }),
+            );
             let handle = Server::start(config, store.clone(), listener, shutdown_signal()).await?;
-            eprintln!(
-                "voqa-collector: listening on {} (store {database}{})",
+            let listening = format!(
+                "listening on {} (store {database}{})",
                 handle.base_url(),
                 if handle.tls().is_some() {
                     "; SIGHUP reloads the certificate"
@@ -139,12 +187,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "; plain HTTP: terminate TLS at a proxy in front"
                 }
             );
+            eprintln!("voqa-collector: {listening}");
+            // The listener accepts and the store answered its migrations: ready.
+            if let Err(e) = notifier.ready(&listening) {
+                eprintln!("voqa-collector: systemd notification: {e}");
+            }
+            if let Some(period) = notifier.watchdog() {
+                tokio::spawn(serve::watchdog::feed_while_store_answers(
+                    store.clone(),
+                    std::sync::Arc::clone(&notifier),
+                    period,
+                    listening,
+                ));
+            }
             #[cfg(unix)]
             if let Some(tls) = handle.tls() {
                 tokio::spawn(serve::reload_on_sighup(tls.clone()));
             }
             tokio::spawn(serve::retention_job(store, retention));
             handle.wait().await?;
+            let _ = notifier.stopping("stopped");
             eprintln!("voqa-collector: stopped");
             Ok(())
         }
@@ -230,6 +292,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::GenerateManual { .. } => Ok(()),
         Command::CheckConfig => {
             let problems = config.problems();
             for p in &problems {
