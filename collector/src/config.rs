@@ -269,7 +269,10 @@ mod tests {
         assert_eq!(cfg.server.listen, "127.0.0.1:8080");
         // Installed as /etc/voqa/collector.toml: the store in the unit's StateDirectory, and
         // no customer until the operator adds one.
-        assert_eq!(cfg.server.database, "sqlite:/var/lib/voqa-collector/voqa.db");
+        assert_eq!(
+            cfg.server.database,
+            "sqlite:/var/lib/voqa-collector/voqa.db"
+        );
         assert!(cfg.customers.is_empty());
         assert!(cfg.problems().is_empty());
         // The commented customer example is valid once uncommented.

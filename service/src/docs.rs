@@ -36,8 +36,14 @@ pub fn write_manual(mut cmd: clap::Command, out: &Path) -> Result<Vec<PathBuf>, 
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
     let mut written = Vec::new();
-    write_pages(&cmd, cmd.get_name().to_string(), &man_dir, &mut written)?;
     let bin = cmd.get_name().to_string();
+    let version = cmd.get_version().unwrap_or_default().to_string();
+    let page = Page {
+        name: bin.clone(),
+        usage: bin.clone(),
+        version: &version,
+    };
+    write_pages(&cmd, page, &man_dir, &mut written)?;
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         let path = clap_complete::generate_to(shell, &mut cmd, &bin, &completions_dir)
             .map_err(io(&completions_dir))?;
@@ -46,20 +52,30 @@ pub fn write_manual(mut cmd: clap::Command, out: &Path) -> Result<Vec<PathBuf>, 
     Ok(written)
 }
 
-/// The page of `cmd` (named `name`), then those of its visible subcommands, recursively.
+/// What a man page is called, how its command is typed, and the version it documents.
+struct Page<'a> {
+    /// `voqa-agent-run`: the page's name (`man voqa-agent-run`).
+    name: String,
+    /// `voqa-agent run`: the command as typed, in the synopsis.
+    usage: String,
+    version: &'a str,
+}
+
+/// The page of `cmd`, then those of its visible subcommands, recursively.
 fn write_pages(
     cmd: &clap::Command,
-    name: String,
+    page: Page<'_>,
     dir: &Path,
     written: &mut Vec<PathBuf>,
 ) -> Result<(), DocsError> {
-    let page = cmd
+    let path = dir.join(format!("{}.1", page.name));
+    let command = cmd
         .clone()
-        .name(name.clone())
-        .bin_name(name.replace('-', " "));
-    let path = dir.join(format!("{name}.1"));
+        .name(page.name.clone())
+        .bin_name(page.usage.clone())
+        .version(page.version.to_string());
     let mut text = Vec::new();
-    clap_mangen::Man::new(page)
+    clap_mangen::Man::new(command)
         .render(&mut text)
         .map_err(io(&path))?;
     std::fs::write(&path, text).map_err(io(&path))?;
@@ -69,7 +85,12 @@ fn write_pages(
         .get_subcommands()
         .filter(|s| !s.is_hide_set() && s.get_name() != "help")
     {
-        write_pages(sub, format!("{name}-{}", sub.get_name()), dir, written)?;
+        let sub_page = Page {
+            name: format!("{}-{}", page.name, sub.get_name()),
+            usage: format!("{} {}", page.usage, sub.get_name()),
+            version: page.version,
+        };
+        write_pages(sub, sub_page, dir, written)?;
     }
     Ok(())
 }
@@ -81,6 +102,7 @@ mod tests {
     #[test]
     fn pages_for_visible_subcommands_and_three_shells() {
         let cmd = clap::Command::new("voqa-test")
+            .version("1.2.3")
             .about("A test command")
             .after_help("Examples:\n  voqa-test run --fast")
             .subcommand(
@@ -116,7 +138,14 @@ mod tests {
         );
         let run = std::fs::read_to_string(dir.join("man/voqa-test-run.1")).expect("page");
         assert!(run.starts_with(".ie \\n(.g .ds Aq"), "roff: {run}");
-        assert!(run.contains(".TH voqa-test-run 1"), "{run}");
+        assert!(
+            run.contains(".TH voqa-test-run 1  \"voqa-test-run 1.2.3\""),
+            "{run}"
+        );
+        assert!(
+            run.contains("\\fBvoqa\\-test run\\fR"),
+            "typed as a subcommand: {run}"
+        );
         assert!(run.contains("\\-\\-fast"), "{run}");
         let top = std::fs::read_to_string(dir.join("man/voqa-test.1")).expect("page");
         assert!(

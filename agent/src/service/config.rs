@@ -576,7 +576,11 @@ listen = "127.0.0.1:9999"
         let cfg = AgentConfig::parse(text).expect("packaging/agent.toml parses");
         // Installed as /etc/voqa/agent.toml: the defaults, which name no interface and no
         // collector, so the package does not start the agent before it is edited.
-        assert_eq!(cfg, AgentConfig::default(), "the example shows the defaults");
+        assert_eq!(
+            cfg,
+            AgentConfig::default(),
+            "the example shows the defaults"
+        );
         assert_eq!(cfg.unconfigured().len(), 2, "{:?}", cfg.unconfigured());
         let mut edited = cfg.clone();
         edited.capture.interfaces = vec!["eth0".into()];
