@@ -105,12 +105,17 @@ mod tests {
         .expect("join");
         store.close().await;
         let (receiver, status) = tokio::task::spawn_blocking(move || {
-            // Keep-alives sent before the close may still be queued.
+            // Keep-alives sent before the close may still be queued; at most 10 s of them.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
             let status = loop {
                 let m = recv(&receiver);
                 if m != "WATCHDOG=1" {
                     break m;
                 }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "still fed 10 s after the store was closed"
+                );
             };
             (receiver, status)
         })
