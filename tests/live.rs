@@ -780,22 +780,7 @@ fn check_config_names_the_missing_capability_and_runs_without_root() {
         netns::skip_or_fail(TEST, reason);
         return;
     }
-    // A copy the unprivileged user can execute (the build directory may not be traversable).
-    let dir = tempfile::tempdir().expect("tmp");
-    let bin = dir.path().join("voqa-agent");
-    // Copied by `cp`, not in this process: a file this process held open for writing could be
-    // inherited by a child another test thread forks at that moment, and executing it would
-    // then fail with ETXTBSY (exit 126) — a race, not a product bug.
-    let copied = std::process::Command::new("cp")
-        .arg(support::agent_bin())
-        .arg(&bin)
-        .status()
-        .expect("cp");
-    assert!(copied.success(), "copy binary");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-        .expect("chmod dir");
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod bin");
+    let (_dir, bin) = agent_copy_for_others();
     let check = |caps: &[&str]| {
         let mut cmd = std::process::Command::new("setpriv");
         cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -829,7 +814,9 @@ fn agent_copy_for_others() -> (tempfile::TempDir, PathBuf) {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tmp");
     let bin = dir.path().join("voqa-agent");
-    // `cp`, not in this process: see check_config_names_the_missing_capability_... (ETXTBSY).
+    // Copied by `cp`, not in this process: a file this process held open for writing could be
+    // inherited by a child another test thread forks at that moment, and executing it would
+    // then fail with ETXTBSY (exit 126) — a race, not a product bug.
     let copied = std::process::Command::new("cp")
         .arg(support::agent_bin())
         .arg(&bin)

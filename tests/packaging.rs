@@ -510,24 +510,21 @@ impl Drop for Mounts {
     }
 }
 
-fn chroot(root: &Path, args: &[&str]) -> Output {
-    run(Command::new("chroot")
-        .arg(root)
+fn chroot_command(root: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new("chroot");
+    cmd.arg(root)
         .args(args)
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("DEBIAN_FRONTEND", "noninteractive"))
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    cmd
+}
+
+fn chroot(root: &Path, args: &[&str]) -> Output {
+    run(&mut chroot_command(root, args))
 }
 
 fn chroot_ok(root: &Path, args: &[&str]) -> String {
-    let out = chroot(root, args);
-    assert!(
-        out.status.success(),
-        "chroot {args:?}: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    ok(&mut chroot_command(root, args))
 }
 
 /// (uid, gid, mode) of a path inside the root.
