@@ -32,6 +32,8 @@ fn main() {
         live_agent_totals_equal_offline_analysis,
         kernel_drops_are_reported_when_the_ring_is_too_small,
         check_config_names_the_missing_capability_and_runs_without_root,
+        unprivileged_agent_with_only_cap_net_raw_captures,
+        sd_notify_ready_and_watchdog_stops_while_a_worker_is_stalled,
     ];
     trials.push(support::harness::ignored_trial("ns_child", ns_child));
     support::harness::main(file!(), trials)
@@ -324,6 +326,19 @@ struct LiveAgent {
 
 impl LiveAgent {
     fn start(ns: &str, dir: &Path, extra_config: &str) -> LiveAgent {
+        let bin = support::agent_bin().display().to_string();
+        Self::start_with(ns, dir, extra_config, &[], &bin)
+    }
+
+    /// Like [`LiveAgent::start`], with the agent `bin` run through `launcher` (e.g. `setpriv`
+    /// and its options; empty: directly).
+    fn start_with(
+        ns: &str,
+        dir: &Path,
+        extra_config: &str,
+        launcher: &[&str],
+        bin: &str,
+    ) -> LiveAgent {
         let out = dir.join("agent-out.jsonl");
         let log = dir.join("agent.log");
         let config = dir.join("agent.toml");
@@ -339,27 +354,30 @@ impl LiveAgent {
             ),
         )
         .expect("write agent config");
-        let bin = support::agent_bin().display().to_string();
         let (config_s, sink) = (
             config.display().to_string(),
             format!("file:{}", out.display()),
         );
-        let guard = netns::run_in(
-            ns,
-            &bin,
-            &[
-                "run",
-                "--config",
-                &config_s,
-                "--interface",
-                "vb",
-                "--sink",
-                &sink,
-                "--interval",
-                "1",
-            ],
-            &log,
-        );
+        let run_args = [
+            "run",
+            "--config",
+            &config_s,
+            "--interface",
+            "vb",
+            "--sink",
+            &sink,
+            "--interval",
+            "1",
+        ];
+        let guard = match launcher.split_first() {
+            None => netns::run_in(ns, bin, &run_args, &log),
+            Some((cmd, options)) => {
+                let mut args: Vec<&str> = options.to_vec();
+                args.push(bin);
+                args.extend(run_args);
+                netns::run_in(ns, cmd, &args, &log)
+            }
+        };
         let mut agent = LiveAgent { guard, out, log };
         agent.wait_for_heartbeat();
         agent
@@ -622,12 +640,14 @@ fn live_agent_totals_equal_offline_analysis() {
 // Kernel drops
 
 /// Child role `blast`: `count` small RTP-like datagrams (12-byte header, 8-byte payload, one
-/// SSRC, consecutive sequence numbers) as fast as possible from `bind` to `dest`; writes the
-/// burst's start and end (Unix ns) to `out`.
+/// SSRC, consecutive sequence numbers) as fast as possible (or `gap_us` apart) from `bind` to
+/// `dest`; writes the burst's start and end (Unix ns) to `out`.
 fn blast_child(args: &Value) {
     let bind: SocketAddr = args["bind"].as_str().expect("bind").parse().expect("bind");
     let dest: SocketAddr = args["dest"].as_str().expect("dest").parse().expect("dest");
     let count = args["count"].as_u64().expect("count");
+    // Optional pacing (µs between packets): a capture that must see every packet.
+    let gap = Duration::from_micros(args["gap_us"].as_u64().unwrap_or(0));
     let out = PathBuf::from(args["out"].as_str().expect("out"));
     let socket = UdpSocket::bind(bind).expect("bind blast socket");
     let mut packet = [0u8; 20];
@@ -639,6 +659,9 @@ fn blast_child(args: &Value) {
         packet[4..8].copy_from_slice(&((i as u32).wrapping_mul(160)).to_be_bytes());
         // ENOBUFS under pressure is part of the point; keep going.
         let _ = socket.send_to(&packet, dest);
+        if !gap.is_zero() {
+            std::thread::sleep(gap);
+        }
     }
     let end = unix_ns();
     std::fs::write(&out, format!("{start} {end}")).expect("write blast times");
@@ -757,22 +780,7 @@ fn check_config_names_the_missing_capability_and_runs_without_root() {
         netns::skip_or_fail(TEST, reason);
         return;
     }
-    // A copy the unprivileged user can execute (the build directory may not be traversable).
-    let dir = tempfile::tempdir().expect("tmp");
-    let bin = dir.path().join("voqa-agent");
-    // Copied by `cp`, not in this process: a file this process held open for writing could be
-    // inherited by a child another test thread forks at that moment, and executing it would
-    // then fail with ETXTBSY (exit 126) — a race, not a product bug.
-    let copied = std::process::Command::new("cp")
-        .arg(support::agent_bin())
-        .arg(&bin)
-        .status()
-        .expect("cp");
-    assert!(copied.success(), "copy binary");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-        .expect("chmod dir");
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod bin");
+    let (_dir, bin) = agent_copy_for_others();
     let check = |caps: &[&str]| {
         let mut cmd = std::process::Command::new("setpriv");
         cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -795,4 +803,235 @@ fn check_config_names_the_missing_capability_and_runs_without_root() {
     let (code, text) = check(&["--inh-caps=+net_raw", "--ambient-caps=+net_raw"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("ok   lo: capture ring opens"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// As the systemd unit runs it
+
+/// A copy of the agent binary an unprivileged user can execute (the build directory may not be
+/// traversable), in a 0755 directory of its own.
+fn agent_copy_for_others() -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let bin = dir.path().join("voqa-agent");
+    // Copied by `cp`, not in this process: a file this process held open for writing could be
+    // inherited by a child another test thread forks at that moment, and executing it would
+    // then fail with ETXTBSY (exit 126) — a race, not a product bug.
+    let copied = std::process::Command::new("cp")
+        .arg(support::agent_bin())
+        .arg(&bin)
+        .status()
+        .expect("cp");
+    assert!(copied.success(), "copy binary");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (dir, bin)
+}
+
+/// `voqa-agent run` as an unprivileged user (uid 65534) whose only capability is CAP_NET_RAW
+/// (ambient, and the only one in its bounding set: what voqa-agent.service grants) captures a
+/// stream on the namespace's interface, packet for packet as tcpdump (root) saw it.
+fn unprivileged_agent_with_only_cap_net_raw_captures() {
+    const TEST: &str = "unprivileged_agent_with_only_cap_net_raw_captures";
+    if !netns::live_prerequisites_with(TEST, &["tcpdump", "setpriv"]) {
+        return;
+    }
+    let Some(net) = test_net("priv", TEST) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    // The agent's user writes its sink here.
+    std::os::unix::fs::chown(dir, Some(65534), Some(65534)).expect("chown");
+    let (_bin_dir, bin) = agent_copy_for_others();
+    let bin = bin.display().to_string();
+    let pcap = dir.join("vb.pcap");
+    let tcpdump = Tcpdump::start(&net.b, "vb", &pcap, &dir.join("tcpdump.log"));
+    let launcher = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all,+net_raw",
+        "--ambient-caps=+net_raw",
+        "--bounding-set=-all,+net_raw",
+    ];
+    let agent = LiveAgent::start_with(&net.b, dir, "retire_timeout_ms = 100\n", &launcher, &bin);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", agent.guard.pid()))
+        .expect("agent status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    assert!(field("Uid:").starts_with("65534 65534"), "{status}");
+    // CAP_NET_RAW is bit 13: 0x2000, effective and bounding alike, and nothing else.
+    assert_eq!(field("CapEff:"), "0000000000002000", "{status}");
+    assert_eq!(field("CapBnd:"), "0000000000002000", "{status}");
+
+    const COUNT: u64 = 300;
+    let times = dir.join("blast-times");
+    let blast_log = dir.join("blast.log");
+    let args = serde_json::json!({
+        "bind": sock(ADDR_A, 43_000),
+        "dest": sock(ADDR_B, 53_000),
+        "count": COUNT,
+        "gap_us": 1000,
+        "out": times.display().to_string(),
+    });
+    let mut blast = netns::spawn_child(&net.a, "blast", &args, &blast_log);
+    let status = blast.wait_bounded(Duration::from_secs(30));
+    assert!(status.success(), "blast failed");
+    // The 100 ms blocks retire and a 1 s window closes well within this.
+    std::thread::sleep(Duration::from_millis(1500));
+    let records = agent.terminate();
+    assert_eq!(tcpdump.stop(), 0, "tcpdump dropped packets");
+
+    let doc = support::analyze_json(&[&pcap], &[]);
+    let offline = support::find_stream(&doc, &sock(ADDR_A, 43_000), &sock(ADDR_B, 53_000));
+    assert_eq!(offline.len(), 1, "tcpdump saw the stream: {doc:#}");
+    assert_eq!(offline[0]["packets"], COUNT, "tcpdump saw every packet");
+    let reports = stream_reports(&records);
+    let finals: Vec<_> = reports
+        .iter()
+        .filter(|r| r.is_final && r.src == sock(ADDR_A, 43_000))
+        .collect();
+    assert_eq!(
+        finals.len(),
+        1,
+        "one final report of the stream: {reports:#?}"
+    );
+    let totals = finals[0].totals.as_ref().expect("totals");
+    assert_eq!(
+        totals.packets, COUNT,
+        "the unprivileged agent saw every packet"
+    );
+    assert_eq!(totals.lost, 0);
+}
+
+/// `run` under a NOTIFY_SOCKET of the test's own: READY=1 once capture is up, WATCHDOG=1 every
+/// half watchdog period; while worker 0 is stalled (the hidden test hook) one STATUS names it
+/// and no WATCHDOG=1 comes; once it moves again, keep-alives resume; SIGTERM says STOPPING=1.
+fn sd_notify_ready_and_watchdog_stops_while_a_worker_is_stalled() {
+    const TEST: &str = "sd_notify_ready_and_watchdog_stops_while_a_worker_is_stalled";
+    if !netns::live_prerequisites_with(TEST, &[]) {
+        return;
+    }
+    let Some(net) = test_net("notify", TEST) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    // A path socket: the agent runs in another network namespace, where abstract names differ.
+    let socket_path = dir.join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let recv = |socket: &std::os::unix::net::UnixDatagram| {
+        let mut buf = [0u8; 1024];
+        let n = socket.recv(&mut buf).expect("a notification within 15 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let config = dir.join("agent.toml");
+    let out = dir.join("out.jsonl");
+    std::fs::write(
+        &config,
+        format!(
+            "[capture]\ninterfaces = [\"vb\"]\nworkers = 1\n\n[output]\nsink = \"file:{}\"\n\n\
+             [metrics]\nlisten = \"\"\n",
+            out.display()
+        ),
+    )
+    .expect("config");
+    let stall = dir.join("stall");
+    let (notify_env, stall_s, config_s) = (
+        format!("NOTIFY_SOCKET={}", socket_path.display()),
+        stall.display().to_string(),
+        config.display().to_string(),
+    );
+    let bin = support::agent_bin().display().to_string();
+    let log = dir.join("agent.log");
+    // 1 s watchdog: keep-alives every 500 ms, a stall declared after 1 s.
+    let mut agent = netns::run_in(
+        &net.b,
+        "env",
+        &[
+            &notify_env,
+            "WATCHDOG_USEC=1000000",
+            &bin,
+            "run",
+            "--config",
+            &config_s,
+            "--test-stall-worker-while",
+            &stall_s,
+        ],
+        &log,
+    );
+    let first = recv(&socket);
+    assert!(
+        first.starts_with("READY=1\nSTATUS=capturing on vb with 1 worker(s) per interface"),
+        "{first}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    for _ in 0..3 {
+        assert_eq!(recv(&socket), "WATCHDOG=1");
+    }
+
+    std::fs::write(&stall, b"").expect("stall worker 0");
+    // Keep-alives sent before the stall was seen may come first; at most 10 s of them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let m = recv(&socket);
+        if m != "WATCHDOG=1" {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still fed 10 s after worker 0 was stalled"
+        );
+    };
+    assert!(
+        status.starts_with("STATUS=capture worker 0 on vb made no progress for ")
+            && status.ends_with(" s: watchdog not fed"),
+        "{status}"
+    );
+    // Four watchdog periods without a keep-alive (a fed watchdog sends eight).
+    socket
+        .set_read_timeout(Some(Duration::from_secs(4)))
+        .expect("timeout");
+    let mut buf = [0u8; 1024];
+    let quiet = socket.recv(&mut buf);
+    assert!(
+        quiet.is_err(),
+        "notified while the worker was stalled: {:?}",
+        quiet.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+    );
+    socket
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+
+    std::fs::remove_file(&stall).expect("unstall");
+    let resumed = recv(&socket);
+    assert!(resumed.starts_with("STATUS=capturing on vb"), "{resumed}");
+    assert_eq!(recv(&socket), "WATCHDOG=1");
+
+    let status = agent.stop("TERM", Duration::from_secs(15));
+    assert!(status.success(), "exit after SIGTERM: {status}");
+    let rest: Vec<String> = std::iter::from_fn(|| {
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .ok()?;
+        let mut buf = [0u8; 1024];
+        let n = socket.recv(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    })
+    .collect();
+    assert!(
+        rest.iter()
+            .any(|m| m.starts_with("STOPPING=1\nSTATUS=stopping")),
+        "no STOPPING=1 after SIGTERM: {rest:?}"
+    );
 }

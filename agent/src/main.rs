@@ -21,24 +21,92 @@ use voqa_agent::streams::privacy::Pseudonymizer;
 #[command(
     name = "voqa-agent",
     version,
-    about = "Passive VoIP quality monitor: RTP loss, jitter and MOS per stream and call"
+    about = "Passive VoIP quality monitor: RTP loss, jitter and MOS per stream and call",
+    long_about = "Passive VoIP quality monitor: RTP loss, duplicates, reordering, RFC 3550 \
+jitter, jitter-buffer discards, RTCP round trip and ITU-T G.107 MOS per stream and call, from \
+capture files (analyze) or live traffic (run), shipped to a voqa collector. RTP payload is \
+never kept; Call-IDs and SIP users are pseudonymised before they leave the host.",
+    after_help = AFTER_HELP
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+const AFTER_HELP: &str = "\
+Examples:
+  voqa-agent analyze call.pcap                  table of every stream and call
+  voqa-agent analyze --format json day.pcapng.gz > report.json
+  tcpdump -i eth0 -w - udp | voqa-agent analyze -
+  voqa-agent check-config                       validate /etc/voqa/agent.toml and permissions
+  voqa-agent run                                live capture as configured (systemd: voqa-agent.service)
+  voqa-agent run -i eth0 --sink file:/tmp/reports.jsonl
+  voqa-agent replay --collector https://collector:8443 --token-file agent.token day.pcap
+
+Files:
+  /etc/voqa/agent.toml      configuration (every option, commented); SIGHUP re-reads it
+  /var/lib/voqa-agent/      disk spool of reports not yet acknowledged by the collector
+
+Exit status: 0 success; 2 error (one line on stderr saying why).
+See also: voqa-agent-analyze(1), voqa-agent-run(1), voqa-collector(1).";
+
 #[derive(Subcommand)]
 enum Command {
     /// Analyse pcap/pcapng capture files and report every RTP stream and call.
+    #[command(after_help = "\
+Examples:
+  voqa-agent analyze call.pcap
+  voqa-agent analyze --format json --jitter-buffer adaptive a.pcap b.pcapng
+  zcat old.pcap.gz | voqa-agent analyze -
+  voqa-agent analyze --pseudonym-key-file /etc/voqa/pseudonym.key --stats big.pcapng")]
     Analyze(AnalyzeArgs),
     /// Capture live traffic and emit interval and final stream reports plus heartbeats.
+    #[command(after_help = "\
+Examples:
+  voqa-agent run                                  as /etc/voqa/agent.toml says
+  voqa-agent run -i eth0 -i eth1 --workers 2 --sink file:/var/lib/voqa-agent/reports.jsonl
+
+Needs CAP_NET_RAW (and CAP_NET_ADMIN for capture.promiscuous). Under systemd (Type=notify) it
+reports READY once every capture socket is open, and feeds the watchdog only while every
+capture worker makes progress. SIGHUP re-reads the configuration and the token file;
+SIGTERM flushes every open stream's final report.")]
     Run(RunArgs),
     /// Push capture files through the live pipeline (interval and final reports, heartbeats
     /// on packet time) into a sink or a collector.
+    #[command(after_help = "\
+Examples:
+  voqa-agent replay --sink stdout day.pcap
+  voqa-agent replay --collector https://collector:8443 --token-file agent.token \\
+      --agent-id fra-media-1 --spool-dir /tmp/spool day.pcap
+  voqa-agent replay --collector https://collector:8443 --token-file agent.token \\
+      --spool-dir /tmp/spool                      resume what was not delivered")]
     Replay(ReplayArgs),
     /// Validate the configuration and the capture permissions, then exit.
-    CheckConfig(ConfigArgs),
+    #[command(after_help = "\
+Examples:
+  voqa-agent check-config                         /etc/voqa/agent.toml
+  sudo -u voqa voqa-agent check-config -i eth0    as the service user would run
+  voqa-agent check-config --configured            exit 0 only if the file names an interface
+                                                  and a collector (the unit's start condition)")]
+    CheckConfig(CheckArgs),
+    /// Write the man pages and shell completions into DIR (package build).
+    #[command(hide = true)]
+    GenerateManual {
+        #[arg(value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Only say whether the configuration names a capture interface and a destination (a
+    /// collector, or a file sink): exit 0 if so, 1 if not, 255 if it cannot be read. The
+    /// systemd unit's ExecCondition and the package's postinst use it, so that an agent
+    /// installed but not yet configured is not started.
+    #[arg(long)]
+    configured: bool,
 }
 
 #[derive(clap::Args)]
@@ -122,6 +190,10 @@ struct ReplayArgs {
 struct RunArgs {
     #[command(flatten)]
     config: ConfigArgs,
+    /// TEST ONLY: while this file exists, capture worker 0 stops making progress (the
+    /// sd_notify test checks the watchdog is then no longer fed).
+    #[arg(long, hide = true, value_name = "PATH")]
+    test_stall_worker_while: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -205,7 +277,9 @@ fn main() -> ExitCode {
         Command::Analyze(args) => run_analyze(args),
         Command::Run(args) => run_live(args),
         Command::Replay(args) => run_replay(args),
-        Command::CheckConfig(args) => check_config(args),
+        Command::CheckConfig(args) if args.configured => return configured(&args.config),
+        Command::CheckConfig(args) => check_config(args.config),
+        Command::GenerateManual { out } => generate_manual(&out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -420,7 +494,47 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
 fn run_live(args: RunArgs) -> anyhow::Result<()> {
     let (cfg, path) = load_config(&args.config)?;
     let stop = Arc::new(AtomicBool::new(false));
-    voqa_agent::service::run::run(cfg, path, stop)?;
+    let notifier = voqa_service::notify::Notifier::from_env().unwrap_or_else(|e| {
+        eprintln!("voqa-agent: no systemd notifications: {e}");
+        voqa_service::notify::Notifier::disabled()
+    });
+    let options = voqa_agent::service::run::RunOptions {
+        notifier,
+        stall_worker_while: args.test_stall_worker_while,
+    };
+    voqa_agent::service::run::run_with(cfg, path, stop, options)?;
+    Ok(())
+}
+
+/// `check-config --configured`: 0 when the configuration names an interface and a destination,
+/// 1 when not (saying what to edit), 255 when it cannot be read (ExecCondition: a failure,
+/// not a skip).
+fn configured(args: &ConfigArgs) -> ExitCode {
+    let (cfg, path) = match load_config(args) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("voqa-agent: {}", error_text(e.as_ref()));
+            return ExitCode::from(255);
+        }
+    };
+    let file = path.map_or_else(
+        || format!("{} (absent)", config::DEFAULT_PATH),
+        |p| p.display().to_string(),
+    );
+    let missing = cfg.unconfigured();
+    if missing.is_empty() {
+        println!("ok   {file} names what to capture and where reports go");
+        return ExitCode::SUCCESS;
+    }
+    println!("not configured: {file}: {}", missing.join("; "));
+    ExitCode::from(1)
+}
+
+fn generate_manual(out: &Path) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    for path in voqa_service::docs::write_manual(Cli::command(), out)? {
+        println!("{}", path.display());
+    }
     Ok(())
 }
 

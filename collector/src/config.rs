@@ -347,12 +347,27 @@ mod tests {
 
     #[test]
     fn packaged_example_is_valid() {
-        let cfg =
-            CollectorConfig::parse(include_str!("../../packaging/collector.toml")).expect("valid");
+        let text = include_str!("../../packaging/collector.toml");
+        let cfg = CollectorConfig::parse(text).expect("valid");
         assert_eq!(cfg.server.listen, "127.0.0.1:8080");
-        assert_eq!(cfg.customers.len(), 1);
-        assert_eq!(cfg.customers[0].id, "acme");
+        // Installed as /etc/voqa/collector.toml: the store in the unit's StateDirectory, and
+        // no customer until the operator adds one.
+        assert_eq!(
+            cfg.server.database,
+            "sqlite:/var/lib/voqa-collector/voqa.db"
+        );
+        assert!(cfg.customers.is_empty());
         assert!(cfg.problems().is_empty());
+        // The commented customer example is valid once uncommented.
+        let start = text.find("# [[customers]]").expect("customer example");
+        let example: String = text[start..]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let with_customer = CollectorConfig::parse(&example).expect("example customer is valid");
+        assert_eq!(with_customer.customers.len(), 1);
+        assert_eq!(with_customer.customers[0].id, "acme");
     }
 
     /// Every server key is in the packaged example, set or commented out, so an operator

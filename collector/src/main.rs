@@ -18,7 +18,24 @@ use voqa_collector::store::Store;
 #[command(
     name = "voqa-collector",
     version,
-    about = "voqa collector: ingest, storage, SLA commitments, ops API"
+    about = "voqa collector: ingest, storage, SLA commitments, ops API",
+    long_about = "voqa collector: receives the agents' stream reports and heartbeats over \
+HTTP(S), stores each once (SQLite or PostgreSQL), evaluates customers' SLA commitments and \
+serves the ops and customer API.",
+    after_help = "\
+Examples:
+  voqa-collector --config /etc/voqa/collector.toml check-config
+  voqa-collector --config /etc/voqa/collector.toml serve
+  voqa-collector --config /etc/voqa/collector.toml token create --role agent --agent 'fra-media-*'
+  voqa-collector --config /etc/voqa/collector.toml token create --role ops
+  voqa-collector --config /etc/voqa/collector.toml token list
+
+Files:
+  /etc/voqa/collector.toml      configuration (every option, commented); SIGHUP re-reads the TLS files
+  /var/lib/voqa-collector/      the SQLite store of the packaged configuration
+
+Exit status: 0 success; 2 error (one line on stderr saying why).
+See also: voqa-collector-serve(1), voqa-collector-token(1), voqa-agent(1)."
 )]
 struct Cli {
     /// Configuration file (TOML: listen, database, limits, [[customers]]).
@@ -35,6 +52,14 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API (HTTPS with --tls-cert and --tls-key). SIGHUP re-reads the
     /// configuration's customers and commitments, and the certificate.
+    #[command(after_help = "\
+Examples:
+  voqa-collector --config /etc/voqa/collector.toml serve
+  voqa-collector --database sqlite:/tmp/test.db serve --listen 127.0.0.1:8080
+  voqa-collector serve --listen 0.0.0.0:8443 --tls-cert collector.crt --tls-key collector.key
+
+Under systemd (Type=notify) it reports READY once the listener and the store are up, and feeds
+the watchdog only while the store answers.")]
     Serve {
         /// Listen address [default: 127.0.0.1:8080].
         #[arg(long, value_name = "ADDR")]
@@ -50,6 +75,10 @@ enum Command {
     #[command(subcommand)]
     Token(TokenCommand),
     /// Validate the configuration and reach the database, then exit.
+    #[command(after_help = "\
+Examples:
+  voqa-collector --config /etc/voqa/collector.toml check-config
+  sudo -u voqa voqa-collector --config /etc/voqa/collector.toml check-config")]
     CheckConfig,
     /// Copy the SQLite store while the collector serves it: one consistent snapshot, written
     /// 0600, fsynced and integrity-checked before it gets its name. PostgreSQL: prints the
@@ -75,6 +104,12 @@ enum Command {
         /// Replace an existing store (kept beside it as STORE.replaced-TIME).
         #[arg(long)]
         force: bool,
+    },
+    /// Write the man pages and shell completions into DIR (package build).
+    #[command(hide = true)]
+    GenerateManual {
+        #[arg(value_name = "DIR")]
+        out: PathBuf,
     },
 }
 
@@ -149,6 +184,13 @@ impl Overrides {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::GenerateManual { out } = &cli.command {
+        use clap::CommandFactory;
+        for path in voqa_service::docs::write_manual(Cli::command(), out)? {
+            println!("{}", path.display());
+        }
+        return Ok(());
+    }
     let mut config = CollectorConfig::load(cli.config.as_deref())?;
     let mut overrides = Overrides {
         database: cli.database,
@@ -193,10 +235,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen on {}", config.server.listen))?;
             let database = redact(&config.server.database);
             let retention = std::time::Duration::from_secs(config.server.retention_days * 86_400);
+            let notifier = std::sync::Arc::new(
+                voqa_service::notify::Notifier::from_env().unwrap_or_else(|e| {
+                    eprintln!("voqa-collector: no systemd notifications: {e}");
+                    voqa_service::notify::Notifier::disabled()
+                }),
+            );
             let handle = Server::start(config, store.clone(), listener, shutdown_signal()).await?;
-            tracing::info!(
-                address = %handle.base_url(),
-                store = %database,
+            let listening = format!(
                 "listening on {} (store {database}{})",
                 handle.base_url(),
                 if handle.tls().is_some() {
@@ -205,6 +251,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "; plain HTTP: terminate TLS at a proxy in front; SIGHUP reloads the configuration"
                 }
             );
+            tracing::info!(address = %handle.base_url(), store = %database, "{listening}");
+            // The listener accepts and the store answered its migrations: ready.
+            if let Err(e) = notifier.ready(&listening) {
+                tracing::warn!("systemd notification: {e}");
+            }
+            if let Some(period) = notifier.watchdog() {
+                tokio::spawn(serve::watchdog::feed_while_store_answers(
+                    store.clone(),
+                    std::sync::Arc::clone(&notifier),
+                    period,
+                    listening,
+                ));
+            }
             #[cfg(unix)]
             {
                 // SIGHUP re-reads the file (when there is one) with the same overrides.
@@ -220,6 +279,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             tokio::spawn(serve::retention_job(store, retention));
             handle.wait().await?;
+            let _ = notifier.stopping("stopped");
             tracing::info!("stopped");
             Ok(())
         }
@@ -357,6 +417,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::GenerateManual { .. } => Ok(()),
         Command::CheckConfig => {
             let problems = config.problems();
             for p in &problems {

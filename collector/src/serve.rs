@@ -17,6 +17,7 @@
 //! `shutdown_timeout_s` to finish, and whatever is left then is dropped.
 
 pub mod limits;
+pub mod watchdog;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -43,11 +43,23 @@ pub fn skip_or_fail(test: &str, reason: &str) -> bool {
     false
 }
 
+/// Like [`live_prerequisites`] for a test that needs only root and `tools` (besides `ip`).
+pub fn live_prerequisites_with(test: &str, tools: &[&str]) -> bool {
+    match missing_from(tools) {
+        None => true,
+        Some(reason) => skip_or_fail(test, &reason),
+    }
+}
+
 fn missing_prerequisite() -> Option<String> {
+    missing_from(&["gst-launch-1.0", "tcpdump"])
+}
+
+fn missing_from(tools: &[&str]) -> Option<String> {
     if !is_root() {
         return Some("not running as root".into());
     }
-    for tool in ["ip", "gst-launch-1.0", "tcpdump"] {
+    for &tool in std::iter::once(&"ip").chain(tools) {
         if which(tool).is_none() {
             return Some(format!("{tool} not found on PATH"));
         }

@@ -30,6 +30,9 @@ pub struct WorkerStats {
     /// Datagrams whose fragments were refused (overlapping, inconsistent, too big) or dropped
     /// incomplete (evicted, timed out, capture ended).
     pub ip_reassembly_dropped: AtomicU64,
+    /// Passes of the worker loop: it moves at least every quarter second while the worker is
+    /// alive, traffic or not (what the systemd watchdog checks).
+    pub loop_passes: AtomicU64,
 }
 
 impl WorkerStats {
@@ -56,6 +59,11 @@ impl WorkerStats {
         let dropped =
             r.overlapping + r.inconsistent + r.too_big + r.evicted + r.timed_out + r.incomplete;
         self.ip_reassembly_dropped.store(dropped, Ordering::Relaxed);
+    }
+
+    /// One more pass of the worker loop.
+    pub fn pass(&self) {
+        self.loop_passes.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn publish_kernel(&self, k: &KernelCounters) {

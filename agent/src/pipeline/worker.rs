@@ -179,6 +179,7 @@ impl Worker {
             out.reports(self.analyzer.drain_reports());
             if let Some(stats) = &self.stats {
                 stats.publish(&self.analyzer);
+                stats.pass();
             }
             if last {
                 return;

@@ -277,6 +277,27 @@ impl AgentConfig {
         toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))
     }
 
+    /// What an installed but not yet edited configuration lacks before `run` is worth
+    /// starting: an interface to capture on and a destination (a collector, or a file sink;
+    /// stdout is the default nobody chose). Empty when both are there. The package's postinst
+    /// and the unit's start condition ask this through `check-config --configured`.
+    pub fn unconfigured(&self) -> Vec<String> {
+        let mut missing = Vec::new();
+        if self.capture.interfaces.is_empty() {
+            missing.push(
+                "capture.interfaces names no interface (e.g. interfaces = [\"eth0\"])".to_owned(),
+            );
+        }
+        if !self.ship.enabled() && self.sink() == SinkSpec::Stdout {
+            missing.push(
+                "ship.collectors names no collector (e.g. collectors = \
+                 [\"https://collector.example:8443\"], with ship.token_file)"
+                    .to_owned(),
+            );
+        }
+        missing
+    }
+
     /// Every problem, each naming its key; empty when the config can run live capture.
     pub fn problems(&self) -> Vec<String> {
         let mut p = self.capture_problems();
@@ -553,13 +574,17 @@ listen = "127.0.0.1:9999"
     fn packaged_example_config_is_valid_and_documents_the_defaults() {
         let text = include_str!("../../../packaging/agent.toml");
         let cfg = AgentConfig::parse(text).expect("packaging/agent.toml parses");
-        assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
-        let mut defaults = AgentConfig::default();
-        defaults.capture.interfaces = vec!["eth0".into()];
+        // Installed as /etc/voqa/agent.toml: the defaults, which name no interface and no
+        // collector, so the package does not start the agent before it is edited.
         assert_eq!(
-            cfg, defaults,
-            "the example shows the defaults (only interfaces differ)"
+            cfg,
+            AgentConfig::default(),
+            "the example shows the defaults"
         );
+        assert_eq!(cfg.unconfigured().len(), 2, "{:?}", cfg.unconfigured());
+        let mut edited = cfg.clone();
+        edited.capture.interfaces = vec!["eth0".into()];
+        assert!(edited.problems().is_empty(), "{:?}", edited.problems());
     }
 
     #[test]
@@ -603,5 +628,27 @@ listen = "127.0.0.1:9999"
             Ok(SinkSpec::File("/tmp/x".into()))
         );
         assert!("file:".parse::<SinkSpec>().is_err());
+    }
+
+    #[test]
+    fn configured_means_an_interface_and_a_destination() {
+        let missing = AgentConfig::default().unconfigured();
+        assert_eq!(missing.len(), 2, "{missing:?}");
+        assert!(missing[0].starts_with("capture.interfaces"), "{missing:?}");
+        assert!(missing[1].starts_with("ship.collectors"), "{missing:?}");
+        let only_iface = AgentConfig::parse("[capture]\ninterfaces = [\"eth0\"]\n").expect("cfg");
+        let missing = only_iface.unconfigured();
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        assert!(missing[0].starts_with("ship.collectors"), "{missing:?}");
+        let shipped = AgentConfig::parse(
+            "[capture]\ninterfaces = [\"eth0\"]\n[ship]\ncollectors = [\"https://c:8443\"]\n",
+        )
+        .expect("cfg");
+        assert!(shipped.unconfigured().is_empty());
+        let to_file = AgentConfig::parse(
+            "[capture]\ninterfaces = [\"eth0\"]\n[output]\nsink = \"file:/tmp/r.jsonl\"\n",
+        )
+        .expect("cfg");
+        assert!(to_file.unconfigured().is_empty());
     }
 }

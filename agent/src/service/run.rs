@@ -16,6 +16,7 @@ use voqa_wire::AgentRecord;
 
 use super::config::{AgentConfig, Backend, ConfigError, SinkSpec};
 use super::metrics;
+use super::watchdog::{self, ProgressWatch};
 use crate::capture::afpacket::{Fanout, PacketRing, RingConfig};
 use crate::host::HostSampler;
 use crate::pipeline::live::{PnetSource, RingSource, wall_ns};
@@ -110,12 +111,44 @@ struct WorkerContext {
     stats_interval: Duration,
 }
 
+/// What `run` gets besides its configuration: systemd notifications and a test hook.
+#[derive(Debug)]
+pub struct RunOptions {
+    /// `READY=1` once every capture socket is open, `STATUS=` lines, and `WATCHDOG=1` while
+    /// every capture worker makes progress (see `watchdog`).
+    pub notifier: voqa_service::notify::Notifier,
+    /// TEST ONLY (`run --test-stall-worker-while PATH`, hidden): while this file exists, capture
+    /// worker 0 stops making progress, as a wedged worker would. The sd_notify test uses it to
+    /// check that the watchdog is then no longer fed.
+    pub stall_worker_while: Option<PathBuf>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            notifier: voqa_service::notify::Notifier::disabled(),
+            stall_worker_while: None,
+        }
+    }
+}
+
 /// Runs until SIGINT/SIGTERM (or `stop` is set), then flushes every stream's final report.
 pub fn run(
     cfg: AgentConfig,
     config_path: Option<PathBuf>,
     stop: Arc<AtomicBool>,
 ) -> Result<(), RunError> {
+    run_with(cfg, config_path, stop, RunOptions::default())
+}
+
+/// [`run`] with systemd notifications and test hooks.
+pub fn run_with(
+    cfg: AgentConfig,
+    config_path: Option<PathBuf>,
+    stop: Arc<AtomicBool>,
+    options: RunOptions,
+) -> Result<(), RunError> {
+    let notifier = &options.notifier;
     let problems = cfg.problems();
     if !problems.is_empty() {
         return Err(RunError::Config(problems));
@@ -222,6 +255,9 @@ pub fn run(
         let ready = ready_tx.clone();
         let backend = cfg.capture.backend;
         let promiscuous = cfg.capture.promiscuous;
+        let stall = (n == 0)
+            .then(|| options.stall_worker_while.clone())
+            .flatten();
         let handle = std::thread::Builder::new()
             .name(format!("voqa-capture-{n}"))
             .spawn(move || {
@@ -230,12 +266,14 @@ pub fn run(
                     Backend::Pnet => open_pnet(&stats.interface, promiscuous).map(Capture::Pnet),
                 };
                 match opened {
-                    Ok(Capture::Ring(mut source)) => {
+                    Ok(Capture::Ring(source)) => {
                         let _ = ready.send(Ok(()));
+                        let mut source = Stallable::new(source, stall, Arc::clone(&ctx.stop));
                         capture_worker(n as u32, &mut source, &ctx, stats);
                     }
-                    Ok(Capture::Pnet(mut source)) => {
+                    Ok(Capture::Pnet(source)) => {
                         let _ = ready.send(Ok(()));
+                        let mut source = Stallable::new(source, stall, Arc::clone(&ctx.stop));
                         capture_worker(n as u32, &mut source, &ctx, stats);
                     }
                     Err(message) => {
@@ -271,13 +309,15 @@ pub fn run(
         let _ = sink.join();
         return Err(e);
     }
-    log(&format!(
+    let capturing = format!(
         "capturing on {} with {} worker(s) per interface; reports every {} s to {}",
         cfg.capture.interfaces.join(", "),
         per_iface,
         cfg.analysis.interval_s,
         destination
-    ));
+    );
+    log(&capturing);
+    notify(notifier.ready(&capturing));
 
     let watch = Arc::new(Mutex::new(cfg.health.watch_processes.clone()));
     // The heartbeat thread stops only after the workers: its last heartbeat then holds their
@@ -297,8 +337,21 @@ pub fn run(
             .map_err(RunError::Thread)?
     };
 
+    let mut watchdog = notifier.watchdog().map(|period| {
+        let passes = loop_passes(&shared);
+        let now = Instant::now();
+        FeedState {
+            watch: ProgressWatch::new(&passes, watchdog::stall_after(period), now),
+            every: period / 2,
+            next_feed: now,
+            stalled: false,
+        }
+    });
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
+        if let Some(w) = &mut watchdog {
+            w.tick(&shared, notifier, &capturing);
+        }
         if reload.swap(false, Ordering::SeqCst) {
             reload_config(config_path.as_deref(), &cfg, &watch);
             if let Some(d) = &delivery {
@@ -310,6 +363,7 @@ pub fn run(
         }
     }
     log("stopping: flushing final reports");
+    notify(notifier.stopping("stopping: flushing final reports"));
     for w in workers {
         let _ = w.join();
     }
@@ -369,6 +423,114 @@ fn start_delivery(
         ));
     }
     Ok((sink, delivery))
+}
+
+/// A notification that could not be sent is said once per failure, never fatal.
+fn notify(result: Result<(), voqa_service::notify::NotifyError>) {
+    if let Err(e) = result {
+        log(&format!("systemd notification: {e}"));
+    }
+}
+
+fn loop_passes(shared: &PipelineStats) -> Vec<u64> {
+    shared
+        .workers
+        .iter()
+        .map(|w| w.loop_passes.load(Ordering::Relaxed))
+        .collect()
+}
+
+/// The main loop's side of the systemd watchdog.
+struct FeedState {
+    watch: ProgressWatch,
+    every: Duration,
+    next_feed: Instant,
+    stalled: bool,
+}
+
+impl FeedState {
+    /// Feeds the watchdog every half period while no worker is stalled; says in `STATUS=` (and
+    /// the log) when one stalls and when all progress again.
+    fn tick(
+        &mut self,
+        shared: &PipelineStats,
+        notifier: &voqa_service::notify::Notifier,
+        running: &str,
+    ) {
+        let now = Instant::now();
+        match self.watch.observe(&loop_passes(shared), now) {
+            Some(stall) => {
+                if !self.stalled {
+                    let iface = shared
+                        .workers
+                        .get(stall.worker)
+                        .map_or("?", |w| w.interface.as_str());
+                    let text = format!(
+                        "capture worker {} on {iface} made no progress for {:.1} s: watchdog not \
+                         fed",
+                        stall.worker,
+                        stall.silent.as_secs_f64()
+                    );
+                    log(&text);
+                    notify(notifier.status(&text));
+                    self.stalled = true;
+                }
+            }
+            None => {
+                if self.stalled {
+                    log("every capture worker makes progress again: watchdog fed");
+                    notify(notifier.status(running));
+                    self.stalled = false;
+                }
+                if now >= self.next_feed {
+                    notify(notifier.watchdog_alive());
+                    self.next_feed = now + self.every;
+                }
+            }
+        }
+    }
+}
+
+/// A source that stops making progress while a file exists: the hidden test hook of
+/// [`RunOptions::stall_worker_while`]. Without a file it only forwards.
+struct Stallable<S> {
+    inner: S,
+    while_exists: Option<PathBuf>,
+    stop: Arc<AtomicBool>,
+}
+
+impl<S: Source> Stallable<S> {
+    fn new(inner: S, while_exists: Option<PathBuf>, stop: Arc<AtomicBool>) -> Self {
+        Stallable {
+            inner,
+            while_exists,
+            stop,
+        }
+    }
+}
+
+impl<S: Source> Source for Stallable<S> {
+    fn next<F: FnMut(crate::capture::Frame<'_>)>(
+        &mut self,
+        wait: crate::pipeline::Wait,
+        on_frame: F,
+    ) -> Result<crate::pipeline::Next, crate::pipeline::SourceError> {
+        if let Some(path) = &self.while_exists {
+            // Wedged, as a worker stuck in a syscall would be; only stop ends it.
+            while path.exists() && !self.stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.inner.next(wait, on_frame)
+    }
+
+    fn capture_counters(&mut self, now: bool) -> Option<crate::capture::afpacket::KernelCounters> {
+        self.inner.capture_counters(now)
+    }
+
+    fn close_time(&self) -> Option<i64> {
+        self.inner.close_time()
+    }
 }
 
 /// The capture a worker opened.

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-/// Default spool location (systemd `StateDirectory=voqa`).
-pub const DEFAULT_SPOOL_DIR: &str = "/var/lib/voqa/spool";
+/// Default spool location: under the agent unit's `StateDirectory=voqa-agent`, the one place it may
+/// write.
+pub const DEFAULT_SPOOL_DIR: &str = "/var/lib/voqa-agent/spool";
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -37,7 +38,7 @@ pub struct ShipConfig {
     /// Retry delays: exponential from `backoff_min_ms` to `backoff_max_s`, with full jitter.
     pub backoff_min_ms: u64,
     pub backoff_max_s: u64,
-    /// The disk spool: directory (default `/var/lib/voqa/spool` for `run`; `replay` uses a
+    /// The disk spool: directory (default `/var/lib/voqa-agent/spool` for `run`; `replay` uses a
     /// temporary one unless this or `--spool-dir` is given), size cap (drop-oldest beyond it),
     /// and how often it is fsynced (`always`, `never`, or a period in ms such as `1000`).
     pub spool_dir: Option<PathBuf>,

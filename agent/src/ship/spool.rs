@@ -195,7 +195,7 @@ impl Default for FsyncPolicy {
 /// Where and how big the spool is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpoolConfig {
-    /// The spool directory (created 0700 if missing), e.g. `/var/lib/voqa/spool`.
+    /// The spool directory (created 0700 if missing), e.g. `/var/lib/voqa-agent/spool`.
     pub dir: PathBuf,
     /// Cap on the total size of all segment files (live and dead letter).
     pub max_bytes: u64,
