@@ -277,6 +277,7 @@ fn batch(
         sent_at: at("2026-11-20T10:00:00.000000Z"),
         reports,
         heartbeats,
+        calls: Vec::new(),
     }
 }
 

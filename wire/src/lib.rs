@@ -226,7 +226,8 @@ pub struct ClockInference {
 }
 
 /// One SIP dialog and the streams it set up.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallSummary {
     pub call_id: String,
     pub from: Option<String>,
@@ -245,6 +246,123 @@ pub struct CallSummary {
     /// after a 401/407 challenge); null while that transaction has none.
     #[serde(default)]
     pub status: Option<u16>,
+    // ---- call records (issue 12); absent from documents of older agents ----
+    /// First provisional response other than 100 Trying to the call's INVITE (the end of the
+    /// session request delay, RFC 6076 §4.1).
+    #[serde(default)]
+    pub first_provisional: Option<Timestamp>,
+    /// First 180 or 183 (the far end is alerting or playing early media).
+    #[serde(default)]
+    pub first_ringing: Option<Timestamp>,
+    /// The Q.850 cause of a `Reason: Q.850;cause=N` header on the BYE, CANCEL or final
+    /// response that ended the call.
+    #[serde(default)]
+    pub reason_cause: Option<u16>,
+    /// How the call ended: `bye`, `cancel`, `failure` (a final 3xx-6xx), `timeout` (no final
+    /// response within the setup timeout, or no BYE within the longest call allowed) or
+    /// `shutdown` (the agent stopped); null while the call is up.
+    #[serde(default)]
+    pub end_cause: Option<String>,
+    /// Who ended it: `caller`, `callee`, `timeout` or `shutdown`; null when unknown.
+    #[serde(default)]
+    pub ended_by: Option<String>,
+    /// `inbound` (the INVITE came to a local address from elsewhere), `outbound`, `internal`
+    /// (both local) or `external` (neither); null when no local networks are configured.
+    #[serde(default)]
+    pub direction: Option<String>,
+    /// The far side's SIP address (`IP:port`) for inbound and outbound calls.
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// First 180/183 to the answer (or to the end of an unanswered call), in ms.
+    #[serde(default)]
+    pub ring_ms: Option<u64>,
+    /// Answer to end, in ms (answered calls that ended).
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    /// re-INVITE transactions inside the confirmed dialog (retransmissions counted once).
+    #[serde(default)]
+    pub reinvites: u32,
+    /// Distinct To-tags in responses to the call's INVITE (2 or more: the INVITE forked).
+    #[serde(default)]
+    pub forks: u32,
+    /// Retransmitted INVITEs, final responses and BYEs of the dialog (not counted as new).
+    #[serde(default)]
+    pub retransmissions: u32,
+    /// What re-INVITEs (and the setup's SDP) did to the media, in time order.
+    #[serde(default)]
+    pub events: Vec<CallEvent>,
+    /// The call's RTP streams with their direction, codec and MOS.
+    #[serde(default)]
+    pub media: Vec<CallMedia>,
+    /// The call's MOS: that of its worst stream.
+    #[serde(default)]
+    pub mos: Option<f64>,
+    /// The report window in which the call's MOS was worst (live: an interval report window of
+    /// the worst stream; analyze: the worst stream from its first to its last packet).
+    #[serde(default)]
+    pub worst_window_start: Option<Timestamp>,
+    #[serde(default)]
+    pub worst_window_end: Option<Timestamp>,
+    /// Media problems found in the call (`no_rtp`, `one_way_audio`, `rtp_stopped`,
+    /// `media_address_mismatch`).
+    #[serde(default)]
+    pub problems: Vec<MediaProblem>,
+}
+
+/// A change of a call's media, from SDP in the dialog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CallEvent {
+    pub time: Timestamp,
+    /// `hold` (`a=sendonly`, `recvonly`, `inactive` or `c=0.0.0.0`), `resume`, `codec_change`
+    /// (the first audio payload type changed) or `t38` (an `m=image` T.38 section).
+    pub kind: String,
+    /// `caller` or `callee`: whose SDP it was; null when unknown.
+    pub by: Option<String>,
+}
+
+/// One RTP stream of a call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CallMedia {
+    /// The stream's id, as in its stream reports (16 hex digits).
+    pub stream_id: String,
+    /// `caller_to_callee`, `callee_to_caller` or `unknown`.
+    pub direction: String,
+    pub codec: String,
+    pub mos: Option<f64>,
+}
+
+/// A media problem of a call: what, in which direction, from when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MediaProblem {
+    /// `no_rtp`, `one_way_audio`, `rtp_stopped` or `media_address_mismatch`.
+    pub kind: String,
+    /// `caller_to_callee` or `callee_to_caller`.
+    pub direction: String,
+    pub start: Timestamp,
+}
+
+/// A call record as the agent ships it when the call ends: the `analyze` call object (its
+/// `streams` indexes empty: `media` names the streams by id) with the agent and a stable key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CallRecord {
+    pub agent_id: String,
+    /// Stable identity of the call: 16 hex digits derived from its (pseudonymised) Call-ID and
+    /// the packet time it was first seen, the same in every retry of the record.
+    pub call_key: String,
+    #[serde(flatten)]
+    pub call: CallSummary,
+}
+
+impl CallRecord {
+    /// The record's identity, `AGENT/call/CALL_KEY`: stored once by the collector however
+    /// often it is retried.
+    pub fn record_id(&self) -> String {
+        format!("{}/call/{}", self.agent_id, self.call_key)
+    }
 }
 
 /// Markov transition counts over sequence positions (1 = lost or discarded), mergeable by sum.
@@ -434,6 +552,7 @@ impl Heartbeat {
 pub enum AgentRecord {
     Stream(StreamReport),
     Heartbeat(Heartbeat),
+    Call(CallRecord),
 }
 
 /// One agent → collector upload (`POST /api/v1/ingest`, gzip or plain JSON). Idempotent per
@@ -461,6 +580,9 @@ pub struct Batch {
     pub reports: Vec<StreamReport>,
     #[serde(default)]
     pub heartbeats: Vec<Heartbeat>,
+    /// Call records (absent from batches of agents that predate them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<CallRecord>,
 }
 
 #[cfg(test)]
@@ -609,6 +731,7 @@ mod tests {
                 answer: None,
                 end: None,
                 status: Some(200),
+                ..CallSummary::default()
             }],
             analysis: Some(AnalysisSettings {
                 jitter_buffer: "fixed:60".into(),

@@ -56,9 +56,22 @@ impl ClockSource {
 pub enum PacketRole {
     /// The stream's main audio codec: counted, jittered, buffered.
     Audio,
-    /// Comfort noise or telephone events, or an unknown secondary type: counted in the
-    /// sequence accounting only (metrics-spec §1.5).
+    /// Telephone events, or an unknown secondary type: counted in the sequence accounting
+    /// only (metrics-spec §1.5).
     SequenceOnly,
+    /// Comfort noise (RFC 3389): sequence accounting only, like `SequenceOnly`; the pause that
+    /// follows it is DTX silence, not a stop (see [`Silence`]).
+    ComfortNoise,
+}
+
+/// Where a stream fell silent, for the call's media problems: the longest pause between two
+/// packets that DTX does not explain (the packet after it has no marker bit, the one before
+/// it is not comfort noise), and whether the stream's last packet was comfort noise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Silence {
+    /// `(last packet before, first packet after)` the pause, in packet time.
+    pub longest_gap: Option<(i64, i64)>,
+    pub ends_in_cn: bool,
 }
 
 /// The outcome of feeding one packet to a meter.
@@ -184,6 +197,7 @@ pub struct StreamMeter {
     marks: WindowMarks,
     /// Per-packet jitter of the current window.
     jitter_bins: JitterBins,
+    silence: Silence,
 }
 
 impl StreamMeter {
@@ -216,6 +230,7 @@ impl StreamMeter {
             jumps: 0,
             marks: WindowMarks::default(),
             jitter_bins: JitterBins::default(),
+            silence: Silence::default(),
         }
     }
 
@@ -249,6 +264,11 @@ impl StreamMeter {
 
     pub fn last_ns(&self) -> i64 {
         self.last_ns
+    }
+
+    /// The stream's longest pause not explained by DTX, and whether it ends in comfort noise.
+    pub fn silence(&self) -> Silence {
+        self.silence
     }
 
     pub fn packets(&self) -> u64 {
@@ -288,7 +308,12 @@ impl StreamMeter {
             if delta > self.marks.max_delta_ns {
                 self.marks.max_delta_ns = delta;
             }
+            let longest = self.silence.longest_gap.map_or(0, |(a, b)| b - a);
+            if delta > longest && !meta.marker && !self.silence.ends_in_cn {
+                self.silence.longest_gap = Some((self.last_ns, meta.ts_ns));
+            }
         }
+        self.silence.ends_in_cn = role == PacketRole::ComfortNoise;
         self.packets += 1;
         if meta.ts_ns > self.last_ns {
             self.last_ns = meta.ts_ns;

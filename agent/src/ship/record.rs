@@ -2,7 +2,7 @@
 //! payloads without parsing them again.
 //!
 //! A payload is `[kind][agent id length][agent id][JSON]`: the kind byte (`S` stream report,
-//! `H` heartbeat) and the agent id let the shipper build `voqa_wire::Batch` JSON by
+//! `H` heartbeat, `C` call record) and the agent id let the shipper build `voqa_wire::Batch` JSON by
 //! concatenation — at tens of thousands of reports per second, re-parsing each report would
 //! cost more than sending it. The JSON is the `voqa-wire` type itself (not the tagged
 //! `AgentRecord`), exactly what the batch's `reports`/`heartbeats` arrays hold.
@@ -14,6 +14,7 @@ use voqa_wire::{AgentRecord, SCHEMA_VERSION, Timestamp};
 
 pub const KIND_STREAM: u8 = b'S';
 pub const KIND_HEARTBEAT: u8 = b'H';
+pub const KIND_CALL: u8 = b'C';
 
 /// Why a payload cannot go into a batch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +37,7 @@ pub fn encode(record: &AgentRecord, out: &mut Vec<u8>) -> Result<(), PayloadErro
     let (kind, agent_id) = match record {
         AgentRecord::Stream(r) => (KIND_STREAM, r.agent_id.as_str()),
         AgentRecord::Heartbeat(h) => (KIND_HEARTBEAT, h.agent_id.as_str()),
+        AgentRecord::Call(c) => (KIND_CALL, c.agent_id.as_str()),
     };
     let id_len = u8::try_from(agent_id.len()).map_err(|_| PayloadError::AgentIdTooLong)?;
     out.push(kind);
@@ -44,6 +46,7 @@ pub fn encode(record: &AgentRecord, out: &mut Vec<u8>) -> Result<(), PayloadErro
     let json = match record {
         AgentRecord::Stream(r) => serde_json::to_writer(&mut *out, r),
         AgentRecord::Heartbeat(h) => serde_json::to_writer(&mut *out, h),
+        AgentRecord::Call(c) => serde_json::to_writer(&mut *out, c),
     };
     json.map_err(|e| PayloadError::Json(e.to_string()))
 }
@@ -58,7 +61,7 @@ pub struct Payload<'a> {
 
 pub fn decode(payload: &[u8]) -> Result<Payload<'_>, PayloadError> {
     let (&kind, rest) = payload.split_first().ok_or(PayloadError::Short)?;
-    if kind != KIND_STREAM && kind != KIND_HEARTBEAT {
+    if ![KIND_STREAM, KIND_HEARTBEAT, KIND_CALL].contains(&kind) {
         return Err(PayloadError::Kind(kind));
     }
     let (&len, rest) = rest.split_first().ok_or(PayloadError::Short)?;
@@ -84,6 +87,7 @@ pub struct BatchBody {
     pub batch_id: String,
     pub reports: usize,
     pub heartbeats: usize,
+    pub calls: usize,
 }
 
 /// Assembles a `voqa_wire::Batch` from payloads. Payloads that cannot be decoded are returned
@@ -123,10 +127,11 @@ pub fn build_batch(payloads: &[Vec<u8>], sent_at: Timestamp) -> Result<BatchBody
     json.extend_from_slice(b",\"sent_at\":\"");
     json.extend_from_slice(sent_at.to_string().as_bytes());
     json.extend_from_slice(b"\"");
-    let mut counts = [0usize; 2];
+    let mut counts = [0usize; 3];
     for (key, kind, count) in [
         ("reports", KIND_STREAM, 0),
         ("heartbeats", KIND_HEARTBEAT, 1),
+        ("calls", KIND_CALL, 2),
     ] {
         let count = &mut counts[count];
         json.extend_from_slice(b",\"");
@@ -147,6 +152,7 @@ pub fn build_batch(payloads: &[Vec<u8>], sent_at: Timestamp) -> Result<BatchBody
         batch_id,
         reports: counts[0],
         heartbeats: counts[1],
+        calls: counts[2],
     })
 }
 

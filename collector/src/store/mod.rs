@@ -1838,6 +1838,7 @@ mod tests {
             sent_at: time(86_000 * SECOND),
             reports,
             heartbeats,
+            calls: Vec::new(),
         }
     }
 
@@ -2944,6 +2945,7 @@ mod tests {
     struct Derived {
         rows: usize,
         heartbeats: usize,
+        calls: Vec::new(),
         calls: CallStats,
         /// (call key, streams folded in) of every call, in key order.
         call_streams: Vec<(String, u64)>,
