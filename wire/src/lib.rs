@@ -555,6 +555,17 @@ pub enum AgentRecord {
     Call(CallRecord),
 }
 
+impl AgentRecord {
+    /// The record's identity (each variant's `record_id`).
+    pub fn record_id(&self) -> String {
+        match self {
+            AgentRecord::Stream(r) => r.record_id(),
+            AgentRecord::Heartbeat(h) => h.record_id(),
+            AgentRecord::Call(c) => c.record_id(),
+        }
+    }
+}
+
 /// One agent → collector upload (`POST /api/v1/ingest`, gzip or plain JSON). Idempotent per
 /// record: the collector stores each report and heartbeat once by its `record_id`, whatever
 /// batch it arrives in, and acknowledges repeats; `batch_id` names the upload in logs.

@@ -194,12 +194,12 @@ pub struct Call {
     caller_pt: Option<u8>,
     callee_pt: Option<u8>,
     /// Hash of the caller's From tag (0: unknown).
-    caller_tag: u64,
+    caller_tag: u32,
     /// Hash of the To-tag of the first 2xx (0: none).
-    answered_tag: u64,
-    fork_tags: [u64; FORK_TAGS],
-    caller_media: [u64; MEDIA_ADDRS],
-    callee_media: [u64; MEDIA_ADDRS],
+    answered_tag: u32,
+    fork_tags: [u32; FORK_TAGS],
+    caller_media: [u32; MEDIA_ADDRS],
+    callee_media: [u32; MEDIA_ADDRS],
     /// CSeq number of the last INVITE transaction of the setup.
     invite_cseq: Option<u32>,
     /// Highest CSeq number of an INVITE inside the confirmed dialog.
@@ -219,15 +219,15 @@ fn opt(t: i64) -> Option<i64> {
     (t != NONE).then_some(t)
 }
 
-/// A fixed (unseeded) hash for tags and media addresses: the same in every worker and run, so
-/// facts hashed by one analyzer compare with those of another. 0 is kept for "none".
-pub(crate) fn fixed_hash<T: std::hash::Hash>(value: T) -> u64 {
-    foldhash::fast::FixedState::with_seed(0x636c_6c73)
-        .hash_one(value)
-        .max(1)
+/// A fixed (unseeded) 32-bit hash for tags and media addresses: the same in every worker and
+/// run. 32 bits keep the dialog small; a collision (one in 4 billion per comparison) could only
+/// miscount a fork or a media direction. 0 is kept for "none".
+pub(crate) fn fixed_hash<T: std::hash::Hash>(value: T) -> u32 {
+    let h = foldhash::fast::FixedState::with_seed(0x636c_6c73).hash_one(value);
+    ((h >> 32) as u32 ^ h as u32).max(1)
 }
 
-fn tag_hash(tag: Option<&[u8]>) -> u64 {
+fn tag_hash(tag: Option<&[u8]>) -> u32 {
     tag.map_or(0, fixed_hash)
 }
 
@@ -313,7 +313,7 @@ impl Call {
     }
 
     /// The party that sent a request with this From tag.
-    fn sender_of_request(&self, from_tag: u64) -> Option<Party> {
+    fn sender_of_request(&self, from_tag: u32) -> Option<Party> {
         if self.caller_tag == 0 || from_tag == 0 {
             None
         } else if from_tag == self.caller_tag {
@@ -370,6 +370,9 @@ impl Call {
 
     fn push_event(&mut self, ns: i64, kind: MediaEventKind, by: Option<Party>) {
         if self.events.len() < MAX_EVENTS {
+            // One event at a time: most calls have none or a hold and a resume, and the
+            // default growth (4 at once) would cost an open dialog 48 bytes more.
+            self.events.reserve_exact(1);
             self.events.push(MediaEvent { ns, kind, by });
         } else {
             self.events_dropped = self.events_dropped.saturating_add(1);
@@ -497,7 +500,7 @@ impl Call {
         ts_ns: i64,
         status: u16,
         cseq: Option<u32>,
-        to_tag: u64,
+        to_tag: u32,
         reason: Option<u16>,
     ) {
         if self.phase != DialogPhase::Setup {
@@ -572,7 +575,7 @@ impl Call {
         }
     }
 
-    fn note_fork(&mut self, to_tag: u64) {
+    fn note_fork(&mut self, to_tag: u32) {
         if to_tag == 0 || self.fork_tags.contains(&to_tag) {
             return;
         }
@@ -582,7 +585,7 @@ impl Call {
         self.forks = self.forks.saturating_add(1);
     }
 
-    fn on_bye(&mut self, ts_ns: i64, by: Option<Party>, tags: (u64, u64), reason: Option<u16>) {
+    fn on_bye(&mut self, ts_ns: i64, by: Option<Party>, tags: (u32, u32), reason: Option<u16>) {
         if self.answered_tag != 0
             && tags.0 != 0
             && tags.1 != 0
@@ -1043,5 +1046,609 @@ fn arc_id(call_id: &[u8]) -> Arc<str> {
     match std::str::from_utf8(call_id) {
         Ok(id) => Arc::from(id),
         Err(_) => Arc::from(String::from_utf8_lossy(call_id).as_ref()),
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(text: &str) -> SipMessage<'_> {
+        SipMessage::parse(text.as_bytes()).expect("valid SIP")
+    }
+
+    /// A request from alice (the caller) to bob.
+    fn request(method: &str, cseq: u32, to_tag: bool, call_id: &str) -> String {
+        format!(
+            "{method} sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bK{cseq}{method}\r\n\
+From: \"Alice\" <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>{}\r\n\
+Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+            if to_tag { ";tag=2" } else { "" }
+        )
+    }
+
+    fn response(status: &str, cseq: u32, method: &str, call_id: &str) -> String {
+        format!(
+            "SIP/2.0 {status}\r\nVia: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bK{cseq}{method}\r\n\
+From: \"Alice\" <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>;tag=2\r\n\
+Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
+        )
+    }
+
+    const ID: &str = "abc@host";
+
+    fn tracker(capacity: usize) -> CallTracker {
+        CallTracker::new(DialogConfig {
+            capacity,
+            ..DialogConfig::default()
+        })
+    }
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().expect("address")
+    }
+
+    /// Feeds a message (alice at 192.0.2.10, the far end at 192.0.2.20; direction ignored).
+    fn feed(t: &mut CallTracker, ts: i64, text: &str) -> Option<usize> {
+        let m = msg(text);
+        let sdp = m
+            .sdp_body()
+            .and_then(|b| SessionDescription::parse(b).ok());
+        t.on_message(ts, sa("192.0.2.10:5060"), sa("192.0.2.20:5060"), &m, sdp.as_ref())
+            .map(|c| c.seq as usize)
+    }
+
+    /// Feeds (time, message) pairs; returns the tracker.
+    fn run(steps: &[(i64, String)]) -> CallTracker {
+        let mut t = tracker(10);
+        for (ts, text) in steps {
+            feed(&mut t, *ts, text);
+        }
+        t
+    }
+
+    fn only_call(t: &CallTracker) -> &Call {
+        let calls: Vec<&Call> = t.slots.iter().flatten().collect();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        calls[0]
+    }
+
+    fn times(c: &Call) -> (Option<i64>, Option<i64>, Option<i64>, Option<u16>) {
+        (c.invite_ns(), c.answer_ns(), c.end_ns(), c.status)
+    }
+
+    #[test]
+    fn dialog_times_and_parties() {
+        let t = run(&[
+            (100, request("INVITE", 1, false, ID)),
+            (150, response("180 Ringing", 1, "INVITE", ID)),
+            (200, response("200 OK", 1, "INVITE", ID)),
+            (210, request("ACK", 1, true, ID)),
+            (300, request("BYE", 2, true, ID)),
+            (310, response("200 OK", 2, "BYE", ID)),
+        ]);
+        let c = only_call(&t);
+        assert_eq!(&*c.call_id, "abc@host");
+        assert_eq!(c.from_user.as_deref(), Some("alice"));
+        assert_eq!(c.to_user.as_deref(), Some("bob"));
+        assert_eq!(times(c), (Some(100), Some(200), Some(300), Some(200)));
+        assert_eq!(
+            (c.phase, c.end_cause),
+            (DialogPhase::Ended, Some(EndCause::Bye))
+        );
+    }
+
+    #[test]
+    fn challenged_invite_401_then_authenticated_invite_is_answered() {
+        // Asterisk: INVITE, 401, ACK, INVITE with credentials (CSeq 2), 100, 200, ACK, BYE.
+        let t = run(&[
+            (100, request("INVITE", 1, false, ID)),
+            (110, response("401 Unauthorized", 1, "INVITE", ID)),
+            (111, request("ACK", 1, true, ID)),
+            (120, request("INVITE", 2, false, ID)),
+            (125, response("100 Trying", 2, "INVITE", ID)),
+            (400, response("200 OK", 2, "INVITE", ID)),
+            (401, request("ACK", 2, true, ID)),
+            (900, request("BYE", 3, true, ID)),
+            (905, response("200 OK", 3, "BYE", ID)),
+        ]);
+        let c = only_call(&t);
+        assert_eq!(times(c), (Some(100), Some(400), Some(900), Some(200)));
+        assert_eq!(c.end_cause, Some(EndCause::Bye));
+    }
+
+    #[test]
+    fn challenged_invite_407_then_busy() {
+        let t = run(&[
+            (100, request("INVITE", 1, false, ID)),
+            (
+                110,
+                response("407 Proxy Authentication Required", 1, "INVITE", ID),
+            ),
+            (111, request("ACK", 1, true, ID)),
+            (120, request("INVITE", 2, false, ID)),
+            (130, response("486 Busy Here", 2, "INVITE", ID)),
+            (131, request("ACK", 2, true, ID)),
+        ]);
+        let c = only_call(&t);
+        assert_eq!(times(c), (Some(100), None, Some(130), Some(486)));
+        assert_eq!(c.end_cause, Some(EndCause::Failure));
+    }
+
+    #[test]
+    fn challenge_without_retry_keeps_its_status_and_does_not_end() {
+        let t = run(&[
+            (100, request("INVITE", 1, false, ID)),
+            (
+                110,
+                response("407 Proxy Authentication Required", 1, "INVITE", ID),
+            ),
+        ]);
+        let c = only_call(&t);
+        assert_eq!(times(c), (Some(100), None, None, Some(407)));
+        assert_eq!(c.phase, DialogPhase::Setup);
+        // The retry opens a new transaction: no final response to it yet.
+        let mut t = t;
+        feed(&mut t, 120, &request("INVITE", 2, false, ID));
+        assert_eq!(times(only_call(&t)), (Some(100), None, None, None));
+    }
+
+    #[test]
+    fn redirect_and_491_do_not_end_the_call() {
+        for status in ["302 Moved Temporarily", "491 Request Pending"] {
+            let t = run(&[
+                (100, request("INVITE", 1, false, ID)),
+                (110, response(status, 1, "INVITE", ID)),
+                (120, request("INVITE", 2, false, ID)),
+                (130, response("200 OK", 2, "INVITE", ID)),
+            ]);
+            let c = only_call(&t);
+            assert_eq!(
+                times(c),
+                (Some(100), Some(130), None, Some(200)),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn reinvite_for_hold_changes_neither_status_nor_answer() {
+        let t = run(&[
+            (100, request("INVITE", 1, false, ID)),
+            (200, response("200 OK", 1, "INVITE", ID)),
+            (201, request("ACK", 1, true, ID)),
+            // Hold, retransmitted once, answered; then a glare 491 on the next re-INVITE.
+            (500, request("INVITE", 2, true, ID)),
+            (510, request("INVITE", 2, true, ID)),
+            (520, response("200 OK", 2, "INVITE", ID)),
+            (600, request("INVITE", 3, true, ID)),
+            (610, response("491 Request Pending", 3, "INVITE", ID)),
+            (700, request("INVITE", 4, true, ID)),
+            (710, response("488 Not Acceptable Here", 4, "INVITE", ID)),
+            (900, request("BYE", 5, true, ID)),
+        ]);
+        let c = only_call(&t);
+        assert_eq!(times(c), (Some(100), Some(200), Some(900), Some(200)));
+        assert_eq!(c.reinvites, 3);
+        assert_eq!(c.end_cause, Some(EndCause::Bye));
+    }
+
+    #[test]
+    fn retransmissions_keep_the_first_times() {
+        let t = run(&[
+            (100, request("INVITE", 1, false, ID)),
+            (600, request("INVITE", 1, false, ID)),
+            (700, response("200 OK", 1, "INVITE", ID)),
+            (1200, response("200 OK", 1, "INVITE", ID)),
+            (1300, request("BYE", 2, true, ID)),
+            (1800, request("BYE", 2, true, ID)),
+        ]);
+        let c = only_call(&t);
+        assert_eq!(times(c), (Some(100), Some(700), Some(1300), Some(200)));
+        assert_eq!(c.reinvites, 0);
+    }
+
+    #[test]
+    fn final_failures_end_the_call() {
+        for (status, code) in [
+            ("486 Busy Here", 486),
+            ("404 Not Found", 404),
+            ("480 Temporarily Unavailable", 480),
+            ("503 Service Unavailable", 503),
+            ("603 Decline", 603),
+        ] {
+            let t = run(&[
+                (100, request("INVITE", 1, false, ID)),
+                (150, response("180 Ringing", 1, "INVITE", ID)),
+                (200, response(status, 1, "INVITE", ID)),
+                (201, request("ACK", 1, true, ID)),
+                // A retransmitted final response does not move the end.
+                (300, response(status, 1, "INVITE", ID)),
+            ]);
+            let c = only_call(&t);
+            assert_eq!(
+                times(c),
+                (Some(100), None, Some(200), Some(code)),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn cancel_ends_at_the_cancel_with_487() {
+        let t = run(&[
+            (100, request("INVITE", 1, false, ID)),
+            (150, response("180 Ringing", 1, "INVITE", ID)),
+            (400, request("CANCEL", 1, false, ID)),
+            (410, response("200 OK", 1, "CANCEL", ID)),
+            (420, response("487 Request Terminated", 1, "INVITE", ID)),
+            (421, request("ACK", 1, true, ID)),
+        ]);
+        let c = only_call(&t);
+        assert_eq!(times(c), (Some(100), None, Some(400), Some(487)));
+        assert_eq!(c.end_cause, Some(EndCause::Cancel));
+    }
+
+    #[test]
+    fn answer_crossing_the_cancel_wins_and_bye_ends() {
+        let t = run(&[
+            (100, request("INVITE", 1, false, ID)),
+            (400, request("CANCEL", 1, false, ID)),
+            (405, response("200 OK", 1, "INVITE", ID)),
+            (
+                410,
+                response("481 Call/Transaction Does Not Exist", 1, "CANCEL", ID),
+            ),
+            (420, request("BYE", 2, true, ID)),
+        ]);
+        let c = only_call(&t);
+        assert_eq!(times(c), (Some(100), Some(405), Some(420), Some(200)));
+        assert_eq!(c.end_cause, Some(EndCause::Bye));
+    }
+
+    #[test]
+    fn retry_after_a_final_failure_with_the_same_call_id_reopens_the_call() {
+        let t = run(&[
+            (100, request("INVITE", 1, false, ID)),
+            (
+                110,
+                response("422 Session Interval Too Small", 1, "INVITE", ID),
+            ),
+            (120, request("INVITE", 2, false, ID)),
+            (130, response("200 OK", 2, "INVITE", ID)),
+        ]);
+        let c = only_call(&t);
+        assert_eq!(times(c), (Some(100), Some(130), None, Some(200)));
+        assert_eq!(c.phase, DialogPhase::Confirmed);
+    }
+
+    #[test]
+    fn stale_responses_to_an_older_invite_are_ignored() {
+        let t = run(&[
+            (100, request("INVITE", 1, false, ID)),
+            (110, response("401 Unauthorized", 1, "INVITE", ID)),
+            (120, request("INVITE", 2, false, ID)),
+            // A late retransmission of the first challenge.
+            (125, response("401 Unauthorized", 1, "INVITE", ID)),
+            (130, response("180 Ringing", 2, "INVITE", ID)),
+        ]);
+        assert_eq!(times(only_call(&t)), (Some(100), None, None, None));
+    }
+
+    #[test]
+    fn non_invite_transactions_are_not_calls() {
+        let mut t = tracker(10);
+        for (i, method) in [
+            "REGISTER",
+            "OPTIONS",
+            "SUBSCRIBE",
+            "NOTIFY",
+            "MESSAGE",
+            "INFO",
+            "PUBLISH",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let id = format!("nc-{i}");
+            assert_eq!(feed(&mut t, 1, &request(method, 1, false, &id)), None);
+            assert_eq!(
+                feed(&mut t, 2, &response("401 Unauthorized", 1, method, &id)),
+                None
+            );
+            assert_eq!(feed(&mut t, 3, &response("200 OK", 2, method, &id)), None);
+        }
+        // A BYE of a dialog whose INVITE was never seen is not a call either.
+        assert_eq!(feed(&mut t, 4, &request("BYE", 9, true, "x")), None);
+        assert!(t.is_empty());
+        assert_eq!(t.counters().non_call_messages, 22);
+    }
+
+    #[test]
+    fn capture_starting_mid_call() {
+        // Only the 200 to the INVITE was captured: a call, answered, without a setup time.
+        let t = run(&[
+            (200, response("200 OK", 1, "INVITE", ID)),
+            (300, request("BYE", 2, true, ID)),
+        ]);
+        assert_eq!(
+            times(only_call(&t)),
+            (None, Some(200), Some(300), Some(200))
+        );
+        // Only a re-INVITE was captured: a call without setup, answer or status of its own.
+        let t = run(&[
+            (500, request("INVITE", 7, true, ID)),
+            (510, response("200 OK", 7, "INVITE", ID)),
+            (900, request("BYE", 8, true, ID)),
+        ]);
+        let c = only_call(&t);
+        assert!(c.mid_dialog);
+        assert_eq!(times(c), (None, None, Some(900), None));
+        assert_eq!(c.reinvites, 0);
+    }
+
+    #[test]
+    fn bounded_oldest_open_call_evicted_and_counted() {
+        let mut t = tracker(2);
+        for n in 0..4 {
+            feed(&mut t, n, &request("INVITE", 1, false, &format!("call-{n}")));
+        }
+        assert_eq!((t.len(), t.open_calls()), (2, 2));
+        assert_eq!(t.counters().evicted, 2);
+        assert!(t.get("call-0").is_none() && t.get("call-1").is_none());
+        assert!(t.get("call-3").is_some());
+        // A forgotten call that speaks again starts over as a new call.
+        assert_eq!(feed(&mut t, 9, &request("INVITE", 1, false, "call-0")), Some(4));
+        assert_eq!(t.counters().evicted, 3);
+        // Ended calls do not count against the open limit (they linger, then retire).
+        let mut t = tracker(2);
+        for n in 0..3 {
+            let id = format!("busy-{n}");
+            feed(&mut t, n, &request("INVITE", 1, false, &id));
+            feed(&mut t, n, &response("486 Busy Here", 1, "INVITE", &id));
+        }
+        assert_eq!((t.open_calls(), t.counters().evicted), (0, 0));
+    }
+
+    fn sdp_body(ip: &str, port: u16, pt: u8, attr: &str) -> String {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {pt}\r\na={attr}\r\n"
+        )
+    }
+
+    /// `request`/`response` with an SDP body; `from_callee` swaps the tags (a request of bob's).
+    fn with_sdp(text: &str, body: &str) -> String {
+        text.replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    }
+
+    fn from_callee(text: &str) -> String {
+        text.replace(";tag=1\r\n", ";tag=X\r\n")
+            .replace(";tag=2\r\n", ";tag=1\r\n")
+            .replace(";tag=X\r\n", ";tag=2\r\n")
+    }
+
+    fn response_tagged(status: &str, cseq: u32, tag: &str) -> String {
+        response(status, cseq, "INVITE", ID).replace(";tag=2\r\n", &format!(";tag={tag}\r\n"))
+    }
+
+    #[test]
+    fn forked_invite_counts_its_to_tags_and_a_fork_bye_does_not_end_the_call() {
+        let t = run(&[
+            (100, request("INVITE", 1, false, ID)),
+            (110, response_tagged("100 Trying", 1, "")),
+            (150, response_tagged("180 Ringing", 1, "fork-a")),
+            (160, response_tagged("180 Ringing", 1, "fork-b")),
+            (400, response_tagged("200 OK", 1, "fork-b")),
+            // fork-a answers too, late: the caller ACKs and hangs it up.
+            (420, response_tagged("200 OK", 1, "fork-a")),
+            (
+                430,
+                request("BYE", 2, true, ID).replace(";tag=2\r\n", ";tag=fork-a\r\n"),
+            ),
+            (
+                900,
+                request("BYE", 3, true, ID).replace(";tag=2\r\n", ";tag=fork-b\r\n"),
+            ),
+        ]);
+        let c = only_call(&t);
+        assert_eq!(c.forks, 2);
+        assert_eq!(times(c), (Some(100), Some(400), Some(900), Some(200)));
+        assert_eq!((c.provisional_ns(), c.ringing_ns()), (Some(150), Some(150)));
+        assert_eq!(c.ended_by, Some(EndedBy::Party(Party::Caller)));
+    }
+
+    #[test]
+    fn reason_q850_cause_and_who_ended() {
+        let busy = response("486 Busy Here", 1, "INVITE", ID).replace(
+            "Content-Length",
+            "Reason: SIP;cause=486, Q.850;cause=17;text=\"User busy\"\r\nContent-Length",
+        );
+        let t = run(&[(100, request("INVITE", 1, false, ID)), (120, busy)]);
+        let c = only_call(&t);
+        assert_eq!((c.status, c.reason_cause), (Some(486), Some(17)));
+        assert_eq!(
+            (c.end_cause, c.ended_by),
+            (Some(EndCause::Failure), Some(EndedBy::Party(Party::Callee)))
+        );
+        // The callee hangs up with Q.850 cause 16.
+        let bye = from_callee(&request("BYE", 1, true, ID))
+            .replace("Content-Length", "Reason: Q.850 ;cause=16\r\nContent-Length");
+        let t = run(&[
+            (100, request("INVITE", 1, false, ID)),
+            (200, response("200 OK", 1, "INVITE", ID)),
+            (900, bye),
+        ]);
+        let c = only_call(&t);
+        assert_eq!(c.reason_cause, Some(16));
+        assert_eq!(c.ended_by, Some(EndedBy::Party(Party::Callee)));
+        // CANCEL is the caller's.
+        let t = run(&[
+            (100, request("INVITE", 1, false, ID)),
+            (300, request("CANCEL", 1, false, ID)),
+            (310, request("CANCEL", 1, false, ID)),
+            (320, response("487 Request Terminated", 1, "INVITE", ID)),
+        ]);
+        let c = only_call(&t);
+        assert_eq!(c.ended_by, Some(EndedBy::Party(Party::Caller)));
+        assert_eq!(c.retransmissions, 1);
+    }
+
+    #[test]
+    fn retransmissions_are_counted_once_each() {
+        let t = run(&[
+            (100, request("INVITE", 1, false, ID)),
+            (600, request("INVITE", 1, false, ID)),
+            (1600, request("INVITE", 1, false, ID)),
+            (1700, response("200 OK", 1, "INVITE", ID)),
+            (2200, response("200 OK", 1, "INVITE", ID)),
+            (3000, request("BYE", 2, true, ID)),
+            (3500, request("BYE", 2, true, ID)),
+        ]);
+        let c = only_call(&t);
+        assert_eq!(c.retransmissions, 4);
+        assert_eq!(times(c), (Some(100), Some(1700), Some(3000), Some(200)));
+    }
+
+    #[test]
+    fn timeouts_in_packet_time() {
+        const S: i64 = 1_000_000_000;
+        let mut t = CallTracker::new(DialogConfig {
+            capacity: 10,
+            max_call_ns: 3600 * S,
+            ..DialogConfig::default()
+        });
+        feed(&mut t, 0, &request("INVITE", 1, false, "ringing-forever"));
+        feed(&mut t, 5 * S, &response("180 Ringing", 1, "INVITE", "ringing-forever"));
+        feed(&mut t, 10 * S, &request("INVITE", 1, false, "answered"));
+        feed(&mut t, 11 * S, &response("200 OK", 1, "INVITE", "answered"));
+        t.sweep(179 * S, |_| false);
+        assert_eq!(t.open_calls(), 2);
+        t.sweep(181 * S, |_| false);
+        let c = t.get("ringing-forever").expect("lingers");
+        assert_eq!(
+            (c.end_ns(), c.end_cause, c.ended_by),
+            (Some(180 * S), Some(EndCause::Timeout), Some(EndedBy::Timeout))
+        );
+        // Retired after its linger time, while the answered call is still up.
+        t.sweep(213 * S, |_| false);
+        let retired: Vec<Call> = t.drain_retired().collect();
+        assert_eq!(retired.len(), 1);
+        assert_eq!(&*retired[0].call_id, "ringing-forever");
+        t.sweep(3611 * S, |_| false);
+        let c = t.get("answered").expect("lingers");
+        assert_eq!((c.end_ns(), c.end_cause), (Some(3611 * S), Some(EndCause::Timeout)));
+        assert_eq!(t.counters().timed_out, 2);
+        // A call whose streams are still open is not retired.
+        t.sweep(9000 * S, |id| id == "answered");
+        assert_eq!(t.drain_retired().count(), 0);
+        t.sweep(9001 * S, |_| false);
+        assert_eq!(t.drain_retired().count(), 1);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn reinvites_record_hold_resume_codec_change_and_t38_with_their_party() {
+        let offer = sdp_body("192.0.2.10", 4000, 0, "sendrecv");
+        let answer = sdp_body("192.0.2.20", 6000, 0, "sendrecv");
+        let t38 = "v=0\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\nm=image 6002 udptl t38\r\n";
+        let t = run(&[
+            (100, with_sdp(&request("INVITE", 1, false, ID), &offer)),
+            (200, with_sdp(&response("200 OK", 1, "INVITE", ID), &answer)),
+            (
+                300,
+                with_sdp(
+                    &request("INVITE", 2, true, ID),
+                    &sdp_body("192.0.2.10", 4000, 0, "sendonly"),
+                ),
+            ),
+            (
+                310,
+                with_sdp(
+                    &response("200 OK", 2, "INVITE", ID),
+                    &sdp_body("192.0.2.20", 6000, 0, "recvonly"),
+                ),
+            ),
+            (500, with_sdp(&request("INVITE", 3, true, ID), &offer)),
+            (
+                600,
+                with_sdp(
+                    &from_callee(&request("INVITE", 4, true, ID)),
+                    &sdp_body("192.0.2.20", 6000, 8, "sendrecv"),
+                ),
+            ),
+            (700, with_sdp(&from_callee(&request("INVITE", 5, true, ID)), t38)),
+            (
+                800,
+                with_sdp(
+                    &request("INVITE", 6, true, ID),
+                    &sdp_body("0.0.0.0", 4000, 0, "sendrecv"),
+                ),
+            ),
+        ]);
+        let c = only_call(&t);
+        let events: Vec<(i64, &str, Option<Party>)> = c
+            .events
+            .iter()
+            .map(|e| (e.ns, e.kind.as_str(), e.by))
+            .collect();
+        assert_eq!(
+            events,
+            vec![
+                (300, "hold", Some(Party::Caller)),
+                (500, "resume", Some(Party::Caller)),
+                (600, "codec_change", Some(Party::Callee)),
+                (700, "t38", Some(Party::Callee)),
+                (800, "hold", Some(Party::Caller)),
+            ]
+        );
+        assert_eq!(c.reinvites, 5);
+        assert_eq!(
+            c.hold_periods().collect::<Vec<_>>(),
+            vec![(300, 500), (800, i64::MAX)]
+        );
+        let (alice, far) = (sa("192.0.2.10:4000"), sa("192.0.2.20:6000"));
+        assert_eq!(c.stream_direction(&alice, &far), Some(Party::Caller));
+        assert_eq!(c.stream_direction(&far, &alice), Some(Party::Callee));
+        let nat = sa("203.0.113.9:31000");
+        assert_eq!(c.stream_direction(&nat, &far), Some(Party::Caller));
+        assert!(c.source_mismatch(Party::Caller, &nat));
+        assert!(!c.source_mismatch(Party::Caller, &alice));
+    }
+
+    #[test]
+    fn open_dialog_memory_is_within_512_bytes() {
+        use std::mem::size_of;
+        let id = "a84b4c76e66710@pc33.atlanta.example.com";
+        let offer = sdp_body("192.0.2.10", 4000, 0, "sendrecv");
+        let mut t = tracker(10);
+        feed(&mut t, 1, &with_sdp(&request("INVITE", 1, false, id), &offer));
+        feed(&mut t, 2, &response("180 Ringing", 1, "INVITE", id));
+        feed(&mut t, 3, &with_sdp(&response("200 OK", 1, "INVITE", id), &offer));
+        feed(
+            &mut t,
+            4,
+            &with_sdp(
+                &request("INVITE", 2, true, id),
+                &sdp_body("192.0.2.10", 4000, 0, "sendonly"),
+            ),
+        );
+        let c = t.get(id).expect("call");
+        // Heap blocks as the allocator hands them out (16-byte granules).
+        let block = |n: usize| n.div_ceil(16) * 16;
+        let heap = block(16 + c.call_id.len())
+            + c.from_user.as_ref().map_or(0, |u| block(u.len()))
+            + c.to_user.as_ref().map_or(0, |u| block(u.len()))
+            + block(c.events.capacity() * size_of::<MediaEvent>());
+        // The id index: key and slot per bucket plus its control byte, at hashbrown's 7/8 load.
+        let index = (size_of::<(Arc<str>, u32)>() + 1) * 8 / 7;
+        let slot = size_of::<Option<Call>>() + size_of::<u32>();
+        let total = slot + heap + index;
+        println!("Call {} B, slot {slot}, heap {heap}, index {index}: {total} B", size_of::<Call>());
+        assert!(total <= 512, "{total} bytes per open dialog");
     }
 }

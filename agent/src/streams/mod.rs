@@ -1881,10 +1881,10 @@ mod fragment_tests {
         assert_eq!((c.skipped.fragments, c.udp, c.sip), (2, 1, 1));
         assert_eq!(c.ip_reassembly.reassembled, 1);
         let result = a.finish();
-        let calls: Vec<_> = result.calls.iter().collect();
+        let calls = &result.calls;
         assert_eq!(calls.len(), 1);
         assert_eq!(
-            calls[0].1.invite_ns,
+            calls[0].invite_ns(),
             Some(SEC + 1),
             "set up by the completing fragment"
         );
