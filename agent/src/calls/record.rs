@@ -19,8 +19,9 @@ fn ms_between(from: Option<i64>, to: Option<i64>) -> Option<u64> {
 }
 
 /// The call object: `call_id` already pseudonymised (shared with its streams), `streams` the
-/// indexes of its streams in the `analyze` document (empty in records), `worst_window` the
-/// worst interval window where one was measured (live), else the worst stream's span.
+/// indexes of its streams in the `analyze` document (empty in records). The worst window is
+/// the call's worst interval window where one was measured (live), else its worst stream's
+/// span.
 pub fn call_summary(
     call: &Call,
     call_id: String,
@@ -43,10 +44,13 @@ pub fn call_summary(
         .iter()
         .filter(|s| s.mos.is_some())
         .min_by(|a, b| a.mos.partial_cmp(&b.mos).unwrap_or(std::cmp::Ordering::Equal));
-    let (mos, window) = match (call.worst_window, worst_stream) {
-        (Some((mos, start, end)), _) => (Some(mos), Some((start, end))),
-        (None, Some(s)) => (s.mos, Some((s.first_ns, s.last_ns))),
-        (None, None) => (None, None),
+    // The call's MOS is its worst stream's (whole-stream figures, the same live and offline);
+    // the window is the worst interval window where live capture measured one.
+    let mos = worst_stream.and_then(|s| s.mos);
+    let window = match (call.worst_window, worst_stream) {
+        (Some((_, start, end)), _) => Some((start, end)),
+        (None, Some(s)) => Some((s.first_ns, s.last_ns)),
+        (None, None) => None,
     };
     let ring_end = call.answer_ns().or(call.end_ns());
     CallSummary {
