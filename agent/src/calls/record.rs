@@ -11,6 +11,7 @@ use super::StreamFacts;
 use super::dialog::Call;
 use super::media::{Problem, direction_of};
 use crate::report::live::stream_id_of;
+use crate::report::r6;
 use crate::streams::privacy::Pseudonymizer;
 
 fn ms_between(from: Option<i64>, to: Option<i64>) -> Option<u64> {
@@ -37,7 +38,7 @@ pub fn call_summary(
             stream_id: stream_id_of(&s.src, &s.dst, s.ssrc, s.first_ns),
             direction: direction_of(call.stream_direction(&s.src, &s.dst)).to_owned(),
             codec: s.codec.clone(),
-            mos: s.mos,
+            mos: s.mos.map(r6),
         })
         .collect();
     let worst_stream = streams
@@ -46,7 +47,7 @@ pub fn call_summary(
         .min_by(|a, b| a.mos.partial_cmp(&b.mos).unwrap_or(std::cmp::Ordering::Equal));
     // The call's MOS is its worst stream's (whole-stream figures, the same live and offline);
     // the window is the worst interval window where live capture measured one.
-    let mos = worst_stream.and_then(|s| s.mos);
+    let mos = worst_stream.and_then(|s| s.mos).map(r6);
     let window = match (call.worst_window, worst_stream) {
         (Some((_, start, end)), _) => Some((start, end)),
         (None, Some(s)) => Some((s.first_ns, s.last_ns)),

@@ -943,6 +943,9 @@ impl Analyzer {
         let limit = self.cfg.calls.dialog.capacity.max(1);
         for mut call in self.calls.drain_retired() {
             if live {
+                // In stream order, as the `analyze` document lists them.
+                call.streams
+                    .sort_by_key(|s| (s.first_ns, s.src, s.dst, s.ssrc));
                 call.problems = media::problems(&call, &call.streams, &thresholds, now_ns);
                 self.ended_calls.push(call);
             } else {
