@@ -130,7 +130,10 @@ Call-ID: {call_id}\r\nCSeq: {cseq}\r\n{extra}{body_headers}\r\n{body}",
             extra,
             body,
         );
-        (at, sip_frame(&LinkSpec::Ethernet, addr(ALICE_SIP), addr(PBX_SIP), &text))
+        (
+            at,
+            sip_frame(&LinkSpec::Ethernet, addr(ALICE_SIP), addr(PBX_SIP), &text),
+        )
     }
 
     /// A request from the PBX inside the dialog (BYE, re-INVITE of the callee).
@@ -143,7 +146,10 @@ Call-ID: {call_id}\r\nCSeq: {cseq}\r\n{extra}{body_headers}\r\n{body}",
             extra,
             None,
         );
-        (at, sip_frame(&LinkSpec::Ethernet, addr(PBX_SIP), addr(ALICE_SIP), &text))
+        (
+            at,
+            sip_frame(&LinkSpec::Ethernet, addr(PBX_SIP), addr(ALICE_SIP), &text),
+        )
     }
 
     /// A response of the PBX to alice's request.
@@ -169,7 +175,10 @@ Call-ID: {call_id}\r\nCSeq: {cseq}\r\n{extra}{body_headers}\r\n{body}",
             extra,
             body,
         );
-        (at, sip_frame(&LinkSpec::Ethernet, addr(PBX_SIP), addr(ALICE_SIP), &text))
+        (
+            at,
+            sip_frame(&LinkSpec::Ethernet, addr(PBX_SIP), addr(ALICE_SIP), &text),
+        )
     }
 
     fn tagged(&self, tag: &str) -> Dialog {
@@ -332,7 +341,12 @@ fn normal_call_has_every_time_cause_and_direction() {
     let media = call["media"].as_array().expect("media");
     let dirs: Vec<(&str, &str)> = media
         .iter()
-        .map(|m| (m["direction"].as_str().unwrap_or("?"), m["codec"].as_str().unwrap_or("?")))
+        .map(|m| {
+            (
+                m["direction"].as_str().unwrap_or("?"),
+                m["codec"].as_str().unwrap_or("?"),
+            )
+        })
         .collect();
     assert_eq!(
         dirs,
@@ -342,7 +356,12 @@ fn normal_call_has_every_time_cause_and_direction() {
     let streams = doc["streams"].as_array().expect("streams");
     let worst = streams
         .iter()
-        .min_by(|a, b| a["mos"].as_f64().partial_cmp(&b["mos"].as_f64()).expect("mos"))
+        .min_by(|a, b| {
+            a["mos"]
+                .as_f64()
+                .partial_cmp(&b["mos"].as_f64())
+                .expect("mos")
+        })
         .expect("a stream");
     assert!(worst["mos"].as_f64().is_some());
     assert_eq!(call["mos"], worst["mos"]);
@@ -356,7 +375,13 @@ fn normal_call_has_every_time_cause_and_direction() {
 fn busy_486_with_q850_cause() {
     let d = Dialog::new("busy");
     let doc = analyze(vec![
-        d.req(T0, "INVITE", 1, false, Some(&sdp("203.0.113.10", 40000, "sendrecv"))),
+        d.req(
+            T0,
+            "INVITE",
+            1,
+            false,
+            Some(&sdp("203.0.113.10", 40000, "sendrecv")),
+        ),
         d.resp(T0 + 10 * MS, "100 Trying", 1, "INVITE", None),
         d.resp_x(
             T0 + 500 * MS,
@@ -384,7 +409,13 @@ fn no_answer_480_after_ringing() {
     let doc = analyze(vec![
         d.req(T0, "INVITE", 1, false, None),
         d.resp(T0 + 200 * MS, "180 Ringing", 1, "INVITE", None),
-        d.resp(T0 + 30 * S, "480 Temporarily Unavailable", 1, "INVITE", None),
+        d.resp(
+            T0 + 30 * S,
+            "480 Temporarily Unavailable",
+            1,
+            "INVITE",
+            None,
+        ),
         d.req(T0 + 30 * S + 5 * MS, "ACK", 1, true, None),
     ]);
     assert_fields(
@@ -411,7 +442,13 @@ fn cancel_before_answer() {
             None,
         ),
         d.resp(T0 + 5 * S + 5 * MS, "200 OK", 1, "CANCEL", None),
-        d.resp(T0 + 5 * S + 10 * MS, "487 Request Terminated", 1, "INVITE", None),
+        d.resp(
+            T0 + 5 * S + 10 * MS,
+            "487 Request Terminated",
+            1,
+            "INVITE",
+            None,
+        ),
         d.req(T0 + 5 * S + 15 * MS, "ACK", 1, true, None),
     ]);
     assert_fields(
@@ -441,7 +478,13 @@ fn digest_challenge_counts_from_the_first_invite() {
     let d = Dialog::new("challenged");
     let doc = analyze(vec![
         d.req(T0, "INVITE", 1, false, None),
-        d.resp(T0 + 20 * MS, "407 Proxy Authentication Required", 1, "INVITE", None),
+        d.resp(
+            T0 + 20 * MS,
+            "407 Proxy Authentication Required",
+            1,
+            "INVITE",
+            None,
+        ),
         d.req(T0 + 25 * MS, "ACK", 1, true, None),
         d.req(T0 + 50 * MS, "INVITE", 2, false, None),
         d.resp(T0 + 60 * MS, "100 Trying", 2, "INVITE", None),
@@ -500,10 +543,34 @@ fn hold_and_back_raises_no_problem() {
     let d = Dialog::new("hold");
     let mut frames = answered_call(&d, &sdp("203.0.113.10", 40000, "sendrecv"), T0 + 25 * S);
     frames.extend([
-        d.req(T0 + 5 * S, "INVITE", 3, true, Some(&sdp("203.0.113.10", 40000, "sendonly"))),
-        d.resp(T0 + 5 * S + 20 * MS, "200 OK", 3, "INVITE", Some(&sdp("10.0.0.100", 50000, "recvonly"))),
-        d.req(T0 + 15 * S, "INVITE", 4, true, Some(&sdp("203.0.113.10", 40000, "sendrecv"))),
-        d.resp(T0 + 15 * S + 20 * MS, "200 OK", 4, "INVITE", Some(&sdp("10.0.0.100", 50000, "sendrecv"))),
+        d.req(
+            T0 + 5 * S,
+            "INVITE",
+            3,
+            true,
+            Some(&sdp("203.0.113.10", 40000, "sendonly")),
+        ),
+        d.resp(
+            T0 + 5 * S + 20 * MS,
+            "200 OK",
+            3,
+            "INVITE",
+            Some(&sdp("10.0.0.100", 50000, "recvonly")),
+        ),
+        d.req(
+            T0 + 15 * S,
+            "INVITE",
+            4,
+            true,
+            Some(&sdp("203.0.113.10", 40000, "sendrecv")),
+        ),
+        d.resp(
+            T0 + 15 * S + 20 * MS,
+            "200 OK",
+            4,
+            "INVITE",
+            Some(&sdp("10.0.0.100", 50000, "sendrecv")),
+        ),
     ]);
     // Alice plays music on hold; the PBX sends nothing for the 10 s of the hold.
     frames.extend(rtp(ALICE_RTP, PBX_RTP, 0xA1, T0 + 3020 * MS, T0 + 25 * S));
@@ -512,7 +579,10 @@ fn hold_and_back_raises_no_problem() {
             src: PBX_RTP,
             dst: ALICE_RTP,
             ssrc: 0xB1,
-            spans: vec![(T0 + 3030 * MS, T0 + 5 * S), (T0 + 15 * S + 30 * MS, T0 + 25 * S)],
+            spans: vec![
+                (T0 + 3030 * MS, T0 + 5 * S),
+                (T0 + 15 * S + 30 * MS, T0 + 25 * S),
+            ],
             marker_after_gaps: false,
             cn_before_gaps: false,
         }
@@ -576,7 +646,11 @@ fn rtp_stopping_after_20_s() {
     let doc = analyze(frames);
     assert_eq!(
         problems(only_call(&doc)),
-        vec![problem("rtp_stopped", "callee_to_caller", T0 + 23 * S - 20 * MS)]
+        vec![problem(
+            "rtp_stopped",
+            "callee_to_caller",
+            T0 + 23 * S - 20 * MS
+        )]
     );
 }
 
@@ -607,7 +681,11 @@ fn dtx_silence_is_not_a_stop_but_the_same_pause_without_marker_is() {
     // The same pause with neither: the RTP stopped.
     assert_eq!(
         problems(only_call(&dtx_call(false, false))),
-        vec![problem("rtp_stopped", "callee_to_caller", T0 + 8 * S - 20 * MS)]
+        vec![problem(
+            "rtp_stopped",
+            "callee_to_caller",
+            T0 + 8 * S - 20 * MS
+        )]
     );
 }
 
@@ -615,14 +693,30 @@ fn nat_address_mismatch() {
     // Alice is behind NAT: her SDP names her private address, her RTP comes from the NAT's.
     let d = Dialog::new("nat");
     let mut frames = answered_call(&d, &sdp("192.168.1.10", 4000, "sendrecv"), T0 + 13 * S);
-    frames.extend(rtp("203.0.113.10:31000", PBX_RTP, 0xA1, T0 + 3020 * MS, T0 + 13 * S));
+    frames.extend(rtp(
+        "203.0.113.10:31000",
+        PBX_RTP,
+        0xA1,
+        T0 + 3020 * MS,
+        T0 + 13 * S,
+    ));
     // The PBX latches onto the address the RTP came from (symmetric RTP).
-    frames.extend(rtp(PBX_RTP, "203.0.113.10:31000", 0xB1, T0 + 3030 * MS, T0 + 13 * S));
+    frames.extend(rtp(
+        PBX_RTP,
+        "203.0.113.10:31000",
+        0xB1,
+        T0 + 3030 * MS,
+        T0 + 13 * S,
+    ));
     let doc = analyze(frames);
     let call = only_call(&doc);
     assert_eq!(
         problems(call),
-        vec![problem("media_address_mismatch", "caller_to_callee", T0 + 3020 * MS)]
+        vec![problem(
+            "media_address_mismatch",
+            "caller_to_callee",
+            T0 + 3020 * MS
+        )]
     );
     let dirs: Vec<&str> = call["media"]
         .as_array()
@@ -649,7 +743,14 @@ fn replay_ships_the_same_call_record() {
     let sink = format!("file:{}", out.display());
     let file = path.display().to_string();
     let run = run_agent(&[
-        "replay", "--config", &cfg, "--sink", &sink, "--agent-id", "test-agent", &file,
+        "replay",
+        "--config",
+        &cfg,
+        "--sink",
+        &sink,
+        "--agent-id",
+        "test-agent",
+        &file,
     ]);
     assert_eq!(run.status, 0, "replay failed: {}", run.stderr);
     let text = std::fs::read_to_string(&out).expect("records");

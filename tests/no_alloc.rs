@@ -134,9 +134,12 @@ fn build_frames() -> Vec<(i64, Vec<u8>)> {
         let ts = 1_000_000_000i64 + i64::from(round) * 20_000_000;
         let sip_a = std::net::SocketAddr::from(([10, 9, 0, 1], 5060));
         let sip_b = std::net::SocketAddr::from(([10, 9, 0, 2], 5060));
-        for (i, start) in ["SIP/2.0 180 Ringing", "INFO sip:bob@example.invalid SIP/2.0"]
-            .iter()
-            .enumerate()
+        for (i, start) in [
+            "SIP/2.0 180 Ringing",
+            "INFO sip:bob@example.invalid SIP/2.0",
+        ]
+        .iter()
+        .enumerate()
         {
             let cseq = if i == 0 { "1 INVITE" } else { "2 INFO" };
             let text = format!(

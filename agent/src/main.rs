@@ -504,7 +504,9 @@ fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     if let Some(problem) = calls.problems().first() {
-        anyhow::bail!("{problem} (set by --local-net, --max-call-s, --no-rtp-s or --rtp-stopped-s)");
+        anyhow::bail!(
+            "{problem} (set by --local-net, --max-call-s, --no-rtp-s or --rtp-stopped-s)"
+        );
     }
     let cfg = AnalyzerConfig {
         calls: calls.calls_config(),

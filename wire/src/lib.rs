@@ -767,4 +767,81 @@ mod tests {
         let back: AnalyzeOutput = serde_json::from_str(&old).expect("old document parses");
         assert_eq!(back.analysis, None);
     }
+
+    fn call_record() -> CallRecord {
+        CallRecord {
+            agent_id: "fra-media-1".into(),
+            call_key: "00000000000000c1".into(),
+            call: CallSummary {
+                call_id: "anon:0123456789abcdef".into(),
+                status: Some(200),
+                setup: Some(Timestamp::from_ns(1_795_428_000_000_000_000)),
+                end_cause: Some("bye".into()),
+                ended_by: Some("callee".into()),
+                reason_cause: Some(16),
+                duration_ms: Some(10_000),
+                media: vec![CallMedia {
+                    stream_id: "00000000000000a1".into(),
+                    direction: "caller_to_callee".into(),
+                    codec: "PCMU".into(),
+                    mos: Some(4.2),
+                }],
+                problems: vec![MediaProblem {
+                    kind: "rtp_stopped".into(),
+                    direction: "callee_to_caller".into(),
+                    start: Timestamp::from_ns(1_795_428_020_000_000_000),
+                }],
+                ..CallSummary::default()
+            },
+        }
+    }
+
+    #[test]
+    fn call_records_are_flat_tagged_lines_with_a_stable_id() {
+        let record = AgentRecord::Call(call_record());
+        let line = serde_json::to_string(&record).expect("serialize");
+        // One flat object: the call object's fields beside the agent and the key.
+        assert!(
+            line.starts_with(r#"{"type":"call","agent_id":"fra-media-1","call_key":"00000000000000c1","call_id":"anon:"#),
+            "{line}"
+        );
+        assert!(line.contains(r#""reason_cause":16"#), "{line}");
+        assert_eq!(
+            serde_json::from_str::<AgentRecord>(&line).expect("parse"),
+            record
+        );
+        assert_eq!(record.record_id(), "fra-media-1/call/00000000000000c1");
+    }
+
+    #[test]
+    fn call_objects_and_batches_of_older_agents_still_parse() {
+        // A call object as agents wrote it before call records.
+        let old = r#"{"call_id":"c","from":"a","to":null,"streams":[0],"setup":null,"end":null}"#;
+        let call: CallSummary = serde_json::from_str(old).expect("older call object");
+        assert_eq!(
+            (
+                call.call_id.as_str(),
+                call.streams.as_slice(),
+                call.problems.len(),
+                call.forks
+            ),
+            ("c", &[0usize][..], 0, 0)
+        );
+        // A batch without `calls`, and one with.
+        let mut batch = Batch {
+            schema: SCHEMA_VERSION,
+            batch_id: "00000000-0000-4000-8000-000000000001".into(),
+            agent_id: "fra-media-1".into(),
+            sent_at: Timestamp::from_ns(0),
+            reports: vec![],
+            heartbeats: vec![],
+            calls: vec![],
+        };
+        let text = serde_json::to_string(&batch).expect("serialize");
+        assert!(!text.contains("calls"), "empty calls are omitted: {text}");
+        assert_eq!(serde_json::from_str::<Batch>(&text).expect("parse"), batch);
+        batch.calls.push(call_record());
+        let text = serde_json::to_string(&batch).expect("serialize");
+        assert_eq!(serde_json::from_str::<Batch>(&text).expect("parse"), batch);
+    }
 }

@@ -398,8 +398,8 @@ impl Call {
             return;
         };
         let address = audio.address(sdp);
-        let hold = audio.direction != Direction::SendRecv
-            || address.is_some_and(|a| a.is_unspecified());
+        let hold =
+            audio.direction != Direction::SendRecv || address.is_some_and(|a| a.is_unspecified());
         if hold != self.on_hold {
             let kind = if hold {
                 MediaEventKind::Hold
@@ -658,7 +658,10 @@ fn q850_cause(msg: &SipMessage<'_>) -> Option<u16> {
                 .iter()
                 .position(|b| *b == b';')
                 .unwrap_or(reason.len());
-            if !reason[..protocol_end].trim_ascii().eq_ignore_ascii_case(b"Q.850") {
+            if !reason[..protocol_end]
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"Q.850")
+            {
                 return None;
             }
             let cause = header_param(reason, "cause")?;
@@ -1090,11 +1093,15 @@ Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
     /// Feeds a message (alice at 192.0.2.10, the far end at 192.0.2.20; direction ignored).
     fn feed(t: &mut CallTracker, ts: i64, text: &str) -> Option<usize> {
         let m = msg(text);
-        let sdp = m
-            .sdp_body()
-            .and_then(|b| SessionDescription::parse(b).ok());
-        t.on_message(ts, sa("192.0.2.10:5060"), sa("192.0.2.20:5060"), &m, sdp.as_ref())
-            .map(|c| c.seq as usize)
+        let sdp = m.sdp_body().and_then(|b| SessionDescription::parse(b).ok());
+        t.on_message(
+            ts,
+            sa("192.0.2.10:5060"),
+            sa("192.0.2.20:5060"),
+            &m,
+            sdp.as_ref(),
+        )
+        .map(|c| c.seq as usize)
     }
 
     /// Feeds (time, message) pairs; returns the tracker.
@@ -1390,14 +1397,21 @@ Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
     fn bounded_oldest_open_call_evicted_and_counted() {
         let mut t = tracker(2);
         for n in 0..4 {
-            feed(&mut t, n, &request("INVITE", 1, false, &format!("call-{n}")));
+            feed(
+                &mut t,
+                n,
+                &request("INVITE", 1, false, &format!("call-{n}")),
+            );
         }
         assert_eq!((t.len(), t.open_calls()), (2, 2));
         assert_eq!(t.counters().evicted, 2);
         assert!(t.get("call-0").is_none() && t.get("call-1").is_none());
         assert!(t.get("call-3").is_some());
         // A forgotten call that speaks again starts over as a new call.
-        assert_eq!(feed(&mut t, 9, &request("INVITE", 1, false, "call-0")), Some(4));
+        assert_eq!(
+            feed(&mut t, 9, &request("INVITE", 1, false, "call-0")),
+            Some(4)
+        );
         assert_eq!(t.counters().evicted, 3);
         // Ended calls do not count against the open limit (they linger, then retire).
         let mut t = tracker(2);
@@ -1476,8 +1490,10 @@ Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
             (Some(EndCause::Failure), Some(EndedBy::Party(Party::Callee)))
         );
         // The callee hangs up with Q.850 cause 16.
-        let bye = from_callee(&request("BYE", 1, true, ID))
-            .replace("Content-Length", "Reason: Q.850 ;cause=16\r\nContent-Length");
+        let bye = from_callee(&request("BYE", 1, true, ID)).replace(
+            "Content-Length",
+            "Reason: Q.850 ;cause=16\r\nContent-Length",
+        );
         let t = run(&[
             (100, request("INVITE", 1, false, ID)),
             (200, response("200 OK", 1, "INVITE", ID)),
@@ -1523,7 +1539,11 @@ Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
             ..DialogConfig::default()
         });
         feed(&mut t, 0, &request("INVITE", 1, false, "ringing-forever"));
-        feed(&mut t, 5 * S, &response("180 Ringing", 1, "INVITE", "ringing-forever"));
+        feed(
+            &mut t,
+            5 * S,
+            &response("180 Ringing", 1, "INVITE", "ringing-forever"),
+        );
         feed(&mut t, 10 * S, &request("INVITE", 1, false, "answered"));
         feed(&mut t, 11 * S, &response("200 OK", 1, "INVITE", "answered"));
         t.sweep(179 * S, |_| false);
@@ -1532,7 +1552,11 @@ Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
         let c = t.get("ringing-forever").expect("lingers");
         assert_eq!(
             (c.end_ns(), c.end_cause, c.ended_by),
-            (Some(180 * S), Some(EndCause::Timeout), Some(EndedBy::Timeout))
+            (
+                Some(180 * S),
+                Some(EndCause::Timeout),
+                Some(EndedBy::Timeout)
+            )
         );
         // Retired after its linger time, while the answered call is still up.
         t.sweep(213 * S, |_| false);
@@ -1541,7 +1565,10 @@ Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
         assert_eq!(&*retired[0].call_id, "ringing-forever");
         t.sweep(3611 * S, |_| false);
         let c = t.get("answered").expect("lingers");
-        assert_eq!((c.end_ns(), c.end_cause), (Some(3611 * S), Some(EndCause::Timeout)));
+        assert_eq!(
+            (c.end_ns(), c.end_cause),
+            (Some(3611 * S), Some(EndCause::Timeout))
+        );
         assert_eq!(t.counters().timed_out, 2);
         // A call whose streams are still open is not retired.
         t.sweep(9000 * S, |id| id == "answered");
@@ -1581,7 +1608,10 @@ Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
                     &sdp_body("192.0.2.20", 6000, 8, "sendrecv"),
                 ),
             ),
-            (700, with_sdp(&from_callee(&request("INVITE", 5, true, ID)), t38)),
+            (
+                700,
+                with_sdp(&from_callee(&request("INVITE", 5, true, ID)), t38),
+            ),
             (
                 800,
                 with_sdp(
@@ -1626,9 +1656,17 @@ Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
         let id = "a84b4c76e66710@pc33.atlanta.example.com";
         let offer = sdp_body("192.0.2.10", 4000, 0, "sendrecv");
         let mut t = tracker(10);
-        feed(&mut t, 1, &with_sdp(&request("INVITE", 1, false, id), &offer));
+        feed(
+            &mut t,
+            1,
+            &with_sdp(&request("INVITE", 1, false, id), &offer),
+        );
         feed(&mut t, 2, &response("180 Ringing", 1, "INVITE", id));
-        feed(&mut t, 3, &with_sdp(&response("200 OK", 1, "INVITE", id), &offer));
+        feed(
+            &mut t,
+            3,
+            &with_sdp(&response("200 OK", 1, "INVITE", id), &offer),
+        );
         feed(
             &mut t,
             4,
@@ -1648,7 +1686,10 @@ Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
         let index = (size_of::<(Arc<str>, u32)>() + 1) * 8 / 7;
         let slot = size_of::<Option<Call>>() + size_of::<u32>();
         let total = slot + heap + index;
-        println!("Call {} B, slot {slot}, heap {heap}, index {index}: {total} B", size_of::<Call>());
+        println!(
+            "Call {} B, slot {slot}, heap {heap}, index {index}: {total} B",
+            size_of::<Call>()
+        );
         assert!(total <= 512, "{total} bytes per open dialog");
     }
 }

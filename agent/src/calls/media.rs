@@ -92,7 +92,8 @@ pub fn problems(
             Party::Caller => Party::Callee,
             Party::Callee => Party::Caller,
         };
-        let of = |p: Party| audio().filter(move |s| call.stream_direction(&s.src, &s.dst) == Some(p));
+        let of =
+            |p: Party| audio().filter(move |s| call.stream_direction(&s.src, &s.dst) == Some(p));
         let first = of(sender).map(|s| s.first_ns).min();
         let other_first = of(other).map(|s| s.first_ns).min();
         let other_last = of(other).map(|s| s.last_ns).max();

@@ -205,7 +205,8 @@ mod tests {
             (None, Some(CallDirection::External))
         );
         assert_eq!(
-            nets.classify(sa("[2001:db8::1]:5060"), sa("[2001:db9::1]:5060")).1,
+            nets.classify(sa("[2001:db8::1]:5060"), sa("[2001:db9::1]:5060"))
+                .1,
             Some(CallDirection::Outbound)
         );
         assert_eq!(LocalNets::default().classify(outside, inside), (None, None));

@@ -16,7 +16,9 @@ use crate::streams::privacy::Pseudonymizer;
 
 fn ms_between(from: Option<i64>, to: Option<i64>) -> Option<u64> {
     let (from, to) = (from?, to?);
-    u64::try_from(to.checked_sub(from)?).ok().map(|ns| ns / 1_000_000)
+    u64::try_from(to.checked_sub(from)?)
+        .ok()
+        .map(|ns| ns / 1_000_000)
 }
 
 /// The call object: `call_id` already pseudonymised (shared with its streams), `streams` the
@@ -41,10 +43,11 @@ pub fn call_summary(
             mos: s.mos.map(r6),
         })
         .collect();
-    let worst_stream = streams
-        .iter()
-        .filter(|s| s.mos.is_some())
-        .min_by(|a, b| a.mos.partial_cmp(&b.mos).unwrap_or(std::cmp::Ordering::Equal));
+    let worst_stream = streams.iter().filter(|s| s.mos.is_some()).min_by(|a, b| {
+        a.mos
+            .partial_cmp(&b.mos)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     // The call's MOS is its worst stream's (whole-stream figures, the same live and offline);
     // the window is the worst interval window where live capture measured one.
     let mos = worst_stream.and_then(|s| s.mos).map(r6);

@@ -106,11 +106,8 @@ impl Output for RecordOutput {
 
     fn calls(&mut self, calls: std::vec::IntoIter<Call>) {
         for call in calls {
-            let record = AgentRecord::Call(call_record(
-                &self.ctx.agent_id,
-                &call,
-                &self.ctx.privacy,
-            ));
+            let record =
+                AgentRecord::Call(call_record(&self.ctx.agent_id, &call, &self.ctx.privacy));
             if !self.queue(record) {
                 PipelineStats::add(&self.stats.calls_dropped, 1);
             }

@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 
 use hashbrown::HashMap;
 use voqa_wire::{
-    AnalysisSettings, AnalyzeOutput, ClockInference as WireClockInference,
-    FileSummary, StreamSummary, Timestamp,
+    AnalysisSettings, AnalyzeOutput, ClockInference as WireClockInference, FileSummary,
+    StreamSummary, Timestamp,
 };
 
 use crate::calls::record::call_summary;
@@ -80,12 +80,8 @@ pub fn analyze_output(
             .filter_map(|&i| result.streams.get(i))
             .map(StreamFacts::of)
             .collect();
-        let problems = media::problems(
-            call,
-            &facts,
-            &result.call_thresholds,
-            result.capture_end_ns,
-        );
+        let problems =
+            media::problems(call, &facts, &result.call_thresholds, result.capture_end_ns);
         let call_id = pseudonyms.remove(id).unwrap_or_else(|| privacy.apply(id));
         calls.push(call_summary(
             call, call_id, &facts, members, &problems, privacy,

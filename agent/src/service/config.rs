@@ -178,7 +178,10 @@ impl CallsSection {
                 self.max_call_s
             ));
         }
-        for (name, v) in [("no_rtp_s", self.no_rtp_s), ("rtp_stopped_s", self.rtp_stopped_s)] {
+        for (name, v) in [
+            ("no_rtp_s", self.no_rtp_s),
+            ("rtp_stopped_s", self.rtp_stopped_s),
+        ] {
             if !(0.1..=3600.0).contains(&v) {
                 p.push(format!("calls.{name}: {v} must be 0.1..=3600"));
             }
@@ -196,10 +199,7 @@ impl CallsSection {
         CallsConfig {
             dialog: DialogConfig {
                 capacity: pick(self.max_open_calls as i64, d.dialog.capacity as i64) as usize,
-                setup_timeout_ns: pick(
-                    secs_to_ns(self.setup_timeout_s),
-                    d.dialog.setup_timeout_ns,
-                ),
+                setup_timeout_ns: pick(secs_to_ns(self.setup_timeout_s), d.dialog.setup_timeout_ns),
                 max_call_ns: pick(secs_to_ns(self.max_call_s), d.dialog.max_call_ns),
                 local_nets: LocalNets(
                     self.local_nets

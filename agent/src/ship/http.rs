@@ -975,10 +975,7 @@ mod tests {
     }
 
     fn ids(records: &[AgentRecord]) -> Vec<String> {
-        let mut v: Vec<String> = records
-            .iter()
-            .map(AgentRecord::record_id)
-            .collect();
+        let mut v: Vec<String> = records.iter().map(AgentRecord::record_id).collect();
         v.sort();
         v
     }

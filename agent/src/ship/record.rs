@@ -250,6 +250,15 @@ pub(crate) mod tests {
             AgentRecord::Stream(report("fra-1", 1, 0, false)),
             AgentRecord::Heartbeat(heartbeat("fra-1", 15)),
             AgentRecord::Stream(report("fra-1", 1, 1, true)),
+            AgentRecord::Call(voqa_wire::CallRecord {
+                agent_id: "fra-1".into(),
+                call_key: "00000000000000c1".into(),
+                call: voqa_wire::CallSummary {
+                    call_id: "anon:00".into(),
+                    status: Some(486),
+                    ..Default::default()
+                },
+            }),
         ];
         let payloads: Vec<Vec<u8>> = records.iter().map(payload).collect();
         let body = build_batch(&payloads, Timestamp::from_ns(7_000)).expect("build");
@@ -260,6 +269,8 @@ pub(crate) mod tests {
         assert_eq!(batch.sent_at, Timestamp::from_ns(7_000));
         assert_eq!(batch.reports.len(), 2);
         assert_eq!(batch.heartbeats.len(), 1);
+        assert_eq!((body.calls, batch.calls.len()), (1, 1));
+        assert_eq!(AgentRecord::Call(batch.calls[0].clone()), records[3]);
         assert_eq!(AgentRecord::Stream(batch.reports[1].clone()), records[2]);
         assert_eq!(
             AgentRecord::Heartbeat(batch.heartbeats[0].clone()),
@@ -296,7 +307,7 @@ pub(crate) mod tests {
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
             if let Ok(p) = decode(&bytes) {
-                proptest::prop_assert!(p.kind == KIND_STREAM || p.kind == KIND_HEARTBEAT);
+                proptest::prop_assert!([KIND_STREAM, KIND_HEARTBEAT, KIND_CALL].contains(&p.kind));
                 proptest::prop_assert_eq!(2 + p.agent_id.len() + p.json.len(), bytes.len());
             }
         }

@@ -17,6 +17,8 @@ use std::sync::Arc;
 
 use hashbrown::{HashMap, HashTable};
 
+use crate::calls::dialog::{Call, DialogCounters};
+use crate::calls::{CallTracker, CallsConfig, MediaThresholds, StreamFacts, media};
 use crate::decode::frame::reassembled_datagram;
 use crate::decode::payload::{Payload, RtcpForm, decode_payload};
 use crate::decode::rtcp::{Compound, RtcpPacket};
@@ -34,8 +36,6 @@ use crate::quality::stream::{
 };
 use crate::reassembly::ip::{self as ip_reassembly, Reassembler};
 use crate::reassembly::tcp::{TcpConfig, TcpCounters, TcpReassembler};
-use crate::calls::dialog::{Call, DialogCounters};
-use crate::calls::{CallTracker, CallsConfig, MediaThresholds, StreamFacts, media};
 use detect::{Candidate, CandidateState, ClockInference};
 use registry::{MediaProfile, RtpMapEntry, SdpRegistry, SharedRegistry};
 
@@ -1099,7 +1099,13 @@ impl Analyzer {
         }
     }
 
-    fn on_sip_message(&mut self, ts_ns: i64, src: SocketAddr, dst: SocketAddr, msg: SipMessage<'_>) {
+    fn on_sip_message(
+        &mut self,
+        ts_ns: i64,
+        src: SocketAddr,
+        dst: SocketAddr,
+        msg: SipMessage<'_>,
+    ) {
         self.counters.sip += 1;
         let sdp = match msg.sdp_body().map(SessionDescription::parse) {
             Some(Ok(sdp)) => Some(sdp),

@@ -149,8 +149,7 @@ pub async fn ingest(
     state.metrics.ingested(&outcome, started.elapsed());
     let mut ack = response_body(&batch.batch_id, &outcome);
     ack.skipped_calls = batch.calls.len() as u64;
-    Ok((StatusCode::OK, axum::Json(ack))
-        .into_response())
+    Ok((StatusCode::OK, axum::Json(ack)).into_response())
 }
 
 /// The acknowledgement: `status` is `duplicate` when every record of the batch was already

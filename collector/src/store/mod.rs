@@ -2945,7 +2945,6 @@ mod tests {
     struct Derived {
         rows: usize,
         heartbeats: usize,
-        calls: Vec::new(),
         calls: CallStats,
         /// (call key, streams folded in) of every call, in key order.
         call_streams: Vec<(String, u64)>,
