@@ -613,26 +613,22 @@ fn one_way_audio_and_late_rtp() {
         vec![problem("one_way_audio", "callee_to_caller", T0 + 3 * S)]
     );
     // The PBX's audio starts 4 s after the answer (2 s allowed).
-    let d = Dialog::new("late");
-    let mut frames = answered_call(&d, &sdp("203.0.113.10", 40000, "sendrecv"), T0 + 20 * S);
-    frames.extend(rtp(ALICE_RTP, PBX_RTP, 0xA1, T0 + 3020 * MS, T0 + 20 * S));
-    frames.extend(rtp(PBX_RTP, ALICE_RTP, 0xB1, T0 + 7 * S, T0 + 20 * S));
-    let doc = analyze(frames);
+    let late = || {
+        let d = Dialog::new("late");
+        let mut f = answered_call(&d, &sdp("203.0.113.10", 40000, "sendrecv"), T0 + 20 * S);
+        f.extend(rtp(ALICE_RTP, PBX_RTP, 0xA1, T0 + 3020 * MS, T0 + 20 * S));
+        f.extend(rtp(PBX_RTP, ALICE_RTP, 0xB1, T0 + 7 * S, T0 + 20 * S));
+        f.sort_by_key(|f| f.0);
+        f
+    };
+    let doc = analyze(late());
     assert_eq!(
         problems(only_call(&doc)),
         vec![problem("no_rtp", "callee_to_caller", T0 + 3 * S)]
     );
     // With --no-rtp-s 5 the same call has no problem.
     let dir = tempfile::tempdir().expect("tmp");
-    let mut sorted = {
-        let d = Dialog::new("late");
-        let mut f = answered_call(&d, &sdp("203.0.113.10", 40000, "sendrecv"), T0 + 20 * S);
-        f.extend(rtp(ALICE_RTP, PBX_RTP, 0xA1, T0 + 3020 * MS, T0 + 20 * S));
-        f.extend(rtp(PBX_RTP, ALICE_RTP, 0xB1, T0 + 7 * S, T0 + 20 * S));
-        f
-    };
-    sorted.sort_by_key(|f| f.0);
-    let path = write_pcap(dir.path(), "late.pcap", 1, &sorted);
+    let path = write_pcap(dir.path(), "late.pcap", 1, &late());
     let doc = analyze_json(&[&path], &["--no-rtp-s", "5"]);
     assert_eq!(problems(only_call(&doc)), vec![]);
 }

@@ -755,19 +755,22 @@ impl CallTracker {
         let request = msg.request_method();
         let cseq = msg.cseq_kind();
         let invite_response = request.is_none() && cseq.is_some_and(|(_, m)| m == Method::Invite);
+        // Each tag is looked up once per message (a parameter scan of its header).
+        let to_tag_raw = msg.to_tag();
+        let from_tag_raw = msg.from_tag();
         let slot = match self.find(call_id) {
             Some(slot) => slot,
             None if request == Some(Method::Invite) || invite_response => {
                 let mut call = Call::new(arc_id(call_id), ts_ns, self.next_seq);
                 self.next_seq += 1;
                 if request == Some(Method::Invite) {
-                    if msg.to_tag().is_some() {
+                    if to_tag_raw.is_some() {
                         // A re-INVITE of a dialog whose setup the capture missed.
                         call.mid_dialog = true;
                         call.phase = DialogPhase::Confirmed;
                         call.reinvite_cseq = cseq.map(|(n, _)| n);
                     } else {
-                        call.caller_tag = tag_hash(msg.from_tag());
+                        call.caller_tag = tag_hash(from_tag_raw);
                         let (peer, direction) = self.cfg.local_nets.classify(src, dst);
                         call.peer = peer;
                         call.direction = direction;
@@ -775,7 +778,7 @@ impl CallTracker {
                 } else {
                     // A response to an INVITE whose request was not captured: the From tag is
                     // still the caller's.
-                    call.caller_tag = tag_hash(msg.from_tag());
+                    call.caller_tag = tag_hash(from_tag_raw);
                     let (peer, direction) = self.cfg.local_nets.classify(dst, src);
                     call.peer = peer;
                     call.direction = direction;
@@ -801,8 +804,8 @@ impl CallTracker {
                 .and_then(uri_user)
                 .map(|u| String::from_utf8_lossy(u).into());
         }
-        let from_tag = tag_hash(msg.from_tag());
-        let to_tag = tag_hash(msg.to_tag());
+        let from_tag = tag_hash(from_tag_raw);
+        let to_tag = tag_hash(to_tag_raw);
         let number = cseq.map(|(n, _)| n);
         let status = msg.status();
         // Reason headers are read only on the messages that may end a call.
@@ -818,7 +821,7 @@ impl CallTracker {
             }),
         };
         match (request, status) {
-            (Some(Method::Invite), _) => call.on_invite(ts_ns, number, msg.to_tag().is_some()),
+            (Some(Method::Invite), _) => call.on_invite(ts_ns, number, to_tag_raw.is_some()),
             (Some(Method::Bye), _) => call.on_bye(ts_ns, sender, (from_tag, to_tag), reason),
             (Some(Method::Cancel), _) => call.on_cancel(ts_ns, reason),
             (None, Some(status)) if invite_response => {
@@ -1052,15 +1055,15 @@ fn arc_id(call_id: &[u8]) -> Arc<str> {
     }
 }
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn msg(text: &str) -> SipMessage<'_> {
+    pub(crate) fn msg(text: &str) -> SipMessage<'_> {
         SipMessage::parse(text.as_bytes()).expect("valid SIP")
     }
 
     /// A request from alice (the caller) to bob.
-    fn request(method: &str, cseq: u32, to_tag: bool, call_id: &str) -> String {
+    pub(crate) fn request(method: &str, cseq: u32, to_tag: bool, call_id: &str) -> String {
         format!(
             "{method} sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bK{cseq}{method}\r\n\
 From: \"Alice\" <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>{}\r\n\
@@ -1069,7 +1072,7 @@ Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
         )
     }
 
-    fn response(status: &str, cseq: u32, method: &str, call_id: &str) -> String {
+    pub(crate) fn response(status: &str, cseq: u32, method: &str, call_id: &str) -> String {
         format!(
             "SIP/2.0 {status}\r\nVia: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bK{cseq}{method}\r\n\
 From: \"Alice\" <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>;tag=2\r\n\
@@ -1077,21 +1080,21 @@ Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
         )
     }
 
-    const ID: &str = "abc@host";
+    pub(crate) const ID: &str = "abc@host";
 
-    fn tracker(capacity: usize) -> CallTracker {
+    pub(crate) fn tracker(capacity: usize) -> CallTracker {
         CallTracker::new(DialogConfig {
             capacity,
             ..DialogConfig::default()
         })
     }
 
-    fn sa(s: &str) -> SocketAddr {
+    pub(crate) fn sa(s: &str) -> SocketAddr {
         s.parse().expect("address")
     }
 
     /// Feeds a message (alice at 192.0.2.10, the far end at 192.0.2.20; direction ignored).
-    fn feed(t: &mut CallTracker, ts: i64, text: &str) -> Option<usize> {
+    pub(crate) fn feed(t: &mut CallTracker, ts: i64, text: &str) -> Option<usize> {
         let m = msg(text);
         let sdp = m.sdp_body().and_then(|b| SessionDescription::parse(b).ok());
         t.on_message(
@@ -1423,14 +1426,14 @@ Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
         assert_eq!((t.open_calls(), t.counters().evicted), (0, 0));
     }
 
-    fn sdp_body(ip: &str, port: u16, pt: u8, attr: &str) -> String {
+    pub(crate) fn sdp_body(ip: &str, port: u16, pt: u8, attr: &str) -> String {
         format!(
             "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {pt}\r\na={attr}\r\n"
         )
     }
 
     /// `request`/`response` with an SDP body; `from_callee` swaps the tags (a request of bob's).
-    fn with_sdp(text: &str, body: &str) -> String {
+    pub(crate) fn with_sdp(text: &str, body: &str) -> String {
         text.replace(
             "Content-Length: 0\r\n\r\n",
             &format!(

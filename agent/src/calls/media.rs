@@ -185,3 +185,107 @@ fn first_stop<'a>(
         (long && other_went_on && !held(g0, g1)).then_some(g0)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calls::dialog::tests::{
+        ID, feed, request, response, sa, sdp_body, tracker, with_sdp,
+    };
+
+    const S: i64 = 1_000_000_000;
+
+    /// A call answered at 1 s between alice (192.0.2.10:4000) and bob (192.0.2.20:6000), ended
+    /// by alice at 60 s.
+    fn call() -> Call {
+        let mut t = tracker(4);
+        let offer = sdp_body("192.0.2.10", 4000, 0, "sendrecv");
+        let answer = sdp_body("192.0.2.20", 6000, 0, "sendrecv");
+        feed(
+            &mut t,
+            0,
+            &with_sdp(&request("INVITE", 1, false, ID), &offer),
+        );
+        feed(
+            &mut t,
+            S,
+            &with_sdp(&response("200 OK", 1, "INVITE", ID), &answer),
+        );
+        feed(&mut t, 60 * S, &request("BYE", 2, true, ID));
+        t.get(ID).expect("call").clone()
+    }
+
+    fn stream(src: &str, dst: &str, ssrc: u32, first: i64, last: i64, cn: bool) -> StreamFacts {
+        StreamFacts {
+            src: sa(src),
+            dst: sa(dst),
+            ssrc,
+            first_ns: first,
+            last_ns: last,
+            packets: 100,
+            codec: "PCMU".into(),
+            mos: Some(4.3),
+            video: false,
+            longest_gap: None,
+            ends_in_cn: cn,
+        }
+    }
+
+    const ALICE: &str = "192.0.2.10:4000";
+    const BOB: &str = "192.0.2.20:6000";
+
+    #[test]
+    fn a_pause_between_two_streams_of_one_direction_is_a_stop_unless_comfort_noise_began_it() {
+        let c = call();
+        let th = MediaThresholds::default();
+        let alice = stream(ALICE, BOB, 1, S, 60 * S, false);
+        // Bob's SSRC changes after 8 s without RTP (10 s to 18 s).
+        let streams = [
+            alice.clone(),
+            stream(BOB, ALICE, 2, S, 10 * S, false),
+            stream(BOB, ALICE, 3, 18 * S, 60 * S, false),
+        ];
+        assert_eq!(
+            problems(&c, &streams, &th, 0),
+            vec![Problem {
+                kind: ProblemKind::RtpStopped,
+                sender: Party::Callee,
+                start_ns: 10 * S,
+            }]
+        );
+        let cn = [
+            alice,
+            stream(BOB, ALICE, 2, S, 10 * S, true),
+            stream(BOB, ALICE, 3, 18 * S, 60 * S, false),
+        ];
+        assert_eq!(problems(&c, &cn, &th, 0), vec![]);
+    }
+
+    #[test]
+    fn silence_both_ways_is_no_one_way_stop_and_unanswered_calls_are_not_judged() {
+        let c = call();
+        let th = MediaThresholds::default();
+        // Both directions stop at 20 s (a dead path both ways): neither went on, no rtp_stopped.
+        let both = [
+            stream(ALICE, BOB, 1, S, 20 * S, false),
+            stream(BOB, ALICE, 2, S, 20 * S, false),
+        ];
+        assert_eq!(problems(&c, &both, &th, 0), vec![]);
+        let mut t = tracker(4);
+        feed(&mut t, 0, &request("INVITE", 1, false, ID));
+        feed(&mut t, S, &response("486 Busy Here", 1, "INVITE", ID));
+        let busy = t.get(ID).expect("call").clone();
+        assert_eq!(problems(&busy, &[], &th, 60 * S), vec![]);
+        // An answered call without any RTP: no_rtp both ways, from the answer.
+        let none = problems(&c, &[], &th, 0);
+        assert_eq!(
+            none.iter()
+                .map(|p| (p.kind, p.sender, p.start_ns))
+                .collect::<Vec<_>>(),
+            vec![
+                (ProblemKind::NoRtp, Party::Caller, S),
+                (ProblemKind::NoRtp, Party::Callee, S)
+            ]
+        );
+    }
+}
