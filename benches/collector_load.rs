@@ -197,6 +197,7 @@ async fn main() -> anyhow::Result<()> {
                 sent_at: at("2026-11-20T10:00:00Z"),
                 reports,
                 heartbeats: vec![],
+                calls: Vec::new(),
             };
             mine.push(serde_json::to_vec(&batch)?);
         }
@@ -270,6 +271,7 @@ async fn main() -> anyhow::Result<()> {
                 sent_at: at("2026-12-01T00:00:00Z"),
                 reports: std::mem::take(&mut chunk),
                 heartbeats: vec![],
+                calls: Vec::new(),
             };
             let scopes = voqa_collector::sla::report_scopes(&customers, &batch.reports);
             state_store

@@ -11,10 +11,13 @@
 //!   The calls' setups are spread over the first second, answered 1.5–2 s after their INVITE;
 //!   the media of every call runs from 3.1 s on, and the BYEs follow the last media round.
 //!
+//! `--signalling-only` (with `--calls N`) writes the calls' SIP and no media (`--packets 0`): the
+//! SIP-heavy capture of the dialog engine's benchmark (7 messages per call).
+//!
 //! Generation is deterministic (a fixed xorshift seed): the same arguments give the same bytes.
 //!
 //! Usage: cargo run --release -p voqa-agent --example gen-capture -- OUT.pcap
-//!        [--streams N | --calls N] [--packets M]
+//!        [--streams N | --calls N [--signalling-only]] [--packets M]
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -391,11 +394,17 @@ impl Out {
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let Some(out) = args.get(1).filter(|a| !a.starts_with("--")) else {
-        eprintln!("usage: gen-capture OUT.pcap [--streams N | --calls N] [--packets M]");
+        eprintln!(
+            "usage: gen-capture OUT.pcap [--streams N | --calls N [--signalling-only]] [--packets M]"
+        );
         std::process::exit(2);
     };
     let calls_arg = arg(&args, "--calls").map(|n| n as u32);
-    let packets = arg(&args, "--packets").unwrap_or(200) as u32;
+    let packets = if args.iter().any(|a| a == "--signalling-only") {
+        0
+    } else {
+        arg(&args, "--packets").unwrap_or(200) as u32
+    };
     let file = std::fs::File::create(out)?;
     let mut o = Out {
         w: PcapWriter::new(BufWriter::with_capacity(1 << 20, file), 1)?,

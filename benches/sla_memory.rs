@@ -188,6 +188,7 @@ async fn fill(url: &str, reports: u64) -> anyhow::Result<()> {
                 sent_at: start,
                 reports: std::mem::take(&mut batch),
                 heartbeats: vec![],
+                calls: Vec::new(),
             };
             store.ingest(&b, start.as_ns()).await?;
             batch_no += 1;

@@ -277,6 +277,7 @@ fn batch(
         sent_at: at("2026-11-20T10:00:00.000000Z"),
         reports,
         heartbeats,
+        calls: Vec::new(),
     }
 }
 
@@ -420,6 +421,48 @@ async fn health_is_open_and_everything_else_needs_the_right_token() {
     assert_eq!(status, 403, "customers may not ingest");
     let (status, body) = get(&s, Some(OPS), "/no/such/thing").await;
     assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
+}
+
+/// Call records (issue 12) are not stored yet: a batch carrying them is acknowledged with 200,
+/// its reports stored, and the call records counted as `skipped_calls`, so that agents that
+/// ship them are neither refused nor dead-lettered.
+#[tokio::test]
+async fn call_records_are_acknowledged_and_counted_as_skipped() {
+    let s = start().await;
+    let mut with_calls = batch(
+        40,
+        "fra-media-1",
+        vec![report(
+            "fra-media-1",
+            "s1",
+            "call-1",
+            "2026-11-20T10:00:00Z",
+            "2026-11-20T10:00:10Z",
+            false,
+            4.3,
+        )],
+        vec![],
+    );
+    for key in ["00000000000000c1", "00000000000000c2"] {
+        with_calls.calls.push(voqa_wire::CallRecord {
+            agent_id: "fra-media-1".into(),
+            call_key: key.into(),
+            call: voqa_wire::CallSummary {
+                call_id: "call-1".into(),
+                status: Some(486),
+                end_cause: Some("failure".into()),
+                ..Default::default()
+            },
+        });
+    }
+    let (status, body) = post(&s, Some(AGENT), json_bytes(&with_calls), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["status"], &body["reports"], &body["skipped_calls"]),
+        (&json!("stored"), &json!(1), &json!(2)),
+        "{body}"
+    );
+    assert_eq!(stored_reports(&s).await, 1);
 }
 
 #[tokio::test]
@@ -1140,7 +1183,7 @@ async fn each_record_is_stored_and_counted_once_whatever_its_batch() {
     assert_eq!(
         body,
         json!({"status": "stored", "batch_id": first.batch_id, "reports": 10, "heartbeats": 1,
-               "duplicate_reports": 0, "duplicate_heartbeats": 0})
+               "duplicate_reports": 0, "duplicate_heartbeats": 0, "skipped_calls": 0})
     );
     assert_eq!(sla_calls(&s).await, 5);
 

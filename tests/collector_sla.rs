@@ -143,6 +143,7 @@ async fn heartbeats_every_15_s(store: &Store, from_ns: i64, to_ns: i64) {
         sent_at: Timestamp::from_ns(to_ns),
         reports: vec![],
         heartbeats: beats,
+        calls: Vec::new(),
     };
     store.ingest(&batch, to_ns).await.expect("ingest");
 }

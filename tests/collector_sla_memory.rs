@@ -272,6 +272,7 @@ async fn streamed_report_path_equals_the_aggregates_across_pages() {
             sent_at: midnight,
             reports: chunk.to_vec(),
             heartbeats: vec![],
+            calls: Vec::new(),
         };
         s.store
             .ingest(&batch, midnight.as_ns())

@@ -445,7 +445,7 @@ fn stream_reports(records: &[AgentRecord]) -> Vec<&StreamReport> {
         .iter()
         .filter_map(|r| match r {
             AgentRecord::Stream(s) => Some(s),
-            AgentRecord::Heartbeat(_) => None,
+            AgentRecord::Heartbeat(_) | AgentRecord::Call(_) => None,
         })
         .collect()
 }
@@ -455,7 +455,7 @@ fn heartbeats(records: &[AgentRecord]) -> Vec<&Heartbeat> {
         .iter()
         .filter_map(|r| match r {
             AgentRecord::Heartbeat(h) => Some(h),
-            AgentRecord::Stream(_) => None,
+            AgentRecord::Stream(_) | AgentRecord::Call(_) => None,
         })
         .collect()
 }

@@ -6,10 +6,11 @@
 //! The traffic is shaped like real calls: the warm-up starts with a SIP INVITE per stream whose
 //! SDP announces it (so the streams are found by SDP, as in production), and both phases carry
 //! RTCP (a sender report from every stream's sender and a receiver report back every 10 rounds).
-//! What is asserted: RTP and RTCP packets of known streams allocate nothing. SIP is not in the
-//! steady state on purpose: a SIP message creates or updates a call and its SDP profiles, which
-//! allocate by design (bounded by `max_calls` and `max_announcements`), and arrives a few times
-//! per call, not per packet.
+//! What is asserted: RTP and RTCP packets of known streams allocate nothing, and neither do SIP
+//! messages without SDP of known calls (a 180 Ringing and an INFO per round: the dialog engine's
+//! per-message work). SIP that creates a call, or carries SDP, allocates by design (the call's
+//! record, its SDP profiles; bounded by `calls.dialog.capacity` and `max_announcements`), and
+//! arrives a few times per call, not per packet.
 //!
 //! One `#[test]` only: the allocator counts every thread, so a second test running beside it
 //! (or the harness reporting it) would be counted too.
@@ -131,6 +132,27 @@ fn build_frames() -> Vec<(i64, Vec<u8>)> {
     }
     for round in 0..ROUNDS {
         let ts = 1_000_000_000i64 + i64::from(round) * 20_000_000;
+        let sip_a = std::net::SocketAddr::from(([10, 9, 0, 1], 5060));
+        let sip_b = std::net::SocketAddr::from(([10, 9, 0, 2], 5060));
+        for (i, start) in [
+            "SIP/2.0 180 Ringing",
+            "INFO sip:bob@example.invalid SIP/2.0",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let cseq = if i == 0 { "1 INVITE" } else { "2 INFO" };
+            let text = format!(
+                "{start}\r\nVia: SIP/2.0/UDP 10.9.0.1;branch=z9hG4bK-{round}\r\n\
+From: <sip:alice@example.invalid>;tag=a\r\nTo: <sip:bob@example.invalid>;tag=b\r\n\
+Call-ID: call-{}\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n",
+                round % STREAMS
+            );
+            frames.push((
+                ts,
+                support::sip_frame(&LinkSpec::Ethernet, sip_b, sip_a, &text),
+            ));
+        }
         frames.push((
             ts,
             tcp_frame(
@@ -219,10 +241,10 @@ fn analyzer_alone(frames: &[(i64, Vec<u8>)]) {
     }
     let allocations = ALLOCS.load(Ordering::Relaxed) - before;
     let c = analyzer.counters();
-    // The steady state is RTP and RTCP of the known streams only (an SR and an RR per stream in
-    // rounds 13, 23 and 33), all valid.
-    assert_eq!(warm.sip, u64::from(STREAMS));
-    assert_eq!(c.sip, warm.sip, "no SIP in the steady state");
+    // The steady state is RTP and RTCP of the known streams (an SR and an RR per stream in
+    // rounds 13, 23 and 33), all valid, and two SIP messages of known calls per round.
+    assert_eq!(warm.sip, u64::from(STREAMS) + 2 * 4);
+    assert_eq!(c.sip - warm.sip, 2 * u64::from(ROUNDS - 4));
     assert_eq!(c.rtcp - warm.rtcp, u64::from(STREAMS) * 2 * 3);
     assert_eq!(c.rtp - warm.rtp, u64::from(STREAMS) * u64::from(ROUNDS - 4));
     let steady = frames.len() - warmup;

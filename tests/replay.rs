@@ -77,6 +77,8 @@ fn records(lines: &[String]) -> (Vec<StreamReport>, Vec<Heartbeat>) {
         match serde_json::from_str::<AgentRecord>(line).expect("a wire record per line") {
             AgentRecord::Stream(r) => reports.push(r),
             AgentRecord::Heartbeat(h) => heartbeats.push(h),
+            // Call records are checked by tests/call_records.rs.
+            AgentRecord::Call(_) => {}
         }
     }
     (reports, heartbeats)

@@ -14,6 +14,7 @@
 //! does not allocate or copy packet bytes (fragments are copied into bounded, pooled buffers).
 
 pub mod analyze;
+pub mod calls;
 pub mod capture;
 pub mod decode;
 pub mod host;

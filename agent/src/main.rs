@@ -245,6 +245,21 @@ struct AnalyzeArgs {
     /// segment starts a SIP message or a SIP WebSocket handshake. SIP over TLS cannot be read.
     #[arg(long, value_name = "PORTS", default_value = "5060,5080", value_parser = voqa_agent::service::config::parse_sip_ports)]
     sip_ports: std::vec::Vec<u16>,
+    /// A network of the monitored host (repeatable; ADDRESS or ADDRESS/PREFIX): calls whose
+    /// INVITE enters these networks are inbound, those leaving them outbound, with the far
+    /// side as their peer. Without it calls have no direction and no peer.
+    #[arg(long = "local-net", value_name = "NET")]
+    local_nets: Vec<String>,
+    /// An answered call without BYE ends `timeout` this many seconds after its answer.
+    #[arg(long, value_name = "S", default_value_t = 14_400)]
+    max_call_s: u64,
+    /// Media problem `no_rtp`: no RTP in a direction this many seconds after the answer.
+    #[arg(long, value_name = "S", default_value_t = 2.0)]
+    no_rtp_s: f64,
+    /// Media problem `rtp_stopped`: RTP paused this many seconds in one direction while the
+    /// other went on (hold, comfort noise and marker-bit DTX silence excepted).
+    #[arg(long, value_name = "S", default_value_t = 5.0)]
+    rtp_stopped_s: f64,
 }
 
 fn parse_jitter_buffer(s: &str) -> Result<JitterBufferModel, String> {
@@ -597,7 +612,20 @@ fn rss_kib() -> (u64, u64) {
 
 fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let privacy = pseudonymizer(&args)?;
+    let calls = voqa_agent::service::config::CallsSection {
+        local_nets: args.local_nets.clone(),
+        max_call_s: args.max_call_s,
+        no_rtp_s: args.no_rtp_s,
+        rtp_stopped_s: args.rtp_stopped_s,
+        ..Default::default()
+    };
+    if let Some(problem) = calls.problems().first() {
+        anyhow::bail!(
+            "{problem} (set by --local-net, --max-call-s, --no-rtp-s or --rtp-stopped-s)"
+        );
+    }
     let cfg = AnalyzerConfig {
+        calls: calls.calls_config(),
         jitter_buffer: args.jitter_buffer,
         resync_after_late: args.resync_after_late,
         assumed_one_way_ms: args.assumed_one_way_ms,

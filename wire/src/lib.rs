@@ -226,7 +226,8 @@ pub struct ClockInference {
 }
 
 /// One SIP dialog and the streams it set up.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallSummary {
     pub call_id: String,
     pub from: Option<String>,
@@ -245,6 +246,123 @@ pub struct CallSummary {
     /// after a 401/407 challenge); null while that transaction has none.
     #[serde(default)]
     pub status: Option<u16>,
+    // ---- call records (issue 12); absent from documents of older agents ----
+    /// First provisional response other than 100 Trying to the call's INVITE (the end of the
+    /// session request delay, RFC 6076 §4.1).
+    #[serde(default)]
+    pub first_provisional: Option<Timestamp>,
+    /// First 180 or 183 (the far end is alerting or playing early media).
+    #[serde(default)]
+    pub first_ringing: Option<Timestamp>,
+    /// The Q.850 cause of a `Reason: Q.850;cause=N` header on the BYE, CANCEL or final
+    /// response that ended the call.
+    #[serde(default)]
+    pub reason_cause: Option<u16>,
+    /// How the call ended: `bye`, `cancel`, `failure` (a final 3xx-6xx), `timeout` (no final
+    /// response within the setup timeout, or no BYE within the longest call allowed) or
+    /// `shutdown` (the agent stopped); null while the call is up.
+    #[serde(default)]
+    pub end_cause: Option<String>,
+    /// Who ended it: `caller`, `callee`, `timeout` or `shutdown`; null when unknown.
+    #[serde(default)]
+    pub ended_by: Option<String>,
+    /// `inbound` (the INVITE came to a local address from elsewhere), `outbound`, `internal`
+    /// (both local) or `external` (neither); null when no local networks are configured.
+    #[serde(default)]
+    pub direction: Option<String>,
+    /// The far side's SIP address (`IP:port`) for inbound and outbound calls.
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// First 180/183 to the answer (or to the end of an unanswered call), in ms.
+    #[serde(default)]
+    pub ring_ms: Option<u64>,
+    /// Answer to end, in ms (answered calls that ended).
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    /// re-INVITE transactions inside the confirmed dialog (retransmissions counted once).
+    #[serde(default)]
+    pub reinvites: u32,
+    /// Distinct To-tags in responses to the call's INVITE (2 or more: the INVITE forked).
+    #[serde(default)]
+    pub forks: u32,
+    /// Retransmitted INVITEs, final responses and BYEs of the dialog (not counted as new).
+    #[serde(default)]
+    pub retransmissions: u32,
+    /// What re-INVITEs (and the setup's SDP) did to the media, in time order.
+    #[serde(default)]
+    pub events: Vec<CallEvent>,
+    /// The call's RTP streams with their direction, codec and MOS.
+    #[serde(default)]
+    pub media: Vec<CallMedia>,
+    /// The call's MOS: that of its worst stream.
+    #[serde(default)]
+    pub mos: Option<f64>,
+    /// The report window in which the call's MOS was worst (live: an interval report window of
+    /// the worst stream; analyze: the worst stream from its first to its last packet).
+    #[serde(default)]
+    pub worst_window_start: Option<Timestamp>,
+    #[serde(default)]
+    pub worst_window_end: Option<Timestamp>,
+    /// Media problems found in the call (`no_rtp`, `one_way_audio`, `rtp_stopped`,
+    /// `media_address_mismatch`).
+    #[serde(default)]
+    pub problems: Vec<MediaProblem>,
+}
+
+/// A change of a call's media, from SDP in the dialog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CallEvent {
+    pub time: Timestamp,
+    /// `hold` (`a=sendonly`, `recvonly`, `inactive` or `c=0.0.0.0`), `resume`, `codec_change`
+    /// (the first audio payload type changed) or `t38` (an `m=image` T.38 section).
+    pub kind: String,
+    /// `caller` or `callee`: whose SDP it was; null when unknown.
+    pub by: Option<String>,
+}
+
+/// One RTP stream of a call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CallMedia {
+    /// The stream's id, as in its stream reports (16 hex digits).
+    pub stream_id: String,
+    /// `caller_to_callee`, `callee_to_caller` or `unknown`.
+    pub direction: String,
+    pub codec: String,
+    pub mos: Option<f64>,
+}
+
+/// A media problem of a call: what, in which direction, from when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MediaProblem {
+    /// `no_rtp`, `one_way_audio`, `rtp_stopped` or `media_address_mismatch`.
+    pub kind: String,
+    /// `caller_to_callee` or `callee_to_caller`.
+    pub direction: String,
+    pub start: Timestamp,
+}
+
+/// A call record as the agent ships it when the call ends: the `analyze` call object (its
+/// `streams` indexes empty: `media` names the streams by id) with the agent and a stable key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CallRecord {
+    pub agent_id: String,
+    /// Stable identity of the call: 16 hex digits derived from its (pseudonymised) Call-ID and
+    /// the packet time it was first seen, the same in every retry of the record.
+    pub call_key: String,
+    #[serde(flatten)]
+    pub call: CallSummary,
+}
+
+impl CallRecord {
+    /// The record's identity, `AGENT/call/CALL_KEY`: stored once by the collector however
+    /// often it is retried.
+    pub fn record_id(&self) -> String {
+        format!("{}/call/{}", self.agent_id, self.call_key)
+    }
 }
 
 /// Markov transition counts over sequence positions (1 = lost or discarded), mergeable by sum.
@@ -434,6 +552,18 @@ impl Heartbeat {
 pub enum AgentRecord {
     Stream(StreamReport),
     Heartbeat(Heartbeat),
+    Call(CallRecord),
+}
+
+impl AgentRecord {
+    /// The record's identity (each variant's `record_id`).
+    pub fn record_id(&self) -> String {
+        match self {
+            AgentRecord::Stream(r) => r.record_id(),
+            AgentRecord::Heartbeat(h) => h.record_id(),
+            AgentRecord::Call(c) => c.record_id(),
+        }
+    }
 }
 
 /// One agent → collector upload (`POST /api/v1/ingest`, gzip or plain JSON). Idempotent per
@@ -461,6 +591,9 @@ pub struct Batch {
     pub reports: Vec<StreamReport>,
     #[serde(default)]
     pub heartbeats: Vec<Heartbeat>,
+    /// Call records (absent from batches of agents that predate them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<CallRecord>,
 }
 
 #[cfg(test)]
@@ -609,6 +742,7 @@ mod tests {
                 answer: None,
                 end: None,
                 status: Some(200),
+                ..CallSummary::default()
             }],
             analysis: Some(AnalysisSettings {
                 jitter_buffer: "fixed:60".into(),
@@ -632,5 +766,82 @@ mod tests {
             .expect("analysis last");
         let back: AnalyzeOutput = serde_json::from_str(&old).expect("old document parses");
         assert_eq!(back.analysis, None);
+    }
+
+    fn call_record() -> CallRecord {
+        CallRecord {
+            agent_id: "fra-media-1".into(),
+            call_key: "00000000000000c1".into(),
+            call: CallSummary {
+                call_id: "anon:0123456789abcdef".into(),
+                status: Some(200),
+                setup: Some(Timestamp::from_ns(1_795_428_000_000_000_000)),
+                end_cause: Some("bye".into()),
+                ended_by: Some("callee".into()),
+                reason_cause: Some(16),
+                duration_ms: Some(10_000),
+                media: vec![CallMedia {
+                    stream_id: "00000000000000a1".into(),
+                    direction: "caller_to_callee".into(),
+                    codec: "PCMU".into(),
+                    mos: Some(4.2),
+                }],
+                problems: vec![MediaProblem {
+                    kind: "rtp_stopped".into(),
+                    direction: "callee_to_caller".into(),
+                    start: Timestamp::from_ns(1_795_428_020_000_000_000),
+                }],
+                ..CallSummary::default()
+            },
+        }
+    }
+
+    #[test]
+    fn call_records_are_flat_tagged_lines_with_a_stable_id() {
+        let record = AgentRecord::Call(call_record());
+        let line = serde_json::to_string(&record).expect("serialize");
+        // One flat object: the call object's fields beside the agent and the key.
+        assert!(
+            line.starts_with(r#"{"type":"call","agent_id":"fra-media-1","call_key":"00000000000000c1","call_id":"anon:"#),
+            "{line}"
+        );
+        assert!(line.contains(r#""reason_cause":16"#), "{line}");
+        assert_eq!(
+            serde_json::from_str::<AgentRecord>(&line).expect("parse"),
+            record
+        );
+        assert_eq!(record.record_id(), "fra-media-1/call/00000000000000c1");
+    }
+
+    #[test]
+    fn call_objects_and_batches_of_older_agents_still_parse() {
+        // A call object as agents wrote it before call records.
+        let old = r#"{"call_id":"c","from":"a","to":null,"streams":[0],"setup":null,"end":null}"#;
+        let call: CallSummary = serde_json::from_str(old).expect("older call object");
+        assert_eq!(
+            (
+                call.call_id.as_str(),
+                call.streams.as_slice(),
+                call.problems.len(),
+                call.forks
+            ),
+            ("c", &[0usize][..], 0, 0)
+        );
+        // A batch without `calls`, and one with.
+        let mut batch = Batch {
+            schema: SCHEMA_VERSION,
+            batch_id: "00000000-0000-4000-8000-000000000001".into(),
+            agent_id: "fra-media-1".into(),
+            sent_at: Timestamp::from_ns(0),
+            reports: vec![],
+            heartbeats: vec![],
+            calls: vec![],
+        };
+        let text = serde_json::to_string(&batch).expect("serialize");
+        assert!(!text.contains("calls"), "empty calls are omitted: {text}");
+        assert_eq!(serde_json::from_str::<Batch>(&text).expect("parse"), batch);
+        batch.calls.push(call_record());
+        let text = serde_json::to_string(&batch).expect("serialize");
+        assert_eq!(serde_json::from_str::<Batch>(&text).expect("parse"), batch);
     }
 }

@@ -96,6 +96,10 @@ pub struct PipelineStats {
     pub heartbeats: AtomicU64,
     /// Heartbeats the sink refused or that could not be queued to it.
     pub heartbeats_dropped: AtomicU64,
+    /// Call records the sink accepted.
+    pub calls: AtomicU64,
+    /// Call records the sink refused or that could not be queued to it.
+    pub calls_dropped: AtomicU64,
 }
 
 impl PipelineStats {

@@ -1,5 +1,5 @@
-//! The output seam of live capture and replay: workers turn window reports (and replay's
-//! packet-time heartbeats) into `voqa_wire::AgentRecord`s and queue them, boxed, on a bounded
+//! The output seam of live capture and replay: workers turn window reports, ended calls (and
+//! replay's packet-time heartbeats) into `voqa_wire::AgentRecord`s and queue them, boxed, on a bounded
 //! channel; one sink thread hands them to a [`ReportSink`] (JSON lines today, the spool-backed
 //! shipper later) and counts what the sink accepted and refused.
 //!
@@ -17,6 +17,8 @@ use voqa_wire::{AgentRecord, Timestamp};
 use super::counters::PipelineStats;
 use super::source::SourceError;
 use super::worker::Output;
+use crate::calls::Call;
+use crate::calls::record::call_record;
 use crate::host::HostSampler;
 use crate::report::live::{JitterHistogramEncoder, stream_report};
 use crate::ship::ReportSink;
@@ -103,6 +105,16 @@ impl Output for RecordOutput {
         }
     }
 
+    fn calls(&mut self, calls: std::vec::IntoIter<Call>) {
+        for call in calls {
+            let record =
+                AgentRecord::Call(call_record(&self.ctx.agent_id, &call, &self.ctx.privacy));
+            if !self.queue(record) {
+                PipelineStats::add(&self.stats.calls_dropped, 1);
+            }
+        }
+    }
+
     fn heartbeat(&mut self, at_ns: i64, analyzer: &Analyzer) {
         let Some(sampler) = self.sampler.as_mut() else {
             return;
@@ -159,6 +171,8 @@ fn deliver(sink: &mut dyn ReportSink, record: &AgentRecord, stats: &PipelineStat
         (AgentRecord::Stream(_), false) => &stats.reports_dropped,
         (AgentRecord::Heartbeat(_), true) => &stats.heartbeats,
         (AgentRecord::Heartbeat(_), false) => &stats.heartbeats_dropped,
+        (AgentRecord::Call(_), true) => &stats.calls,
+        (AgentRecord::Call(_), false) => &stats.calls_dropped,
     };
     PipelineStats::add(counter, 1);
     ok

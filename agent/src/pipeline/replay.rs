@@ -151,8 +151,9 @@ pub fn run(
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     let reports = PipelineStats::get(&stats.reports);
     let heartbeats = PipelineStats::get(&stats.heartbeats);
-    let refused =
-        PipelineStats::get(&stats.reports_dropped) + PipelineStats::get(&stats.heartbeats_dropped);
+    let refused = PipelineStats::get(&stats.reports_dropped)
+        + PipelineStats::get(&stats.heartbeats_dropped)
+        + PipelineStats::get(&stats.calls_dropped);
     if refused > 0 {
         return Err(ReplayError::Refused {
             refused,

@@ -19,6 +19,12 @@ pub trait Output {
     /// Reports the analyzer produced since the last call (often none).
     fn reports(&mut self, reports: std::vec::IntoIter<WindowReport>);
 
+    /// Calls that ended and whose streams all closed since the last call (their records are
+    /// due); live and replay only.
+    fn calls(&mut self, calls: std::vec::IntoIter<crate::calls::Call>) {
+        let _ = calls;
+    }
+
     /// A packet-time heartbeat boundary passed (only with [`Worker::with_packet_heartbeats`]).
     fn heartbeat(&mut self, at_ns: i64, analyzer: &Analyzer) {
         let _ = (at_ns, analyzer);
@@ -148,6 +154,7 @@ impl Worker {
                 {
                     // Reports of the boundary go out before the heartbeat stamped with it.
                     out.reports(analyzer.drain_reports());
+                    out.calls(analyzer.drain_calls());
                     let mut at = first;
                     while at <= last {
                         out.heartbeat(at, analyzer);
@@ -177,6 +184,7 @@ impl Worker {
             // reports and the published totals (the last heartbeat) hold every drop.
             self.read_capture_counters(source, last);
             out.reports(self.analyzer.drain_reports());
+            out.calls(self.analyzer.drain_calls());
             if let Some(stats) = &self.stats {
                 stats.publish(&self.analyzer);
                 stats.pass();
@@ -191,6 +199,7 @@ impl Worker {
     pub fn close<O: Output>(&mut self, end_ns: i64, out: &mut O) {
         self.analyzer.close_all(end_ns);
         out.reports(self.analyzer.drain_reports());
+        out.calls(self.analyzer.drain_calls());
         if let Some(stats) = &self.stats {
             stats.publish(&self.analyzer);
         }

@@ -56,9 +56,22 @@ impl ClockSource {
 pub enum PacketRole {
     /// The stream's main audio codec: counted, jittered, buffered.
     Audio,
-    /// Comfort noise or telephone events, or an unknown secondary type: counted in the
-    /// sequence accounting only (metrics-spec §1.5).
+    /// Telephone events, or an unknown secondary type: counted in the sequence accounting
+    /// only (metrics-spec §1.5).
     SequenceOnly,
+    /// Comfort noise (RFC 3389): sequence accounting only, like `SequenceOnly`; the pause that
+    /// follows it is DTX silence, not a stop (see [`Silence`]).
+    ComfortNoise,
+}
+
+/// Where a stream fell silent, for the call's media problems: the longest pause between two
+/// packets that DTX does not explain (the packet after it has no marker bit, the one before
+/// it is not comfort noise), and whether the stream's last packet was comfort noise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Silence {
+    /// `(last packet before, first packet after)` the pause, in packet time.
+    pub longest_gap: Option<(i64, i64)>,
+    pub ends_in_cn: bool,
 }
 
 /// The outcome of feeding one packet to a meter.
@@ -170,7 +183,9 @@ pub struct StreamMeter {
     jitter: Jitter,
     jbuf: JitterBuffer,
     /// Extended RTP timestamp of the first and of the previous audio packet.
-    ts_base: Option<u64>,
+    /// (Non-zero: extended timestamps have bit 32 set; the niche keeps the meter 8 bytes
+    /// smaller.)
+    ts_base: Option<std::num::NonZeroU64>,
     ts_prev_ext: u64,
     /// Extended sequence number of the previous audio packet, for the ptime estimate.
     prev_audio_ext: Option<u64>,
@@ -184,7 +199,15 @@ pub struct StreamMeter {
     marks: WindowMarks,
     /// Per-packet jitter of the current window.
     jitter_bins: JitterBins,
+    /// The longest pause not explained by DTX, as ms after `first_ns`, and its length in ms
+    /// in the low 31 bits of `gap_ms_cn`, whose top bit says the last packet was comfort noise:
+    /// 8 bytes in all, because the per-stream state must stay within 1 KiB. See [`Silence`].
+    gap_start_ms: u32,
+    gap_ms_cn: u32,
 }
+
+/// The top bit of `StreamMeter::gap_ms_cn`: the last packet was comfort noise.
+const CN_BIT: u32 = 1 << 31;
 
 impl StreamMeter {
     /// Starts a meter with the stream's first counted packet (not yet fed: call `on_packet`).
@@ -216,6 +239,8 @@ impl StreamMeter {
             jumps: 0,
             marks: WindowMarks::default(),
             jitter_bins: JitterBins::default(),
+            gap_start_ms: 0,
+            gap_ms_cn: 0,
         }
     }
 
@@ -249,6 +274,17 @@ impl StreamMeter {
 
     pub fn last_ns(&self) -> i64 {
         self.last_ns
+    }
+
+    /// The stream's longest pause not explained by DTX, and whether it ends in comfort noise.
+    pub fn silence(&self) -> Silence {
+        const MS: i64 = 1_000_000;
+        let start = self.first_ns + i64::from(self.gap_start_ms) * MS;
+        let gap_ms = self.gap_ms_cn & !CN_BIT;
+        Silence {
+            longest_gap: (gap_ms > 0).then(|| (start, start + i64::from(gap_ms) * MS)),
+            ends_in_cn: self.gap_ms_cn & CN_BIT != 0,
+        }
     }
 
     pub fn packets(&self) -> u64 {
@@ -288,6 +324,18 @@ impl StreamMeter {
             if delta > self.marks.max_delta_ns {
                 self.marks.max_delta_ns = delta;
             }
+            let delta_ms = u32::try_from(delta / 1_000_000).map_or(!CN_BIT, |d| d.min(!CN_BIT));
+            let after_cn = self.gap_ms_cn & CN_BIT != 0;
+            if delta_ms > self.gap_ms_cn & !CN_BIT && !meta.marker && !after_cn {
+                self.gap_ms_cn = delta_ms | (self.gap_ms_cn & CN_BIT);
+                let start_ms = (self.last_ns - self.first_ns) / 1_000_000;
+                self.gap_start_ms = u32::try_from(start_ms).unwrap_or(u32::MAX);
+            }
+        }
+        if role == PacketRole::ComfortNoise {
+            self.gap_ms_cn |= CN_BIT;
+        } else {
+            self.gap_ms_cn &= !CN_BIT;
         }
         self.packets += 1;
         if meta.ts_ns > self.last_ns {
@@ -313,7 +361,7 @@ impl StreamMeter {
         let ts_ext = match self.ts_base {
             None => {
                 let ext = (1u64 << 32) | u64::from(meta.rtp_ts);
-                self.ts_base = Some(ext);
+                self.ts_base = std::num::NonZeroU64::new(ext);
                 ext
             }
             Some(_) => extend_ts(self.ts_prev_ext, meta.rtp_ts),
@@ -330,7 +378,7 @@ impl StreamMeter {
         if jitter_now_ms > self.marks.max_jitter_ms {
             self.marks.max_jitter_ms = jitter_now_ms;
         }
-        let base = self.ts_base.unwrap_or(ts_ext);
+        let base = self.ts_base.map_or(ts_ext, std::num::NonZeroU64::get);
         let media_ms = (ts_ext as f64 - base as f64) * 1000.0 / f64::from(clock);
         let arrival_ms = (meta.ts_ns - self.first_ns) as f64 / 1e6;
         let decision = self.jbuf.on_packet(

@@ -15,7 +15,17 @@ use crate::streams::privacy::Pseudonymizer;
 /// Stable id of a stream: FNV-1a over its 5-tuple, SSRC and first packet time (16 hex digits).
 pub fn stream_id(r: &WindowReport) -> String {
     let key = &r.stream.key;
-    let text = format!("{}|{}|{}|{}", key.src, key.dst, key.ssrc, r.stream.first_ns);
+    stream_id_of(&key.src, &key.dst, key.ssrc, r.stream.first_ns)
+}
+
+/// [`stream_id`] from its parts (call records name their streams by it).
+pub fn stream_id_of(
+    src: &std::net::SocketAddr,
+    dst: &std::net::SocketAddr,
+    ssrc: u32,
+    first_ns: i64,
+) -> String {
+    let text = format!("{src}|{dst}|{ssrc}|{first_ns}");
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         h ^= u64::from(b);

@@ -11,10 +11,12 @@ use std::net::SocketAddr;
 
 use hashbrown::HashMap;
 use voqa_wire::{
-    AnalysisSettings, AnalyzeOutput, CallSummary, ClockInference as WireClockInference,
-    FileSummary, StreamSummary, Timestamp,
+    AnalysisSettings, AnalyzeOutput, ClockInference as WireClockInference, FileSummary,
+    StreamSummary, Timestamp,
 };
 
+use crate::calls::record::call_summary;
+use crate::calls::{StreamFacts, media};
 use crate::quality::codec::{CodecValues, MediaRole};
 use crate::quality::stream::ClockSource;
 use crate::streams::privacy::Pseudonymizer;
@@ -64,25 +66,26 @@ pub fn analyze_output(
             stream_summary_with(s, call_id, jitter_buffer)
         })
         .collect();
-    let mut calls = Vec::new();
-    for (_, call) in result.calls.iter() {
-        let id = call.call_id.as_str();
+    let mut calls = Vec::with_capacity(result.calls.len());
+    for call in &result.calls {
+        let id = &*call.call_id;
         let mut members = Vec::new();
         let mut at = first_of.get(id).copied().unwrap_or(usize::MAX);
         while let Some(&after) = next.get(at) {
             members.push(at);
             at = after;
         }
-        calls.push(CallSummary {
-            call_id: pseudonyms.remove(id).unwrap_or_else(|| privacy.apply(id)),
-            from: call.from_user.as_deref().map(|u| privacy.apply(u)),
-            to: call.to_user.as_deref().map(|u| privacy.apply(u)),
-            streams: members,
-            setup: call.invite_ns.map(Timestamp::from_ns),
-            answer: call.answer_ns.map(Timestamp::from_ns),
-            end: call.end_ns.map(Timestamp::from_ns),
-            status: call.status,
-        });
+        let facts: Vec<StreamFacts> = members
+            .iter()
+            .filter_map(|&i| result.streams.get(i))
+            .map(StreamFacts::of)
+            .collect();
+        let problems =
+            media::problems(call, &facts, &result.call_thresholds, result.capture_end_ns);
+        let call_id = pseudonyms.remove(id).unwrap_or_else(|| privacy.apply(id));
+        calls.push(call_summary(
+            call, call_id, &facts, members, &problems, privacy,
+        ));
     }
     AnalyzeOutput {
         files,

@@ -213,8 +213,59 @@ fn render_calls(s: &mut String, out: &AnalyzeOutput) {
                     streams.join(",")
                 }
             );
+            let _ = writeln!(s, "    {}", call_details(c));
         }
     }
+}
+
+/// The call record's second line: how it ended, ring time, duration, MOS, direction, events and
+/// media problems.
+fn call_details(c: &voqa_wire::CallSummary) -> String {
+    let secs = |ms: Option<u64>| {
+        ms.map_or_else(
+            || "-".to_owned(),
+            |ms| format!("{:.1} s", ms as f64 / 1000.0),
+        )
+    };
+    let mut line = format!(
+        "ended {} by {}{}  ring {}  duration {}  MOS {}",
+        c.end_cause.as_deref().unwrap_or("-"),
+        c.ended_by.as_deref().unwrap_or("-"),
+        c.reason_cause
+            .map(|q| format!(" (Q.850 cause {q})"))
+            .unwrap_or_default(),
+        secs(c.ring_ms),
+        secs(c.duration_ms),
+        c.mos.map_or_else(|| "-".to_owned(), |m| format!("{m:.2}")),
+    );
+    if let Some(direction) = &c.direction {
+        line.push_str(&format!(
+            "  {direction}{}",
+            c.peer
+                .as_deref()
+                .map(|p| format!(" peer {p}"))
+                .unwrap_or_default()
+        ));
+    }
+    for e in &c.events {
+        line.push_str(&format!(
+            "  {} by {} at {}",
+            e.kind,
+            e.by.as_deref().unwrap_or("?"),
+            e.time
+        ));
+    }
+    if c.problems.is_empty() {
+        line.push_str("  problems: none");
+    } else {
+        for p in &c.problems {
+            line.push_str(&format!(
+                "  PROBLEM {} {} from {}",
+                p.kind, p.direction, p.start
+            ));
+        }
+    }
+    line
 }
 
 /// Why a stream's clock is inferred or unknown, for the notes under the table.

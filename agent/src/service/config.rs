@@ -58,6 +58,7 @@ pub struct AgentConfig {
     pub agent_id: Option<String>,
     pub capture: CaptureConfig,
     pub analysis: AnalysisConfig,
+    pub calls: CallsSection,
     pub output: OutputConfig,
     pub privacy: PrivacyConfig,
     pub health: HealthConfig,
@@ -116,6 +117,104 @@ pub struct AnalysisConfig {
     /// TCP ports carrying SIP (plain or WebSocket): their connections are reassembled and the
     /// live capture filter lets them through. SIP over TLS (5061) cannot be read; leave it out.
     pub sip_ports: Vec<u16>,
+}
+
+/// `[calls]`: the SIP dialog engine and the media problems of call records (also the
+/// `analyze` flags `--local-net`, `--max-call-s`, `--no-rtp-s`, `--rtp-stopped-s`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallsSection {
+    /// The monitored host's networks (`10.0.0.0/8`, `2001:db8::/32`, or an address): a call
+    /// whose INVITE enters them is `inbound`, one that leaves them `outbound`, and the other
+    /// end is its `peer`. Empty: calls have no direction and no peer.
+    pub local_nets: Vec<String>,
+    /// Most open calls per worker; beyond it the call seen first is forgotten (counted).
+    pub max_open_calls: usize,
+    /// A call without final response this long after its INVITE ends `timeout`.
+    pub setup_timeout_s: u64,
+    /// An answered call without BYE this long after its answer ends `timeout`.
+    pub max_call_s: u64,
+    /// `no_rtp`: no RTP in a direction this long after the answer.
+    pub no_rtp_s: f64,
+    /// `rtp_stopped`: RTP paused in one direction this long while the other went on.
+    pub rtp_stopped_s: f64,
+}
+
+impl Default for CallsSection {
+    fn default() -> Self {
+        let d = crate::calls::CallsConfig::default();
+        CallsSection {
+            local_nets: Vec::new(),
+            max_open_calls: d.dialog.capacity,
+            setup_timeout_s: (d.dialog.setup_timeout_ns / 1_000_000_000) as u64,
+            max_call_s: (d.dialog.max_call_ns / 1_000_000_000) as u64,
+            no_rtp_s: d.media.no_rtp_ns as f64 / 1e9,
+            rtp_stopped_s: d.media.rtp_stopped_ns as f64 / 1e9,
+        }
+    }
+}
+
+impl CallsSection {
+    /// What is wrong with the section, one line per problem.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        for net in &self.local_nets {
+            if let Err(e) = net.parse::<crate::calls::LocalNet>() {
+                p.push(format!("calls.local_nets: {e}"));
+            }
+        }
+        if self.max_open_calls == 0 {
+            p.push("calls.max_open_calls: must be at least 1".to_owned());
+        }
+        if !(1..=86_400).contains(&self.setup_timeout_s) {
+            p.push(format!(
+                "calls.setup_timeout_s: {} must be 1..=86400",
+                self.setup_timeout_s
+            ));
+        }
+        if !(1..=7 * 86_400).contains(&self.max_call_s) {
+            p.push(format!(
+                "calls.max_call_s: {} must be 1..=604800",
+                self.max_call_s
+            ));
+        }
+        for (name, v) in [
+            ("no_rtp_s", self.no_rtp_s),
+            ("rtp_stopped_s", self.rtp_stopped_s),
+        ] {
+            if !(0.1..=3600.0).contains(&v) {
+                p.push(format!("calls.{name}: {v} must be 0.1..=3600"));
+            }
+        }
+        p
+    }
+
+    /// The settings of call tracking (invalid values, which `problems` names, give way to the
+    /// defaults).
+    pub fn calls_config(&self) -> crate::calls::CallsConfig {
+        use crate::calls::{CallsConfig, DialogConfig, LocalNets, MediaThresholds};
+        let d = CallsConfig::default();
+        let ok = self.problems().is_empty();
+        let pick = |v: i64, default: i64| if ok { v } else { default };
+        CallsConfig {
+            dialog: DialogConfig {
+                capacity: pick(self.max_open_calls as i64, d.dialog.capacity as i64) as usize,
+                setup_timeout_ns: pick(secs_to_ns(self.setup_timeout_s), d.dialog.setup_timeout_ns),
+                max_call_ns: pick(secs_to_ns(self.max_call_s), d.dialog.max_call_ns),
+                local_nets: LocalNets(
+                    self.local_nets
+                        .iter()
+                        .filter_map(|n| n.parse().ok())
+                        .collect(),
+                ),
+                ..d.dialog
+            },
+            media: MediaThresholds {
+                no_rtp_ns: pick((self.no_rtp_s * 1e9) as i64, d.media.no_rtp_ns),
+                rtp_stopped_ns: pick((self.rtp_stopped_s * 1e9) as i64, d.media.rtp_stopped_ns),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -377,6 +476,7 @@ impl AgentConfig {
         if let Err(e) = sip_ports_problem(&a.sip_ports) {
             p.push(format!("analysis.sip_ports: {e}"));
         }
+        p.extend(self.calls.problems());
         if let Err(e) = self.output.sink.parse::<SinkSpec>() {
             p.push(format!("output.sink: {e}"));
         }
@@ -422,6 +522,7 @@ impl AgentConfig {
                 sip_ports: self.analysis.sip_ports.clone(),
                 ..crate::reassembly::tcp::TcpConfig::default()
             },
+            calls: self.calls.calls_config(),
             ..AnalyzerConfig::default()
         }
     }

@@ -106,6 +106,16 @@ pub fn render(shared: &PipelineStats, delivery: Option<&Delivery>) -> String {
             "Heartbeats lost: refused by the sink or not queued to it.",
             shared.heartbeats_dropped.load(Ordering::Relaxed),
         ),
+        (
+            "voqa_call_records_total",
+            "Call records the sink accepted.",
+            shared.calls.load(Ordering::Relaxed),
+        ),
+        (
+            "voqa_call_records_dropped_total",
+            "Call records lost: refused by the sink or not queued to it.",
+            shared.calls_dropped.load(Ordering::Relaxed),
+        ),
     ] {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"

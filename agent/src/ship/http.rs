@@ -974,19 +974,14 @@ mod tests {
                     .into_iter()
                     .map(AgentRecord::Stream)
                     .chain(b.heartbeats.into_iter().map(AgentRecord::Heartbeat))
+                    .chain(b.calls.into_iter().map(AgentRecord::Call))
                     .collect::<Vec<_>>()
             })
             .collect()
     }
 
     fn ids(records: &[AgentRecord]) -> Vec<String> {
-        let mut v: Vec<String> = records
-            .iter()
-            .map(|r| match r {
-                AgentRecord::Stream(s) => s.record_id(),
-                AgentRecord::Heartbeat(h) => h.record_id(),
-            })
-            .collect();
+        let mut v: Vec<String> = records.iter().map(AgentRecord::record_id).collect();
         v.sort();
         v
     }

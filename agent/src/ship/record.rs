@@ -2,7 +2,7 @@
 //! payloads without parsing them again.
 //!
 //! A payload is `[kind][agent id length][agent id][JSON]`: the kind byte (`S` stream report,
-//! `H` heartbeat) and the agent id let the shipper build `voqa_wire::Batch` JSON by
+//! `H` heartbeat, `C` call record) and the agent id let the shipper build `voqa_wire::Batch` JSON by
 //! concatenation — at tens of thousands of reports per second, re-parsing each report would
 //! cost more than sending it. The JSON is the `voqa-wire` type itself (not the tagged
 //! `AgentRecord`), exactly what the batch's `reports`/`heartbeats` arrays hold.
@@ -14,6 +14,7 @@ use voqa_wire::{AgentRecord, SCHEMA_VERSION, Timestamp};
 
 pub const KIND_STREAM: u8 = b'S';
 pub const KIND_HEARTBEAT: u8 = b'H';
+pub const KIND_CALL: u8 = b'C';
 
 /// Why a payload cannot go into a batch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +37,7 @@ pub fn encode(record: &AgentRecord, out: &mut Vec<u8>) -> Result<(), PayloadErro
     let (kind, agent_id) = match record {
         AgentRecord::Stream(r) => (KIND_STREAM, r.agent_id.as_str()),
         AgentRecord::Heartbeat(h) => (KIND_HEARTBEAT, h.agent_id.as_str()),
+        AgentRecord::Call(c) => (KIND_CALL, c.agent_id.as_str()),
     };
     let id_len = u8::try_from(agent_id.len()).map_err(|_| PayloadError::AgentIdTooLong)?;
     out.push(kind);
@@ -44,6 +46,7 @@ pub fn encode(record: &AgentRecord, out: &mut Vec<u8>) -> Result<(), PayloadErro
     let json = match record {
         AgentRecord::Stream(r) => serde_json::to_writer(&mut *out, r),
         AgentRecord::Heartbeat(h) => serde_json::to_writer(&mut *out, h),
+        AgentRecord::Call(c) => serde_json::to_writer(&mut *out, c),
     };
     json.map_err(|e| PayloadError::Json(e.to_string()))
 }
@@ -58,7 +61,7 @@ pub struct Payload<'a> {
 
 pub fn decode(payload: &[u8]) -> Result<Payload<'_>, PayloadError> {
     let (&kind, rest) = payload.split_first().ok_or(PayloadError::Short)?;
-    if kind != KIND_STREAM && kind != KIND_HEARTBEAT {
+    if ![KIND_STREAM, KIND_HEARTBEAT, KIND_CALL].contains(&kind) {
         return Err(PayloadError::Kind(kind));
     }
     let (&len, rest) = rest.split_first().ok_or(PayloadError::Short)?;
@@ -84,6 +87,7 @@ pub struct BatchBody {
     pub batch_id: String,
     pub reports: usize,
     pub heartbeats: usize,
+    pub calls: usize,
 }
 
 /// Assembles a `voqa_wire::Batch` from payloads. Payloads that cannot be decoded are returned
@@ -123,10 +127,11 @@ pub fn build_batch(payloads: &[Vec<u8>], sent_at: Timestamp) -> Result<BatchBody
     json.extend_from_slice(b",\"sent_at\":\"");
     json.extend_from_slice(sent_at.to_string().as_bytes());
     json.extend_from_slice(b"\"");
-    let mut counts = [0usize; 2];
+    let mut counts = [0usize; 3];
     for (key, kind, count) in [
         ("reports", KIND_STREAM, 0),
         ("heartbeats", KIND_HEARTBEAT, 1),
+        ("calls", KIND_CALL, 2),
     ] {
         let count = &mut counts[count];
         json.extend_from_slice(b",\"");
@@ -147,6 +152,7 @@ pub fn build_batch(payloads: &[Vec<u8>], sent_at: Timestamp) -> Result<BatchBody
         batch_id,
         reports: counts[0],
         heartbeats: counts[1],
+        calls: counts[2],
     })
 }
 
@@ -244,6 +250,15 @@ pub(crate) mod tests {
             AgentRecord::Stream(report("fra-1", 1, 0, false)),
             AgentRecord::Heartbeat(heartbeat("fra-1", 15)),
             AgentRecord::Stream(report("fra-1", 1, 1, true)),
+            AgentRecord::Call(voqa_wire::CallRecord {
+                agent_id: "fra-1".into(),
+                call_key: "00000000000000c1".into(),
+                call: voqa_wire::CallSummary {
+                    call_id: "anon:00".into(),
+                    status: Some(486),
+                    ..Default::default()
+                },
+            }),
         ];
         let payloads: Vec<Vec<u8>> = records.iter().map(payload).collect();
         let body = build_batch(&payloads, Timestamp::from_ns(7_000)).expect("build");
@@ -254,6 +269,8 @@ pub(crate) mod tests {
         assert_eq!(batch.sent_at, Timestamp::from_ns(7_000));
         assert_eq!(batch.reports.len(), 2);
         assert_eq!(batch.heartbeats.len(), 1);
+        assert_eq!((body.calls, batch.calls.len()), (1, 1));
+        assert_eq!(AgentRecord::Call(batch.calls[0].clone()), records[3]);
         assert_eq!(AgentRecord::Stream(batch.reports[1].clone()), records[2]);
         assert_eq!(
             AgentRecord::Heartbeat(batch.heartbeats[0].clone()),
@@ -290,7 +307,7 @@ pub(crate) mod tests {
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
             if let Ok(p) = decode(&bytes) {
-                proptest::prop_assert!(p.kind == KIND_STREAM || p.kind == KIND_HEARTBEAT);
+                proptest::prop_assert!([KIND_STREAM, KIND_HEARTBEAT, KIND_CALL].contains(&p.kind));
                 proptest::prop_assert_eq!(2 + p.agent_id.len() + p.json.len(), bytes.len());
             }
         }

@@ -8,7 +8,6 @@
 //! previous packet's stream last time (periodic senders keep their order; checked against the
 //! key), then through the index: the guess saves the index's cache miss with many streams.
 
-pub mod calls;
 pub mod detect;
 pub mod privacy;
 pub mod registry;
@@ -18,6 +17,8 @@ use std::sync::Arc;
 
 use hashbrown::{HashMap, HashTable};
 
+use crate::calls::dialog::{Call, DialogCounters};
+use crate::calls::{CallTracker, CallsConfig, MediaThresholds, StreamFacts, media};
 use crate::decode::frame::reassembled_datagram;
 use crate::decode::payload::{Payload, RtcpForm, decode_payload};
 use crate::decode::rtcp::{Compound, RtcpPacket};
@@ -30,12 +31,11 @@ use crate::quality::codec::{self, CodecInfo, MediaRole};
 use crate::quality::jbuf::{JitterBufferModel, JitterBufferSettings};
 use crate::quality::rtt::RttEstimator;
 use crate::quality::stream::{
-    ClockSource, MeterOutcome, PacketRole, QualitySummary, RtpMeta, StreamMeter, SummaryInputs,
-    WindowFigures,
+    ClockSource, MeterOutcome, PacketRole, QualitySummary, RtpMeta, Silence, StreamMeter,
+    SummaryInputs, WindowFigures,
 };
 use crate::reassembly::ip::{self as ip_reassembly, Reassembler};
 use crate::reassembly::tcp::{TcpConfig, TcpCounters, TcpReassembler};
-use calls::CallTracker;
 use detect::{Candidate, CandidateState, ClockInference};
 use registry::{MediaProfile, RtpMapEntry, SdpRegistry, SharedRegistry};
 
@@ -82,9 +82,11 @@ pub struct AnalyzerConfig {
     pub max_candidates: usize,
     /// A candidate not confirmed within this time is discarded (metrics-spec §1.4: 2 s).
     pub candidate_timeout_ns: i64,
-    /// Most SDP media endpoints and SIP calls remembered.
+    /// Most SDP media endpoints remembered.
     pub max_announcements: usize,
-    pub max_calls: usize,
+    /// Call tracking: the dialog engine's bounds (most open calls) and timeouts, local
+    /// networks, media problems' thresholds.
+    pub calls: CallsConfig,
     /// Interval reports every this many ns of packet time, on boundaries aligned to multiples of
     /// it (live capture); `None` for offline analysis (whole-stream results only).
     pub report_interval_ns: Option<i64>,
@@ -120,7 +122,7 @@ impl Default for AnalyzerConfig {
             max_candidates: 200_000,
             candidate_timeout_ns: 2_000_000_000,
             max_announcements: 200_000,
-            max_calls: 200_000,
+            calls: CallsConfig::default(),
             report_interval_ns: None,
             idle_timeout_ns: 30_000_000_000,
             shard: None,
@@ -216,6 +218,8 @@ pub struct StreamResult {
     pub summary: QualitySummary,
     /// Announced as SRTP by SDP (`RTP/SAVP*`); measured from its clear RTP headers all the same.
     pub srtp: bool,
+    /// Where the stream fell silent (for its call's media problems).
+    pub silence: Silence,
 }
 
 /// Why a stream's last report was sent.
@@ -269,7 +273,16 @@ pub struct WindowReport {
 #[derive(Debug)]
 pub struct AnalysisResult {
     pub streams: Vec<StreamResult>,
-    pub calls: CallTracker,
+    /// Every call seen (up to the call limit), in order of first appearance; calls still up
+    /// when the capture ended have no end.
+    pub calls: Vec<Call>,
+    pub call_counters: DialogCounters,
+    /// Calls forgotten beyond the call limit (offline analysis keeps at most that many).
+    pub calls_forgotten: u64,
+    /// The thresholds media problems are judged with.
+    pub call_thresholds: MediaThresholds,
+    /// Packet time of the capture's end (stands in for the end of calls still up).
+    pub capture_end_ns: i64,
     pub counters: Counters,
 }
 
@@ -290,6 +303,12 @@ pub struct Analyzer {
     streams_by_call: FastMap<Arc<str>, Vec<StreamKey>>,
     registry: SharedRegistry,
     calls: CallTracker,
+    /// Live (interval reports): retired calls with their problems judged, for the output.
+    ended_calls: Vec<Call>,
+    /// Offline: retired calls kept for the document (at most the call limit; older ones are
+    /// forgotten, counted in `calls_forgotten`).
+    finished_calls: std::collections::VecDeque<Call>,
+    calls_forgotten: u64,
     rtt: RttEstimator,
     counters: Counters,
     last_sweep_ns: i64,
@@ -332,7 +351,10 @@ impl Analyzer {
         Analyzer {
             registry,
             tcp: TcpReassembler::new(cfg.tcp.clone()),
-            calls: CallTracker::new(cfg.max_calls),
+            calls: CallTracker::new(cfg.calls.dialog.clone()),
+            ended_calls: Vec::new(),
+            finished_calls: std::collections::VecDeque::new(),
+            calls_forgotten: 0,
             cfg,
             index: HashTable::new(),
             hasher: foldhash::fast::RandomState::default(),
@@ -383,7 +405,10 @@ impl Analyzer {
                 // The reassembler is moved out (no allocation: its table and buffers move with
                 // it) so that it can hand messages straight to `on_sip`, which needs `self`.
                 let mut tcp = std::mem::replace(&mut self.tcp, TcpReassembler::placeholder());
-                let sip = tcp.on_segment(ts_ns, &segment, |message| self.on_sip(ts_ns, message));
+                let (src, dst) = (segment.src, segment.dst);
+                let sip = tcp.on_segment(ts_ns, &segment, |message| {
+                    self.on_sip(ts_ns, src, dst, message);
+                });
                 self.counters.sip_tcp = *tcp.counters();
                 self.tcp = tcp;
                 if !sip {
@@ -425,7 +450,7 @@ impl Analyzer {
             Payload::RtpMalformed(_) => self.on_rtp(ts_ns, dg, None),
             Payload::Rtcp(compound, form) => self.on_rtcp(ts_ns, dg, Some((compound, form))),
             Payload::RtcpInvalid(_) => self.on_rtcp(ts_ns, dg, None),
-            Payload::Sip(msg) => self.on_sip_message(ts_ns, msg),
+            Payload::Sip(msg) => self.on_sip_message(ts_ns, dg.src, dg.dst, msg),
             Payload::Other => {}
         }
     }
@@ -696,6 +721,13 @@ impl Analyzer {
         };
         match figures {
             Some(figures) => {
+                if let Some(id) = result.call_id.as_deref() {
+                    if let Some(mos) = figures.mos {
+                        self.calls
+                            .on_window(id, mos, stream.window_start_ns, end_ns);
+                    }
+                    self.calls.on_stream_closed(id, StreamFacts::of(&result));
+                }
                 // Only the drops noted while this window was open: a restarted or evicted
                 // stream's final window and its successor's windows must not both claim them.
                 let capture_drops = self.drops_noted.saturating_sub(stream.drops_mark);
@@ -735,6 +767,7 @@ impl Analyzer {
                 self.tcp.sweep(ts_ns);
                 self.counters.sip_tcp = *self.tcp.counters();
             }
+            self.sweep_calls(ts_ns);
             self.last_sweep_ns = ts_ns;
         }
         let Some(interval) = self.cfg.report_interval_ns.filter(|i| *i > 0) else {
@@ -816,6 +849,9 @@ impl Analyzer {
                 continue;
             }
             if let Some(result) = self.identity_of(slot) {
+                if let (Some(id), Some(mos)) = (result.call_id.as_deref(), figures.mos) {
+                    self.calls.on_window(id, mos, start, boundary);
+                }
                 self.reports.push(WindowReport {
                     stream: result,
                     window_start_ns: start,
@@ -850,6 +886,7 @@ impl Analyzer {
             codec_info: *meter.codec(),
             summary: meter.summary(&self.inputs_for(stream)),
             srtp: stream.profile.as_ref().is_some_and(|p| p.srtp),
+            silence: meter.silence(),
         })
     }
 
@@ -868,7 +905,8 @@ impl Analyzer {
 
     /// Closes every open stream (agent shutdown, end of a replayed capture): each gets its
     /// final report, `bye` when its call had already ended (it was waiting for the next
-    /// boundary), else `shutdown`.
+    /// boundary), else `shutdown`. Then every call ends (`shutdown` if it was up) and its
+    /// record is due ([`Analyzer::drain_calls`]).
     pub fn close_all(&mut self, end_ns: i64) {
         // Fragments still waiting will not be completed by a capture that ended.
         self.fragments.finish(&mut self.counters.ip_reassembly);
@@ -879,6 +917,55 @@ impl Analyzer {
             };
             self.close_slot(last, reason, end_ns);
         }
+        self.calls.shut_down(end_ns);
+        self.collect_retired_calls(end_ns);
+    }
+
+    /// Ends timed-out calls and retires ended ones whose streams have all closed.
+    fn sweep_calls(&mut self, now_ns: i64) {
+        if self.calls.is_empty() {
+            return;
+        }
+        let streams_by_call = &self.streams_by_call;
+        self.calls
+            .sweep(now_ns, |id| streams_by_call.contains_key(id));
+        self.collect_retired_calls(now_ns);
+    }
+
+    /// Live: judges the media of retired calls and queues them for the output. Offline: keeps
+    /// them for the document, within the call limit.
+    fn collect_retired_calls(&mut self, now_ns: i64) {
+        if self.calls.retired_len() == 0 {
+            return;
+        }
+        let live = self.cfg.report_interval_ns.is_some();
+        let thresholds = self.cfg.calls.media;
+        let limit = self.cfg.calls.dialog.capacity.max(1);
+        for mut call in self.calls.drain_retired() {
+            if live {
+                // In stream order, as the `analyze` document lists them.
+                call.streams
+                    .sort_by_key(|s| (s.first_ns, s.src, s.dst, s.ssrc));
+                call.problems = media::problems(&call, &call.streams, &thresholds, now_ns);
+                self.ended_calls.push(call);
+            } else {
+                if self.finished_calls.len() >= limit {
+                    self.finished_calls.pop_front();
+                    self.calls_forgotten += 1;
+                }
+                self.finished_calls.push_back(call);
+            }
+        }
+    }
+
+    /// Call records due (live): calls that ended and whose streams have all closed.
+    pub fn drain_calls(&mut self) -> std::vec::IntoIter<Call> {
+        std::mem::take(&mut self.ended_calls).into_iter()
+    }
+
+    /// The dialog engine (its counters and current load).
+    pub fn calls(&self) -> &CallTracker {
+        &self.calls
     }
 
     fn result_of(&mut self, stream: &ActiveStream) -> Option<StreamResult> {
@@ -903,6 +990,7 @@ impl Analyzer {
             codec_info: *meter.codec(),
             summary: meter.summary(&inputs),
             srtp: stream.profile.as_ref().is_some_and(|p| p.srtp),
+            silence: meter.silence(),
         })
     }
 
@@ -1004,21 +1092,33 @@ impl Analyzer {
     }
 
     /// A SIP message that is not yet parsed (e.g. from a reassembled byte stream).
-    #[allow(dead_code)]
-    fn on_sip(&mut self, ts_ns: i64, payload: &[u8]) {
+    fn on_sip(&mut self, ts_ns: i64, src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
         match SipMessage::parse(payload) {
-            Ok(msg) => self.on_sip_message(ts_ns, msg),
+            Ok(msg) => self.on_sip_message(ts_ns, src, dst, msg),
             Err(_) => self.counters.sip_invalid += 1,
         }
     }
 
-    fn on_sip_message(&mut self, ts_ns: i64, msg: SipMessage<'_>) {
+    fn on_sip_message(
+        &mut self,
+        ts_ns: i64,
+        src: SocketAddr,
+        dst: SocketAddr,
+        msg: SipMessage<'_>,
+    ) {
         self.counters.sip += 1;
+        let sdp = match msg.sdp_body().map(SessionDescription::parse) {
+            Some(Ok(sdp)) => Some(sdp),
+            Some(Err(_)) => {
+                self.counters.sip_invalid += 1;
+                None
+            }
+            None => None,
+        };
         let call_id: Option<Arc<str>> = self
             .calls
-            .on_message(ts_ns, &msg)
-            .and_then(|i| self.calls.get(i))
-            .map(|c| Arc::from(c.call_id.as_str()));
+            .on_message(ts_ns, src, dst, &msg, sdp.as_ref())
+            .map(|c| Arc::clone(&c.call_id));
         let ends_call = msg
             .method()
             .is_some_and(|m| m.eq_ignore_ascii_case(b"BYE") || m.eq_ignore_ascii_case(b"CANCEL"));
@@ -1038,11 +1138,7 @@ impl Analyzer {
                 self.streams_by_call.insert(call, keys);
             }
         }
-        let Some(body) = msg.sdp_body() else {
-            return;
-        };
-        let Ok(sdp) = SessionDescription::parse(body) else {
-            self.counters.sip_invalid += 1;
+        let Some(sdp) = sdp else {
             return;
         };
         for media in &sdp.media {
@@ -1130,9 +1226,16 @@ impl Analyzer {
         // Sorts (key, index) pairs and then moves each result once: a comparison sort moving the
         // large results themselves cost several percent of a run with 50,000 streams. Stable.
         streams.sort_by_cached_key(|s| (s.first_ns, s.key.src, s.key.dst, s.key.ssrc));
+        let mut calls: Vec<Call> = self.finished_calls.drain(..).collect();
+        calls.extend(self.calls.take_all());
+        calls.sort_by_key(Call::seq);
         AnalysisResult {
             streams,
-            calls: self.calls,
+            calls,
+            call_counters: self.calls.counters(),
+            calls_forgotten: self.calls_forgotten,
+            call_thresholds: self.cfg.calls.media,
+            capture_end_ns: end,
             counters: self.counters,
         }
     }
@@ -1154,6 +1257,9 @@ impl ActiveStream {
             self.clock_inference = None;
             self.audio_resolved = true;
             return PacketRole::Audio;
+        }
+        if info.role == MediaRole::ComfortNoise {
+            return PacketRole::ComfortNoise;
         }
         PacketRole::SequenceOnly
     }
@@ -1784,10 +1890,10 @@ mod fragment_tests {
         assert_eq!((c.skipped.fragments, c.udp, c.sip), (2, 1, 1));
         assert_eq!(c.ip_reassembly.reassembled, 1);
         let result = a.finish();
-        let calls: Vec<_> = result.calls.iter().collect();
+        let calls = &result.calls;
         assert_eq!(calls.len(), 1);
         assert_eq!(
-            calls[0].1.invite_ns,
+            calls[0].invite_ns(),
             Some(SEC + 1),
             "set up by the completing fragment"
         );

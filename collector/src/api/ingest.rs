@@ -8,6 +8,10 @@
 //! is checked before the store sees the batch. Idempotent per record, not
 //! per batch: a report or heartbeat that the store already holds is acknowledged and counted
 //! as a duplicate, whatever batch it came in; the rest of the batch is stored.
+//!
+//! Call records (`calls`, issue 12) are not stored yet: they are counted within the batch's
+//! record limit, acknowledged with the batch and reported as `skipped_calls`, so that agents
+//! that ship them are neither refused nor dead-lettered before the store learns them.
 
 use std::io::Read;
 use std::time::Instant;
@@ -145,11 +149,9 @@ pub async fn ingest(
             }
         })?;
     state.metrics.ingested(&outcome, started.elapsed());
-    Ok((
-        StatusCode::OK,
-        axum::Json(response_body(&batch.batch_id, &outcome)),
-    )
-        .into_response())
+    let mut ack = response_body(&batch.batch_id, &outcome);
+    ack.skipped_calls = batch.calls.len() as u64;
+    Ok((StatusCode::OK, axum::Json(ack)).into_response())
 }
 
 /// The acknowledgement: `status` is `duplicate` when every record of the batch was already
@@ -168,6 +170,7 @@ pub fn response_body(batch_id: &str, outcome: &IngestOutcome) -> IngestAck {
         heartbeats: outcome.heartbeats,
         duplicate_reports: outcome.duplicate_reports,
         duplicate_heartbeats: outcome.duplicate_heartbeats,
+        skipped_calls: 0,
     }
 }
 
@@ -184,6 +187,9 @@ pub struct IngestAck {
     pub duplicate_reports: u64,
     /// Heartbeats already stored (or repeated in this batch).
     pub duplicate_heartbeats: u64,
+    /// Call records received and acknowledged but not stored: this collector does not store
+    /// call records yet.
+    pub skipped_calls: u64,
 }
 
 /// `duplicate`: every record of the batch was already stored; `stored`: otherwise. Either way
@@ -347,7 +353,7 @@ pub fn validate(batch: &Batch, received_ns: i64, max_future_s: u64) -> Result<()
         ));
     }
     check_text(|| "agent_id".into(), &batch.agent_id)?;
-    if batch.reports.len() + batch.heartbeats.len() > 100_000 {
+    if batch.reports.len() + batch.heartbeats.len() + batch.calls.len() > 100_000 {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "batch_too_large",

@@ -253,7 +253,8 @@ mod tests {
                 "reports",
                 "heartbeats",
                 "duplicate_reports",
-                "duplicate_heartbeats"
+                "duplicate_heartbeats",
+                "skipped_calls"
             ])
         );
         let status = resolve(&doc, &ack["properties"]["status"]);
@@ -268,6 +269,7 @@ mod tests {
             "sent_at",
             "reports",
             "heartbeats",
+            "calls",
         ] {
             assert!(
                 batch["properties"].get(field).is_some(),

@@ -1838,6 +1838,7 @@ mod tests {
             sent_at: time(86_000 * SECOND),
             reports,
             heartbeats,
+            calls: Vec::new(),
         }
     }
 
