@@ -1,4 +1,4 @@
-//! Logs through the real binary (issue 13 item 4; `voqa-log` is shared by both binaries):
+//! Logs through the real binary (issue 13 item 4; `voqa_service::log` is shared by both binaries):
 //! - without `JOURNAL_STREAM`, each event is one line on stderr with its level and target
 //!   (`INFO voqa_collector: listening on ... address=...`);
 //! - with `JOURNAL_STREAM` naming the process's stderr, as systemd sets it, events arrive on

@@ -287,7 +287,7 @@ fn parse_delay(s: &str) -> Result<f64, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Journald-structured under systemd, plain `LEVEL target: message` lines otherwise.
-    voqa_log::init("voqa-agent");
+    voqa_service::log::init("voqa-agent");
     let result = match cli.command {
         Command::Analyze(args) => run_analyze(args),
         Command::Run(args) => run_live(args),

@@ -137,7 +137,7 @@ enum TokenCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Journald-structured under systemd, plain `LEVEL target: message` lines otherwise.
-    voqa_log::init("voqa-collector");
+    voqa_service::log::init("voqa-collector");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

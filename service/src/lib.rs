@@ -1,5 +1,6 @@
 //! What both voqa binaries need to run as installed system services, implemented once:
-//! [`notify`], the systemd notification protocol (READY, STATUS, WATCHDOG), and [`docs`], the
+//! [`notify`], the systemd notification protocol (READY, STATUS, WATCHDOG); [`log`], the one
+//! logging setup (journald-structured under systemd, plain lines otherwise); and [`docs`], the
 //! manual generated from each binary's command-line definition (man pages, shell completions)
 //! at package build time.
 //!
@@ -7,4 +8,5 @@
 //! binary's own service code; this crate only speaks the protocols and writes the files.
 
 pub mod docs;
+pub mod log;
 pub mod notify;

@@ -32,7 +32,7 @@ pub const CHANNEL_CAPACITY: usize = 16_384;
 /// The sending side workers and the heartbeat thread use.
 pub type RecordSender = SyncSender<Box<AgentRecord>>;
 
-/// Sink trouble, through the one logger (`voqa_log`).
+/// Sink trouble, through the one logger (`voqa_service::log`).
 fn log(msg: &str) {
     tracing::warn!("{msg}");
 }

@@ -63,7 +63,7 @@ impl From<crate::ship::delivery::DeliveryError> for RunError {
     }
 }
 
-/// Progress of `run`, through the one logger (`voqa_log`): journald fields or plain lines.
+/// Progress of `run`, through the one logger (`voqa_service::log`): journald fields or plain lines.
 fn log(msg: &str) {
     tracing::info!("{msg}");
 }

@@ -328,7 +328,7 @@ impl<O: Outbox> Wake for Shared<O> {
     }
 }
 
-/// The shipper's state changes, through the one logger (`voqa_log`), target `voqa_agent::ship`.
+/// The shipper's state changes, through the one logger (`voqa_service::log`), target `voqa_agent::ship`.
 fn log(msg: &str) {
     tracing::info!("ship: {msg}");
 }
