@@ -2479,7 +2479,7 @@ mod tests {
                 min_mos: Some(2.0),
                 max_loss_pct: 0.03,
                 max_jitter_ms: Some(2.5),
-                mos_stream_id: Some("WORST-STREAM?".into()),
+                mos_stream_id: Some(format!("{:016x}", 1000)),
                 mos_codec: Some("PCMU".into()),
             })
         );
