@@ -210,20 +210,65 @@ fn heartbeat(time_ns: i64, kernel_drops: u64) -> Heartbeat {
 /// Local (Berlin) days are in the comments: the 25th is the 25-hour day.
 const CALLS: &[(&str, &str, Option<f64>, f64)] = &[
     // 2026-10-05 (CEST, UTC+2)
-    ("anon:0000000000000001", "2026-10-05T08:00:00Z", Some(4.4), 0.0),
-    ("anon:0000000000000002", "2026-10-05T09:00:00Z", Some(4.3), 0.5),
-    ("anon:0000000000000003", "2026-10-05T10:00:00Z", Some(4.2), 0.2),
-    ("anon:0000000000000004", "2026-10-05T11:00:00Z", Some(3.5), 2.0),
+    (
+        "anon:0000000000000001",
+        "2026-10-05T08:00:00Z",
+        Some(4.4),
+        0.0,
+    ),
+    (
+        "anon:0000000000000002",
+        "2026-10-05T09:00:00Z",
+        Some(4.3),
+        0.5,
+    ),
+    (
+        "anon:0000000000000003",
+        "2026-10-05T10:00:00Z",
+        Some(4.2),
+        0.2,
+    ),
+    (
+        "anon:0000000000000004",
+        "2026-10-05T11:00:00Z",
+        Some(3.5),
+        2.0,
+    ),
     // 2026-10-12: a call whose streams have no MOS (counted, not rated).
     ("anon:0000000000000005", "2026-10-12T10:00:00Z", None, 0.0),
     // 2026-10-25: 00:30 CEST (22:30 UTC on the 24th), 02:30 CEST, 02:30 CET (the hour
     // that happens twice) and 23:30 CET. The clear Call-ID must not reach the report.
-    ("anon:0000000000000006", "2026-10-24T22:30:00Z", Some(4.1), 0.3),
-    ("anon:0000000000000007", "2026-10-25T00:30:00Z", Some(3.9), 1.5),
-    ("secret-call@pbx.example.com", "2026-10-25T01:30:00Z", Some(4.35), 0.1),
-    ("anon:0000000000000009", "2026-10-25T22:30:00Z", Some(2.8), 5.0),
+    (
+        "anon:0000000000000006",
+        "2026-10-24T22:30:00Z",
+        Some(4.1),
+        0.3,
+    ),
+    (
+        "anon:0000000000000007",
+        "2026-10-25T00:30:00Z",
+        Some(3.9),
+        1.5,
+    ),
+    (
+        "secret-call@pbx.example.com",
+        "2026-10-25T01:30:00Z",
+        Some(4.35),
+        0.1,
+    ),
+    (
+        "anon:0000000000000009",
+        "2026-10-25T22:30:00Z",
+        Some(2.8),
+        5.0,
+    ),
     // 2026-10-31, 23:30 CET: still October in Berlin (22:30 UTC).
-    ("anon:0000000000000010", "2026-10-31T22:30:00Z", Some(4.0), 0.4),
+    (
+        "anon:0000000000000010",
+        "2026-10-31T22:30:00Z",
+        Some(4.0),
+        0.4,
+    ),
 ];
 
 /// Stores the fixture: the calls above, heartbeats every hour from 2 October 00:00 UTC
@@ -262,7 +307,11 @@ async fn store_fixture(store: &Store) {
     while t < ns("2026-10-31T23:00:00Z") {
         let outage = t > ns("2026-10-10T10:00:00Z") && t < ns("2026-10-10T14:00:00Z");
         if !outage {
-            let drops = if t >= ns("2026-10-20T12:00:00Z") { 500 } else { 0 };
+            let drops = if t >= ns("2026-10-20T12:00:00Z") {
+                500
+            } else {
+                0
+            };
             heartbeats.push(heartbeat(t, drops));
         }
         t += HOUR;
@@ -325,7 +374,10 @@ fn check_document(doc: &Value) {
     assert_eq!(f(&day("2026-10-24")["hours"]), 24.0);
     // 5 October: MOS 3.5, 4.2, 4.3, 4.4 → median (rank 2) 4.2, p5 (rank 1) 3.5, 3 of 4 ≥ 4.0.
     let d5 = day("2026-10-05");
-    assert_eq!((d5["calls"].as_u64(), d5["calls_with_mos"].as_u64()), (Some(4), Some(4)));
+    assert_eq!(
+        (d5["calls"].as_u64(), d5["calls_with_mos"].as_u64()),
+        (Some(4), Some(4))
+    );
     assert_eq!((f(&d5["mos_p50"]), f(&d5["mos_p5"])), (4.2, 3.5));
     assert!(close(f(&d5["meeting_mos_pct"]), 75.0));
     // 25 October (local): 4.1 (22:30 UTC on the 24th), 3.9, 4.35, 2.8 → median 3.9, p5 2.8, 2 of 4.
@@ -333,13 +385,20 @@ fn check_document(doc: &Value) {
     assert_eq!(d25["calls"].as_u64(), Some(4));
     assert_eq!((f(&d25["mos_p50"]), f(&d25["mos_p5"])), (3.9, 2.8));
     assert!(close(f(&d25["meeting_mos_pct"]), 50.0));
-    assert_eq!(day("2026-10-24")["calls"].as_u64(), Some(0), "the 22:30 UTC call is the 25th's");
+    assert_eq!(
+        day("2026-10-24")["calls"].as_u64(),
+        Some(0),
+        "the 22:30 UTC call is the 25th's"
+    );
     let d31 = day("2026-10-31");
     assert_eq!((d31["calls"].as_u64(), f(&d31["mos_p50"])), (Some(1), 4.0));
     assert!(close(f(&d31["meeting_mos_pct"]), 100.0));
     // 12 October: one call without a MOS.
     let d12 = day("2026-10-12");
-    assert_eq!((d12["calls"].as_u64(), d12["calls_with_mos"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(
+        (d12["calls"].as_u64(), d12["calls_with_mos"].as_u64()),
+        (Some(1), Some(0))
+    );
     assert!(d12["mos_p50"].is_null() && d12["meeting_mos_pct"].is_null());
     let total: u64 = days.iter().map(|d| d["calls"].as_u64().unwrap_or(0)).sum();
     assert_eq!(total, 10);
@@ -353,10 +412,24 @@ fn check_document(doc: &Value) {
             .and_then(|b| b["calls"].as_u64())
             .unwrap_or_else(|| panic!("no bin {lo}"))
     };
-    for (lo, n) in [(2.8, 1), (3.5, 1), (3.9, 1), (4.0, 1), (4.1, 1), (4.2, 1), (4.3, 2), (4.4, 1)] {
+    for (lo, n) in [
+        (2.8, 1),
+        (3.5, 1),
+        (3.9, 1),
+        (4.0, 1),
+        (4.1, 1),
+        (4.2, 1),
+        (4.3, 2),
+        (4.4, 1),
+    ] {
         assert_eq!(count(lo), n, "bin {lo}");
     }
-    assert_eq!(bins.iter().map(|b| b["calls"].as_u64().unwrap_or(0)).sum::<u64>(), 9);
+    assert_eq!(
+        bins.iter()
+            .map(|b| b["calls"].as_u64().unwrap_or(0))
+            .sum::<u64>(),
+        9
+    );
     assert_eq!(f(&bins[34]["hi"]), 4.5);
     assert_eq!(doc["calls_without_mos"].as_u64(), Some(1));
 
@@ -364,14 +437,20 @@ fn check_document(doc: &Value) {
     // p95 (rank 10) and p99 5.
     let loss = &doc["loss_pct"];
     assert_eq!(loss["samples"].as_u64(), Some(10));
-    assert_eq!((f(&loss["p50"]), f(&loss["p95"]), f(&loss["p99"])), (0.3, 5.0, 5.0));
+    assert_eq!(
+        (f(&loss["p50"]), f(&loss["p95"]), f(&loss["p99"])),
+        (0.3, 5.0, 5.0)
+    );
     // Jitter: 20 windows of 100 packets; the 2.8 call's two at 2 ms (200 packets, 10 %),
     // the rest at 1 ms → p50 1 ms, p95 and p99 2 ms, each reported as the middle of its
     // histogram bucket: at 2 significant digits (256 sub-buckets) 1000 µs lies in
     // [1000, 1004) (width 4 from 512 µs) → 1.002 ms, 2000 µs in [2000, 2008) → 2.004 ms.
     let jitter = &doc["jitter_ms"];
     assert_eq!(jitter["samples"].as_u64(), Some(2000));
-    assert_eq!((f(&jitter["p50"]), f(&jitter["p95"]), f(&jitter["p99"])), (1.002, 2.004, 2.004));
+    assert_eq!(
+        (f(&jitter["p50"]), f(&jitter["p95"]), f(&jitter["p99"])),
+        (1.002, 2.004, 2.004)
+    );
 
     // Verdicts: 6 of 9 calls ≥ 4.0 (66.67 % < 95 %); worst loss 5 % > 1 %; jitter p95 2 ms;
     // uptime: 745 h period − 8 h maintenance (Sundays 4, 11, 18, 25) − 26 h before the first
@@ -383,13 +462,22 @@ fn check_document(doc: &Value) {
     assert_eq!(mos["verdict"], "breached");
     assert!(close(f(&mos["measured"]), 6.0 / 9.0 * 100.0), "{mos}");
     let loss_c = commitment(doc, "loss");
-    assert_eq!((loss_c["verdict"].as_str(), f(&loss_c["measured"])), (Some("breached"), 5.0));
+    assert_eq!(
+        (loss_c["verdict"].as_str(), f(&loss_c["measured"])),
+        (Some("breached"), 5.0)
+    );
     let jitter_c = commitment(doc, "jitter_p95");
-    assert_eq!((jitter_c["verdict"].as_str(), f(&jitter_c["measured"])), (Some("met"), 2.004));
+    assert_eq!(
+        (jitter_c["verdict"].as_str(), f(&jitter_c["measured"])),
+        (Some("met"), 2.004)
+    );
     let uptime = commitment(doc, "uptime");
     assert_eq!(uptime["verdict"], "breached");
     let expected_uptime = (2_559_600.0 - 14_400.0) / 2_559_600.0 * 100.0;
-    assert!((f(&uptime["measured"]) - expected_uptime).abs() < 1e-6, "{uptime}");
+    assert!(
+        (f(&uptime["measured"]) - expected_uptime).abs() < 1e-6,
+        "{uptime}"
+    );
 
     // Timeline: no data, then up with four maintenance windows and one outage, no future.
     let spans: Vec<(String, i64, i64)> = doc["uptime_timeline"]
@@ -407,15 +495,31 @@ fn check_document(doc: &Value) {
     let expected: Vec<(String, i64, i64)> = [
         ("no_data", "2026-09-30T22:00:00Z", "2026-10-02T00:00:00Z"),
         ("up", "2026-10-02T00:00:00Z", "2026-10-04T02:00:00Z"),
-        ("maintenance", "2026-10-04T02:00:00Z", "2026-10-04T04:00:00Z"),
+        (
+            "maintenance",
+            "2026-10-04T02:00:00Z",
+            "2026-10-04T04:00:00Z",
+        ),
         ("up", "2026-10-04T04:00:00Z", "2026-10-10T10:00:00Z"),
         ("down", "2026-10-10T10:00:00Z", "2026-10-10T14:00:00Z"),
         ("up", "2026-10-10T14:00:00Z", "2026-10-11T02:00:00Z"),
-        ("maintenance", "2026-10-11T02:00:00Z", "2026-10-11T04:00:00Z"),
+        (
+            "maintenance",
+            "2026-10-11T02:00:00Z",
+            "2026-10-11T04:00:00Z",
+        ),
         ("up", "2026-10-11T04:00:00Z", "2026-10-18T02:00:00Z"),
-        ("maintenance", "2026-10-18T02:00:00Z", "2026-10-18T04:00:00Z"),
+        (
+            "maintenance",
+            "2026-10-18T02:00:00Z",
+            "2026-10-18T04:00:00Z",
+        ),
         ("up", "2026-10-18T04:00:00Z", "2026-10-25T02:00:00Z"),
-        ("maintenance", "2026-10-25T02:00:00Z", "2026-10-25T04:00:00Z"),
+        (
+            "maintenance",
+            "2026-10-25T02:00:00Z",
+            "2026-10-25T04:00:00Z",
+        ),
         ("up", "2026-10-25T04:00:00Z", "2026-10-31T23:00:00Z"),
     ]
     .iter()
@@ -433,7 +537,10 @@ fn check_document(doc: &Value) {
     assert_eq!(worst[0]["worst_stream"]["codec"], "PCMU");
     assert_eq!(f(&worst[0]["loss_pct"]), 5.0);
     let hashed = &worst[7]["call"];
-    assert!(hashed.as_str().is_some_and(|c| c.starts_with("hash:")), "{hashed}");
+    assert!(
+        hashed.as_str().is_some_and(|c| c.starts_with("hash:")),
+        "{hashed}"
+    );
     let text = doc.to_string();
     assert!(!text.contains("secret-call"), "a clear Call-ID leaked");
 
@@ -442,20 +549,46 @@ fn check_document(doc: &Value) {
     let notices = doc["notices"].as_array().expect("notices");
     let has = |kind: &str, from: Option<&str>| {
         notices.iter().any(|n| {
-            n["kind"] == kind && from.is_none_or(|from| n["from"].as_str().is_some_and(|t| ns(t) == ns(from)))
+            n["kind"] == kind
+                && from.is_none_or(|from| n["from"].as_str().is_some_and(|t| ns(t) == ns(from)))
         })
     };
-    assert!(has("capture_drops", Some("2026-10-20T11:00:00Z")), "{notices:?}");
-    assert!(notices.iter().any(|n| n["kind"] == "capture_drops" && n["text"].as_str().is_some_and(|t| t.contains("500"))));
-    assert!(notices.iter().any(|n| n["kind"] == "capture_drops" && n["text"].as_str().is_some_and(|t| t.starts_with("1 report windows"))));
-    assert!(has("agent_outage", Some("2026-10-10T10:00:00Z")), "{notices:?}");
+    assert!(
+        has("capture_drops", Some("2026-10-20T11:00:00Z")),
+        "{notices:?}"
+    );
+    assert!(
+        notices.iter().any(|n| n["kind"] == "capture_drops"
+            && n["text"].as_str().is_some_and(|t| t.contains("500")))
+    );
+    assert!(notices.iter().any(|n| {
+        n["kind"] == "capture_drops"
+            && n["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("1 report windows"))
+    }));
+    assert!(
+        has("agent_outage", Some("2026-10-10T10:00:00Z")),
+        "{notices:?}"
+    );
     assert!(has("no_data", Some("2026-09-30T22:00:00Z")), "{notices:?}");
 
     // Methods: the codec seen, with its G.113 values from the one table.
     let codecs = doc["methods"]["codecs"].as_array().expect("codecs");
     assert_eq!(codecs.len(), 1);
-    assert_eq!((codecs[0]["codec"].as_str(), f(&codecs[0]["ie"]), f(&codecs[0]["bpl"])), (Some("PCMU"), 0.0, 25.1));
-    assert!(doc["methods"]["time_zone"].as_str().is_some_and(|t| t.contains("Europe/Berlin")));
+    assert_eq!(
+        (
+            codecs[0]["codec"].as_str(),
+            f(&codecs[0]["ie"]),
+            f(&codecs[0]["bpl"])
+        ),
+        (Some("PCMU"), 0.0, 25.1)
+    );
+    assert!(
+        doc["methods"]["time_zone"]
+            .as_str()
+            .is_some_and(|t| t.contains("Europe/Berlin"))
+    );
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -476,10 +609,15 @@ async fn check_store(store: &Store) {
     store_fixture(store).await;
     let config = config();
     let customer = config.customer("acme").expect("acme");
-    let doc = build(store, customer, &october(), ns(NOW), "test").await.expect("report");
+    let doc = build(store, customer, &october(), ns(NOW), "test")
+        .await
+        .expect("report");
     let hash = doc.provenance.json_sha256.clone().expect("hash set");
     let json = to_json(&doc).expect("json");
-    let digest: String = Sha256::digest(&json).iter().map(|b| format!("{b:02x}")).collect();
+    let digest: String = Sha256::digest(&json)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert_eq!(hash, digest, "the hash is of the JSON form's bytes");
     let value: Value = serde_json::from_slice(&json).expect("parses");
     assert!(value["provenance"]["json_sha256"].is_null());
@@ -502,13 +640,32 @@ fn fixture_month_on_sqlite_through_the_library_and_the_binary() {
     let run = std::process::Command::new(bin)
         .arg("--config")
         .arg(&config_path)
-        .args(["--database", &url, "report", "--customer", "acme", "--period", "2026-10", "--format", "json", "--out"])
+        .args([
+            "--database",
+            &url,
+            "report",
+            "--customer",
+            "acme",
+            "--period",
+            "2026-10",
+            "--format",
+            "json",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .expect("runs");
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&out).expect("written").permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&out)
+        .expect("written")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
     let value: Value = serde_json::from_slice(&std::fs::read(&out).expect("read")).expect("json");
     check_document(&value);
@@ -516,10 +673,24 @@ fn fixture_month_on_sqlite_through_the_library_and_the_binary() {
     let csv = std::process::Command::new(bin)
         .arg("--config")
         .arg(&config_path)
-        .args(["--database", &url, "report", "--customer", "acme", "--period", "2026-10", "--format", "csv"])
+        .args([
+            "--database",
+            &url,
+            "report",
+            "--customer",
+            "acme",
+            "--period",
+            "2026-10",
+            "--format",
+            "csv",
+        ])
         .output()
         .expect("runs");
-    assert!(csv.status.success(), "{}", String::from_utf8_lossy(&csv.stderr));
+    assert!(
+        csv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&csv.stderr)
+    );
     let text = String::from_utf8(csv.stdout).expect("utf-8");
     let lines: Vec<&str> = text.split_terminator("\r\n").collect();
     assert_eq!(
@@ -566,7 +737,9 @@ fn fresh_postgres(test: &str) -> Option<String> {
         .arg(format!("CREATE DATABASE {name}"))
         .output();
     match created {
-        Ok(out) if out.status.success() => Some(format!("postgres://postgres@127.0.0.1:5432/{name}")),
+        Ok(out) if out.status.success() => {
+            Some(format!("postgres://postgres@127.0.0.1:5432/{name}"))
+        }
         other => {
             let why = match other {
                 Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -603,14 +776,19 @@ fn served_report_respects_tokens_and_tells_no_data_honestly() {
             ("c1", "acme-token", "customer:acme"),
             ("c2", "other-token", "customer:other"),
         ] {
-            store.token_insert(id, &hash_token(token), role, 0).await.expect("token");
+            store
+                .token_insert(id, &hash_token(token), role, 0)
+                .await
+                .expect("token");
         }
         let state = AppState {
             store: store.clone(),
             config: Arc::new(config()),
             metrics: Arc::default(),
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(api::serve(listener, state, async move {
@@ -620,33 +798,47 @@ fn served_report_respects_tokens_and_tells_no_data_honestly() {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::new();
         let get = |path: &str, token: &str| {
-            client.get(format!("{base}{path}")).bearer_auth(token).send()
+            client
+                .get(format!("{base}{path}"))
+                .bearer_auth(token)
+                .send()
         };
 
-        let resp = get("/api/v1/customers/acme/report?period=2026-10&format=json", "other-token")
-            .await
-            .expect("request");
+        let resp = get(
+            "/api/v1/customers/acme/report?period=2026-10&format=json",
+            "other-token",
+        )
+        .await
+        .expect("request");
         assert_eq!(resp.status().as_u16(), 403, "another customer's token");
         let resp = get("/api/v1/customers/acme/report?period=2026-13", "ops-token")
             .await
             .expect("request");
         assert_eq!(resp.status().as_u16(), 400);
 
-        let resp = get("/api/v1/customers/acme/report?period=2026-10&format=json", "acme-token")
-            .await
-            .expect("request");
+        let resp = get(
+            "/api/v1/customers/acme/report?period=2026-10&format=json",
+            "acme-token",
+        )
+        .await
+        .expect("request");
         assert_eq!(resp.status().as_u16(), 200);
         assert_eq!(
-            resp.headers().get("content-type").and_then(|v| v.to_str().ok()),
+            resp.headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
             Some("application/json")
         );
         let doc: Value = resp.json().await.expect("json");
         // Generated now, so the calls are judged up to now (after the month): same figures.
         check_document(&doc);
 
-        let resp = get("/api/v1/customers/acme/report?period=2026-10&format=html", "ops-token")
-            .await
-            .expect("request");
+        let resp = get(
+            "/api/v1/customers/acme/report?period=2026-10&format=html",
+            "ops-token",
+        )
+        .await
+        .expect("request");
         assert_eq!(resp.status().as_u16(), 200);
         let csp = resp
             .headers()
@@ -662,9 +854,12 @@ fn served_report_respects_tokens_and_tells_no_data_honestly() {
                 .is_some_and(|t| t.starts_with("text/html"))
         );
 
-        let resp = get("/api/v1/customers/acme/report?period=2026-10&format=csv", "ops-token")
-            .await
-            .expect("request");
+        let resp = get(
+            "/api/v1/customers/acme/report?period=2026-10&format=csv",
+            "ops-token",
+        )
+        .await
+        .expect("request");
         assert_eq!(resp.status().as_u16(), 200);
         let text = resp.text().await.expect("text");
         assert_eq!(text.split_terminator("\r\n").count(), 11);
@@ -677,11 +872,20 @@ fn served_report_respects_tokens_and_tells_no_data_honestly() {
         let doc: Value = resp.json().await.expect("json");
         assert_eq!(doc["evaluation"]["verdict"], "no_data");
         assert_eq!(doc["days"].as_array().map(Vec::len), Some(31));
-        assert!(doc["days"].as_array().is_some_and(|d| d.iter().all(|d| d["calls"] == 0 && d["mos_p50"].is_null())));
+        assert!(
+            doc["days"]
+                .as_array()
+                .is_some_and(|d| d.iter().all(|d| d["calls"] == 0 && d["mos_p50"].is_null()))
+        );
         assert!(doc["worst_calls"].as_array().is_some_and(Vec::is_empty));
         assert!(doc["loss_pct"]["p50"].is_null());
         let timeline = doc["uptime_timeline"].as_array().expect("timeline");
-        assert!(timeline.iter().all(|s| s["state"] == "no_data" || s["state"] == "maintenance"), "{timeline:?}");
+        assert!(
+            timeline
+                .iter()
+                .all(|s| s["state"] == "no_data" || s["state"] == "maintenance"),
+            "{timeline:?}"
+        );
         let _ = tx.send(());
         store.close().await;
     });

@@ -300,9 +300,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 voqa_collector::report::csv::write(&store, &customer, &spec, now, &mut sink)
                     .await?;
             } else {
-                let bytes =
-                    produce(&store, &customer, &spec, format, now, env!("CARGO_PKG_VERSION"))
-                        .await?;
+                let bytes = produce(
+                    &store,
+                    &customer,
+                    &spec,
+                    format,
+                    now,
+                    env!("CARGO_PKG_VERSION"),
+                )
+                .await?;
                 sink.write_all(&bytes)?;
             }
             sink.flush()?;

@@ -491,7 +491,8 @@ pub async fn report(
         )
     })?;
     let bad = |e: ReportError| ApiError::bad_request("invalid_parameter", e.to_string());
-    let format = ReportFormat::parse(q.get("format").map_or("json", String::as_str)).map_err(bad)?;
+    let format =
+        ReportFormat::parse(q.get("format").map_or("json", String::as_str)).map_err(bad)?;
     let spec = ReportPeriodSpec::parse(
         q.get("period").map(String::as_str),
         q.get("from").map(String::as_str),

@@ -75,7 +75,9 @@ pub async fn calls_scope(
     let since = store
         .scope_since(&customer.id, &sla::scope_signature(customer))
         .await?;
-    Ok(since.filter(|&since| from >= since).map(|_| customer.id.clone()))
+    Ok(since
+        .filter(|&since| from >= since)
+        .map(|_| customer.id.clone()))
 }
 
 /// Everything but heartbeats that the verdicts rest on: from the aggregates where they

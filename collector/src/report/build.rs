@@ -266,11 +266,7 @@ pub fn call_pseudonym(call: &CallAggregate) -> String {
             hash.update(b"\0");
             hash.update(call.call_key.as_bytes());
             let digest = hash.finalize();
-            let hex: String = digest
-                .iter()
-                .take(8)
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
             format!("hash:{hex}")
         }
     }
@@ -543,10 +539,7 @@ pub fn json_sha256(document: &ReportDocument) -> Result<String, ReportError> {
 async fn report_call(store: &Store, call: &CallAggregate) -> Result<ReportCall, ReportError> {
     let finals = store.call_finals(&call.agent_id, &call.call_key).await?;
     let stream_mos = |row: &crate::store::StreamRow| {
-        row.report
-            .totals
-            .as_ref()
-            .map_or(row.report.mos, |t| t.mos)
+        row.report.totals.as_ref().map_or(row.report.mos, |t| t.mos)
     };
     let chosen = match &call.mos_stream_id {
         Some(id) => finals.iter().find(|row| &row.report.stream_id == id),
@@ -664,10 +657,7 @@ async fn uptime_timeline(
             return SpanState::Future;
         }
         for state in [SpanState::Maintenance, SpanState::Down, SpanState::NoData] {
-            if marks
-                .iter()
-                .any(|&(a, b, s)| s == state && a <= t && t < b)
-            {
+            if marks.iter().any(|&(a, b, s)| s == state && a <= t && t < b) {
                 return state;
             }
         }
@@ -869,8 +859,8 @@ mod tests {
             .expect("parses");
         let err = range.resolve(&zone("UTC")).expect_err("backwards");
         assert!(err.to_string().contains("before"), "{err}");
-        let long = ReportPeriodSpec::parse(None, Some("2025-01-01"), Some("2026-02-01"))
-            .expect("parses");
+        let long =
+            ReportPeriodSpec::parse(None, Some("2025-01-01"), Some("2026-02-01")).expect("parses");
         assert!(long.resolve(&zone("UTC")).is_err());
         let range = ReportPeriodSpec::parse(None, Some("2026-11-02"), Some("2026-11-03T06:00:00Z"))
             .expect("parses")
@@ -920,11 +910,17 @@ mod tests {
             mos_codec: None,
         };
         assert_eq!(
-            call_pseudonym(&call(Some("anon:0123456789abcdef"), "anon:0123456789abcdef")),
+            call_pseudonym(&call(
+                Some("anon:0123456789abcdef"),
+                "anon:0123456789abcdef"
+            )),
             "anon:0123456789abcdef"
         );
         assert_eq!(call_pseudonym(&call(None, "stream:00ab")), "stream:00ab");
-        let clear = call_pseudonym(&call(Some("a84b4c76e66710@pc33.example.com"), "a84b4c76e66710@pc33.example.com"));
+        let clear = call_pseudonym(&call(
+            Some("a84b4c76e66710@pc33.example.com"),
+            "a84b4c76e66710@pc33.example.com",
+        ));
         assert!(clear.starts_with("hash:") && clear.len() == 21, "{clear}");
         assert!(!clear.contains("pc33"));
     }

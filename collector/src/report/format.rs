@@ -10,8 +10,7 @@ use crate::sla;
 use crate::store::Store;
 
 /// Strict Content-Security-Policy of the HTML report: nothing is fetched, nothing runs.
-pub const HTML_CSP: &str =
-    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+pub const HTML_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// One output form of a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

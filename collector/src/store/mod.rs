@@ -1202,7 +1202,9 @@ fn fold_call<'s>(
     // stream id, names the call's worst stream.
     if let Some(mos) = part.mos {
         let lower = match (call.min_mos, call.mos_stream_id.as_deref()) {
-            (Some(min), Some(stream)) => mos < min || (mos == min && part.stream_id.as_str() < stream),
+            (Some(min), Some(stream)) => {
+                mos < min || (mos == min && part.stream_id.as_str() < stream)
+            }
             (Some(min), None) => mos <= min,
             (None, _) => true,
         };
@@ -1408,7 +1410,9 @@ fn build_calls_page_query<DB>(
     for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     select
-        .push(format_args!("SELECT {CALL_COLUMNS} FROM calls WHERE scope = "))
+        .push(format_args!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE scope = "
+        ))
         .push_bind(scope.to_string())
         .push(" AND agent_id = ")
         .push_bind(agent.to_string())
@@ -2535,6 +2539,38 @@ mod tests {
                 .expect("limited")
                 .len(),
             1
+        );
+        // Every call of an agent, a page at a time: a1's three calls share one instant
+        // (their finals start at 60 s), so the cursor's key decides.
+        let page = |after: Option<(i64, String)>, limit: u32| {
+            let store = store.clone();
+            async move {
+                store
+                    .calls_page("", "a1", whole_day.0, whole_day.1, after, limit)
+                    .await
+                    .expect("calls_page")
+            }
+        };
+        let first = page(None, 2).await;
+        let keys: Vec<&str> = first.iter().map(|c| c.call_key.as_str()).collect();
+        assert_eq!(keys, ["call-0", "call-1"]);
+        assert_eq!(
+            first.first().map(|c| (c.mos_stream_id.as_deref(), c.mos_codec.as_deref(), c.min_mos)),
+            Some((Some(format!("{:016x}", 0).as_str()), Some("PCMU"), Some(3.5))),
+            "the stream that set the call's MOS"
+        );
+        let cursor = first.last().map(|c| (c.last_start_ns, c.call_key.clone()));
+        let rest = page(cursor.clone(), 2).await;
+        let keys: Vec<&str> = rest.iter().map(|c| c.call_key.as_str()).collect();
+        assert_eq!(keys, ["call-2"]);
+        assert!(page(rest.last().map(|c| (c.last_start_ns, c.call_key.clone())), 2).await.is_empty());
+        assert!(
+            store
+                .calls_page("", "a1", whole_day.0, DAY_NS + 60 * SECOND, None, 10)
+                .await
+                .expect("before the finals")
+                .is_empty(),
+            "the period bounds last_start_ns"
         );
         let finals = store
             .call_finals("a1", "call-0")
