@@ -349,7 +349,10 @@ async fn main() -> anyhow::Result<()> {
         let body = resp.bytes().await?;
         let secs = started.elapsed().as_secs_f64();
         if !status.is_success() {
-            anyhow::bail!("report {format}: {status} {}", String::from_utf8_lossy(&body));
+            anyhow::bail!(
+                "report {format}: {status} {}",
+                String::from_utf8_lossy(&body)
+            );
         }
         println!(
             "report {format} of the month: {} bytes in {secs:.3} s",

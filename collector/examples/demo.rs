@@ -236,7 +236,10 @@ async fn run(args: Args) -> Result<()> {
     };
     print!("{text}");
     print!("{}", access(&base, &ops_token.secret, args.once));
-    println!("Report of customer {CUSTOMER} (HTML): {}", report_path.display());
+    println!(
+        "Report of customer {CUSTOMER} (HTML): {}",
+        report_path.display()
+    );
     use std::io::Write;
     let _ = std::io::stdout().flush();
 

@@ -168,10 +168,10 @@ impl ReportPeriodSpec {
 }
 
 fn bound(name: &str, text: &str) -> Result<PeriodBound, ReportError> {
-    if text.len() == 10 {
-        if let Ok(date) = text.parse::<Date>() {
-            return Ok(PeriodBound::Date(date));
-        }
+    if text.len() == 10
+        && let Ok(date) = text.parse::<Date>()
+    {
+        return Ok(PeriodBound::Date(date));
     }
     Timestamp::parse(text)
         .map(|t| PeriodBound::Instant(t.as_ns()))
@@ -336,7 +336,7 @@ struct CallSeries {
     histogram: [u64; MOS_BINS],
     without_mos: u64,
     losses: Vec<f64>,
-    worst: Vec<CallAggregate>,
+    worst: WorstCalls,
     codecs: std::collections::BTreeMap<String, u64>,
     available: bool,
 }
@@ -347,6 +347,37 @@ fn worst_order(a: &CallAggregate, b: &CallAggregate) -> std::cmp::Ordering {
         .total_cmp(&b.min_mos.unwrap_or(f64::INFINITY))
         .then_with(|| a.agent_id.cmp(&b.agent_id))
         .then_with(|| a.call_key.cmp(&b.call_key))
+}
+
+/// The [`WORST_CALLS`] lowest-MOS calls of a stream of calls, in bounded memory.
+#[derive(Default)]
+struct WorstCalls(Vec<CallAggregate>);
+
+impl WorstCalls {
+    fn offer(&mut self, call: &CallAggregate) {
+        // Once WORST_CALLS are kept and sorted, the entry at WORST_CALLS - 1 has that many
+        // calls at least as bad: a call not worse than it cannot be among the worst, and is
+        // not copied (past the first pages, almost none is).
+        let candidate = self.0.len() < WORST_CALLS
+            || self
+                .0
+                .get(WORST_CALLS - 1)
+                .is_none_or(|last| worst_order(call, last) == std::cmp::Ordering::Less);
+        if candidate {
+            self.0.push(call.clone());
+            let len = self.0.len();
+            if len == WORST_CALLS || len >= 4 * WORST_CALLS {
+                self.0.sort_by(worst_order);
+                self.0.truncate(WORST_CALLS);
+            }
+        }
+    }
+
+    fn finish(mut self) -> Vec<CallAggregate> {
+        self.0.sort_by(worst_order);
+        self.0.truncate(WORST_CALLS);
+        self.0
+    }
 }
 
 /// Builds the report of `customer` over `period` as of `now_ns`.
@@ -371,7 +402,7 @@ pub async fn build(
         histogram: [0; MOS_BINS],
         without_mos: 0,
         losses: Vec::new(),
-        worst: Vec::new(),
+        worst: WorstCalls::default(),
         codecs: Default::default(),
         available: true,
     };
@@ -397,11 +428,7 @@ pub async fn build(
                     if let Some(codec) = &call.mos_codec {
                         *series.codecs.entry(codec.clone()).or_default() += 1;
                     }
-                    series.worst.push(call.clone());
-                    if series.worst.len() >= 4 * WORST_CALLS {
-                        series.worst.sort_by(worst_order);
-                        series.worst.truncate(WORST_CALLS);
-                    }
+                    series.worst.offer(call);
                 }
                 None => series.without_mos += 1,
             }
@@ -409,8 +436,7 @@ pub async fn build(
         })
         .await?;
     }
-    series.worst.sort_by(worst_order);
-    series.worst.truncate(WORST_CALLS);
+    let worst = std::mem::take(&mut series.worst).finish();
 
     let day_series = days
         .iter()
@@ -453,8 +479,8 @@ pub async fn build(
         })
         .collect();
 
-    let mut worst_calls = Vec::with_capacity(series.worst.len());
-    for call in &series.worst {
+    let mut worst_calls = Vec::with_capacity(worst.len());
+    for call in &worst {
         worst_calls.push(report_call(store, call).await?);
     }
 
@@ -923,6 +949,46 @@ mod tests {
         ));
         assert!(clear.starts_with("hash:") && clear.len() == 21, "{clear}");
         assert!(!clear.contains("pc33"));
+    }
+
+    #[test]
+    fn worst_calls_are_the_lowest_whatever_the_order() {
+        let call = |n: u64, mos: f64| CallAggregate {
+            scope: String::new(),
+            agent_id: "a1".into(),
+            call_key: format!("call-{n:05}"),
+            call_id: None,
+            streams: 1,
+            first_start_ns: 0,
+            last_end_ns: 1,
+            last_start_ns: 0,
+            min_mos: Some(mos),
+            max_loss_pct: 0.0,
+            max_jitter_ms: None,
+            mos_stream_id: None,
+            mos_codec: None,
+        };
+        // 5,000 calls with MOS in a scrambled order (a multiplicative walk modulo a prime),
+        // the first and the last equal: the kept ones are the first WORST_CALLS of a full sort.
+        let calls: Vec<CallAggregate> = (0..5000u64)
+            .map(|n| call(n, 1.0 + ((n * 7919) % 4999) as f64 / 2000.0))
+            .collect();
+        let mut worst = WorstCalls::default();
+        for c in &calls {
+            worst.offer(c);
+        }
+        let mut all = calls.clone();
+        all.sort_by(worst_order);
+        all.truncate(WORST_CALLS);
+        assert_eq!(worst.finish(), all);
+        // Fewer calls than the cap: all of them, sorted.
+        let mut few = WorstCalls::default();
+        for c in calls.iter().take(7) {
+            few.offer(c);
+        }
+        let kept = few.finish();
+        assert_eq!(kept.len(), 7);
+        assert!(kept.windows(2).all(|w| worst_order(&w[0], &w[1]).is_le()));
     }
 
     #[test]

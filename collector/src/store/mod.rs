@@ -2555,15 +2555,30 @@ mod tests {
         let keys: Vec<&str> = first.iter().map(|c| c.call_key.as_str()).collect();
         assert_eq!(keys, ["call-0", "call-1"]);
         assert_eq!(
-            first.first().map(|c| (c.mos_stream_id.as_deref(), c.mos_codec.as_deref(), c.min_mos)),
-            Some((Some(format!("{:016x}", 0).as_str()), Some("PCMU"), Some(3.5))),
+            first.first().map(|c| (
+                c.mos_stream_id.as_deref(),
+                c.mos_codec.as_deref(),
+                c.min_mos
+            )),
+            Some((
+                Some(format!("{:016x}", 0).as_str()),
+                Some("PCMU"),
+                Some(3.5)
+            )),
             "the stream that set the call's MOS"
         );
         let cursor = first.last().map(|c| (c.last_start_ns, c.call_key.clone()));
         let rest = page(cursor.clone(), 2).await;
         let keys: Vec<&str> = rest.iter().map(|c| c.call_key.as_str()).collect();
         assert_eq!(keys, ["call-2"]);
-        assert!(page(rest.last().map(|c| (c.last_start_ns, c.call_key.clone())), 2).await.is_empty());
+        assert!(
+            page(
+                rest.last().map(|c| (c.last_start_ns, c.call_key.clone())),
+                2
+            )
+            .await
+            .is_empty()
+        );
         assert!(
             store
                 .calls_page("", "a1", whole_day.0, DAY_NS + 60 * SECOND, None, 10)
