@@ -723,39 +723,8 @@ fn fixture_month_on_sqlite_through_the_library_and_the_binary() {
     assert_eq!(mos, [2.8, 3.5, 3.9, 4.0, 4.1, 4.2, 4.3, 4.35, 4.4]);
 }
 
-/// A fresh database on the test PostgreSQL, or `None` (reported as ignored) without one.
-fn fresh_postgres(test: &str) -> Option<String> {
-    let name = format!(
-        "voqa_report_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos())
-    );
-    let created = std::process::Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
-        .arg(format!("CREATE DATABASE {name}"))
-        .output();
-    match created {
-        Ok(out) if out.status.success() => {
-            Some(format!("postgres://postgres@127.0.0.1:5432/{name}"))
-        }
-        other => {
-            let why = match other {
-                Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
-                Err(e) => e.to_string(),
-            };
-            harness::skip(
-                "VOQA_REQUIRE_POSTGRES",
-                &format!("{test}: no PostgreSQL at 127.0.0.1:5432 ({})", why.trim()),
-            );
-            None
-        }
-    }
-}
-
 fn fixture_month_on_postgres() {
-    let Some(url) = fresh_postgres("fixture_month_on_postgres") else {
+    let Some(url) = harness::fresh_postgres("fixture_month_on_postgres") else {
         return;
     };
     runtime().block_on(async {

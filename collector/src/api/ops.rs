@@ -394,6 +394,17 @@ fn stream_jitter<'a>(reports: &[&'a StreamReport]) -> Vec<CallStream<'a>> {
         .collect()
 }
 
+/// The configured customer `id`, or 404 (after the token was checked against it).
+fn configured_customer(state: &AppState, id: &str) -> Result<sla::Customer, ApiError> {
+    state.config.customer(id).cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_customer",
+            format!("no customer '{id}'"),
+        )
+    })
+}
+
 #[utoipa::path(
     get,
     path = "/api/v1/customers/{id}/sla",
@@ -424,13 +435,7 @@ pub async fn sla(
     let role = authenticate(&state, &headers).await?;
     let id = path_param(id)?;
     require(&role, &[Role::Customer(id.clone())])?;
-    let customer = state.config.customer(&id).cloned().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_customer",
-            format!("no customer '{id}'"),
-        )
-    })?;
+    let customer = configured_customer(&state, &id)?;
     let (from, to) = range(&q, 30 * DAY_NS)?;
     // Counted from here: refusals above cost no evaluation. Held until the answer is built.
     let _permit = match limiter.try_acquire(&token_key(&headers)) {
@@ -483,13 +488,7 @@ pub async fn report(
     let role = authenticate(&state, &headers).await?;
     let id = path_param(id)?;
     require(&role, &[Role::Customer(id.clone())])?;
-    let customer = state.config.customer(&id).cloned().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_customer",
-            format!("no customer '{id}'"),
-        )
-    })?;
+    let customer = configured_customer(&state, &id)?;
     let bad = |e: ReportError| ApiError::bad_request("invalid_parameter", e.to_string());
     let format =
         ReportFormat::parse(q.get("format").map_or("json", String::as_str)).map_err(bad)?;
