@@ -8,6 +8,8 @@
 //!    including every store query: the whole month (hour-aligned: per-call aggregates and
 //!    hourly jitter rollups), a month that is not hour-aligned (plus single windows at both
 //!    ends), and the report-based path that customers narrowed to subnets take.
+//! 3. Report: the customer report of that month (`GET /api/v1/customers/acme/report`) as
+//!    JSON, HTML and CSV, wall time and size.
 //!
 //! Usage: cargo run --release -p voqa-collector --example collector-load -- [sqlite:PATH | postgres://...] [BATCHES_PER_AGENT] [SLA_CALLS]
 
@@ -333,6 +335,30 @@ async fn main() -> anyhow::Result<()> {
         println!(
             "SLA {what}: {} calls, jitter p95 {p95} ms over {} packets, in {secs:.3} s",
             body["calls"], body["commitments"][2]["evidence"]["samples"]
+        );
+    }
+    // 3. The customer report of the month in each form but PDF (Chromium's time is not ours).
+    for format in ["json", "html", "csv", "json"] {
+        let started = Instant::now();
+        let resp = client
+            .get(format!(
+                "http://{addr}/api/v1/customers/acme/report?period=2026-11&format={format}"
+            ))
+            .bearer_auth(&ops_token)
+            .send()
+            .await?;
+        let status = resp.status();
+        let body = resp.bytes().await?;
+        let secs = started.elapsed().as_secs_f64();
+        if !status.is_success() {
+            anyhow::bail!(
+                "report {format}: {status} {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        println!(
+            "report {format} of the month: {} bytes in {secs:.3} s",
+            body.len()
         );
     }
     Ok(())

@@ -439,6 +439,30 @@ fn demo_prints_what_the_demo_day_implies() {
         );
     }
 
+    // The demo customer's report of the day, written where it outlives the demo (0600).
+    let report = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Report of customer demo (HTML): "))
+        .unwrap_or_else(|| panic!("no report path{context}"));
+    let report = std::path::Path::new(report);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta =
+            std::fs::metadata(report).unwrap_or_else(|e| panic!("{}: {e}", report.display()));
+        assert_eq!(
+            meta.permissions().mode() & 0o777,
+            0o600,
+            "{}",
+            report.display()
+        );
+    }
+    let html = std::fs::read_to_string(report).expect("the report is UTF-8");
+    assert!(
+        html.contains("Demo Telecom") && html.contains("</html>"),
+        "{}",
+        report.display()
+    );
+
     // A second run prints the same results: only the port and the token differ.
     let again = run_demo(&binary);
     assert_eq!(again.code, Some(0), "second run: {}", again.stderr);

@@ -499,38 +499,6 @@ fn a_full_spool_drops_the_oldest_counts_them_and_delivers_the_rest() {
     );
 }
 
-/// A fresh database on the test PostgreSQL (127.0.0.1:5432, trust), or `None` (the test is
-/// reported as ignored) when there is none, unless `VOQA_REQUIRE_POSTGRES` is set, as in CI.
-fn fresh_postgres(test: &str) -> Option<String> {
-    let name = format!(
-        "voqa_e2e_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos())
-    );
-    let created = std::process::Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
-        .arg(format!("CREATE DATABASE {name}"))
-        .output();
-    match created {
-        Ok(out) if out.status.success() => {
-            Some(format!("postgres://postgres@127.0.0.1:5432/{name}"))
-        }
-        other => {
-            let why = match other {
-                Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
-                Err(e) => e.to_string(),
-            };
-            support::harness::skip(
-                "VOQA_REQUIRE_POSTGRES",
-                &format!("{test}: no PostgreSQL at 127.0.0.1:5432 ({})", why.trim()),
-            );
-            None
-        }
-    }
-}
-
 /// The SLA answer without what legitimately differs between two evaluations (their times).
 fn sla(collector: &Collector, token: &str) -> serde_json::Value {
     let (status, body) = e2e::http_get(
@@ -552,7 +520,7 @@ fn sla(collector: &Collector, token: &str) -> serde_json::Value {
 fn two_collector_replicas_on_one_postgres_one_killed_mid_run_store_everything_once() {
     const TEST: &str =
         "two_collector_replicas_on_one_postgres_one_killed_mid_run_store_everything_once";
-    let Some(database) = fresh_postgres(TEST) else {
+    let Some(database) = support::harness::fresh_postgres(TEST) else {
         return;
     };
     let (dir, capture) = setup(100, 60);

@@ -165,6 +165,11 @@ async fn run(args: Args) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let customer = config
+        .customer(CUSTOMER)
+        .cloned()
+        .ok_or_else(|| anyhow!("no demo customer"))?;
+    let report_store = store.clone();
     let server = Server::start(config, store, listener, async move {
         let _ = stopped.await;
     })
@@ -221,8 +226,20 @@ async fn run(args: Args) -> Result<()> {
             return Err(e);
         }
     };
+    // The customer's report of the day, kept after the demo exits (its database is not).
+    let report_path = match write_report(&report_store, &customer).await {
+        Ok(path) => path,
+        Err(e) => {
+            shutdown(stop, server).await;
+            return Err(e);
+        }
+    };
     print!("{text}");
     print!("{}", access(&base, &ops_token.secret, args.once));
+    println!(
+        "Report of customer {CUSTOMER} (HTML): {}",
+        report_path.display()
+    );
     use std::io::Write;
     let _ = std::io::stdout().flush();
 
@@ -730,6 +747,36 @@ fn explain(
         }
         _ => "why: see the collector's detail".to_owned(),
     }
+}
+
+/// Writes the demo customer's report of the replayed hours as HTML (0600) in the temporary
+/// directory of the system, where it outlives the demo; returns its path.
+async fn write_report(store: &Store, customer: &voqa_collector::sla::Customer) -> Result<PathBuf> {
+    use voqa_collector::report::build::ReportPeriodSpec;
+    use voqa_collector::report::format::{ReportFormat, produce};
+    let period = ReportPeriodSpec::parse(None, Some(FROM), Some(TO)).context("the demo period")?;
+    let html = produce(
+        store,
+        customer,
+        &period,
+        ReportFormat::Html,
+        voqa_collector::now_ns(),
+        env!("CARGO_PKG_VERSION"),
+    )
+    .await
+    .context("building the demo customer's report")?;
+    let path = std::env::temp_dir().join(format!("voqa-demo-report-{CUSTOMER}.html"));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::io::Write::write_all(&mut file, &html)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    progress(&format!("wrote the customer report to {}", path.display()));
+    Ok(path)
 }
 
 /// Where to look further.

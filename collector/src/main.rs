@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::io::Write as _;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
@@ -111,6 +113,27 @@ Examples:
         #[arg(value_name = "DIR")]
         out: PathBuf,
     },
+    /// Write a customer's SLA report for a month (of its time zone) or a period.
+    Report {
+        /// A configured customer's id.
+        #[arg(long)]
+        customer: String,
+        /// A calendar month of the customer's time zone, YYYY-MM.
+        #[arg(long, value_name = "YYYY-MM", conflicts_with_all = ["from", "to"])]
+        period: Option<String>,
+        /// Start: a date (midnight in the customer's zone) or an RFC 3339 UTC time.
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// End (exclusive), as --from.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// html, csv, json or pdf (pdf needs Chromium).
+        #[arg(long, default_value = "html")]
+        format: String,
+        /// Write here (created 0600) instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -132,6 +155,25 @@ enum TokenCommand {
     List,
     /// Revoke a token by id.
     Revoke { id: String },
+}
+
+/// Creates (or truncates) a file only its owner may read: reports hold call data.
+fn create_private(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    // An existing file keeps its mode on open: narrow it as well.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot make {} private", path.display()))?;
+    }
+    Ok(file)
 }
 
 fn main() -> ExitCode {
@@ -418,6 +460,53 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::GenerateManual { .. } => Ok(()),
+        Command::Report {
+            customer,
+            period,
+            from,
+            to,
+            format,
+            out,
+        } => {
+            use voqa_collector::report::build::ReportPeriodSpec;
+            use voqa_collector::report::format::{ReportFormat, produce};
+            let format = ReportFormat::parse(&format)?;
+            let spec = ReportPeriodSpec::parse(period.as_deref(), from.as_deref(), to.as_deref())?;
+            let customer = config.customer(&customer).cloned().with_context(|| {
+                format!("no customer '{customer}' in the configuration (is --config given?)")
+            })?;
+            let store = Store::open(&config.server.database)
+                .await
+                .context("opening the store")?;
+            let now = voqa_collector::now_ns();
+            let mut sink: Box<dyn std::io::Write> = match &out {
+                Some(path) => Box::new(std::io::BufWriter::new(create_private(path)?)),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            // CSV is written as the calls are read; the other forms are whole documents.
+            if format == ReportFormat::Csv {
+                voqa_collector::report::csv::write(&store, &customer, &spec, now, &mut sink)
+                    .await?;
+            } else {
+                let bytes = produce(
+                    &store,
+                    &customer,
+                    &spec,
+                    format,
+                    now,
+                    env!("CARGO_PKG_VERSION"),
+                )
+                .await?;
+                sink.write_all(&bytes)?;
+            }
+            sink.flush()?;
+            drop(sink);
+            if let Some(path) = out {
+                eprintln!("voqa-collector: report written to {}", path.display());
+            }
+            store.close().await;
+            Ok(())
+        }
         Command::CheckConfig => {
             let problems = config.problems();
             for p in &problems {

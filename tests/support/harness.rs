@@ -32,6 +32,38 @@ pub fn skip(require_env: &str, reason: &str) {
     SKIPPED.with(|s| *s.borrow_mut() = Some(reason.to_owned()));
 }
 
+/// A fresh database on the test PostgreSQL (127.0.0.1:5432, trust), for a test that needs
+/// one: `None` after [`skip`] when there is none (a failure under `VOQA_REQUIRE_POSTGRES`).
+pub fn fresh_postgres(test: &str) -> Option<String> {
+    let name = format!(
+        "voqa_e2e_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+    );
+    let created = std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output();
+    match created {
+        Ok(out) if out.status.success() => {
+            Some(format!("postgres://postgres@127.0.0.1:5432/{name}"))
+        }
+        other => {
+            let why = match other {
+                Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
+                Err(e) => e.to_string(),
+            };
+            skip(
+                "VOQA_REQUIRE_POSTGRES",
+                &format!("{test}: no PostgreSQL at 127.0.0.1:5432 ({})", why.trim()),
+            );
+            None
+        }
+    }
+}
+
 /// A trial running `body` on the harness's thread: passed, failed (panic) or ignored (the
 /// body called [`skip`]).
 pub fn trial(name: impl Into<String>, body: impl FnOnce() + Send + 'static) -> Trial {

@@ -8,6 +8,7 @@
 //! Feature `openapi` derives `utoipa::ToSchema` on the types the collector's API takes and
 //! returns, for its generated OpenAPI document; the agent builds without it.
 
+pub mod codecs;
 pub mod histogram;
 pub mod time;
 

@@ -298,7 +298,11 @@ pub fn router_with_sla_limiter(state: AppState, sla_limiter: Arc<sla_limit::SlaL
         .route("/api/v1/calls/{call_id}", get(ops::call))
         .route(
             "/api/v1/customers/{id}/sla",
-            get(ops::sla).layer(axum::Extension(sla_limiter)),
+            get(ops::sla).layer(axum::Extension(sla_limiter.clone())),
+        )
+        .route(
+            "/api/v1/customers/{id}/report",
+            get(ops::report).layer(axum::Extension(sla_limiter)),
         )
         .route("/api/v1/openapi.json", get(openapi::document))
         .fallback(not_found)

@@ -69,6 +69,13 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "get",
+        "/api/v1/customers/{id}/report",
+        "A customer's SLA report for a month of its time zone or a period: json (the \
+         evaluation plus the series behind every chart), html, csv (one row per call) or pdf.",
+        "ops, customer:<id>",
+    ),
+    (
+        "get",
         "/api/v1/openapi.json",
         "This document.",
         "any valid token",
@@ -111,6 +118,7 @@ pub struct StatusBody {
         super::ops::streams,
         super::ops::call,
         super::ops::sla,
+        super::ops::report,
         document,
     ),
     modifiers(&BearerScheme)

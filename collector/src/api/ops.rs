@@ -401,6 +401,17 @@ fn stream_jitter<'a>(reports: &[&'a StreamReport]) -> Vec<CallStream<'a>> {
         .collect()
 }
 
+/// The configured customer `id`, or 404 (after the token was checked against it).
+fn configured_customer(state: &AppState, id: &str) -> Result<sla::Customer, ApiError> {
+    state.config.current().customer(id).cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_customer",
+            format!("no customer '{id}'"),
+        )
+    })
+}
+
 #[utoipa::path(
     get,
     path = "/api/v1/customers/{id}/sla",
@@ -431,18 +442,7 @@ pub async fn sla(
     let role = authenticate(&state, &headers).await?;
     let id = path_param(id)?;
     require(&role, &[Role::Customer(id.clone())])?;
-    let customer = state
-        .config
-        .current()
-        .customer(&id)
-        .cloned()
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_customer",
-                format!("no customer '{id}'"),
-            )
-        })?;
+    let customer = configured_customer(&state, &id)?;
     let (from, to) = range(&q, 30 * DAY_NS)?;
     // Counted from here: refusals above cost no evaluation. Held until the answer is built.
     let _permit = match limiter.try_acquire(&token_key(&headers)) {
@@ -455,4 +455,90 @@ pub async fn sla(
         .map_err(|e| ApiError::internal(e.to_string()))?;
     state.metrics.sla_state(&evaluation);
     Ok(axum::Json(evaluation).into_response())
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/customers/{id}/report",
+    params(
+        ("id" = String, Path, description = "A configured customer's id.", example = "acme"),
+        ("period" = Option<String>, Query, pattern = r"^[0-9]{4}-[0-9]{2}$", description = "A calendar month of the customer's time zone (`YYYY-MM`). Give either `period` or both `from` and `to`.", example = "2026-11"),
+        ("from" = Option<String>, Query, description = "Start: a date (midnight in the customer's time zone) or an RFC 3339 UTC time; with `to`, instead of `period`. At most 366 days.", example = "2026-11-01"),
+        ("to" = Option<String>, Query, description = "End (exclusive), as `from`.", example = "2026-12-01"),
+        ("format" = Option<String>, Query, description = "`json` (default), `html` (self-contained page, served with a strict Content-Security-Policy), `csv` (one row per call, RFC 4180, header row) or `pdf` (needs Chromium on the collector host).", example = "json"),
+    ),
+    responses(
+        (status = 200, description = "The report. JSON: the document (the SLA evaluation plus the series behind every chart; `provenance.json_sha256` is null here and is the SHA-256 of exactly these bytes in the other forms). A period without data is an honest no-data report, not an error.", content(
+            (crate::report::ReportDocument = "application/json"),
+            (String = "text/html"),
+            (String = "text/csv"),
+            (Vec<u8> = "application/pdf"),
+        )),
+        (status = 400, description = "A parameter is invalid (named in the message).", body = ErrorBody),
+        (status = 401, description = "No, an unknown or a revoked token.", body = ErrorBody),
+        (status = 403, description = "Neither an ops token nor this customer's own.", body = ErrorBody),
+        (status = 404, description = "No such customer.", body = ErrorBody),
+        (status = 429, description = "Too many SLA evaluations or reports at once; retry later.", body = ErrorBody),
+        (status = 500, description = "The store failed, or the PDF could not be printed.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn report(
+    State(state): State<AppState>,
+    Extension(limiter): Extension<Arc<SlaLimiter>>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    use crate::report::build::{ReportError, ReportPeriodSpec};
+    use crate::report::format::{HTML_CSP, ReportFormat, produce};
+    let role = authenticate(&state, &headers).await?;
+    let id = path_param(id)?;
+    require(&role, &[Role::Customer(id.clone())])?;
+    let customer = configured_customer(&state, &id)?;
+    let bad = |e: ReportError| ApiError::bad_request("invalid_parameter", e.to_string());
+    let format =
+        ReportFormat::parse(q.get("format").map_or("json", String::as_str)).map_err(bad)?;
+    let spec = ReportPeriodSpec::parse(
+        q.get("period").map(String::as_str),
+        q.get("from").map(String::as_str),
+        q.get("to").map(String::as_str),
+    )
+    .map_err(bad)?;
+    // Resolved here so that a bad period is a 400, before any evaluation is counted.
+    let zone = crate::report::build::customer_zone(&customer)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    spec.resolve(&zone).map_err(bad)?;
+    // A report is an SLA evaluation and more: the same limiter bounds them together.
+    let _permit = match limiter.try_acquire(&token_key(&headers)) {
+        Ok(permit) => permit,
+        Err(refusal) => return Ok(refusal.into_response()),
+    };
+    let body = produce(
+        &state.store,
+        &customer,
+        &spec,
+        format,
+        crate::now_ns(),
+        env!("CARGO_PKG_VERSION"),
+    )
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut response = (
+        [(axum::http::header::CONTENT_TYPE, format.content_type())],
+        body,
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    if format == ReportFormat::Html {
+        headers.insert(
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            axum::http::HeaderValue::from_static(HTML_CSP),
+        );
+    }
+    Ok(response)
 }

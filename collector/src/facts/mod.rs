@@ -40,13 +40,44 @@ pub async fn evaluate(
     to: i64,
     now: i64,
 ) -> Result<sla::Evaluation, FactsError> {
+    Ok(evaluate_with_facts(store, customer, from, to, now).await?.0)
+}
+
+/// [`evaluate`], also returning the facts the verdicts rest on (the customer report draws
+/// its jitter percentiles from the same merged histogram as the jitter verdict).
+pub async fn evaluate_with_facts(
+    store: &Store,
+    customer: &sla::Customer,
+    from: i64,
+    to: i64,
+    now: i64,
+) -> Result<(sla::Evaluation, PeriodFacts), FactsError> {
     let (period_to, to) = (to, sla::evaluated_until(from, to, now));
     let facts = period_facts(store, customer, from, to).await?;
     let points = heartbeat_points(store, customer, from, to).await?;
     let first = store.first_heartbeats(&customer.agents).await?;
-    Ok(sla::judge(
-        customer, from, period_to, now, &facts, &points, &first,
-    ))
+    let evaluation = sla::judge(customer, from, period_to, now, &facts, &points, &first);
+    Ok((evaluation, facts))
+}
+
+/// The scope of the per-call aggregates that a period starting at `from` is judged on:
+/// `""` (all of the agents' traffic), the customer's id when narrowed to subnets and
+/// attributed since before `from`, or `None` when the period must be evaluated from the
+/// stream reports instead.
+pub async fn calls_scope(
+    store: &Store,
+    customer: &sla::Customer,
+    from: i64,
+) -> Result<Option<String>, FactsError> {
+    if customer.subnets.is_empty() {
+        return Ok(Some(String::new()));
+    }
+    let since = store
+        .scope_since(&customer.id, &sla::scope_signature(customer))
+        .await?;
+    Ok(since
+        .filter(|&since| from >= since)
+        .map(|_| customer.id.clone()))
 }
 
 /// Everything but heartbeats that the verdicts rest on: from the aggregates where they
@@ -57,17 +88,9 @@ pub async fn period_facts(
     from: i64,
     to: i64,
 ) -> Result<PeriodFacts, FactsError> {
-    if customer.subnets.is_empty() {
-        return facts_from_aggregates(store, customer, "", from, to).await;
-    }
-    let since = store
-        .scope_since(&customer.id, &sla::scope_signature(customer))
-        .await?;
-    match since {
-        Some(since) if from >= since => {
-            facts_from_aggregates(store, customer, &customer.id, from, to).await
-        }
-        _ => facts_from_reports(store, customer, from, to).await,
+    match calls_scope(store, customer, from).await? {
+        Some(scope) => facts_from_aggregates(store, customer, &scope, from, to).await,
+        None => facts_from_reports(store, customer, from, to).await,
     }
 }
 

@@ -1,1 +1,1002 @@
-//! Placeholder: filled in by the issue-11 work (see mod.rs).
+//! Builds a customer's [`ReportDocument`] for one period from the store, through `facts`
+//! (store → facts → sla → report): the evaluation as the SLA route gives it, plus the series
+//! behind every chart, in the customer's time zone.
+//!
+//! The calls of the period are read a page at a time from the per-call aggregates (never
+//! the whole month at once): what stays in memory is one `f64` per call with a MOS (for the
+//! exact per-day percentiles), one per call for the loss percentiles, and the worst calls.
+//! Jitter percentiles come from the same merged histograms as the SLA's jitter verdict,
+//! the timeline from the same uptime computation as the uptime verdict.
+//!
+//! Must not render anything (the renderers take the document), must not read a clock (the
+//! caller passes `now_ns`), and must never put a clear SIP Call-ID into the document.
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use sha2::{Digest, Sha256};
+use voqa_wire::Timestamp;
+use voqa_wire::histogram::quantile_ms;
+
+use super::model::*;
+use crate::facts::{self, FactsError};
+use crate::sla::{self, Evaluation};
+use crate::store::{CallAggregate, Store, StoreError};
+
+/// Calls read per page: one page is what the report holds of the aggregates at a time.
+pub const CALLS_PAGE: u32 = 10_000;
+
+/// Longest period a report covers, as for the SLA route.
+pub const MAX_PERIOD_DAYS: i64 = 366;
+
+const NS_PER_HOUR: f64 = 3_600_000_000_000.0;
+const DAY_NS: i64 = 86_400_000_000_000;
+
+/// Why a report could not be built or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The period asked for is malformed or unusable; the text says why.
+    #[error("period: {0}")]
+    Period(String),
+    /// The customer's configured zone is not known (refused by check-config already).
+    #[error("customer {customer:?}: unknown time zone {zone:?}")]
+    TimeZone { customer: String, zone: String },
+    #[error(transparent)]
+    Facts(#[from] FactsError),
+    #[error("reading the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("serialising the report: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("writing the report: {0}")]
+    Io(#[from] std::io::Error),
+    /// The format asked for is none of html, csv, json, pdf.
+    #[error("format {0:?}: expected html, csv, json or pdf")]
+    Format(String),
+    #[error(transparent)]
+    Pdf(super::pdf::PdfError),
+}
+
+/// One end of a `--from`/`--to` period: a date (midnight in the customer's zone) or an
+/// RFC 3339 UTC instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeriodBound {
+    Date(Date),
+    Instant(i64),
+}
+
+/// The period a report is asked for, before the customer's zone makes it instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportPeriodSpec {
+    /// A calendar month of the customer's zone (`2026-11`).
+    Month { year: i16, month: i8 },
+    /// `[from, to)` as given.
+    Range { from: PeriodBound, to: PeriodBound },
+}
+
+/// A period made instants in one zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedPeriod {
+    pub label: String,
+    pub from_ns: i64,
+    pub to_ns: i64,
+}
+
+impl ReportPeriodSpec {
+    /// `--period YYYY-MM`, or `--from` and `--to` (each a date or an RFC 3339 UTC time);
+    /// exactly one of the two forms.
+    pub fn parse(
+        period: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Self, ReportError> {
+        match (period, from, to) {
+            (Some(period), None, None) => Self::month(period),
+            (None, Some(from), Some(to)) => Ok(ReportPeriodSpec::Range {
+                from: bound("from", from)?,
+                to: bound("to", to)?,
+            }),
+            (None, None, None) => Err(ReportError::Period(
+                "give a month (period=YYYY-MM) or both from and to".into(),
+            )),
+            (Some(_), _, _) => Err(ReportError::Period(
+                "give either a month (period) or from and to, not both".into(),
+            )),
+            _ => Err(ReportError::Period(
+                "from and to go together: give both".into(),
+            )),
+        }
+    }
+
+    fn month(text: &str) -> Result<Self, ReportError> {
+        let bad = || {
+            ReportError::Period(format!(
+                "{text:?} is not a month written YYYY-MM (such as 2026-11)"
+            ))
+        };
+        let (year, month) = text.split_once('-').ok_or_else(bad)?;
+        if year.len() != 4 || month.len() != 2 {
+            return Err(bad());
+        }
+        let year: i16 = year.parse().map_err(|_| bad())?;
+        let month: i8 = month.parse().map_err(|_| bad())?;
+        if !(1970..=9998).contains(&year) || !(1..=12).contains(&month) {
+            return Err(bad());
+        }
+        Ok(ReportPeriodSpec::Month { year, month })
+    }
+
+    /// The period's bounds as instants in `zone`, refused when empty or longer than
+    /// [`MAX_PERIOD_DAYS`].
+    pub fn resolve(&self, zone: &TimeZone) -> Result<ResolvedPeriod, ReportError> {
+        let (label, from_ns, to_ns) = match *self {
+            ReportPeriodSpec::Month { year, month } => {
+                let first = Date::new(year, month, 1)
+                    .map_err(|e| ReportError::Period(format!("{year}-{month:02}: {e}")))?;
+                let next = first
+                    .last_of_month()
+                    .tomorrow()
+                    .map_err(|e| ReportError::Period(format!("{year}-{month:02}: {e}")))?;
+                (
+                    format!("{year:04}-{month:02}"),
+                    day_start(first, zone)?,
+                    day_start(next, zone)?,
+                )
+            }
+            ReportPeriodSpec::Range { from, to } => {
+                let from_ns = bound_ns(from, zone)?;
+                let to_ns = bound_ns(to, zone)?;
+                (
+                    format!("{}/{}", bound_text(from), bound_text(to)),
+                    from_ns,
+                    to_ns,
+                )
+            }
+        };
+        if from_ns >= to_ns {
+            return Err(ReportError::Period("from must be before to".into()));
+        }
+        if to_ns.saturating_sub(from_ns) > MAX_PERIOD_DAYS * DAY_NS {
+            return Err(ReportError::Period(format!(
+                "a report covers at most {MAX_PERIOD_DAYS} days"
+            )));
+        }
+        Ok(ResolvedPeriod {
+            label,
+            from_ns,
+            to_ns,
+        })
+    }
+}
+
+fn bound(name: &str, text: &str) -> Result<PeriodBound, ReportError> {
+    if text.len() == 10
+        && let Ok(date) = text.parse::<Date>()
+    {
+        return Ok(PeriodBound::Date(date));
+    }
+    Timestamp::parse(text)
+        .map(|t| PeriodBound::Instant(t.as_ns()))
+        .map_err(|e| {
+            ReportError::Period(format!(
+                "{name}: {text:?} is neither a date (YYYY-MM-DD, midnight in the customer's zone) nor an RFC 3339 UTC time: {e}"
+            ))
+        })
+}
+
+fn bound_text(bound: PeriodBound) -> String {
+    match bound {
+        PeriodBound::Date(date) => date.to_string(),
+        PeriodBound::Instant(ns) => Timestamp::from_ns(ns).to_string(),
+    }
+}
+
+fn bound_ns(bound: PeriodBound, zone: &TimeZone) -> Result<i64, ReportError> {
+    match bound {
+        PeriodBound::Date(date) => day_start(date, zone),
+        PeriodBound::Instant(ns) => Ok(ns),
+    }
+}
+
+/// The first instant of `date` in `zone` (midnight, or the first time after a gap).
+fn day_start(date: Date, zone: &TimeZone) -> Result<i64, ReportError> {
+    let zoned = date
+        .to_zoned(zone.clone())
+        .map_err(|e| ReportError::Period(format!("{date}: {e}")))?;
+    i64::try_from(zoned.timestamp().as_nanosecond())
+        .map_err(|_| ReportError::Period(format!("{date}: out of range")))
+}
+
+/// The customer's zone, by the name its configuration gives.
+pub fn customer_zone(customer: &sla::Customer) -> Result<TimeZone, ReportError> {
+    TimeZone::get(&customer.time_zone).map_err(|_| ReportError::TimeZone {
+        customer: customer.id.clone(),
+        zone: customer.time_zone.clone(),
+    })
+}
+
+/// `ns` as RFC 3339 with the zone's offset at that instant (`2026-10-25T02:30:00+01:00`).
+fn local_text(ns: i64, zone: &TimeZone) -> String {
+    match jiff::Timestamp::from_nanosecond(i128::from(ns)) {
+        Ok(t) => t
+            .to_zoned(zone.clone())
+            .strftime("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string(),
+        Err(_) => Timestamp::from_ns(ns).to_string(),
+    }
+}
+
+/// The local days of `[from_ns, to_ns)` as `(date, start, end)`, clipped to the period.
+pub fn local_days(
+    from_ns: i64,
+    to_ns: i64,
+    zone: &TimeZone,
+) -> Result<Vec<(Date, i64, i64)>, ReportError> {
+    let out_of_range = || ReportError::Period("period out of range".into());
+    let first = jiff::Timestamp::from_nanosecond(i128::from(from_ns))
+        .map_err(|_| out_of_range())?
+        .to_zoned(zone.clone())
+        .date();
+    let mut days = Vec::new();
+    let mut date = first;
+    loop {
+        let next = date.tomorrow().map_err(|_| out_of_range())?;
+        let start = day_start(date, zone)?.max(from_ns);
+        let end = day_start(next, zone)?.min(to_ns);
+        if start < end {
+            days.push((date, start, end));
+        }
+        if end >= to_ns || days.len() > (MAX_PERIOD_DAYS as usize) + 2 {
+            break;
+        }
+        date = next;
+    }
+    Ok(days)
+}
+
+/// The report's name for a call: the agent's pseudonym as it is (`anon:…`, keyed on the
+/// agent), a stream key as it is, and otherwise (an agent run with `--no-pseudonymize`) a
+/// SHA-256 of the agent and the Call-ID, so that a clear Call-ID never reaches a report.
+pub fn call_pseudonym(call: &CallAggregate) -> String {
+    match call.call_id.as_deref() {
+        Some(id) if id.starts_with("anon:") => id.to_owned(),
+        None if call.call_key.starts_with("stream:") => call.call_key.clone(),
+        _ => {
+            let mut hash = Sha256::new();
+            hash.update(b"voqa report call\0");
+            hash.update(call.agent_id.as_bytes());
+            hash.update(b"\0");
+            hash.update(call.call_key.as_bytes());
+            let digest = hash.finalize();
+            let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            format!("hash:{hex}")
+        }
+    }
+}
+
+/// Reads every call counted for the customer in `[from_ns, to_ns)` (in the scope its SLA is
+/// judged on), a page at a time, handing each to `each`. Returns false, without reading,
+/// when the period is evaluated from stream reports (see `facts::calls_scope`): the per-call
+/// aggregates of that scope do not cover it.
+pub async fn for_each_call(
+    store: &Store,
+    customer: &sla::Customer,
+    from_ns: i64,
+    to_ns: i64,
+    mut each: impl FnMut(&CallAggregate) -> Result<(), ReportError>,
+) -> Result<bool, ReportError> {
+    let Some(scope) = facts::calls_scope(store, customer, from_ns).await? else {
+        return Ok(false);
+    };
+    let mut agents = customer.agents.clone();
+    agents.sort_unstable();
+    agents.dedup();
+    for agent in &agents {
+        let mut after = None;
+        loop {
+            let page = store
+                .calls_page(&scope, agent, from_ns, to_ns, after.take(), CALLS_PAGE)
+                .await?;
+            for call in &page {
+                each(call)?;
+            }
+            match page.last() {
+                Some(last) if page.len() == CALLS_PAGE as usize => {
+                    after = Some((last.last_start_ns, last.call_key.clone()));
+                }
+                _ => break,
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Nearest-rank percentile (`p` in 0..=100) of sorted values: the smallest value with at
+/// least `p` % of the values at or below it.
+pub fn nearest_rank(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let n = sorted.len() as f64;
+    let rank = ((p / 100.0) * n).ceil().max(1.0) as usize;
+    sorted.get(rank.min(sorted.len()) - 1).copied()
+}
+
+/// MOS histogram bins: 0.1 wide from 1.0 to 4.5, the last closed.
+const MOS_LO: f64 = 1.0;
+const MOS_BINS: usize = 35;
+
+fn mos_bin(mos: f64) -> usize {
+    // Rounded to 1e-9 first, so that 3.6 (3.5999999…) falls in [3.6, 3.7).
+    let x = ((mos - MOS_LO) * 10.0 * 1e9).round() / 1e9;
+    (x.floor().max(0.0) as usize).min(MOS_BINS - 1)
+}
+
+/// What the calls of the period add up to.
+struct CallSeries {
+    days: Vec<(Vec<f64>, u64, u64)>,
+    histogram: [u64; MOS_BINS],
+    without_mos: u64,
+    losses: Vec<f64>,
+    worst: WorstCalls,
+    codecs: std::collections::BTreeMap<String, u64>,
+    available: bool,
+}
+
+fn worst_order(a: &CallAggregate, b: &CallAggregate) -> std::cmp::Ordering {
+    a.min_mos
+        .unwrap_or(f64::INFINITY)
+        .total_cmp(&b.min_mos.unwrap_or(f64::INFINITY))
+        .then_with(|| a.agent_id.cmp(&b.agent_id))
+        .then_with(|| a.call_key.cmp(&b.call_key))
+}
+
+/// The [`WORST_CALLS`] lowest-MOS calls of a stream of calls, in bounded memory.
+#[derive(Default)]
+struct WorstCalls(Vec<CallAggregate>);
+
+impl WorstCalls {
+    fn offer(&mut self, call: &CallAggregate) {
+        // Once WORST_CALLS are kept and sorted, the entry at WORST_CALLS - 1 has that many
+        // calls at least as bad: a call not worse than it cannot be among the worst, and is
+        // not copied (past the first pages, almost none is).
+        let candidate = self.0.len() < WORST_CALLS
+            || self
+                .0
+                .get(WORST_CALLS - 1)
+                .is_none_or(|last| worst_order(call, last) == std::cmp::Ordering::Less);
+        if candidate {
+            self.0.push(call.clone());
+            let len = self.0.len();
+            if len == WORST_CALLS || len >= 4 * WORST_CALLS {
+                self.0.sort_by(worst_order);
+                self.0.truncate(WORST_CALLS);
+            }
+        }
+    }
+
+    fn finish(mut self) -> Vec<CallAggregate> {
+        self.0.sort_by(worst_order);
+        self.0.truncate(WORST_CALLS);
+        self.0
+    }
+}
+
+/// Builds the report of `customer` over `period` as of `now_ns`.
+pub async fn build(
+    store: &Store,
+    customer: &sla::Customer,
+    period: &ReportPeriodSpec,
+    now_ns: i64,
+    collector_version: &str,
+) -> Result<ReportDocument, ReportError> {
+    let zone = customer_zone(customer)?;
+    let resolved = period.resolve(&zone)?;
+    let (from, to) = (resolved.from_ns, resolved.to_ns);
+    let until = sla::evaluated_until(from, to, now_ns);
+    let (evaluation, period_facts) =
+        facts::evaluate_with_facts(store, customer, from, to, now_ns).await?;
+
+    let days = local_days(from, to, &zone)?;
+    let mos_min = customer.commitments.mos_min;
+    let mut series = CallSeries {
+        days: vec![(Vec::new(), 0, 0); days.len()],
+        histogram: [0; MOS_BINS],
+        without_mos: 0,
+        losses: Vec::new(),
+        worst: WorstCalls::default(),
+        codecs: Default::default(),
+        available: true,
+    };
+    // Calls are judged up to `until`, as the evaluation counts them.
+    if from < until {
+        let day_starts: Vec<i64> = days.iter().map(|d| d.1).collect();
+        series.available = for_each_call(store, customer, from, until, |call| {
+            let day = day_starts
+                .partition_point(|&start| start <= call.last_start_ns)
+                .saturating_sub(1);
+            series.losses.push(call.max_loss_pct);
+            let Some(entry) = series.days.get_mut(day) else {
+                return Ok(());
+            };
+            entry.1 += 1;
+            match call.min_mos {
+                Some(mos) => {
+                    entry.0.push(mos);
+                    if mos >= mos_min {
+                        entry.2 += 1;
+                    }
+                    series.histogram[mos_bin(mos)] += 1;
+                    if let Some(codec) = &call.mos_codec {
+                        *series.codecs.entry(codec.clone()).or_default() += 1;
+                    }
+                    series.worst.offer(call);
+                }
+                None => series.without_mos += 1,
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    let worst = std::mem::take(&mut series.worst).finish();
+
+    let day_series = days
+        .iter()
+        .zip(series.days.iter_mut())
+        .map(|(&(date, start, end), (mos, calls, meeting))| {
+            mos.sort_by(f64::total_cmp);
+            DaySeries {
+                date: date.to_string(),
+                from_ns: start,
+                to_ns: end,
+                hours: (end - start) as f64 / NS_PER_HOUR,
+                calls: *calls,
+                calls_with_mos: mos.len() as u64,
+                mos_p50: nearest_rank(mos, 50.0),
+                mos_p5: nearest_rank(mos, 5.0),
+                meeting_mos_pct: (!mos.is_empty())
+                    .then(|| *meeting as f64 / mos.len() as f64 * 100.0),
+            }
+        })
+        .collect();
+    series.losses.sort_by(f64::total_cmp);
+    let loss_pct = Percentiles {
+        p50: nearest_rank(&series.losses, 50.0),
+        p95: nearest_rank(&series.losses, 95.0),
+        p99: nearest_rank(&series.losses, 99.0),
+        samples: series.losses.len() as u64,
+    };
+    let jitter = &period_facts.jitter.histogram;
+    let jitter_ms = Percentiles {
+        p50: quantile_ms(jitter, 0.50),
+        p95: quantile_ms(jitter, 0.95),
+        p99: quantile_ms(jitter, 0.99),
+        samples: jitter.len(),
+    };
+    let mos_histogram = (0..MOS_BINS)
+        .map(|i| HistogramBin {
+            lo: (10.0 * MOS_LO + i as f64).round() / 10.0,
+            hi: (10.0 * MOS_LO + i as f64 + 1.0).round() / 10.0,
+            calls: series.histogram[i],
+        })
+        .collect();
+
+    let mut worst_calls = Vec::with_capacity(worst.len());
+    for call in &worst {
+        worst_calls.push(report_call(store, call).await?);
+    }
+
+    let timeline = uptime_timeline(store, customer, from, to, until).await?;
+    let mut notices = notices(&evaluation);
+    if !series.available {
+        notices.push(Notice {
+            kind: NoticeKind::NoData,
+            text: "The per-call series (daily MOS, MOS distribution, loss percentiles, worst calls) are empty: this period starts before the collector began attributing this customer's subnets per call; the verdicts are computed from the stream reports.".into(),
+            from: None,
+            to: None,
+        });
+    }
+    let codecs = series
+        .codecs
+        .iter()
+        .map(|(name, calls)| {
+            let info = voqa_wire::codecs::codec_by_name(name, 0);
+            CodecMethod {
+                codec: name.clone(),
+                ie: info.ie,
+                bpl: info.bpl,
+                streams: *calls,
+            }
+        })
+        .collect();
+
+    let mut document = ReportDocument {
+        report_version: REPORT_VERSION,
+        customer: ReportCustomer {
+            id: customer.id.clone(),
+            name: customer.name.clone(),
+            time_zone: customer.time_zone.clone(),
+        },
+        period: ReportPeriod {
+            label: resolved.label,
+            from: Timestamp::from_ns(from).to_string(),
+            to: Timestamp::from_ns(to).to_string(),
+            from_ns: from,
+            to_ns: to,
+            from_local: local_text(from, &zone),
+            to_local: local_text(to, &zone),
+            time_zone: customer.time_zone.clone(),
+            evaluated_until: Timestamp::from_ns(until).to_string(),
+        },
+        provenance: Provenance {
+            collector_version: collector_version.to_owned(),
+            generated_at: Timestamp::from_ns(now_ns).to_string(),
+            json_sha256: None,
+        },
+        evaluation,
+        days: day_series,
+        mos_histogram,
+        calls_without_mos: series.without_mos,
+        loss_pct,
+        jitter_ms,
+        uptime_timeline: timeline,
+        worst_calls,
+        notices,
+        methods: methods(customer, codecs),
+    };
+    document.provenance.json_sha256 = Some(json_sha256(&document)?);
+    Ok(document)
+}
+
+/// The JSON form: the document with `provenance.json_sha256` null, compact, exactly the
+/// bytes whose SHA-256 the other forms print.
+pub fn to_json(document: &ReportDocument) -> Result<Vec<u8>, ReportError> {
+    let mut unhashed = document.clone();
+    unhashed.provenance.json_sha256 = None;
+    Ok(serde_json::to_vec(&unhashed)?)
+}
+
+/// Lower-case hex SHA-256 of [`to_json`].
+pub fn json_sha256(document: &ReportDocument) -> Result<String, ReportError> {
+    let digest = Sha256::digest(to_json(document)?);
+    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A worst call as listed: its aggregate, and the stream that set its MOS from its final
+/// reports while retention keeps them (otherwise the stream id and codec the aggregate kept).
+async fn report_call(store: &Store, call: &CallAggregate) -> Result<ReportCall, ReportError> {
+    let finals = store.call_finals(&call.agent_id, &call.call_key).await?;
+    let stream_mos = |row: &crate::store::StreamRow| {
+        row.report.totals.as_ref().map_or(row.report.mos, |t| t.mos)
+    };
+    let chosen = match &call.mos_stream_id {
+        Some(id) => finals.iter().find(|row| &row.report.stream_id == id),
+        None => finals
+            .iter()
+            .filter(|row| stream_mos(row).is_some() && stream_mos(row) == call.min_mos)
+            .min_by(|a, b| a.report.stream_id.cmp(&b.report.stream_id)),
+    };
+    let worst_stream = match chosen {
+        Some(row) => {
+            let r = &row.report;
+            let (loss, jitter) = match &r.totals {
+                Some(t) => (t.effective_loss_pct, t.max_jitter_ms),
+                None => (r.effective_loss_pct, r.max_jitter_ms),
+            };
+            Some(ReportStream {
+                stream_id: r.stream_id.clone(),
+                src: r.src.clone(),
+                dst: r.dst.clone(),
+                codec: r.codec.clone(),
+                mos: stream_mos(row),
+                loss_pct: loss,
+                jitter_ms: jitter,
+            })
+        }
+        None => call.mos_stream_id.as_ref().map(|id| ReportStream {
+            stream_id: id.clone(),
+            src: String::new(),
+            dst: String::new(),
+            codec: call.mos_codec.clone().unwrap_or_default(),
+            mos: call.min_mos,
+            loss_pct: call.max_loss_pct,
+            jitter_ms: call.max_jitter_ms,
+        }),
+    };
+    Ok(ReportCall {
+        call: call_pseudonym(call),
+        agent_id: call.agent_id.clone(),
+        start: Timestamp::from_ns(call.first_start_ns).to_string(),
+        end: Timestamp::from_ns(call.last_end_ns).to_string(),
+        mos: call.min_mos,
+        loss_pct: call.max_loss_pct,
+        jitter_ms: call.max_jitter_ms,
+        streams: call.streams,
+        worst_stream,
+    })
+}
+
+/// The period cut into spans: maintenance, then downtime (any agent down), then no data
+/// (no agent had reported yet), else up; after `until`, future. The same uptime computation
+/// as the uptime verdict (`sla::uptime::uptime`), on the same heartbeats.
+async fn uptime_timeline(
+    store: &Store,
+    customer: &sla::Customer,
+    from: i64,
+    to: i64,
+    until: i64,
+) -> Result<Vec<TimelineSpan>, ReportError> {
+    let mut marks: Vec<(i64, i64, SpanState)> = Vec::new();
+    if from < until {
+        let points = facts::heartbeat_points(store, customer, from, until).await?;
+        let first = store.first_heartbeats(&customer.agents).await?;
+        let maintenance = sla::maintenance::maintenance_spans(
+            &customer.commitments.maintenance_windows(),
+            from,
+            until,
+        );
+        let outcome = sla::uptime::uptime(
+            &customer.agents,
+            &points,
+            &first,
+            from,
+            until,
+            customer.commitments.heartbeat_interval_s,
+            &maintenance,
+        );
+        marks.extend(
+            maintenance
+                .iter()
+                .map(|&(a, b)| (a, b, SpanState::Maintenance)),
+        );
+        marks.extend(
+            outcome
+                .intervals
+                .iter()
+                .map(|d| (d.start_ns, d.end_ns, SpanState::Down)),
+        );
+        // No data for the customer: every agent without data at once.
+        let mut agents = customer.agents.clone();
+        agents.sort_unstable();
+        agents.dedup();
+        let mut common: Option<Vec<(i64, i64)>> = None;
+        for agent in &agents {
+            let mut spans: Vec<(i64, i64)> = outcome
+                .no_data
+                .iter()
+                .filter(|n| &n.agent == agent)
+                .map(|n| (n.start_ns, n.end_ns))
+                .collect();
+            sla::uptime::merge_spans(&mut spans);
+            common = Some(match common {
+                None => spans,
+                Some(previous) => intersect(&previous, &spans),
+            });
+        }
+        marks.extend(
+            common
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(a, b)| (a, b, SpanState::NoData)),
+        );
+    }
+    let state_at = |t: i64| -> SpanState {
+        if t >= until {
+            return SpanState::Future;
+        }
+        for state in [SpanState::Maintenance, SpanState::Down, SpanState::NoData] {
+            if marks.iter().any(|&(a, b, s)| s == state && a <= t && t < b) {
+                return state;
+            }
+        }
+        SpanState::Up
+    };
+    let mut cuts: Vec<i64> = vec![from, to, until.clamp(from, to)];
+    for &(a, b, _) in &marks {
+        cuts.push(a.clamp(from, to));
+        cuts.push(b.clamp(from, to));
+    }
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut spans: Vec<TimelineSpan> = Vec::new();
+    for pair in cuts.windows(2) {
+        let [a, b] = pair else { continue };
+        let state = state_at(*a);
+        match spans.last_mut() {
+            Some(last) if last.state == state && last.to_ns == *a => {
+                last.to_ns = *b;
+                last.to = Timestamp::from_ns(*b).to_string();
+            }
+            _ => spans.push(TimelineSpan {
+                state,
+                from_ns: *a,
+                to_ns: *b,
+                from: Timestamp::from_ns(*a).to_string(),
+                to: Timestamp::from_ns(*b).to_string(),
+            }),
+        }
+    }
+    Ok(spans)
+}
+
+/// The intersection of two sorted, disjoint span lists.
+fn intersect(a: &[(i64, i64)], b: &[(i64, i64)]) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while let (Some(&(a0, a1)), Some(&(b0, b1))) = (a.get(i), b.get(j)) {
+        let (start, end) = (a0.max(b0), a1.min(b1));
+        if start < end {
+            out.push((start, end));
+        }
+        if a1 < b1 {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
+/// Where measurement was incomplete, from the evaluation's gaps and capture drops.
+fn notices(evaluation: &Evaluation) -> Vec<Notice> {
+    let gaps = &evaluation.gaps;
+    let mut notices = Vec::new();
+    for drop in &gaps.capture_drops {
+        notices.push(Notice {
+            kind: NoticeKind::CaptureDrops,
+            text: format!(
+                "Agent {} dropped {} packets at capture (kernel drops) in this stretch: the calls and jitter measured there are missing packets the network delivered.",
+                drop.agent, drop.drops
+            ),
+            from: Some(drop.start.clone()),
+            to: Some(drop.end.clone()),
+        });
+    }
+    if evaluation.capture_drops.windows_with_drops > 0 {
+        notices.push(Notice {
+            kind: NoticeKind::CaptureDrops,
+            text: format!(
+                "{} report windows of the period had capture drops: their streams are measured from incomplete captures.",
+                evaluation.capture_drops.windows_with_drops
+            ),
+            from: None,
+            to: None,
+        });
+    }
+    for outage in &gaps.outages {
+        notices.push(Notice {
+            kind: NoticeKind::AgentOutage,
+            text: format!(
+                "Agent {} was down ({}) for {:.0} s: calls in this stretch were not measured, and it counts as downtime.",
+                outage.agent, outage.reason, outage.duration_s
+            ),
+            from: Some(outage.start.clone()),
+            to: Some(outage.end.clone()),
+        });
+    }
+    for gap in &gaps.no_data {
+        notices.push(Notice {
+            kind: NoticeKind::NoData,
+            text: format!(
+                "No data from agent {} ({}) for {:.0} s: not measured, neither up nor down.",
+                gap.agent, gap.reason, gap.duration_s
+            ),
+            from: Some(gap.start.clone()),
+            to: Some(gap.end.clone()),
+        });
+    }
+    for gap in &gaps.without_histogram {
+        notices.push(Notice {
+            kind: NoticeKind::WithoutHistogram,
+            text: format!(
+                "{} report windows of agent {} came without a jitter histogram: their packets are not in the jitter percentiles.",
+                gap.windows, gap.agent
+            ),
+            from: Some(gap.start.clone()),
+            to: Some(gap.end.clone()),
+        });
+    }
+    let listed = (gaps.capture_drops.len() + gaps.outages.len() + gaps.no_data.len()) as u64;
+    let total = gaps.capture_drops_total + gaps.outages_total + gaps.no_data_total;
+    if total > listed {
+        notices.push(Notice {
+            kind: NoticeKind::NoData,
+            text: format!(
+                "{} more stretches of capture drops, outages or missing data are not listed here; the SLA evaluation counts them all.",
+                total - listed
+            ),
+            from: None,
+            to: None,
+        });
+    }
+    notices
+}
+
+fn methods(customer: &sla::Customer, codecs: Vec<CodecMethod>) -> Methods {
+    Methods {
+        emodel: "MOS by the ITU-T G.107 E-model: R = Ro − Is − Id − Ie,eff + A with the G.107 default values (R = 93.2 for G.711 without impairments), Ie,eff from the codec's Ie and Bpl, the effective loss (network loss plus jitter-buffer discards) and the burst ratio; MOS from R by G.107 Annex B. A call's MOS is its worst stream's.".into(),
+        codecs,
+        jitter_buffer: "Each stream is played through an emulated fixed jitter buffer (60 ms unless the agent is configured otherwise); a packet later than the buffer is discarded and counted as lost. After 3 late packets in a row the buffer re-synchronises on the new delay (metrics-spec §9.2, §9.2a).".into(),
+        assumed_delay: "Without an RTCP round trip the one-way network delay is assumed to be 20 ms (the agent's assumed_one_way_ms); such streams are flagged delay_source = assumed.".into(),
+        percentiles: "Jitter percentiles are exact merges of per-packet jitter histograms (HdrHistogram) over every agent, stream and report window of the period; they are not averages of per-window percentiles. MOS and loss percentiles are nearest-rank over the calls.".into(),
+        pseudonymisation: "Call ids are the agent's keyed pseudonyms (anon:…); a call id the agent shipped in clear is shown as hash: and the first 8 bytes of a SHA-256 of the agent and the Call-ID. No SIP user part or clear Call-ID appears in a report.".into(),
+        time_zone: format!(
+            "Days and months are those of {} (a day with a daylight-saving change has 23 or 25 hours); instants are also given in UTC. Maintenance windows are configured in UTC.",
+            customer.time_zone
+        ),
+        uptime: format!(
+            "Up: a heartbeat of the agent at least every {} s and no watched process down. Down: a longer silence, or a watched process down (any agent down counts). Maintenance: the configured windows, excluded from the uptime share. No data: before an agent's first heartbeat ever, neither up nor down.",
+            2 * customer.commitments.heartbeat_interval_s
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zone(name: &str) -> TimeZone {
+        TimeZone::get(name).expect("bundled zone")
+    }
+
+    fn ns(text: &str) -> i64 {
+        Timestamp::parse(text).expect("time").as_ns()
+    }
+
+    #[test]
+    fn a_month_is_the_zones_calendar_month() {
+        let spec = ReportPeriodSpec::parse(Some("2026-10"), None, None).expect("month");
+        let berlin = spec.resolve(&zone("Europe/Berlin")).expect("resolves");
+        // CEST (+02:00) on 1 October, CET (+01:00) on 1 November.
+        assert_eq!(berlin.from_ns, ns("2026-09-30T22:00:00Z"));
+        assert_eq!(berlin.to_ns, ns("2026-10-31T23:00:00Z"));
+        assert_eq!(berlin.label, "2026-10");
+        let utc = spec.resolve(&zone("UTC")).expect("resolves");
+        assert_eq!(
+            (utc.from_ns, utc.to_ns),
+            (ns("2026-10-01T00:00:00Z"), ns("2026-11-01T00:00:00Z"))
+        );
+        let days = local_days(berlin.from_ns, berlin.to_ns, &zone("Europe/Berlin")).expect("days");
+        assert_eq!(days.len(), 31);
+        let hours: Vec<i64> = days
+            .iter()
+            .map(|d| (d.2 - d.1) / 3_600_000_000_000)
+            .collect();
+        // DST ends on Sunday 25 October 2026: a 25-hour day; every other day has 24.
+        assert_eq!(hours.iter().sum::<i64>(), 31 * 24 + 1);
+        assert_eq!(days[24].0.to_string(), "2026-10-25");
+        assert_eq!(hours[24], 25);
+        // March 2026: DST begins on the 29th, a 23-hour day.
+        let march = ReportPeriodSpec::parse(Some("2026-03"), None, None)
+            .expect("month")
+            .resolve(&zone("Europe/Berlin"))
+            .expect("resolves");
+        let days = local_days(march.from_ns, march.to_ns, &zone("Europe/Berlin")).expect("days");
+        assert_eq!((days[28].2 - days[28].1) / 3_600_000_000_000, 23);
+    }
+
+    #[test]
+    fn periods_are_checked() {
+        for bad in ["2026-13", "2026-1", "26-11", "2026/11", "2026-00", "x"] {
+            let err = ReportPeriodSpec::parse(Some(bad), None, None).expect_err(bad);
+            assert!(err.to_string().contains("YYYY-MM"), "{err}");
+        }
+        let err = ReportPeriodSpec::parse(None, Some("2026-11-02"), None).expect_err("half");
+        assert!(err.to_string().contains("both"), "{err}");
+        let range = ReportPeriodSpec::parse(None, Some("2026-11-02"), Some("2026-11-01T12:00:00Z"))
+            .expect("parses");
+        let err = range.resolve(&zone("UTC")).expect_err("backwards");
+        assert!(err.to_string().contains("before"), "{err}");
+        let long =
+            ReportPeriodSpec::parse(None, Some("2025-01-01"), Some("2026-02-01")).expect("parses");
+        assert!(long.resolve(&zone("UTC")).is_err());
+        let range = ReportPeriodSpec::parse(None, Some("2026-11-02"), Some("2026-11-03T06:00:00Z"))
+            .expect("parses")
+            .resolve(&zone("Asia/Tokyo"))
+            .expect("resolves");
+        assert_eq!(range.from_ns, ns("2026-11-01T15:00:00Z"));
+        assert_eq!(range.to_ns, ns("2026-11-03T06:00:00Z"));
+        assert_eq!(range.label, "2026-11-02/2026-11-03T06:00:00.000000Z");
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let values: Vec<f64> = (1..=20).map(f64::from).collect();
+        assert_eq!(nearest_rank(&values, 50.0), Some(10.0));
+        assert_eq!(nearest_rank(&values, 5.0), Some(1.0));
+        assert_eq!(nearest_rank(&values, 95.0), Some(19.0));
+        assert_eq!(nearest_rank(&values, 99.0), Some(20.0));
+        assert_eq!(nearest_rank(&[], 50.0), None);
+        assert_eq!(nearest_rank(&[4.2], 5.0), Some(4.2));
+    }
+
+    #[test]
+    fn mos_bins_hold_their_lower_edge() {
+        assert_eq!(mos_bin(1.0), 0);
+        assert_eq!(mos_bin(3.6), 26);
+        assert_eq!(mos_bin(3.599), 25);
+        assert_eq!(mos_bin(4.5), 34);
+        assert_eq!(mos_bin(4.49), 34);
+        assert_eq!(mos_bin(0.5), 0);
+    }
+
+    #[test]
+    fn clear_call_ids_never_reach_the_report() {
+        let call = |id: Option<&str>, key: &str| CallAggregate {
+            scope: String::new(),
+            agent_id: "a1".into(),
+            call_key: key.into(),
+            call_id: id.map(str::to_owned),
+            streams: 2,
+            first_start_ns: 0,
+            last_end_ns: 1,
+            last_start_ns: 0,
+            min_mos: None,
+            max_loss_pct: 0.0,
+            max_jitter_ms: None,
+            mos_stream_id: None,
+            mos_codec: None,
+        };
+        assert_eq!(
+            call_pseudonym(&call(
+                Some("anon:0123456789abcdef"),
+                "anon:0123456789abcdef"
+            )),
+            "anon:0123456789abcdef"
+        );
+        assert_eq!(call_pseudonym(&call(None, "stream:00ab")), "stream:00ab");
+        let clear = call_pseudonym(&call(
+            Some("a84b4c76e66710@pc33.example.com"),
+            "a84b4c76e66710@pc33.example.com",
+        ));
+        assert!(clear.starts_with("hash:") && clear.len() == 21, "{clear}");
+        assert!(!clear.contains("pc33"));
+    }
+
+    #[test]
+    fn worst_calls_are_the_lowest_whatever_the_order() {
+        let call = |n: u64, mos: f64| CallAggregate {
+            scope: String::new(),
+            agent_id: "a1".into(),
+            call_key: format!("call-{n:05}"),
+            call_id: None,
+            streams: 1,
+            first_start_ns: 0,
+            last_end_ns: 1,
+            last_start_ns: 0,
+            min_mos: Some(mos),
+            max_loss_pct: 0.0,
+            max_jitter_ms: None,
+            mos_stream_id: None,
+            mos_codec: None,
+        };
+        // 5,000 calls with MOS in a scrambled order (a multiplicative walk modulo a prime),
+        // the first and the last equal: the kept ones are the first WORST_CALLS of a full sort.
+        let calls: Vec<CallAggregate> = (0..5000u64)
+            .map(|n| call(n, 1.0 + ((n * 7919) % 4999) as f64 / 2000.0))
+            .collect();
+        let mut worst = WorstCalls::default();
+        for c in &calls {
+            worst.offer(c);
+        }
+        let mut all = calls.clone();
+        all.sort_by(worst_order);
+        all.truncate(WORST_CALLS);
+        assert_eq!(worst.finish(), all);
+        // Fewer calls than the cap: all of them, sorted.
+        let mut few = WorstCalls::default();
+        for c in calls.iter().take(7) {
+            few.offer(c);
+        }
+        let kept = few.finish();
+        assert_eq!(kept.len(), 7);
+        assert!(kept.windows(2).all(|w| worst_order(&w[0], &w[1]).is_le()));
+    }
+
+    #[test]
+    fn timeline_spans_intersect() {
+        assert_eq!(
+            intersect(&[(0, 10), (20, 30)], &[(5, 25)]),
+            vec![(5, 10), (20, 25)]
+        );
+        assert!(intersect(&[(0, 10)], &[]).is_empty());
+    }
+}

@@ -8,6 +8,7 @@
 
 pub mod build;
 pub mod csv;
+pub mod format;
 pub mod html;
 pub mod model;
 pub mod pdf;

@@ -211,6 +211,8 @@ pub struct CodecMethod {
     /// Equipment impairment factor Ie and packet-loss robustness Bpl (G.113).
     pub ie: f64,
     pub bpl: f64,
-    /// Streams of the period with this codec.
+    /// Calls of the period whose MOS was set by a stream of this codec (the per-call
+    /// aggregates keep each call's worst stream and its codec, not every stream's: counting
+    /// every stream would read the per-stream rows, which retention deletes).
     pub streams: u64,
 }

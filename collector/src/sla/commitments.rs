@@ -21,7 +21,15 @@ pub struct Customer {
     /// Optional media peers (`"203.0.113.0/24"`, `"2001:db8::/32"`); empty means all traffic.
     #[serde(default)]
     pub subnets: Vec<String>,
+    /// IANA time zone of the customer's report days and calendar months (`Europe/Berlin`);
+    /// `UTC` when not set. Maintenance windows stay in UTC, as they are written.
+    #[serde(default = "utc")]
+    pub time_zone: String,
     pub commitments: Commitments,
+}
+
+fn utc() -> String {
+    "UTC".to_owned()
 }
 
 /// The signed targets, see DESIGN.md "Commitments".
@@ -104,6 +112,17 @@ fn validate(customer: &Customer) -> Result<(), SlaConfigError> {
         return Err(invalid(
             &format!("agents[{index}]"),
             "empty agent id".into(),
+        ));
+    }
+    // The zone database is bundled into the binary (jiff's tzdb-bundle-always): a name known
+    // here is known on every host the collector runs on.
+    if let Err(e) = jiff::tz::TimeZone::get(&customer.time_zone) {
+        return Err(invalid(
+            "time_zone",
+            format!(
+                "{:?} is not an IANA time zone name such as \"Europe/Berlin\" or \"UTC\" ({e})",
+                customer.time_zone
+            ),
         ));
     }
     for (index, text) in customer.subnets.iter().enumerate() {
@@ -388,6 +407,34 @@ maintenance = ["Sun 02:00-04:00 UTC"]   # excluded from uptime
         assert_eq!(c.maintenance, ["Sun 02:00-04:00 UTC"]);
         assert_eq!(c.heartbeat_interval_s, 15);
         assert_eq!(c.maintenance_windows().len(), 1);
+    }
+
+    #[test]
+    fn time_zone_defaults_to_utc_and_unknown_names_are_refused() {
+        let acme = parse_customers(DESIGN_EXAMPLE).expect("valid");
+        assert_eq!(acme[0].time_zone, "UTC");
+        let berlin = DESIGN_EXAMPLE.replace(
+            "name = \"ACME Contact Centre\"",
+            "name = \"ACME Contact Centre\"\ntime_zone = \"Europe/Berlin\"",
+        );
+        assert_ne!(berlin, DESIGN_EXAMPLE, "the fixture has the name line");
+        assert_eq!(
+            parse_customers(&berlin).expect("valid")[0].time_zone,
+            "Europe/Berlin"
+        );
+        for bad in ["Europe/Berlinn", "CEST+2", ""] {
+            let text = DESIGN_EXAMPLE.replace(
+                "name = \"ACME Contact Centre\"",
+                &format!("name = \"ACME Contact Centre\"\ntime_zone = {bad:?}"),
+            );
+            let err = error_text(&text);
+            assert!(
+                err.starts_with(&format!(
+                    "customer \"acme\": time_zone: {bad:?} is not an IANA time zone name"
+                )),
+                "{err}"
+            );
+        }
     }
 
     #[test]

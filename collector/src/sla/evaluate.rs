@@ -726,6 +726,7 @@ pub(super) mod tests {
             name: "ACME Contact Centre".into(),
             agents: vec!["fra-media-1".into(), "fra-media-2".into()],
             subnets: vec!["203.0.113.0/24".into()],
+            time_zone: "UTC".into(),
             commitments: Commitments {
                 mos_min: 4.0,
                 calls_meeting_pct: 95.0,

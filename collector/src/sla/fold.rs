@@ -592,6 +592,7 @@ mod tests {
             name: "ACME".into(),
             agents: vec!["a1".into(), "a2".into()],
             subnets: vec!["203.0.113.0/24".into()],
+            time_zone: "UTC".into(),
             commitments: Commitments {
                 mos_min,
                 calls_meeting_pct: 95.0,

@@ -203,6 +203,10 @@ pub struct CallAggregate {
     pub min_mos: Option<f64>,
     pub max_loss_pct: f64,
     pub max_jitter_ms: Option<f64>,
+    /// The stream that set `min_mos` (ties: the smallest stream id) and its codec; `None`
+    /// without a MOS, and for calls stored before the store kept them.
+    pub mos_stream_id: Option<String>,
+    pub mos_codec: Option<String>,
 }
 
 /// Calls of a set of agents whose last final report starts in a period, counted against
@@ -563,6 +567,25 @@ impl Store {
         dispatch!(self, store => store.calls_worst(scope, agents, from_ns, to_ns, worst, limit).await)
     }
 
+    /// A page of the calls counted by `call_stats`, of one agent, ordered by
+    /// `(last_start_ns, call_key)`: pass the last row's pair as `after` for the next page.
+    /// Customer reports read a month of calls this way, a page at a time.
+    pub async fn calls_page(
+        &self,
+        scope: &str,
+        agent: &str,
+        from_ns: i64,
+        to_ns: i64,
+        after: Option<(i64, String)>,
+        limit: u32,
+    ) -> Result<Vec<CallAggregate>, StoreError> {
+        if from_ns >= to_ns || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::from(limit.min(MAX_PAGE));
+        dispatch!(self, store => store.calls_page(scope, agent, from_ns, to_ns, after.as_ref(), limit).await)
+    }
+
     /// The final reports of one call of one agent (`call_key` as in [`CallAggregate`]).
     pub async fn call_finals(
         &self,
@@ -812,6 +835,8 @@ pub(crate) struct CallPart {
     mos: Option<f64>,
     loss_pct: f64,
     max_jitter_ms: Option<f64>,
+    stream_id: String,
+    codec: String,
 }
 
 #[derive(Debug)]
@@ -1140,6 +1165,8 @@ fn call_part(report: &StreamReport) -> CallPart {
         mos: mos.filter(|v| v.is_finite()),
         loss_pct: if loss_pct.is_finite() { loss_pct } else { 0.0 },
         max_jitter_ms,
+        stream_id: report.stream_id.clone(),
+        codec: report.codec.clone(),
     }
 }
 
@@ -1164,11 +1191,28 @@ fn fold_call<'s>(
             min_mos: None,
             max_loss_pct: part.loss_pct,
             max_jitter_ms: None,
+            mos_stream_id: None,
+            mos_codec: None,
         });
     call.streams = call.streams.saturating_add(1);
     call.first_start_ns = call.first_start_ns.min(prepared.window_start_ns);
     call.last_end_ns = call.last_end_ns.max(prepared.window_end_ns);
     call.last_start_ns = call.last_start_ns.max(prepared.window_start_ns);
+    // The same rule as CALL_UPSERT_CONFLICT: a lower MOS, or an equal one from a smaller
+    // stream id, names the call's worst stream.
+    if let Some(mos) = part.mos {
+        let lower = match (call.min_mos, call.mos_stream_id.as_deref()) {
+            (Some(min), Some(stream)) => {
+                mos < min || (mos == min && part.stream_id.as_str() < stream)
+            }
+            (Some(min), None) => mos <= min,
+            (None, _) => true,
+        };
+        if lower {
+            call.mos_stream_id = Some(part.stream_id.clone());
+            call.mos_codec = Some(part.codec.clone());
+        }
+    }
     call.min_mos = min_option(call.min_mos, part.mos);
     call.max_loss_pct = call.max_loss_pct.max(part.loss_pct);
     call.max_jitter_ms = max_option(call.max_jitter_ms, part.max_jitter_ms);
@@ -1235,6 +1279,14 @@ const CALL_UPSERT_CONFLICT: &str = " ON CONFLICT (scope, agent_id, call_key) DO 
        THEN excluded.last_start_ns ELSE calls.last_start_ns END, \
      min_mos = CASE WHEN calls.min_mos IS NULL OR excluded.min_mos < calls.min_mos \
        THEN COALESCE(excluded.min_mos, calls.min_mos) ELSE calls.min_mos END, \
+     mos_stream_id = CASE WHEN excluded.min_mos IS NOT NULL AND (calls.min_mos IS NULL \
+       OR excluded.min_mos < calls.min_mos OR (excluded.min_mos = calls.min_mos \
+       AND (calls.mos_stream_id IS NULL OR excluded.mos_stream_id < calls.mos_stream_id))) \
+       THEN excluded.mos_stream_id ELSE calls.mos_stream_id END, \
+     mos_codec = CASE WHEN excluded.min_mos IS NOT NULL AND (calls.min_mos IS NULL \
+       OR excluded.min_mos < calls.min_mos OR (excluded.min_mos = calls.min_mos \
+       AND (calls.mos_stream_id IS NULL OR excluded.mos_stream_id < calls.mos_stream_id))) \
+       THEN excluded.mos_codec ELSE calls.mos_codec END, \
      max_loss_pct = CASE WHEN excluded.max_loss_pct > calls.max_loss_pct \
        THEN excluded.max_loss_pct ELSE calls.max_loss_pct END, \
      max_jitter_ms = CASE WHEN calls.max_jitter_ms IS NULL OR excluded.max_jitter_ms > calls.max_jitter_ms \
@@ -1242,7 +1294,8 @@ const CALL_UPSERT_CONFLICT: &str = " ON CONFLICT (scope, agent_id, call_key) DO 
 
 /// Columns of `calls` in the order `CallAggregate` reads them.
 const CALL_COLUMNS: &str = "scope, agent_id, call_key, call_id, streams, first_start_ns, last_end_ns, \
-                            last_start_ns, min_mos, max_loss_pct, max_jitter_ms";
+                            last_start_ns, min_mos, max_loss_pct, max_jitter_ms, mos_stream_id, \
+                            mos_codec";
 
 /// Builds the `call_stats` query (one row of counts) or, with `worst`, the `calls_worst`
 /// query, on either backend.
@@ -1339,6 +1392,48 @@ fn build_calls_query<DB>(
         }
         None => {}
     }
+}
+
+/// Builds the `calls_page` query on either backend: a range of `calls_scope_start`
+/// (scope, agent, last_start_ns) from the cursor on, the cursor's own instant filtered by key.
+fn build_calls_page_query<DB>(
+    select: &mut sqlx::QueryBuilder<DB>,
+    scope: &str,
+    agent: &str,
+    from_ns: i64,
+    to_ns: i64,
+    after: Option<&(i64, String)>,
+    limit: i64,
+) where
+    DB: sqlx::Database,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    select
+        .push(format_args!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE scope = "
+        ))
+        .push_bind(scope.to_string())
+        .push(" AND agent_id = ")
+        .push_bind(agent.to_string())
+        .push(" AND last_start_ns >= ")
+        .push_bind(match after {
+            Some((start, _)) => from_ns.max(*start),
+            None => from_ns,
+        })
+        .push(" AND last_start_ns < ")
+        .push_bind(to_ns);
+    if let Some((start, key)) = after {
+        select
+            .push(" AND (last_start_ns > ")
+            .push_bind(*start)
+            .push(" OR call_key > ")
+            .push_bind(key.clone())
+            .push(")");
+    }
+    select
+        .push(" ORDER BY last_start_ns, call_key LIMIT ")
+        .push_bind(limit);
 }
 
 /// Builds the `jitter_hours` query on either backend.
@@ -1480,6 +1575,8 @@ where
         min_mos: row.try_get("min_mos").map_err(database)?,
         max_loss_pct: row.try_get("max_loss_pct").map_err(database)?,
         max_jitter_ms: row.try_get("max_jitter_ms").map_err(database)?,
+        mos_stream_id: row.try_get("mos_stream_id").map_err(database)?,
+        mos_codec: row.try_get("mos_codec").map_err(database)?,
     })
 }
 
@@ -2387,6 +2484,8 @@ mod tests {
                 min_mos: Some(2.0),
                 max_loss_pct: 0.03,
                 max_jitter_ms: Some(2.5),
+                mos_stream_id: Some(format!("{:016x}", 1000)),
+                mos_codec: Some("PCMU".into()),
             })
         );
         assert_eq!(
@@ -2441,6 +2540,53 @@ mod tests {
                 .expect("limited")
                 .len(),
             1
+        );
+        // Every call of an agent, a page at a time: a1's three calls share one instant
+        // (their finals start at 60 s), so the cursor's key decides.
+        let page = |after: Option<(i64, String)>, limit: u32| {
+            let store = store.clone();
+            async move {
+                store
+                    .calls_page("", "a1", whole_day.0, whole_day.1, after, limit)
+                    .await
+                    .expect("calls_page")
+            }
+        };
+        let first = page(None, 2).await;
+        let keys: Vec<&str> = first.iter().map(|c| c.call_key.as_str()).collect();
+        assert_eq!(keys, ["call-0", "call-1"]);
+        assert_eq!(
+            first.first().map(|c| (
+                c.mos_stream_id.as_deref(),
+                c.mos_codec.as_deref(),
+                c.min_mos
+            )),
+            Some((
+                Some(format!("{:016x}", 0).as_str()),
+                Some("PCMU"),
+                Some(3.5)
+            )),
+            "the stream that set the call's MOS"
+        );
+        let cursor = first.last().map(|c| (c.last_start_ns, c.call_key.clone()));
+        let rest = page(cursor.clone(), 2).await;
+        let keys: Vec<&str> = rest.iter().map(|c| c.call_key.as_str()).collect();
+        assert_eq!(keys, ["call-2"]);
+        assert!(
+            page(
+                rest.last().map(|c| (c.last_start_ns, c.call_key.clone())),
+                2
+            )
+            .await
+            .is_empty()
+        );
+        assert!(
+            store
+                .calls_page("", "a1", whole_day.0, DAY_NS + 60 * SECOND, None, 10)
+                .await
+                .expect("before the finals")
+                .is_empty(),
+            "the period bounds last_start_ns"
         );
         let finals = store
             .call_finals("a1", "call-0")

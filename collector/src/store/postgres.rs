@@ -18,9 +18,9 @@ use super::{
     AgentRow, Aggregates, CALL_COLUMNS, CALL_UPSERT_CONFLICT, CallAggregate, CallStats, HOUR_NS,
     HeartbeatRow, IngestOutcome, JitterHour, PreparedBatch, PreparedReport, REPORT_RECORD_CONFLICT,
     RETENTION_CHUNK, StoreError, StreamQuery, StreamRow, TokenRow, WindowHistogram, Worst,
-    build_calls_query, build_jitter_hours_query, build_window_histograms_query, call_aggregate,
-    call_stats_row, jitter_hour_row, mark_new, merge_hour, parse_json, saturating_i64, stored_u64,
-    window_histogram_row,
+    build_calls_page_query, build_calls_query, build_jitter_hours_query,
+    build_window_histograms_query, call_aggregate, call_stats_row, jitter_hour_row, mark_new,
+    merge_hour, parse_json, saturating_i64, stored_u64, window_histogram_row,
 };
 
 pub(crate) const BACKEND: &str = "postgres";
@@ -194,7 +194,7 @@ impl PgStore {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO calls ({CALL_COLUMNS}) SELECT * FROM UNNEST($11::text[], $1::text[], \
                  $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], \
-                 $8::float8[], $9::float8[], $10::float8[]){CALL_UPSERT_CONFLICT}"
+                 $8::float8[], $9::float8[], $10::float8[], $12::text[], $13::text[]){CALL_UPSERT_CONFLICT}"
             )))
             .bind(
                 calls
@@ -227,6 +227,18 @@ impl PgStore {
             .bind(calls.iter().map(|c| c.max_loss_pct).collect::<Vec<_>>())
             .bind(calls.iter().map(|c| c.max_jitter_ms).collect::<Vec<_>>())
             .bind(calls.iter().map(|c| c.scope.as_str()).collect::<Vec<_>>())
+            .bind(
+                calls
+                    .iter()
+                    .map(|c| c.mos_stream_id.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                calls
+                    .iter()
+                    .map(|c| c.mos_codec.as_deref())
+                    .collect::<Vec<_>>(),
+            )
             .execute(&mut *tx)
             .await
             .map_err(database)?;
@@ -477,6 +489,27 @@ impl PgStore {
             .await
             .map_err(database)?;
         call_stats_row(&row, BACKEND)
+    }
+
+    pub(crate) async fn calls_page(
+        &self,
+        scope: &str,
+        agent: &str,
+        from_ns: i64,
+        to_ns: i64,
+        after: Option<&(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<CallAggregate>, StoreError> {
+        let mut select = QueryBuilder::<Postgres>::new("");
+        build_calls_page_query(&mut select, scope, agent, from_ns, to_ns, after, limit);
+        let rows = select
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(database)?;
+        rows.iter()
+            .map(|row| call_aggregate(row, BACKEND))
+            .collect()
     }
 
     pub(crate) async fn calls_worst(

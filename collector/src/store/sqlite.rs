@@ -24,9 +24,9 @@ use super::{
     AgentRow, Aggregates, CALL_COLUMNS, CALL_UPSERT_CONFLICT, CallAggregate, CallStats, HOUR_NS,
     HeartbeatRow, IngestOutcome, JitterHour, PreparedBatch, REPORT_RECORD_CONFLICT,
     RETENTION_CHUNK, StoreError, StreamQuery, StreamRow, TokenRow, WindowHistogram, Worst,
-    build_calls_query, build_jitter_hours_query, build_window_histograms_query, call_aggregate,
-    call_stats_row, jitter_hour_row, mark_new, merge_hour, parse_json, saturating_i64, stored_u64,
-    window_histogram_row,
+    build_calls_page_query, build_calls_query, build_jitter_hours_query,
+    build_window_histograms_query, call_aggregate, call_stats_row, jitter_hour_row, mark_new,
+    merge_hour, parse_json, saturating_i64, stored_u64, window_histogram_row,
 };
 
 pub(crate) const BACKEND: &str = "sqlite";
@@ -265,7 +265,9 @@ impl SqliteStore {
                     .push_bind(call.last_start_ns)
                     .push_bind(call.min_mos)
                     .push_bind(call.max_loss_pct)
-                    .push_bind(call.max_jitter_ms);
+                    .push_bind(call.max_jitter_ms)
+                    .push_bind(call.mos_stream_id.as_deref())
+                    .push_bind(call.mos_codec.as_deref());
             });
             upsert.push(CALL_UPSERT_CONFLICT);
             upsert.build().execute(&mut **tx).await.map_err(database)?;
@@ -537,6 +539,27 @@ impl SqliteStore {
             .await
             .map_err(database)?;
         call_stats_row(&row, BACKEND)
+    }
+
+    pub(crate) async fn calls_page(
+        &self,
+        scope: &str,
+        agent: &str,
+        from_ns: i64,
+        to_ns: i64,
+        after: Option<&(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<CallAggregate>, StoreError> {
+        let mut select = QueryBuilder::<Sqlite>::new("");
+        build_calls_page_query(&mut select, scope, agent, from_ns, to_ns, after, limit);
+        let rows = select
+            .build()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(database)?;
+        rows.iter()
+            .map(|row| call_aggregate(row, BACKEND))
+            .collect()
     }
 
     pub(crate) async fn calls_worst(
