@@ -174,6 +174,7 @@ fn batch(n: u32) -> Vec<u8> {
         heartbeats: (0..4)
             .map(|q| heartbeat(minute + q * 15 * SECOND))
             .collect(),
+        calls: Vec::new(),
     };
     serde_json::to_vec(&batch).expect("json")
 }

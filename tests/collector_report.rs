@@ -324,6 +324,7 @@ async fn store_fixture(store: &Store) {
             sent_at: Timestamp::from_ns(ns("2026-11-01T00:00:00Z")),
             reports: if n == 0 { reports.clone() } else { vec![] },
             heartbeats: chunk.to_vec(),
+            calls: Vec::new(),
         };
         store
             .ingest(&batch, ns("2026-11-01T00:00:00Z"))
@@ -752,7 +753,7 @@ fn served_report_respects_tokens_and_tells_no_data_honestly() {
         }
         let state = AppState {
             store: store.clone(),
-            config: Arc::new(config()),
+            config: config().into(),
             metrics: Arc::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
