@@ -296,6 +296,14 @@ fn expected_files(name: &str, pages: &[&str]) -> Vec<(String, &'static str)> {
     for page in pages {
         files.push((format!("/usr/share/man/man1/{page}.1.gz"), "-rw-r--r--"));
     }
+    if name == "voqa-collector" {
+        for unit in [
+            "voqa-collector-backup.service",
+            "voqa-collector-backup.timer",
+        ] {
+            files.push((format!("/usr/lib/systemd/system/{unit}"), "-rw-r--r--"));
+        }
+    }
     files
 }
 
@@ -391,8 +399,13 @@ fn packages_hold_the_right_files_modes_conffiles_and_scripts() {
             "{name}: postinst does not create the state directory:\n{postinst}"
         );
         // debhelper's snippet: start on install, restart on upgrade.
+        // cargo-deb starts all of a package's units in one line (the collector's backup
+        // service and timer with it).
         let generated_start = postinst.contains("_dh_action=start")
-            && postinst.contains(&format!("deb-systemd-invoke $_dh_action {name}.service"));
+            && postinst.lines().any(|l| {
+                l.trim_start().starts_with("deb-systemd-invoke $_dh_action")
+                    && l.contains(&format!(" {name}.service"))
+            });
         if name == "voqa-agent" {
             assert!(
                 postinst.contains(
@@ -413,6 +426,11 @@ fn packages_hold_the_right_files_modes_conffiles_and_scripts() {
             assert!(
                 generated_start,
                 "collector postinst does not start it:\n{postinst}"
+            );
+            // The daily backup's timer is enabled with the collector.
+            assert!(
+                postinst.contains("deb-systemd-helper enable voqa-collector-backup.timer"),
+                "collector postinst does not enable the backup timer:\n{postinst}"
             );
         }
 
