@@ -329,7 +329,10 @@ async fn a_backup_under_ingest_restores_every_acknowledged_batch_and_the_same_sl
     );
     assert!(out.status.success(), "restore: {}", text(&out));
     assert!(
-        text(&out).contains("integrity ok, schema version 4"),
+        text(&out).contains(&format!(
+            "integrity ok, schema version {}",
+            current_schema()
+        )),
         "{}",
         text(&out)
     );
@@ -468,7 +471,10 @@ fn restore_refuses_a_newer_schema_and_a_non_store_and_migrates_an_older_one() {
     );
     assert!(!out.status.success());
     assert!(
-        text(&out).contains("has schema version 9999, newer than this collector's (4)"),
+        text(&out).contains(&format!(
+            "has schema version 9999, newer than this collector's ({})",
+            current_schema()
+        )),
         "{}",
         text(&out)
     );
@@ -528,7 +534,10 @@ fn restore_refuses_a_newer_schema_and_a_non_store_and_migrates_an_older_one() {
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("schema version 4, migrated from schema version 3"),
+        text(&out).contains(&format!(
+            "schema version {}, migrated from schema version 3",
+            current_schema()
+        )),
         "{}",
         text(&out)
     );
@@ -604,4 +613,18 @@ fn backup_dir_keeps_the_newest_n_and_nothing_else_is_touched() {
     let kept = file_names(&other);
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert!(!kept[0].starts_with("voqa-collector-2025"), "{kept:?}");
+}
+
+/// The schema version this build migrates to: its newest SQLite migration's number (the
+/// versions are the migration files' prefixes, `0005_….sql`).
+fn current_schema() -> u32 {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".sql")?.split('_').next()?.parse().ok()
+        })
+        .max()
+        .expect("at least one migration")
 }
