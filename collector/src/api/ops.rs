@@ -401,15 +401,29 @@ fn stream_jitter<'a>(reports: &[&'a StreamReport]) -> Vec<CallStream<'a>> {
         .collect()
 }
 
-/// The configured customer `id`, or 404 (after the token was checked against it).
-fn configured_customer(state: &AppState, id: &str) -> Result<sla::Customer, ApiError> {
-    state.config.current().customer(id).cloned().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_customer",
-            format!("no customer '{id}'"),
-        )
-    })
+/// The customer a per-customer route names, for a token allowed to read it: 401 without a
+/// valid token, 403 for neither ops nor this customer's own, then 404 for an unknown customer
+/// (so a customer token learns nothing of other customers' existence).
+async fn authorized_customer(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<sla::Customer, ApiError> {
+    let role = authenticate(state, headers).await?;
+    let id = path_param(id)?;
+    require(&role, &[Role::Customer(id.clone())])?;
+    state
+        .config
+        .current()
+        .customer(&id)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_customer",
+                format!("no customer '{id}'"),
+            )
+        })
 }
 
 #[utoipa::path(
@@ -439,10 +453,7 @@ pub async fn sla(
     id: Result<Path<String>, PathRejection>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let role = authenticate(&state, &headers).await?;
-    let id = path_param(id)?;
-    require(&role, &[Role::Customer(id.clone())])?;
-    let customer = configured_customer(&state, &id)?;
+    let customer = authorized_customer(&state, &headers, id).await?;
     let (from, to) = range(&q, 30 * DAY_NS)?;
     // Counted from here: refusals above cost no evaluation. Held until the answer is built.
     let _permit = match limiter.try_acquire(&token_key(&headers)) {
@@ -492,10 +503,7 @@ pub async fn report(
 ) -> Result<Response, ApiError> {
     use crate::report::build::{ReportError, ReportPeriodSpec};
     use crate::report::format::{HTML_CSP, ReportFormat, produce};
-    let role = authenticate(&state, &headers).await?;
-    let id = path_param(id)?;
-    require(&role, &[Role::Customer(id.clone())])?;
-    let customer = configured_customer(&state, &id)?;
+    let customer = authorized_customer(&state, &headers, id).await?;
     let bad = |e: ReportError| ApiError::bad_request("invalid_parameter", e.to_string());
     let format =
         ReportFormat::parse(q.get("format").map_or("json", String::as_str)).map_err(bad)?;
