@@ -11,6 +11,7 @@ pub mod api;
 pub mod auth;
 pub mod backup;
 pub mod config;
+pub mod deliver;
 pub mod facts;
 pub mod report;
 pub mod serve;
