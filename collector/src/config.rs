@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
+use crate::deliver::smtp::SmtpConfig;
 use crate::sla::{Customer, parse_customers};
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -62,6 +63,12 @@ pub struct ServerConfig {
     pub sla_max_concurrent_per_token: usize,
     /// `backup --dir DIR` (the daily timer) keeps this many backups there, deleting older ones.
     pub backup_keep: usize,
+    /// How often `serve` looks for monthly reports due (and failed sends due for a retry).
+    pub report_check_interval_s: u64,
+    /// A failed report send is retried after this long, doubling with each failure up to
+    /// `report_retry_max_s`.
+    pub report_retry_min_s: u64,
+    pub report_retry_max_s: u64,
 }
 
 impl Default for ServerConfig {
@@ -88,6 +95,9 @@ impl Default for ServerConfig {
             sla_max_concurrent: 8,
             sla_max_concurrent_per_token: 4,
             backup_keep: 7,
+            report_check_interval_s: 60,
+            report_retry_min_s: 60,
+            report_retry_max_s: 3600,
         }
     }
 }
@@ -141,6 +151,8 @@ impl LiveConfig {
         *current = Arc::new(CollectorConfig {
             server: current.server.clone(),
             customers: new.customers,
+            // Read at each send: a changed relay or sender applies to the next one.
+            report_smtp: new.report_smtp,
         });
         Ok(Reloaded {
             customers,
@@ -173,6 +185,10 @@ fn changed_keys(running: &ServerConfig, new: &ServerConfig) -> Vec<String> {
 pub struct CollectorConfig {
     pub server: ServerConfig,
     pub customers: Vec<Customer>,
+    /// The SMTP server monthly reports go through: `[alerts.smtp]`, the alerts' own. Until the
+    /// `[alerts]` section has its parser here, this is the one place that reads that table
+    /// (the rest of `[alerts]` is left to it); a merge re-points this at `alerts.smtp`.
+    pub report_smtp: Option<SmtpConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +211,8 @@ impl CollectorConfig {
             server: ServerConfig,
             #[serde(default, rename = "customers")]
             _customers: serde::de::IgnoredAny,
+            #[serde(default)]
+            alerts: Option<AlertsSmtp>,
             /// Whatever the two above did not take. A flattened struct takes only its own
             /// fields from the keys serde buffers for flattening, and this map, declared after
             /// it, sees the rest: the known keys are ServerConfig's fields themselves, so a key
@@ -202,6 +220,13 @@ impl CollectorConfig {
             /// (`deny_unknown_fields` is not supported together with `flatten`.)
             #[serde(flatten)]
             unknown: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
+        }
+        /// `[alerts]` as far as reports are concerned: its `smtp` table; the other keys are
+        /// the alert engine's.
+        #[derive(Deserialize)]
+        struct AlertsSmtp {
+            #[serde(default)]
+            smtp: Option<SmtpConfig>,
         }
         let top: Top =
             toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))?;
@@ -212,6 +237,7 @@ impl CollectorConfig {
         let cfg = CollectorConfig {
             server: top.server,
             customers,
+            report_smtp: top.alerts.and_then(|a| a.smtp),
         };
         let problems = cfg.problems();
         if problems.is_empty() {
@@ -226,6 +252,7 @@ impl CollectorConfig {
             return Ok(CollectorConfig {
                 server: ServerConfig::default(),
                 customers: Vec::new(),
+                report_smtp: None,
             });
         };
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -295,6 +322,41 @@ impl CollectorConfig {
         if !(1..=10_000).contains(&self.server.backup_keep) {
             p.push("backup_keep: must be 1 to 10000".into());
         }
+        for (key, value) in [
+            (
+                "report_check_interval_s",
+                self.server.report_check_interval_s,
+            ),
+            ("report_retry_min_s", self.server.report_retry_min_s),
+            ("report_retry_max_s", self.server.report_retry_max_s),
+        ] {
+            if !(1..=86_400).contains(&value) {
+                p.push(format!("{key}: must be 1 to 86400"));
+            }
+        }
+        if self.server.report_retry_min_s > self.server.report_retry_max_s {
+            p.push("report_retry_min_s: must not exceed report_retry_max_s".into());
+        }
+        if let Some(smtp) = &self.report_smtp {
+            p.extend(
+                smtp.problems()
+                    .into_iter()
+                    .map(|e| format!("[alerts.smtp] {e}")),
+            );
+        }
+        let mailed: Vec<&str> = self
+            .customers
+            .iter()
+            .filter(|c| !c.report_recipients.is_empty())
+            .map(|c| c.id.as_str())
+            .collect();
+        if self.report_smtp.is_none() && !mailed.is_empty() {
+            p.push(format!(
+                "customers {} have report_recipients but there is no [alerts.smtp] server to \
+                 send their reports through",
+                mailed.join(", ")
+            ));
+        }
         p
     }
 
@@ -318,7 +380,7 @@ fn unknown_keys<'a>(text: &str, keys: impl Iterator<Item = &'a String>) -> Strin
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "unknown key {named}; the keys are {}, and [[customers]] tables",
+        "unknown key {named}; the keys are {}, [[customers]] tables and [alerts]",
         known.join(", ")
     )
 }

@@ -25,8 +25,15 @@ pub struct Customer {
     /// `UTC` when not set. Maintenance windows stay in UTC, as they are written.
     #[serde(default = "utc")]
     pub time_zone: String,
+    /// E-mail addresses that receive last month's report on the first of each month (of
+    /// `time_zone`), through `[alerts.smtp]`; none: no report is mailed.
+    #[serde(default)]
+    pub report_recipients: Vec<String>,
     pub commitments: Commitments,
 }
+
+/// Most recipients of one customer's report (one message, one envelope).
+pub const MAX_REPORT_RECIPIENTS: usize = 50;
 
 fn utc() -> String {
     "UTC".to_owned()
@@ -124,6 +131,20 @@ fn validate(customer: &Customer) -> Result<(), SlaConfigError> {
                 customer.time_zone
             ),
         ));
+    }
+    if customer.report_recipients.len() > MAX_REPORT_RECIPIENTS {
+        return Err(invalid(
+            "report_recipients",
+            format!("at most {MAX_REPORT_RECIPIENTS} addresses"),
+        ));
+    }
+    for (index, text) in customer.report_recipients.iter().enumerate() {
+        if let Err(e) = crate::deliver::smtp::parse_recipient(text) {
+            return Err(invalid(
+                &format!("report_recipients[{index}]"),
+                e.to_string(),
+            ));
+        }
     }
     for (index, text) in customer.subnets.iter().enumerate() {
         if let Err(e) = text.parse::<Subnet>() {
@@ -435,6 +456,38 @@ maintenance = ["Sun 02:00-04:00 UTC"]   # excluded from uptime
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn report_recipients_are_addresses() {
+        let acme = parse_customers(DESIGN_EXAMPLE).expect("valid");
+        assert!(acme[0].report_recipients.is_empty());
+        let with = |list: &str| {
+            DESIGN_EXAMPLE.replace(
+                "name = \"ACME Contact Centre\"",
+                &format!("name = \"ACME Contact Centre\"\nreport_recipients = {list}"),
+            )
+        };
+        let ok = parse_customers(&with(r#"["noc@acme.example", "CFO <cfo@acme.example>"]"#))
+            .expect("valid");
+        assert_eq!(
+            ok[0].report_recipients,
+            ["noc@acme.example", "CFO <cfo@acme.example>"]
+        );
+        let err = error_text(&with(r#"["noc@acme.example", "noc.acme.example"]"#));
+        assert!(
+            err.starts_with("customer \"acme\": report_recipients[1]: ")
+                && err.contains("noc.acme.example"),
+            "{err}"
+        );
+        let many = format!(
+            "[{}]",
+            (0..=MAX_REPORT_RECIPIENTS)
+                .map(|i| format!("\"n{i}@acme.example\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert!(error_text(&with(&many)).contains("report_recipients: at most"));
     }
 
     #[test]

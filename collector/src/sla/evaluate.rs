@@ -727,6 +727,7 @@ pub(super) mod tests {
             agents: vec!["fra-media-1".into(), "fra-media-2".into()],
             subnets: vec!["203.0.113.0/24".into()],
             time_zone: "UTC".into(),
+            report_recipients: Vec::new(),
             commitments: Commitments {
                 mos_min: 4.0,
                 calls_meeting_pct: 95.0,

@@ -593,6 +593,7 @@ mod tests {
             agents: vec!["a1".into(), "a2".into()],
             subnets: vec!["203.0.113.0/24".into()],
             time_zone: "UTC".into(),
+            report_recipients: Vec::new(),
             commitments: Commitments {
                 mos_min,
                 calls_meeting_pct: 95.0,

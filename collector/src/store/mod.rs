@@ -13,6 +13,7 @@
 //! authentication or SLA rules, and it never hashes token secrets (callers pass the hash).
 
 pub mod postgres;
+pub mod report_sends;
 pub mod sqlite;
 
 pub use postgres::PgStore;
