@@ -69,6 +69,9 @@ pub struct ServerConfig {
     /// `report_retry_max_s`.
     pub report_retry_min_s: u64,
     pub report_retry_max_s: u64,
+    /// The mailed report's form: `auto` (PDF when Chromium is installed, else the
+    /// self-contained HTML), `pdf` or `html`.
+    pub report_mail_format: String,
 }
 
 impl Default for ServerConfig {
@@ -98,6 +101,7 @@ impl Default for ServerConfig {
             report_check_interval_s: 60,
             report_retry_min_s: 60,
             report_retry_max_s: 3600,
+            report_mail_format: "auto".into(),
         }
     }
 }
@@ -334,6 +338,12 @@ impl CollectorConfig {
                 p.push(format!("{key}: must be 1 to 86400"));
             }
         }
+        if !["auto", "pdf", "html"].contains(&self.server.report_mail_format.as_str()) {
+            p.push(format!(
+                "report_mail_format: {:?} is none of auto, pdf, html",
+                self.server.report_mail_format
+            ));
+        }
         if self.server.report_retry_min_s > self.server.report_retry_max_s {
             p.push("report_retry_min_s: must not exceed report_retry_max_s".into());
         }
@@ -427,9 +437,25 @@ mod tests {
             .map(|l| l.strip_prefix("# ").unwrap_or(l))
             .collect::<Vec<_>>()
             .join("\n");
-        let with_customer = CollectorConfig::parse(&example).expect("example customer is valid");
+        // Its report_recipients need the commented [alerts.smtp] example, uncommented too.
+        let smtp_start = text.find("# [alerts.smtp]").expect("smtp example");
+        let smtp: String = text[smtp_start..]
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let with_customer = CollectorConfig::parse(&format!("{smtp}\n{example}"))
+            .expect("example customer is valid");
         assert_eq!(with_customer.customers.len(), 1);
         assert_eq!(with_customer.customers[0].id, "acme");
+        assert_eq!(with_customer.customers[0].report_recipients, ["noc@acme.example"]);
+        let smtp = with_customer.report_smtp.expect("smtp example");
+        assert_eq!((smtp.port, smtp.tls), (587, crate::deliver::smtp::SmtpTls::Starttls));
+        assert!(
+            CollectorConfig::parse(&example).is_err(),
+            "recipients without a server are refused"
+        );
     }
 
     /// Every server key is in the packaged example, set or commented out, so an operator
@@ -577,6 +603,43 @@ mod tests {
                 .expect_err("zero");
         assert!(
             err.contains("sla_max_concurrent:") && err.contains("sla_max_concurrent_per_token:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn alerts_smtp_is_read_for_reports() {
+        let customer = "[[customers]]\nid = \"acme\"\nname = \"ACME\"\nagents = [\"a\"]\n\
+                        report_recipients = [\"noc@acme.example\"]\n\
+                        [customers.commitments]\nmos_min = 4.0\ncalls_meeting_pct = 95.0\n\
+                        loss_max_pct = 1.0\njitter_p95_max_ms = 30.0\nuptime_min_pct = 99.9\n";
+        let err = CollectorConfig::parse(customer).expect_err("no server");
+        assert!(
+            err.contains("customers acme have report_recipients but there is no [alerts.smtp]"),
+            "{err}"
+        );
+        // The rest of [alerts] is the alert engine's: ignored here, whatever it holds.
+        let smtp = "[alerts]\nevaluate_every = \"15s\"\n[alerts.smtp]\nhost = \"127.0.0.1\"\nport = 2525\n\
+                    tls = \"none\"\nfrom = \"voqa@example.net\"\n";
+        let cfg = CollectorConfig::parse(&format!("{smtp}{customer}")).expect("valid");
+        let server = cfg.report_smtp.as_ref().expect("smtp");
+        assert_eq!(
+            (server.host.as_str(), server.port, server.timeout_s),
+            ("127.0.0.1", 2525, 30)
+        );
+        assert_eq!(cfg.customers[0].report_recipients, ["noc@acme.example"]);
+        let err = CollectorConfig::parse(&smtp.replace("127.0.0.1", "mail.example.net"))
+            .expect_err("clear text off loopback");
+        assert!(err.contains("[alerts.smtp] tls = \"none\""), "{err}");
+        let err = CollectorConfig::parse(&smtp.replace("port = 2525", "port = 2525\nprot = 1"))
+            .expect_err("misspelled");
+        assert!(err.contains("prot"), "{err}");
+        let err = CollectorConfig::parse(
+            "report_retry_min_s = 10\nreport_retry_max_s = 5\nreport_mail_format = \"doc\"\n",
+        )
+        .expect_err("bad report keys");
+        assert!(
+            err.contains("report_retry_min_s") && err.contains("report_mail_format"),
             "{err}"
         );
     }
