@@ -449,9 +449,15 @@ mod tests {
             .expect("example customer is valid");
         assert_eq!(with_customer.customers.len(), 1);
         assert_eq!(with_customer.customers[0].id, "acme");
-        assert_eq!(with_customer.customers[0].report_recipients, ["noc@acme.example"]);
+        assert_eq!(
+            with_customer.customers[0].report_recipients,
+            ["noc@acme.example"]
+        );
         let smtp = with_customer.report_smtp.expect("smtp example");
-        assert_eq!((smtp.port, smtp.tls), (587, crate::deliver::smtp::SmtpTls::Starttls));
+        assert_eq!(
+            (smtp.port, smtp.tls),
+            (587, crate::deliver::smtp::SmtpTls::Starttls)
+        );
         assert!(
             CollectorConfig::parse(&example).is_err(),
             "recipients without a server are refused"

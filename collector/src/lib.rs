@@ -2,9 +2,11 @@
 //! customer's commitments, and serves the ops API, customer SLA and Prometheus metrics.
 //!
 //! Stages: `api` (HTTP, auth, validation) → `store` (durable rows) → `facts` (a customer's
-//! period read from the store) → `sla` (pure evaluation).
+//! period read from the store) → `sla` (pure evaluation) → `report` (customer reports), mailed
+//! monthly by `report_mail` through `deliver` (SMTP).
 //! `serve` runs the API on a listener (TLS included) for the binary, the demo and the tests.
-//! Only `api`, `serve` and the binary touch the network; `sla` has no I/O and no clock.
+//! Only `api`, `serve`, `deliver` (outgoing mail) and the binary touch the network; `sla` has no
+//! I/O and no clock.
 
 pub mod alerts;
 pub mod api;
@@ -14,6 +16,7 @@ pub mod config;
 pub mod deliver;
 pub mod facts;
 pub mod report;
+pub mod report_mail;
 pub mod serve;
 pub mod sla;
 pub mod store;

@@ -5,7 +5,7 @@
 //! module must not compute figures of its own.
 
 use super::build::{self, ReportError, ReportPeriodSpec};
-use super::{csv, html, pdf};
+use super::{ReportDocument, csv, html, pdf};
 use crate::sla;
 use crate::store::Store;
 
@@ -61,18 +61,28 @@ pub async fn produce(
     now_ns: i64,
     collector_version: &str,
 ) -> Result<Vec<u8>, ReportError> {
-    let document = || build::build(store, customer, period, now_ns, collector_version);
+    if format == ReportFormat::Csv {
+        let mut out = Vec::new();
+        csv::write(store, customer, period, now_ns, &mut out).await?;
+        return Ok(out);
+    }
+    let document = build::build(store, customer, period, now_ns, collector_version).await?;
+    render(&document, format).await
+}
+
+/// A built document in one of its whole-document forms (json, html, pdf); CSV is read from
+/// the store call by call (`csv::write`) and is refused here.
+pub async fn render(
+    document: &ReportDocument,
+    format: ReportFormat,
+) -> Result<Vec<u8>, ReportError> {
     match format {
-        ReportFormat::Csv => {
-            let mut out = Vec::new();
-            csv::write(store, customer, period, now_ns, &mut out).await?;
-            Ok(out)
-        }
-        ReportFormat::Json => build::to_json(&document().await?),
-        ReportFormat::Html => Ok(html::render(&document().await?).into_bytes()),
+        ReportFormat::Csv => Err(ReportError::Format("csv (streamed, not rendered)".into())),
+        ReportFormat::Json => build::to_json(document),
+        ReportFormat::Html => Ok(html::render(document).into_bytes()),
         // Chromium runs for seconds: off the async workers.
         ReportFormat::Pdf => {
-            let page = html::render(&document().await?);
+            let page = html::render(document);
             tokio::task::spawn_blocking(move || pdf::print(&page, &pdf::PdfOptions::default()))
                 .await
                 .map_err(|e| ReportError::Facts(e.into()))?
