@@ -133,6 +133,14 @@ Examples:
         /// Write here (created 0600) instead of standard output.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Mail the month's report to the customer's report_recipients now, through
+        /// [alerts.smtp] (as serve does on the 1st; report_mail_format decides the form),
+        /// recording the send; the month defaults to last month of the customer's zone.
+        #[arg(long, conflicts_with_all = ["from", "to", "out"])]
+        send: bool,
+        /// With --send: send a month that was sent already once more.
+        #[arg(long, requires = "send")]
+        force: bool,
     },
 }
 
@@ -319,7 +327,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 });
                 tokio::spawn(serve::reload_on_sighup(&handle, source));
             }
-            tokio::spawn(serve::retention_job(store, retention));
+            tokio::spawn(serve::retention_job(store.clone(), retention));
+            // Monthly reports to customers' report_recipients; the wall clock enters here.
+            let sender = voqa_collector::report_mail::Sender {
+                store,
+                owner: voqa_collector::report_mail::new_owner()
+                    .context("a random id for report sends")?,
+                collector_version: env!("CARGO_PKG_VERSION"),
+                clock: std::sync::Arc::new(voqa_collector::now_ns),
+            };
+            tokio::spawn(voqa_collector::report_mail::run(
+                sender,
+                handle.live_config().clone(),
+            ));
             handle.wait().await?;
             let _ = notifier.stopping("stopped");
             tracing::info!("stopped");
@@ -463,10 +483,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report {
             customer,
             period,
+            send: true,
+            force,
+            ..
+        } => send_report(&config, &customer, period.as_deref(), force).await,
+        Command::Report {
+            customer,
+            period,
             from,
             to,
             format,
             out,
+            ..
         } => {
             use voqa_collector::report::build::ReportPeriodSpec;
             use voqa_collector::report::format::{ReportFormat, produce};
@@ -531,6 +559,96 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             anyhow::ensure!(problems.is_empty(), "{} problem(s) found", problems.len());
             Ok(())
+        }
+    }
+}
+
+/// `report --send`: mails one month's report now and records it as `serve` does.
+async fn send_report(
+    config: &CollectorConfig,
+    customer: &str,
+    period: Option<&str>,
+    force: bool,
+) -> anyhow::Result<()> {
+    use voqa_collector::report_mail::{self, SendOutcome};
+    use voqa_collector::store::report_sends::{Claim, ClaimRules};
+    let problems = config.problems();
+    anyhow::ensure!(
+        problems.is_empty(),
+        "invalid configuration: {}",
+        problems.join("; ")
+    );
+    let customer = config.customer(customer).with_context(|| {
+        format!("no customer '{customer}' in the configuration (is --config given?)")
+    })?;
+    let now = voqa_collector::now_ns();
+    let period = match period {
+        Some(p) => {
+            // Checked (and normalised) as `report --period` checks it.
+            voqa_collector::report::build::ReportPeriodSpec::parse(Some(p), None, None)?;
+            p.to_owned()
+        }
+        None => {
+            let zone = voqa_collector::report::build::customer_zone(customer)?;
+            let (year, month) =
+                report_mail::due_period(now, &zone).context("the clock is outside the calendar")?;
+            report_mail::period_label(year, month)
+        }
+    };
+    let store = Store::open(&config.server.database)
+        .await
+        .context("opening the store")?;
+    let sender = report_mail::Sender {
+        store: store.clone(),
+        owner: report_mail::new_owner().context("a random id for report sends")?,
+        collector_version: env!("CARGO_PKG_VERSION"),
+        clock: std::sync::Arc::new(voqa_collector::now_ns),
+    };
+    let rules = ClaimRules {
+        ignore_schedule: true,
+        resend: force,
+    };
+    let outcome = sender.send_month(config, customer, &period, rules).await;
+    store.close().await;
+    let time = |ns: i64| voqa_wire::Timestamp::from_ns(ns).to_string();
+    match outcome? {
+        SendOutcome::Sent {
+            attachment,
+            report_sha256,
+            ..
+        } => {
+            println!(
+                "report of {} for {period} mailed to {} ({attachment}, report JSON SHA-256 {report_sha256})",
+                customer.id,
+                customer.report_recipients.join(", ")
+            );
+            Ok(())
+        }
+        SendOutcome::Failed {
+            error,
+            next_attempt_ns,
+            ..
+        } => anyhow::bail!(
+            "the report of {} for {period} was not sent: {error} (recorded; serve retries it from {})",
+            customer.id,
+            time(next_attempt_ns)
+        ),
+        SendOutcome::NotClaimed(Claim::AlreadySent { sent_ns }) => anyhow::bail!(
+            "the report of {} for {period} was sent already{}; add --force to send it again",
+            customer.id,
+            sent_ns.map_or(String::new(), |ns| format!(" at {}", time(ns)))
+        ),
+        SendOutcome::NotClaimed(Claim::Busy { until_ns, by }) => anyhow::bail!(
+            "the report of {} for {period} is being sent by {} right now (claimed until {})",
+            customer.id,
+            by.as_deref().unwrap_or("another collector"),
+            time(until_ns)
+        ),
+        SendOutcome::NotClaimed(other) => {
+            anyhow::bail!(
+                "the report of {} for {period} was not sent: {other:?}",
+                customer.id
+            )
         }
     }
 }

@@ -304,6 +304,10 @@ pub fn router_with_sla_limiter(state: AppState, sla_limiter: Arc<sla_limit::SlaL
             "/api/v1/customers/{id}/report",
             get(ops::report).layer(axum::Extension(sla_limiter)),
         )
+        .route(
+            "/api/v1/customers/{id}/report/sends",
+            get(ops::report_sends),
+        )
         .route("/api/v1/openapi.json", get(openapi::document))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body));

@@ -76,6 +76,13 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "get",
+        "/api/v1/customers/{id}/report/sends",
+        "The monthly reports mailed to a customer: one entry per month with its state \
+         (pending, sending, sent, failed), attempts, next attempt and, for ops, the last error.",
+        "ops, customer:<id>",
+    ),
+    (
+        "get",
         "/api/v1/openapi.json",
         "This document.",
         "any valid token",
@@ -119,6 +126,7 @@ pub struct StatusBody {
         super::ops::call,
         super::ops::sla,
         super::ops::report,
+        super::ops::report_sends,
         document,
     ),
     modifiers(&BearerScheme)

@@ -409,6 +409,17 @@ async fn authorized_customer(
     headers: &HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<sla::Customer, ApiError> {
+    authorized_customer_role(state, headers, id)
+        .await
+        .map(|(customer, _)| customer)
+}
+
+/// [`authorized_customer`], and the token's role (for answers that show ops more).
+async fn authorized_customer_role(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<(sla::Customer, Role), ApiError> {
     let role = authenticate(state, headers).await?;
     let id = path_param(id)?;
     require(&role, &[Role::Customer(id.clone())])?;
@@ -417,6 +428,7 @@ async fn authorized_customer(
         .current()
         .customer(&id)
         .cloned()
+        .map(|customer| (customer, role))
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -549,4 +561,87 @@ pub async fn report(
         );
     }
     Ok(response)
+}
+
+/// The 200 body of `GET /api/v1/customers/{id}/report/sends`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportSendsPage {
+    /// Newest month first (at most 120).
+    pub items: Vec<ReportSendItem>,
+}
+
+/// One month's mailed report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportSendItem {
+    /// `YYYY-MM`, a month of the customer's time zone.
+    pub period: String,
+    /// `pending` (not tried yet), `sending` (a collector is sending it now), `sent`, or
+    /// `failed` (retried at `next_attempt`).
+    pub state: String,
+    pub attempts: i64,
+    /// When the next attempt is due (`pending` and `failed`).
+    pub next_attempt: Option<Timestamp>,
+    /// When the SMTP server accepted it (`sent`).
+    pub sent_at: Option<Timestamp>,
+    /// The recipients of the last attempt.
+    pub recipients: Option<String>,
+    /// File name of the attached report.
+    pub attachment: Option<String>,
+    /// `provenance.json_sha256` of the attached report.
+    pub report_sha256: Option<String>,
+    /// Why the last attempt failed: the SMTP server's or the report's error for ops tokens;
+    /// a customer's own token sees only that it failed (the relay is the operator's).
+    pub last_error: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/customers/{id}/report/sends",
+    params(
+        ("id" = String, Path, description = "A configured customer's id.", example = "acme"),
+    ),
+    responses(
+        (status = 200, description = "The customer's monthly report sends, newest month first.", body = ReportSendsPage),
+        (status = 401, description = "No, an unknown or a revoked token.", body = ErrorBody),
+        (status = 403, description = "Neither an ops token nor this customer's own.", body = ErrorBody),
+        (status = 404, description = "No such customer.", body = ErrorBody),
+        (status = 500, description = "The store failed.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn report_sends(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let (customer, role) = authorized_customer_role(&state, &headers, id).await?;
+    let rows = state.store.report_sends(&customer.id).await.map_err(|e| {
+        state.metrics.store_error();
+        ApiError::internal(e.to_string())
+    })?;
+    let items = rows
+        .into_iter()
+        .map(|row| {
+            let last_error = match (&role, row.last_error) {
+                (Role::Ops, error) => error,
+                (_, Some(_)) => {
+                    Some("the last attempt failed; the operator has the details".into())
+                }
+                (_, None) => None,
+            };
+            ReportSendItem {
+                next_attempt: (row.state != "sent")
+                    .then(|| Timestamp::from_ns(row.next_attempt_ns)),
+                sent_at: row.sent_ns.map(Timestamp::from_ns),
+                period: row.period,
+                state: row.state,
+                attempts: row.attempts,
+                recipients: row.recipients,
+                attachment: row.attachment,
+                report_sha256: row.report_sha256,
+                last_error,
+            }
+        })
+        .collect();
+    Ok(axum::Json(ReportSendsPage { items }).into_response())
 }
