@@ -59,10 +59,15 @@ impl Served {
     /// Starts `serve --listen 127.0.0.1:0` with its log (stderr) in `log`, and waits for the
     /// line that says where it listens.
     pub fn start(db: &Path, config: &Path, log: &Path) -> Served {
+        Self::start_url(&format!("sqlite:{}", db.display()), config, log)
+    }
+
+    /// As `start`, on the store at `database` (`sqlite:PATH` or `postgres://...`).
+    pub fn start_url(database: &str, config: &Path, log: &Path) -> Served {
         let log_file = std::fs::File::create(log).expect("log file");
         let child = Command::new(bin())
             .arg("--database")
-            .arg(format!("sqlite:{}", db.display()))
+            .arg(database)
             .arg("--config")
             .arg(config)
             .args(["serve", "--listen", "127.0.0.1:0"])

@@ -1,0 +1,871 @@
+//! Monthly reports mailed to customers (issue 14 item 6), through the `voqa-collector` binary
+//! into an SMTP server of the test's own (aiosmtpd, `support/smtp_sink.py`), which parses each
+//! message with Python's e-mail package and writes its parts to a directory.
+//!
+//! The month is last month of each customer's zone as of now: a month already past, so the
+//! scheduler's catch-up sends it as soon as `serve` starts (no test-only clock). Checked:
+//! each customer's report arrives once across a restart and with two replicas on the real
+//! PostgreSQL; its attachment is that month's report (the page `report --format html` writes,
+//! but for the generation time, and the SHA-256 of `report --format json` with the mailed
+//! generation time); a server that refuses for a while gets the mail later, the failures
+//! visible in the API (the error text to ops only); `report --send` refuses a month sent
+//! already unless `--force`; STARTTLS with a test CA works, and without that CA nothing is sent.
+//!
+//! Needs python3 with aiosmtpd (skipped visibly without, failed under
+//! `VOQA_REQUIRE_AIOSMTPD`) and, for the replicas, PostgreSQL at 127.0.0.1:5432
+//! (`VOQA_REQUIRE_POSTGRES`). Every wait polls with a deadline.
+
+#[path = "support/collector_proc.rs"]
+mod collector_proc;
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use voqa_collector::store::Store;
+use voqa_wire::{Batch, Heartbeat, StreamReport, StreamSummary, Timestamp, WorkerCounters};
+
+use collector_proc::{Served, get_json, wait_until};
+
+fn main() {
+    harness::main(
+        file!(),
+        vec![
+            harness::trial(
+                "each_month_once_across_a_restart_and_the_attachment_is_that_months_report",
+                each_month_once_across_a_restart_and_the_attachment_is_that_months_report,
+            ),
+            harness::trial(
+                "two_replicas_on_postgres_send_each_month_once",
+                two_replicas_on_postgres_send_each_month_once,
+            ),
+            harness::trial(
+                "a_refusing_server_gets_the_mail_later_and_the_command_line_sends_on_demand",
+                a_refusing_server_gets_the_mail_later_and_the_command_line_sends_on_demand,
+            ),
+            harness::trial(
+                "starttls_with_a_test_ca_and_nothing_without_it",
+                starttls_with_a_test_ca_and_nothing_without_it,
+            ),
+        ],
+    )
+}
+
+const SECOND: i64 = 1_000_000_000;
+const HOUR: i64 = 3600 * SECOND;
+
+/// The customers: acme in Berlin (two recipients), beta in New York, gamma not mailed.
+const CUSTOMERS: &[(&str, &str, &str, &str)] = &[
+    (
+        "acme",
+        "fra-media-1",
+        "Europe/Berlin",
+        r#"["noc@acme.example", "CFO <cfo@acme.example>"]"#,
+    ),
+    (
+        "beta",
+        "nyc-media-1",
+        "America/New_York",
+        r#"["ops@beta.example"]"#,
+    ),
+    ("gamma", "sfo-media-1", "UTC", "[]"),
+];
+
+fn config_text(smtp: &str) -> String {
+    let mut text = String::from(
+        "report_check_interval_s = 1\nreport_retry_min_s = 1\nreport_retry_max_s = 2\n\
+         report_mail_format = \"html\"\n",
+    );
+    text.push_str(smtp);
+    for (id, agent, zone, recipients) in CUSTOMERS {
+        text.push_str(&format!(
+            "\n[[customers]]\nid = \"{id}\"\nname = \"{id} Ltd\"\nagents = [\"{agent}\"]\n\
+             time_zone = \"{zone}\"\nreport_recipients = {recipients}\n\
+             [customers.commitments]\nmos_min = 4.0\ncalls_meeting_pct = 80.0\n\
+             loss_max_pct = 1.0\njitter_p95_max_ms = 30.0\nuptime_min_pct = 99.0\n\
+             heartbeat_interval_s = 3600\n"
+        ));
+    }
+    text
+}
+
+fn plain_smtp(port: u16) -> String {
+    format!(
+        "[alerts.smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n\
+         from = \"voqa <voqa@example.net>\"\ntimeout_s = 10\n"
+    )
+}
+
+/// Last month in `zone` an hour ago (the month whose report is due now), as (label, first day).
+fn due_month(zone: &str) -> (String, jiff::civil::Date) {
+    let tz = jiff::tz::TimeZone::get(zone).expect("zone");
+    let an_hour_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+    let first = an_hour_ago
+        .to_zoned(tz)
+        .date()
+        .first_of_month()
+        .yesterday()
+        .expect("a month")
+        .first_of_month();
+    (format!("{:04}-{:02}", first.year(), first.month()), first)
+}
+
+/// Noon UTC on day `day` of the month starting `first` (inside the month in every zone).
+fn day_noon(first: jiff::civil::Date, day: i8) -> i64 {
+    let date = jiff::civil::date(first.year(), first.month(), day);
+    let ts = date
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .expect("zoned")
+        .timestamp()
+        + jiff::SignedDuration::from_hours(12);
+    i64::try_from(ts.as_nanosecond()).expect("ns")
+}
+
+/// One call's one final report: MOS 4.3, or 3.5 with 2 % loss for a bad one.
+fn report(agent: &str, n: u32, start_ns: i64, bad: bool) -> StreamReport {
+    let start = Timestamp::from_ns(start_ns);
+    let end = start.saturating_add_ns(45 * SECOND);
+    let (mos, lost, loss) = if bad { (3.5, 45, 2.0) } else { (4.3, 0, 0.0) };
+    let call = format!("{agent}-call-{n}");
+    let totals = StreamSummary {
+        src: "203.0.113.5:40000".into(),
+        dst: "198.51.100.20:50000".into(),
+        ssrc: "0x00000001".into(),
+        payload_type: 0,
+        codec: "PCMU".into(),
+        clock_rate: Some(8000),
+        call_id: Some(call.clone()),
+        first_seen: start,
+        last_seen: end,
+        packets: 2250 - lost,
+        expected: 2250,
+        lost,
+        duplicates: 0,
+        reordered: 0,
+        jitter_ms: Some(1.0),
+        max_jitter_ms: Some(2.0),
+        mean_jitter_ms: Some(1.0),
+        max_delta_ms: 21.0,
+        burst_ratio: 1.0,
+        jb_discarded: 0,
+        effective_loss_pct: loss,
+        rtt_ms: None,
+        r_factor: Some(85.0),
+        mos: Some(mos),
+        loss_bursts: 0,
+        max_loss_burst: 0,
+        lost_rfc3550: lost as i64,
+        delay_ms: Some(100.0),
+        delay_source: "assumed".into(),
+        clock_source: "static".into(),
+        detection: "sdp".into(),
+        jitter_buffer: "fixed:60".into(),
+        ie: Some(0.0),
+        bpl: Some(25.1),
+        flags: vec![],
+        media: "audio".into(),
+        srtp: false,
+        clock_inference: None,
+    };
+    StreamReport {
+        agent_id: agent.into(),
+        stream_id: format!("{n:016x}"),
+        src: totals.src.clone(),
+        dst: totals.dst.clone(),
+        ssrc: totals.ssrc.clone(),
+        payload_type: 0,
+        codec: "PCMU".into(),
+        clock_rate: Some(8000),
+        call_id: Some(call),
+        window_start: start,
+        window_end: end,
+        is_final: true,
+        end_reason: Some("bye".into()),
+        packets: totals.packets,
+        expected: 2250,
+        lost,
+        duplicates: 0,
+        reordered: 0,
+        jitter_ms: Some(1.0),
+        max_jitter_ms: Some(2.0),
+        mean_jitter_ms: Some(1.0),
+        jitter_sum_ms: 2250.0,
+        jitter_samples: 2250,
+        jitter_histogram: None,
+        max_delta_ms: 21.0,
+        transitions: Default::default(),
+        burst_ratio: 1.0,
+        jb_discarded: 0,
+        effective_loss_pct: loss,
+        rtt_ms: None,
+        delay_ms: Some(100.0),
+        r_factor: Some(85.0),
+        mos: Some(mos),
+        capture_drops: 0,
+        totals: Some(totals),
+    }
+}
+
+fn heartbeat(agent: &str, time_ns: i64) -> Heartbeat {
+    Heartbeat {
+        agent_id: agent.into(),
+        agent_version: "0.1.0".into(),
+        time: Timestamp::from_ns(time_ns),
+        host_uptime_s: 1000,
+        cpu_pct: 3.0,
+        agent_cpu_pct: 1.0,
+        mem_total_bytes: 1 << 30,
+        mem_used_bytes: 1 << 29,
+        agent_rss_bytes: 1 << 24,
+        load_avg: [0.1, 0.1, 0.1],
+        workers: vec![WorkerCounters {
+            worker: 0,
+            kernel_packets: 100,
+            kernel_drops: 0,
+            kernel_freezes: 0,
+            frames: 100,
+        }],
+        streams_tracked: 1,
+        streams_evicted: 0,
+        processes: vec![],
+        shipping: None,
+    }
+}
+
+/// Each customer's due month gets ten calls on its 10th (every fifth one bad: acme's
+/// 20 % of calls below MOS 4 against 80 % required is met exactly) and hourly heartbeats from
+/// the 9th to the 12th, written through the library before any collector serves the store.
+async fn store_fixture(url: &str) {
+    let store = Store::open(url).await.expect("open store");
+    for (c, (id, agent, zone, _)) in CUSTOMERS.iter().enumerate() {
+        let (_, first) = due_month(zone);
+        let noon = day_noon(first, 10);
+        let reports = (0..10u32)
+            .map(|n| report(agent, n, noon + i64::from(n) * 60 * SECOND, n % 5 == 0))
+            .collect();
+        let heartbeats = (0..96)
+            .map(|h| heartbeat(agent, day_noon(first, 9) - 12 * HOUR + h * HOUR))
+            .collect();
+        let batch = Batch {
+            schema: voqa_wire::SCHEMA_VERSION,
+            batch_id: format!("00000000-0000-4000-8000-{c:012x}"),
+            agent_id: (*agent).into(),
+            sent_at: Timestamp::from_ns(noon),
+            reports,
+            heartbeats,
+            calls: Vec::new(),
+        };
+        let outcome = store.ingest(&batch, noon).await.expect("ingest");
+        assert_eq!(outcome.reports, 10, "{id}");
+    }
+    store.close().await;
+}
+
+/// The SMTP sink process; killed when dropped.
+struct Sink {
+    child: Child,
+    port: u16,
+    out: PathBuf,
+}
+
+impl Sink {
+    /// Starts the sink, or says why not (a skip, or a failure under VOQA_REQUIRE_AIOSMTPD).
+    fn start(dir: &Path, refuse_file: Option<&Path>, tls: Option<(&Path, &Path)>) -> Option<Sink> {
+        let probe = Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .output();
+        if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+            harness::skip(
+                "VOQA_REQUIRE_AIOSMTPD",
+                "python3 with aiosmtpd is not installed (pip install aiosmtpd)",
+            );
+            return None;
+        }
+        let out = dir.join("mail");
+        std::fs::create_dir_all(&out).expect("mail dir");
+        let port_file = dir.join("smtp.port");
+        let mut command = Command::new("python3");
+        command
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/support/smtp_sink.py"
+            ))
+            .arg("--out")
+            .arg(&out)
+            .arg("--port-file")
+            .arg(&port_file)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("smtp.log")).expect("log"));
+        if let Some(file) = refuse_file {
+            command.arg("--refuse-file").arg(file);
+        }
+        if let Some((cert, key)) = tls {
+            command.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        let mut child = command.spawn().expect("python3");
+        let mut port = None;
+        wait_until("the SMTP sink to listen", Duration::from_secs(30), || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "smtp sink exited ({status}): {}",
+                    std::fs::read_to_string(dir.join("smtp.log")).unwrap_or_default()
+                );
+            }
+            port = std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|t| t.trim().parse().ok());
+            port.is_some()
+        });
+        Some(Sink {
+            child,
+            port: port.expect("port"),
+            out,
+        })
+    }
+
+    /// Every message received so far, in arrival order.
+    fn messages(&self) -> Vec<Value> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.out)
+            .expect("mail dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "json")
+                    && !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| {
+                serde_json::from_str(&std::fs::read_to_string(p).expect("read")).expect("json")
+            })
+            .collect()
+    }
+
+    fn wait_for(&self, count: usize, timeout: Duration) -> Vec<Value> {
+        wait_until(&format!("{count} message(s)"), timeout, || {
+            self.messages().len() >= count
+        });
+        self.messages()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The message whose subject names `customer`'s month.
+fn message_for<'a>(messages: &'a [Value], customer: &str, period: &str) -> Vec<&'a Value> {
+    let subject = format!("{customer} Ltd: SLA report {period}");
+    messages
+        .iter()
+        .filter(|m| {
+            m["subject"]
+                .as_str()
+                .is_some_and(|s| s.starts_with(&subject))
+        })
+        .collect()
+}
+
+/// The text between `before` and the next `after` in `text`.
+fn between<'a>(text: &'a str, before: &str, after: &str) -> &'a str {
+    let start = text
+        .find(before)
+        .unwrap_or_else(|| panic!("{before:?} not in the text"))
+        + before.len();
+    let len = text[start..].find(after).expect("end marker");
+    &text[start..start + len]
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Runs `voqa-collector --database URL --config CONFIG ARGS`.
+fn cli(database: &str, config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(collector_proc::bin())
+        .arg("--database")
+        .arg(database)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run voqa-collector")
+}
+
+/// The mailed message of `customer` is its month's report: recipients, subject, the verdict
+/// summary, and an attachment that is the page `report --format html` writes for that month
+/// (generation time and hash aside), whose printed hash is the SHA-256 of `report --format
+/// json` with the mailed generation time.
+fn check_message(message: &Value, customer: &str, period: &str, database: &str, config: &Path) {
+    let recipients = CUSTOMERS
+        .iter()
+        .find(|c| c.0 == customer)
+        .map(|c| c.3)
+        .expect("customer");
+    let rcpt: Vec<&str> = message["rcpt_tos"]
+        .as_array()
+        .expect("rcpt")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for to in &rcpt {
+        assert!(recipients.contains(to), "{to} is not among {recipients}");
+    }
+    assert_eq!(rcpt.len(), recipients.matches('@').count(), "{rcpt:?}");
+    assert_eq!(message["mail_from"], "voqa@example.net");
+    let body = message["body"].as_str().expect("a text body");
+    assert!(
+        body.contains(&format!("SLA report of {customer} Ltd for {period}")),
+        "{body}"
+    );
+    // 2 of 10 calls below MOS 4: 80 % meet it, as required; loss: the bad calls' 2 % is
+    // above 1 % -> breached for every customer.
+    assert!(body.contains("Overall verdict: BREACHED"), "{body}");
+    assert!(body.contains("mos         met"), "{body}");
+    assert!(body.contains("measured 80 %"), "{body}");
+    assert!(body.contains("loss        BREACHED"), "{body}");
+    assert!(body.contains("Calls: 10 (0 without a MOS)."), "{body}");
+    let attachments = message["attachments"].as_array().expect("attachments");
+    assert_eq!(attachments.len(), 1, "{message}");
+    let attachment = &attachments[0];
+    assert_eq!(
+        attachment["filename"],
+        format!("voqa-{customer}-{period}.html")
+    );
+    assert_eq!(attachment["content_type"], "text/html");
+    assert_eq!(attachment["charset"], "utf-8");
+    let mailed = std::fs::read_to_string(attachment["file"].as_str().expect("file")).expect("read");
+    let generated = between(&mailed, "<dt>Generated at</dt><dd>", "</dd>");
+    let sha = between(
+        &mailed,
+        "<dt>SHA-256 of the JSON form</dt><dd><span class=\"mono\">",
+        "</span>",
+    );
+    assert!(
+        body.contains(&format!("Report JSON SHA-256: {sha}")),
+        "{body}"
+    );
+
+    let json = cli(
+        database,
+        config,
+        &[
+            "report",
+            "--customer",
+            customer,
+            "--period",
+            period,
+            "--format",
+            "json",
+        ],
+    );
+    assert!(
+        json.status.success(),
+        "{}",
+        String::from_utf8_lossy(&json.stderr)
+    );
+    let json = String::from_utf8(json.stdout).expect("utf8");
+    let cli_generated = between(&json, "\"generated_at\":\"", "\"").to_owned();
+    let as_mailed = json.replacen(
+        &format!("\"generated_at\":\"{cli_generated}\""),
+        &format!("\"generated_at\":\"{generated}\""),
+        1,
+    );
+    assert_eq!(
+        sha256_hex(as_mailed.as_bytes()),
+        sha,
+        "the attachment's hash is this month's JSON"
+    );
+
+    let html = cli(
+        database,
+        config,
+        &[
+            "report",
+            "--customer",
+            customer,
+            "--period",
+            period,
+            "--format",
+            "html",
+        ],
+    );
+    assert!(
+        html.status.success(),
+        "{}",
+        String::from_utf8_lossy(&html.stderr)
+    );
+    let html = String::from_utf8(html.stdout).expect("utf8");
+    let html_generated = between(&html, "<dt>Generated at</dt><dd>", "</dd>").to_owned();
+    let html_sha = between(
+        &html,
+        "<dt>SHA-256 of the JSON form</dt><dd><span class=\"mono\">",
+        "</span>",
+    )
+    .to_owned();
+    let html = html
+        .replace(&html_generated, generated)
+        .replace(&html_sha, sha);
+    assert!(
+        html == mailed,
+        "the attachment differs from `report --format html` beyond its generation time"
+    );
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn each_month_once_across_a_restart_and_the_attachment_is_that_months_report() {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(sink) = Sink::start(dir.path(), None, None) else {
+        return;
+    };
+    let db = dir.path().join("voqa.db");
+    let url = format!("sqlite:{}", db.display());
+    runtime().block_on(store_fixture(&url));
+    let config = dir.path().join("collector.toml");
+    std::fs::write(&config, config_text(&plain_smtp(sink.port))).expect("config");
+
+    let ops = collector_proc::token(&db, &config, &["ops"]);
+    let first = Served::start(&db, &config, &dir.path().join("serve1.log"));
+    let messages = sink.wait_for(2, Duration::from_secs(60));
+    // Stopped once both sends are on record (a kill between the server's acceptance and the
+    // record would leave the month `sending`: sent again only when its claim's lease ends).
+    wait_until(
+        "both months recorded as sent",
+        Duration::from_secs(30),
+        || {
+            ["acme", "beta"].iter().all(|c| {
+                let (_, body) = runtime().block_on(get_json(
+                    &first.base(),
+                    &format!("/api/v1/customers/{c}/report/sends"),
+                    &ops,
+                ));
+                body["items"][0]["state"] == "sent"
+            })
+        },
+    );
+    drop(first);
+    // A restart: the months are recorded as sent, nothing goes out again.
+    let second = Served::start(&db, &config, &dir.path().join("serve2.log"));
+    let log = second.log.clone();
+    // What is checked is that nothing happens: three cycles (1 s each) are given the chance.
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(
+        sink.messages().len(),
+        2,
+        "one message per customer and month"
+    );
+    assert!(
+        !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("mailed"),
+        "resent after a restart"
+    );
+
+    for (customer, _, zone, _) in &CUSTOMERS[..2] {
+        let (period, _) = due_month(zone);
+        let mine = message_for(&messages, customer, &period);
+        assert_eq!(mine.len(), 1, "{customer} {period}: {messages:?}");
+        check_message(mine[0], customer, &period, &url, &config);
+        let (status, sends) = runtime().block_on(get_json(
+            &second.base(),
+            &format!("/api/v1/customers/{customer}/report/sends"),
+            &ops,
+        ));
+        assert_eq!(status, 200, "{sends}");
+        let items = sends["items"].as_array().expect("items");
+        assert_eq!(items.len(), 1, "{sends}");
+        assert_eq!(items[0]["period"], period.as_str());
+        assert_eq!(items[0]["state"], "sent");
+        assert_eq!(items[0]["attempts"], 1);
+        assert_eq!(
+            items[0]["attachment"],
+            format!("voqa-{customer}-{period}.html")
+        );
+        assert!(
+            items[0]["sent_at"].is_string() && items[0]["next_attempt"].is_null(),
+            "{sends}"
+        );
+    }
+    // gamma has no recipients: nothing recorded.
+    let (status, sends) = runtime().block_on(get_json(
+        &second.base(),
+        "/api/v1/customers/gamma/report/sends",
+        &ops,
+    ));
+    assert_eq!(
+        (status, sends["items"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{sends}"
+    );
+}
+
+fn two_replicas_on_postgres_send_each_month_once() {
+    let Some(url) = harness::fresh_postgres("two_replicas_on_postgres_send_each_month_once") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(sink) = Sink::start(dir.path(), None, None) else {
+        return;
+    };
+    runtime().block_on(store_fixture(&url));
+    let config = dir.path().join("collector.toml");
+    std::fs::write(&config, config_text(&plain_smtp(sink.port))).expect("config");
+    let a = Served::start_url(&url, &config, &dir.path().join("a.log"));
+    let b = Served::start_url(&url, &config, &dir.path().join("b.log"));
+    let messages = sink.wait_for(2, Duration::from_secs(60));
+    // Nothing more may happen: three more cycles of each replica get the chance.
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(sink.messages().len(), 2, "each month once: {messages:?}");
+    let mailed =
+        a.log_text().matches("mailed to").count() + b.log_text().matches("mailed to").count();
+    assert_eq!(mailed, 2, "A:\n{}\nB:\n{}", a.log_text(), b.log_text());
+    for (customer, _, zone, _) in &CUSTOMERS[..2] {
+        let (period, _) = due_month(zone);
+        let mine = message_for(&messages, customer, &period);
+        assert_eq!(mine.len(), 1, "{customer} {period}");
+        check_message(mine[0], customer, &period, &url, &config);
+    }
+}
+
+fn a_refusing_server_gets_the_mail_later_and_the_command_line_sends_on_demand() {
+    let dir = tempfile::tempdir().expect("dir");
+    let refuse = dir.path().join("refuse");
+    std::fs::write(&refuse, "").expect("refuse file");
+    let Some(sink) = Sink::start(dir.path(), Some(&refuse), None) else {
+        return;
+    };
+    let db = dir.path().join("voqa.db");
+    let url = format!("sqlite:{}", db.display());
+    runtime().block_on(store_fixture(&url));
+    let config = dir.path().join("collector.toml");
+    std::fs::write(&config, config_text(&plain_smtp(sink.port))).expect("config");
+    let ops = collector_proc::token(&db, &config, &["ops"]);
+    let acme = collector_proc::token(&db, &config, &["customer:acme"]);
+    let beta = collector_proc::token(&db, &config, &["customer:beta"]);
+    let served = Served::start(&db, &config, &dir.path().join("serve.log"));
+    let sends = |token: &str| {
+        runtime().block_on(get_json(
+            &served.base(),
+            "/api/v1/customers/acme/report/sends",
+            token,
+        ))
+    };
+    // Polled until seen between attempts: failed, after at least two.
+    let mut body = Value::Null;
+    wait_until("a second failed attempt", Duration::from_secs(60), || {
+        let (status, answer) = sends(&ops);
+        assert_eq!(status, 200, "{answer}");
+        body = answer;
+        body["items"][0]["attempts"].as_i64().unwrap_or(0) >= 2
+            && body["items"][0]["state"] == "failed"
+    });
+    let item = &body["items"][0];
+    assert!(
+        item["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("451") && e.contains("try again later")),
+        "ops see the server's answer: {body}"
+    );
+    assert!(
+        item["next_attempt"].is_string() && item["sent_at"].is_null(),
+        "{body}"
+    );
+    let (status, body) = sends(&acme);
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["items"][0]["last_error"], "the last attempt failed; the operator has the details",
+        "a customer does not see the relay's error"
+    );
+    assert_eq!(sends(&beta).0, 403, "another customer's token");
+    assert!(sink.messages().is_empty());
+
+    // The server accepts again: the retry (at most report_retry_max_s later) delivers.
+    std::fs::remove_file(&refuse).expect("accept");
+    let messages = sink.wait_for(2, Duration::from_secs(30));
+    let (_, body) = sends(&ops);
+    let item = &body["items"][0];
+    assert_eq!(item["state"], "sent", "{body}");
+    assert!(item["attempts"].as_i64().unwrap_or(0) >= 3, "{body}");
+    assert!(item["last_error"].is_null(), "{body}");
+    let (period, _) = due_month("Europe/Berlin");
+    let mine = message_for(&messages, "acme", &period);
+    assert_eq!(mine.len(), 1);
+    check_message(mine[0], "acme", &period, &url, &config);
+    drop(served);
+
+    // On demand: a month sent already is refused, unless forced; then it goes out again.
+    let again = cli(
+        &url,
+        &config,
+        &[
+            "report",
+            "--send",
+            "--customer",
+            "acme",
+            "--period",
+            &period,
+        ],
+    );
+    assert_eq!(again.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.contains("was sent already at") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    let forced = cli(
+        &url,
+        &config,
+        &[
+            "report",
+            "--send",
+            "--customer",
+            "acme",
+            "--period",
+            &period,
+            "--force",
+        ],
+    );
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&forced.stdout);
+    assert!(
+        stdout.contains(&format!("voqa-acme-{period}.html")),
+        "{stdout}"
+    );
+    let messages = sink.wait_for(3, Duration::from_secs(10));
+    assert_eq!(message_for(&messages, "acme", &period).len(), 2);
+    // An older month never mailed: sent now, and recorded.
+    let older = cli(
+        &url,
+        &config,
+        &[
+            "report",
+            "--send",
+            "--customer",
+            "beta",
+            "--period",
+            "2026-01",
+        ],
+    );
+    assert!(
+        older.status.success(),
+        "{}",
+        String::from_utf8_lossy(&older.stderr)
+    );
+    let messages = sink.wait_for(4, Duration::from_secs(10));
+    assert_eq!(message_for(&messages, "beta", "2026-01").len(), 1);
+    let gamma = cli(&url, &config, &["report", "--send", "--customer", "gamma"]);
+    assert_eq!(gamma.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&gamma.stderr).contains("no report_recipients"));
+}
+
+fn starttls_with_a_test_ca_and_nothing_without_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    // A test CA and a certificate it signs for localhost.
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "voqa test CA");
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let ca_cert = ca_params.self_signed(&ca_key).expect("CA");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().expect("key");
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .expect("params")
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf");
+    let (ca_pem, cert_pem, key_pem) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+    );
+    std::fs::write(&ca_pem, ca_cert.pem()).expect("ca");
+    std::fs::write(&cert_pem, leaf.pem()).expect("cert");
+    std::fs::write(&key_pem, leaf_key.serialize_pem()).expect("key");
+    let Some(sink) = Sink::start(dir.path(), None, Some((&cert_pem, &key_pem))) else {
+        return;
+    };
+    let db = dir.path().join("voqa.db");
+    let url = format!("sqlite:{}", db.display());
+    runtime().block_on(store_fixture(&url));
+    let starttls = |ca: Option<&Path>| {
+        format!(
+            "[alerts.smtp]\nhost = \"localhost\"\nport = {}\ntls = \"starttls\"\n\
+             from = \"voqa <voqa@example.net>\"\ntimeout_s = 10\n{}",
+            sink.port,
+            ca.map_or(String::new(), |p| format!(
+                "ca_file = \"{}\"\n",
+                p.display()
+            ))
+        )
+    };
+    // Without the CA (the system's roots only) the server is not trusted: nothing is sent,
+    // and the failure is recorded.
+    let untrusted = dir.path().join("untrusted.toml");
+    std::fs::write(&untrusted, config_text(&starttls(None))).expect("config");
+    let out = cli(
+        &url,
+        &untrusted,
+        &["report", "--send", "--customer", "beta"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("was not sent") && stderr.to_lowercase().contains("certificate"),
+        "{stderr}"
+    );
+    // With it: sent over TLS.
+    let trusted = dir.path().join("trusted.toml");
+    std::fs::write(&trusted, config_text(&starttls(Some(&ca_pem)))).expect("config");
+    let out = cli(&url, &trusted, &["report", "--send", "--customer", "acme"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let messages = sink.wait_for(1, Duration::from_secs(10));
+    assert_eq!(messages.len(), 1, "nothing went out without the CA");
+    assert_eq!(messages[0]["tls"], true);
+    let (period, _) = due_month("Europe/Berlin");
+    check_message(&messages[0], "acme", &period, &url, &trusted);
+    // The untrusted attempt is on record as failed, beta's month due again.
+    let ops = collector_proc::token(&db, &trusted, &["ops"]);
+    let served = Served::start(&db, &untrusted, &dir.path().join("serve.log"));
+    let (_, body) = runtime().block_on(get_json(
+        &served.base(),
+        "/api/v1/customers/beta/report/sends",
+        &ops,
+    ));
+    let item = &body["items"][0];
+    assert!(
+        item["attempts"].as_i64().unwrap_or(0) >= 1
+            && item["last_error"]
+                .as_str()
+                .is_some_and(|e| e.to_lowercase().contains("certificate")),
+        "{body}"
+    );
+    assert_eq!(sink.messages().len(), 1);
+}
