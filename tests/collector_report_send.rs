@@ -51,6 +51,10 @@ fn main() {
                 "starttls_with_a_test_ca_and_nothing_without_it",
                 starttls_with_a_test_ca_and_nothing_without_it,
             ),
+            harness::trial(
+                "the_pdf_is_mailed_when_chromium_is_installed",
+                the_pdf_is_mailed_when_chromium_is_installed,
+            ),
         ],
     )
 }
@@ -868,4 +872,52 @@ fn starttls_with_a_test_ca_and_nothing_without_it() {
         "{body}"
     );
     assert_eq!(sink.messages().len(), 1);
+}
+
+/// `report_mail_format = "auto"` with Chromium on PATH: the attachment is the PDF (Chromium's
+/// print of the page), named .pdf, and the body still carries the verdicts and the hash.
+fn the_pdf_is_mailed_when_chromium_is_installed() {
+    if voqa_collector::report::pdf::find_chromium(std::env::var_os("PATH").as_deref()).is_none() {
+        harness::skip(
+            "VOQA_REQUIRE_CHROMIUM",
+            "Chromium is not installed (apt-get install chromium)",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(sink) = Sink::start(dir.path(), None, None) else {
+        return;
+    };
+    let url = format!("sqlite:{}", dir.path().join("voqa.db").display());
+    runtime().block_on(store_fixture(&url));
+    let config = dir.path().join("collector.toml");
+    let text = config_text(&plain_smtp(sink.port)).replace(
+        "report_mail_format = \"html\"",
+        "report_mail_format = \"auto\"",
+    );
+    std::fs::write(&config, text).expect("config");
+    let out = cli(&url, &config, &["report", "--send", "--customer", "beta"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let messages = sink.wait_for(1, Duration::from_secs(10));
+    let (period, _) = due_month("America/New_York");
+    let attachment = &messages[0]["attachments"][0];
+    assert_eq!(attachment["filename"], format!("voqa-beta-{period}.pdf"));
+    assert_eq!(attachment["content_type"], "application/pdf");
+    let pdf = std::fs::read(attachment["file"].as_str().expect("file")).expect("read");
+    assert!(
+        pdf.starts_with(b"%PDF-") && pdf.len() > 10_000,
+        "{} bytes",
+        pdf.len()
+    );
+    let body = messages[0]["body"].as_str().expect("body");
+    assert!(
+        body.contains("Overall verdict: BREACHED")
+            && body.contains(&format!("attached: voqa-beta-{period}.pdf"))
+            && body.contains("Report JSON SHA-256: "),
+        "{body}"
+    );
 }
