@@ -25,6 +25,23 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
+/// An error and its causes on one line, `top: cause: cause`, a cause left out when the text
+/// before already holds it (HTTP and SMTP clients' own messages alone say "connection error"
+/// and hide why). For log lines and the errors both binaries record.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
 /// The journal's native socket.
 pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 
@@ -209,6 +226,30 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for Journald {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_chains_name_each_cause_once() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl std::fmt::Display for E {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for E {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let refused = E("Connection refused (os error 111)", None);
+        let io = E("Connection refused (os error 111)", Some(Box::new(refused)));
+        let top = E("Connection error", Some(Box::new(io)));
+        assert_eq!(
+            error_chain(&top),
+            "Connection error: Connection refused (os error 111)"
+        );
+        assert_eq!(error_chain(&E("alone", None)), "alone");
+    }
 
     #[test]
     fn field_names_follow_the_journal_rules() {

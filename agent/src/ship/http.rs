@@ -375,7 +375,8 @@ fn http_client(s: &ShipperSettings) -> Result<reqwest::Client, ShipError> {
             reqwest::Identity::from_pem(&pem).map_err(|e| pem_error("ship.client_key", key, e))?;
         b = b.identity(id);
     }
-    b.build().map_err(|e| ShipError::Client(error_chain(&e)))
+    b.build()
+        .map_err(|e| ShipError::Client(voqa_service::log::error_chain(&e)))
 }
 
 fn read_file(key: &'static str, path: &PathBuf) -> Result<Vec<u8>, ShipError> {
@@ -390,23 +391,8 @@ fn pem_error(key: &'static str, path: &std::path::Path, e: reqwest::Error) -> Sh
     ShipError::Pem {
         key,
         path: path.to_path_buf(),
-        message: error_chain(&e),
+        message: voqa_service::log::error_chain(&e),
     }
-}
-
-/// An error and its causes on one line (reqwest's Display alone hides the reason).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// What became of one POST.
@@ -490,7 +476,7 @@ async fn post(
             classify(status, after, &text)
         }
         Err(e) => Outcome::Retry {
-            reason: error_chain(&e),
+            reason: voqa_service::log::error_chain(&e),
             after: None,
         },
     }

@@ -332,26 +332,10 @@ pub async fn send(config: &SmtpConfig, mail: &Mail) -> Result<(), SmtpError> {
             host,
             port,
             permanent: e.is_permanent(),
-            reason: error_chain(&e),
+            reason: voqa_service::log::error_chain(&e),
         }),
         Ok(Ok(_)) => Ok(()),
     }
-}
-
-/// An error and its sources on one line (lettre's top message alone says "Connection error").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        // Some layers repeat their source's text in their own.
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]
