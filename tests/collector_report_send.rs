@@ -409,6 +409,32 @@ fn cli(database: &str, config: &Path, args: &[&str]) -> std::process::Output {
         .expect("run voqa-collector")
 }
 
+/// `report --customer CUSTOMER --period PERIOD --format FORMAT`: what it writes.
+fn written_report(
+    database: &str,
+    config: &Path,
+    customer: &str,
+    period: &str,
+    format: &str,
+) -> String {
+    let args = [
+        "report",
+        "--customer",
+        customer,
+        "--period",
+        period,
+        "--format",
+        format,
+    ];
+    let out = cli(database, config, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
 /// The mailed message of `customer` is its month's report: recipients, subject, the verdict
 /// summary, and an attachment that is the page `report --format html` writes for that month
 /// (generation time and hash aside), whose printed hash is the SHA-256 of `report --format
@@ -463,25 +489,7 @@ fn check_message(message: &Value, customer: &str, period: &str, database: &str, 
         "{body}"
     );
 
-    let json = cli(
-        database,
-        config,
-        &[
-            "report",
-            "--customer",
-            customer,
-            "--period",
-            period,
-            "--format",
-            "json",
-        ],
-    );
-    assert!(
-        json.status.success(),
-        "{}",
-        String::from_utf8_lossy(&json.stderr)
-    );
-    let json = String::from_utf8(json.stdout).expect("utf8");
+    let json = written_report(database, config, customer, period, "json");
     let cli_generated = between(&json, "\"generated_at\":\"", "\"").to_owned();
     let as_mailed = json.replacen(
         &format!("\"generated_at\":\"{cli_generated}\""),
@@ -494,25 +502,7 @@ fn check_message(message: &Value, customer: &str, period: &str, database: &str, 
         "the attachment's hash is this month's JSON"
     );
 
-    let html = cli(
-        database,
-        config,
-        &[
-            "report",
-            "--customer",
-            customer,
-            "--period",
-            period,
-            "--format",
-            "html",
-        ],
-    );
-    assert!(
-        html.status.success(),
-        "{}",
-        String::from_utf8_lossy(&html.stderr)
-    );
-    let html = String::from_utf8(html.stdout).expect("utf8");
+    let html = written_report(database, config, customer, period, "html");
     let html_generated = between(&html, "<dt>Generated at</dt><dd>", "</dd>").to_owned();
     let html_sha = between(
         &html,
