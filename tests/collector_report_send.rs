@@ -279,6 +279,16 @@ struct Sink {
 impl Sink {
     /// Starts the sink, or says why not (a skip, or a failure under VOQA_REQUIRE_AIOSMTPD).
     fn start(dir: &Path, refuse_file: Option<&Path>, tls: Option<(&Path, &Path)>) -> Option<Sink> {
+        Self::start_with(dir, refuse_file, tls, None)
+    }
+
+    /// As `start`; with `auth` (`USER:PASSWORD`), AUTH is required with exactly those.
+    fn start_with(
+        dir: &Path,
+        refuse_file: Option<&Path>,
+        tls: Option<(&Path, &Path)>,
+        auth: Option<&str>,
+    ) -> Option<Sink> {
         let probe = Command::new("python3")
             .args(["-c", "import aiosmtpd"])
             .output();
@@ -309,6 +319,9 @@ impl Sink {
         }
         if let Some((cert, key)) = tls {
             command.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        if let Some(auth) = auth {
+            command.arg("--auth").arg(auth);
         }
         let mut child = command.spawn().expect("python3");
         let mut port = None;
@@ -775,6 +788,8 @@ fn a_refusing_server_gets_the_mail_later_and_the_command_line_sends_on_demand() 
     assert!(String::from_utf8_lossy(&gamma.stderr).contains("no report_recipients"));
 }
 
+/// STARTTLS to a relay whose certificate a test CA signed, with a login whose password comes
+/// from `password_file`.
 fn starttls_with_a_test_ca_and_nothing_without_it() {
     let dir = tempfile::tempdir().expect("dir");
     // A test CA and a certificate it signs for localhost.
@@ -799,17 +814,28 @@ fn starttls_with_a_test_ca_and_nothing_without_it() {
     std::fs::write(&ca_pem, ca_cert.pem()).expect("ca");
     std::fs::write(&cert_pem, leaf.pem()).expect("cert");
     std::fs::write(&key_pem, leaf_key.serialize_pem()).expect("key");
-    let Some(sink) = Sink::start(dir.path(), None, Some((&cert_pem, &key_pem))) else {
+    // The relay also wants a login; the password file ends with a newline, as an editor
+    // writes it.
+    let Some(sink) = Sink::start_with(
+        dir.path(),
+        None,
+        Some((&cert_pem, &key_pem)),
+        Some("voqa:s3cret pass"),
+    ) else {
         return;
     };
+    let password = dir.path().join("smtp.password");
+    std::fs::write(&password, "s3cret pass\n").expect("password");
     let db = dir.path().join("voqa.db");
     let url = format!("sqlite:{}", db.display());
     runtime().block_on(store_fixture(&url));
     let starttls = |ca: Option<&Path>| {
         format!(
             "[alerts.smtp]\nhost = \"localhost\"\nport = {}\ntls = \"starttls\"\n\
-             from = \"voqa <voqa@example.net>\"\ntimeout_s = 10\n{}",
+             from = \"voqa <voqa@example.net>\"\ntimeout_s = 10\nusername = \"voqa\"\n\
+             password_file = \"{}\"\n{}",
             sink.port,
+            password.display(),
             ca.map_or(String::new(), |p| format!(
                 "ca_file = \"{}\"\n",
                 p.display()
@@ -843,6 +869,7 @@ fn starttls_with_a_test_ca_and_nothing_without_it() {
     let messages = sink.wait_for(1, Duration::from_secs(10));
     assert_eq!(messages.len(), 1, "nothing went out without the CA");
     assert_eq!(messages[0]["tls"], true);
+    assert_eq!(messages[0]["authenticated"], true);
     let (period, _) = due_month("Europe/Berlin");
     check_message(&messages[0], "acme", &period, &url, &trusted);
     // The untrusted attempt is on record as failed, beta's month due again.

@@ -9,6 +9,7 @@ beside it as N-<filename>; the JSON is renamed into place last, so a reader neve
 
 --refuse-file: while that file exists, DATA is answered 451 (try again later).
 --cert/--key: STARTTLS offered and required before MAIL.
+--auth USER:PASSWORD: (with --cert) AUTH PLAIN/LOGIN required, with exactly these.
 The port is written to --port-file once the server listens. Runs until killed.
 """
 
@@ -20,7 +21,7 @@ import json
 import os
 import ssl
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 class Sink:
@@ -55,6 +56,7 @@ class Sink:
             "subject": str(message["Subject"]),
             "body": body.get_content() if body is not None else None,
             "tls": session.ssl is not None,
+            "authenticated": bool(session.authenticated),
             "attachments": attachments,
         }
         tmp = os.path.join(self.out, f".{n}.json")
@@ -71,7 +73,17 @@ async def main():
     ap.add_argument("--refuse-file")
     ap.add_argument("--cert")
     ap.add_argument("--key")
+    ap.add_argument("--auth")
     args = ap.parse_args()
+    authenticator = None
+    if args.auth:
+        user, password = args.auth.split(":", 1)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = (isinstance(auth_data, LoginPassword)
+                  and auth_data.login == user.encode()
+                  and auth_data.password == password.encode())
+            return AuthResult(success=ok)
     handler = Sink(args.out, args.refuse_file)
     context = None
     if args.cert:
@@ -80,7 +92,8 @@ async def main():
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: SMTP(handler, hostname="sink.test", tls_context=context,
-                     require_starttls=context is not None),
+                     require_starttls=context is not None,
+                     authenticator=authenticator, auth_required=authenticator is not None),
         "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     tmp = args.port_file + ".tmp"

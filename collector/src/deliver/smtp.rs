@@ -311,6 +311,18 @@ pub async fn send(config: &SmtpConfig, mail: &Mail) -> Result<(), SmtpError> {
             .timeout(Some(timeout));
     if let (Some(user), Some(path)) = (&config.username, &config.password_file) {
         let password = read_bounded("password_file", path, MAX_PASSWORD_BYTES)?;
+        #[cfg(unix)]
+        if let Ok(meta) = std::fs::metadata(path) {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(
+                    "{} may be read by other users (mode {:04o}); it holds the SMTP password: \
+                     chmod 600 it",
+                    path.display(),
+                    meta.permissions().mode() & 0o7777
+                );
+            }
+        }
         let password = String::from_utf8(password).map_err(|_| SmtpError::File {
             key: "password_file",
             path: path.clone(),
