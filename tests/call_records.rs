@@ -895,4 +895,16 @@ fn threads_1_and_4_give_the_same_call_records() {
                "retransmissions": 0, "non_call_messages": 0}),
         "{one:#}"
     );
+    // The table states the same counters above its calls.
+    let file = path.display().to_string();
+    let table = run_agent(&["analyze", "--format", "table", LOCAL[0], LOCAL[1], &file]);
+    assert_eq!(table.status, 0, "{}", table.stderr);
+    assert!(
+        table.stdout.contains(
+            "SIP dialogs: 10 calls, 0 open at the end, 0 evicted, 0 timed out, 0 forgotten, \
+             0 retransmissions; 0 messages of no call"
+        ),
+        "{}",
+        table.stdout
+    );
 }
