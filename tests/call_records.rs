@@ -34,6 +34,7 @@ fn main() {
         dtx_silence_is_not_a_stop_but_the_same_pause_without_marker_is,
         nat_address_mismatch,
         replay_ships_the_same_call_record,
+        threads_1_and_4_give_the_same_call_records,
     ];
     support::harness::main(file!(), trials)
 }
@@ -790,4 +791,120 @@ fn replay_ships_the_same_call_record() {
         c.worst_window_end = None;
     }
     assert_eq!(live, offline);
+}
+
+/// `analyze --threads 4` shards the RTP flows by their addresses, but every shard reads every
+/// SIP message and the document joins each call to the streams of all shards by Call-ID: the
+/// call records (media, MOS, problems) must be those of `--threads 1`. Ten calls with their own
+/// media ports, so that the two directions of some calls land in different shards (asserted
+/// with the agent's own shard function): answered with media both ways, one-way audio, RTP
+/// stopping, a late direction, and a busy call.
+fn threads_1_and_4_give_the_same_call_records() {
+    let mut frames = Vec::new();
+    let mut flows = Vec::new();
+    for i in 0..10u16 {
+        let d = Dialog::new(&format!("shard-{i}@203.0.113.10"));
+        let start = T0 + i64::from(i) * 100 * MS;
+        let (alice_port, pbx_port) = (40000 + 2 * i, 50000 + 2 * i);
+        let alice_rtp = format!("203.0.113.10:{alice_port}");
+        let pbx_rtp = format!("10.0.0.100:{pbx_port}");
+        frames.push(d.req(
+            start,
+            "INVITE",
+            1,
+            false,
+            Some(&sdp("203.0.113.10", alice_port, "sendrecv")),
+        ));
+        frames.push(d.resp(start + 100 * MS, "180 Ringing", 1, "INVITE", None));
+        if i == 9 {
+            frames.push(d.resp(start + 2 * S, "486 Busy Here", 1, "INVITE", None));
+            frames.push(d.req(start + 2 * S + 10 * MS, "ACK", 1, true, None));
+            continue;
+        }
+        frames.push(d.resp(
+            start + 3 * S,
+            "200 OK",
+            1,
+            "INVITE",
+            Some(&sdp("10.0.0.100", pbx_port, "sendrecv")),
+        ));
+        frames.push(d.req(start + 3 * S + 10 * MS, "ACK", 1, true, None));
+        let (media, end) = (start + 3 * S + 20 * MS, start + 20 * S);
+        let (a_ssrc, p_ssrc) = (0xA000 + u32::from(i), 0xB000 + u32::from(i));
+        frames.extend(rtp(&alice_rtp, &pbx_rtp, a_ssrc, media, end));
+        match i % 4 {
+            // One-way audio: nothing from the PBX.
+            1 => {}
+            // The PBX's RTP stops 8 s into the call.
+            2 => frames.extend(rtp(&pbx_rtp, &alice_rtp, p_ssrc, media, media + 8 * S)),
+            // The PBX's RTP starts 5 s late.
+            3 => frames.extend(rtp(&pbx_rtp, &alice_rtp, p_ssrc, media + 5 * S, end)),
+            _ => frames.extend(rtp(&pbx_rtp, &alice_rtp, p_ssrc, media, end)),
+        }
+        frames.push(d.req(end, "BYE", 2, true, None));
+        frames.push(d.resp(end + 10 * MS, "200 OK", 2, "BYE", None));
+        flows.push((addr(&alice_rtp), addr(&pbx_rtp)));
+    }
+    let split = flows
+        .iter()
+        .filter(|(a, p)| {
+            voqa_agent::streams::flow_shard(a, p, 4) != voqa_agent::streams::flow_shard(p, a, 4)
+        })
+        .count();
+    assert!(
+        split > 0,
+        "no call has its two directions in different shards: the test would prove nothing"
+    );
+    frames.sort_by_key(|f| f.0);
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = write_pcap(dir.path(), "shards.pcap", 1, &frames);
+    let one = analyze_json(&[&path], &[LOCAL[0], LOCAL[1], "--threads", "1"]);
+    let four = analyze_json(&[&path], &[LOCAL[0], LOCAL[1], "--threads", "4"]);
+    let calls = one["calls"].as_array().expect("calls");
+    assert_eq!(calls.len(), 10, "{one:#}");
+    // The single-threaded records are the reference; they hold what the calls were built with.
+    let media: Vec<usize> = calls
+        .iter()
+        .map(|c| c["media"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(
+        media,
+        vec![2, 1, 2, 2, 2, 1, 2, 2, 2, 0],
+        "streams per call"
+    );
+    let kinds: Vec<Vec<String>> = calls
+        .iter()
+        .map(|c| problems(c).into_iter().map(|p| p.0).collect())
+        .collect();
+    assert_eq!(kinds[1], vec!["one_way_audio"], "{:#}", calls[1]);
+    assert_eq!(kinds[2], vec!["rtp_stopped"], "{:#}", calls[2]);
+    assert_eq!(kinds[3], vec!["no_rtp"], "{:#}", calls[3]);
+    assert!(kinds[0].is_empty() && kinds[4].is_empty(), "{kinds:?}");
+    assert_eq!(calls[9]["status"], 486);
+    assert_eq!(one["streams"].as_array().map(Vec::len), Some(16));
+    // Field by field: every call object, the streams they index and the dialog counters.
+    assert_eq!(
+        four["calls"], one["calls"],
+        "calls differ between 1 and 4 threads"
+    );
+    assert_eq!(four["streams"], one["streams"]);
+    assert_eq!(four["dialogs"], one["dialogs"]);
+    assert_eq!(
+        one["dialogs"],
+        json!({"calls": 10, "open": 0, "evicted": 0, "timed_out": 0, "forgotten": 0,
+               "retransmissions": 0, "non_call_messages": 0}),
+        "{one:#}"
+    );
+    // The table states the same counters above its calls.
+    let file = path.display().to_string();
+    let table = run_agent(&["analyze", "--format", "table", LOCAL[0], LOCAL[1], &file]);
+    assert_eq!(table.status, 0, "{}", table.stderr);
+    assert!(
+        table.stdout.contains(
+            "SIP dialogs: 10 calls, 0 open at the end, 0 evicted, 0 timed out, 0 forgotten, \
+             0 retransmissions; 0 messages of no call"
+        ),
+        "{}",
+        table.stdout
+    );
 }

@@ -387,30 +387,36 @@ impl LiveAgent {
     /// after the first heartbeat, since a packet missed by the agent but captured by tcpdump
     /// would break the exact comparison.
     fn wait_for_heartbeat(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if self
-                .records()
+        self.wait_until("a heartbeat", Duration::from_secs(10), |records| {
+            records
                 .iter()
                 .any(|r| matches!(r, AgentRecord::Heartbeat(_)))
-            {
-                break;
+        });
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls the sink until `done` holds for its records (at most `limit`); fails at once if the
+    /// agent exits.
+    fn wait_until(&mut self, what: &str, limit: Duration, done: impl Fn(&[AgentRecord]) -> bool) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if done(&self.records()) {
+                return;
             }
             if let Ok(Some(status)) = self.guard.child.try_wait() {
                 panic!("voqa-agent run exited ({status}):\n{}", self.log_text());
             }
             assert!(
                 Instant::now() < deadline,
-                "no heartbeat from voqa-agent run within 10 s:\n{}",
+                "live: not reached within {limit:?}: {what}\n{}",
                 self.log_text()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Complete lines of the sink so far, parsed with the wire types (a partial last line is
@@ -552,13 +558,20 @@ fn live_agent_totals_equal_offline_analysis() {
     const SSRC_AB: u32 = 0x6a57_00ab;
     const SSRC_BA: u32 = 0x6a57_00ba;
     let call = sip_call::SipCall::new("voqa-live-call-1@10.77.0.1", 40_000, 50_000);
+    let busy = sip_call::SipCall::new("voqa-live-busy-1@10.77.0.1", 40_010, 50_010);
     let (a_media, b_media) = (sock(ADDR_A, call.a_port), sock(ADDR_B, call.b_port));
 
     let pcap = dir.join("vb.pcap");
     let tcpdump = Tcpdump::start(&net.b, "vb", &pcap, &dir.join("tcpdump.log"));
-    // Short block retirement so that the last packets are analysed well before SIGTERM.
-    let agent = LiveAgent::start(&net.b, dir, "retire_timeout_ms = 100\n");
+    // Short block retirement so that the last packets are analysed well before SIGTERM; host b
+    // is the monitored host, so calls from a are inbound with a as the peer.
+    let mut agent = LiveAgent::start(
+        &net.b,
+        dir,
+        &format!("retire_timeout_ms = 100\n\n[calls]\nlocal_nets = [\"{ADDR_B}/32\"]\n"),
+    );
 
+    busy.busy(&net, dir);
     call.setup(&net, dir);
     let listen = sock("127.0.0.1", RELAY_PORT);
     let relay_ab = Relay::start(
@@ -587,15 +600,32 @@ fn live_agent_totals_equal_offline_analysis() {
     let truth_ab = relay_ab.finish();
     let truth_ba = relay_ba.finish();
     call.teardown(&net, dir);
-    std::thread::sleep(Duration::from_millis(1500));
-    let records = agent.terminate();
+    // No sleep racing the capture: tcpdump (-U) has the last message on disk, then the agent
+    // has analysed at least as many frames as tcpdump wrote and closed both streams on the BYE.
+    wait_for_bytes(&pcap, call.ok_bye().as_bytes(), Duration::from_secs(10));
     assert_eq!(
         tcpdump.stop(),
         0,
         "tcpdump dropped packets: the capture is not the truth"
     );
-
-    let doc = support::analyze_json(&[&pcap], &[]);
+    let local = format!("{ADDR_B}/32");
+    let doc = support::analyze_json(&[&pcap], &["--local-net", &local]);
+    let captured = doc["files"][0]["packets"].as_u64().expect("packets");
+    agent.wait_until(
+        "every frame tcpdump saw analysed, both streams ended by the BYE",
+        Duration::from_secs(20),
+        |r| {
+            let frames: u64 = heartbeats(r)
+                .last()
+                .map_or(0, |h| h.workers.iter().map(|w| w.frames).sum());
+            let byes = stream_reports(r)
+                .iter()
+                .filter(|s| s.is_final && s.end_reason.as_deref() == Some("bye"))
+                .count();
+            frames >= captured && byes == 2
+        },
+    );
+    let records = agent.terminate();
     assert_eq!(
         doc["streams"].as_array().expect("streams").len(),
         2,
@@ -634,6 +664,101 @@ fn live_agent_totals_equal_offline_analysis() {
         !heartbeats(&records).is_empty(),
         "live: heartbeats in the sink"
     );
+    check_call_records(&records, &doc, &call.call_id, &busy.call_id);
+}
+
+/// Waits until `path` contains `needle` (at most `limit`).
+fn wait_for_bytes(path: &Path, needle: &[u8], limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let bytes = std::fs::read(path).unwrap_or_default();
+        if bytes.windows(needle.len()).any(|w| w == needle) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} does not hold the last message after {limit:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The live call records against the calls of `analyze` on tcpdump's capture, field by field.
+/// What legitimately differs is left out, each for its reason:
+/// - `streams`: indexes into the `analyze` document's stream list, which a record has no
+///   counterpart of (a record names its streams in `media[].stream_id`, compared);
+/// - `worst_window_start` / `worst_window_end`: live is the worst interval-report window (1 s
+///   here), `analyze` the worst stream from its first to its last packet (no windows offline).
+///
+/// Everything else must be equal: times (both captures take the kernel's nanosecond receive
+/// time of the same frames), status, Q.850 cause, end cause and party, direction and peer,
+/// ring time and duration, counters, events, media (stream ids, directions, codecs, MOS), the
+/// call's MOS and problems.
+fn check_call_records(records: &[AgentRecord], doc: &Value, answered: &str, busy: &str) {
+    let live: Vec<&voqa_wire::CallRecord> = records
+        .iter()
+        .filter_map(|r| match r {
+            AgentRecord::Call(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let offline = doc["calls"].as_array().expect("calls");
+    assert_eq!(live.len(), 2, "live: two call records, got {live:#?}");
+    assert_eq!(offline.len(), 2, "offline: two calls: {offline:#?}");
+    let strip = |mut v: Value| {
+        let object = v.as_object_mut().expect("call object");
+        for key in ["streams", "worst_window_start", "worst_window_end"] {
+            object.remove(key);
+        }
+        v
+    };
+    for id in [answered, busy] {
+        let live_call = live
+            .iter()
+            .find(|c| c.call.call_id == id)
+            .unwrap_or_else(|| panic!("no live record of {id}: {live:#?}"));
+        let offline_call = offline
+            .iter()
+            .find(|c| c["call_id"] == id)
+            .unwrap_or_else(|| panic!("no offline call {id}"));
+        let live_value = strip(serde_json::to_value(&live_call.call).expect("record to JSON"));
+        let offline_value = strip(offline_call.clone());
+        let (l, o) = (
+            live_value.as_object().expect("object"),
+            offline_value.as_object().expect("object"),
+        );
+        assert_eq!(
+            l.keys().collect::<Vec<_>>(),
+            o.keys().collect::<Vec<_>>(),
+            "{id}: the same fields"
+        );
+        for (key, value) in l {
+            assert_eq!(value, &o[key], "{id}: field {key}: live vs offline");
+        }
+    }
+    // What the calls were built with, so that equality is not that of two wrong records.
+    let busy_call = offline.iter().find(|c| c["call_id"] == busy).expect("busy");
+    assert_eq!(busy_call["status"], 486);
+    assert_eq!(busy_call["reason_cause"], 17);
+    assert_eq!(busy_call["end_cause"], "failure");
+    assert_eq!(busy_call["ended_by"], "callee");
+    assert!(busy_call["answer"].is_null() && busy_call["first_ringing"].is_string());
+    let answered_call = offline
+        .iter()
+        .find(|c| c["call_id"] == answered)
+        .expect("answered");
+    assert_eq!(answered_call["status"], 200);
+    assert_eq!(answered_call["end_cause"], "bye");
+    assert_eq!(answered_call["ended_by"], "caller");
+    assert_eq!(answered_call["direction"], "inbound");
+    assert_eq!(answered_call["peer"], format!("{ADDR_A}:5060"));
+    assert_eq!(
+        answered_call["media"].as_array().map(Vec::len),
+        Some(2),
+        "{answered_call:#}"
+    );
+    assert!(answered_call["mos"].is_number(), "{answered_call:#}");
 }
 
 // ---------------------------------------------------------------------------------------------

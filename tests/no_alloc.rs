@@ -12,6 +12,10 @@
 //! record, its SDP profiles; bounded by `calls.dialog.capacity` and `max_announcements`), and
 //! arrives a few times per call, not per packet.
 //!
+//! The SIP-heavy benchmark's traffic (whole calls, signalling only) is checked per message
+//! kind: only the INVITE and the 200 OK with SDP allocate (what the call owns), the other five
+//! messages of a call never.
+//!
 //! One `#[test]` only: the allocator counts every thread, so a second test running beside it
 //! (or the harness reporting it) would be counted too.
 
@@ -63,6 +67,158 @@ fn steady_state_packets_do_not_allocate() {
     analyzer_alone(&frames);
     through_the_worker_loop(&frames);
     fragments_reuse_pooled_buffers();
+    sip_calls_allocate_per_call_not_per_message();
+}
+
+/// The messages of one call as `gen-capture --signalling-only` writes them, in order: INVITE
+/// with an SDP offer, 100 Trying, 180 Ringing, 200 OK with the SDP answer, ACK, BYE, 200 OK.
+const CALL_MESSAGES: [&str; 7] = [
+    "INVITE",
+    "100",
+    "180",
+    "200 (SDP)",
+    "ACK",
+    "BYE",
+    "200 (BYE)",
+];
+
+fn call_frames(i: u32, at: i64) -> Vec<(i64, Vec<u8>)> {
+    let id = format!("heavy-{i}@10.9.0.1");
+    let caller = std::net::SocketAddr::from(([10, 30, (i / 250) as u8, (i % 250) as u8 + 1], 4000));
+    let callee = std::net::SocketAddr::from(([10, 31, (i / 250) as u8, (i % 250) as u8 + 1], 6000));
+    let (a, b) = (
+        std::net::SocketAddr::from(([10, 9, 0, 1], 5060)),
+        std::net::SocketAddr::from(([10, 9, 0, 2], 5060)),
+    );
+    let plain = |start: &str, cseq: &str, to_tag: bool| {
+        format!(
+            "{start}\r\nVia: SIP/2.0/UDP 10.9.0.1;branch=z9hG4bK-{i}-{}\r\n\
+From: \"Alice\" <sip:alice@example.invalid>;tag=a1\r\nTo: <sip:bob@example.invalid>{}\r\n\
+Call-ID: {id}\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n",
+            cseq.replace(' ', "-"),
+            if to_tag { ";tag=b2" } else { "" }
+        )
+    };
+    let offer = support::sip_with_sdp(
+        "INVITE sip:bob@example.invalid SIP/2.0",
+        &id,
+        "INVITE",
+        caller,
+        &[
+            (0, Some("PCMU/8000")),
+            (8, Some("PCMA/8000")),
+            (101, Some("telephone-event/8000")),
+        ],
+    );
+    let answer = support::sip_with_sdp(
+        "SIP/2.0 200 OK",
+        &id,
+        "INVITE",
+        callee,
+        &[(0, Some("PCMU/8000")), (101, Some("telephone-event/8000"))],
+    )
+    .replacen(
+        "To: <sip:bob@example.invalid>",
+        "To: <sip:bob@example.invalid>;tag=b2",
+        1,
+    );
+    let messages = [
+        (a, b, offer),
+        (b, a, plain("SIP/2.0 100 Trying", "1 INVITE", false)),
+        (b, a, plain("SIP/2.0 180 Ringing", "1 INVITE", true)),
+        (b, a, answer),
+        (
+            a,
+            b,
+            plain("ACK sip:bob@example.invalid SIP/2.0", "1 ACK", true),
+        ),
+        (
+            a,
+            b,
+            plain("BYE sip:bob@example.invalid SIP/2.0", "2 BYE", true),
+        ),
+        (b, a, plain("SIP/2.0 200 OK", "2 BYE", true)),
+    ];
+    messages
+        .iter()
+        .enumerate()
+        .map(|(k, (src, dst, text))| {
+            (
+                at + k as i64 * 1_000,
+                support::sip_frame(&LinkSpec::Ethernet, *src, *dst, text),
+            )
+        })
+        .collect()
+}
+
+/// The SIP-heavy benchmark's traffic (whole calls, signalling only), offline configuration:
+/// after 2,000 calls of warm-up, 1,000 more are fed with the allocations of each message
+/// counted by its kind. Only what a call owns may allocate, and only on the two messages that
+/// bring it: the INVITE (the dialog's record: Call-ID and From/To users, 3; the SDP offer's
+/// view, 3: sections, formats, rtpmaps; its announcement, 2: profile and rtpmap list = 8) and
+/// the 200 OK with the answer (view 3 + announcement 2 = 5), plus the tables' amortised growth.
+/// The other five messages of every call allocate nothing. All within one second of packet
+/// time, so no sweep retires calls in between (retiring moves records, it is not per message).
+fn sip_calls_allocate_per_call_not_per_message() {
+    const WARM: u32 = 2_000;
+    const STEADY: u32 = 1_000;
+    let t0 = 10_000_000_000i64;
+    let frames: Vec<(i64, Vec<u8>)> = (0..WARM + STEADY)
+        .flat_map(|i| call_frames(i, t0 + i64::from(i) * 200_000))
+        .collect();
+    let mut analyzer = Analyzer::new(AnalyzerConfig::default());
+    let warmup = (WARM * 7) as usize;
+    for (ts, f) in &frames[..warmup] {
+        analyzer.on_frame(*ts, 1, f, f.len() as u32);
+    }
+    let mut per_kind = [0u64; 7];
+    let mut least = [u64::MAX; 7];
+    for (k, (ts, f)) in frames[warmup..].iter().enumerate() {
+        let before = ALLOCS.load(Ordering::Relaxed);
+        analyzer.on_frame(*ts, 1, f, f.len() as u32);
+        let n = ALLOCS.load(Ordering::Relaxed) - before;
+        per_kind[k % 7] += n;
+        least[k % 7] = least[k % 7].min(n);
+    }
+    let last_ts = frames.last().map_or(0, |f| f.0);
+    assert!(last_ts - t0 < 1_000_000_000, "one second of packet time");
+    assert_eq!(analyzer.counters().sip, u64::from(WARM + STEADY) * 7);
+    assert_eq!(analyzer.calls().len(), (WARM + STEADY) as usize);
+    for (k, kind) in CALL_MESSAGES.iter().enumerate() {
+        println!(
+            "{kind}: {:.3} allocations per message over {STEADY} calls (least {})",
+            per_kind[k] as f64 / f64::from(STEADY),
+            least[k]
+        );
+    }
+    for k in [1, 2, 4, 5, 6] {
+        assert_eq!(
+            per_kind[k], 0,
+            "{}: {} allocations over {STEADY} messages of known calls",
+            CALL_MESSAGES[k], per_kind[k]
+        );
+    }
+    // Growth of the call and announcement tables: a few doublings over 1,000 calls.
+    let growth = 32;
+    assert_eq!(least[0], 8, "INVITE with the offer");
+    assert!(
+        per_kind[0] <= 8 * u64::from(STEADY) + growth,
+        "{per_kind:?}"
+    );
+    assert_eq!(least[3], 5, "200 OK with the answer");
+    assert!(
+        per_kind[3] <= 5 * u64::from(STEADY) + growth,
+        "{per_kind:?}"
+    );
+    let result = analyzer.finish();
+    assert_eq!(result.calls.len(), (WARM + STEADY) as usize);
+    assert!(
+        result
+            .calls
+            .iter()
+            .all(|c| c.status == Some(200) && c.end_ns().is_some()),
+        "every call answered and ended"
+    );
 }
 
 /// Fragmented datagrams are copied into the reassembler's buffers, which are pooled: once warm,

@@ -98,6 +98,7 @@ pub fn analyze_files(
         c.candidates_dropped += s.candidates_dropped;
         c.streams_rejected += s.streams_rejected;
         c.streams_evicted += s.streams_evicted;
+        merged.leftovers.absorb(shard.leftovers);
     }
     // Sorts (key, index) pairs and then moves each result once: a comparison sort moving the
     // large results themselves cost several percent of a run with 50,000 streams. Stable.

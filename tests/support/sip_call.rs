@@ -2,6 +2,9 @@
 //! host b (10.77.0.2:5060), 200 OK with SDP back, ACK, and later BYE and its 200 OK, each sent
 //! over plain UDP from a socket in the right namespace.
 //!
+//! [`SipCall::busy`] is a call the far end refuses: INVITE, 180 Ringing, 486 Busy Here (with a
+//! Q.850 cause) and the ACK of the failure.
+//!
 //! Nobody answers for real: the messages are only there for the agent watching `vb` to see a
 //! dialog and the media it announces (`m=audio <port> RTP/AVP 0`). This module carries no media.
 #![allow(dead_code)]
@@ -44,6 +47,19 @@ impl SipCall {
         to_tag: bool,
         body: &str,
     ) -> String {
+        self.message_with(start_line, from_a, cseq, to_tag, "", body)
+    }
+
+    /// A message with `extra` header lines (each ending in CRLF) before Content-Type.
+    fn message_with(
+        &self,
+        start_line: &str,
+        from_a: bool,
+        cseq: &str,
+        to_tag: bool,
+        extra: &str,
+        body: &str,
+    ) -> String {
         let (via_host, contact) = if from_a {
             (ADDR_A, format!("<sip:alice@{ADDR_A}:{SIP_PORT}>"))
         } else {
@@ -64,7 +80,7 @@ impl SipCall {
              Call-ID: {call_id}\r\n\
              CSeq: {cseq}\r\n\
              Contact: {contact}\r\n\
-             {content_type}Content-Length: {len}\r\n\r\n{body}",
+             {extra}{content_type}Content-Length: {len}\r\n\r\n{body}",
             cseq_tag = cseq.replace(' ', "-"),
             call_id = self.call_id,
             len = body.len(),
@@ -113,6 +129,31 @@ impl SipCall {
 
     pub fn ok_bye(&self) -> String {
         self.message("SIP/2.0 200 OK", false, "2 BYE", true, "")
+    }
+
+    pub fn ringing(&self) -> String {
+        self.message("SIP/2.0 180 Ringing", false, "1 INVITE", true, "")
+    }
+
+    /// 486 Busy Here with `Reason: Q.850;cause=17` (user busy).
+    pub fn busy_here(&self) -> String {
+        self.message_with(
+            "SIP/2.0 486 Busy Here",
+            false,
+            "1 INVITE",
+            true,
+            "Reason: Q.850;cause=17;text=\"User busy\"\r\n",
+            "",
+        )
+    }
+
+    /// INVITE (a→b), 180 Ringing, 486 Busy Here (b→a), ACK (a→b): a refused call.
+    pub fn busy(&self, net: &TestNet, dir: &Path) {
+        let a = format!("{ADDR_A}:{SIP_PORT}");
+        let b = format!("{ADDR_B}:{SIP_PORT}");
+        netns::send_datagrams(&net.a, &a, &b, &[self.invite()], 0, dir);
+        netns::send_datagrams(&net.b, &b, &a, &[self.ringing(), self.busy_here()], 0, dir);
+        netns::send_datagrams(&net.a, &a, &b, &[self.ack()], 0, dir);
     }
 
     /// INVITE (a→b), 200 OK (b→a), ACK (a→b), in that order on the wire.

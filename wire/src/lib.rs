@@ -29,6 +29,30 @@ pub struct AnalyzeOutput {
     /// predate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisSettings>,
+    /// What the SIP dialog engine did over the whole analysis; absent from documents of agents
+    /// that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialogs: Option<DialogStats>,
+}
+
+/// The SIP dialog engine's counters over one analysis (`analyze`'s `dialogs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DialogStats {
+    /// Dialogs (INVITE Call-IDs) listed in `calls`.
+    pub calls: u64,
+    /// Of those, still open when the capture ended (no BYE, CANCEL, final failure or timeout).
+    pub open: u64,
+    /// Open dialogs evicted because the dialog table was full (not listed in `calls`).
+    pub evicted: u64,
+    /// Dialogs ended by a timeout (setup without final response, or a call longer than the
+    /// longest allowed).
+    pub timed_out: u64,
+    /// Ended calls dropped from the document beyond the call limit (the oldest first).
+    pub forgotten: u64,
+    /// Retransmitted INVITEs, final responses, CANCELs and BYEs over all dialogs.
+    pub retransmissions: u64,
+    /// SIP messages of no INVITE dialog (REGISTER, OPTIONS, SUBSCRIBE, ... or no Call-ID).
+    pub non_call_messages: u64,
 }
 
 /// How `analyze` measured: what a reader needs to compare two documents' figures.
@@ -750,6 +774,12 @@ mod tests {
                 resync_after_late: 3,
                 assumed_one_way_ms: 20.0,
             }),
+            dialogs: Some(DialogStats {
+                calls: 1,
+                open: 1,
+                retransmissions: 2,
+                ..DialogStats::default()
+            }),
         };
         let text = serde_json::to_string(&doc).expect("serialize");
         assert!(!text.contains("truncated_at"), "absent cut is omitted");
@@ -758,6 +788,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#""resync_after_late":3"#), "{text}");
+        assert!(
+            text.contains(r#""dialogs":{"calls":1,"open":1,"evicted":0,"#),
+            "{text}"
+        );
         let back: AnalyzeOutput = serde_json::from_str(&text).expect("parse");
         assert_eq!(back, doc);
         // A document from an agent before `analysis` still parses.
@@ -767,6 +801,10 @@ mod tests {
             .expect("analysis last");
         let back: AnalyzeOutput = serde_json::from_str(&old).expect("old document parses");
         assert_eq!(back.analysis, None);
+        assert_eq!(
+            back.dialogs, None,
+            "a document before `dialogs` still parses"
+        );
     }
 
     fn call_record() -> CallRecord {

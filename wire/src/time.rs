@@ -104,9 +104,35 @@ impl Timestamp {
     }
 }
 
-impl fmt::Display for Timestamp {
-    /// RFC 3339 UTC with microseconds; sub-microsecond digits are truncated, not rounded.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Timestamp {
+    /// The wire form written digit by digit into a fixed buffer: the formatting machinery of
+    /// `write!` cost 8 % of an `analyze` of 100,000 calls (seven times per call). Every i64
+    /// instant has a four-digit year (1677–2262); `None` only outside that, for safety.
+    fn rfc3339(self) -> Option<[u8; 27]> {
+        fn put(slot: &mut [u8], mut value: u64) {
+            for digit in slot.iter_mut().rev() {
+                *digit = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        }
+        let micros = self.0.rem_euclid(NS_PER_S) / 1000;
+        let (y, m, d, sod) = self.civil();
+        if !(MIN_YEAR..=MAX_YEAR).contains(&y) {
+            return None;
+        }
+        let mut b = *b"0000-00-00T00:00:00.000000Z";
+        put(&mut b[0..4], y as u64);
+        put(&mut b[5..7], u64::from(m));
+        put(&mut b[8..10], u64::from(d));
+        put(&mut b[11..13], u64::from(sod / 3600));
+        put(&mut b[14..16], u64::from((sod % 3600) / 60));
+        put(&mut b[17..19], u64::from(sod % 60));
+        put(&mut b[20..26], micros as u64);
+        Some(b)
+    }
+
+    /// The same text through `write!` (the reference of the fast form, and its fallback).
+    fn fmt_general(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let micros = self.0.rem_euclid(NS_PER_S) / 1000;
         let (y, m, d, sod) = self.civil();
         write!(
@@ -116,6 +142,16 @@ impl fmt::Display for Timestamp {
             (sod % 3600) / 60,
             sod % 60
         )
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// RFC 3339 UTC with microseconds; sub-microsecond digits are truncated, not rounded.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.rfc3339() {
+            Some(text) => f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?),
+            None => self.fmt_general(f),
+        }
     }
 }
 
@@ -134,7 +170,10 @@ impl From<i64> for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match self.rfc3339().as_ref().map(|t| std::str::from_utf8(t)) {
+            Some(Ok(text)) => s.serialize_str(text),
+            _ => s.collect_str(self),
+        }
     }
 }
 
@@ -424,6 +463,22 @@ mod tests {
         }
 
         /// Any text at all: an answer, never a panic.
+        #[test]
+        fn fast_form_is_the_general_form(ns in any::<i64>()) {
+            struct General(Timestamp);
+            impl fmt::Display for General {
+                fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    self.0.fmt_general(f)
+                }
+            }
+            let t = Timestamp::from_ns(ns);
+            prop_assert_eq!(t.to_string(), General(t).to_string());
+            prop_assert_eq!(
+                serde_json::to_string(&t).expect("serialize"),
+                format!("\"{}\"", General(t))
+            );
+        }
+
         #[test]
         fn never_panics(s in "\\PC{0,40}") {
             let _ = Timestamp::parse_date_or_time(&s);

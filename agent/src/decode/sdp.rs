@@ -193,7 +193,7 @@ impl<'a> SessionDescription<'a> {
         // Bit i set: media i carries its own direction attribute.
         let mut explicit_direction: u32 = 0;
 
-        for raw_line in body.split(|b| *b == b'\n') {
+        for raw_line in lines(body) {
             let line = raw_line.trim_ascii();
             let (kind, value) = match line {
                 [kind, b'=', value @ ..] if kind.is_ascii_lowercase() => (*kind, value),
@@ -291,6 +291,25 @@ impl<'a> SessionDescription<'a> {
             .iter()
             .find(|map| map.payload_type == pt)
     }
+}
+
+/// The lines of a body split at each LF, as `body.split(|b| *b == b'\n')` yields them (the
+/// piece after the last LF included), found with `memchr` rather than byte by byte.
+fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(body);
+    std::iter::from_fn(move || {
+        let remaining = rest?;
+        match memchr::memchr(b'\n', remaining) {
+            Some(lf) => {
+                rest = remaining.get(lf.saturating_add(1)..);
+                remaining.get(..lf)
+            }
+            None => {
+                rest = None;
+                Some(remaining)
+            }
+        }
+    })
 }
 
 /// Whitespace-separated fields of a line value.
@@ -634,6 +653,18 @@ a=rtpmap:96 AMR-WB/16000/300\r\na=ptime:20.0\r\na=rtcp:99999\r\n";
     }
 
     proptest! {
+        #[test]
+        fn lines_split_like_the_bytewise_split(
+            bytes in proptest::collection::vec(
+                prop::sample::select(vec![b'\n', b'\r', b'a', b'=', b' ']),
+                0..80,
+            )
+        ) {
+            let ours: Vec<&[u8]> = lines(&bytes).collect();
+            let split: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+            prop_assert_eq!(ours, split);
+        }
+
         #[test]
         fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
             if let Ok(sdp) = SessionDescription::parse(&bytes) {

@@ -164,7 +164,7 @@ impl<'a> CommonHeaders<'a> {
         if field.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
             return;
         }
-        let Some(colon) = field.iter().position(|b| *b == b':') else {
+        let Some(colon) = memchr::memchr(b':', field) else {
             return;
         };
         let (name, value_with_colon) = field.split_at(colon);
@@ -565,7 +565,7 @@ fn split_header_block(rest: &[u8]) -> (&[u8], &[u8]) {
     let mut line_start = 0;
     while line_start < rest.len() {
         let remaining = rest.get(line_start..).unwrap_or_default();
-        let line_len = remaining.iter().position(|b| *b == b'\n');
+        let line_len = memchr::memchr(b'\n', remaining);
         let line = match line_len {
             Some(len) => remaining.get(..len).unwrap_or_default(),
             None => remaining,
@@ -594,7 +594,7 @@ fn scan_header_block(rest: &[u8]) -> (&[u8], &[u8], CommonHeaders<'_>) {
     let mut line_start = 0;
     while line_start < rest.len() {
         let remaining = rest.get(line_start..).unwrap_or_default();
-        let line_len = remaining.iter().position(|b| *b == b'\n');
+        let line_len = memchr::memchr(b'\n', remaining);
         let line = match line_len {
             Some(len) => remaining.get(..len).unwrap_or_default(),
             None => remaining,
@@ -628,7 +628,7 @@ fn folded_field_len(block: &[u8]) -> usize {
     let mut end = 0;
     loop {
         let remaining = block.get(end..).unwrap_or_default();
-        match remaining.iter().position(|b| *b == b'\n') {
+        match memchr::memchr(b'\n', remaining) {
             Some(lf) => end = end.saturating_add(lf).saturating_add(1),
             None => return block.len(),
         }
@@ -786,7 +786,36 @@ fn uri_of(name_addr: &[u8]) -> &[u8] {
 
 /// Index of the first `wanted` at or after `from` that is not inside a quoted
 /// string (with backslash escapes).
+///
+/// Jumps from one `wanted` or `"` to the next with `memchr2` (and inside a quoted string from
+/// one `"` or backslash to the next): the byte-at-a-time state machine it replaces
+/// ([`find_unquoted_bytewise`], kept as the test oracle) was 9 % of a SIP-heavy analysis,
+/// for the From and To tags of every message.
 fn find_unquoted(bytes: &[u8], from: usize, wanted: u8) -> Option<usize> {
+    let mut at = from;
+    loop {
+        let hit = at.checked_add(memchr::memchr2(b'"', wanted, bytes.get(at..)?)?)?;
+        if bytes.get(hit) != Some(&b'"') {
+            return Some(hit);
+        }
+        // A quoted string: its end is the next quote not escaped by a backslash. Unterminated,
+        // nothing after it is unquoted.
+        let mut inside = hit.checked_add(1)?;
+        loop {
+            let stop = inside.checked_add(memchr::memchr2(b'"', b'\\', bytes.get(inside..)?)?)?;
+            if bytes.get(stop) == Some(&b'"') {
+                at = stop.checked_add(1)?;
+                break;
+            }
+            // A backslash escapes the byte after it, whatever it is.
+            inside = stop.checked_add(2)?;
+        }
+    }
+}
+
+/// The byte-at-a-time form of [`find_unquoted`].
+#[cfg(test)]
+fn find_unquoted_bytewise(bytes: &[u8], from: usize, wanted: u8) -> Option<usize> {
     let mut in_quotes = false;
     let mut escaped = false;
     for (index, byte) in bytes.iter().enumerate().skip(from) {
@@ -827,6 +856,23 @@ fn strip_prefix_ignore_case<'a>(bytes: &'a [u8], prefix: &[u8]) -> Option<&'a [u
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn find_unquoted_agrees_with_the_bytewise_scan(
+            bytes in proptest::collection::vec(
+                prop::sample::select(vec![b'"', b'\\', b'<', b'>', b';', b'a', b'=']),
+                0..40,
+            ),
+            from in 0usize..45,
+            wanted in prop::sample::select(vec![b'<', b'>', b';', b'"', b'\\']),
+        ) {
+            prop_assert_eq!(
+                find_unquoted(&bytes, from, wanted),
+                find_unquoted_bytewise(&bytes, from, wanted)
+            );
+        }
+    }
 
     const SDP_OFFER: &str = "v=0\r\n\
 o=alice 2890844526 2890844526 IN IP4 192.0.2.10\r\n\

@@ -30,6 +30,14 @@ pub struct WorkerStats {
     /// Datagrams whose fragments were refused (overlapping, inconsistent, too big) or dropped
     /// incomplete (evicted, timed out, capture ended).
     pub ip_reassembly_dropped: AtomicU64,
+    /// SIP dialogs (INVITE calls) open in this worker's dialog engine.
+    pub dialogs_open: AtomicU64,
+    /// Open dialogs evicted because the dialog table was full.
+    pub dialogs_evicted: AtomicU64,
+    /// Dialogs ended by a timeout (setup without final response, or a call past the longest).
+    pub dialogs_timed_out: AtomicU64,
+    /// Retransmitted INVITEs, final responses, CANCELs and BYEs.
+    pub sip_retransmissions: AtomicU64,
     /// Passes of the worker loop: it moves at least every quarter second while the worker is
     /// alive, traffic or not (what the systemd watchdog checks).
     pub loop_passes: AtomicU64,
@@ -59,6 +67,14 @@ impl WorkerStats {
         let dropped =
             r.overlapping + r.inconsistent + r.too_big + r.evicted + r.timed_out + r.incomplete;
         self.ip_reassembly_dropped.store(dropped, Ordering::Relaxed);
+        let calls = analyzer.calls();
+        let d = calls.counters();
+        self.dialogs_open
+            .store(calls.open_calls() as u64, Ordering::Relaxed);
+        self.dialogs_evicted.store(d.evicted, Ordering::Relaxed);
+        self.dialogs_timed_out.store(d.timed_out, Ordering::Relaxed);
+        self.sip_retransmissions
+            .store(d.retransmissions, Ordering::Relaxed);
     }
 
     /// One more pass of the worker loop.

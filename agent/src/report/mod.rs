@@ -93,6 +93,26 @@ pub fn analyze_output(
         calls,
         // The caller states its settings (`analysis_settings`).
         analysis: None,
+        dialogs: Some(dialog_stats(result)),
+    }
+}
+
+/// The dialog engine's counters of an analysis (`dialogs`). Open dialogs are the listed calls
+/// without an end: the offline analysis leaves calls that are up at the capture's end open.
+pub fn dialog_stats(result: &AnalysisResult) -> voqa_wire::DialogStats {
+    let c = &result.call_counters;
+    voqa_wire::DialogStats {
+        calls: result.calls.len() as u64,
+        open: result
+            .calls
+            .iter()
+            .filter(|call| call.end_ns().is_none())
+            .count() as u64,
+        evicted: c.evicted,
+        timed_out: c.timed_out,
+        forgotten: result.calls_forgotten,
+        retransmissions: c.retransmissions,
+        non_call_messages: c.non_call_messages,
     }
 }
 

@@ -190,6 +190,21 @@ fn render_streams(s: &mut String, out: &AnalyzeOutput) {
 }
 
 fn render_calls(s: &mut String, out: &AnalyzeOutput) {
+    if let Some(d) = &out.dialogs
+        && (d.calls > 0 || d.evicted > 0)
+    {
+        let _ = writeln!(
+            s,
+            "\nSIP dialogs: {} calls, {} open at the end, {} evicted, {} timed out, {} forgotten, {} retransmissions; {} messages of no call",
+            d.calls,
+            d.open,
+            d.evicted,
+            d.timed_out,
+            d.forgotten,
+            d.retransmissions,
+            d.non_call_messages
+        );
+    }
     if !out.calls.is_empty() {
         let _ = writeln!(s, "\nCalls:");
         for c in &out.calls {

@@ -22,7 +22,7 @@ pub fn render(shared: &PipelineStats, delivery: Option<&Delivery>) -> String {
         &'static str,
         fn(&WorkerStats) -> u64,
     );
-    let per_worker: [Metric; 9] = [
+    let per_worker: [Metric; 13] = [
         (
             "voqa_capture_kernel_packets_total",
             "counter",
@@ -73,6 +73,30 @@ pub fn render(shared: &PipelineStats, delivery: Option<&Delivery>) -> String {
             "counter",
             "Fragmented datagrams refused (overlapping, inconsistent, too big) or dropped incomplete (evicted, timed out).",
             |w| w.ip_reassembly_dropped.load(Ordering::Relaxed),
+        ),
+        (
+            "voqa_sip_dialogs_open",
+            "gauge",
+            "SIP dialogs (INVITE calls) not ended yet.",
+            |w| w.dialogs_open.load(Ordering::Relaxed),
+        ),
+        (
+            "voqa_sip_dialogs_evicted_total",
+            "counter",
+            "Open SIP dialogs evicted because the dialog table was full.",
+            |w| w.dialogs_evicted.load(Ordering::Relaxed),
+        ),
+        (
+            "voqa_sip_dialogs_timed_out_total",
+            "counter",
+            "SIP dialogs ended by a timeout (no final response to the INVITE, or no BYE within the longest call).",
+            |w| w.dialogs_timed_out.load(Ordering::Relaxed),
+        ),
+        (
+            "voqa_sip_retransmissions_total",
+            "counter",
+            "Retransmitted INVITEs, final responses, CANCELs and BYEs (each counted, none a new transaction).",
+            |w| w.sip_retransmissions.load(Ordering::Relaxed),
         ),
     ];
     for (name, kind, help, get) in per_worker {
@@ -276,6 +300,56 @@ mod tests {
         assert!(text.contains("voqa_reports_total 3\n"));
         assert!(text.contains("voqa_reports_dropped_total 2\n"), "{text}");
         assert!(text.contains("voqa_heartbeats_dropped_total 0\n"), "{text}");
+    }
+
+    /// The dialog counters come from a real analyzer fed SIP: an INVITE sent twice (one
+    /// retransmission) opens one dialog; a second call's BYE ends that call (not counted open).
+    #[test]
+    fn dialog_counters_come_from_the_analyzer() {
+        use crate::capture::frame::LINKTYPE_ETHERNET;
+        use crate::decode::build::{LinkSpec, udp_frame};
+        use crate::streams::{Analyzer, AnalyzerConfig};
+        let (a, b) = (
+            std::net::SocketAddr::from(([10, 1, 0, 1], 5060)),
+            std::net::SocketAddr::from(([10, 1, 0, 2], 5060)),
+        );
+        let sip = |start: &str, call: &str, cseq: &str, to_tag: &str| {
+            format!(
+                "{start}\r\nVia: SIP/2.0/UDP 10.1.0.1;branch=z9hG4bK{call}{cseq}\r\n\
+                 From: <sip:alice@x>;tag=a\r\nTo: <sip:bob@x>{to_tag}\r\nCall-ID: {call}\r\n\
+                 CSeq: {cseq}\r\nContent-Length: 0\r\n\r\n"
+            )
+        };
+        let messages = [
+            sip("INVITE sip:bob@x SIP/2.0", "one", "1 INVITE", ""),
+            sip("INVITE sip:bob@x SIP/2.0", "one", "1 INVITE", ""),
+            sip("INVITE sip:bob@x SIP/2.0", "two", "1 INVITE", ""),
+            sip("SIP/2.0 200 OK", "two", "1 INVITE", ";tag=b"),
+            sip("BYE sip:bob@x SIP/2.0", "two", "2 BYE", ";tag=b"),
+            sip("OPTIONS sip:bob@x SIP/2.0", "three", "1 OPTIONS", ""),
+        ];
+        let mut analyzer = Analyzer::new(AnalyzerConfig::default());
+        for (i, m) in messages.iter().enumerate() {
+            let frame = udp_frame(&LinkSpec::Ethernet, a, b, m.as_bytes());
+            analyzer.on_frame(
+                1_000_000 * i as i64,
+                LINKTYPE_ETHERNET,
+                &frame,
+                frame.len() as u32,
+            );
+        }
+        let w = Arc::new(WorkerStats::new("eth0"));
+        w.publish(&analyzer);
+        let text = render(&PipelineStats::with_workers(vec![w]), None);
+        for line in [
+            "# TYPE voqa_sip_dialogs_open gauge\n",
+            "voqa_sip_dialogs_open{worker=\"0\",interface=\"eth0\"} 1\n",
+            "voqa_sip_retransmissions_total{worker=\"0\",interface=\"eth0\"} 1\n",
+            "voqa_sip_dialogs_evicted_total{worker=\"0\",interface=\"eth0\"} 0\n",
+            "voqa_sip_dialogs_timed_out_total{worker=\"0\",interface=\"eth0\"} 0\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
     }
 
     #[test]

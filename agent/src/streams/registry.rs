@@ -26,6 +26,33 @@ pub struct RtpMapEntry {
     pub clock_hz: u32,
 }
 
+/// Names kept by [`EncodingNames`]; further distinct names (a hostile or broken sender) are
+/// allocated per announcement as before, never kept.
+const MAX_ENCODING_NAMES: usize = 64;
+
+/// The `a=rtpmap` encoding names seen so far, each allocated once and shared by every
+/// announcement naming it: a SIP-heavy capture announces the same few names (PCMU, PCMA,
+/// telephone-event) twice per call, and an allocation (and later a free) per name and SDP was
+/// a visible share of its analysis. Exact bytes, case kept: the names are passed on unchanged.
+#[derive(Debug, Default)]
+pub struct EncodingNames {
+    names: Vec<Arc<str>>,
+}
+
+impl EncodingNames {
+    /// The shared name equal to `name`.
+    pub fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(known) = self.names.iter().find(|known| &***known == name) {
+            return Arc::clone(known);
+        }
+        let new: Arc<str> = Arc::from(name);
+        if self.names.len() < MAX_ENCODING_NAMES {
+            self.names.push(Arc::clone(&new));
+        }
+        new
+    }
+}
+
 /// What an SDP media section says about the RTP sent to its address.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MediaProfile {
@@ -136,6 +163,25 @@ impl SdpRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoding_names_are_shared_exactly_and_bounded() {
+        let mut names = EncodingNames::default();
+        let a = names.get("PCMU");
+        let b = names.get("PCMU");
+        assert!(Arc::ptr_eq(&a, &b), "one allocation for a name seen twice");
+        let lower = names.get("pcmu");
+        assert_eq!(&*lower, "pcmu", "case is kept");
+        assert!(!Arc::ptr_eq(&a, &lower));
+        for i in 0..100 {
+            assert_eq!(&*names.get(&format!("x{i}")), format!("x{i}"));
+        }
+        assert_eq!(names.names.len(), MAX_ENCODING_NAMES);
+        // Past the bound a name is still returned, just not kept.
+        let late = names.get("late");
+        assert_eq!(&*late, "late");
+        assert!(!Arc::ptr_eq(&late, &names.get("late")));
+    }
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([192, 0, 2, 10], port))
