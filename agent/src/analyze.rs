@@ -34,6 +34,12 @@ pub struct AnalyzeError {
     pub error: CaptureError,
 }
 
+/// The analyzers after their results were taken ([`Analyzer::take_result`]): flow index, SDP
+/// registry, call tables. Dropping it frees them; a process that exits right after the
+/// analysis can `std::mem::forget` it instead and skip freeing them one by one (a few percent
+/// of a run with tens of thousands of streams and calls).
+pub struct Spent(#[allow(dead_code)] Vec<Analyzer>);
+
 /// Analyses `paths` in order as one capture, with `threads` workers (each reads every frame and
 /// measures its shard of the RTP flows; results are identical to one thread's).
 pub fn analyze_files(
@@ -42,15 +48,27 @@ pub fn analyze_files(
     threads: usize,
     progress: Option<Progress<'_>>,
 ) -> Result<(Vec<FileSummary>, AnalysisResult), AnalyzeError> {
+    analyze_files_keeping(paths, cfg, threads, progress).map(|(files, result, _)| (files, result))
+}
+
+/// [`analyze_files`], also returning the spent analyzers, for the caller to drop or forget.
+pub fn analyze_files_keeping(
+    paths: &[PathBuf],
+    cfg: AnalyzerConfig,
+    threads: usize,
+    progress: Option<Progress<'_>>,
+) -> Result<(Vec<FileSummary>, AnalysisResult, Spent), AnalyzeError> {
     // Open everything first so a bad path fails fast, before minutes of work.
     let opened = open_files(paths).map_err(|(path, error)| AnalyzeError { path, error })?;
     let threads = threads.clamp(1, 64) as u32;
     if threads == 1 {
         // A shared read with one shard too: the reading thread does the kernel copy (and any
         // gzip decompression) beside the analysis instead of in its way.
-        return run_shard(&opened, cfg, progress, Some((0, 1)));
+        return run_shard(&opened, cfg, progress, Some((0, 1)))
+            .map(|(files, result, spent)| (files, result, Spent(vec![spent])));
     }
-    let mut results: Vec<Result<(Vec<FileSummary>, AnalysisResult), AnalyzeError>> = Vec::new();
+    let mut results: Vec<Result<(Vec<FileSummary>, AnalysisResult, Analyzer), AnalyzeError>> =
+        Vec::new();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (1..threads)
             .map(|index| {
@@ -84,12 +102,15 @@ pub fn analyze_files(
         .into_iter()
         .collect::<Result<Vec<_>, AnalyzeError>>()?
         .into_iter();
-    let Some((files, mut merged)) = results.next() else {
-        return run_shard(&opened, cfg, None, None);
+    let Some((files, mut merged, first)) = results.next() else {
+        return run_shard(&opened, cfg, None, None)
+            .map(|(files, result, spent)| (files, result, Spent(vec![spent])));
     };
+    let mut spent = vec![first];
     // Frame, SIP (over UDP and TCP) and RTCP counts and the calls are the same in every shard
     // (each read every frame); streams and the per-stream counters are disjoint and add up.
-    for (_, shard) in results {
+    for (_, shard, analyzer) in results {
+        spent.push(analyzer);
         merged.streams.extend(shard.streams);
         let (c, s) = (&mut merged.counters, shard.counters);
         c.rtp += s.rtp;
@@ -104,7 +125,7 @@ pub fn analyze_files(
     merged
         .streams
         .sort_by_cached_key(|s| (s.first_ns, s.key.src, s.key.dst, s.key.ssrc));
-    Ok((files, merged))
+    Ok((files, merged, Spent(spent)))
 }
 
 /// The offline output: no interval reports exist without a report interval; it keeps the
@@ -127,7 +148,7 @@ fn run_shard(
     cfg: AnalyzerConfig,
     progress: Option<Progress<'_>>,
     share: Option<(usize, usize)>,
-) -> Result<(Vec<FileSummary>, AnalysisResult), AnalyzeError> {
+) -> Result<(Vec<FileSummary>, AnalysisResult, Analyzer), AnalyzeError> {
     let mut worker = Worker::new(Analyzer::new(cfg));
     let mut source = FileSource::new(opened, Pace::Max, progress);
     if let Some((index, count)) = share {
@@ -140,7 +161,8 @@ fn run_shard(
     }
     // Datagrams still incomplete at the end are counted by `finish`: the last file's summary
     // takes its counters from there, so that every fragment of the file is accounted for.
-    let result = worker.into_analyzer().finish();
+    let mut analyzer = worker.into_analyzer();
+    let result = analyzer.take_result();
     let mut summaries = Vec::with_capacity(opened.len());
     let mut before = Counters::default();
     let no_end = FileEnd::default();
@@ -178,7 +200,7 @@ fn run_shard(
         });
         before = after;
     }
-    Ok((summaries, result))
+    Ok((summaries, result, analyzer))
 }
 
 /// The reassembly counters between two points of the run.

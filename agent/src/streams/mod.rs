@@ -1218,6 +1218,14 @@ impl Analyzer {
 
     /// Ends the analysis: every open stream is closed and reported.
     pub fn finish(mut self) -> AnalysisResult {
+        self.take_result()
+    }
+
+    /// [`Analyzer::finish`] without dropping the analyzer: its results are taken out, and what
+    /// stays (the flow index, the SDP registry, the call tracker's tables) is the caller's to
+    /// drop or, in a process about to exit, to forget: freeing it item by item was 4 % of a
+    /// whole `analyze` run with 50,000 streams. Feed it nothing afterwards.
+    pub fn take_result(&mut self) -> AnalysisResult {
         self.fragments.finish(&mut self.counters.ip_reassembly);
         // Announced flows and short confirmed ones still waiting for a clock estimate are
         // streams all the same.
