@@ -153,8 +153,15 @@ pub struct WindowFigures {
 }
 
 /// Cumulative values at the start of the current window.
+///
+/// `repr(C)`, the two maxima first: they are the only fields every packet updates, and they sit
+/// at the end of the meter's hot part (see [`StreamMeter`]).
 #[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
 struct WindowMarks {
+    /// Maxima within the current window.
+    max_jitter_ms: f64,
+    max_delta_ns: i64,
     packets: u64,
     finalized: u64,
     finalized_lost: u64,
@@ -164,24 +171,22 @@ struct WindowMarks {
     markov: MarkovCounts,
     jitter_sum_ms: f64,
     jitter_samples: u64,
-    /// Maxima within the current window.
-    max_jitter_ms: f64,
-    max_delta_ns: i64,
 }
 
 /// Per-stream meters. Created from the stream's first counted packet.
+///
+/// `repr(C)` and the field order are for the cache (with many streams every line of the state
+/// an RTP packet touches is a likely miss): the fields each packet reads or writes come first,
+/// contiguous, ending with the window maxima at the head of `marks`; the jitter bins (one line
+/// of them per packet), the codec and the rest come last.
 #[derive(Debug)]
+#[repr(C)]
 pub struct StreamMeter {
-    codec: CodecInfo,
-    clock_hz: Option<u32>,
+    packets: u64,
     first_ns: i64,
     last_ns: i64,
     max_delta_ns: i64,
-    packets: u64,
     seq: Rfc3550Seq,
-    window: SequenceWindow,
-    jitter: Jitter,
-    jbuf: JitterBuffer,
     /// Extended RTP timestamp of the first and of the previous audio packet.
     /// (Non-zero: extended timestamps have bit 32 set; the niche keeps the meter 8 bytes
     /// smaller.)
@@ -189,21 +194,26 @@ pub struct StreamMeter {
     ts_prev_ext: u64,
     /// Extended sequence number of the previous audio packet, for the ptime estimate.
     prev_audio_ext: Option<u64>,
+    clock_hz: Option<u32>,
     prev_audio_ts: u32,
     /// Boyer–Moore majority vote over timestamp increments of consecutive packets.
     ptime_candidate: u32,
     ptime_votes: u32,
-    held_jump: Option<RtpMeta>,
-    /// Packets that jumped too far to belong to the sequence (not counted).
-    jumps: u32,
-    marks: WindowMarks,
-    /// Per-packet jitter of the current window.
-    jitter_bins: JitterBins,
     /// The longest pause not explained by DTX, as ms after `first_ns`, and its length in ms
     /// in the low 31 bits of `gap_ms_cn`, whose top bit says the last packet was comfort noise:
     /// 8 bytes in all, because the per-stream state must stay within 1 KiB. See [`Silence`].
     gap_start_ms: u32,
     gap_ms_cn: u32,
+    /// Packets that jumped too far to belong to the sequence (not counted).
+    jumps: u32,
+    window: SequenceWindow,
+    jitter: Jitter,
+    jbuf: JitterBuffer,
+    held_jump: Option<RtpMeta>,
+    marks: WindowMarks,
+    /// Per-packet jitter of the current window.
+    jitter_bins: JitterBins,
+    codec: CodecInfo,
 }
 
 /// The top bit of `StreamMeter::gap_ms_cn`: the last packet was comfort noise.

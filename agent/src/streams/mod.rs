@@ -164,22 +164,25 @@ pub struct Counters {
 }
 
 /// One stream under measurement.
+///
+/// `repr(C)` and the field order are for the cache: with tens of thousands of streams the
+/// records do not stay in cache, and each RTP packet pays a miss for every line of its record
+/// it touches. What every packet reads or writes (the key it is matched by, the main payload
+/// type, the lookup hint, then the meter's hot part, see [`StreamMeter`]) comes first and
+/// is contiguous; what only stream start, window closes and the end read comes last.
 #[derive(Debug)]
+#[repr(C)]
 struct ActiveStream {
     key: StreamKey,
-    meter: StreamMeter,
+    /// Slot of the stream whose RTP packet came right after this stream's last one: the guess
+    /// for the next lookup (see [`Analyzer::predicted`]). Stale after slots move; only a guess.
+    next_hint: u32,
     payload_type: u8,
-    codec_name: CodecName,
-    clock_source: ClockSource,
-    /// How the clock of an unsignalled payload type was inferred (or why it was not). Boxed:
-    /// few streams need it, and the per-stream state must stay within 1 KiB.
-    clock_inference: Option<Box<ClockInference>>,
-    detection: Detection,
-    /// The SDP that announced the stream; its `call_id` is the stream's call (not kept twice:
-    /// the per-stream state must stay within 1 KiB).
-    profile: Option<Arc<MediaProfile>>,
     /// The main payload type is a real audio codec (not comfort noise or an event).
     audio_resolved: bool,
+    detection: Detection,
+    clock_source: ClockSource,
+    meter: StreamMeter,
     /// Start of the current report window (packet time).
     window_start_ns: i64,
     /// A BYE of the stream's call was seen: it closes at the next report boundary.
@@ -187,9 +190,13 @@ struct ActiveStream {
     /// [`Analyzer::drops_noted`] when the current report window opened: the window's
     /// `capture_drops` are the drops noted since (see [`WindowReport::capture_drops`]).
     drops_mark: u64,
-    /// Slot of the stream whose RTP packet came right after this stream's last one: the guess
-    /// for the next lookup (see [`Analyzer::predicted`]). Stale after slots move; only a guess.
-    next_hint: u32,
+    codec_name: CodecName,
+    /// How the clock of an unsignalled payload type was inferred (or why it was not). Boxed:
+    /// few streams need it, and the per-stream state must stay within 1 KiB.
+    clock_inference: Option<Box<ClockInference>>,
+    /// The SDP that announced the stream; its `call_id` is the stream's call (not kept twice:
+    /// the per-stream state must stay within 1 KiB).
+    profile: Option<Arc<MediaProfile>>,
 }
 
 impl ActiveStream {
@@ -1245,6 +1252,10 @@ impl Analyzer {
             self.end_candidate(key, c);
         }
         let end = self.now_ns;
+        // Every stream closes now, the last slot first (no record moves): their index entries
+        // need not be taken out one by one, and the results are pushed without regrowing.
+        self.index.clear();
+        self.closed.reserve(self.active.len());
         while let Some(last) = self.active.len().checked_sub(1) {
             self.close_slot(last, EndReason::Shutdown, end);
         }
