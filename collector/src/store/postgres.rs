@@ -31,7 +31,7 @@ const REPORT_COLUMNS: &str = "id, agent_id, stream_id, window_start_ns, window_e
 /// PostgreSQL store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 fn database(source: sqlx::Error) -> StoreError {
