@@ -1,5 +1,6 @@
 //! The collector's configuration file: where it listens, its database, limits, retention, and
-//! the customers with their commitments (parsed by `sla`). Flags override the file.
+//! the customers with their commitments (parsed by `sla`), and `[alerts]` (parsed by
+//! `alerts::config`). Flags override the file.
 //!
 //! Loading touches nothing but the file.
 
@@ -8,6 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
+use crate::alerts::config::AlertsConfig;
 use crate::sla::{Customer, parse_customers};
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -103,6 +105,8 @@ pub struct LiveConfig(Arc<RwLock<Arc<CollectorConfig>>>);
 pub struct Reloaded {
     /// Customers now configured.
     pub customers: usize,
+    /// Alert rules now configured.
+    pub alert_rules: usize,
     /// Server keys whose new value differs from the running one: they take effect only at
     /// the next start (the running value stays in use).
     pub restart_needed: Vec<String>,
@@ -124,7 +128,8 @@ impl LiveConfig {
     }
 
     /// Applies what can change while serving: the `[[customers]]` (their agents, subnets and
-    /// commitments) take effect for the next request. Server keys (listen, database, limits,
+    /// commitments) take effect for the next request, `[alerts]` (rules, channels, cadence)
+    /// at the alert engine's next cycle. Server keys (listen, database, limits,
     /// timeouts, tokens policy, logs) keep their running values; those that differ are
     /// returned, to be logged as needing a restart. An invalid configuration changes nothing.
     pub fn reload(&self, new: CollectorConfig) -> Result<Reloaded, String> {
@@ -138,12 +143,15 @@ impl LiveConfig {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let restart_needed = changed_keys(&current.server, &new.server);
         let customers = new.customers.len();
+        let alert_rules = new.alerts.rules.len();
         *current = Arc::new(CollectorConfig {
             server: current.server.clone(),
             customers: new.customers,
+            alerts: new.alerts,
         });
         Ok(Reloaded {
             customers,
+            alert_rules,
             restart_needed,
         })
     }
@@ -173,6 +181,7 @@ fn changed_keys(running: &ServerConfig, new: &ServerConfig) -> Vec<String> {
 pub struct CollectorConfig {
     pub server: ServerConfig,
     pub customers: Vec<Customer>,
+    pub alerts: AlertsConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +204,8 @@ impl CollectorConfig {
             server: ServerConfig,
             #[serde(default, rename = "customers")]
             _customers: serde::de::IgnoredAny,
+            #[serde(default)]
+            alerts: AlertsConfig,
             /// Whatever the two above did not take. A flattened struct takes only its own
             /// fields from the keys serde buffers for flattening, and this map, declared after
             /// it, sees the rest: the known keys are ServerConfig's fields themselves, so a key
@@ -212,6 +223,7 @@ impl CollectorConfig {
         let cfg = CollectorConfig {
             server: top.server,
             customers,
+            alerts: top.alerts,
         };
         let problems = cfg.problems();
         if problems.is_empty() {
@@ -226,6 +238,7 @@ impl CollectorConfig {
             return Ok(CollectorConfig {
                 server: ServerConfig::default(),
                 customers: Vec::new(),
+                alerts: AlertsConfig::default(),
             });
         };
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -295,6 +308,7 @@ impl CollectorConfig {
         if !(1..=10_000).contains(&self.server.backup_keep) {
             p.push("backup_keep: must be 1 to 10000".into());
         }
+        p.extend(self.alerts.problems(&self.customers));
         p
     }
 
@@ -318,7 +332,7 @@ fn unknown_keys<'a>(text: &str, keys: impl Iterator<Item = &'a String>) -> Strin
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "unknown key {named}; the keys are {}, and [[customers]] tables",
+        "unknown key {named}; the keys are {}, [[customers]] tables and [alerts]",
         known.join(", ")
     )
 }

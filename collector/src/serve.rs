@@ -467,9 +467,11 @@ async fn reload_config(source: &ConfigSource, live: &crate::config::LiveConfig, 
             crate::facts::register_scopes(store, &live.current().customers, crate::now_ns()).await;
             tracing::info!(
                 customers = done.customers,
+                alert_rules = done.alert_rules,
                 "SIGHUP: configuration reloaded: {} customer(s) with their \
-                 commitments in force",
-                done.customers
+                 commitments in force, {} alert rule(s)",
+                done.customers,
+                done.alert_rules
             );
             if !done.restart_needed.is_empty() {
                 tracing::warn!(

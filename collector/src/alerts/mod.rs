@@ -4,3 +4,4 @@
 //! passes evaluation time in, as the SLA engine does.
 
 pub mod burn;
+pub mod config;
