@@ -281,6 +281,11 @@ impl ServerHandle {
         &self.state.store
     }
 
+    /// The metrics the API serves (the alert engine adds its own to them).
+    pub fn metrics(&self) -> Arc<crate::api::metrics::Metrics> {
+        Arc::clone(&self.state.metrics)
+    }
+
     /// The configuration in force now (SIGHUP may replace its customers).
     pub fn config(&self) -> Arc<CollectorConfig> {
         self.state.config.current()

@@ -299,15 +299,22 @@ impl RuleConfig {
         }
         for (key, value) in &self.labels {
             if key.is_empty()
-                || !key
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 || key.starts_with(|c: char| c.is_ascii_digit())
             {
-                p.push(format!("{at}: label '{key}' is not a Prometheus label name"));
+                p.push(format!(
+                    "{at}: label '{key}' is not a Prometheus label name"
+                ));
             }
-            if ["alertname", "rule", "customer", "severity", "agent", "commitment"]
-                .contains(&key.as_str())
+            if [
+                "alertname",
+                "rule",
+                "customer",
+                "severity",
+                "agent",
+                "commitment",
+            ]
+            .contains(&key.as_str())
             {
                 p.push(format!("{at}: label '{key}' is set by the engine"));
             }
@@ -324,9 +331,9 @@ impl RuleConfig {
         };
         let pct_ok = |p: &mut Vec<String>| match self.threshold_pct {
             None => p.push(format!("{at}: {} needs threshold_pct", self.kind.as_str())),
-            Some(t) if !(0.0..100.0).contains(&t) => {
-                p.push(format!("{at}: threshold_pct must be 0 to 100 (fires above it)"))
-            }
+            Some(t) if !(0.0..100.0).contains(&t) => p.push(format!(
+                "{at}: threshold_pct must be 0 to 100 (fires above it)"
+            )),
             Some(_) => {}
         };
         let unused = |keys: &[(&str, bool)], p: &mut Vec<String>| {
@@ -412,14 +419,17 @@ impl RuleConfig {
                         ));
                     }
                 }
-                match (commitments.iter().any(|c| c == "loss"), self.loss_target_pct) {
+                match (
+                    commitments.iter().any(|c| c == "loss"),
+                    self.loss_target_pct,
+                ) {
                     (true, None) => p.push(format!(
                         "{at}: commitment 'loss' needs loss_target_pct (the share of calls \
                          within loss_max_pct; the SLA's loss commitment has no error budget)"
                     )),
-                    (false, Some(_)) => {
-                        p.push(format!("{at}: loss_target_pct applies to commitment 'loss' only"))
-                    }
+                    (false, Some(_)) => p.push(format!(
+                        "{at}: loss_target_pct applies to commitment 'loss' only"
+                    )),
                     (_, Some(t)) if !(t > 0.0 && t < 100.0) => {
                         p.push(format!("{at}: loss_target_pct must be between 0 and 100"))
                     }
@@ -494,7 +504,9 @@ impl AlertsConfig {
             ));
         }
         if self.webhooks.len() + self.emails.len() > MAX_CHANNELS {
-            p.push(format!("alerts: at most {MAX_CHANNELS} webhooks and e-mail lists"));
+            p.push(format!(
+                "alerts: at most {MAX_CHANNELS} webhooks and e-mail lists"
+            ));
         }
         if self.rules.len() > MAX_RULES {
             p.push(format!("alerts.rules: at most {MAX_RULES} rules"));
@@ -636,7 +648,10 @@ notify = ["ops-hook"]
         // And the example is in the README too, word for word.
         let readme = include_str!("../../../README.md");
         let body = ISSUE_EXAMPLE.trim();
-        assert!(readme.contains(body), "README.md lacks the [alerts] example");
+        assert!(
+            readme.contains(body),
+            "README.md lacks the [alerts] example"
+        );
     }
 
     #[test]
@@ -646,7 +661,17 @@ notify = ["ops-hook"]
         assert_eq!(Span::parse("1h"), Ok(Span::secs(3600)));
         assert_eq!(Span::parse("2d"), Ok(Span::secs(172_800)));
         assert_eq!(Span::parse("0s"), Ok(Span::secs(0)));
-        for bad in ["15", "s", "1.5h", "5 m", "-1s", "1w", "", "999999999999999999999s", "367d"] {
+        for bad in [
+            "15",
+            "s",
+            "1.5h",
+            "5 m",
+            "-1s",
+            "1w",
+            "",
+            "999999999999999999999s",
+            "367d",
+        ] {
             assert!(Span::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(Span::secs(5400).to_string(), "90m");
@@ -662,12 +687,16 @@ notify = ["ops-hook"]
         ))
         .expect_err("unknown channel");
         assert!(
-            err.contains("notify names 'ops-hoook'") && err.contains("[alerts.alertmanager] is not configured"),
+            err.contains("notify names 'ops-hoook'")
+                && err.contains("[alerts.alertmanager] is not configured"),
             "{err}"
         );
         let ok = parse(&format!(
             "{}\n[alerts.alertmanager]\nurl = \"http://127.0.0.1:9093\"\n",
-            ISSUE_EXAMPLE.replace("notify = [\"ops-hook\"]", "notify = [\"ops-hook\", \"alertmanager\"]")
+            ISSUE_EXAMPLE.replace(
+                "notify = [\"ops-hook\"]",
+                "notify = [\"ops-hook\", \"alertmanager\"]"
+            )
         ));
         assert!(ok.is_ok(), "{ok:?}");
         let err = parse(&ISSUE_EXAMPLE.replace("customer = \"acme\"", "customer = \"acne\""))
@@ -676,8 +705,8 @@ notify = ["ops-hook"]
         // A misspelled key inside [alerts] or a rule is refused too.
         let err = parse(&ISSUE_EXAMPLE.replace("min_calls", "min_call")).expect_err("typo");
         assert!(err.contains("min_call"), "{err}");
-        let err = parse(&ISSUE_EXAMPLE.replace("evaluate_every", "evaluate_evry"))
-            .expect_err("typo");
+        let err =
+            parse(&ISSUE_EXAMPLE.replace("evaluate_every", "evaluate_evry")).expect_err("typo");
         assert!(err.contains("evaluate_evry"), "{err}");
     }
 
@@ -692,24 +721,37 @@ notify = ["ops-hook"]
         assert!(rule("kind = \"agent_silent\"\nperiods = 3").is_ok());
         assert!(rule("kind = \"agent_silent\"\ncustomer = \"acme\"").is_ok());
         let err = rule("kind = \"agent_silent\"\nwindow = \"5m\"").expect_err("unused");
-        assert!(err.contains("window does not apply to kind agent_silent"), "{err}");
+        assert!(
+            err.contains("window does not apply to kind agent_silent"),
+            "{err}"
+        );
         let err = rule("kind = \"quality_drop\"").expect_err("needs keys");
-        assert!(err.contains("needs window") && err.contains("needs threshold_pct"), "{err}");
-        assert!(rule("kind = \"capture_incomplete\"\nwindow = \"1h\"\nthreshold_pct = 5.0").is_ok());
+        assert!(
+            err.contains("needs window") && err.contains("needs threshold_pct"),
+            "{err}"
+        );
+        assert!(
+            rule("kind = \"capture_incomplete\"\nwindow = \"1h\"\nthreshold_pct = 5.0").is_ok()
+        );
         assert!(rule("kind = \"sla_burn\"\ncustomer = \"acme\"").is_ok());
         let err = rule("kind = \"sla_burn\"\ncommitments = [\"asr\"]").expect_err("later");
         assert!(err.contains("'asr' is not available yet"), "{err}");
         let err = rule("kind = \"sla_burn\"\ncommitments = [\"loss\"]").expect_err("no target");
         assert!(err.contains("needs loss_target_pct"), "{err}");
-        assert!(rule("kind = \"sla_burn\"\ncommitments = [\"loss\"]\nloss_target_pct = 98.0").is_ok());
+        assert!(
+            rule("kind = \"sla_burn\"\ncommitments = [\"loss\"]\nloss_target_pct = 98.0").is_ok()
+        );
         let err = rule("kind = \"sla_burn\"\nshort_window = \"2h\"").expect_err("windows");
         assert!(err.contains("short_window must be shorter"), "{err}");
-        let err = rule("kind = \"kpi_threshold\"\nkpi = \"asr\"\nthreshold = 50.0")
-            .expect_err("not yet");
+        let err =
+            rule("kind = \"kpi_threshold\"\nkpi = \"asr\"\nthreshold = 50.0").expect_err("not yet");
         assert!(err.contains("kpi_threshold is not available yet"), "{err}");
         let err = rule("kind = \"quality_drop\"\nwindow = \"5m\"\nthreshold_pct = 10.0\nlabels = { severity = \"x\" }")
             .expect_err("reserved label");
-        assert!(err.contains("label 'severity' is set by the engine"), "{err}");
+        assert!(
+            err.contains("label 'severity' is set by the engine"),
+            "{err}"
+        );
         let err = rule("kind = \"nonsense\"").expect_err("kind");
         assert!(err.contains("nonsense"), "{err}");
     }

@@ -79,6 +79,8 @@ pub struct OutboxRow {
     pub channel: String,
     pub payload: String,
     pub attempts: i64,
+    /// Not before this.
+    pub next_attempt_ns: i64,
 }
 
 /// One outbox row as the API and tests read it.
@@ -318,19 +320,14 @@ impl Store {
         }.await)
     }
 
-    /// Notifications not yet delivered whose next attempt is due at `now_ns`, oldest first,
-    /// at most `limit`.
-    pub async fn alert_outbox_due(
-        &self,
-        now_ns: i64,
-        limit: u32,
-    ) -> Result<Vec<OutboxRow>, StoreError> {
+    /// Notifications not yet delivered nor given up, oldest first (the order each channel
+    /// must deliver them in), at most `limit`, each with when it may be tried next.
+    pub async fn alert_outbox_pending(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
         on_pool!(self, read, pool => async {
             let rows = sqlx::query(
-                "SELECT id, event_id, channel, payload, attempts FROM alert_outbox \
-                 WHERE delivered_ns IS NULL AND next_attempt_ns <= $1 ORDER BY id LIMIT $2",
+                "SELECT id, event_id, channel, payload, attempts, next_attempt_ns FROM alert_outbox \
+                 WHERE delivered_ns IS NULL AND next_attempt_ns IS NOT NULL ORDER BY id LIMIT $1",
             )
-            .bind(now_ns)
             .bind(i64::from(limit))
             .fetch_all(pool)
             .await?;
@@ -342,6 +339,7 @@ impl Store {
                         channel: row.try_get("channel")?,
                         payload: row.try_get("payload")?,
                         attempts: row.try_get("attempts")?,
+                        next_attempt_ns: row.try_get("next_attempt_ns")?,
                     })
                 })
                 .collect::<Result<Vec<_>, sqlx::Error>>()
@@ -551,15 +549,8 @@ mod tests {
         assert_eq!(history[0].state, "firing");
         let event_id = history[0].id;
 
-        // Two notifications due at the event's time, none before.
-        assert!(
-            store
-                .alert_outbox_due(105 * S - 1, 10)
-                .await
-                .expect("due")
-                .is_empty()
-        );
-        let due = store.alert_outbox_due(105 * S, 10).await.expect("due");
+        // Two notifications due at the event's time.
+        let due = store.alert_outbox_pending(10).await.expect("due");
         assert_eq!(due.len(), 2);
         assert_eq!(
             (due[0].channel.as_str(), due[0].payload.as_str()),
@@ -567,7 +558,7 @@ mod tests {
         );
         assert!(
             due.iter()
-                .all(|d| d.event_id == event_id && d.attempts == 0)
+                .all(|d| d.event_id == event_id && d.attempts == 0 && d.next_attempt_ns == 105 * S)
         );
         // The hook fails once (retry at 110 s), then succeeds; the mail is given up.
         store
@@ -578,22 +569,18 @@ mod tests {
             .alert_outbox_attempt(due[1].id, 106 * S, Some("no smtp"), None)
             .await
             .expect("give up");
-        assert!(
-            store
-                .alert_outbox_due(109 * S, 10)
-                .await
-                .expect("due")
-                .is_empty()
+        let due = store.alert_outbox_pending(10).await.expect("due");
+        assert_eq!(
+            (due.len(), due[0].attempts, due[0].next_attempt_ns),
+            (1, 1, 110 * S)
         );
-        let due = store.alert_outbox_due(110 * S, 10).await.expect("due");
-        assert_eq!((due.len(), due[0].attempts), (1, 1));
         store
             .alert_outbox_attempt(due[0].id, 111 * S, None, None)
             .await
             .expect("delivered");
         assert!(
             store
-                .alert_outbox_due(i64::MAX, 10)
+                .alert_outbox_pending(10)
                 .await
                 .expect("due")
                 .is_empty()

@@ -1,0 +1,566 @@
+//! The alert engine `serve` runs: every `evaluate_every`, the replica holding the lease in the
+//! store evaluates each rule from the store's aggregates, applies the state machine to the
+//! stored instances, writes states, history and notifications in one transaction, then
+//! delivers what the outbox holds (per channel in order, with backoff) and re-posts firing
+//! alerts to Alertmanager.
+//!
+//! The wall clock is read here only, once per cycle ([`run`]), and passed into the pure parts
+//! (`rules`, `state`) and [`Engine::cycle`]. Must not: scan stream reports (it reads the
+//! per-call aggregates, heartbeats and window flags through the store's indexed queries), send
+//! anything without holding the lease, or send a notification that is not in the outbox.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::config::{ALERTMANAGER, RuleConfig, RuleKind};
+use super::notify::{self, Notification, NotifyError};
+use super::rules::{self, BurnFigures, Observation};
+use super::state::{self, FIRING, RuleObservations};
+use crate::api::metrics::Metrics;
+use crate::config::{CollectorConfig, LiveConfig};
+use crate::facts::{self, FactsError};
+use crate::sla::{self, Customer};
+use crate::store::alerts::{AlertStateRow, ENGINE_LEASE, OutboxRow};
+use crate::store::{CallStats, Store, StoreError};
+
+/// Notifications tried per cycle at most.
+const OUTBOX_BATCH: u32 = 200;
+/// Attempts before a notification is given up (with the 5-minute cap, well over a day).
+pub const MAX_ATTEMPTS: i64 = 300;
+/// Longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Customers evaluated at once (store reads in flight).
+const PARALLEL: usize = 8;
+
+/// Why a cycle failed; the next one tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// One replica's engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    store: Store,
+    config: LiveConfig,
+    metrics: Arc<Metrics>,
+    /// This replica's name in the lease.
+    holder: String,
+    /// `evidence_base_url` when not configured: this server's own address.
+    default_base: String,
+    client: Option<reqwest::Client>,
+}
+
+/// What one cycle did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CycleOutcome {
+    pub evaluated: bool,
+    pub events: usize,
+    pub delivered: usize,
+    pub failed: usize,
+}
+
+impl Engine {
+    pub fn new(
+        store: Store,
+        config: LiveConfig,
+        metrics: Arc<Metrics>,
+        holder: String,
+        default_base: String,
+    ) -> Engine {
+        let client = match notify::http_client() {
+            Ok(client) => Some(client),
+            Err(e) => {
+                tracing::error!("alerts: no HTTP client, webhooks and Alertmanager fail: {e}");
+                None
+            }
+        };
+        Engine {
+            store,
+            config,
+            metrics,
+            holder,
+            default_base,
+            client,
+        }
+    }
+
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// One cycle at `now_ns`: take or renew the lease; if held, evaluate, record, deliver.
+    pub async fn cycle(&self, now_ns: i64) -> Result<CycleOutcome, EngineError> {
+        let config = self.config.current();
+        let alerts = &config.alerts;
+        let mut outcome = CycleOutcome::default();
+        if alerts.rules.is_empty() && self.store.alert_states().await?.is_empty() {
+            self.metrics.alert_evaluator(false);
+            return Ok(outcome);
+        }
+        let every = alerts.evaluate_every.0;
+        let ttl = (every * 3).max(Duration::from_secs(3));
+        let ttl_ns = i64::try_from(ttl.as_nanos()).unwrap_or(i64::MAX);
+        let held = self
+            .store
+            .alert_lease(ENGINE_LEASE, &self.holder, now_ns, ttl_ns)
+            .await?;
+        self.metrics.alert_evaluator(held);
+        if !held {
+            // Another replica evaluates; the gauges follow the stored states anyway.
+            self.metrics.alert_firing(&self.store.alert_states().await?);
+            return Ok(outcome);
+        }
+        let observed = evaluate(&self.store, &config, now_ns).await;
+        let stored = self.store.alert_states().await?;
+        let base = alerts
+            .evidence_base_url
+            .clone()
+            .unwrap_or_else(|| self.default_base.clone());
+        let cycle = state::plan(alerts, &stored, &observed, &base, now_ns);
+        outcome.evaluated = true;
+        outcome.events = cycle.events.len();
+        let committed = cycle == Default::default()
+            || self
+                .store
+                .alert_commit(ENGINE_LEASE, &self.holder, now_ns, &cycle)
+                .await?;
+        if !committed {
+            // The lease ran out meanwhile: another replica records and sends.
+            self.metrics.alert_evaluator(false);
+            return Ok(CycleOutcome::default());
+        }
+        for new in &cycle.events {
+            tracing::info!(
+                rule = %new.event.rule,
+                customer = %new.event.customer,
+                state = %new.event.state,
+                "alert {} {} for customer {} (value {:?}, threshold {})",
+                new.event.rule,
+                new.event.state,
+                new.event.customer,
+                new.event.value,
+                new.event.threshold
+            );
+        }
+        let states = self.store.alert_states().await?;
+        self.metrics.alert_firing(&states);
+        let (delivered, failed) = self.deliver(&config, now_ns).await?;
+        outcome.delivered = delivered;
+        outcome.failed = failed;
+        self.refresh_alertmanager(&config, &states, &base, now_ns)
+            .await;
+        Ok(outcome)
+    }
+
+    /// Tries the outbox's pending notifications that are due, oldest first; a channel whose
+    /// oldest pending one is not due or fails takes no later one this cycle (so a `resolved`
+    /// never overtakes its `firing`).
+    async fn deliver(
+        &self,
+        config: &CollectorConfig,
+        now_ns: i64,
+    ) -> Result<(usize, usize), EngineError> {
+        let pending = self.store.alert_outbox_pending(OUTBOX_BATCH).await?;
+        let mut blocked: BTreeSet<String> = BTreeSet::new();
+        let (mut delivered, mut failed) = (0, 0);
+        for row in pending {
+            if blocked.contains(&row.channel) {
+                continue;
+            }
+            if row.next_attempt_ns > now_ns {
+                blocked.insert(row.channel.clone());
+                continue;
+            }
+            match self.send(config, &row).await {
+                Ok(()) => {
+                    delivered += 1;
+                    self.metrics.alert_sent(&row.channel);
+                    self.store
+                        .alert_outbox_attempt(row.id, now_ns, None, None)
+                        .await?;
+                }
+                Err(e) => {
+                    failed += 1;
+                    self.metrics.alert_failed(&row.channel);
+                    let attempts = row.attempts.saturating_add(1);
+                    let give_up =
+                        attempts >= MAX_ATTEMPTS || matches!(e, NotifyError::UnknownChannel(_));
+                    let next = (!give_up).then(|| {
+                        now_ns.saturating_add(backoff_ns(config.alerts.evaluate_every.0, attempts))
+                    });
+                    tracing::warn!(
+                        channel = %row.channel,
+                        attempts,
+                        "alert notification {} to '{}' failed (attempt {attempts}): {e}{}",
+                        row.id,
+                        row.channel,
+                        if give_up { "; giving up" } else { "; will retry" }
+                    );
+                    self.store
+                        .alert_outbox_attempt(row.id, now_ns, Some(&e.to_string()), next)
+                        .await?;
+                    blocked.insert(row.channel.clone());
+                }
+            }
+        }
+        Ok((delivered, failed))
+    }
+
+    async fn send(&self, config: &CollectorConfig, row: &OutboxRow) -> Result<(), NotifyError> {
+        let alerts = &config.alerts;
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| NotifyError::Http("no HTTP client".into()))?;
+        let parsed = || {
+            serde_json::from_str::<Notification>(&row.payload)
+                .map_err(|e| NotifyError::Payload(e.to_string()))
+        };
+        if row.channel == ALERTMANAGER {
+            let am = alerts
+                .alertmanager
+                .as_ref()
+                .ok_or_else(|| NotifyError::UnknownChannel(row.channel.clone()))?;
+            return notify::send_alertmanager(client, am, &[parsed()?]).await;
+        }
+        if let Some(hook) = alerts.webhook(&row.channel) {
+            return notify::send_webhook(client, hook, &row.payload).await;
+        }
+        if let (Some(list), Some(smtp)) = (alerts.email(&row.channel), &alerts.smtp) {
+            return notify::send_email(smtp, list, &parsed()?).await;
+        }
+        Err(NotifyError::UnknownChannel(row.channel.clone()))
+    }
+
+    /// Posts every firing alert of rules that notify Alertmanager again: Alertmanager keeps an
+    /// alert without `endsAt` only for its `resolve_timeout` after the last post.
+    async fn refresh_alertmanager(
+        &self,
+        config: &CollectorConfig,
+        states: &[AlertStateRow],
+        base: &str,
+        now_ns: i64,
+    ) {
+        let (Some(am), Some(client)) = (&config.alerts.alertmanager, &self.client) else {
+            return;
+        };
+        let rules: BTreeMap<&str, &RuleConfig> = config
+            .alerts
+            .rules
+            .iter()
+            .filter(|r| r.notify.iter().any(|n| n == ALERTMANAGER))
+            .map(|r| (r.name.as_str(), r))
+            .collect();
+        let firing: Vec<Notification> = states
+            .iter()
+            .filter(|s| s.state == FIRING)
+            .filter_map(|s| rules.get(s.rule.as_str()).map(|r| (s, r)))
+            .map(|(s, r)| still_firing(s, r, base, now_ns))
+            .collect();
+        if firing.is_empty() {
+            return;
+        }
+        if let Err(e) = notify::send_alertmanager(client, am, &firing).await {
+            self.metrics.alert_failed(ALERTMANAGER);
+            tracing::warn!(
+                "re-posting {} firing alert(s) to Alertmanager failed: {e}",
+                firing.len()
+            );
+        }
+    }
+}
+
+/// The notification of an instance that keeps firing (for Alertmanager's re-posts).
+fn still_firing(s: &AlertStateRow, rule: &RuleConfig, base: &str, now_ns: i64) -> Notification {
+    Notification {
+        rule: s.rule.clone(),
+        kind: rule.kind.as_str().to_owned(),
+        customer: s.customer.clone(),
+        state: FIRING.to_owned(),
+        severity: s.severity.clone(),
+        labels: serde_json::from_str(&s.labels).unwrap_or_default(),
+        value: s.value,
+        threshold: s.threshold,
+        since: voqa_wire::Timestamp::from_ns(s.since_ns).to_string(),
+        at: voqa_wire::Timestamp::from_ns(now_ns).to_string(),
+        summary: format!("{} firing for customer {}", s.rule, s.customer),
+        evidence_url: state::evidence_url(base, &s.customer, s.since_ns, now_ns),
+    }
+}
+
+/// The wait before attempt `attempts + 1`: the cadence doubled per failure, at most 5 min.
+pub fn backoff_ns(cadence: Duration, attempts: i64) -> i64 {
+    let doublings = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
+    let wait = cadence
+        .checked_mul(1u32 << doublings.min(20))
+        .unwrap_or(MAX_BACKOFF)
+        .min(MAX_BACKOFF);
+    i64::try_from(wait.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Evaluates every rule for its customers at `now_ns`. A customer whose reads failed is left
+/// out of its rule's observations (its instances then stay as they are, see `state::plan`).
+pub async fn evaluate(
+    store: &Store,
+    config: &CollectorConfig,
+    now_ns: i64,
+) -> BTreeMap<String, RuleObservations> {
+    let last_beats: Arc<BTreeMap<String, i64>> = match store.agents().await {
+        Ok(agents) => Arc::new(
+            agents
+                .into_iter()
+                .filter_map(|a| a.last_heartbeat_ns.map(|t| (a.agent_id, t)))
+                .collect(),
+        ),
+        Err(e) => {
+            tracing::warn!("alerts: reading the agents failed, agent_silent skipped: {e}");
+            Arc::default()
+        }
+    };
+    let mut observed = BTreeMap::new();
+    for rule in &config.alerts.rules {
+        let customers: Vec<Customer> = match &rule.customer {
+            Some(id) => config.customer(id).cloned().into_iter().collect(),
+            None => config.customers.clone(),
+        };
+        let rule = Arc::new(rule.clone());
+        let mut by_customer = BTreeMap::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut queue = customers.into_iter();
+        loop {
+            while tasks.len() < PARALLEL {
+                let Some(customer) = queue.next() else { break };
+                let (store, rule, beats) = (store.clone(), rule.clone(), last_beats.clone());
+                tasks.spawn(async move {
+                    let result = observe(&store, &rule, &customer, now_ns, &beats).await;
+                    (customer.id, result)
+                });
+            }
+            let Some(joined) = tasks.join_next().await else {
+                break;
+            };
+            match joined {
+                Ok((customer, Ok(list))) => {
+                    by_customer.insert(customer, list);
+                }
+                Ok((customer, Err(e))) => tracing::warn!(
+                    rule = %rule.name,
+                    customer = %customer,
+                    "alerts: rule {} for customer {customer} not evaluated: {e}",
+                    rule.name
+                ),
+                Err(e) => tracing::error!("alerts: an evaluation task failed: {e}"),
+            }
+        }
+        observed.insert(rule.name.clone(), RuleObservations { by_customer });
+    }
+    observed
+}
+
+/// One rule's instances for one customer, from the store's aggregates.
+pub async fn observe(
+    store: &Store,
+    rule: &RuleConfig,
+    customer: &Customer,
+    now_ns: i64,
+    last_beats: &BTreeMap<String, i64>,
+) -> Result<Vec<Observation>, FactsError> {
+    let c = &customer.commitments;
+    let window_ns = rule.window.unwrap_or_default().ns();
+    let from = now_ns.saturating_sub(window_ns);
+    Ok(match rule.kind {
+        RuleKind::QualityDrop => {
+            let Some(stats) = call_stats(store, customer, from, now_ns).await? else {
+                return Ok(Vec::new());
+            };
+            vec![rules::quality_drop(
+                &customer.id,
+                &stats,
+                c.mos_min,
+                rule.threshold_pct.unwrap_or(100.0),
+                rule.min_calls.unwrap_or(1),
+                window_ns,
+            )]
+        }
+        RuleKind::CaptureIncomplete => {
+            let windows = store
+                .window_histograms(&customer.agents, from, now_ns)
+                .await?;
+            let (n, incomplete) = rules::incomplete_windows(&windows);
+            vec![rules::capture_incomplete(
+                &customer.id,
+                n,
+                incomplete,
+                rule.threshold_pct.unwrap_or(100.0),
+                rule.min_windows.unwrap_or(1),
+                window_ns,
+            )]
+        }
+        RuleKind::AgentSilent => {
+            let maintenance = sla::maintenance::maintenance_spans(
+                &c.maintenance_windows(),
+                now_ns,
+                now_ns.saturating_add(1),
+            );
+            customer
+                .agents
+                .iter()
+                .map(|agent| {
+                    rules::agent_silent(
+                        &customer.id,
+                        agent,
+                        last_beats.get(agent).copied(),
+                        now_ns,
+                        c.heartbeat_interval_s,
+                        rule.periods.unwrap_or(3),
+                        &maintenance,
+                    )
+                })
+                .collect()
+        }
+        RuleKind::SlaBurn => burn(store, rule, customer, now_ns).await?,
+        // Refused at load (no call KPI aggregates yet); nothing to observe.
+        RuleKind::KpiThreshold => Vec::new(),
+    })
+}
+
+/// The customer's calls over `[from, to)` from the per-call aggregates; `None` when its
+/// subnet scope was not attributed over the whole span (no aggregate can judge it).
+async fn call_stats(
+    store: &Store,
+    customer: &Customer,
+    from: i64,
+    to: i64,
+) -> Result<Option<CallStats>, FactsError> {
+    let Some(scope) = facts::calls_scope(store, customer, from).await? else {
+        return Ok(None);
+    };
+    let c = &customer.commitments;
+    Ok(Some(
+        store
+            .call_stats(
+                &scope,
+                &customer.agents,
+                from,
+                to,
+                c.mos_min,
+                c.loss_max_pct,
+            )
+            .await?,
+    ))
+}
+
+/// `sla_burn`: each watched commitment's burn over the rule's two windows.
+async fn burn(
+    store: &Store,
+    rule: &RuleConfig,
+    customer: &Customer,
+    now_ns: i64,
+) -> Result<Vec<Observation>, FactsError> {
+    let policy = rule.burn_policy();
+    let long_ns = i64::try_from(policy.long.as_nanos()).unwrap_or(i64::MAX);
+    let short_ns = i64::try_from(policy.short.as_nanos()).unwrap_or(i64::MAX);
+    let c = &customer.commitments;
+    let commitments = rule.burn_commitments();
+    let mut out = Vec::new();
+    if commitments.iter().any(|k| k == "mos" || k == "loss") {
+        let long = call_stats(store, customer, now_ns - long_ns, now_ns).await?;
+        let short = call_stats(store, customer, now_ns - short_ns, now_ns).await?;
+        if let (Some(long), Some(short)) = (long, short) {
+            if commitments.iter().any(|k| k == "mos") {
+                out.push(rules::sla_burn(
+                    &customer.id,
+                    "mos",
+                    c.calls_meeting_pct,
+                    policy,
+                    BurnFigures::Mos(&long).counts(),
+                    BurnFigures::Mos(&short).counts(),
+                ));
+            }
+            if let Some(target) = rule.loss_target_pct
+                && commitments.iter().any(|k| k == "loss")
+            {
+                out.push(rules::sla_burn(
+                    &customer.id,
+                    "loss",
+                    target,
+                    policy,
+                    BurnFigures::Loss(&long).counts(),
+                    BurnFigures::Loss(&short).counts(),
+                ));
+            }
+        }
+    }
+    if commitments.iter().any(|k| k == "uptime") {
+        let from = now_ns - long_ns;
+        let points = facts::heartbeat_points(store, customer, from, now_ns).await?;
+        let first = store.first_heartbeats(&customer.agents).await?;
+        let windows = c.maintenance_windows();
+        let outcome = |from: i64| {
+            let maintenance = sla::maintenance::maintenance_spans(&windows, from, now_ns);
+            let inside: Vec<_> = points
+                .iter()
+                .filter(|p| p.time_ns >= from)
+                .cloned()
+                .collect();
+            sla::uptime::uptime(
+                &customer.agents,
+                &inside,
+                &first,
+                from,
+                now_ns,
+                c.heartbeat_interval_s,
+                &maintenance,
+            )
+        };
+        let (long, short) = (outcome(now_ns - long_ns), outcome(now_ns - short_ns));
+        out.push(rules::sla_burn(
+            &customer.id,
+            "uptime",
+            c.uptime_min_pct,
+            policy,
+            BurnFigures::Uptime(&long).counts(),
+            BurnFigures::Uptime(&short).counts(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Runs the engine until the process ends: one cycle every `evaluate_every` (re-read each
+/// cycle, so a reload changes the cadence), the wall clock read here and nowhere below.
+pub async fn run(engine: Engine) {
+    loop {
+        let started = Instant::now();
+        let every = engine.config.current().alerts.evaluate_every.0;
+        match engine.cycle(crate::now_ns()).await {
+            Ok(outcome) => {
+                if outcome.evaluated {
+                    engine
+                        .metrics
+                        .alert_cycle_seconds(started.elapsed().as_secs_f64());
+                }
+            }
+            Err(e) => tracing::warn!("alert cycle failed, retrying next cycle: {e}"),
+        }
+        tokio::time::sleep(every.saturating_sub(started.elapsed())).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_cadence_up_to_five_minutes() {
+        let s = 1_000_000_000;
+        let every = Duration::from_secs(1);
+        assert_eq!(backoff_ns(every, 1), 2 * s);
+        assert_eq!(backoff_ns(every, 2), 4 * s);
+        assert_eq!(backoff_ns(every, 8), 256 * s);
+        assert_eq!(backoff_ns(every, 9), 300 * s);
+        assert_eq!(backoff_ns(Duration::from_secs(15), 100), 300 * s);
+    }
+}
