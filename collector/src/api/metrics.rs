@@ -212,7 +212,7 @@ impl Metrics {
             }
             let _ = write!(
                 out,
-                "# HELP voqa_alert_evaluator 1 when this replica holds the alert engine's lease.\n\
+                "# HELP voqa_alert_evaluator Whether this replica holds the alert engine's lease (1) or not (0).\n\
                  # TYPE voqa_alert_evaluator gauge\nvoqa_alert_evaluator {}\n\
                  # HELP voqa_alert_cycle_seconds Duration of the last alert evaluation cycle.\n\
                  # TYPE voqa_alert_cycle_seconds gauge\nvoqa_alert_cycle_seconds {}\n",
