@@ -552,6 +552,182 @@ pub async fn run(engine: Engine) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::tests::{DAY_NS, SECOND, batch, heartbeat, report};
+
+    const CONFIG: &str = r#"
+[alerts]
+evaluate_every = "15s"
+
+[[alerts.rules]]
+name = "silent"
+kind = "agent_silent"
+periods = 3
+
+[[alerts.rules]]
+name = "burn"
+kind = "sla_burn"
+commitments = ["uptime"]
+factor = 10.0
+long_window = "1h"
+short_window = "10m"
+
+[[alerts.rules]]
+name = "quality"
+kind = "quality_drop"
+window = "10m"
+threshold_pct = 20.0
+min_calls = 2
+for = "30s"
+
+[[customers]]
+id = "acme"
+name = "ACME"
+agents = ["a1"]
+[customers.commitments]
+mos_min = 4.0
+calls_meeting_pct = 95.0
+loss_max_pct = 1.0
+jitter_p95_max_ms = 30.0
+uptime_min_pct = 99.95
+heartbeat_interval_s = 15
+maintenance = ["Mon 02:00-03:00 UTC"]
+"#;
+
+    /// The engine's cycles on a real SQLite store, at times passed in (the fixture's day is a
+    /// Monday, 2026-11-23; `at(s)` is `s` seconds after its midnight UTC).
+    #[tokio::test]
+    async fn cycles_on_sqlite_fire_hold_and_resolve_as_the_rules_say() {
+        let at = |s: i64| DAY_NS + s * SECOND;
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&format!("sqlite:{}", dir.path().join("e.db").display()))
+            .await
+            .expect("open");
+        let config = CollectorConfig::parse(CONFIG).expect("config");
+        let engine = Engine::new(
+            store.clone(),
+            LiveConfig::new(config),
+            Arc::default(),
+            "t".into(),
+            "http://c".into(),
+        );
+        let beats = |from: i64, to: i64| {
+            (from..=to)
+                .step_by(15)
+                .map(|s| heartbeat("a1", s, false, 0))
+                .collect::<Vec<_>>()
+        };
+        let mut batches = 0;
+        let mut ingest = |reports, heartbeats| {
+            batches += 1;
+            let b = batch(&format!("b{batches}"), "a1", reports, heartbeats);
+            let store = store.clone();
+            async move { store.ingest(&b, DAY_NS).await.expect("ingest") }
+        };
+        let firing = || async {
+            let mut f: Vec<(String, Option<f64>)> = store
+                .alert_states()
+                .await
+                .expect("states")
+                .into_iter()
+                .filter(|s| s.state == state::FIRING)
+                .map(|s| (s.rule, s.value))
+                .collect();
+            f.sort_by(|a, b| a.0.cmp(&b.0));
+            f
+        };
+        // Heartbeats every 15 s from 00:00 to 01:00.
+        ingest(vec![], beats(0, 3600)).await;
+        // 01:00:30: 30 s of silence, within three periods (45 s): nothing.
+        engine.cycle(at(3630)).await.expect("cycle");
+        assert!(firing().await.is_empty());
+        // 01:01:00: 60 s of silence: the agent is silent. Uptime burn: the last hour measured
+        // 3,600 s with 60 s down (1/60 bad / 0.05 % budget = 33.3×), the last 10 min 600 s
+        // with 60 s down (200×): both ≥ 10×, it fires at the lower, 33.3.
+        engine.cycle(at(3660)).await.expect("cycle");
+        let f = firing().await;
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert_eq!(f[0].0, "burn");
+        assert!(
+            (f[0].1.expect("rate") - (60.0 / 3600.0) / 0.0005).abs() < 1e-6,
+            "{f:?}"
+        );
+        assert_eq!(f[1], ("silent".to_owned(), Some(60.0)));
+        let states = store.alert_states().await.expect("states");
+        let silent = states.iter().find(|s| s.rule == "silent").expect("silent");
+        assert_eq!(silent.key, "silent|agent=a1,customer=acme");
+        // Heartbeats resume: the agent is no longer silent; the burn goes on (75 s down).
+        ingest(vec![], beats(3675, 3690)).await;
+        engine.cycle(at(3690)).await.expect("cycle");
+        assert_eq!(
+            firing()
+                .await
+                .iter()
+                .map(|f| f.0.as_str())
+                .collect::<Vec<_>>(),
+            ["burn"]
+        );
+        // Heartbeats until 02:00, then silence into the maintenance window (02:00-03:00).
+        // 02:30: silent for 30 min, but in maintenance: not firing. The burn resolves: the
+        // last hour measured only 01:30-02:00, all up; the last 10 min are all maintenance.
+        ingest(vec![], beats(3705, 7200)).await;
+        engine.cycle(at(9000)).await.expect("cycle");
+        assert!(firing().await.is_empty(), "{:?}", firing().await);
+        // 03:00: the window is over and the agent still silent: it fires.
+        engine.cycle(at(10_800)).await.expect("cycle");
+        assert!(firing().await.iter().any(|f| f.0 == "silent"));
+        // Two calls below MOS 4 in the last 10 min: 100 % > 20 % with 2 calls; `for` 30 s
+        // holds the alert pending at 03:00:00 and 03:00:15, firing at 03:00:30.
+        ingest(
+            vec![
+                report("a1", 0, Some("c0"), 10_700, 10_790, true, Some(2.0)),
+                report("a1", 1, Some("c1"), 10_700, 10_790, true, Some(2.5)),
+            ],
+            vec![],
+        )
+        .await;
+        for (t, expect) in [(10_800, "pending"), (10_815, "pending"), (10_830, "firing")] {
+            engine.cycle(at(t)).await.expect("cycle");
+            let states = store.alert_states().await.expect("states");
+            let q = states
+                .iter()
+                .find(|s| s.rule == "quality")
+                .expect("quality");
+            assert_eq!((t, q.state.as_str()), (t, expect));
+            assert_eq!(q.value, Some(100.0));
+            assert_eq!(q.since_ns, at(10_800));
+        }
+        // The history: each transition once, in order.
+        let history = store
+            .alert_history(at(0), at(20_000), Some("acme"), 100)
+            .await
+            .expect("history");
+        let h: Vec<(&str, &str, i64)> = history
+            .iter()
+            .map(|e| {
+                (
+                    e.rule.as_str(),
+                    e.state.as_str(),
+                    (e.at_ns - DAY_NS) / SECOND,
+                )
+            })
+            .collect();
+        assert_eq!(
+            h,
+            [
+                // Rules in their configured order within one cycle.
+                ("silent", "firing", 3660),
+                ("burn", "firing", 3660),
+                ("silent", "resolved", 3690),
+                ("burn", "resolved", 9000),
+                ("silent", "firing", 10_800),
+                // At 03:00:15 both burn windows measure only 03:00:00-03:00:15 (the rest is
+                // maintenance or before it), all of it down: the agent is still silent.
+                ("burn", "firing", 10_815),
+                ("quality", "firing", 10_830),
+            ]
+        );
+        store.close().await;
+    }
 
     #[test]
     fn backoff_doubles_from_the_cadence_up_to_five_minutes() {
