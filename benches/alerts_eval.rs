@@ -192,7 +192,9 @@ async fn main() -> anyhow::Result<()> {
     let loading = Instant::now();
     for c in 0..customers {
         let agent = format!("agent-{c:04}");
-        let beats = (0..360).map(|m| heartbeat(&agent, now - (360 - m) * 60 * S)).collect();
+        let beats = (0..360)
+            .map(|m| heartbeat(&agent, now - (360 - m) * 60 * S))
+            .collect();
         let reports = (0..12u32)
             .map(|n| {
                 let mos = if n % 4 == 0 { 3.2 } else { 4.3 };

@@ -301,79 +301,120 @@ pub fn backoff_ns(cadence: Duration, attempts: i64) -> i64 {
     i64::try_from(wait.as_nanos()).unwrap_or(i64::MAX)
 }
 
-/// Evaluates every rule for its customers at `now_ns`. A customer whose reads failed is left
-/// out of its rule's observations (its instances then stay as they are, see `state::plan`).
+/// What every customer's evaluation shares in one cycle, read once: each agent's last and
+/// first heartbeat.
+#[derive(Debug, Default)]
+struct Shared {
+    last_beats: BTreeMap<String, i64>,
+    /// `None` when the read failed: uptime burns are then not evaluated this cycle.
+    first_beats: Option<Vec<(String, i64)>>,
+}
+
+/// One customer's reads in one cycle, shared by its rules: call counts per span, and the
+/// heartbeats of the longest uptime window.
+#[derive(Debug, Default)]
+pub struct CustomerReads {
+    stats: BTreeMap<(i64, i64), Option<CallStats>>,
+    points: Option<(i64, Vec<sla::HeartbeatPoint>)>,
+}
+
+/// Evaluates every rule for its customers at `now_ns`, one task per customer (at most
+/// [`PARALLEL`] at once) running all of that customer's rules on shared reads. A customer
+/// whose reads failed is left out of that rule's observations (its instances then stay as
+/// they are, see `state::plan`).
 pub async fn evaluate(
     store: &Store,
     config: &CollectorConfig,
     now_ns: i64,
 ) -> BTreeMap<String, RuleObservations> {
-    let last_beats: Arc<BTreeMap<String, i64>> = match store.agents().await {
-        Ok(agents) => Arc::new(
-            agents
+    let mut shared = Shared::default();
+    match store.agents().await {
+        Ok(agents) => {
+            shared.last_beats = agents
                 .into_iter()
                 .filter_map(|a| a.last_heartbeat_ns.map(|t| (a.agent_id, t)))
-                .collect(),
-        ),
+                .collect();
+        }
+        Err(e) => tracing::warn!("alerts: reading the agents failed, agent_silent skipped: {e}"),
+    }
+    let all_agents: Vec<String> = config
+        .customers
+        .iter()
+        .flat_map(|c| c.agents.iter().cloned())
+        .collect();
+    match store.first_heartbeats(&all_agents).await {
+        Ok(first) => shared.first_beats = Some(first),
         Err(e) => {
-            tracing::warn!("alerts: reading the agents failed, agent_silent skipped: {e}");
-            Arc::default()
+            tracing::warn!("alerts: reading first heartbeats failed, uptime burn skipped: {e}")
         }
-    };
-    let mut observed = BTreeMap::new();
-    for rule in &config.alerts.rules {
-        let customers: Vec<Customer> = match &rule.customer {
-            Some(id) => config.customer(id).cloned().into_iter().collect(),
-            None => config.customers.clone(),
-        };
-        let rule = Arc::new(rule.clone());
-        let mut by_customer = BTreeMap::new();
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut queue = customers.into_iter();
-        loop {
-            while tasks.len() < PARALLEL {
-                let Some(customer) = queue.next() else { break };
-                let (store, rule, beats) = (store.clone(), rule.clone(), last_beats.clone());
-                tasks.spawn(async move {
-                    let result = observe(&store, &rule, &customer, now_ns, &beats).await;
-                    (customer.id, result)
-                });
-            }
-            let Some(joined) = tasks.join_next().await else {
-                break;
-            };
-            match joined {
-                Ok((customer, Ok(list))) => {
-                    by_customer.insert(customer, list);
+    }
+    let shared = Arc::new(shared);
+    let rules = Arc::new(config.alerts.rules.clone());
+    let mut observed: BTreeMap<String, RuleObservations> = rules
+        .iter()
+        .map(|r| (r.name.clone(), RuleObservations::default()))
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut queue = config.customers.iter().cloned();
+    loop {
+        while tasks.len() < PARALLEL {
+            let Some(customer) = queue.next() else { break };
+            let (store, rules, shared) = (store.clone(), rules.clone(), shared.clone());
+            tasks.spawn(async move {
+                let mut reads = CustomerReads::default();
+                let mut results = Vec::new();
+                for rule in rules
+                    .iter()
+                    .filter(|r| r.customer.as_ref().is_none_or(|c| *c == customer.id))
+                {
+                    let result =
+                        observe(&store, rule, &customer, now_ns, &shared, &mut reads).await;
+                    results.push((rule.name.clone(), result));
                 }
-                Ok((customer, Err(e))) => tracing::warn!(
-                    rule = %rule.name,
-                    customer = %customer,
-                    "alerts: rule {} for customer {customer} not evaluated: {e}",
-                    rule.name
-                ),
-                Err(e) => tracing::error!("alerts: an evaluation task failed: {e}"),
-            }
+                (customer.id, results)
+            });
         }
-        observed.insert(rule.name.clone(), RuleObservations { by_customer });
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        match joined {
+            Ok((customer, results)) => {
+                for (rule, result) in results {
+                    match result {
+                        Ok(list) => {
+                            if let Some(o) = observed.get_mut(&rule) {
+                                o.by_customer.insert(customer.clone(), list);
+                            }
+                        }
+                        Err(e) => tracing::warn!(
+                            rule = %rule,
+                            customer = %customer,
+                            "alerts: rule {rule} for customer {customer} not evaluated: {e}"
+                        ),
+                    }
+                }
+            }
+            Err(e) => tracing::error!("alerts: an evaluation task failed: {e}"),
+        }
     }
     observed
 }
 
 /// One rule's instances for one customer, from the store's aggregates.
-pub async fn observe(
+async fn observe(
     store: &Store,
     rule: &RuleConfig,
     customer: &Customer,
     now_ns: i64,
-    last_beats: &BTreeMap<String, i64>,
+    shared: &Shared,
+    reads: &mut CustomerReads,
 ) -> Result<Vec<Observation>, FactsError> {
     let c = &customer.commitments;
     let window_ns = rule.window.unwrap_or_default().ns();
     let from = now_ns.saturating_sub(window_ns);
     Ok(match rule.kind {
         RuleKind::QualityDrop => {
-            let Some(stats) = call_stats(store, customer, from, now_ns).await? else {
+            let Some(stats) = call_stats(store, customer, from, now_ns, reads).await? else {
                 return Ok(Vec::new());
             };
             vec![rules::quality_drop(
@@ -412,7 +453,7 @@ pub async fn observe(
                     rules::agent_silent(
                         &customer.id,
                         agent,
-                        last_beats.get(agent).copied(),
+                        shared.last_beats.get(agent).copied(),
                         now_ns,
                         c.heartbeat_interval_s,
                         rule.periods.unwrap_or(3),
@@ -421,36 +462,45 @@ pub async fn observe(
                 })
                 .collect()
         }
-        RuleKind::SlaBurn => burn(store, rule, customer, now_ns).await?,
+        RuleKind::SlaBurn => burn(store, rule, customer, now_ns, shared, reads).await?,
         // Refused at load (no call KPI aggregates yet); nothing to observe.
         RuleKind::KpiThreshold => Vec::new(),
     })
 }
 
-/// The customer's calls over `[from, to)` from the per-call aggregates; `None` when its
-/// subnet scope was not attributed over the whole span (no aggregate can judge it).
+/// The customer's calls over `[from, to)` from the per-call aggregates (read once per span
+/// and cycle); `None` when its subnet scope was not attributed over the whole span (no
+/// aggregate can judge it).
 async fn call_stats(
     store: &Store,
     customer: &Customer,
     from: i64,
     to: i64,
+    reads: &mut CustomerReads,
 ) -> Result<Option<CallStats>, FactsError> {
-    let Some(scope) = facts::calls_scope(store, customer, from).await? else {
-        return Ok(None);
-    };
-    let c = &customer.commitments;
-    Ok(Some(
-        store
-            .call_stats(
-                &scope,
-                &customer.agents,
-                from,
-                to,
-                c.mos_min,
-                c.loss_max_pct,
+    if let Some(known) = reads.stats.get(&(from, to)) {
+        return Ok(*known);
+    }
+    let stats = match facts::calls_scope(store, customer, from).await? {
+        None => None,
+        Some(scope) => {
+            let c = &customer.commitments;
+            Some(
+                store
+                    .call_stats(
+                        &scope,
+                        &customer.agents,
+                        from,
+                        to,
+                        c.mos_min,
+                        c.loss_max_pct,
+                    )
+                    .await?,
             )
-            .await?,
-    ))
+        }
+    };
+    reads.stats.insert((from, to), stats);
+    Ok(stats)
 }
 
 /// `sla_burn`: each watched commitment's burn over the rule's two windows.
@@ -459,6 +509,8 @@ async fn burn(
     rule: &RuleConfig,
     customer: &Customer,
     now_ns: i64,
+    shared: &Shared,
+    reads: &mut CustomerReads,
 ) -> Result<Vec<Observation>, FactsError> {
     let policy = rule.burn_policy();
     let long_ns = i64::try_from(policy.long.as_nanos()).unwrap_or(i64::MAX);
@@ -467,8 +519,8 @@ async fn burn(
     let commitments = rule.burn_commitments();
     let mut out = Vec::new();
     if commitments.iter().any(|k| k == "mos" || k == "loss") {
-        let long = call_stats(store, customer, now_ns - long_ns, now_ns).await?;
-        let short = call_stats(store, customer, now_ns - short_ns, now_ns).await?;
+        let long = call_stats(store, customer, now_ns - long_ns, now_ns, reads).await?;
+        let short = call_stats(store, customer, now_ns - short_ns, now_ns, reads).await?;
         if let (Some(long), Some(short)) = (long, short) {
             if commitments.iter().any(|k| k == "mos") {
                 out.push(rules::sla_burn(
@@ -495,12 +547,24 @@ async fn burn(
         }
     }
     if commitments.iter().any(|k| k == "uptime") {
+        let Some(first) = &shared.first_beats else {
+            return Err(FactsError::Store(StoreError::Unavailable {
+                backend: store.backend(),
+                message: "first heartbeats could not be read this cycle".into(),
+            }));
+        };
         let from = now_ns - long_ns;
-        let points = facts::heartbeat_points(store, customer, from, now_ns).await?;
-        let first = store.first_heartbeats(&customer.agents).await?;
+        // One read per customer and cycle: the longest window any of its rules needs.
+        let longest = reads.points.as_ref().is_some_and(|(f, _)| *f <= from);
+        if !longest {
+            let points = facts::heartbeat_points(store, customer, from, now_ns).await?;
+            reads.points = Some((from, points));
+        }
+        let points = reads.points.as_ref().map_or(&[][..], |(_, p)| p.as_slice());
         let windows = c.maintenance_windows();
         let outcome = |from: i64| {
             let maintenance = sla::maintenance::maintenance_spans(&windows, from, now_ns);
+            // Ordered by agent, then time: filtered, not cut at one index.
             let inside: Vec<_> = points
                 .iter()
                 .filter(|p| p.time_ns >= from)
@@ -509,7 +573,7 @@ async fn burn(
             sla::uptime::uptime(
                 &customer.agents,
                 &inside,
-                &first,
+                first,
                 from,
                 now_ns,
                 c.heartbeat_interval_s,
