@@ -308,6 +308,9 @@ struct Shared {
     last_beats: BTreeMap<String, i64>,
     /// `None` when the read failed: uptime burns are then not evaluated this cycle.
     first_beats: Option<Vec<(String, i64)>>,
+    /// The longest uptime window of any `sla_burn` rule: each customer's heartbeats are read
+    /// once, over this span, for all of its rules.
+    uptime_span_ns: i64,
 }
 
 /// One customer's reads in one cycle, shared by its rules: call counts per span, and the
@@ -348,6 +351,16 @@ pub async fn evaluate(
             tracing::warn!("alerts: reading first heartbeats failed, uptime burn skipped: {e}")
         }
     }
+    shared.uptime_span_ns = config
+        .alerts
+        .rules
+        .iter()
+        .filter(|r| {
+            r.kind == RuleKind::SlaBurn && r.burn_commitments().iter().any(|c| c == "uptime")
+        })
+        .map(|r| i64::try_from(r.burn_policy().long.as_nanos()).unwrap_or(i64::MAX))
+        .max()
+        .unwrap_or(0);
     let shared = Arc::new(shared);
     let rules = Arc::new(config.alerts.rules.clone());
     let mut observed: BTreeMap<String, RuleObservations> = rules
@@ -553,10 +566,13 @@ async fn burn(
                 message: "first heartbeats could not be read this cycle".into(),
             }));
         };
-        let from = now_ns - long_ns;
-        // One read per customer and cycle: the longest window any of its rules needs.
-        let longest = reads.points.as_ref().is_some_and(|(f, _)| *f <= from);
-        if !longest {
+        // One read per customer and cycle, over the longest window any rule needs.
+        let from = now_ns - long_ns.max(shared.uptime_span_ns);
+        let covered = reads
+            .points
+            .as_ref()
+            .is_some_and(|(f, _)| *f <= now_ns - long_ns);
+        if !covered {
             let points = facts::heartbeat_points(store, customer, from, now_ns).await?;
             reads.points = Some((from, points));
         }
