@@ -246,8 +246,8 @@ async fn main() -> anyhow::Result<()> {
         let took = started.elapsed().as_secs_f64();
         let used = cpu_seconds() - cpu_before;
         println!(
-            "cycle {i}: {took:.3} s wall, {used:.3} s CPU (this process, the SQLite engine \
-             included) ({} transitions recorded, evaluated: {})",
+            "cycle {i}: {took:.3} s wall, {used:.3} s CPU of this process (SQLite's work \
+             included, a PostgreSQL server's not) ({} transitions recorded, evaluated: {})",
             outcome.events, outcome.evaluated
         );
         times.push(took);
