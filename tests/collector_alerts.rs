@@ -631,6 +631,8 @@ fn two_replicas_on_postgres_one_evaluator_and_a_takeover() {
     let Some(database) = harness::fresh_postgres("alerts replicas") else {
         return;
     };
+    // Dropped however the test ends (declared first: dropped after the replicas).
+    let _database = DropDatabase(database.clone());
     let dir = tempfile::tempdir().expect("tmp");
     let receiver = Receiver::start(0);
     let cfg = config(dir.path(), &receiver.url, "");
@@ -676,14 +678,18 @@ fn two_replicas_on_postgres_one_evaluator_and_a_takeover() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(receiver.states(), ["firing", "resolved"]);
     assert!(receiver.all().iter().all(|r| r.signature_ok));
-    drop_database(&database);
 }
 
-fn drop_database(url: &str) {
-    if let Some(name) = url.rsplit('/').next() {
-        let _ = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
-            .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .output();
+/// The test's PostgreSQL database, dropped when the test ends, passed or failed.
+struct DropDatabase(String);
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        if let Some(name) = self.0.rsplit('/').next() {
+            let _ = Command::new("psql")
+                .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
+                .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .output();
+        }
     }
 }
