@@ -1,5 +1,6 @@
 //! The collector's configuration file: where it listens, its database, limits, retention, and
-//! the customers with their commitments (parsed by `sla`). Flags override the file.
+//! the customers with their commitments (parsed by `sla`), and `[alerts]` (parsed by
+//! `alerts::config`). Flags override the file.
 //!
 //! Loading touches nothing but the file.
 
@@ -8,7 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
-use crate::deliver::smtp::SmtpConfig;
+use crate::alerts::config::AlertsConfig;
 use crate::sla::{Customer, parse_customers};
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -117,6 +118,8 @@ pub struct LiveConfig(Arc<RwLock<Arc<CollectorConfig>>>);
 pub struct Reloaded {
     /// Customers now configured.
     pub customers: usize,
+    /// Alert rules now configured.
+    pub alert_rules: usize,
     /// Server keys whose new value differs from the running one: they take effect only at
     /// the next start (the running value stays in use).
     pub restart_needed: Vec<String>,
@@ -138,7 +141,8 @@ impl LiveConfig {
     }
 
     /// Applies what can change while serving: the `[[customers]]` (their agents, subnets and
-    /// commitments) take effect for the next request. Server keys (listen, database, limits,
+    /// commitments) take effect for the next request, `[alerts]` (rules, channels, cadence)
+    /// at the alert engine's next cycle. Server keys (listen, database, limits,
     /// timeouts, tokens policy, logs) keep their running values; those that differ are
     /// returned, to be logged as needing a restart. An invalid configuration changes nothing.
     pub fn reload(&self, new: CollectorConfig) -> Result<Reloaded, String> {
@@ -152,14 +156,15 @@ impl LiveConfig {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let restart_needed = changed_keys(&current.server, &new.server);
         let customers = new.customers.len();
+        let alert_rules = new.alerts.rules.len();
         *current = Arc::new(CollectorConfig {
             server: current.server.clone(),
             customers: new.customers,
-            // Read at each send: a changed relay or sender applies to the next one.
-            report_smtp: new.report_smtp,
+            alerts: new.alerts,
         });
         Ok(Reloaded {
             customers,
+            alert_rules,
             restart_needed,
         })
     }
@@ -189,10 +194,7 @@ fn changed_keys(running: &ServerConfig, new: &ServerConfig) -> Vec<String> {
 pub struct CollectorConfig {
     pub server: ServerConfig,
     pub customers: Vec<Customer>,
-    /// The SMTP server monthly reports go through: `[alerts.smtp]`, the alerts' own. Until the
-    /// `[alerts]` section has its parser here, this is the one place that reads that table
-    /// (the rest of `[alerts]` is left to it); a merge re-points this at `alerts.smtp`.
-    pub report_smtp: Option<SmtpConfig>,
+    pub alerts: AlertsConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -216,7 +218,7 @@ impl CollectorConfig {
             #[serde(default, rename = "customers")]
             _customers: serde::de::IgnoredAny,
             #[serde(default)]
-            alerts: Option<AlertsSmtp>,
+            alerts: AlertsConfig,
             /// Whatever the two above did not take. A flattened struct takes only its own
             /// fields from the keys serde buffers for flattening, and this map, declared after
             /// it, sees the rest: the known keys are ServerConfig's fields themselves, so a key
@@ -224,13 +226,6 @@ impl CollectorConfig {
             /// (`deny_unknown_fields` is not supported together with `flatten`.)
             #[serde(flatten)]
             unknown: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
-        }
-        /// `[alerts]` as far as reports are concerned: its `smtp` table; the other keys are
-        /// the alert engine's.
-        #[derive(Deserialize)]
-        struct AlertsSmtp {
-            #[serde(default)]
-            smtp: Option<SmtpConfig>,
         }
         let top: Top =
             toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))?;
@@ -241,7 +236,7 @@ impl CollectorConfig {
         let cfg = CollectorConfig {
             server: top.server,
             customers,
-            report_smtp: top.alerts.and_then(|a| a.smtp),
+            alerts: top.alerts,
         };
         let problems = cfg.problems();
         if problems.is_empty() {
@@ -256,7 +251,7 @@ impl CollectorConfig {
             return Ok(CollectorConfig {
                 server: ServerConfig::default(),
                 customers: Vec::new(),
-                report_smtp: None,
+                alerts: AlertsConfig::default(),
             });
         };
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -347,26 +342,27 @@ impl CollectorConfig {
         if self.server.report_retry_min_s > self.server.report_retry_max_s {
             p.push("report_retry_min_s: must not exceed report_retry_max_s".into());
         }
-        if let Some(smtp) = &self.report_smtp {
-            p.extend(
-                smtp.problems()
-                    .into_iter()
-                    .map(|e| format!("[alerts.smtp] {e}")),
-            );
-        }
         let mailed: Vec<&str> = self
             .customers
             .iter()
             .filter(|c| !c.report_recipients.is_empty())
             .map(|c| c.id.as_str())
             .collect();
-        if self.report_smtp.is_none() && !mailed.is_empty() {
+        if let Some(smtp) = &self.alerts.smtp {
+            p.extend(
+                smtp.problems()
+                    .into_iter()
+                    .map(|e| format!("[alerts.smtp] {e}")),
+            );
+        }
+        if self.alerts.smtp.is_none() && !mailed.is_empty() {
             p.push(format!(
                 "customers {} have report_recipients but there is no [alerts.smtp] server to \
                  send their reports through",
                 mailed.join(", ")
             ));
         }
+        p.extend(self.alerts.problems(&self.customers));
         p
     }
 
@@ -453,7 +449,7 @@ mod tests {
             with_customer.customers[0].report_recipients,
             ["noc@acme.example"]
         );
-        let smtp = with_customer.report_smtp.expect("smtp example");
+        let smtp = with_customer.alerts.smtp.expect("smtp example");
         assert_eq!(
             (smtp.port, smtp.tls),
             (587, crate::deliver::smtp::SmtpTls::Starttls)
@@ -628,7 +624,7 @@ mod tests {
         let smtp = "[alerts]\nevaluate_every = \"15s\"\n[alerts.smtp]\nhost = \"127.0.0.1\"\nport = 2525\n\
                     tls = \"none\"\nfrom = \"voqa@example.net\"\n";
         let cfg = CollectorConfig::parse(&format!("{smtp}{customer}")).expect("valid");
-        let server = cfg.report_smtp.as_ref().expect("smtp");
+        let server = cfg.alerts.smtp.as_ref().expect("smtp");
         assert_eq!(
             (server.host.as_str(), server.port, server.timeout_s),
             ("127.0.0.1", 2525, 30)

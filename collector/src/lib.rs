@@ -4,9 +4,10 @@
 //! Stages: `api` (HTTP, auth, validation) → `store` (durable rows) → `facts` (a customer's
 //! period read from the store) → `sla` (pure evaluation) → `report` (customer reports), mailed
 //! monthly by `report_mail` through `deliver` (SMTP).
-//! `serve` runs the API on a listener (TLS included) for the binary, the demo and the tests.
-//! Only `api`, `serve`, `deliver` (outgoing mail) and the binary touch the network; `sla` has no
-//! I/O and no clock.
+//! `serve` runs the API on a listener (TLS included) for the binary, the demo and the tests;
+//! `alerts` evaluates alert rules from the store on a cadence and notifies webhooks,
+//! Alertmanager and e-mail. Only `api`, `serve`, `alerts::notify`, `deliver` and the binary
+//! touch the network; `sla` has no I/O and no clock.
 
 pub mod alerts;
 pub mod api;

@@ -327,10 +327,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 });
                 tokio::spawn(serve::reload_on_sighup(&handle, source));
             }
+            // The alert engine: every replica runs one; the lease in the store lets one evaluate.
+            let engine = voqa_collector::alerts::engine::Engine::new(
+                store.clone(),
+                handle.live_config().clone(),
+                handle.metrics(),
+                format!("{}-{}", hostname(), std::process::id()),
+                handle.base_url(),
+            );
+            let holder = engine.holder().to_owned();
+            tokio::spawn(voqa_collector::alerts::engine::run(engine));
             tokio::spawn(serve::retention_job(store.clone(), retention));
             // Monthly reports to customers' report_recipients; the wall clock enters here.
             let sender = voqa_collector::report_mail::Sender {
-                store,
+                store: store.clone(),
                 owner: voqa_collector::report_mail::new_owner()
                     .context("a random id for report sends")?,
                 collector_version: env!("CARGO_PKG_VERSION"),
@@ -341,6 +351,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 handle.live_config().clone(),
             ));
             handle.wait().await?;
+            // Another replica may take over at once instead of waiting for the lease to expire.
+            if let Err(e) = store
+                .alert_lease_release(voqa_collector::store::alerts::ENGINE_LEASE, &holder)
+                .await
+            {
+                tracing::warn!("releasing the alert engine's lease: {e}");
+            }
             let _ = notifier.stopping("stopped");
             tracing::info!("stopped");
             Ok(())
@@ -705,4 +722,14 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// This host's name, for the alert engine's lease holder (`/proc/sys/kernel/hostname`, else
+/// `localhost`).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().chars().take(64).collect())
+        .ok()
+        .filter(|h: &String| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
 }

@@ -228,7 +228,8 @@ impl Sender {
             return Err(ReportMailError::NoRecipients(customer.id.clone()));
         }
         let smtp = config
-            .report_smtp
+            .alerts
+            .smtp
             .as_ref()
             .ok_or(ReportMailError::NoServer)?;
         let spec = ReportPeriodSpec::parse(Some(period), None, None)?;

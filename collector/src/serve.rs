@@ -281,6 +281,11 @@ impl ServerHandle {
         &self.state.store
     }
 
+    /// The metrics the API serves (the alert engine adds its own to them).
+    pub fn metrics(&self) -> Arc<crate::api::metrics::Metrics> {
+        Arc::clone(&self.state.metrics)
+    }
+
     /// The configuration in force now (SIGHUP may replace its customers).
     pub fn config(&self) -> Arc<CollectorConfig> {
         self.state.config.current()
@@ -467,9 +472,11 @@ async fn reload_config(source: &ConfigSource, live: &crate::config::LiveConfig, 
             crate::facts::register_scopes(store, &live.current().customers, crate::now_ns()).await;
             tracing::info!(
                 customers = done.customers,
+                alert_rules = done.alert_rules,
                 "SIGHUP: configuration reloaded: {} customer(s) with their \
-                 commitments in force",
-                done.customers
+                 commitments in force, {} alert rule(s)",
+                done.customers,
+                done.alert_rules
             );
             if !done.restart_needed.is_empty() {
                 tracing::warn!(

@@ -1,6 +1,13 @@
 //! Alerting (issue 14): rules evaluated on a fixed cadence from the store's aggregates, their
-//! states, and delivery. So far only the pure arithmetic is here: `burn` (error-budget burn
-//! rates, the multiwindow method). Nothing in this folder may read a clock: the rule engine
-//! passes evaluation time in, as the SLA engine does.
+//! states, and delivery. `config` is `[alerts]`; `burn` the error-budget burn rates (the
+//! multiwindow method); `rules` each kind's judgement and `state` the state machine, both pure;
+//! `notify` the webhook, Alertmanager and e-mail formats and sends; `engine` the task `serve`
+//! runs, the only part that touches the store and reads the clock (once per cycle, passing the
+//! time into the rest).
 
 pub mod burn;
+pub mod config;
+pub mod engine;
+pub mod notify;
+pub mod rules;
+pub mod state;

@@ -1,6 +1,9 @@
-//! The collector's Prometheus metrics: ingest rate, batch latency, store errors, and the SLA
-//! state of each customer as last evaluated. Counters are atomics updated by handlers.
+//! The collector's Prometheus metrics: ingest rate, batch latency, store errors, the SLA
+//! state of each customer as last evaluated, and the alert engine's (firing alerts by rule and
+//! severity, notifications sent and failed by channel). Counters are atomics updated by
+//! handlers and the engine.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +25,26 @@ pub struct Metrics {
     /// (customer, commitment) → met (1), breached (0); absent when never evaluated or when
     /// the last evaluation had no data for it (no data is not a breach).
     sla: Mutex<Vec<(String, &'static str, Option<bool>)>>,
+    alerts: Mutex<AlertMetrics>,
+}
+
+/// The alert engine's figures.
+#[derive(Debug, Default)]
+struct AlertMetrics {
+    /// (rule, severity) → instances firing.
+    firing: BTreeMap<(String, String), u64>,
+    sent: BTreeMap<String, u64>,
+    failed: BTreeMap<String, u64>,
+    evaluator: bool,
+    cycle_seconds: f64,
+}
+
+/// A label value in the exposition format: backslash, quote and newline escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl Metrics {
@@ -51,6 +74,43 @@ impl Metrics {
             for r in &e.commitments {
                 sla.push((e.customer.clone(), r.name, r.verdict.met()));
             }
+        }
+    }
+
+    /// The firing instances now (replaces the previous figures).
+    pub fn alert_firing(&self, states: &[crate::store::alerts::AlertStateRow]) {
+        if let Ok(mut a) = self.alerts.lock() {
+            a.firing.clear();
+            for s in states.iter().filter(|s| s.state == "firing") {
+                *a.firing
+                    .entry((s.rule.clone(), s.severity.clone()))
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    pub fn alert_sent(&self, channel: &str) {
+        if let Ok(mut a) = self.alerts.lock() {
+            *a.sent.entry(channel.to_owned()).or_default() += 1;
+        }
+    }
+
+    pub fn alert_failed(&self, channel: &str) {
+        if let Ok(mut a) = self.alerts.lock() {
+            *a.failed.entry(channel.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Whether this replica holds the evaluator's lease.
+    pub fn alert_evaluator(&self, holds: bool) {
+        if let Ok(mut a) = self.alerts.lock() {
+            a.evaluator = holds;
+        }
+    }
+
+    pub fn alert_cycle_seconds(&self, seconds: f64) {
+        if let Ok(mut a) = self.alerts.lock() {
+            a.cycle_seconds = seconds;
         }
     }
 
@@ -119,6 +179,46 @@ impl Metrics {
                     );
                 }
             }
+        }
+        if let Ok(a) = self.alerts.lock() {
+            out.push_str(
+                "# HELP voqa_alerts_firing Alert instances firing, by rule and severity.\n\
+                 # TYPE voqa_alerts_firing gauge\n",
+            );
+            for ((rule, severity), n) in &a.firing {
+                let _ = writeln!(
+                    out,
+                    "voqa_alerts_firing{{rule=\"{}\",severity=\"{}\"}} {n}",
+                    label(rule),
+                    label(severity)
+                );
+            }
+            for (name, help, map) in [
+                (
+                    "voqa_alert_notifications_sent_total",
+                    "Alert notifications a channel accepted.",
+                    &a.sent,
+                ),
+                (
+                    "voqa_alert_notifications_failed_total",
+                    "Alert notification attempts that failed (each is retried with backoff).",
+                    &a.failed,
+                ),
+            ] {
+                let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n");
+                for (channel, n) in map {
+                    let _ = writeln!(out, "{name}{{channel=\"{}\"}} {n}", label(channel));
+                }
+            }
+            let _ = write!(
+                out,
+                "# HELP voqa_alert_evaluator Whether this replica holds the alert engine's lease (1) or not (0).\n\
+                 # TYPE voqa_alert_evaluator gauge\nvoqa_alert_evaluator {}\n\
+                 # HELP voqa_alert_cycle_seconds Duration of the last alert evaluation cycle.\n\
+                 # TYPE voqa_alert_cycle_seconds gauge\nvoqa_alert_cycle_seconds {}\n",
+                u8::from(a.evaluator),
+                a.cycle_seconds
+            );
         }
         out
     }

@@ -5,6 +5,7 @@
 //! Handlers validate and translate; storage is `store`, SLA arithmetic is `sla`.
 
 pub mod access_log;
+pub mod alerts;
 pub mod ingest;
 pub mod metrics;
 pub mod openapi;
@@ -308,6 +309,8 @@ pub fn router_with_sla_limiter(state: AppState, sla_limiter: Arc<sla_limit::SlaL
             "/api/v1/customers/{id}/report/sends",
             get(ops::report_sends),
         )
+        .route("/api/v1/alerts", get(alerts::active))
+        .route("/api/v1/alerts/history", get(alerts::history))
         .route("/api/v1/openapi.json", get(openapi::document))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body));

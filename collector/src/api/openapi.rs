@@ -83,6 +83,18 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "get",
+        "/api/v1/alerts",
+        "Pending and firing alerts (rule, customer, labels, value against threshold, since).",
+        "ops, customer:<id> (its own)",
+    ),
+    (
+        "get",
+        "/api/v1/alerts/history",
+        "Alert transitions to firing and resolved over a range, oldest first.",
+        "ops, customer:<id> (its own)",
+    ),
+    (
+        "get",
         "/api/v1/openapi.json",
         "This document.",
         "any valid token",
@@ -127,6 +139,8 @@ pub struct StatusBody {
         super::ops::sla,
         super::ops::report,
         super::ops::report_sends,
+        super::alerts::active,
+        super::alerts::history,
         document,
     ),
     modifiers(&BearerScheme)

@@ -26,7 +26,7 @@ use super::openapi::ErrorBody;
 const MAX_RANGE_NS: i64 = 366 * 86_400 * 1_000_000_000;
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
 
-fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+pub(super) fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
     match q.get(name) {
         None => Ok(None),
         // Same grammar as the wire (UTC only: an offset is refused, not converted), plus a
@@ -43,7 +43,10 @@ fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Ap
 }
 
 /// `from`/`to` with defaults (`to` = now, `from` = `to` − `default_span`), bounded.
-fn range(q: &HashMap<String, String>, default_span: i64) -> Result<(i64, i64), ApiError> {
+pub(super) fn range(
+    q: &HashMap<String, String>,
+    default_span: i64,
+) -> Result<(i64, i64), ApiError> {
     let to = time_param(q, "to")?.unwrap_or_else(crate::now_ns);
     let from = time_param(q, "from")?.unwrap_or(to - default_span);
     if from >= to {

@@ -12,6 +12,7 @@
 //! contents (`voqa_wire::Timestamp`s to i64 nanosecond columns) but knows nothing of HTTP,
 //! authentication or SLA rules, and it never hashes token secrets (callers pass the hash).
 
+pub mod alerts;
 pub mod postgres;
 pub mod report_sends;
 pub mod sqlite;
@@ -1645,7 +1646,7 @@ fn stored_u64(value: i64) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::{BufRead, BufReader};
     use std::str::FromStr;
@@ -1654,8 +1655,8 @@ mod tests {
 
     const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
     /// 2026-11-23T00:00:00Z.
-    const DAY_NS: i64 = 1_795_392_000_000_000_000;
-    const SECOND: i64 = 1_000_000_000;
+    pub(crate) const DAY_NS: i64 = 1_795_392_000_000_000_000;
+    pub(crate) const SECOND: i64 = 1_000_000_000;
 
     #[test]
     fn folds_final_reports_per_call() {
@@ -1820,7 +1821,7 @@ mod tests {
     }
 
     /// A report of `stream` for the window `[start_s, end_s)` seconds after DAY_NS.
-    fn report(
+    pub(crate) fn report(
         agent: &str,
         stream: u32,
         call_id: Option<&str>,
@@ -1877,7 +1878,7 @@ mod tests {
         report
     }
 
-    fn heartbeat(agent: &str, at_s: i64, down: bool, drops: u64) -> Heartbeat {
+    pub(crate) fn heartbeat(agent: &str, at_s: i64, down: bool, drops: u64) -> Heartbeat {
         Heartbeat {
             agent_id: agent.into(),
             agent_version: "0.1.0".into(),
@@ -1923,7 +1924,7 @@ mod tests {
         }
     }
 
-    fn batch(
+    pub(crate) fn batch(
         batch_id: &str,
         agent: &str,
         reports: Vec<StreamReport>,

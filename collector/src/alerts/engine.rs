@@ -1,0 +1,822 @@
+//! The alert engine `serve` runs: every `evaluate_every`, the replica holding the lease in the
+//! store evaluates each rule from the store's aggregates, applies the state machine to the
+//! stored instances, writes states, history and notifications in one transaction, then
+//! delivers what the outbox holds (per channel in order, with backoff) and re-posts firing
+//! alerts to Alertmanager.
+//!
+//! The wall clock is read here only, once per cycle ([`run`]), and passed into the pure parts
+//! (`rules`, `state`) and [`Engine::cycle`]. Must not: scan stream reports (it reads the
+//! per-call aggregates, heartbeats and window flags through the store's indexed queries), send
+//! anything without holding the lease, or send a notification that is not in the outbox.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::config::{ALERTMANAGER, RuleConfig, RuleKind};
+use super::notify::{self, Notification, NotifyError};
+use super::rules::{self, BurnFigures, Observation};
+use super::state::{self, FIRING, RuleObservations};
+use crate::api::metrics::Metrics;
+use crate::config::{CollectorConfig, LiveConfig};
+use crate::facts::{self, FactsError};
+use crate::sla::{self, Customer};
+use crate::store::alerts::{AlertStateRow, ENGINE_LEASE, OutboxRow};
+use crate::store::{CallStats, Store, StoreError};
+
+/// Notifications tried per cycle at most.
+const OUTBOX_BATCH: u32 = 200;
+/// Attempts before a notification is given up (with the 5-minute cap, well over a day).
+pub const MAX_ATTEMPTS: i64 = 300;
+/// Longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Customers evaluated at once (store reads in flight).
+const PARALLEL: usize = 8;
+
+/// Why a cycle failed; the next one tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// One replica's engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    store: Store,
+    config: LiveConfig,
+    metrics: Arc<Metrics>,
+    /// This replica's name in the lease.
+    holder: String,
+    /// `evidence_base_url` when not configured: this server's own address.
+    default_base: String,
+    client: Option<reqwest::Client>,
+}
+
+/// What one cycle did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CycleOutcome {
+    pub evaluated: bool,
+    pub events: usize,
+    pub delivered: usize,
+    pub failed: usize,
+}
+
+impl Engine {
+    pub fn new(
+        store: Store,
+        config: LiveConfig,
+        metrics: Arc<Metrics>,
+        holder: String,
+        default_base: String,
+    ) -> Engine {
+        let client = match notify::http_client() {
+            Ok(client) => Some(client),
+            Err(e) => {
+                tracing::error!("alerts: no HTTP client, webhooks and Alertmanager fail: {e}");
+                None
+            }
+        };
+        Engine {
+            store,
+            config,
+            metrics,
+            holder,
+            default_base,
+            client,
+        }
+    }
+
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// One cycle at `now_ns`: take or renew the lease; if held, evaluate, record, deliver.
+    pub async fn cycle(&self, now_ns: i64) -> Result<CycleOutcome, EngineError> {
+        let config = self.config.current();
+        let alerts = &config.alerts;
+        let mut outcome = CycleOutcome::default();
+        if alerts.rules.is_empty() && self.store.alert_states().await?.is_empty() {
+            self.metrics.alert_evaluator(false);
+            return Ok(outcome);
+        }
+        let every = alerts.evaluate_every.0;
+        let ttl = (every * 3).max(Duration::from_secs(3));
+        let ttl_ns = i64::try_from(ttl.as_nanos()).unwrap_or(i64::MAX);
+        let held = self
+            .store
+            .alert_lease(ENGINE_LEASE, &self.holder, now_ns, ttl_ns)
+            .await?;
+        self.metrics.alert_evaluator(held);
+        if !held {
+            // Another replica evaluates; the gauges follow the stored states anyway.
+            self.metrics.alert_firing(&self.store.alert_states().await?);
+            return Ok(outcome);
+        }
+        let observed = evaluate(&self.store, &config, now_ns).await;
+        let stored = self.store.alert_states().await?;
+        let base = alerts
+            .evidence_base_url
+            .clone()
+            .unwrap_or_else(|| self.default_base.clone());
+        let cycle = state::plan(alerts, &stored, &observed, &base, now_ns);
+        outcome.evaluated = true;
+        outcome.events = cycle.events.len();
+        let committed = cycle == Default::default()
+            || self
+                .store
+                .alert_commit(ENGINE_LEASE, &self.holder, now_ns, &cycle)
+                .await?;
+        if !committed {
+            // The lease ran out meanwhile: another replica records and sends.
+            self.metrics.alert_evaluator(false);
+            return Ok(CycleOutcome::default());
+        }
+        for new in &cycle.events {
+            tracing::info!(
+                rule = %new.event.rule,
+                customer = %new.event.customer,
+                state = %new.event.state,
+                "alert {} {} for customer {} (value {:?}, threshold {})",
+                new.event.rule,
+                new.event.state,
+                new.event.customer,
+                new.event.value,
+                new.event.threshold
+            );
+        }
+        let states = self.store.alert_states().await?;
+        self.metrics.alert_firing(&states);
+        let (delivered, failed) = self.deliver(&config, now_ns).await?;
+        outcome.delivered = delivered;
+        outcome.failed = failed;
+        self.refresh_alertmanager(&config, &states, &base, now_ns)
+            .await;
+        Ok(outcome)
+    }
+
+    /// Tries the outbox's pending notifications that are due, oldest first; a channel whose
+    /// oldest pending one is not due or fails takes no later one this cycle (so a `resolved`
+    /// never overtakes its `firing`).
+    async fn deliver(
+        &self,
+        config: &CollectorConfig,
+        now_ns: i64,
+    ) -> Result<(usize, usize), EngineError> {
+        let pending = self.store.alert_outbox_pending(OUTBOX_BATCH).await?;
+        let mut blocked: BTreeSet<String> = BTreeSet::new();
+        let (mut delivered, mut failed) = (0, 0);
+        for row in pending {
+            if blocked.contains(&row.channel) {
+                continue;
+            }
+            if row.next_attempt_ns > now_ns {
+                blocked.insert(row.channel.clone());
+                continue;
+            }
+            match self.send(config, &row).await {
+                Ok(()) => {
+                    delivered += 1;
+                    self.metrics.alert_sent(&row.channel);
+                    self.store
+                        .alert_outbox_attempt(row.id, now_ns, None, None)
+                        .await?;
+                }
+                Err(e) => {
+                    failed += 1;
+                    self.metrics.alert_failed(&row.channel);
+                    let attempts = row.attempts.saturating_add(1);
+                    let give_up =
+                        attempts >= MAX_ATTEMPTS || matches!(e, NotifyError::UnknownChannel(_));
+                    let next = (!give_up).then(|| {
+                        now_ns.saturating_add(backoff_ns(config.alerts.evaluate_every.0, attempts))
+                    });
+                    tracing::warn!(
+                        channel = %row.channel,
+                        attempts,
+                        "alert notification {} to '{}' failed (attempt {attempts}): {e}{}",
+                        row.id,
+                        row.channel,
+                        if give_up { "; giving up" } else { "; will retry" }
+                    );
+                    self.store
+                        .alert_outbox_attempt(row.id, now_ns, Some(&e.to_string()), next)
+                        .await?;
+                    blocked.insert(row.channel.clone());
+                }
+            }
+        }
+        Ok((delivered, failed))
+    }
+
+    async fn send(&self, config: &CollectorConfig, row: &OutboxRow) -> Result<(), NotifyError> {
+        let alerts = &config.alerts;
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| NotifyError::Http("no HTTP client".into()))?;
+        let parsed = || {
+            serde_json::from_str::<Notification>(&row.payload)
+                .map_err(|e| NotifyError::Payload(e.to_string()))
+        };
+        if row.channel == ALERTMANAGER {
+            let am = alerts
+                .alertmanager
+                .as_ref()
+                .ok_or_else(|| NotifyError::UnknownChannel(row.channel.clone()))?;
+            return notify::send_alertmanager(client, am, &[parsed()?]).await;
+        }
+        if let Some(hook) = alerts.webhook(&row.channel) {
+            return notify::send_webhook(client, hook, &row.payload).await;
+        }
+        if let (Some(list), Some(smtp)) = (alerts.email(&row.channel), &alerts.smtp) {
+            return notify::send_email(smtp, list, &parsed()?).await;
+        }
+        Err(NotifyError::UnknownChannel(row.channel.clone()))
+    }
+
+    /// Posts every firing alert of rules that notify Alertmanager again: Alertmanager keeps an
+    /// alert without `endsAt` only for its `resolve_timeout` after the last post.
+    async fn refresh_alertmanager(
+        &self,
+        config: &CollectorConfig,
+        states: &[AlertStateRow],
+        base: &str,
+        now_ns: i64,
+    ) {
+        let (Some(am), Some(client)) = (&config.alerts.alertmanager, &self.client) else {
+            return;
+        };
+        let rules: BTreeMap<&str, &RuleConfig> = config
+            .alerts
+            .rules
+            .iter()
+            .filter(|r| r.notify.iter().any(|n| n == ALERTMANAGER))
+            .map(|r| (r.name.as_str(), r))
+            .collect();
+        let firing: Vec<Notification> = states
+            .iter()
+            .filter(|s| s.state == FIRING)
+            .filter_map(|s| rules.get(s.rule.as_str()).map(|r| (s, r)))
+            .map(|(s, r)| still_firing(s, r, base, now_ns))
+            .collect();
+        if firing.is_empty() {
+            return;
+        }
+        if let Err(e) = notify::send_alertmanager(client, am, &firing).await {
+            self.metrics.alert_failed(ALERTMANAGER);
+            tracing::warn!(
+                "re-posting {} firing alert(s) to Alertmanager failed: {e}",
+                firing.len()
+            );
+        }
+    }
+}
+
+/// The notification of an instance that keeps firing (for Alertmanager's re-posts).
+fn still_firing(s: &AlertStateRow, rule: &RuleConfig, base: &str, now_ns: i64) -> Notification {
+    Notification {
+        rule: s.rule.clone(),
+        kind: rule.kind.as_str().to_owned(),
+        customer: s.customer.clone(),
+        state: FIRING.to_owned(),
+        severity: s.severity.clone(),
+        labels: serde_json::from_str(&s.labels).unwrap_or_default(),
+        value: s.value,
+        threshold: s.threshold,
+        since: voqa_wire::Timestamp::from_ns(s.since_ns).to_string(),
+        at: voqa_wire::Timestamp::from_ns(now_ns).to_string(),
+        summary: format!("{} firing for customer {}", s.rule, s.customer),
+        evidence_url: state::evidence_url(base, &s.customer, s.since_ns, now_ns),
+    }
+}
+
+/// The wait before attempt `attempts + 1`: the cadence doubled per failure, at most 5 min.
+pub fn backoff_ns(cadence: Duration, attempts: i64) -> i64 {
+    let doublings = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
+    let wait = cadence
+        .checked_mul(1u32 << doublings.min(20))
+        .unwrap_or(MAX_BACKOFF)
+        .min(MAX_BACKOFF);
+    i64::try_from(wait.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// What every customer's evaluation shares in one cycle, read once: each agent's last and
+/// first heartbeat.
+#[derive(Debug, Default)]
+struct Shared {
+    last_beats: BTreeMap<String, i64>,
+    /// `None` when the read failed: uptime burns are then not evaluated this cycle.
+    first_beats: Option<Vec<(String, i64)>>,
+    /// The longest uptime window of any `sla_burn` rule: each customer's heartbeats are read
+    /// once, over this span, for all of its rules.
+    uptime_span_ns: i64,
+}
+
+/// One customer's reads in one cycle, shared by its rules: call counts per span, and the
+/// heartbeats of the longest uptime window.
+#[derive(Debug, Default)]
+pub struct CustomerReads {
+    stats: BTreeMap<(i64, i64), Option<CallStats>>,
+    points: Option<(i64, Vec<sla::HeartbeatPoint>)>,
+}
+
+/// Evaluates every rule for its customers at `now_ns`, one task per customer (at most
+/// [`PARALLEL`] at once) running all of that customer's rules on shared reads. A customer
+/// whose reads failed is left out of that rule's observations (its instances then stay as
+/// they are, see `state::plan`).
+pub async fn evaluate(
+    store: &Store,
+    config: &CollectorConfig,
+    now_ns: i64,
+) -> BTreeMap<String, RuleObservations> {
+    let mut shared = Shared::default();
+    match store.agents().await {
+        Ok(agents) => {
+            shared.last_beats = agents
+                .into_iter()
+                .filter_map(|a| a.last_heartbeat_ns.map(|t| (a.agent_id, t)))
+                .collect();
+        }
+        Err(e) => tracing::warn!("alerts: reading the agents failed, agent_silent skipped: {e}"),
+    }
+    let all_agents: Vec<String> = config
+        .customers
+        .iter()
+        .flat_map(|c| c.agents.iter().cloned())
+        .collect();
+    match store.first_heartbeats(&all_agents).await {
+        Ok(first) => shared.first_beats = Some(first),
+        Err(e) => {
+            tracing::warn!("alerts: reading first heartbeats failed, uptime burn skipped: {e}")
+        }
+    }
+    shared.uptime_span_ns = config
+        .alerts
+        .rules
+        .iter()
+        .filter(|r| {
+            r.kind == RuleKind::SlaBurn && r.burn_commitments().iter().any(|c| c == "uptime")
+        })
+        .map(|r| i64::try_from(r.burn_policy().long.as_nanos()).unwrap_or(i64::MAX))
+        .max()
+        .unwrap_or(0);
+    let shared = Arc::new(shared);
+    let rules = Arc::new(config.alerts.rules.clone());
+    let mut observed: BTreeMap<String, RuleObservations> = rules
+        .iter()
+        .map(|r| (r.name.clone(), RuleObservations::default()))
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut queue = config.customers.iter().cloned();
+    loop {
+        while tasks.len() < PARALLEL {
+            let Some(customer) = queue.next() else { break };
+            let (store, rules, shared) = (store.clone(), rules.clone(), shared.clone());
+            tasks.spawn(async move {
+                let mut reads = CustomerReads::default();
+                let mut results = Vec::new();
+                for rule in rules
+                    .iter()
+                    .filter(|r| r.customer.as_ref().is_none_or(|c| *c == customer.id))
+                {
+                    let result =
+                        observe(&store, rule, &customer, now_ns, &shared, &mut reads).await;
+                    results.push((rule.name.clone(), result));
+                }
+                (customer.id, results)
+            });
+        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        match joined {
+            Ok((customer, results)) => {
+                for (rule, result) in results {
+                    match result {
+                        Ok(list) => {
+                            if let Some(o) = observed.get_mut(&rule) {
+                                o.by_customer.insert(customer.clone(), list);
+                            }
+                        }
+                        Err(e) => tracing::warn!(
+                            rule = %rule,
+                            customer = %customer,
+                            "alerts: rule {rule} for customer {customer} not evaluated: {e}"
+                        ),
+                    }
+                }
+            }
+            Err(e) => tracing::error!("alerts: an evaluation task failed: {e}"),
+        }
+    }
+    observed
+}
+
+/// One rule's instances for one customer, from the store's aggregates.
+async fn observe(
+    store: &Store,
+    rule: &RuleConfig,
+    customer: &Customer,
+    now_ns: i64,
+    shared: &Shared,
+    reads: &mut CustomerReads,
+) -> Result<Vec<Observation>, FactsError> {
+    let c = &customer.commitments;
+    let window_ns = rule.window.unwrap_or_default().ns();
+    let from = now_ns.saturating_sub(window_ns);
+    Ok(match rule.kind {
+        RuleKind::QualityDrop => {
+            let Some(stats) = call_stats(store, customer, from, now_ns, reads).await? else {
+                return Ok(Vec::new());
+            };
+            vec![rules::quality_drop(
+                &customer.id,
+                &stats,
+                c.mos_min,
+                rule.threshold_pct.unwrap_or(100.0),
+                rule.min_calls.unwrap_or(1),
+                window_ns,
+            )]
+        }
+        RuleKind::CaptureIncomplete => {
+            let windows = store
+                .window_histograms(&customer.agents, from, now_ns)
+                .await?;
+            let (n, incomplete) = rules::incomplete_windows(&windows);
+            vec![rules::capture_incomplete(
+                &customer.id,
+                n,
+                incomplete,
+                rule.threshold_pct.unwrap_or(100.0),
+                rule.min_windows.unwrap_or(1),
+                window_ns,
+            )]
+        }
+        RuleKind::AgentSilent => {
+            let maintenance = sla::maintenance::maintenance_spans(
+                &c.maintenance_windows(),
+                now_ns,
+                now_ns.saturating_add(1),
+            );
+            customer
+                .agents
+                .iter()
+                .map(|agent| {
+                    rules::agent_silent(
+                        &customer.id,
+                        agent,
+                        shared.last_beats.get(agent).copied(),
+                        now_ns,
+                        c.heartbeat_interval_s,
+                        rule.periods.unwrap_or(3),
+                        &maintenance,
+                    )
+                })
+                .collect()
+        }
+        RuleKind::SlaBurn => burn(store, rule, customer, now_ns, shared, reads).await?,
+        // Refused at load (no call KPI aggregates yet); nothing to observe.
+        RuleKind::KpiThreshold => Vec::new(),
+    })
+}
+
+/// The customer's calls over `[from, to)` from the per-call aggregates (read once per span
+/// and cycle); `None` when its subnet scope was not attributed over the whole span (no
+/// aggregate can judge it).
+async fn call_stats(
+    store: &Store,
+    customer: &Customer,
+    from: i64,
+    to: i64,
+    reads: &mut CustomerReads,
+) -> Result<Option<CallStats>, FactsError> {
+    if let Some(known) = reads.stats.get(&(from, to)) {
+        return Ok(*known);
+    }
+    let stats = match facts::calls_scope(store, customer, from).await? {
+        None => None,
+        Some(scope) => {
+            let c = &customer.commitments;
+            Some(
+                store
+                    .call_stats(
+                        &scope,
+                        &customer.agents,
+                        from,
+                        to,
+                        c.mos_min,
+                        c.loss_max_pct,
+                    )
+                    .await?,
+            )
+        }
+    };
+    reads.stats.insert((from, to), stats);
+    Ok(stats)
+}
+
+/// `sla_burn`: each watched commitment's burn over the rule's two windows.
+async fn burn(
+    store: &Store,
+    rule: &RuleConfig,
+    customer: &Customer,
+    now_ns: i64,
+    shared: &Shared,
+    reads: &mut CustomerReads,
+) -> Result<Vec<Observation>, FactsError> {
+    let policy = rule.burn_policy();
+    let long_ns = i64::try_from(policy.long.as_nanos()).unwrap_or(i64::MAX);
+    let short_ns = i64::try_from(policy.short.as_nanos()).unwrap_or(i64::MAX);
+    let c = &customer.commitments;
+    let commitments = rule.burn_commitments();
+    let mut out = Vec::new();
+    if commitments.iter().any(|k| k == "mos" || k == "loss") {
+        let long = call_stats(store, customer, now_ns - long_ns, now_ns, reads).await?;
+        let short = call_stats(store, customer, now_ns - short_ns, now_ns, reads).await?;
+        if let (Some(long), Some(short)) = (long, short) {
+            if commitments.iter().any(|k| k == "mos") {
+                out.push(rules::sla_burn(
+                    &customer.id,
+                    "mos",
+                    c.calls_meeting_pct,
+                    policy,
+                    BurnFigures::Mos(&long).counts(),
+                    BurnFigures::Mos(&short).counts(),
+                ));
+            }
+            if let Some(target) = rule.loss_target_pct
+                && commitments.iter().any(|k| k == "loss")
+            {
+                out.push(rules::sla_burn(
+                    &customer.id,
+                    "loss",
+                    target,
+                    policy,
+                    BurnFigures::Loss(&long).counts(),
+                    BurnFigures::Loss(&short).counts(),
+                ));
+            }
+        }
+    }
+    if commitments.iter().any(|k| k == "uptime") {
+        let Some(first) = &shared.first_beats else {
+            return Err(FactsError::Store(StoreError::Unavailable {
+                backend: store.backend(),
+                message: "first heartbeats could not be read this cycle".into(),
+            }));
+        };
+        // One read per customer and cycle, over the longest window any rule needs.
+        let from = now_ns - long_ns.max(shared.uptime_span_ns);
+        let covered = reads
+            .points
+            .as_ref()
+            .is_some_and(|(f, _)| *f <= now_ns - long_ns);
+        if !covered {
+            let points = facts::heartbeat_points(store, customer, from, now_ns).await?;
+            reads.points = Some((from, points));
+        }
+        let points = reads.points.as_ref().map_or(&[][..], |(_, p)| p.as_slice());
+        let windows = c.maintenance_windows();
+        let outcome = |from: i64| {
+            let maintenance = sla::maintenance::maintenance_spans(&windows, from, now_ns);
+            // Ordered by agent, then time: filtered, not cut at one index.
+            let inside: Vec<_> = points
+                .iter()
+                .filter(|p| p.time_ns >= from)
+                .cloned()
+                .collect();
+            sla::uptime::uptime(
+                &customer.agents,
+                &inside,
+                first,
+                from,
+                now_ns,
+                c.heartbeat_interval_s,
+                &maintenance,
+            )
+        };
+        let (long, short) = (outcome(now_ns - long_ns), outcome(now_ns - short_ns));
+        out.push(rules::sla_burn(
+            &customer.id,
+            "uptime",
+            c.uptime_min_pct,
+            policy,
+            BurnFigures::Uptime(&long).counts(),
+            BurnFigures::Uptime(&short).counts(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Runs the engine until the process ends: one cycle every `evaluate_every` (re-read each
+/// cycle, so a reload changes the cadence), the wall clock read here and nowhere below.
+pub async fn run(engine: Engine) {
+    loop {
+        let started = Instant::now();
+        let every = engine.config.current().alerts.evaluate_every.0;
+        match engine.cycle(crate::now_ns()).await {
+            Ok(outcome) => {
+                if outcome.evaluated {
+                    engine
+                        .metrics
+                        .alert_cycle_seconds(started.elapsed().as_secs_f64());
+                }
+            }
+            Err(e) => tracing::warn!("alert cycle failed, retrying next cycle: {e}"),
+        }
+        tokio::time::sleep(every.saturating_sub(started.elapsed())).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::{DAY_NS, SECOND, batch, heartbeat, report};
+
+    const CONFIG: &str = r#"
+[alerts]
+evaluate_every = "15s"
+
+[[alerts.rules]]
+name = "silent"
+kind = "agent_silent"
+periods = 3
+
+[[alerts.rules]]
+name = "burn"
+kind = "sla_burn"
+commitments = ["uptime"]
+factor = 10.0
+long_window = "1h"
+short_window = "10m"
+
+[[alerts.rules]]
+name = "quality"
+kind = "quality_drop"
+window = "10m"
+threshold_pct = 20.0
+min_calls = 2
+for = "30s"
+
+[[customers]]
+id = "acme"
+name = "ACME"
+agents = ["a1"]
+[customers.commitments]
+mos_min = 4.0
+calls_meeting_pct = 95.0
+loss_max_pct = 1.0
+jitter_p95_max_ms = 30.0
+uptime_min_pct = 99.95
+heartbeat_interval_s = 15
+maintenance = ["Mon 02:00-03:00 UTC"]
+"#;
+
+    /// The engine's cycles on a real SQLite store, at times passed in (the fixture's day is a
+    /// Monday, 2026-11-23; `at(s)` is `s` seconds after its midnight UTC).
+    #[tokio::test]
+    async fn cycles_on_sqlite_fire_hold_and_resolve_as_the_rules_say() {
+        let at = |s: i64| DAY_NS + s * SECOND;
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&format!("sqlite:{}", dir.path().join("e.db").display()))
+            .await
+            .expect("open");
+        let config = CollectorConfig::parse(CONFIG).expect("config");
+        let engine = Engine::new(
+            store.clone(),
+            LiveConfig::new(config),
+            Arc::default(),
+            "t".into(),
+            "http://c".into(),
+        );
+        let beats = |from: i64, to: i64| {
+            (from..=to)
+                .step_by(15)
+                .map(|s| heartbeat("a1", s, false, 0))
+                .collect::<Vec<_>>()
+        };
+        let mut batches = 0;
+        let mut ingest = |reports, heartbeats| {
+            batches += 1;
+            let b = batch(&format!("b{batches}"), "a1", reports, heartbeats);
+            let store = store.clone();
+            async move { store.ingest(&b, DAY_NS).await.expect("ingest") }
+        };
+        let firing = || async {
+            let mut f: Vec<(String, Option<f64>)> = store
+                .alert_states()
+                .await
+                .expect("states")
+                .into_iter()
+                .filter(|s| s.state == state::FIRING)
+                .map(|s| (s.rule, s.value))
+                .collect();
+            f.sort_by(|a, b| a.0.cmp(&b.0));
+            f
+        };
+        // Heartbeats every 15 s from 00:00 to 01:00.
+        ingest(vec![], beats(0, 3600)).await;
+        // 01:00:30: 30 s of silence, within three periods (45 s): nothing.
+        engine.cycle(at(3630)).await.expect("cycle");
+        assert!(firing().await.is_empty());
+        // 01:01:00: 60 s of silence: the agent is silent. Uptime burn: the last hour measured
+        // 3,600 s with 60 s down (1/60 bad / 0.05 % budget = 33.3×), the last 10 min 600 s
+        // with 60 s down (200×): both ≥ 10×, it fires at the lower, 33.3.
+        engine.cycle(at(3660)).await.expect("cycle");
+        let f = firing().await;
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert_eq!(f[0].0, "burn");
+        assert!(
+            (f[0].1.expect("rate") - (60.0 / 3600.0) / 0.0005).abs() < 1e-6,
+            "{f:?}"
+        );
+        assert_eq!(f[1], ("silent".to_owned(), Some(60.0)));
+        let states = store.alert_states().await.expect("states");
+        let silent = states.iter().find(|s| s.rule == "silent").expect("silent");
+        assert_eq!(silent.key, "silent|agent=a1,customer=acme");
+        // Heartbeats resume: the agent is no longer silent; the burn goes on (75 s down).
+        ingest(vec![], beats(3675, 3690)).await;
+        engine.cycle(at(3690)).await.expect("cycle");
+        assert_eq!(
+            firing()
+                .await
+                .iter()
+                .map(|f| f.0.as_str())
+                .collect::<Vec<_>>(),
+            ["burn"]
+        );
+        // Heartbeats until 02:00, then silence into the maintenance window (02:00-03:00).
+        // 02:30: silent for 30 min, but in maintenance: not firing. The burn resolves: the
+        // last hour measured only 01:30-02:00, all up; the last 10 min are all maintenance.
+        ingest(vec![], beats(3705, 7200)).await;
+        engine.cycle(at(9000)).await.expect("cycle");
+        assert!(firing().await.is_empty(), "{:?}", firing().await);
+        // 03:00: the window is over and the agent still silent: it fires.
+        engine.cycle(at(10_800)).await.expect("cycle");
+        assert!(firing().await.iter().any(|f| f.0 == "silent"));
+        // Two calls below MOS 4 in the last 10 min: 100 % > 20 % with 2 calls; `for` 30 s
+        // holds the alert pending at 03:00:00 and 03:00:15, firing at 03:00:30.
+        ingest(
+            vec![
+                report("a1", 0, Some("c0"), 10_700, 10_790, true, Some(2.0)),
+                report("a1", 1, Some("c1"), 10_700, 10_790, true, Some(2.5)),
+            ],
+            vec![],
+        )
+        .await;
+        for (t, expect) in [(10_800, "pending"), (10_815, "pending"), (10_830, "firing")] {
+            engine.cycle(at(t)).await.expect("cycle");
+            let states = store.alert_states().await.expect("states");
+            let q = states
+                .iter()
+                .find(|s| s.rule == "quality")
+                .expect("quality");
+            assert_eq!((t, q.state.as_str()), (t, expect));
+            assert_eq!(q.value, Some(100.0));
+            assert_eq!(q.since_ns, at(10_800));
+        }
+        // The history: each transition once, in order.
+        let history = store
+            .alert_history(at(0), at(20_000), Some("acme"), 100)
+            .await
+            .expect("history");
+        let h: Vec<(&str, &str, i64)> = history
+            .iter()
+            .map(|e| {
+                (
+                    e.rule.as_str(),
+                    e.state.as_str(),
+                    (e.at_ns - DAY_NS) / SECOND,
+                )
+            })
+            .collect();
+        assert_eq!(
+            h,
+            [
+                // Rules in their configured order within one cycle.
+                ("silent", "firing", 3660),
+                ("burn", "firing", 3660),
+                ("silent", "resolved", 3690),
+                ("burn", "resolved", 9000),
+                ("silent", "firing", 10_800),
+                // At 03:00:15 both burn windows measure only 03:00:00-03:00:15 (the rest is
+                // maintenance or before it), all of it down: the agent is still silent.
+                ("burn", "firing", 10_815),
+                ("quality", "firing", 10_830),
+            ]
+        );
+        store.close().await;
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_cadence_up_to_five_minutes() {
+        let s = 1_000_000_000;
+        let every = Duration::from_secs(1);
+        assert_eq!(backoff_ns(every, 1), 2 * s);
+        assert_eq!(backoff_ns(every, 2), 4 * s);
+        assert_eq!(backoff_ns(every, 8), 256 * s);
+        assert_eq!(backoff_ns(every, 9), 300 * s);
+        assert_eq!(backoff_ns(Duration::from_secs(15), 100), 300 * s);
+    }
+}

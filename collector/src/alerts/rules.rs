@@ -1,0 +1,368 @@
+//! Each rule kind's judgement of one customer (or one of its agents) at one instant, from
+//! figures the engine read out of the store's aggregates: per-call counts (`calls`), the
+//! heartbeats behind uptime, report windows' capture flags, agents' last heartbeats.
+//!
+//! Pure: figures and the evaluation time come in, an [`Observation`] goes out. No store, no
+//! clock, no I/O; the engine (`engine.rs`) gathers the inputs and the state machine
+//! (`state.rs`) decides what an observation changes.
+
+use std::collections::BTreeMap;
+
+use super::burn::{self, BurnPolicy, WindowCounts};
+use crate::sla::uptime::UptimeOutcome;
+use crate::store::{CallStats, WindowHistogram};
+
+/// One alert instance's condition at one evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// Identifying labels besides the rule (`customer`, and `agent` or `commitment` where the
+    /// rule has several instances per customer).
+    pub labels: BTreeMap<String, String>,
+    pub customer: String,
+    /// The measured figure, `None` when nothing could be judged.
+    pub value: Option<f64>,
+    pub threshold: f64,
+    pub firing: bool,
+    /// The span of data the figure covers, for the evidence link.
+    pub window_ns: i64,
+    /// One line for people: what was measured against what.
+    pub summary: String,
+}
+
+fn labels(customer: &str, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([("customer".to_owned(), customer.to_owned())]);
+    for (k, v) in extra {
+        labels.insert((*k).to_owned(), (*v).to_owned());
+    }
+    labels
+}
+
+/// `quality_drop`: the share of calls (with a MOS) below the customer's `mos_min` in the
+/// window; fires above `threshold_pct` once at least `min_calls` calls were judged.
+pub fn quality_drop(
+    customer: &str,
+    stats: &CallStats,
+    mos_min: f64,
+    threshold_pct: f64,
+    min_calls: u64,
+    window_ns: i64,
+) -> Observation {
+    let judged = stats.calls_with_mos;
+    let below = judged.saturating_sub(stats.meeting_mos);
+    let value = (judged > 0).then(|| below as f64 * 100.0 / judged as f64);
+    let firing = judged >= min_calls.max(1) && value.is_some_and(|v| v > threshold_pct);
+    Observation {
+        labels: labels(customer, &[]),
+        customer: customer.to_owned(),
+        value,
+        threshold: threshold_pct,
+        firing,
+        window_ns,
+        summary: format!(
+            "{below} of {judged} calls below MOS {mos_min} ({}; alert above {threshold_pct} % with at least {min_calls} calls)",
+            value.map_or("no calls".to_owned(), |v| format!("{v:.1} %")),
+        ),
+    }
+}
+
+/// Report windows of a capture window: how many, and how many are incomplete (capture drops,
+/// or jitter samples without a histogram).
+pub fn incomplete_windows(windows: &[WindowHistogram]) -> (u64, u64) {
+    let incomplete = windows
+        .iter()
+        .filter(|w| w.capture_drops > 0 || (w.histogram.is_none() && w.jitter_samples > 0))
+        .count();
+    (windows.len() as u64, incomplete as u64)
+}
+
+/// `capture_incomplete`: the share of report windows whose measurement is incomplete; fires
+/// above `threshold_pct` once at least `min_windows` windows arrived.
+pub fn capture_incomplete(
+    customer: &str,
+    windows: u64,
+    incomplete: u64,
+    threshold_pct: f64,
+    min_windows: u64,
+    window_ns: i64,
+) -> Observation {
+    let value = (windows > 0).then(|| incomplete as f64 * 100.0 / windows as f64);
+    let firing = windows >= min_windows.max(1) && value.is_some_and(|v| v > threshold_pct);
+    Observation {
+        labels: labels(customer, &[]),
+        customer: customer.to_owned(),
+        value,
+        threshold: threshold_pct,
+        firing,
+        window_ns,
+        summary: format!(
+            "{incomplete} of {windows} report windows with capture drops or without a jitter histogram (alert above {threshold_pct} %)"
+        ),
+    }
+}
+
+/// `agent_silent`: an agent that has reported (`last_heartbeat_ns`) and sent nothing for more
+/// than `periods` heartbeat intervals. Never fires inside one of its maintenance windows
+/// (`maintenance`: spans around `now_ns`), nor for an agent that never reported.
+pub fn agent_silent(
+    customer: &str,
+    agent: &str,
+    last_heartbeat_ns: Option<i64>,
+    now_ns: i64,
+    interval_s: u64,
+    periods: u32,
+    maintenance: &[(i64, i64)],
+) -> Observation {
+    let threshold_s = interval_s.saturating_mul(u64::from(periods)) as f64;
+    let silence_s = last_heartbeat_ns.map(|last| now_ns.saturating_sub(last).max(0) as f64 / 1e9);
+    let in_maintenance = maintenance
+        .iter()
+        .any(|&(start, end)| start <= now_ns && now_ns < end);
+    let firing = !in_maintenance && silence_s.is_some_and(|s| s > threshold_s);
+    Observation {
+        labels: labels(customer, &[("agent", agent)]),
+        customer: customer.to_owned(),
+        value: silence_s,
+        threshold: threshold_s,
+        firing,
+        window_ns: (threshold_s * 1e9) as i64,
+        summary: match silence_s {
+            Some(s) if in_maintenance => format!(
+                "agent {agent}: no heartbeat for {s:.0} s, inside a maintenance window (suppressed)"
+            ),
+            Some(s) => format!(
+                "agent {agent}: no heartbeat for {s:.0} s (alert after {threshold_s:.0} s: {periods} periods of {interval_s} s)"
+            ),
+            None => format!("agent {agent} has never reported"),
+        },
+    }
+}
+
+/// The good/total of one burn window for one commitment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BurnFigures<'a> {
+    /// Seconds measured and down, outside maintenance (from `sla::uptime`).
+    Uptime(&'a UptimeOutcome),
+    /// Calls with a MOS and those meeting `mos_min`.
+    Mos(&'a CallStats),
+    /// Calls and those within `loss_max_pct`.
+    Loss(&'a CallStats),
+}
+
+impl BurnFigures<'_> {
+    pub fn counts(&self) -> WindowCounts {
+        match self {
+            BurnFigures::Uptime(u) => WindowCounts::new(
+                u.measured_ns.saturating_sub(u.downtime_ns) as f64 / 1e9,
+                u.measured_ns as f64 / 1e9,
+            ),
+            BurnFigures::Mos(s) => WindowCounts::new(s.meeting_mos as f64, s.calls_with_mos as f64),
+            BurnFigures::Loss(s) => WindowCounts::new(s.meeting_loss as f64, s.calls as f64),
+        }
+    }
+}
+
+/// `sla_burn` of one commitment: fires when both windows of `policy` burn the error budget
+/// of `target_pct` at least `policy.factor` times as fast as the period allows. The value is
+/// the lower of the two burn rates (what must stay at or above the factor).
+pub fn sla_burn(
+    customer: &str,
+    commitment: &str,
+    target_pct: f64,
+    policy: BurnPolicy,
+    long: WindowCounts,
+    short: WindowCounts,
+) -> Observation {
+    let checks = burn::check(target_pct, &[policy], |w| {
+        if w == policy.long { long } else { short }
+    });
+    let check = checks.first().copied();
+    let (long_rate, short_rate, firing) = check.map_or((None, None, false), |c| {
+        (c.long_rate, c.short_rate, c.firing)
+    });
+    let value = match (long_rate, short_rate) {
+        (Some(l), Some(s)) => Some(l.min(s)),
+        _ => None,
+    };
+    let rate = |r: Option<f64>| r.map_or("no data".to_owned(), |r| format!("{r:.2}×"));
+    Observation {
+        labels: labels(customer, &[("commitment", commitment)]),
+        customer: customer.to_owned(),
+        value,
+        threshold: policy.factor,
+        firing,
+        window_ns: i64::try_from(policy.long.as_nanos()).unwrap_or(i64::MAX),
+        summary: format!(
+            "{commitment} (target {target_pct} %): error budget burning {} over {} s and {} over {} s (alert at {}× in both)",
+            rate(long_rate),
+            policy.long.as_secs(),
+            rate(short_rate),
+            policy.short.as_secs(),
+            policy.factor
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::alerts::burn::Severity;
+
+    const S: i64 = 1_000_000_000;
+
+    fn stats(calls_with_mos: u64, meeting_mos: u64) -> CallStats {
+        CallStats {
+            calls: calls_with_mos,
+            calls_with_mos,
+            meeting_mos,
+            meeting_loss: calls_with_mos,
+            meeting_both: meeting_mos,
+            worst_loss_pct: Some(0.0),
+        }
+    }
+
+    #[test]
+    fn quality_drop_needs_the_share_and_the_calls() {
+        // 2 of 8 calls below: 25 % > 20 % with 8 ≥ 5 calls: fires.
+        let o = quality_drop("acme", &stats(8, 6), 4.0, 20.0, 5, 900 * S);
+        assert_eq!(o.value, Some(25.0));
+        assert!(o.firing);
+        assert_eq!(o.labels["customer"], "acme");
+        // 1 of 5: exactly 20 % is not above 20 %.
+        assert!(!quality_drop("acme", &stats(5, 4), 4.0, 20.0, 5, S).firing);
+        // Two bad calls at night: 100 % of 2, but fewer than 5 calls: silent.
+        let night = quality_drop("acme", &stats(2, 0), 4.0, 20.0, 5, S);
+        assert_eq!(night.value, Some(100.0));
+        assert!(!night.firing);
+        // No calls: no figure, no alert.
+        assert_eq!(
+            quality_drop("acme", &stats(0, 0), 4.0, 20.0, 5, S).value,
+            None
+        );
+    }
+
+    #[test]
+    fn capture_incomplete_counts_drops_and_missing_histograms() {
+        let w = |drops: u64, hist: bool, samples: u64| WindowHistogram {
+            agent_id: "a".into(),
+            window_start_ns: 0,
+            src: String::new(),
+            dst: String::new(),
+            jitter_samples: samples,
+            capture_drops: drops,
+            histogram: hist.then(Vec::new),
+        };
+        // Drops; no histogram with samples; no histogram without samples (nothing to miss); fine.
+        let windows = [
+            w(3, true, 10),
+            w(0, false, 10),
+            w(0, false, 0),
+            w(0, true, 10),
+        ];
+        assert_eq!(incomplete_windows(&windows), (4, 2));
+        let o = capture_incomplete("acme", 4, 2, 25.0, 4, 3600 * S);
+        assert_eq!(o.value, Some(50.0));
+        assert!(o.firing);
+        assert!(
+            !capture_incomplete("acme", 4, 2, 25.0, 5, S).firing,
+            "too few windows"
+        );
+        assert!(
+            !capture_incomplete("acme", 4, 1, 25.0, 1, S).firing,
+            "25 % is not above 25 %"
+        );
+    }
+
+    #[test]
+    fn agent_silent_counts_periods_and_respects_maintenance() {
+        let now = 1000 * S;
+        // Interval 15 s × 3 periods = 45 s. Last heartbeat 46 s ago: fires.
+        let o = agent_silent("acme", "a1", Some(now - 46 * S), now, 15, 3, &[]);
+        assert_eq!((o.value, o.threshold), (Some(46.0), 45.0));
+        assert!(o.firing);
+        assert_eq!(o.labels["agent"], "a1");
+        // 45 s exactly: not more than three periods yet.
+        assert!(!agent_silent("acme", "a1", Some(now - 45 * S), now, 15, 3, &[]).firing);
+        // Inside a maintenance window [now − 10 min, now + 1 h): suppressed.
+        let m = [(now - 600 * S, now + 3600 * S)];
+        let o = agent_silent("acme", "a1", Some(now - 300 * S), now, 15, 3, &m);
+        assert!(
+            !o.firing && o.summary.contains("maintenance"),
+            "{}",
+            o.summary
+        );
+        // The window ended at now: it fires again.
+        let m = [(now - 600 * S, now)];
+        assert!(agent_silent("acme", "a1", Some(now - 300 * S), now, 15, 3, &m).firing);
+        // Never reported: nothing to miss.
+        assert!(!agent_silent("acme", "a1", None, now, 15, 3, &[]).firing);
+    }
+
+    #[test]
+    fn sla_burn_of_calls_meeting_mos() {
+        // Target 95 %: budget 5 %. Page policy 14.4× over 1 h and 5 min needs 72 % bad in both.
+        let page = crate::alerts::burn::DEFAULT_POLICIES[0];
+        assert_eq!(page.severity, Severity::Page);
+        // 1 h: 80 of 100 calls bad → 0.8 / 0.05 = 16×; 5 min: 9 of 10 bad → 18×. Fires; the
+        // value is the lower, 16.
+        let long = BurnFigures::Mos(&stats(100, 20)).counts();
+        let short = BurnFigures::Mos(&stats(10, 1)).counts();
+        let o = sla_burn("acme", "mos", 95.0, page, long, short);
+        assert!(o.firing);
+        assert!((o.value.expect("a rate") - 16.0).abs() < 1e-9);
+        assert_eq!(
+            (o.threshold, o.labels["commitment"].as_str()),
+            (14.4, "mos")
+        );
+        // Burning stopped: the last 5 min are clean, the page resolves.
+        let short = BurnFigures::Mos(&stats(10, 10)).counts();
+        let o = sla_burn("acme", "mos", 95.0, page, long, short);
+        assert!(!o.firing);
+        assert_eq!(o.value, Some(0.0));
+    }
+
+    #[test]
+    fn sla_burn_of_uptime_from_the_uptime_outcome() {
+        // 99.95 % uptime: budget 0.05 %. A custom policy 10× over 1 h and 10 min. The hour
+        // measured 3,600 s with 20 s down: 20/3600/0.0005 = 11.1×; the 10 min measured 600 s
+        // with 20 s down: 20/600/0.0005 = 66.7×: fires.
+        let policy = BurnPolicy {
+            severity: Severity::Page,
+            long: Duration::from_secs(3600),
+            short: Duration::from_secs(600),
+            factor: 10.0,
+        };
+        let outcome = |measured_s: i64, down_s: i64| UptimeOutcome {
+            period_ns: measured_s * S,
+            maintenance_ns: 0,
+            measured_ns: measured_s * S,
+            downtime_ns: down_s * S,
+            uptime_pct: None,
+            intervals: vec![],
+            no_data: vec![],
+        };
+        let (l, s) = (outcome(3600, 20), outcome(600, 20));
+        let o = sla_burn(
+            "acme",
+            "uptime",
+            99.95,
+            policy,
+            BurnFigures::Uptime(&l).counts(),
+            BurnFigures::Uptime(&s).counts(),
+        );
+        assert!(o.firing);
+        assert!((o.value.expect("a rate") - 20.0 / 3600.0 / 0.0005).abs() < 1e-6);
+        // Nothing measured (the hour was maintenance): no figure, no alert.
+        let none = outcome(0, 0);
+        let o = sla_burn(
+            "acme",
+            "uptime",
+            99.95,
+            policy,
+            BurnFigures::Uptime(&none).counts(),
+            BurnFigures::Uptime(&none).counts(),
+        );
+        assert!(!o.firing && o.value.is_none());
+    }
+}
