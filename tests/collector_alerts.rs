@@ -13,6 +13,8 @@
 mod collector_proc;
 #[path = "support/harness.rs"]
 mod harness;
+#[path = "support/smtp_sink.rs"]
+mod smtp_sink;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,6 +45,10 @@ fn main() {
             harness::trial(
                 "alertmanager_receives_the_alert_and_its_resolution",
                 alertmanager_receives_the_alert_and_its_resolution,
+            ),
+            harness::trial(
+                "an_email_list_receives_firing_and_resolved",
+                an_email_list_receives_firing_and_resolved,
             ),
             harness::trial(
                 "two_replicas_on_postgres_one_evaluator_and_a_takeover",
@@ -105,10 +111,13 @@ jitter_p95_max_ms = 30.0
 uptime_min_pct = 99.95
 "#,
             secret.display(),
-            if extra.contains("[alerts.alertmanager]") {
-                ", \"alertmanager\""
-            } else {
-                ""
+            match (
+                extra.contains("[alerts.alertmanager]"),
+                extra.contains("[[alerts.emails]]"),
+            ) {
+                (true, _) => ", \"alertmanager\"",
+                (false, true) => ", \"ops-mail\"",
+                (false, false) => "",
             }
         ),
     )
@@ -475,6 +484,74 @@ fn webhook_fires_signed_survives_a_restart_and_resolves() {
     assert_eq!(states, ["firing", "resolved"], "{history}");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(receiver.states(), ["firing", "resolved"], "nothing more");
+}
+
+/// The e-mail channel through a real SMTP conversation (aiosmtpd on loopback, clear text,
+/// which the transport allows to loopback only): the list gets one message when the rule fires
+/// and one when it resolves, each naming the rule, the customer, the value against the
+/// threshold and the evidence link — the same facts as the signed webhook beside it.
+fn an_email_list_receives_firing_and_resolved() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let Some(sink) = smtp_sink::Sink::start(dir.path(), None, None) else {
+        return;
+    };
+    let receiver = Receiver::start(0);
+    let extra = format!(
+        "\n[alerts.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nfrom = \"voqa@example.net\"\n\n\
+         [[alerts.emails]]\nname = \"ops-mail\"\nto = [\"noc@example.net\", \"oncall@example.net\"]\n",
+        sink.port
+    );
+    let cfg = config(dir.path(), &receiver.url, &extra);
+    let database = format!("sqlite:{}", dir.path().join("voqa.db").display());
+    let agent = token_url(&database, &cfg, &["agent", "--agent", AGENT]);
+    let served = Served::start_url(&database, &cfg, &dir.path().join("serve.log"));
+
+    bad_stretch(&served.base(), &agent);
+    let firing = sink.wait_for(1, Duration::from_secs(30));
+    let m = &firing[0];
+    assert_eq!(
+        m["subject"], "[voqa page] FIRING acme-quality (acme)",
+        "{m}"
+    );
+    assert_eq!(m["mail_from"], "voqa@example.net", "{m}");
+    assert_eq!(
+        m["rcpt_tos"],
+        serde_json::json!(["noc@example.net", "oncall@example.net"]),
+        "{m}"
+    );
+    let body = m["body"].as_str().expect("a text body");
+    // 4 of 8 calls below MOS 4 (see bad_stretch).
+    assert!(body.contains("value: 50.00 (threshold 20)"), "{body}");
+    assert!(body.contains("customer: acme"), "{body}");
+    assert!(
+        body.contains(&format!(
+            "evidence: {}/api/v1/customers/acme/sla?from=",
+            served.base()
+        )),
+        "{body}"
+    );
+    // The webhook beside it got the same firing, once.
+    wait_until("the webhook's firing", Duration::from_secs(30), || {
+        !receiver.all().is_empty()
+    });
+
+    // Good calls: 4 of 38 below (10.5 %) resolves it: one more message, and no repeat.
+    ingest(&served.base(), &agent, 8, 30, 4.4);
+    let both = sink.wait_for(2, Duration::from_secs(30));
+    assert_eq!(
+        both[1]["subject"],
+        "[voqa page] RESOLVED acme-quality (acme)"
+    );
+    assert!(
+        both[1]["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("value: 10.53 (threshold 20)")),
+        "{}",
+        both[1]
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(sink.messages().len(), 2, "nothing sent twice");
+    assert_eq!(receiver.states(), ["firing", "resolved"]);
 }
 
 fn a_failing_webhook_gets_the_notification_after_it_recovers() {
