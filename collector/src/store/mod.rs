@@ -2656,6 +2656,96 @@ mod tests {
                 .len(),
             1
         );
+        // The same calls grouped by value, as the customer report counts them: one MOS each
+        // (2.0, 3.5, 3.9, 4.3), all four at 0.03 % loss, every lowest MOS set by a PCMU stream.
+        assert_eq!(
+            store
+                .call_value_counts(
+                    "",
+                    &customer_agents,
+                    whole_day.0,
+                    whole_day.1,
+                    CallValue::MinMos
+                )
+                .await
+                .expect("mos counts"),
+            [
+                (Some(2.0), 1),
+                (Some(3.5), 1),
+                (Some(3.9), 1),
+                (Some(4.3), 1)
+            ]
+        );
+        assert_eq!(
+            store
+                .call_value_counts(
+                    "",
+                    &customer_agents,
+                    whole_day.0,
+                    whole_day.1,
+                    CallValue::MaxLossPct
+                )
+                .await
+                .expect("loss counts"),
+            [(Some(0.03), 4)]
+        );
+        // a1's finals start at 60 s, a2's at 1000 s: [60 s, 61 s) holds a1's three only.
+        assert_eq!(
+            store
+                .call_value_counts(
+                    "",
+                    &customer_agents,
+                    DAY_NS + 60 * SECOND,
+                    DAY_NS + 61 * SECOND,
+                    CallValue::MinMos
+                )
+                .await
+                .expect("a1's counts"),
+            [(Some(3.5), 1), (Some(3.9), 1), (Some(4.3), 1)]
+        );
+        assert!(
+            store
+                .call_value_counts(
+                    "other",
+                    &customer_agents,
+                    whole_day.0,
+                    whole_day.1,
+                    CallValue::MinMos
+                )
+                .await
+                .expect("another scope")
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .call_codec_counts("", &customer_agents, whole_day.0, whole_day.1)
+                .await
+                .expect("codec counts"),
+            [("PCMU".to_string(), 4)]
+        );
+        // The lowest MOS whatever the threshold (the report's worst calls): below +∞.
+        let lowest: Vec<(String, Option<f64>)> = store
+            .calls_worst(
+                "",
+                &customer_agents,
+                whole_day.0,
+                whole_day.1,
+                Worst::MosBelow(f64::INFINITY),
+                3,
+            )
+            .await
+            .expect("lowest")
+            .into_iter()
+            .map(|call| (call.call_key, call.min_mos))
+            .collect();
+        assert_eq!(
+            lowest,
+            [
+                ("call-x".to_string(), Some(2.0)),
+                ("call-0".to_string(), Some(3.5)),
+                ("call-1".to_string(), Some(3.9))
+            ]
+        );
         // Every call of an agent, a page at a time: a1's three calls share one instant
         // (their finals start at 60 s), so the cursor's key decides.
         let page = |after: Option<(i64, String)>, limit: u32| {
