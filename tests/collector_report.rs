@@ -652,7 +652,10 @@ fn check_local_times(html: &str) {
     has("<td class=\"nowrap\">2026-10-25 23:30 UTC+01:00</td>");
     // 08:00 UTC on 5 October is 10:00 CEST.
     has("<td class=\"nowrap\">2026-10-05 10:00 UTC+02:00</td>");
-    assert!(!html.contains(" UTC)</span>"), "no time is labelled plain UTC");
+    assert!(
+        !html.contains(" UTC)</span>"),
+        "no time is labelled plain UTC"
+    );
 }
 
 fn fixture_month_on_sqlite_through_the_library_and_the_binary() {
@@ -988,8 +991,69 @@ fn many_calls_series_match_every_call_on_sqlite() {
     runtime().block_on(async {
         let store = Store::open(&url).await.expect("store");
         check_many(&store).await;
+        check_streamed_csv(&store).await;
         store.close().await;
     });
+}
+
+/// The API streams the CSV (a page of calls per chunk through a bounded channel): the
+/// served bytes are the command's, a header and one row per stored call, each call once.
+async fn check_streamed_csv(store: &Store) {
+    store
+        .token_insert("o1", &hash_token("ops-token"), "ops", 0)
+        .await
+        .expect("token");
+    let config = CollectorConfig::parse(MANY_CONFIG).expect("config");
+    let customer = config.customer("many").expect("many").clone();
+    let state = AppState {
+        store: store.clone(),
+        config: config.into(),
+        metrics: Arc::default(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(api::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let resp = reqwest::Client::new()
+        .get(format!(
+            "{base}/api/v1/customers/many/report?period=2026-10&format=csv"
+        ))
+        .bearer_auth("ops-token")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/csv; charset=utf-8; header=present")
+    );
+    let served = resp.bytes().await.expect("body");
+    let mut written = Vec::new();
+    let rows =
+        voqa_collector::report::csv::write(store, &customer, &october(), ns(NOW), &mut written)
+            .await
+            .expect("csv");
+    assert_eq!(rows, MANY_CALLS as u64);
+    assert_eq!(served.as_ref(), written.as_slice());
+    let text = String::from_utf8(written).expect("utf-8");
+    let lines: Vec<&str> = text.split_terminator("\r\n").collect();
+    assert_eq!(lines.len() as i64, MANY_CALLS + 1);
+    let calls: std::collections::BTreeSet<&str> = lines[1..]
+        .iter()
+        .filter_map(|l| l.split(',').next())
+        .collect();
+    assert_eq!(calls.len() as i64, MANY_CALLS, "each call once");
+    assert!(calls.contains(format!("anon:{:016x}", MANY_CALLS - 1).as_str()));
+    let _ = stop.send(());
+    let _ = server.await;
 }
 
 fn many_calls_series_match_every_call_on_postgres() {

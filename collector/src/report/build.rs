@@ -274,10 +274,81 @@ pub fn call_pseudonym(call: &CallAggregate) -> String {
     }
 }
 
-/// Reads every call counted for the customer in `[from_ns, to_ns)` (in the scope its SLA is
-/// judged on), a page at a time, handing each to `each`. Returns false, without reading,
-/// when the period is evaluated from stream reports (see `facts::calls_scope`): the per-call
-/// aggregates of that scope do not cover it.
+/// The calls counted for a customer in `[from_ns, to_ns)` (in the scope its SLA is judged
+/// on), a page of [`CALLS_PAGE`] at a time, agent by agent in time order: what the CSV form
+/// lists, read so that no more than a page is ever held.
+pub struct CallPages {
+    /// `None` when the period is evaluated from stream reports (see `facts::calls_scope`):
+    /// the per-call aggregates of that scope do not cover it, and there are no pages.
+    scope: Option<String>,
+    agents: Vec<String>,
+    agent: usize,
+    after: Option<(i64, String)>,
+    from_ns: i64,
+    to_ns: i64,
+}
+
+impl CallPages {
+    pub async fn open(
+        store: &Store,
+        customer: &sla::Customer,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Self, ReportError> {
+        let scope = facts::calls_scope(store, customer, from_ns).await?;
+        let mut agents = customer.agents.clone();
+        agents.sort_unstable();
+        agents.dedup();
+        Ok(CallPages {
+            scope,
+            agents,
+            agent: 0,
+            after: None,
+            from_ns,
+            to_ns,
+        })
+    }
+
+    /// False when the per-call aggregates do not cover the period (no pages then).
+    pub fn available(&self) -> bool {
+        self.scope.is_some()
+    }
+
+    /// The next non-empty page, `None` after the last.
+    pub async fn next_page(
+        &mut self,
+        store: &Store,
+    ) -> Result<Option<Vec<CallAggregate>>, ReportError> {
+        let Some(scope) = &self.scope else {
+            return Ok(None);
+        };
+        while let Some(agent) = self.agents.get(self.agent) {
+            let page = store
+                .calls_page(
+                    scope,
+                    agent,
+                    self.from_ns,
+                    self.to_ns,
+                    self.after.take(),
+                    CALLS_PAGE,
+                )
+                .await?;
+            match page.last() {
+                Some(last) if page.len() == CALLS_PAGE as usize => {
+                    self.after = Some((last.last_start_ns, last.call_key.clone()));
+                }
+                _ => self.agent += 1,
+            }
+            if !page.is_empty() {
+                return Ok(Some(page));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Hands every call of [`CallPages`] to `each`. Returns false, without reading, when the
+/// period is evaluated from stream reports.
 pub async fn for_each_call(
     store: &Store,
     customer: &sla::Customer,
@@ -285,30 +356,13 @@ pub async fn for_each_call(
     to_ns: i64,
     mut each: impl FnMut(&CallAggregate) -> Result<(), ReportError>,
 ) -> Result<bool, ReportError> {
-    let Some(scope) = facts::calls_scope(store, customer, from_ns).await? else {
-        return Ok(false);
-    };
-    let mut agents = customer.agents.clone();
-    agents.sort_unstable();
-    agents.dedup();
-    for agent in &agents {
-        let mut after = None;
-        loop {
-            let page = store
-                .calls_page(&scope, agent, from_ns, to_ns, after.take(), CALLS_PAGE)
-                .await?;
-            for call in &page {
-                each(call)?;
-            }
-            match page.last() {
-                Some(last) if page.len() == CALLS_PAGE as usize => {
-                    after = Some((last.last_start_ns, last.call_key.clone()));
-                }
-                _ => break,
-            }
+    let mut pages = CallPages::open(store, customer, from_ns, to_ns).await?;
+    while let Some(page) = pages.next_page(store).await? {
+        for call in &page {
+            each(call)?;
         }
     }
-    Ok(true)
+    Ok(pages.available())
 }
 
 /// Nearest-rank percentile (`p` in 0..=100) of values given as `(value, how many)` in
