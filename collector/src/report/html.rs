@@ -340,14 +340,11 @@ fn notices(out: &mut String, doc: &ReportDocument) {
         let when = match (&notice.from, &notice.to) {
             (Some(from), Some(to)) => format!(
                 " <span class=\"detail\">({} – {})</span>",
-                escape(&local_time_of(from, &zone)),
-                escape(&local_time_of(to, &zone))
+                local_cell(from, &zone),
+                local_cell(to, &zone)
             ),
             (Some(at), None) | (None, Some(at)) => {
-                format!(
-                    " <span class=\"detail\">({})</span>",
-                    escape(&local_time_of(at, &zone))
-                )
+                format!(" <span class=\"detail\">({})</span>", local_cell(at, &zone))
             }
             (None, None) => String::new(),
         };
@@ -665,7 +662,7 @@ fn uptime(out: &mut String, doc: &ReportDocument) {
         let _ = write!(
             out,
             r#"<table id="intervals"><thead><tr><th>State</th><th>From ({zone_name})</th><th>To ({zone_name})</th><th class="num">Duration</th></tr></thead><tbody>"#,
-            zone_name = data(&doc.customer.time_zone),
+            zone_name = "local",
         );
         for s in not_up.iter().take(MAX_INTERVAL_ROWS) {
             let _ = write!(
@@ -677,8 +674,8 @@ fn uptime(out: &mut String, doc: &ReportDocument) {
                     _ => "no-data",
                 },
                 state_word(s.state),
-                escape(&local_time_of(&s.from, &zone)),
-                escape(&local_time_of(&s.to, &zone)),
+                local_cell(&s.from, &zone),
+                local_cell(&s.to, &zone),
                 duration(s.to_ns.saturating_sub(s.from_ns))
             );
         }
@@ -707,7 +704,7 @@ fn worst_calls(out: &mut String, doc: &ReportDocument) {
     let _ = write!(
         out,
         r#"<p class="detail">The lowest-MOS calls, worst first. Call ids are pseudonyms; the worst stream is the direction that set the call's MOS (its stream id and agent show on hovering; the JSON and CSV forms list them).</p><table class="calls" id="worst-calls-table"><thead><tr><th>Call</th><th>Start ({})</th><th class="num">MOS</th><th class="num">Loss %</th><th class="num">Jitter ms</th><th>Codec</th><th>Worst stream</th></tr></thead><tbody>"#,
-        data(&doc.customer.time_zone),
+        "local",
     );
     let zone = zone_of(doc);
     for call in doc.worst_calls.iter().take(WORST_CALLS) {
@@ -732,12 +729,16 @@ fn worst_call_row(out: &mut String, call: &ReportCall, zone: &TimeZone) {
         None => ("—".to_owned(), "—".to_owned()),
     };
     // Minutes are enough to find a call; the seconds are in the JSON and CSV forms.
+    // Local time to the minute; its offset (which tells the repeated DST hour apart) as the
+    // cell's title, so that the row keeps the width that fits twenty calls on the A4 page.
     let start = local_minute_of(&call.start, zone);
+    let (minute, offset) = start.rsplit_once(' ').unwrap_or((start.as_str(), ""));
     let _ = write!(
         out,
-        r#"<tr class="call"><td class="mono nowrap">{}</td><td class="nowrap">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td>{codec}</td><td>{stream}</td></tr>"#,
+        r#"<tr class="call"><td class="mono nowrap">{}</td><td class="nowrap" title="{}">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td>{codec}</td><td>{stream}</td></tr>"#,
         data(&call.call),
-        escape(&start),
+        escape(offset),
+        escape(minute),
         opt(call.mos, 2),
         fmt_value(call.loss_pct, 2),
         opt(call.jitter_ms, 1),
@@ -885,6 +886,21 @@ fn local_time_of(text: &str, zone: &TimeZone) -> String {
 /// [`local_time_of`] to the minute: `2026-10-25 02:30 UTC+01:00`.
 fn local_minute_of(text: &str, zone: &TimeZone) -> String {
     zoned(text, zone, "%Y-%m-%d %H:%M")
+}
+
+/// [`local_time_of`] as page markup for tables and lists: the local time as text and its
+/// offset as the element's title, so that rows keep the width that fits each part on its A4
+/// page (the zone is named in the heading or the title section).
+fn local_cell(text: &str, zone: &TimeZone) -> String {
+    let local = local_time_of(text, zone);
+    match local.rsplit_once(' ') {
+        Some((time, offset)) if offset.starts_with("UTC") => format!(
+            r#"<span title="{}">{}</span>"#,
+            escape(offset),
+            escape(time)
+        ),
+        _ => escape(&local),
+    }
 }
 
 fn zoned(text: &str, zone: &TimeZone, format: &str) -> String {
