@@ -1014,16 +1014,7 @@ async fn check_streamed_csv(store: &Store) {
         config: config.into(),
         metrics: Arc::default(),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(api::serve(listener, state, async move {
-        let _ = stopped.await;
-    }));
-    #[allow(deprecated)]
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (base, stop) = serve_api(state).await;
     let resp = reqwest::Client::new()
         .get(format!(
             "{base}/api/v1/customers/many/report?period=2026-10&format=csv"
@@ -1057,7 +1048,21 @@ async fn check_streamed_csv(store: &Store) {
     assert_eq!(calls.len() as i64, MANY_CALLS, "each call once");
     assert!(calls.contains(format!("anon:{:016x}", MANY_CALLS - 1).as_str()));
     let _ = stop.send(());
-    let _ = server.await;
+}
+
+/// The API over `state` on a free loopback port: its base URL, and the sender that stops it.
+async fn serve_api(state: AppState) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(api::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    (base, stop)
 }
 
 fn many_calls_series_match_every_call_on_postgres() {
@@ -1093,16 +1098,7 @@ fn served_report_respects_tokens_and_tells_no_data_honestly() {
             config: config().into(),
             metrics: Arc::default(),
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(api::serve(listener, state, async move {
-            let _ = rx.await;
-        }));
-        #[allow(deprecated)]
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (base, tx) = serve_api(state).await;
         let client = reqwest::Client::new();
         let get = |path: &str, token: &str| {
             client
