@@ -22,7 +22,9 @@ use sha2::{Digest, Sha256};
 use voqa_collector::api::{self, AppState};
 use voqa_collector::auth::hash_token;
 use voqa_collector::config::CollectorConfig;
-use voqa_collector::report::build::{ReportPeriodSpec, build, to_json};
+use voqa_collector::report::build::{
+    ReportPeriodSpec, build, call_pseudonym, customer_zone, for_each_call, local_days, to_json,
+};
 use voqa_collector::store::Store;
 use voqa_wire::{
     Batch, Heartbeat, StreamReport, StreamSummary, Timestamp, Transitions, WorkerCounters,
@@ -37,6 +39,14 @@ fn main() {
                 fixture_month_on_sqlite_through_the_library_and_the_binary,
             ),
             harness::trial("fixture_month_on_postgres", fixture_month_on_postgres),
+            harness::trial(
+                "many_calls_series_match_every_call_on_sqlite",
+                many_calls_series_match_every_call_on_sqlite,
+            ),
+            harness::trial(
+                "many_calls_series_match_every_call_on_postgres",
+                many_calls_series_match_every_call_on_postgres,
+            ),
             harness::trial(
                 "served_report_respects_tokens_and_tells_no_data_honestly",
                 served_report_respects_tokens_and_tells_no_data_honestly,
@@ -623,6 +633,33 @@ async fn check_store(store: &Store) {
     let value: Value = serde_json::from_slice(&json).expect("parses");
     assert!(value["provenance"]["json_sha256"].is_null());
     check_document(&value);
+    check_local_times(&voqa_collector::report::html::render(&doc));
+}
+
+/// The page shows instants in the customer's zone, the offset of each as its element's title
+/// (the document keeps UTC), hand-converted to Berlin time: CEST (UTC+02:00) until 01:00 UTC on 25
+/// October, CET (UTC+01:00) after.
+fn check_local_times(html: &str) {
+    let has = |text: &str| assert!(html.contains(text), "the page shows {text:?}");
+    // The outage, 10:00–14:00 UTC on 10 October, in the intervals table and a notice.
+    let outage = "<span title=\"UTC+02:00\">2026-10-10 12:00:00</span>";
+    let back = "<span title=\"UTC+02:00\">2026-10-10 16:00:00</span>";
+    has(&format!("<td>{outage}</td><td>{back}</td>"));
+    has(&format!("({outage} – {back})"));
+    has("<th>From (local)</th>");
+    // Worst calls, to the minute with the offset as the cell's title: 00:30 UTC and 01:30 UTC
+    // on the 25th are both 02:30 local, told apart by their offsets; 22:30 UTC on the 25th is
+    // 23:30 CET the same day.
+    has("<th>Start (local)</th>");
+    has("<td class=\"nowrap\" title=\"UTC+02:00\">2026-10-25 02:30</td>");
+    has("<td class=\"nowrap\" title=\"UTC+01:00\">2026-10-25 02:30</td>");
+    has("<td class=\"nowrap\" title=\"UTC+01:00\">2026-10-25 23:30</td>");
+    // 08:00 UTC on 5 October is 10:00 CEST.
+    has("<td class=\"nowrap\" title=\"UTC+02:00\">2026-10-05 10:00</td>");
+    assert!(
+        !html.contains(" UTC)</span>"),
+        "no time is labelled plain UTC"
+    );
 }
 
 fn fixture_month_on_sqlite_through_the_library_and_the_binary() {
@@ -735,6 +772,311 @@ fn fixture_month_on_postgres() {
     });
 }
 
+// ---- The per-call series against every call ----
+//
+// The report counts its per-call series in the store, one row per distinct value; the CSV
+// reads every call. Here 3,000 calls of two agents over October in Berlin (the 25-hour day
+// included) with many tied and many distinct MOS values, calls without a MOS and two codecs
+// are stored, and each series of the document is recomputed from the full rows the CSV
+// reads (`for_each_call`) the plain way: sort each day's MOS and take the nearest rank.
+
+const MANY_CONFIG: &str = r#"
+[[customers]]
+id = "many"
+name = "Many Calls"
+agents = ["fra-media-1", "fra-media-2"]
+time_zone = "Europe/Berlin"
+[customers.commitments]
+mos_min = 4.0
+calls_meeting_pct = 95.0
+loss_max_pct = 1.0
+jitter_p95_max_ms = 30.0
+uptime_min_pct = 99.95
+"#;
+
+const MANY_CALLS: i64 = 3000;
+
+/// Call `n`: agent, start, MOS (`None` for every 13th), loss %, codec. The MOS takes 347
+/// two-decimal values (ties) and, for every 5th call, six decimals (nearly all distinct).
+fn many_call(n: i64) -> (&'static str, i64, Option<f64>, f64, &'static str) {
+    let agent = if n % 3 == 0 { "fra-media-2" } else { AGENT };
+    // Spread over [30 Sep 22:00 UTC, 31 Oct 23:00 UTC): October in Berlin.
+    let from = ns("2026-09-30T22:00:00Z");
+    let span = ns("2026-10-31T23:00:00Z") - from;
+    let start = from + span / MANY_CALLS * n;
+    let mut mos = 1.0 + ((n * 7919) % 347) as f64 / 100.0;
+    if n % 5 == 0 {
+        mos += ((n * 31) % 997) as f64 / 1e6;
+    }
+    let mos = (n % 13 != 0).then_some(mos);
+    let loss = ((n * 17) % 50) as f64 / 10.0;
+    let codec = if n % 4 == 0 { "G729" } else { "PCMU" };
+    (agent, start, mos, loss, codec)
+}
+
+async fn store_many(store: &Store) {
+    let mut by_agent: std::collections::BTreeMap<&str, Vec<StreamReport>> = Default::default();
+    for n in 0..MANY_CALLS {
+        let (agent, start, mos, loss, codec) = many_call(n);
+        let mut report = stream(
+            &format!("{n:04}"),
+            &format!("anon:{n:016x}"),
+            start,
+            mos,
+            loss,
+            1000,
+            0,
+        );
+        report.agent_id = agent.into();
+        report.codec = codec.into();
+        if let Some(totals) = report.totals.as_mut() {
+            totals.codec = codec.into();
+        }
+        by_agent.entry(agent).or_default().push(report);
+    }
+    let mut batch_no = 0u64;
+    for (agent, reports) in by_agent {
+        for chunk in reports.chunks(500) {
+            let batch = Batch {
+                schema: voqa_wire::SCHEMA_VERSION,
+                batch_id: format!("00000000-0000-4000-8000-{batch_no:012x}"),
+                agent_id: agent.into(),
+                sent_at: Timestamp::from_ns(ns("2026-11-01T00:00:00Z")),
+                reports: chunk.to_vec(),
+                heartbeats: vec![],
+                calls: Vec::new(),
+            };
+            store
+                .ingest(&batch, ns("2026-11-01T00:00:00Z"))
+                .await
+                .expect("ingest");
+            batch_no += 1;
+        }
+    }
+}
+
+/// Nearest rank over a sorted list, as the methods section defines it.
+fn rank(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let r = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted.get(r.min(sorted.len()) - 1).copied()
+}
+
+async fn check_many(store: &Store) {
+    store_many(store).await;
+    let config = CollectorConfig::parse(MANY_CONFIG).expect("config");
+    let customer = config.customer("many").expect("many");
+    let doc = build(store, customer, &october(), ns(NOW), "test")
+        .await
+        .expect("report");
+
+    let mut calls = Vec::new();
+    let available = for_each_call(
+        store,
+        customer,
+        doc.period.from_ns,
+        doc.period.to_ns,
+        |call| {
+            calls.push(call.clone());
+            Ok(())
+        },
+    )
+    .await
+    .expect("every call");
+    assert!(available);
+    assert_eq!(
+        calls.len() as i64,
+        MANY_CALLS,
+        "every stored call is in October"
+    );
+
+    let zone = customer_zone(customer).expect("Europe/Berlin");
+    let days = local_days(doc.period.from_ns, doc.period.to_ns, &zone).expect("days");
+    assert_eq!(doc.days.len(), days.len());
+    let mut histogram = [0u64; 35];
+    for (day, &(date, start, end)) in doc.days.iter().zip(&days) {
+        let of_day: Vec<_> = calls
+            .iter()
+            .filter(|c| c.last_start_ns >= start && c.last_start_ns < end)
+            .collect();
+        let mut mos: Vec<f64> = of_day.iter().filter_map(|c| c.min_mos).collect();
+        mos.sort_by(f64::total_cmp);
+        let meeting = mos.iter().filter(|&&m| m >= 4.0).count();
+        for &m in &mos {
+            // The chart's bins: 0.1 wide from 1.0, rounded to 1e-9 first, the last closed.
+            let x = ((m - 1.0) * 10.0 * 1e9).round() / 1e9;
+            histogram[(x.floor().max(0.0) as usize).min(34)] += 1;
+        }
+        assert_eq!(day.date, date.to_string());
+        assert_eq!(day.calls, of_day.len() as u64, "{date}");
+        assert_eq!(day.calls_with_mos, mos.len() as u64, "{date}");
+        assert_eq!(day.mos_p50, rank(&mos, 50.0), "{date}");
+        assert_eq!(day.mos_p5, rank(&mos, 5.0), "{date}");
+        assert_eq!(
+            day.meeting_mos_pct,
+            (!mos.is_empty()).then(|| meeting as f64 / mos.len() as f64 * 100.0),
+            "{date}"
+        );
+    }
+    assert!(
+        doc.days
+            .iter()
+            .any(|d| d.date == "2026-10-25" && d.calls > 0)
+    );
+    let bins: Vec<u64> = doc.mos_histogram.iter().map(|b| b.calls).collect();
+    assert_eq!(bins, histogram);
+    let without_mos = calls.iter().filter(|c| c.min_mos.is_none()).count() as u64;
+    assert_eq!(doc.calls_without_mos, without_mos);
+    assert_eq!(
+        without_mos,
+        (0..MANY_CALLS).filter(|n| n % 13 == 0).count() as u64
+    );
+
+    let mut losses: Vec<f64> = calls.iter().map(|c| c.max_loss_pct).collect();
+    losses.sort_by(f64::total_cmp);
+    assert_eq!(doc.loss_pct.samples, MANY_CALLS as u64);
+    assert_eq!(doc.loss_pct.p50, rank(&losses, 50.0));
+    assert_eq!(doc.loss_pct.p95, rank(&losses, 95.0));
+    assert_eq!(doc.loss_pct.p99, rank(&losses, 99.0));
+
+    // The 20 lowest MOS, ties by agent and call key: MOS 1.0 (n·7919 ≡ 0 mod 347: n = 347,
+    // 694, 1041, …) is shared by calls of both agents, so the tie order is exercised.
+    let mut rated: Vec<_> = calls.iter().filter(|c| c.min_mos.is_some()).collect();
+    rated.sort_by(|a, b| {
+        a.min_mos
+            .unwrap_or(f64::INFINITY)
+            .total_cmp(&b.min_mos.unwrap_or(f64::INFINITY))
+            .then_with(|| a.agent_id.cmp(&b.agent_id))
+            .then_with(|| a.call_key.cmp(&b.call_key))
+    });
+    let expected: Vec<(String, String, Option<f64>)> = rated
+        .iter()
+        .take(20)
+        .map(|c| (call_pseudonym(c), c.agent_id.clone(), c.min_mos))
+        .collect();
+    let listed: Vec<(String, String, Option<f64>)> = doc
+        .worst_calls
+        .iter()
+        .map(|c| (c.call.clone(), c.agent_id.clone(), c.mos))
+        .collect();
+    assert_eq!(listed, expected);
+    let agents_at_one: std::collections::BTreeSet<&str> = rated
+        .iter()
+        .filter(|c| c.min_mos == Some(1.0))
+        .map(|c| c.agent_id.as_str())
+        .collect();
+    assert_eq!(
+        agents_at_one.len(),
+        2,
+        "ties of both agents at the lowest MOS"
+    );
+
+    let mut codecs: std::collections::BTreeMap<String, u64> = Default::default();
+    for c in &rated {
+        *codecs
+            .entry(c.mos_codec.clone().expect("codec kept"))
+            .or_default() += 1;
+    }
+    let listed: Vec<(String, u64)> = doc
+        .methods
+        .codecs
+        .iter()
+        .map(|c| (c.codec.clone(), c.streams))
+        .collect();
+    assert_eq!(listed, codecs.into_iter().collect::<Vec<_>>());
+    assert_eq!(listed.len(), 2);
+}
+
+fn many_calls_series_match_every_call_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let url = format!("sqlite:{}", dir.path().join("voqa.db").display());
+    runtime().block_on(async {
+        let store = Store::open(&url).await.expect("store");
+        check_many(&store).await;
+        check_streamed_csv(&store).await;
+        store.close().await;
+    });
+}
+
+/// The API streams the CSV (a page of calls per chunk through a bounded channel): the
+/// served bytes are the command's, a header and one row per stored call, each call once.
+async fn check_streamed_csv(store: &Store) {
+    store
+        .token_insert("o1", &hash_token("ops-token"), "ops", 0)
+        .await
+        .expect("token");
+    let config = CollectorConfig::parse(MANY_CONFIG).expect("config");
+    let customer = config.customer("many").expect("many").clone();
+    let state = AppState {
+        store: store.clone(),
+        config: config.into(),
+        metrics: Arc::default(),
+    };
+    let (base, stop) = serve_api(state).await;
+    let resp = reqwest::Client::new()
+        .get(format!(
+            "{base}/api/v1/customers/many/report?period=2026-10&format=csv"
+        ))
+        .bearer_auth("ops-token")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/csv; charset=utf-8; header=present")
+    );
+    let served = resp.bytes().await.expect("body");
+    let mut written = Vec::new();
+    let rows =
+        voqa_collector::report::csv::write(store, &customer, &october(), ns(NOW), &mut written)
+            .await
+            .expect("csv");
+    assert_eq!(rows, MANY_CALLS as u64);
+    assert_eq!(served.as_ref(), written.as_slice());
+    let text = String::from_utf8(written).expect("utf-8");
+    let lines: Vec<&str> = text.split_terminator("\r\n").collect();
+    assert_eq!(lines.len() as i64, MANY_CALLS + 1);
+    let calls: std::collections::BTreeSet<&str> = lines[1..]
+        .iter()
+        .filter_map(|l| l.split(',').next())
+        .collect();
+    assert_eq!(calls.len() as i64, MANY_CALLS, "each call once");
+    assert!(calls.contains(format!("anon:{:016x}", MANY_CALLS - 1).as_str()));
+    let _ = stop.send(());
+}
+
+/// The API over `state` on a free loopback port: its base URL, and the sender that stops it.
+async fn serve_api(state: AppState) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(api::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    (base, stop)
+}
+
+fn many_calls_series_match_every_call_on_postgres() {
+    let Some(url) = harness::fresh_postgres("many_calls_series_match_every_call_on_postgres")
+    else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = Store::open(&url).await.expect("store");
+        check_many(&store).await;
+        store.close().await;
+    });
+}
+
 fn served_report_respects_tokens_and_tells_no_data_honestly() {
     let dir = tempfile::tempdir().expect("tmp");
     let url = format!("sqlite:{}", dir.path().join("voqa.db").display());
@@ -756,16 +1098,7 @@ fn served_report_respects_tokens_and_tells_no_data_honestly() {
             config: config().into(),
             metrics: Arc::default(),
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(api::serve(listener, state, async move {
-            let _ = rx.await;
-        }));
-        #[allow(deprecated)]
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (base, tx) = serve_api(state).await;
         let client = reqwest::Client::new();
         let get = |path: &str, token: &str| {
             client

@@ -533,10 +533,14 @@ pub async fn report(
         .map_err(|e| ApiError::internal(e.to_string()))?;
     spec.resolve(&zone).map_err(bad)?;
     // A report is an SLA evaluation and more: the same limiter bounds them together.
-    let _permit = match limiter.try_acquire(&token_key(&headers)) {
+    let permit = match limiter.try_acquire(&token_key(&headers)) {
         Ok(permit) => permit,
         Err(refusal) => return Ok(refusal.into_response()),
     };
+    if format == ReportFormat::Csv {
+        return csv_report(state, customer, spec, permit).await;
+    }
+    let _permit = permit;
     let body = produce(
         &state.store,
         &customer,
@@ -647,4 +651,74 @@ pub async fn report_sends(
         })
         .collect();
     Ok(axum::Json(ReportSendsPage { items }).into_response())
+}
+
+/// The CSV report streamed: a task reads the calls a page at a time into a bounded channel
+/// (two pages of rows in flight at most, however large the month) that the response body
+/// drains, holding the limiter's permit until the last row is sent. The first chunk (the
+/// header and the first page) is awaited before answering, so a failure to start is a 500;
+/// a failure later can only cut the body short (hyper then aborts the response, which the
+/// client sees as an incomplete chunked body, never as a complete CSV).
+async fn csv_report(
+    state: AppState,
+    customer: sla::Customer,
+    spec: crate::report::build::ReportPeriodSpec,
+    permit: super::sla_limit::SlaPermit,
+) -> Result<Response, ApiError> {
+    use crate::report::format::ReportFormat;
+    let (mut tx, mut rx) = tokio::sync::mpsc::channel(2);
+    let now = crate::now_ns();
+    tokio::spawn(async move {
+        let _permit = permit;
+        let written =
+            crate::report::csv::write_chunks(&state.store, &customer, &spec, now, &mut tx).await;
+        if let Err(error) = written {
+            let _ = tx.send(Err(std::io::Error::other(error.to_string()))).await;
+        }
+    });
+    let first = match rx.recv().await {
+        Some(Ok(chunk)) => chunk,
+        Some(Err(error)) => return Err(ApiError::internal(error.to_string())),
+        None => return Err(ApiError::internal("the CSV report ended before its header")),
+    };
+    let body = axum::body::Body::new(ChannelBody {
+        first: Some(first),
+        rx,
+    });
+    let mut response = (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            ReportFormat::Csv.content_type(),
+        )],
+        body,
+    )
+        .into_response();
+    response.headers_mut().insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    Ok(response)
+}
+
+/// A response body fed by a bounded channel of chunks (see `csv_report`).
+struct ChannelBody {
+    first: Option<Vec<u8>>,
+    rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = axum::body::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        if let Some(first) = self.first.take() {
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(first.into()))));
+        }
+        self.rx
+            .poll_recv(cx)
+            .map(|item| item.map(|chunk| chunk.map(|c| http_body::Frame::data(c.into()))))
+    }
 }

@@ -2,9 +2,11 @@
 //! (store → facts → sla → report): the evaluation as the SLA route gives it, plus the series
 //! behind every chart, in the customer's time zone.
 //!
-//! The calls of the period are read a page at a time from the per-call aggregates (never
-//! the whole month at once): what stays in memory is one `f64` per call with a MOS (for the
-//! exact per-day percentiles), one per call for the loss percentiles, and the worst calls.
+//! The per-call series are counted by the store from the per-call aggregates (never the
+//! whole month of rows): one `(value, calls)` pair per distinct MOS of each day and per
+//! distinct loss (the exact percentiles and histogram come from these), the calls per
+//! codec, and the worst calls by an ordered query. The CSV alone reads every call, a page at
+//! a time (`for_each_call`).
 //! Jitter percentiles come from the same merged histograms as the SLA's jitter verdict,
 //! the timeline from the same uptime computation as the uptime verdict.
 //!
@@ -20,7 +22,7 @@ use voqa_wire::histogram::quantile_ms;
 use super::model::*;
 use crate::facts::{self, FactsError};
 use crate::sla::{self, Evaluation};
-use crate::store::{CallAggregate, Store, StoreError};
+use crate::store::{CallAggregate, CallValue, Store, StoreError, Worst};
 
 /// Calls read per page: one page is what the report holds of the aggregates at a time.
 pub const CALLS_PAGE: u32 = 10_000;
@@ -272,10 +274,81 @@ pub fn call_pseudonym(call: &CallAggregate) -> String {
     }
 }
 
-/// Reads every call counted for the customer in `[from_ns, to_ns)` (in the scope its SLA is
-/// judged on), a page at a time, handing each to `each`. Returns false, without reading,
-/// when the period is evaluated from stream reports (see `facts::calls_scope`): the per-call
-/// aggregates of that scope do not cover it.
+/// The calls counted for a customer in `[from_ns, to_ns)` (in the scope its SLA is judged
+/// on), a page of [`CALLS_PAGE`] at a time, agent by agent in time order: what the CSV form
+/// lists, read so that no more than a page is ever held.
+pub struct CallPages {
+    /// `None` when the period is evaluated from stream reports (see `facts::calls_scope`):
+    /// the per-call aggregates of that scope do not cover it, and there are no pages.
+    scope: Option<String>,
+    agents: Vec<String>,
+    agent: usize,
+    after: Option<(i64, String)>,
+    from_ns: i64,
+    to_ns: i64,
+}
+
+impl CallPages {
+    pub async fn open(
+        store: &Store,
+        customer: &sla::Customer,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Self, ReportError> {
+        let scope = facts::calls_scope(store, customer, from_ns).await?;
+        let mut agents = customer.agents.clone();
+        agents.sort_unstable();
+        agents.dedup();
+        Ok(CallPages {
+            scope,
+            agents,
+            agent: 0,
+            after: None,
+            from_ns,
+            to_ns,
+        })
+    }
+
+    /// False when the per-call aggregates do not cover the period (no pages then).
+    pub fn available(&self) -> bool {
+        self.scope.is_some()
+    }
+
+    /// The next non-empty page, `None` after the last.
+    pub async fn next_page(
+        &mut self,
+        store: &Store,
+    ) -> Result<Option<Vec<CallAggregate>>, ReportError> {
+        let Some(scope) = &self.scope else {
+            return Ok(None);
+        };
+        while let Some(agent) = self.agents.get(self.agent) {
+            let page = store
+                .calls_page(
+                    scope,
+                    agent,
+                    self.from_ns,
+                    self.to_ns,
+                    self.after.take(),
+                    CALLS_PAGE,
+                )
+                .await?;
+            match page.last() {
+                Some(last) if page.len() == CALLS_PAGE as usize => {
+                    self.after = Some((last.last_start_ns, last.call_key.clone()));
+                }
+                _ => self.agent += 1,
+            }
+            if !page.is_empty() {
+                return Ok(Some(page));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Hands every call of [`CallPages`] to `each`. Returns false, without reading, when the
+/// period is evaluated from stream reports.
 pub async fn for_each_call(
     store: &Store,
     customer: &sla::Customer,
@@ -283,41 +356,32 @@ pub async fn for_each_call(
     to_ns: i64,
     mut each: impl FnMut(&CallAggregate) -> Result<(), ReportError>,
 ) -> Result<bool, ReportError> {
-    let Some(scope) = facts::calls_scope(store, customer, from_ns).await? else {
-        return Ok(false);
-    };
-    let mut agents = customer.agents.clone();
-    agents.sort_unstable();
-    agents.dedup();
-    for agent in &agents {
-        let mut after = None;
-        loop {
-            let page = store
-                .calls_page(&scope, agent, from_ns, to_ns, after.take(), CALLS_PAGE)
-                .await?;
-            for call in &page {
-                each(call)?;
-            }
-            match page.last() {
-                Some(last) if page.len() == CALLS_PAGE as usize => {
-                    after = Some((last.last_start_ns, last.call_key.clone()));
-                }
-                _ => break,
-            }
+    let mut pages = CallPages::open(store, customer, from_ns, to_ns).await?;
+    while let Some(page) = pages.next_page(store).await? {
+        for call in &page {
+            each(call)?;
         }
     }
-    Ok(true)
+    Ok(pages.available())
 }
 
-/// Nearest-rank percentile (`p` in 0..=100) of sorted values: the smallest value with at
-/// least `p` % of the values at or below it.
-pub fn nearest_rank(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
+/// Nearest-rank percentile (`p` in 0..=100) of values given as `(value, how many)` in
+/// ascending order of value: the smallest value with at least `p` % of the values at or
+/// below it, as if every value were repeated its count of times.
+pub fn nearest_rank(counted: &[(f64, u64)], p: f64) -> Option<f64> {
+    let n: u64 = counted.iter().map(|&(_, count)| count).sum();
+    if n == 0 {
         return None;
     }
-    let n = sorted.len() as f64;
-    let rank = ((p / 100.0) * n).ceil().max(1.0) as usize;
-    sorted.get(rank.min(sorted.len()) - 1).copied()
+    let rank = (((p / 100.0) * n as f64).ceil().max(1.0) as u64).min(n);
+    let mut seen = 0u64;
+    for &(value, count) in counted {
+        seen += count;
+        if seen >= rank {
+            return Some(value);
+        }
+    }
+    None
 }
 
 /// MOS histogram bins: 0.1 wide from 1.0 to 4.5, the last closed.
@@ -330,54 +394,107 @@ fn mos_bin(mos: f64) -> usize {
     (x.floor().max(0.0) as usize).min(MOS_BINS - 1)
 }
 
+/// One local day's calls: `(MOS, calls)` ascending, all calls, calls meeting the MOS target.
+#[derive(Clone, Default)]
+struct DayCalls {
+    mos: Vec<(f64, u64)>,
+    calls: u64,
+    meeting: u64,
+}
+
 /// What the calls of the period add up to.
 struct CallSeries {
-    days: Vec<(Vec<f64>, u64, u64)>,
+    days: Vec<DayCalls>,
     histogram: [u64; MOS_BINS],
     without_mos: u64,
-    losses: Vec<f64>,
-    worst: WorstCalls,
-    codecs: std::collections::BTreeMap<String, u64>,
+    /// `(loss %, calls)` ascending.
+    losses: Vec<(f64, u64)>,
+    worst: Vec<CallAggregate>,
+    /// `(codec, calls)` by codec name.
+    codecs: Vec<(String, u64)>,
     available: bool,
 }
 
-fn worst_order(a: &CallAggregate, b: &CallAggregate) -> std::cmp::Ordering {
-    a.min_mos
-        .unwrap_or(f64::INFINITY)
-        .total_cmp(&b.min_mos.unwrap_or(f64::INFINITY))
-        .then_with(|| a.agent_id.cmp(&b.agent_id))
-        .then_with(|| a.call_key.cmp(&b.call_key))
-}
-
-/// The [`WORST_CALLS`] lowest-MOS calls of a stream of calls, in bounded memory.
-#[derive(Default)]
-struct WorstCalls(Vec<CallAggregate>);
-
-impl WorstCalls {
-    fn offer(&mut self, call: &CallAggregate) {
-        // Once WORST_CALLS are kept and sorted, the entry at WORST_CALLS - 1 has that many
-        // calls at least as bad: a call not worse than it cannot be among the worst, and is
-        // not copied (past the first pages, almost none is).
-        let candidate = self.0.len() < WORST_CALLS
-            || self
-                .0
-                .get(WORST_CALLS - 1)
-                .is_none_or(|last| worst_order(call, last) == std::cmp::Ordering::Less);
-        if candidate {
-            self.0.push(call.clone());
-            let len = self.0.len();
-            if len == WORST_CALLS || len >= 4 * WORST_CALLS {
-                self.0.sort_by(worst_order);
-                self.0.truncate(WORST_CALLS);
+/// The per-call series of `[from, until)`, counted by the store (one row per distinct MOS
+/// of each day and per distinct loss, the [`WORST_CALLS`] lowest-MOS calls by an ordered
+/// query) rather than by reading every call: the same numbers, exact, without a million
+/// rows crossing the driver. Empty and not `available` when the period is evaluated from
+/// stream reports (see `facts::calls_scope`): the per-call aggregates do not cover it.
+async fn call_series(
+    store: &Store,
+    customer: &sla::Customer,
+    days: &[(Date, i64, i64)],
+    from: i64,
+    until: i64,
+) -> Result<CallSeries, ReportError> {
+    let mut series = CallSeries {
+        days: vec![DayCalls::default(); days.len()],
+        histogram: [0; MOS_BINS],
+        without_mos: 0,
+        losses: Vec::new(),
+        worst: Vec::new(),
+        codecs: Vec::new(),
+        available: true,
+    };
+    if from >= until {
+        return Ok(series);
+    }
+    let Some(scope) = facts::calls_scope(store, customer, from).await? else {
+        series.available = false;
+        return Ok(series);
+    };
+    let mut agents = customer.agents.clone();
+    agents.sort_unstable();
+    agents.dedup();
+    let mos_min = customer.commitments.mos_min;
+    for (&(_, start, end), day) in days.iter().zip(series.days.iter_mut()) {
+        // Calls are judged up to `until`, as the evaluation counts them; the store answers
+        // an empty range (a day after `until`) with nothing.
+        let counts = store
+            .call_value_counts(
+                &scope,
+                &agents,
+                start.max(from),
+                end.min(until),
+                CallValue::MinMos,
+            )
+            .await?;
+        for (mos, calls) in counts {
+            day.calls += calls;
+            match mos {
+                Some(mos) => {
+                    day.mos.push((mos, calls));
+                    if mos >= mos_min {
+                        day.meeting += calls;
+                    }
+                    series.histogram[mos_bin(mos)] += calls;
+                }
+                None => series.without_mos += calls,
             }
         }
     }
-
-    fn finish(mut self) -> Vec<CallAggregate> {
-        self.0.sort_by(worst_order);
-        self.0.truncate(WORST_CALLS);
-        self.0
-    }
+    series.losses = store
+        .call_value_counts(&scope, &agents, from, until, CallValue::MaxLossPct)
+        .await?
+        .into_iter()
+        // `max_loss_pct` is NOT NULL: there is no `None` to drop.
+        .filter_map(|(loss, calls)| loss.map(|loss| (loss, calls)))
+        .collect();
+    series.codecs = store
+        .call_codec_counts(&scope, &agents, from, until)
+        .await?;
+    // Lowest MOS first, ties by agent and call key: every call with a MOS is "below" +∞.
+    series.worst = store
+        .calls_worst(
+            &scope,
+            &agents,
+            from,
+            until,
+            Worst::MosBelow(f64::INFINITY),
+            WORST_CALLS as u32,
+        )
+        .await?;
+    Ok(series)
 }
 
 /// Builds the report of `customer` over `period` as of `now_ns`.
@@ -396,73 +513,34 @@ pub async fn build(
         facts::evaluate_with_facts(store, customer, from, to, now_ns).await?;
 
     let days = local_days(from, to, &zone)?;
-    let mos_min = customer.commitments.mos_min;
-    let mut series = CallSeries {
-        days: vec![(Vec::new(), 0, 0); days.len()],
-        histogram: [0; MOS_BINS],
-        without_mos: 0,
-        losses: Vec::new(),
-        worst: WorstCalls::default(),
-        codecs: Default::default(),
-        available: true,
-    };
-    // Calls are judged up to `until`, as the evaluation counts them.
-    if from < until {
-        let day_starts: Vec<i64> = days.iter().map(|d| d.1).collect();
-        series.available = for_each_call(store, customer, from, until, |call| {
-            let day = day_starts
-                .partition_point(|&start| start <= call.last_start_ns)
-                .saturating_sub(1);
-            series.losses.push(call.max_loss_pct);
-            let Some(entry) = series.days.get_mut(day) else {
-                return Ok(());
-            };
-            entry.1 += 1;
-            match call.min_mos {
-                Some(mos) => {
-                    entry.0.push(mos);
-                    if mos >= mos_min {
-                        entry.2 += 1;
-                    }
-                    series.histogram[mos_bin(mos)] += 1;
-                    if let Some(codec) = &call.mos_codec {
-                        *series.codecs.entry(codec.clone()).or_default() += 1;
-                    }
-                    series.worst.offer(call);
-                }
-                None => series.without_mos += 1,
-            }
-            Ok(())
-        })
-        .await?;
-    }
-    let worst = std::mem::take(&mut series.worst).finish();
+    let mut series = call_series(store, customer, &days, from, until).await?;
+    let worst = std::mem::take(&mut series.worst);
 
     let day_series = days
         .iter()
-        .zip(series.days.iter_mut())
-        .map(|(&(date, start, end), (mos, calls, meeting))| {
-            mos.sort_by(f64::total_cmp);
+        .zip(series.days.iter())
+        .map(|(&(date, start, end), day)| {
+            let mos = &day.mos;
+            let with_mos: u64 = mos.iter().map(|&(_, calls)| calls).sum();
             DaySeries {
                 date: date.to_string(),
                 from_ns: start,
                 to_ns: end,
                 hours: (end - start) as f64 / NS_PER_HOUR,
-                calls: *calls,
-                calls_with_mos: mos.len() as u64,
+                calls: day.calls,
+                calls_with_mos: with_mos,
                 mos_p50: nearest_rank(mos, 50.0),
                 mos_p5: nearest_rank(mos, 5.0),
-                meeting_mos_pct: (!mos.is_empty())
-                    .then(|| *meeting as f64 / mos.len() as f64 * 100.0),
+                meeting_mos_pct: (with_mos > 0)
+                    .then(|| day.meeting as f64 / with_mos as f64 * 100.0),
             }
         })
         .collect();
-    series.losses.sort_by(f64::total_cmp);
     let loss_pct = Percentiles {
         p50: nearest_rank(&series.losses, 50.0),
         p95: nearest_rank(&series.losses, 95.0),
         p99: nearest_rank(&series.losses, 99.0),
-        samples: series.losses.len() as u64,
+        samples: series.losses.iter().map(|&(_, calls)| calls).sum(),
     };
     let jitter = &period_facts.jitter.histogram;
     let jitter_ms = Percentiles {
@@ -899,13 +977,26 @@ mod tests {
 
     #[test]
     fn nearest_rank_percentiles() {
-        let values: Vec<f64> = (1..=20).map(f64::from).collect();
+        let values: Vec<(f64, u64)> = (1..=20).map(|v| (f64::from(v), 1)).collect();
         assert_eq!(nearest_rank(&values, 50.0), Some(10.0));
         assert_eq!(nearest_rank(&values, 5.0), Some(1.0));
         assert_eq!(nearest_rank(&values, 95.0), Some(19.0));
         assert_eq!(nearest_rank(&values, 99.0), Some(20.0));
         assert_eq!(nearest_rank(&[], 50.0), None);
-        assert_eq!(nearest_rank(&[4.2], 5.0), Some(4.2));
+        assert_eq!(nearest_rank(&[(4.2, 0)], 50.0), None);
+        assert_eq!(nearest_rank(&[(4.2, 1)], 5.0), Some(4.2));
+        // Counted values: 2.0 ×3, 3.5 ×1, 4.1 ×6 (10 values, sorted: 2 2 2 3.5 4.1 4.1 …).
+        // p5 → rank 1 → 2.0; p30 → rank 3 → 2.0; p31 → rank 4 → 3.5; p40 → rank 4 → 3.5;
+        // p41 → rank 5 → 4.1; p100 → rank 10 → 4.1.
+        let counted = [(2.0, 3), (3.5, 1), (4.1, 6)];
+        assert_eq!(nearest_rank(&counted, 5.0), Some(2.0));
+        assert_eq!(nearest_rank(&counted, 30.0), Some(2.0));
+        assert_eq!(nearest_rank(&counted, 31.0), Some(3.5));
+        assert_eq!(nearest_rank(&counted, 40.0), Some(3.5));
+        assert_eq!(nearest_rank(&counted, 41.0), Some(4.1));
+        assert_eq!(nearest_rank(&counted, 100.0), Some(4.1));
+        // A value counted zero times is never chosen.
+        assert_eq!(nearest_rank(&[(1.0, 0), (3.0, 2)], 1.0), Some(3.0));
     }
 
     #[test]
@@ -949,46 +1040,6 @@ mod tests {
         ));
         assert!(clear.starts_with("hash:") && clear.len() == 21, "{clear}");
         assert!(!clear.contains("pc33"));
-    }
-
-    #[test]
-    fn worst_calls_are_the_lowest_whatever_the_order() {
-        let call = |n: u64, mos: f64| CallAggregate {
-            scope: String::new(),
-            agent_id: "a1".into(),
-            call_key: format!("call-{n:05}"),
-            call_id: None,
-            streams: 1,
-            first_start_ns: 0,
-            last_end_ns: 1,
-            last_start_ns: 0,
-            min_mos: Some(mos),
-            max_loss_pct: 0.0,
-            max_jitter_ms: None,
-            mos_stream_id: None,
-            mos_codec: None,
-        };
-        // 5,000 calls with MOS in a scrambled order (a multiplicative walk modulo a prime),
-        // the first and the last equal: the kept ones are the first WORST_CALLS of a full sort.
-        let calls: Vec<CallAggregate> = (0..5000u64)
-            .map(|n| call(n, 1.0 + ((n * 7919) % 4999) as f64 / 2000.0))
-            .collect();
-        let mut worst = WorstCalls::default();
-        for c in &calls {
-            worst.offer(c);
-        }
-        let mut all = calls.clone();
-        all.sort_by(worst_order);
-        all.truncate(WORST_CALLS);
-        assert_eq!(worst.finish(), all);
-        // Fewer calls than the cap: all of them, sorted.
-        let mut few = WorstCalls::default();
-        for c in calls.iter().take(7) {
-            few.offer(c);
-        }
-        let kept = few.finish();
-        assert_eq!(kept.len(), 7);
-        assert!(kept.windows(2).all(|w| worst_order(&w[0], &w[1]).is_le()));
     }
 
     #[test]

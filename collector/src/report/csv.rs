@@ -1,15 +1,16 @@
 //! The CSV form of a customer report: one row per call of the period (pseudonymised), with
 //! its numbers and the stream that set its MOS, RFC 4180 quoted, after a header row.
 //!
-//! Streamed: calls are read a page at a time (`build::for_each_call`) and written as they
-//! come, so a month of a million calls is never held. Must compute nothing the JSON form does
+//! Streamed: calls are read a page at a time (`build::CallPages`) and handed on a page of
+//! rows at a time as they come (to a file or stdout by the command, to the response body by
+//! the API), so a month of a million calls is never held. Must compute nothing the JSON form does
 //! not: each row is the call's stored aggregate, and must never write a clear Call-ID.
 
 use std::io::Write;
 
 use voqa_wire::Timestamp;
 
-use super::build::{ReportError, ReportPeriodSpec, call_pseudonym, customer_zone, for_each_call};
+use super::build::{CallPages, ReportError, ReportPeriodSpec, call_pseudonym, customer_zone};
 use crate::sla;
 use crate::store::{CallAggregate, Store};
 
@@ -82,20 +83,72 @@ pub async fn write<W: Write>(
     now_ns: i64,
     out: &mut W,
 ) -> Result<u64, ReportError> {
+    let rows = write_chunks(store, customer, period, now_ns, &mut WriteSink(&mut *out)).await?;
+    out.flush()?;
+    Ok(rows)
+}
+
+/// Where [`write_chunks`] hands its bytes, a chunk at a time.
+pub trait ChunkSink {
+    fn emit(&mut self, chunk: Vec<u8>) -> impl Future<Output = Result<(), ReportError>> + Send;
+}
+
+/// A [`ChunkSink`] that writes each chunk to a writer as it comes.
+struct WriteSink<'a, W>(&'a mut W);
+
+impl<W: Write> ChunkSink for WriteSink<'_, W> {
+    fn emit(&mut self, chunk: Vec<u8>) -> impl Future<Output = Result<(), ReportError>> + Send {
+        let written = self.0.write_all(&chunk).map_err(ReportError::from);
+        std::future::ready(written)
+    }
+}
+
+/// A [`ChunkSink`] into a bounded channel (the API's response body): each chunk waits for
+/// room, so a slow reader slows the reading of pages instead of growing memory; a reader
+/// gone is an error that ends the writing.
+impl ChunkSink for tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>> {
+    fn emit(&mut self, chunk: Vec<u8>) -> impl Future<Output = Result<(), ReportError>> + Send {
+        async move {
+            self.send(Ok(chunk)).await.map_err(|_| {
+                ReportError::Io(std::io::Error::new(
+                    std::io::ErrorKind::BrokenPipe,
+                    "the client went away",
+                ))
+            })
+        }
+    }
+}
+
+/// [`write`], handing the bytes to `sink` in chunks: the header with the first page of rows,
+/// then one chunk per page ([`super::build::CALLS_PAGE`] calls). What is held at a time is
+/// one page of calls and its rows; the sink decides how fast the next page is read (a bounded
+/// channel to a response body waits for the client).
+pub async fn write_chunks(
+    store: &Store,
+    customer: &sla::Customer,
+    period: &ReportPeriodSpec,
+    now_ns: i64,
+    sink: &mut impl ChunkSink,
+) -> Result<u64, ReportError> {
     let zone = customer_zone(customer)?;
     let resolved = period.resolve(&zone)?;
     let until = sla::evaluated_until(resolved.from_ns, resolved.to_ns, now_ns);
-    write_record(out, &HEADER)?;
+    let mut chunk = Vec::new();
+    write_record(&mut chunk, &HEADER)?;
     let mut rows = 0u64;
     if resolved.from_ns < until {
-        for_each_call(store, customer, resolved.from_ns, until, |call| {
-            write_call(out, call)?;
-            rows += 1;
-            Ok(())
-        })
-        .await?;
+        let mut pages = CallPages::open(store, customer, resolved.from_ns, until).await?;
+        while let Some(page) = pages.next_page(store).await? {
+            for call in &page {
+                write_call(&mut chunk, call)?;
+                rows += 1;
+            }
+            sink.emit(std::mem::take(&mut chunk)).await?;
+        }
     }
-    out.flush()?;
+    if !chunk.is_empty() {
+        sink.emit(chunk).await?;
+    }
     Ok(rows)
 }
 

@@ -12,6 +12,7 @@
 
 use std::fmt::Write as _;
 
+use jiff::tz::TimeZone;
 use voqa_wire::Timestamp;
 use voqa_wire::time::{NS_PER_DAY, NS_PER_HOUR, NS_PER_MIN, NS_PER_S};
 
@@ -229,8 +230,8 @@ fn verdict(out: &mut String, doc: &ReportDocument) {
     if e.evaluated_until_ns < e.to_ns {
         let _ = write!(
             out,
-            "<p>The period is not over: it is judged up to {} UTC; what follows is not judged yet.</p>",
-            escape(&utc_time(&e.evaluated_until))
+            "<p>The period is not over: it is judged up to {}; what follows is not judged yet.</p>",
+            escape(&local_time_of(&e.evaluated_until, &zone_of(doc)))
         );
     }
     if !doc.notices.is_empty() {
@@ -334,18 +335,16 @@ fn notices(out: &mut String, doc: &ReportDocument) {
         return;
     }
     out.push_str(r#"<ul class="notices">"#);
+    let zone = zone_of(doc);
     for notice in doc.notices.iter().take(MAX_NOTICES) {
         let when = match (&notice.from, &notice.to) {
             (Some(from), Some(to)) => format!(
-                " <span class=\"detail\">({} – {} UTC)</span>",
-                escape(&utc_time(from)),
-                escape(&utc_time(to))
+                " <span class=\"detail\">({} – {})</span>",
+                local_cell(from, &zone),
+                local_cell(to, &zone)
             ),
             (Some(at), None) | (None, Some(at)) => {
-                format!(
-                    " <span class=\"detail\">({} UTC)</span>",
-                    escape(&utc_time(at))
-                )
+                format!(" <span class=\"detail\">({})</span>", local_cell(at, &zone))
             }
             (None, None) => String::new(),
         };
@@ -599,18 +598,19 @@ fn state_word(state: SpanState) -> &'static str {
     }
 }
 
-fn span_text(s: &TimelineSpan) -> String {
+fn span_text(s: &TimelineSpan, zone: &TimeZone) -> String {
     format!(
-        "{}: {} – {} UTC ({})",
+        "{}: {} – {} ({})",
         state_word(s.state),
-        utc_time(&s.from),
-        utc_time(&s.to),
+        local_time_of(&s.from, zone),
+        local_time_of(&s.to, zone),
         duration(s.to_ns.saturating_sub(s.from_ns))
     )
 }
 
 fn uptime(out: &mut String, doc: &ReportDocument) {
     out.push_str(r#"<section id="uptime"><h2>Availability</h2>"#);
+    let zone = zone_of(doc);
     let (labels, x_title) = day_labels(doc);
     let spans: Vec<Span> = doc
         .uptime_timeline
@@ -619,7 +619,7 @@ fn uptime(out: &mut String, doc: &ReportDocument) {
             state: s.state,
             from_ns: s.from_ns,
             to_ns: s.to_ns,
-            tooltip: span_text(s),
+            tooltip: span_text(s, &zone),
         })
         .collect();
     let ticks: Vec<(i64, String)> = doc
@@ -659,8 +659,10 @@ fn uptime(out: &mut String, doc: &ReportDocument) {
     if not_up.is_empty() {
         out.push_str("<p>No downtime, maintenance or stretch without data in the period.</p>");
     } else {
-        out.push_str(
-            r#"<table id="intervals"><thead><tr><th>State</th><th>From (UTC)</th><th>To (UTC)</th><th class="num">Duration</th></tr></thead><tbody>"#,
+        let _ = write!(
+            out,
+            r#"<table id="intervals"><thead><tr><th>State</th><th>From ({zone_name})</th><th>To ({zone_name})</th><th class="num">Duration</th></tr></thead><tbody>"#,
+            zone_name = "local",
         );
         for s in not_up.iter().take(MAX_INTERVAL_ROWS) {
             let _ = write!(
@@ -672,8 +674,8 @@ fn uptime(out: &mut String, doc: &ReportDocument) {
                     _ => "no-data",
                 },
                 state_word(s.state),
-                escape(&utc_time(&s.from)),
-                escape(&utc_time(&s.to)),
+                local_cell(&s.from, &zone),
+                local_cell(&s.to, &zone),
                 duration(s.to_ns.saturating_sub(s.from_ns))
             );
         }
@@ -699,17 +701,20 @@ fn worst_calls(out: &mut String, doc: &ReportDocument) {
         out.push_str("<p>No calls with a MOS in the period.</p></section>");
         return;
     }
-    out.push_str(
-        r#"<p class="detail">The lowest-MOS calls, worst first. Call ids are pseudonyms; the worst stream is the direction that set the call's MOS (its stream id and agent show on hovering; the JSON and CSV forms list them).</p><table class="calls" id="worst-calls-table"><thead><tr><th>Call</th><th>Start (UTC)</th><th class="num">MOS</th><th class="num">Loss %</th><th class="num">Jitter ms</th><th>Codec</th><th>Worst stream</th></tr></thead><tbody>"#,
+    let _ = write!(
+        out,
+        r#"<p class="detail">The lowest-MOS calls, worst first. Call ids are pseudonyms; the worst stream is the direction that set the call's MOS (its stream id and agent show on hovering; the JSON and CSV forms list them).</p><table class="calls" id="worst-calls-table"><thead><tr><th>Call</th><th>Start ({})</th><th class="num">MOS</th><th class="num">Loss %</th><th class="num">Jitter ms</th><th>Codec</th><th>Worst stream</th></tr></thead><tbody>"#,
+        "local",
     );
+    let zone = zone_of(doc);
     for call in doc.worst_calls.iter().take(WORST_CALLS) {
-        worst_call_row(out, call);
+        worst_call_row(out, call, &zone);
     }
     out.push_str("</tbody></table></section>");
 }
 
 /// One line per call, so twenty calls fit on a page beside the uptime timeline.
-fn worst_call_row(out: &mut String, call: &ReportCall) {
+fn worst_call_row(out: &mut String, call: &ReportCall, zone: &TimeZone) {
     let (codec, stream) = match &call.worst_stream {
         Some(s) => (
             data(&s.codec),
@@ -724,12 +729,16 @@ fn worst_call_row(out: &mut String, call: &ReportCall) {
         None => ("—".to_owned(), "—".to_owned()),
     };
     // Minutes are enough to find a call; the seconds are in the JSON and CSV forms.
-    let start = utc_minute(&call.start);
+    // Local time to the minute; its offset (which tells the repeated DST hour apart) as the
+    // cell's title, so that the row keeps the width that fits twenty calls on the A4 page.
+    let start = local_minute_of(&call.start, zone);
+    let (minute, offset) = start.rsplit_once(' ').unwrap_or((start.as_str(), ""));
     let _ = write!(
         out,
-        r#"<tr class="call"><td class="mono nowrap">{}</td><td class="nowrap">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td>{codec}</td><td>{stream}</td></tr>"#,
+        r#"<tr class="call"><td class="mono nowrap">{}</td><td class="nowrap" title="{}">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td>{codec}</td><td>{stream}</td></tr>"#,
         data(&call.call),
-        escape(&start),
+        escape(offset),
+        escape(minute),
         opt(call.mos, 2),
         fmt_value(call.loss_pct, 2),
         opt(call.jitter_ms, 1),
@@ -860,25 +869,55 @@ fn plural(v: u64, one: &str, many: &str) -> String {
     format!("{} {}", count(v), if v == 1 { one } else { many })
 }
 
-/// An RFC 3339 UTC time as `2026-11-12 10:04:31` (the caller says it is UTC); text that is
-/// not one is shown as it is (the caller escapes).
-fn utc_time(text: &str) -> String {
-    utc(text, 19)
+/// The customer's zone, in which the page shows every instant (the document keeps them in
+/// UTC). The report was built in it, so it is known; UTC should it not be (the offset shown
+/// with each time then says so).
+fn zone_of(doc: &ReportDocument) -> TimeZone {
+    TimeZone::get(&doc.customer.time_zone).unwrap_or(TimeZone::UTC)
 }
 
-/// [`utc_time`] to the minute: `2026-11-12 10:04`.
-fn utc_minute(text: &str) -> String {
-    utc(text, 16)
+/// An RFC 3339 UTC time as the customer reads it: local date and time with the offset of
+/// that instant, `2026-10-25 02:30:00 UTC+01:00` (the repeated hour of a DST change is told
+/// apart by its offset); text that is not a time as it is (the caller escapes).
+fn local_time_of(text: &str, zone: &TimeZone) -> String {
+    zoned(text, zone, "%Y-%m-%d %H:%M:%S")
 }
 
-/// The first `len` characters of the time's wire form (`Timestamp`'s one formatter) with a
-/// space for the `T`; text that is not a time as it is.
-fn utc(text: &str, len: usize) -> String {
-    Timestamp::parse(text)
+/// [`local_time_of`] to the minute: `2026-10-25 02:30 UTC+01:00`.
+fn local_minute_of(text: &str, zone: &TimeZone) -> String {
+    zoned(text, zone, "%Y-%m-%d %H:%M")
+}
+
+/// [`local_time_of`] as page markup for tables and lists: the local time as text and its
+/// offset as the element's title, so that rows keep the width that fits each part on its A4
+/// page (the zone is named in the heading or the title section).
+fn local_cell(text: &str, zone: &TimeZone) -> String {
+    let local = local_time_of(text, zone);
+    match local.rsplit_once(' ') {
+        Some((time, offset)) if offset.starts_with("UTC") => format!(
+            r#"<span title="{}">{}</span>"#,
+            escape(offset),
+            escape(time)
+        ),
+        _ => escape(&local),
+    }
+}
+
+fn zoned(text: &str, zone: &TimeZone, format: &str) -> String {
+    let Some(zoned) = Timestamp::parse(text)
         .ok()
-        .map(|t| t.to_string())
-        .and_then(|wire| Some(format!("{} {}", wire.get(..10)?, wire.get(11..len)?)))
-        .unwrap_or_else(|| text.to_owned())
+        .and_then(|t| jiff::Timestamp::from_nanosecond(i128::from(t.as_ns())).ok())
+        .map(|t| t.to_zoned(zone.clone()))
+    else {
+        return text.to_owned();
+    };
+    let offset = zoned.offset();
+    let offset = if offset.seconds() == 0 {
+        "UTC".to_owned()
+    } else {
+        format!("UTC{}", zoned.strftime("%:z"))
+    };
+    format!("{} {offset}", zoned.strftime(format))
 }
 
 /// A local RFC 3339 time with offset (`2026-11-01T00:00:00+01:00`) as its date and minute
@@ -1341,16 +1380,41 @@ mod tests {
         assert_eq!(duration(90 * NS_PER_S), "1 min 30 s");
         assert_eq!(duration(2 * NS_PER_HOUR + 15 * NS_PER_MIN), "2 h 15 min");
         assert_eq!(duration(3 * NS_PER_DAY + 4 * NS_PER_HOUR), "3 d 4 h");
+        let utc = TimeZone::UTC;
         assert_eq!(
-            utc_time("2026-11-12T10:04:31.250000Z"),
-            "2026-11-12 10:04:31"
+            local_time_of("2026-11-12T10:04:31.250000Z", &utc),
+            "2026-11-12 10:04:31 UTC"
         );
-        assert_eq!(utc_time("not a time"), "not a time");
+        assert_eq!(local_time_of("not a time", &utc), "not a time");
         assert_eq!(
-            utc_minute("2026-11-12T10:04:31.250000Z"),
-            "2026-11-12 10:04"
+            local_minute_of("2026-11-12T10:04:31.250000Z", &utc),
+            "2026-11-12 10:04 UTC"
         );
-        assert_eq!(utc_minute("not a time at all"), "not a time at all");
+        assert_eq!(
+            local_minute_of("not a time at all", &utc),
+            "not a time at all"
+        );
+        // Berlin on 25 October 2026: 00:30 UTC is 02:30 summer time, 01:30 UTC (after the
+        // clocks went back at 01:00 UTC) is 02:30 again, winter time; 12 November is winter.
+        let berlin = TimeZone::get("Europe/Berlin").expect("bundled zone");
+        assert_eq!(
+            local_time_of("2026-10-25T00:30:00Z", &berlin),
+            "2026-10-25 02:30:00 UTC+02:00"
+        );
+        assert_eq!(
+            local_time_of("2026-10-25T01:30:00Z", &berlin),
+            "2026-10-25 02:30:00 UTC+01:00"
+        );
+        assert_eq!(
+            local_minute_of("2026-11-12T10:04:31.250000Z", &berlin),
+            "2026-11-12 11:04 UTC+01:00"
+        );
+        // West of UTC: New York is UTC-05:00 on 12 November, the day before in the evening.
+        let new_york = TimeZone::get("America/New_York").expect("bundled zone");
+        assert_eq!(
+            local_minute_of("2026-11-12T03:04:00Z", &new_york),
+            "2026-11-11 22:04 UTC-05:00"
+        );
         let local = |date: &str, zone: &str| (date.to_owned(), zone.to_owned());
         assert_eq!(
             local_time("2026-11-01T00:00:00+01:00"),

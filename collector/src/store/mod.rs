@@ -236,6 +236,15 @@ pub enum Worst {
     LossAbove(f64),
 }
 
+/// Which value of a call `Store::call_value_counts` groups the calls by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallValue {
+    /// The call's lowest stream MOS (`None`: no stream with a MOS).
+    MinMos,
+    /// The call's highest loss percentage (never `None`).
+    MaxLossPct,
+}
+
 /// One agent-hour of report windows rolled up (`jitter_hourly`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct JitterHour {
@@ -586,6 +595,49 @@ impl Store {
         }
         let limit = i64::from(limit.min(MAX_PAGE));
         dispatch!(self, store => store.calls_page(scope, agent, from_ns, to_ns, after.as_ref(), limit).await)
+    }
+
+    /// The calls counted by `call_stats` grouped by one of their values: `(value, calls)`,
+    /// each distinct value once, `None` (no MOS) first and then ascending. A customer report
+    /// takes its exact percentiles, histogram and shares from these rather than from one row
+    /// per call: a month holds far fewer distinct values than calls, and the database counts.
+    pub async fn call_value_counts(
+        &self,
+        scope: &str,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+        value: CallValue,
+    ) -> Result<Vec<(Option<f64>, u64)>, StoreError> {
+        if agents.is_empty() || from_ns >= to_ns {
+            return Ok(Vec::new());
+        }
+        let mut counts = dispatch!(self, store => store.call_value_counts(scope, agents, from_ns, to_ns, value).await)?;
+        // The backends order NULL differently; one order for both, as documented.
+        counts.sort_by(|a, b| match (a.0, b.0) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (x, y) => x.is_some().cmp(&y.is_some()),
+        });
+        Ok(counts)
+    }
+
+    /// How many of the calls counted by `call_stats` that have a MOS had it set by a stream
+    /// of each codec, as `(codec, calls)` by codec name; calls stored before the store kept
+    /// the codec are not counted.
+    pub async fn call_codec_counts(
+        &self,
+        scope: &str,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        if agents.is_empty() || from_ns >= to_ns {
+            return Ok(Vec::new());
+        }
+        let mut counts =
+            dispatch!(self, store => store.call_codec_counts(scope, agents, from_ns, to_ns).await)?;
+        counts.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(counts)
     }
 
     /// The final reports of one call of one agent (`call_key` as in [`CallAggregate`]).
@@ -1438,6 +1490,54 @@ fn build_calls_page_query<DB>(
         .push_bind(limit);
 }
 
+/// What `build_call_counts_query` groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallGroup {
+    Value(CallValue),
+    /// `mos_codec` of the calls with a MOS.
+    MosCodec,
+}
+
+/// Builds the `call_value_counts` / `call_codec_counts` query on either backend: a range of
+/// `calls_scope_start` per agent (which covers `min_mos` and `max_loss_pct`), grouped.
+fn build_call_counts_query<DB>(
+    select: &mut sqlx::QueryBuilder<DB>,
+    scope: &str,
+    agents: &[String],
+    from_ns: i64,
+    to_ns: i64,
+    group: CallGroup,
+) where
+    DB: sqlx::Database,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let column = match group {
+        CallGroup::Value(CallValue::MinMos) => "min_mos",
+        CallGroup::Value(CallValue::MaxLossPct) => "max_loss_pct",
+        CallGroup::MosCodec => "mos_codec",
+    };
+    select
+        .push(format_args!(
+            "SELECT {column} AS value, COUNT(*) AS calls FROM calls WHERE scope = "
+        ))
+        .push_bind(scope.to_string())
+        .push(" AND agent_id IN (");
+    let mut list = select.separated(", ");
+    for agent in agents {
+        list.push_bind(agent.clone());
+    }
+    select
+        .push(") AND last_start_ns >= ")
+        .push_bind(from_ns)
+        .push(" AND last_start_ns < ")
+        .push_bind(to_ns);
+    if group == CallGroup::MosCodec {
+        select.push(" AND min_mos IS NOT NULL AND mos_codec IS NOT NULL");
+    }
+    select.push(format_args!(" GROUP BY {column}"));
+}
+
 /// Builds the `jitter_hours` query on either backend.
 fn build_jitter_hours_query<DB>(
     select: &mut sqlx::QueryBuilder<DB>,
@@ -1602,6 +1702,21 @@ where
         meeting_both: count("meeting_both")?,
         worst_loss_pct: row.try_get("worst_loss_pct").map_err(database)?,
     })
+}
+
+/// Reads a `build_call_counts_query` row, `(value, calls)`, on either backend.
+fn call_count_row<R, T>(row: &R, backend: &'static str) -> Result<(T, u64), StoreError>
+where
+    R: sqlx::Row,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> T: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let database = |source| StoreError::Database { backend, source };
+    Ok((
+        row.try_get("value").map_err(database)?,
+        stored_u64(row.try_get::<i64, _>("calls").map_err(database)?),
+    ))
 }
 
 /// The stored bytes of an agent-hour with `add` merged in.
@@ -2542,6 +2657,96 @@ pub(crate) mod tests {
                 .expect("limited")
                 .len(),
             1
+        );
+        // The same calls grouped by value, as the customer report counts them: one MOS each
+        // (2.0, 3.5, 3.9, 4.3), all four at 0.03 % loss, every lowest MOS set by a PCMU stream.
+        assert_eq!(
+            store
+                .call_value_counts(
+                    "",
+                    &customer_agents,
+                    whole_day.0,
+                    whole_day.1,
+                    CallValue::MinMos
+                )
+                .await
+                .expect("mos counts"),
+            [
+                (Some(2.0), 1),
+                (Some(3.5), 1),
+                (Some(3.9), 1),
+                (Some(4.3), 1)
+            ]
+        );
+        assert_eq!(
+            store
+                .call_value_counts(
+                    "",
+                    &customer_agents,
+                    whole_day.0,
+                    whole_day.1,
+                    CallValue::MaxLossPct
+                )
+                .await
+                .expect("loss counts"),
+            [(Some(0.03), 4)]
+        );
+        // a1's finals start at 60 s, a2's at 1000 s: [60 s, 61 s) holds a1's three only.
+        assert_eq!(
+            store
+                .call_value_counts(
+                    "",
+                    &customer_agents,
+                    DAY_NS + 60 * SECOND,
+                    DAY_NS + 61 * SECOND,
+                    CallValue::MinMos
+                )
+                .await
+                .expect("a1's counts"),
+            [(Some(3.5), 1), (Some(3.9), 1), (Some(4.3), 1)]
+        );
+        assert!(
+            store
+                .call_value_counts(
+                    "other",
+                    &customer_agents,
+                    whole_day.0,
+                    whole_day.1,
+                    CallValue::MinMos
+                )
+                .await
+                .expect("another scope")
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .call_codec_counts("", &customer_agents, whole_day.0, whole_day.1)
+                .await
+                .expect("codec counts"),
+            [("PCMU".to_string(), 4)]
+        );
+        // The lowest MOS whatever the threshold (the report's worst calls): below +∞.
+        let lowest: Vec<(String, Option<f64>)> = store
+            .calls_worst(
+                "",
+                &customer_agents,
+                whole_day.0,
+                whole_day.1,
+                Worst::MosBelow(f64::INFINITY),
+                3,
+            )
+            .await
+            .expect("lowest")
+            .into_iter()
+            .map(|call| (call.call_key, call.min_mos))
+            .collect();
+        assert_eq!(
+            lowest,
+            [
+                ("call-x".to_string(), Some(2.0)),
+                ("call-0".to_string(), Some(3.5)),
+                ("call-1".to_string(), Some(3.9))
+            ]
         );
         // Every call of an agent, a page at a time: a1's three calls share one instant
         // (their finals start at 60 s), so the cursor's key decides.

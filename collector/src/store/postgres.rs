@@ -15,12 +15,13 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::{
-    AgentRow, Aggregates, CALL_COLUMNS, CALL_UPSERT_CONFLICT, CallAggregate, CallStats, HOUR_NS,
-    HeartbeatRow, IngestOutcome, JitterHour, PreparedBatch, PreparedReport, REPORT_RECORD_CONFLICT,
-    RETENTION_CHUNK, StoreError, StreamQuery, StreamRow, TokenRow, WindowHistogram, Worst,
-    build_calls_page_query, build_calls_query, build_jitter_hours_query,
-    build_window_histograms_query, call_aggregate, call_stats_row, jitter_hour_row, mark_new,
-    merge_hour, parse_json, saturating_i64, stored_u64, window_histogram_row,
+    AgentRow, Aggregates, CALL_COLUMNS, CALL_UPSERT_CONFLICT, CallAggregate, CallGroup, CallStats,
+    CallValue, HOUR_NS, HeartbeatRow, IngestOutcome, JitterHour, PreparedBatch, PreparedReport,
+    REPORT_RECORD_CONFLICT, RETENTION_CHUNK, StoreError, StreamQuery, StreamRow, TokenRow,
+    WindowHistogram, Worst, build_call_counts_query, build_calls_page_query, build_calls_query,
+    build_jitter_hours_query, build_window_histograms_query, call_aggregate, call_count_row,
+    call_stats_row, jitter_hour_row, mark_new, merge_hour, parse_json, saturating_i64, stored_u64,
+    window_histogram_row,
 };
 
 pub(crate) const BACKEND: &str = "postgres";
@@ -509,6 +510,59 @@ impl PgStore {
             .map_err(database)?;
         rows.iter()
             .map(|row| call_aggregate(row, BACKEND))
+            .collect()
+    }
+
+    pub(crate) async fn call_value_counts(
+        &self,
+        scope: &str,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+        value: CallValue,
+    ) -> Result<Vec<(Option<f64>, u64)>, StoreError> {
+        let mut select = QueryBuilder::<Postgres>::new("");
+        build_call_counts_query(
+            &mut select,
+            scope,
+            agents,
+            from_ns,
+            to_ns,
+            CallGroup::Value(value),
+        );
+        let rows = select
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(database)?;
+        rows.iter()
+            .map(|row| call_count_row(row, BACKEND))
+            .collect()
+    }
+
+    pub(crate) async fn call_codec_counts(
+        &self,
+        scope: &str,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut select = QueryBuilder::<Postgres>::new("");
+        build_call_counts_query(
+            &mut select,
+            scope,
+            agents,
+            from_ns,
+            to_ns,
+            CallGroup::MosCodec,
+        );
+        let rows = select
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(database)?;
+        rows.iter()
+            .map(|row| call_count_row(row, BACKEND))
             .collect()
     }
 
