@@ -8,6 +8,7 @@
 pub mod commitments;
 pub mod evaluate;
 pub mod fold;
+pub mod kpis;
 pub mod maintenance;
 pub mod uptime;
 
