@@ -117,6 +117,8 @@ pub struct StatusBody {
         super::ops::agents,
         super::ops::streams,
         super::ops::call,
+        super::calls::calls,
+        super::calls::kpis,
         super::ops::sla,
         super::ops::report,
         document,
@@ -262,6 +264,8 @@ mod tests {
                 "heartbeats",
                 "duplicate_reports",
                 "duplicate_heartbeats",
+                "calls",
+                "duplicate_calls",
                 "skipped_calls"
             ])
         );

@@ -24,7 +24,7 @@ use voqa_wire::{Heartbeat, StreamReport, Timestamp};
 use super::openapi::ErrorBody;
 
 const MAX_RANGE_NS: i64 = 366 * 86_400 * 1_000_000_000;
-const DAY_NS: i64 = 86_400 * 1_000_000_000;
+pub(super) const DAY_NS: i64 = 86_400 * 1_000_000_000;
 
 fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
     match q.get(name) {
@@ -43,7 +43,7 @@ fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Ap
 }
 
 /// `from`/`to` with defaults (`to` = now, `from` = `to` − `default_span`), bounded.
-fn range(q: &HashMap<String, String>, default_span: i64) -> Result<(i64, i64), ApiError> {
+pub(super) fn range(q: &HashMap<String, String>, default_span: i64) -> Result<(i64, i64), ApiError> {
     let to = time_param(q, "to")?.unwrap_or_else(crate::now_ns);
     let from = time_param(q, "from")?.unwrap_or(to - default_span);
     if from >= to {
@@ -264,11 +264,11 @@ fn path_param(param: Result<Path<String>, PathRejection>) -> Result<String, ApiE
         .map_err(|e| ApiError::bad_request("invalid_parameter", e.body_text()))
 }
 
-fn encode_cursor(end_ns: i64, id: i64) -> String {
+pub(super) fn encode_cursor(end_ns: i64, id: i64) -> String {
     format!("{end_ns:x}.{id:x}")
 }
 
-fn decode_cursor(c: &str) -> Option<(i64, i64)> {
+pub(super) fn decode_cursor(c: &str) -> Option<(i64, i64)> {
     let (a, b) = c.split_once('.')?;
     Some((
         i64::from_str_radix(a, 16).ok()?,
@@ -404,7 +404,7 @@ fn stream_jitter<'a>(reports: &[&'a StreamReport]) -> Vec<CallStream<'a>> {
 /// The customer a per-customer route names, for a token allowed to read it: 401 without a
 /// valid token, 403 for neither ops nor this customer's own, then 404 for an unknown customer
 /// (so a customer token learns nothing of other customers' existence).
-async fn authorized_customer(
+pub(super) async fn authorized_customer(
     state: &AppState,
     headers: &HeaderMap,
     id: Result<Path<String>, PathRejection>,

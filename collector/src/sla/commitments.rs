@@ -337,6 +337,46 @@ pub fn report_scopes(
         .collect()
 }
 
+/// For each call record of a batch, the ids of the subnet-narrowed customers whose agents
+/// include its agent and whose subnets hold its peer's address or an endpoint of one of its
+/// streams (`media[].stream_id`) reported in the same batch: the scopes it is attributed to at
+/// ingest, by the same match as stream reports. A stream reported only in an earlier batch
+/// cannot attribute the call (ingest reads nothing back); its peer still can.
+pub fn call_scopes(customers: &[Customer], batch: &voqa_wire::Batch) -> Vec<Vec<String>> {
+    let narrowed: Vec<(&Customer, Vec<Subnet>)> = customers
+        .iter()
+        .filter(|c| !c.subnets.is_empty() && c.agents.contains(&batch.agent_id))
+        .map(|c| (c, parsed_subnets(c)))
+        .collect();
+    if narrowed.is_empty() || batch.calls.is_empty() {
+        return Vec::new();
+    }
+    let streams: std::collections::HashMap<&str, Vec<&voqa_wire::StreamReport>> =
+        batch.reports.iter().fold(Default::default(), |mut map, report| {
+            map.entry(report.stream_id.as_str()).or_default().push(report);
+            map
+        });
+    batch
+        .calls
+        .iter()
+        .map(|record| {
+            narrowed
+                .iter()
+                .filter(|(_, subnets)| {
+                    let peer = record.call.peer.as_deref().unwrap_or_default();
+                    endpoints_in_subnets(subnets, peer, peer)
+                        || record.call.media.iter().any(|m| {
+                            streams.get(m.stream_id.as_str()).is_some_and(|reports| {
+                                reports.iter().any(|r| report_in_subnets(subnets, r))
+                            })
+                        })
+                })
+                .map(|(c, _)| c.id.clone())
+                .collect()
+        })
+        .collect()
+}
+
 /// True if the customer has no subnets configured, or the report's source or destination
 /// address lies within one of them.
 pub fn in_subnets(customer: &Customer, report: &voqa_wire::StreamReport) -> bool {

@@ -13,7 +13,7 @@ pub mod maintenance;
 pub mod uptime;
 
 pub use commitments::{
-    Commitments, Customer, SlaConfigError, Subnet, endpoints_in_subnets, in_subnets,
+    Commitments, Customer, SlaConfigError, Subnet, call_scopes, endpoints_in_subnets, in_subnets,
     parse_customers, parsed_subnets, report_scopes, scope_signature,
 };
 pub use evaluate::{

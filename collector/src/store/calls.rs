@@ -28,7 +28,8 @@ pub const OTHER_PEER: &str = "other";
 #[derive(Debug)]
 pub(crate) struct PreparedCall {
     pub(crate) call_key: String,
-    /// The first INVITE (else the earliest time the record has): the call's place in time.
+    /// The first INVITE (else the first time the record has, else its receipt): the call's
+    /// place in time.
     pub(crate) start_ns: i64,
     pub(crate) call_id: String,
     /// `inbound`, `outbound`, `internal`, `external`, or `unknown` without local networks.
@@ -81,11 +82,18 @@ pub fn peer_key(peer: Option<&str>) -> String {
 /// `call_key` in key order; returns them and how many later copies were dropped.
 pub(crate) fn prepare_calls(
     batch: &Batch,
+    received_ns: i64,
     scopes: &[Vec<String>],
 ) -> Result<(Vec<PreparedCall>, u64), StoreError> {
     let mut calls = Vec::with_capacity(batch.calls.len());
     for (index, record) in batch.calls.iter().enumerate() {
-        calls.push(prepare_call(index, batch, record, scopes.get(index))?);
+        calls.push(prepare_call(
+            index,
+            batch,
+            record,
+            received_ns,
+            scopes.get(index),
+        )?);
     }
     calls.sort_by(|a, b| a.call_key.cmp(&b.call_key));
     let before = calls.len();
@@ -98,6 +106,7 @@ fn prepare_call(
     index: usize,
     batch: &Batch,
     record: &CallRecord,
+    received_ns: i64,
     scopes: Option<&Vec<String>>,
 ) -> Result<PreparedCall, StoreError> {
     let invalid = |what: &str| StoreError::Invalid(format!("calls[{index}].{what}"));
@@ -113,7 +122,9 @@ fn prepare_call(
         .flatten()
         .map(|t| t.as_ns())
         .next()
-        .ok_or_else(|| invalid("setup: a call record needs at least one time"))?;
+        // A record without any time (the agent always has its INVITE's) is placed at its
+        // receipt rather than refused: refusing would dead-letter the agent's batch.
+        .unwrap_or(received_ns);
     let json = serde_json::to_string(record)
         .map_err(|e| invalid(&format!("cannot be serialised: {e}")))?;
     let kinds: Vec<&str> = PROBLEM_KINDS

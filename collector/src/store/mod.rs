@@ -1032,7 +1032,7 @@ impl PreparedBatch {
         let before = heartbeats.len();
         heartbeats.dedup_by_key(|heartbeat| heartbeat.time_ns);
         let duplicate_heartbeats_in_batch = (before - heartbeats.len()) as u64;
-        let (calls, duplicate_calls_in_batch) = calls::prepare_calls(batch, call_scopes)?;
+        let (calls, duplicate_calls_in_batch) = calls::prepare_calls(batch, received_ns, call_scopes)?;
 
         Ok(PreparedBatch {
             batch: BatchIds {
