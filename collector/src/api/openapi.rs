@@ -61,6 +61,20 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "get",
+        "/api/v1/calls",
+        "Call records (each with its record_id and outcome), filtered by customer, peer, \
+         time, status or media problem and paged by cursor.",
+        "ops, customer:<id> (its own calls)",
+    ),
+    (
+        "get",
+        "/api/v1/customers/{id}/kpis",
+        "A customer's call KPIs (ASR, NER, SER, SEER, ISA, SCR, SRD/PDD p95, session \
+         duration, media problems) over a range, in total and by hour, day, peer or direction.",
+        "ops, customer:<id>",
+    ),
+    (
+        "get",
         "/api/v1/customers/{id}/sla",
         "Each commitment of a customer: target, measured, verdict (met, breached or \
          no_data with a reason), coverage, evidence; the overall verdict, evaluated_until \
