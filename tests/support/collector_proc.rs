@@ -14,9 +14,14 @@ pub fn bin() -> &'static str {
 
 /// `voqa-collector --database sqlite:DB --config CONFIG ARGS...`
 pub fn cli(db: &Path, config: &Path, args: &[&str]) -> Output {
+    cli_url(&format!("sqlite:{}", db.display()), config, args)
+}
+
+/// `voqa-collector --database URL --config CONFIG ARGS...` (any store URL).
+pub fn cli_url(database: &str, config: &Path, args: &[&str]) -> Output {
     Command::new(bin())
         .arg("--database")
-        .arg(format!("sqlite:{}", db.display()))
+        .arg(database)
         .arg("--config")
         .arg(config)
         .args(args)
@@ -26,9 +31,14 @@ pub fn cli(db: &Path, config: &Path, args: &[&str]) -> Output {
 
 /// `token create --role ROLE_ARGS...`: the secret.
 pub fn token(db: &Path, config: &Path, role_args: &[&str]) -> String {
+    token_url(&format!("sqlite:{}", db.display()), config, role_args)
+}
+
+/// [`token`] on any store URL.
+pub fn token_url(database: &str, config: &Path, role_args: &[&str]) -> String {
     let mut args = vec!["token", "create", "--role"];
     args.extend_from_slice(role_args);
-    let out = cli(db, config, &args);
+    let out = cli_url(database, config, &args);
     assert!(
         out.status.success(),
         "token create: {}",
@@ -59,10 +69,15 @@ impl Served {
     /// Starts `serve --listen 127.0.0.1:0` with its log (stderr) in `log`, and waits for the
     /// line that says where it listens.
     pub fn start(db: &Path, config: &Path, log: &Path) -> Served {
+        Self::start_url(&format!("sqlite:{}", db.display()), config, log)
+    }
+
+    /// [`Served::start`] on any store URL (`postgres://...` too).
+    pub fn start_url(database: &str, config: &Path, log: &Path) -> Served {
         let log_file = std::fs::File::create(log).expect("log file");
         let child = Command::new(bin())
             .arg("--database")
-            .arg(format!("sqlite:{}", db.display()))
+            .arg(database)
             .arg("--config")
             .arg(config)
             .args(["serve", "--listen", "127.0.0.1:0"])
