@@ -45,6 +45,10 @@ calls_meeting_pct = 95.0
 loss_max_pct = 1.0
 jitter_p95_max_ms = 30.0
 uptime_min_pct = 99.9
+asr_min_pct = 40.0
+ner_min_pct = 80.0
+pdd_p95_max_ms = 400.0
+one_way_audio_max_pct = 30.0
 
 [[customers]]
 id = "beta"
@@ -315,6 +319,30 @@ fn check(url: &str, dir: &Path) {
             "{t}"
         );
         assert_eq!(t["sdd_mean_ms"], Value::Null);
+
+        // The call commitments in the SLA answer: ASR 44.4 ≥ 40 met, NER 77.8 < 80 breached,
+        // PDD p95 500 > 400 breached, media problems 25 ≤ 30 met.
+        let (status, sla) =
+            get_json(&base, &format!("/api/v1/customers/acme/sla?{range}"), &acme).await;
+        assert_eq!(status, 200, "{sla}");
+        let verdicts: Vec<(Value, Value)> = sla["commitments"]
+            .as_array()
+            .expect("commitments")
+            .iter()
+            .skip(4)
+            .map(|c| (c["name"].clone(), c["verdict"].clone()))
+            .collect();
+        assert_eq!(
+            verdicts,
+            vec![
+                (json!("asr"), json!("met")),
+                (json!("ner"), json!("breached")),
+                (json!("pdd_p95"), json!("breached")),
+                (json!("one_way_audio"), json!("met")),
+            ],
+            "{sla}"
+        );
+        assert_eq!(sla["commitments"][6]["measured"], json!(500.0));
 
         // By direction: inbound calls 1, 3, 4, 7, 9 (answered 1 and 7); outbound 2, 5, 6, 8
         // (answered 6 and 8). By peer the same split.

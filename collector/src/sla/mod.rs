@@ -19,7 +19,7 @@ pub use commitments::{
 pub use evaluate::{
     BreachingCall, CallEvidence, CallFacts, CommitmentResult, DowntimeEvidence, EVIDENCE_LIMIT,
     Evaluation, Evidence, Gaps, HistogramGap, JITTER_METHOD, JitterEvidence, JitterFacts,
-    PeriodFacts, TimeSpan, Verdict, evaluate, evaluated_until, judge,
+    PeriodFacts, SignallingEvidence, TimeSpan, Verdict, evaluate, evaluated_until, judge,
 };
 pub use fold::{ReportFold, facts_from_reports};
 pub use maintenance::{MaintenanceError, MaintenanceWindow};
