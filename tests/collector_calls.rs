@@ -279,6 +279,21 @@ fn check(url: &str, dir: &Path) {
             "{ack}"
         );
 
+        // Prometheus: per customer, counted once (the re-sent batch added nothing).
+        let (status, metrics) = get_json(&base, "/metrics", &ops).await;
+        assert_eq!(status, 200);
+        let text = metrics.as_str().unwrap_or_default();
+        for line in [
+            "voqa_calls_attempts_total{customer=\"acme\"} 9",
+            "voqa_calls_answered_total{customer=\"acme\"} 4",
+            "voqa_calls_failed_total{customer=\"acme\",class=\"5xx\"} 1",
+            "voqa_call_media_problems_total{customer=\"acme\",kind=\"one_way_audio\"} 1",
+            "voqa_call_srd_seconds_count{customer=\"acme\"} 8",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        assert!(!text.contains("customer=\"beta\""), "beta has no calls");
+
         let range = "from=2026-11-20&to=2026-11-21";
         let (status, k) =
             get_json(&base, &format!("/api/v1/customers/acme/kpis?{range}"), &acme).await;

@@ -151,6 +151,9 @@ pub async fn ingest(
             }
         })?;
     state.metrics.ingested(&outcome, started.elapsed());
+    state
+        .metrics
+        .ingested_calls(&config.customers, &batch.agent_id, &outcome.new_call_counts);
     let ack = response_body(&batch.batch_id, &outcome);
     Ok((StatusCode::OK, axum::Json(ack)).into_response())
 }

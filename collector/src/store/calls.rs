@@ -274,13 +274,39 @@ static SUMS: LazyLock<String> = LazyLock::new(|| {
 /// The columns of a `call_records` row in the order `call_row` reads them.
 const RECORD_COLUMNS: &str = "id, agent_id, call_key, start_ns, record";
 
+/// What the calls new to the store added: how many, and their counts per scope (`""` first,
+/// then customers in id order) for the live per-customer metrics.
+#[derive(Debug, Default)]
+pub(crate) struct NewCalls {
+    pub(crate) count: usize,
+    pub(crate) by_scope: Vec<(String, CallCounts)>,
+}
+
+impl NewCalls {
+    fn of<'a>(fresh: impl Iterator<Item = &'a PreparedCall>) -> Self {
+        let mut count = 0;
+        let mut by_scope = BTreeMap::<String, CallCounts>::new();
+        for call in fresh {
+            count += 1;
+            by_scope.entry(String::new()).or_default().add(&call.counts);
+            for scope in &call.scopes {
+                by_scope.entry(scope.clone()).or_default().add(&call.counts);
+            }
+        }
+        NewCalls {
+            count,
+            by_scope: by_scope.into_iter().collect(),
+        }
+    }
+}
+
 /// Writes the batch's calls that the store does not hold yet, their scopes and their hourly
-/// counts, inside the batch's SQLite transaction; returns how many were new.
+/// counts, inside the batch's SQLite transaction; returns what the new ones added.
 pub(crate) async fn write_sqlite(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     agent_id: &str,
     calls: &[PreparedCall],
-) -> Result<usize, StoreError> {
+) -> Result<NewCalls, StoreError> {
     let database = |source| StoreError::Database {
         backend: super::sqlite::BACKEND,
         source,
@@ -348,7 +374,7 @@ pub(crate) async fn write_sqlite(
         }
         query.execute(&mut **tx).await.map_err(database)?;
     }
-    Ok(new.iter().filter(|n| **n).count())
+    Ok(NewCalls::of(fresh()))
 }
 
 /// [`write_sqlite`] on PostgreSQL: the records in one statement (UNNEST, key order, so that
@@ -357,13 +383,13 @@ pub(crate) async fn write_postgres(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     agent_id: &str,
     calls: &[PreparedCall],
-) -> Result<usize, StoreError> {
+) -> Result<NewCalls, StoreError> {
     let database = |source| StoreError::Database {
         backend: super::postgres::BACKEND,
         source,
     };
     if calls.is_empty() {
-        return Ok(0);
+        return Ok(NewCalls::default());
     }
     let inserted: Vec<String> = sqlx::query_scalar(
         "INSERT INTO call_records (agent_id, call_key, start_ns, call_id, direction, peer, \
@@ -429,7 +455,7 @@ pub(crate) async fn write_postgres(
         }
         query.execute(&mut **tx).await.map_err(database)?;
     }
-    Ok(inserted.len())
+    Ok(NewCalls::of(fresh()))
 }
 
 /// How `Store::call_counts` groups the hours it sums.
@@ -743,14 +769,23 @@ pub(crate) mod tests {
             IngestOutcome {
                 calls: 3,
                 duplicate_calls: 1,
+                new_call_counts: first.new_call_counts.clone(),
                 ..IngestOutcome::default()
             }
         );
+        // Per scope: all three in "", the attributed one in acme.
+        let per_scope: Vec<(&str, u64)> = first
+            .new_call_counts
+            .iter()
+            .map(|(scope, c)| (scope.as_str(), c.attempts))
+            .collect();
+        assert_eq!(per_scope, vec![("", 3), ("acme", 1)]);
         let again = store
             .ingest_attributed(&batch, T0, &[], &scopes)
             .await
             .expect("re-ingest calls");
         assert_eq!((again.calls, again.duplicate_calls), (0, 4));
+        assert!(again.new_call_counts.is_empty());
         assert!(again.is_duplicate());
 
         let agents = vec!["a1".to_owned()];

@@ -74,7 +74,7 @@ pub enum StoreError {
 /// how many the store already held (from an earlier batch, or a copy earlier in this one).
 /// Each report is one record by its natural key (agent, stream, window start, final flag),
 /// each heartbeat by (agent, time); only new records count in the derived aggregates.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestOutcome {
     pub reports: u64,
     pub heartbeats: u64,
@@ -83,6 +83,9 @@ pub struct IngestOutcome {
     /// Call records new to the store, and those it already held (or repeated in the batch).
     pub calls: u64,
     pub duplicate_calls: u64,
+    /// What the new call records count, per scope (`""`: the batch agent's calls; else a
+    /// subnet customer's id), for the live per-customer metrics.
+    pub new_call_counts: Vec<(String, crate::sla::kpis::CallCounts)>,
 }
 
 impl IngestOutcome {
@@ -1149,11 +1152,17 @@ impl PreparedBatch {
     }
 
     /// The outcome once `new_reports` reports and `new_heartbeats` heartbeats were stored.
-    fn outcome(&self, new_reports: usize, new_heartbeats: usize, new_calls: usize) -> IngestOutcome {
+    fn outcome(
+        &self,
+        new_reports: usize,
+        new_heartbeats: usize,
+        new_calls: calls::NewCalls,
+    ) -> IngestOutcome {
         IngestOutcome {
-            calls: new_calls as u64,
-            duplicate_calls: (self.calls.len().saturating_sub(new_calls) as u64)
+            calls: new_calls.count as u64,
+            duplicate_calls: (self.calls.len().saturating_sub(new_calls.count) as u64)
                 .saturating_add(self.duplicate_calls_in_batch),
+            new_call_counts: new_calls.by_scope,
             reports: new_reports as u64,
             heartbeats: new_heartbeats as u64,
             duplicate_reports: (self.reports.len().saturating_sub(new_reports) as u64)
@@ -1797,7 +1806,7 @@ mod tests {
             Some(4.2)
         );
         assert_eq!(
-            prepared.outcome(2, 1, 0),
+            prepared.outcome(2, 1, calls::NewCalls::default()),
             IngestOutcome {
                 reports: 2,
                 heartbeats: 1,
@@ -1806,9 +1815,9 @@ mod tests {
                 ..IngestOutcome::default()
             }
         );
-        assert!(!prepared.outcome(2, 1, 0).is_duplicate());
-        assert!(prepared.outcome(0, 0, 0).is_duplicate());
-        assert_eq!(prepared.outcome(0, 0, 0).status(), "duplicate");
+        assert!(!prepared.outcome(2, 1, calls::NewCalls::default()).is_duplicate());
+        assert!(prepared.outcome(0, 0, calls::NewCalls::default()).is_duplicate());
+        assert_eq!(prepared.outcome(0, 0, calls::NewCalls::default()).status(), "duplicate");
     }
 
     #[test]
@@ -2216,7 +2225,7 @@ mod tests {
             stored(0, 0)
         );
         let again = store.ingest(&empty, DAY_NS).await.expect("empty again");
-        assert_eq!((again, again.status()), (stored(0, 0), "stored"));
+        assert_eq!((again.clone(), again.status()), (stored(0, 0), "stored"));
 
         // ---- streams: filters ----
         let everything = store.streams(&all(0, 86_400)).await.expect("all");
@@ -3288,7 +3297,7 @@ mod tests {
             .ingest_scoped(&second, DAY_NS, &scopes)
             .await
             .expect("second");
-        assert_eq!((outcome, outcome.status()), (duplicates(8, 2), "duplicate"));
+        assert_eq!((outcome.clone(), outcome.status()), (duplicates(8, 2), "duplicate"));
         assert_eq!(derived(store, "r1", &["", "acme"]).await, once);
 
         // A batch that partly overlaps: two stored reports and one stored heartbeat, plus a
