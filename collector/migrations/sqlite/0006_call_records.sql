@@ -32,7 +32,8 @@ CREATE TABLE call_record_scopes (
 CREATE INDEX call_record_scopes_start ON call_record_scopes (start_ns);
 
 -- Per scope ('' = all of the agent's calls, or a subnet customer's id), agent, hour of the
--- first INVITE, direction and peer address (at most 50 peers an hour, the rest 'other'): the
+-- first INVITE, direction and peer address (at most 50 peers an hour, the rest 'other'; the
+-- peer '*' is the rollup of every peer, which totals and per-hour sums read): the
 -- counts the call KPIs are computed from (sla::kpis::columns, in that order). Every count
 -- merges by sum, srd_max_ms by maximum. srd_bNN is the SRD histogram (sla::kpis::SRD_EDGES_MS).
 CREATE TABLE call_hourly (
@@ -83,3 +84,4 @@ CREATE TABLE call_hourly (
     srd_max_ms INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (scope, agent_id, hour_ns, direction, peer)
 );
+CREATE INDEX call_hourly_peer_hour ON call_hourly (scope, agent_id, peer, hour_ns);

@@ -5,7 +5,9 @@
 //! from without reading the records.
 //!
 //! The peer dimension is bounded: at most [`MAX_PEERS_PER_HOUR`] peers per scope, agent and
-//! hour get their own row; the calls of any further peer fold into the peer `other`. What a
+//! hour get their own row; the calls of any further peer fold into the peer `other`. Each
+//! scope, agent, hour and direction also has a rollup row (peer [`ALL_PEERS`]) that the
+//! queries without a peer dimension read. What a
 //! call counts as is `sla::kpis` (pure); this module only stores and sums those counts. It
 //! must not classify calls itself, and knows nothing of HTTP or customers' configuration.
 
@@ -23,6 +25,11 @@ pub const MAX_PEERS_PER_HOUR: usize = 50;
 
 /// The peer the calls beyond [`MAX_PEERS_PER_HOUR`] are counted under.
 pub const OTHER_PEER: &str = "other";
+
+/// The peer of the rollup rows: every call of a scope, agent, hour and direction, whatever
+/// its peer. Totals and the hour, day and direction groups read only these (two rows an hour
+/// instead of up to a hundred); the peer group reads every other row.
+pub const ALL_PEERS: &str = "*";
 
 /// A call record validated and converted to column values.
 #[derive(Debug)]
@@ -196,7 +203,10 @@ pub(crate) fn call_hour_deltas<'a>(
         let scopes = std::iter::once("").chain(call.scopes.iter().map(String::as_str));
         for scope in scopes {
             let peers = stored.entry((scope.to_owned(), hour)).or_default();
-            let named = peers.iter().filter(|p| p.as_str() != OTHER_PEER).count();
+            let named = peers
+                .iter()
+                .filter(|p| p.as_str() != OTHER_PEER && p.as_str() != ALL_PEERS)
+                .count();
             let peer = if peers.contains(&call.peer) || named < MAX_PEERS_PER_HOUR {
                 peers.insert(call.peer.clone());
                 call.peer.clone()
@@ -207,6 +217,14 @@ pub(crate) fn call_hour_deltas<'a>(
             rows.entry((scope.to_owned(), hour, call.direction.clone(), peer))
                 .or_default()
                 .add(&call.counts);
+            rows.entry((
+                scope.to_owned(),
+                hour,
+                call.direction.clone(),
+                ALL_PEERS.to_owned(),
+            ))
+            .or_default()
+            .add(&call.counts);
         }
     }
     rows.into_iter()
@@ -489,11 +507,11 @@ pub(crate) fn build_counts_query<DB>(
     for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    let (hour, label) = match group {
-        CallGroup::Total => ("CAST(0 AS BIGINT)", "CAST('' AS TEXT)"),
-        CallGroup::Hour => ("hour_ns", "CAST('' AS TEXT)"),
-        CallGroup::Direction => ("CAST(0 AS BIGINT)", "direction"),
-        CallGroup::Peer => ("CAST(0 AS BIGINT)", "peer"),
+    let (hour, label, rows) = match group {
+        CallGroup::Total => ("CAST(0 AS BIGINT)", "CAST('' AS TEXT)", "="),
+        CallGroup::Hour => ("hour_ns", "CAST('' AS TEXT)", "="),
+        CallGroup::Direction => ("CAST(0 AS BIGINT)", "direction", "="),
+        CallGroup::Peer => ("CAST(0 AS BIGINT)", "peer", "<>"),
     };
     select.push(format_args!(
         "SELECT {hour} AS g_hour, {label} AS g_label, {} FROM call_hourly WHERE scope = ",
@@ -501,6 +519,7 @@ pub(crate) fn build_counts_query<DB>(
     ));
     select
         .push_bind(scope.to_owned())
+        .push(format_args!(" AND peer {rows} '{ALL_PEERS}'"))
         .push(" AND hour_ns >= ")
         .push_bind(from_ns)
         .push(" AND hour_ns < ")
@@ -945,10 +964,18 @@ pub(crate) mod tests {
         );
         let deltas = call_hour_deltas(calls.iter(), stored);
         let other: Vec<_> = deltas.iter().filter(|d| d.peer == OTHER_PEER).collect();
-        assert_eq!(deltas.len(), 51);
+        // 50 named peers, `other`, and the rollup row with all 52.
+        assert_eq!(deltas.len(), 52);
+        let all: Vec<_> = deltas.iter().filter(|d| d.peer == ALL_PEERS).collect();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].counts.attempts, 52);
         assert_eq!(other.len(), 1);
         assert_eq!(other[0].counts.attempts, 2);
-        let total: u64 = deltas.iter().map(|d| d.counts.attempts).sum();
+        let total: u64 = deltas
+            .iter()
+            .filter(|d| d.peer != ALL_PEERS)
+            .map(|d| d.counts.attempts)
+            .sum();
         assert_eq!(total, 52);
     }
 
@@ -963,7 +990,7 @@ pub(crate) mod tests {
         let get = |scope: &str, hour: i64| {
             deltas
                 .iter()
-                .find(|d| d.scope == scope && d.hour_ns == hour * HOUR_NS)
+                .find(|d| d.scope == scope && d.hour_ns == hour * HOUR_NS && d.peer == ALL_PEERS)
                 .map(|d| d.counts.attempts)
         };
         assert_eq!(get("", 3), Some(2));
