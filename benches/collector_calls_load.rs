@@ -96,7 +96,10 @@ async fn main() -> anyhow::Result<()> {
         .get(1)
         .cloned()
         .unwrap_or_else(|| "sqlite:/tmp/voqa-calls-load.db".into());
-    let total: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let total: u64 = args
+        .get(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let store = Store::open(&url).await?;
     let ops = "calls-load-ops";
     store.token_insert(ops, &hash_token(ops), "ops", 0).await?;
@@ -144,7 +147,13 @@ async fn main() -> anyhow::Result<()> {
     #[allow(deprecated)]
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
-    for group in ["", "&group_by=day", "&group_by=hour", "&group_by=peer", "&group_by=direction"] {
+    for group in [
+        "",
+        "&group_by=day",
+        "&group_by=hour",
+        "&group_by=peer",
+        "&group_by=direction",
+    ] {
         for run in 1..=3 {
             let t = Instant::now();
             let resp = client

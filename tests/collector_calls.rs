@@ -295,12 +295,20 @@ fn check(url: &str, dir: &Path) {
         assert!(!text.contains("customer=\"beta\""), "beta has no calls");
 
         let range = "from=2026-11-20&to=2026-11-21";
-        let (status, k) =
-            get_json(&base, &format!("/api/v1/customers/acme/kpis?{range}"), &acme).await;
+        let (status, k) = get_json(
+            &base,
+            &format!("/api/v1/customers/acme/kpis?{range}"),
+            &acme,
+        )
+        .await;
         assert_eq!(status, 200, "{k}");
         let t = &k["total"];
         // 9 attempts, 4 answered (calls 1, 6, 7, 8).
-        assert_eq!((&t["attempts"], &t["answered"]), (&json!(9), &json!(4)), "{k}");
+        assert_eq!(
+            (&t["attempts"], &t["answered"]),
+            (&json!(9), &json!(4)),
+            "{k}"
+        );
         // ASR = 4/9; NER = (4 answered + 1 busy + 2 no answer + 0 rejects)/9 = 7/9.
         assert!(close(&t["asr_pct"], 400.0 / 9.0), "{t}");
         assert!(close(&t["ner_pct"], 700.0 / 9.0), "{t}");
@@ -318,7 +326,10 @@ fn check(url: &str, dir: &Path) {
         // Durations 60+120+30+90 s over 4 answered calls: 75 000 ms.
         assert!(close(&t["session_duration_mean_ms"], 75_000.0), "{t}");
         // One of four answered calls with a media problem (one-way audio): 25 %.
-        assert_eq!((&t["media_problem_calls"], &t["one_way_audio"]), (&json!(1), &json!(1)));
+        assert_eq!(
+            (&t["media_problem_calls"], &t["one_way_audio"]),
+            (&json!(1), &json!(1))
+        );
         assert!(close(&t["media_problem_pct"], 25.0), "{t}");
         // 4xx: 486, 480, 487, 487; 5xx: 503; busy 1, no answer 2 (480 and CANCEL after 180),
         // abandoned 1 (CANCEL before any 18x).
@@ -427,11 +438,19 @@ fn check(url: &str, dir: &Path) {
         assert_eq!(k["groups"][0]["kpis"]["attempts"], json!(9), "{k}");
 
         // Another customer's token: 403 on acme's KPIs and calls, and its own list is empty.
-        let (status, _) =
-            get_json(&base, &format!("/api/v1/customers/acme/kpis?{range}"), &beta).await;
+        let (status, _) = get_json(
+            &base,
+            &format!("/api/v1/customers/acme/kpis?{range}"),
+            &beta,
+        )
+        .await;
         assert_eq!(status, 403);
-        let (status, _) =
-            get_json(&base, &format!("/api/v1/calls?customer=acme&{range}"), &beta).await;
+        let (status, _) = get_json(
+            &base,
+            &format!("/api/v1/calls?customer=acme&{range}"),
+            &beta,
+        )
+        .await;
         assert_eq!(status, 403);
         let (status, page) = get_json(&base, &format!("/api/v1/calls?{range}"), &beta).await;
         assert_eq!(status, 200, "{page}");
@@ -451,7 +470,10 @@ fn check(url: &str, dir: &Path) {
                 keys.push(item["call_key"].as_str().expect("key").to_owned());
                 assert_eq!(
                     item["record_id"],
-                    json!(format!("{AGENT}/call/{}", item["call_key"].as_str().unwrap_or("")))
+                    json!(format!(
+                        "{AGENT}/call/{}",
+                        item["call_key"].as_str().unwrap_or("")
+                    ))
                 );
             }
             cursor = page["next_cursor"].as_str().map(str::to_owned);
@@ -483,8 +505,7 @@ fn check(url: &str, dir: &Path) {
             );
         }
         for bad in ["status=99", "problem=loud", "peer=nowhere", "limit=0"] {
-            let (status, _) =
-                get_json(&base, &format!("/api/v1/calls?{range}&{bad}"), &ops).await;
+            let (status, _) = get_json(&base, &format!("/api/v1/calls?{range}&{bad}"), &ops).await;
             assert_eq!(status, 400, "{bad}");
         }
     });

@@ -137,13 +137,20 @@ pub async fn calls(
     };
     let customer = match &customer_id {
         None => None,
-        Some(id) => Some(state.config.current().customer(id).cloned().ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_customer",
-                format!("no customer '{id}'"),
-            )
-        })?),
+        Some(id) => Some(
+            state
+                .config
+                .current()
+                .customer(id)
+                .cloned()
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "unknown_customer",
+                        format!("no customer '{id}'"),
+                    )
+                })?,
+        ),
     };
     let query = CallQuery {
         agents: customer.as_ref().map(|c| c.agents.clone()),

@@ -433,7 +433,10 @@ fn validate_call(
         if let Some(mos) = m.mos
             && !(1.0..=4.5).contains(&mos)
         {
-            return Err(out_of_range(f(&format!("media[{k}].mos")), "must be within 1..=4.5"));
+            return Err(out_of_range(
+                f(&format!("media[{k}].mos")),
+                "must be within 1..=4.5",
+            ));
         }
     }
     for (k, p) in call.problems.iter().enumerate() {
@@ -442,12 +445,18 @@ fn validate_call(
     }
     for (k, e) in call.events.iter().enumerate() {
         check_text(|| f(&format!("events[{k}].kind")), &e.kind)?;
-        check_text(|| f(&format!("events[{k}].by")), e.by.as_deref().unwrap_or_default())?;
+        check_text(
+            || f(&format!("events[{k}].by")),
+            e.by.as_deref().unwrap_or_default(),
+        )?;
     }
     if let Some(status) = call.status
         && !(100..=699).contains(&status)
     {
-        return Err(out_of_range(f("status"), "must be a SIP status within 100..=699"));
+        return Err(out_of_range(
+            f("status"),
+            "must be a SIP status within 100..=699",
+        ));
     }
     if let Some(mos) = call.mos
         && !(1.0..=4.5).contains(&mos)

@@ -194,7 +194,10 @@ fn render_calls(out: &mut String, calls: &BTreeMap<String, CallCounts>) {
             ("6xx", c.failed_6xx),
             ("none", c.no_final),
         ] {
-            let _ = writeln!(out, "{name}{{customer=\"{customer}\",class=\"{class}\"}} {v}");
+            let _ = writeln!(
+                out,
+                "{name}{{customer=\"{customer}\",class=\"{class}\"}} {v}"
+            );
         }
     }
     let name = "voqa_call_media_problems_total";
@@ -232,7 +235,11 @@ fn render_calls(out: &mut String, calls: &BTreeMap<String, CallCounts>) {
             "{name}_sum{{customer=\"{customer}\"}} {}",
             c.srd_sum_ms as f64 / 1000.0
         );
-        let _ = writeln!(out, "{name}_count{{customer=\"{customer}\"}} {}", c.srd_count);
+        let _ = writeln!(
+            out,
+            "{name}_count{{customer=\"{customer}\"}} {}",
+            c.srd_count
+        );
     }
 }
 

@@ -43,7 +43,10 @@ fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Ap
 }
 
 /// `from`/`to` with defaults (`to` = now, `from` = `to` − `default_span`), bounded.
-pub(super) fn range(q: &HashMap<String, String>, default_span: i64) -> Result<(i64, i64), ApiError> {
+pub(super) fn range(
+    q: &HashMap<String, String>,
+    default_span: i64,
+) -> Result<(i64, i64), ApiError> {
     let to = time_param(q, "to")?.unwrap_or_else(crate::now_ns);
     let from = time_param(q, "from")?.unwrap_or(to - default_span);
     if from >= to {

@@ -110,7 +110,13 @@ pub async fn call_counts(
         customer.id.as_str()
     };
     let rows = store
-        .call_counts(scope, &customer.agents, from, to, crate::store::CallGroup::Total)
+        .call_counts(
+            scope,
+            &customer.agents,
+            from,
+            to,
+            crate::store::CallGroup::Total,
+        )
         .await?;
     let mut total = sla::kpis::CallCounts::default();
     for row in &rows {

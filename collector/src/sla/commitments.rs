@@ -380,9 +380,13 @@ pub fn call_scopes(customers: &[Customer], batch: &voqa_wire::Batch) -> Vec<Vec<
     if narrowed.is_empty() || batch.calls.is_empty() {
         return Vec::new();
     }
-    let streams: std::collections::HashMap<&str, Vec<&voqa_wire::StreamReport>> =
-        batch.reports.iter().fold(Default::default(), |mut map, report| {
-            map.entry(report.stream_id.as_str()).or_default().push(report);
+    let streams: std::collections::HashMap<&str, Vec<&voqa_wire::StreamReport>> = batch
+        .reports
+        .iter()
+        .fold(Default::default(), |mut map, report| {
+            map.entry(report.stream_id.as_str())
+                .or_default()
+                .push(report);
             map
         });
     batch
@@ -511,7 +515,12 @@ maintenance = ["Sun 02:00-04:00 UTC"]   # excluded from uptime
         let acme = &parse_customers(DESIGN_EXAMPLE).expect("valid")[0];
         let c = &acme.commitments;
         assert_eq!(
-            (c.asr_min_pct, c.ner_min_pct, c.pdd_p95_max_ms, c.one_way_audio_max_pct),
+            (
+                c.asr_min_pct,
+                c.ner_min_pct,
+                c.pdd_p95_max_ms,
+                c.one_way_audio_max_pct
+            ),
             (None, None, None, None),
             "absent: not evaluated"
         );
@@ -527,17 +536,28 @@ maintenance = ["Sun 02:00-04:00 UTC"]   # excluded from uptime
         .expect("valid");
         let c = &set[0].commitments;
         assert_eq!(
-            (c.asr_min_pct, c.ner_min_pct, c.pdd_p95_max_ms, c.one_way_audio_max_pct),
+            (
+                c.asr_min_pct,
+                c.ner_min_pct,
+                c.pdd_p95_max_ms,
+                c.one_way_audio_max_pct
+            ),
             (Some(45.0), Some(95.0), Some(3000.0), Some(0.5))
         );
         for (line, field) in [
             ("asr_min_pct = 101.0", "commitments.asr_min_pct"),
             ("ner_min_pct = -1.0", "commitments.ner_min_pct"),
             ("pdd_p95_max_ms = -5.0", "commitments.pdd_p95_max_ms"),
-            ("one_way_audio_max_pct = 200.0", "commitments.one_way_audio_max_pct"),
+            (
+                "one_way_audio_max_pct = 200.0",
+                "commitments.one_way_audio_max_pct",
+            ),
         ] {
             let err = error_text(&with(line));
-            assert!(err.starts_with(&format!("customer \"acme\": {field}:")), "{err}");
+            assert!(
+                err.starts_with(&format!("customer \"acme\": {field}:")),
+                "{err}"
+            );
         }
     }
 

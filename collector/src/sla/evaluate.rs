@@ -22,8 +22,8 @@ use voqa_wire::StreamReport;
 use voqa_wire::histogram::{Histogram, new_jitter_histogram, quantile_ms};
 
 use super::commitments::Customer;
-use super::kpis::{CallCounts, Kpis};
 use super::fold::facts_from_reports;
+use super::kpis::{CallCounts, Kpis};
 use super::maintenance::maintenance_spans;
 use super::uptime::{
     DownInterval, DropInterval, DropSummary, HeartbeatPoint, NoDataInterval, capture_drops, uptime,
@@ -683,7 +683,11 @@ pub fn judge(
     };
 
     let mut results = vec![mos, loss, jitter, uptime_result];
-    results.extend(signalling(commitments, facts.call_counts.as_ref(), no_period));
+    results.extend(signalling(
+        commitments,
+        facts.call_counts.as_ref(),
+        no_period,
+    ));
     let verdict = if results.iter().any(|r| r.verdict == Verdict::Breached) {
         Verdict::Breached
     } else if results.iter().any(|r| r.verdict == Verdict::Met) {
@@ -744,7 +748,15 @@ fn signalling(
     let attempts = evidence.attempts;
     let answered = evidence.answered;
     // (name, target, unit, at least?, measured, what the measurement needs, detail)
-    let specs: [(&'static str, Option<f64>, &'static str, bool, Option<f64>, &str, String); 4] = [
+    let specs: [(
+        &'static str,
+        Option<f64>,
+        &'static str,
+        bool,
+        Option<f64>,
+        &str,
+        String,
+    ); 4] = [
         (
             "asr",
             commitments.asr_min_pct,
@@ -796,41 +808,43 @@ fn signalling(
     ];
     specs
         .into_iter()
-        .filter_map(|(name, target, unit, at_least, measured, missing, detail)| {
-            let target = target?;
-            let (verdict, reason, detail) = match measured {
-                Some(m) => (
-                    Verdict::of(if at_least { m >= target } else { m <= target }),
-                    None,
+        .filter_map(
+            |(name, target, unit, at_least, measured, missing, detail)| {
+                let target = target?;
+                let (verdict, reason, detail) = match measured {
+                    Some(m) => (
+                        Verdict::of(if at_least { m >= target } else { m <= target }),
+                        None,
+                        detail,
+                    ),
+                    None => {
+                        let why = match (no_period, counts) {
+                            (Some(why), _) => why.to_owned(),
+                            (None, None) => "call records were not read".to_owned(),
+                            (None, Some(_)) => missing.to_owned(),
+                        };
+                        (Verdict::NoData, Some(why.clone()), why)
+                    }
+                };
+                let coverage = match name {
+                    "pdd_p95" => share(evidence.with_srd, attempts),
+                    _ => None,
+                };
+                Some(CommitmentResult {
+                    name,
+                    target,
+                    unit,
+                    mos_min: None,
+                    measured,
+                    verdict,
+                    reason,
+                    met: verdict.met(),
+                    coverage,
                     detail,
-                ),
-                None => {
-                    let why = match (no_period, counts) {
-                        (Some(why), _) => why.to_owned(),
-                        (None, None) => "call records were not read".to_owned(),
-                        (None, Some(_)) => missing.to_owned(),
-                    };
-                    (Verdict::NoData, Some(why.clone()), why)
-                }
-            };
-            let coverage = match name {
-                "pdd_p95" => share(evidence.with_srd, attempts),
-                _ => None,
-            };
-            Some(CommitmentResult {
-                name,
-                target,
-                unit,
-                mos_min: None,
-                measured,
-                verdict,
-                reason,
-                met: verdict.met(),
-                coverage,
-                detail,
-                evidence: Evidence::Signalling(evidence.clone()),
-            })
-        })
+                    evidence: Evidence::Signalling(evidence.clone()),
+                })
+            },
+        )
         .collect()
 }
 
@@ -1230,7 +1244,11 @@ pub(super) mod tests {
         assert_eq!(e.verdict, Verdict::Breached);
         // Without call counts: configured but no data, with the reason.
         let none = judge(&customer, from, to, to, &PeriodFacts::default(), &[], &[]);
-        assert!(none.commitments[4..].iter().all(|c| c.verdict == Verdict::NoData));
+        assert!(
+            none.commitments[4..]
+                .iter()
+                .all(|c| c.verdict == Verdict::NoData)
+        );
         assert_eq!(
             none.commitments[4].reason.as_deref(),
             Some("call records were not read")

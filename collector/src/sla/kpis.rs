@@ -160,8 +160,8 @@ impl CallCounts {
                 _ => {}
             }
         }
-        let seer = outcome == Outcome::Answered
-            || matches!(call.status, Some(480 | 486 | 600 | 603));
+        let seer =
+            outcome == Outcome::Answered || matches!(call.status, Some(480 | 486 | 600 | 603));
         c.seer_effective = u64::from(seer);
         c.ineffective = u64::from(matches!(call.status, Some(408 | 500 | 503 | 504)));
         if outcome == Outcome::Answered {
@@ -385,7 +385,11 @@ pub fn srd_quantile_ms(buckets: &[u64; SRD_BUCKETS], max_ms: u64, q: f64) -> Opt
         if seen >= rank {
             // The bucket's upper edge bounds the quantile from above, and so does the largest
             // delay seen (the only bound in the overflow bucket).
-            return Some(SRD_EDGES_MS.get(index).map_or(max_ms, |&edge| edge.min(max_ms)));
+            return Some(
+                SRD_EDGES_MS
+                    .get(index)
+                    .map_or(max_ms, |&edge| edge.min(max_ms)),
+            );
         }
     }
     Some(max_ms)
@@ -484,20 +488,29 @@ mod tests {
             Outcome::NoAnswer
         );
         // 480 without alerting: the user is not reachable, a terminal reject.
-        assert_eq!(outcome(&call(Some(480), "failure")), Outcome::TerminalReject);
+        assert_eq!(
+            outcome(&call(Some(480), "failure")),
+            Outcome::TerminalReject
+        );
         // CANCEL after ringing is no answer (with or without the 487 seen) …
         assert_eq!(
             outcome(&ringing(call(Some(487), "cancel"), 300)),
             Outcome::NoAnswer
         );
-        assert_eq!(outcome(&ringing(call(None, "cancel"), 300)), Outcome::NoAnswer);
+        assert_eq!(
+            outcome(&ringing(call(None, "cancel"), 300)),
+            Outcome::NoAnswer
+        );
         // … before it, the caller abandoned.
         assert_eq!(outcome(&call(Some(487), "cancel")), Outcome::Abandoned);
         assert_eq!(outcome(&call(None, "cancel")), Outcome::Abandoned);
         assert_eq!(outcome(&call(Some(503), "failure")), Outcome::Failed);
         assert_eq!(outcome(&call(Some(408), "failure")), Outcome::Failed);
         assert_eq!(outcome(&call(None, "timeout")), Outcome::Failed);
-        assert_eq!(outcome(&call(Some(603), "failure")), Outcome::TerminalReject);
+        assert_eq!(
+            outcome(&call(Some(603), "failure")),
+            Outcome::TerminalReject
+        );
     }
 
     #[test]
@@ -563,7 +576,7 @@ mod tests {
         unavailable.end = at(50);
         let redirect = call(Some(302), "failure");
         let calls = [
-            answered(100, 5000, 60_000), // SRD 100, duration 60 s
+            answered(100, 5000, 60_000),  // SRD 100, duration 60 s
             answered(300, 4000, 120_000), // SRD 300, duration 120 s
             one_way,                      // SRD 200, duration 30 s, one-way audio
             busy,                         // SRD 150

@@ -228,13 +228,15 @@ pub(crate) fn call_hour_deltas<'a>(
         }
     }
     rows.into_iter()
-        .map(|((scope, hour_ns, direction, peer), counts)| CallHourDelta {
-            scope,
-            hour_ns,
-            direction,
-            peer,
-            counts,
-        })
+        .map(
+            |((scope, hour_ns, direction, peer), counts)| CallHourDelta {
+                scope,
+                hour_ns,
+                direction,
+                peer,
+                counts,
+            },
+        )
         .collect()
 }
 
@@ -417,14 +419,29 @@ pub(crate) async fn write_postgres(
          ON CONFLICT (agent_id, call_key) DO NOTHING RETURNING call_key",
     )
     .bind(agent_id)
-    .bind(calls.iter().map(|c| c.call_key.as_str()).collect::<Vec<_>>())
+    .bind(
+        calls
+            .iter()
+            .map(|c| c.call_key.as_str())
+            .collect::<Vec<_>>(),
+    )
     .bind(calls.iter().map(|c| c.start_ns).collect::<Vec<_>>())
     .bind(calls.iter().map(|c| c.call_id.as_str()).collect::<Vec<_>>())
-    .bind(calls.iter().map(|c| c.direction.as_str()).collect::<Vec<_>>())
+    .bind(
+        calls
+            .iter()
+            .map(|c| c.direction.as_str())
+            .collect::<Vec<_>>(),
+    )
     .bind(calls.iter().map(|c| c.peer.as_str()).collect::<Vec<_>>())
     .bind(calls.iter().map(|c| c.status).collect::<Vec<_>>())
     .bind(calls.iter().map(|c| c.outcome).collect::<Vec<_>>())
-    .bind(calls.iter().map(|c| c.problems.as_str()).collect::<Vec<_>>())
+    .bind(
+        calls
+            .iter()
+            .map(|c| c.problems.as_str())
+            .collect::<Vec<_>>(),
+    )
     .bind(calls.iter().map(|c| c.json.as_str()).collect::<Vec<_>>())
     .fetch_all(&mut **tx)
     .await
@@ -677,13 +694,12 @@ where
     let database = |source| StoreError::Database { backend, source };
     let id: i64 = row.try_get("id").map_err(database)?;
     let json: String = row.try_get("record").map_err(database)?;
-    let record: CallRecord =
-        serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
-            backend,
-            table: "call_records",
-            key: id.to_string(),
-            message: e.to_string(),
-        })?;
+    let record: CallRecord = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+        backend,
+        table: "call_records",
+        key: id.to_string(),
+        message: e.to_string(),
+    })?;
     Ok(CallRow {
         id,
         start_ns: row.try_get("start_ns").map_err(database)?,
@@ -816,8 +832,14 @@ pub(crate) mod tests {
         assert_eq!(total.len(), 1);
         let c = total[0].counts;
         // Counted once despite the copy and the re-sent batch.
-        assert_eq!((c.attempts, c.answered, c.user_busy, c.abandoned), (3, 1, 1, 1));
-        assert_eq!((c.problem_calls, c.problems[1], c.duration_sum_ms), (1, 1, 60_000));
+        assert_eq!(
+            (c.attempts, c.answered, c.user_busy, c.abandoned),
+            (3, 1, 1, 1)
+        );
+        assert_eq!(
+            (c.problem_calls, c.problems[1], c.duration_sum_ms),
+            (1, 1, 60_000)
+        );
         // SRDs: 200 (ringing) and 100 (the 486); the cancel has none.
         assert_eq!((c.srd_count, c.srd_sum_ms, c.srd_max_ms), (2, 300, 200));
         let peers = store
@@ -896,7 +918,10 @@ pub(crate) mod tests {
             f(&mut q);
             q
         };
-        assert_eq!(count(filtered(|q| q.status = Some(StatusFilter::Code(486)))).await, 1);
+        assert_eq!(
+            count(filtered(|q| q.status = Some(StatusFilter::Code(486)))).await,
+            1
+        );
         assert_eq!(
             count(filtered(|q| {
                 q.status = Some(StatusFilter::Outcome("abandoned".into()))
@@ -909,11 +934,20 @@ pub(crate) mod tests {
             count(filtered(|q| q.problem = Some("one_way_audio".into()))).await,
             1
         );
-        assert_eq!(count(filtered(|q| q.problem = Some("no_rtp".into()))).await, 0);
+        assert_eq!(
+            count(filtered(|q| q.problem = Some("no_rtp".into()))).await,
+            0
+        );
         assert_eq!(count(filtered(|q| q.scope = Some("acme".into()))).await, 1);
         assert_eq!(count(filtered(|q| q.scope = Some("other".into()))).await, 0);
-        assert_eq!(count(filtered(|q| q.peer = Some("192.0.2.1".into()))).await, 2);
-        assert_eq!(count(filtered(|q| q.agents = Some(vec!["zz".into()]))).await, 0);
+        assert_eq!(
+            count(filtered(|q| q.peer = Some("192.0.2.1".into()))).await,
+            2
+        );
+        assert_eq!(
+            count(filtered(|q| q.agents = Some(vec!["zz".into()]))).await,
+            0
+        );
 
         // Retention deletes the records (and their scopes), the hourly counts stay.
         store

@@ -1035,7 +1035,8 @@ impl PreparedBatch {
         let before = heartbeats.len();
         heartbeats.dedup_by_key(|heartbeat| heartbeat.time_ns);
         let duplicate_heartbeats_in_batch = (before - heartbeats.len()) as u64;
-        let (calls, duplicate_calls_in_batch) = calls::prepare_calls(batch, received_ns, call_scopes)?;
+        let (calls, duplicate_calls_in_batch) =
+            calls::prepare_calls(batch, received_ns, call_scopes)?;
 
         Ok(PreparedBatch {
             batch: BatchIds {
@@ -1815,9 +1816,20 @@ mod tests {
                 ..IngestOutcome::default()
             }
         );
-        assert!(!prepared.outcome(2, 1, calls::NewCalls::default()).is_duplicate());
-        assert!(prepared.outcome(0, 0, calls::NewCalls::default()).is_duplicate());
-        assert_eq!(prepared.outcome(0, 0, calls::NewCalls::default()).status(), "duplicate");
+        assert!(
+            !prepared
+                .outcome(2, 1, calls::NewCalls::default())
+                .is_duplicate()
+        );
+        assert!(
+            prepared
+                .outcome(0, 0, calls::NewCalls::default())
+                .is_duplicate()
+        );
+        assert_eq!(
+            prepared.outcome(0, 0, calls::NewCalls::default()).status(),
+            "duplicate"
+        );
     }
 
     #[test]
@@ -3297,7 +3309,10 @@ mod tests {
             .ingest_scoped(&second, DAY_NS, &scopes)
             .await
             .expect("second");
-        assert_eq!((outcome.clone(), outcome.status()), (duplicates(8, 2), "duplicate"));
+        assert_eq!(
+            (outcome.clone(), outcome.status()),
+            (duplicates(8, 2), "duplicate")
+        );
         assert_eq!(derived(store, "r1", &["", "acme"]).await, once);
 
         // A batch that partly overlaps: two stored reports and one stored heartbeat, plus a

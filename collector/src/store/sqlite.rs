@@ -304,8 +304,7 @@ impl SqliteStore {
         .await
         .map_err(database)?;
 
-        let new_calls =
-            super::calls::write_sqlite(tx, &batch.batch.agent_id, &batch.calls).await?;
+        let new_calls = super::calls::write_sqlite(tx, &batch.batch.agent_id, &batch.calls).await?;
 
         let new_report_count = new_reports.iter().filter(|&&new| new).count();
         let new_heartbeat_count = new_heartbeats.iter().filter(|&&new| new).count();
