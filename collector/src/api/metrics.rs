@@ -164,7 +164,8 @@ impl Metrics {
 
 /// The per-customer call metrics.
 fn render_calls(out: &mut String, calls: &BTreeMap<String, CallCounts>) {
-    let simple: [(&str, &str, fn(&CallCounts) -> u64); 2] = [
+    type Counter = (&'static str, &'static str, fn(&CallCounts) -> u64);
+    let simple: [Counter; 2] = [
         (
             "voqa_calls_attempts_total",
             "Call records (INVITE dialogs) stored since start, per customer.",

@@ -748,15 +748,16 @@ fn signalling(
     let attempts = evidence.attempts;
     let answered = evidence.answered;
     // (name, target, unit, at least?, measured, what the measurement needs, detail)
-    let specs: [(
+    type Spec<'a> = (
         &'static str,
         Option<f64>,
         &'static str,
         bool,
         Option<f64>,
-        &str,
+        &'a str,
         String,
-    ); 4] = [
+    );
+    let specs: [Spec<'_>; 4] = [
         (
             "asr",
             commitments.asr_min_pct,

@@ -123,7 +123,7 @@ pub fn srd_ms(call: &CallSummary) -> Option<u64> {
         .or(call.answer)
         .or(failure_response)?;
     let ns = first.as_ns().checked_sub(setup.as_ns())?;
-    (ns >= 0).then(|| (ns / 1_000_000) as u64)
+    (ns >= 0).then_some((ns / 1_000_000) as u64)
 }
 
 /// The SRD bucket a delay falls in.
@@ -593,9 +593,9 @@ mod tests {
         // NER = (3 answered + 1 busy + 1 no answer + 0 reject) / 8 = 62.5 %.
         assert_eq!(k.ner_pct, Some(62.5));
         // SER = 3 / (8 − 1 redirect) = 42.857… %.
-        assert!((k.ser_pct.unwrap() - 300.0 / 7.0).abs() < 1e-9);
+        assert!((k.ser_pct.unwrap_or(f64::NAN) - 300.0 / 7.0).abs() < 1e-9);
         // SEER = (3 answered + 480 + 486) / 7 = 5/7.
-        assert!((k.seer_pct.unwrap() - 500.0 / 7.0).abs() < 1e-9);
+        assert!((k.seer_pct.unwrap_or(f64::NAN) - 500.0 / 7.0).abs() < 1e-9);
         // ISA = 1 (503) / 8 = 12.5 %.
         assert_eq!(k.isa_pct, Some(12.5));
         // SCR = 3 answered and ended by BYE / 8 = 37.5 %.
@@ -610,7 +610,7 @@ mod tests {
         // 1 of 3 answered calls with a problem.
         assert_eq!(k.media_problem_calls, 1);
         assert_eq!(k.one_way_audio, 1);
-        assert!((k.media_problem_pct.unwrap() - 100.0 / 3.0).abs() < 1e-9);
+        assert!((k.media_problem_pct.unwrap_or(f64::NAN) - 100.0 / 3.0).abs() < 1e-9);
         assert_eq!((k.failed_4xx, k.failed_5xx, k.abandoned), (3, 1, 1));
         assert_eq!(k.sdd_mean_ms, None);
     }
