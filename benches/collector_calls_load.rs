@@ -72,7 +72,14 @@ fn call(n: u64, total: u64) -> CallRecord {
             },
             status,
             end_cause: Some(end_cause.into()),
-            direction: Some(if n.is_multiple_of(3) { "outbound" } else { "inbound" }.into()),
+            direction: Some(
+                if n.is_multiple_of(3) {
+                    "outbound"
+                } else {
+                    "inbound"
+                }
+                .into(),
+            ),
             peer: Some(format!("192.0.2.{}:5060", n % 200)),
             duration_ms: answer.then_some(60_000),
             problems: if answer && n.is_multiple_of(97) {
