@@ -11,14 +11,17 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 use voqa_wire::{CallRecord, Timestamp};
 
 use super::openapi::ErrorBody;
-use super::ops::{DAY_NS, authorized_customer, decode_cursor, encode_cursor, range};
+use super::ops::{
+    DAY_NS, authorized_customer, configured_customer, cursor_param, encode_cursor, page_limit,
+    range,
+};
 use super::{ApiError, AppState, authenticate, require};
 use crate::auth::Role;
 use crate::sla::kpis::{CallCounts, Kpis, PROBLEM_KINDS};
@@ -88,18 +91,8 @@ pub async fn calls(
         None => require(&role, &[])?,
     }
     let (from, to) = range(&q, DAY_NS)?;
-    let limit: u32 = match q.get("limit") {
-        None => 100,
-        Some(v) => v
-            .parse()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| bad("limit: 1..=1000"))?,
-    };
-    let after = match q.get("cursor") {
-        None => None,
-        Some(c) => Some(decode_cursor(c).ok_or_else(|| bad("cursor: not a cursor from this API"))?),
-    };
+    let limit = page_limit(&q)?;
+    let after = cursor_param(&q)?;
     let peer = match q.get("peer") {
         None => None,
         Some(p) => {
@@ -137,20 +130,7 @@ pub async fn calls(
     };
     let customer = match &customer_id {
         None => None,
-        Some(id) => Some(
-            state
-                .config
-                .current()
-                .customer(id)
-                .cloned()
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        "unknown_customer",
-                        format!("no customer '{id}'"),
-                    )
-                })?,
-        ),
+        Some(id) => Some(configured_customer(&state, id)?),
     };
     let query = CallQuery {
         agents: customer.as_ref().map(|c| c.agents.clone()),
