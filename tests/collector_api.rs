@@ -423,11 +423,11 @@ async fn health_is_open_and_everything_else_needs_the_right_token() {
     assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
 }
 
-/// Call records (issue 12) are not stored yet: a batch carrying them is acknowledged with 200,
-/// its reports stored, and the call records counted as `skipped_calls`, so that agents that
-/// ship them are neither refused nor dead-lettered.
+/// Call records (issue 12) are stored with the batch: acknowledged with 200 and counted as
+/// `calls`; `skipped_calls` stays in the answer and is 0. A record without any time is placed
+/// at its receipt rather than refused (which would dead-letter the agent's batch).
 #[tokio::test]
-async fn call_records_are_acknowledged_and_counted_as_skipped() {
+async fn call_records_are_stored_and_acknowledged() {
     let s = start().await;
     let mut with_calls = batch(
         40,
@@ -458,8 +458,13 @@ async fn call_records_are_acknowledged_and_counted_as_skipped() {
     let (status, body) = post(&s, Some(AGENT), json_bytes(&with_calls), None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
-        (&body["status"], &body["reports"], &body["skipped_calls"]),
-        (&json!("stored"), &json!(1), &json!(2)),
+        (
+            &body["status"],
+            &body["reports"],
+            &body["calls"],
+            &body["skipped_calls"]
+        ),
+        (&json!("stored"), &json!(1), &json!(2), &json!(0)),
         "{body}"
     );
     assert_eq!(stored_reports(&s).await, 1);
@@ -1183,7 +1188,8 @@ async fn each_record_is_stored_and_counted_once_whatever_its_batch() {
     assert_eq!(
         body,
         json!({"status": "stored", "batch_id": first.batch_id, "reports": 10, "heartbeats": 1,
-               "duplicate_reports": 0, "duplicate_heartbeats": 0, "skipped_calls": 0})
+               "duplicate_reports": 0, "duplicate_heartbeats": 0, "calls": 0,
+               "duplicate_calls": 0, "skipped_calls": 0})
     );
     assert_eq!(sla_calls(&s).await, 5);
 

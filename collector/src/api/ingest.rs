@@ -9,9 +9,10 @@
 //! per batch: a report or heartbeat that the store already holds is acknowledged and counted
 //! as a duplicate, whatever batch it came in; the rest of the batch is stored.
 //!
-//! Call records (`calls`, issue 12) are not stored yet: they are counted within the batch's
-//! record limit, acknowledged with the batch and reported as `skipped_calls`, so that agents
-//! that ship them are neither refused nor dead-lettered before the store learns them.
+//! Call records (`calls`, issue 12) are validated like reports and stored in the same
+//! transaction, once per `AGENT/call/CALL_KEY`, attributed to subnet customers by
+//! `sla::call_scopes`. `skipped_calls` stays in the acknowledgement for agents that read it,
+//! and is 0: this collector stores every call record it acknowledges.
 
 use std::io::Read;
 use std::time::Instant;
@@ -131,9 +132,10 @@ pub async fn ingest(
     // canonical lower-case id, so an upper-case copy is the same batch.
     batch.batch_id.make_ascii_lowercase();
     let scopes = crate::sla::report_scopes(&config.customers, &batch.reports);
+    let call_scopes = crate::sla::call_scopes(&config.customers, &batch);
     let outcome = state
         .store
-        .ingest_scoped(&batch, received_ns, &scopes)
+        .ingest_attributed(&batch, received_ns, &scopes, &call_scopes)
         .await
         .map_err(|e| {
             state.metrics.store_error();
@@ -149,8 +151,10 @@ pub async fn ingest(
             }
         })?;
     state.metrics.ingested(&outcome, started.elapsed());
-    let mut ack = response_body(&batch.batch_id, &outcome);
-    ack.skipped_calls = batch.calls.len() as u64;
+    state
+        .metrics
+        .ingested_calls(&config.customers, &batch.agent_id, &outcome.new_call_counts);
+    let ack = response_body(&batch.batch_id, &outcome);
     Ok((StatusCode::OK, axum::Json(ack)).into_response())
 }
 
@@ -170,6 +174,8 @@ pub fn response_body(batch_id: &str, outcome: &IngestOutcome) -> IngestAck {
         heartbeats: outcome.heartbeats,
         duplicate_reports: outcome.duplicate_reports,
         duplicate_heartbeats: outcome.duplicate_heartbeats,
+        calls: outcome.calls,
+        duplicate_calls: outcome.duplicate_calls,
         skipped_calls: 0,
     }
 }
@@ -187,8 +193,12 @@ pub struct IngestAck {
     pub duplicate_reports: u64,
     /// Heartbeats already stored (or repeated in this batch).
     pub duplicate_heartbeats: u64,
-    /// Call records received and acknowledged but not stored: this collector does not store
-    /// call records yet.
+    /// Call records new to the store.
+    pub calls: u64,
+    /// Call records already stored (or repeated in this batch).
+    pub duplicate_calls: u64,
+    /// Call records acknowledged but not stored: always 0 here (kept for agents that read it;
+    /// collectors before call storage counted every call record here).
     pub skipped_calls: u64,
 }
 
@@ -365,6 +375,104 @@ pub fn validate(batch: &Batch, received_ns: i64, max_future_s: u64) -> Result<()
     }
     for (i, h) in batch.heartbeats.iter().enumerate() {
         validate_heartbeat(i, h, received_ns, max_future_s)?;
+    }
+    for (i, c) in batch.calls.iter().enumerate() {
+        validate_call(i, c, received_ns, max_future_s)?;
+    }
+    Ok(())
+}
+
+/// Most media streams, problems and events one call record may list.
+const MAX_CALL_ITEMS: usize = 256;
+
+fn validate_call(
+    i: usize,
+    c: &voqa_wire::CallRecord,
+    received_ns: i64,
+    max_future_s: u64,
+) -> Result<(), ApiError> {
+    let f = |name: &str| format!("calls[{i}].{name}");
+    let call = &c.call;
+    if c.call_key.is_empty() || c.call_key.len() > 64 {
+        return Err(out_of_range(f("call_key"), "must be 1 to 64 characters"));
+    }
+    for (name, text) in [
+        ("agent_id", c.agent_id.as_str()),
+        ("call_key", &c.call_key),
+        ("call_id", &call.call_id),
+        ("from", call.from.as_deref().unwrap_or_default()),
+        ("to", call.to.as_deref().unwrap_or_default()),
+        ("end_cause", call.end_cause.as_deref().unwrap_or_default()),
+        ("ended_by", call.ended_by.as_deref().unwrap_or_default()),
+        ("direction", call.direction.as_deref().unwrap_or_default()),
+        ("peer", call.peer.as_deref().unwrap_or_default()),
+    ] {
+        check_text(|| f(name), text)?;
+    }
+    for (name, len) in [
+        ("streams", call.streams.len()),
+        ("media", call.media.len()),
+        ("problems", call.problems.len()),
+        ("events", call.events.len()),
+    ] {
+        if len > MAX_CALL_ITEMS {
+            return Err(out_of_range(
+                f(name),
+                &format!("lists {len} items, more than {MAX_CALL_ITEMS}"),
+            ));
+        }
+    }
+    for (k, m) in call.media.iter().enumerate() {
+        for (name, text) in [
+            ("stream_id", m.stream_id.as_str()),
+            ("direction", &m.direction),
+            ("codec", &m.codec),
+        ] {
+            check_text(|| f(&format!("media[{k}].{name}")), text)?;
+        }
+        if let Some(mos) = m.mos
+            && !(1.0..=4.5).contains(&mos)
+        {
+            return Err(out_of_range(
+                f(&format!("media[{k}].mos")),
+                "must be within 1..=4.5",
+            ));
+        }
+    }
+    for (k, p) in call.problems.iter().enumerate() {
+        check_text(|| f(&format!("problems[{k}].kind")), &p.kind)?;
+        check_text(|| f(&format!("problems[{k}].direction")), &p.direction)?;
+    }
+    for (k, e) in call.events.iter().enumerate() {
+        check_text(|| f(&format!("events[{k}].kind")), &e.kind)?;
+        check_text(
+            || f(&format!("events[{k}].by")),
+            e.by.as_deref().unwrap_or_default(),
+        )?;
+    }
+    if let Some(status) = call.status
+        && !(100..=699).contains(&status)
+    {
+        return Err(out_of_range(
+            f("status"),
+            "must be a SIP status within 100..=699",
+        ));
+    }
+    if let Some(mos) = call.mos
+        && !(1.0..=4.5).contains(&mos)
+    {
+        return Err(out_of_range(f("mos"), "must be within 1..=4.5"));
+    }
+    for (name, time) in [
+        ("setup", call.setup),
+        ("first_provisional", call.first_provisional),
+        ("first_ringing", call.first_ringing),
+        ("answer", call.answer),
+        ("end", call.end),
+    ] {
+        if let Some(time) = time {
+            check_not_future(|| f(name), time, received_ns, max_future_s)?;
+        }
     }
     Ok(())
 }

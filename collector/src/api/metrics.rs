@@ -1,7 +1,10 @@
 //! The collector's Prometheus metrics: ingest rate, batch latency, store errors, the SLA
-//! state of each customer as last evaluated, and the alert engine's (firing alerts by rule and
-//! severity, notifications sent and failed by channel). Counters are atomics updated by
-//! handlers and the engine.
+//! state of each customer as last evaluated, the alert engine's (firing alerts by rule and
+//! severity, notifications sent and failed by channel), and per configured customer the call
+//! records stored since the collector started (attempts, answered, failures by response class,
+//! the session request delay histogram, media problems by kind). Counters are updated by
+//! handlers and the engine. Labels are bounded: customer ids from the configuration, rules,
+//! fixed classes and kinds — never an address, a peer or a call.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -10,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::sla::Evaluation;
+use crate::sla::kpis::{CallCounts, PROBLEM_KINDS, SRD_EDGES_MS};
 use crate::store::IngestOutcome;
 
 #[derive(Debug, Default)]
@@ -25,6 +29,8 @@ pub struct Metrics {
     /// (customer, commitment) → met (1), breached (0); absent when never evaluated or when
     /// the last evaluation had no data for it (no data is not a breach).
     sla: Mutex<Vec<(String, &'static str, Option<bool>)>>,
+    /// Customer id → the counts of the call records stored for it since start.
+    calls: Mutex<BTreeMap<String, CallCounts>>,
     alerts: Mutex<AlertMetrics>,
 }
 
@@ -62,6 +68,32 @@ impl Metrics {
             .fetch_add(outcome.duplicate_reports, Ordering::Relaxed);
         self.duplicate_heartbeats
             .fetch_add(outcome.duplicate_heartbeats, Ordering::Relaxed);
+    }
+
+    /// Adds the new call records of a batch of `agent_id` to the customers they count for:
+    /// scope `""` to every customer without subnets that lists the agent, a customer's own
+    /// scope to it (subnet customers). Customers not configured are not counted.
+    pub fn ingested_calls(
+        &self,
+        customers: &[crate::sla::Customer],
+        agent_id: &str,
+        new: &[(String, CallCounts)],
+    ) {
+        let Ok(mut calls) = self.calls.lock() else {
+            return;
+        };
+        for (scope, counts) in new {
+            for customer in customers {
+                let counts_for = if scope.is_empty() {
+                    customer.subnets.is_empty() && customer.agents.iter().any(|a| a == agent_id)
+                } else {
+                    customer.id == *scope
+                };
+                if counts_for {
+                    calls.entry(customer.id.clone()).or_default().add(counts);
+                }
+            }
+        }
     }
 
     pub fn store_error(&self) {
@@ -220,6 +252,170 @@ impl Metrics {
                 a.cycle_seconds
             );
         }
+        if let Ok(calls) = self.calls.lock() {
+            render_calls(&mut out, &calls);
+        }
         out
+    }
+}
+
+/// The per-customer call metrics.
+fn render_calls(out: &mut String, calls: &BTreeMap<String, CallCounts>) {
+    type Counter = (&'static str, &'static str, fn(&CallCounts) -> u64);
+    let simple: [Counter; 2] = [
+        (
+            "voqa_calls_attempts_total",
+            "Call records (INVITE dialogs) stored since start, per customer.",
+            |c| c.attempts,
+        ),
+        (
+            "voqa_calls_answered_total",
+            "Answered (2xx) calls stored since start, per customer.",
+            |c| c.answered,
+        ),
+    ];
+    for (name, help, value) in simple {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n");
+        for (customer, c) in calls {
+            let _ = writeln!(out, "{name}{{customer=\"{customer}\"}} {}", value(c));
+        }
+    }
+    let name = "voqa_calls_failed_total";
+    let _ = write!(
+        out,
+        "# HELP {name} Unanswered calls by the class of their final response (none: no final response), per customer.\n# TYPE {name} counter\n"
+    );
+    for (customer, c) in calls {
+        for (class, v) in [
+            ("4xx", c.failed_4xx),
+            ("5xx", c.failed_5xx),
+            ("6xx", c.failed_6xx),
+            ("none", c.no_final),
+        ] {
+            let _ = writeln!(
+                out,
+                "{name}{{customer=\"{customer}\",class=\"{class}\"}} {v}"
+            );
+        }
+    }
+    let name = "voqa_call_media_problems_total";
+    let _ = write!(
+        out,
+        "# HELP {name} Answered calls with each kind of media problem, per customer.\n# TYPE {name} counter\n"
+    );
+    for (customer, c) in calls {
+        for (kind, v) in PROBLEM_KINDS.iter().zip(c.problems) {
+            let _ = writeln!(out, "{name}{{customer=\"{customer}\",kind=\"{kind}\"}} {v}");
+        }
+    }
+    let name = "voqa_call_srd_seconds";
+    let _ = write!(
+        out,
+        "# HELP {name} Session request delay (post-dial delay, RFC 6076 SRD) of calls, per customer.\n# TYPE {name} histogram\n"
+    );
+    for (customer, c) in calls {
+        let mut cumulative = 0u64;
+        for (edge, v) in SRD_EDGES_MS.iter().zip(c.srd_buckets) {
+            cumulative += v;
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{customer=\"{customer}\",le=\"{}\"}} {cumulative}",
+                *edge as f64 / 1000.0
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{customer=\"{customer}\",le=\"+Inf\"}} {}",
+            c.srd_count
+        );
+        let _ = writeln!(
+            out,
+            "{name}_sum{{customer=\"{customer}\"}} {}",
+            c.srd_sum_ms as f64 / 1000.0
+        );
+        let _ = writeln!(
+            out,
+            "{name}_count{{customer=\"{customer}\"}} {}",
+            c.srd_count
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_count_for_their_customers_only() {
+        let customers = crate::sla::parse_customers(
+            r#"
+[[customers]]
+id = "acme"
+name = "A"
+agents = ["a1"]
+[customers.commitments]
+mos_min = 4.0
+calls_meeting_pct = 95.0
+loss_max_pct = 1.0
+jitter_p95_max_ms = 30.0
+uptime_min_pct = 99.9
+
+[[customers]]
+id = "nets"
+name = "N"
+agents = ["a1"]
+subnets = ["192.0.2.0/24"]
+[customers.commitments]
+mos_min = 4.0
+calls_meeting_pct = 95.0
+loss_max_pct = 1.0
+jitter_p95_max_ms = 30.0
+uptime_min_pct = 99.9
+"#,
+        )
+        .expect("customers");
+        let metrics = Metrics::default();
+        let mut three = CallCounts {
+            attempts: 3,
+            answered: 2,
+            failed_4xx: 1,
+            srd_count: 2,
+            srd_sum_ms: 750,
+            ..CallCounts::default()
+        };
+        three.srd_buckets[1] = 1; // 150 ms: ≤ 0.2 s
+        three.srd_buckets[4] = 1; // 600 ms: ≤ 0.75 s
+        three.problems[1] = 1;
+        let one = CallCounts {
+            attempts: 1,
+            ..CallCounts::default()
+        };
+        metrics.ingested_calls(
+            &customers,
+            "a1",
+            &[(String::new(), three), ("nets".into(), one)],
+        );
+        // Another agent's calls count for nobody.
+        metrics.ingested_calls(&customers, "a9", &[(String::new(), three)]);
+        let calls = metrics.calls.lock().expect("lock").clone();
+        let mut text = String::new();
+        render_calls(&mut text, &calls);
+        for line in [
+            "voqa_calls_attempts_total{customer=\"acme\"} 3",
+            "voqa_calls_attempts_total{customer=\"nets\"} 1",
+            "voqa_calls_answered_total{customer=\"acme\"} 2",
+            "voqa_calls_failed_total{customer=\"acme\",class=\"4xx\"} 1",
+            "voqa_call_media_problems_total{customer=\"acme\",kind=\"one_way_audio\"} 1",
+            "voqa_call_srd_seconds_bucket{customer=\"acme\",le=\"0.1\"} 0",
+            "voqa_call_srd_seconds_bucket{customer=\"acme\",le=\"0.2\"} 1",
+            "voqa_call_srd_seconds_bucket{customer=\"acme\",le=\"0.5\"} 1",
+            "voqa_call_srd_seconds_bucket{customer=\"acme\",le=\"0.75\"} 2",
+            "voqa_call_srd_seconds_bucket{customer=\"acme\",le=\"+Inf\"} 2",
+            "voqa_call_srd_seconds_sum{customer=\"acme\"} 0.75",
+            "voqa_call_srd_seconds_count{customer=\"acme\"} 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+        assert!(!text.contains("192.0.2"), "no address in a label");
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod access_log;
 pub mod alerts;
+pub mod calls;
 pub mod ingest;
 pub mod metrics;
 pub mod openapi;
@@ -296,7 +297,9 @@ pub fn router_with_sla_limiter(state: AppState, sla_limiter: Arc<sla_limit::SlaL
         )
         .route("/api/v1/agents", get(ops::agents))
         .route("/api/v1/streams", get(ops::streams))
+        .route("/api/v1/calls", get(calls::calls))
         .route("/api/v1/calls/{call_id}", get(ops::call))
+        .route("/api/v1/customers/{id}/kpis", get(calls::kpis))
         .route(
             "/api/v1/customers/{id}/sla",
             get(ops::sla).layer(axum::Extension(sla_limiter.clone())),

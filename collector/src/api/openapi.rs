@@ -61,6 +61,20 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "get",
+        "/api/v1/calls",
+        "Call records (each with its record_id and outcome), filtered by customer, peer, \
+         time, status or media problem and paged by cursor.",
+        "ops, customer:<id> (its own calls)",
+    ),
+    (
+        "get",
+        "/api/v1/customers/{id}/kpis",
+        "A customer's call KPIs (ASR, NER, SER, SEER, ISA, SCR, SRD/PDD p95, session \
+         duration, media problems) over a range, in total and by hour, day, peer or direction.",
+        "ops, customer:<id>",
+    ),
+    (
+        "get",
         "/api/v1/customers/{id}/sla",
         "Each commitment of a customer: target, measured, verdict (met, breached or \
          no_data with a reason), coverage, evidence; the overall verdict, evaluated_until \
@@ -136,6 +150,8 @@ pub struct StatusBody {
         super::ops::agents,
         super::ops::streams,
         super::ops::call,
+        super::calls::calls,
+        super::calls::kpis,
         super::ops::sla,
         super::ops::report,
         super::ops::report_sends,
@@ -284,6 +300,8 @@ mod tests {
                 "heartbeats",
                 "duplicate_reports",
                 "duplicate_heartbeats",
+                "calls",
+                "duplicate_calls",
                 "skipped_calls"
             ])
         );

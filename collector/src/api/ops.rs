@@ -24,7 +24,7 @@ use voqa_wire::{Heartbeat, StreamReport, Timestamp};
 use super::openapi::ErrorBody;
 
 const MAX_RANGE_NS: i64 = 366 * 86_400 * 1_000_000_000;
-const DAY_NS: i64 = 86_400 * 1_000_000_000;
+pub(super) const DAY_NS: i64 = 86_400 * 1_000_000_000;
 
 pub(super) fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
     match q.get(name) {
@@ -165,14 +165,7 @@ pub async fn streams(
     let role = authenticate(&state, &headers).await?;
     require(&role, &[])?;
     let (from, to) = range(&q, DAY_NS)?;
-    let limit: u32 = match q.get("limit") {
-        None => 100,
-        Some(v) => v
-            .parse()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| ApiError::bad_request("invalid_parameter", "limit: 1..=1000"))?,
-    };
+    let limit = page_limit(&q)?;
     let max_mos = match q.get("max_mos") {
         None => None,
         Some(v) => Some(
@@ -184,28 +177,10 @@ pub async fn streams(
                 })?,
         ),
     };
-    let after = match q.get("cursor") {
-        None => None,
-        Some(c) => Some(decode_cursor(c).ok_or_else(|| {
-            ApiError::bad_request("invalid_parameter", "cursor: not a cursor from this API")
-        })?),
-    };
+    let after = cursor_param(&q)?;
     let customer = match q.get("customer") {
         None => None,
-        Some(id) => Some(
-            state
-                .config
-                .current()
-                .customer(id)
-                .cloned()
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        "unknown_customer",
-                        format!("no customer '{id}'"),
-                    )
-                })?,
-        ),
+        Some(id) => Some(configured_customer(&state, id)?),
     };
     let query = StreamQuery {
         agents: customer.as_ref().map(|c| c.agents.clone()),
@@ -267,7 +242,41 @@ fn path_param(param: Result<Path<String>, PathRejection>) -> Result<String, ApiE
         .map_err(|e| ApiError::bad_request("invalid_parameter", e.body_text()))
 }
 
-fn encode_cursor(end_ns: i64, id: i64) -> String {
+/// `limit`: 1..=1000, default 100.
+pub(super) fn page_limit(q: &HashMap<String, String>) -> Result<u32, ApiError> {
+    match q.get("limit") {
+        None => Ok(100),
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::bad_request("invalid_parameter", "limit: 1..=1000")),
+    }
+}
+
+/// `cursor`: a `next_cursor` this API printed, as `(time_ns, id)`.
+pub(super) fn cursor_param(q: &HashMap<String, String>) -> Result<Option<(i64, i64)>, ApiError> {
+    q.get("cursor")
+        .map(|c| {
+            decode_cursor(c).ok_or_else(|| {
+                ApiError::bad_request("invalid_parameter", "cursor: not a cursor from this API")
+            })
+        })
+        .transpose()
+}
+
+/// The configured customer `id`, or 404 `unknown_customer`.
+pub(super) fn configured_customer(state: &AppState, id: &str) -> Result<sla::Customer, ApiError> {
+    state.config.current().customer(id).cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_customer",
+            format!("no customer '{id}'"),
+        )
+    })
+}
+
+pub(super) fn encode_cursor(end_ns: i64, id: i64) -> String {
     format!("{end_ns:x}.{id:x}")
 }
 
@@ -407,7 +416,7 @@ fn stream_jitter<'a>(reports: &[&'a StreamReport]) -> Vec<CallStream<'a>> {
 /// The customer a per-customer route names, for a token allowed to read it: 401 without a
 /// valid token, 403 for neither ops nor this customer's own, then 404 for an unknown customer
 /// (so a customer token learns nothing of other customers' existence).
-async fn authorized_customer(
+pub(super) async fn authorized_customer(
     state: &AppState,
     headers: &HeaderMap,
     id: Result<Path<String>, PathRejection>,

@@ -53,7 +53,8 @@ pub async fn evaluate_with_facts(
     now: i64,
 ) -> Result<(sla::Evaluation, PeriodFacts), FactsError> {
     let (period_to, to) = (to, sla::evaluated_until(from, to, now));
-    let facts = period_facts(store, customer, from, to).await?;
+    let mut facts = period_facts(store, customer, from, to).await?;
+    facts.call_counts = Some(call_counts(store, customer, from, to).await?);
     let points = heartbeat_points(store, customer, from, to).await?;
     let first = store.first_heartbeats(&customer.agents).await?;
     let evaluation = sla::judge(customer, from, period_to, now, &facts, &points, &first);
@@ -92,6 +93,36 @@ pub async fn period_facts(
         Some(scope) => facts_from_aggregates(store, customer, &scope, from, to).await,
         None => facts_from_reports(store, customer, from, to).await,
     }
+}
+
+/// The summed call-record counts (issue 12) of the customer's hours starting in `[from, to)`:
+/// all of its agents' calls, or for a customer narrowed to subnets the calls attributed to it
+/// at ingest.
+pub async fn call_counts(
+    store: &Store,
+    customer: &sla::Customer,
+    from: i64,
+    to: i64,
+) -> Result<sla::kpis::CallCounts, FactsError> {
+    let scope = if customer.subnets.is_empty() {
+        ""
+    } else {
+        customer.id.as_str()
+    };
+    let rows = store
+        .call_counts(
+            scope,
+            &customer.agents,
+            from,
+            to,
+            crate::store::CallGroup::Total,
+        )
+        .await?;
+    let mut total = sla::kpis::CallCounts::default();
+    for row in &rows {
+        total.add(&row.counts);
+    }
+    Ok(total)
 }
 
 /// The heartbeats of the customer's agents in `[from, to)`, as the uptime check reads them.
@@ -293,6 +324,7 @@ async fn facts_from_aggregates(
         jitter,
         reports_used,
         windows_with_drops,
+        call_counts: None,
     })
 }
 

@@ -176,6 +176,10 @@ fn short_name(name: &str) -> String {
         "loss" => "packet loss".to_owned(),
         "jitter_p95" => "jitter".to_owned(),
         "uptime" => "uptime".to_owned(),
+        "asr" => "answer-seizure ratio".to_owned(),
+        "ner" => "network effectiveness".to_owned(),
+        "pdd_p95" => "post-dial delay".to_owned(),
+        "one_way_audio" => "calls with media problems".to_owned(),
         other => data(other),
     }
 }
@@ -282,6 +286,30 @@ fn describe(c: &CommitmentResult) -> Described {
             target: format!("at least {} % of the time", num(c.target)),
             measured: measured(&|m| format!("{} %", fmt_value(m, 3))),
             coverage_of: "of the time (outside maintenance) measured",
+        },
+        "asr" => Described {
+            title: "Answered call attempts (ASR, ITU-T E.411)".to_owned(),
+            target: format!("at least {} % of attempts", num(c.target)),
+            measured: measured(&|m| format!("{} % of attempts", fmt_value(m, 2))),
+            coverage_of: "measured",
+        },
+        "ner" => Described {
+            title: "Network effectiveness (NER, ITU-T E.425)".to_owned(),
+            target: format!("at least {} % of attempts", num(c.target)),
+            measured: measured(&|m| format!("{} % of attempts", fmt_value(m, 2))),
+            coverage_of: "measured",
+        },
+        "pdd_p95" => Described {
+            title: "Post-dial delay (95 % of calls at or below)".to_owned(),
+            target: format!("at most {} ms", num(c.target)),
+            measured: measured(&|m| format!("{} ms", fmt_value(m, 0))),
+            coverage_of: "of attempts had a response to their INVITE",
+        },
+        "one_way_audio" => Described {
+            title: "Answered calls with one-way audio or another media problem".to_owned(),
+            target: format!("at most {} % of answered calls", num(c.target)),
+            measured: measured(&|m| format!("{} % of answered calls", fmt_value(m, 2))),
+            coverage_of: "measured",
         },
         other => Described {
             title: escape(other),

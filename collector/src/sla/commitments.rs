@@ -58,6 +58,20 @@ pub struct Commitments {
     /// The agents' heartbeat period; a silence longer than two periods is downtime.
     #[serde(default = "fifteen")]
     pub heartbeat_interval_s: u64,
+    /// Call-signalling commitments from call records (issue 12), each optional: absent means
+    /// not evaluated. Answer-seizure ratio (ITU-T E.411) at least this percentage …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asr_min_pct: Option<f64>,
+    /// … network effectiveness ratio (ITU-T E.425) at least this percentage …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ner_min_pct: Option<f64>,
+    /// … 95th percentile of the post-dial delay (RFC 6076 SRD) at most this many ms …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pdd_p95_max_ms: Option<f64>,
+    /// … and at most this percentage of answered calls with a media problem (one-way audio,
+    /// no RTP, RTP stopped, media address mismatch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_way_audio_max_pct: Option<f64>,
 }
 
 fn fifteen() -> u64 {
@@ -169,6 +183,21 @@ fn validate(customer: &Customer) -> Result<(), SlaConfigError> {
             f64::MAX,
         ),
     ];
+    let optional = [
+        ("commitments.asr_min_pct", c.asr_min_pct, 100.0),
+        ("commitments.ner_min_pct", c.ner_min_pct, 100.0),
+        ("commitments.pdd_p95_max_ms", c.pdd_p95_max_ms, f64::MAX),
+        (
+            "commitments.one_way_audio_max_pct",
+            c.one_way_audio_max_pct,
+            100.0,
+        ),
+    ];
+    let ranged = ranged.into_iter().chain(
+        optional
+            .into_iter()
+            .filter_map(|(field, value, high)| value.map(|v| (field, v, 0.0, high))),
+    );
     for (field, value, low, high) in ranged {
         if !(low..=high).contains(&value) {
             let reason = if high == f64::MAX {
@@ -358,6 +387,50 @@ pub fn report_scopes(
         .collect()
 }
 
+/// For each call record of a batch, the ids of the subnet-narrowed customers whose agents
+/// include its agent and whose subnets hold its peer's address or an endpoint of one of its
+/// streams (`media[].stream_id`) reported in the same batch: the scopes it is attributed to at
+/// ingest, by the same match as stream reports. A stream reported only in an earlier batch
+/// cannot attribute the call (ingest reads nothing back); its peer still can.
+pub fn call_scopes(customers: &[Customer], batch: &voqa_wire::Batch) -> Vec<Vec<String>> {
+    let narrowed: Vec<(&Customer, Vec<Subnet>)> = customers
+        .iter()
+        .filter(|c| !c.subnets.is_empty() && c.agents.contains(&batch.agent_id))
+        .map(|c| (c, parsed_subnets(c)))
+        .collect();
+    if narrowed.is_empty() || batch.calls.is_empty() {
+        return Vec::new();
+    }
+    let streams: std::collections::HashMap<&str, Vec<&voqa_wire::StreamReport>> = batch
+        .reports
+        .iter()
+        .fold(Default::default(), |mut map, report| {
+            map.entry(report.stream_id.as_str())
+                .or_default()
+                .push(report);
+            map
+        });
+    batch
+        .calls
+        .iter()
+        .map(|record| {
+            narrowed
+                .iter()
+                .filter(|(_, subnets)| {
+                    let peer = record.call.peer.as_deref().unwrap_or_default();
+                    endpoints_in_subnets(subnets, peer, peer)
+                        || record.call.media.iter().any(|m| {
+                            streams.get(m.stream_id.as_str()).is_some_and(|reports| {
+                                reports.iter().any(|r| report_in_subnets(subnets, r))
+                            })
+                        })
+                })
+                .map(|(c, _)| c.id.clone())
+                .collect()
+        })
+        .collect()
+}
+
 /// True if the customer has no subnets configured, or the report's source or destination
 /// address lies within one of them.
 pub fn in_subnets(customer: &Customer, report: &voqa_wire::StreamReport) -> bool {
@@ -488,6 +561,110 @@ maintenance = ["Sun 02:00-04:00 UTC"]   # excluded from uptime
                 .join(",")
         );
         assert!(error_text(&with(&many)).contains("report_recipients: at most"));
+    }
+
+    #[test]
+    fn call_commitments_are_optional_and_ranged() {
+        let acme = &parse_customers(DESIGN_EXAMPLE).expect("valid")[0];
+        let c = &acme.commitments;
+        assert_eq!(
+            (
+                c.asr_min_pct,
+                c.ner_min_pct,
+                c.pdd_p95_max_ms,
+                c.one_way_audio_max_pct
+            ),
+            (None, None, None, None),
+            "absent: not evaluated"
+        );
+        let with = |line: &str| {
+            DESIGN_EXAMPLE.replace(
+                "uptime_min_pct = 99.95",
+                &format!("uptime_min_pct = 99.95\n{line}"),
+            )
+        };
+        let set = parse_customers(&with(
+            "asr_min_pct = 45.0\nner_min_pct = 95.0\npdd_p95_max_ms = 3000.0\none_way_audio_max_pct = 0.5",
+        ))
+        .expect("valid");
+        let c = &set[0].commitments;
+        assert_eq!(
+            (
+                c.asr_min_pct,
+                c.ner_min_pct,
+                c.pdd_p95_max_ms,
+                c.one_way_audio_max_pct
+            ),
+            (Some(45.0), Some(95.0), Some(3000.0), Some(0.5))
+        );
+        for (line, field) in [
+            ("asr_min_pct = 101.0", "commitments.asr_min_pct"),
+            ("ner_min_pct = -1.0", "commitments.ner_min_pct"),
+            ("pdd_p95_max_ms = -5.0", "commitments.pdd_p95_max_ms"),
+            (
+                "one_way_audio_max_pct = 200.0",
+                "commitments.one_way_audio_max_pct",
+            ),
+        ] {
+            let err = error_text(&with(line));
+            assert!(
+                err.starts_with(&format!("customer \"acme\": {field}:")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn calls_are_attributed_by_peer_or_by_their_streams_in_the_batch() {
+        let acme = &parse_customers(DESIGN_EXAMPLE).expect("valid")[0];
+        let call = |peer: &str, stream: &str| voqa_wire::CallRecord {
+            agent_id: "fra-media-1".into(),
+            call_key: "k".into(),
+            call: voqa_wire::CallSummary {
+                peer: Some(peer.into()),
+                media: vec![voqa_wire::CallMedia {
+                    stream_id: stream.into(),
+                    direction: "caller_to_callee".into(),
+                    codec: "PCMA".into(),
+                    mos: None,
+                }],
+                ..Default::default()
+            },
+        };
+        // Its source is in acme's subnet (its destination is not).
+        let report = crate::sla::evaluate::tests::report(
+            "fra-media-1",
+            "s-in",
+            None,
+            0,
+            "203.0.113.9:4000",
+            None,
+            None,
+        );
+        let batch = voqa_wire::Batch {
+            schema: voqa_wire::SCHEMA_VERSION,
+            batch_id: "b".into(),
+            agent_id: "fra-media-1".into(),
+            sent_at: voqa_wire::Timestamp::from_ns(0),
+            reports: vec![report],
+            heartbeats: vec![],
+            calls: vec![
+                call("203.0.113.7:5060", "s-none"),
+                call("198.51.100.1:5060", "s-in"),
+                call("198.51.100.1:5060", "s-none"),
+            ],
+        };
+        let acme_only = vec!["acme".to_owned()];
+        assert_eq!(
+            call_scopes(std::slice::from_ref(acme), &batch),
+            vec![acme_only.clone(), acme_only, vec![]]
+        );
+        // Another agent's batch is not the customer's.
+        let other = voqa_wire::Batch {
+            agent_id: "elsewhere".into(),
+            ..batch
+        };
+        assert!(call_scopes(std::slice::from_ref(acme), &other).is_empty());
     }
 
     #[test]

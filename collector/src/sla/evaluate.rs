@@ -23,6 +23,7 @@ use voqa_wire::histogram::{Histogram, new_jitter_histogram, quantile_ms};
 
 use super::commitments::Customer;
 use super::fold::facts_from_reports;
+use super::kpis::{CallCounts, Kpis};
 use super::maintenance::maintenance_spans;
 use super::uptime::{
     DownInterval, DropInterval, DropSummary, HeartbeatPoint, NoDataInterval, capture_drops, uptime,
@@ -77,7 +78,8 @@ pub struct Evaluation {
     pub verdict: Verdict,
     /// Names of the commitments whose verdict is `no_data`.
     pub commitments_without_data: Vec<&'static str>,
-    /// In order: `mos`, `loss`, `jitter_p95`, `uptime`.
+    /// In order: `mos`, `loss`, `jitter_p95`, `uptime`, then those of the optional
+    /// call-signalling commitments configured: `asr`, `ner`, `pdd_p95`, `one_way_audio`.
     pub commitments: Vec<CommitmentResult>,
     /// Calls with a final report in the period (a stream without call id is its own call).
     pub calls: u64,
@@ -93,7 +95,8 @@ pub struct Evaluation {
 /// One commitment: target, measured value, verdict and why.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CommitmentResult {
-    /// `"mos"`, `"loss"`, `"jitter_p95"` or `"uptime"`.
+    /// `"mos"`, `"loss"`, `"jitter_p95"`, `"uptime"`, or a call-signalling commitment's
+    /// `"asr"`, `"ner"`, `"pdd_p95"`, `"one_way_audio"`.
     pub name: &'static str,
     pub target: f64,
     /// Unit of `target` and `measured`: `"%"` or `"ms"`.
@@ -157,6 +160,7 @@ pub enum Evidence {
     Calls(CallEvidence),
     Jitter(JitterEvidence),
     Downtime(DowntimeEvidence),
+    Signalling(SignallingEvidence),
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -307,6 +311,24 @@ pub struct PeriodFacts {
     /// Report windows of the customer in the period, and those with capture drops.
     pub reports_used: u64,
     pub windows_with_drops: u64,
+    /// The period's call-record counts (issue 12), for the call-signalling commitments;
+    /// `None` when not loaded (those commitments then have no data).
+    pub call_counts: Option<CallCounts>,
+}
+
+/// What a call-signalling commitment (`asr`, `ner`, `pdd_p95`, `one_way_audio`) rests on:
+/// the period's call records as counted at ingest (see `sla::kpis`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SignallingEvidence {
+    /// Call records (INVITE dialogs) in the period, and those answered.
+    pub attempts: u64,
+    pub answered: u64,
+    /// Answered, user busy, ring no answer or terminal reject (the E.425 numerator).
+    pub effective: u64,
+    /// Calls with a session request delay (the base of `pdd_p95`).
+    pub with_srd: u64,
+    /// Answered calls with any media problem.
+    pub media_problem_calls: u64,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -660,7 +682,12 @@ pub fn judge(
             .collect(),
     };
 
-    let results = vec![mos, loss, jitter, uptime_result];
+    let mut results = vec![mos, loss, jitter, uptime_result];
+    results.extend(signalling(
+        commitments,
+        facts.call_counts.as_ref(),
+        no_period,
+    ));
     let verdict = if results.iter().any(|r| r.verdict == Verdict::Breached) {
         Verdict::Breached
     } else if results.iter().any(|r| r.verdict == Verdict::Met) {
@@ -691,6 +718,135 @@ pub fn judge(
         capture_drops: drops,
         gaps,
     }
+}
+
+/// The results of the call-signalling commitments configured (none when none is), judged on
+/// the period's call counts: ASR and NER at least their target, the PDD p95 and the share of
+/// answered calls with a media problem at most theirs.
+fn signalling(
+    commitments: &super::commitments::Commitments,
+    counts: Option<&CallCounts>,
+    no_period: Option<&str>,
+) -> Vec<CommitmentResult> {
+    let kpis = counts.map(Kpis::from_counts);
+    let evidence = counts.map_or(
+        SignallingEvidence {
+            attempts: 0,
+            answered: 0,
+            effective: 0,
+            with_srd: 0,
+            media_problem_calls: 0,
+        },
+        |c| SignallingEvidence {
+            attempts: c.attempts,
+            answered: c.answered,
+            effective: c.answered + c.user_busy + c.no_answer + c.terminal_reject,
+            with_srd: c.srd_count,
+            media_problem_calls: c.problem_calls,
+        },
+    );
+    let attempts = evidence.attempts;
+    let answered = evidence.answered;
+    // (name, target, unit, at least?, measured, what the measurement needs, detail)
+    type Spec<'a> = (
+        &'static str,
+        Option<f64>,
+        &'static str,
+        bool,
+        Option<f64>,
+        &'a str,
+        String,
+    );
+    let specs: [Spec<'_>; 4] = [
+        (
+            "asr",
+            commitments.asr_min_pct,
+            "%",
+            true,
+            kpis.as_ref().and_then(|k| k.asr_pct),
+            "no call records in the period",
+            format!("{answered} of {attempts} call attempts answered (ITU-T E.411 ASR)"),
+        ),
+        (
+            "ner",
+            commitments.ner_min_pct,
+            "%",
+            true,
+            kpis.as_ref().and_then(|k| k.ner_pct),
+            "no call records in the period",
+            format!(
+                "{} of {attempts} call attempts answered, busy, not answered after ringing or \
+                 rejected by the called terminal (ITU-T E.425 NER)",
+                evidence.effective
+            ),
+        ),
+        (
+            "pdd_p95",
+            commitments.pdd_p95_max_ms,
+            "ms",
+            false,
+            kpis.as_ref().and_then(|k| k.pdd_p95_ms).map(|ms| ms as f64),
+            "no call in the period had a response to its INVITE",
+            format!(
+                "95th percentile of the session request delay (RFC 6076 §4.1) over {} calls, \
+                 an upper bound from fixed histogram buckets",
+                evidence.with_srd
+            ),
+        ),
+        (
+            "one_way_audio",
+            commitments.one_way_audio_max_pct,
+            "%",
+            false,
+            kpis.as_ref().and_then(|k| k.media_problem_pct),
+            "no answered call in the period",
+            format!(
+                "{} of {answered} answered calls had a media problem (one-way audio, no RTP, \
+                 RTP stopped or media address mismatch)",
+                evidence.media_problem_calls
+            ),
+        ),
+    ];
+    specs
+        .into_iter()
+        .filter_map(
+            |(name, target, unit, at_least, measured, missing, detail)| {
+                let target = target?;
+                let (verdict, reason, detail) = match measured {
+                    Some(m) => (
+                        Verdict::of(if at_least { m >= target } else { m <= target }),
+                        None,
+                        detail,
+                    ),
+                    None => {
+                        let why = match (no_period, counts) {
+                            (Some(why), _) => why.to_owned(),
+                            (None, None) => "call records were not read".to_owned(),
+                            (None, Some(_)) => missing.to_owned(),
+                        };
+                        (Verdict::NoData, Some(why.clone()), why)
+                    }
+                };
+                let coverage = match name {
+                    "pdd_p95" => share(evidence.with_srd, attempts),
+                    _ => None,
+                };
+                Some(CommitmentResult {
+                    name,
+                    target,
+                    unit,
+                    mos_min: None,
+                    measured,
+                    verdict,
+                    reason,
+                    met: verdict.met(),
+                    coverage,
+                    detail,
+                    evidence: Evidence::Signalling(evidence.clone()),
+                })
+            },
+        )
+        .collect()
 }
 
 /// The first [`EVIDENCE_LIMIT`] entries.
@@ -736,6 +892,10 @@ pub(super) mod tests {
                 uptime_min_pct: 99.95,
                 maintenance: vec!["Sun 02:00-04:00 UTC".into()],
                 heartbeat_interval_s: 15,
+                asr_min_pct: None,
+                ner_min_pct: None,
+                pdd_p95_max_ms: None,
+                one_way_audio_max_pct: None,
             },
         }
     }
@@ -795,7 +955,7 @@ pub(super) mod tests {
     }
 
     /// An interval report; `final_figures` turns it into a final one with totals.
-    fn report(
+    pub(in crate::sla) fn report(
         agent: &str,
         stream_id: &str,
         call_id: Option<&str>,
@@ -1032,6 +1192,69 @@ pub(super) mod tests {
         // An agent not serving ACME, silent all month: ignored.
         beats.push(beat("lon-media-1", from, &["asterisk"], 0));
         beats
+    }
+
+    /// The optional call-signalling commitments, judged on hand-made counts: 10 attempts,
+    /// 6 answered, 1 busy, 1 no answer; SRDs 9 × ≤200 ms and one of 450 ms; 1 answered call
+    /// with one-way audio.
+    #[test]
+    fn signalling_commitments_are_judged_only_when_configured() {
+        let mut counts = CallCounts {
+            attempts: 10,
+            answered: 6,
+            user_busy: 1,
+            no_answer: 1,
+            srd_count: 10,
+            srd_max_ms: 450,
+            problem_calls: 1,
+            ..CallCounts::default()
+        };
+        counts.srd_buckets[1] = 9;
+        counts.srd_buckets[3] = 1;
+        let facts = PeriodFacts {
+            call_counts: Some(counts),
+            ..PeriodFacts::default()
+        };
+        let (from, to) = (at("2026-11-01T00:00:00Z"), at("2026-11-02T00:00:00Z"));
+        // Without the optional commitments: the four classic ones only.
+        let plain = judge(&acme(), from, to, to, &facts, &[], &[]);
+        assert_eq!(plain.commitments.len(), 4);
+        let mut customer = acme();
+        customer.commitments.asr_min_pct = Some(50.0);
+        customer.commitments.ner_min_pct = Some(80.0);
+        customer.commitments.pdd_p95_max_ms = Some(300.0);
+        customer.commitments.one_way_audio_max_pct = Some(10.0);
+        let e = judge(&customer, from, to, to, &facts, &[], &[]);
+        let got: Vec<(&str, Option<f64>, Verdict)> = e.commitments[4..]
+            .iter()
+            .map(|c| (c.name, c.measured, c.verdict))
+            .collect();
+        // ASR 6/10 = 60 ≥ 50 met; NER (6+1+1)/10 = 80 ≥ 80 met; PDD p95: rank ceil(9.5) = 10,
+        // the 450 ms call's bucket (≤500), capped by the maximum 450 > 300 breached; media
+        // problems 1/6 = 16.7 % > 10 breached.
+        assert_eq!(
+            got[..3],
+            [
+                ("asr", Some(60.0), Verdict::Met),
+                ("ner", Some(80.0), Verdict::Met),
+                ("pdd_p95", Some(450.0), Verdict::Breached),
+            ]
+        );
+        assert_eq!(got[3].0, "one_way_audio");
+        assert!((got[3].1.unwrap_or(0.0) - 100.0 / 6.0).abs() < 1e-9);
+        assert_eq!(got[3].2, Verdict::Breached);
+        assert_eq!(e.verdict, Verdict::Breached);
+        // Without call counts: configured but no data, with the reason.
+        let none = judge(&customer, from, to, to, &PeriodFacts::default(), &[], &[]);
+        assert!(
+            none.commitments[4..]
+                .iter()
+                .all(|c| c.verdict == Verdict::NoData)
+        );
+        assert_eq!(
+            none.commitments[4].reason.as_deref(),
+            Some("call records were not read")
+        );
     }
 
     #[test]

@@ -394,6 +394,7 @@ impl ReportFold {
             jitter: self.jitter,
             reports_used: self.reports_used,
             windows_with_drops: self.windows_with_drops,
+            call_counts: None,
         }
     }
 
@@ -562,6 +563,7 @@ mod tests {
             jitter,
             reports_used,
             windows_with_drops,
+            call_counts: None,
         }
     }
 
@@ -602,6 +604,10 @@ mod tests {
                 uptime_min_pct: 99.9,
                 maintenance: vec![],
                 heartbeat_interval_s: 15,
+                asr_min_pct: None,
+                ner_min_pct: None,
+                pdd_p95_max_ms: None,
+                one_way_audio_max_pct: None,
             },
         }
     }

@@ -8,17 +8,18 @@
 pub mod commitments;
 pub mod evaluate;
 pub mod fold;
+pub mod kpis;
 pub mod maintenance;
 pub mod uptime;
 
 pub use commitments::{
-    Commitments, Customer, SlaConfigError, Subnet, endpoints_in_subnets, in_subnets,
+    Commitments, Customer, SlaConfigError, Subnet, call_scopes, endpoints_in_subnets, in_subnets,
     parse_customers, parsed_subnets, report_scopes, scope_signature,
 };
 pub use evaluate::{
     BreachingCall, CallEvidence, CallFacts, CommitmentResult, DowntimeEvidence, EVIDENCE_LIMIT,
     Evaluation, Evidence, Gaps, HistogramGap, JITTER_METHOD, JitterEvidence, JitterFacts,
-    PeriodFacts, TimeSpan, Verdict, evaluate, evaluated_until, judge,
+    PeriodFacts, SignallingEvidence, TimeSpan, Verdict, evaluate, evaluated_until, judge,
 };
 pub use fold::{ReportFold, facts_from_reports};
 pub use maintenance::{MaintenanceError, MaintenanceWindow};

@@ -13,9 +13,12 @@
 //! authentication or SLA rules, and it never hashes token secrets (callers pass the hash).
 
 pub mod alerts;
+pub mod calls;
 pub mod postgres;
 pub mod report_sends;
 pub mod sqlite;
+
+pub use calls::{CallGroup, CallGroupRow, CallQuery, CallRow, StatusFilter};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -73,12 +76,18 @@ pub enum StoreError {
 /// how many the store already held (from an earlier batch, or a copy earlier in this one).
 /// Each report is one record by its natural key (agent, stream, window start, final flag),
 /// each heartbeat by (agent, time); only new records count in the derived aggregates.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestOutcome {
     pub reports: u64,
     pub heartbeats: u64,
     pub duplicate_reports: u64,
     pub duplicate_heartbeats: u64,
+    /// Call records new to the store, and those it already held (or repeated in the batch).
+    pub calls: u64,
+    pub duplicate_calls: u64,
+    /// What the new call records count, per scope (`""`: the batch agent's calls; else a
+    /// subnet customer's id), for the live per-customer metrics.
+    pub new_call_counts: Vec<(String, crate::sla::kpis::CallCounts)>,
 }
 
 impl IngestOutcome {
@@ -86,7 +95,10 @@ impl IngestOutcome {
     pub fn is_duplicate(&self) -> bool {
         self.reports == 0
             && self.heartbeats == 0
-            && (self.duplicate_reports > 0 || self.duplicate_heartbeats > 0)
+            && self.calls == 0
+            && (self.duplicate_reports > 0
+                || self.duplicate_heartbeats > 0
+                || self.duplicate_calls > 0)
     }
 
     /// `duplicate` when every record was already stored, otherwise `stored`.
@@ -355,7 +367,21 @@ impl Store {
         received_at_ns: i64,
         scopes: &[Vec<String>],
     ) -> Result<IngestOutcome, StoreError> {
-        let prepared = PreparedBatch::new(batch, received_at_ns, scopes)?;
+        self.ingest_attributed(batch, received_at_ns, scopes, &[])
+            .await
+    }
+
+    /// Like `ingest_scoped`, and each call record also counts in the scopes listed for it
+    /// (`call_scopes[i]` for `batch.calls[i]`): its `call_hourly` counts and its
+    /// `call_record_scopes` rows. Every call counts in scope `""`.
+    pub async fn ingest_attributed(
+        &self,
+        batch: &Batch,
+        received_at_ns: i64,
+        scopes: &[Vec<String>],
+        call_scopes: &[Vec<String>],
+    ) -> Result<IngestOutcome, StoreError> {
+        let prepared = PreparedBatch::new(batch, received_at_ns, scopes, call_scopes)?;
         match self {
             Store::Sqlite(store) => store.ingest(prepared).await,
             Store::Postgres(store) => store.ingest(&prepared).await,
@@ -678,8 +704,37 @@ impl Store {
         dispatch!(self, store => store.window_histograms(agents, from_ns, to_ns).await)
     }
 
-    /// Retention: deletes stream reports whose `window_end` is before `before_ns`, and batch
-    /// ids received before it. Heartbeats, call aggregates, agents and tokens are kept. Works in chunks so
+    /// The summed call counts of these agents' hours starting in `[from_ns, to_ns)` in
+    /// `scope` (`""` or a subnet customer's id), grouped by `group`, in group order. An empty
+    /// agent list matches nothing.
+    pub async fn call_counts(
+        &self,
+        scope: &str,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+        group: CallGroup,
+    ) -> Result<Vec<CallGroupRow>, StoreError> {
+        if agents.is_empty() || from_ns >= to_ns {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, store => store.call_counts(scope, agents, from_ns, to_ns, group).await)
+    }
+
+    /// A page of call records ordered by `(start_ns, id)`; pass the last row's pair as
+    /// `after` for the next page.
+    pub async fn call_records(&self, query: &CallQuery) -> Result<Vec<CallRow>, StoreError> {
+        if query.limit == 0
+            || query.from_ns >= query.to_ns
+            || query.agents.as_ref().is_some_and(|a| a.is_empty())
+        {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, store => store.call_records(query).await)
+    }
+
+    /// Retention: deletes stream reports whose `window_end` is before `before_ns`, call
+    /// records whose first INVITE is before it, and batch ids received before it. Heartbeats, call aggregates, agents and tokens are kept. Works in chunks so
     /// that ingest is never blocked for long. Returns the number of reports deleted.
     pub async fn delete_reports_before(&self, before_ns: i64) -> Result<u64, StoreError> {
         dispatch!(self, store => store.delete_reports_before(before_ns).await)
@@ -805,9 +860,12 @@ pub(crate) struct PreparedBatch {
     reports: Vec<PreparedReport>,
     /// Unique by time, in time order.
     heartbeats: Vec<PreparedHeartbeat>,
+    /// Unique by call_key, in that order.
+    calls: Vec<calls::PreparedCall>,
     /// Copies of a record already present earlier in the same batch.
     duplicate_reports_in_batch: u64,
     duplicate_heartbeats_in_batch: u64,
+    duplicate_calls_in_batch: u64,
 }
 
 #[derive(Debug)]
@@ -926,7 +984,12 @@ pub(crate) struct Aggregates {
 }
 
 impl PreparedBatch {
-    fn new(batch: &Batch, received_ns: i64, scopes: &[Vec<String>]) -> Result<Self, StoreError> {
+    fn new(
+        batch: &Batch,
+        received_ns: i64,
+        scopes: &[Vec<String>],
+        call_scopes: &[Vec<String>],
+    ) -> Result<Self, StoreError> {
         if batch.schema != voqa_wire::SCHEMA_VERSION {
             return Err(StoreError::Invalid(format!(
                 "schema {} is not the supported {}",
@@ -1026,6 +1089,8 @@ impl PreparedBatch {
         let before = heartbeats.len();
         heartbeats.dedup_by_key(|heartbeat| heartbeat.time_ns);
         let duplicate_heartbeats_in_batch = (before - heartbeats.len()) as u64;
+        let (calls, duplicate_calls_in_batch) =
+            calls::prepare_calls(batch, received_ns, call_scopes)?;
 
         Ok(PreparedBatch {
             batch: BatchIds {
@@ -1038,8 +1103,10 @@ impl PreparedBatch {
             received_ns,
             reports,
             heartbeats,
+            calls,
             duplicate_reports_in_batch,
             duplicate_heartbeats_in_batch,
+            duplicate_calls_in_batch,
         })
     }
 
@@ -1140,8 +1207,17 @@ impl PreparedBatch {
     }
 
     /// The outcome once `new_reports` reports and `new_heartbeats` heartbeats were stored.
-    fn outcome(&self, new_reports: usize, new_heartbeats: usize) -> IngestOutcome {
+    fn outcome(
+        &self,
+        new_reports: usize,
+        new_heartbeats: usize,
+        new_calls: calls::NewCalls,
+    ) -> IngestOutcome {
         IngestOutcome {
+            calls: new_calls.count as u64,
+            duplicate_calls: (self.calls.len().saturating_sub(new_calls.count) as u64)
+                .saturating_add(self.duplicate_calls_in_batch),
+            new_call_counts: new_calls.by_scope,
             reports: new_reports as u64,
             heartbeats: new_heartbeats as u64,
             duplicate_reports: (self.reports.len().saturating_sub(new_reports) as u64)
@@ -1492,7 +1568,7 @@ fn build_calls_page_query<DB>(
 
 /// What `build_call_counts_query` groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CallGroup {
+enum CallCountBy {
     Value(CallValue),
     /// `mos_codec` of the calls with a MOS.
     MosCodec,
@@ -1506,16 +1582,16 @@ fn build_call_counts_query<DB>(
     agents: &[String],
     from_ns: i64,
     to_ns: i64,
-    group: CallGroup,
+    group: CallCountBy,
 ) where
     DB: sqlx::Database,
     for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     let column = match group {
-        CallGroup::Value(CallValue::MinMos) => "min_mos",
-        CallGroup::Value(CallValue::MaxLossPct) => "max_loss_pct",
-        CallGroup::MosCodec => "mos_codec",
+        CallCountBy::Value(CallValue::MinMos) => "min_mos",
+        CallCountBy::Value(CallValue::MaxLossPct) => "max_loss_pct",
+        CallCountBy::MosCodec => "mos_codec",
     };
     select
         .push(format_args!(
@@ -1532,7 +1608,7 @@ fn build_call_counts_query<DB>(
         .push_bind(from_ns)
         .push(" AND last_start_ns < ")
         .push_bind(to_ns);
-    if group == CallGroup::MosCodec {
+    if group == CallCountBy::MosCodec {
         select.push(" AND min_mos IS NOT NULL AND mos_codec IS NOT NULL");
     }
     select.push(format_args!(" GROUP BY {column}"));
@@ -1782,7 +1858,7 @@ pub(crate) mod tests {
             report("a", 4, None, 5, 65, true, Some(3.0)),
         ];
         let batch = batch("b", "a", reports, vec![]);
-        let prepared = PreparedBatch::new(&batch, 0, &[]).expect("prepare");
+        let prepared = PreparedBatch::new(&batch, 0, &[], &[]).expect("prepare");
         let all_new = vec![true; prepared.reports.len()];
         let aggregates = prepared.aggregates(&all_new, &[]).expect("aggregates");
         let keys: Vec<(&str, u64, Option<f64>)> = aggregates
@@ -1839,7 +1915,7 @@ pub(crate) mod tests {
             vec![once, report("a", 2, None, 0, 60, false, None), changed],
             vec![beat.clone(), beat],
         );
-        let prepared = PreparedBatch::new(&batch, 0, &[]).expect("prepare");
+        let prepared = PreparedBatch::new(&batch, 0, &[], &[]).expect("prepare");
         assert_eq!(prepared.reports.len(), 2);
         assert_eq!(prepared.heartbeats.len(), 1);
         // The first copy wins.
@@ -1848,17 +1924,29 @@ pub(crate) mod tests {
             Some(4.2)
         );
         assert_eq!(
-            prepared.outcome(2, 1),
+            prepared.outcome(2, 1, calls::NewCalls::default()),
             IngestOutcome {
                 reports: 2,
                 heartbeats: 1,
                 duplicate_reports: 1,
                 duplicate_heartbeats: 1,
+                ..IngestOutcome::default()
             }
         );
-        assert!(!prepared.outcome(2, 1).is_duplicate());
-        assert!(prepared.outcome(0, 0).is_duplicate());
-        assert_eq!(prepared.outcome(0, 0).status(), "duplicate");
+        assert!(
+            !prepared
+                .outcome(2, 1, calls::NewCalls::default())
+                .is_duplicate()
+        );
+        assert!(
+            prepared
+                .outcome(0, 0, calls::NewCalls::default())
+                .is_duplicate()
+        );
+        assert_eq!(
+            prepared.outcome(0, 0, calls::NewCalls::default()).status(),
+            "duplicate"
+        );
     }
 
     #[test]
@@ -1866,17 +1954,17 @@ pub(crate) mod tests {
         let mut wrong = batch("b", "a", vec![], vec![]);
         wrong.schema = 2;
         assert!(matches!(
-            PreparedBatch::new(&wrong, 0, &[]),
+            PreparedBatch::new(&wrong, 0, &[], &[]),
             Err(StoreError::Invalid(_))
         ));
         let empty_id = batch("", "a", vec![], vec![]);
         assert!(matches!(
-            PreparedBatch::new(&empty_id, 0, &[]),
+            PreparedBatch::new(&empty_id, 0, &[], &[]),
             Err(StoreError::Invalid(_))
         ));
         let empty_agent = batch("b", "", vec![], vec![]);
         assert!(matches!(
-            PreparedBatch::new(&empty_agent, 0, &[]),
+            PreparedBatch::new(&empty_agent, 0, &[], &[]),
             Err(StoreError::Invalid(_))
         ));
     }
@@ -2266,7 +2354,7 @@ pub(crate) mod tests {
             stored(0, 0)
         );
         let again = store.ingest(&empty, DAY_NS).await.expect("empty again");
-        assert_eq!((again, again.status()), (stored(0, 0), "stored"));
+        assert_eq!((again.clone(), again.status()), (stored(0, 0), "stored"));
 
         // ---- streams: filters ----
         let everything = store.streams(&all(0, 86_400)).await.expect("all");
@@ -3263,6 +3351,7 @@ pub(crate) mod tests {
         );
 
         records_once(store).await;
+        calls::tests::suite(store).await;
 
         store
             .refresh_statistics()
@@ -3427,7 +3516,10 @@ pub(crate) mod tests {
             .ingest_scoped(&second, DAY_NS, &scopes)
             .await
             .expect("second");
-        assert_eq!((outcome, outcome.status()), (duplicates(8, 2), "duplicate"));
+        assert_eq!(
+            (outcome.clone(), outcome.status()),
+            (duplicates(8, 2), "duplicate")
+        );
         assert_eq!(derived(store, "r1", &["", "acme"]).await, once);
 
         // A batch that partly overlaps: two stored reports and one stored heartbeat, plus a

@@ -15,13 +15,13 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::{
-    AgentRow, Aggregates, CALL_COLUMNS, CALL_UPSERT_CONFLICT, CallAggregate, CallGroup, CallStats,
-    CallValue, HOUR_NS, HeartbeatRow, IngestOutcome, JitterHour, PreparedBatch, PreparedReport,
-    REPORT_RECORD_CONFLICT, RETENTION_CHUNK, StoreError, StreamQuery, StreamRow, TokenRow,
-    WindowHistogram, Worst, build_call_counts_query, build_calls_page_query, build_calls_query,
-    build_jitter_hours_query, build_window_histograms_query, call_aggregate, call_count_row,
-    call_stats_row, jitter_hour_row, mark_new, merge_hour, parse_json, saturating_i64, stored_u64,
-    window_histogram_row,
+    AgentRow, Aggregates, CALL_COLUMNS, CALL_UPSERT_CONFLICT, CallAggregate, CallCountBy,
+    CallStats, CallValue, HOUR_NS, HeartbeatRow, IngestOutcome, JitterHour, PreparedBatch,
+    PreparedReport, REPORT_RECORD_CONFLICT, RETENTION_CHUNK, StoreError, StreamQuery, StreamRow,
+    TokenRow, WindowHistogram, Worst, build_call_counts_query, build_calls_page_query,
+    build_calls_query, build_jitter_hours_query, build_window_histograms_query, call_aggregate,
+    call_count_row, call_stats_row, jitter_hour_row, mark_new, merge_hour, parse_json,
+    saturating_i64, stored_u64, window_histogram_row,
 };
 
 pub(crate) const BACKEND: &str = "postgres";
@@ -276,10 +276,13 @@ impl PgStore {
         .await
         .map_err(database)?;
 
+        let new_calls =
+            super::calls::write_postgres(&mut tx, &batch.batch.agent_id, &batch.calls).await?;
+
         tx.commit().await.map_err(database)?;
         let new_report_count = new_reports.iter().filter(|&&new| new).count();
         let new_heartbeat_count = new_heartbeats.iter().filter(|&&new| new).count();
-        Ok(batch.outcome(new_report_count, new_heartbeat_count))
+        Ok(batch.outcome(new_report_count, new_heartbeat_count, new_calls))
     }
 
     pub(crate) async fn token_insert(
@@ -373,6 +376,42 @@ impl PgStore {
             .await
             .map_err(database)?;
         rows.iter().map(stream_row).collect()
+    }
+
+    pub(crate) async fn call_counts(
+        &self,
+        scope: &str,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+        group: super::CallGroup,
+    ) -> Result<Vec<super::CallGroupRow>, StoreError> {
+        let mut select = QueryBuilder::<Postgres>::new("");
+        super::calls::build_counts_query(&mut select, scope, agents, from_ns, to_ns, group);
+        let rows = select
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(database)?;
+        rows.iter()
+            .map(|row| super::calls::counts_row(row, BACKEND))
+            .collect()
+    }
+
+    pub(crate) async fn call_records(
+        &self,
+        query: &super::CallQuery,
+    ) -> Result<Vec<super::CallRow>, StoreError> {
+        let mut select = QueryBuilder::<Postgres>::new("");
+        super::calls::build_records_query(&mut select, query);
+        let rows = select
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(database)?;
+        rows.iter()
+            .map(|row| super::calls::record_row(row, BACKEND))
+            .collect()
     }
 
     pub(crate) async fn call(&self, call_id: &str) -> Result<Vec<StreamRow>, StoreError> {
@@ -528,7 +567,7 @@ impl PgStore {
             agents,
             from_ns,
             to_ns,
-            CallGroup::Value(value),
+            CallCountBy::Value(value),
         );
         let rows = select
             .build()
@@ -554,7 +593,7 @@ impl PgStore {
             agents,
             from_ns,
             to_ns,
-            CallGroup::MosCodec,
+            CallCountBy::MosCodec,
         );
         let rows = select
             .build()
@@ -728,6 +767,25 @@ impl PgStore {
             deleted = deleted.saturating_add(result.rows_affected());
             if result.rows_affected() == 0 {
                 break;
+            }
+        }
+        for (table, key) in [
+            ("call_records", "id"),
+            ("call_record_scopes", "customer_id, agent_id, call_key"),
+        ] {
+            loop {
+                let result = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE ({key}) IN \
+                     (SELECT {key} FROM {table} WHERE start_ns < $1 LIMIT $2)"
+                )))
+                .bind(before_ns)
+                .bind(RETENTION_CHUNK)
+                .execute(&self.pool)
+                .await
+                .map_err(database)?;
+                if result.rows_affected() == 0 {
+                    break;
+                }
             }
         }
         loop {

@@ -21,8 +21,8 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{
-    AgentRow, Aggregates, CALL_COLUMNS, CALL_UPSERT_CONFLICT, CallAggregate, CallGroup, CallStats,
-    CallValue, HOUR_NS, HeartbeatRow, IngestOutcome, JitterHour, PreparedBatch,
+    AgentRow, Aggregates, CALL_COLUMNS, CALL_UPSERT_CONFLICT, CallAggregate, CallCountBy,
+    CallStats, CallValue, HOUR_NS, HeartbeatRow, IngestOutcome, JitterHour, PreparedBatch,
     REPORT_RECORD_CONFLICT, RETENTION_CHUNK, StoreError, StreamQuery, StreamRow, TokenRow,
     WindowHistogram, Worst, build_call_counts_query, build_calls_page_query, build_calls_query,
     build_jitter_hours_query, build_window_histograms_query, call_aggregate, call_count_row,
@@ -305,9 +305,11 @@ impl SqliteStore {
         .await
         .map_err(database)?;
 
+        let new_calls = super::calls::write_sqlite(tx, &batch.batch.agent_id, &batch.calls).await?;
+
         let new_report_count = new_reports.iter().filter(|&&new| new).count();
         let new_heartbeat_count = new_heartbeats.iter().filter(|&&new| new).count();
-        Ok(batch.outcome(new_report_count, new_heartbeat_count))
+        Ok(batch.outcome(new_report_count, new_heartbeat_count, new_calls))
     }
 
     pub(crate) async fn token_insert(
@@ -403,6 +405,42 @@ impl SqliteStore {
             .await
             .map_err(database)?;
         rows.iter().map(stream_row).collect()
+    }
+
+    pub(crate) async fn call_counts(
+        &self,
+        scope: &str,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+        group: super::CallGroup,
+    ) -> Result<Vec<super::CallGroupRow>, StoreError> {
+        let mut select = QueryBuilder::<Sqlite>::new("");
+        super::calls::build_counts_query(&mut select, scope, agents, from_ns, to_ns, group);
+        let rows = select
+            .build()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(database)?;
+        rows.iter()
+            .map(|row| super::calls::counts_row(row, BACKEND))
+            .collect()
+    }
+
+    pub(crate) async fn call_records(
+        &self,
+        query: &super::CallQuery,
+    ) -> Result<Vec<super::CallRow>, StoreError> {
+        let mut select = QueryBuilder::<Sqlite>::new("");
+        super::calls::build_records_query(&mut select, query);
+        let rows = select
+            .build()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(database)?;
+        rows.iter()
+            .map(|row| super::calls::record_row(row, BACKEND))
+            .collect()
     }
 
     pub(crate) async fn call(&self, call_id: &str) -> Result<Vec<StreamRow>, StoreError> {
@@ -578,7 +616,7 @@ impl SqliteStore {
             agents,
             from_ns,
             to_ns,
-            CallGroup::Value(value),
+            CallCountBy::Value(value),
         );
         let rows = select
             .build()
@@ -604,7 +642,7 @@ impl SqliteStore {
             agents,
             from_ns,
             to_ns,
-            CallGroup::MosCodec,
+            CallCountBy::MosCodec,
         );
         let rows = select
             .build()
@@ -768,6 +806,25 @@ impl SqliteStore {
             deleted = deleted.saturating_add(result.rows_affected());
             if result.rows_affected() == 0 {
                 break;
+            }
+        }
+        for (table, key) in [
+            ("call_records", "id"),
+            ("call_record_scopes", "customer_id, agent_id, call_key"),
+        ] {
+            loop {
+                let result = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE ({key}) IN \
+                     (SELECT {key} FROM {table} WHERE start_ns < ? LIMIT ?)"
+                )))
+                .bind(before_ns)
+                .bind(RETENTION_CHUNK)
+                .execute(&self.writer)
+                .await
+                .map_err(database)?;
+                if result.rows_affected() == 0 {
+                    break;
+                }
             }
         }
         loop {
