@@ -235,6 +235,9 @@ fn page() -> String {
 pub const BURN_COMMITMENTS: [&str; 3] = ["uptime", "mos", "loss"];
 const BURN_COMMITMENTS_LATER: [&str; 2] = ["asr", "one_way_audio"];
 
+/// What `kpi_threshold` can watch: ASR and NER fire below the threshold, the PDD p95 above it.
+pub const KPI_THRESHOLD_KPIS: [&str; 3] = ["asr", "ner", "pdd_p95_ms"];
+
 /// Most rules, channels and recipients: the engine's work per cycle stays bounded.
 pub const MAX_RULES: usize = 200;
 pub const MAX_CHANNELS: usize = 50;
@@ -313,6 +316,8 @@ impl RuleConfig {
                 "severity",
                 "agent",
                 "commitment",
+                "kpi",
+                "trunk",
             ]
             .contains(&key.as_str())
             {
@@ -459,10 +464,47 @@ impl RuleConfig {
                     p,
                 );
             }
-            RuleKind::KpiThreshold => p.push(format!(
-                "{at}: kind kpi_threshold is not available yet: ASR, NER and PDD need the \
-                 per-call signalling aggregates, which this collector does not store yet"
-            )),
+            RuleKind::KpiThreshold => {
+                window_ok(p);
+                match self.kpi.as_deref() {
+                    None => p.push(format!(
+                        "{at}: kpi_threshold needs kpi (asr, ner or pdd_p95_ms)"
+                    )),
+                    Some(k) if !KPI_THRESHOLD_KPIS.contains(&k) => {
+                        p.push(format!("{at}: kpi '{k}' is none of asr, ner, pdd_p95_ms"))
+                    }
+                    Some(_) => {}
+                }
+                match (self.kpi.as_deref(), self.threshold) {
+                    (_, None) => p.push(format!("{at}: kpi_threshold needs threshold")),
+                    (Some("asr" | "ner"), Some(v)) if !(0.0..=100.0).contains(&v) => {
+                        p.push(format!(
+                            "{at}: threshold of {} must be 0 to 100 (%)",
+                            self.kpi.as_deref().unwrap_or_default()
+                        ))
+                    }
+                    (_, Some(v)) if !v.is_finite() || v < 0.0 => {
+                        p.push(format!("{at}: threshold must be a number ≥ 0"))
+                    }
+                    _ => {}
+                }
+                if let Some(trunk) = &self.trunk
+                    && trunk.parse::<std::net::IpAddr>().is_err()
+                {
+                    p.push(format!(
+                        "{at}: trunk '{trunk}' is not an IP address (the peer's, port left out)"
+                    ));
+                }
+                unused(&burn_keys, p);
+                unused(
+                    &[
+                        ("threshold_pct", self.threshold_pct.is_some()),
+                        ("min_windows", self.min_windows.is_some()),
+                        ("periods", self.periods.is_some()),
+                    ],
+                    p,
+                );
+            }
         }
     }
 }
@@ -743,9 +785,33 @@ notify = ["ops-hook"]
         );
         let err = rule("kind = \"sla_burn\"\nshort_window = \"2h\"").expect_err("windows");
         assert!(err.contains("short_window must be shorter"), "{err}");
+        assert!(
+            rule("kind = \"kpi_threshold\"\nkpi = \"asr\"\nthreshold = 50.0\nwindow = \"1h\"\nmin_calls = 20")
+                .is_ok()
+        );
+        assert!(
+            rule("kind = \"kpi_threshold\"\nkpi = \"pdd_p95_ms\"\nthreshold = 4000.0\nwindow = \"6h\"\ntrunk = \"203.0.113.7\"")
+                .is_ok()
+        );
         let err =
-            rule("kind = \"kpi_threshold\"\nkpi = \"asr\"\nthreshold = 50.0").expect_err("not yet");
-        assert!(err.contains("kpi_threshold is not available yet"), "{err}");
+            rule("kind = \"kpi_threshold\"\nkpi = \"mos\"\nthreshold = 50.0\nwindow = \"1h\"")
+                .expect_err("kpi");
+        assert!(
+            err.contains("kpi 'mos' is none of asr, ner, pdd_p95_ms"),
+            "{err}"
+        );
+        let err =
+            rule("kind = \"kpi_threshold\"\nkpi = \"ner\"\nthreshold = 150.0\nwindow = \"1h\"")
+                .expect_err("pct");
+        assert!(err.contains("must be 0 to 100"), "{err}");
+        let err = rule(
+            "kind = \"kpi_threshold\"\nkpi = \"asr\"\nwindow = \"1h\"\ntrunk = \"pbx.example\"",
+        )
+        .expect_err("threshold and trunk");
+        assert!(
+            err.contains("needs threshold") && err.contains("trunk 'pbx.example' is not an IP"),
+            "{err}"
+        );
         let err = rule("kind = \"quality_drop\"\nwindow = \"5m\"\nthreshold_pct = 10.0\nlabels = { severity = \"x\" }")
             .expect_err("reserved label");
         assert!(

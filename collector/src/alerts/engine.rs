@@ -476,8 +476,27 @@ async fn observe(
                 .collect()
         }
         RuleKind::SlaBurn => burn(store, rule, customer, now_ns, shared, reads).await?,
-        // Refused at load (no call KPI aggregates yet); nothing to observe.
-        RuleKind::KpiThreshold => Vec::new(),
+        RuleKind::KpiThreshold => {
+            // The call counts are hourly (UTC hours of the first INVITE): the window is the
+            // hours overlapping [now − window, now], the current one included.
+            const HOUR_NS: i64 = 3_600_000_000_000;
+            let from_hour = from - from.rem_euclid(HOUR_NS);
+            let counts = match rule.trunk.as_deref() {
+                None => facts::call_counts(store, customer, from_hour, now_ns).await?,
+                Some(trunk) => {
+                    facts::call_counts_of_peer(store, customer, from_hour, now_ns, trunk).await?
+                }
+            };
+            vec![rules::kpi_threshold(
+                &customer.id,
+                rule.trunk.as_deref(),
+                rule.kpi.as_deref().unwrap_or("asr"),
+                &counts,
+                rule.threshold.unwrap_or(0.0),
+                rule.min_calls.unwrap_or(1),
+                now_ns.saturating_sub(from_hour),
+            )]
+        }
     })
 }
 
@@ -672,6 +691,92 @@ uptime_min_pct = 99.95
 heartbeat_interval_s = 15
 maintenance = ["Mon 02:00-03:00 UTC"]
 "#;
+
+    /// `kpi_threshold` on a real SQLite store from stored call records: the customer's ASR
+    /// (1 of 4 answered = 25 % < 50 %) and one trunk's PDD p95 (its two calls rang after
+    /// 3,000 ms > 2,000; the other trunk's after 100 ms does not count for it).
+    #[tokio::test]
+    async fn kpi_threshold_cycles_on_sqlite_from_call_records() {
+        use voqa_wire::{CallRecord, CallSummary};
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&format!("sqlite:{}", dir.path().join("k.db").display()))
+            .await
+            .expect("open");
+        let text = CONFIG.replace(
+            "[[customers]]",
+            "[[alerts.rules]]\nname = \"asr\"\nkind = \"kpi_threshold\"\nkpi = \"asr\"\n\
+             threshold = 50.0\nwindow = \"1h\"\nmin_calls = 4\n\n\
+             [[alerts.rules]]\nname = \"pdd\"\nkind = \"kpi_threshold\"\nkpi = \"pdd_p95_ms\"\n\
+             threshold = 2000.0\nwindow = \"1h\"\ntrunk = \"192.0.2.1\"\n\n[[customers]]",
+        );
+        let config = CollectorConfig::parse(&text).expect("config");
+        let engine = Engine::new(
+            store.clone(),
+            LiveConfig::new(config),
+            Arc::default(),
+            "t".into(),
+            "http://c".into(),
+        );
+        let t = |s: i64| Some(voqa_wire::Timestamp::from_ns(DAY_NS + s * SECOND));
+        // Four calls between 05:00:00 and 05:00:30: one answered (ringing after 3 s), three
+        // 503s (the first also after 3 s on the same trunk, two on another after 100 ms).
+        let call = |n: u32, peer: &str, ring_ms: i64, status: u16| CallRecord {
+            agent_id: "a1".into(),
+            call_key: format!("{n:016x}"),
+            call: CallSummary {
+                call_id: format!("anon:{n}"),
+                setup: t(18_000 + i64::from(n)),
+                first_provisional: t(18_000 + i64::from(n))
+                    .map(|s| voqa_wire::Timestamp::from_ns(s.as_ns() + ring_ms * 1_000_000)),
+                answer: (status == 200).then(|| t(18_010)).flatten(),
+                end: t(18_030),
+                status: Some(status),
+                end_cause: Some(if status == 200 { "bye" } else { "failure" }.into()),
+                direction: Some("outbound".into()),
+                peer: Some(peer.into()),
+                ..CallSummary::default()
+            },
+        };
+        let mut b = batch("k1", "a1", vec![], vec![]);
+        b.calls = vec![
+            call(1, "192.0.2.1:5060", 3_000, 200),
+            call(2, "192.0.2.1:5060", 3_000, 503),
+            call(3, "198.51.100.9:5060", 100, 503),
+            call(4, "198.51.100.9:5060", 100, 503),
+        ];
+        store.ingest(&b, DAY_NS).await.expect("ingest");
+        engine.cycle(DAY_NS + 18_100 * SECOND).await.expect("cycle");
+        let states = store.alert_states().await.expect("states");
+        let of = |rule: &str| {
+            states
+                .iter()
+                .find(|s| s.rule == rule)
+                .map(|s| (s.state.clone(), s.value, s.key.clone()))
+        };
+        assert_eq!(
+            of("asr"),
+            Some((
+                state::FIRING.to_owned(),
+                Some(25.0),
+                "asr|customer=acme,kpi=asr".to_owned()
+            ))
+        );
+        assert_eq!(
+            of("pdd"),
+            Some((
+                state::FIRING.to_owned(),
+                Some(3000.0),
+                "pdd|customer=acme,kpi=pdd_p95_ms,trunk=192.0.2.1".to_owned()
+            ))
+        );
+        // Two hours later the window holds no calls: no figure, both resolve.
+        engine.cycle(DAY_NS + 25_300 * SECOND).await.expect("cycle");
+        let states = store.alert_states().await.expect("states");
+        assert!(
+            states.iter().all(|s| s.state != state::FIRING),
+            "{states:?}"
+        );
+    }
 
     /// The engine's cycles on a real SQLite store, at times passed in (the fixture's day is a
     /// Monday, 2026-11-23; `at(s)` is `s` seconds after its midnight UTC).

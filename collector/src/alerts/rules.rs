@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::burn::{self, BurnPolicy, WindowCounts};
+use crate::sla::kpis::{CallCounts, Kpis};
 use crate::sla::uptime::UptimeOutcome;
 use crate::store::{CallStats, WindowHistogram};
 
@@ -61,6 +62,55 @@ pub fn quality_drop(
         summary: format!(
             "{below} of {judged} calls below MOS {mos_min} ({}; alert above {threshold_pct} % with at least {min_calls} calls)",
             value.map_or("no calls".to_owned(), |v| format!("{v:.1} %")),
+        ),
+    }
+}
+
+/// `kpi_threshold`: one call KPI of the customer (or of one trunk, the peer address) over the
+/// window's hours, against a threshold: ASR and NER (RFC 6076 / E.411 / E.425, see
+/// `sla::kpis`) fire **below** it, the PDD p95 (the SRD bucket's upper bound) **above** it —
+/// once at least `min_calls` call attempts were counted.
+pub fn kpi_threshold(
+    customer: &str,
+    trunk: Option<&str>,
+    kpi: &str,
+    counts: &CallCounts,
+    threshold: f64,
+    min_calls: u64,
+    window_ns: i64,
+) -> Observation {
+    let k = Kpis::from_counts(counts);
+    let (value, below_fires, unit) = match kpi {
+        "asr" => (k.asr_pct, true, " %"),
+        "ner" => (k.ner_pct, true, " %"),
+        _ => (k.pdd_p95_ms.map(|ms| ms as f64), false, " ms"),
+    };
+    let enough = counts.attempts >= min_calls.max(1);
+    let firing = enough
+        && value.is_some_and(|v| {
+            if below_fires {
+                v < threshold
+            } else {
+                v > threshold
+            }
+        });
+    let mut extra = vec![("kpi", kpi)];
+    if let Some(trunk) = trunk {
+        extra.push(("trunk", trunk));
+    }
+    Observation {
+        labels: labels(customer, &extra),
+        customer: customer.to_owned(),
+        value,
+        threshold,
+        firing,
+        window_ns,
+        summary: format!(
+            "{kpi} {} over {} call attempts{} (alert {} {threshold}{unit} with at least {min_calls} attempts)",
+            value.map_or("not measurable".to_owned(), |v| format!("{v:.1}{unit}")),
+            counts.attempts,
+            trunk.map_or(String::new(), |t| format!(" to/from {t}")),
+            if below_fires { "below" } else { "above" },
         ),
     }
 }
@@ -210,6 +260,46 @@ mod tests {
     use crate::alerts::burn::Severity;
 
     const S: i64 = 1_000_000_000;
+
+    #[test]
+    fn kpi_threshold_fires_below_for_ratios_and_above_for_pdd() {
+        // 10 attempts: 6 answered, 1 busy, 1 no answer, 2 failed (503).
+        // ASR = 6/10 = 60 %; NER = (6 + 1 + 1 + 0)/10 = 80 %.
+        let mut c = CallCounts {
+            attempts: 10,
+            answered: 6,
+            user_busy: 1,
+            no_answer: 1,
+            ..CallCounts::default()
+        };
+        let asr = kpi_threshold("acme", None, "asr", &c, 70.0, 5, 3600 * S);
+        assert_eq!(asr.value, Some(60.0));
+        assert!(asr.firing, "60 % < 70 %");
+        assert_eq!(asr.labels["kpi"], "asr");
+        assert!(!asr.labels.contains_key("trunk"));
+        assert!(
+            !kpi_threshold("acme", None, "asr", &c, 60.0, 5, 3600 * S).firing,
+            "not below"
+        );
+        let ner = kpi_threshold("acme", Some("203.0.113.7"), "ner", &c, 85.0, 5, 3600 * S);
+        assert_eq!(ner.value, Some(80.0));
+        assert!(ner.firing);
+        assert_eq!(ner.labels["trunk"], "203.0.113.7");
+        // Too few attempts never fire, however bad.
+        assert!(!kpi_threshold("acme", None, "asr", &c, 70.0, 11, 3600 * S).firing);
+        // PDD: no SRD measured is no figure (and no alert) ...
+        let none = kpi_threshold("acme", None, "pdd_p95_ms", &c, 2000.0, 1, 3600 * S);
+        assert_eq!((none.value, none.firing), (None, false));
+        // ... ten calls at 3,000 ms: the p95 is 3,000 ms (the bucket's edge bounded by the
+        // largest delay), above 2,000, not above 3,000.
+        c.srd_buckets[crate::sla::kpis::srd_bucket(3000)] = 10;
+        c.srd_count = 10;
+        c.srd_sum_ms = 30_000;
+        c.srd_max_ms = 3000;
+        let pdd = kpi_threshold("acme", None, "pdd_p95_ms", &c, 2000.0, 1, 3600 * S);
+        assert_eq!((pdd.value, pdd.firing), (Some(3000.0), true));
+        assert!(!kpi_threshold("acme", None, "pdd_p95_ms", &c, 3000.0, 1, 3600 * S).firing);
+    }
 
     fn stats(calls_with_mos: u64, meeting_mos: u64) -> CallStats {
         CallStats {

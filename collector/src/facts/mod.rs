@@ -104,14 +104,9 @@ pub async fn call_counts(
     from: i64,
     to: i64,
 ) -> Result<sla::kpis::CallCounts, FactsError> {
-    let scope = if customer.subnets.is_empty() {
-        ""
-    } else {
-        customer.id.as_str()
-    };
     let rows = store
         .call_counts(
-            scope,
+            call_counts_scope(customer),
             &customer.agents,
             from,
             to,
@@ -120,6 +115,41 @@ pub async fn call_counts(
         .await?;
     let mut total = sla::kpis::CallCounts::default();
     for row in &rows {
+        total.add(&row.counts);
+    }
+    Ok(total)
+}
+
+/// The scope a customer's call counts are kept under: its agents' (`""`), or its own when it is
+/// narrowed to subnets (attributed at ingest).
+fn call_counts_scope(customer: &sla::Customer) -> &str {
+    if customer.subnets.is_empty() {
+        ""
+    } else {
+        customer.id.as_str()
+    }
+}
+
+/// As [`call_counts`], for the calls of one peer (a trunk: its IP address, port left out).
+/// Peers beyond the hourly cap are counted only under `other` and are not found here.
+pub async fn call_counts_of_peer(
+    store: &Store,
+    customer: &sla::Customer,
+    from: i64,
+    to: i64,
+    peer: &str,
+) -> Result<sla::kpis::CallCounts, FactsError> {
+    let rows = store
+        .call_counts(
+            call_counts_scope(customer),
+            &customer.agents,
+            from,
+            to,
+            crate::store::CallGroup::Peer,
+        )
+        .await?;
+    let mut total = sla::kpis::CallCounts::default();
+    for row in rows.iter().filter(|r| r.label == peer) {
         total.add(&row.counts);
     }
     Ok(total)
