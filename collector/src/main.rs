@@ -292,6 +292,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }),
             );
             let handle = Server::start(config, store.clone(), listener, shutdown_signal()).await?;
+            #[cfg(unix)]
+            {
+                // SIGHUP re-reads the file (when there is one) with the same overrides. Watched
+                // before the listening line and READY=1: a reload from then on must not find
+                // SIGHUP's default action (the end of the process) still in place.
+                let source: Option<serve::ConfigSource> = cli.config.clone().map(|path| {
+                    Box::new(move || {
+                        let mut config =
+                            CollectorConfig::load(Some(&path)).map_err(|e| e.to_string())?;
+                        overrides.apply(&mut config);
+                        Ok(config)
+                    }) as serve::ConfigSource
+                });
+                tokio::spawn(serve::reload_on_sighup(&handle, source));
+            }
             let listening = format!(
                 "listening on {} (store {database}{})",
                 handle.base_url(),
@@ -313,19 +328,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     period,
                     listening,
                 ));
-            }
-            #[cfg(unix)]
-            {
-                // SIGHUP re-reads the file (when there is one) with the same overrides.
-                let source: Option<serve::ConfigSource> = cli.config.clone().map(|path| {
-                    Box::new(move || {
-                        let mut config =
-                            CollectorConfig::load(Some(&path)).map_err(|e| e.to_string())?;
-                        overrides.apply(&mut config);
-                        Ok(config)
-                    }) as serve::ConfigSource
-                });
-                tokio::spawn(serve::reload_on_sighup(&handle, source));
             }
             // The alert engine: every replica runs one; the lease in the store lets one evaluate.
             let engine = voqa_collector::alerts::engine::Engine::new(

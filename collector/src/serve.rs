@@ -435,9 +435,12 @@ pub fn reload_on_sighup(
     let tls = handle.tls().cloned();
     let live = handle.live_config().clone();
     let store = handle.store().clone();
+    // Registered now, not when the task first runs: SIGHUP's default action ends the process,
+    // and `systemctl reload` may come as soon as READY=1 is sent (the caller spawns this before
+    // it says it is listening), while a spawned task may not have run yet on a busy machine.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut hangups = match signal(SignalKind::hangup()) {
+        let mut hangups = match hangups {
             Ok(hangups) => hangups,
             Err(e) => {
                 tracing::error!("cannot watch SIGHUP, reload disabled: {e}");
