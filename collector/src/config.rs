@@ -2,7 +2,8 @@
 //! the customers with their commitments (parsed by `sla`), and `[alerts]` (parsed by
 //! `alerts::config`). Flags override the file.
 //!
-//! Loading touches nothing but the file.
+//! Loading touches nothing but the file; `problems` also reads each customer's
+//! `report_webhook` secret file, so that check-config and SIGHUP refuse a missing one.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -362,6 +363,15 @@ impl CollectorConfig {
                 mailed.join(", ")
             ));
         }
+        // A report webhook's secret must be readable now (checked again at each send, so a
+        // rotation applies): a missing file is found by check-config and SIGHUP, not on the 1st.
+        for customer in &self.customers {
+            if let Some(hook) = &customer.report_webhook
+                && let Err(e) = crate::deliver::webhook::read_secret(&hook.secret_file)
+            {
+                p.push(format!("customer {:?}: report_webhook: {e}", customer.id));
+            }
+        }
         p.extend(self.alerts.problems(&self.customers));
         p
     }
@@ -644,6 +654,31 @@ mod tests {
             err.contains("report_retry_min_s") && err.contains("report_mail_format"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_report_webhook_needs_no_smtp_but_a_readable_secret() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let secret = dir.path().join("acme.secret");
+        let customer = |path: &std::path::Path| {
+            format!(
+                "[[customers]]\nid = \"acme\"\nname = \"ACME\"\nagents = [\"a\"]\n\
+                 report_webhook = {{ url = \"https://hooks.acme.example/voqa\", secret_file = {:?} }}\n\
+                 [customers.commitments]\nmos_min = 4.0\ncalls_meeting_pct = 95.0\n\
+                 loss_max_pct = 1.0\njitter_p95_max_ms = 30.0\nuptime_min_pct = 99.9\n",
+                path.display().to_string()
+            )
+        };
+        let err = CollectorConfig::parse(&customer(&secret)).expect_err("no secret file yet");
+        assert!(
+            err.contains("customer \"acme\": report_webhook: secret file")
+                && err.contains("acme.secret"),
+            "{err}"
+        );
+        std::fs::write(&secret, "s3cret\n").expect("secret");
+        let cfg = CollectorConfig::parse(&customer(&secret)).expect("valid without [alerts.smtp]");
+        let hook = cfg.customers[0].report_webhook.as_ref().expect("hook");
+        assert_eq!(hook.url, "https://hooks.acme.example/voqa");
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! customer's commitments, and serves the ops API, customer SLA and Prometheus metrics.
 //!
 //! Stages: `api` (HTTP, auth, validation) → `store` (durable rows) → `facts` (a customer's
-//! period read from the store) → `sla` (pure evaluation) → `report` (customer reports), mailed
-//! monthly by `report_mail` through `deliver` (SMTP).
+//! period read from the store) → `sla` (pure evaluation) → `report` (customer reports), sent
+//! monthly by `report_send` through `deliver` (SMTP, signed webhook POSTs).
 //! `serve` runs the API on a listener (TLS included) for the binary, the demo and the tests;
 //! `alerts` evaluates alert rules from the store on a cadence and notifies webhooks,
 //! Alertmanager and e-mail. Only `api`, `serve`, `alerts::notify`, `deliver` and the binary
@@ -17,7 +17,7 @@ pub mod config;
 pub mod deliver;
 pub mod facts;
 pub mod report;
-pub mod report_mail;
+pub mod report_send;
 pub mod serve;
 pub mod sla;
 pub mod store;

@@ -133,14 +133,19 @@ Examples:
         /// Write here (created 0600) instead of standard output.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
-        /// Mail the month's report to the customer's report_recipients now, through
-        /// [alerts.smtp] (as serve does on the 1st; report_mail_format decides the form),
-        /// recording the send; the month defaults to last month of the customer's zone.
+        /// Send the month's report now, as serve does on the 1st: mailed to the customer's
+        /// report_recipients through [alerts.smtp] (report_mail_format decides the form)
+        /// and/or posted, signed, to its report_webhook; each send recorded. The month
+        /// defaults to last month of the customer's zone.
         #[arg(long, conflicts_with_all = ["from", "to", "out"])]
         send: bool,
         /// With --send: send a month that was sent already once more.
         #[arg(long, requires = "send")]
         force: bool,
+        /// With --send: only this channel, email or webhook (default: every one the customer
+        /// has).
+        #[arg(long, requires = "send", value_name = "email|webhook")]
+        channel: Option<String>,
     },
 }
 
@@ -340,15 +345,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let holder = engine.holder().to_owned();
             tokio::spawn(voqa_collector::alerts::engine::run(engine));
             tokio::spawn(serve::retention_job(store.clone(), retention));
-            // Monthly reports to customers' report_recipients; the wall clock enters here.
-            let sender = voqa_collector::report_mail::Sender {
+            // Monthly reports to customers' report_recipients and report_webhook; the wall
+            // clock enters here.
+            let sender = voqa_collector::report_send::Sender {
                 store: store.clone(),
-                owner: voqa_collector::report_mail::new_owner()
+                owner: voqa_collector::report_send::new_owner()
                     .context("a random id for report sends")?,
                 collector_version: env!("CARGO_PKG_VERSION"),
                 clock: std::sync::Arc::new(voqa_collector::now_ns),
+                metrics: Some(handle.metrics()),
             };
-            tokio::spawn(voqa_collector::report_mail::run(
+            tokio::spawn(voqa_collector::report_send::run(
                 sender,
                 handle.live_config().clone(),
             ));
@@ -504,8 +511,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             period,
             send: true,
             force,
+            channel,
             ..
-        } => send_report(&config, &customer, period.as_deref(), force).await,
+        } => {
+            send_report(
+                &config,
+                &customer,
+                period.as_deref(),
+                force,
+                channel.as_deref(),
+            )
+            .await
+        }
         Command::Report {
             customer,
             period,
@@ -582,15 +599,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// `report --send`: mails one month's report now and records it as `serve` does.
+/// `report --send`: sends one month's report now through each of the customer's channels
+/// (or `channel`), and records each send as `serve` does. Fails (exit 2) if any channel did
+/// not send, after trying every one.
 async fn send_report(
     config: &CollectorConfig,
     customer: &str,
     period: Option<&str>,
     force: bool,
+    channel: Option<&str>,
 ) -> anyhow::Result<()> {
-    use voqa_collector::report_mail::{self, SendOutcome};
-    use voqa_collector::store::report_sends::{Claim, ClaimRules};
+    use voqa_collector::report_send::{self, ReportSendError, SendOutcome};
+    use voqa_collector::store::report_sends::{Claim, ClaimRules, SendChannel};
     let problems = config.problems();
     anyhow::ensure!(
         problems.is_empty(),
@@ -600,6 +620,15 @@ async fn send_report(
     let customer = config.customer(customer).with_context(|| {
         format!("no customer '{customer}' in the configuration (is --config given?)")
     })?;
+    let channels = match channel {
+        Some(text) => vec![SendChannel::parse(text).with_context(|| {
+            format!("--channel {text:?}: the channels are email and webhook")
+        })?],
+        None => report_send::channels(customer),
+    };
+    if channels.is_empty() {
+        return Err(ReportSendError::NoChannel(customer.id.clone()).into());
+    }
     let now = voqa_collector::now_ns();
     let period = match period {
         Some(p) => {
@@ -610,66 +639,75 @@ async fn send_report(
         None => {
             let zone = voqa_collector::report::build::customer_zone(customer)?;
             let (year, month) =
-                report_mail::due_period(now, &zone).context("the clock is outside the calendar")?;
-            report_mail::period_label(year, month)
+                report_send::due_period(now, &zone).context("the clock is outside the calendar")?;
+            report_send::period_label(year, month)
         }
     };
     let store = Store::open(&config.server.database)
         .await
         .context("opening the store")?;
-    let sender = report_mail::Sender {
+    let sender = report_send::Sender {
         store: store.clone(),
-        owner: report_mail::new_owner().context("a random id for report sends")?,
+        owner: report_send::new_owner().context("a random id for report sends")?,
         collector_version: env!("CARGO_PKG_VERSION"),
         clock: std::sync::Arc::new(voqa_collector::now_ns),
+        metrics: None,
     };
     let rules = ClaimRules {
         ignore_schedule: true,
         resend: force,
     };
-    let outcome = sender.send_month(config, customer, &period, rules).await;
-    store.close().await;
     let time = |ns: i64| voqa_wire::Timestamp::from_ns(ns).to_string();
-    match outcome? {
-        SendOutcome::Sent {
-            attachment,
-            report_sha256,
-            ..
-        } => {
-            println!(
-                "report of {} for {period} mailed to {} ({attachment}, report JSON SHA-256 {report_sha256})",
-                customer.id,
-                customer.report_recipients.join(", ")
-            );
-            Ok(())
-        }
-        SendOutcome::Failed {
-            error,
-            next_attempt_ns,
-            ..
-        } => anyhow::bail!(
-            "the report of {} for {period} was not sent: {error} (recorded; serve retries it from {})",
-            customer.id,
-            time(next_attempt_ns)
-        ),
-        SendOutcome::NotClaimed(Claim::AlreadySent { sent_ns }) => anyhow::bail!(
-            "the report of {} for {period} was sent already{}; add --force to send it again",
-            customer.id,
-            sent_ns.map_or(String::new(), |ns| format!(" at {}", time(ns)))
-        ),
-        SendOutcome::NotClaimed(Claim::Busy { until_ns, by }) => anyhow::bail!(
-            "the report of {} for {period} is being sent by {} right now (claimed until {})",
-            customer.id,
-            by.as_deref().unwrap_or("another collector"),
-            time(until_ns)
-        ),
-        SendOutcome::NotClaimed(other) => {
-            anyhow::bail!(
-                "the report of {} for {period} was not sent: {other:?}",
-                customer.id
-            )
-        }
+    let id = &customer.id;
+    let mut failures = Vec::new();
+    for channel in channels {
+        let outcome = sender
+            .send_month(config, customer, &period, channel, rules)
+            .await;
+        let failure = match outcome {
+            Ok(SendOutcome::Sent {
+                destination,
+                attachment,
+                report_sha256,
+                ..
+            }) => {
+                println!(
+                    "report of {id} for {period} {} {destination} ({}report JSON SHA-256 {report_sha256})",
+                    report_send::sent_verb(channel),
+                    attachment.map_or(String::new(), |a| format!("{a}, "))
+                );
+                continue;
+            }
+            Err(e) => format!("the {channel} report of {id} for {period} was not sent: {e}"),
+            Ok(SendOutcome::Failed {
+                error,
+                next_attempt_ns,
+                ..
+            }) => format!(
+                "the {channel} report of {id} for {period} was not sent: {error} (recorded; \
+                 serve retries it from {})",
+                time(next_attempt_ns)
+            ),
+            Ok(SendOutcome::NotClaimed(Claim::AlreadySent { sent_ns })) => format!(
+                "the {channel} report of {id} for {period} was sent already{}; add --force to \
+                 send it again",
+                sent_ns.map_or(String::new(), |ns| format!(" at {}", time(ns)))
+            ),
+            Ok(SendOutcome::NotClaimed(Claim::Busy { until_ns, by })) => format!(
+                "the {channel} report of {id} for {period} is being sent by {} right now \
+                 (claimed until {})",
+                by.as_deref().unwrap_or("another collector"),
+                time(until_ns)
+            ),
+            Ok(SendOutcome::NotClaimed(other)) => {
+                format!("the {channel} report of {id} for {period} was not sent: {other:?}")
+            }
+        };
+        failures.push(failure);
     }
+    store.close().await;
+    anyhow::ensure!(failures.is_empty(), "{}", failures.join("; "));
+    Ok(())
 }
 
 /// Says at start how many agent tokens are not bound to agent ids, and what becomes of them.

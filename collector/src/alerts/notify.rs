@@ -1,6 +1,7 @@
 //! What a notification says and how it leaves: the generic webhook (the JSON [`Notification`]
-//! signed with HMAC-SHA-256 in `X-Voqa-Signature: sha256=<hex>`), Prometheus Alertmanager's
-//! API v2 (`POST /api/v2/alerts`), and e-mail through `deliver::smtp`.
+//! signed with HMAC-SHA-256 in `X-Voqa-Signature: sha256=<hex>`, posted by
+//! `deliver::webhook`, the one signed POST), Prometheus Alertmanager's API v2
+//! (`POST /api/v2/alerts`), and e-mail through `deliver::smtp`.
 //!
 //! Every send is bounded: a connect and a whole-request timeout, no redirects, the answer's
 //! status read and its body never. Must not: retry or remember anything (the engine's outbox
@@ -10,17 +11,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use super::config::{AlertmanagerConfig, WebhookConfig};
 use crate::deliver::smtp::{self, EmailChannel, Mail, SmtpConfig, SmtpError};
+use crate::deliver::webhook::{self, WebhookError, error_chain, status_ok};
 
 /// Longest one webhook or Alertmanager request may take, connection included.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest secret file read.
-const MAX_SECRET_BYTES: u64 = 4096;
 
 /// The webhook body, and what every channel is built from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,62 +59,32 @@ pub enum NotifyError {
     Payload(String),
 }
 
-/// The HTTP client of every webhook and Alertmanager send: rustls on ring (no OpenSSL, no
-/// aws-lc), bounded in time, no redirects.
-pub fn http_client() -> Result<reqwest::Client, NotifyError> {
-    // reqwest is built without a crypto provider of its own: install ring for the process
-    // (refused harmlessly when already installed).
-    #[allow(deprecated)]
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(SEND_TIMEOUT)
-        .connect_timeout(SEND_TIMEOUT)
-        .pool_max_idle_per_host(2)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("voqa-collector/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| NotifyError::Http(e.to_string()))
+/// The shared transport's errors are this module's, variant for variant (same texts).
+impl From<WebhookError> for NotifyError {
+    fn from(e: WebhookError) -> Self {
+        match e {
+            WebhookError::Secret { path, message } => NotifyError::Secret { path, message },
+            WebhookError::Http(text) => NotifyError::Http(text),
+            WebhookError::Status(code) => NotifyError::Status(code),
+            too_large @ WebhookError::TooLarge(_) => NotifyError::Payload(too_large.to_string()),
+        }
+    }
 }
 
-/// `sha256=<hex>` of HMAC-SHA-256 over `body` with `secret`.
+/// The HTTP client of every webhook and Alertmanager send (`deliver::webhook`'s, bounded by
+/// [`SEND_TIMEOUT`]).
+pub fn http_client() -> Result<reqwest::Client, NotifyError> {
+    Ok(webhook::http_client(SEND_TIMEOUT)?)
+}
+
+/// `sha256=<hex>` of HMAC-SHA-256 over `body` with `secret` (`deliver::webhook::signature`).
 pub fn signature(secret: &[u8], body: &[u8]) -> String {
-    // HMAC accepts a key of any length; new_from_slice cannot fail for it.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
-        Ok(mac) => mac,
-        Err(_) => return String::new(),
-    };
-    mac.update(body);
-    let digest = mac.finalize().into_bytes();
-    let mut hex = String::with_capacity(7 + 64);
-    hex.push_str("sha256=");
-    for b in digest {
-        hex.push_str(&format!("{b:02x}"));
-    }
-    hex
+    webhook::signature(secret, body)
 }
 
 /// The secret of a webhook: the file's content without its trailing newline.
 pub fn read_secret(path: &Path) -> Result<Vec<u8>, NotifyError> {
-    use std::io::Read;
-    let err = |message: String| NotifyError::Secret {
-        path: path.display().to_string(),
-        message,
-    };
-    let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_SECRET_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| err(e.to_string()))?;
-    if bytes.len() as u64 > MAX_SECRET_BYTES {
-        return Err(err(format!("longer than {MAX_SECRET_BYTES} bytes")));
-    }
-    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        bytes.pop();
-    }
-    if bytes.is_empty() {
-        return Err(err("empty".into()));
-    }
-    Ok(bytes)
+    Ok(webhook::read_secret(path)?)
 }
 
 /// Posts the notification's JSON (`payload`, as stored in the outbox) to a webhook, signed.
@@ -125,16 +93,15 @@ pub async fn send_webhook(
     hook: &WebhookConfig,
     payload: &str,
 ) -> Result<(), NotifyError> {
-    let secret = read_secret(&hook.secret_file)?;
-    let response = client
-        .post(&hook.url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header("X-Voqa-Signature", signature(&secret, payload.as_bytes()))
-        .body(payload.to_owned())
-        .send()
-        .await
-        .map_err(|e| NotifyError::Http(error_chain(&e)))?;
-    status_ok(response.status())
+    webhook::post_signed(
+        client,
+        &hook.url,
+        &hook.secret_file,
+        payload.as_bytes().to_vec(),
+        None,
+    )
+    .await?;
+    Ok(())
 }
 
 /// One alert as Alertmanager's API v2 takes it: labels (with `alertname`, `customer`,
@@ -176,7 +143,7 @@ pub async fn send_alertmanager(
         .send()
         .await
         .map_err(|e| NotifyError::Http(error_chain(&e)))?;
-    status_ok(response.status())
+    Ok(status_ok(response.status())?)
 }
 
 /// The e-mail of a notification.
@@ -215,26 +182,6 @@ pub async fn send_email(
 ) -> Result<(), NotifyError> {
     smtp::send(smtp_config, &mail(list, n)).await?;
     Ok(())
-}
-
-fn status_ok(status: reqwest::StatusCode) -> Result<(), NotifyError> {
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(NotifyError::Status(status.as_u16()))
-    }
-}
-
-/// An error and its causes on one line (reqwest's Display alone hides the reason).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

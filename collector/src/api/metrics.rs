@@ -1,6 +1,7 @@
 //! The collector's Prometheus metrics: ingest rate, batch latency, store errors, the SLA
 //! state of each customer as last evaluated, the alert engine's (firing alerts by rule and
-//! severity, notifications sent and failed by channel), and per configured customer the call
+//! severity, notifications sent and failed by channel), monthly report sends by channel and
+//! result (`voqa_report_sends_total`), and per configured customer the call
 //! records stored since the collector started (attempts, answered, failures by response class,
 //! the session request delay histogram, media problems by kind). Counters are updated by
 //! handlers and the engine. Labels are bounded: customer ids from the configuration, rules,
@@ -32,7 +33,12 @@ pub struct Metrics {
     /// Customer id → the counts of the call records stored for it since start.
     calls: Mutex<BTreeMap<String, CallCounts>>,
     alerts: Mutex<AlertMetrics>,
+    /// Report send attempts: [email, webhook] × [sent, failed].
+    report_sends: [[AtomicU64; 2]; 2],
 }
+
+/// The channels of `voqa_report_sends_total`, in the order of `Metrics::report_sends`.
+const REPORT_CHANNELS: [&str; 2] = ["email", "webhook"];
 
 /// The alert engine's figures.
 #[derive(Debug, Default)]
@@ -124,6 +130,14 @@ impl Metrics {
     pub fn alert_sent(&self, channel: &str) {
         if let Ok(mut a) = self.alerts.lock() {
             *a.sent.entry(channel.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// One attempt to send a monthly report through `channel` (`email` or `webhook`; another
+    /// name is not counted), accepted or failed.
+    pub fn report_send(&self, channel: &str, sent: bool) {
+        if let Some(i) = REPORT_CHANNELS.iter().position(|c| *c == channel) {
+            self.report_sends[i][usize::from(!sent)].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -252,10 +266,30 @@ impl Metrics {
                 a.cycle_seconds
             );
         }
+        self.render_report_sends(&mut out);
         if let Ok(calls) = self.calls.lock() {
             render_calls(&mut out, &calls);
         }
         out
+    }
+
+    /// Every channel and result, zeros included, so that a rate or an alert on failures has
+    /// its series from the start.
+    fn render_report_sends(&self, out: &mut String) {
+        let name = "voqa_report_sends_total";
+        let _ = write!(
+            out,
+            "# HELP {name} Monthly report send attempts by channel and result (a failure is retried with backoff).\n# TYPE {name} counter\n"
+        );
+        for (channel, counts) in REPORT_CHANNELS.iter().zip(&self.report_sends) {
+            for (result, n) in ["sent", "failed"].iter().zip(counts) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{channel=\"{channel}\",result=\"{result}\"}} {}",
+                    n.load(Ordering::Relaxed)
+                );
+            }
+        }
     }
 }
 
@@ -344,6 +378,29 @@ fn render_calls(out: &mut String, calls: &BTreeMap<String, CallCounts>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn report_sends_are_counted_by_channel_and_result() {
+        let metrics = Metrics::default();
+        metrics.report_send("webhook", false);
+        metrics.report_send("webhook", false);
+        metrics.report_send("webhook", true);
+        metrics.report_send("email", true);
+        metrics.report_send("pigeon", true);
+        let mut text = String::new();
+        metrics.render_report_sends(&mut text);
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            samples,
+            [
+                "voqa_report_sends_total{channel=\"email\",result=\"sent\"} 1",
+                "voqa_report_sends_total{channel=\"email\",result=\"failed\"} 0",
+                "voqa_report_sends_total{channel=\"webhook\",result=\"sent\"} 1",
+                "voqa_report_sends_total{channel=\"webhook\",result=\"failed\"} 2",
+            ]
+        );
+        assert!(text.contains("# TYPE voqa_report_sends_total counter\n"));
+    }
 
     #[test]
     fn calls_count_for_their_customers_only() {

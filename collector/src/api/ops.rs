@@ -582,31 +582,36 @@ pub async fn report(
 /// The 200 body of `GET /api/v1/customers/{id}/report/sends`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReportSendsPage {
-    /// Newest month first (at most 120).
+    /// Newest month first, then by channel (at most 240).
     pub items: Vec<ReportSendItem>,
 }
 
-/// One month's mailed report.
+/// One month's report on one channel.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReportSendItem {
     /// `YYYY-MM`, a month of the customer's time zone.
     pub period: String,
+    /// `email` (to `report_recipients`) or `webhook` (to `report_webhook`): each channel's
+    /// send of a month is recorded and retried on its own.
+    #[schema(example = "webhook")]
+    pub channel: String,
     /// `pending` (not tried yet), `sending` (a collector is sending it now), `sent`, or
     /// `failed` (retried at `next_attempt`).
     pub state: String,
     pub attempts: i64,
     /// When the next attempt is due (`pending` and `failed`).
     pub next_attempt: Option<Timestamp>,
-    /// When the SMTP server accepted it (`sent`).
+    /// When the SMTP server or the webhook accepted it (`sent`).
     pub sent_at: Option<Timestamp>,
-    /// The recipients of the last attempt.
+    /// Where the last attempt went: the recipients, or the webhook's URL without its query.
     pub recipients: Option<String>,
-    /// File name of the attached report.
+    /// File name of the attached report (e-mail only).
     pub attachment: Option<String>,
-    /// `provenance.json_sha256` of the attached report.
+    /// `provenance.json_sha256` of the report sent.
     pub report_sha256: Option<String>,
-    /// Why the last attempt failed: the SMTP server's or the report's error for ops tokens;
-    /// a customer's own token sees only that it failed (the relay is the operator's).
+    /// Why the last attempt failed: the SMTP server's, the webhook's or the report's error
+    /// for ops tokens; a customer's own token sees only that it failed (the relay and the
+    /// collector's network are the operator's).
     pub last_error: Option<String>,
 }
 
@@ -617,7 +622,7 @@ pub struct ReportSendItem {
         ("id" = String, Path, description = "A configured customer's id.", example = "acme"),
     ),
     responses(
-        (status = 200, description = "The customer's monthly report sends, newest month first.", body = ReportSendsPage),
+        (status = 200, description = "The customer's monthly report sends, newest month first, one item per month and channel.", body = ReportSendsPage),
         (status = 401, description = "No, an unknown or a revoked token.", body = ErrorBody),
         (status = 403, description = "Neither an ops token nor this customer's own.", body = ErrorBody),
         (status = 404, description = "No such customer.", body = ErrorBody),
@@ -650,6 +655,7 @@ pub async fn report_sends(
                     .then(|| Timestamp::from_ns(row.next_attempt_ns)),
                 sent_at: row.sent_ns.map(Timestamp::from_ns),
                 period: row.period,
+                channel: row.channel,
                 state: row.state,
                 attempts: row.attempts,
                 recipients: row.recipients,

@@ -166,7 +166,7 @@ impl SmtpConfig {
 }
 
 /// True for a host name that can only mean this machine: `localhost` or a loopback address.
-fn is_loopback_host(host: &str) -> bool {
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     let host = host.trim().trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host

@@ -29,6 +29,11 @@ pub struct Customer {
     /// `time_zone`), through `[alerts.smtp]`; none: no report is mailed.
     #[serde(default)]
     pub report_recipients: Vec<String>,
+    /// A URL that receives last month's report as signed JSON at the same time, with the
+    /// file holding its HMAC key: `{ url = "https://...", secret_file = "..." }`. None: no
+    /// report is posted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_webhook: Option<crate::deliver::webhook::WebhookTarget>,
     pub commitments: Commitments,
 }
 
@@ -159,6 +164,11 @@ fn validate(customer: &Customer) -> Result<(), SlaConfigError> {
                 e.to_string(),
             ));
         }
+    }
+    if let Some(hook) = &customer.report_webhook
+        && let Err(e) = crate::deliver::webhook::check_url(&hook.url)
+    {
+        return Err(invalid("report_webhook.url", e));
     }
     for (index, text) in customer.subnets.iter().enumerate() {
         if let Err(e) = text.parse::<Subnet>() {
@@ -561,6 +571,40 @@ maintenance = ["Sun 02:00-04:00 UTC"]   # excluded from uptime
                 .join(",")
         );
         assert!(error_text(&with(&many)).contains("report_recipients: at most"));
+    }
+
+    #[test]
+    fn a_report_webhook_is_https_or_loopback() {
+        assert!(
+            parse_customers(DESIGN_EXAMPLE).expect("valid")[0]
+                .report_webhook
+                .is_none()
+        );
+        let with = |hook: &str| {
+            DESIGN_EXAMPLE.replace(
+                "name = \"ACME Contact Centre\"",
+                &format!("name = \"ACME Contact Centre\"\nreport_webhook = {hook}"),
+            )
+        };
+        let ok = parse_customers(&with(
+            r#"{ url = "https://hooks.acme.example/voqa", secret_file = "/etc/voqa/acme.secret" }"#,
+        ))
+        .expect("valid");
+        let hook = ok[0].report_webhook.as_ref().expect("hook");
+        assert_eq!(hook.url, "https://hooks.acme.example/voqa");
+        assert_eq!(hook.secret_file, std::path::Path::new("/etc/voqa/acme.secret"));
+        let err = error_text(&with(
+            r#"{ url = "http://hooks.acme.example/voqa", secret_file = "s" }"#,
+        ));
+        assert!(
+            err.starts_with("customer \"acme\": report_webhook.url: ")
+                && err.contains("clear text"),
+            "{err}"
+        );
+        // A misspelled key is refused, not ignored.
+        assert!(
+            parse_customers(&with(r#"{ url = "https://h.example/", secret = "s" }"#)).is_err()
+        );
     }
 
     #[test]

@@ -596,6 +596,7 @@ mod tests {
             subnets: vec!["203.0.113.0/24".into()],
             time_zone: "UTC".into(),
             report_recipients: Vec::new(),
+            report_webhook: None,
             commitments: Commitments {
                 mos_min,
                 calls_meeting_pct: 95.0,

@@ -1,6 +1,8 @@
-//! The record of monthly reports mailed to customers (`report_sends`, migration 0008): one
-//! row per (customer, period), claimed atomically before a send so that a month goes out once
-//! whatever restarts or replicas there are, then marked sent or failed (with the next attempt).
+//! The record of monthly reports sent to customers (`report_sends`, migrations 0008 and 0011):
+//! one row per (customer, period, channel) — e-mail and the customer's webhook are sent,
+//! recorded and retried each on its own — claimed atomically before a send so that a month
+//! goes out once per channel whatever restarts or replicas there are, then marked sent or
+//! failed (with the next attempt).
 //!
 //! The SQL is shared by both backends (`$N` placeholders, which SQLite accepts too; no boolean
 //! columns). Must not decide what is due or when to retry: callers pass those times in.
@@ -17,8 +19,39 @@ pub const CLAIM_LEASE_NS: i64 = 15 * 60 * 1_000_000_000;
 /// the lease, so that a holder never sends after another may have taken its row over.
 pub const MAX_ATTEMPT: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
-/// Rows listed at most by `report_sends` (ten years of months).
-pub const MAX_LISTED: i64 = 120;
+/// Rows listed at most by `report_sends` (ten years of months, both channels).
+pub const MAX_LISTED: i64 = 240;
+
+/// How a report leaves: the `channel` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SendChannel {
+    /// Mailed to the customer's `report_recipients` through `[alerts.smtp]`.
+    Email,
+    /// Posted, signed, to the customer's `report_webhook`.
+    Webhook,
+}
+
+impl SendChannel {
+    pub const ALL: [SendChannel; 2] = [SendChannel::Email, SendChannel::Webhook];
+
+    /// The column's (and the metrics label's, and the API's) value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendChannel::Email => "email",
+            SendChannel::Webhook => "webhook",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SendChannel> {
+        SendChannel::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for SendChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// One row of `report_sends`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -26,6 +59,8 @@ pub struct ReportSendRow {
     pub customer_id: String,
     /// `YYYY-MM`, a month of the customer's time zone.
     pub period: String,
+    /// `email` or `webhook` (a value written by a newer collector is kept as read).
+    pub channel: String,
     /// `pending` (not tried yet), `sending` (claimed by a sender now), `sent` or `failed`
     /// (retried at `next_attempt_ns`).
     pub state: String,
@@ -36,11 +71,12 @@ pub struct ReportSendRow {
     pub claimed_by: Option<String>,
     pub created_ns: i64,
     pub sent_ns: Option<i64>,
-    /// The recipients of the last attempt, comma-separated.
+    /// Where the last attempt went: the e-mail recipients, comma-separated, or the webhook's
+    /// URL without its query.
     pub recipients: Option<String>,
-    /// File name of the attachment of the last attempt.
+    /// File name of the attachment of the last attempt (e-mail only).
     pub attachment: Option<String>,
-    /// `provenance.json_sha256` of the report attached by the last attempt.
+    /// `provenance.json_sha256` of the report sent by the last attempt.
     pub report_sha256: Option<String>,
 }
 
@@ -73,7 +109,7 @@ pub enum Claim {
 pub enum SendResult<'a> {
     Sent {
         recipients: &'a str,
-        attachment: &'a str,
+        attachment: Option<&'a str>,
         report_sha256: &'a str,
     },
     Failed {
@@ -86,7 +122,7 @@ pub enum SendResult<'a> {
 /// The columns `send_row!` reads, as a literal for `concat!` (static SQL).
 macro_rules! columns {
     () => {
-        "customer_id, period, state, attempts, last_error, next_attempt_ns, claimed_until_ns, \
+        "customer_id, period, channel, state, attempts, last_error, next_attempt_ns, claimed_until_ns, \
          claimed_by, created_ns, sent_ns, recipients, attachment, report_sha256"
     };
 }
@@ -115,6 +151,7 @@ macro_rules! send_row {
         ReportSendRow {
             customer_id: row.try_get("customer_id").map_err($err)?,
             period: row.try_get("period").map_err($err)?,
+            channel: row.try_get("channel").map_err($err)?,
             state: row.try_get("state").map_err($err)?,
             attempts: row.try_get("attempts").map_err($err)?,
             last_error: row.try_get("last_error").map_err($err)?,
@@ -136,23 +173,26 @@ impl Store {
         move |source| StoreError::Database { backend, source }
     }
 
-    /// Records that `customer_id`'s `period` is to be sent, due at `now_ns`, unless it is
-    /// recorded already (whatever its state); true if this call created the row.
+    /// Records that `customer_id`'s `period` is to be sent through `channel`, due at
+    /// `now_ns`, unless it is recorded already (whatever its state); true if this call
+    /// created the row.
     pub async fn report_send_ensure(
         &self,
         customer_id: &str,
         period: &str,
+        channel: SendChannel,
         now_ns: i64,
     ) -> Result<bool, StoreError> {
         let err = self.send_error();
         let result = on_pool!(self, |pool| sqlx::query(
-            "INSERT INTO report_sends (customer_id, period, state, attempts, next_attempt_ns, \
-             created_ns) VALUES ($1, $2, 'pending', 0, $3, $3) \
-             ON CONFLICT (customer_id, period) DO NOTHING"
+            "INSERT INTO report_sends (customer_id, period, channel, state, attempts, \
+             next_attempt_ns, created_ns) VALUES ($1, $2, $4, 'pending', 0, $3, $3) \
+             ON CONFLICT (customer_id, period, channel) DO NOTHING"
         )
         .bind(customer_id)
         .bind(period)
         .bind(now_ns)
+        .bind(channel.as_str())
         .execute(pool)
         .await
         .map_err(err)?
@@ -168,6 +208,7 @@ impl Store {
         &self,
         customer_id: &str,
         period: &str,
+        channel: SendChannel,
         owner: &str,
         now_ns: i64,
         rules: ClaimRules,
@@ -177,7 +218,7 @@ impl Store {
         let claimed: Option<i64> = on_pool!(self, |pool| sqlx::query_scalar(
             "UPDATE report_sends SET state = 'sending', attempts = attempts + 1, \
              claimed_until_ns = $4, claimed_by = $3 \
-             WHERE customer_id = $1 AND period = $2 \
+             WHERE customer_id = $1 AND period = $2 AND channel = $8 \
              AND (claimed_until_ns IS NULL OR claimed_until_ns <= $5) \
              AND (state <> 'sent' OR $6 = 1) AND (next_attempt_ns <= $5 OR $7 = 1) \
              RETURNING attempts"
@@ -189,6 +230,7 @@ impl Store {
         .bind(now_ns)
         .bind(i64::from(rules.resend))
         .bind(i64::from(rules.ignore_schedule))
+        .bind(channel.as_str())
         .fetch_optional(pool)
         .await
         .map_err(err)?);
@@ -196,7 +238,7 @@ impl Store {
             return Ok(Claim::Claimed { attempt, until_ns });
         }
         // Not taken: say why, from the row as it is now.
-        let Some(row) = self.report_send(customer_id, period).await? else {
+        let Some(row) = self.report_send(customer_id, period, channel).await? else {
             return Ok(Claim::Missing);
         };
         Ok(match row.claimed_until_ns {
@@ -220,6 +262,7 @@ impl Store {
         &self,
         customer_id: &str,
         period: &str,
+        channel: SendChannel,
         owner: &str,
         now_ns: i64,
         result: SendResult<'_>,
@@ -233,7 +276,8 @@ impl Store {
             } => on_pool!(self, |pool| sqlx::query(
                 "UPDATE report_sends SET state = 'sent', sent_ns = $4, last_error = NULL, \
                  claimed_until_ns = NULL, recipients = $5, attachment = $6, report_sha256 = $7 \
-                 WHERE customer_id = $1 AND period = $2 AND claimed_by = $3 AND state = 'sending'"
+                 WHERE customer_id = $1 AND period = $2 AND channel = $8 AND claimed_by = $3 \
+                 AND state = 'sending'"
             )
             .bind(customer_id)
             .bind(period)
@@ -242,6 +286,7 @@ impl Store {
             .bind(recipients)
             .bind(attachment)
             .bind(report_sha256)
+            .bind(channel.as_str())
             .execute(pool)
             .await
             .map_err(err)?
@@ -253,7 +298,8 @@ impl Store {
             } => on_pool!(self, |pool| sqlx::query(
                 "UPDATE report_sends SET state = 'failed', last_error = $4, \
                  next_attempt_ns = $5, claimed_until_ns = NULL, recipients = $6 \
-                 WHERE customer_id = $1 AND period = $2 AND claimed_by = $3 AND state = 'sending'"
+                 WHERE customer_id = $1 AND period = $2 AND channel = $7 AND claimed_by = $3 \
+                 AND state = 'sending'"
             )
             .bind(customer_id)
             .bind(period)
@@ -261,6 +307,7 @@ impl Store {
             .bind(error)
             .bind(next_attempt_ns)
             .bind(recipients)
+            .bind(channel.as_str())
             .execute(pool)
             .await
             .map_err(err)?
@@ -269,22 +316,24 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// One customer's row for `period`, if recorded.
+    /// One customer's row for `period` and `channel`, if recorded.
     pub async fn report_send(
         &self,
         customer_id: &str,
         period: &str,
+        channel: SendChannel,
     ) -> Result<Option<ReportSendRow>, StoreError> {
         let err = self.send_error();
         let sql = concat!(
             "SELECT ",
             columns!(),
-            " FROM report_sends WHERE customer_id = $1 AND period = $2"
+            " FROM report_sends WHERE customer_id = $1 AND period = $2 AND channel = $3"
         );
         on_pool!(self, |pool| {
             let row = sqlx::query(sql)
                 .bind(customer_id)
                 .bind(period)
+                .bind(channel.as_str())
                 .fetch_optional(pool)
                 .await
                 .map_err(err)?;
@@ -295,13 +344,13 @@ impl Store {
         })
     }
 
-    /// A customer's rows, newest period first (at most [`MAX_LISTED`]).
+    /// A customer's rows, newest period first, then by channel (at most [`MAX_LISTED`]).
     pub async fn report_sends(&self, customer_id: &str) -> Result<Vec<ReportSendRow>, StoreError> {
         let err = self.send_error();
         let sql = concat!(
             "SELECT ",
             columns!(),
-            " FROM report_sends WHERE customer_id = $1 ORDER BY period DESC LIMIT $2"
+            " FROM report_sends WHERE customer_id = $1 ORDER BY period DESC, channel LIMIT $2"
         );
         on_pool!(self, |pool| {
             let rows = sqlx::query(sql)
@@ -331,7 +380,7 @@ impl Store {
             columns!(),
             " FROM report_sends WHERE state <> 'sent' AND next_attempt_ns <= $1 \
              AND (claimed_until_ns IS NULL OR claimed_until_ns <= $1) \
-             ORDER BY next_attempt_ns, customer_id, period LIMIT $2"
+             ORDER BY next_attempt_ns, customer_id, period, channel LIMIT $2"
         );
         on_pool!(self, |pool| {
             let rows = sqlx::query(sql)
@@ -355,6 +404,8 @@ mod tests {
 
     const T: i64 = 1_796_083_200_000_000_000; // 2026-12-01T00:00:00Z
     const SECOND: i64 = 1_000_000_000;
+    const E: SendChannel = SendChannel::Email;
+    const W: SendChannel = SendChannel::Webhook;
     const ASAP: ClaimRules = ClaimRules {
         ignore_schedule: false,
         resend: false,
@@ -363,7 +414,7 @@ mod tests {
     fn sent<'a>() -> SendResult<'a> {
         SendResult::Sent {
             recipients: "noc@acme.example",
-            attachment: "voqa-acme-2026-11.html",
+            attachment: Some("voqa-acme-2026-11.html"),
             report_sha256: "ab12",
         }
     }
@@ -372,19 +423,19 @@ mod tests {
     async fn suite(store: &Store) {
         assert!(
             store
-                .report_send_ensure("acme", "2026-11", T)
+                .report_send_ensure("acme", "2026-11", E, T)
                 .await
                 .expect("ensure")
         );
         assert!(
             !store
-                .report_send_ensure("acme", "2026-11", T + SECOND)
+                .report_send_ensure("acme", "2026-11", E, T + SECOND)
                 .await
                 .expect("again"),
             "a second ensure changes nothing"
         );
         let row = store
-            .report_send("acme", "2026-11")
+            .report_send("acme", "2026-11", E)
             .await
             .expect("row")
             .expect("some");
@@ -394,7 +445,7 @@ mod tests {
         );
         assert_eq!(
             store
-                .report_send_claim("acme", "2026-10", "a", T, ASAP)
+                .report_send_claim("acme", "2026-10", E, "a", T, ASAP)
                 .await
                 .expect("claim"),
             Claim::Missing
@@ -402,7 +453,7 @@ mod tests {
 
         // A claims; B is told it is busy until A's lease ends.
         let claim = store
-            .report_send_claim("acme", "2026-11", "a", T, ASAP)
+            .report_send_claim("acme", "2026-11", E, "a", T, ASAP)
             .await
             .expect("claim");
         assert_eq!(
@@ -414,7 +465,7 @@ mod tests {
         );
         assert_eq!(
             store
-                .report_send_claim("acme", "2026-11", "b", T + SECOND, ASAP)
+                .report_send_claim("acme", "2026-11", E, "b", T + SECOND, ASAP)
                 .await
                 .expect("b"),
             Claim::Busy {
@@ -439,7 +490,7 @@ mod tests {
         };
         assert!(
             !store
-                .report_send_finish("acme", "2026-11", "b", T, failed(T))
+                .report_send_finish("acme", "2026-11", E, "b", T, failed(T))
                 .await
                 .expect("b")
         );
@@ -447,7 +498,7 @@ mod tests {
             store
                 .report_send_finish(
                     "acme",
-                    "2026-11",
+                    "2026-11", E,
                     "a",
                     T + 2 * SECOND,
                     failed(T + 100 * SECOND)
@@ -456,7 +507,7 @@ mod tests {
                 .expect("a")
         );
         let row = store
-            .report_send("acme", "2026-11")
+            .report_send("acme", "2026-11", E)
             .await
             .expect("row")
             .expect("some");
@@ -468,7 +519,7 @@ mod tests {
         assert_eq!((row.attempts, row.claimed_until_ns), (1, None));
         assert_eq!(
             store
-                .report_send_claim("acme", "2026-11", "b", T + 50 * SECOND, ASAP)
+                .report_send_claim("acme", "2026-11", E, "b", T + 50 * SECOND, ASAP)
                 .await
                 .expect("early"),
             Claim::NotDue {
@@ -495,7 +546,7 @@ mod tests {
             resend: false,
         };
         let claim = store
-            .report_send_claim("acme", "2026-11", "b", T + 50 * SECOND, now)
+            .report_send_claim("acme", "2026-11", E, "b", T + 50 * SECOND, now)
             .await
             .expect("now");
         assert!(
@@ -504,12 +555,12 @@ mod tests {
         );
         assert!(
             store
-                .report_send_finish("acme", "2026-11", "b", T + 60 * SECOND, sent())
+                .report_send_finish("acme", "2026-11", E, "b", T + 60 * SECOND, sent())
                 .await
                 .expect("sent")
         );
         let row = store
-            .report_send("acme", "2026-11")
+            .report_send("acme", "2026-11", E)
             .await
             .expect("row")
             .expect("some");
@@ -533,7 +584,7 @@ mod tests {
         // A sent month is refused, even asked for now, unless a resend is asked for.
         assert_eq!(
             store
-                .report_send_claim("acme", "2026-11", "c", T + 70 * SECOND, now)
+                .report_send_claim("acme", "2026-11", E, "c", T + 70 * SECOND, now)
                 .await
                 .expect("sent"),
             Claim::AlreadySent {
@@ -545,7 +596,7 @@ mod tests {
             resend: true,
         };
         let claim = store
-            .report_send_claim("acme", "2026-11", "c", T + 70 * SECOND, force)
+            .report_send_claim("acme", "2026-11", E, "c", T + 70 * SECOND, force)
             .await
             .expect("force");
         assert!(
@@ -554,7 +605,7 @@ mod tests {
         );
         assert!(
             store
-                .report_send_finish("acme", "2026-11", "c", T + 80 * SECOND, sent())
+                .report_send_finish("acme", "2026-11", E, "c", T + 80 * SECOND, sent())
                 .await
                 .expect("sent")
         );
@@ -562,15 +613,15 @@ mod tests {
         // A holder that died: its lease runs out, another takes the row over, and the dead
         // holder's late answer changes nothing.
         store
-            .report_send_ensure("acme", "2026-12", T)
+            .report_send_ensure("acme", "2026-12", E, T)
             .await
             .expect("ensure");
         store
-            .report_send_ensure("other", "2026-11", T)
+            .report_send_ensure("other", "2026-11", E, T)
             .await
             .expect("ensure");
         let claim = store
-            .report_send_claim("acme", "2026-12", "dead", T, ASAP)
+            .report_send_claim("acme", "2026-12", E, "dead", T, ASAP)
             .await
             .expect("claim");
         assert!(matches!(claim, Claim::Claimed { attempt: 1, .. }));
@@ -586,7 +637,7 @@ mod tests {
             .expect("due");
         assert_eq!(due.len(), 2, "the dead holder's row is due again: {due:?}");
         let claim = store
-            .report_send_claim("acme", "2026-12", "alive", T + CLAIM_LEASE_NS, ASAP)
+            .report_send_claim("acme", "2026-12", E, "alive", T + CLAIM_LEASE_NS, ASAP)
             .await
             .expect("takeover");
         assert!(
@@ -595,29 +646,102 @@ mod tests {
         );
         assert!(
             !store
-                .report_send_finish("acme", "2026-12", "dead", T + CLAIM_LEASE_NS, sent())
+                .report_send_finish("acme", "2026-12", E, "dead", T + CLAIM_LEASE_NS, sent())
                 .await
                 .expect("late"),
             "the dead holder no longer holds it"
         );
         assert!(
             store
-                .report_send_finish("acme", "2026-12", "alive", T + CLAIM_LEASE_NS, sent())
+                .report_send_finish("acme", "2026-12", E, "alive", T + CLAIM_LEASE_NS, sent())
                 .await
                 .expect("alive")
         );
 
-        let listed = store.report_sends("acme").await.expect("list");
-        let periods: Vec<&str> = listed.iter().map(|r| r.period.as_str()).collect();
+        // The same month's webhook is a row of its own: the e-mail's claims and state do not
+        // touch it, nor it theirs.
+        assert!(
+            store
+                .report_send_ensure("acme", "2026-12", W, T)
+                .await
+                .expect("ensure")
+        );
+        let claim = store
+            .report_send_claim("acme", "2026-12", W, "w", T + CLAIM_LEASE_NS, ASAP)
+            .await
+            .expect("webhook");
+        assert!(
+            matches!(claim, Claim::Claimed { attempt: 1, .. }),
+            "{claim:?}"
+        );
+        assert!(
+            store
+                .report_send_finish(
+                    "acme",
+                    "2026-12",
+                    W,
+                    "w",
+                    T + CLAIM_LEASE_NS + SECOND,
+                    SendResult::Sent {
+                        recipients: "https://hooks.acme.example/voqa",
+                        attachment: None,
+                        report_sha256: "cd34",
+                    }
+                )
+                .await
+                .expect("w")
+        );
+        let email = store
+            .report_send("acme", "2026-12", E)
+            .await
+            .expect("row")
+            .expect("some");
+        let hook = store
+            .report_send("acme", "2026-12", W)
+            .await
+            .expect("row")
+            .expect("some");
         assert_eq!(
-            periods,
-            ["2026-12", "2026-11"],
-            "newest first, this customer only"
+            (email.channel.as_str(), email.attempts, email.sent_ns),
+            ("email", 2, Some(T + CLAIM_LEASE_NS))
+        );
+        assert_eq!(
+            (
+                hook.channel.as_str(),
+                hook.attempts,
+                hook.sent_ns,
+                hook.attachment,
+                hook.report_sha256.as_deref(),
+                hook.recipients.as_deref()
+            ),
+            (
+                "webhook",
+                1,
+                Some(T + CLAIM_LEASE_NS + SECOND),
+                None,
+                Some("cd34"),
+                Some("https://hooks.acme.example/voqa")
+            )
+        );
+
+        let listed = store.report_sends("acme").await.expect("list");
+        let keys: Vec<(&str, &str)> = listed
+            .iter()
+            .map(|r| (r.period.as_str(), r.channel.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("2026-12", "email"),
+                ("2026-12", "webhook"),
+                ("2026-11", "email")
+            ],
+            "newest first, then by channel, this customer only"
         );
 
         // Twenty senders race for one row: exactly one wins.
         store
-            .report_send_ensure("race", "2026-11", T)
+            .report_send_ensure("race", "2026-11", E, T)
             .await
             .expect("ensure");
         let mut racers = Vec::new();
@@ -625,7 +749,7 @@ mod tests {
             let store = store.clone();
             racers.push(tokio::spawn(async move {
                 store
-                    .report_send_claim("race", "2026-11", &format!("r{i}"), T, ASAP)
+                    .report_send_claim("race", "2026-11", E, &format!("r{i}"), T, ASAP)
                     .await
                     .expect("claim")
             }));
@@ -646,6 +770,111 @@ mod tests {
             .await
             .expect("open");
         suite(&store).await;
+        store.close().await;
+    }
+
+    /// A store from before channels (migrations 1 to 10) with a mailed month and one failing:
+    /// migration 0011 keeps both as the e-mail channel's, with every column, and the month's
+    /// webhook row can then be added beside them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_from_before_channels_become_email_rows() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("voqa.db");
+        {
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true);
+            let mut connection = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .expect("connect");
+            let mut before = sqlx::migrate!("./migrations/sqlite");
+            before.migrations = std::borrow::Cow::Owned(
+                before
+                    .migrations
+                    .iter()
+                    .filter(|migration| migration.version < 11)
+                    .cloned()
+                    .collect(),
+            );
+            before.run(&mut connection).await.expect("migrations 1-10");
+            sqlx::query(
+                "INSERT INTO report_sends (customer_id, period, state, attempts, last_error, \
+                 next_attempt_ns, claimed_until_ns, claimed_by, created_ns, sent_ns, recipients, \
+                 attachment, report_sha256) VALUES \
+                 ('acme', '2026-10', 'sent', 1, NULL, 5, NULL, 'p1', 4, 6, 'noc@acme.example', \
+                  'voqa-acme-2026-10.pdf', 'ab12'), \
+                 ('acme', '2026-11', 'failed', 3, '451 later', 90, NULL, 'p1', 7, NULL, \
+                  'noc@acme.example', NULL, NULL)",
+            )
+            .execute(&mut connection)
+            .await
+            .expect("rows");
+            connection.close().await.expect("close");
+        }
+        let store = Store::open(&format!("sqlite:{}", path.display()))
+            .await
+            .expect("migrate");
+        let listed = store.report_sends("acme").await.expect("list");
+        assert_eq!(
+            listed,
+            [
+                ReportSendRow {
+                    customer_id: "acme".into(),
+                    period: "2026-11".into(),
+                    channel: "email".into(),
+                    state: "failed".into(),
+                    attempts: 3,
+                    last_error: Some("451 later".into()),
+                    next_attempt_ns: 90,
+                    claimed_until_ns: None,
+                    claimed_by: Some("p1".into()),
+                    created_ns: 7,
+                    sent_ns: None,
+                    recipients: Some("noc@acme.example".into()),
+                    attachment: None,
+                    report_sha256: None,
+                },
+                ReportSendRow {
+                    customer_id: "acme".into(),
+                    period: "2026-10".into(),
+                    channel: "email".into(),
+                    state: "sent".into(),
+                    attempts: 1,
+                    last_error: None,
+                    next_attempt_ns: 5,
+                    claimed_until_ns: None,
+                    claimed_by: Some("p1".into()),
+                    created_ns: 4,
+                    sent_ns: Some(6),
+                    recipients: Some("noc@acme.example".into()),
+                    attachment: Some("voqa-acme-2026-10.pdf".into()),
+                    report_sha256: Some("ab12".into()),
+                },
+            ]
+        );
+        assert!(
+            store
+                .report_send_ensure("acme", "2026-11", W, 100)
+                .await
+                .expect("webhook row")
+        );
+        assert!(
+            !store
+                .report_send_ensure("acme", "2026-11", E, 100)
+                .await
+                .expect("e-mail row exists")
+        );
+        assert_eq!(
+            store
+                .report_sends_due(100, 10)
+                .await
+                .expect("due")
+                .iter()
+                .map(|r| (r.period.as_str(), r.channel.as_str()))
+                .collect::<Vec<_>>(),
+            [("2026-11", "email"), ("2026-11", "webhook")]
+        );
         store.close().await;
     }
 
@@ -680,7 +909,7 @@ mod tests {
             // Two replicas race for the same rows: each row is claimed once.
             let b = Store::Postgres(super::super::PgStore::open_with(options).await.expect("b"));
             for month in 1..=12 {
-                a.report_send_ensure("two", &format!("2025-{month:02}"), T)
+                a.report_send_ensure("two", &format!("2025-{month:02}"), E, T)
                     .await
                     .expect("ensure");
             }
@@ -689,7 +918,7 @@ mod tests {
                     let mut won = 0;
                     for month in 1..=12 {
                         let claim = store
-                            .report_send_claim("two", &format!("2025-{month:02}"), owner, T, ASAP)
+                            .report_send_claim("two", &format!("2025-{month:02}"), E, owner, T, ASAP)
                             .await
                             .expect("claim");
                         won += u32::from(matches!(claim, Claim::Claimed { .. }));

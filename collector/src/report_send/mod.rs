@@ -1,31 +1,35 @@
-//! Monthly reports mailed to customers (issue 14 item 6): on the first of each month of the
+//! Monthly reports sent to customers (issue 14 item 6): on the first of each month of the
 //! customer's time zone (an hour after it began, and at any later time if the collector was
 //! down then) last month's report goes to the customer's `report_recipients` through
-//! `[alerts.smtp]`, as a PDF when Chromium is installed, else the self-contained HTML, with a
-//! plain-text summary of the verdicts in the body. `voqa-collector report --send` sends one now.
+//! `[alerts.smtp]` (`mail`: a PDF when Chromium is installed, else the self-contained HTML,
+//! with a plain-text summary of the verdicts) and/or, signed, to its `report_webhook`
+//! (`webhook`: the JSON document in a JSON envelope). `voqa-collector report --send` sends
+//! one now.
 //!
-//! Each (customer, month) is a row of the store's `report_sends`, claimed before a send
-//! (`Store::report_send_claim`) so that a restart, a second replica or the command line never
-//! sends a month twice; a failure is recorded with its error and retried with doubling delays.
+//! Each (customer, month, channel) is a row of the store's `report_sends`, claimed before a
+//! send (`Store::report_send_claim`) so that a restart, a second replica or the command line
+//! never sends a month twice through a channel; a failure is recorded with its error and
+//! retried with doubling delays, each channel on its own. Each attempt is counted in
+//! `voqa_report_sends_total{channel,result}` when the sender has the server's metrics.
 //!
 //! What is due is decided by pure functions with the time passed in ([`due_period`],
 //! [`retry_delay_ns`]); the sender takes its clock as an argument, so only `serve` and the
 //! command line read the wall clock. Must not render or compute a report figure (it calls
-//! `report::build` and `report::format`), nor speak SMTP itself (`deliver::smtp`).
+//! `report::build` and `report::format`), nor speak SMTP or HTTP itself (`deliver`).
+
+pub mod mail;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::tz::TimeZone;
 
-use crate::config::{CollectorConfig, LiveConfig, ServerConfig};
-use crate::deliver::smtp::{self, Attachment, Mail, SmtpConfig};
-use crate::report::ReportDocument;
+use crate::api::metrics::Metrics;
+use crate::config::{CollectorConfig, LiveConfig};
 use crate::report::build::{self, ReportError, ReportPeriodSpec};
-use crate::report::format::{self, ReportFormat};
-use crate::report::pdf;
-use crate::sla::{Customer, Verdict};
-use crate::store::report_sends::{Claim, ClaimRules, MAX_ATTEMPT, SendResult};
+use crate::sla::Customer;
+use crate::store::report_sends::{Claim, ClaimRules, MAX_ATTEMPT, SendChannel, SendResult};
 use crate::store::{Store, StoreError};
 
 /// How long after the month began (in the customer's zone) its predecessor's report is due:
@@ -41,15 +45,34 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// Why a send could not even be attempted (a failed attempt is recorded, not an error).
 #[derive(Debug, thiserror::Error)]
-pub enum ReportMailError {
+pub enum ReportSendError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Report(#[from] ReportError),
     #[error("customer {0:?} has no report_recipients")]
     NoRecipients(String),
+    #[error("customer {0:?} has no report_webhook")]
+    NoWebhook(String),
+    #[error("customer {0:?} has no report_recipients and no report_webhook")]
+    NoChannel(String),
     #[error("no [alerts.smtp] server is configured")]
     NoServer,
+}
+
+/// The channels a customer's reports go through, e-mail first.
+pub fn channels(customer: &Customer) -> Vec<SendChannel> {
+    SendChannel::ALL
+        .into_iter()
+        .filter(|c| configured(customer, *c))
+        .collect()
+}
+
+fn configured(customer: &Customer, channel: SendChannel) -> bool {
+    match channel {
+        SendChannel::Email => !customer.report_recipients.is_empty(),
+        SendChannel::Webhook => customer.report_webhook.is_some(),
+    }
 }
 
 /// The month (`year`, `month`) whose report is due at `now_ns` in `zone`: the month before
@@ -82,115 +105,16 @@ pub fn retry_delay_ns(attempts: i64, min_s: u64, max_s: u64) -> i64 {
         .saturating_mul(1_000_000_000)
 }
 
-/// The subject line: who, which month, the overall verdict.
-pub fn subject(document: &ReportDocument) -> String {
-    format!(
-        "{}: SLA report {} — {}",
-        document.customer.name,
-        document.period.label,
-        verdict_text(document.evaluation.verdict)
-    )
-}
-
-fn verdict_text(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Met => "met",
-        Verdict::Breached => "BREACHED",
-        Verdict::NoData => "no data",
-    }
-}
-
-/// A number as the report prints it: up to three decimals, no trailing zeros.
-fn figure(value: f64) -> String {
-    let text = format!("{value:.3}");
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    text.to_owned()
-}
-
-/// The plain-text body: the period, each commitment's target, measured value and verdict,
-/// the calls counted, the notices, and where the whole report is.
-pub fn summary(document: &ReportDocument, attachment: &str) -> String {
-    let e = &document.evaluation;
-    let p = &document.period;
-    let mut out = format!(
-        "SLA report of {} for {} ({}, {} to {}).\n\nOverall verdict: {}\n\n",
-        document.customer.name,
-        p.label,
-        p.time_zone,
-        p.from_local,
-        p.to_local,
-        verdict_text(e.verdict)
-    );
-    for c in &e.commitments {
-        let target = match (c.name, c.mos_min) {
-            ("mos", Some(mos_min)) => format!(
-                "at least {} % of calls at MOS >= {}",
-                figure(c.target),
-                figure(mos_min)
-            ),
-            ("uptime", _) => format!("at least {} %", figure(c.target)),
-            _ => format!("at most {} {}", figure(c.target), c.unit),
-        };
-        let measured = c.measured.map_or("not measured".to_owned(), |m| {
-            format!("{} {}", figure(m), c.unit)
-        });
-        out.push_str(&format!(
-            "  {:<11} {:<7}  target {target}; measured {measured}\n",
-            c.name,
-            verdict_text(c.verdict)
-        ));
-    }
-    out.push_str(&format!(
-        "\nCalls: {} ({} without a MOS).\n",
-        e.calls, e.calls_without_mos
-    ));
-    if !document.notices.is_empty() {
-        out.push_str(&format!(
-            "Notices: {} (where measurement was incomplete; see the report).\n",
-            document.notices.len()
-        ));
-    }
-    out.push_str(&format!("\nThe full report is attached: {attachment}\n"));
-    if let Some(sha) = &document.provenance.json_sha256 {
-        out.push_str(&format!("Report JSON SHA-256: {sha}\n"));
-    }
-    out
-}
-
-/// The attachment's file name: `voqa-<customer>-<YYYY-MM>.<ext>`, the id reduced to
-/// characters safe in a MIME parameter and a file system.
-pub fn attachment_name(customer_id: &str, period: &str, format: ReportFormat) -> String {
-    let id: String = customer_id
-        .chars()
-        .take(64)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("voqa-{id}-{period}.{}", format.extension())
-}
-
-/// The mailed report's form per `report_mail_format` (`auto`: PDF when Chromium is on PATH).
-fn mail_format(server: &ServerConfig) -> ReportFormat {
-    match server.report_mail_format.as_str() {
-        "html" => ReportFormat::Html,
-        "pdf" => ReportFormat::Pdf,
-        _ if pdf::find_chromium(std::env::var_os("PATH").as_deref()).is_some() => ReportFormat::Pdf,
-        _ => ReportFormat::Html,
-    }
-}
-
-/// How one call of [`send_month`] ended.
+/// How one call of [`Sender::send_month`] ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
-    /// Handed to the SMTP server (attempt number `attempt`).
+    /// Accepted by the SMTP server or the webhook (attempt number `attempt`).
     Sent {
         attempt: i64,
-        attachment: String,
+        /// The recipients, or the webhook's URL without its query.
+        destination: String,
+        /// The mailed file's name (e-mail only).
+        attachment: Option<String>,
         report_sha256: String,
     },
     /// Attempt `attempt` failed; recorded, and due again at `next_attempt_ns`.
@@ -211,43 +135,52 @@ pub struct Sender {
     pub owner: String,
     pub collector_version: &'static str,
     pub clock: Clock,
+    /// `serve`'s metrics, where each attempt is counted; None for the command line.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl Sender {
-    /// Claims `customer`'s `period` (recording it first if new) and, if this sender got it,
-    /// builds, renders and mails the report, then records the outcome. The attempt is bounded
-    /// by [`MAX_ATTEMPT`], inside the claim's lease.
+    /// Claims `customer`'s `period` on `channel` (recording it first if new) and, if this
+    /// sender got it, builds the report and sends it, then records the outcome. The attempt
+    /// is bounded by [`MAX_ATTEMPT`], inside the claim's lease.
     pub async fn send_month(
         &self,
         config: &CollectorConfig,
         customer: &Customer,
         period: &str,
+        channel: SendChannel,
         rules: ClaimRules,
-    ) -> Result<SendOutcome, ReportMailError> {
-        if customer.report_recipients.is_empty() {
-            return Err(ReportMailError::NoRecipients(customer.id.clone()));
-        }
-        let smtp = config
-            .alerts
-            .smtp
-            .as_ref()
-            .ok_or(ReportMailError::NoServer)?;
+    ) -> Result<SendOutcome, ReportSendError> {
+        let destination = match channel {
+            SendChannel::Email => {
+                if customer.report_recipients.is_empty() {
+                    return Err(ReportSendError::NoRecipients(customer.id.clone()));
+                }
+                if config.alerts.smtp.is_none() {
+                    return Err(ReportSendError::NoServer);
+                }
+                customer.report_recipients.join(", ")
+            }
+            SendChannel::Webhook => match &customer.report_webhook {
+                Some(hook) => crate::deliver::webhook::display_url(&hook.url),
+                None => return Err(ReportSendError::NoWebhook(customer.id.clone())),
+            },
+        };
         let spec = ReportPeriodSpec::parse(Some(period), None, None)?;
         let now = (self.clock)();
         self.store
-            .report_send_ensure(&customer.id, period, now)
+            .report_send_ensure(&customer.id, period, channel, now)
             .await?;
         let claim = self
             .store
-            .report_send_claim(&customer.id, period, &self.owner, now, rules)
+            .report_send_claim(&customer.id, period, channel, &self.owner, now, rules)
             .await?;
         let Claim::Claimed { attempt, .. } = claim else {
             return Ok(SendOutcome::NotClaimed(claim));
         };
-        let recipients = customer.report_recipients.join(", ");
         let outcome = match tokio::time::timeout(
             MAX_ATTEMPT,
-            self.attempt(&config.server, smtp, customer, &spec, period),
+            self.attempt(config, customer, &spec, period, channel),
         )
         .await
         {
@@ -257,16 +190,20 @@ impl Sender {
                 MAX_ATTEMPT.as_secs()
             )),
         };
+        if let Some(metrics) = &self.metrics {
+            metrics.report_send(channel.as_str(), outcome.is_ok());
+        }
         let now = (self.clock)();
         let (result, outcome) = match &outcome {
             Ok((attachment, sha)) => (
                 SendResult::Sent {
-                    recipients: &recipients,
-                    attachment,
+                    recipients: &destination,
+                    attachment: attachment.as_deref(),
                     report_sha256: sha,
                 },
                 SendOutcome::Sent {
                     attempt,
+                    destination: destination.clone(),
                     attachment: attachment.clone(),
                     report_sha256: sha.clone(),
                 },
@@ -281,7 +218,7 @@ impl Sender {
                     SendResult::Failed {
                         error,
                         next_attempt_ns,
-                        recipients: &recipients,
+                        recipients: &destination,
                     },
                     SendOutcome::Failed {
                         attempt,
@@ -293,30 +230,31 @@ impl Sender {
         };
         if !self
             .store
-            .report_send_finish(&customer.id, period, &self.owner, now, result)
+            .report_send_finish(&customer.id, period, channel, &self.owner, now, result)
             .await?
         {
             // Cannot happen within MAX_ATTEMPT < lease, unless the clock jumped.
             tracing::warn!(
                 customer = %customer.id,
                 period,
-                "the claim on the report of {} for {period} ran out before its outcome was recorded",
+                "the claim on the {channel} report of {} for {period} ran out before its outcome \
+                 was recorded",
                 customer.id
             );
         }
         Ok(outcome)
     }
 
-    /// Builds, renders and sends: the attachment's name and the report's JSON SHA-256, or
-    /// the reason it failed.
+    /// Builds the report and sends it through `channel`: the attachment's name (e-mail) and
+    /// the report's JSON SHA-256, or the reason it failed.
     async fn attempt(
         &self,
-        server: &ServerConfig,
-        smtp: &SmtpConfig,
+        config: &CollectorConfig,
         customer: &Customer,
         spec: &ReportPeriodSpec,
         period: &str,
-    ) -> Result<(String, String), String> {
+        channel: SendChannel,
+    ) -> Result<(Option<String>, String), String> {
         let document = build::build(
             &self.store,
             customer,
@@ -326,60 +264,57 @@ impl Sender {
         )
         .await
         .map_err(|e| format!("building the report: {e}"))?;
-        let mut form = mail_format(server);
-        let bytes = match format::render(&document, form).await {
-            Ok(bytes) => bytes,
-            // Chromium found but failing: the HTML is the same report, and it still goes out.
-            Err(e) if form == ReportFormat::Pdf && server.report_mail_format == "auto" => {
-                tracing::warn!(
-                    customer = %customer.id,
-                    "printing the report of {} for {period} as PDF failed ({e}); mailing the HTML",
-                    customer.id
-                );
-                form = ReportFormat::Html;
-                format::render(&document, form)
-                    .await
-                    .map_err(|e| format!("rendering the report: {e}"))?
-            }
-            Err(e) => return Err(format!("rendering the report: {e}")),
-        };
-        let attachment = attachment_name(&customer.id, period, form);
         let sha = document.provenance.json_sha256.clone().unwrap_or_default();
-        let mail = Mail {
-            to: customer.report_recipients.clone(),
-            subject: subject(&document),
-            body: summary(&document, &attachment),
-            attachment: Some(Attachment {
-                filename: attachment.clone(),
-                content_type: form.content_type().to_owned(),
-                bytes,
-            }),
+        let attachment = match channel {
+            SendChannel::Email => {
+                let smtp = config
+                    .alerts
+                    .smtp
+                    .as_ref()
+                    .ok_or_else(|| "no [alerts.smtp] server is configured".to_owned())?;
+                Some(mail::send(&config.server, smtp, customer, &document, period).await?)
+            }
+            SendChannel::Webhook => {
+                let target = customer
+                    .report_webhook
+                    .as_ref()
+                    .ok_or_else(|| "no report_webhook is configured".to_owned())?;
+                webhook::send(target, &document).await?;
+                None
+            }
         };
-        smtp::send(smtp, &mail).await.map_err(|e| e.to_string())?;
         Ok((attachment, sha))
     }
 
-    /// One scheduler cycle at the sender's now: records each mailed customer's due month,
-    /// then attempts every row due (new months, and failures whose retry time has come).
-    pub async fn cycle(&self, config: &CollectorConfig) -> Result<(), ReportMailError> {
+    /// One scheduler cycle at the sender's now: records each customer's due month on each of
+    /// its channels, then attempts every row due (new months, and failures whose retry time
+    /// has come).
+    pub async fn cycle(&self, config: &CollectorConfig) -> Result<(), ReportSendError> {
         let now = (self.clock)();
-        for customer in config
-            .customers
-            .iter()
-            .filter(|c| !c.report_recipients.is_empty())
-        {
+        for customer in &config.customers {
+            let channels = channels(customer);
+            if channels.is_empty() {
+                continue;
+            }
             let zone = build::customer_zone(customer)?;
             if let Some((year, month)) = due_period(now, &zone) {
-                self.store
-                    .report_send_ensure(&customer.id, &period_label(year, month), now)
-                    .await?;
+                let period = period_label(year, month);
+                for channel in channels {
+                    self.store
+                        .report_send_ensure(&customer.id, &period, channel, now)
+                        .await?;
+                }
             }
         }
         for row in self.store.report_sends_due(now, DUE_PER_CYCLE).await? {
-            // A customer since removed, or no longer mailed: its row waits, untouched.
+            // A customer since removed, a channel no longer configured, or one a newer
+            // collector wrote: its row waits, untouched.
+            let Some(channel) = SendChannel::parse(&row.channel) else {
+                continue;
+            };
             let Some(customer) = config
                 .customer(&row.customer_id)
-                .filter(|c| !c.report_recipients.is_empty())
+                .filter(|c| configured(c, channel))
             else {
                 continue;
             };
@@ -387,18 +322,24 @@ impl Sender {
                 ignore_schedule: false,
                 resend: false,
             };
-            match self.send_month(config, customer, &row.period, asap).await {
+            match self
+                .send_month(config, customer, &row.period, channel, asap)
+                .await
+            {
                 Ok(SendOutcome::Sent {
                     attempt,
+                    destination,
                     attachment,
                     ..
                 }) => tracing::info!(
                     customer = %customer.id,
                     period = %row.period,
-                    "report of {} for {} mailed to {} ({attachment}, attempt {attempt})",
+                    channel = channel.as_str(),
+                    "report of {} for {} {} {destination} ({}attempt {attempt})",
                     customer.id,
                     row.period,
-                    customer.report_recipients.join(", ")
+                    sent_verb(channel),
+                    attachment.map_or(String::new(), |a| format!("{a}, "))
                 ),
                 Ok(SendOutcome::Failed {
                     attempt,
@@ -407,7 +348,9 @@ impl Sender {
                 }) => tracing::warn!(
                     customer = %customer.id,
                     period = %row.period,
-                    "report of {} for {}: attempt {attempt} failed: {error}; next attempt at {}",
+                    channel = channel.as_str(),
+                    "{channel} report of {} for {}: attempt {attempt} failed: {error}; next \
+                     attempt at {}",
                     customer.id,
                     row.period,
                     voqa_wire::Timestamp::from_ns(next_attempt_ns)
@@ -416,13 +359,21 @@ impl Sender {
                 Ok(SendOutcome::NotClaimed(_)) => {}
                 Err(e) => tracing::warn!(
                     customer = %customer.id,
-                    "report of {} for {}: {e}",
+                    "{channel} report of {} for {}: {e}",
                     customer.id,
                     row.period
                 ),
             }
         }
         Ok(())
+    }
+}
+
+/// What the log and the command line say a sent report was: `mailed to` or `posted to`.
+pub fn sent_verb(channel: SendChannel) -> &'static str {
+    match channel {
+        SendChannel::Email => "mailed to",
+        SendChannel::Webhook => "posted to",
     }
 }
 
@@ -433,15 +384,12 @@ pub fn new_owner() -> std::io::Result<String> {
 }
 
 /// `serve`'s scheduler: a cycle every `report_check_interval_s` (read from the live
-/// configuration, so SIGHUP's customers and recipients apply at the next cycle). Runs until
-/// the process ends; a failed cycle is logged and the next one tries again.
+/// configuration, so SIGHUP's customers, recipients and webhooks apply at the next cycle).
+/// Runs until the process ends; a failed cycle is logged and the next one tries again.
 pub async fn run(sender: Sender, live: LiveConfig) {
     loop {
         let config = live.current();
-        let any = config
-            .customers
-            .iter()
-            .any(|c| !c.report_recipients.is_empty());
+        let any = config.customers.iter().any(|c| !channels(c).is_empty());
         if any && let Err(e) = sender.cycle(&config).await {
             tracing::warn!("monthly reports: {e}");
         }
@@ -514,25 +462,5 @@ mod tests {
             s,
             "a zero count is the first delay"
         );
-    }
-
-    #[test]
-    fn attachment_names_are_safe() {
-        assert_eq!(
-            attachment_name("acme", "2026-11", ReportFormat::Pdf),
-            "voqa-acme-2026-11.pdf"
-        );
-        assert_eq!(
-            attachment_name("a/b \"c\"", "2026-11", ReportFormat::Html),
-            "voqa-a_b__c_-2026-11.html"
-        );
-    }
-
-    #[test]
-    fn figures_print_like_the_report() {
-        assert_eq!(figure(95.0), "95");
-        assert_eq!(figure(99.95), "99.95");
-        assert_eq!(figure(4.0), "4");
-        assert_eq!(figure(1.23456), "1.235");
     }
 }
