@@ -620,12 +620,13 @@ async fn send_report(
     let customer = config.customer(customer).with_context(|| {
         format!("no customer '{customer}' in the configuration (is --config given?)")
     })?;
-    let channels = match channel {
-        Some(text) => vec![SendChannel::parse(text).with_context(|| {
-            format!("--channel {text:?}: the channels are email and webhook")
-        })?],
-        None => report_send::channels(customer),
-    };
+    let channels =
+        match channel {
+            Some(text) => vec![SendChannel::parse(text).with_context(|| {
+                format!("--channel {text:?}: the channels are email and webhook")
+            })?],
+            None => report_send::channels(customer),
+        };
     if channels.is_empty() {
         return Err(ReportSendError::NoChannel(customer.id.clone()).into());
     }

@@ -592,7 +592,10 @@ maintenance = ["Sun 02:00-04:00 UTC"]   # excluded from uptime
         .expect("valid");
         let hook = ok[0].report_webhook.as_ref().expect("hook");
         assert_eq!(hook.url, "https://hooks.acme.example/voqa");
-        assert_eq!(hook.secret_file, std::path::Path::new("/etc/voqa/acme.secret"));
+        assert_eq!(
+            hook.secret_file,
+            std::path::Path::new("/etc/voqa/acme.secret")
+        );
         let err = error_text(&with(
             r#"{ url = "http://hooks.acme.example/voqa", secret_file = "s" }"#,
         ));
@@ -602,9 +605,7 @@ maintenance = ["Sun 02:00-04:00 UTC"]   # excluded from uptime
             "{err}"
         );
         // A misspelled key is refused, not ignored.
-        assert!(
-            parse_customers(&with(r#"{ url = "https://h.example/", secret = "s" }"#)).is_err()
-        );
+        assert!(parse_customers(&with(r#"{ url = "https://h.example/", secret = "s" }"#)).is_err());
     }
 
     #[test]

@@ -498,7 +498,8 @@ mod tests {
             store
                 .report_send_finish(
                     "acme",
-                    "2026-11", E,
+                    "2026-11",
+                    E,
                     "a",
                     T + 2 * SECOND,
                     failed(T + 100 * SECOND)
@@ -918,7 +919,14 @@ mod tests {
                     let mut won = 0;
                     for month in 1..=12 {
                         let claim = store
-                            .report_send_claim("two", &format!("2025-{month:02}"), E, owner, T, ASAP)
+                            .report_send_claim(
+                                "two",
+                                &format!("2025-{month:02}"),
+                                E,
+                                owner,
+                                T,
+                                ASAP,
+                            )
                             .await
                             .expect("claim");
                         won += u32::from(matches!(claim, Claim::Claimed { .. }));
