@@ -452,6 +452,60 @@ mod tests {
     }
 
     #[test]
+    fn a_customer_is_sent_through_the_channels_it_has() {
+        let customers = crate::sla::parse_customers(
+            r#"
+[[customers]]
+id = "both"
+name = "B"
+agents = ["a"]
+report_recipients = ["noc@b.example"]
+report_webhook = { url = "https://hooks.b.example/r", secret_file = "/s" }
+[customers.commitments]
+mos_min = 4.0
+calls_meeting_pct = 95.0
+loss_max_pct = 1.0
+jitter_p95_max_ms = 30.0
+uptime_min_pct = 99.9
+
+[[customers]]
+id = "hook"
+name = "H"
+agents = ["a"]
+report_webhook = { url = "http://127.0.0.1:9/r", secret_file = "/s" }
+[customers.commitments]
+mos_min = 4.0
+calls_meeting_pct = 95.0
+loss_max_pct = 1.0
+jitter_p95_max_ms = 30.0
+uptime_min_pct = 99.9
+
+[[customers]]
+id = "none"
+name = "N"
+agents = ["a"]
+[customers.commitments]
+mos_min = 4.0
+calls_meeting_pct = 95.0
+loss_max_pct = 1.0
+jitter_p95_max_ms = 30.0
+uptime_min_pct = 99.9
+"#,
+        )
+        .expect("customers");
+        let got: Vec<Vec<SendChannel>> = customers.iter().map(channels).collect();
+        assert_eq!(
+            got,
+            [
+                vec![SendChannel::Email, SendChannel::Webhook],
+                vec![SendChannel::Webhook],
+                vec![],
+            ]
+        );
+        assert_eq!(sent_verb(SendChannel::Webhook), "posted to");
+    }
+
+    #[test]
     fn retries_double_up_to_the_ceiling() {
         let s = 1_000_000_000;
         let delays: Vec<i64> = (1..=8).map(|a| retry_delay_ns(a, 60, 3600) / s).collect();

@@ -774,48 +774,18 @@ mod tests {
         store.close().await;
     }
 
-    /// A store from before channels (migrations 1 to 10) with a mailed month and one failing:
-    /// migration 0011 keeps both as the e-mail channel's, with every column, and the month's
-    /// webhook row can then be added beside them.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn rows_from_before_channels_become_email_rows() {
-        use sqlx::Connection;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("voqa.db");
-        {
-            let options = sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(&path)
-                .create_if_missing(true);
-            let mut connection = sqlx::SqliteConnection::connect_with(&options)
-                .await
-                .expect("connect");
-            let mut before = sqlx::migrate!("./migrations/sqlite");
-            before.migrations = std::borrow::Cow::Owned(
-                before
-                    .migrations
-                    .iter()
-                    .filter(|migration| migration.version < 11)
-                    .cloned()
-                    .collect(),
-            );
-            before.run(&mut connection).await.expect("migrations 1-10");
-            sqlx::query(
-                "INSERT INTO report_sends (customer_id, period, state, attempts, last_error, \
-                 next_attempt_ns, claimed_until_ns, claimed_by, created_ns, sent_ns, recipients, \
-                 attachment, report_sha256) VALUES \
-                 ('acme', '2026-10', 'sent', 1, NULL, 5, NULL, 'p1', 4, 6, 'noc@acme.example', \
-                  'voqa-acme-2026-10.pdf', 'ab12'), \
-                 ('acme', '2026-11', 'failed', 3, '451 later', 90, NULL, 'p1', 7, NULL, \
-                  'noc@acme.example', NULL, NULL)",
-            )
-            .execute(&mut connection)
-            .await
-            .expect("rows");
-            connection.close().await.expect("close");
-        }
-        let store = Store::open(&format!("sqlite:{}", path.display()))
-            .await
-            .expect("migrate");
+    /// Rows as a collector before migration 0011 wrote them: a mailed month and one failing.
+    const ROWS_BEFORE_CHANNELS: &str = "INSERT INTO report_sends (customer_id, period, state, \
+        attempts, last_error, next_attempt_ns, claimed_until_ns, claimed_by, created_ns, sent_ns, \
+        recipients, attachment, report_sha256) VALUES \
+        ('acme', '2026-10', 'sent', 1, NULL, 5, NULL, 'p1', 4, 6, 'noc@acme.example', \
+         'voqa-acme-2026-10.pdf', 'ab12'), \
+        ('acme', '2026-11', 'failed', 3, '451 later', 90, NULL, 'p1', 7, NULL, \
+         'noc@acme.example', NULL, NULL)";
+
+    /// After migration 0011, [`ROWS_BEFORE_CHANNELS`] are the e-mail channel's, every column
+    /// kept, and the month's webhook row can be added beside them.
+    async fn rows_before_channels_are_email_rows(store: &Store) {
         let listed = store.report_sends("acme").await.expect("list");
         assert_eq!(
             listed,
@@ -876,7 +846,102 @@ mod tests {
                 .collect::<Vec<_>>(),
             [("2026-11", "email"), ("2026-11", "webhook")]
         );
+    }
+
+    /// A SQLite store from before channels (migrations 1 to 10), migrated.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_from_before_channels_become_email_rows() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("voqa.db");
+        {
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true);
+            let mut connection = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .expect("connect");
+            let mut before = sqlx::migrate!("./migrations/sqlite");
+            before.migrations = std::borrow::Cow::Owned(
+                before
+                    .migrations
+                    .iter()
+                    .filter(|migration| migration.version < 11)
+                    .cloned()
+                    .collect(),
+            );
+            before.run(&mut connection).await.expect("migrations 1-10");
+            sqlx::query(ROWS_BEFORE_CHANNELS)
+                .execute(&mut connection)
+                .await
+                .expect("rows");
+            connection.close().await.expect("close");
+        }
+        let store = Store::open(&format!("sqlite:{}", path.display()))
+            .await
+            .expect("migrate");
+        rows_before_channels_are_email_rows(&store).await;
         store.close().await;
+    }
+
+    /// The same on PostgreSQL (its migration changes the key in place), in a schema of its
+    /// own; runs as the suite below does.
+    #[cfg_attr(
+        not(voqa_require_postgres),
+        ignore = "needs PostgreSQL at 127.0.0.1:5432: set VOQA_REQUIRE_POSTGRES=1 or run with --ignored"
+    )]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_from_before_channels_become_email_rows_on_postgres() {
+        use sqlx::Connection;
+        use std::str::FromStr;
+        let url = "postgres://postgres@127.0.0.1:5432/test";
+        let options = sqlx::postgres::PgConnectOptions::from_str(url).expect("url");
+        let mut admin = sqlx::PgConnection::connect_with(&options)
+            .await
+            .unwrap_or_else(|e| panic!("postgres not reachable at {url}: {e}"));
+        let schema = format!("voqa_test_sends_0011_{}", std::process::id());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut admin)
+            .await
+            .expect("create schema");
+        let options = options.options([("search_path", &schema)]);
+        // Migrations 1 to 10 here (sqlx's migrator is not Send across tokio::spawn); a
+        // panic before the spawn leaves the schema behind, named by the pid.
+        let mut connection = sqlx::PgConnection::connect_with(&options)
+            .await
+            .expect("connect");
+        let mut before = sqlx::migrate!("./migrations/postgres");
+        before.migrations = std::borrow::Cow::Owned(
+            before
+                .migrations
+                .iter()
+                .filter(|migration| migration.version < 11)
+                .cloned()
+                .collect(),
+        );
+        before.run(&mut connection).await.expect("migrations 1-10");
+        sqlx::query(ROWS_BEFORE_CHANNELS)
+            .execute(&mut connection)
+            .await
+            .expect("rows");
+        connection.close().await.expect("close");
+        let outcome = tokio::spawn(async move {
+            let store = Store::Postgres(
+                super::super::PgStore::open_with(options)
+                    .await
+                    .expect("migrate"),
+            );
+            rows_before_channels_are_email_rows(&store).await;
+            store.close().await;
+        })
+        .await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&mut admin)
+            .await
+            .expect("drop schema");
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic.into_panic());
+        }
     }
 
     /// As the store's PostgreSQL suite: runs under `$VOQA_REQUIRE_POSTGRES` at build time or
