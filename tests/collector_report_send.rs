@@ -459,6 +459,20 @@ fn check_message(message: &Value, customer: &str, period: &str, database: &str, 
     );
 }
 
+/// Polls `sends` (the sends API, as `ops`) until its first item is seen between attempts:
+/// failed, after at least two. That answer.
+fn second_failure(sends: &dyn Fn(&str) -> (u16, Value), ops: &str) -> Value {
+    let mut body = Value::Null;
+    wait_until("a second failed attempt", Duration::from_secs(60), || {
+        let (status, answer) = sends(ops);
+        assert_eq!(status, 200, "{answer}");
+        body = answer;
+        body["items"][0]["attempts"].as_i64().unwrap_or(0) >= 2
+            && body["items"][0]["state"] == "failed"
+    });
+    body
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -603,15 +617,7 @@ fn a_refusing_server_gets_the_mail_later_and_the_command_line_sends_on_demand() 
             token,
         ))
     };
-    // Polled until seen between attempts: failed, after at least two.
-    let mut body = Value::Null;
-    wait_until("a second failed attempt", Duration::from_secs(60), || {
-        let (status, answer) = sends(&ops);
-        assert_eq!(status, 200, "{answer}");
-        body = answer;
-        body["items"][0]["attempts"].as_i64().unwrap_or(0) >= 2
-            && body["items"][0]["state"] == "failed"
-    });
+    let body = second_failure(&sends, &ops);
     let item = &body["items"][0];
     assert!(
         item["last_error"]
@@ -1012,6 +1018,11 @@ fn posts_for<'a>(posts: &'a [Post], customer: &str, period: &str) -> Vec<&'a Pos
 /// Returns that hash.
 fn check_post(post: &Post, customer: &str, period: &str, database: &str, config: &Path) -> String {
     assert!(post.signature_ok, "X-Voqa-Signature does not verify");
+    // The body's size, for the README's figure (a month of the fixture: 10 calls, 30 or 31 days).
+    println!(
+        "posted report of {customer} for {period}: {} bytes",
+        post.raw.len()
+    );
     let body: Value = serde_json::from_slice(&post.raw).expect("a JSON body");
     let zone = CUSTOMERS
         .iter()
@@ -1214,15 +1225,7 @@ fn a_webhook_answering_500_gets_the_report_later_and_metrics_count_the_failures(
             token,
         ))
     };
-    // Polled until seen between attempts: failed, after at least two.
-    let mut body = Value::Null;
-    wait_until("a second failed attempt", Duration::from_secs(60), || {
-        let (status, answer) = sends(&ops);
-        assert_eq!(status, 200, "{answer}");
-        body = answer;
-        body["items"][0]["attempts"].as_i64().unwrap_or(0) >= 2
-            && body["items"][0]["state"] == "failed"
-    });
+    let body = second_failure(&sends, &ops);
     let item = &body["items"][0];
     assert_eq!(item["channel"], "webhook");
     assert!(

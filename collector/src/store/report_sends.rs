@@ -774,6 +774,56 @@ mod tests {
         store.close().await;
     }
 
+    /// The migrator without migration 0011 and later: a store as collectors before channels
+    /// left it.
+    fn before_channels(mut migrator: sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
+        migrator.migrations = std::borrow::Cow::Owned(
+            migrator
+                .migrations
+                .iter()
+                .filter(|migration| migration.version < 11)
+                .cloned()
+                .collect(),
+        );
+        migrator
+    }
+
+    /// A schema of its own on the test PostgreSQL (`PREFIX_<pid>`): the admin connection that
+    /// drops it, its name, and options with it as the search path.
+    async fn pg_schema(
+        prefix: &str,
+    ) -> (sqlx::PgConnection, String, sqlx::postgres::PgConnectOptions) {
+        use sqlx::Connection;
+        use std::str::FromStr;
+        let url = "postgres://postgres@127.0.0.1:5432/test";
+        let options = sqlx::postgres::PgConnectOptions::from_str(url).expect("url");
+        let mut admin = sqlx::PgConnection::connect_with(&options)
+            .await
+            .unwrap_or_else(|e| panic!("postgres not reachable at {url}: {e}"));
+        let schema = format!("{prefix}_{}", std::process::id());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut admin)
+            .await
+            .expect("create schema");
+        let options = options.options([("search_path", &schema)]);
+        (admin, schema, options)
+    }
+
+    /// Drops the schema whatever the test's outcome, then passes a panic on.
+    async fn drop_pg_schema(
+        admin: &mut sqlx::PgConnection,
+        schema: &str,
+        outcome: Result<(), tokio::task::JoinError>,
+    ) {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(admin)
+            .await
+            .expect("drop schema");
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic.into_panic());
+        }
+    }
+
     /// Rows as a collector before migration 0011 wrote them: a mailed month and one failing.
     const ROWS_BEFORE_CHANNELS: &str = "INSERT INTO report_sends (customer_id, period, state, \
         attempts, last_error, next_attempt_ns, claimed_until_ns, claimed_by, created_ns, sent_ns, \
@@ -861,16 +911,10 @@ mod tests {
             let mut connection = sqlx::SqliteConnection::connect_with(&options)
                 .await
                 .expect("connect");
-            let mut before = sqlx::migrate!("./migrations/sqlite");
-            before.migrations = std::borrow::Cow::Owned(
-                before
-                    .migrations
-                    .iter()
-                    .filter(|migration| migration.version < 11)
-                    .cloned()
-                    .collect(),
-            );
-            before.run(&mut connection).await.expect("migrations 1-10");
+            before_channels(sqlx::migrate!("./migrations/sqlite"))
+                .run(&mut connection)
+                .await
+                .expect("migrations 1-10");
             sqlx::query(ROWS_BEFORE_CHANNELS)
                 .execute(&mut connection)
                 .await
@@ -893,33 +937,16 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn rows_from_before_channels_become_email_rows_on_postgres() {
         use sqlx::Connection;
-        use std::str::FromStr;
-        let url = "postgres://postgres@127.0.0.1:5432/test";
-        let options = sqlx::postgres::PgConnectOptions::from_str(url).expect("url");
-        let mut admin = sqlx::PgConnection::connect_with(&options)
-            .await
-            .unwrap_or_else(|e| panic!("postgres not reachable at {url}: {e}"));
-        let schema = format!("voqa_test_sends_0011_{}", std::process::id());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut admin)
-            .await
-            .expect("create schema");
-        let options = options.options([("search_path", &schema)]);
+        let (mut admin, schema, options) = pg_schema("voqa_test_sends_0011").await;
         // Migrations 1 to 10 here (sqlx's migrator is not Send across tokio::spawn); a
         // panic before the spawn leaves the schema behind, named by the pid.
         let mut connection = sqlx::PgConnection::connect_with(&options)
             .await
             .expect("connect");
-        let mut before = sqlx::migrate!("./migrations/postgres");
-        before.migrations = std::borrow::Cow::Owned(
-            before
-                .migrations
-                .iter()
-                .filter(|migration| migration.version < 11)
-                .cloned()
-                .collect(),
-        );
-        before.run(&mut connection).await.expect("migrations 1-10");
+        before_channels(sqlx::migrate!("./migrations/postgres"))
+            .run(&mut connection)
+            .await
+            .expect("migrations 1-10");
         sqlx::query(ROWS_BEFORE_CHANNELS)
             .execute(&mut connection)
             .await
@@ -935,13 +962,7 @@ mod tests {
             store.close().await;
         })
         .await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(&mut admin)
-            .await
-            .expect("drop schema");
-        if let Err(panic) = outcome {
-            std::panic::resume_unwind(panic.into_panic());
-        }
+        drop_pg_schema(&mut admin, &schema, outcome).await;
     }
 
     /// As the store's PostgreSQL suite: runs under `$VOQA_REQUIRE_POSTGRES` at build time or
@@ -952,19 +973,7 @@ mod tests {
     )]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn claims_on_postgres() {
-        use sqlx::Connection;
-        use std::str::FromStr;
-        let url = "postgres://postgres@127.0.0.1:5432/test";
-        let options = sqlx::postgres::PgConnectOptions::from_str(url).expect("url");
-        let mut admin = sqlx::PgConnection::connect_with(&options)
-            .await
-            .unwrap_or_else(|e| panic!("postgres not reachable at {url}: {e}"));
-        let schema = format!("voqa_test_sends_{}", std::process::id());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut admin)
-            .await
-            .expect("create schema");
-        let options = options.options([("search_path", &schema)]);
+        let (mut admin, schema, options) = pg_schema("voqa_test_sends").await;
         let outcome = tokio::spawn(async move {
             let a = Store::Postgres(
                 super::super::PgStore::open_with(options.clone())
@@ -1006,12 +1015,6 @@ mod tests {
             b.close().await;
         })
         .await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(&mut admin)
-            .await
-            .expect("drop schema");
-        if let Err(panic) = outcome {
-            std::panic::resume_unwind(panic.into_panic());
-        }
+        drop_pg_schema(&mut admin, &schema, outcome).await;
     }
 }
