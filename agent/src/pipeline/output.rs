@@ -419,6 +419,112 @@ mod tests {
         }
     }
 
+    /// Collects call records.
+    struct Calls(Arc<std::sync::Mutex<Vec<voqa_wire::CallRecord>>>);
+
+    impl ReportSink for Calls {
+        fn send(&mut self, record: &AgentRecord) -> io::Result<()> {
+            if let AgentRecord::Call(c) = record
+                && let Ok(mut calls) = self.0.lock()
+            {
+                calls.push(c.clone());
+            }
+            Ok(())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Two workers through the sink thread: worker 0 retires a call it has no stream of,
+    /// worker 1 queued the final note of the call's stream; the record leaves only once worker
+    /// 1's watermark passed the retirement by the interval (1 s), with the stream, and the join
+    /// counters are published.
+    #[test]
+    fn the_sink_thread_joins_calls_of_two_workers() {
+        use crate::calls::dialog::tests::{feed, request, response, sa, tracker};
+        const S: i64 = 1_000_000_000;
+        let mut t = tracker(2);
+        feed(&mut t, 0, &request("INVITE", 1, false, "j@x"));
+        feed(&mut t, S, &response("200 OK", 1, "INVITE", "j@x"));
+        feed(&mut t, 9 * S, &request("BYE", 2, true, "j@x"));
+        let call = t.get("j@x").expect("call").clone();
+        let facts = StreamFacts {
+            src: sa("192.0.2.10:4000"),
+            dst: sa("192.0.2.20:6000"),
+            ssrc: 7,
+            first_ns: S,
+            last_ns: 9 * S,
+            packets: 400,
+            codec: "PCMU".into(),
+            mos: Some(4.1),
+            video: false,
+            longest_gap: None,
+            ends_in_cn: false,
+        };
+        let stats = Arc::new(PipelineStats::default());
+        let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, handle) = spawn_sink(
+            Box::new(Calls(Arc::clone(&got))),
+            Arc::clone(&stats),
+            call_records(2),
+        )
+        .expect("thread");
+        let send = |q: Queued| tx.send(Box::new(q)).expect("queue");
+        send(Queued::Progress {
+            worker: 1,
+            ns: 40 * S,
+        });
+        send(Queued::CallStream {
+            record: heartbeat(1),
+            note: StreamNote {
+                worker: 1,
+                call_id: "j@x".into(),
+                stream: 1,
+                window: Some((4.0, 8 * S, 9 * S)),
+                facts: Some(facts.clone()),
+            },
+        });
+        send(Queued::Call {
+            worker: 0,
+            at_ns: 41 * S,
+            call,
+        });
+        send(Queued::Progress {
+            worker: 1,
+            ns: 41 * S,
+        });
+        // The sink thread takes items in order; a heartbeat marks that it got this far.
+        let wait_for = |n: u64| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while PipelineStats::get(&stats.heartbeats) < n {
+                assert!(std::time::Instant::now() < deadline, "sink thread stuck");
+                std::thread::yield_now();
+            }
+        };
+        send(Queued::Record(heartbeat(2)));
+        wait_for(2);
+        assert!(got.lock().map(|g| g.is_empty()).unwrap_or(false), "held");
+        assert_eq!(PipelineStats::get(&stats.call_join_held), 1);
+        send(Queued::Progress {
+            worker: 1,
+            ns: 42 * S,
+        });
+        send(Queued::Record(heartbeat(3)));
+        wait_for(3);
+        let records = got.lock().map(|g| g.clone()).unwrap_or_default();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].call.call_id, "j@x");
+        assert_eq!(records[0].call.media.len(), 1);
+        assert_eq!(records[0].call.mos, Some(4.1));
+        assert_eq!(PipelineStats::get(&stats.call_join_streams), 1);
+        assert_eq!(PipelineStats::get(&stats.call_join_held), 0);
+        assert_eq!(PipelineStats::get(&stats.calls), 1);
+        drop(send);
+        drop(tx);
+        handle.join().expect("sink thread");
+    }
+
     pub(crate) fn call_records(workers: u32) -> CallRecords {
         let cfg = crate::streams::AnalyzerConfig {
             report_interval_ns: Some(1_000_000_000),
