@@ -623,15 +623,7 @@ fn live_agent_totals_equal_offline_analysis() {
     call.teardown(&net, dir);
     // No sleep racing the capture: tcpdump (-U) has the last message on disk, then the agent
     // has analysed at least as many frames as tcpdump wrote and closed both streams on the BYE.
-    wait_for_bytes(&pcap, call.ok_bye().as_bytes(), Duration::from_secs(10));
-    assert_eq!(
-        tcpdump.stop(),
-        0,
-        "tcpdump dropped packets: the capture is not the truth"
-    );
-    let local = format!("{ADDR_B}/32");
-    let doc = support::analyze_json(&[&pcap], &["--local-net", &local]);
-    let captured = doc["files"][0]["packets"].as_u64().expect("packets");
+    let (doc, captured) = analyze_capture(tcpdump, &pcap, &call.ok_bye());
     agent.wait_until(
         "every frame tcpdump saw analysed, both streams ended by the BYE",
         Duration::from_secs(20),
@@ -688,6 +680,22 @@ fn live_agent_totals_equal_offline_analysis() {
     check_call_records(&records, &doc, &call.call_id, &busy.call_id);
 }
 
+/// Once tcpdump's file holds `last` (the last message sent), stops tcpdump (asserting it
+/// dropped nothing) and analyses its capture with host b as the local network: the document
+/// and the number of packets captured.
+fn analyze_capture(tcpdump: Tcpdump, pcap: &Path, last: &str) -> (Value, u64) {
+    wait_for_bytes(pcap, last.as_bytes(), Duration::from_secs(10));
+    assert_eq!(
+        tcpdump.stop(),
+        0,
+        "tcpdump dropped packets: the capture is not the truth"
+    );
+    let local = format!("{ADDR_B}/32");
+    let doc = support::analyze_json(&[pcap], &["--local-net", &local]);
+    let captured = doc["files"][0]["packets"].as_u64().expect("packets");
+    (doc, captured)
+}
+
 /// Waits until `path` contains `needle` (at most `limit`).
 fn wait_for_bytes(path: &Path, needle: &[u8], limit: Duration) {
     let deadline = Instant::now() + limit;
@@ -717,47 +725,8 @@ fn wait_for_bytes(path: &Path, needle: &[u8], limit: Duration) {
 /// ring time and duration, counters, events, media (stream ids, directions, codecs, MOS), the
 /// call's MOS and problems.
 fn check_call_records(records: &[AgentRecord], doc: &Value, answered: &str, busy: &str) {
-    let live: Vec<&voqa_wire::CallRecord> = records
-        .iter()
-        .filter_map(|r| match r {
-            AgentRecord::Call(c) => Some(c),
-            _ => None,
-        })
-        .collect();
+    compare_call_records(records, doc, &[answered, busy]);
     let offline = doc["calls"].as_array().expect("calls");
-    assert_eq!(live.len(), 2, "live: two call records, got {live:#?}");
-    assert_eq!(offline.len(), 2, "offline: two calls: {offline:#?}");
-    let strip = |mut v: Value| {
-        let object = v.as_object_mut().expect("call object");
-        for key in ["streams", "worst_window_start", "worst_window_end"] {
-            object.remove(key);
-        }
-        v
-    };
-    for id in [answered, busy] {
-        let live_call = live
-            .iter()
-            .find(|c| c.call.call_id == id)
-            .unwrap_or_else(|| panic!("no live record of {id}: {live:#?}"));
-        let offline_call = offline
-            .iter()
-            .find(|c| c["call_id"] == id)
-            .unwrap_or_else(|| panic!("no offline call {id}"));
-        let live_value = strip(serde_json::to_value(&live_call.call).expect("record to JSON"));
-        let offline_value = strip(offline_call.clone());
-        let (l, o) = (
-            live_value.as_object().expect("object"),
-            offline_value.as_object().expect("object"),
-        );
-        assert_eq!(
-            l.keys().collect::<Vec<_>>(),
-            o.keys().collect::<Vec<_>>(),
-            "{id}: the same fields"
-        );
-        for (key, value) in l {
-            assert_eq!(value, &o[key], "{id}: field {key}: live vs offline");
-        }
-    }
     // What the calls were built with, so that equality is not that of two wrong records.
     let busy_call = offline.iter().find(|c| c["call_id"] == busy).expect("busy");
     assert_eq!(busy_call["status"], 486);
@@ -1062,15 +1031,7 @@ fn live_workers_give_each_call_all_its_streams() {
     );
     // Call 2 ends now and is still lingering at the shutdown: its record comes from the flush.
     call2.teardown(&net, dir);
-    wait_for_bytes(&pcap, call2.ok_bye().as_bytes(), Duration::from_secs(10));
-    assert_eq!(
-        tcpdump.stop(),
-        0,
-        "tcpdump dropped packets: the capture is not the truth"
-    );
-    let local = format!("{ADDR_B}/32");
-    let doc = support::analyze_json(&[&pcap], &["--local-net", &local]);
-    let captured = doc["files"][0]["packets"].as_u64().expect("packets");
+    let (doc, captured) = analyze_capture(tcpdump, &pcap, &call2.ok_bye());
     agent.wait_until(
         "every frame tcpdump saw analysed",
         Duration::from_secs(20),
@@ -1144,7 +1105,8 @@ fn problems_of(call: &Value) -> Vec<(String, String)> {
 }
 
 /// The live call records of `ids` against `analyze`'s calls, field by field, less what
-/// legitimately differs (see [`check_call_records`]): exactly one record per call.
+/// legitimately differs (see [`check_call_records`]): exactly one record per call, and no
+/// other call on either side.
 fn compare_call_records(records: &[AgentRecord], doc: &Value, ids: &[&str]) {
     let live: Vec<&voqa_wire::CallRecord> = records
         .iter()
@@ -1172,9 +1134,20 @@ fn compare_call_records(records: &[AgentRecord], doc: &Value, ids: &[&str]) {
             .iter()
             .find(|c| c["call_id"] == *id)
             .unwrap_or_else(|| panic!("no offline call {id}"));
-        let l = strip(serde_json::to_value(&live_call.call).expect("record to JSON"));
-        let o = strip(offline_call.clone());
-        assert_eq!(l, o, "{id}: live record vs analyze");
+        let live_value = strip(serde_json::to_value(&live_call.call).expect("record to JSON"));
+        let offline_value = strip(offline_call.clone());
+        let (l, o) = (
+            live_value.as_object().expect("object"),
+            offline_value.as_object().expect("object"),
+        );
+        assert_eq!(
+            l.keys().collect::<Vec<_>>(),
+            o.keys().collect::<Vec<_>>(),
+            "{id}: the same fields"
+        );
+        for (key, value) in l {
+            assert_eq!(value, &o[key], "{id}: field {key}: live vs offline");
+        }
     }
 }
 

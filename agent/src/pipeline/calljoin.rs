@@ -336,15 +336,8 @@ impl CallJoin {
         if self.s.workers <= 1 {
             return;
         }
-        // In retirement order, so that records leave as their calls were retired.
-        let mut ids: Vec<(u64, Arc<str>)> = self
-            .held
-            .iter()
-            .map(|(id, h)| (h.seq, Arc::clone(id)))
-            .collect();
-        ids.sort_unstable();
-        for (_, id) in &ids {
-            self.try_release(id);
+        for id in self.held_in_order() {
+            self.try_release(&id);
         }
         self.expire();
     }
@@ -354,13 +347,7 @@ impl CallJoin {
         for w in &mut self.watermarks {
             *w = DONE;
         }
-        let mut ids: Vec<(u64, Arc<str>)> = self
-            .held
-            .iter()
-            .map(|(id, h)| (h.seq, Arc::clone(id)))
-            .collect();
-        ids.sort_unstable();
-        for (_, id) in ids {
+        for id in self.held_in_order() {
             self.release(&id);
         }
         let left: u64 = self
@@ -371,6 +358,17 @@ impl CallJoin {
         self.counters.streams_unjoined += left;
         self.media.clear();
         self.media_order.clear();
+    }
+
+    /// The held calls in retirement order, so that records leave as their calls were retired.
+    fn held_in_order(&self) -> Vec<Arc<str>> {
+        let mut ids: Vec<(u64, Arc<str>)> = self
+            .held
+            .iter()
+            .map(|(id, h)| (h.seq, Arc::clone(id)))
+            .collect();
+        ids.sort_unstable();
+        ids.into_iter().map(|(_, id)| id).collect()
     }
 
     /// The packet time of the most advanced worker still running (`None`: all are done).
@@ -510,7 +508,6 @@ impl CallJoin {
 mod tests {
     use super::*;
     use crate::calls::Party;
-    use crate::calls::dialog::tests::{feed, request, response, sa, sdp_body, tracker, with_sdp};
     use crate::calls::media::{Problem, ProblemKind};
 
     const S: i64 = 1_000_000_000;
@@ -520,36 +517,13 @@ mod tests {
     /// A call answered at 1 s between alice (192.0.2.10:4000) and bob (192.0.2.20:6000), ended
     /// by alice's BYE at `bye` s, as its owner retires it (no streams of its own).
     fn call(id: &str, bye: i64) -> Call {
-        let mut t = tracker(4);
-        let offer = sdp_body("192.0.2.10", 4000, 0, "sendrecv");
-        let answer = sdp_body("192.0.2.20", 6000, 0, "sendrecv");
-        feed(
-            &mut t,
-            0,
-            &with_sdp(&request("INVITE", 1, false, id), &offer),
-        );
-        feed(
-            &mut t,
-            S,
-            &with_sdp(&response("200 OK", 1, "INVITE", id), &answer),
-        );
-        feed(&mut t, bye * S, &request("BYE", 2, true, id));
-        t.get(id).expect("call").clone()
+        crate::calls::media::tests::answered_call(id, bye)
     }
 
     fn facts(src: &str, dst: &str, ssrc: u32, first: i64, last: i64, mos: f64) -> StreamFacts {
         StreamFacts {
-            src: sa(src),
-            dst: sa(dst),
-            ssrc,
-            first_ns: first,
-            last_ns: last,
-            packets: 100,
-            codec: "PCMU".into(),
             mos: Some(mos),
-            video: false,
-            longest_gap: None,
-            ends_in_cn: false,
+            ..crate::calls::media::tests::stream(src, dst, ssrc, first, last, false)
         }
     }
 

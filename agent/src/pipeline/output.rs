@@ -520,7 +520,6 @@ mod tests {
         assert_eq!(PipelineStats::get(&stats.call_join_streams), 1);
         assert_eq!(PipelineStats::get(&stats.call_join_held), 0);
         assert_eq!(PipelineStats::get(&stats.calls), 1);
-        drop(send);
         drop(tx);
         handle.join().expect("sink thread");
     }
