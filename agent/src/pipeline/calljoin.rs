@@ -38,8 +38,9 @@ pub struct StreamNote {
     pub stream: u64,
     /// The window's MOS with its start and end (packet time), when it had packets and a MOS.
     pub window: Option<(f64, i64, i64)>,
-    /// Set on the stream's final report: what the call needs of it.
-    pub facts: Option<StreamFacts>,
+    /// Set on the stream's final report: what the call needs of it (boxed: most notes are
+    /// interval windows without it).
+    pub facts: Option<Box<StreamFacts>>,
 }
 
 /// Bounds and timing of the join.
@@ -116,7 +117,7 @@ struct StreamEntry {
     stream: u64,
     worst: Option<(f64, i64, i64)>,
     /// `None` while the stream is open.
-    facts: Option<StreamFacts>,
+    facts: Option<Box<StreamFacts>>,
 }
 
 /// The streams of one Call-ID (from every worker, the owner's included: the owner is not
@@ -426,7 +427,7 @@ impl CallJoin {
                     continue;
                 };
                 if call.streams.len() < MAX_STREAMS_PER_CALL {
-                    call.streams.push(facts);
+                    call.streams.push(*facts);
                     self.counters.streams_joined += 1;
                     added = true;
                 } else {
@@ -539,7 +540,7 @@ mod tests {
             call_id: id.into(),
             stream,
             window: Some(window),
-            facts,
+            facts: facts.map(Box::new),
         }
     }
 

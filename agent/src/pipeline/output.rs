@@ -156,7 +156,7 @@ impl RecordOutput {
                 r.stream.key,
             ),
             window,
-            facts: r.end.map(|_| StreamFacts::of(&r.stream)),
+            facts: r.end.map(|_| Box::new(StreamFacts::of(&r.stream))),
         })
     }
 }
@@ -482,7 +482,7 @@ mod tests {
                 call_id: "j@x".into(),
                 stream: 1,
                 window: Some((4.0, 8 * S, 9 * S)),
-                facts: Some(facts.clone()),
+                facts: Some(Box::new(facts.clone())),
             },
         });
         send(Queued::Call {
