@@ -758,4 +758,184 @@ mod tests {
         keep_worst(&mut w, (3.4, 20 * S, 21 * S));
         assert_eq!(w, Some((3.4, 20 * S, 21 * S)));
     }
+
+    /// The join against one worker, on real analyzers: a call whose SIP and one direction of
+    /// media reach worker 0 and whose other direction reaches worker 1 (then: all media on
+    /// worker 1), driven as the worker loop drives them (reports, retired calls, watermark after
+    /// every step; the idle worker advanced as a quiet live source would), gives exactly the
+    /// `Call` one analyzer fed everything retires: streams, MOS, worst window, problems.
+    #[test]
+    fn two_analyzers_and_the_join_give_the_one_analyzer_call() {
+        use crate::calls::dialog::tests::{request, response, sa, sdp_body, with_sdp};
+        use crate::capture::frame::LINKTYPE_ETHERNET;
+        use crate::decode::build::{LinkSpec, RtpHeader, rtp_packet, udp_frame};
+        use crate::pipeline::output::note_of;
+        use crate::streams::registry::{SdpRegistry, SharedRegistry};
+        use crate::streams::{Analyzer, AnalyzerConfig};
+        const MS: i64 = 1_000_000;
+        let id = "eq@x";
+        let (alice_sip, bob_sip) = (sa("192.0.2.10:5060"), sa("192.0.2.20:5060"));
+        let (alice, bob) = (sa(ALICE), sa(BOB));
+        // (time, src, dst, payload, is media)
+        let mut frames: Vec<(i64, std::net::SocketAddr, std::net::SocketAddr, Vec<u8>)> = vec![
+            (
+                0,
+                alice_sip,
+                bob_sip,
+                with_sdp(
+                    &request("INVITE", 1, false, id),
+                    &sdp_body("192.0.2.10", 4000, 0, "sendrecv"),
+                )
+                .into_bytes(),
+            ),
+            (
+                S,
+                bob_sip,
+                alice_sip,
+                with_sdp(
+                    &response("200 OK", 1, "INVITE", id),
+                    &sdp_body("192.0.2.20", 6000, 0, "sendrecv"),
+                )
+                .into_bytes(),
+            ),
+            (
+                20 * S,
+                alice_sip,
+                bob_sip,
+                request("BYE", 2, true, id).into_bytes(),
+            ),
+        ];
+        // Alice talks 1 s to 20 s and loses every 3rd packet from 5 s to 6 s (the worst
+        // window); bob talks 1 s to 8 s only (rtp_stopped).
+        for (src, dst, ssrc, end) in [(alice, bob, 0xa1u32, 20 * S), (bob, alice, 0xb0, 8 * S)] {
+            let mut n = 0u16;
+            let mut at = S + 20 * MS;
+            while at < end {
+                let lost = ssrc == 0xa1 && (5 * S..6 * S).contains(&at) && n % 3 == 0;
+                if !lost {
+                    let header = RtpHeader {
+                        payload_type: 0,
+                        marker: false,
+                        sequence: n,
+                        timestamp: u32::from(n) * 160,
+                        ssrc,
+                        csrcs: vec![],
+                        extension: None,
+                        padding: 0,
+                    };
+                    frames.push((at, src, dst, rtp_packet(&header, &[0xff; 160])));
+                }
+                n = n.wrapping_add(1);
+                at += 20 * MS;
+            }
+        }
+        frames.sort_by_key(|f| f.0);
+        let cfg = AnalyzerConfig {
+            report_interval_ns: Some(S),
+            ..AnalyzerConfig::default()
+        };
+        let frame = |f: &(i64, std::net::SocketAddr, std::net::SocketAddr, Vec<u8>)| {
+            udp_frame(&LinkSpec::Ethernet, f.1, f.2, &f.3)
+        };
+        // One analyzer, fed everything: the reference.
+        let mut one = Analyzer::new(cfg.clone());
+        let mut expected = Vec::new();
+        let end = 100 * S;
+        let mut t = 0;
+        let mut next = frames.iter().peekable();
+        while t <= end {
+            while let Some(f) = next.next_if(|f| f.0 <= t) {
+                let bytes = frame(f);
+                one.on_frame(f.0, LINKTYPE_ETHERNET, &bytes, bytes.len() as u32);
+            }
+            one.advance_to(t);
+            let _ = one.drain_reports();
+            expected.extend(one.drain_calls());
+            t += 10 * MS;
+        }
+        one.close_all(end);
+        expected.extend(one.drain_calls());
+        assert_eq!(expected.len(), 1);
+        assert_eq!(expected[0].streams.len(), 2);
+        assert!(expected[0].worst_window.is_some());
+        // Bob's last packet left at 7.98 s while alice talked on to 20 s.
+        assert_eq!(
+            expected[0].problems,
+            vec![Problem {
+                kind: ProblemKind::RtpStopped,
+                sender: Party::Callee,
+                start_ns: 7_980 * MS
+            }]
+        );
+
+        for bob_on in [0usize, 1] {
+            let registry: SharedRegistry = Arc::new(std::sync::RwLock::new(SdpRegistry::new(
+                cfg.max_announcements,
+            )));
+            let mut workers = [
+                Analyzer::with_registry(cfg.clone(), Arc::clone(&registry)),
+                Analyzer::with_registry(cfg.clone(), Arc::clone(&registry)),
+            ];
+            let mut join = CallJoin::new(JoinSettings::for_analyzer(&cfg, 2));
+            let route = |f: &(i64, std::net::SocketAddr, std::net::SocketAddr, Vec<u8>)| {
+                if f.1.port() == 5060 {
+                    0
+                } else if f.1 == bob {
+                    bob_on
+                } else {
+                    1
+                }
+            };
+            let drive = |k: usize, a: &mut Analyzer, join: &mut CallJoin| {
+                let now = a.packet_time();
+                for r in a.drain_reports() {
+                    if let Some(n) = note_of(k as u32, &r) {
+                        join.on_stream(n);
+                    }
+                }
+                for c in a.drain_calls() {
+                    join.on_call(k as u32, now, c);
+                }
+                join.on_progress(k as u32, now);
+            };
+            let mut got = Vec::new();
+            let mut t = 0;
+            let mut next = frames.iter().peekable();
+            while t <= end {
+                while let Some(f) = next.next_if(|f| f.0 <= t) {
+                    let bytes = frame(f);
+                    let k = route(f);
+                    workers[k].on_frame(f.0, LINKTYPE_ETHERNET, &bytes, bytes.len() as u32);
+                    drive(k, &mut workers[k], &mut join);
+                }
+                for (k, a) in workers.iter_mut().enumerate() {
+                    // Quiet advance: nothing more arrived up to `t`.
+                    a.advance_to(t);
+                    drive(k, a, &mut join);
+                }
+                got.extend(join.take_released());
+                t += 10 * MS;
+            }
+            assert_eq!(
+                got.len(),
+                1,
+                "released before the shutdown (bob on {bob_on})"
+            );
+            for (k, a) in workers.iter_mut().enumerate() {
+                a.close_all(end);
+                drive(k, a, &mut join);
+                join.on_progress(k as u32, DONE);
+            }
+            join.finish();
+            got.extend(join.take_released());
+            assert_eq!(got, expected, "bob's media on worker {bob_on}");
+            assert_eq!(
+                join.counters(),
+                JoinCounters {
+                    streams_joined: if bob_on == 1 { 2 } else { 1 },
+                    ..JoinCounters::default()
+                }
+            );
+        }
+    }
 }

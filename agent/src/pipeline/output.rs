@@ -137,28 +137,28 @@ impl RecordOutput {
     fn send(&self, item: Queued) -> bool {
         self.tx.send(Box::new(item)).is_ok()
     }
+}
 
-    /// What the call join needs of a report of a stream with a Call-ID.
-    fn note(&self, r: &WindowReport) -> Option<StreamNote> {
-        let call_id = r.stream.call_id.as_ref()?;
-        // A window without packets (a stream the BYE did not end here, waiting for its idle
-        // timeout) is not one the owner of the call would have rated.
-        let window = r
-            .figures
-            .mos
-            .filter(|_| r.figures.packets > 0)
-            .map(|mos| (mos, r.window_start_ns, r.window_end_ns));
-        Some(StreamNote {
-            worker: self.worker,
-            call_id: Arc::clone(call_id),
-            stream: std::hash::BuildHasher::hash_one(
-                &foldhash::fast::FixedState::with_seed(0),
-                r.stream.key,
-            ),
-            window,
-            facts: r.end.map(|_| Box::new(StreamFacts::of(&r.stream))),
-        })
-    }
+/// What the call join needs of a report of a stream with a Call-ID, from worker `worker`.
+pub(crate) fn note_of(worker: u32, r: &WindowReport) -> Option<StreamNote> {
+    let call_id = r.stream.call_id.as_ref()?;
+    // A window without packets (a stream the BYE did not end here, waiting for its idle
+    // timeout) is not one the owner of the call would have rated.
+    let window = r
+        .figures
+        .mos
+        .filter(|_| r.figures.packets > 0)
+        .map(|mos| (mos, r.window_start_ns, r.window_end_ns));
+    Some(StreamNote {
+        worker,
+        call_id: Arc::clone(call_id),
+        stream: std::hash::BuildHasher::hash_one(
+            &foldhash::fast::FixedState::with_seed(0),
+            r.stream.key,
+        ),
+        window,
+        facts: r.end.map(|_| Box::new(StreamFacts::of(&r.stream))),
+    })
 }
 
 impl Drop for RecordOutput {
@@ -178,7 +178,7 @@ impl Output for RecordOutput {
                 &self.ctx.jitter_buffer,
                 &mut self.histograms,
             ));
-            let item = match self.join_notes.then(|| self.note(&r)).flatten() {
+            let item = match self.join_notes.then(|| note_of(self.worker, &r)).flatten() {
                 Some(note) => Queued::CallStream { record, note },
                 None => Queued::Record(record),
             };
