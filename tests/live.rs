@@ -1019,6 +1019,7 @@ fn live_workers_give_each_call_all_its_streams() {
         leg.finish();
     }
     call1.teardown(&net, dir);
+    let bye_sent = Instant::now();
     // Steady state: the record of call 1 is released by the join, without a shutdown, once its
     // owner retired it (32 s after the BYE) and the other worker passed that time.
     agent.wait_until(
@@ -1028,6 +1029,10 @@ fn live_workers_give_each_call_all_its_streams() {
             r.iter()
                 .any(|r| matches!(r, AgentRecord::Call(c) if c.call.call_id == call1.call_id))
         },
+    );
+    println!(
+        "call 1's record {:.1} s after its BYE (linger 32 s, then the other worker's watermark)",
+        bye_sent.elapsed().as_secs_f64()
     );
     // Call 2 ends now and is still lingering at the shutdown: its record comes from the flush.
     call2.teardown(&net, dir);

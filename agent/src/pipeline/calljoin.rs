@@ -241,7 +241,8 @@ impl CallJoin {
             self.media.insert(
                 Arc::clone(&call_id),
                 Media {
-                    streams: Vec::new(),
+                    // A call's two directions, the common case (growth would reserve four).
+                    streams: Vec::with_capacity(2),
                     seq,
                     last_ns: now,
                 },
@@ -746,6 +747,24 @@ mod tests {
         k.finish();
         assert_eq!(k.take_released().len(), 1);
         assert_eq!(k.counters().streams_unjoined, 1);
+    }
+
+    /// What the join keeps: per Call-ID a key (shared with the worker's own), the entry and
+    /// per stream an entry whose facts are boxed only once the stream closed.
+    #[test]
+    fn join_entries_are_small() {
+        use std::mem::size_of;
+        let (entry, media, held) = (
+            size_of::<StreamEntry>(),
+            size_of::<Media>(),
+            size_of::<Held>(),
+        );
+        let facts = size_of::<StreamFacts>();
+        println!(
+            "StreamEntry {entry} B, Media {media} B, Held {held} B, StreamFacts {facts} B (+ codec name)"
+        );
+        assert!(entry <= 64, "{entry}");
+        assert!(media <= 48, "{media}");
     }
 
     #[test]
