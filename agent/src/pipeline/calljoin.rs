@@ -830,7 +830,7 @@ mod tests {
             let mut n = 0u16;
             let mut at = S + 20 * MS;
             while at < end {
-                let lost = ssrc == 0xa1 && (5 * S..6 * S).contains(&at) && n % 3 == 0;
+                let lost = ssrc == 0xa1 && (5 * S..6 * S).contains(&at) && n.is_multiple_of(3);
                 if !lost {
                     let header = RtpHeader {
                         payload_type: 0,
