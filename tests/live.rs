@@ -30,6 +30,7 @@ fn main() {
     let mut trials = trials![
         gstreamer_through_relay_matches_relay_ground_truth,
         live_agent_totals_equal_offline_analysis,
+        live_workers_give_each_call_all_its_streams,
         kernel_drops_are_reported_when_the_ring_is_too_small,
         check_config_names_the_missing_capability_and_runs_without_root,
         unprivileged_agent_with_only_cap_net_raw_captures,
@@ -54,6 +55,7 @@ fn ns_child() {
     match role.as_str() {
         "relay" => relay::child_main(&args),
         "udp-send" => netns::child_udp_send(&args),
+        "probe" => probe_child(&args),
         "blast" => blast_child(&args),
         other => panic!("unknown child role {other}"),
     }
@@ -76,6 +78,18 @@ fn test_net(tag: &str, test: &str) -> Option<TestNet> {
 /// relay on 127.0.0.1 inside `ns`. SSRC, first sequence number and timestamp are fixed so the
 /// stream is recognisable; the sequence is started close to the wrap on purpose.
 fn gst_sender(ns: &str, packets: u32, ssrc: u32, first_seq: u16, log: &Path) -> ChildGuard {
+    gst_sender_to(ns, packets, ssrc, first_seq, RELAY_PORT, log)
+}
+
+/// [`gst_sender`] to the relay listening on `port` (several relays in one namespace).
+fn gst_sender_to(
+    ns: &str,
+    packets: u32,
+    ssrc: u32,
+    first_seq: u16,
+    port: u16,
+    log: &Path,
+) -> ChildGuard {
     let num_buffers = format!("num-buffers={packets}");
     let pay = [
         "rtppcmupay".to_string(),
@@ -83,7 +97,7 @@ fn gst_sender(ns: &str, packets: u32, ssrc: u32, first_seq: u16, log: &Path) -> 
         format!("seqnum-offset={first_seq}"),
         "timestamp-offset=1000".to_string(),
     ];
-    let sink_port = format!("port={RELAY_PORT}");
+    let sink_port = format!("port={port}");
     let mut args: Vec<&str> = vec![
         "-q",
         "audiotestsrc",
@@ -327,7 +341,13 @@ struct LiveAgent {
 impl LiveAgent {
     fn start(ns: &str, dir: &Path, extra_config: &str) -> LiveAgent {
         let bin = support::agent_bin().display().to_string();
-        Self::start_with(ns, dir, extra_config, &[], &bin)
+        Self::start_with(ns, dir, extra_config, &[], &bin, 1)
+    }
+
+    /// Like [`LiveAgent::start`] with `workers` capture workers on `vb` (one fanout group).
+    fn start_workers(ns: &str, dir: &Path, extra_config: &str, workers: usize) -> LiveAgent {
+        let bin = support::agent_bin().display().to_string();
+        Self::start_with(ns, dir, extra_config, &[], &bin, workers)
     }
 
     /// Like [`LiveAgent::start`], with the agent `bin` run through `launcher` (e.g. `setpriv`
@@ -338,6 +358,7 @@ impl LiveAgent {
         extra_config: &str,
         launcher: &[&str],
         bin: &str,
+        workers: usize,
     ) -> LiveAgent {
         let out = dir.join("agent-out.jsonl");
         let log = dir.join("agent.log");
@@ -345,7 +366,7 @@ impl LiveAgent {
         std::fs::write(
             &config,
             format!(
-                "[capture]\ninterfaces = [\"vb\"]\nworkers = 1\n{extra_config}\n\
+                "[capture]\ninterfaces = [\"vb\"]\nworkers = {workers}\n{extra_config}\n\
                  [analysis]\ninterval_s = 1\nidle_timeout_s = 30\n\n\
                  [output]\nsink = \"file:{out}\"\n\n\
                  [privacy]\npseudonymize = false\n\n\
@@ -602,15 +623,7 @@ fn live_agent_totals_equal_offline_analysis() {
     call.teardown(&net, dir);
     // No sleep racing the capture: tcpdump (-U) has the last message on disk, then the agent
     // has analysed at least as many frames as tcpdump wrote and closed both streams on the BYE.
-    wait_for_bytes(&pcap, call.ok_bye().as_bytes(), Duration::from_secs(10));
-    assert_eq!(
-        tcpdump.stop(),
-        0,
-        "tcpdump dropped packets: the capture is not the truth"
-    );
-    let local = format!("{ADDR_B}/32");
-    let doc = support::analyze_json(&[&pcap], &["--local-net", &local]);
-    let captured = doc["files"][0]["packets"].as_u64().expect("packets");
+    let (doc, captured) = analyze_capture(tcpdump, &pcap, &call.ok_bye());
     agent.wait_until(
         "every frame tcpdump saw analysed, both streams ended by the BYE",
         Duration::from_secs(20),
@@ -667,6 +680,22 @@ fn live_agent_totals_equal_offline_analysis() {
     check_call_records(&records, &doc, &call.call_id, &busy.call_id);
 }
 
+/// Once tcpdump's file holds `last` (the last message sent), stops tcpdump (asserting it
+/// dropped nothing) and analyses its capture with host b as the local network: the document
+/// and the number of packets captured.
+fn analyze_capture(tcpdump: Tcpdump, pcap: &Path, last: &str) -> (Value, u64) {
+    wait_for_bytes(pcap, last.as_bytes(), Duration::from_secs(10));
+    assert_eq!(
+        tcpdump.stop(),
+        0,
+        "tcpdump dropped packets: the capture is not the truth"
+    );
+    let local = format!("{ADDR_B}/32");
+    let doc = support::analyze_json(&[pcap], &["--local-net", &local]);
+    let captured = doc["files"][0]["packets"].as_u64().expect("packets");
+    (doc, captured)
+}
+
 /// Waits until `path` contains `needle` (at most `limit`).
 fn wait_for_bytes(path: &Path, needle: &[u8], limit: Duration) {
     let deadline = Instant::now() + limit;
@@ -696,47 +725,8 @@ fn wait_for_bytes(path: &Path, needle: &[u8], limit: Duration) {
 /// ring time and duration, counters, events, media (stream ids, directions, codecs, MOS), the
 /// call's MOS and problems.
 fn check_call_records(records: &[AgentRecord], doc: &Value, answered: &str, busy: &str) {
-    let live: Vec<&voqa_wire::CallRecord> = records
-        .iter()
-        .filter_map(|r| match r {
-            AgentRecord::Call(c) => Some(c),
-            _ => None,
-        })
-        .collect();
+    compare_call_records(records, doc, &[answered, busy]);
     let offline = doc["calls"].as_array().expect("calls");
-    assert_eq!(live.len(), 2, "live: two call records, got {live:#?}");
-    assert_eq!(offline.len(), 2, "offline: two calls: {offline:#?}");
-    let strip = |mut v: Value| {
-        let object = v.as_object_mut().expect("call object");
-        for key in ["streams", "worst_window_start", "worst_window_end"] {
-            object.remove(key);
-        }
-        v
-    };
-    for id in [answered, busy] {
-        let live_call = live
-            .iter()
-            .find(|c| c.call.call_id == id)
-            .unwrap_or_else(|| panic!("no live record of {id}: {live:#?}"));
-        let offline_call = offline
-            .iter()
-            .find(|c| c["call_id"] == id)
-            .unwrap_or_else(|| panic!("no offline call {id}"));
-        let live_value = strip(serde_json::to_value(&live_call.call).expect("record to JSON"));
-        let offline_value = strip(offline_call.clone());
-        let (l, o) = (
-            live_value.as_object().expect("object"),
-            offline_value.as_object().expect("object"),
-        );
-        assert_eq!(
-            l.keys().collect::<Vec<_>>(),
-            o.keys().collect::<Vec<_>>(),
-            "{id}: the same fields"
-        );
-        for (key, value) in l {
-            assert_eq!(value, &o[key], "{id}: field {key}: live vs offline");
-        }
-    }
     // What the calls were built with, so that equality is not that of two wrong records.
     let busy_call = offline.iter().find(|c| c["call_id"] == busy).expect("busy");
     assert_eq!(busy_call["status"], 486);
@@ -759,6 +749,411 @@ fn check_call_records(records: &[AgentRecord], doc: &Value, answered: &str, busy
         "{answered_call:#}"
     );
     assert!(answered_call["mos"].is_number(), "{answered_call:#}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several capture workers: the call join
+
+/// Child role `probe`: for each `[bind, dest, count]` of `flows`, `count` datagrams of four zero
+/// bytes (no RTP, no SIP: the agent only counts them as frames) from `bind` to `dest`.
+fn probe_child(args: &Value) {
+    let mut sockets: Vec<(String, UdpSocket)> = Vec::new();
+    for flow in args["flows"].as_array().expect("flows") {
+        let bind = flow[0].as_str().expect("bind").to_string();
+        let dest: SocketAddr = flow[1].as_str().expect("dest").parse().expect("dest addr");
+        let count = flow[2].as_u64().expect("count");
+        if !sockets.iter().any(|(b, _)| *b == bind) {
+            let socket = UdpSocket::bind(&bind).unwrap_or_else(|e| panic!("bind {bind}: {e}"));
+            sockets.push((bind.clone(), socket));
+        }
+        let socket = &sockets.iter().find(|(b, _)| *b == bind).expect("socket").1;
+        for _ in 0..count {
+            socket.send_to(&[0u8; 4], dest).expect("send probe");
+            // Paced a little, so that no ring or veth queue drops a probe.
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+}
+
+/// Frames each capture worker analysed, from the latest heartbeat.
+fn worker_frames(records: &[AgentRecord], workers: usize) -> Vec<u64> {
+    let mut frames = vec![0; workers];
+    if let Some(h) = heartbeats(records).last() {
+        for w in &h.workers {
+            if let Some(f) = frames.get_mut(w.worker as usize) {
+                *f = w.frames;
+            }
+        }
+    }
+    frames
+}
+
+/// Where the kernel's fanout puts a flow: probed, since its hash is seeded at boot. Each probed
+/// flow gets a distinct power of two of datagrams, so the growth of each worker's frame count
+/// says which flows it got.
+struct FanoutProbe<'a> {
+    net: &'a TestNet,
+    dir: &'a Path,
+    round: u32,
+}
+
+impl FanoutProbe<'_> {
+    /// Worker (0 or 1) of each flow `(ns, bind, dest)`; `None` when the counts did not add up
+    /// (a stray datagram): the caller probes other flows.
+    fn workers_of(
+        &mut self,
+        agent: &mut LiveAgent,
+        flows: &[(&str, String, String)],
+    ) -> Option<Vec<usize>> {
+        assert!(flows.len() <= 12);
+        self.round += 1;
+        let before = worker_frames(&agent.records(), 2);
+        let total: u64 = (1u64 << flows.len()) - 1;
+        for ns in [&self.net.a, &self.net.b] {
+            let mine: Vec<Value> = flows
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.0 == ns.as_str())
+                .map(|(i, f)| serde_json::json!([f.1, f.2, 1u64 << i]))
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let log = self.dir.join(format!("probe-{}-{ns}.log", self.round));
+            let mut child =
+                netns::spawn_child(ns, "probe", &serde_json::json!({ "flows": mine }), &log);
+            let status = child.wait_bounded(Duration::from_secs(20));
+            assert!(
+                status.success(),
+                "probe failed: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let grown = loop {
+            let now = worker_frames(&agent.records(), 2);
+            let grown: Vec<u64> = now.iter().zip(&before).map(|(n, b)| n - b).collect();
+            if grown.iter().sum::<u64>() >= total || Instant::now() > deadline {
+                break grown;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        println!(
+            "probe round {}: {flows:?} grew workers by {grown:?}",
+            self.round
+        );
+        if grown.iter().sum::<u64>() != total || grown[0] & grown[1] != 0 {
+            return None;
+        }
+        Some(
+            (0..flows.len())
+                .map(|i| usize::from(grown[1] & (1 << i) != 0))
+                .collect(),
+        )
+    }
+}
+
+/// Ports of the two answered calls, chosen by probing so that the test cannot pass without the
+/// join: call 1's media (both directions, one flow) reaches the worker that does not see the
+/// SIP; call 2's caller sends from another port than the one it announced, and its two
+/// directions reach different workers — the caller's the SIP worker, the callee's the other.
+struct Placement {
+    sip_worker: usize,
+    /// (a port, b port) of call 1.
+    call1: (u16, u16),
+    /// (a announced, a sends from, b) of call 2.
+    call2: (u16, u16, u16),
+}
+
+fn place_flows(net: &TestNet, dir: &Path, agent: &mut LiveAgent) -> Placement {
+    let mut probe = FanoutProbe { net, dir, round: 0 };
+    let (a, b) = (net.a.as_str(), net.b.as_str());
+    let b2: u16 = 51_000;
+    let mut sip_worker = None;
+    let mut call1 = None;
+    let mut send_from = None;
+    let mut announced = None;
+    for round in 0..8u16 {
+        let mut flows: Vec<(&str, String, String)> = Vec::new();
+        let mut roles = Vec::new();
+        if sip_worker.is_none() {
+            flows.push((a, sock(ADDR_A, 5060), sock(ADDR_B, 5060)));
+            roles.push(('s', 0u16));
+        }
+        for k in 0..3u16 {
+            let n = round * 3 + k;
+            if call1.is_none() {
+                flows.push((
+                    a,
+                    sock(ADDR_A, 40_000 + 4 * n),
+                    sock(ADDR_B, 50_000 + 4 * n),
+                ));
+                roles.push(('1', n));
+            }
+            if send_from.is_none() {
+                flows.push((a, sock(ADDR_A, 41_000 + 4 * n), sock(ADDR_B, b2)));
+                roles.push(('f', n));
+            }
+            if announced.is_none() {
+                // The callee's direction of call 2, sent the way it will flow.
+                flows.push((b, sock(ADDR_B, b2), sock(ADDR_A, 42_000 + 4 * n)));
+                roles.push(('a', n));
+            }
+        }
+        let Some(workers) = probe.workers_of(agent, &flows) else {
+            continue;
+        };
+        if let Some(i) = roles.iter().position(|r| r.0 == 's') {
+            sip_worker = Some(workers[i]);
+        }
+        let Some(sip) = sip_worker else { continue };
+        for (i, (role, n)) in roles.iter().enumerate() {
+            let (sip_side, n) = (workers[i] == sip, *n);
+            match role {
+                '1' if !sip_side && call1.is_none() => {
+                    call1 = Some((40_000 + 4 * n, 50_000 + 4 * n))
+                }
+                'f' if sip_side && send_from.is_none() => send_from = Some(41_000 + 4 * n),
+                'a' if !sip_side && announced.is_none() => announced = Some(42_000 + 4 * n),
+                _ => {}
+            }
+        }
+        if let (Some(sip_worker), Some(call1), Some(from), Some(ann)) =
+            (sip_worker, call1, send_from, announced)
+        {
+            return Placement {
+                sip_worker,
+                call1,
+                call2: (ann, from, b2),
+            };
+        }
+    }
+    panic!("no flow placement found in 8 probe rounds (each fails with probability < 1/4)");
+}
+
+/// A relay with the usual impairments from `bind` to `dest`, fed by GStreamer on `port`.
+fn media_leg(
+    ns: &str,
+    dir: &Path,
+    name: &str,
+    port: u16,
+    bind: &str,
+    dest: &str,
+    seed: u64,
+) -> Relay {
+    let listen = sock("127.0.0.1", port);
+    Relay::start(
+        ns,
+        impaired(relay::config(dir, name, &listen, bind, dest), seed),
+        dir,
+        name,
+    )
+}
+
+/// `capture.workers = 2`: the kernel's fanout sends the SIP of a call to one worker and its
+/// media (by probing, see [`place_flows`]) to the other, or splits a call's two directions
+/// between both. Every call record equals `analyze`'s on tcpdump's capture of the same traffic:
+/// call 1 (all media on the other worker) released in steady state by the join once the other
+/// worker's packet time passed the call's retirement; call 2 (one direction on each worker,
+/// the caller's from an unannounced port: media_address_mismatch) released by the shutdown
+/// flush; a busy call. Each worker's frame count is checked against the flows it should have
+/// had, so the split really happened.
+fn live_workers_give_each_call_all_its_streams() {
+    const TEST: &str = "live_workers_give_each_call_all_its_streams";
+    if !netns::live_prerequisites(TEST) {
+        return;
+    }
+    let Some(net) = test_net("join", TEST) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    const PACKETS: u32 = 250; // 5 s each way
+    let mut agent = LiveAgent::start_workers(
+        &net.b,
+        dir,
+        &format!("retire_timeout_ms = 100\n\n[calls]\nlocal_nets = [\"{ADDR_B}/32\"]\n"),
+        2,
+    );
+    let place = place_flows(&net, dir, &mut agent);
+    let other = 1 - place.sip_worker;
+    println!(
+        "SIP on worker {}; call 1 media {:?} and call 2's callee direction on worker {other}",
+        place.sip_worker, place.call1
+    );
+    let baseline = worker_frames(&agent.records(), 2);
+
+    let pcap = dir.join("vb.pcap");
+    let tcpdump = Tcpdump::start(&net.b, "vb", &pcap, &dir.join("tcpdump.log"));
+    let busy = sip_call::SipCall::new("voqa-join-busy@10.77.0.1", 40_010, 50_010);
+    let call1 = sip_call::SipCall::new("voqa-join-1@10.77.0.1", place.call1.0, place.call1.1);
+    let (ann2, from2, b2) = place.call2;
+    let call2 = sip_call::SipCall::new("voqa-join-2@10.77.0.1", ann2, b2);
+    busy.busy(&net, dir);
+    call1.setup(&net, dir);
+    call2.setup(&net, dir);
+    let (a1, b1) = (sock(ADDR_A, call1.a_port), sock(ADDR_B, call1.b_port));
+    let (a2_announced, a2_from, b2) = (sock(ADDR_A, ann2), sock(ADDR_A, from2), sock(ADDR_B, b2));
+    let legs = [
+        media_leg(&net.a, dir, "c1-ab", 6000, &a1, &b1, 21),
+        media_leg(&net.b, dir, "c1-ba", 6000, &b1, &a1, 22),
+        media_leg(&net.a, dir, "c2-ab", 6002, &a2_from, &b2, 23),
+        media_leg(&net.b, dir, "c2-ba", 6002, &b2, &a2_announced, 24),
+    ];
+    let mut senders: Vec<(ChildGuard, PathBuf)> = [
+        (&net.a, 0x10ab_u32, 6000u16),
+        (&net.b, 0x10ba, 6000),
+        (&net.a, 0x20ab, 6002),
+        (&net.b, 0x20ba, 6002),
+    ]
+    .iter()
+    .map(|&(ns, ssrc, port)| {
+        let log = dir.join(format!("gst-{ssrc:x}.log"));
+        (gst_sender_to(ns, PACKETS, ssrc, 1000, port, &log), log)
+    })
+    .collect();
+    for (gst, log) in &mut senders {
+        wait_gst(gst, PACKETS, log);
+    }
+    for leg in legs {
+        leg.finish();
+    }
+    call1.teardown(&net, dir);
+    let bye_sent = Instant::now();
+    // Steady state: the record of call 1 is released by the join, without a shutdown, once its
+    // owner retired it (32 s after the BYE) and the other worker passed that time.
+    agent.wait_until(
+        "the record of call 1 (with its streams from the other worker)",
+        Duration::from_secs(60),
+        |r| {
+            r.iter()
+                .any(|r| matches!(r, AgentRecord::Call(c) if c.call.call_id == call1.call_id))
+        },
+    );
+    println!(
+        "call 1's record {:.1} s after its BYE (linger 32 s, then the other worker's watermark)",
+        bye_sent.elapsed().as_secs_f64()
+    );
+    // Call 2 ends now and is still lingering at the shutdown: its record comes from the flush.
+    call2.teardown(&net, dir);
+    let (doc, captured) = analyze_capture(tcpdump, &pcap, &call2.ok_bye());
+    agent.wait_until(
+        "every frame tcpdump saw analysed",
+        Duration::from_secs(20),
+        |r| worker_frames(r, 2).iter().sum::<u64>() - baseline.iter().sum::<u64>() >= captured,
+    );
+    let records = agent.terminate();
+
+    // The fanout split the flows as probed: the other worker had exactly call 1's two streams
+    // and call 2's callee stream; the SIP worker everything else (all SIP, call 2's caller).
+    let packets_of = |src: &str, dst: &str| -> u64 {
+        let found = support::find_stream(&doc, src, dst);
+        assert_eq!(found.len(), 1, "one offline stream {src} -> {dst}");
+        found[0]["packets"].as_u64().expect("packets")
+    };
+    let on_other = packets_of(&a1, &b1) + packets_of(&b1, &a1) + packets_of(&b2, &a2_announced);
+    let caller2 = packets_of(&a2_from, &b2);
+    let grown: Vec<u64> = worker_frames(&records, 2)
+        .iter()
+        .zip(&baseline)
+        .map(|(n, b)| n - b)
+        .collect();
+    println!("frames per worker since the probes: {grown:?}; captured {captured}");
+    assert_eq!(grown[other], on_other, "frames of the worker without SIP");
+    assert_eq!(
+        grown[place.sip_worker],
+        captured - on_other,
+        "frames of the SIP worker"
+    );
+    assert!(caller2 > 0 && grown[place.sip_worker] > caller2);
+
+    let ids = [
+        call1.call_id.as_str(),
+        call2.call_id.as_str(),
+        busy.call_id.as_str(),
+    ];
+    compare_call_records(&records, &doc, &ids);
+    let offline = doc["calls"].as_array().expect("calls");
+    let by_id = |id: &str| offline.iter().find(|c| c["call_id"] == id).expect("call");
+    for id in [&call1.call_id, &call2.call_id] {
+        let c = by_id(id);
+        assert_eq!(c["status"], 200, "{c:#}");
+        assert_eq!(c["media"].as_array().map(Vec::len), Some(2), "{c:#}");
+        assert!(c["mos"].is_number(), "{c:#}");
+    }
+    assert_eq!(by_id(&busy.call_id)["status"], 486);
+    assert_eq!(
+        problems_of(by_id(&call1.call_id)),
+        Vec::<(String, String)>::new()
+    );
+    assert_eq!(
+        problems_of(by_id(&call2.call_id)),
+        vec![(
+            "media_address_mismatch".to_string(),
+            "caller_to_callee".to_string()
+        )]
+    );
+}
+
+fn problems_of(call: &Value) -> Vec<(String, String)> {
+    call["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .map(|p| {
+            (
+                p["kind"].as_str().unwrap_or("?").to_string(),
+                p["direction"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The live call records of `ids` against `analyze`'s calls, field by field, less what
+/// legitimately differs (see [`check_call_records`]): exactly one record per call, and no
+/// other call on either side.
+fn compare_call_records(records: &[AgentRecord], doc: &Value, ids: &[&str]) {
+    let live: Vec<&voqa_wire::CallRecord> = records
+        .iter()
+        .filter_map(|r| match r {
+            AgentRecord::Call(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let offline = doc["calls"].as_array().expect("calls");
+    assert_eq!(live.len(), ids.len(), "live call records: {live:#?}");
+    assert_eq!(offline.len(), ids.len(), "offline calls: {offline:#?}");
+    let strip = |mut v: Value| {
+        let object = v.as_object_mut().expect("call object");
+        for key in ["streams", "worst_window_start", "worst_window_end"] {
+            object.remove(key);
+        }
+        v
+    };
+    for id in ids {
+        let live_call = live
+            .iter()
+            .find(|c| c.call.call_id == *id)
+            .unwrap_or_else(|| panic!("no live record of {id}: {live:#?}"));
+        let offline_call = offline
+            .iter()
+            .find(|c| c["call_id"] == *id)
+            .unwrap_or_else(|| panic!("no offline call {id}"));
+        let live_value = strip(serde_json::to_value(&live_call.call).expect("record to JSON"));
+        let offline_value = strip(offline_call.clone());
+        let (l, o) = (
+            live_value.as_object().expect("object"),
+            offline_value.as_object().expect("object"),
+        );
+        assert_eq!(
+            l.keys().collect::<Vec<_>>(),
+            o.keys().collect::<Vec<_>>(),
+            "{id}: the same fields"
+        );
+        for (key, value) in l {
+            assert_eq!(value, &o[key], "{id}: field {key}: live vs offline");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -981,7 +1376,7 @@ fn unprivileged_agent_with_only_cap_net_raw_captures() {
         "--ambient-caps=+net_raw",
         "--bounding-set=-all,+net_raw",
     ];
-    let agent = LiveAgent::start_with(&net.b, dir, "retire_timeout_ms = 100\n", &launcher, &bin);
+    let agent = LiveAgent::start_with(&net.b, dir, "retire_timeout_ms = 100\n", &launcher, &bin, 1);
     let status = std::fs::read_to_string(format!("/proc/{}/status", agent.guard.pid()))
         .expect("agent status");
     let field = |name: &str| {

@@ -187,7 +187,7 @@ fn first_stop<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::calls::dialog::tests::{
         ID, feed, request, response, sa, sdp_body, tracker, with_sdp,
@@ -198,24 +198,37 @@ mod tests {
     /// A call answered at 1 s between alice (192.0.2.10:4000) and bob (192.0.2.20:6000), ended
     /// by alice at 60 s.
     fn call() -> Call {
+        answered_call(ID, 60)
+    }
+
+    /// The call `id` answered at 1 s between alice (192.0.2.10:4000) and bob
+    /// (192.0.2.20:6000), ended by alice's BYE at `bye_s` seconds.
+    pub(crate) fn answered_call(id: &str, bye_s: i64) -> Call {
         let mut t = tracker(4);
         let offer = sdp_body("192.0.2.10", 4000, 0, "sendrecv");
         let answer = sdp_body("192.0.2.20", 6000, 0, "sendrecv");
         feed(
             &mut t,
             0,
-            &with_sdp(&request("INVITE", 1, false, ID), &offer),
+            &with_sdp(&request("INVITE", 1, false, id), &offer),
         );
         feed(
             &mut t,
             S,
-            &with_sdp(&response("200 OK", 1, "INVITE", ID), &answer),
+            &with_sdp(&response("200 OK", 1, "INVITE", id), &answer),
         );
-        feed(&mut t, 60 * S, &request("BYE", 2, true, ID));
-        t.get(ID).expect("call").clone()
+        feed(&mut t, bye_s * S, &request("BYE", 2, true, id));
+        t.get(id).expect("call").clone()
     }
 
-    fn stream(src: &str, dst: &str, ssrc: u32, first: i64, last: i64, cn: bool) -> StreamFacts {
+    pub(crate) fn stream(
+        src: &str,
+        dst: &str,
+        ssrc: u32,
+        first: i64,
+        last: i64,
+        cn: bool,
+    ) -> StreamFacts {
         StreamFacts {
             src: sa(src),
             dst: sa(dst),

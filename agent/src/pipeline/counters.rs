@@ -116,6 +116,19 @@ pub struct PipelineStats {
     pub calls: AtomicU64,
     /// Call records the sink refused or that could not be queued to it.
     pub calls_dropped: AtomicU64,
+    /// The call join (several workers; written by the sink thread): streams measured by
+    /// another worker than the call's owner, added to its record.
+    pub call_join_streams: AtomicU64,
+    /// Calls released at the grace, not every worker caught up (their record may lack a stream).
+    pub call_join_timed_out: AtomicU64,
+    /// Calls released early because the join's table was full.
+    pub call_join_evicted: AtomicU64,
+    /// Streams with a Call-ID that joined no record (call never retired, table full, late).
+    pub call_join_unjoined: AtomicU64,
+    /// Calls retired by two workers (their SIP reached both): each released as made.
+    pub call_join_duplicates: AtomicU64,
+    /// Calls the join holds now (gauge).
+    pub call_join_held: AtomicU64,
 }
 
 impl PipelineStats {

@@ -8,6 +8,7 @@
 //! configuration files, signals or threads beyond the sink thread (that is `service`). Packet
 //! time drives the analyzer; only live sources consult the wall clock, to map deadlines.
 
+pub mod calljoin;
 pub mod counters;
 pub mod file;
 pub mod live;

@@ -16,9 +16,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use super::calljoin::{CallJoin, JoinSettings};
 use super::counters::{PipelineStats, WorkerStats};
 use super::file::{FileSource, Pace, open_files};
-use super::output::{RecordContext, RecordOutput, spawn_sink};
+use super::output::{CallRecords, RecordContext, RecordOutput, spawn_sink};
 use super::worker::Worker;
 use crate::capture::CaptureError;
 use crate::host::HostSampler;
@@ -119,12 +120,17 @@ pub fn run(
     let inputs = open_files(files).map_err(|(path, error)| ReplayError::Open { path, error })?;
     let worker_stats = Arc::new(WorkerStats::new(""));
     let stats = Arc::new(PipelineStats::with_workers(vec![Arc::clone(&worker_stats)]));
-    let (tx, sink_thread) = spawn_sink(sink, Arc::clone(&stats)).map_err(ReplayError::Thread)?;
     let ctx = RecordContext {
         agent_id: opts.agent_id.as_str().into(),
         privacy: opts.privacy.clone(),
         jitter_buffer: opts.analyzer.jitter_buffer.to_string().into(),
     };
+    let calls = CallRecords {
+        ctx: ctx.clone(),
+        join: CallJoin::new(JoinSettings::for_analyzer(&opts.analyzer, 1)),
+    };
+    let (tx, sink_thread) =
+        spawn_sink(sink, Arc::clone(&stats), calls).map_err(ReplayError::Thread)?;
     let mut out = RecordOutput::new(ctx, tx, Arc::clone(&stats))
         .with_sampler(HostSampler::new(opts.watch_processes.clone()))
         .with_label("replay".into());

@@ -20,10 +20,19 @@ pub trait Output {
     fn reports(&mut self, reports: std::vec::IntoIter<WindowReport>);
 
     /// Calls that ended and whose streams all closed since the last call (their records are
-    /// due); live and replay only.
-    fn calls(&mut self, calls: std::vec::IntoIter<crate::calls::Call>) {
-        let _ = calls;
+    /// due), retired by the time the worker's packet time was `now_ns`; live and replay only.
+    fn calls(&mut self, calls: std::vec::IntoIter<crate::calls::Call>, now_ns: i64) {
+        let _ = (calls, now_ns);
     }
+
+    /// Everything up to packet time `packet_ns` has been passed on (after every pass of the
+    /// loop: the call join's watermark).
+    fn progress(&mut self, packet_ns: i64) {
+        let _ = packet_ns;
+    }
+
+    /// The worker will pass on nothing more (after [`Worker::close`]).
+    fn done(&mut self) {}
 
     /// A packet-time heartbeat boundary passed (only with [`Worker::with_packet_heartbeats`]).
     fn heartbeat(&mut self, at_ns: i64, analyzer: &Analyzer) {
@@ -154,7 +163,7 @@ impl Worker {
                 {
                     // Reports of the boundary go out before the heartbeat stamped with it.
                     out.reports(analyzer.drain_reports());
-                    out.calls(analyzer.drain_calls());
+                    out.calls(analyzer.drain_calls(), analyzer.packet_time());
                     let mut at = first;
                     while at <= last {
                         out.heartbeat(at, analyzer);
@@ -183,8 +192,10 @@ impl Worker {
             // The last pass reads the kernel counters whatever their period, so the final
             // reports and the published totals (the last heartbeat) hold every drop.
             self.read_capture_counters(source, last);
+            let now = self.analyzer.packet_time();
             out.reports(self.analyzer.drain_reports());
-            out.calls(self.analyzer.drain_calls());
+            out.calls(self.analyzer.drain_calls(), now);
+            out.progress(now);
             if let Some(stats) = &self.stats {
                 stats.publish(&self.analyzer);
                 stats.pass();
@@ -195,11 +206,16 @@ impl Worker {
         }
     }
 
-    /// Closes every open stream at `end_ns` (packet time) and outputs the final reports.
+    /// Closes every open stream at `end_ns` (packet time), outputs the final reports and the
+    /// records of every call, and tells the output it is done.
     pub fn close<O: Output>(&mut self, end_ns: i64, out: &mut O) {
         self.analyzer.close_all(end_ns);
         out.reports(self.analyzer.drain_reports());
-        out.calls(self.analyzer.drain_calls());
+        out.calls(
+            self.analyzer.drain_calls(),
+            self.analyzer.packet_time().max(end_ns),
+        );
+        out.done();
         if let Some(stats) = &self.stats {
             stats.publish(&self.analyzer);
         }

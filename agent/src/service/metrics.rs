@@ -140,11 +140,41 @@ pub fn render(shared: &PipelineStats, delivery: Option<&Delivery>) -> String {
             "Call records lost: refused by the sink or not queued to it.",
             shared.calls_dropped.load(Ordering::Relaxed),
         ),
+        (
+            "voqa_call_join_streams_total",
+            "Streams measured by another capture worker than the one that saw the call's SIP, added to the call's record.",
+            shared.call_join_streams.load(Ordering::Relaxed),
+        ),
+        (
+            "voqa_call_join_timed_out_total",
+            "Call records released at the join's grace before every worker caught up (they may lack a stream).",
+            shared.call_join_timed_out.load(Ordering::Relaxed),
+        ),
+        (
+            "voqa_call_join_evicted_total",
+            "Call records released early because the call join's table was full.",
+            shared.call_join_evicted.load(Ordering::Relaxed),
+        ),
+        (
+            "voqa_call_join_unjoined_streams_total",
+            "Streams with a Call-ID that joined no call record (call never retired, table full, or late).",
+            shared.call_join_unjoined.load(Ordering::Relaxed),
+        ),
+        (
+            "voqa_call_join_duplicate_calls_total",
+            "Calls retired by two workers (their SIP reached both): each record released as its worker made it.",
+            shared.call_join_duplicates.load(Ordering::Relaxed),
+        ),
     ] {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
         ));
     }
+    out.push_str(&format!(
+        "# HELP voqa_call_join_held Calls the call join holds until the other workers caught up.\n\
+         # TYPE voqa_call_join_held gauge\nvoqa_call_join_held {}\n",
+        shared.call_join_held.load(Ordering::Relaxed)
+    ));
     if let Some(d) = delivery {
         render_shipping(&mut out, d);
     }
@@ -287,7 +317,15 @@ mod tests {
         let shared = PipelineStats::with_workers(vec![w]);
         shared.reports.store(3, Ordering::Relaxed);
         shared.reports_dropped.store(2, Ordering::Relaxed);
+        shared.call_join_streams.store(5, Ordering::Relaxed);
+        shared.call_join_held.store(6, Ordering::Relaxed);
         let text = render(&shared, None);
+        assert!(text.contains("voqa_call_join_streams_total 5\n"), "{text}");
+        assert!(text.contains("# TYPE voqa_call_join_held gauge\nvoqa_call_join_held 6\n"));
+        assert!(
+            text.contains("voqa_call_join_timed_out_total 0\n"),
+            "{text}"
+        );
         assert!(
             text.contains("voqa_capture_kernel_drops_total{worker=\"0\",interface=\"eth0\"} 7\n"),
             "{text}"

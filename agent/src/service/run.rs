@@ -19,8 +19,11 @@ use super::metrics;
 use super::watchdog::{self, ProgressWatch};
 use crate::capture::afpacket::{Fanout, PacketRing, RingConfig};
 use crate::host::HostSampler;
+use crate::pipeline::calljoin::{CallJoin, JoinSettings};
 use crate::pipeline::live::{PnetSource, RingSource, wall_ns};
-use crate::pipeline::output::{RecordContext, RecordOutput, RecordSender, spawn_sink};
+use crate::pipeline::output::{
+    CallRecords, Queued, RecordContext, RecordOutput, RecordSender, spawn_sink,
+};
 use crate::pipeline::{PipelineStats, Source, Worker, WorkerStats};
 use crate::ship::{JsonLinesSink, ReportSink};
 use crate::streams::registry::{SdpRegistry, SharedRegistry};
@@ -109,6 +112,8 @@ struct WorkerContext {
     stop: Arc<AtomicBool>,
     shared: Arc<PipelineStats>,
     stats_interval: Duration,
+    /// Capture workers in all (each worker's output tells the call join which one it is).
+    workers: u32,
 }
 
 /// What `run` gets besides its configuration: systemd notifications and a test hook.
@@ -187,7 +192,20 @@ pub fn run_with(
     } else {
         (open_sink(&cfg.sink())?, None, cfg.output.sink.clone())
     };
-    let (tx, sink) = spawn_sink(writer, Arc::clone(&shared)).map_err(RunError::Thread)?;
+    let records = RecordContext {
+        agent_id: Arc::clone(&agent_id),
+        privacy,
+        jitter_buffer: cfg.jitter_buffer().to_string().into(),
+    };
+    let analyzer = cfg.analyzer_config();
+    let workers = shared.workers.len() as u32;
+    // Calls of every worker meet in the sink thread's join: the SIP of a call and its media
+    // may reach different workers (the kernel's fanout is by flow).
+    let calls = CallRecords {
+        ctx: records.clone(),
+        join: CallJoin::new(JoinSettings::for_analyzer(&analyzer, workers)),
+    };
+    let (tx, sink) = spawn_sink(writer, Arc::clone(&shared), calls).map_err(RunError::Thread)?;
 
     let metrics_thread = if cfg.metrics.listen.is_empty() {
         None
@@ -210,13 +228,10 @@ pub fn run_with(
         AnalyzerConfig::default().max_announcements,
     )));
     let ctx = WorkerContext {
-        analyzer: cfg.analyzer_config(),
+        analyzer,
         registry,
-        records: RecordContext {
-            agent_id: Arc::clone(&agent_id),
-            privacy,
-            jitter_buffer: cfg.jitter_buffer().to_string().into(),
-        },
+        records,
+        workers,
         tx: tx.clone(),
         stop: Arc::clone(&stop),
         shared: Arc::clone(&shared),
@@ -575,7 +590,8 @@ fn capture_worker<S: Source>(
 ) {
     let label = format!("worker {worker} on {}", stats.interface);
     let mut out = RecordOutput::new(ctx.records.clone(), ctx.tx.clone(), Arc::clone(&ctx.shared))
-        .with_label(label);
+        .with_label(label)
+        .with_worker(worker, ctx.workers);
     let analyzer = Analyzer::with_registry(ctx.analyzer.clone(), Arc::clone(&ctx.registry));
     let mut w = Worker::new(analyzer).with_stats(stats);
     w.run(source, &mut out, &ctx.stop);
@@ -654,7 +670,10 @@ fn heartbeat_loop(
                 evicted,
             );
             // The sink thread counts what its sink accepts; here only what cannot be queued.
-            if tx.send(Box::new(AgentRecord::Heartbeat(hb))).is_err() {
+            if tx
+                .send(Box::new(Queued::Record(AgentRecord::Heartbeat(hb))))
+                .is_err()
+            {
                 PipelineStats::add(&shared.heartbeats_dropped, 1);
             }
             next += every;
