@@ -20,6 +20,7 @@ use super::state::{self, FIRING, RuleObservations};
 use crate::api::metrics::Metrics;
 use crate::config::{CollectorConfig, LiveConfig};
 use crate::facts::{self, FactsError};
+use crate::sla::uptime::{HeartbeatPoint, SparsePoint};
 use crate::sla::{self, Customer};
 use crate::store::alerts::{AlertStateRow, ENGINE_LEASE, OutboxRow};
 use crate::store::{CallStats, Store, StoreError};
@@ -318,7 +319,7 @@ struct Shared {
 #[derive(Debug, Default)]
 pub struct CustomerReads {
     stats: BTreeMap<(i64, i64), Option<CallStats>>,
-    points: Option<(i64, Vec<sla::HeartbeatPoint>)>,
+    points: Option<(i64, Vec<SparsePoint>)>,
 }
 
 /// Evaluates every rule for its customers at `now_ns`, one task per customer (at most
@@ -592,23 +593,33 @@ async fn burn(
             .as_ref()
             .is_some_and(|(f, _)| *f <= now_ns - long_ns);
         if !covered {
-            let points = facts::heartbeat_points(store, customer, from, now_ns).await?;
+            let points = heartbeat_gaps(store, customer, from, now_ns).await?;
             reads.points = Some((from, points));
         }
         let points = reads.points.as_ref().map_or(&[][..], |(_, p)| p.as_slice());
+        // An agent missing from the first heartbeats read at the start of the cycle (its first
+        // ones arrived since) first reported at its earliest heartbeat read here.
+        let mut first = first.clone();
+        for agent in &customer.agents {
+            if !first.iter().any(|(a, _)| a == agent)
+                && let Some(p) = points.iter().find(|p| p.point.agent_id == *agent)
+            {
+                first.push((agent.clone(), p.point.time_ns));
+            }
+        }
         let windows = c.maintenance_windows();
         let outcome = |from: i64| {
             let maintenance = sla::maintenance::maintenance_spans(&windows, from, now_ns);
             // Ordered by agent, then time: filtered, not cut at one index.
             let inside: Vec<_> = points
                 .iter()
-                .filter(|p| p.time_ns >= from)
+                .filter(|p| p.point.time_ns >= from)
                 .cloned()
                 .collect();
-            sla::uptime::uptime(
+            sla::uptime::uptime_sparse(
                 &customer.agents,
                 &inside,
-                first,
+                &first,
                 from,
                 now_ns,
                 c.heartbeat_interval_s,
@@ -626,6 +637,38 @@ async fn burn(
         ));
     }
     Ok(out)
+}
+
+/// The customer's heartbeats in `[from, to)` that its uptime can depend on (the store's gap
+/// query: a few per agent instead of one per heartbeat period), as `sla::uptime_sparse` reads
+/// them.
+async fn heartbeat_gaps(
+    store: &Store,
+    customer: &Customer,
+    from: i64,
+    to: i64,
+) -> Result<Vec<SparsePoint>, FactsError> {
+    let max_gap = sla::uptime::max_gap_ns(customer.commitments.heartbeat_interval_s);
+    let rows = store
+        .heartbeat_gaps(&customer.agents, from, to, max_gap)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|h| SparsePoint {
+            point: HeartbeatPoint {
+                agent_id: h.agent_id,
+                time_ns: h.time_ns,
+                // As `facts::heartbeat_points` names it: the store keeps only the flag.
+                processes_down: if h.any_process_down {
+                    vec!["watched process".to_owned()]
+                } else {
+                    Vec::new()
+                },
+                kernel_drops_total: 0,
+            },
+            dense_before: h.dense_before,
+        })
+        .collect())
 }
 
 /// Runs the engine until the process ends: one cycle every `evaluate_every` (re-read each
