@@ -319,6 +319,8 @@ struct Shared {
 #[derive(Debug, Default)]
 pub struct CustomerReads {
     stats: BTreeMap<(i64, i64), Option<CallStats>>,
+    /// Summed hourly call counts from the hour starting at the key to now.
+    hourly: BTreeMap<i64, sla::kpis::CallCounts>,
     points: Option<(i64, Vec<SparsePoint>)>,
 }
 
@@ -431,9 +433,18 @@ async fn observe(
             let Some(stats) = call_stats(store, customer, from, now_ns, reads).await? else {
                 return Ok(Vec::new());
             };
+            // The call records of the same scope as the MOS aggregates (a read without a
+            // store query for a customer not narrowed to subnets).
+            let scope = facts::calls_scope(store, customer, from)
+                .await?
+                .unwrap_or_default();
+            let problems = store
+                .problem_call_counts(&scope, &customer.agents, from, now_ns, c.mos_min)
+                .await?;
             vec![rules::quality_drop(
                 &customer.id,
                 &stats,
+                &problems,
                 c.mos_min,
                 rule.threshold_pct.unwrap_or(100.0),
                 rule.min_calls.unwrap_or(1),
@@ -478,12 +489,9 @@ async fn observe(
         }
         RuleKind::SlaBurn => burn(store, rule, customer, now_ns, shared, reads).await?,
         RuleKind::KpiThreshold => {
-            // The call counts are hourly (UTC hours of the first INVITE): the window is the
-            // hours overlapping [now − window, now], the current one included.
-            const HOUR_NS: i64 = 3_600_000_000_000;
-            let from_hour = from - from.rem_euclid(HOUR_NS);
+            let from_hour = hour_start(from);
             let counts = match rule.trunk.as_deref() {
-                None => facts::call_counts(store, customer, from_hour, now_ns).await?,
+                None => hourly_counts(store, customer, from, now_ns, reads).await?,
                 Some(trunk) => {
                     facts::call_counts_of_peer(store, customer, from_hour, now_ns, trunk).await?
                 }
@@ -534,6 +542,31 @@ async fn call_stats(
     };
     reads.stats.insert((from, to), stats);
     Ok(stats)
+}
+
+/// The start of the UTC hour holding `t`. The call counts are hourly (UTC hours of the
+/// first INVITE): a window over them is the hours overlapping `[t, now]`, the current one
+/// included.
+fn hour_start(t: i64) -> i64 {
+    t - t.rem_euclid(crate::store::HOUR_NS)
+}
+
+/// The customer's summed hourly call counts of the hours overlapping `[from, to]` (read once
+/// per hour and cycle).
+async fn hourly_counts(
+    store: &Store,
+    customer: &Customer,
+    from: i64,
+    to: i64,
+    reads: &mut CustomerReads,
+) -> Result<sla::kpis::CallCounts, FactsError> {
+    let from_hour = hour_start(from);
+    if let Some(known) = reads.hourly.get(&from_hour) {
+        return Ok(*known);
+    }
+    let counts = facts::call_counts(store, customer, from_hour, to).await?;
+    reads.hourly.insert(from_hour, counts);
+    Ok(counts)
 }
 
 /// `sla_burn`: each watched commitment's burn over the rule's two windows.
@@ -635,6 +668,38 @@ async fn burn(
             BurnFigures::Uptime(&long).counts(),
             BurnFigures::Uptime(&short).counts(),
         ));
+    }
+    // ASR and calls with a media problem: from the hourly call counts, so both windows widen
+    // to whole UTC hours (the short one is at least the current hour so far). A customer
+    // without the commitment has nothing to burn.
+    let signalling: Vec<(&str, f64)> = [
+        ("asr", c.asr_min_pct),
+        ("one_way_audio", c.one_way_audio_max_pct.map(|max| 100.0 - max)),
+    ]
+    .into_iter()
+    .filter(|(name, _)| commitments.iter().any(|k| k == name))
+    .filter_map(|(name, target)| target.map(|t| (name, t)))
+    .collect();
+    if !signalling.is_empty() {
+        let long = hourly_counts(store, customer, now_ns - long_ns, now_ns, reads).await?;
+        let short = hourly_counts(store, customer, now_ns - short_ns, now_ns, reads).await?;
+        for (name, target) in signalling {
+            let figures = |counts| {
+                if name == "asr" {
+                    BurnFigures::Asr(counts)
+                } else {
+                    BurnFigures::OneWayAudio(counts)
+                }
+            };
+            out.push(rules::sla_burn(
+                &customer.id,
+                name,
+                target,
+                policy,
+                figures(&long).counts(),
+                figures(&short).counts(),
+            ));
+        }
     }
     Ok(out)
 }
