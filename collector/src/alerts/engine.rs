@@ -886,6 +886,108 @@ maintenance = ["Mon 02:00-03:00 UTC"]
         );
     }
 
+    /// `sla_burn` of ASR and one-way audio, and `quality_drop` with media problems, on a real
+    /// SQLite store from stored call records and stream reports. Between 05:00:00 and 05:00:07
+    /// seven calls: c1 answered with one-way audio (its stream MOS 4.3), c2 answered without
+    /// RTP (no stream), c3 answered and clean (MOS 4.3), c4–c6 failed with 503, and a stream
+    /// c7 with MOS 3.0 but no call record.
+    #[tokio::test]
+    async fn signalling_burns_and_media_problems_on_sqlite() {
+        use voqa_wire::{CallRecord, CallSummary, MediaProblem};
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&format!("sqlite:{}", dir.path().join("s.db").display()))
+            .await
+            .expect("open");
+        let text = CONFIG
+            .replace(
+                "[[customers]]",
+                "[[alerts.rules]]\nname = \"calls\"\nkind = \"sla_burn\"\n\
+                 commitments = [\"asr\", \"one_way_audio\"]\nfactor = 1.2\n\
+                 long_window = \"1h\"\nshort_window = \"10m\"\n\n[[customers]]",
+            )
+            .replace("min_calls = 2", "min_calls = 4")
+            .replace("threshold_pct = 20.0", "threshold_pct = 40.0")
+            .replace(
+                "heartbeat_interval_s = 15",
+                "heartbeat_interval_s = 15\nasr_min_pct = 60.0\none_way_audio_max_pct = 1.0",
+            );
+        let config = CollectorConfig::parse(&text).expect("config");
+        let engine = Engine::new(
+            store.clone(),
+            LiveConfig::new(config),
+            Arc::default(),
+            "t".into(),
+            "http://c".into(),
+        );
+        let t = |s: i64| voqa_wire::Timestamp::from_ns(DAY_NS + s * SECOND);
+        let call = |n: i64, status: u16, problem: Option<&str>| CallRecord {
+            agent_id: "a1".into(),
+            call_key: format!("{n:016x}"),
+            call: CallSummary {
+                call_id: format!("anon:{n}"),
+                setup: Some(t(18_000 + n)),
+                answer: (status == 200).then(|| t(18_010)),
+                end: Some(t(18_060)),
+                status: Some(status),
+                end_cause: Some(if status == 200 { "bye" } else { "failure" }.into()),
+                problems: problem
+                    .map(|kind| MediaProblem {
+                        kind: kind.into(),
+                        direction: "caller_to_callee".into(),
+                        start: t(18_011),
+                    })
+                    .into_iter()
+                    .collect(),
+                ..CallSummary::default()
+            },
+        };
+        let mut b = batch(
+            "s1",
+            "a1",
+            vec![
+                report("a1", 1, Some("anon:1"), 18_000, 18_060, true, Some(4.3)),
+                report("a1", 3, Some("anon:3"), 18_000, 18_060, true, Some(4.3)),
+                report("a1", 7, Some("anon:7"), 18_000, 18_060, true, Some(3.0)),
+            ],
+            vec![],
+        );
+        b.calls = vec![
+            call(1, 200, Some("one_way_audio")),
+            call(2, 200, Some("no_rtp")),
+            call(3, 200, None),
+            call(4, 503, None),
+            call(5, 503, None),
+            call(6, 503, None),
+        ];
+        store.ingest(&b, DAY_NS).await.expect("ingest");
+        engine.cycle(DAY_NS + 18_100 * SECOND).await.expect("cycle");
+        let states = store.alert_states().await.expect("states");
+        let of = |key: &str| {
+            states
+                .iter()
+                .find(|s| s.key == key)
+                .map(|s| (s.state.clone(), s.value))
+        };
+        // ASR 3 of 6 = 50 %: 50 % failed of a 40 % budget = 1.25× in both windows (the same
+        // hour), ≥ 1.2: firing at 1.25.
+        assert_eq!(
+            of("calls|commitment=asr,customer=acme"),
+            Some((state::FIRING.to_owned(), Some(1.25)))
+        );
+        // 2 of 3 answered calls with a media problem against a 1 % budget: 66.7×.
+        let (st, value) = of("calls|commitment=one_way_audio,customer=acme").expect("instance");
+        assert_eq!(st, state::FIRING);
+        assert!((value.expect("rate") - 200.0 / 3.0).abs() < 1e-9, "{value:?}");
+        // quality_drop: MOS judged c1, c3, c7 (c7 below); problem calls c1 (has a MOS, not
+        // below) and c2 (no MOS). Judged 3 + 1 = 4, bad c7 + c1 + c2 = 3: 75 % > 40 % with 4
+        // calls; `for` 30 s holds it pending. Without media problems it would be 1 of 3.
+        assert_eq!(
+            of("quality|customer=acme"),
+            Some(("pending".to_owned(), Some(75.0)))
+        );
+        store.close().await;
+    }
+
     /// The engine's cycles on a real SQLite store, at times passed in (the fixture's day is a
     /// Monday, 2026-11-23; `at(s)` is `s` seconds after its midnight UTC).
     #[tokio::test]

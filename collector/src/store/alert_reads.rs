@@ -342,6 +342,107 @@ mod tests {
         }
     }
 
+    /// Four answered call records with a media problem at 05:00 and one without, one failed
+    /// with a problem (only answered calls count); stream aggregates for calls 1 (MOS 4.3),
+    /// 2 (MOS 3.0) and 9 (no record). Expected by hand: 4 problem calls, 2 of them with a MOS
+    /// (1 and 2), 1 of those below 4.0 (2).
+    async fn problem_calls_are_matched_to_their_mos(store: &Store) {
+        use voqa_wire::{CallRecord, CallSummary, MediaProblem};
+        let t = |s: i64| voqa_wire::Timestamp::from_ns(DAY_NS + s * SECOND);
+        let call = |n: i64, status: u16, problem: bool| CallRecord {
+            agent_id: "a1".into(),
+            call_key: format!("{n:016x}"),
+            call: CallSummary {
+                call_id: format!("anon:{n}"),
+                setup: Some(t(18_000 + n)),
+                answer: (status == 200).then(|| t(18_010)),
+                end: Some(t(18_060)),
+                status: Some(status),
+                problems: if problem {
+                    vec![MediaProblem {
+                        kind: "one_way_audio".into(),
+                        direction: "callee_to_caller".into(),
+                        start: t(18_011),
+                    }]
+                } else {
+                    vec![]
+                },
+                ..CallSummary::default()
+            },
+        };
+        let report = crate::store::tests::report;
+        let mut b = batch(
+            "p1",
+            "a1",
+            vec![
+                report("a1", 1, Some("anon:1"), 18_000, 18_060, true, Some(4.3)),
+                report("a1", 2, Some("anon:2"), 18_000, 18_060, true, Some(3.0)),
+                report("a1", 9, Some("anon:9"), 18_000, 18_060, true, Some(2.0)),
+            ],
+            vec![],
+        );
+        b.calls = vec![
+            call(1, 200, true),
+            call(2, 200, true),
+            call(3, 200, true),
+            call(4, 200, true),
+            call(5, 200, false),
+            call(6, 503, true),
+        ];
+        store.ingest(&b, DAY_NS).await.expect("ingest");
+        let agents = vec!["a1".to_owned()];
+        let counts = store
+            .problem_call_counts("", &agents, at(17_900), at(18_100), 4.0)
+            .await
+            .expect("counts");
+        assert_eq!(
+            counts,
+            ProblemCallCounts {
+                problem_calls: 4,
+                with_mos: 2,
+                below_mos: 1,
+            }
+        );
+        // Another customer's scope holds none of them; a span before the calls neither.
+        let none = ProblemCallCounts::default();
+        assert_eq!(
+            store
+                .problem_call_counts("other", &agents, at(17_900), at(18_100), 4.0)
+                .await
+                .expect("counts"),
+            none
+        );
+        assert_eq!(
+            store
+                .problem_call_counts("", &agents, at(17_000), at(18_000), 4.0)
+                .await
+                .expect("counts"),
+            none
+        );
+    }
+
+    #[tokio::test]
+    async fn sqlite_problem_calls_are_matched_to_their_mos() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&format!("sqlite:{}", dir.path().join("p.db").display()))
+            .await
+            .expect("open");
+        problem_calls_are_matched_to_their_mos(&store).await;
+        store.close().await;
+    }
+
+    #[cfg_attr(
+        not(voqa_require_postgres),
+        ignore = "needs PostgreSQL at 127.0.0.1:5432: set VOQA_REQUIRE_POSTGRES=1 or run with --ignored"
+    )]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_problem_calls_are_matched_to_their_mos() {
+        with_postgres("problems", |store| async move {
+            problem_calls_are_matched_to_their_mos(&store).await;
+        })
+        .await;
+    }
+
     #[tokio::test]
     async fn sqlite_gaps_give_the_uptime_of_every_heartbeat() {
         let dir = tempfile::tempdir().expect("tmp");
