@@ -91,37 +91,47 @@ impl Store {
                 agents.len()
             )));
         }
-        // `id` breaks ties of equal times as `Store::heartbeats` orders them.
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT agent_id, time_ns, any_process_down, \
+        // One query per agent: SQLite's window functions cost about half as much without a
+        // PARTITION BY and an outer sort (measured: 1.5 against 3.0 ms per agent over six
+        // hours of heartbeats a minute). (agent_id, time_ns) is unique (`heartbeats_record`),
+        // so time alone orders an agent's heartbeats, as `Store::heartbeats` does.
+        const SQL: &str = "SELECT time_ns, any_process_down, \
                (prev_t IS NOT NULL AND time_ns - prev_t <= $3) AS dense_before \
-             FROM (SELECT id, agent_id, time_ns, any_process_down, \
+             FROM (SELECT time_ns, any_process_down, \
                      LAG(time_ns) OVER w AS prev_t, LEAD(time_ns) OVER w AS next_t, \
                      LAG(any_process_down) OVER w AS prev_down \
-                   FROM heartbeats WHERE agent_id IN ({}) AND time_ns >= $1 AND time_ns < $2 \
-                   WINDOW w AS (PARTITION BY agent_id ORDER BY time_ns, id)) h \
+                   FROM heartbeats WHERE agent_id = $4 AND time_ns >= $1 AND time_ns < $2 \
+                   WINDOW w AS (ORDER BY time_ns)) h \
              WHERE prev_t IS NULL OR next_t IS NULL OR any_process_down OR prev_down \
                OR time_ns - prev_t > $3 OR next_t - time_ns > $3 \
-             ORDER BY agent_id, time_ns, id",
-            placeholders(4, agents.len())
-        ));
-        on_reader!(self, pool => async {
-            let mut query = sqlx::query(sql).bind(from_ns).bind(to_ns).bind(max_gap_ns);
-            for agent in agents {
-                query = query.bind(agent.as_str());
-            }
-            let rows = query.fetch_all(pool).await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(HeartbeatGapRow {
-                        agent_id: row.try_get("agent_id")?,
-                        time_ns: row.try_get("time_ns")?,
-                        any_process_down: row.try_get("any_process_down")?,
-                        dense_before: row.try_get("dense_before")?,
+             ORDER BY time_ns";
+        let mut agents: Vec<&String> = agents.iter().collect();
+        agents.sort_unstable();
+        agents.dedup();
+        let mut out = Vec::new();
+        for agent in agents {
+            let rows = on_reader!(self, pool => async {
+                sqlx::query(SQL)
+                    .bind(from_ns)
+                    .bind(to_ns)
+                    .bind(max_gap_ns)
+                    .bind(agent.as_str())
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        Ok(HeartbeatGapRow {
+                            agent_id: agent.clone(),
+                            time_ns: row.try_get("time_ns")?,
+                            any_process_down: row.try_get("any_process_down")?,
+                            dense_before: row.try_get("dense_before")?,
+                        })
                     })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-        }.await)
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+            }.await)?;
+            out.extend(rows);
+        }
+        Ok(out)
     }
 
     /// Answered call records of `agents` with a media problem whose first INVITE lies in
