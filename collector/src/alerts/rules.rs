@@ -420,7 +420,10 @@ mod tests {
         assert!(o.firing);
         assert!((o.value.expect("rate") - 25.0).abs() < 1e-9, "{o:?}");
         let media = Kpis::from_counts(&long).media_problem_pct.expect("share");
-        assert!((media - 25.0).abs() < 1e-12, "the KPI's own media-problem share");
+        assert!(
+            (media - 25.0).abs() < 1e-12,
+            "the KPI's own media-problem share"
+        );
         // No answered call in the short window: no figure, no alert.
         let unanswered = CallCounts {
             attempts: 5,
