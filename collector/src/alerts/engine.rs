@@ -20,7 +20,7 @@ use super::state::{self, FIRING, RuleObservations};
 use crate::api::metrics::Metrics;
 use crate::config::{CollectorConfig, LiveConfig};
 use crate::facts::{self, FactsError};
-use crate::sla::uptime::{HeartbeatPoint, SparsePoint};
+use crate::sla::uptime::SparsePoint;
 use crate::sla::{self, Customer};
 use crate::store::alerts::{AlertStateRow, ENGINE_LEASE, OutboxRow};
 use crate::store::{CallStats, Store, StoreError};
@@ -789,17 +789,7 @@ async fn heartbeat_gaps(
     Ok(rows
         .into_iter()
         .map(|h| SparsePoint {
-            point: HeartbeatPoint {
-                agent_id: h.agent_id,
-                time_ns: h.time_ns,
-                // As `facts::heartbeat_points` names it: the store keeps only the flag.
-                processes_down: if h.any_process_down {
-                    vec!["watched process".to_owned()]
-                } else {
-                    Vec::new()
-                },
-                kernel_drops_total: 0,
-            },
+            point: facts::heartbeat_point(h.agent_id, h.time_ns, h.any_process_down, 0),
             dense_before: h.dense_before,
         })
         .collect())

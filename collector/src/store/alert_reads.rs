@@ -13,6 +13,7 @@
 
 use sqlx::Row;
 
+use super::alerts::on_pool;
 use super::{CallStats, Store, StoreError};
 
 /// Most agents of one read (a customer's agents; the config allows far fewer).
@@ -48,27 +49,6 @@ fn placeholders(first: usize, n: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-macro_rules! on_reader {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            Store::Sqlite(s) => {
-                let $pool = &s.reader;
-                $body.map_err(|source| StoreError::Database {
-                    backend: super::sqlite::BACKEND,
-                    source,
-                })
-            }
-            Store::Postgres(s) => {
-                let $pool = &s.pool;
-                $body.map_err(|source| StoreError::Database {
-                    backend: super::postgres::BACKEND,
-                    source,
-                })
-            }
-        }
-    };
 }
 
 impl Store {
@@ -112,7 +92,7 @@ impl Store {
         agents.dedup();
         let mut out = Vec::new();
         for agent in agents {
-            let rows = on_reader!(self, pool => async {
+            let rows = on_pool!(self, read, pool => async {
                 sqlx::query(SQL)
                     .bind(from_ns)
                     .bind(to_ns)
@@ -182,7 +162,7 @@ impl Store {
             placeholders(6 + froms.len(), agents.len())
         ));
         let spans = froms.len();
-        on_reader!(self, pool => async {
+        on_pool!(self, read, pool => async {
             let mut query = sqlx::query(sql)
                 .bind(scope)
                 .bind(earliest)
@@ -253,7 +233,7 @@ impl Store {
                AND r.outcome = 'answered' AND r.problems <> ''{scoped}",
             placeholders(5, agents.len())
         ));
-        let (problem_calls, with_mos, below_mos): (i64, i64, i64) = on_reader!(self, pool => async {
+        let (problem_calls, with_mos, below_mos): (i64, i64, i64) = on_pool!(self, read, pool => async {
             let mut query = sqlx::query(sql)
                 .bind(from_ns)
                 .bind(to_ns)
@@ -337,16 +317,7 @@ mod tests {
             .await
             .expect("heartbeats")
             .into_iter()
-            .map(|h| HeartbeatPoint {
-                agent_id: h.agent_id,
-                time_ns: h.time_ns,
-                processes_down: if h.any_process_down {
-                    vec!["watched process".to_owned()]
-                } else {
-                    Vec::new()
-                },
-                kernel_drops_total: 0,
-            })
+            .map(|h| crate::facts::heartbeat_point(h.agent_id, h.time_ns, h.any_process_down, 0))
             .collect();
         let gaps = store
             .heartbeat_gaps(&agents, at(B), at(NOW), max_gap)
@@ -391,16 +362,7 @@ mod tests {
         let sparse: Vec<SparsePoint> = gaps
             .into_iter()
             .map(|g| SparsePoint {
-                point: HeartbeatPoint {
-                    agent_id: g.agent_id,
-                    time_ns: g.time_ns,
-                    processes_down: if g.any_process_down {
-                        vec!["watched process".to_owned()]
-                    } else {
-                        Vec::new()
-                    },
-                    kernel_drops_total: 0,
-                },
+                point: crate::facts::heartbeat_point(g.agent_id, g.time_ns, g.any_process_down, 0),
                 dense_before: g.dense_before,
             })
             .collect();
