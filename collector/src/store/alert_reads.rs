@@ -282,7 +282,7 @@ mod tests {
     async fn load(store: &Store) {
         let a1: Vec<_> = (3000..=B + 3495)
             .step_by(15)
-            .filter(|t| !(B + 600 < *t && *t < B + 700) && !(B + 1785 < *t && *t < B + 1845))
+            .filter(|t| !((B + 601..B + 700).contains(t) || (B + 1786..B + 1845).contains(t)))
             .chain([B + 700])
             .map(|t| heartbeat("a1", t, [B - 15, B + 1200, B + 1215].contains(&t), 0))
             .collect();
