@@ -1,7 +1,8 @@
 //! Alert evaluation cost per cycle: 1,000 customers (one agent each) × 5 global rules
 //! (`quality_drop`, `sla_burn` page and ticket over uptime and calls meeting MOS,
 //! `agent_silent`, `capture_incomplete`) over the given store, each agent with 6 hours of
-//! heartbeats (one a minute) and 12 calls in the last hour, a quarter of them below MOS 4.
+//! heartbeats (one a minute) and 12 calls in the last hour, a quarter of them below MOS 4
+//! (no call records: `quality_drop`'s read of the problem calls finds none).
 //! Times one engine cycle (lease, every rule read from the aggregates, the state machine, the
 //! commit) several times and prints each and the median.
 //!

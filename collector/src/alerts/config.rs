@@ -199,8 +199,10 @@ pub struct RuleConfig {
     /// Channel names: webhooks, e-mail lists, or `alertmanager`.
     #[serde(default)]
     pub notify: Vec<String>,
-    /// `sla_burn`: `uptime`, `mos` (calls meeting MOS), `loss` (needs `loss_target_pct`).
-    /// Default `["uptime", "mos"]`.
+    /// `sla_burn`: `uptime`, `mos` (calls meeting MOS), `loss` (needs `loss_target_pct`),
+    /// `asr` (the customer's `asr_min_pct`) and `one_way_audio` (its
+    /// `one_way_audio_max_pct`), the last two from the hourly call counts. Default
+    /// `["uptime", "mos"]`.
     #[serde(default)]
     pub commitments: Option<Vec<String>>,
     /// `sla_burn`: burn-rate factor and windows; default the workbook's policy of the
@@ -231,9 +233,8 @@ fn page() -> String {
     "page".to_owned()
 }
 
-/// The commitments `sla_burn` can watch today, and those waiting for call aggregates.
-pub const BURN_COMMITMENTS: [&str; 3] = ["uptime", "mos", "loss"];
-const BURN_COMMITMENTS_LATER: [&str; 2] = ["asr", "one_way_audio"];
+/// The commitments `sla_burn` can watch.
+pub const BURN_COMMITMENTS: [&str; 5] = ["uptime", "mos", "loss", "asr", "one_way_audio"];
 
 /// What `kpi_threshold` can watch: ASR and NER fire below the threshold, the PDD p95 above it.
 pub const KPI_THRESHOLD_KPIS: [&str; 3] = ["asr", "ner", "pdd_p95_ms"];
@@ -412,16 +413,34 @@ impl RuleConfig {
                     p.push(format!("{at}: commitments must name at least one"));
                 }
                 for c in &commitments {
-                    if BURN_COMMITMENTS_LATER.contains(&c.as_str()) {
+                    if !BURN_COMMITMENTS.contains(&c.as_str()) {
                         p.push(format!(
-                            "{at}: commitment '{c}' is not available yet: it needs the per-call \
-                             signalling aggregates (ASR, one-way audio), which this collector \
-                             does not store yet"
+                            "{at}: unknown commitment '{c}' (uptime, mos, loss, asr or \
+                             one_way_audio)"
                         ));
-                    } else if !BURN_COMMITMENTS.contains(&c.as_str()) {
-                        p.push(format!(
-                            "{at}: unknown commitment '{c}' (uptime, mos or loss)"
-                        ));
+                    }
+                }
+                // A rule for one customer must watch what that customer committed to; a rule
+                // for all customers skips those without the commitment.
+                if let Some(customer) = customers
+                    .iter()
+                    .find(|k| self.customer.as_ref() == Some(&k.id))
+                {
+                    for (name, target) in [
+                        ("asr", customer.commitments.asr_min_pct),
+                        ("one_way_audio", customer.commitments.one_way_audio_max_pct),
+                    ] {
+                        if target.is_none() && commitments.iter().any(|c| c == name) {
+                            p.push(format!(
+                                "{at}: commitment '{name}': customer '{}' has no {}",
+                                customer.id,
+                                if name == "asr" {
+                                    "asr_min_pct"
+                                } else {
+                                    "one_way_audio_max_pct"
+                                }
+                            ));
+                        }
                     }
                 }
                 match (
@@ -776,8 +795,15 @@ notify = ["ops-hook"]
             rule("kind = \"capture_incomplete\"\nwindow = \"1h\"\nthreshold_pct = 5.0").is_ok()
         );
         assert!(rule("kind = \"sla_burn\"\ncustomer = \"acme\"").is_ok());
-        let err = rule("kind = \"sla_burn\"\ncommitments = [\"asr\"]").expect_err("later");
-        assert!(err.contains("'asr' is not available yet"), "{err}");
+        assert!(rule("kind = \"sla_burn\"\ncommitments = [\"asr\", \"one_way_audio\"]").is_ok());
+        let err = rule("kind = \"sla_burn\"\ncustomer = \"acme\"\ncommitments = [\"asr\"]")
+            .expect_err("acme has no ASR commitment");
+        assert!(
+            err.contains("commitment 'asr': customer 'acme' has no asr_min_pct"),
+            "{err}"
+        );
+        let err = rule("kind = \"sla_burn\"\ncommitments = [\"jitter\"]").expect_err("unknown");
+        assert!(err.contains("unknown commitment 'jitter'"), "{err}");
         let err = rule("kind = \"sla_burn\"\ncommitments = [\"loss\"]").expect_err("no target");
         assert!(err.contains("needs loss_target_pct"), "{err}");
         assert!(

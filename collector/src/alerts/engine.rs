@@ -20,6 +20,7 @@ use super::state::{self, FIRING, RuleObservations};
 use crate::api::metrics::Metrics;
 use crate::config::{CollectorConfig, LiveConfig};
 use crate::facts::{self, FactsError};
+use crate::sla::uptime::SparsePoint;
 use crate::sla::{self, Customer};
 use crate::store::alerts::{AlertStateRow, ENGINE_LEASE, OutboxRow};
 use crate::store::{CallStats, Store, StoreError};
@@ -318,7 +319,9 @@ struct Shared {
 #[derive(Debug, Default)]
 pub struct CustomerReads {
     stats: BTreeMap<(i64, i64), Option<CallStats>>,
-    points: Option<(i64, Vec<sla::HeartbeatPoint>)>,
+    /// Summed hourly call counts from the hour starting at the key to now.
+    hourly: BTreeMap<i64, sla::kpis::CallCounts>,
+    points: Option<(i64, Vec<SparsePoint>)>,
 }
 
 /// Evaluates every rule for its customers at `now_ns`, one task per customer (at most
@@ -375,6 +378,7 @@ pub async fn evaluate(
             let (store, rules, shared) = (store.clone(), rules.clone(), shared.clone());
             tasks.spawn(async move {
                 let mut reads = CustomerReads::default();
+                prefetch_call_stats(&store, &rules, &customer, now_ns, &mut reads).await;
                 let mut results = Vec::new();
                 for rule in rules
                     .iter()
@@ -430,9 +434,18 @@ async fn observe(
             let Some(stats) = call_stats(store, customer, from, now_ns, reads).await? else {
                 return Ok(Vec::new());
             };
+            // The call records of the same scope as the MOS aggregates (a read without a
+            // store query for a customer not narrowed to subnets).
+            let scope = facts::calls_scope(store, customer, from)
+                .await?
+                .unwrap_or_default();
+            let problems = store
+                .problem_call_counts(&scope, &customer.agents, from, now_ns, c.mos_min)
+                .await?;
             vec![rules::quality_drop(
                 &customer.id,
                 &stats,
+                &problems,
                 c.mos_min,
                 rule.threshold_pct.unwrap_or(100.0),
                 rule.min_calls.unwrap_or(1),
@@ -477,12 +490,9 @@ async fn observe(
         }
         RuleKind::SlaBurn => burn(store, rule, customer, now_ns, shared, reads).await?,
         RuleKind::KpiThreshold => {
-            // The call counts are hourly (UTC hours of the first INVITE): the window is the
-            // hours overlapping [now − window, now], the current one included.
-            const HOUR_NS: i64 = 3_600_000_000_000;
-            let from_hour = from - from.rem_euclid(HOUR_NS);
+            let from_hour = hour_start(from);
             let counts = match rule.trunk.as_deref() {
-                None => facts::call_counts(store, customer, from_hour, now_ns).await?,
+                None => hourly_counts(store, customer, from, now_ns, reads).await?,
                 Some(trunk) => {
                     facts::call_counts_of_peer(store, customer, from_hour, now_ns, trunk).await?
                 }
@@ -498,6 +508,71 @@ async fn observe(
             )]
         }
     })
+}
+
+/// Reads the call stats of every span the customer's rules ask for in one query
+/// (`Store::call_stats_spans`) into `reads`, so that [`call_stats`] finds them. Only for a
+/// customer not narrowed to subnets (its scope is `""` whatever the span); on failure the
+/// per-span reads follow and report their own.
+async fn prefetch_call_stats(
+    store: &Store,
+    rules: &[RuleConfig],
+    customer: &Customer,
+    now_ns: i64,
+    reads: &mut CustomerReads,
+) {
+    if !customer.subnets.is_empty() {
+        return;
+    }
+    let mut froms = Vec::new();
+    for rule in rules
+        .iter()
+        .filter(|r| r.customer.as_ref().is_none_or(|c| *c == customer.id))
+    {
+        match rule.kind {
+            RuleKind::QualityDrop => {
+                froms.push(now_ns.saturating_sub(rule.window.unwrap_or_default().ns()));
+            }
+            RuleKind::SlaBurn
+                if rule
+                    .burn_commitments()
+                    .iter()
+                    .any(|k| k == "mos" || k == "loss") =>
+            {
+                let policy = rule.burn_policy();
+                for span in [policy.long, policy.short] {
+                    froms.push(
+                        now_ns.saturating_sub(i64::try_from(span.as_nanos()).unwrap_or(i64::MAX)),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    froms.sort_unstable();
+    froms.dedup();
+    if froms.len() < 2 {
+        return;
+    }
+    let c = &customer.commitments;
+    match store
+        .call_stats_spans(
+            "",
+            &customer.agents,
+            &froms,
+            now_ns,
+            c.mos_min,
+            c.loss_max_pct,
+        )
+        .await
+    {
+        Ok(stats) => {
+            for (from, stats) in froms.into_iter().zip(stats) {
+                reads.stats.insert((from, now_ns), Some(stats));
+            }
+        }
+        Err(e) => tracing::debug!("alerts: call stats of several spans not read at once: {e}"),
+    }
 }
 
 /// The customer's calls over `[from, to)` from the per-call aggregates (read once per span
@@ -533,6 +608,31 @@ async fn call_stats(
     };
     reads.stats.insert((from, to), stats);
     Ok(stats)
+}
+
+/// The start of the UTC hour holding `t`. The call counts are hourly (UTC hours of the
+/// first INVITE): a window over them is the hours overlapping `[t, now]`, the current one
+/// included.
+fn hour_start(t: i64) -> i64 {
+    t - t.rem_euclid(crate::store::HOUR_NS)
+}
+
+/// The customer's summed hourly call counts of the hours overlapping `[from, to]` (read once
+/// per hour and cycle).
+async fn hourly_counts(
+    store: &Store,
+    customer: &Customer,
+    from: i64,
+    to: i64,
+    reads: &mut CustomerReads,
+) -> Result<sla::kpis::CallCounts, FactsError> {
+    let from_hour = hour_start(from);
+    if let Some(known) = reads.hourly.get(&from_hour) {
+        return Ok(*known);
+    }
+    let counts = facts::call_counts(store, customer, from_hour, to).await?;
+    reads.hourly.insert(from_hour, counts);
+    Ok(counts)
 }
 
 /// `sla_burn`: each watched commitment's burn over the rule's two windows.
@@ -592,23 +692,33 @@ async fn burn(
             .as_ref()
             .is_some_and(|(f, _)| *f <= now_ns - long_ns);
         if !covered {
-            let points = facts::heartbeat_points(store, customer, from, now_ns).await?;
+            let points = heartbeat_gaps(store, customer, from, now_ns).await?;
             reads.points = Some((from, points));
         }
         let points = reads.points.as_ref().map_or(&[][..], |(_, p)| p.as_slice());
+        // An agent missing from the first heartbeats read at the start of the cycle (its first
+        // ones arrived since) first reported at its earliest heartbeat read here.
+        let mut first = first.clone();
+        for agent in &customer.agents {
+            if !first.iter().any(|(a, _)| a == agent)
+                && let Some(p) = points.iter().find(|p| p.point.agent_id == *agent)
+            {
+                first.push((agent.clone(), p.point.time_ns));
+            }
+        }
         let windows = c.maintenance_windows();
         let outcome = |from: i64| {
             let maintenance = sla::maintenance::maintenance_spans(&windows, from, now_ns);
             // Ordered by agent, then time: filtered, not cut at one index.
             let inside: Vec<_> = points
                 .iter()
-                .filter(|p| p.time_ns >= from)
+                .filter(|p| p.point.time_ns >= from)
                 .cloned()
                 .collect();
-            sla::uptime::uptime(
+            sla::uptime::uptime_sparse(
                 &customer.agents,
                 &inside,
-                first,
+                &first,
                 from,
                 now_ns,
                 c.heartbeat_interval_s,
@@ -625,7 +735,64 @@ async fn burn(
             BurnFigures::Uptime(&short).counts(),
         ));
     }
+    // ASR and calls with a media problem: from the hourly call counts, so both windows widen
+    // to whole UTC hours (the short one is at least the current hour so far). A customer
+    // without the commitment has nothing to burn.
+    let signalling: Vec<(&str, f64)> = [
+        ("asr", c.asr_min_pct),
+        (
+            "one_way_audio",
+            c.one_way_audio_max_pct.map(|max| 100.0 - max),
+        ),
+    ]
+    .into_iter()
+    .filter(|(name, _)| commitments.iter().any(|k| k == name))
+    .filter_map(|(name, target)| target.map(|t| (name, t)))
+    .collect();
+    if !signalling.is_empty() {
+        let long = hourly_counts(store, customer, now_ns - long_ns, now_ns, reads).await?;
+        let short = hourly_counts(store, customer, now_ns - short_ns, now_ns, reads).await?;
+        for (name, target) in signalling {
+            let figures = |counts| {
+                if name == "asr" {
+                    BurnFigures::Asr(counts)
+                } else {
+                    BurnFigures::OneWayAudio(counts)
+                }
+            };
+            out.push(rules::sla_burn(
+                &customer.id,
+                name,
+                target,
+                policy,
+                figures(&long).counts(),
+                figures(&short).counts(),
+            ));
+        }
+    }
     Ok(out)
+}
+
+/// The customer's heartbeats in `[from, to)` that its uptime can depend on (the store's gap
+/// query: a few per agent instead of one per heartbeat period), as `sla::uptime_sparse` reads
+/// them.
+async fn heartbeat_gaps(
+    store: &Store,
+    customer: &Customer,
+    from: i64,
+    to: i64,
+) -> Result<Vec<SparsePoint>, FactsError> {
+    let max_gap = sla::uptime::max_gap_ns(customer.commitments.heartbeat_interval_s);
+    let rows = store
+        .heartbeat_gaps(&customer.agents, from, to, max_gap)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|h| SparsePoint {
+            point: facts::heartbeat_point(h.agent_id, h.time_ns, h.any_process_down, 0),
+            dense_before: h.dense_before,
+        })
+        .collect())
 }
 
 /// Runs the engine until the process ends: one cycle every `evaluate_every` (re-read each
@@ -776,6 +943,111 @@ maintenance = ["Mon 02:00-03:00 UTC"]
             states.iter().all(|s| s.state != state::FIRING),
             "{states:?}"
         );
+    }
+
+    /// `sla_burn` of ASR and one-way audio, and `quality_drop` with media problems, on a real
+    /// SQLite store from stored call records and stream reports. Between 05:00:00 and 05:00:07
+    /// seven calls: c1 answered with one-way audio (its stream MOS 4.3), c2 answered without
+    /// RTP (no stream), c3 answered and clean (MOS 4.3), c4–c6 failed with 503, and a stream
+    /// c7 with MOS 3.0 but no call record.
+    #[tokio::test]
+    async fn signalling_burns_and_media_problems_on_sqlite() {
+        use voqa_wire::{CallRecord, CallSummary, MediaProblem};
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&format!("sqlite:{}", dir.path().join("s.db").display()))
+            .await
+            .expect("open");
+        let text = CONFIG
+            .replace(
+                "[[customers]]",
+                "[[alerts.rules]]\nname = \"calls\"\nkind = \"sla_burn\"\n\
+                 commitments = [\"asr\", \"one_way_audio\"]\nfactor = 1.2\n\
+                 long_window = \"1h\"\nshort_window = \"10m\"\n\n[[customers]]",
+            )
+            .replace("min_calls = 2", "min_calls = 4")
+            .replace("threshold_pct = 20.0", "threshold_pct = 40.0")
+            .replace(
+                "heartbeat_interval_s = 15",
+                "heartbeat_interval_s = 15\nasr_min_pct = 60.0\none_way_audio_max_pct = 1.0",
+            );
+        let config = CollectorConfig::parse(&text).expect("config");
+        let engine = Engine::new(
+            store.clone(),
+            LiveConfig::new(config),
+            Arc::default(),
+            "t".into(),
+            "http://c".into(),
+        );
+        let t = |s: i64| voqa_wire::Timestamp::from_ns(DAY_NS + s * SECOND);
+        let call = |n: i64, status: u16, problem: Option<&str>| CallRecord {
+            agent_id: "a1".into(),
+            call_key: format!("{n:016x}"),
+            call: CallSummary {
+                call_id: format!("anon:{n}"),
+                setup: Some(t(18_000 + n)),
+                answer: (status == 200).then(|| t(18_010)),
+                end: Some(t(18_060)),
+                status: Some(status),
+                end_cause: Some(if status == 200 { "bye" } else { "failure" }.into()),
+                problems: problem
+                    .map(|kind| MediaProblem {
+                        kind: kind.into(),
+                        direction: "caller_to_callee".into(),
+                        start: t(18_011),
+                    })
+                    .into_iter()
+                    .collect(),
+                ..CallSummary::default()
+            },
+        };
+        let mut b = batch(
+            "s1",
+            "a1",
+            vec![
+                report("a1", 1, Some("anon:1"), 18_000, 18_060, true, Some(4.3)),
+                report("a1", 3, Some("anon:3"), 18_000, 18_060, true, Some(4.3)),
+                report("a1", 7, Some("anon:7"), 18_000, 18_060, true, Some(3.0)),
+            ],
+            vec![],
+        );
+        b.calls = vec![
+            call(1, 200, Some("one_way_audio")),
+            call(2, 200, Some("no_rtp")),
+            call(3, 200, None),
+            call(4, 503, None),
+            call(5, 503, None),
+            call(6, 503, None),
+        ];
+        store.ingest(&b, DAY_NS).await.expect("ingest");
+        engine.cycle(DAY_NS + 18_100 * SECOND).await.expect("cycle");
+        let states = store.alert_states().await.expect("states");
+        let of = |key: &str| {
+            states
+                .iter()
+                .find(|s| s.key == key)
+                .map(|s| (s.state.clone(), s.value))
+        };
+        // ASR 3 of 6 = 50 %: 50 % failed of a 40 % budget = 1.25× in both windows (the same
+        // hour), ≥ 1.2: firing at 1.25.
+        assert_eq!(
+            of("calls|commitment=asr,customer=acme"),
+            Some((state::FIRING.to_owned(), Some(1.25)))
+        );
+        // 2 of 3 answered calls with a media problem against a 1 % budget: 66.7×.
+        let (st, value) = of("calls|commitment=one_way_audio,customer=acme").expect("instance");
+        assert_eq!(st, state::FIRING);
+        assert!(
+            (value.expect("rate") - 200.0 / 3.0).abs() < 1e-9,
+            "{value:?}"
+        );
+        // quality_drop: MOS judged c1, c3, c7 (c7 below); problem calls c1 (has a MOS, not
+        // below) and c2 (no MOS). Judged 3 + 1 = 4, bad c7 + c1 + c2 = 3: 75 % > 40 % with 4
+        // calls; `for` 30 s holds it pending. Without media problems it would be 1 of 3.
+        assert_eq!(
+            of("quality|customer=acme"),
+            Some(("pending".to_owned(), Some(75.0)))
+        );
+        store.close().await;
     }
 
     /// The engine's cycles on a real SQLite store, at times passed in (the fixture's day is a

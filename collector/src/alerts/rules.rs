@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use super::burn::{self, BurnPolicy, WindowCounts};
 use crate::sla::kpis::{CallCounts, Kpis};
 use crate::sla::uptime::UptimeOutcome;
+use crate::store::alert_reads::ProblemCallCounts;
 use crate::store::{CallStats, WindowHistogram};
 
 /// One alert instance's condition at one evaluation.
@@ -38,19 +39,29 @@ fn labels(customer: &str, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
     labels
 }
 
-/// `quality_drop`: the share of calls (with a MOS) below the customer's `mos_min` in the
-/// window; fires above `threshold_pct` once at least `min_calls` calls were judged.
+/// `quality_drop`: the share of the window's calls that are bad — below the customer's
+/// `mos_min`, or answered with a media problem (one-way audio, no RTP, RTP stopped, media
+/// address mismatch; from the call records) — among the calls judged; fires above
+/// `threshold_pct` once at least `min_calls` calls were judged.
+///
+/// A call is counted once: the judged calls are those with a MOS (`stats`) plus the problem
+/// calls the MOS aggregates do not hold (a call without RTP has no MOS at all); the bad ones
+/// are those below `mos_min` plus the problem calls not already below it.
 pub fn quality_drop(
     customer: &str,
     stats: &CallStats,
+    problems: &ProblemCallCounts,
     mos_min: f64,
     threshold_pct: f64,
     min_calls: u64,
     window_ns: i64,
 ) -> Observation {
-    let judged = stats.calls_with_mos;
-    let below = judged.saturating_sub(stats.meeting_mos);
-    let value = (judged > 0).then(|| below as f64 * 100.0 / judged as f64);
+    let below = stats.calls_with_mos.saturating_sub(stats.meeting_mos);
+    let judged = stats
+        .calls_with_mos
+        .saturating_add(problems.problem_calls.saturating_sub(problems.with_mos));
+    let bad = below.saturating_add(problems.problem_calls.saturating_sub(problems.below_mos));
+    let value = (judged > 0).then(|| bad as f64 * 100.0 / judged as f64);
     let firing = judged >= min_calls.max(1) && value.is_some_and(|v| v > threshold_pct);
     Observation {
         labels: labels(customer, &[]),
@@ -60,7 +71,8 @@ pub fn quality_drop(
         firing,
         window_ns,
         summary: format!(
-            "{below} of {judged} calls below MOS {mos_min} ({}; alert above {threshold_pct} % with at least {min_calls} calls)",
+            "{bad} of {judged} calls below MOS {mos_min} or with a media problem ({below} below, {} with a media problem; {}; alert above {threshold_pct} % with at least {min_calls} calls)",
+            problems.problem_calls,
             value.map_or("no calls".to_owned(), |v| format!("{v:.1} %")),
         ),
     }
@@ -196,6 +208,12 @@ pub enum BurnFigures<'a> {
     Mos(&'a CallStats),
     /// Calls and those within `loss_max_pct`.
     Loss(&'a CallStats),
+    /// Call attempts and those answered (the ASR of `sla::kpis`, ITU-T E.411): the budget of
+    /// `asr_min_pct` is the failed-attempt share it allows.
+    Asr(&'a CallCounts),
+    /// Answered calls and those without a media problem (`sla::kpis`' media-problem share):
+    /// the budget of `one_way_audio_max_pct` is that share; the target is `100 − max`.
+    OneWayAudio(&'a CallCounts),
 }
 
 impl BurnFigures<'_> {
@@ -207,6 +225,11 @@ impl BurnFigures<'_> {
             ),
             BurnFigures::Mos(s) => WindowCounts::new(s.meeting_mos as f64, s.calls_with_mos as f64),
             BurnFigures::Loss(s) => WindowCounts::new(s.meeting_loss as f64, s.calls as f64),
+            BurnFigures::Asr(c) => WindowCounts::new(c.answered as f64, c.attempts as f64),
+            BurnFigures::OneWayAudio(c) => WindowCounts::new(
+                c.answered.saturating_sub(c.problem_calls) as f64,
+                c.answered as f64,
+            ),
         }
     }
 }
@@ -312,22 +335,127 @@ mod tests {
         }
     }
 
+    fn none() -> ProblemCallCounts {
+        ProblemCallCounts::default()
+    }
+
+    #[test]
+    fn quality_drop_counts_a_call_below_mos_or_with_a_media_problem_once() {
+        // 10 calls with a MOS, 2 of them below 4.0. 5 answered call records with a media
+        // problem: 3 of them have streams with a MOS in the window (1 of those is one of the
+        // 2 below), 2 have none (no RTP at all).
+        // Judged: 10 + (5 − 3) = 12. Bad: 2 below + (5 − 1) problem calls not already below
+        // = 6 (the 2 below, the 2 problem calls with a good MOS, the 2 without a MOS).
+        // 6 / 12 = 50 %.
+        let problems = ProblemCallCounts {
+            problem_calls: 5,
+            with_mos: 3,
+            below_mos: 1,
+        };
+        let o = quality_drop("acme", &stats(10, 8), &problems, 4.0, 40.0, 12, 900 * S);
+        assert_eq!(o.value, Some(50.0));
+        assert!(o.firing, "50 % > 40 % with 12 calls judged");
+        assert!(o.summary.starts_with("6 of 12 calls"), "{}", o.summary);
+        // 13 calls needed: not enough calls judged.
+        assert!(!quality_drop("acme", &stats(10, 8), &problems, 4.0, 40.0, 13, S).firing);
+        // Without the problem calls the share is 2 / 10 = 20 %: below the threshold.
+        let o = quality_drop("acme", &stats(10, 8), &none(), 4.0, 40.0, 1, S);
+        assert_eq!((o.value, o.firing), (Some(20.0), false));
+        // Only calls without RTP (no MOS anywhere): 3 of 3 bad.
+        let only = ProblemCallCounts {
+            problem_calls: 3,
+            with_mos: 0,
+            below_mos: 0,
+        };
+        let o = quality_drop("acme", &stats(0, 0), &only, 4.0, 40.0, 1, S);
+        assert_eq!((o.value, o.firing), (Some(100.0), true));
+    }
+
+    #[test]
+    fn sla_burn_of_asr_and_one_way_audio_from_call_counts() {
+        use crate::sla::kpis::Kpis;
+        let page = crate::alerts::burn::DEFAULT_POLICIES[0];
+        // ASR commitment 60 %: budget 40 % of attempts may fail. Long window: 200 attempts,
+        // 40 answered → 160 failed = 80 % → 0.8 / 0.4 = 2.0×; short: 20 attempts, 2 answered
+        // → 90 % → 2.25×. Below the page's 14.4: not firing, value the lower, 2.0.
+        let long = CallCounts {
+            attempts: 200,
+            answered: 40,
+            problem_calls: 10,
+            ..CallCounts::default()
+        };
+        let short = CallCounts {
+            attempts: 20,
+            answered: 2,
+            problem_calls: 2,
+            ..CallCounts::default()
+        };
+        // The bad share is the complement of the KPI's ASR.
+        let asr = Kpis::from_counts(&long).asr_pct.expect("asr");
+        let counts = BurnFigures::Asr(&long).counts();
+        assert_eq!((counts.good, counts.total), (40.0, 200.0));
+        assert!((counts.bad_fraction().expect("share") - (1.0 - asr / 100.0)).abs() < 1e-12);
+        let o = sla_burn(
+            "acme",
+            "asr",
+            60.0,
+            page,
+            BurnFigures::Asr(&long).counts(),
+            BurnFigures::Asr(&short).counts(),
+        );
+        assert!(!o.firing);
+        assert!((o.value.expect("rate") - 2.0).abs() < 1e-9, "{o:?}");
+        assert_eq!(o.labels["commitment"], "asr");
+        // One-way audio at most 1 % of answered calls: target 99 %, budget 1 %. Long window:
+        // 10 of 40 answered with a problem = 25 % → 25×; short: 2 of 2 = 100 % → 100×. Both
+        // ≥ 14.4: fires at the lower, 25.
+        let o = sla_burn(
+            "acme",
+            "one_way_audio",
+            100.0 - 1.0,
+            page,
+            BurnFigures::OneWayAudio(&long).counts(),
+            BurnFigures::OneWayAudio(&short).counts(),
+        );
+        assert!(o.firing);
+        assert!((o.value.expect("rate") - 25.0).abs() < 1e-9, "{o:?}");
+        let media = Kpis::from_counts(&long).media_problem_pct.expect("share");
+        assert!(
+            (media - 25.0).abs() < 1e-12,
+            "the KPI's own media-problem share"
+        );
+        // No answered call in the short window: no figure, no alert.
+        let unanswered = CallCounts {
+            attempts: 5,
+            ..CallCounts::default()
+        };
+        let o = sla_burn(
+            "acme",
+            "one_way_audio",
+            99.0,
+            page,
+            BurnFigures::OneWayAudio(&long).counts(),
+            BurnFigures::OneWayAudio(&unanswered).counts(),
+        );
+        assert!(!o.firing && o.value.is_none());
+    }
+
     #[test]
     fn quality_drop_needs_the_share_and_the_calls() {
         // 2 of 8 calls below: 25 % > 20 % with 8 ≥ 5 calls: fires.
-        let o = quality_drop("acme", &stats(8, 6), 4.0, 20.0, 5, 900 * S);
+        let o = quality_drop("acme", &stats(8, 6), &none(), 4.0, 20.0, 5, 900 * S);
         assert_eq!(o.value, Some(25.0));
         assert!(o.firing);
         assert_eq!(o.labels["customer"], "acme");
         // 1 of 5: exactly 20 % is not above 20 %.
-        assert!(!quality_drop("acme", &stats(5, 4), 4.0, 20.0, 5, S).firing);
+        assert!(!quality_drop("acme", &stats(5, 4), &none(), 4.0, 20.0, 5, S).firing);
         // Two bad calls at night: 100 % of 2, but fewer than 5 calls: silent.
-        let night = quality_drop("acme", &stats(2, 0), 4.0, 20.0, 5, S);
+        let night = quality_drop("acme", &stats(2, 0), &none(), 4.0, 20.0, 5, S);
         assert_eq!(night.value, Some(100.0));
         assert!(!night.firing);
         // No calls: no figure, no alert.
         assert_eq!(
-            quality_drop("acme", &stats(0, 0), 4.0, 20.0, 5, S).value,
+            quality_drop("acme", &stats(0, 0), &none(), 4.0, 20.0, 5, S).value,
             None
         );
     }

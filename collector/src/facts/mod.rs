@@ -165,17 +165,35 @@ pub async fn heartbeat_points(
     let beats = store.heartbeats(&customer.agents, from, to).await?;
     Ok(beats
         .into_iter()
-        .map(|h| HeartbeatPoint {
-            agent_id: h.agent_id,
-            time_ns: h.time_ns,
-            processes_down: if h.any_process_down {
-                vec!["watched process".to_owned()]
-            } else {
-                Vec::new()
-            },
-            kernel_drops_total: h.kernel_drops_total,
+        .map(|h| {
+            heartbeat_point(
+                h.agent_id,
+                h.time_ns,
+                h.any_process_down,
+                h.kernel_drops_total,
+            )
         })
         .collect())
+}
+
+/// The uptime check's view of a stored heartbeat: the store keeps only whether a watched
+/// process was down, so that is one process named "watched process".
+pub fn heartbeat_point(
+    agent_id: String,
+    time_ns: i64,
+    any_process_down: bool,
+    kernel_drops_total: u64,
+) -> HeartbeatPoint {
+    HeartbeatPoint {
+        agent_id,
+        time_ns,
+        processes_down: if any_process_down {
+            vec!["watched process".to_owned()]
+        } else {
+            Vec::new()
+        },
+        kernel_drops_total,
+    }
 }
 
 /// The slow path: the period's reports, [`REPORT_PAGE`] at a time, folded as they come.

@@ -166,18 +166,58 @@ fn process_reason(processes_down: &[String]) -> String {
         .join(", ")
 }
 
+/// A heartbeat the store's gap query kept (`Store::heartbeat_gaps`): only the heartbeats that
+/// bound a gap longer than two periods, report a process down or follow one, and the first
+/// and last of each agent in the span read. Between two kept heartbeats the store left out
+/// only heartbeats less than two periods apart, none reporting a process down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SparsePoint {
+    pub point: HeartbeatPoint,
+    /// The agent's previous heartbeat in the span read lies at most two periods before this
+    /// one (it may have been left out): nothing between the two was down. `false` for the
+    /// first heartbeat of the span.
+    pub dense_before: bool,
+}
+
+/// What the uptime rules read of a heartbeat, full ([`HeartbeatPoint`]) or from the gap
+/// query ([`SparsePoint`]).
+pub trait Beat {
+    fn point(&self) -> &HeartbeatPoint;
+    /// See [`SparsePoint::dense_before`]; every heartbeat is present in a full list.
+    fn dense_before(&self) -> bool {
+        false
+    }
+}
+
+impl Beat for HeartbeatPoint {
+    fn point(&self) -> &HeartbeatPoint {
+        self
+    }
+}
+
+impl Beat for SparsePoint {
+    fn point(&self) -> &HeartbeatPoint {
+        &self.point
+    }
+    fn dense_before(&self) -> bool {
+        self.dense_before
+    }
+}
+
 /// Heartbeats of one agent, sorted by time.
-fn agent_heartbeats<'a>(agent: &str, heartbeats: &'a [HeartbeatPoint]) -> Vec<&'a HeartbeatPoint> {
-    let mut points: Vec<&HeartbeatPoint> =
-        heartbeats.iter().filter(|h| h.agent_id == agent).collect();
-    points.sort_by_key(|h| h.time_ns);
+fn agent_heartbeats<'a, B: Beat>(agent: &str, heartbeats: &'a [B]) -> Vec<&'a B> {
+    let mut points: Vec<&B> = heartbeats
+        .iter()
+        .filter(|h| h.point().agent_id == agent)
+        .collect();
+    points.sort_by_key(|h| h.point().time_ns);
     points
 }
 
 /// Raw down spans of one agent in `[from_ns, to_ns)`, before maintenance, consecutive spans
 /// with the same reason merged.
-fn agent_down_spans(
-    points: &[&HeartbeatPoint],
+fn agent_down_spans<B: Beat>(
+    points: &[&B],
     from_ns: i64,
     to_ns: i64,
     max_gap_ns: i64,
@@ -186,28 +226,30 @@ fn agent_down_spans(
     // The last heartbeat at or before `from` and the first at or after `to` bound the timeline;
     // without them the period's own bounds stand in.
     let first = points
-        .partition_point(|h| h.time_ns <= from_ns)
+        .partition_point(|h| h.point().time_ns <= from_ns)
         .saturating_sub(1);
-    let last = points.partition_point(|h| h.time_ns < to_ns);
+    let last = points.partition_point(|h| h.point().time_ns < to_ns);
     let inner = points
         .get(first..=last.min(points.len().saturating_sub(1)))
         .unwrap_or(&[]);
-    let mut nodes: Vec<(i64, Option<&HeartbeatPoint>)> = Vec::with_capacity(inner.len() + 2);
-    if inner.first().is_none_or(|h| h.time_ns > from_ns) {
+    let mut nodes: Vec<(i64, Option<&B>)> = Vec::with_capacity(inner.len() + 2);
+    if inner.first().is_none_or(|h| h.point().time_ns > from_ns) {
         nodes.push((from_ns, None));
     }
-    nodes.extend(inner.iter().map(|h| (h.time_ns, Some(*h))));
-    if inner.last().is_none_or(|h| h.time_ns < to_ns) {
+    nodes.extend(inner.iter().map(|h| (h.point().time_ns, Some(*h))));
+    if inner.last().is_none_or(|h| h.point().time_ns < to_ns) {
         nodes.push((to_ns, None));
     }
     for pair in nodes.windows(2) {
-        let [(a, a_point), (b, _)] = pair else {
+        let [(a, a_point), (b, b_point)] = pair else {
             continue;
         };
-        let reason = if b.saturating_sub(*a) > max_gap_ns {
+        // A heartbeat the gap query kept after left-out ones closes no gap (see SparsePoint).
+        let gap = b.saturating_sub(*a) > max_gap_ns && !b_point.is_some_and(|p| p.dense_before());
+        let reason = if gap {
             REASON_NO_HEARTBEAT.to_owned()
         } else {
-            match a_point {
+            match a_point.map(|p| p.point()) {
                 Some(point) if !point.processes_down.is_empty() => {
                     process_reason(&point.processes_down)
                 }
@@ -224,6 +266,14 @@ fn agent_down_spans(
         }
     }
     spans
+}
+
+/// The longest silence that is not downtime: two heartbeat periods.
+pub fn max_gap_ns(heartbeat_interval_s: u64) -> i64 {
+    i64::try_from(heartbeat_interval_s)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(NS_PER_S)
+        .saturating_mul(2)
 }
 
 /// What the uptime computation found.
@@ -249,9 +299,9 @@ pub struct UptimeOutcome {
 /// The first heartbeat of `agent` as far as known: the store's first one ever
 /// (`first_heartbeats`), or an earlier one among `points` (a spooled heartbeat that arrived
 /// between the two reads).
-fn first_heartbeat(
+fn first_heartbeat<B: Beat>(
     agent: &str,
-    points: &[&HeartbeatPoint],
+    points: &[&B],
     first_heartbeats: &[(String, i64)],
 ) -> Option<i64> {
     let stored = first_heartbeats
@@ -259,7 +309,7 @@ fn first_heartbeat(
         .filter(|(id, _)| id == agent)
         .map(|&(_, time_ns)| time_ns)
         .min();
-    let seen = points.first().map(|h| h.time_ns);
+    let seen = points.first().map(|h| h.point().time_ns);
     match (stored, seen) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -279,13 +329,55 @@ pub fn uptime(
     heartbeat_interval_s: u64,
     maintenance: &[(i64, i64)],
 ) -> UptimeOutcome {
+    uptime_of(
+        agents,
+        heartbeats,
+        first_heartbeats,
+        from_ns,
+        to_ns,
+        heartbeat_interval_s,
+        maintenance,
+    )
+}
+
+/// [`uptime`] from the heartbeats the store's gap query kept (`Store::heartbeat_gaps` over a
+/// span that starts at or before `from_ns`, read with the same heartbeat interval; pass those
+/// at or after `from_ns`). The same rules and the same result as [`uptime`] over every
+/// heartbeat of `[from_ns, to_ns)`, as long as `first_heartbeats` holds every agent that has
+/// reported, without reading the heartbeats between gaps.
+pub fn uptime_sparse(
+    agents: &[String],
+    heartbeats: &[SparsePoint],
+    first_heartbeats: &[(String, i64)],
+    from_ns: i64,
+    to_ns: i64,
+    heartbeat_interval_s: u64,
+    maintenance: &[(i64, i64)],
+) -> UptimeOutcome {
+    uptime_of(
+        agents,
+        heartbeats,
+        first_heartbeats,
+        from_ns,
+        to_ns,
+        heartbeat_interval_s,
+        maintenance,
+    )
+}
+
+fn uptime_of<B: Beat>(
+    agents: &[String],
+    heartbeats: &[B],
+    first_heartbeats: &[(String, i64)],
+    from_ns: i64,
+    to_ns: i64,
+    heartbeat_interval_s: u64,
+    maintenance: &[(i64, i64)],
+) -> UptimeOutcome {
     let period_ns = to_ns.saturating_sub(from_ns).max(0);
     // Callers pass spans clipped to the period; the `min` keeps the arithmetic safe if not.
     let maintenance_ns = spans_length(maintenance).min(period_ns);
-    let interval_ns = i64::try_from(heartbeat_interval_s)
-        .unwrap_or(i64::MAX)
-        .saturating_mul(NS_PER_S);
-    let max_gap_ns = interval_ns.saturating_mul(2);
+    let max_gap_ns = max_gap_ns(heartbeat_interval_s);
     let mut intervals = Vec::new();
     let mut no_data = Vec::new();
     let mut all_spans = Vec::new();

@@ -134,6 +134,8 @@ macro_rules! on_pool {
         }
     };
 }
+/// Also for the engine's summary reads (`alert_reads.rs`).
+pub(super) use on_pool;
 
 const STATE_COLUMNS: &str = "key, rule, customer, labels, severity, state, since_ns, fired_ns, \
                              value, threshold, updated_ns";

@@ -12,6 +12,7 @@
 //! contents (`voqa_wire::Timestamp`s to i64 nanosecond columns) but knows nothing of HTTP,
 //! authentication or SLA rules, and it never hashes token secrets (callers pass the hash).
 
+pub mod alert_reads;
 pub mod alerts;
 pub mod calls;
 pub mod postgres;
