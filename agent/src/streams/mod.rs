@@ -2131,6 +2131,10 @@ mod sort_tests {
         assert_eq!(v, vec![(1, 'c'), (3, 'b'), (5, 'a')]);
         let mut tie = vec![(5, 'a'), (3, 'b'), (3, 'c')];
         stable_sort_by_key(&mut tie, |&(k, _)| k);
-        assert_eq!(tie, vec![(3, 'b'), (3, 'c'), (5, 'a')], "ties keep their order");
+        assert_eq!(
+            tie,
+            vec![(3, 'b'), (3, 'c'), (5, 'a')],
+            "ties keep their order"
+        );
     }
 }
