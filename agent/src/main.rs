@@ -692,8 +692,8 @@ fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             file
         );
     }
-    let mut output =
-        report::analyze_output(files, &result, &privacy, &args.jitter_buffer.to_string());
+    let jitter_buffer = args.jitter_buffer.to_string();
+    let mut output = report::analyze_document(files, &result, &privacy, &jitter_buffer);
     output.analysis = Some(settings);
     let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
         Format::Table
@@ -706,7 +706,7 @@ fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         Format::Json => serde_json::to_writer_pretty(&mut stdout, &output)
             .map_err(std::io::Error::other)
             .and_then(|()| writeln!(stdout)),
-        Format::Table => stdout.write_all(report::table::render(&output).as_bytes()),
+        Format::Table => stdout.write_all(report::table::render(&output.to_output()).as_bytes()),
     }
     .and_then(|()| stdout.flush());
     // The process ends right after this: freeing the results' many small allocations one by

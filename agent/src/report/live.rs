@@ -18,20 +18,59 @@ pub fn stream_id(r: &WindowReport) -> String {
     stream_id_of(&key.src, &key.dst, key.ssrc, r.stream.first_ns)
 }
 
-/// [`stream_id`] from its parts (call records name their streams by it).
+/// [`stream_id`] from its parts (call records name their streams by it): FNV-1a of the text
+/// `src|dst|ssrc|first_ns`, hashed as it is formatted rather than formatted into a `String`
+/// first (one per stream of every call in a document of 25,000 calls showed in profiles).
 pub fn stream_id_of(
     src: &std::net::SocketAddr,
     dst: &std::net::SocketAddr,
     ssrc: u32,
     first_ns: i64,
 ) -> String {
-    let text = format!("{src}|{dst}|{ssrc}|{first_ns}");
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    use std::fmt::Write;
+    let mut h = Fnv1a(0xcbf2_9ce4_8422_2325);
+    for addr in [src, dst] {
+        h.address(addr);
+        h.bytes(b"|");
     }
-    format!("{h:016x}")
+    let _ = write!(h, "{ssrc}|{first_ns}");
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(16);
+    for i in (0..16).rev() {
+        out.push(char::from(HEX[((h.0 >> (4 * i)) & 0xf) as usize]));
+    }
+    out
+}
+
+/// FNV-1a (64-bit), fed by `write!` as the text is formatted.
+struct Fnv1a(u64);
+
+impl Fnv1a {
+    fn bytes(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// An address as its `Display` text (IPv4 formatted on the stack, see [`super::AddrText`]).
+    fn address(&mut self, addr: &std::net::SocketAddr) {
+        use std::fmt::Write;
+        let mut buf = [0u8; 21];
+        match super::AddrText(*addr).v4(&mut buf) {
+            Some(text) => self.bytes(text.as_bytes()),
+            None => {
+                let _ = write!(self, "{addr}");
+            }
+        }
+    }
+}
+
+impl std::fmt::Write for Fnv1a {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.bytes(s.as_bytes());
+        Ok(())
+    }
 }
 
 /// Turns a window's jitter bins into the wire histogram. One per worker: it reuses the
@@ -147,5 +186,33 @@ mod tests {
             None,
             "a saturated bin ships no histogram"
         );
+    }
+
+    proptest::proptest! {
+        /// The streamed hash equals FNV-1a of the formatted text, as call records always named
+        /// their streams.
+        #[test]
+        fn stream_id_is_fnv_of_the_text(
+            a in proptest::prelude::any::<[u8; 4]>(),
+            b in proptest::prelude::any::<[u16; 8]>(),
+            ports in proptest::prelude::any::<(u16, u16)>(),
+            ssrc in proptest::prelude::any::<u32>(),
+            first_ns in proptest::prelude::any::<i64>(),
+            v6 in proptest::prelude::any::<bool>(),
+        ) {
+            let src = std::net::SocketAddr::from((a, ports.0));
+            let dst = if v6 {
+                std::net::SocketAddr::from((std::net::Ipv6Addr::from(b), ports.1))
+            } else {
+                std::net::SocketAddr::from(([b[0] as u8, 0, 2, 255], ports.1))
+            };
+            let text = format!("{src}|{dst}|{ssrc}|{first_ns}");
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for byte in text.bytes() {
+                h ^= u64::from(byte);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+            proptest::prop_assert_eq!(stream_id_of(&src, &dst, ssrc, first_ns), format!("{h:016x}"));
+        }
     }
 }

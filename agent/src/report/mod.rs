@@ -10,9 +10,10 @@ pub mod table;
 use std::net::SocketAddr;
 
 use hashbrown::HashMap;
+use serde::Serialize;
 use voqa_wire::{
-    AnalysisSettings, AnalyzeOutput, ClockInference as WireClockInference, FileSummary,
-    StreamSummary, Timestamp,
+    AnalysisSettings, AnalyzeOutput, CallSummary, ClockInference as WireClockInference,
+    FileSummary, StreamSummary, Timestamp,
 };
 
 use crate::calls::record::call_summary;
@@ -27,74 +28,153 @@ pub(crate) fn r6(x: f64) -> f64 {
     (x * 1e6).round() / 1e6
 }
 
-/// Builds the `analyze` JSON document.
+/// The `analyze` document as it is written: [`AnalyzeOutput`]'s fields, in its order and with
+/// its serde attributes, with the streams serialised straight from the analysis result
+/// ([`StreamView`]) instead of first copied into owned summaries (a dozen `String`s per stream,
+/// built and freed: with 50,000 streams that was a tenth of the run). Serialising it gives the
+/// same bytes as serialising [`AnalyzeDocument::to_output`] (tested).
+#[derive(Serialize)]
+pub struct AnalyzeDocument<'a> {
+    pub files: Vec<FileSummary>,
+    streams: StreamList<'a>,
+    pub calls: Vec<CallSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisSettings>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dialogs: Option<voqa_wire::DialogStats>,
+}
+
+impl AnalyzeDocument<'_> {
+    /// The owned document (the table, and tests), equal to what serialising `self` writes.
+    pub fn to_output(&self) -> AnalyzeOutput {
+        AnalyzeOutput {
+            files: self.files.clone(),
+            streams: self.streams.views().map(|v| v.to_summary()).collect(),
+            calls: self.calls.clone(),
+            analysis: self.analysis.clone(),
+            dialogs: self.dialogs,
+        }
+    }
+}
+
+/// The streams of the document, each written as a [`StreamView`] when serialised.
+struct StreamList<'a> {
+    streams: &'a [StreamResult],
+    /// The pseudonymised Call-IDs one after another; `spans[i]` is stream `i`'s, if it has one.
+    names: String,
+    spans: Vec<Option<(usize, usize)>>,
+    jitter_buffer: &'a str,
+}
+
+impl<'a> StreamList<'a> {
+    fn views(&self) -> impl Iterator<Item = StreamView<'_>> + '_ {
+        self.streams.iter().enumerate().map(|(i, s)| {
+            let call_id = self
+                .spans
+                .get(i)
+                .copied()
+                .flatten()
+                .and_then(|(a, b)| self.names.get(a..b));
+            stream_view(s, call_id, self.jitter_buffer)
+        })
+    }
+}
+
+impl Serialize for StreamList<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.views())
+    }
+}
+
+/// Builds the `analyze` JSON document (the caller states its settings in `analysis`).
 ///
 /// Linear in streams + calls: streams are tied to their calls through one index built here
 /// (a per-call search of every stream would be quadratic), and each distinct Call-ID is
 /// pseudonymised once for the call and all of its streams.
-pub fn analyze_output(
+pub fn analyze_document<'a>(
     files: Vec<FileSummary>,
-    result: &AnalysisResult,
+    result: &'a AnalysisResult,
     privacy: &Pseudonymizer,
-    jitter_buffer: &str,
-) -> AnalyzeOutput {
+    jitter_buffer: &'a str,
+) -> AnalyzeDocument<'a> {
     // Streams of each Call-ID as a linked list through `next` (ascending stream order), headed
-    // in `first_of`: no allocation per call beyond its output.
-    let mut first_of: HashMap<&str, usize, foldhash::fast::RandomState> =
+    // in `first_of` with the Call-ID's pseudonym (its span in `names`): no allocation per call
+    // or stream beyond the calls' output.
+    let mut first_of: HashMap<&str, (usize, (usize, usize)), foldhash::fast::RandomState> =
         HashMap::with_capacity_and_hasher(result.streams.len(), Default::default());
     let mut next = vec![usize::MAX; result.streams.len()];
+    let mut names = String::new();
+    let mut spans = vec![None; result.streams.len()];
     for (i, s) in result.streams.iter().enumerate().rev() {
-        if let Some(id) = s.call_id.as_deref()
-            && let Some(head) = first_of.insert(id, i)
-        {
-            next[i] = head;
-        }
+        let Some(id) = s.call_id.as_deref() else {
+            continue;
+        };
+        let span = match first_of.get_mut(id) {
+            Some((head, span)) => {
+                next[i] = *head;
+                *head = i;
+                *span
+            }
+            None => {
+                let span = push_pseudonym(&mut names, privacy, id);
+                first_of.insert(id, (i, span));
+                span
+            }
+        };
+        spans[i] = Some(span);
     }
-    // Pseudonyms of the Call-IDs that streams carry, shared with their calls.
-    let mut pseudonyms: HashMap<&str, String, foldhash::fast::RandomState> =
-        HashMap::with_capacity_and_hasher(first_of.len(), Default::default());
-    let streams: Vec<StreamSummary> = result
-        .streams
-        .iter()
-        .map(|s| {
-            let call_id = s.call_id.as_deref().map(|c| {
-                pseudonyms
-                    .entry(c)
-                    .or_insert_with(|| privacy.apply(c))
-                    .clone()
-            });
-            stream_summary_with(s, call_id, jitter_buffer)
-        })
-        .collect();
     let mut calls = Vec::with_capacity(result.calls.len());
+    let mut members = Vec::new();
+    let mut facts: Vec<StreamFacts> = Vec::new();
     for call in &result.calls {
         let id = &*call.call_id;
-        let mut members = Vec::new();
-        let mut at = first_of.get(id).copied().unwrap_or(usize::MAX);
+        let (first, call_id) = match first_of.get(id) {
+            Some(&(first, (a, b))) => (first, names.get(a..b).unwrap_or("").to_owned()),
+            None => (usize::MAX, privacy.apply(id)),
+        };
+        members.clear();
+        let mut at = first;
         while let Some(&after) = next.get(at) {
             members.push(at);
             at = after;
         }
-        let facts: Vec<StreamFacts> = members
-            .iter()
-            .filter_map(|&i| result.streams.get(i))
-            .map(StreamFacts::of)
-            .collect();
+        facts.clear();
+        facts.extend(
+            members
+                .iter()
+                .filter_map(|&i| result.streams.get(i))
+                .map(StreamFacts::of),
+        );
         let problems =
             media::problems(call, &facts, &result.call_thresholds, result.capture_end_ns);
-        let call_id = pseudonyms.remove(id).unwrap_or_else(|| privacy.apply(id));
         calls.push(call_summary(
-            call, call_id, &facts, members, &problems, privacy,
+            call,
+            call_id,
+            &facts,
+            members.clone(),
+            &problems,
+            privacy,
         ));
     }
-    AnalyzeOutput {
+    AnalyzeDocument {
         files,
-        streams,
+        streams: StreamList {
+            streams: &result.streams,
+            names,
+            spans,
+            jitter_buffer,
+        },
         calls,
-        // The caller states its settings (`analysis_settings`).
         analysis: None,
         dialogs: Some(dialog_stats(result)),
     }
+}
+
+/// Appends `id`'s pseudonym to `names` and returns its span there.
+fn push_pseudonym(names: &mut String, privacy: &Pseudonymizer, id: &str) -> (usize, usize) {
+    let start = names.len();
+    privacy.apply_to(id, names);
+    (start, names.len())
 }
 
 /// The dialog engine's counters of an analysis (`dialogs`). Open dialogs are the listed calls
@@ -126,37 +206,249 @@ pub fn analysis_settings(cfg: &AnalyzerConfig) -> AnalysisSettings {
     }
 }
 
-/// `addr.to_string()`, without the formatting machinery for IPv4 (two per stream in a document
-/// of 50,000 streams showed in profiles); IPv6 keeps `Display` (its text form has rules).
-fn socket_addr_text(addr: &SocketAddr) -> String {
-    let SocketAddr::V4(v4) = addr else {
-        return addr.to_string();
-    };
-    fn push_decimal(out: &mut String, mut n: u32) {
-        let mut digits = [0u8; 10];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
+/// A socket address written as its `Display` text, without a `String`: IPv4 formatted digit by
+/// digit on the stack (two per stream in a document of 50,000 streams showed in profiles), IPv6
+/// through `Display` (its text form has rules).
+#[derive(Clone, Copy)]
+struct AddrText(SocketAddr);
+
+impl AddrText {
+    /// The IPv4 text in `buf`, or `None` for IPv6.
+    fn v4<'b>(&self, buf: &'b mut [u8; 21]) -> Option<&'b str> {
+        let SocketAddr::V4(v4) = self.0 else {
+            return None;
+        };
+        fn push_decimal(buf: &mut [u8; 21], at: &mut usize, mut n: u32) {
+            let mut digits = [0u8; 5];
+            let mut i = digits.len();
+            loop {
+                i -= 1;
+                digits[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 || i == 0 {
+                    break;
+                }
+            }
+            for &d in &digits[i..] {
+                if let Some(b) = buf.get_mut(*at) {
+                    *b = d;
+                    *at += 1;
+                }
             }
         }
-        for &d in &digits[i..] {
-            out.push(char::from(d));
+        let mut at = 0;
+        for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+            if i > 0 {
+                buf[at] = b'.';
+                at += 1;
+            }
+            push_decimal(buf, &mut at, u32::from(octet));
+        }
+        buf[at] = b':';
+        at += 1;
+        push_decimal(buf, &mut at, u32::from(v4.port()));
+        std::str::from_utf8(&buf[..at]).ok()
+    }
+
+    fn text(&self) -> String {
+        let mut buf = [0u8; 21];
+        match self.v4(&mut buf) {
+            Some(text) => text.to_owned(),
+            None => self.0.to_string(),
         }
     }
-    let mut out = String::with_capacity(21);
-    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
-        if i > 0 {
-            out.push('.');
+}
+
+impl Serialize for AddrText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 21];
+        match self.v4(&mut buf) {
+            Some(text) => serializer.serialize_str(text),
+            None => serializer.collect_str(&self.0),
         }
-        push_decimal(&mut out, u32::from(octet));
     }
-    out.push(':');
-    push_decimal(&mut out, u32::from(v4.port()));
-    out
+}
+
+/// An SSRC as `0x` and eight lower-case hex digits, without a `String`.
+#[derive(Clone, Copy)]
+struct SsrcText(u32);
+
+impl SsrcText {
+    fn fill(self, buf: &mut [u8; 10]) -> &str {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        buf[0] = b'0';
+        buf[1] = b'x';
+        for i in 0..8 {
+            buf[2 + i] = HEX[((self.0 >> (28 - 4 * i)) & 0xf) as usize];
+        }
+        std::str::from_utf8(buf).unwrap_or("0x????????")
+    }
+}
+
+impl Serialize for SsrcText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.fill(&mut [0u8; 10]))
+    }
+}
+
+/// A stream's flags: at most one of each kind, so a fixed array, not a `Vec` per stream.
+#[derive(Clone, Copy, Default)]
+struct Flags {
+    items: [&'static str; 5],
+    len: usize,
+}
+
+impl Flags {
+    fn push(&mut self, flag: &'static str) {
+        if let Some(slot) = self.items.get_mut(self.len) {
+            *slot = flag;
+            self.len += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[&'static str] {
+        self.items.get(..self.len).unwrap_or(&[])
+    }
+}
+
+impl Serialize for Flags {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.as_slice())
+    }
+}
+
+/// One stream of the `analyze` document as it is written: [`StreamSummary`]'s fields, in its
+/// order and with its serde attributes, borrowed from the result or formatted on the stack.
+/// [`StreamView::to_summary`] gives the owned summary; the field list is kept in step with
+/// [`StreamSummary`] by that exhaustive conversion and by the test that serialises both.
+#[derive(Serialize)]
+pub(crate) struct StreamView<'a> {
+    src: AddrText,
+    dst: AddrText,
+    ssrc: SsrcText,
+    payload_type: u8,
+    codec: &'a str,
+    clock_rate: Option<u32>,
+    call_id: Option<&'a str>,
+    first_seen: Timestamp,
+    last_seen: Timestamp,
+    packets: u64,
+    expected: u64,
+    lost: u64,
+    duplicates: u64,
+    reordered: u64,
+    jitter_ms: Option<f64>,
+    max_jitter_ms: Option<f64>,
+    mean_jitter_ms: Option<f64>,
+    max_delta_ms: f64,
+    burst_ratio: f64,
+    jb_discarded: u64,
+    effective_loss_pct: f64,
+    rtt_ms: Option<f64>,
+    r_factor: Option<f64>,
+    mos: Option<f64>,
+    loss_bursts: u64,
+    max_loss_burst: u64,
+    lost_rfc3550: i64,
+    delay_ms: Option<f64>,
+    delay_source: &'static str,
+    clock_source: &'static str,
+    detection: &'static str,
+    jitter_buffer: &'a str,
+    ie: Option<f64>,
+    bpl: Option<f64>,
+    flags: Flags,
+    media: &'static str,
+    srtp: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clock_inference: Option<WireClockInference>,
+}
+
+impl StreamView<'_> {
+    /// The owned summary (live reports, the table): the same fields, copied.
+    pub(crate) fn to_summary(&self) -> StreamSummary {
+        // Destructured so that a field added to one side and not the other does not compile.
+        let StreamView {
+            src,
+            dst,
+            ssrc,
+            payload_type,
+            codec,
+            clock_rate,
+            call_id,
+            first_seen,
+            last_seen,
+            packets,
+            expected,
+            lost,
+            duplicates,
+            reordered,
+            jitter_ms,
+            max_jitter_ms,
+            mean_jitter_ms,
+            max_delta_ms,
+            burst_ratio,
+            jb_discarded,
+            effective_loss_pct,
+            rtt_ms,
+            r_factor,
+            mos,
+            loss_bursts,
+            max_loss_burst,
+            lost_rfc3550,
+            delay_ms,
+            delay_source,
+            clock_source,
+            detection,
+            jitter_buffer,
+            ie,
+            bpl,
+            flags,
+            media,
+            srtp,
+            clock_inference,
+        } = self;
+        StreamSummary {
+            src: src.text(),
+            dst: dst.text(),
+            ssrc: ssrc.fill(&mut [0u8; 10]).to_owned(),
+            payload_type: *payload_type,
+            codec: (*codec).to_owned(),
+            clock_rate: *clock_rate,
+            call_id: call_id.map(str::to_owned),
+            first_seen: *first_seen,
+            last_seen: *last_seen,
+            packets: *packets,
+            expected: *expected,
+            lost: *lost,
+            duplicates: *duplicates,
+            reordered: *reordered,
+            jitter_ms: *jitter_ms,
+            max_jitter_ms: *max_jitter_ms,
+            mean_jitter_ms: *mean_jitter_ms,
+            max_delta_ms: *max_delta_ms,
+            burst_ratio: *burst_ratio,
+            jb_discarded: *jb_discarded,
+            effective_loss_pct: *effective_loss_pct,
+            rtt_ms: *rtt_ms,
+            r_factor: *r_factor,
+            mos: *mos,
+            loss_bursts: *loss_bursts,
+            max_loss_burst: *max_loss_burst,
+            lost_rfc3550: *lost_rfc3550,
+            delay_ms: *delay_ms,
+            delay_source: (*delay_source).to_owned(),
+            clock_source: (*clock_source).to_owned(),
+            detection: (*detection).to_owned(),
+            jitter_buffer: (*jitter_buffer).to_owned(),
+            ie: *ie,
+            bpl: *bpl,
+            flags: flags.as_slice().iter().map(|f| (*f).to_owned()).collect(),
+            media: (*media).to_owned(),
+            srtp: *srtp,
+            clock_inference: clock_inference.clone(),
+        }
+    }
 }
 
 pub(crate) fn stream_summary(
@@ -165,48 +457,48 @@ pub(crate) fn stream_summary(
     jitter_buffer: &str,
 ) -> StreamSummary {
     let call_id = s.call_id.as_deref().map(|c| privacy.apply(c));
-    stream_summary_with(s, call_id, jitter_buffer)
+    stream_view(s, call_id.as_deref(), jitter_buffer).to_summary()
 }
 
-/// A stream's summary with its Call-ID already pseudonymised.
-fn stream_summary_with(
-    s: &StreamResult,
-    call_id: Option<String>,
-    jitter_buffer: &str,
-) -> StreamSummary {
+/// A stream as the document shows it, with its Call-ID already pseudonymised.
+fn stream_view<'a>(
+    s: &'a StreamResult,
+    call_id: Option<&'a str>,
+    jitter_buffer: &'a str,
+) -> StreamView<'a> {
     let q = &s.summary;
-    let mut flags = Vec::new();
+    let mut flags = Flags::default();
     if s.clock_source == ClockSource::Inferred {
-        flags.push("clock_inferred".to_owned());
+        flags.push("clock_inferred");
     }
     if s.clock_source == ClockSource::Unknown {
-        flags.push("clock_unknown".to_owned());
+        flags.push("clock_unknown");
     }
     // The codec-values flags qualify the E-model inputs, which video does not use.
     match s.codec_info.values {
         _ if s.codec_info.role == MediaRole::Video => {}
         CodecValues::G113 => {}
-        CodecValues::PlcProxy => flags.push("codec_values_proxy".to_owned()),
-        CodecValues::BplDefaulted => flags.push("bpl_defaulted".to_owned()),
-        CodecValues::Unknown => flags.push("codec_values_unknown".to_owned()),
+        CodecValues::PlcProxy => flags.push("codec_values_proxy"),
+        CodecValues::BplDefaulted => flags.push("bpl_defaulted"),
+        CodecValues::Unknown => flags.push("codec_values_unknown"),
     }
     if q.delay_ms.is_some() && q.delay_assumed {
-        flags.push("delay_assumed".to_owned());
+        flags.push("delay_assumed");
     }
     if q.burst_ratio_out_of_range {
-        flags.push("burstr_out_of_range".to_owned());
+        flags.push("burstr_out_of_range");
     }
     if q.jb_resyncs > 0 {
         // The emulated buffer re-anchored on persistent lateness (metrics-spec §9.2a): a delay
         // step or a sender pause without a marker bit; its K − 1 discards are in jb_discarded.
-        flags.push("jb_resynced".to_owned());
+        flags.push("jb_resynced");
     }
-    StreamSummary {
-        src: socket_addr_text(&s.key.src),
-        dst: socket_addr_text(&s.key.dst),
-        ssrc: format!("0x{:08x}", s.key.ssrc),
+    StreamView {
+        src: AddrText(s.key.src),
+        dst: AddrText(s.key.dst),
+        ssrc: SsrcText(s.key.ssrc),
         payload_type: s.payload_type,
-        codec: s.codec.clone(),
+        codec: &s.codec,
         clock_rate: s.clock_hz,
         call_id,
         first_seen: Timestamp::from_ns(s.first_ns),
@@ -234,11 +526,10 @@ fn stream_summary_with(
             "rtcp"
         } else {
             "assumed"
-        }
-        .to_owned(),
-        clock_source: s.clock_source.as_str().to_owned(),
-        detection: s.detection.as_str().to_owned(),
-        jitter_buffer: jitter_buffer.to_owned(),
+        },
+        clock_source: s.clock_source.as_str(),
+        detection: s.detection.as_str(),
+        jitter_buffer,
         ie: q.r_factor.map(|_| s.codec_info.ie),
         bpl: q.r_factor.map(|_| s.codec_info.bpl),
         flags,
@@ -246,8 +537,7 @@ fn stream_summary_with(
             "video"
         } else {
             "audio"
-        }
-        .to_owned(),
+        },
         srtp: s.srtp,
         clock_inference: s.clock_inference.map(|i| WireClockInference {
             method: i.method.as_str().to_owned(),
@@ -263,20 +553,125 @@ fn stream_summary_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quality::codec::codec_by_name;
+    use crate::quality::stream::QualitySummary;
+    use crate::streams::detect::{ClockInference, Confidence, InferenceMethod};
+    use crate::streams::{Detection, StreamKey};
     use proptest::prelude::*;
 
     proptest! {
         #[test]
-        fn socket_addr_text_is_display(ip in any::<[u8; 4]>(), port in any::<u16>(), v6 in any::<[u16; 8]>()) {
-            let a = SocketAddr::from((ip, port));
-            prop_assert_eq!(socket_addr_text(&a), a.to_string());
-            let b = SocketAddr::from((std::net::Ipv6Addr::from(v6), port));
-            prop_assert_eq!(socket_addr_text(&b), b.to_string());
+        fn addr_text_is_display(ip in any::<[u8; 4]>(), port in any::<u16>(), v6 in any::<[u16; 8]>()) {
+            for a in [SocketAddr::from((ip, port)), SocketAddr::from((std::net::Ipv6Addr::from(v6), port))] {
+                prop_assert_eq!(AddrText(a).text(), a.to_string());
+                prop_assert_eq!(
+                    serde_json::to_string(&AddrText(a)).expect("serialize"),
+                    serde_json::to_string(&a.to_string()).expect("serialize")
+                );
+            }
+        }
+
+        #[test]
+        fn ssrc_text_is_hex(ssrc in any::<u32>()) {
+            prop_assert_eq!(
+                serde_json::to_string(&SsrcText(ssrc)).expect("serialize"),
+                format!("\"0x{ssrc:08x}\"")
+            );
+        }
+
+        /// The written stream and the owned `StreamSummary` it stands for serialise to the same
+        /// bytes, in both of the document's forms, whatever the figures and flags.
+        #[test]
+        fn stream_view_writes_what_the_summary_writes(
+            ssrc in any::<u32>(),
+            pt in 0u8..128,
+            packets in any::<u64>(),
+            lost in any::<i64>(),
+            figures in proptest::collection::vec(proptest::option::of(-1e9f64..1e9), 8),
+            bools in any::<[bool; 6]>(),
+            source in 0usize..5,
+            call in proptest::option::of("[ -~]{0,40}"),
+            inferred in any::<bool>(),
+        ) {
+            let sources = [
+                ClockSource::Static,
+                ClockSource::Sdp,
+                ClockSource::Config,
+                ClockSource::Inferred,
+                ClockSource::Unknown,
+            ];
+            // Codecs of every `CodecValues` kind: G.113, PLC proxy, Bpl defaulted, unknown.
+            let names = ["PCMU", "opus", "G729", "G723", "no-such-codec"];
+            let mut codec_info = codec_by_name(names[usize::from(pt) % names.len()], 8000);
+            if bools[4] {
+                codec_info.role = MediaRole::Video;
+            }
+            let s = StreamResult {
+                key: StreamKey {
+                    src: SocketAddr::from(([10, 0, 0, 1], 4000)),
+                    dst: SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 5004)),
+                    ssrc,
+                },
+                payload_type: pt,
+                codec: "PCMU\"\\x".to_owned(),
+                clock_hz: figures[0].map(|f| f.abs() as u32),
+                clock_source: sources[source],
+                clock_inference: inferred.then_some(ClockInference {
+                    clock_hz: Some(48_000),
+                    method: InferenceMethod::TsStep,
+                    confidence: Some(Confidence::High),
+                    ts_step: Some(960),
+                    pairs: 40,
+                    matching: 39,
+                }),
+                detection: if bools[5] { Detection::Sdp } else { Detection::Heuristic },
+                call_id: None,
+                first_ns: lost,
+                last_ns: lost.saturating_add(1),
+                codec_info,
+                summary: QualitySummary {
+                    packets,
+                    expected: packets / 2,
+                    lost: packets / 3,
+                    duplicates: 1,
+                    reordered: 2,
+                    lost_rfc3550: lost,
+                    jitter_ms: figures[1],
+                    max_jitter_ms: figures[2],
+                    mean_jitter_ms: figures[3],
+                    max_delta_ms: figures[4].unwrap_or(0.0),
+                    burst_ratio: figures[5].unwrap_or(1.0),
+                    burst_ratio_out_of_range: bools[0],
+                    loss_bursts: 3,
+                    max_loss_burst: 4,
+                    jb_discarded: 5,
+                    jb_resyncs: u32::from(bools[1]),
+                    effective_loss_pct: 0.5,
+                    rtt_ms: figures[6],
+                    delay_ms: figures[7],
+                    delay_assumed: bools[2],
+                    ptime_ms: Some(20.0),
+                    r_factor: figures[5],
+                    mos: figures[6],
+                },
+                srtp: bools[3],
+                silence: Default::default(),
+            };
+            let view = stream_view(&s, call.as_deref(), "fixed:60");
+            let owned = view.to_summary();
+            prop_assert_eq!(
+                serde_json::to_string_pretty(&view).expect("serialize"),
+                serde_json::to_string_pretty(&owned).expect("serialize")
+            );
+            prop_assert_eq!(
+                serde_json::to_string(&view).expect("serialize"),
+                serde_json::to_string(&owned).expect("serialize")
+            );
         }
     }
 
     #[test]
-    fn socket_addr_text_edges() {
+    fn addr_text_edges() {
         for (a, text) in [
             (SocketAddr::from(([0, 0, 0, 0], 0)), "0.0.0.0:0"),
             (
@@ -285,7 +680,7 @@ mod tests {
             ),
             (SocketAddr::from(([10, 1, 20, 3], 5060)), "10.1.20.3:5060"),
         ] {
-            assert_eq!(socket_addr_text(&a), text);
+            assert_eq!(AddrText(a).text(), text);
         }
     }
 }
