@@ -406,8 +406,12 @@ static MOS_EDGES: std::sync::LazyLock<Vec<f64>> = std::sync::LazyLock::new(|| {
 
 /// Loss bins for locating the loss percentiles (bin `i` holds `[edge i-1, edge i)`): any
 /// ascending edges give the same exact percentiles; these keep the bin that holds a
-/// percentile small for usual losses (most calls lose nothing, a few lose a little).
-const LOSS_EDGES: [f64; 10] = [0.001, 0.01, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 25.0];
+/// percentile, which the store sorts when its values differ, a small part of the month for
+/// usual losses (most calls lose nothing, the others a few percent).
+const LOSS_EDGES: [f64; 24] = [
+    0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0,
+    6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0,
+];
 
 /// Values counted in one bin: how many, the lowest and the highest.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

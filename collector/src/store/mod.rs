@@ -1765,9 +1765,10 @@ fn build_call_positions_query<DB>(
         CallValue::MinMos => "min_mos",
         CallValue::MaxLossPct => "max_loss_pct",
     };
+    // `+` in the ordering too: SQLite would otherwise walk the value's index for its order.
     select.push(format_args!(
         "SELECT value FROM (SELECT {column} AS value, \
-         ROW_NUMBER() OVER (ORDER BY {column}) AS position"
+         ROW_NUMBER() OVER (ORDER BY +{column}) AS position"
     ));
     push_calls_period(select, scope, agents, from_ns, to_ns);
     select.push(" AND (");
