@@ -551,6 +551,44 @@ struct CallSeries {
     available: bool,
 }
 
+/// One local day's calls (`[start, end)`): its grouped pass and its MOS percentiles, with
+/// the groups for what the period adds up.
+async fn day_calls(
+    store: &Store,
+    scope: &str,
+    agents: &[String],
+    binning: &CallBinning<'_>,
+    start: i64,
+    end: i64,
+) -> Result<(DayCalls, Vec<crate::store::CallBin>), ReportError> {
+    let groups = store.call_bins(scope, agents, start, end, binning).await?;
+    let mut day = DayCalls::default();
+    let mut mos_bins = [Bin::default(); MOS_BINS];
+    for group in &groups {
+        day.calls += group.calls;
+        if let (Some(index), Some((lo, hi))) = (group.mos_bin, group.mos_range) {
+            day.with_mos += group.calls;
+            day.meeting += group.meeting_mos;
+            mos_bins[(index as usize).min(MOS_BINS - 1)].add(group.calls, lo, hi);
+        }
+    }
+    if let [p50, p5] = binned_percentiles(
+        store,
+        scope,
+        agents,
+        start,
+        end,
+        CallValue::MinMos,
+        &mos_bins,
+        &[50.0, 5.0],
+    )
+    .await?[..]
+    {
+        (day.mos_p50, day.mos_p5) = (p50, p5);
+    }
+    Ok((day, groups))
+}
+
 /// The per-call series of `[from, until)`, counted by the store rather than by reading every
 /// call: per local day one grouped pass over the day's calls (MOS bin × loss bin × codec,
 /// with each group's lowest and highest values), and a ranked read of one or two bins where
@@ -597,47 +635,41 @@ async fn call_series(
     };
     let mut loss_bins = [Bin::default(); LOSS_EDGES.len() + 1];
     let mut codecs: std::collections::BTreeMap<String, u64> = Default::default();
-    for (&(_, start, end), day) in days.iter().zip(series.days.iter_mut()) {
+    // Two days at a time: the store's readers (and cores) serve them side by side.
+    for (pair, out) in days.chunks(2).zip(series.days.chunks_mut(2)) {
         // Calls are judged up to `until`, as the evaluation counts them; the store answers
         // an empty range (a day after `until`) with nothing.
-        let (start, end) = (start.max(from), end.min(until));
-        let groups = store
-            .call_bins(&scope, &agents, start, end, &binning)
-            .await?;
-        let mut mos_bins = [Bin::default(); MOS_BINS];
-        for group in &groups {
-            day.calls += group.calls;
-            let (loss_lo, loss_hi) = group.loss_range;
-            if let Some(bin) = loss_bins.get_mut(group.loss_bin as usize) {
-                bin.add(group.calls, loss_lo, loss_hi);
-            }
-            match (group.mos_bin, group.mos_range) {
-                (Some(index), Some((lo, hi))) => {
-                    day.with_mos += group.calls;
-                    day.meeting += group.meeting_mos;
-                    let index = (index as usize).min(MOS_BINS - 1);
-                    series.histogram[index] += group.calls;
-                    mos_bins[index].add(group.calls, lo, hi);
-                    if let Some(codec) = &group.mos_codec {
-                        *codecs.entry(codec.clone()).or_default() += group.calls;
+        let range = |i: usize| pair.get(i).map(|&(_, start, end)| (start.max(from), end.min(until)));
+        let day = |range: Option<(i64, i64)>| {
+            let (scope, agents, binning) = (&scope, &agents, &binning);
+            async move {
+                match range {
+                    Some((start, end)) => {
+                        day_calls(store, scope, agents, binning, start, end).await.map(Some)
                     }
+                    None => Ok(None),
                 }
-                _ => series.without_mos += group.calls,
             }
-        }
-        if let [p50, p5] = binned_percentiles(
-            store,
-            &scope,
-            &agents,
-            start,
-            end,
-            CallValue::MinMos,
-            &mos_bins,
-            &[50.0, 5.0],
-        )
-        .await?[..]
-        {
-            (day.mos_p50, day.mos_p5) = (p50, p5);
+        };
+        let (first, second) = tokio::join!(day(range(0)), day(range(1)));
+        for (slot, result) in out.iter_mut().zip([first?, second?]) {
+            let Some((day, groups)) = result else { continue };
+            *slot = day;
+            for group in &groups {
+                let (loss_lo, loss_hi) = group.loss_range;
+                if let Some(bin) = loss_bins.get_mut(group.loss_bin as usize) {
+                    bin.add(group.calls, loss_lo, loss_hi);
+                }
+                match group.mos_bin {
+                    Some(index) if group.mos_range.is_some() => {
+                        series.histogram[(index as usize).min(MOS_BINS - 1)] += group.calls;
+                        if let Some(codec) = &group.mos_codec {
+                            *codecs.entry(codec.clone()).or_default() += group.calls;
+                        }
+                    }
+                    _ => series.without_mos += group.calls,
+                }
+            }
         }
     }
     let samples = loss_bins.iter().map(|b| b.count).sum();
@@ -687,11 +719,13 @@ pub async fn build(
     let resolved = period.resolve(&zone)?;
     let (from, to) = (resolved.from_ns, resolved.to_ns);
     let until = sla::evaluated_until(from, to, now_ns);
-    let (evaluation, period_facts) =
-        facts::evaluate_with_facts(store, customer, from, to, now_ns).await?;
-
     let days = local_days(from, to, &zone)?;
-    let mut series = call_series(store, customer, &days, from, until).await?;
+    // Independent reads: the evaluation and the series run side by side.
+    let (evaluated, series) = tokio::join!(
+        facts::evaluate_with_facts(store, customer, from, to, now_ns),
+        call_series(store, customer, &days, from, until)
+    );
+    let ((evaluation, period_facts), mut series) = (evaluated?, series?);
     let worst = std::mem::take(&mut series.worst);
 
     let day_series = days
