@@ -409,8 +409,8 @@ static MOS_EDGES: std::sync::LazyLock<Vec<f64>> = std::sync::LazyLock::new(|| {
 /// percentile, which the store sorts when its values differ, a small part of the month for
 /// usual losses (most calls lose nothing, the others a few percent).
 const LOSS_EDGES: [f64; 24] = [
-    0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0,
-    6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0,
+    0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0,
+    8.0, 10.0, 15.0, 20.0, 30.0, 50.0,
 ];
 
 /// Values counted in one bin: how many, the lowest and the highest.
@@ -639,21 +639,26 @@ async fn call_series(
     for (pair, out) in days.chunks(2).zip(series.days.chunks_mut(2)) {
         // Calls are judged up to `until`, as the evaluation counts them; the store answers
         // an empty range (a day after `until`) with nothing.
-        let range = |i: usize| pair.get(i).map(|&(_, start, end)| (start.max(from), end.min(until)));
+        let range = |i: usize| {
+            pair.get(i)
+                .map(|&(_, start, end)| (start.max(from), end.min(until)))
+        };
         let day = |range: Option<(i64, i64)>| {
             let (scope, agents, binning) = (&scope, &agents, &binning);
             async move {
                 match range {
-                    Some((start, end)) => {
-                        day_calls(store, scope, agents, binning, start, end).await.map(Some)
-                    }
+                    Some((start, end)) => day_calls(store, scope, agents, binning, start, end)
+                        .await
+                        .map(Some),
                     None => Ok(None),
                 }
             }
         };
         let (first, second) = tokio::join!(day(range(0)), day(range(1)));
         for (slot, result) in out.iter_mut().zip([first?, second?]) {
-            let Some((day, groups)) = result else { continue };
+            let Some((day, groups)) = result else {
+                continue;
+            };
             *slot = day;
             for group in &groups {
                 let (loss_lo, loss_hi) = group.loss_range;
@@ -1255,7 +1260,11 @@ mod tests {
         for (i, &edge) in MOS_EDGES.iter().enumerate() {
             // The edge is in bin i + 1, the double just below it in bin i.
             assert_eq!(mos_bin(edge), i + 1, "edge {edge}");
-            assert_eq!(mos_bin(f64::from_bits(edge.to_bits() - 1)), i, "below {edge}");
+            assert_eq!(
+                mos_bin(f64::from_bits(edge.to_bits() - 1)),
+                i,
+                "below {edge}"
+            );
         }
         // 3.6 is 3.5999999999999996 as a double, and still in [3.6, 3.7): its edge is below.
         assert!(MOS_EDGES[25] < 3.6 && 3.6 < MOS_EDGES[26]);

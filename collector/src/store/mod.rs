@@ -679,8 +679,7 @@ impl Store {
                 "at most {MAX_BIN_EDGES} bin edges per value"
             )));
         }
-        let mut bins =
-            dispatch!(self, store => store.call_bins(scope, agents, from_ns, to_ns, binning).await)?;
+        let mut bins = dispatch!(self, store => store.call_bins(scope, agents, from_ns, to_ns, binning).await)?;
         // The backends order NULL differently; one order for both, as documented.
         bins.sort_by(|a, b| {
             (a.mos_bin, a.loss_bin, &a.mos_codec).cmp(&(b.mos_bin, b.loss_bin, &b.mos_codec))
@@ -1626,8 +1625,13 @@ where
     DB: sqlx::Database,
     for<'q> f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    fn node<DB>(select: &mut sqlx::QueryBuilder<DB>, column: &str, edges: &[f64], lo: usize, hi: usize)
-    where
+    fn node<DB>(
+        select: &mut sqlx::QueryBuilder<DB>,
+        column: &str,
+        edges: &[f64],
+        lo: usize,
+        hi: usize,
+    ) where
         DB: sqlx::Database,
         for<'q> f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     {
@@ -1723,7 +1727,8 @@ where
     for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     let database = |source| StoreError::Database { backend, source };
-    let bin = |name: &str| -> Result<i64, StoreError> { row.try_get::<i64, _>(name).map_err(database) };
+    let bin =
+        |name: &str| -> Result<i64, StoreError> { row.try_get::<i64, _>(name).map_err(database) };
     let mos_bin = bin("mos_bin")?;
     let mos_lo: Option<f64> = row.try_get("mos_lo").map_err(database)?;
     let mos_hi: Option<f64> = row.try_get("mos_hi").map_err(database)?;
@@ -2953,7 +2958,13 @@ pub(crate) mod tests {
         );
         assert!(
             store
-                .call_bins("other", &customer_agents, whole_day.0, whole_day.1, &binning)
+                .call_bins(
+                    "other",
+                    &customer_agents,
+                    whole_day.0,
+                    whole_day.1,
+                    &binning
+                )
                 .await
                 .expect("another scope")
                 .is_empty()

@@ -24,10 +24,10 @@ use super::{
     AgentRow, Aggregates, CALL_COLUMNS, CALL_UPSERT_CONFLICT, CallAggregate, CallBin, CallBinning,
     CallStats, CallValue, HOUR_NS, HeartbeatRow, IngestOutcome, JitterHour, PreparedBatch,
     REPORT_RECORD_CONFLICT, RETENTION_CHUNK, StoreError, StreamQuery, StreamRow, TokenRow,
-    WindowHistogram, Worst, build_call_bins_query, build_call_positions_query, build_calls_page_query, build_calls_query,
-    build_jitter_hours_query, build_window_histograms_query, call_aggregate, call_bin_row,
-    call_stats_row, jitter_hour_row, mark_new, merge_hour, parse_json, saturating_i64, stored_u64,
-    window_histogram_row,
+    WindowHistogram, Worst, build_call_bins_query, build_call_positions_query,
+    build_calls_page_query, build_calls_query, build_jitter_hours_query,
+    build_window_histograms_query, call_aggregate, call_bin_row, call_stats_row, jitter_hour_row,
+    mark_new, merge_hour, parse_json, saturating_i64, stored_u64, window_histogram_row,
 };
 
 pub(crate) const BACKEND: &str = "sqlite";
