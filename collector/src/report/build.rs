@@ -3,10 +3,12 @@
 //! behind every chart, in the customer's time zone.
 //!
 //! The per-call series are counted by the store from the per-call aggregates (never the
-//! whole month of rows): one `(value, calls)` pair per distinct MOS of each day and per
-//! distinct loss (the exact percentiles and histogram come from these), the calls per
-//! codec, and the worst calls by an ordered query. The CSV alone reads every call, a page at
-//! a time (`for_each_call`).
+//! whole month of rows): per local day one grouped pass (MOS bin × loss bin × codec, each
+//! group with its lowest and highest values) gives the shares, the histogram and the codec
+//! counts, and tells each exact percentile or which bin to rank (`Store::call_bins`,
+//! `Store::call_value_positions`): the work grows with the calls of the period, the rows
+//! read with the bins, not with the distinct values. The worst calls come from an ordered
+//! query. The CSV alone reads every call, a page at a time (`for_each_call`).
 //! Jitter percentiles come from the same merged histograms as the SLA's jitter verdict,
 //! the timeline from the same uptime computation as the uptime verdict.
 //!
@@ -22,7 +24,7 @@ use voqa_wire::histogram::quantile_ms;
 use super::model::*;
 use crate::facts::{self, FactsError};
 use crate::sla::{self, Evaluation};
-use crate::store::{CallAggregate, CallValue, Store, StoreError, Worst};
+use crate::store::{CallAggregate, CallBinning, CallValue, Store, StoreError, Worst};
 
 /// Calls read per page: one page is what the report holds of the aggregates at a time.
 pub const CALLS_PAGE: u32 = 10_000;
@@ -365,23 +367,10 @@ pub async fn for_each_call(
     Ok(pages.available())
 }
 
-/// Nearest-rank percentile (`p` in 0..=100) of values given as `(value, how many)` in
-/// ascending order of value: the smallest value with at least `p` % of the values at or
-/// below it, as if every value were repeated its count of times.
-pub fn nearest_rank(counted: &[(f64, u64)], p: f64) -> Option<f64> {
-    let n: u64 = counted.iter().map(|&(_, count)| count).sum();
-    if n == 0 {
-        return None;
-    }
-    let rank = (((p / 100.0) * n as f64).ceil().max(1.0) as u64).min(n);
-    let mut seen = 0u64;
-    for &(value, count) in counted {
-        seen += count;
-        if seen >= rank {
-            return Some(value);
-        }
-    }
-    None
+/// The 1-based place of the nearest-rank percentile `p` (0..=100) among `n` values (`n` > 0):
+/// the smallest value with at least `p` % of the values at or below it.
+fn nearest_rank_position(n: u64, p: f64) -> u64 {
+    (((p / 100.0) * n as f64).ceil().max(1.0) as u64).min(n)
 }
 
 /// MOS histogram bins: 0.1 wide from 1.0 to 4.5, the last closed.
@@ -394,12 +383,160 @@ fn mos_bin(mos: f64) -> usize {
     (x.floor().max(0.0) as usize).min(MOS_BINS - 1)
 }
 
-/// One local day's calls: `(MOS, calls)` ascending, all calls, calls meeting the MOS target.
+/// The edges of [`mos_bin`] as doubles: edge `i - 1` is the smallest MOS in bin `i`. The
+/// store bins calls by comparing with these, so that its bins are exactly `mos_bin`'s,
+/// rounding included (`mos_bin` is monotone: each step of it is).
+static MOS_EDGES: std::sync::LazyLock<Vec<f64>> = std::sync::LazyLock::new(|| {
+    (1..MOS_BINS)
+        .map(|bin| {
+            // Positive doubles order as their bits: bisect the bits for the first in `bin`.
+            let (mut below, mut at) = (0f64.to_bits(), 10f64.to_bits());
+            while at - below > 1 {
+                let mid = below + (at - below) / 2;
+                if mos_bin(f64::from_bits(mid)) >= bin {
+                    at = mid;
+                } else {
+                    below = mid;
+                }
+            }
+            f64::from_bits(at)
+        })
+        .collect()
+});
+
+/// Loss bins for locating the loss percentiles (bin `i` holds `[edge i-1, edge i)`): any
+/// ascending edges give the same exact percentiles; these keep the bin that holds a
+/// percentile, which the store sorts when its values differ, a small part of the month for
+/// usual losses (most calls lose nothing, the others a few percent).
+const LOSS_EDGES: [f64; 24] = [
+    0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0,
+    8.0, 10.0, 15.0, 20.0, 30.0, 50.0,
+];
+
+/// Values counted in one bin: how many, the lowest and the highest.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Bin {
+    count: u64,
+    lo: f64,
+    hi: f64,
+}
+
+impl Bin {
+    fn add(&mut self, count: u64, lo: f64, hi: f64) {
+        if count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            (self.lo, self.hi) = (lo, hi);
+        } else {
+            (self.lo, self.hi) = (self.lo.min(lo), self.hi.max(hi));
+        }
+        self.count += count;
+    }
+}
+
+/// Where a nearest-rank percentile of binned values lies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Located {
+    /// Known from the bins: the bin holds one value, or the place is its lowest or highest.
+    Value(f64),
+    /// The `position`-th (1-based) smallest value of bin `bin`.
+    InBin { bin: usize, position: u64 },
+}
+
+/// Locates percentile `p` among values counted in ascending, disjoint `bins`.
+fn locate(bins: &[Bin], p: f64) -> Option<Located> {
+    let n: u64 = bins.iter().map(|b| b.count).sum();
+    if n == 0 {
+        return None;
+    }
+    let rank = nearest_rank_position(n, p);
+    let mut below = 0u64;
+    for (i, bin) in bins.iter().enumerate() {
+        if below + bin.count >= rank {
+            let position = rank - below;
+            return Some(if bin.lo == bin.hi || position == 1 {
+                Located::Value(bin.lo)
+            } else if position == bin.count {
+                Located::Value(bin.hi)
+            } else {
+                Located::InBin { bin: i, position }
+            });
+        }
+        below += bin.count;
+    }
+    None
+}
+
+/// The exact nearest-rank percentiles `ps` of one value of the calls of `[from, to)`, counted
+/// in `bins` by the store: from the bins where they tell, otherwise by one ranked read of the
+/// calls in the bins that hold them (the store sorts those calls only). The calls must not
+/// change between the two reads (a closed period): a position the second read does not
+/// reach is `None`.
+#[allow(clippy::too_many_arguments)]
+async fn binned_percentiles(
+    store: &Store,
+    scope: &str,
+    agents: &[String],
+    from: i64,
+    to: i64,
+    value: CallValue,
+    bins: &[Bin],
+    ps: &[f64],
+) -> Result<Vec<Option<f64>>, ReportError> {
+    let located: Vec<Option<Located>> = ps.iter().map(|&p| locate(bins, p)).collect();
+    let mut asked: Vec<usize> = located
+        .iter()
+        .filter_map(|l| match l {
+            Some(Located::InBin { bin, .. }) => Some(*bin),
+            _ => None,
+        })
+        .collect();
+    asked.sort_unstable();
+    asked.dedup();
+    // The asked bins' calls in ascending order are the bins one after the other.
+    let offset = |bin: usize| -> u64 {
+        asked
+            .iter()
+            .take_while(|&&b| b < bin)
+            .map(|&b| bins[b].count)
+            .sum()
+    };
+    let mut positions: Vec<u64> = located
+        .iter()
+        .filter_map(|l| match l {
+            Some(Located::InBin { bin, position }) => Some(offset(*bin) + position),
+            _ => None,
+        })
+        .collect();
+    positions.sort_unstable();
+    positions.dedup();
+    let ranges: Vec<(f64, f64)> = asked.iter().map(|&b| (bins[b].lo, bins[b].hi)).collect();
+    let values = store
+        .call_value_positions(scope, agents, from, to, value, &ranges, &positions)
+        .await?;
+    Ok(located
+        .iter()
+        .map(|l| match *l {
+            None => None,
+            Some(Located::Value(v)) => Some(v),
+            Some(Located::InBin { bin, position }) => positions
+                .iter()
+                .position(|&p| p == offset(bin) + position)
+                .and_then(|i| values.get(i).copied()),
+        })
+        .collect())
+}
+
+/// One local day's calls.
 #[derive(Clone, Default)]
 struct DayCalls {
-    mos: Vec<(f64, u64)>,
     calls: u64,
+    with_mos: u64,
+    /// Calls meeting the MOS target.
     meeting: u64,
+    mos_p50: Option<f64>,
+    mos_p5: Option<f64>,
 }
 
 /// What the calls of the period add up to.
@@ -407,19 +544,59 @@ struct CallSeries {
     days: Vec<DayCalls>,
     histogram: [u64; MOS_BINS],
     without_mos: u64,
-    /// `(loss %, calls)` ascending.
-    losses: Vec<(f64, u64)>,
+    loss_pct: Percentiles,
     worst: Vec<CallAggregate>,
     /// `(codec, calls)` by codec name.
     codecs: Vec<(String, u64)>,
     available: bool,
 }
 
-/// The per-call series of `[from, until)`, counted by the store (one row per distinct MOS
-/// of each day and per distinct loss, the [`WORST_CALLS`] lowest-MOS calls by an ordered
-/// query) rather than by reading every call: the same numbers, exact, without a million
-/// rows crossing the driver. Empty and not `available` when the period is evaluated from
-/// stream reports (see `facts::calls_scope`): the per-call aggregates do not cover it.
+/// One local day's calls (`[start, end)`): its grouped pass and its MOS percentiles, with
+/// the groups for what the period adds up.
+async fn day_calls(
+    store: &Store,
+    scope: &str,
+    agents: &[String],
+    binning: &CallBinning<'_>,
+    start: i64,
+    end: i64,
+) -> Result<(DayCalls, Vec<crate::store::CallBin>), ReportError> {
+    let groups = store.call_bins(scope, agents, start, end, binning).await?;
+    let mut day = DayCalls::default();
+    let mut mos_bins = [Bin::default(); MOS_BINS];
+    for group in &groups {
+        day.calls += group.calls;
+        if let (Some(index), Some((lo, hi))) = (group.mos_bin, group.mos_range) {
+            day.with_mos += group.calls;
+            day.meeting += group.meeting_mos;
+            mos_bins[(index as usize).min(MOS_BINS - 1)].add(group.calls, lo, hi);
+        }
+    }
+    if let [p50, p5] = binned_percentiles(
+        store,
+        scope,
+        agents,
+        start,
+        end,
+        CallValue::MinMos,
+        &mos_bins,
+        &[50.0, 5.0],
+    )
+    .await?[..]
+    {
+        (day.mos_p50, day.mos_p5) = (p50, p5);
+    }
+    Ok((day, groups))
+}
+
+/// The per-call series of `[from, until)`, counted by the store rather than by reading every
+/// call: per local day one grouped pass over the day's calls (MOS bin × loss bin × codec,
+/// with each group's lowest and highest values), and a ranked read of one or two bins where
+/// a percentile is not told by its bin's lowest or highest value. The same numbers, exact,
+/// whatever the number of distinct values, without a million rows crossing the driver.
+/// The [`WORST_CALLS`] lowest-MOS calls come from an ordered query. Empty and not
+/// `available` when the period is evaluated from stream reports (see
+/// `facts::calls_scope`): the per-call aggregates do not cover it.
 async fn call_series(
     store: &Store,
     customer: &sla::Customer,
@@ -431,7 +608,12 @@ async fn call_series(
         days: vec![DayCalls::default(); days.len()],
         histogram: [0; MOS_BINS],
         without_mos: 0,
-        losses: Vec::new(),
+        loss_pct: Percentiles {
+            p50: None,
+            p95: None,
+            p99: None,
+            samples: 0,
+        },
         worst: Vec::new(),
         codecs: Vec::new(),
         available: true,
@@ -446,43 +628,76 @@ async fn call_series(
     let mut agents = customer.agents.clone();
     agents.sort_unstable();
     agents.dedup();
-    let mos_min = customer.commitments.mos_min;
-    for (&(_, start, end), day) in days.iter().zip(series.days.iter_mut()) {
+    let binning = CallBinning {
+        mos_edges: &MOS_EDGES,
+        loss_edges: &LOSS_EDGES,
+        mos_min: customer.commitments.mos_min,
+    };
+    let mut loss_bins = [Bin::default(); LOSS_EDGES.len() + 1];
+    let mut codecs: std::collections::BTreeMap<String, u64> = Default::default();
+    // Two days at a time: the store's readers (and cores) serve them side by side.
+    for (pair, out) in days.chunks(2).zip(series.days.chunks_mut(2)) {
         // Calls are judged up to `until`, as the evaluation counts them; the store answers
         // an empty range (a day after `until`) with nothing.
-        let counts = store
-            .call_value_counts(
-                &scope,
-                &agents,
-                start.max(from),
-                end.min(until),
-                CallValue::MinMos,
-            )
-            .await?;
-        for (mos, calls) in counts {
-            day.calls += calls;
-            match mos {
-                Some(mos) => {
-                    day.mos.push((mos, calls));
-                    if mos >= mos_min {
-                        day.meeting += calls;
-                    }
-                    series.histogram[mos_bin(mos)] += calls;
+        let range = |i: usize| {
+            pair.get(i)
+                .map(|&(_, start, end)| (start.max(from), end.min(until)))
+        };
+        let day = |range: Option<(i64, i64)>| {
+            let (scope, agents, binning) = (&scope, &agents, &binning);
+            async move {
+                match range {
+                    Some((start, end)) => day_calls(store, scope, agents, binning, start, end)
+                        .await
+                        .map(Some),
+                    None => Ok(None),
                 }
-                None => series.without_mos += calls,
+            }
+        };
+        let (first, second) = tokio::join!(day(range(0)), day(range(1)));
+        for (slot, result) in out.iter_mut().zip([first?, second?]) {
+            let Some((day, groups)) = result else {
+                continue;
+            };
+            *slot = day;
+            for group in &groups {
+                let (loss_lo, loss_hi) = group.loss_range;
+                if let Some(bin) = loss_bins.get_mut(group.loss_bin as usize) {
+                    bin.add(group.calls, loss_lo, loss_hi);
+                }
+                match group.mos_bin {
+                    Some(index) if group.mos_range.is_some() => {
+                        series.histogram[(index as usize).min(MOS_BINS - 1)] += group.calls;
+                        if let Some(codec) = &group.mos_codec {
+                            *codecs.entry(codec.clone()).or_default() += group.calls;
+                        }
+                    }
+                    _ => series.without_mos += group.calls,
+                }
             }
         }
     }
-    series.losses = store
-        .call_value_counts(&scope, &agents, from, until, CallValue::MaxLossPct)
-        .await?
-        .into_iter()
-        // `max_loss_pct` is NOT NULL: there is no `None` to drop.
-        .filter_map(|(loss, calls)| loss.map(|loss| (loss, calls)))
-        .collect();
-    series.codecs = store
-        .call_codec_counts(&scope, &agents, from, until)
-        .await?;
+    let samples = loss_bins.iter().map(|b| b.count).sum();
+    if let [p50, p95, p99] = binned_percentiles(
+        store,
+        &scope,
+        &agents,
+        from,
+        until,
+        CallValue::MaxLossPct,
+        &loss_bins,
+        &[50.0, 95.0, 99.0],
+    )
+    .await?[..]
+    {
+        series.loss_pct = Percentiles {
+            p50,
+            p95,
+            p99,
+            samples,
+        };
+    }
+    series.codecs = codecs.into_iter().collect();
     // Lowest MOS first, ties by agent and call key: every call with a MOS is "below" +∞.
     series.worst = store
         .calls_worst(
@@ -509,39 +724,32 @@ pub async fn build(
     let resolved = period.resolve(&zone)?;
     let (from, to) = (resolved.from_ns, resolved.to_ns);
     let until = sla::evaluated_until(from, to, now_ns);
-    let (evaluation, period_facts) =
-        facts::evaluate_with_facts(store, customer, from, to, now_ns).await?;
-
     let days = local_days(from, to, &zone)?;
-    let mut series = call_series(store, customer, &days, from, until).await?;
+    // Independent reads: the evaluation and the series run side by side.
+    let (evaluated, series) = tokio::join!(
+        facts::evaluate_with_facts(store, customer, from, to, now_ns),
+        call_series(store, customer, &days, from, until)
+    );
+    let ((evaluation, period_facts), mut series) = (evaluated?, series?);
     let worst = std::mem::take(&mut series.worst);
 
     let day_series = days
         .iter()
         .zip(series.days.iter())
-        .map(|(&(date, start, end), day)| {
-            let mos = &day.mos;
-            let with_mos: u64 = mos.iter().map(|&(_, calls)| calls).sum();
-            DaySeries {
-                date: date.to_string(),
-                from_ns: start,
-                to_ns: end,
-                hours: (end - start) as f64 / NS_PER_HOUR,
-                calls: day.calls,
-                calls_with_mos: with_mos,
-                mos_p50: nearest_rank(mos, 50.0),
-                mos_p5: nearest_rank(mos, 5.0),
-                meeting_mos_pct: (with_mos > 0)
-                    .then(|| day.meeting as f64 / with_mos as f64 * 100.0),
-            }
+        .map(|(&(date, start, end), day)| DaySeries {
+            date: date.to_string(),
+            from_ns: start,
+            to_ns: end,
+            hours: (end - start) as f64 / NS_PER_HOUR,
+            calls: day.calls,
+            calls_with_mos: day.with_mos,
+            mos_p50: day.mos_p50,
+            mos_p5: day.mos_p5,
+            meeting_mos_pct: (day.with_mos > 0)
+                .then(|| day.meeting as f64 / day.with_mos as f64 * 100.0),
         })
         .collect();
-    let loss_pct = Percentiles {
-        p50: nearest_rank(&series.losses, 50.0),
-        p95: nearest_rank(&series.losses, 95.0),
-        p99: nearest_rank(&series.losses, 99.0),
-        samples: series.losses.iter().map(|&(_, calls)| calls).sum(),
-    };
+    let loss_pct = series.loss_pct.clone();
     let jitter = &period_facts.jitter.histogram;
     let jitter_ms = Percentiles {
         p50: quantile_ms(jitter, 0.50),
@@ -975,28 +1183,98 @@ mod tests {
         assert_eq!(range.label, "2026-11-02/2026-11-03T06:00:00.000000Z");
     }
 
+    /// Nearest rank over a plain sorted list, the definition the bins must agree with.
+    fn rank_of_sorted(sorted: &[f64], p: f64) -> Option<f64> {
+        let n = sorted.len() as u64;
+        (n > 0).then(|| sorted[nearest_rank_position(n, p) as usize - 1])
+    }
+
     #[test]
-    fn nearest_rank_percentiles() {
-        let values: Vec<(f64, u64)> = (1..=20).map(|v| (f64::from(v), 1)).collect();
-        assert_eq!(nearest_rank(&values, 50.0), Some(10.0));
-        assert_eq!(nearest_rank(&values, 5.0), Some(1.0));
-        assert_eq!(nearest_rank(&values, 95.0), Some(19.0));
-        assert_eq!(nearest_rank(&values, 99.0), Some(20.0));
-        assert_eq!(nearest_rank(&[], 50.0), None);
-        assert_eq!(nearest_rank(&[(4.2, 0)], 50.0), None);
-        assert_eq!(nearest_rank(&[(4.2, 1)], 5.0), Some(4.2));
-        // Counted values: 2.0 ×3, 3.5 ×1, 4.1 ×6 (10 values, sorted: 2 2 2 3.5 4.1 4.1 …).
-        // p5 → rank 1 → 2.0; p30 → rank 3 → 2.0; p31 → rank 4 → 3.5; p40 → rank 4 → 3.5;
-        // p41 → rank 5 → 4.1; p100 → rank 10 → 4.1.
-        let counted = [(2.0, 3), (3.5, 1), (4.1, 6)];
-        assert_eq!(nearest_rank(&counted, 5.0), Some(2.0));
-        assert_eq!(nearest_rank(&counted, 30.0), Some(2.0));
-        assert_eq!(nearest_rank(&counted, 31.0), Some(3.5));
-        assert_eq!(nearest_rank(&counted, 40.0), Some(3.5));
-        assert_eq!(nearest_rank(&counted, 41.0), Some(4.1));
-        assert_eq!(nearest_rank(&counted, 100.0), Some(4.1));
-        // A value counted zero times is never chosen.
-        assert_eq!(nearest_rank(&[(1.0, 0), (3.0, 2)], 1.0), Some(3.0));
+    fn nearest_rank_positions() {
+        // 20 values: p50 → 10th, p5 → 1st, p95 → 19th, p99 → 20th; p0 is the 1st.
+        assert_eq!(nearest_rank_position(20, 50.0), 10);
+        assert_eq!(nearest_rank_position(20, 5.0), 1);
+        assert_eq!(nearest_rank_position(20, 95.0), 19);
+        assert_eq!(nearest_rank_position(20, 99.0), 20);
+        assert_eq!(nearest_rank_position(20, 0.0), 1);
+        assert_eq!(nearest_rank_position(1, 5.0), 1);
+        // 10 values: p30 → 3rd, p31 → 4th, p41 → 5th, p100 → 10th.
+        assert_eq!(nearest_rank_position(10, 30.0), 3);
+        assert_eq!(nearest_rank_position(10, 31.0), 4);
+        assert_eq!(nearest_rank_position(10, 41.0), 5);
+        assert_eq!(nearest_rank_position(10, 100.0), 10);
+    }
+
+    #[test]
+    fn percentiles_are_located_in_bins() {
+        let bin = |count, lo, hi| Bin { count, lo, hi };
+        // Values 2.0 ×3 | 3.5, 3.6, 3.9 | 4.1 ×6: 12 values in three bins.
+        let bins = [bin(3, 2.0, 2.0), bin(3, 3.5, 3.9), bin(6, 4.1, 4.1)];
+        // p25 → rank 3 → the first bin, one value: 2.0.
+        assert_eq!(locate(&bins, 25.0), Some(Located::Value(2.0)));
+        // p26 → rank 4 → first of the middle bin: its lowest.
+        assert_eq!(locate(&bins, 26.0), Some(Located::Value(3.5)));
+        // p40 → rank 5 → second of the middle bin: only a ranked read tells (3.6).
+        assert_eq!(
+            locate(&bins, 40.0),
+            Some(Located::InBin {
+                bin: 1,
+                position: 2
+            })
+        );
+        // p50 → rank 6 → last of the middle bin: its highest.
+        assert_eq!(locate(&bins, 50.0), Some(Located::Value(3.9)));
+        // p51 → rank 7 → the last bin.
+        assert_eq!(locate(&bins, 51.0), Some(Located::Value(4.1)));
+        assert_eq!(locate(&bins, 100.0), Some(Located::Value(4.1)));
+        // Empty bins are passed over; no values, no percentile.
+        let sparse = [bin(0, 0.0, 0.0), bin(2, 1.0, 1.5), bin(0, 0.0, 0.0)];
+        assert_eq!(locate(&sparse, 5.0), Some(Located::Value(1.0)));
+        assert_eq!(locate(&sparse, 99.0), Some(Located::Value(1.5)));
+        assert_eq!(locate(&[bin(0, 0.0, 0.0)], 50.0), None);
+        assert_eq!(locate(&[], 50.0), None);
+        // Against the plain definition: wherever the bins tell a value, it is the rank's.
+        let values: Vec<f64> = (0..97).map(|i| f64::from((i * 37) % 50) / 10.0).collect();
+        let mut sorted = values.clone();
+        sorted.sort_by(f64::total_cmp);
+        let mut bins = [Bin::default(); 6];
+        for &v in &values {
+            bins[((v / 1.0) as usize).min(5)].add(1, v, v);
+        }
+        for p in [0.0, 1.0, 5.0, 25.0, 50.0, 77.0, 95.0, 99.0, 100.0] {
+            match locate(&bins, p).expect("values") {
+                Located::Value(v) => assert_eq!(Some(v), rank_of_sorted(&sorted, p), "p{p}"),
+                Located::InBin { bin, position } => {
+                    let below: u64 = bins[..bin].iter().map(|b| b.count).sum();
+                    let r = (below + position) as usize;
+                    assert_eq!(Some(sorted[r - 1]), rank_of_sorted(&sorted, p), "p{p}");
+                    assert!(bins[bin].lo <= sorted[r - 1] && sorted[r - 1] <= bins[bin].hi);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mos_edges_are_the_bins_edges() {
+        assert_eq!(MOS_EDGES.len(), MOS_BINS - 1);
+        for (i, &edge) in MOS_EDGES.iter().enumerate() {
+            // The edge is in bin i + 1, the double just below it in bin i.
+            assert_eq!(mos_bin(edge), i + 1, "edge {edge}");
+            assert_eq!(
+                mos_bin(f64::from_bits(edge.to_bits() - 1)),
+                i,
+                "below {edge}"
+            );
+        }
+        // 3.6 is 3.5999999999999996 as a double, and still in [3.6, 3.7): its edge is below.
+        assert!(MOS_EDGES[25] < 3.6 && 3.6 < MOS_EDGES[26]);
+        // The store's bin (edges at or below) is mos_bin for every MOS the agent writes
+        // (six decimals), over the whole range and beyond.
+        for micro in (0..5_000_000u64).step_by(997) {
+            let mos = micro as f64 / 1e6;
+            let by_edges = MOS_EDGES.iter().filter(|&&e| e <= mos).count();
+            assert_eq!(by_edges, mos_bin(mos), "{mos}");
+        }
     }
 
     #[test]

@@ -249,13 +249,46 @@ pub enum Worst {
     LossAbove(f64),
 }
 
-/// Which value of a call `Store::call_value_counts` groups the calls by.
+/// Which value of a call `Store::call_value_positions` ranks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallValue {
-    /// The call's lowest stream MOS (`None`: no stream with a MOS).
+    /// The call's lowest stream MOS (calls without one are not ranked).
     MinMos,
-    /// The call's highest loss percentage (never `None`).
+    /// The call's highest loss percentage.
     MaxLossPct,
+}
+
+/// Most bin edges per value in [`CallBinning`] (and ranges or positions in
+/// `Store::call_value_positions`): the query grows with them.
+pub const MAX_BIN_EDGES: usize = 64;
+
+/// How `Store::call_bins` groups calls: a value's bin is the number of edges at or below it
+/// (edges ascending), so bin 0 is everything below the first edge.
+#[derive(Debug, Clone, Copy)]
+pub struct CallBinning<'a> {
+    pub mos_edges: &'a [f64],
+    pub loss_edges: &'a [f64],
+    /// A call meets the MOS target when `min_mos >= mos_min`.
+    pub mos_min: f64,
+}
+
+/// One group of `Store::call_bins`: the calls of a period with their MOS in one bin, their
+/// loss in one bin and their MOS set by one codec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallBin {
+    /// `None` for the calls without a MOS.
+    pub mos_bin: Option<u32>,
+    pub loss_bin: u32,
+    /// The codec of the stream that set the MOS (`None` without a MOS, or stored before the
+    /// store kept it).
+    pub mos_codec: Option<String>,
+    pub calls: u64,
+    /// Calls with `min_mos >= mos_min`.
+    pub meeting_mos: u64,
+    /// Lowest and highest MOS of the group (`None` without a MOS).
+    pub mos_range: Option<(f64, f64)>,
+    /// Lowest and highest loss percentage of the group.
+    pub loss_range: (f64, f64),
 }
 
 /// One agent-hour of report windows rolled up (`jitter_hourly`).
@@ -624,47 +657,64 @@ impl Store {
         dispatch!(self, store => store.calls_page(scope, agent, from_ns, to_ns, after.as_ref(), limit).await)
     }
 
-    /// The calls counted by `call_stats` grouped by one of their values: `(value, calls)`,
-    /// each distinct value once, `None` (no MOS) first and then ascending. A customer report
-    /// takes its exact percentiles, histogram and shares from these rather than from one row
-    /// per call: a month holds far fewer distinct values than calls, and the database counts.
-    pub async fn call_value_counts(
+    /// The calls counted by `call_stats` in groups: by the bin of their MOS and of their loss
+    /// (`binning`'s edges) and by the codec that set their MOS, each group with its count,
+    /// the calls meeting `binning.mos_min` and the lowest and highest MOS and loss in it.
+    /// Ordered by MOS bin (no MOS first), loss bin, codec (none first). A customer report
+    /// takes its shares, histogram, codec counts and, through [`Store::call_value_positions`],
+    /// its exact percentiles from these: one pass over the period's index range, whose result
+    /// grows with the bins, never with the number of distinct values.
+    pub async fn call_bins(
+        &self,
+        scope: &str,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+        binning: &CallBinning<'_>,
+    ) -> Result<Vec<CallBin>, StoreError> {
+        if agents.is_empty() || from_ns >= to_ns {
+            return Ok(Vec::new());
+        }
+        if binning.mos_edges.len() > MAX_BIN_EDGES || binning.loss_edges.len() > MAX_BIN_EDGES {
+            return Err(StoreError::Invalid(format!(
+                "at most {MAX_BIN_EDGES} bin edges per value"
+            )));
+        }
+        let mut bins = dispatch!(self, store => store.call_bins(scope, agents, from_ns, to_ns, binning).await)?;
+        // The backends order NULL differently; one order for both, as documented.
+        bins.sort_by(|a, b| {
+            (a.mos_bin, a.loss_bin, &a.mos_codec).cmp(&(b.mos_bin, b.loss_bin, &b.mos_codec))
+        });
+        Ok(bins)
+    }
+
+    /// The values at 1-based `positions` (ascending) in the sorted list of one value of the
+    /// calls counted by `call_stats` whose value lies in one of `ranges` (inclusive, disjoint):
+    /// the exact nearest-rank percentile once [`Store::call_bins`] has told which bin and
+    /// which place in it. The database sorts only the calls in the ranges. A position beyond
+    /// the list has no value: the result is shorter. Calls without the value (no MOS) are
+    /// never in a range.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn call_value_positions(
         &self,
         scope: &str,
         agents: &[String],
         from_ns: i64,
         to_ns: i64,
         value: CallValue,
-    ) -> Result<Vec<(Option<f64>, u64)>, StoreError> {
-        if agents.is_empty() || from_ns >= to_ns {
+        ranges: &[(f64, f64)],
+        positions: &[u64],
+    ) -> Result<Vec<f64>, StoreError> {
+        if agents.is_empty() || from_ns >= to_ns || ranges.is_empty() || positions.is_empty() {
             return Ok(Vec::new());
         }
-        let mut counts = dispatch!(self, store => store.call_value_counts(scope, agents, from_ns, to_ns, value).await)?;
-        // The backends order NULL differently; one order for both, as documented.
-        counts.sort_by(|a, b| match (a.0, b.0) {
-            (Some(x), Some(y)) => x.total_cmp(&y),
-            (x, y) => x.is_some().cmp(&y.is_some()),
-        });
-        Ok(counts)
-    }
-
-    /// How many of the calls counted by `call_stats` that have a MOS had it set by a stream
-    /// of each codec, as `(codec, calls)` by codec name; calls stored before the store kept
-    /// the codec are not counted.
-    pub async fn call_codec_counts(
-        &self,
-        scope: &str,
-        agents: &[String],
-        from_ns: i64,
-        to_ns: i64,
-    ) -> Result<Vec<(String, u64)>, StoreError> {
-        if agents.is_empty() || from_ns >= to_ns {
-            return Ok(Vec::new());
+        if ranges.len() > MAX_BIN_EDGES || positions.len() > MAX_BIN_EDGES {
+            return Err(StoreError::Invalid(format!(
+                "at most {MAX_BIN_EDGES} ranges and positions"
+            )));
         }
-        let mut counts =
-            dispatch!(self, store => store.call_codec_counts(scope, agents, from_ns, to_ns).await)?;
-        counts.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(counts)
+        let positions: Vec<i64> = positions.iter().map(|&p| saturating_i64(p)).collect();
+        dispatch!(self, store => store.call_value_positions(scope, agents, from_ns, to_ns, value, ranges, &positions).await)
     }
 
     /// The final reports of one call of one agent (`call_key` as in [`CallAggregate`]).
@@ -1567,37 +1617,59 @@ fn build_calls_page_query<DB>(
         .push_bind(limit);
 }
 
-/// What `build_call_counts_query` groups by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CallCountBy {
-    Value(CallValue),
-    /// `mos_codec` of the calls with a MOS.
-    MosCodec,
+/// Pushes `CAST(CASE … END AS BIGINT)`: the number of `edges` (ascending) at or below
+/// `column`, as a binary tree of comparisons (depth log2 of the bins, not one comparison per
+/// edge for every row). The edges are bound, not printed: the database compares the exact
+/// doubles.
+fn push_bin_tree<DB>(select: &mut sqlx::QueryBuilder<DB>, column: &str, edges: &[f64])
+where
+    DB: sqlx::Database,
+    for<'q> f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    fn node<DB>(
+        select: &mut sqlx::QueryBuilder<DB>,
+        column: &str,
+        edges: &[f64],
+        lo: usize,
+        hi: usize,
+    ) where
+        DB: sqlx::Database,
+        for<'q> f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        if lo == hi {
+            select.push(format_args!("{lo}"));
+            return;
+        }
+        // Bins lo..=hi; a value below edges[mid - 1] has fewer than mid edges at or below it.
+        let mid = (lo + hi).div_ceil(2);
+        select.push(format_args!("CASE WHEN {column} < "));
+        select.push_bind(edges[mid - 1]);
+        select.push(" THEN ");
+        node(select, column, edges, lo, mid - 1);
+        select.push(" ELSE ");
+        node(select, column, edges, mid, hi);
+        select.push(" END");
+    }
+    select.push("CAST(");
+    node(select, column, edges, 0, edges.len());
+    select.push(" AS BIGINT)");
 }
 
-/// Builds the `call_value_counts` / `call_codec_counts` query on either backend: a range of
-/// `calls_scope_start` per agent (which covers `min_mos` and `max_loss_pct`), grouped.
-fn build_call_counts_query<DB>(
+/// Pushes the period filter every per-call report query shares: a range of
+/// `calls_scope_start` (scope, agent, last_start_ns) per agent.
+fn push_calls_period<DB>(
     select: &mut sqlx::QueryBuilder<DB>,
     scope: &str,
     agents: &[String],
     from_ns: i64,
     to_ns: i64,
-    group: CallCountBy,
 ) where
     DB: sqlx::Database,
     for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    let column = match group {
-        CallCountBy::Value(CallValue::MinMos) => "min_mos",
-        CallCountBy::Value(CallValue::MaxLossPct) => "max_loss_pct",
-        CallCountBy::MosCodec => "mos_codec",
-    };
     select
-        .push(format_args!(
-            "SELECT {column} AS value, COUNT(*) AS calls FROM calls WHERE scope = "
-        ))
+        .push(" FROM calls WHERE scope = ")
         .push_bind(scope.to_string())
         .push(" AND agent_id IN (");
     let mut list = select.separated(", ");
@@ -1609,10 +1681,120 @@ fn build_call_counts_query<DB>(
         .push_bind(from_ns)
         .push(" AND last_start_ns < ")
         .push_bind(to_ns);
-    if group == CallCountBy::MosCodec {
-        select.push(" AND min_mos IS NOT NULL AND mos_codec IS NOT NULL");
+}
+
+/// Builds the `call_bins` query on either backend: one pass over the period's range of
+/// `calls_scope_start`, which covers every column read (migration 0010 added `mos_codec`).
+fn build_call_bins_query<DB>(
+    select: &mut sqlx::QueryBuilder<DB>,
+    scope: &str,
+    agents: &[String],
+    from_ns: i64,
+    to_ns: i64,
+    binning: &CallBinning<'_>,
+) where
+    DB: sqlx::Database,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    select.push("SELECT CASE WHEN min_mos IS NULL THEN CAST(-1 AS BIGINT) ELSE ");
+    push_bin_tree(select, "min_mos", binning.mos_edges);
+    select.push(" END AS mos_bin, ");
+    push_bin_tree(select, "max_loss_pct", binning.loss_edges);
+    select
+        .push(
+            " AS loss_bin, mos_codec, COUNT(*) AS calls, \
+             COALESCE(SUM(CASE WHEN min_mos >= ",
+        )
+        .push_bind(binning.mos_min)
+        .push(
+            " THEN 1 ELSE 0 END), 0) AS meeting, MIN(min_mos) AS mos_lo, MAX(min_mos) AS mos_hi, \
+             MIN(max_loss_pct) AS loss_lo, MAX(max_loss_pct) AS loss_hi",
+        );
+    push_calls_period(select, scope, agents, from_ns, to_ns);
+    // By position: each backend sees the same expressions (with their bound edges) once.
+    select.push(" GROUP BY 1, 2, 3");
+}
+
+/// Reads a `call_bins` row on either backend.
+fn call_bin_row<R>(row: &R, backend: &'static str) -> Result<CallBin, StoreError>
+where
+    R: sqlx::Row,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<f64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let database = |source| StoreError::Database { backend, source };
+    let bin =
+        |name: &str| -> Result<i64, StoreError> { row.try_get::<i64, _>(name).map_err(database) };
+    let mos_bin = bin("mos_bin")?;
+    let mos_lo: Option<f64> = row.try_get("mos_lo").map_err(database)?;
+    let mos_hi: Option<f64> = row.try_get("mos_hi").map_err(database)?;
+    Ok(CallBin {
+        mos_bin: u32::try_from(mos_bin).ok(),
+        loss_bin: u32::try_from(bin("loss_bin")?).unwrap_or(0),
+        mos_codec: row.try_get("mos_codec").map_err(database)?,
+        calls: stored_u64(bin("calls")?),
+        meeting_mos: stored_u64(bin("meeting")?),
+        mos_range: mos_lo.zip(mos_hi),
+        loss_range: (
+            row.try_get("loss_lo").map_err(database)?,
+            row.try_get("loss_hi").map_err(database)?,
+        ),
+    })
+}
+
+/// Builds the `call_value_positions` query on either backend: the period's range of
+/// `calls_scope_start` (the value under unary `+`, so that neither planner walks the
+/// value's own index through every period the store holds), numbered in value order, the
+/// asked positions kept.
+#[allow(clippy::too_many_arguments)]
+fn build_call_positions_query<DB>(
+    select: &mut sqlx::QueryBuilder<DB>,
+    scope: &str,
+    agents: &[String],
+    from_ns: i64,
+    to_ns: i64,
+    value: CallValue,
+    ranges: &[(f64, f64)],
+    positions: &[i64],
+) where
+    DB: sqlx::Database,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let column = match value {
+        CallValue::MinMos => "min_mos",
+        CallValue::MaxLossPct => "max_loss_pct",
+    };
+    // `+` in the ordering too: SQLite would otherwise walk the value's index for its order.
+    select.push(format_args!(
+        "SELECT value FROM (SELECT {column} AS value, \
+         ROW_NUMBER() OVER (ORDER BY +{column}) AS position"
+    ));
+    push_calls_period(select, scope, agents, from_ns, to_ns);
+    select.push(" AND (");
+    for (i, &(lo, hi)) in ranges.iter().enumerate() {
+        if i > 0 {
+            select.push(" OR ");
+        }
+        select
+            .push(format_args!("(+{column} >= "))
+            .push_bind(lo)
+            .push(format_args!(" AND +{column} <= "))
+            .push_bind(hi)
+            .push(")");
     }
-    select.push(format_args!(" GROUP BY {column}"));
+    select.push(")) ranked WHERE position IN (");
+    let mut list = select.separated(", ");
+    for &position in positions {
+        list.push_bind(position);
+    }
+    select.push(") ORDER BY position");
 }
 
 /// Builds the `jitter_hours` query on either backend.
@@ -1779,21 +1961,6 @@ where
         meeting_both: count("meeting_both")?,
         worst_loss_pct: row.try_get("worst_loss_pct").map_err(database)?,
     })
-}
-
-/// Reads a `build_call_counts_query` row, `(value, calls)`, on either backend.
-fn call_count_row<R, T>(row: &R, backend: &'static str) -> Result<(T, u64), StoreError>
-where
-    R: sqlx::Row,
-    for<'r> &'r str: sqlx::ColumnIndex<R>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> T: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    let database = |source| StoreError::Database { backend, source };
-    Ok((
-        row.try_get("value").map_err(database)?,
-        stored_u64(row.try_get::<i64, _>("calls").map_err(database)?),
-    ))
 }
 
 /// The stored bytes of an agent-hour with `add` merged in.
@@ -2747,72 +2914,108 @@ pub(crate) mod tests {
                 .len(),
             1
         );
-        // The same calls grouped by value, as the customer report counts them: one MOS each
-        // (2.0, 3.5, 3.9, 4.3), all four at 0.03 % loss, every lowest MOS set by a PCMU stream.
+        // The same calls in the customer report's groups: MOS 2.0, 3.5, 3.9, 4.3, all at
+        // 0.03 % loss, every lowest MOS set by a PCMU stream. MOS edges 3.0 and 4.0 make bins
+        // [..3.0) [3.0, 4.0) [4.0..); loss edges 0.01 and 1.0 put 0.03 in bin 1; a call meets
+        // 3.9 at 3.9 and 4.3.
+        let binning = CallBinning {
+            mos_edges: &[3.0, 4.0],
+            loss_edges: &[0.01, 1.0],
+            mos_min: 3.9,
+        };
+        let group = |mos_bin, calls, meeting_mos, mos: (f64, f64)| CallBin {
+            mos_bin: Some(mos_bin),
+            loss_bin: 1,
+            mos_codec: Some("PCMU".into()),
+            calls,
+            meeting_mos,
+            mos_range: Some(mos),
+            loss_range: (0.03, 0.03),
+        };
         assert_eq!(
             store
-                .call_value_counts(
-                    "",
-                    &customer_agents,
-                    whole_day.0,
-                    whole_day.1,
-                    CallValue::MinMos
-                )
+                .call_bins("", &customer_agents, whole_day.0, whole_day.1, &binning)
                 .await
-                .expect("mos counts"),
+                .expect("bins"),
             [
-                (Some(2.0), 1),
-                (Some(3.5), 1),
-                (Some(3.9), 1),
-                (Some(4.3), 1)
+                group(0, 1, 0, (2.0, 2.0)),
+                group(1, 2, 1, (3.5, 3.9)),
+                group(2, 1, 1, (4.3, 4.3))
             ]
-        );
-        assert_eq!(
-            store
-                .call_value_counts(
-                    "",
-                    &customer_agents,
-                    whole_day.0,
-                    whole_day.1,
-                    CallValue::MaxLossPct
-                )
-                .await
-                .expect("loss counts"),
-            [(Some(0.03), 4)]
         );
         // a1's finals start at 60 s, a2's at 1000 s: [60 s, 61 s) holds a1's three only.
         assert_eq!(
             store
-                .call_value_counts(
+                .call_bins(
                     "",
                     &customer_agents,
                     DAY_NS + 60 * SECOND,
                     DAY_NS + 61 * SECOND,
-                    CallValue::MinMos
+                    &binning
                 )
                 .await
-                .expect("a1's counts"),
-            [(Some(3.5), 1), (Some(3.9), 1), (Some(4.3), 1)]
+                .expect("a1's bins"),
+            [group(1, 2, 1, (3.5, 3.9)), group(2, 1, 1, (4.3, 4.3))]
         );
         assert!(
             store
-                .call_value_counts(
+                .call_bins(
                     "other",
                     &customer_agents,
                     whole_day.0,
                     whole_day.1,
-                    CallValue::MinMos
+                    &binning
                 )
                 .await
                 .expect("another scope")
                 .is_empty()
         );
+        // Ranked reads: in [3.5, 3.9] ∪ [4.3, 4.3] the calls are 3.5, 3.9, 4.3 in order, so
+        // places 2 and 3 are 3.9 and 4.3; 2.0 is outside every range; a 4th place is none.
         assert_eq!(
             store
-                .call_codec_counts("", &customer_agents, whole_day.0, whole_day.1)
+                .call_value_positions(
+                    "",
+                    &customer_agents,
+                    whole_day.0,
+                    whole_day.1,
+                    CallValue::MinMos,
+                    &[(3.5, 3.9), (4.3, 4.3)],
+                    &[2, 3, 4]
+                )
                 .await
-                .expect("codec counts"),
-            [("PCMU".to_string(), 4)]
+                .expect("mos places"),
+            [3.9, 4.3]
+        );
+        assert_eq!(
+            store
+                .call_value_positions(
+                    "",
+                    &customer_agents,
+                    whole_day.0,
+                    whole_day.1,
+                    CallValue::MinMos,
+                    &[(0.0, 3.6)],
+                    &[1, 2]
+                )
+                .await
+                .expect("lowest two"),
+            [2.0, 3.5]
+        );
+        assert_eq!(
+            store
+                .call_value_positions(
+                    "",
+                    &customer_agents,
+                    whole_day.0,
+                    whole_day.1,
+                    CallValue::MaxLossPct,
+                    &[(0.0, 1.0)],
+                    &[4]
+                )
+                .await
+                .expect("loss place"),
+            [0.03]
         );
         // The lowest MOS whatever the threshold (the report's worst calls): below +∞.
         let lowest: Vec<(String, Option<f64>)> = store

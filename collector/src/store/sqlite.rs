@@ -21,13 +21,13 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{
-    AgentRow, Aggregates, CALL_COLUMNS, CALL_UPSERT_CONFLICT, CallAggregate, CallCountBy,
+    AgentRow, Aggregates, CALL_COLUMNS, CALL_UPSERT_CONFLICT, CallAggregate, CallBin, CallBinning,
     CallStats, CallValue, HOUR_NS, HeartbeatRow, IngestOutcome, JitterHour, PreparedBatch,
     REPORT_RECORD_CONFLICT, RETENTION_CHUNK, StoreError, StreamQuery, StreamRow, TokenRow,
-    WindowHistogram, Worst, build_call_counts_query, build_calls_page_query, build_calls_query,
-    build_jitter_hours_query, build_window_histograms_query, call_aggregate, call_count_row,
-    call_stats_row, jitter_hour_row, mark_new, merge_hour, parse_json, saturating_i64, stored_u64,
-    window_histogram_row,
+    WindowHistogram, Worst, build_call_bins_query, build_call_positions_query,
+    build_calls_page_query, build_calls_query, build_jitter_hours_query,
+    build_window_histograms_query, call_aggregate, call_bin_row, call_stats_row, jitter_hour_row,
+    mark_new, merge_hour, parse_json, saturating_i64, stored_u64, window_histogram_row,
 };
 
 pub(crate) const BACKEND: &str = "sqlite";
@@ -601,22 +601,45 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(crate) async fn call_value_counts(
+    pub(crate) async fn call_bins(
+        &self,
+        scope: &str,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+        binning: &CallBinning<'_>,
+    ) -> Result<Vec<CallBin>, StoreError> {
+        let mut select = QueryBuilder::<Sqlite>::new("");
+        build_call_bins_query(&mut select, scope, agents, from_ns, to_ns, binning);
+        let rows = select
+            .build()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(database)?;
+        rows.iter().map(|row| call_bin_row(row, BACKEND)).collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn call_value_positions(
         &self,
         scope: &str,
         agents: &[String],
         from_ns: i64,
         to_ns: i64,
         value: CallValue,
-    ) -> Result<Vec<(Option<f64>, u64)>, StoreError> {
+        ranges: &[(f64, f64)],
+        positions: &[i64],
+    ) -> Result<Vec<f64>, StoreError> {
         let mut select = QueryBuilder::<Sqlite>::new("");
-        build_call_counts_query(
+        build_call_positions_query(
             &mut select,
             scope,
             agents,
             from_ns,
             to_ns,
-            CallCountBy::Value(value),
+            value,
+            ranges,
+            positions,
         );
         let rows = select
             .build()
@@ -624,33 +647,7 @@ impl SqliteStore {
             .await
             .map_err(database)?;
         rows.iter()
-            .map(|row| call_count_row(row, BACKEND))
-            .collect()
-    }
-
-    pub(crate) async fn call_codec_counts(
-        &self,
-        scope: &str,
-        agents: &[String],
-        from_ns: i64,
-        to_ns: i64,
-    ) -> Result<Vec<(String, u64)>, StoreError> {
-        let mut select = QueryBuilder::<Sqlite>::new("");
-        build_call_counts_query(
-            &mut select,
-            scope,
-            agents,
-            from_ns,
-            to_ns,
-            CallCountBy::MosCodec,
-        );
-        let rows = select
-            .build()
-            .fetch_all(&self.reader)
-            .await
-            .map_err(database)?;
-        rows.iter()
-            .map(|row| call_count_row(row, BACKEND))
+            .map(|row| row.try_get::<f64, _>("value").map_err(database))
             .collect()
     }
 
