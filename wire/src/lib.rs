@@ -332,6 +332,12 @@ pub struct CallSummary {
     /// `media_address_mismatch`).
     #[serde(default)]
     pub problems: Vec<MediaProblem>,
+    /// Time of the first final response to the BYE that ended the call (retransmissions
+    /// counted once): `end` to it is the session disconnect delay (RFC 6076 §4.5). Absent
+    /// when the call did not end by BYE, the BYE had no response in the capture, or the agent
+    /// predates it (so documents of calls without it keep their bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bye_response: Option<Timestamp>,
 }
 
 /// A change of a call's media, from SDP in the dialog.
