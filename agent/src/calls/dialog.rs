@@ -22,7 +22,7 @@
 //! - BYE ends a call; CANCEL ends a call that is not answered (its end is the CANCEL's time);
 //!   a 2xx that crosses the CANCEL wins, and the BYE that must follow ends the call.
 //! - The first final response to the BYE that ended the call (same CSeq number) closes the
-//!   session disconnect delay (RFC 6076 §4.5); a BYE without one has none.
+//!   session disconnect delay (RFC 6076 §4.4); a BYE without one has none.
 //! - Retransmissions (same CSeq) change nothing and are counted once each in
 //!   `retransmissions`: the first INVITE, first 2xx and first BYE keep their times.
 //! - Timeouts in packet time: a setup without final response ends `timeout` at INVITE + the
@@ -310,7 +310,7 @@ impl Call {
         opt(self.times[END])
     }
     /// First final response to the BYE that ended the call (the end of the session disconnect
-    /// delay, RFC 6076 §4.5); `None` when the call did not end by BYE or no response was seen.
+    /// delay, RFC 6076 §4.4); `None` when the call did not end by BYE or no response was seen.
     pub fn bye_response_ns(&self) -> Option<i64> {
         opt(self.times[BYE_RESPONSE])
     }
