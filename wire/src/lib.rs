@@ -273,7 +273,7 @@ pub struct CallSummary {
     pub status: Option<u16>,
     // ---- call records (issue 12); absent from documents of older agents ----
     /// First provisional response other than 100 Trying to the call's INVITE (the end of the
-    /// session request delay, RFC 6076 §4.1).
+    /// session request delay, RFC 6076 §4.3).
     #[serde(default)]
     pub first_provisional: Option<Timestamp>,
     /// First 180 or 183 (the far end is alerting or playing early media).

@@ -117,7 +117,7 @@ pub fn outcome(call: &CallSummary) -> Outcome {
     }
 }
 
-/// Session request delay of one call in ms (RFC 6076 §4.1): from its first INVITE to the first
+/// Session request delay of one call in ms (RFC 6076 §4.3): from its first INVITE to the first
 /// response other than 100 Trying — a 18x, else the 2xx, else the final failure response.
 /// A challenged call's first INVITE is the challenged one, so the 401/407 round trip is part
 /// of its SRD (the delay the caller waits through). None without both times.
@@ -379,12 +379,12 @@ pub struct Kpis {
     pub isa_pct: Option<f64>,
     /// Session completion ratio, RFC 6076 §4.9: answered calls ended by a BYE / attempts × 100.
     pub scr_pct: Option<f64>,
-    /// Session request delay (post-dial delay), RFC 6076 §4.1: mean, and the 95th percentile
+    /// Session request delay (post-dial delay), RFC 6076 §4.3: mean, and the 95th percentile
     /// as an upper bound: the upper edge of the histogram bucket holding it, or the largest
     /// delay seen when that is lower (or beyond the last edge), ms.
     pub srd_mean_ms: Option<f64>,
     pub pdd_p95_ms: Option<u64>,
-    /// Session duration, RFC 6076 §4.3: mean answer-to-end time of answered calls, ms.
+    /// Session duration, RFC 6076 §4.5: mean answer-to-end time of answered calls, ms.
     pub session_duration_mean_ms: Option<f64>,
     /// Session disconnect delay, RFC 6076 §4.4 (BYE → its first final response, calls ended
     /// by a BYE whose response was seen): mean, and the 95th percentile as an upper bound the
