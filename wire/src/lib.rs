@@ -872,7 +872,10 @@ mod tests {
             ),
             ("c", &[0usize][..], 0, 0)
         );
-        assert_eq!(call.bye_response, None, "older agents sent no BYE response time");
+        assert_eq!(
+            call.bye_response, None,
+            "older agents sent no BYE response time"
+        );
         // Absent when unknown (documents of calls without one keep their bytes), a timestamp
         // when known, read back the same.
         let text = serde_json::to_string(&call).expect("serialize");
@@ -882,7 +885,10 @@ mod tests {
             ..call
         };
         let text = serde_json::to_string(&answered).expect("serialize");
-        assert!(text.ends_with(r#""bye_response":"2026-11-18T11:06:40.040000Z"}"#), "{text}");
+        assert!(
+            text.ends_with(r#""bye_response":"2026-11-18T11:06:40.040000Z"}"#),
+            "{text}"
+        );
         assert_eq!(
             serde_json::from_str::<CallSummary>(&text).expect("parse"),
             answered

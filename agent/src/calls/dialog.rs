@@ -1269,7 +1269,10 @@ Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
             (100, request("INVITE", 1, false, ID)),
             (200, response("200 OK", 1, "INVITE", ID)),
             (300, request("BYE", 2, true, ID)),
-            (345, response("481 Call/Transaction Does Not Exist", 2, "BYE", ID)),
+            (
+                345,
+                response("481 Call/Transaction Does Not Exist", 2, "BYE", ID),
+            ),
         ]);
         assert_eq!(only_call(&t).bye_response_ns(), Some(345));
         // A call ended by CANCEL has no disconnect delay of a BYE, even if a BYE follows.

@@ -696,7 +696,10 @@ mod tests {
         calls.push(hung_up(90_000, None));
         calls.push(cancelled);
         let c = sum(&calls);
-        assert_eq!((c.sdd_count, c.sdd_sum_ms, c.sdd_max_ms), (20, 5_070, 4_500));
+        assert_eq!(
+            (c.sdd_count, c.sdd_sum_ms, c.sdd_max_ms),
+            (20, 5_070, 4_500)
+        );
         // 19 in the ≤100 ms bucket, 1 in ≤6000.
         assert_eq!((c.sdd_buckets[0], c.sdd_buckets[10]), (19, 1));
         let k = Kpis::from_counts(&c);
