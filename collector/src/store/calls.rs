@@ -276,7 +276,7 @@ static SQLITE_HOURLY_UPSERT: LazyLock<String> =
 static PG_HOURLY_UPSERT: LazyLock<String> =
     LazyLock::new(|| hourly_upsert("GREATEST", |n| format!("${n}")));
 
-/// `SUM(c) … , MAX(srd_max_ms)` over the count columns, as BIGINT on both backends.
+/// `SUM(c) … , MAX(srd_max_ms), MAX(sdd_max_ms)` over the count columns, as BIGINT on both backends.
 static SUMS: LazyLock<String> = LazyLock::new(|| {
     kpis::columns()
         .iter()
