@@ -354,8 +354,10 @@ fn check(url: &str, dir: &Path) {
             (&json!(4), &json!(1), &json!(1), &json!(2), &json!(1)),
             "{t}"
         );
-        // SDD over the 3 BYEs answered: (40 + 12 + 1700) / 3 = 584 ms.
+        // SDD over the 3 BYEs answered: (40 + 12 + 1700) / 3 = 584 ms; p95: rank ceil(2.85) =
+        // 3, the largest, 1700, in the ≤2000 bucket, whose edge the maximum tightens.
         assert!(close(&t["sdd_mean_ms"], 584.0), "{t}");
+        assert_eq!(t["sdd_p95_ms"], json!(1700), "{t}");
 
         // The call commitments in the SLA answer: ASR 44.4 ≥ 40 met, NER 77.8 < 80 breached,
         // PDD p95 500 > 400 breached, media problems 25 ≤ 30 met.

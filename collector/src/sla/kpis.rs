@@ -30,7 +30,9 @@ pub const SRD_EDGES_MS: [u64; 15] = [
     30_000,
 ];
 
-/// Buckets of the SRD histogram: one per edge and the overflow.
+/// Buckets of the SRD histogram: one per edge and the overflow. The SDD histogram uses the
+/// same layout (a BYE's answer normally takes milliseconds, a lost one seconds of Timer E
+/// retransmissions: the same range).
 pub const SRD_BUCKETS: usize = SRD_EDGES_MS.len() + 1;
 
 /// The media problem kinds the agent reports, in the order `CallCounts` counts them.
@@ -75,11 +77,12 @@ pub struct CallCounts {
     /// Answered calls with at least one media problem, and per kind (`PROBLEM_KINDS` order).
     pub problem_calls: u64,
     pub problems: [u64; PROBLEM_KINDS.len()],
-    /// Calls with an SDD (ended by a BYE whose final response was seen) and its sum (ms). A
-    /// mean only, like the session duration: a histogram (17 more columns in every hourly row)
-    /// made the month's `group_by=peer` KPIs on 1 M calls cross 1 s (942–1044 ms, SQLite).
+    /// Calls with an SDD (ended by a BYE whose final response was seen), its sum and maximum
+    /// (ms), and its histogram (`SRD_EDGES_MS`).
     pub sdd_count: u64,
     pub sdd_sum_ms: u64,
+    pub sdd_max_ms: u64,
+    pub sdd_buckets: [u64; SRD_BUCKETS],
 }
 
 /// The one outcome a call counts as (see the module comment).
@@ -201,6 +204,8 @@ impl CallCounts {
         if let Some(ms) = sdd_ms(call) {
             c.sdd_count = 1;
             c.sdd_sum_ms = ms;
+            c.sdd_max_ms = ms;
+            c.sdd_buckets[srd_bucket(ms)] = 1;
         }
         c
     }
@@ -216,7 +221,11 @@ impl CallCounts {
         for (mine, theirs) in self.problems.iter_mut().zip(other.problems) {
             *mine = mine.saturating_add(theirs);
         }
+        for (mine, theirs) in self.sdd_buckets.iter_mut().zip(other.sdd_buckets) {
+            *mine = mine.saturating_add(theirs);
+        }
         self.srd_max_ms = self.srd_max_ms.max(other.srd_max_ms);
+        self.sdd_max_ms = self.sdd_max_ms.max(other.sdd_max_ms);
     }
 
     /// The summed scalar counts in `COLUMNS` order (without the maxima, which merge by max).
@@ -279,6 +288,8 @@ impl CallCounts {
         values.extend(self.srd_buckets);
         values.extend(self.problems);
         values.push(self.srd_max_ms);
+        values.extend(self.sdd_buckets);
+        values.push(self.sdd_max_ms);
         values
     }
 
@@ -296,11 +307,14 @@ impl CallCounts {
         let rest = rest.get(SRD_BUCKETS..)?;
         c.problems.copy_from_slice(rest.get(..PROBLEM_KINDS.len())?);
         c.srd_max_ms = *rest.get(PROBLEM_KINDS.len())?;
+        let rest = rest.get(PROBLEM_KINDS.len() + 1..)?;
+        c.sdd_buckets.copy_from_slice(rest.get(..SRD_BUCKETS)?);
+        c.sdd_max_ms = *rest.get(SRD_BUCKETS)?;
         Some(c)
     }
 }
 
-/// Whether an aggregate column merges by maximum (`srd_max_ms`, any `*_max_ms`) instead of sum.
+/// Whether an aggregate column merges by maximum (`srd_max_ms`, `sdd_max_ms`) instead of sum.
 pub fn merges_by_max(column: &str) -> bool {
     column.ends_with("_max_ms")
 }
@@ -340,6 +354,8 @@ pub fn columns() -> Vec<String> {
     names.extend((0..SRD_BUCKETS).map(|i| format!("srd_b{i:02}")));
     names.extend(PROBLEM_KINDS.iter().map(|k| format!("p_{k}")));
     names.push("srd_max_ms".to_owned());
+    names.extend((0..SRD_BUCKETS).map(|i| format!("sdd_b{i:02}")));
+    names.push("sdd_max_ms".to_owned());
     names
 }
 
@@ -371,8 +387,10 @@ pub struct Kpis {
     /// Session duration, RFC 6076 §4.5: mean answer-to-end time of answered calls, ms.
     pub session_duration_mean_ms: Option<f64>,
     /// Session disconnect delay, RFC 6076 §4.4 (BYE → its first final response, calls ended
-    /// by a BYE whose response was seen): mean, ms.
+    /// by a BYE whose response was seen): mean, and the 95th percentile as an upper bound the
+    /// way `pdd_p95_ms` is, ms.
     pub sdd_mean_ms: Option<f64>,
+    pub sdd_p95_ms: Option<u64>,
     /// Calls by outcome (see the README's classification).
     pub user_busy: u64,
     pub no_answer: u64,
@@ -444,6 +462,7 @@ impl Kpis {
             pdd_p95_ms: srd_quantile_ms(&c.srd_buckets, c.srd_max_ms, 0.95),
             session_duration_mean_ms: mean(c.duration_sum_ms, c.duration_count),
             sdd_mean_ms: mean(c.sdd_sum_ms, c.sdd_count),
+            sdd_p95_ms: srd_quantile_ms(&c.sdd_buckets, c.sdd_max_ms, 0.95),
             user_busy: c.user_busy,
             no_answer: c.no_answer,
             abandoned: c.abandoned,
@@ -677,10 +696,16 @@ mod tests {
         calls.push(hung_up(90_000, None));
         calls.push(cancelled);
         let c = sum(&calls);
-        assert_eq!((c.sdd_count, c.sdd_sum_ms), (20, 5_070));
+        assert_eq!(
+            (c.sdd_count, c.sdd_sum_ms, c.sdd_max_ms),
+            (20, 5_070, 4_500)
+        );
+        // 19 in the ≤100 ms bucket, 1 in ≤6000.
+        assert_eq!((c.sdd_buckets[0], c.sdd_buckets[10]), (19, 1));
         let k = Kpis::from_counts(&c);
-        // Mean (19 × 30 + 4500) / 20 = 253.5 ms.
+        // Mean (19 × 30 + 4500) / 20 = 253.5 ms; p95 rank ceil(19.0) = 19, in the ≤100 bucket.
         assert_eq!(k.sdd_mean_ms, Some(253.5));
+        assert_eq!(k.sdd_p95_ms, Some(100));
         // Counts merge: two halves added give the same KPIs.
         let (a, b) = calls.split_at(10);
         let mut merged = sum(a);
@@ -699,7 +724,7 @@ mod tests {
         let mut c = CallCounts::of(&answered(250, 1000, 5000));
         c.add(&CallCounts::of(&call(Some(486), "failure")));
         c.add(&CallCounts::of(&hung_up(9_000, Some(2_500))));
-        assert_eq!((c.sdd_count, c.sdd_sum_ms), (1, 2_500));
+        assert_eq!((c.sdd_count, c.sdd_max_ms, c.sdd_buckets[8]), (1, 2_500, 1));
         let values = c.values();
         assert_eq!(values.len(), columns().len());
         assert_eq!(CallCounts::from_values(&values), Some(c));
