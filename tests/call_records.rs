@@ -21,6 +21,7 @@ use voqa_wire::Timestamp;
 fn main() {
     let trials = trials![
         normal_call_has_every_time_cause_and_direction,
+        bye_response_times_the_session_disconnect_delay,
         busy_486_with_q850_cause,
         no_answer_480_after_ringing,
         cancel_before_answer,
@@ -179,6 +180,22 @@ Call-ID: {call_id}\r\nCSeq: {cseq}\r\n{extra}{body_headers}\r\n{body}",
         (
             at,
             sip_frame(&LinkSpec::Ethernet, addr(PBX_SIP), addr(ALICE_SIP), &text),
+        )
+    }
+
+    /// Alice's response to a request of the PBX (its BYE).
+    fn alice_resp(&self, at: i64, status: &str, cseq: u32, method: &str) -> Frame {
+        let text = self.text(
+            &format!("SIP/2.0 {status}"),
+            &format!("{cseq} {method}"),
+            ("bob", &self.tag),
+            ("alice", Some("a")),
+            "",
+            None,
+        );
+        (
+            at,
+            sip_frame(&LinkSpec::Ethernet, addr(ALICE_SIP), addr(PBX_SIP), &text),
         )
     }
 
@@ -371,6 +388,44 @@ fn normal_call_has_every_time_cause_and_direction() {
     for m in media {
         assert_eq!(m["stream_id"].as_str().map(str::len), Some(16), "{m}");
     }
+}
+
+/// Two answered calls ended by the PBX's BYE: the first BYE is retransmitted once (Timer E,
+/// 500 ms) and then answered by alice, whose 200 is retransmitted too; the second BYE is never
+/// answered. The first call's `bye_response` is alice's first 200 (SDD = 620 ms after the
+/// `end`), the second has none.
+fn bye_response_times_the_session_disconnect_delay() {
+    let answered = Dialog::new("sdd-answered");
+    let unanswered = Dialog::new("sdd-unanswered");
+    let alice_sdp = sdp("203.0.113.10", 40000, "sendrecv");
+    let mut frames = answered_call(&answered, &alice_sdp, 0);
+    frames.truncate(5);
+    frames.extend([
+        answered.pbx_req(T0 + 13 * S, "BYE", 1, ""),
+        answered.pbx_req(T0 + 13_500 * MS, "BYE", 1, ""),
+        answered.alice_resp(T0 + 13_620 * MS, "200 OK", 1, "BYE"),
+        answered.alice_resp(T0 + 14_120 * MS, "200 OK", 1, "BYE"),
+    ]);
+    let mut second = answered_call(&unanswered, &alice_sdp, 0);
+    second.truncate(5);
+    second.push(unanswered.pbx_req(T0 + 20 * S, "BYE", 1, ""));
+    frames.extend(second);
+    let doc = analyze(frames);
+    let calls = doc["calls"].as_array().expect("calls");
+    assert_eq!(calls.len(), 2, "{doc:#}");
+    assert_fields(
+        &calls[0],
+        json!({
+            "end": ts(T0 + 13 * S), "end_cause": "bye", "ended_by": "callee",
+            "bye_response": ts(T0 + 13_620 * MS), "retransmissions": 1,
+        }),
+    );
+    assert_fields(
+        &calls[1],
+        json!({"end": ts(T0 + 20 * S), "end_cause": "bye", "bye_response": null}),
+    );
+    // Absent, not null, when there is none: older readers and byte-stable documents.
+    assert!(calls[1].get("bye_response").is_none(), "{:#}", calls[1]);
 }
 
 fn busy_486_with_q850_cause() {

@@ -85,6 +85,8 @@ struct Call {
     end_cause: &'static str,
     forks: u32,
     one_way: bool,
+    /// Seconds after the INVITE: the first final response to the ending BYE.
+    bye_response: Option<f64>,
 }
 
 /// The day (all on 2026-11-20, UTC):
@@ -100,6 +102,9 @@ struct Call {
 /// | 7 | forked: 180s from two forks (first 0.250), 200 at 3.250, BYE at 33.250 | in | answered | 250 | 30 000 |
 /// | 8 | 183 at 0.500, 200 at 2.5, BYE at 92.5, one-way audio | out | answered | 500 | 90 000 |
 /// | 9 | CANCEL at 1 before any 18x (487)    | in  | abandoned        | —      | —           |
+///
+/// The BYEs' responses (SDD): call 1's 200 at 64.040 (40 ms), call 6's at 125.392 (12 ms),
+/// call 8's at 94.200 (1 700 ms: lost and retransmitted); call 7's BYE was never answered.
 fn day() -> Vec<Call> {
     let call = |key, hour, inbound, status, end_cause| Call {
         key,
@@ -112,12 +117,14 @@ fn day() -> Vec<Call> {
         end_cause,
         forks: 1,
         one_way: false,
+        bye_response: None,
     };
     vec![
         Call {
             provisional: Some(0.150),
             answer: Some(4.0),
             end: 64.0,
+            bye_response: Some(64.040),
             ..call("00000000000000d1", 10.0, true, Some(200), "bye")
         },
         Call {
@@ -142,6 +149,7 @@ fn day() -> Vec<Call> {
             provisional: Some(0.380),
             answer: Some(5.380),
             end: 125.380,
+            bye_response: Some(125.392),
             ..call("00000000000000d6", 11.5, false, Some(200), "bye")
         },
         Call {
@@ -155,6 +163,7 @@ fn day() -> Vec<Call> {
             provisional: Some(0.500),
             answer: Some(2.5),
             end: 92.5,
+            bye_response: Some(94.2),
             one_way: true,
             ..call("00000000000000d8", 13.0, false, Some(200), "bye")
         },
@@ -196,6 +205,7 @@ fn record(c: &Call) -> CallRecord {
             } else {
                 Vec::new()
             },
+            bye_response: c.bye_response.and_then(|b| at(t0 + b)),
             ..CallSummary::default()
         },
     }
@@ -344,7 +354,10 @@ fn check(url: &str, dir: &Path) {
             (&json!(4), &json!(1), &json!(1), &json!(2), &json!(1)),
             "{t}"
         );
-        assert_eq!(t["sdd_mean_ms"], Value::Null);
+        // SDD over the 3 BYEs answered: (40 + 12 + 1700) / 3 = 584 ms; p95: rank ceil(2.85) =
+        // 3, the largest, 1700, in the ≤2000 bucket, whose edge the maximum tightens.
+        assert!(close(&t["sdd_mean_ms"], 584.0), "{t}");
+        assert_eq!(t["sdd_p95_ms"], json!(1700), "{t}");
 
         // The call commitments in the SLA answer: ASR 44.4 ≥ 40 met, NER 77.8 < 80 breached,
         // PDD p95 500 > 400 breached, media problems 25 ≤ 30 met.

@@ -273,7 +273,7 @@ pub struct CallSummary {
     pub status: Option<u16>,
     // ---- call records (issue 12); absent from documents of older agents ----
     /// First provisional response other than 100 Trying to the call's INVITE (the end of the
-    /// session request delay, RFC 6076 §4.1).
+    /// session request delay, RFC 6076 §4.3).
     #[serde(default)]
     pub first_provisional: Option<Timestamp>,
     /// First 180 or 183 (the far end is alerting or playing early media).
@@ -332,6 +332,12 @@ pub struct CallSummary {
     /// `media_address_mismatch`).
     #[serde(default)]
     pub problems: Vec<MediaProblem>,
+    /// Time of the first final response to the BYE that ended the call (retransmissions
+    /// counted once): `end` to it is the session disconnect delay (RFC 6076 §4.4). Absent
+    /// when the call did not end by BYE, the BYE had no response in the capture, or the agent
+    /// predates it (so documents of calls without it keep their bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bye_response: Option<Timestamp>,
 }
 
 /// A change of a call's media, from SDP in the dialog.
@@ -865,6 +871,27 @@ mod tests {
                 call.forks
             ),
             ("c", &[0usize][..], 0, 0)
+        );
+        assert_eq!(
+            call.bye_response, None,
+            "older agents sent no BYE response time"
+        );
+        // Absent when unknown (documents of calls without one keep their bytes), a timestamp
+        // when known, read back the same.
+        let text = serde_json::to_string(&call).expect("serialize");
+        assert!(!text.contains("bye_response"), "{text}");
+        let answered = CallSummary {
+            bye_response: Some(Timestamp::from_ns(1_795_000_000_040_000_000)),
+            ..call
+        };
+        let text = serde_json::to_string(&answered).expect("serialize");
+        assert!(
+            text.ends_with(r#""bye_response":"2026-11-18T11:06:40.040000Z"}"#),
+            "{text}"
+        );
+        assert_eq!(
+            serde_json::from_str::<CallSummary>(&text).expect("parse"),
+            answered
         );
         // A batch without `calls`, and one with.
         let mut batch = Batch {

@@ -21,6 +21,8 @@
 //!   `codec_change`, `t38`).
 //! - BYE ends a call; CANCEL ends a call that is not answered (its end is the CANCEL's time);
 //!   a 2xx that crosses the CANCEL wins, and the BYE that must follow ends the call.
+//! - The first final response to the BYE that ended the call (same CSeq number) closes the
+//!   session disconnect delay (RFC 6076 §4.4); a BYE without one has none.
 //! - Retransmissions (same CSeq) change nothing and are counted once each in
 //!   `retransmissions`: the first INVITE, first 2xx and first BYE keep their times.
 //! - Timeouts in packet time: a setup without final response ends `timeout` at INVITE + the
@@ -187,8 +189,9 @@ pub struct Call {
     pub worst_window: Option<(f64, i64, i64)>,
     /// Set when the call is retired: its media problems (see `calls::media`).
     pub problems: Vec<super::media::Problem>,
-    /// first seen, INVITE, first non-100 provisional, first 18x, answer, end (`NONE`: absent).
-    times: [i64; 6],
+    /// first seen, INVITE, first non-100 provisional, first 18x, answer, end, the first final
+    /// response to the BYE that ended the call (`NONE`: absent).
+    times: [i64; 7],
     on_hold: bool,
     t38: bool,
     caller_pt: Option<u8>,
@@ -202,6 +205,9 @@ pub struct Call {
     callee_media: [u32; MEDIA_ADDRS],
     /// CSeq number of the last INVITE transaction of the setup.
     invite_cseq: Option<u32>,
+    /// CSeq number of the BYE that ended the call: its final response ends the session
+    /// disconnect delay (a BYE of the other party crossing it has another number).
+    bye_cseq: Option<u32>,
     /// Highest CSeq number of an INVITE inside the confirmed dialog.
     reinvite_cseq: Option<u32>,
     /// Order of first appearance.
@@ -214,6 +220,7 @@ const PROVISIONAL: usize = 2;
 const RINGING: usize = 3;
 const ANSWER: usize = 4;
 const END: usize = 5;
+const BYE_RESPONSE: usize = 6;
 
 fn opt(t: i64) -> Option<i64> {
     (t != NONE).then_some(t)
@@ -233,7 +240,7 @@ fn tag_hash(tag: Option<&[u8]>) -> u32 {
 
 impl Call {
     fn new(call_id: Arc<str>, ts_ns: i64, seq: u64) -> Self {
-        let mut times = [NONE; 6];
+        let mut times = [NONE; 7];
         times[FIRST] = ts_ns;
         Call {
             call_id,
@@ -266,6 +273,7 @@ impl Call {
             caller_media: [0; MEDIA_ADDRS],
             callee_media: [0; MEDIA_ADDRS],
             invite_cseq: None,
+            bye_cseq: None,
             reinvite_cseq: None,
             seq: 0,
         }
@@ -300,6 +308,11 @@ impl Call {
     /// BYE, CANCEL, the final failure response, or the timeout's or shutdown's time.
     pub fn end_ns(&self) -> Option<i64> {
         opt(self.times[END])
+    }
+    /// First final response to the BYE that ended the call (the end of the session disconnect
+    /// delay, RFC 6076 §4.4); `None` when the call did not end by BYE or no response was seen.
+    pub fn bye_response_ns(&self) -> Option<i64> {
+        opt(self.times[BYE_RESPONSE])
     }
     /// Order of first appearance among the tracker's calls.
     pub fn seq(&self) -> u64 {
@@ -585,7 +598,14 @@ impl Call {
         self.forks = self.forks.saturating_add(1);
     }
 
-    fn on_bye(&mut self, ts_ns: i64, by: Option<Party>, tags: (u32, u32), reason: Option<u16>) {
+    fn on_bye(
+        &mut self,
+        ts_ns: i64,
+        by: Option<Party>,
+        tags: (u32, u32),
+        cseq: Option<u32>,
+        reason: Option<u16>,
+    ) {
         if self.answered_tag != 0
             && tags.0 != 0
             && tags.1 != 0
@@ -606,11 +626,25 @@ impl Call {
                     self.end_cause = Some(EndCause::Bye);
                     self.ended_by = by.map(EndedBy::Party);
                     self.reason_cause = reason;
+                    self.bye_cseq = cseq;
                 }
             }
             _ => {}
         }
         self.phase = DialogPhase::Ended;
+    }
+
+    /// A response whose CSeq method is BYE: the first final response to the BYE that ended the
+    /// call closes its session disconnect delay. Retransmitted responses keep the first time;
+    /// a response to a BYE without CSeq number cannot be matched and is ignored.
+    fn on_bye_response(&mut self, ts_ns: i64, status: u16, cseq: Option<u32>) {
+        if status >= 200
+            && self.end_cause == Some(EndCause::Bye)
+            && cseq.is_some()
+            && cseq == self.bye_cseq
+        {
+            self.set_once(BYE_RESPONSE, ts_ns);
+        }
     }
 
     fn on_cancel(&mut self, ts_ns: i64, reason: Option<u16>) {
@@ -764,6 +798,7 @@ impl CallTracker {
         let request = msg.request_method();
         let cseq = msg.cseq_kind();
         let invite_response = request.is_none() && cseq.is_some_and(|(_, m)| m == Method::Invite);
+        let bye_response = request.is_none() && cseq.is_some_and(|(_, m)| m == Method::Bye);
         // Each tag is looked up once per message (a parameter scan of its header).
         let to_tag_raw = msg.to_tag();
         let from_tag_raw = msg.from_tag();
@@ -832,11 +867,14 @@ impl CallTracker {
         };
         match (request, status) {
             (Some(Method::Invite), _) => call.on_invite(ts_ns, number, to_tag_raw.is_some()),
-            (Some(Method::Bye), _) => call.on_bye(ts_ns, sender, (from_tag, to_tag), reason),
+            (Some(Method::Bye), _) => {
+                call.on_bye(ts_ns, sender, (from_tag, to_tag), number, reason);
+            }
             (Some(Method::Cancel), _) => call.on_cancel(ts_ns, reason),
             (None, Some(status)) if invite_response => {
                 call.on_invite_response(ts_ns, status, number, to_tag, reason);
             }
+            (None, Some(status)) if bye_response => call.on_bye_response(ts_ns, status, number),
             // ACK, PRACK, UPDATE, INFO, ... inside the dialog, and responses to them.
             _ => {}
         }
@@ -1184,6 +1222,70 @@ Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
             (c.phase, c.end_cause),
             (DialogPhase::Ended, Some(EndCause::Bye))
         );
+    }
+
+    /// The session disconnect delay's end: the first final response to the ending BYE, whose
+    /// retransmissions (and the BYE's) keep the first times; a 100 to the BYE is not final.
+    #[test]
+    fn bye_response_is_the_first_final_response_to_the_ending_bye() {
+        const MS: i64 = 1_000_000;
+        let t = run(&[
+            (100 * MS, request("INVITE", 1, false, ID)),
+            (200 * MS, response("200 OK", 1, "INVITE", ID)),
+            (210 * MS, request("ACK", 1, true, ID)),
+            (5_000 * MS, request("BYE", 2, true, ID)),
+            (5_020 * MS, response("100 Trying", 2, "BYE", ID)),
+            // Timer E's first retransmission of the BYE (500 ms) and its answer.
+            (5_500 * MS, request("BYE", 2, true, ID)),
+            (5_537 * MS, response("200 OK", 2, "BYE", ID)),
+            (5_600 * MS, response("200 OK", 2, "BYE", ID)),
+        ]);
+        let c = only_call(&t);
+        assert_eq!(c.end_ns(), Some(5_000 * MS));
+        assert_eq!(c.bye_response_ns(), Some(5_537 * MS));
+        // The second BYE and the second 200 are retransmissions of the BYE transaction.
+        assert_eq!(c.retransmissions, 1, "the BYE's retransmission");
+    }
+
+    #[test]
+    fn bye_without_a_final_response_has_no_bye_response() {
+        let t = run(&[
+            (100, request("INVITE", 1, false, ID)),
+            (200, response("200 OK", 1, "INVITE", ID)),
+            (300, request("BYE", 2, true, ID)),
+            (310, response("100 Trying", 2, "BYE", ID)),
+            // A response to another BYE transaction (CSeq 7) does not answer this one.
+            (320, response("200 OK", 7, "BYE", ID)),
+        ]);
+        let c = only_call(&t);
+        assert_eq!((c.end_ns(), c.end_cause), (Some(300), Some(EndCause::Bye)));
+        assert_eq!(c.bye_response_ns(), None);
+    }
+
+    #[test]
+    fn a_failure_response_to_the_bye_ends_the_delay_and_cancel_has_none() {
+        // 481: the far end no longer knew the dialog; still the BYE's final response.
+        let t = run(&[
+            (100, request("INVITE", 1, false, ID)),
+            (200, response("200 OK", 1, "INVITE", ID)),
+            (300, request("BYE", 2, true, ID)),
+            (
+                345,
+                response("481 Call/Transaction Does Not Exist", 2, "BYE", ID),
+            ),
+        ]);
+        assert_eq!(only_call(&t).bye_response_ns(), Some(345));
+        // A call ended by CANCEL has no disconnect delay of a BYE, even if a BYE follows.
+        let t = run(&[
+            (100, request("INVITE", 1, false, ID)),
+            (150, response("180 Ringing", 1, "INVITE", ID)),
+            (200, request("CANCEL", 1, false, ID)),
+            (250, request("BYE", 2, true, ID)),
+            (260, response("200 OK", 2, "BYE", ID)),
+        ]);
+        let c = only_call(&t);
+        assert_eq!(c.end_cause, Some(EndCause::Cancel));
+        assert_eq!(c.bye_response_ns(), None);
     }
 
     #[test]

@@ -99,6 +99,7 @@ pub fn call_summary(
                 start: Timestamp::from_ns(p.start_ns),
             })
             .collect(),
+        bye_response: t(call.bye_response_ns()),
     }
 }
 

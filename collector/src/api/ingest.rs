@@ -469,6 +469,7 @@ fn validate_call(
         ("first_ringing", call.first_ringing),
         ("answer", call.answer),
         ("end", call.end),
+        ("bye_response", call.bye_response),
     ] {
         if let Some(time) = time {
             check_not_future(|| f(name), time, received_ns, max_future_s)?;

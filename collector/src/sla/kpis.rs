@@ -30,7 +30,9 @@ pub const SRD_EDGES_MS: [u64; 15] = [
     30_000,
 ];
 
-/// Buckets of the SRD histogram: one per edge and the overflow.
+/// Buckets of the SRD histogram: one per edge and the overflow. The SDD histogram uses the
+/// same layout (a BYE's answer normally takes milliseconds, a lost one seconds of Timer E
+/// retransmissions: the same range).
 pub const SRD_BUCKETS: usize = SRD_EDGES_MS.len() + 1;
 
 /// The media problem kinds the agent reports, in the order `CallCounts` counts them.
@@ -75,6 +77,12 @@ pub struct CallCounts {
     /// Answered calls with at least one media problem, and per kind (`PROBLEM_KINDS` order).
     pub problem_calls: u64,
     pub problems: [u64; PROBLEM_KINDS.len()],
+    /// Calls with an SDD (ended by a BYE whose final response was seen), its sum and maximum
+    /// (ms), and its histogram (`SRD_EDGES_MS`).
+    pub sdd_count: u64,
+    pub sdd_sum_ms: u64,
+    pub sdd_max_ms: u64,
+    pub sdd_buckets: [u64; SRD_BUCKETS],
 }
 
 /// The one outcome a call counts as (see the module comment).
@@ -109,7 +117,7 @@ pub fn outcome(call: &CallSummary) -> Outcome {
     }
 }
 
-/// Session request delay of one call in ms (RFC 6076 §4.1): from its first INVITE to the first
+/// Session request delay of one call in ms (RFC 6076 §4.3): from its first INVITE to the first
 /// response other than 100 Trying — a 18x, else the 2xx, else the final failure response.
 /// A challenged call's first INVITE is the challenged one, so the 401/407 round trip is part
 /// of its SRD (the delay the caller waits through). None without both times.
@@ -123,6 +131,18 @@ pub fn srd_ms(call: &CallSummary) -> Option<u64> {
         .or(call.answer)
         .or(failure_response)?;
     let ns = first.as_ns().checked_sub(setup.as_ns())?;
+    (ns >= 0).then_some((ns / 1_000_000) as u64)
+}
+
+/// Session disconnect delay of one call in ms (RFC 6076 §4.4): from the BYE that ended it (the
+/// record's `end`) to the first final response to that BYE (`bye_response`). Only calls ended
+/// by a BYE have one; a BYE never answered in the capture has none (not a timeout value: the
+/// agent cannot tell a lost response from one it did not capture).
+pub fn sdd_ms(call: &CallSummary) -> Option<u64> {
+    if call.end_cause.as_deref() != Some("bye") {
+        return None;
+    }
+    let ns = call.bye_response?.as_ns().checked_sub(call.end?.as_ns())?;
     (ns >= 0).then_some((ns / 1_000_000) as u64)
 }
 
@@ -181,6 +201,12 @@ impl CallCounts {
             c.srd_max_ms = ms;
             c.srd_buckets[srd_bucket(ms)] = 1;
         }
+        if let Some(ms) = sdd_ms(call) {
+            c.sdd_count = 1;
+            c.sdd_sum_ms = ms;
+            c.sdd_max_ms = ms;
+            c.sdd_buckets[srd_bucket(ms)] = 1;
+        }
         c
     }
 
@@ -195,10 +221,14 @@ impl CallCounts {
         for (mine, theirs) in self.problems.iter_mut().zip(other.problems) {
             *mine = mine.saturating_add(theirs);
         }
+        for (mine, theirs) in self.sdd_buckets.iter_mut().zip(other.sdd_buckets) {
+            *mine = mine.saturating_add(theirs);
+        }
         self.srd_max_ms = self.srd_max_ms.max(other.srd_max_ms);
+        self.sdd_max_ms = self.sdd_max_ms.max(other.sdd_max_ms);
     }
 
-    /// The summed scalar counts in `COLUMNS` order (without `srd_max_ms`, which merges by max).
+    /// The summed scalar counts in `COLUMNS` order (without the maxima, which merge by max).
     pub fn fields(&self) -> [u64; SUMMED] {
         [
             self.attempts,
@@ -220,6 +250,8 @@ impl CallCounts {
             self.duration_count,
             self.duration_sum_ms,
             self.problem_calls,
+            self.sdd_count,
+            self.sdd_sum_ms,
         ]
     }
 
@@ -244,6 +276,8 @@ impl CallCounts {
             &mut self.duration_count,
             &mut self.duration_sum_ms,
             &mut self.problem_calls,
+            &mut self.sdd_count,
+            &mut self.sdd_sum_ms,
         ]
     }
 
@@ -254,6 +288,8 @@ impl CallCounts {
         values.extend(self.srd_buckets);
         values.extend(self.problems);
         values.push(self.srd_max_ms);
+        values.extend(self.sdd_buckets);
+        values.push(self.sdd_max_ms);
         values
     }
 
@@ -271,15 +307,23 @@ impl CallCounts {
         let rest = rest.get(SRD_BUCKETS..)?;
         c.problems.copy_from_slice(rest.get(..PROBLEM_KINDS.len())?);
         c.srd_max_ms = *rest.get(PROBLEM_KINDS.len())?;
+        let rest = rest.get(PROBLEM_KINDS.len() + 1..)?;
+        c.sdd_buckets.copy_from_slice(rest.get(..SRD_BUCKETS)?);
+        c.sdd_max_ms = *rest.get(SRD_BUCKETS)?;
         Some(c)
     }
 }
 
-/// Scalar counts merged by sum.
-pub const SUMMED: usize = 19;
+/// Whether an aggregate column merges by maximum (`srd_max_ms`, `sdd_max_ms`) instead of sum.
+pub fn merges_by_max(column: &str) -> bool {
+    column.ends_with("_max_ms")
+}
 
-/// The aggregate table's count columns, in [`CallCounts::values`] order; the last one
-/// (`srd_max_ms`) merges by maximum, every other by sum.
+/// Scalar counts merged by sum.
+pub const SUMMED: usize = 21;
+
+/// The aggregate table's count columns, in [`CallCounts::values`] order; those ending in
+/// `_max_ms` ([`merges_by_max`]) merge by maximum, every other by sum.
 pub fn columns() -> Vec<String> {
     let mut names: Vec<String> = [
         "attempts",
@@ -301,6 +345,8 @@ pub fn columns() -> Vec<String> {
         "duration_count",
         "duration_sum_ms",
         "problem_calls",
+        "sdd_count",
+        "sdd_sum_ms",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -308,6 +354,8 @@ pub fn columns() -> Vec<String> {
     names.extend((0..SRD_BUCKETS).map(|i| format!("srd_b{i:02}")));
     names.extend(PROBLEM_KINDS.iter().map(|k| format!("p_{k}")));
     names.push("srd_max_ms".to_owned());
+    names.extend((0..SRD_BUCKETS).map(|i| format!("sdd_b{i:02}")));
+    names.push("sdd_max_ms".to_owned());
     names
 }
 
@@ -331,16 +379,18 @@ pub struct Kpis {
     pub isa_pct: Option<f64>,
     /// Session completion ratio, RFC 6076 §4.9: answered calls ended by a BYE / attempts × 100.
     pub scr_pct: Option<f64>,
-    /// Session request delay (post-dial delay), RFC 6076 §4.1: mean, and the 95th percentile
+    /// Session request delay (post-dial delay), RFC 6076 §4.3: mean, and the 95th percentile
     /// as an upper bound: the upper edge of the histogram bucket holding it, or the largest
     /// delay seen when that is lower (or beyond the last edge), ms.
     pub srd_mean_ms: Option<f64>,
     pub pdd_p95_ms: Option<u64>,
-    /// Session duration, RFC 6076 §4.3: mean answer-to-end time of answered calls, ms.
+    /// Session duration, RFC 6076 §4.5: mean answer-to-end time of answered calls, ms.
     pub session_duration_mean_ms: Option<f64>,
-    /// Session disconnect delay, RFC 6076 §4.2: always null — call records do not carry the
-    /// time of the BYE's response yet.
+    /// Session disconnect delay, RFC 6076 §4.4 (BYE → its first final response, calls ended
+    /// by a BYE whose response was seen): mean, and the 95th percentile as an upper bound the
+    /// way `pdd_p95_ms` is, ms.
     pub sdd_mean_ms: Option<f64>,
+    pub sdd_p95_ms: Option<u64>,
     /// Calls by outcome (see the README's classification).
     pub user_busy: u64,
     pub no_answer: u64,
@@ -411,7 +461,8 @@ impl Kpis {
             srd_mean_ms: mean(c.srd_sum_ms, c.srd_count),
             pdd_p95_ms: srd_quantile_ms(&c.srd_buckets, c.srd_max_ms, 0.95),
             session_duration_mean_ms: mean(c.duration_sum_ms, c.duration_count),
-            sdd_mean_ms: None,
+            sdd_mean_ms: mean(c.sdd_sum_ms, c.sdd_count),
+            sdd_p95_ms: srd_quantile_ms(&c.sdd_buckets, c.sdd_max_ms, 0.95),
             user_busy: c.user_busy,
             no_answer: c.no_answer,
             abandoned: c.abandoned,
@@ -615,6 +666,53 @@ mod tests {
         assert_eq!(k.sdd_mean_ms, None);
     }
 
+    /// An answered call ended by a BYE at `end_ms` whose first final response came `sdd` ms
+    /// later (`None`: never answered).
+    fn hung_up(end_ms: i64, sdd: Option<i64>) -> CallSummary {
+        CallSummary {
+            end: at(end_ms),
+            bye_response: sdd.and_then(|d| at(end_ms + d)),
+            ..answered(100, 1_000, (end_ms - 1_000) as u64)
+        }
+    }
+
+    #[test]
+    fn sdd_runs_from_the_bye_to_its_response_of_calls_ended_by_bye() {
+        assert_eq!(sdd_ms(&hung_up(60_000, Some(25))), Some(25));
+        assert_eq!(sdd_ms(&hung_up(60_000, None)), None);
+        // Not ended by a BYE (a CANCEL, a failure): no SDD whatever the record says.
+        let cancelled = CallSummary {
+            end: at(8_000),
+            bye_response: at(8_030),
+            ..call(Some(487), "cancel")
+        };
+        assert_eq!(sdd_ms(&cancelled), None);
+        // A response time before the BYE is not a delay.
+        assert_eq!(sdd_ms(&hung_up(60_000, Some(-5))), None);
+
+        // 19 BYEs answered in 30 ms, one in 4.5 s, one unanswered, one CANCEL.
+        let mut calls: Vec<CallSummary> = (0..19).map(|_| hung_up(60_000, Some(30))).collect();
+        calls.push(hung_up(90_000, Some(4_500)));
+        calls.push(hung_up(90_000, None));
+        calls.push(cancelled);
+        let c = sum(&calls);
+        assert_eq!(
+            (c.sdd_count, c.sdd_sum_ms, c.sdd_max_ms),
+            (20, 5_070, 4_500)
+        );
+        // 19 in the ≤100 ms bucket, 1 in ≤6000.
+        assert_eq!((c.sdd_buckets[0], c.sdd_buckets[10]), (19, 1));
+        let k = Kpis::from_counts(&c);
+        // Mean (19 × 30 + 4500) / 20 = 253.5 ms; p95 rank ceil(19.0) = 19, in the ≤100 bucket.
+        assert_eq!(k.sdd_mean_ms, Some(253.5));
+        assert_eq!(k.sdd_p95_ms, Some(100));
+        // Counts merge: two halves added give the same KPIs.
+        let (a, b) = calls.split_at(10);
+        let mut merged = sum(a);
+        merged.add(&sum(b));
+        assert_eq!(merged, c);
+    }
+
     #[test]
     fn empty_counts_have_no_ratios() {
         let k = Kpis::from_counts(&CallCounts::default());
@@ -625,6 +723,8 @@ mod tests {
     fn values_round_trip_and_match_columns() {
         let mut c = CallCounts::of(&answered(250, 1000, 5000));
         c.add(&CallCounts::of(&call(Some(486), "failure")));
+        c.add(&CallCounts::of(&hung_up(9_000, Some(2_500))));
+        assert_eq!((c.sdd_count, c.sdd_max_ms, c.sdd_buckets[8]), (1, 2_500, 1));
         let values = c.values();
         assert_eq!(values.len(), columns().len());
         assert_eq!(CallCounts::from_values(&values), Some(c));

@@ -255,7 +255,7 @@ fn hourly_upsert(max_fn: &str, placeholder: impl Fn(usize) -> String) -> String 
     let updates: Vec<String> = columns
         .iter()
         .map(|c| {
-            if c == "srd_max_ms" {
+            if kpis::merges_by_max(c) {
                 format!("{c} = {max_fn}(call_hourly.{c}, excluded.{c})")
             } else {
                 format!("{c} = call_hourly.{c} + excluded.{c}")
@@ -276,12 +276,12 @@ static SQLITE_HOURLY_UPSERT: LazyLock<String> =
 static PG_HOURLY_UPSERT: LazyLock<String> =
     LazyLock::new(|| hourly_upsert("GREATEST", |n| format!("${n}")));
 
-/// `SUM(c) … , MAX(srd_max_ms)` over the count columns, as BIGINT on both backends.
+/// `SUM(c) … , MAX(srd_max_ms), MAX(sdd_max_ms)` over the count columns, as BIGINT on both backends.
 static SUMS: LazyLock<String> = LazyLock::new(|| {
     kpis::columns()
         .iter()
         .map(|c| {
-            if c == "srd_max_ms" {
+            if kpis::merges_by_max(c) {
                 format!("CAST(COALESCE(MAX({c}), 0) AS BIGINT) AS {c}")
             } else {
                 format!("CAST(COALESCE(SUM({c}), 0) AS BIGINT) AS {c}")
@@ -1053,11 +1053,19 @@ pub(crate) mod tests {
     #[test]
     fn the_migrations_hold_every_count_column() {
         for sql in [
-            include_str!("../../migrations/sqlite/0006_call_records.sql"),
-            include_str!("../../migrations/postgres/0006_call_records.sql"),
+            concat!(
+                include_str!("../../migrations/sqlite/0006_call_records.sql"),
+                include_str!("../../migrations/sqlite/0012_call_sdd.sql"),
+            ),
+            concat!(
+                include_str!("../../migrations/postgres/0006_call_records.sql"),
+                include_str!("../../migrations/postgres/0012_call_sdd.sql"),
+            ),
         ] {
             for column in kpis::columns() {
-                assert!(sql.contains(&format!("    {column} ")), "{column} missing");
+                let created = sql.contains(&format!("    {column} "));
+                let added = sql.contains(&format!("ADD COLUMN {column} "));
+                assert!(created || added, "{column} missing");
             }
         }
     }
