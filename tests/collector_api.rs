@@ -12,9 +12,8 @@ use voqa_collector::api::{self, AppState, openapi::ROUTES};
 use voqa_collector::auth::hash_token;
 use voqa_collector::config::CollectorConfig;
 use voqa_collector::store::Store;
-use voqa_wire::{
-    Batch, Heartbeat, StreamReport, StreamSummary, Timestamp, Transitions, WorkerCounters,
-};
+use voqa_wire::fixtures::{self, batch};
+use voqa_wire::{Batch, Heartbeat, StreamReport, Timestamp};
 
 const CONFIG: &str = r#"
 max_body_bytes = 200000
@@ -145,6 +144,7 @@ fn at(text: &str) -> Timestamp {
     Timestamp::parse(text).expect(text)
 }
 
+/// A window of one clean PCMU stream (500 packets); the final one carries the totals.
 fn report(
     agent: &str,
     stream: &str,
@@ -154,131 +154,12 @@ fn report(
     is_final: bool,
     mos: f64,
 ) -> StreamReport {
-    let totals = StreamSummary {
-        src: "203.0.113.5:40000".into(),
-        dst: "198.51.100.20:50000".into(),
-        ssrc: "0x00000001".into(),
-        payload_type: 0,
-        codec: "PCMU".into(),
-        clock_rate: Some(8000),
-        call_id: Some(call.into()),
-        first_seen: at(start),
-        last_seen: at(end),
-        packets: 500,
-        expected: 500,
-        lost: 0,
-        duplicates: 0,
-        reordered: 0,
-        jitter_ms: Some(1.0),
-        max_jitter_ms: Some(2.0),
-        mean_jitter_ms: Some(1.0),
-        max_delta_ms: 21.0,
-        burst_ratio: 1.0,
-        jb_discarded: 0,
-        effective_loss_pct: 0.0,
-        rtt_ms: None,
-        r_factor: Some(90.0),
-        mos: Some(mos),
-        loss_bursts: 0,
-        max_loss_burst: 0,
-        lost_rfc3550: 0,
-        delay_ms: Some(100.125),
-        delay_source: "assumed".into(),
-        clock_source: "static".into(),
-        detection: "sdp".into(),
-        jitter_buffer: "fixed:60".into(),
-        ie: Some(0.0),
-        bpl: Some(25.1),
-        flags: vec![],
-        media: "audio".into(),
-        srtp: false,
-        clock_inference: None,
-    };
-    StreamReport {
-        agent_id: agent.into(),
-        stream_id: stream.into(),
-        src: totals.src.clone(),
-        dst: totals.dst.clone(),
-        ssrc: totals.ssrc.clone(),
-        payload_type: 0,
-        codec: "PCMU".into(),
-        clock_rate: Some(8000),
-        call_id: Some(call.into()),
-        window_start: at(start),
-        window_end: at(end),
-        is_final,
-        end_reason: is_final.then(|| "bye".into()),
-        packets: 500,
-        expected: 500,
-        lost: 0,
-        duplicates: 0,
-        reordered: 0,
-        jitter_ms: Some(1.0),
-        max_jitter_ms: Some(2.0),
-        mean_jitter_ms: Some(1.0),
-        jitter_sum_ms: 500.0,
-        jitter_samples: 500,
-        jitter_histogram: None,
-        max_delta_ms: 21.0,
-        transitions: Transitions {
-            n00: 499,
-            n01: 0,
-            n10: 0,
-            n11: 0,
-        },
-        burst_ratio: 1.0,
-        jb_discarded: 0,
-        effective_loss_pct: 0.0,
-        rtt_ms: None,
-        delay_ms: Some(100.125),
-        r_factor: Some(90.0),
-        mos: Some(mos),
-        capture_drops: 0,
-        totals: is_final.then_some(totals),
-    }
+    let r = fixtures::final_report(agent, stream, call, at(start), at(end), 500, mos);
+    if is_final { r } else { fixtures::interval(r) }
 }
 
 fn heartbeat(agent: &str, time: &str) -> Heartbeat {
-    Heartbeat {
-        agent_id: agent.into(),
-        agent_version: "0.1.0".into(),
-        time: at(time),
-        host_uptime_s: 1000,
-        cpu_pct: 3.0,
-        agent_cpu_pct: 1.0,
-        mem_total_bytes: 1 << 30,
-        mem_used_bytes: 1 << 29,
-        agent_rss_bytes: 1 << 24,
-        load_avg: [0.1, 0.1, 0.1],
-        workers: vec![WorkerCounters {
-            worker: 0,
-            kernel_packets: 100,
-            kernel_drops: 0,
-            kernel_freezes: 0,
-            frames: 100,
-        }],
-        streams_tracked: 1,
-        streams_evicted: 0,
-        processes: vec![],
-        shipping: None,
-    }
-}
-
-fn batch(
-    id_suffix: u32,
-    agent: &str,
-    reports: Vec<StreamReport>,
-    heartbeats: Vec<Heartbeat>,
-) -> Batch {
-    Batch {
-        schema: voqa_wire::SCHEMA_VERSION,
-        batch_id: format!("00000000-0000-4000-8000-{id_suffix:012x}"),
-        agent_id: agent.into(),
-        sent_at: at("2026-11-20T10:00:00.000000Z"),
-        reports,
-        heartbeats,
-        calls: Vec::new(),
-    }
+    fixtures::heartbeat(agent, at(time))
 }
 
 async fn post(
@@ -923,7 +804,7 @@ async fn sla_from_aggregates_equals_sla_from_reports_with_exact_jitter_percentil
                 }
             }
         }
-        let b = batch(100 + part, "fra-media-1", reports, vec![]);
+        let b = batch(100 + u64::from(part), "fra-media-1", reports, vec![]);
         let (status, body) = post(&s, Some(AGENT), json_bytes(&b), None).await;
         assert_eq!(status, 200, "{body}");
     }
@@ -1227,7 +1108,7 @@ async fn each_record_is_stored_and_counted_once_whatever_its_batch() {
     let mut uploads = Vec::new();
     for k in 0..6u32 {
         let body = json_bytes(&batch(
-            400 + k,
+            400 + u64::from(k),
             "fra-media-1",
             call_reports(5 + k, 8 + k),
             vec![],

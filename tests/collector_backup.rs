@@ -18,9 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use collector_proc::{Served, cli, get_json, http_client, token, wait_until};
-use voqa_wire::{
-    Batch, Heartbeat, StreamReport, StreamSummary, Timestamp, Transitions, WorkerCounters,
-};
+use voqa_wire::fixtures;
+use voqa_wire::{StreamReport, Timestamp};
 
 const AGENT: &str = "fra-media-1";
 const SECOND: i64 = 1_000_000_000;
@@ -45,137 +44,24 @@ uptime_min_pct = 99.95
 fn report(n: u32) -> StreamReport {
     let start = Timestamp::from_ns(T0 + i64::from(n) * 60 * SECOND + 5 * SECOND);
     let end = start.saturating_add_ns(45 * SECOND);
-    let (mos, lost) = if n.is_multiple_of(5) {
-        (3.5, 45)
+    let bad = n.is_multiple_of(5);
+    let (stream, call) = (format!("{n:016x}"), format!("call-{n}"));
+    let mos = if bad { 3.5 } else { 4.3 };
+    let report = fixtures::final_report(AGENT, &stream, &call, start, end, 2250, mos);
+    if bad {
+        fixtures::with_loss(report, 45)
     } else {
-        (4.3, 0)
-    };
-    let loss = lost as f64 * 100.0 / 2250.0;
-    let call = format!("call-{n}");
-    let totals = StreamSummary {
-        src: "203.0.113.5:40000".into(),
-        dst: "198.51.100.20:50000".into(),
-        ssrc: "0x00000001".into(),
-        payload_type: 0,
-        codec: "PCMU".into(),
-        clock_rate: Some(8000),
-        call_id: Some(call.clone()),
-        first_seen: start,
-        last_seen: end,
-        packets: 2250 - lost,
-        expected: 2250,
-        lost,
-        duplicates: 0,
-        reordered: 0,
-        jitter_ms: Some(1.0),
-        max_jitter_ms: Some(2.0),
-        mean_jitter_ms: Some(1.0),
-        max_delta_ms: 21.0,
-        burst_ratio: 1.0,
-        jb_discarded: 0,
-        effective_loss_pct: loss,
-        rtt_ms: None,
-        r_factor: Some(85.0),
-        mos: Some(mos),
-        loss_bursts: 0,
-        max_loss_burst: 0,
-        lost_rfc3550: lost as i64,
-        delay_ms: Some(100.125),
-        delay_source: "assumed".into(),
-        clock_source: "static".into(),
-        detection: "sdp".into(),
-        jitter_buffer: "fixed:60".into(),
-        ie: Some(0.0),
-        bpl: Some(25.1),
-        flags: vec![],
-        media: "audio".into(),
-        srtp: false,
-        clock_inference: None,
-    };
-    StreamReport {
-        agent_id: AGENT.into(),
-        stream_id: format!("{n:016x}"),
-        src: totals.src.clone(),
-        dst: totals.dst.clone(),
-        ssrc: totals.ssrc.clone(),
-        payload_type: 0,
-        codec: "PCMU".into(),
-        clock_rate: Some(8000),
-        call_id: Some(call),
-        window_start: start,
-        window_end: end,
-        is_final: true,
-        end_reason: Some("bye".into()),
-        packets: 2250 - lost,
-        expected: 2250,
-        lost,
-        duplicates: 0,
-        reordered: 0,
-        jitter_ms: Some(1.0),
-        max_jitter_ms: Some(2.0),
-        mean_jitter_ms: Some(1.0),
-        jitter_sum_ms: 2250.0,
-        jitter_samples: 2250,
-        jitter_histogram: None,
-        max_delta_ms: 21.0,
-        transitions: Transitions {
-            n00: 2249,
-            n01: 0,
-            n10: 0,
-            n11: 0,
-        },
-        burst_ratio: 1.0,
-        jb_discarded: 0,
-        effective_loss_pct: loss,
-        rtt_ms: None,
-        delay_ms: Some(100.125),
-        r_factor: Some(85.0),
-        mos: Some(mos),
-        capture_drops: 0,
-        totals: Some(totals),
-    }
-}
-
-fn heartbeat(time_ns: i64) -> Heartbeat {
-    Heartbeat {
-        agent_id: AGENT.into(),
-        agent_version: "0.1.0".into(),
-        time: Timestamp::from_ns(time_ns),
-        host_uptime_s: 1000,
-        cpu_pct: 3.0,
-        agent_cpu_pct: 1.0,
-        mem_total_bytes: 1 << 30,
-        mem_used_bytes: 1 << 29,
-        agent_rss_bytes: 1 << 24,
-        load_avg: [0.1, 0.1, 0.1],
-        workers: vec![WorkerCounters {
-            worker: 0,
-            kernel_packets: 100,
-            kernel_drops: 0,
-            kernel_freezes: 0,
-            frames: 100,
-        }],
-        streams_tracked: 1,
-        streams_evicted: 0,
-        processes: vec![],
-        shipping: None,
+        report
     }
 }
 
 /// Batch `n`: call `n` and the heartbeats of its minute, every 15 s.
 fn batch(n: u32) -> Vec<u8> {
     let minute = T0 + i64::from(n) * 60 * SECOND;
-    let batch = Batch {
-        schema: voqa_wire::SCHEMA_VERSION,
-        batch_id: format!("00000000-0000-4000-8000-{n:012x}"),
-        agent_id: AGENT.into(),
-        sent_at: Timestamp::from_ns(minute + 60 * SECOND),
-        reports: vec![report(n)],
-        heartbeats: (0..4)
-            .map(|q| heartbeat(minute + q * 15 * SECOND))
-            .collect(),
-        calls: Vec::new(),
-    };
+    let heartbeats = (0..4)
+        .map(|q| fixtures::heartbeat(AGENT, Timestamp::from_ns(minute + q * 15 * SECOND)))
+        .collect();
+    let batch = fixtures::batch(n.into(), AGENT, vec![report(n)], heartbeats);
     serde_json::to_vec(&batch).expect("json")
 }
 

@@ -26,9 +26,7 @@ use voqa_collector::report::build::{
     ReportPeriodSpec, build, call_pseudonym, customer_zone, for_each_call, local_days, to_json,
 };
 use voqa_collector::store::Store;
-use voqa_wire::{
-    Batch, Heartbeat, StreamReport, StreamSummary, Timestamp, Transitions, WorkerCounters,
-};
+use voqa_wire::{Heartbeat, StreamReport, Timestamp, Transitions, fixtures};
 
 fn main() {
     harness::main(
@@ -111,108 +109,32 @@ fn stream(
 ) -> StreamReport {
     let start = Timestamp::from_ns(start_ns);
     let end = Timestamp::from_ns(start_ns + 60 * SECOND);
-    StreamReport {
-        agent_id: AGENT.into(),
-        stream_id: stream_id.into(),
-        src: "203.0.113.7:40000".into(),
-        dst: "198.51.100.20:50000".into(),
-        ssrc: "0x00000001".into(),
-        payload_type: 0,
-        codec: "PCMU".into(),
-        clock_rate: Some(8000),
-        call_id: Some(call.into()),
-        window_start: start,
-        window_end: end,
-        is_final: true,
-        end_reason: Some("bye".into()),
-        packets: 100,
-        expected: 100,
-        lost: 0,
-        duplicates: 0,
-        reordered: 0,
-        jitter_ms: Some(1.0),
-        max_jitter_ms: Some(jitter_us as f64 / 1000.0),
-        mean_jitter_ms: Some(1.0),
-        jitter_sum_ms: 100.0,
-        jitter_samples: 100,
-        jitter_histogram: Some(histogram(jitter_us)),
-        max_delta_ms: 20.0,
-        transitions: Transitions::default(),
-        burst_ratio: 1.0,
-        jb_discarded: 0,
-        effective_loss_pct: loss,
-        rtt_ms: None,
-        delay_ms: None,
-        r_factor: None,
-        mos,
-        capture_drops,
-        totals: Some(StreamSummary {
-            src: "203.0.113.7:40000".into(),
-            dst: "198.51.100.20:50000".into(),
-            ssrc: "0x00000001".into(),
-            payload_type: 0,
-            codec: "PCMU".into(),
-            clock_rate: Some(8000),
-            call_id: Some(call.into()),
-            first_seen: start,
-            last_seen: end,
-            packets: 100,
-            expected: 100,
-            lost: 0,
-            duplicates: 0,
-            reordered: 0,
-            jitter_ms: None,
-            max_jitter_ms: Some(jitter_us as f64 / 1000.0),
-            mean_jitter_ms: None,
-            max_delta_ms: 20.0,
-            burst_ratio: 1.0,
-            jb_discarded: 0,
-            effective_loss_pct: loss,
-            rtt_ms: None,
-            r_factor: None,
-            mos,
-            loss_bursts: 0,
-            max_loss_burst: 0,
-            lost_rfc3550: 0,
-            delay_ms: None,
-            delay_source: "assumed".into(),
-            clock_source: "static".into(),
-            detection: "sdp".into(),
-            jitter_buffer: "fixed:60".into(),
-            ie: Some(0.0),
-            bpl: Some(25.1),
-            flags: vec![],
-            media: "audio".into(),
-            srtp: false,
-            clock_inference: None,
-        }),
+    let mut r = fixtures::final_report(AGENT, stream_id, call, start, end, 100, 0.0);
+    // Where this file's streams differ from the fixture: their own source, the jitter of the
+    // histogram, the given MOS (or none), loss and drops, no R nor delay, no transitions.
+    let max_jitter_ms = Some(jitter_us as f64 / 1000.0);
+    r.src = "203.0.113.7:40000".into();
+    r.max_jitter_ms = max_jitter_ms;
+    r.jitter_histogram = Some(histogram(jitter_us));
+    r.max_delta_ms = 20.0;
+    r.transitions = Transitions::default();
+    r.effective_loss_pct = loss;
+    (r.delay_ms, r.r_factor, r.mos) = (None, None, mos);
+    r.capture_drops = capture_drops;
+    if let Some(t) = r.totals.as_mut() {
+        t.src = r.src.clone();
+        (t.jitter_ms, t.max_jitter_ms, t.mean_jitter_ms) = (None, max_jitter_ms, None);
+        t.max_delta_ms = 20.0;
+        t.effective_loss_pct = loss;
+        (t.delay_ms, t.r_factor, t.mos) = (None, None, mos);
     }
+    r
 }
 
 fn heartbeat(time_ns: i64, kernel_drops: u64) -> Heartbeat {
-    Heartbeat {
-        agent_id: AGENT.into(),
-        agent_version: "0.1.0".into(),
-        time: Timestamp::from_ns(time_ns),
-        host_uptime_s: 1000,
-        cpu_pct: 3.0,
-        agent_cpu_pct: 1.0,
-        mem_total_bytes: 1 << 30,
-        mem_used_bytes: 1 << 29,
-        agent_rss_bytes: 1 << 24,
-        load_avg: [0.1, 0.1, 0.1],
-        workers: vec![WorkerCounters {
-            worker: 0,
-            kernel_packets: 100,
-            kernel_drops,
-            kernel_freezes: 0,
-            frames: 100,
-        }],
-        streams_tracked: 1,
-        streams_evicted: 0,
-        processes: vec![],
-        shipping: None,
-    }
+    let mut beat = fixtures::heartbeat(AGENT, Timestamp::from_ns(time_ns));
+    beat.workers[0].kernel_drops = kernel_drops;
+    beat
 }
 
 /// The fixture's calls: (call id, start, worst stream's MOS, its loss %). The other stream
@@ -327,15 +249,8 @@ async fn store_fixture(store: &Store) {
         t += HOUR;
     }
     for (n, chunk) in heartbeats.chunks(200).enumerate() {
-        let batch = Batch {
-            schema: voqa_wire::SCHEMA_VERSION,
-            batch_id: format!("00000000-0000-4000-8000-{n:012x}"),
-            agent_id: AGENT.into(),
-            sent_at: Timestamp::from_ns(ns("2026-11-01T00:00:00Z")),
-            reports: if n == 0 { reports.clone() } else { vec![] },
-            heartbeats: chunk.to_vec(),
-            calls: Vec::new(),
-        };
+        let first = if n == 0 { reports.clone() } else { vec![] };
+        let batch = fixtures::batch(n as u64, AGENT, first, chunk.to_vec());
         store
             .ingest(&batch, ns("2026-11-01T00:00:00Z"))
             .await
@@ -837,15 +752,7 @@ async fn store_many(store: &Store) {
     let mut batch_no = 0u64;
     for (agent, reports) in by_agent {
         for chunk in reports.chunks(500) {
-            let batch = Batch {
-                schema: voqa_wire::SCHEMA_VERSION,
-                batch_id: format!("00000000-0000-4000-8000-{batch_no:012x}"),
-                agent_id: agent.into(),
-                sent_at: Timestamp::from_ns(ns("2026-11-01T00:00:00Z")),
-                reports: chunk.to_vec(),
-                heartbeats: vec![],
-                calls: Vec::new(),
-            };
+            let batch = fixtures::batch(batch_no, agent, chunk.to_vec(), vec![]);
             store
                 .ingest(&batch, ns("2026-11-01T00:00:00Z"))
                 .await

@@ -44,7 +44,8 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use voqa_collector::store::Store;
-use voqa_wire::{Batch, Heartbeat, StreamReport, StreamSummary, Timestamp, WorkerCounters};
+use voqa_wire::fixtures;
+use voqa_wire::{StreamReport, Timestamp};
 
 use collector_proc::{Served, get_json, wait_until};
 use smtp_sink::Sink;
@@ -171,110 +172,13 @@ fn day_noon(first: jiff::civil::Date, day: i8) -> i64 {
 fn report(agent: &str, n: u32, start_ns: i64, bad: bool) -> StreamReport {
     let start = Timestamp::from_ns(start_ns);
     let end = start.saturating_add_ns(45 * SECOND);
-    let (mos, lost, loss) = if bad { (3.5, 45, 2.0) } else { (4.3, 0, 0.0) };
-    let call = format!("{agent}-call-{n}");
-    let totals = StreamSummary {
-        src: "203.0.113.5:40000".into(),
-        dst: "198.51.100.20:50000".into(),
-        ssrc: "0x00000001".into(),
-        payload_type: 0,
-        codec: "PCMU".into(),
-        clock_rate: Some(8000),
-        call_id: Some(call.clone()),
-        first_seen: start,
-        last_seen: end,
-        packets: 2250 - lost,
-        expected: 2250,
-        lost,
-        duplicates: 0,
-        reordered: 0,
-        jitter_ms: Some(1.0),
-        max_jitter_ms: Some(2.0),
-        mean_jitter_ms: Some(1.0),
-        max_delta_ms: 21.0,
-        burst_ratio: 1.0,
-        jb_discarded: 0,
-        effective_loss_pct: loss,
-        rtt_ms: None,
-        r_factor: Some(85.0),
-        mos: Some(mos),
-        loss_bursts: 0,
-        max_loss_burst: 0,
-        lost_rfc3550: lost as i64,
-        delay_ms: Some(100.0),
-        delay_source: "assumed".into(),
-        clock_source: "static".into(),
-        detection: "sdp".into(),
-        jitter_buffer: "fixed:60".into(),
-        ie: Some(0.0),
-        bpl: Some(25.1),
-        flags: vec![],
-        media: "audio".into(),
-        srtp: false,
-        clock_inference: None,
-    };
-    StreamReport {
-        agent_id: agent.into(),
-        stream_id: format!("{n:016x}"),
-        src: totals.src.clone(),
-        dst: totals.dst.clone(),
-        ssrc: totals.ssrc.clone(),
-        payload_type: 0,
-        codec: "PCMU".into(),
-        clock_rate: Some(8000),
-        call_id: Some(call),
-        window_start: start,
-        window_end: end,
-        is_final: true,
-        end_reason: Some("bye".into()),
-        packets: totals.packets,
-        expected: 2250,
-        lost,
-        duplicates: 0,
-        reordered: 0,
-        jitter_ms: Some(1.0),
-        max_jitter_ms: Some(2.0),
-        mean_jitter_ms: Some(1.0),
-        jitter_sum_ms: 2250.0,
-        jitter_samples: 2250,
-        jitter_histogram: None,
-        max_delta_ms: 21.0,
-        transitions: Default::default(),
-        burst_ratio: 1.0,
-        jb_discarded: 0,
-        effective_loss_pct: loss,
-        rtt_ms: None,
-        delay_ms: Some(100.0),
-        r_factor: Some(85.0),
-        mos: Some(mos),
-        capture_drops: 0,
-        totals: Some(totals),
-    }
-}
-
-fn heartbeat(agent: &str, time_ns: i64) -> Heartbeat {
-    Heartbeat {
-        agent_id: agent.into(),
-        agent_version: "0.1.0".into(),
-        time: Timestamp::from_ns(time_ns),
-        host_uptime_s: 1000,
-        cpu_pct: 3.0,
-        agent_cpu_pct: 1.0,
-        mem_total_bytes: 1 << 30,
-        mem_used_bytes: 1 << 29,
-        agent_rss_bytes: 1 << 24,
-        load_avg: [0.1, 0.1, 0.1],
-        workers: vec![WorkerCounters {
-            worker: 0,
-            kernel_packets: 100,
-            kernel_drops: 0,
-            kernel_freezes: 0,
-            frames: 100,
-        }],
-        streams_tracked: 1,
-        streams_evicted: 0,
-        processes: vec![],
-        shipping: None,
+    let (stream, call) = (format!("{n:016x}"), format!("{agent}-call-{n}"));
+    let mos = if bad { 3.5 } else { 4.3 };
+    let report = fixtures::final_report(agent, &stream, &call, start, end, 2250, mos);
+    if bad {
+        fixtures::with_loss(report, 45)
+    } else {
+        report
     }
 }
 
@@ -290,17 +194,10 @@ async fn store_fixture(url: &str) {
             .map(|n| report(agent, n, noon + i64::from(n) * 60 * SECOND, n % 5 == 0))
             .collect();
         let heartbeats = (0..96)
-            .map(|h| heartbeat(agent, day_noon(first, 9) - 12 * HOUR + h * HOUR))
+            .map(|h| day_noon(first, 9) - 12 * HOUR + h * HOUR)
+            .map(|t| fixtures::heartbeat(agent, Timestamp::from_ns(t)))
             .collect();
-        let batch = Batch {
-            schema: voqa_wire::SCHEMA_VERSION,
-            batch_id: format!("00000000-0000-4000-8000-{c:012x}"),
-            agent_id: (*agent).into(),
-            sent_at: Timestamp::from_ns(noon),
-            reports,
-            heartbeats,
-            calls: Vec::new(),
-        };
+        let batch = fixtures::batch(c as u64, agent, reports, heartbeats);
         let outcome = store.ingest(&batch, noon).await.expect("ingest");
         assert_eq!(outcome.reports, 10, "{id}");
     }

@@ -14,7 +14,8 @@ use voqa_collector::api::{self, AppState};
 use voqa_collector::auth::hash_token;
 use voqa_collector::config::CollectorConfig;
 use voqa_collector::store::Store;
-use voqa_wire::{Batch, Heartbeat, Timestamp, WorkerCounters};
+use voqa_wire::fixtures;
+use voqa_wire::{Heartbeat, Timestamp};
 
 const OPS: &str = "ops-token-sla";
 const SECOND: i64 = 1_000_000_000;
@@ -102,29 +103,7 @@ async fn get(s: &Server, path: &str) -> (u16, Value) {
 }
 
 fn heartbeat(time_ns: i64) -> Heartbeat {
-    Heartbeat {
-        agent_id: "fra-media-1".into(),
-        agent_version: "0.1.0".into(),
-        time: Timestamp::from_ns(time_ns),
-        host_uptime_s: 1000,
-        cpu_pct: 3.0,
-        agent_cpu_pct: 1.0,
-        mem_total_bytes: 1 << 30,
-        mem_used_bytes: 1 << 29,
-        agent_rss_bytes: 1 << 24,
-        load_avg: [0.1, 0.1, 0.1],
-        workers: vec![WorkerCounters {
-            worker: 0,
-            kernel_packets: 100,
-            kernel_drops: 0,
-            kernel_freezes: 0,
-            frames: 100,
-        }],
-        streams_tracked: 1,
-        streams_evicted: 0,
-        processes: vec![],
-        shipping: None,
-    }
+    fixtures::heartbeat("fra-media-1", Timestamp::from_ns(time_ns))
 }
 
 /// Stores heartbeats of fra-media-1 every 15 s in `[from_ns, to_ns)`.
@@ -133,18 +112,8 @@ async fn heartbeats_every_15_s(store: &Store, from_ns: i64, to_ns: i64) {
         .step_by((15 * SECOND) as usize)
         .map(heartbeat)
         .collect();
-    let batch = Batch {
-        schema: voqa_wire::SCHEMA_VERSION,
-        batch_id: format!(
-            "00000000-0000-4000-8000-{:012x}",
-            from_ns.rem_euclid(1 << 40)
-        ),
-        agent_id: "fra-media-1".into(),
-        sent_at: Timestamp::from_ns(to_ns),
-        reports: vec![],
-        heartbeats: beats,
-        calls: Vec::new(),
-    };
+    let id = u64::try_from(from_ns.rem_euclid(1 << 40)).unwrap_or(0);
+    let batch = fixtures::batch(id, "fra-media-1", vec![], beats);
     store.ingest(&batch, to_ns).await.expect("ingest");
 }
 

@@ -18,8 +18,9 @@ use voqa_collector::config::CollectorConfig;
 use voqa_collector::facts::{self, REPORT_PAGE};
 use voqa_collector::sla::{self, ReportFold};
 use voqa_collector::store::Store;
+use voqa_wire::fixtures;
 use voqa_wire::time::NS_PER_S;
-use voqa_wire::{Batch, StreamReport, StreamSummary, Timestamp, Transitions};
+use voqa_wire::{StreamReport, StreamSummary, Timestamp, Transitions};
 
 const COMMITMENTS: &str = "[customers.commitments]\nmos_min = 4.0\ncalls_meeting_pct = 95.0\nloss_max_pct = 1.0\njitter_p95_max_ms = 30.0\nuptime_min_pct = 99.95\n";
 
@@ -265,15 +266,7 @@ async fn streamed_report_path_equals_the_aggregates_across_pages() {
     }
     assert!(reports.len() > 2 * REPORT_PAGE as usize);
     for (n, chunk) in reports.chunks(500).enumerate() {
-        let batch = Batch {
-            schema: voqa_wire::SCHEMA_VERSION,
-            batch_id: format!("00000000-0000-4000-8000-{n:012x}"),
-            agent_id: AGENT.into(),
-            sent_at: midnight,
-            reports: chunk.to_vec(),
-            heartbeats: vec![],
-            calls: Vec::new(),
-        };
+        let batch = fixtures::batch(n as u64, AGENT, chunk.to_vec(), vec![]);
         s.store
             .ingest(&batch, midnight.as_ns())
             .await

@@ -9,6 +9,8 @@
 //! returns, for its generated OpenAPI document; the agent builds without it.
 
 pub mod codecs;
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
 pub mod histogram;
 pub mod time;
 
