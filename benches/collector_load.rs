@@ -29,7 +29,7 @@ use voqa_collector::auth::hash_token;
 use voqa_collector::config::CollectorConfig;
 use voqa_collector::store::Store;
 use voqa_wire::time::NS_PER_S;
-use voqa_wire::{Batch, StreamReport, StreamSummary, Timestamp, Transitions};
+use voqa_wire::{Batch, StreamReport, Timestamp, fixtures};
 
 const AGENTS: u32 = 8;
 const REPORTS_PER_BATCH: u32 = 500;
@@ -48,49 +48,9 @@ static HISTOGRAMS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|
         .collect()
 });
 
-fn summary(call: &str, mos: f64) -> StreamSummary {
-    StreamSummary {
-        src: "203.0.113.5:40000".into(),
-        dst: "198.51.100.20:50000".into(),
-        ssrc: "0x00000001".into(),
-        payload_type: 0,
-        codec: "PCMU".into(),
-        clock_rate: Some(8000),
-        call_id: Some(call.into()),
-        first_seen: at("2026-11-20T10:00:00Z"),
-        last_seen: at("2026-11-20T10:05:00Z"),
-        packets: 15000,
-        expected: 15000,
-        lost: 0,
-        duplicates: 0,
-        reordered: 0,
-        jitter_ms: Some(1.0),
-        max_jitter_ms: Some(2.0),
-        mean_jitter_ms: Some(1.0),
-        max_delta_ms: 21.0,
-        burst_ratio: 1.0,
-        jb_discarded: 0,
-        effective_loss_pct: 0.2,
-        rtt_ms: None,
-        r_factor: Some(90.0),
-        mos: Some(mos),
-        loss_bursts: 0,
-        max_loss_burst: 0,
-        lost_rfc3550: 0,
-        delay_ms: Some(100.125),
-        delay_source: "assumed".into(),
-        clock_source: "static".into(),
-        detection: "sdp".into(),
-        jitter_buffer: "fixed:60".into(),
-        ie: Some(0.0),
-        bpl: Some(25.1),
-        flags: vec![],
-        media: "audio".into(),
-        srtp: false,
-        clock_inference: None,
-    }
-}
-
+/// One window of call `n` of `agent` on `day` of November 2026: 500 packets, one lost, a
+/// jitter histogram of eight shapes; every 20th call at MOS 3.6. A final window carries the
+/// stream's totals (the same figures).
 fn report(agent: &str, n: u64, is_final: bool, day: u64) -> StreamReport {
     let call = format!("call-{agent}-{n}");
     let mos = if n.is_multiple_of(20) { 3.6 } else { 4.3 };
@@ -99,48 +59,12 @@ fn report(agent: &str, n: u64, is_final: bool, day: u64) -> StreamReport {
     let window_start = Timestamp::from_date(2026, 11, 1 + (day % 30) as u32)
         .unwrap_or(Timestamp::EPOCH)
         .saturating_add_ns(secs * NS_PER_S);
-    StreamReport {
-        agent_id: agent.into(),
-        stream_id: format!("{n:016x}"),
-        src: "203.0.113.5:40000".into(),
-        dst: "198.51.100.20:50000".into(),
-        ssrc: "0x00000001".into(),
-        payload_type: 0,
-        codec: "PCMU".into(),
-        clock_rate: Some(8000),
-        call_id: Some(call.clone()),
-        window_start,
-        window_end: window_start.saturating_add_ns(NS_PER_S / 2),
-        is_final,
-        end_reason: is_final.then(|| "bye".into()),
-        packets: 500,
-        expected: 500,
-        lost: 1,
-        duplicates: 0,
-        reordered: 0,
-        jitter_ms: Some(1.0),
-        max_jitter_ms: Some(2.0),
-        mean_jitter_ms: Some(1.0),
-        jitter_sum_ms: 500.0,
-        jitter_samples: 500,
-        jitter_histogram: Some(HISTOGRAMS[(n % 8) as usize].clone()),
-        max_delta_ms: 21.0,
-        transitions: Transitions {
-            n00: 497,
-            n01: 1,
-            n10: 1,
-            n11: 0,
-        },
-        burst_ratio: 1.0,
-        jb_discarded: 0,
-        effective_loss_pct: 0.2,
-        rtt_ms: None,
-        delay_ms: Some(100.125),
-        r_factor: Some(90.0),
-        mos: Some(mos),
-        capture_drops: 0,
-        totals: is_final.then(|| summary(&call, mos)),
-    }
+    let window_end = window_start.saturating_add_ns(NS_PER_S / 2);
+    let stream = format!("{n:016x}");
+    let r = fixtures::final_report(agent, &stream, &call, window_start, window_end, 501, mos);
+    let mut r = fixtures::with_loss(r, 1);
+    r.jitter_histogram = Some(HISTOGRAMS[(n % 8) as usize].clone());
+    if is_final { r } else { fixtures::interval(r) }
 }
 
 #[tokio::main]

@@ -22,7 +22,7 @@ use anyhow::Context;
 use voqa_collector::auth::hash_token;
 use voqa_collector::store::Store;
 use voqa_wire::time::NS_PER_S;
-use voqa_wire::{Batch, StreamReport, StreamSummary, Timestamp, Transitions};
+use voqa_wire::{Batch, StreamReport, Timestamp, fixtures};
 
 const AGENT: &str = "fra-media-1";
 const TOKENS: usize = 20;
@@ -48,49 +48,6 @@ fn histograms() -> Vec<String> {
         .collect()
 }
 
-fn summary(call: &str, src: &str, mos: f64, loss: f64) -> StreamSummary {
-    StreamSummary {
-        src: src.into(),
-        dst: "198.51.100.20:50000".into(),
-        ssrc: "0x00000001".into(),
-        payload_type: 0,
-        codec: "PCMU".into(),
-        clock_rate: Some(8000),
-        call_id: Some(call.into()),
-        first_seen: at("2026-11-20T10:00:00Z"),
-        last_seen: at("2026-11-20T10:05:00Z"),
-        packets: 15000,
-        expected: 15000,
-        lost: 30,
-        duplicates: 0,
-        reordered: 0,
-        jitter_ms: Some(1.0),
-        max_jitter_ms: Some(2.0),
-        mean_jitter_ms: Some(1.0),
-        max_delta_ms: 21.0,
-        burst_ratio: 1.0,
-        jb_discarded: 0,
-        effective_loss_pct: loss,
-        rtt_ms: None,
-        r_factor: Some(90.0),
-        mos: Some(mos),
-        loss_bursts: 1,
-        max_loss_burst: 2,
-        lost_rfc3550: 30,
-        delay_ms: Some(100.125),
-        delay_source: "assumed".into(),
-        clock_source: "static".into(),
-        detection: "sdp".into(),
-        jitter_buffer: "fixed:60".into(),
-        ie: Some(0.0),
-        bpl: Some(25.1),
-        flags: vec![],
-        media: "audio".into(),
-        srtp: false,
-        clock_inference: None,
-    }
-}
-
 /// Report `k` (0..4) of call `n`: streams a and b, each an interval window then a final one.
 fn report(n: u64, k: u64, start: Timestamp, histogram: &str) -> StreamReport {
     let call = format!("call-{n:08}@pbx.example.com");
@@ -109,48 +66,17 @@ fn report(n: u64, k: u64, start: Timestamp, histogram: &str) -> StreamReport {
         0.2
     };
     let window_start = start.saturating_add_ns(if is_final { 20 * NS_PER_S } else { 0 });
-    StreamReport {
-        agent_id: AGENT.into(),
-        stream_id: format!("{n:014x}{direction:02x}"),
-        src: src.clone(),
-        dst: "198.51.100.20:50000".into(),
-        ssrc: "0x00000001".into(),
-        payload_type: 0,
-        codec: "PCMU".into(),
-        clock_rate: Some(8000),
-        call_id: Some(call.clone()),
-        window_start,
-        window_end: window_start.saturating_add_ns(20 * NS_PER_S),
-        is_final,
-        end_reason: is_final.then(|| "bye".into()),
-        packets: 500,
-        expected: 500,
-        lost: 1,
-        duplicates: 0,
-        reordered: 0,
-        jitter_ms: Some(1.0),
-        max_jitter_ms: Some(2.0),
-        mean_jitter_ms: Some(1.0),
-        jitter_sum_ms: 500.0,
-        jitter_samples: 500,
-        jitter_histogram: Some(histogram.to_owned()),
-        max_delta_ms: 21.0,
-        transitions: Transitions {
-            n00: 497,
-            n01: 1,
-            n10: 1,
-            n11: 0,
-        },
-        burst_ratio: 1.0,
-        jb_discarded: 0,
-        effective_loss_pct: 0.2,
-        rtt_ms: None,
-        delay_ms: Some(100.125),
-        r_factor: Some(90.0),
-        mos: Some(mos),
-        capture_drops: 0,
-        totals: is_final.then(|| summary(&call, &src, mos, loss)),
+    let window_end = window_start.saturating_add_ns(20 * NS_PER_S);
+    let stream = format!("{n:014x}{direction:02x}");
+    let r = fixtures::final_report(AGENT, &stream, &call, window_start, window_end, 501, mos);
+    let mut r = fixtures::with_loss(r, 1);
+    r.src = src.clone();
+    r.jitter_histogram = Some(histogram.to_owned());
+    if let Some(t) = r.totals.as_mut() {
+        // The whole stream: both windows, and its own loss.
+        (t.src, t.first_seen, t.effective_loss_pct) = (src, start, loss);
     }
+    if is_final { r } else { fixtures::interval(r) }
 }
 
 async fn fill(url: &str, reports: u64) -> anyhow::Result<()> {

@@ -140,6 +140,12 @@ pub fn with_loss(mut report: StreamReport, lost: u64) -> StreamReport {
     };
     report.packets = expected - lost;
     report.lost = lost;
+    // One jitter sample per received packet at most (the ingest checks it); the mean stays.
+    let samples = report.jitter_samples.min(report.packets);
+    if report.jitter_samples > 0 {
+        report.jitter_sum_ms *= samples as f64 / report.jitter_samples as f64;
+    }
+    report.jitter_samples = samples;
     report.effective_loss_pct = pct;
     report.transitions = Transitions {
         n00: expected.saturating_sub(1).saturating_sub(2 * lost),
@@ -213,6 +219,7 @@ mod tests {
             5,
         );
         assert_eq!((r.packets, r.lost, r.effective_loss_pct), (195, 5, 2.5));
+        assert_eq!((r.jitter_samples, r.jitter_sum_ms), (195, 195.0));
         let tr = &r.transitions;
         // 200 packets: 199 transitions, 5 into a loss and 5 out of it.
         assert_eq!((tr.n00, tr.n01, tr.n10, tr.n11), (189, 5, 5, 0));

@@ -107,15 +107,13 @@ impl<W: Write> ChunkSink for WriteSink<'_, W> {
 /// room, so a slow reader slows the reading of pages instead of growing memory; a reader
 /// gone is an error that ends the writing.
 impl ChunkSink for tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>> {
-    fn emit(&mut self, chunk: Vec<u8>) -> impl Future<Output = Result<(), ReportError>> + Send {
-        async move {
-            self.send(Ok(chunk)).await.map_err(|_| {
-                ReportError::Io(std::io::Error::new(
-                    std::io::ErrorKind::BrokenPipe,
-                    "the client went away",
-                ))
-            })
-        }
+    async fn emit(&mut self, chunk: Vec<u8>) -> Result<(), ReportError> {
+        self.send(Ok(chunk)).await.map_err(|_| {
+            ReportError::Io(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the client went away",
+            ))
+        })
     }
 }
 

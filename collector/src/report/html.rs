@@ -731,8 +731,7 @@ fn worst_calls(out: &mut String, doc: &ReportDocument) {
     }
     let _ = write!(
         out,
-        r#"<p class="detail">The lowest-MOS calls, worst first. Call ids are pseudonyms; the worst stream is the direction that set the call's MOS (its stream id and agent show on hovering; the JSON and CSV forms list them).</p><table class="calls" id="worst-calls-table"><thead><tr><th>Call</th><th>Start ({})</th><th class="num">MOS</th><th class="num">Loss %</th><th class="num">Jitter ms</th><th>Codec</th><th>Worst stream</th></tr></thead><tbody>"#,
-        "local",
+        r#"<p class="detail">The lowest-MOS calls, worst first. Call ids are pseudonyms; the worst stream is the direction that set the call's MOS (its stream id and agent show on hovering; the JSON and CSV forms list them).</p><table class="calls" id="worst-calls-table"><thead><tr><th>Call</th><th>Start (local)</th><th class="num">MOS</th><th class="num">Loss %</th><th class="num">Jitter ms</th><th>Codec</th><th>Worst stream</th></tr></thead><tbody>"#,
     );
     let zone = zone_of(doc);
     for call in doc.worst_calls.iter().take(WORST_CALLS) {
