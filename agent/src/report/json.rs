@@ -27,8 +27,9 @@ use super::{AnalyzeDocument, StreamView};
 const CHUNK: usize = 1 << 18;
 
 /// A separator line: `,`, the newline and enough indentation for any depth of the document
-/// (it nests five deep); sliced, it is any of them.
+/// (it nests five deep); cut, it is any of them. [`NEWLINE`]: the same without the comma.
 const LINE: &[u8; 66] = b",\n                                                                ";
+const NEWLINE: &[u8; 66] = b"\n                                                                 ";
 
 /// `"name": ` for [`Pretty::key`], put together at compile time.
 macro_rules! key {
@@ -330,16 +331,21 @@ impl<'s, W: Write> Pretty<'s, W> {
     }
 
     /// `,` if the container has a value already (`with_comma`), a newline and the indentation
-    /// of the current depth, in one copy.
+    /// of the current depth. The whole fixed-size line is copied and cut to length: a copy of
+    /// a length known at compile time is a few stores, one of a computed length a `memcpy`
+    /// call (millions of them in a large document).
     fn line(&mut self, with_comma: bool) {
-        let start = usize::from(!with_comma);
-        match LINE.get(start..2 + 2 * self.depth) {
-            Some(bytes) => self.buf.extend_from_slice(bytes),
-            None => {
-                // Deeper than any part of the document: space by space.
-                self.buf.extend_from_slice(&LINE[start..2]);
-                self.buf.resize(self.buf.len() + 2 * self.depth, b' ');
-            }
+        let full: &[u8; 66] = if with_comma { LINE } else { NEWLINE };
+        let len = usize::from(with_comma) + 1 + 2 * self.depth;
+        let end = self.buf.len() + len;
+        if len <= full.len() {
+            self.buf.extend_from_slice(full);
+            self.buf.truncate(end);
+        } else {
+            // Deeper than any part of the document: space by space.
+            self.buf
+                .extend_from_slice(&full[..1 + usize::from(with_comma)]);
+            self.buf.resize(end, b' ');
         }
     }
 
@@ -348,6 +354,7 @@ impl<'s, W: Write> Pretty<'s, W> {
     }
 
     /// `{` or `[`.
+    #[inline(always)]
     fn open(&mut self, bracket: u8) {
         self.buf.push(bracket);
         self.depth += 1;
@@ -355,6 +362,7 @@ impl<'s, W: Write> Pretty<'s, W> {
     }
 
     /// `}` or `]`: on a line of its own unless the container is empty.
+    #[inline(always)]
     fn close(&mut self, bracket: u8) {
         self.depth = self.depth.saturating_sub(1);
         if self.has_value {
@@ -365,22 +373,26 @@ impl<'s, W: Write> Pretty<'s, W> {
     }
 
     /// Before an array element or an object key.
+    #[inline(always)]
     fn item(&mut self) {
         self.line(self.has_value);
     }
 
     /// An object key, given quoted and with its `: ` ([`key!`]: the document's keys are plain
     /// ASCII names, with nothing to escape).
+    #[inline(always)]
     fn key(&mut self, quoted: &str) {
         self.item();
         self.buf.extend_from_slice(quoted.as_bytes());
     }
 
+    #[inline(always)]
     fn field<V: Put + ?Sized>(&mut self, quoted: &str, value: &V) {
         self.key(quoted);
         value.put(self);
     }
 
+    #[inline(always)]
     fn raw(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
         self.has_value = true;
