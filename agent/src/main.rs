@@ -700,12 +700,13 @@ fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     } else {
         Format::Json
     });
-    // Stdout is line-buffered; a report of thousands of streams needs a real buffer.
+    // Stdout is line-buffered; a report of thousands of streams needs a real buffer (the JSON
+    // writer gathers its own chunks and writes them whole, past the buffer).
     let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let write_result = match format {
-        Format::Json => serde_json::to_writer_pretty(&mut stdout, &output)
-            .map_err(std::io::Error::other)
-            .and_then(|()| writeln!(stdout)),
+        Format::Json => {
+            report::json::write_document(&output, &mut stdout).and_then(|()| writeln!(stdout))
+        }
         Format::Table => stdout.write_all(report::table::render(&output.to_output()).as_bytes()),
     }
     .and_then(|()| stdout.flush());

@@ -1283,7 +1283,9 @@ impl Analyzer {
         self.streams_by_call = by_call;
         let mut streams = std::mem::take(&mut self.closed);
         sort_results(&mut streams);
-        let mut calls: Vec<Call> = self.finished_calls.drain(..).collect();
+        // The ring of finished calls becomes the list in place (no call moved, unless the ring
+        // wrapped around), not drained into a new one call by call.
+        let mut calls: Vec<Call> = Vec::from(std::mem::take(&mut self.finished_calls));
         calls.extend(self.calls.take_all());
         calls.sort_by_key(Call::seq);
         AnalysisResult {

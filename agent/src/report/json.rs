@@ -1,0 +1,740 @@
+//! The `analyze --format json` document written by hand, byte for byte what
+//! `serde_json::to_writer_pretty` writes for the same [`AnalyzeDocument`] (two-space indent, the
+//! types' field order and serde attributes, serde_json's own number formatting and its string
+//! escaping), without serde's machinery per field: with 50,000 streams and 25,000 calls the
+//! serde pretty printer (a call per key, a write per fragment, every key scanned for escapes)
+//! was an eighth of a whole run.
+//!
+//! The document goes out in chunks of [`CHUNK`] bytes from one reused buffer: it stays in cache
+//! and no 85 MB buffer is faulted in page by page.
+//!
+//! It must not decide what the document says (that is [`super::analyze_document`] and the
+//! views there): only how it is spelled. Parts that are small whatever the capture (files,
+//! settings, dialog counters, a stream's rare clock inference) go through serde itself,
+//! re-indented, so only the per-stream and per-call objects are spelled out here; the test
+//! `tests/json_writer.rs` compares the bytes with serde_json's on real documents.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+use serde_json::ser::{CompactFormatter, Formatter};
+use voqa_wire::{CallEvent, CallMedia, CallSummary, MediaProblem, Timestamp};
+
+use super::{AnalyzeDocument, StreamView};
+
+/// Bytes gathered before they are handed to the sink: a few hundred kilobytes stay in cache and
+/// make few enough writes.
+const CHUNK: usize = 1 << 18;
+
+/// A separator line: `,`, the newline and enough indentation for any depth of the document
+/// (it nests five deep); cut, it is any of them. [`NEWLINE`]: the same without the comma.
+const LINE: &[u8; 66] = b",\n                                                                ";
+const NEWLINE: &[u8; 66] = b"\n                                                                 ";
+
+/// `"name": ` for [`Pretty::key`], put together at compile time.
+macro_rules! key {
+    ($p:ident, $name:literal) => {
+        $p.key(concat!("\"", $name, "\": "))
+    };
+}
+
+/// A key and its value.
+macro_rules! field {
+    ($p:ident, $name:literal, $value:expr) => {
+        $p.field(concat!("\"", $name, "\": "), $value)
+    };
+}
+
+/// Writes `doc` to `sink` exactly as `serde_json::to_writer_pretty(sink, doc)` would (no
+/// trailing newline).
+pub fn write_document<W: Write>(doc: &AnalyzeDocument<'_>, sink: &mut W) -> io::Result<()> {
+    let mut p = Pretty::new(sink);
+    p.open(b'{');
+    key!(p, "files");
+    p.serde(&doc.files)?;
+    key!(p, "streams");
+    p.open(b'[');
+    for view in doc.streams.views() {
+        p.item();
+        stream(&mut p, &view)?;
+        p.flush_if_full()?;
+    }
+    p.close(b']');
+    key!(p, "calls");
+    p.open(b'[');
+    for c in &doc.calls {
+        p.item();
+        call(&mut p, c);
+        p.flush_if_full()?;
+    }
+    p.close(b']');
+    if let Some(analysis) = &doc.analysis {
+        key!(p, "analysis");
+        p.serde(analysis)?;
+    }
+    if let Some(dialogs) = &doc.dialogs {
+        key!(p, "dialogs");
+        p.serde(dialogs)?;
+    }
+    p.close(b'}');
+    p.flush()
+}
+
+/// The `streams` element: [`StreamView`]'s fields in its order (destructured, so that a field
+/// added to the view and not here does not compile).
+fn stream<W: Write>(p: &mut Pretty<'_, W>, v: &StreamView<'_>) -> io::Result<()> {
+    let StreamView {
+        src,
+        dst,
+        ssrc,
+        payload_type,
+        codec,
+        clock_rate,
+        call_id,
+        first_seen,
+        last_seen,
+        packets,
+        expected,
+        lost,
+        duplicates,
+        reordered,
+        jitter_ms,
+        max_jitter_ms,
+        mean_jitter_ms,
+        max_delta_ms,
+        burst_ratio,
+        jb_discarded,
+        effective_loss_pct,
+        rtt_ms,
+        r_factor,
+        mos,
+        loss_bursts,
+        max_loss_burst,
+        lost_rfc3550,
+        delay_ms,
+        delay_source,
+        clock_source,
+        detection,
+        jitter_buffer,
+        ie,
+        bpl,
+        flags,
+        media,
+        srtp,
+        clock_inference,
+    } = v;
+    p.open(b'{');
+    key!(p, "src");
+    match src.v4(&mut [0u8; 21]) {
+        Some(text) => p.str(text),
+        None => p.str(&src.0.to_string()),
+    }
+    key!(p, "dst");
+    match dst.v4(&mut [0u8; 21]) {
+        Some(text) => p.str(text),
+        None => p.str(&dst.0.to_string()),
+    }
+    field!(p, "ssrc", ssrc.fill(&mut [0u8; 10]));
+    field!(p, "payload_type", payload_type);
+    field!(p, "codec", codec);
+    field!(p, "clock_rate", clock_rate);
+    field!(p, "call_id", call_id);
+    field!(p, "first_seen", first_seen);
+    field!(p, "last_seen", last_seen);
+    field!(p, "packets", packets);
+    field!(p, "expected", expected);
+    field!(p, "lost", lost);
+    field!(p, "duplicates", duplicates);
+    field!(p, "reordered", reordered);
+    field!(p, "jitter_ms", jitter_ms);
+    field!(p, "max_jitter_ms", max_jitter_ms);
+    field!(p, "mean_jitter_ms", mean_jitter_ms);
+    field!(p, "max_delta_ms", max_delta_ms);
+    field!(p, "burst_ratio", burst_ratio);
+    field!(p, "jb_discarded", jb_discarded);
+    field!(p, "effective_loss_pct", effective_loss_pct);
+    field!(p, "rtt_ms", rtt_ms);
+    field!(p, "r_factor", r_factor);
+    field!(p, "mos", mos);
+    field!(p, "loss_bursts", loss_bursts);
+    field!(p, "max_loss_burst", max_loss_burst);
+    field!(p, "lost_rfc3550", lost_rfc3550);
+    field!(p, "delay_ms", delay_ms);
+    field!(p, "delay_source", delay_source);
+    field!(p, "clock_source", clock_source);
+    field!(p, "detection", detection);
+    field!(p, "jitter_buffer", jitter_buffer);
+    field!(p, "ie", ie);
+    field!(p, "bpl", bpl);
+    key!(p, "flags");
+    p.open(b'[');
+    for flag in flags.as_slice() {
+        p.item();
+        p.str(flag);
+    }
+    p.close(b']');
+    field!(p, "media", media);
+    field!(p, "srtp", srtp);
+    if let Some(inference) = clock_inference {
+        key!(p, "clock_inference");
+        p.serde(inference)?;
+    }
+    p.close(b'}');
+    Ok(())
+}
+
+/// The `calls` element: [`CallSummary`]'s fields in its order (destructured, like streams).
+fn call<W: Write>(p: &mut Pretty<'_, W>, c: &CallSummary) {
+    let CallSummary {
+        call_id,
+        from,
+        to,
+        streams,
+        setup,
+        answer,
+        end,
+        status,
+        first_provisional,
+        first_ringing,
+        reason_cause,
+        end_cause,
+        ended_by,
+        direction,
+        peer,
+        ring_ms,
+        duration_ms,
+        reinvites,
+        forks,
+        retransmissions,
+        events,
+        media,
+        mos,
+        worst_window_start,
+        worst_window_end,
+        problems,
+        bye_response,
+    } = c;
+    p.open(b'{');
+    field!(p, "call_id", call_id);
+    field!(p, "from", from);
+    field!(p, "to", to);
+    key!(p, "streams");
+    p.open(b'[');
+    for index in streams {
+        p.item();
+        index.put(p);
+    }
+    p.close(b']');
+    field!(p, "setup", setup);
+    field!(p, "answer", answer);
+    field!(p, "end", end);
+    field!(p, "status", status);
+    field!(p, "first_provisional", first_provisional);
+    field!(p, "first_ringing", first_ringing);
+    field!(p, "reason_cause", reason_cause);
+    field!(p, "end_cause", end_cause);
+    field!(p, "ended_by", ended_by);
+    field!(p, "direction", direction);
+    field!(p, "peer", peer);
+    field!(p, "ring_ms", ring_ms);
+    field!(p, "duration_ms", duration_ms);
+    field!(p, "reinvites", reinvites);
+    field!(p, "forks", forks);
+    field!(p, "retransmissions", retransmissions);
+    key!(p, "events");
+    p.open(b'[');
+    for CallEvent { time, kind, by } in events {
+        p.item();
+        p.open(b'{');
+        field!(p, "time", time);
+        field!(p, "kind", kind);
+        field!(p, "by", by);
+        p.close(b'}');
+    }
+    p.close(b']');
+    key!(p, "media");
+    p.open(b'[');
+    for CallMedia {
+        stream_id,
+        direction,
+        codec,
+        mos,
+    } in media
+    {
+        p.item();
+        p.open(b'{');
+        field!(p, "stream_id", stream_id);
+        field!(p, "direction", direction);
+        field!(p, "codec", codec);
+        field!(p, "mos", mos);
+        p.close(b'}');
+    }
+    p.close(b']');
+    field!(p, "mos", mos);
+    field!(p, "worst_window_start", worst_window_start);
+    field!(p, "worst_window_end", worst_window_end);
+    key!(p, "problems");
+    p.open(b'[');
+    for MediaProblem {
+        kind,
+        direction,
+        start,
+    } in problems
+    {
+        p.item();
+        p.open(b'{');
+        field!(p, "kind", kind);
+        field!(p, "direction", direction);
+        field!(p, "start", start);
+        p.close(b'}');
+    }
+    p.close(b']');
+    if let Some(at) = bye_response {
+        field!(p, "bye_response", at);
+    }
+    p.close(b'}');
+}
+
+/// serde_json's `PrettyFormatter` state (depth, whether the open container has a value yet)
+/// over a chunk buffer.
+struct Pretty<'s, W: Write> {
+    buf: Vec<u8>,
+    sink: &'s mut W,
+    depth: usize,
+    has_value: bool,
+    /// Scratch for the parts written through serde.
+    scratch: Vec<u8>,
+}
+
+impl<'s, W: Write> Pretty<'s, W> {
+    fn new(sink: &'s mut W) -> Self {
+        Pretty {
+            buf: Vec::with_capacity(CHUNK + (CHUNK >> 2)),
+            sink,
+            depth: 0,
+            has_value: false,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn flush_if_full(&mut self) -> io::Result<()> {
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.sink.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// `,` if the container has a value already (`with_comma`), a newline and the indentation
+    /// of the current depth. The whole fixed-size line is copied and cut to length: a copy of
+    /// a length known at compile time is a few stores, one of a computed length a `memcpy`
+    /// call (millions of them in a large document).
+    fn line(&mut self, with_comma: bool) {
+        let full: &[u8; 66] = if with_comma { LINE } else { NEWLINE };
+        let len = usize::from(with_comma) + 1 + 2 * self.depth;
+        let end = self.buf.len() + len;
+        if len <= full.len() {
+            self.buf.extend_from_slice(full);
+            self.buf.truncate(end);
+        } else {
+            // Deeper than any part of the document: space by space.
+            self.buf
+                .extend_from_slice(&full[..1 + usize::from(with_comma)]);
+            self.buf.resize(end, b' ');
+        }
+    }
+
+    fn newline(&mut self) {
+        self.line(false);
+    }
+
+    /// `{` or `[`.
+    #[inline(always)]
+    fn open(&mut self, bracket: u8) {
+        self.buf.push(bracket);
+        self.depth += 1;
+        self.has_value = false;
+    }
+
+    /// `}` or `]`: on a line of its own unless the container is empty.
+    #[inline(always)]
+    fn close(&mut self, bracket: u8) {
+        self.depth = self.depth.saturating_sub(1);
+        if self.has_value {
+            self.newline();
+        }
+        self.buf.push(bracket);
+        self.has_value = true;
+    }
+
+    /// Before an array element or an object key.
+    #[inline(always)]
+    fn item(&mut self) {
+        self.line(self.has_value);
+    }
+
+    /// An object key, given quoted and with its `: ` ([`key!`]: the document's keys are plain
+    /// ASCII names, with nothing to escape).
+    #[inline(always)]
+    fn key(&mut self, quoted: &str) {
+        self.item();
+        self.buf.extend_from_slice(quoted.as_bytes());
+    }
+
+    #[inline(always)]
+    fn field<V: Put + ?Sized>(&mut self, quoted: &str, value: &V) {
+        self.key(quoted);
+        value.put(self);
+    }
+
+    #[inline(always)]
+    fn raw(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        self.has_value = true;
+    }
+
+    /// A JSON string, escaped as serde_json escapes (`"`, `\` and control characters only).
+    fn str(&mut self, text: &str) {
+        self.buf.push(b'"');
+        let bytes = text.as_bytes();
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let escape = ESCAPE[usize::from(b)];
+            if escape == 0 {
+                continue;
+            }
+            self.buf.extend_from_slice(&bytes[start..i]);
+            start = i + 1;
+            if escape == b'u' {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                self.buf.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 0xf)],
+                ]);
+            } else {
+                self.buf.extend_from_slice(&[b'\\', escape]);
+            }
+        }
+        self.buf.extend_from_slice(&bytes[start..]);
+        self.buf.push(b'"');
+        self.has_value = true;
+    }
+
+    /// A value through serde_json's own pretty printer, its lines indented to this depth.
+    fn serde<T: Serialize + ?Sized>(&mut self, value: &T) -> io::Result<()> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        serde_json::to_writer_pretty(&mut scratch, value).map_err(io::Error::other)?;
+        // A newline in serde_json's output is always its own (strings escape theirs).
+        let mut rest = &scratch[..];
+        while let Some(at) = memchr::memchr(b'\n', rest) {
+            self.buf.extend_from_slice(&rest[..at]);
+            self.newline();
+            rest = &rest[at + 1..];
+        }
+        self.buf.extend_from_slice(rest);
+        self.has_value = true;
+        self.scratch = scratch;
+        Ok(())
+    }
+}
+
+/// A value the writer spells itself; numbers through serde_json's formatter (itoa, and its
+/// shortest round-trip float form), so they print as serde_json prints them.
+trait Put {
+    fn put<W: Write>(&self, p: &mut Pretty<'_, W>);
+}
+
+/// Writing into a `Vec` cannot fail: the results are ignored.
+macro_rules! put_int {
+    ($($t:ty => $method:ident),* $(,)?) => {$(
+        impl Put for $t {
+            fn put<W: Write>(&self, p: &mut Pretty<'_, W>) {
+                let _ = CompactFormatter.$method(&mut p.buf, *self);
+                p.has_value = true;
+            }
+        }
+    )*};
+}
+
+put_int!(u8 => write_u8, u16 => write_u16, u32 => write_u32, u64 => write_u64, i64 => write_i64);
+
+impl Put for usize {
+    fn put<W: Write>(&self, p: &mut Pretty<'_, W>) {
+        // serde serialises usize as u64.
+        (*self as u64).put(p);
+    }
+}
+
+impl Put for f64 {
+    fn put<W: Write>(&self, p: &mut Pretty<'_, W>) {
+        if self.is_finite() {
+            let _ = CompactFormatter.write_f64(&mut p.buf, *self);
+            p.has_value = true;
+        } else {
+            // serde_json writes NaN and infinities as null.
+            p.raw(b"null");
+        }
+    }
+}
+
+impl Put for bool {
+    fn put<W: Write>(&self, p: &mut Pretty<'_, W>) {
+        p.raw(if *self { b"true" } else { b"false" });
+    }
+}
+
+impl Put for str {
+    fn put<W: Write>(&self, p: &mut Pretty<'_, W>) {
+        p.str(self);
+    }
+}
+
+impl Put for String {
+    fn put<W: Write>(&self, p: &mut Pretty<'_, W>) {
+        p.str(self);
+    }
+}
+
+impl<T: Put + ?Sized> Put for &T {
+    fn put<W: Write>(&self, p: &mut Pretty<'_, W>) {
+        (**self).put(p);
+    }
+}
+
+impl Put for Timestamp {
+    fn put<W: Write>(&self, p: &mut Pretty<'_, W>) {
+        match self.rfc3339() {
+            Some(text) => {
+                // The wire form has nothing to escape.
+                p.buf.push(b'"');
+                p.buf.extend_from_slice(&text);
+                p.buf.push(b'"');
+                p.has_value = true;
+            }
+            None => p.str(&self.to_string()),
+        }
+    }
+}
+
+impl<T: Put> Put for Option<T> {
+    fn put<W: Write>(&self, p: &mut Pretty<'_, W>) {
+        match self {
+            Some(value) => value.put(p),
+            None => p.raw(b"null"),
+        }
+    }
+}
+
+/// serde_json's escape table: 0 = as is, `u` = `\u00XX`, otherwise `\` and that byte.
+static ESCAPE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = b'u';
+        b += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+/// One stream object alone, as `serde_json::to_string_pretty` writes one (the view tests).
+#[cfg(test)]
+pub(super) fn stream_text(view: &StreamView<'_>) -> String {
+    let mut out = Vec::new();
+    let mut p = Pretty::new(&mut out);
+    let written = stream(&mut p, view).and_then(|()| p.flush());
+    assert!(written.is_ok());
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::StreamList;
+    use proptest::prelude::*;
+    use voqa_wire::{AnalysisSettings, DialogStats, FileSummary};
+
+    fn float() -> impl Strategy<Value = f64> {
+        // NaN and infinities included (serde_json writes them as null).
+        prop_oneof![
+            any::<f64>(),
+            -1e6f64..1e6,
+            Just(f64::NAN),
+            Just(f64::NEG_INFINITY)
+        ]
+    }
+
+    proptest! {
+        /// Whole documents of calls (and the parts written through serde) with any text, any
+        /// times and figures, empty and filled lists: the same bytes as serde_json's.
+        #[test]
+        fn documents_write_what_serde_writes(
+            texts in proptest::collection::vec(any::<String>(), 12),
+            counts in any::<[u32; 4]>(),
+            times in proptest::collection::vec(proptest::option::of(any::<i64>()), 10),
+            mos in proptest::option::of(float()),
+            media_mos in proptest::collection::vec(proptest::option::of(float()), 0..3),
+            events in 0usize..3,
+            problems in 0usize..3,
+            indexes in proptest::collection::vec(any::<usize>(), 0..4),
+            parts in any::<[bool; 4]>(),
+            assumed in float(),
+        ) {
+            let t = |i: usize| times[i].map(Timestamp::from_ns);
+            let text = |i: usize| texts[i].clone();
+            let call = CallSummary {
+                call_id: text(0),
+                from: parts[0].then(|| text(1)),
+                to: Some(text(2)),
+                streams: indexes,
+                setup: t(0),
+                answer: t(1),
+                end: t(2),
+                status: Some(counts[0] as u16),
+                first_provisional: t(3),
+                first_ringing: t(4),
+                reason_cause: parts[1].then_some(counts[1] as u16),
+                end_cause: Some(text(3)),
+                ended_by: parts[2].then(|| text(4)),
+                direction: Some(text(5)),
+                peer: parts[3].then(|| text(6)),
+                ring_ms: Some(u64::from(counts[2]) << 20),
+                duration_ms: None,
+                reinvites: counts[0],
+                forks: counts[1],
+                retransmissions: counts[3],
+                events: (0..events)
+                    .map(|i| CallEvent {
+                        time: Timestamp::from_ns(i as i64),
+                        kind: text(7),
+                        by: (i % 2 == 0).then(|| text(8)),
+                    })
+                    .collect(),
+                media: media_mos
+                    .iter()
+                    .map(|&mos| CallMedia {
+                        stream_id: text(9),
+                        direction: text(10),
+                        codec: text(11),
+                        mos,
+                    })
+                    .collect(),
+                mos,
+                worst_window_start: t(5),
+                worst_window_end: t(6),
+                problems: (0..problems)
+                    .map(|i| MediaProblem {
+                        kind: text(7),
+                        direction: text(8),
+                        start: Timestamp::from_ns(-(i as i64)),
+                    })
+                    .collect(),
+                bye_response: t(7),
+            };
+            let doc = AnalyzeDocument {
+                files: vec![FileSummary {
+                    path: text(0),
+                    packets: u64::from(counts[0]),
+                    bytes: u64::MAX,
+                    skipped: Default::default(),
+                    ip_reassembly: Default::default(),
+                    truncated_at: parts[0].then_some(7),
+                    warnings: if parts[1] { vec![text(1), text(2)] } else { vec![] },
+                    sip_tcp: Default::default(),
+                }],
+                streams: StreamList {
+                    streams: &[],
+                    names: String::new(),
+                    spans: Vec::new(),
+                    jitter_buffer: "fixed:60",
+                },
+                calls: vec![call, CallSummary::default()],
+                analysis: parts[2].then(|| AnalysisSettings {
+                    jitter_buffer: text(3),
+                    resync_after_late: counts[3],
+                    assumed_one_way_ms: assumed,
+                }),
+                dialogs: parts[3].then_some(DialogStats::default()),
+            };
+            let mut ours = Vec::new();
+            prop_assert!(write_document(&doc, &mut ours).is_ok());
+            prop_assert_eq!(
+                String::from_utf8(ours).unwrap_or_default(),
+                serde_json::to_string_pretty(&doc).unwrap_or_default()
+            );
+        }
+    }
+
+    fn both<T: Put + Serialize + ?Sized>(value: &T) -> (String, String) {
+        let mut out = Vec::new();
+        let mut p = Pretty::new(&mut out);
+        value.put(&mut p);
+        let _ = p.flush();
+        (
+            String::from_utf8(out).unwrap_or_default(),
+            serde_json::to_string_pretty(value).unwrap_or_default(),
+        )
+    }
+
+    #[test]
+    fn scalars_spell_as_serde_json() {
+        let every_byte: String = (0u8..128).map(char::from).collect();
+        for text in [
+            "",
+            "plain",
+            "q\"b\\s/",
+            "é ü 日本 \u{7f}",
+            "\u{2028}",
+            every_byte.as_str(),
+        ] {
+            let (ours, theirs) = both(text);
+            assert_eq!(ours, theirs);
+        }
+        for x in [
+            0.0,
+            -0.0,
+            1.0,
+            20.0,
+            4.35486,
+            1e-7,
+            1e21,
+            123456789.123456,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
+            let (ours, theirs) = both(&x);
+            assert_eq!(ours, theirs, "{x}");
+        }
+        for n in [0u64, 9, 10, u64::MAX] {
+            assert_eq!(both(&n).0, both(&n).1);
+        }
+        for n in [i64::MIN, -1, 0, i64::MAX] {
+            assert_eq!(both(&n).0, both(&n).1);
+        }
+        for t in [i64::MIN, -1, 0, 1_795_000_000_123_456_789, i64::MAX] {
+            let t = Timestamp::from_ns(t);
+            assert_eq!(both(&t).0, both(&t).1);
+            assert_eq!(both(&Some(t)).0, both(&Some(t)).1);
+        }
+        assert_eq!(both(&None::<u32>).0, "null");
+    }
+}
