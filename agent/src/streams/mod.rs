@@ -484,6 +484,7 @@ impl Analyzer {
 
     /// Feeds one UDP datagram: its payload is decoded once ([`decode_payload`]) and the typed
     /// value dispatched, so no payload is sniffed and then parsed again.
+    #[inline]
     pub fn on_datagram(&mut self, ts_ns: i64, dg: &Datagram<'_>) {
         self.counters.udp += 1;
         match decode_payload(dg.payload) {
@@ -497,6 +498,7 @@ impl Analyzer {
     }
 
     /// An RTP packet (`None`: RTP by its first octet, but malformed).
+    #[inline]
     fn on_rtp(&mut self, ts_ns: i64, dg: &Datagram<'_>, rtp: Option<&RtpPacket<'_>>) {
         // One shard of one (`analyze --threads 1`) takes every flow: no hash per packet.
         if let Some((index, count)) = self.cfg.shard
@@ -711,6 +713,7 @@ impl Analyzer {
         }
     }
 
+    #[inline]
     fn feed(&mut self, slot: usize, meta: &RtpMeta) {
         let Some(stream) = self.active.get_mut(slot) else {
             return;
