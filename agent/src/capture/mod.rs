@@ -5,13 +5,14 @@
 //! [`Frame`] type.
 //!
 //! This is the only module of the crate allowed to use `unsafe` (the kernel ring, the file
-//! windows and their SIGBUS handler); everything
+//! windows and their SIGBUS handler, cache prefetch hints); everything
 //! it hands out is a safe, bounds-checked `&[u8]`. It does not decode packets and keeps no
 //! analysis state.
 
 pub mod afpacket;
 pub mod file;
 pub mod frame;
+pub mod hint;
 pub mod mapped;
 pub mod writer;
 

@@ -188,6 +188,76 @@ fn ip_layer(network: Network, bytes: &[u8]) -> Result<IpLayer<'_>, IpError> {
     })
 }
 
+/// The frames that make up almost all of the traffic, decoded straight through: Ethernet II
+/// without a VLAN tag, IPv4 without options and not a fragment, UDP, every byte captured.
+/// `None` for anything else, also for such a frame with a length problem: the general chain
+/// of [`decode_frame`] then decodes or classifies it. Where it returns a datagram it is the one
+/// that chain returns (same checks, in a fixed order, on fixed offsets), so the result of
+/// `decode_frame` does not depend on which path took the frame; only the branches and the
+/// intermediate views per layer (link frame, IP layer with its `IpAddr`s) are saved.
+#[inline]
+fn plain_udp4(linktype: u32, data: &[u8]) -> Option<Datagram<'_>> {
+    const ETHERNET: usize = 14;
+    const IPV4: usize = 20;
+    if linktype != link::linktype::ETHERNET {
+        return None;
+    }
+    let (headers, rest) = data.split_first_chunk::<{ ETHERNET + IPV4 }>()?;
+    let [
+        ..,
+        t0,
+        t1, // ethertype
+        v_ihl,
+        _,
+        l0,
+        l1,
+        _,
+        _,
+        f0,
+        f1,
+        _,
+        protocol,
+        _,
+        _,
+        s0,
+        s1,
+        s2,
+        s3,
+        d0,
+        d1,
+        d2,
+        d3,
+    ] = *headers;
+    // Version 4 with a 20-byte header; MF clear and offset 0 (DF may be set): not a fragment.
+    if u16::from_be_bytes([t0, t1]) != link::ethertype::IPV4
+        || v_ihl != 0x45
+        || u16::from_be_bytes([f0, f1]) & 0x3fff != 0
+        || protocol != ip::protocol::UDP
+    {
+        return None;
+    }
+    // The whole IP packet captured (else truncated: the general path says how); link trailer
+    // or padding past the IP total length is not part of the packet.
+    let ip_payload = rest.get(..usize::from(u16::from_be_bytes([l0, l1])).checked_sub(IPV4)?)?;
+    let (udp, _) = ip_payload.split_first_chunk::<{ super::udp::HEADER_LEN }>()?;
+    let [p0, p1, q0, q1, n0, n1, _, _] = *udp;
+    // A UDP length below the header or past the IP payload is malformed: the general path.
+    let payload =
+        ip_payload.get(super::udp::HEADER_LEN..usize::from(u16::from_be_bytes([n0, n1])))?;
+    Some(Datagram {
+        src: SocketAddr::new(
+            IpAddr::V4(std::net::Ipv4Addr::new(s0, s1, s2, s3)),
+            u16::from_be_bytes([p0, p1]),
+        ),
+        dst: SocketAddr::new(
+            IpAddr::V4(std::net::Ipv4Addr::new(d0, d1, d2, d3)),
+            u16::from_be_bytes([q0, q1]),
+        ),
+        payload,
+        vlan: None,
+    })
+}
+
 /// The packet a GRE header wraps: its network layer and bytes. `Ok(None)` for a GRE payload
 /// that carries no IP (another protocol type, enhanced GRE, source routing); `Err(())` when the
 /// header (or the ERSPAN header) is cut short.
@@ -244,6 +314,14 @@ fn gre_inner(gre: &[u8]) -> Result<Option<link::LinkFrame<'_>>, ()> {
 /// wire; when it exceeds `data.len()` the frame was cut by the snap length, and length fields
 /// pointing past the captured bytes mean `Truncated` rather than `Malformed`.
 pub fn decode_frame(linktype: u32, data: &[u8], wire_len: u32) -> Result<Decoded<'_>, Skip> {
+    match plain_udp4(linktype, data) {
+        Some(datagram) => Ok(Decoded::Udp(datagram)),
+        None => decode_chain(linktype, data, wire_len),
+    }
+}
+
+/// [`decode_frame`] layer by layer, for every shape of frame.
+fn decode_chain(linktype: u32, data: &[u8], wire_len: u32) -> Result<Decoded<'_>, Skip> {
     let cut_by_snaplen = usize::try_from(wire_len).map_or(true, |wire| wire > data.len());
     let short = if cut_by_snaplen {
         Skip::Truncated
@@ -956,6 +1034,37 @@ mod tests {
             let captured = &frame[..cut % (frame.len() + 1)];
             if let Ok(datagram) = decode_udp(link.linktype(), captured, frame.len() as u32) {
                 prop_assert!(datagram.payload.len() <= captured.len());
+            }
+        }
+
+        /// The straight path for Ethernet/IPv4/UDP gives exactly what the layer-by-layer chain
+        /// gives, on valid frames and on frames with lengths, flags, version, header length,
+        /// ethertype or protocol changed, padded or cut; and it takes the plain valid frame.
+        #[test]
+        fn plain_udp4_is_the_chain(
+            payload in proptest::collection::vec(any::<u8>(), 0..80),
+            mutations in proptest::collection::vec((0usize..46, any::<u8>()), 0..3),
+            pad in 0usize..20,
+            cut in any::<usize>(),
+        ) {
+            let src: SocketAddr = "10.1.2.3:4000".parse().unwrap();
+            let dst: SocketAddr = "192.168.7.9:16384".parse().unwrap();
+            let mut frame = build::udp_frame(&LinkSpec::Ethernet, src, dst, &payload);
+            if mutations.is_empty() {
+                let fast = plain_udp4(linktype::ETHERNET, &frame).unwrap();
+                prop_assert_eq!((fast.src, fast.dst, fast.payload), (src, dst, &payload[..]));
+            }
+            frame.resize(frame.len() + pad, 0xee);
+            for (position, value) in &mutations {
+                let index = position % frame.len();
+                frame[index] = *value;
+            }
+            let wire = frame.len() as u32;
+            let captured = &frame[..cut % (frame.len() + 1)];
+            for linktype in [linktype::ETHERNET, linktype::LINUX_SLL] {
+                if let Some(fast) = plain_udp4(linktype, captured) {
+                    prop_assert_eq!(decode_chain(linktype, captured, wire), Ok(Decoded::Udp(fast)));
+                }
             }
         }
 

@@ -251,6 +251,7 @@ impl JitterBuffer {
     /// One packet in arrival order: `media_ms` = its timestamp in ms relative to the stream's first
     /// packet (64-bit extended), `arrival_ms` = capture time in ms, `jitter_ms` = RFC 3550 jitter
     /// after this packet (used by the adaptive model), `duplicate` = extended number already seen.
+    #[inline]
     pub fn on_packet(
         &mut self,
         media_ms: f64,

@@ -385,6 +385,7 @@ impl SequenceWindow {
     }
 
     /// Finalizes every pending position below `until` (exclusive), in sequence order.
+    #[inline]
     fn finalize_below(&mut self, until: u64) {
         if until <= self.pending_lo {
             return;
@@ -404,6 +405,7 @@ impl SequenceWindow {
     }
 
     /// Accounts one packet (arrival order) and classifies it.
+    #[inline]
     pub fn on_packet(&mut self, seq: u16) -> Arrival {
         let ext = extend64(self.prev_ext, seq);
         self.prev_ext = ext;

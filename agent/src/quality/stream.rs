@@ -216,6 +216,12 @@ pub struct StreamMeter {
     codec: CodecInfo,
 }
 
+impl StreamMeter {
+    /// Bytes from the start of the meter that `on_packet` may read or write: everything before
+    /// the codec (the codec, last, is read only at stream start and at the end).
+    pub const HOT_BYTES: usize = std::mem::offset_of!(StreamMeter, codec);
+}
+
 /// The top bit of `StreamMeter::gap_ms_cn`: the last packet was comfort noise.
 const CN_BIT: u32 = 1 << 31;
 

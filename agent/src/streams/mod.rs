@@ -19,6 +19,7 @@ use hashbrown::{HashMap, HashTable};
 
 use crate::calls::dialog::{Call, DialogCounters};
 use crate::calls::{CallTracker, CallsConfig, MediaThresholds, StreamFacts, media};
+use crate::capture::hint;
 use crate::decode::frame::reassembled_datagram;
 use crate::decode::payload::{Payload, RtcpForm, decode_payload};
 use crate::decode::rtcp::{Compound, RtcpPacket};
@@ -200,6 +201,10 @@ struct ActiveStream {
 }
 
 impl ActiveStream {
+    /// Bytes from the start of the record that an RTP packet may read or write: up to the end
+    /// of the meter's hot part (see [`StreamMeter::HOT_BYTES`]).
+    const HOT_BYTES: usize = std::mem::offset_of!(ActiveStream, meter) + StreamMeter::HOT_BYTES;
+
     /// Call-ID of the SIP dialog whose SDP announced the stream.
     fn call_id(&self) -> Option<&Arc<str>> {
         self.profile.as_ref().and_then(|p| p.call_id.as_ref())
@@ -479,6 +484,7 @@ impl Analyzer {
 
     /// Feeds one UDP datagram: its payload is decoded once ([`decode_payload`]) and the typed
     /// value dispatched, so no payload is sniffed and then parsed again.
+    #[inline]
     pub fn on_datagram(&mut self, ts_ns: i64, dg: &Datagram<'_>) {
         self.counters.udp += 1;
         match decode_payload(dg.payload) {
@@ -492,8 +498,11 @@ impl Analyzer {
     }
 
     /// An RTP packet (`None`: RTP by its first octet, but malformed).
+    #[inline]
     fn on_rtp(&mut self, ts_ns: i64, dg: &Datagram<'_>, rtp: Option<&RtpPacket<'_>>) {
+        // One shard of one (`analyze --threads 1`) takes every flow: no hash per packet.
         if let Some((index, count)) = self.cfg.shard
+            && count > 1
             && flow_shard(&dg.src, &dg.dst, count) != index
         {
             return;
@@ -523,9 +532,28 @@ impl Analyzer {
             }
             self.last_fed = slot as u32;
             self.feed(slot, &meta);
+            self.prefetch_predicted(slot);
             return;
         }
         self.on_unknown_rtp(key, meta);
+    }
+
+    /// Starts loading the record of the stream predicted to come next (the one that followed
+    /// `slot`'s last time, see [`Analyzer::predicted`]) while the next frame is read and
+    /// decoded. With tens of thousands of streams the records are out of the core's caches,
+    /// and the packet otherwise waits for its record's lines (then once more for the line of
+    /// jitter bins it counts in, an address known only after the jitter is computed). Only a
+    /// hint: a wrong guess loads lines that are not used, and nothing is read here.
+    #[inline]
+    fn prefetch_predicted(&self, slot: usize) {
+        let Some(next) = self.active.get(slot).map(|a| a.next_hint as usize) else {
+            return;
+        };
+        if let Some(record) = self.active.get(next) {
+            // One line more than the hot bytes: a record need not start a line.
+            const LINES: usize = ActiveStream::HOT_BYTES / hint::LINE + 1;
+            hint::prefetch_lines(std::ptr::from_ref(record).cast::<u8>(), LINES);
+        }
     }
 
     /// True when the datagram goes to or comes from an endpoint announced by SDP.
@@ -685,6 +713,7 @@ impl Analyzer {
         }
     }
 
+    #[inline]
     fn feed(&mut self, slot: usize, meta: &RtpMeta) {
         let Some(stream) = self.active.get_mut(slot) else {
             return;
