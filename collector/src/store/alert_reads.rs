@@ -121,7 +121,7 @@ impl Store {
     /// `heartbeat_gaps` of one agent.
     async fn sqlite_gaps(
         &self,
-        agent: &String,
+        agent: &str,
         (from_ns, to_ns, max_gap_ns): (i64, i64, i64),
     ) -> Result<Vec<HeartbeatGapRow>, StoreError> {
         // (agent_id, time_ns) is unique (`heartbeats_record`), so time alone orders an
@@ -141,13 +141,13 @@ impl Store {
                     .bind(from_ns)
                     .bind(to_ns)
                     .bind(max_gap_ns)
-                    .bind(agent.as_str())
+                    .bind(agent)
                     .fetch_all(pool)
                     .await?
                     .iter()
                     .map(|row| {
                         Ok(HeartbeatGapRow {
-                            agent_id: agent.clone(),
+                            agent_id: agent.to_owned(),
                             time_ns: row.try_get("time_ns")?,
                             any_process_down: row.try_get("any_process_down")?,
                             dense_before: row.try_get("dense_before")?,
