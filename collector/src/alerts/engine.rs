@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::batch;
 use super::config::{ALERTMANAGER, RuleConfig, RuleKind};
 use super::notify::{self, Notification, NotifyError};
 use super::rules::{self, BurnFigures, Observation};
@@ -22,6 +23,7 @@ use crate::config::{CollectorConfig, LiveConfig};
 use crate::facts::{self, FactsError};
 use crate::sla::uptime::SparsePoint;
 use crate::sla::{self, Customer};
+use crate::store::alert_reads::ProblemCallCounts;
 use crate::store::alerts::{AlertStateRow, ENGINE_LEASE, OutboxRow};
 use crate::store::{CallStats, Store, StoreError};
 
@@ -315,13 +317,18 @@ struct Shared {
 }
 
 /// One customer's reads in one cycle, shared by its rules: call counts per span, and the
-/// heartbeats of the longest uptime window.
+/// heartbeats of the longest uptime window. Most are filled in for all customers at once
+/// before the rules run (`batch::read_all`); what is missing a rule reads itself.
 #[derive(Debug, Default)]
 pub struct CustomerReads {
-    stats: BTreeMap<(i64, i64), Option<CallStats>>,
+    pub(super) stats: BTreeMap<(i64, i64), Option<CallStats>>,
     /// Summed hourly call counts from the hour starting at the key to now.
     hourly: BTreeMap<i64, sla::kpis::CallCounts>,
-    points: Option<(i64, Vec<SparsePoint>)>,
+    /// `quality_drop`'s problem calls from the key to now.
+    pub(super) problems: BTreeMap<i64, ProblemCallCounts>,
+    /// `capture_incomplete`'s (report windows, incomplete ones) from the key to now.
+    pub(super) windows: BTreeMap<i64, (u64, u64)>,
+    pub(super) points: Option<(i64, Vec<SparsePoint>)>,
 }
 
 /// Evaluates every rule for its customers at `now_ns`, one task per customer (at most
@@ -332,6 +339,17 @@ pub async fn evaluate(
     store: &Store,
     config: &CollectorConfig,
     now_ns: i64,
+) -> BTreeMap<String, RuleObservations> {
+    evaluate_with(store, config, now_ns, true).await
+}
+
+/// [`evaluate`], with the reads of all customers at once (`batched`) or, for the test that
+/// they observe the same, each customer's own reads only.
+async fn evaluate_with(
+    store: &Store,
+    config: &CollectorConfig,
+    now_ns: i64,
+    batched: bool,
 ) -> BTreeMap<String, RuleObservations> {
     let mut shared = Shared::default();
     match store.agents().await {
@@ -364,6 +382,23 @@ pub async fn evaluate(
         .map(|r| i64::try_from(r.burn_policy().long.as_nanos()).unwrap_or(i64::MAX))
         .max()
         .unwrap_or(0);
+    // Every customer's reads at once (one query per aggregate, not one per customer); the
+    // tasks below read only what this left out.
+    let mut batched = if batched {
+        batch::read_all(
+            store,
+            &config.alerts.rules,
+            &config.customers,
+            now_ns,
+            shared
+                .first_beats
+                .is_some()
+                .then_some(shared.uptime_span_ns),
+        )
+        .await
+    } else {
+        BTreeMap::new()
+    };
     let shared = Arc::new(shared);
     let rules = Arc::new(config.alerts.rules.clone());
     let mut observed: BTreeMap<String, RuleObservations> = rules
@@ -376,14 +411,10 @@ pub async fn evaluate(
         while tasks.len() < PARALLEL {
             let Some(customer) = queue.next() else { break };
             let (store, rules, shared) = (store.clone(), rules.clone(), shared.clone());
+            let mut reads = batched.remove(&customer.id).unwrap_or_default();
             tasks.spawn(async move {
-                let mut reads = CustomerReads::default();
-                prefetch_call_stats(&store, &rules, &customer, now_ns, &mut reads).await;
                 let mut results = Vec::new();
-                for rule in rules
-                    .iter()
-                    .filter(|r| r.customer.as_ref().is_none_or(|c| *c == customer.id))
-                {
+                for rule in batch::rules_of(&rules, &customer) {
                     let result =
                         observe(&store, rule, &customer, now_ns, &shared, &mut reads).await;
                     results.push((rule.name.clone(), result));
@@ -434,14 +465,19 @@ async fn observe(
             let Some(stats) = call_stats(store, customer, from, now_ns, reads).await? else {
                 return Ok(Vec::new());
             };
-            // The call records of the same scope as the MOS aggregates (a read without a
-            // store query for a customer not narrowed to subnets).
-            let scope = facts::calls_scope(store, customer, from)
-                .await?
-                .unwrap_or_default();
-            let problems = store
-                .problem_call_counts(&scope, &customer.agents, from, now_ns, c.mos_min)
-                .await?;
+            let problems = match reads.problems.get(&from) {
+                Some(known) => *known,
+                None => {
+                    // The call records of the same scope as the MOS aggregates (a read
+                    // without a store query for a customer not narrowed to subnets).
+                    let scope = facts::calls_scope(store, customer, from)
+                        .await?
+                        .unwrap_or_default();
+                    store
+                        .problem_call_counts(&scope, &customer.agents, from, now_ns, c.mos_min)
+                        .await?
+                }
+            };
             vec![rules::quality_drop(
                 &customer.id,
                 &stats,
@@ -453,10 +489,15 @@ async fn observe(
             )]
         }
         RuleKind::CaptureIncomplete => {
-            let windows = store
-                .window_histograms(&customer.agents, from, now_ns)
-                .await?;
-            let (n, incomplete) = rules::incomplete_windows(&windows);
+            let (n, incomplete) = match reads.windows.get(&from) {
+                Some(known) => *known,
+                None => {
+                    let windows = store
+                        .window_histograms(&customer.agents, from, now_ns)
+                        .await?;
+                    rules::incomplete_windows(&windows)
+                }
+            };
             vec![rules::capture_incomplete(
                 &customer.id,
                 n,
@@ -508,71 +549,6 @@ async fn observe(
             )]
         }
     })
-}
-
-/// Reads the call stats of every span the customer's rules ask for in one query
-/// (`Store::call_stats_spans`) into `reads`, so that [`call_stats`] finds them. Only for a
-/// customer not narrowed to subnets (its scope is `""` whatever the span); on failure the
-/// per-span reads follow and report their own.
-async fn prefetch_call_stats(
-    store: &Store,
-    rules: &[RuleConfig],
-    customer: &Customer,
-    now_ns: i64,
-    reads: &mut CustomerReads,
-) {
-    if !customer.subnets.is_empty() {
-        return;
-    }
-    let mut froms = Vec::new();
-    for rule in rules
-        .iter()
-        .filter(|r| r.customer.as_ref().is_none_or(|c| *c == customer.id))
-    {
-        match rule.kind {
-            RuleKind::QualityDrop => {
-                froms.push(now_ns.saturating_sub(rule.window.unwrap_or_default().ns()));
-            }
-            RuleKind::SlaBurn
-                if rule
-                    .burn_commitments()
-                    .iter()
-                    .any(|k| k == "mos" || k == "loss") =>
-            {
-                let policy = rule.burn_policy();
-                for span in [policy.long, policy.short] {
-                    froms.push(
-                        now_ns.saturating_sub(i64::try_from(span.as_nanos()).unwrap_or(i64::MAX)),
-                    );
-                }
-            }
-            _ => {}
-        }
-    }
-    froms.sort_unstable();
-    froms.dedup();
-    if froms.len() < 2 {
-        return;
-    }
-    let c = &customer.commitments;
-    match store
-        .call_stats_spans(
-            "",
-            &customer.agents,
-            &froms,
-            now_ns,
-            c.mos_min,
-            c.loss_max_pct,
-        )
-        .await
-    {
-        Ok(stats) => {
-            for (from, stats) in froms.into_iter().zip(stats) {
-                reads.stats.insert((from, now_ns), Some(stats));
-            }
-        }
-        Err(e) => tracing::debug!("alerts: call stats of several spans not read at once: {e}"),
-    }
 }
 
 /// The customer's calls over `[from, to)` from the per-call aggregates (read once per span
@@ -786,13 +762,7 @@ async fn heartbeat_gaps(
     let rows = store
         .heartbeat_gaps(&customer.agents, from, to, max_gap)
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|h| SparsePoint {
-            point: facts::heartbeat_point(h.agent_id, h.time_ns, h.any_process_down, 0),
-            dense_before: h.dense_before,
-        })
-        .collect())
+    Ok(batch::sparse_points(rows))
 }
 
 /// Runs the engine until the process ends: one cycle every `evaluate_every` (re-read each
@@ -1184,6 +1154,177 @@ maintenance = ["Mon 02:00-03:00 UTC"]
             ]
         );
         store.close().await;
+    }
+
+    /// The reads of all customers at once (`batch::read_all`: one query per aggregate,
+    /// grouped by agent) give every rule of every customer exactly the observations that each
+    /// customer's own reads give. Customers share an agent (a2), list one twice (a3), have none
+    /// with data (a9), and one is narrowed to a subnet (its calls are read on its own, its
+    /// report windows and heartbeats with the others'); one rule is for one customer only with
+    /// another window. The data: heartbeats with a gap and a process down, calls above and
+    /// below MOS 4, call records with media problems, report windows with and without
+    /// capture drops.
+    async fn batched_reads_observe_as_per_customer_reads(store: Store) {
+        let text = r#"
+[alerts]
+evaluate_every = "15s"
+[[alerts.rules]]
+name = "quality"
+kind = "quality_drop"
+window = "1h"
+threshold_pct = 20.0
+min_calls = 1
+[[alerts.rules]]
+name = "quality-c2"
+kind = "quality_drop"
+window = "10m"
+threshold_pct = 10.0
+customer = "c2"
+[[alerts.rules]]
+name = "burn-page"
+kind = "sla_burn"
+commitments = ["uptime", "mos", "loss"]
+loss_target_pct = 99.0
+[[alerts.rules]]
+name = "burn-ticket"
+kind = "sla_burn"
+severity = "ticket"
+[[alerts.rules]]
+name = "silent"
+kind = "agent_silent"
+[[alerts.rules]]
+name = "capture"
+kind = "capture_incomplete"
+window = "1h"
+threshold_pct = 30.0
+"#;
+        let mut text = text.to_owned();
+        for (id, agents, extra, mos_min) in [
+            ("c1", r#"["a1", "a2"]"#, "", 4.0),
+            ("c2", r#"["a2", "a3"]"#, "", 3.5),
+            ("c3", r#"["a3", "a3", "a4"]"#, "", 4.0),
+            (
+                "c4",
+                r#"["a4", "a1"]"#,
+                "subnets = [\"198.51.100.0/24\"]\n",
+                4.0,
+            ),
+            ("c5", r#"["a9"]"#, "", 4.0),
+        ] {
+            text.push_str(&format!(
+                "[[customers]]\nid = \"{id}\"\nname = \"{id}\"\nagents = {agents}\n{extra}\
+                 [customers.commitments]\nmos_min = {mos_min}\ncalls_meeting_pct = 95.0\n\
+                 loss_max_pct = 1.0\njitter_p95_max_ms = 30.0\nuptime_min_pct = 99.95\n\
+                 heartbeat_interval_s = 15\n"
+            ));
+        }
+        let config = CollectorConfig::parse(&text).expect("config");
+        use voqa_wire::{CallRecord, CallSummary, MediaProblem};
+        let t = |s: i64| voqa_wire::Timestamp::from_ns(DAY_NS + s * SECOND);
+        // Heartbeats every 15 s from 00:00 to 05:00; a1 silent 02:00–02:05, a2 reports a
+        // process down at 03:00, a4 starts at 04:00.
+        for (agent, from) in [("a1", 0), ("a2", 0), ("a3", 0), ("a4", 14_400)] {
+            let beats: Vec<_> = (from..=18_000)
+                .step_by(15)
+                .filter(|s| agent != "a1" || !(7_201..7_500).contains(s))
+                .map(|s| heartbeat(agent, s, agent == "a2" && s == 10_800, 0))
+                .collect();
+            store
+                .ingest(&batch(&format!("h-{agent}"), agent, vec![], beats), DAY_NS)
+                .await
+                .expect("ingest");
+        }
+        // Calls between 04:10 and 04:58, MOS 3.0–4.4; every third window complete.
+        for (n, agent) in ["a1", "a2", "a3", "a4"].iter().enumerate() {
+            let mut reports = Vec::new();
+            let mut records = Vec::new();
+            for k in 0..(6 + n as u32) {
+                let start = 15_000 + i64::from(k) * 400 + n as i64 * 7;
+                let mos = 3.0 + f64::from((k + n as u32) % 8) * 0.2;
+                let call_id = format!("{agent}-{k}");
+                let mut r = report(agent, k, Some(&call_id), start, start + 60, true, Some(mos));
+                if k % 3 == 0 {
+                    // Complete: no drops, and no jitter samples that would need a histogram.
+                    r.capture_drops = 0;
+                    r.jitter_samples = 0;
+                }
+                reports.push(r);
+                if k % 2 == 0 {
+                    records.push(CallRecord {
+                        agent_id: (*agent).into(),
+                        call_key: format!("{:016x}", n * 100 + k as usize),
+                        call: CallSummary {
+                            call_id: call_id.clone(),
+                            setup: Some(t(start)),
+                            answer: Some(t(start + 1)),
+                            end: Some(t(start + 60)),
+                            status: Some(200),
+                            end_cause: Some("bye".into()),
+                            problems: vec![MediaProblem {
+                                kind: "one_way_audio".into(),
+                                direction: "caller_to_callee".into(),
+                                start: t(start + 2),
+                            }],
+                            ..CallSummary::default()
+                        },
+                    });
+                }
+            }
+            let mut b = batch(&format!("r-{agent}"), agent, reports, vec![]);
+            b.calls = records;
+            store.ingest(&b, DAY_NS).await.expect("ingest");
+        }
+        let now = DAY_NS + 18_010 * SECOND;
+        let batched = evaluate_with(&store, &config, now, true).await;
+        let single = evaluate_with(&store, &config, now, false).await;
+        assert_eq!(batched, single);
+        // Not empty: every customer has each global rule's figures, and they differ.
+        let of = |rule: &str, customer: &str| {
+            batched[rule].by_customer[customer]
+                .iter()
+                .map(|o| o.value)
+                .collect::<Vec<_>>()
+        };
+        for customer in ["c1", "c2", "c3", "c4", "c5"] {
+            for rule in ["burn-page", "burn-ticket", "silent", "capture"] {
+                assert!(
+                    batched[rule].by_customer.contains_key(customer),
+                    "{rule} {customer}"
+                );
+            }
+        }
+        // capture: c1 = a1's 6 windows and a2's 7, of which 2 + 3 without drops: 8 of 13.
+        assert_eq!(of("capture", "c1"), [Some(8.0 * 100.0 / 13.0)]);
+        // c5's agent never reported: no windows, no figure.
+        assert_eq!(of("capture", "c5"), [None]);
+        assert!(batched["quality-c2"].by_customer.keys().eq(["c2"]));
+        assert!(of("quality", "c1")[0].is_some_and(|v| v > 0.0));
+        assert_ne!(of("quality", "c1"), of("quality", "c2"));
+    }
+
+    #[tokio::test]
+    async fn sqlite_batched_reads_observe_as_per_customer_reads() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&format!("sqlite:{}", dir.path().join("b.db").display()))
+            .await
+            .expect("open");
+        batched_reads_observe_as_per_customer_reads(store.clone()).await;
+        store.close().await;
+    }
+
+    /// The same on PostgreSQL (its own schema, dropped after); runs as the store's
+    /// PostgreSQL suite does (`$VOQA_REQUIRE_POSTGRES` at build time, or `--ignored`).
+    #[cfg_attr(
+        not(voqa_require_postgres),
+        ignore = "needs PostgreSQL at 127.0.0.1:5432: set VOQA_REQUIRE_POSTGRES=1 or run with --ignored"
+    )]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_batched_reads_observe_as_per_customer_reads() {
+        crate::store::alert_reads::tests::with_postgres(
+            "batched",
+            batched_reads_observe_as_per_customer_reads,
+        )
+        .await;
     }
 
     #[test]

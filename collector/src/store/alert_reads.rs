@@ -5,21 +5,28 @@
 //!   in the span), found with window functions over the `(agent_id, time_ns)` index;
 //! - [`Store::problem_call_counts`]: answered call records with a media problem, and how many
 //!   of them the per-call MOS aggregates already count (the `quality_drop` rule counts a call
-//!   once, see `alerts::rules::quality_drop`).
+//!   once, see `alerts::rules::quality_drop`);
+//! - [`Store::call_stats_spans`]: a customer's call stats of several spans in one query.
 //!
+//! The last two also `_by_agent`: the same SQL grouped by agent, so that the engine reads every
+//! customer's figures in one query and sums each customer's agents (`alerts::batch`).
 //! One SQL text per read serves both backends (`$N` parameters, bound by number by sqlx's
-//! SQLite driver too). Must not: judge anything (the uptime rules are `sla::uptime`, the
-//! alert rules `alerts::rules`), read a clock, or write.
+//! SQLite driver too), but for `heartbeat_gaps` of many agents (per agent on SQLite, one
+//! partitioned query on PostgreSQL). Must not: judge anything (the uptime rules are
+//! `sla::uptime`, the alert rules `alerts::rules`), read a clock, or write.
 
 use sqlx::Row;
 
 use super::alerts::on_pool;
 use super::{CallStats, Store, StoreError};
 
-/// Most agents of one read (a customer's agents; the config allows far fewer).
+/// Most agents of one query (the reads of many agents run one query per this many).
 const MAX_AGENTS: usize = 1000;
 /// Most spans of one `call_stats_spans` read.
 const MAX_SPANS: usize = 64;
+/// Parts of a many-agent `heartbeat_gaps` read that run at once: the SQLite store's reader
+/// connections (`sqlite.rs`).
+const PARTS: usize = 4;
 
 /// One heartbeat kept by [`Store::heartbeat_gaps`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,8 +62,9 @@ impl Store {
     /// The heartbeats of `agents` in `[from_ns, to_ns)` that the uptime rules need when a
     /// silence longer than `max_gap_ns` is downtime (`sla::uptime::uptime_sparse`): the first
     /// and last of each agent, both ends of each longer gap, each heartbeat reporting a process
-    /// down and the one after it. Ordered by agent and time. The heartbeats left out are less
-    /// than `max_gap_ns` apart and report no process down.
+    /// down and the one after it. Ordered by agent (as Rust orders strings) and time. The
+    /// heartbeats left out are less than `max_gap_ns` apart and report no process down. Any
+    /// number of agents: the alert engine reads every customer's at once.
     pub async fn heartbeat_gaps(
         &self,
         agents: &[String],
@@ -67,16 +75,57 @@ impl Store {
         if agents.is_empty() || from_ns >= to_ns {
             return Ok(Vec::new());
         }
-        if agents.len() > MAX_AGENTS {
-            return Err(StoreError::Invalid(format!(
-                "heartbeat_gaps: {} agents, at most {MAX_AGENTS}",
-                agents.len()
-            )));
+        let mut agents: Vec<&String> = agents.iter().collect();
+        agents.sort_unstable();
+        agents.dedup();
+        // In PARTS parts at once, each on its own connection (SQLite's readers are threads of
+        // their own, PostgreSQL's backends processes): the parts are in agent order, so they
+        // concatenate in order.
+        let span = (from_ns, to_ns, max_gap_ns);
+        let mut parts = agents.chunks(agents.len().div_ceil(PARTS).max(1));
+        let (a, b, c, d) = tokio::try_join!(
+            self.gaps_part(parts.next(), span),
+            self.gaps_part(parts.next(), span),
+            self.gaps_part(parts.next(), span),
+            self.gaps_part(parts.next(), span),
+        )?;
+        Ok([a, b, c, d].concat())
+    }
+
+    /// `heartbeat_gaps` of `agents` (sorted). SQLite: one query per agent (its window
+    /// functions cost no less per row with a PARTITION BY over many agents); PostgreSQL: one
+    /// query per [`MAX_AGENTS`] (a round trip per agent costs it more than the window
+    /// functions over all of them).
+    async fn gaps_part(
+        &self,
+        agents: Option<&[&String]>,
+        span: (i64, i64, i64),
+    ) -> Result<Vec<HeartbeatGapRow>, StoreError> {
+        let agents = agents.unwrap_or_default();
+        let mut out = Vec::new();
+        match self {
+            Store::Sqlite(_) => {
+                for agent in agents {
+                    out.extend(self.sqlite_gaps(agent, span).await?);
+                }
+            }
+            Store::Postgres(_) => {
+                for chunk in agents.chunks(MAX_AGENTS) {
+                    out.extend(self.postgres_gaps(chunk, span).await?);
+                }
+            }
         }
-        // One query per agent: SQLite's window functions cost about half as much without a
-        // PARTITION BY and an outer sort (Python's sqlite3 on the alerts-eval store under
-        // load: 1.5 against 3.0 ms per agent over six hours of heartbeats a minute). (agent_id, time_ns) is unique (`heartbeats_record`),
-        // so time alone orders an agent's heartbeats, as `Store::heartbeats` does.
+        Ok(out)
+    }
+
+    /// `heartbeat_gaps` of one agent.
+    async fn sqlite_gaps(
+        &self,
+        agent: &str,
+        (from_ns, to_ns, max_gap_ns): (i64, i64, i64),
+    ) -> Result<Vec<HeartbeatGapRow>, StoreError> {
+        // (agent_id, time_ns) is unique (`heartbeats_record`), so time alone orders an
+        // agent's heartbeats, as `Store::heartbeats` does.
         const SQL: &str = "SELECT time_ns, any_process_down, \
                (prev_t IS NOT NULL AND time_ns - prev_t <= $3) AS dense_before \
              FROM (SELECT time_ns, any_process_down, \
@@ -87,33 +136,73 @@ impl Store {
              WHERE prev_t IS NULL OR next_t IS NULL OR any_process_down OR prev_down \
                OR time_ns - prev_t > $3 OR next_t - time_ns > $3 \
              ORDER BY time_ns";
-        let mut agents: Vec<&String> = agents.iter().collect();
-        agents.sort_unstable();
-        agents.dedup();
-        let mut out = Vec::new();
-        for agent in agents {
-            let rows = on_pool!(self, read, pool => async {
+        on_pool!(self, read, pool => async {
                 sqlx::query(SQL)
                     .bind(from_ns)
                     .bind(to_ns)
                     .bind(max_gap_ns)
-                    .bind(agent.as_str())
+                    .bind(agent)
                     .fetch_all(pool)
                     .await?
                     .iter()
                     .map(|row| {
                         Ok(HeartbeatGapRow {
-                            agent_id: agent.clone(),
+                            agent_id: agent.to_owned(),
                             time_ns: row.try_get("time_ns")?,
                             any_process_down: row.try_get("any_process_down")?,
                             dense_before: row.try_get("dense_before")?,
                         })
                     })
                     .collect::<Result<Vec<_>, sqlx::Error>>()
-            }.await)?;
-            out.extend(rows);
+            }.await)
+    }
+
+    /// `heartbeat_gaps` of `agents` (sorted, at most [`MAX_AGENTS`]) in one query.
+    async fn postgres_gaps(
+        &self,
+        agents: &[&String],
+        (from_ns, to_ns, max_gap_ns): (i64, i64, i64),
+    ) -> Result<Vec<HeartbeatGapRow>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT agent_id, time_ns, any_process_down, \
+               (prev_t IS NOT NULL AND time_ns - prev_t <= $3) AS dense_before \
+             FROM (SELECT agent_id, time_ns, any_process_down, \
+                     LAG(time_ns) OVER w AS prev_t, LEAD(time_ns) OVER w AS next_t, \
+                     LAG(any_process_down) OVER w AS prev_down \
+                   FROM heartbeats WHERE agent_id IN ({}) AND time_ns >= $1 AND time_ns < $2 \
+                   WINDOW w AS (PARTITION BY agent_id ORDER BY time_ns)) h \
+             WHERE prev_t IS NULL OR next_t IS NULL OR any_process_down OR prev_down \
+               OR time_ns - prev_t > $3 OR next_t - time_ns > $3 \
+             ORDER BY agent_id, time_ns",
+            placeholders(4, agents.len())
+        ));
+        let rows = on_pool!(self, read, pool => async {
+            let mut query = sqlx::query(sql).bind(from_ns).bind(to_ns).bind(max_gap_ns);
+            for agent in agents {
+                query = query.bind(agent.as_str());
+            }
+            query
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok(HeartbeatGapRow {
+                        agent_id: row.try_get("agent_id")?,
+                        time_ns: row.try_get("time_ns")?,
+                        any_process_down: row.try_get("any_process_down")?,
+                        dense_before: row.try_get("dense_before")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        }.await)?;
+        // The database orders agents by its collation: regroup them in Rust's order, each
+        // agent's rows staying in time order.
+        let mut by_agent: std::collections::BTreeMap<String, Vec<HeartbeatGapRow>> =
+            std::collections::BTreeMap::new();
+        for row in rows {
+            by_agent.entry(row.agent_id.clone()).or_default().push(row);
         }
-        Ok(out)
+        Ok(by_agent.into_values().flatten().collect())
     }
 
     /// `Store::call_stats` of several spans ending at `to` (`[from, to)` for each of `froms`)
@@ -141,9 +230,76 @@ impl Store {
                 froms.len()
             )));
         }
+        let rows = self
+            .call_stats_spans_query(scope, agents, froms, to, mos_min, loss_max_pct, false)
+            .await?;
+        // Without GROUP BY the aggregate is one row, also over no calls.
+        Ok(rows
+            .into_iter()
+            .next()
+            .map(|(_, stats)| stats)
+            .unwrap_or_else(|| froms.iter().map(|_| CallStats::default()).collect()))
+    }
+
+    /// [`Store::call_stats_spans`] of each agent of `agents` on its own, for any number of
+    /// agents (one query per [`MAX_AGENTS`]): the alert engine reads every customer's calls
+    /// at once and sums its agents' rows ([`CallStats::add`]). Agents without a call in the
+    /// longest span have no row.
+    pub async fn call_stats_spans_by_agent(
+        &self,
+        scope: &str,
+        agents: &[String],
+        froms: &[i64],
+        to: i64,
+        mos_min: f64,
+        loss_max_pct: f64,
+    ) -> Result<Vec<(String, Vec<CallStats>)>, StoreError> {
+        let Some(&earliest) = froms.iter().min() else {
+            return Ok(Vec::new());
+        };
+        if agents.is_empty() || earliest >= to {
+            return Ok(Vec::new());
+        }
+        if froms.len() > MAX_SPANS {
+            return Err(StoreError::Invalid(format!(
+                "call_stats_spans_by_agent: {} spans, at most {MAX_SPANS}",
+                froms.len()
+            )));
+        }
+        let mut out = Vec::new();
+        for chunk in agents.chunks(MAX_AGENTS) {
+            let rows = self
+                .call_stats_spans_query(scope, chunk, froms, to, mos_min, loss_max_pct, true)
+                .await?;
+            out.extend(
+                rows.into_iter()
+                    .filter_map(|(agent, stats)| agent.map(|a| (a, stats))),
+            );
+        }
+        Ok(out)
+    }
+
+    /// The query of [`Store::call_stats_spans`] (one row) and, `by_agent`, of
+    /// [`Store::call_stats_spans_by_agent`] (a row per agent with calls), so the two cannot
+    /// count differently. `froms` is not empty; the caller checked the limits.
+    #[allow(clippy::too_many_arguments)]
+    async fn call_stats_spans_query(
+        &self,
+        scope: &str,
+        agents: &[String],
+        froms: &[i64],
+        to: i64,
+        mos_min: f64,
+        loss_max_pct: f64,
+        by_agent: bool,
+    ) -> Result<Vec<(Option<String>, Vec<CallStats>)>, StoreError> {
+        let earliest = froms.iter().copied().min().unwrap_or(to);
         // $1 scope, $2 earliest, $3 to, $4 mos_min, $5 loss_max_pct, then the spans' starts,
         // then the agents. The conditions are `Store::call_stats`' (`build_calls_query`).
         let mut columns = Vec::new();
+        if by_agent {
+            columns.push("agent_id".to_owned());
+        }
         for k in 0..froms.len() {
             let f = format!("last_start_ns >= ${}", 6 + k);
             columns.push(format!(
@@ -157,9 +313,10 @@ impl Store {
         }
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {} FROM calls WHERE scope = $1 AND agent_id IN ({}) \
-             AND last_start_ns >= $2 AND last_start_ns < $3",
+             AND last_start_ns >= $2 AND last_start_ns < $3{}",
             columns.join(", "),
-            placeholders(6 + froms.len(), agents.len())
+            placeholders(6 + froms.len(), agents.len()),
+            if by_agent { " GROUP BY agent_id" } else { "" }
         ));
         let spans = froms.len();
         on_pool!(self, read, pool => async {
@@ -175,20 +332,31 @@ impl Store {
             for agent in agents {
                 query = query.bind(agent.as_str());
             }
-            let row = query.fetch_one(pool).await?;
-            let count = |name: String| -> Result<u64, sqlx::Error> {
-                Ok(u64::try_from(row.try_get::<i64, _>(name.as_str())?).unwrap_or(0))
-            };
-            (0..spans)
-                .map(|k| {
-                    Ok(CallStats {
-                        calls: count(format!("calls_{k}"))?,
-                        calls_with_mos: count(format!("calls_with_mos_{k}"))?,
-                        meeting_mos: count(format!("meeting_mos_{k}"))?,
-                        meeting_loss: count(format!("meeting_loss_{k}"))?,
-                        meeting_both: count(format!("meeting_both_{k}"))?,
-                        worst_loss_pct: row.try_get(format!("worst_loss_pct_{k}").as_str())?,
-                    })
+            let rows = query.fetch_all(pool).await?;
+            rows.iter()
+                .map(|row| {
+                    let count = |name: String| -> Result<u64, sqlx::Error> {
+                        Ok(u64::try_from(row.try_get::<i64, _>(name.as_str())?).unwrap_or(0))
+                    };
+                    let agent: Option<String> = if by_agent {
+                        Some(row.try_get("agent_id")?)
+                    } else {
+                        None
+                    };
+                    let stats = (0..spans)
+                        .map(|k| {
+                            Ok(CallStats {
+                                calls: count(format!("calls_{k}"))?,
+                                calls_with_mos: count(format!("calls_with_mos_{k}"))?,
+                                meeting_mos: count(format!("meeting_mos_{k}"))?,
+                                meeting_loss: count(format!("meeting_loss_{k}"))?,
+                                meeting_both: count(format!("meeting_both_{k}"))?,
+                                worst_loss_pct: row
+                                    .try_get(format!("worst_loss_pct_{k}").as_str())?,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+                    Ok((agent, stats))
                 })
                 .collect::<Result<Vec<_>, sqlx::Error>>()
         }.await)
@@ -216,6 +384,52 @@ impl Store {
                 agents.len()
             )));
         }
+        let rows = self
+            .problem_call_counts_query(scope, agents, from_ns, to_ns, mos_min, false)
+            .await?;
+        // Without GROUP BY the aggregate is one row, also over no records.
+        Ok(rows.into_iter().next().map(|(_, c)| c).unwrap_or_default())
+    }
+
+    /// [`Store::problem_call_counts`] of each agent of `agents` on its own, for any number of
+    /// agents (one query per [`MAX_AGENTS`]): the alert engine reads every customer's at once
+    /// and sums its agents' rows ([`ProblemCallCounts::add`]). Agents without such a record
+    /// have no row.
+    pub async fn problem_call_counts_by_agent(
+        &self,
+        scope: &str,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+        mos_min: f64,
+    ) -> Result<Vec<(String, ProblemCallCounts)>, StoreError> {
+        if agents.is_empty() || from_ns >= to_ns {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for chunk in agents.chunks(MAX_AGENTS) {
+            let rows = self
+                .problem_call_counts_query(scope, chunk, from_ns, to_ns, mos_min, true)
+                .await?;
+            out.extend(
+                rows.into_iter()
+                    .filter_map(|(agent, counts)| agent.map(|a| (a, counts))),
+            );
+        }
+        Ok(out)
+    }
+
+    /// The query of [`Store::problem_call_counts`] (one row) and, `by_agent`, of
+    /// [`Store::problem_call_counts_by_agent`] (a row per agent with such records).
+    async fn problem_call_counts_query(
+        &self,
+        scope: &str,
+        agents: &[String],
+        from_ns: i64,
+        to_ns: i64,
+        mos_min: f64,
+        by_agent: bool,
+    ) -> Result<Vec<(Option<String>, ProblemCallCounts)>, StoreError> {
         // A subnet customer's records are those attributed to it at ingest.
         let scoped = if scope.is_empty() {
             ""
@@ -223,17 +437,23 @@ impl Store {
             " AND EXISTS (SELECT 1 FROM call_record_scopes s WHERE s.customer_id = $4 \
                AND s.agent_id = r.agent_id AND s.call_key = r.call_key)"
         };
+        let (agent_column, group) = if by_agent {
+            ("r.agent_id AS agent_id, ", " GROUP BY r.agent_id")
+        } else {
+            ("", "")
+        };
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) AS problem_calls, \
+            "SELECT {agent_column}COUNT(*) AS problem_calls, \
                COALESCE(SUM(CASE WHEN c.min_mos IS NOT NULL THEN 1 ELSE 0 END), 0) AS with_mos, \
                COALESCE(SUM(CASE WHEN c.min_mos < $3 THEN 1 ELSE 0 END), 0) AS below_mos \
              FROM call_records r LEFT JOIN calls c ON c.scope = $4 AND c.agent_id = r.agent_id \
                AND c.call_key = r.call_id AND c.last_start_ns >= $1 AND c.last_start_ns < $2 \
              WHERE r.agent_id IN ({}) AND r.start_ns >= $1 AND r.start_ns < $2 \
-               AND r.outcome = 'answered' AND r.problems <> ''{scoped}",
+               AND r.outcome = 'answered' AND r.problems <> ''{scoped}{group}",
             placeholders(5, agents.len())
         ));
-        let (problem_calls, with_mos, below_mos): (i64, i64, i64) = on_pool!(self, read, pool => async {
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        on_pool!(self, read, pool => async {
             let mut query = sqlx::query(sql)
                 .bind(from_ns)
                 .bind(to_ns)
@@ -242,24 +462,55 @@ impl Store {
             for agent in agents {
                 query = query.bind(agent.as_str());
             }
-            let row = query.fetch_one(pool).await?;
-            Ok::<_, sqlx::Error>((
-                row.try_get("problem_calls")?,
-                row.try_get("with_mos")?,
-                row.try_get("below_mos")?,
-            ))
-        }.await)?;
-        let n = |v: i64| u64::try_from(v).unwrap_or(0);
-        Ok(ProblemCallCounts {
-            problem_calls: n(problem_calls),
-            with_mos: n(with_mos),
-            below_mos: n(below_mos),
-        })
+            let rows = query.fetch_all(pool).await?;
+            rows.iter()
+                .map(|row| {
+                    let agent: Option<String> = if by_agent {
+                        Some(row.try_get("agent_id")?)
+                    } else {
+                        None
+                    };
+                    Ok((
+                        agent,
+                        ProblemCallCounts {
+                            problem_calls: n(row.try_get("problem_calls")?),
+                            with_mos: n(row.try_get("with_mos")?),
+                            below_mos: n(row.try_get("below_mos")?),
+                        },
+                    ))
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        }.await)
+    }
+}
+
+impl ProblemCallCounts {
+    /// Adds the counts of another agent's records (disjoint from these).
+    pub fn add(&mut self, other: &ProblemCallCounts) {
+        self.problem_calls += other.problem_calls;
+        self.with_mos += other.with_mos;
+        self.below_mos += other.below_mos;
+    }
+}
+
+impl CallStats {
+    /// Adds the calls of another agent (disjoint from these): counts add up, the worst loss
+    /// is the higher one.
+    pub fn add(&mut self, other: &CallStats) {
+        self.calls += other.calls;
+        self.calls_with_mos += other.calls_with_mos;
+        self.meeting_mos += other.meeting_mos;
+        self.meeting_loss += other.meeting_loss;
+        self.meeting_both += other.meeting_both;
+        self.worst_loss_pct = match (self.worst_loss_pct, other.worst_loss_pct) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::str::FromStr;
 
     use super::*;
