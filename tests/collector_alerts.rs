@@ -28,7 +28,7 @@ use collector_proc::{Served, get_json, http_client, token_url, wait_until};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
-use voqa_wire::{Batch, StreamReport, StreamSummary, Timestamp, Transitions};
+use voqa_wire::{StreamReport, Timestamp, fixtures};
 
 fn main() {
     harness::main(
@@ -225,88 +225,8 @@ static BATCH: AtomicU32 = AtomicU32::new(1);
 fn call(n: u32, mos: f64, now_ns: i64) -> StreamReport {
     let start = Timestamp::from_ns(now_ns - 11_000_000_000);
     let end = Timestamp::from_ns(now_ns - 1_000_000_000);
-    let totals = StreamSummary {
-        src: "203.0.113.5:40000".into(),
-        dst: "198.51.100.20:50000".into(),
-        ssrc: "0x00000001".into(),
-        payload_type: 0,
-        codec: "PCMU".into(),
-        clock_rate: Some(8000),
-        call_id: Some(format!("call-{n}")),
-        first_seen: start,
-        last_seen: end,
-        packets: 500,
-        expected: 500,
-        lost: 0,
-        duplicates: 0,
-        reordered: 0,
-        jitter_ms: Some(1.0),
-        max_jitter_ms: Some(2.0),
-        mean_jitter_ms: Some(1.0),
-        max_delta_ms: 21.0,
-        burst_ratio: 1.0,
-        jb_discarded: 0,
-        effective_loss_pct: 0.0,
-        rtt_ms: None,
-        r_factor: Some(90.0),
-        mos: Some(mos),
-        loss_bursts: 0,
-        max_loss_burst: 0,
-        lost_rfc3550: 0,
-        delay_ms: Some(100.125),
-        delay_source: "assumed".into(),
-        clock_source: "static".into(),
-        detection: "sdp".into(),
-        jitter_buffer: "fixed:60".into(),
-        ie: Some(0.0),
-        bpl: Some(25.1),
-        flags: vec![],
-        media: "audio".into(),
-        srtp: false,
-        clock_inference: None,
-    };
-    StreamReport {
-        agent_id: AGENT.into(),
-        stream_id: format!("stream-{n}"),
-        src: totals.src.clone(),
-        dst: totals.dst.clone(),
-        ssrc: totals.ssrc.clone(),
-        payload_type: 0,
-        codec: "PCMU".into(),
-        clock_rate: Some(8000),
-        call_id: Some(format!("call-{n}")),
-        window_start: start,
-        window_end: end,
-        is_final: true,
-        end_reason: Some("bye".into()),
-        packets: 500,
-        expected: 500,
-        lost: 0,
-        duplicates: 0,
-        reordered: 0,
-        jitter_ms: Some(1.0),
-        max_jitter_ms: Some(2.0),
-        mean_jitter_ms: Some(1.0),
-        jitter_sum_ms: 500.0,
-        jitter_samples: 500,
-        jitter_histogram: None,
-        max_delta_ms: 21.0,
-        transitions: Transitions {
-            n00: 499,
-            n01: 0,
-            n10: 0,
-            n11: 0,
-        },
-        burst_ratio: 1.0,
-        jb_discarded: 0,
-        effective_loss_pct: 0.0,
-        rtt_ms: None,
-        delay_ms: Some(100.125),
-        r_factor: Some(90.0),
-        mos: Some(mos),
-        capture_drops: 0,
-        totals: Some(totals),
-    }
+    let (stream, call) = (format!("stream-{n}"), format!("call-{n}"));
+    fixtures::final_report(AGENT, &stream, &call, start, end, 500, mos)
 }
 
 fn now_ns() -> i64 {
@@ -318,18 +238,9 @@ fn now_ns() -> i64 {
 /// Ingests calls `first..first + count`, all with `mos`; returns when the collector acknowledged.
 fn ingest(base: &str, agent_token: &str, first: u32, count: u32, mos: f64) -> Instant {
     let now = now_ns();
-    let batch = Batch {
-        schema: voqa_wire::SCHEMA_VERSION,
-        batch_id: format!(
-            "00000000-0000-4000-8000-{:012x}",
-            BATCH.fetch_add(1, Ordering::SeqCst) + std::process::id() * 1000
-        ),
-        agent_id: AGENT.into(),
-        sent_at: Timestamp::from_ns(now),
-        reports: (first..first + count).map(|n| call(n, mos, now)).collect(),
-        heartbeats: vec![],
-        calls: vec![],
-    };
+    let id = BATCH.fetch_add(1, Ordering::SeqCst) + std::process::id() * 1000;
+    let reports = (first..first + count).map(|n| call(n, mos, now)).collect();
+    let batch = fixtures::batch(id.into(), AGENT, reports, vec![]);
     let status = rt().block_on(async {
         http_client()
             .post(format!("{base}/api/v1/ingest"))
