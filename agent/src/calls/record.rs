@@ -1,6 +1,7 @@
 //! A call as the world reads it: the `analyze` call object (`voqa_wire::CallSummary`) and the
 //! record the live agent ships when the call ends (`voqa_wire::CallRecord`), built by one
-//! function from the dialog, its streams' facts and its media problems.
+//! function ([`call_view`]) from the dialog, its streams' facts and its media problems: the
+//! `analyze` document writes the borrowed [`CallView`], records own its [`CallSummary`].
 //!
 //! Formatting only: it must not measure or judge (that is `dialog` and `media`). Identities
 //! leave pseudonymised here.

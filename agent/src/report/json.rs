@@ -184,7 +184,8 @@ fn stream<W: Write>(p: &mut Pretty<'_, W>, v: &StreamView<'_>) -> io::Result<()>
     Ok(())
 }
 
-/// The `calls` element: [`CallSummary`]'s fields in its order (destructured, like streams).
+/// The `calls` element: a [`CallView`], `CallSummary`'s fields in its order (destructured, like
+/// streams).
 fn call<W: Write>(p: &mut Pretty<'_, W>, c: &CallView<'_>) {
     let CallView {
         call_id,
