@@ -18,9 +18,10 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 use serde_json::ser::{CompactFormatter, Formatter};
-use voqa_wire::{CallEvent, CallMedia, CallSummary, MediaProblem, Timestamp};
+use voqa_wire::Timestamp;
 
 use super::{AnalyzeDocument, StreamView};
+use crate::calls::record::{CallView, EventView, MediaView, ProblemView};
 
 /// Bytes gathered before they are handed to the sink: a few hundred kilobytes stay in cache and
 /// make few enough writes.
@@ -62,9 +63,9 @@ pub fn write_document<W: Write>(doc: &AnalyzeDocument<'_>, sink: &mut W) -> io::
     p.close(b']');
     key!(p, "calls");
     p.open(b'[');
-    for c in &doc.calls {
+    for c in doc.call_views() {
         p.item();
-        call(&mut p, c);
+        call(&mut p, &c);
         p.flush_if_full()?;
     }
     p.close(b']');
@@ -183,9 +184,10 @@ fn stream<W: Write>(p: &mut Pretty<'_, W>, v: &StreamView<'_>) -> io::Result<()>
     Ok(())
 }
 
-/// The `calls` element: [`CallSummary`]'s fields in its order (destructured, like streams).
-fn call<W: Write>(p: &mut Pretty<'_, W>, c: &CallSummary) {
-    let CallSummary {
+/// The `calls` element: a [`CallView`], `CallSummary`'s fields in its order (destructured, like
+/// streams).
+fn call<W: Write>(p: &mut Pretty<'_, W>, c: &CallView<'_>) {
+    let CallView {
         call_id,
         from,
         to,
@@ -220,7 +222,7 @@ fn call<W: Write>(p: &mut Pretty<'_, W>, c: &CallSummary) {
     field!(p, "to", to);
     key!(p, "streams");
     p.open(b'[');
-    for index in streams {
+    for index in *streams {
         p.item();
         index.put(p);
     }
@@ -243,7 +245,7 @@ fn call<W: Write>(p: &mut Pretty<'_, W>, c: &CallSummary) {
     field!(p, "retransmissions", retransmissions);
     key!(p, "events");
     p.open(b'[');
-    for CallEvent { time, kind, by } in events {
+    for EventView { time, kind, by } in *events {
         p.item();
         p.open(b'{');
         field!(p, "time", time);
@@ -254,16 +256,16 @@ fn call<W: Write>(p: &mut Pretty<'_, W>, c: &CallSummary) {
     p.close(b']');
     key!(p, "media");
     p.open(b'[');
-    for CallMedia {
+    for MediaView {
         stream_id,
         direction,
         codec,
         mos,
-    } in media
+    } in *media
     {
         p.item();
         p.open(b'{');
-        field!(p, "stream_id", stream_id);
+        field!(p, "stream_id", stream_id.as_str());
         field!(p, "direction", direction);
         field!(p, "codec", codec);
         field!(p, "mos", mos);
@@ -275,11 +277,11 @@ fn call<W: Write>(p: &mut Pretty<'_, W>, c: &CallSummary) {
     field!(p, "worst_window_end", worst_window_end);
     key!(p, "problems");
     p.open(b'[');
-    for MediaProblem {
+    for ProblemView {
         kind,
         direction,
         start,
-    } in problems
+    } in *problems
     {
         p.item();
         p.open(b'{');
@@ -566,9 +568,12 @@ pub(super) fn stream_text(view: &StreamView<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::StreamList;
+    use crate::report::live::StreamId;
+    use crate::report::{CallList, StreamList};
     use proptest::prelude::*;
-    use voqa_wire::{AnalysisSettings, DialogStats, FileSummary};
+    use voqa_wire::{
+        AnalysisSettings, CallEvent, CallMedia, CallSummary, DialogStats, FileSummary, MediaProblem,
+    };
 
     fn float() -> impl Strategy<Value = f64> {
         // NaN and infinities included (serde_json writes them as null).
@@ -595,6 +600,7 @@ mod tests {
             indexes in proptest::collection::vec(any::<usize>(), 0..4),
             parts in any::<[bool; 4]>(),
             assumed in float(),
+            stream_id in any::<u64>(),
         ) {
             let t = |i: usize| times[i].map(Timestamp::from_ns);
             let text = |i: usize| texts[i].clone();
@@ -629,7 +635,7 @@ mod tests {
                 media: media_mos
                     .iter()
                     .map(|&mos| CallMedia {
-                        stream_id: text(9),
+                        stream_id: format!("{stream_id:016x}"),
                         direction: text(10),
                         codec: text(11),
                         mos,
@@ -647,6 +653,30 @@ mod tests {
                     .collect(),
                 bye_response: t(7),
             };
+            // The calls: views of the owned objects, written, must be serde's bytes of those
+            // objects (and the views must stand for them exactly).
+            let calls = [call, CallSummary::default()];
+            let view_parts: Vec<_> = calls.iter().map(ViewParts::of).collect();
+            let views: Vec<CallView<'_>> =
+                calls.iter().zip(&view_parts).map(|(c, v)| v.view(c)).collect();
+            for (view, owned) in views.iter().zip(&calls) {
+                // Compared as Debug text: NaN MOS values are equal there.
+                prop_assert_eq!(format!("{:?}", view.to_summary()), format!("{owned:?}"));
+            }
+            let mut ours = Vec::new();
+            let mut p = Pretty::new(&mut ours);
+            p.open(b'[');
+            for view in &views {
+                p.item();
+                super::call(&mut p, view);
+            }
+            p.close(b']');
+            prop_assert!(p.flush().is_ok());
+            prop_assert_eq!(
+                String::from_utf8(ours).unwrap_or_default(),
+                serde_json::to_string_pretty(&calls).unwrap_or_default()
+            );
+            // The rest of the document (its calls are those of real captures: tests/json_writer.rs).
             let doc = AnalyzeDocument {
                 files: vec![FileSummary {
                     path: text(0),
@@ -664,7 +694,7 @@ mod tests {
                     spans: Vec::new(),
                     jitter_buffer: "fixed:60",
                 },
-                calls: vec![call, CallSummary::default()],
+                calls: CallList::default(),
                 analysis: parts[2].then(|| AnalysisSettings {
                     jitter_buffer: text(3),
                     resync_after_late: counts[3],
@@ -678,6 +708,82 @@ mod tests {
                 String::from_utf8(ours).unwrap_or_default(),
                 serde_json::to_string_pretty(&doc).unwrap_or_default()
             );
+        }
+    }
+
+    /// The lists of a [`CallView`] of an owned call object, borrowed from it.
+    struct ViewParts<'c> {
+        events: Vec<EventView<'c>>,
+        media: Vec<MediaView<'c>>,
+        problems: Vec<ProblemView<'c>>,
+    }
+
+    impl<'c> ViewParts<'c> {
+        fn of(c: &'c CallSummary) -> Self {
+            ViewParts {
+                events: c
+                    .events
+                    .iter()
+                    .map(|e| EventView {
+                        time: e.time,
+                        kind: &e.kind,
+                        by: e.by.as_deref(),
+                    })
+                    .collect(),
+                media: c
+                    .media
+                    .iter()
+                    .filter_map(|m| {
+                        Some(MediaView {
+                            stream_id: StreamId::from_hex(&m.stream_id)?,
+                            direction: &m.direction,
+                            codec: &m.codec,
+                            mos: m.mos,
+                        })
+                    })
+                    .collect(),
+                problems: c
+                    .problems
+                    .iter()
+                    .map(|p| ProblemView {
+                        kind: &p.kind,
+                        direction: &p.direction,
+                        start: p.start,
+                    })
+                    .collect(),
+            }
+        }
+
+        fn view(&'c self, c: &'c CallSummary) -> CallView<'c> {
+            CallView {
+                call_id: &c.call_id,
+                from: c.from.as_deref(),
+                to: c.to.as_deref(),
+                streams: &c.streams,
+                setup: c.setup,
+                answer: c.answer,
+                end: c.end,
+                status: c.status,
+                first_provisional: c.first_provisional,
+                first_ringing: c.first_ringing,
+                reason_cause: c.reason_cause,
+                end_cause: c.end_cause.as_deref(),
+                ended_by: c.ended_by.as_deref(),
+                direction: c.direction.as_deref(),
+                peer: c.peer.as_deref(),
+                ring_ms: c.ring_ms,
+                duration_ms: c.duration_ms,
+                reinvites: c.reinvites,
+                forks: c.forks,
+                retransmissions: c.retransmissions,
+                events: &self.events,
+                media: &self.media,
+                mos: c.mos,
+                worst_window_start: c.worst_window_start,
+                worst_window_end: c.worst_window_end,
+                problems: &self.problems,
+                bye_response: c.bye_response,
+            }
         }
     }
 

@@ -27,6 +27,37 @@ pub fn stream_id_of(
     ssrc: u32,
     first_ns: i64,
 ) -> String {
+    stream_id_hex(src, dst, ssrc, first_ns).as_str().to_owned()
+}
+
+/// A stream id as its 16 hex digits, kept inline (the `analyze` document's calls name their
+/// streams by it without a `String` each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamId([u8; 16]);
+
+impl StreamId {
+    pub fn as_str(&self) -> &str {
+        // Only hex digits are ever stored (see `stream_id_hex` and `from_hex`).
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+
+    /// The id whose text is `hex`, if it is 16 lower-case hex digits.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let bytes: [u8; 16] = hex.as_bytes().try_into().ok()?;
+        bytes
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+            .then_some(StreamId(bytes))
+    }
+}
+
+/// [`stream_id_of`] without the `String`.
+pub fn stream_id_hex(
+    src: &std::net::SocketAddr,
+    dst: &std::net::SocketAddr,
+    ssrc: u32,
+    first_ns: i64,
+) -> StreamId {
     use std::fmt::Write;
     let mut h = Fnv1a(0xcbf2_9ce4_8422_2325);
     for addr in [src, dst] {
@@ -35,11 +66,11 @@ pub fn stream_id_of(
     }
     let _ = write!(h, "{ssrc}|{first_ns}");
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(16);
-    for i in (0..16).rev() {
-        out.push(char::from(HEX[((h.0 >> (4 * i)) & 0xf) as usize]));
+    let mut out = [0u8; 16];
+    for (i, digit) in out.iter_mut().enumerate() {
+        *digit = HEX[((h.0 >> (4 * (15 - i))) & 0xf) as usize];
     }
-    out
+    StreamId(out)
 }
 
 /// FNV-1a (64-bit), fed by `write!` as the text is formatted.

@@ -9,15 +9,20 @@ pub mod live;
 pub mod table;
 
 use std::net::SocketAddr;
+use std::ops::Range;
 
 use hashbrown::HashMap;
 use serde::Serialize;
 use voqa_wire::{
-    AnalysisSettings, AnalyzeOutput, CallSummary, ClockInference as WireClockInference,
-    FileSummary, StreamSummary, Timestamp,
+    AnalysisSettings, AnalyzeOutput, ClockInference as WireClockInference, FileSummary,
+    StreamSummary, Timestamp,
 };
 
-use crate::calls::record::call_summary;
+use crate::calls::dialog::Call;
+use crate::calls::record::{
+    CallParts, CallView, EventView, MediaView, ProblemView, call_view, event_views, media_view,
+    problem_views, worst_of,
+};
 use crate::calls::{StreamFacts, media};
 use crate::quality::codec::{CodecValues, MediaRole};
 use crate::quality::stream::ClockSource;
@@ -33,15 +38,13 @@ pub(crate) fn r6(x: f64) -> f64 {
 /// its serde attributes, with the streams serialised straight from the analysis result
 /// ([`StreamView`]) instead of first copied into owned summaries (a dozen `String`s per stream,
 /// built and freed: with 50,000 streams that was a tenth of the run). Serialising it gives the
-/// same bytes as serialising [`AnalyzeDocument::to_output`] (tested).
-#[derive(Serialize)]
+/// same bytes as serialising [`AnalyzeDocument::to_output`] (tested). The calls likewise, as
+/// [`CallView`]s.
 pub struct AnalyzeDocument<'a> {
     pub files: Vec<FileSummary>,
     streams: StreamList<'a>,
-    pub calls: Vec<CallSummary>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    calls: CallList<'a>,
     pub analysis: Option<AnalysisSettings>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub dialogs: Option<voqa_wire::DialogStats>,
 }
 
@@ -51,7 +54,11 @@ impl AnalyzeDocument<'_> {
         AnalyzeOutput {
             files: self.files.clone(),
             streams: self.streams.views().map(|v| v.to_summary()).collect(),
-            calls: self.calls.clone(),
+            calls: self
+                .calls
+                .views(&self.streams.names)
+                .map(|v| v.to_summary())
+                .collect(),
             analysis: self.analysis.clone(),
             dialogs: self.dialogs,
         }
@@ -84,6 +91,90 @@ impl<'a> StreamList<'a> {
 impl Serialize for StreamList<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.views())
+    }
+}
+
+/// The calls of the document, each written as a [`CallView`]: the call and its worst MOS,
+/// with its texts (pseudonyms, peer) in the document's `names` and its lists in shared
+/// vectors, by position: no allocation per call.
+#[derive(Default)]
+struct CallList<'a> {
+    calls: Vec<CallEntry<'a>>,
+    members: Vec<usize>,
+    events: Vec<EventView<'static>>,
+    media: Vec<MediaView<'a>>,
+    problems: Vec<ProblemView<'static>>,
+}
+
+/// A call of [`CallList`]: spans of `names`, ranges of the list's vectors.
+struct CallEntry<'a> {
+    call: &'a Call,
+    call_id: (usize, usize),
+    from: Option<(usize, usize)>,
+    to: Option<(usize, usize)>,
+    peer: Option<(usize, usize)>,
+    streams: Range<usize>,
+    events: Range<usize>,
+    media: Range<usize>,
+    problems: Range<usize>,
+    worst: (Option<f64>, Option<(i64, i64)>),
+}
+
+impl CallList<'_> {
+    fn views<'v>(&'v self, names: &'v str) -> impl Iterator<Item = CallView<'v>> + 'v {
+        let text = move |span: (usize, usize)| names.get(span.0..span.1).unwrap_or("");
+        self.calls.iter().map(move |c| {
+            call_view(
+                c.call,
+                CallParts {
+                    call_id: text(c.call_id),
+                    from: c.from.map(text),
+                    to: c.to.map(text),
+                    peer: c.peer.map(text),
+                    streams: self.members.get(c.streams.clone()).unwrap_or_default(),
+                    events: self.events.get(c.events.clone()).unwrap_or_default(),
+                    media: self.media.get(c.media.clone()).unwrap_or_default(),
+                    problems: self.problems.get(c.problems.clone()).unwrap_or_default(),
+                    worst: c.worst,
+                },
+            )
+        })
+    }
+}
+
+impl Serialize for AnalyzeDocument<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // `AnalyzeOutput`'s fields and attributes, with the streams and calls as views.
+        use serde::ser::SerializeStruct;
+        struct Calls<'d, 'a>(&'d AnalyzeDocument<'a>);
+        impl Serialize for Calls<'_, '_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let doc = self.0;
+                serializer.collect_seq(doc.calls.views(&doc.streams.names).map(|v| v.to_summary()))
+            }
+        }
+        let mut s = serializer.serialize_struct("AnalyzeOutput", 5)?;
+        s.serialize_field("files", &self.files)?;
+        s.serialize_field("streams", &self.streams)?;
+        s.serialize_field("calls", &Calls(self))?;
+        if let Some(analysis) = &self.analysis {
+            s.serialize_field("analysis", analysis)?;
+        } else {
+            s.skip_field("analysis")?;
+        }
+        if let Some(dialogs) = &self.dialogs {
+            s.serialize_field("dialogs", dialogs)?;
+        } else {
+            s.skip_field("dialogs")?;
+        }
+        s.end()
+    }
+}
+
+impl<'a> AnalyzeDocument<'a> {
+    /// The calls as written, in order.
+    pub fn call_views(&self) -> impl Iterator<Item = CallView<'_>> + '_ {
+        self.calls.views(&self.streams.names)
     }
 }
 
@@ -124,38 +215,62 @@ pub fn analyze_document<'a>(
         };
         spans[i] = Some(span);
     }
-    let mut calls = Vec::with_capacity(result.calls.len());
-    let mut members = Vec::new();
+    let mut list = CallList {
+        calls: Vec::with_capacity(result.calls.len()),
+        ..CallList::default()
+    };
     let mut facts: Vec<StreamFacts> = Vec::new();
     for call in &result.calls {
         let id = &*call.call_id;
         let (first, call_id) = match first_of.get(id) {
-            Some(&(first, (a, b))) => (first, names.get(a..b).unwrap_or("").to_owned()),
-            None => (usize::MAX, privacy.apply(id)),
+            Some(&(first, span)) => (first, span),
+            None => (usize::MAX, push_pseudonym(&mut names, privacy, id)),
         };
-        members.clear();
+        let members_from = list.members.len();
         let mut at = first;
         while let Some(&after) = next.get(at) {
-            members.push(at);
+            list.members.push(at);
             at = after;
         }
+        let members = members_from..list.members.len();
         facts.clear();
-        facts.extend(
-            members
-                .iter()
-                .filter_map(|&i| result.streams.get(i))
-                .map(StreamFacts::of),
-        );
+        let media_from = list.media.len();
+        for s in list.members[members.clone()]
+            .iter()
+            .filter_map(|&i| result.streams.get(i))
+        {
+            let f = StreamFacts::of(s);
+            list.media.push(media_view(call, &f, &s.codec));
+            facts.push(f);
+        }
         let problems =
             media::problems(call, &facts, &result.call_thresholds, result.capture_end_ns);
-        calls.push(call_summary(
+        let events_from = list.events.len();
+        list.events.extend(event_views(call));
+        let problems_from = list.problems.len();
+        list.problems.extend(problem_views(&problems));
+        let user =
+            |names: &mut String, u: Option<&str>| u.map(|u| push_pseudonym(names, privacy, u));
+        let from = user(&mut names, call.from_user.as_deref());
+        let to = user(&mut names, call.to_user.as_deref());
+        let peer = call.peer.map(|p| {
+            use std::fmt::Write;
+            let start = names.len();
+            let _ = write!(names, "{p}");
+            (start, names.len())
+        });
+        list.calls.push(CallEntry {
             call,
             call_id,
-            &facts,
-            members.clone(),
-            &problems,
-            privacy,
-        ));
+            from,
+            to,
+            peer,
+            streams: members,
+            events: events_from..list.events.len(),
+            media: media_from..list.media.len(),
+            problems: problems_from..list.problems.len(),
+            worst: worst_of(call, &facts),
+        });
     }
     AnalyzeDocument {
         files,
@@ -165,7 +280,7 @@ pub fn analyze_document<'a>(
             spans,
             jitter_buffer,
         },
-        calls,
+        calls: list,
         analysis: None,
         dialogs: Some(dialog_stats(result)),
     }

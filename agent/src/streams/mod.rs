@@ -1291,27 +1291,34 @@ impl Analyzer {
         // Call-ID hashed and its entry found, a cache miss per stream): the map is set aside
         // whole and goes with the leftovers.
         let by_call = std::mem::take(&mut self.streams_by_call);
-        self.closed.reserve(self.active.len());
-        if self.cfg.report_interval_ns.is_none() {
-            // Offline, closing a stream is only its meter's end and its result: taken in slot
-            // order, in place, with no 1 KiB record moved out of the table and the results in
-            // the order the streams started (nearly the document's, which the sort then finds).
-            // The spent records go with the leftovers.
+        let streams = if self.cfg.report_interval_ns.is_none() {
+            // Offline, closing a stream is only its meter's end and its result, taken in place
+            // (no 1 KiB record moved out of the table; the spent records go with the
+            // leftovers). The results are made straight into the document's order: the open
+            // streams' sort keys are sorted, and each result is written once, where it belongs,
+            // merged with the (sorted) results of streams closed earlier. Pushing them in slot
+            // order and sorting the results afterwards moved each large result twice or more.
             let mut active = std::mem::take(&mut self.active);
-            for stream in &mut active {
+            let mut open = Vec::with_capacity(active.len());
+            for (slot, stream) in active.iter_mut().enumerate() {
                 stream.meter.finish();
-                if let Some(result) = self.result_of(stream) {
-                    self.closed.push(result);
-                }
+                open.push((result_order(stream.meter.first_ns(), &stream.key), slot));
             }
+            let earlier = std::mem::take(&mut self.closed);
+            let streams = merge_in_order(earlier, open, |slot| {
+                active.get(slot).and_then(|stream| self.result_of(stream))
+            });
             self.spent = active;
-        }
-        while let Some(last) = self.active.len().checked_sub(1) {
-            self.close_slot(last, EndReason::Shutdown, end);
-        }
+            streams
+        } else {
+            while let Some(last) = self.active.len().checked_sub(1) {
+                self.close_slot(last, EndReason::Shutdown, end);
+            }
+            let mut streams = std::mem::take(&mut self.closed);
+            sort_results(&mut streams);
+            streams
+        };
         self.streams_by_call = by_call;
-        let mut streams = std::mem::take(&mut self.closed);
-        sort_results(&mut streams);
         // The ring of finished calls becomes the list in place (no call moved, unless the ring
         // wrapped around), not drained into a new one call by call.
         let mut calls: Vec<Call> = Vec::from(std::mem::take(&mut self.finished_calls));
@@ -1363,7 +1370,51 @@ impl ActiveStream {
 /// pairs with each result moved once (a comparison sort moving the results themselves cost
 /// several percent of a run with 50,000 streams).
 fn sort_results(streams: &mut [StreamResult]) {
-    stable_sort_by_key(streams, |s| (s.first_ns, s.key.src, s.key.dst, s.key.ssrc));
+    stable_sort_by_key(streams, |s| result_order(s.first_ns, &s.key));
+}
+
+/// The sort key of a result in the `analyze` document: (first packet, src, dst, SSRC).
+fn result_order(first_ns: i64, key: &StreamKey) -> (i64, SocketAddr, SocketAddr, u32) {
+    (first_ns, key.src, key.dst, key.ssrc)
+}
+
+/// The stable sort of `earlier` followed by the items `make` gives for `later`'s positions
+/// (`None`: no item), by [`result_order`]-like keys, with each item of `later` made once, in
+/// its final place. `later` holds (key, position); positions are distinct.
+fn merge_in_order<T: HasOrder>(
+    mut earlier: Vec<T>,
+    mut later: Vec<(T::Key, usize)>,
+    mut make: impl FnMut(usize) -> Option<T>,
+) -> Vec<T> {
+    stable_sort_by_key(&mut earlier, T::order);
+    // Distinct positions in the tuple make the unstable sort the stable one.
+    later.sort_unstable();
+    let mut out = Vec::with_capacity(earlier.len() + later.len());
+    let mut earlier = earlier.into_iter().peekable();
+    for (key, at) in later {
+        // Ties go to `earlier`: it came first.
+        while let Some(item) = earlier.next_if(|e| e.order() <= key) {
+            out.push(item);
+        }
+        if let Some(item) = make(at) {
+            out.push(item);
+        }
+    }
+    out.extend(earlier);
+    out
+}
+
+/// Items ordered by a key (results by [`result_order`]).
+trait HasOrder {
+    type Key: Ord;
+    fn order(&self) -> Self::Key;
+}
+
+impl HasOrder for StreamResult {
+    type Key = (i64, SocketAddr, SocketAddr, u32);
+    fn order(&self) -> Self::Key {
+        result_order(self.first_ns, &self.key)
+    }
 }
 
 /// `sort_by_key` (stable) that only reverses strictly descending input and leaves sorted input.
@@ -2152,6 +2203,41 @@ mod sort_tests {
             let mut std_sorted = items;
             std_sorted.sort_by_key(|&(k, _)| k);
             proptest::prop_assert_eq!(ours, std_sorted);
+        }
+    }
+
+    impl HasOrder for (u8, usize) {
+        type Key = u8;
+        fn order(&self) -> u8 {
+            self.0
+        }
+    }
+
+    proptest::proptest! {
+        /// Merging is the stable sort of `earlier` followed by the made items of `later`
+        /// (in position order), without the items `make` refuses.
+        #[test]
+        fn merge_in_order_is_the_stable_sort_of_both(
+            earlier in proptest::collection::vec(0u8..6, 0..30),
+            later in proptest::collection::vec((0u8..6, proptest::bool::ANY), 0..30),
+        ) {
+            let earlier: Vec<(u8, usize)> = earlier.into_iter().zip(0..).collect();
+            let n = earlier.len();
+            let made: Vec<Option<(u8, usize)>> = later
+                .iter()
+                .enumerate()
+                .map(|(i, &(k, keep))| keep.then_some((k, n + i)))
+                .collect();
+            let keys: Vec<(u8, usize)> = later.iter().enumerate().map(|(i, &(k, _))| (k, i)).collect();
+            let mut calls = 0;
+            let ours = merge_in_order(earlier.clone(), keys, |i| {
+                calls += 1;
+                made.get(i).copied().flatten()
+            });
+            let mut want: Vec<(u8, usize)> = earlier.into_iter().chain(made.iter().copied().flatten()).collect();
+            want.sort_by_key(|&(k, _)| k);
+            proptest::prop_assert_eq!(ours, want);
+            proptest::prop_assert_eq!(calls, later.len(), "each later item made once");
         }
     }
 
