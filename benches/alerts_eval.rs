@@ -15,126 +15,18 @@ use std::time::Instant;
 use voqa_collector::alerts::engine::Engine;
 use voqa_collector::config::{CollectorConfig, LiveConfig};
 use voqa_collector::store::Store;
-use voqa_wire::{
-    Batch, Heartbeat, StreamReport, StreamSummary, Timestamp, Transitions, WorkerCounters,
-};
+use voqa_wire::{StreamReport, Timestamp, fixtures};
 
 const S: i64 = 1_000_000_000;
 
+/// Call `n` of `agent`: one clean stream of 3,000 packets over the minute from `start_ns`.
 fn report(agent: &str, n: u32, mos: f64, start_ns: i64) -> StreamReport {
     let (start, end) = (
         Timestamp::from_ns(start_ns),
         Timestamp::from_ns(start_ns + 60 * S),
     );
-    let call = format!("{agent}-call-{n}");
-    let totals = StreamSummary {
-        src: "203.0.113.5:40000".into(),
-        dst: "198.51.100.20:50000".into(),
-        ssrc: "0x00000001".into(),
-        payload_type: 0,
-        codec: "PCMU".into(),
-        clock_rate: Some(8000),
-        call_id: Some(call.clone()),
-        first_seen: start,
-        last_seen: end,
-        packets: 3000,
-        expected: 3000,
-        lost: 0,
-        duplicates: 0,
-        reordered: 0,
-        jitter_ms: Some(1.0),
-        max_jitter_ms: Some(2.0),
-        mean_jitter_ms: Some(1.0),
-        max_delta_ms: 21.0,
-        burst_ratio: 1.0,
-        jb_discarded: 0,
-        effective_loss_pct: 0.0,
-        rtt_ms: None,
-        r_factor: Some(90.0),
-        mos: Some(mos),
-        loss_bursts: 0,
-        max_loss_burst: 0,
-        lost_rfc3550: 0,
-        delay_ms: Some(100.0),
-        delay_source: "assumed".into(),
-        clock_source: "static".into(),
-        detection: "sdp".into(),
-        jitter_buffer: "fixed:60".into(),
-        ie: Some(0.0),
-        bpl: Some(25.1),
-        flags: vec![],
-        media: "audio".into(),
-        srtp: false,
-        clock_inference: None,
-    };
-    StreamReport {
-        agent_id: agent.into(),
-        stream_id: format!("s{n}"),
-        src: totals.src.clone(),
-        dst: totals.dst.clone(),
-        ssrc: totals.ssrc.clone(),
-        payload_type: 0,
-        codec: "PCMU".into(),
-        clock_rate: Some(8000),
-        call_id: Some(call),
-        window_start: start,
-        window_end: end,
-        is_final: true,
-        end_reason: Some("bye".into()),
-        packets: 3000,
-        expected: 3000,
-        lost: 0,
-        duplicates: 0,
-        reordered: 0,
-        jitter_ms: Some(1.0),
-        max_jitter_ms: Some(2.0),
-        mean_jitter_ms: Some(1.0),
-        jitter_sum_ms: 3000.0,
-        jitter_samples: 3000,
-        jitter_histogram: None,
-        max_delta_ms: 21.0,
-        transitions: Transitions {
-            n00: 2999,
-            n01: 0,
-            n10: 0,
-            n11: 0,
-        },
-        burst_ratio: 1.0,
-        jb_discarded: 0,
-        effective_loss_pct: 0.0,
-        rtt_ms: None,
-        delay_ms: Some(100.0),
-        r_factor: Some(90.0),
-        mos: Some(mos),
-        capture_drops: 0,
-        totals: Some(totals),
-    }
-}
-
-fn heartbeat(agent: &str, at_ns: i64) -> Heartbeat {
-    Heartbeat {
-        agent_id: agent.into(),
-        agent_version: "0.1.0".into(),
-        time: Timestamp::from_ns(at_ns),
-        host_uptime_s: 1000,
-        cpu_pct: 3.0,
-        agent_cpu_pct: 1.0,
-        mem_total_bytes: 1 << 30,
-        mem_used_bytes: 1 << 29,
-        agent_rss_bytes: 1 << 24,
-        load_avg: [0.1, 0.1, 0.1],
-        workers: vec![WorkerCounters {
-            worker: 0,
-            kernel_packets: 100,
-            kernel_drops: 0,
-            kernel_freezes: 0,
-            frames: 100,
-        }],
-        streams_tracked: 1,
-        streams_evicted: 0,
-        processes: vec![],
-        shipping: None,
-    }
+    let (stream, call) = (format!("s{n}"), format!("{agent}-call-{n}"));
+    fixtures::final_report(agent, &stream, &call, start, end, 3000, mos)
 }
 
 fn config(customers: u32) -> String {
@@ -206,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
     for c in (0..customers).filter(|_| !loaded) {
         let agent = format!("agent-{c:04}");
         let beats = (0..360)
-            .map(|m| heartbeat(&agent, now - (360 - m) * 60 * S))
+            .map(|m| fixtures::heartbeat(&agent, Timestamp::from_ns(now - (360 - m) * 60 * S)))
             .collect();
         let reports = (0..12u32)
             .map(|n| {
@@ -214,15 +106,7 @@ async fn main() -> anyhow::Result<()> {
                 report(&agent, n, mos, now - i64::from(60 - 5 * n) * 60 * S)
             })
             .collect();
-        let batch = Batch {
-            schema: voqa_wire::SCHEMA_VERSION,
-            batch_id: format!("00000000-0000-4000-8000-{c:012x}"),
-            agent_id: agent.clone(),
-            sent_at: Timestamp::from_ns(now),
-            reports,
-            heartbeats: beats,
-            calls: vec![],
-        };
+        let batch = fixtures::batch(c.into(), &agent, reports, beats);
         store.ingest(&batch, now).await?;
     }
     store.refresh_statistics().await?;
