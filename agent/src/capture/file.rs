@@ -768,7 +768,7 @@ impl CaptureReader {
     /// [`CaptureReader::unread`] (offline analysis at full speed): the same frames, without
     /// keeping a copy of each frame's location for `unread`, which only a paced source needs.
     /// `unread` after this call returns nothing again.
-    #[inline]
+    #[inline(always)]
     pub fn next_frame_unpaced(&mut self) -> Option<Frame<'_>> {
         if self.again {
             return self.next_frame();
