@@ -313,6 +313,9 @@ fn gre_inner(gre: &[u8]) -> Result<Option<link::LinkFrame<'_>>, ()> {
 /// transparent Ethernet, ERSPAN I/II/III) headers. `wire_len` is the original length on the
 /// wire; when it exceeds `data.len()` the frame was cut by the snap length, and length fields
 /// pointing past the captured bytes mean `Truncated` rather than `Malformed`.
+// Inlined into the packet loop so that the common datagram stays in registers instead of
+// being returned through memory; the rare shapes stay behind a call (`decode_chain`).
+#[inline]
 pub fn decode_frame(linktype: u32, data: &[u8], wire_len: u32) -> Result<Decoded<'_>, Skip> {
     match plain_udp4(linktype, data) {
         Some(datagram) => Ok(Decoded::Udp(datagram)),
@@ -321,6 +324,7 @@ pub fn decode_frame(linktype: u32, data: &[u8], wire_len: u32) -> Result<Decoded
 }
 
 /// [`decode_frame`] layer by layer, for every shape of frame.
+#[inline(never)]
 fn decode_chain(linktype: u32, data: &[u8], wire_len: u32) -> Result<Decoded<'_>, Skip> {
     let cut_by_snaplen = usize::try_from(wire_len).map_or(true, |wire| wire > data.len());
     let short = if cut_by_snaplen {

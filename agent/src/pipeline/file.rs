@@ -225,7 +225,8 @@ impl Source for FileSource<'_, '_> {
                 let mut ended = false;
                 if let Some(reader) = self.current.as_mut() {
                     while delivered < BATCH as u64 {
-                        let Some(frame) = reader.next_frame() else {
+                        // Never unread at full speed: no bookkeeping for it.
+                        let Some(frame) = reader.next_frame_unpaced() else {
                             ended = true;
                             break;
                         };

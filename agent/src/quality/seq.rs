@@ -347,6 +347,7 @@ impl SequenceWindow {
         self.ext_hi.saturating_sub(WINDOW - 1)
     }
 
+    #[inline]
     fn finalize_one(&mut self, lost: bool, discarded: bool) {
         let flag = lost || discarded;
         self.finalized = self.finalized.saturating_add(1);
@@ -411,6 +412,51 @@ impl SequenceWindow {
         self.prev_ext = ext;
         self.packets = self.packets.saturating_add(1);
 
+        // The next packet in order, by far the most common arrival: the same steps as the
+        // general branch below, specialised. Position `ext - WINDOW` (the one that leaves the
+        // window) has the bit slot of `ext` (they differ by WINDOW), so one load serves both.
+        if self.ext_hi.checked_add(1) == Some(ext) {
+            let new_window_lo = ext.saturating_sub(WINDOW - 1);
+            // `word` is 0 or 1 (`ext % WINDOW / 64`): the indexing below cannot fail.
+            let (word, mask) = WindowBits::slot(ext);
+            if new_window_lo <= self.pending_lo {
+                // Young stream: nothing leaves the window yet.
+            } else if self.pending_lo.wrapping_add(1) == new_window_lo
+                && self.pending_lo.wrapping_add(WINDOW) == ext
+            {
+                // Steady state: exactly one position, `ext - WINDOW`, is finalized.
+                let received = self.received_bits.0[word] & mask != 0;
+                let discarded = received && self.discarded_bits.0[word] & mask != 0;
+                self.finalize_one(!received, discarded);
+                self.pending_lo = new_window_lo;
+            } else {
+                self.finalize_below(new_window_lo);
+            }
+            self.discarded_bits.0[word] &= !mask;
+            self.received_bits.0[word] |= mask;
+            self.ext_hi = ext;
+            return Arrival {
+                ext,
+                duplicate: false,
+                reordered: false,
+            };
+        }
+        self.arrive(ext)
+    }
+
+    /// [`SequenceWindow::on_packet`] without its in-order fast path: the reference the fast
+    /// path is tested against.
+    #[cfg(test)]
+    fn on_packet_general(&mut self, seq: u16) -> Arrival {
+        let ext = extend64(self.prev_ext, seq);
+        self.prev_ext = ext;
+        self.packets = self.packets.saturating_add(1);
+        self.arrive(ext)
+    }
+
+    /// Classifies the packet at extended number `ext` (any arrival; `packets` counted already).
+    #[inline]
+    fn arrive(&mut self, ext: u64) -> Arrival {
         if ext > self.ext_hi {
             let new_window_lo = ext.saturating_sub(WINDOW - 1);
             self.finalize_below(new_window_lo);
@@ -960,6 +1006,45 @@ mod tests {
             }
             prop_assert_eq!(window.loss_bursts(), runs);
             prop_assert_eq!(window.max_loss_burst(), longest);
+        }
+
+        #[test]
+        fn in_order_fast_path_is_the_general_path(
+            first in any::<u16>(),
+            steps in proptest::collection::vec((0u8..16, any::<bool>(), any::<bool>()), 1..700),
+        ) {
+            // Mostly next-in-order packets (the fast path), with gaps, late, duplicate and
+            // discarded ones mixed in: both paths must leave identical state after every packet.
+            let mut fast = SequenceWindow::new(first);
+            let mut general = fast.clone();
+            let mut seq = first;
+            for &(kind, discard, discard_old) in &steps {
+                let next = match kind {
+                    0 => seq.wrapping_add(3),
+                    1 => seq.wrapping_sub(5),
+                    2 => seq,
+                    3 => seq.wrapping_add(200),
+                    _ => seq.wrapping_add(1),
+                };
+                if kind != 1 && kind != 2 {
+                    seq = next;
+                }
+                let a = fast.on_packet(next);
+                let b = general.on_packet_general(next);
+                prop_assert_eq!(a, b);
+                if discard {
+                    fast.mark_discarded(a.ext);
+                    general.mark_discarded(b.ext);
+                }
+                if discard_old {
+                    fast.mark_discarded(a.ext.wrapping_sub(WINDOW - 1));
+                    general.mark_discarded(b.ext.wrapping_sub(WINDOW - 1));
+                }
+                prop_assert_eq!(&fast, &general);
+            }
+            fast.finish();
+            general.finish();
+            prop_assert_eq!(&fast, &general);
         }
 
         #[test]

@@ -308,6 +308,7 @@ impl StreamMeter {
     }
 
     /// Feeds one packet in arrival order. The first call must be with the packet given to `new`.
+    #[inline]
     pub fn on_packet(&mut self, meta: &RtpMeta, role: PacketRole) -> MeterOutcome {
         if self.packets > 0 {
             match self.seq.update(meta.seq) {

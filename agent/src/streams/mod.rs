@@ -819,11 +819,26 @@ impl Analyzer {
     /// Moves packet time forward to `ts_ns`: emits the interval reports of every boundary
     /// crossed and closes idle streams and streams whose call ended. Live capture also calls it
     /// from its poll loop when no packets arrive, so quiet streams still report and end.
+    #[inline]
     pub fn advance_to(&mut self, ts_ns: i64) {
         if ts_ns <= self.now_ns {
             return;
         }
         self.now_ns = ts_ns;
+        // Almost every frame: no sweep due and no report boundary to look for (offline
+        // analysis has none). Checked inline; the rest is a call made about once a second.
+        if ts_ns.saturating_sub(self.last_sweep_ns) < 1_000_000_000
+            && self.cfg.report_interval_ns.is_none_or(|i| i <= 0)
+        {
+            return;
+        }
+        self.sweep_and_report(ts_ns);
+    }
+
+    /// [`Analyzer::advance_to`] once packet time has moved: the 1-second sweep and the
+    /// interval reports of every boundary crossed.
+    #[inline(never)]
+    fn sweep_and_report(&mut self, ts_ns: i64) {
         if ts_ns.saturating_sub(self.last_sweep_ns) >= 1_000_000_000 {
             self.sweep_candidates(ts_ns);
             self.fragments
