@@ -3,7 +3,8 @@
 //! warning bookkeeping) and the streaming reader (`CaptureReader`: the same parser fed through a
 //! small buffer by a reader that hands out a few bytes per call, so that every record crosses
 //! buffer and read boundaries), and the shared-read driver (`CaptureReader::shared_from_read`:
-//! a reading thread's chunks parsed in place, records across chunks assembled). All must agree
+//! a reading thread's chunks parsed in place, records across chunks assembled; its frames taken
+//! alternately through `next_frame` and `next_frame_unpaced`). All must agree
 //! frame for frame, warning for warning.
 //!
 //! Input layout: byte 0 is the number of bytes per read (1..=256), byte 1 the reader's buffer
@@ -143,7 +144,15 @@ fuzz_target!(|input: &[u8]| {
     .expect("shared read");
     let mut shared = shared.pop().expect("one reader");
     let mut index = 0;
-    while let Some(frame) = shared.next_frame() {
+    // Both entry points in turn: `next_frame_unpaced` (offline analysis at full speed, its
+    // one-step read of a record inside the chunk) must give the frames `next_frame` gives.
+    loop {
+        let next = if index % 2 == 0 {
+            shared.next_frame_unpaced()
+        } else {
+            shared.next_frame()
+        };
+        let Some(frame) = next else { break };
         let got = (
             frame.ts_ns,
             frame.linktype,
