@@ -27,11 +27,26 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 export VOQA_PSEUDONYM_KEY=bench # a fixed key: the JSON of two binaries can be compared
 
+timed() { # OUT CMD... -> "wall user sys" in seconds, to the microsecond (/usr/bin/time rounds to
+  # 10 ms, a twentieth of the 10k run); the command's stdout goes to OUT
+  python3 - "$@" <<'PY'
+import resource, subprocess, sys, time
+out, cmd = sys.argv[1], sys.argv[2:]
+before = resource.getrusage(resource.RUSAGE_CHILDREN)
+start = time.perf_counter()
+with open(out, "wb") as f:
+    subprocess.run(cmd, stdout=f, check=True)
+wall = time.perf_counter() - start
+after = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{wall:.6f} {after.ru_utime - before.ru_utime:.6f} {after.ru_stime - before.ru_stime:.6f}")
+PY
+}
+
 measure() { # FILE -> "wall user sys" of the median run
   local cap=$1 times=()
   cat "$cap" > /dev/null # page cache warm
   for _ in $(seq "$runs"); do
-    times+=("$( { /usr/bin/time -f "%e %U %S" "$bin" analyze --threads 1 --format json --quiet "$cap" > "$out/analyze.json"; } 2>&1 | tail -1)")
+    times+=("$(timed "$out/analyze.json" "$bin" analyze --threads 1 --format json --quiet "$cap")")
   done
   printf '%s\n' "${times[@]}" | sort -n | awk -v n="$runs" 'NR==int((n+1)/2)'
 }
@@ -42,7 +57,7 @@ for cap in "$small" "$large"; do
   frames=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["files"][0]["packets"], len(d["streams"]), sum(1 for s in d["streams"] if s["detection"]=="sdp"), len(d["calls"]))' "$out/analyze.json")
   sha=$(sha256sum "$out/analyze.json" | cut -c1-16)
   if [ -z "${NO_TSHARK:-}" ] && command -v tshark > /dev/null; then
-    tsh=$( { /usr/bin/time -f "%e %U %S" tshark -n -q -r "$cap" -z rtp,streams > "$out/tshark.txt"; } 2>&1 | tail -1)
+    tsh=$(timed "$out/tshark.txt" tshark -n -q -r "$cap" -z rtp,streams)
     tstreams=$(grep -cE '0x[0-9A-Fa-f]{8}' "$out/tshark.txt" || true)
   else
     tsh="0 0 0"
