@@ -666,18 +666,17 @@ impl Analyzer {
                 }
             }
         }
-        let packets: Vec<RtpMeta> = candidate.replayable().copied().collect();
-        let Some(first) = packets.first().copied() else {
+        // The candidate's packets are walked where they are (it does not change here), not
+        // collected: that was an allocation per stream.
+        let packets = || candidate.replayable();
+        let Some(first) = packets().next().copied() else {
             return;
         };
         // The main payload type is the first one that is real audio, else the first one seen.
-        let main = packets
-            .iter()
+        let main = packets()
             .find(|p| resolve_payload(p.pt, profile.as_deref()).0.role == MediaRole::Audio)
             .or_else(|| {
-                packets
-                    .iter()
-                    .find(|p| measurable(resolve_payload(p.pt, profile.as_deref()).0.role))
+                packets().find(|p| measurable(resolve_payload(p.pt, profile.as_deref()).0.role))
             })
             .copied()
             .unwrap_or(first);
@@ -737,7 +736,7 @@ impl Analyzer {
         let (hasher, active) = (&self.hasher, &self.active);
         self.index
             .insert_unique(hash, slot as u32, |&s| key_hash_of(hasher, active, s));
-        for p in &packets {
+        for p in packets() {
             self.counters.rtp += 1;
             self.feed(slot, p);
         }
