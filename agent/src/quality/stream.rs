@@ -4,6 +4,11 @@
 //!
 //! It never sees payload bytes (only `RtpMeta`), never reads a clock, and allocates nothing
 //! per packet. Its size is part of the ≤ 1 KiB-per-stream budget (asserted in tests).
+//!
+//! What only interval reports need (the current window's marks and jitter bins, a
+//! [`WindowState`]) lives outside the meter and is passed in by the caller: offline analysis
+//! has no windows, and with tens of thousands of streams those 336 bytes a stream (a third of
+//! its record) cost page faults and a cache line per packet for figures nobody reads.
 
 use super::burst::MarkovCounts;
 use super::codec::{CodecInfo, MediaRole};
@@ -154,8 +159,7 @@ pub struct WindowFigures {
 
 /// Cumulative values at the start of the current window.
 ///
-/// `repr(C)`, the two maxima first: they are the only fields every packet updates, and they sit
-/// at the end of the meter's hot part (see [`StreamMeter`]).
+/// `repr(C)`, the two maxima first: they are the only fields every packet updates.
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C)]
 struct WindowMarks {
@@ -173,12 +177,27 @@ struct WindowMarks {
     jitter_samples: u64,
 }
 
+/// The state of a stream's current report window (interval reports only): the cumulative
+/// values at its start, its maxima and its per-packet jitter bins. Given to
+/// [`StreamMeter::on_packet`] by callers that report windows, and taken by
+/// [`StreamMeter::take_window`]; offline analysis keeps none (see the module comment).
+///
+/// `repr(C)`: the maxima, updated by every packet, come first; then one line of the bins per
+/// packet.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
+pub struct WindowState {
+    marks: WindowMarks,
+    /// Per-packet jitter of the current window.
+    jitter_bins: JitterBins,
+}
+
 /// Per-stream meters. Created from the stream's first counted packet.
 ///
 /// `repr(C)` and the field order are for the cache (with many streams every line of the state
 /// an RTP packet touches is a likely miss): the fields each packet reads or writes come first,
-/// contiguous, ending with the window maxima at the head of `marks`; the jitter bins (one line
-/// of them per packet), the codec and the rest come last.
+/// contiguous; the codec, read only at stream start and at the end, comes last. The window
+/// state is not here (see [`WindowState`]).
 #[derive(Debug)]
 #[repr(C)]
 pub struct StreamMeter {
@@ -210,9 +229,6 @@ pub struct StreamMeter {
     jitter: Jitter,
     jbuf: JitterBuffer,
     held_jump: Option<RtpMeta>,
-    marks: WindowMarks,
-    /// Per-packet jitter of the current window.
-    jitter_bins: JitterBins,
     codec: CodecInfo,
 }
 
@@ -253,8 +269,6 @@ impl StreamMeter {
             ptime_votes: 0,
             held_jump: None,
             jumps: 0,
-            marks: WindowMarks::default(),
-            jitter_bins: JitterBins::default(),
             gap_start_ms: 0,
             gap_ms_cn: 0,
         }
@@ -308,8 +322,15 @@ impl StreamMeter {
     }
 
     /// Feeds one packet in arrival order. The first call must be with the packet given to `new`.
+    /// `window`: the stream's current report window, when windows are reported (always the
+    /// same one until [`StreamMeter::take_window`] closes it); `None` offline.
     #[inline]
-    pub fn on_packet(&mut self, meta: &RtpMeta, role: PacketRole) -> MeterOutcome {
+    pub fn on_packet(
+        &mut self,
+        meta: &RtpMeta,
+        role: PacketRole,
+        window: Option<&mut WindowState>,
+    ) -> MeterOutcome {
         if self.packets > 0 {
             match self.seq.update(meta.seq) {
                 SeqUpdate::Valid | SeqUpdate::Probation => {}
@@ -328,18 +349,20 @@ impl StreamMeter {
             }
         }
         self.held_jump = None;
-        self.count(meta, role);
+        self.count(meta, role, window);
         MeterOutcome::Counted
     }
 
-    fn count(&mut self, meta: &RtpMeta, role: PacketRole) {
+    fn count(&mut self, meta: &RtpMeta, role: PacketRole, mut window: Option<&mut WindowState>) {
         if self.packets > 0 {
             let delta = meta.ts_ns.saturating_sub(self.last_ns);
             if delta > self.max_delta_ns {
                 self.max_delta_ns = delta;
             }
-            if delta > self.marks.max_delta_ns {
-                self.marks.max_delta_ns = delta;
+            if let Some(w) = window.as_deref_mut()
+                && delta > w.marks.max_delta_ns
+            {
+                w.marks.max_delta_ns = delta;
             }
             let delta_ms = u32::try_from(delta / 1_000_000).map_or(!CN_BIT, |d| d.min(!CN_BIT));
             let after_cn = self.gap_ms_cn & CN_BIT != 0;
@@ -389,11 +412,13 @@ impl StreamMeter {
         self.jitter.on_packet(meta.ts_ns, meta.rtp_ts, clock);
 
         let jitter_now_ms = self.jitter.jitter_ms(clock);
-        if self.jitter.samples() != samples_before {
-            self.jitter_bins.record_ms(jitter_now_ms);
-        }
-        if jitter_now_ms > self.marks.max_jitter_ms {
-            self.marks.max_jitter_ms = jitter_now_ms;
+        if let Some(w) = window {
+            if self.jitter.samples() != samples_before {
+                w.jitter_bins.record_ms(jitter_now_ms);
+            }
+            if jitter_now_ms > w.marks.max_jitter_ms {
+                w.marks.max_jitter_ms = jitter_now_ms;
+            }
         }
         let base = self.ts_base.map_or(ts_ext, std::num::NonZeroU64::get);
         let media_ms = (ts_ext as f64 - base as f64) * 1000.0 / f64::from(clock);
@@ -446,9 +471,14 @@ impl StreamMeter {
         self.window.finish();
     }
 
-    /// Figures since the previous window, and starts the next one. After `finish` (the final
-    /// window) every remaining position is counted, so the windows sum exactly to the totals.
-    pub fn take_window(&mut self, inputs: &SummaryInputs) -> WindowFigures {
+    /// Figures since the previous window (`window`, the state every packet since was fed
+    /// with), and starts the next one in it. After `finish` (the final window) every remaining
+    /// position is counted, so the windows sum exactly to the totals.
+    pub fn take_window(
+        &mut self,
+        window: &mut WindowState,
+        inputs: &SummaryInputs,
+    ) -> WindowFigures {
         let (finalized, finalized_lost) = if self.window.is_finished() {
             // Positions the finalizer never saw (a late packet below the first) still belong to the totals.
             (
@@ -458,7 +488,7 @@ impl StreamMeter {
         } else {
             self.window.finalized()
         };
-        let m = self.marks;
+        let m = window.marks;
         let markov_now = self.window.markov();
         let transitions = MarkovCounts {
             n00: markov_now.n00.saturating_sub(m.markov.n00),
@@ -502,7 +532,7 @@ impl StreamMeter {
             mean_jitter_ms,
             jitter_sum_ms,
             jitter_samples,
-            jitter_bins: std::mem::take(&mut self.jitter_bins),
+            jitter_bins: std::mem::take(&mut window.jitter_bins),
             max_delta_ms: m.max_delta_ns as f64 / 1e6,
             transitions,
             burst_ratio,
@@ -513,7 +543,7 @@ impl StreamMeter {
             r_factor,
             mos,
         };
-        self.marks = WindowMarks {
+        window.marks = WindowMarks {
             packets: self.packets,
             finalized,
             finalized_lost,
@@ -643,18 +673,46 @@ mod tests {
             &packets[0],
         );
         for p in packets {
-            assert_eq!(m.on_packet(p, PacketRole::Audio), MeterOutcome::Counted);
+            assert_eq!(
+                m.on_packet(p, PacketRole::Audio, None),
+                MeterOutcome::Counted
+            );
         }
         m.finish();
         m
     }
 
+    /// [`feed`] with a report window (interval reports): the meter and the window's state.
+    fn feed_windowed(packets: &[RtpMeta]) -> (StreamMeter, WindowState) {
+        let mut m = StreamMeter::new(
+            pcmu(),
+            Some(8000),
+            JitterBufferModel::default(),
+            &packets[0],
+        );
+        let mut w = WindowState::default();
+        for p in packets {
+            assert_eq!(
+                m.on_packet(p, PacketRole::Audio, Some(&mut w)),
+                MeterOutcome::Counted
+            );
+        }
+        m.finish();
+        (m, w)
+    }
+
     #[test]
     fn meter_size_fits_the_per_stream_budget() {
+        // 864 bytes with the window state inside; 528 without it (offline analysis).
         assert!(
-            std::mem::size_of::<StreamMeter>() <= 880,
+            std::mem::size_of::<StreamMeter>() <= 528,
             "{}",
             std::mem::size_of::<StreamMeter>()
+        );
+        assert!(
+            std::mem::size_of::<WindowState>() <= 336,
+            "{}",
+            std::mem::size_of::<WindowState>()
         );
     }
 
@@ -670,11 +728,14 @@ mod tests {
             .enumerate()
             .map(|(i, a)| meta(*a, 100 + i as u16, 160 * i as u32))
             .collect();
-        let mut m = feed(&pkts);
-        let w = m.take_window(&SummaryInputs {
-            rtt_ms: None,
-            assumed_one_way_ms: 20.0,
-        });
+        let (mut m, mut window) = feed_windowed(&pkts);
+        let w = m.take_window(
+            &mut window,
+            &SummaryInputs {
+                rtt_ms: None,
+                assumed_one_way_ms: 20.0,
+            },
+        );
         assert_eq!(w.jitter_samples, 7);
         let bins: Vec<(u64, u64)> = w.jitter_bins.iter().collect();
         assert_eq!(
@@ -789,7 +850,7 @@ mod tests {
         };
         let mut m = StreamMeter::new(pcmu(), Some(8000), off, &pkts[0]);
         for p in &pkts {
-            m.on_packet(p, PacketRole::Audio);
+            m.on_packet(p, PacketRole::Audio, None);
         }
         m.finish();
         let s = m.summary(&SummaryInputs {
@@ -823,16 +884,19 @@ mod tests {
         let first = pkts[0];
         let mut m = StreamMeter::new(pcmu(), Some(8000), JitterBufferModel::default(), &first);
         for p in pkts.drain(..) {
-            assert_eq!(m.on_packet(&p, PacketRole::Audio), MeterOutcome::Counted);
+            assert_eq!(
+                m.on_packet(&p, PacketRole::Audio, None),
+                MeterOutcome::Counted
+            );
         }
         let jump = meta(220.0, 40000, 99_999);
         assert_eq!(
-            m.on_packet(&jump, PacketRole::Audio),
+            m.on_packet(&jump, PacketRole::Audio, None),
             MeterOutcome::HeldJump
         );
         let next = meta(240.0, 40001, 100_159);
         assert_eq!(
-            m.on_packet(&next, PacketRole::Audio),
+            m.on_packet(&next, PacketRole::Audio, None),
             MeterOutcome::Restart { held: jump }
         );
         assert_eq!(m.packets(), 10);
@@ -854,10 +918,10 @@ mod tests {
             marker: false,
         };
         for p in pkts.drain(..) {
-            m.on_packet(&p, PacketRole::Audio);
+            m.on_packet(&p, PacketRole::Audio, None);
         }
-        m.on_packet(&event, PacketRole::SequenceOnly);
-        m.on_packet(&meta(420.0, 21, 160 * 21), PacketRole::Audio);
+        m.on_packet(&event, PacketRole::SequenceOnly, None);
+        m.on_packet(&meta(420.0, 21, 160 * 21), PacketRole::Audio, None);
         m.finish();
         let s = m.summary(&SummaryInputs {
             rtt_ms: None,
@@ -905,14 +969,15 @@ mod tests {
             assumed_one_way_ms: 20.0,
         };
         let mut windows = Vec::new();
+        let mut state = WindowState::default();
         for (n, p) in arrivals.iter().enumerate() {
-            m.on_packet(p, PacketRole::Audio);
+            m.on_packet(p, PacketRole::Audio, Some(&mut state));
             if n % 137 == 136 {
-                windows.push(m.take_window(&inputs));
+                windows.push(m.take_window(&mut state, &inputs));
             }
         }
         m.finish();
-        windows.push(m.take_window(&inputs));
+        windows.push(m.take_window(&mut state, &inputs));
         let t = m.summary(&inputs);
         let sum = |f: fn(&WindowFigures) -> u64| windows.iter().map(f).sum::<u64>();
         assert_eq!(sum(|w| w.packets), t.packets);
@@ -941,6 +1006,59 @@ mod tests {
             .filter_map(|w| w.max_jitter_ms)
             .fold(0.0, f64::max);
         assert!((max - t.max_jitter_ms.unwrap_or(0.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn totals_do_not_depend_on_the_window_state() {
+        // Offline analysis feeds no window state; the whole-stream figures must be those of a
+        // meter that reports windows (here: a window every 50 packets, a restart-free stream
+        // with loss, spikes, duplicates and reordering).
+        let mut arrivals: Vec<RtpMeta> = Vec::new();
+        for i in 0..1500u32 {
+            if i % 29 == 3 {
+                continue;
+            }
+            let spike = if i % 71 == 9 { 120.0 } else { f64::from(i % 7) };
+            let p = meta(
+                20.0 * f64::from(i) + spike,
+                65000u16.wrapping_add(i as u16),
+                160 * i,
+            );
+            arrivals.push(p);
+            if i % 61 == 11 {
+                arrivals.push(p);
+            }
+        }
+        for k in (0..arrivals.len() - 1).step_by(33) {
+            arrivals.swap(k, k + 1);
+        }
+        let inputs = SummaryInputs {
+            rtt_ms: Some(80.0),
+            assumed_one_way_ms: 20.0,
+        };
+        let new = || {
+            StreamMeter::new(
+                pcmu(),
+                Some(8000),
+                JitterBufferModel::default(),
+                &arrivals[0],
+            )
+        };
+        let (mut bare, mut windowed) = (new(), new());
+        let mut state = WindowState::default();
+        for (n, p) in arrivals.iter().enumerate() {
+            let a = bare.on_packet(p, PacketRole::Audio, None);
+            let b = windowed.on_packet(p, PacketRole::Audio, Some(&mut state));
+            assert_eq!(a, b);
+            if n % 50 == 49 {
+                windowed.take_window(&mut state, &inputs);
+            }
+        }
+        bare.finish();
+        windowed.finish();
+        assert_eq!(bare.summary(&inputs), windowed.summary(&inputs));
+        assert_eq!(bare.silence(), windowed.silence());
+        assert_eq!(bare.ptime_ms(), windowed.ptime_ms());
     }
 
     #[test]
