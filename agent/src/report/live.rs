@@ -155,7 +155,7 @@ pub fn stream_report(
         dst: s.key.dst.to_string(),
         ssrc: format!("0x{:08x}", s.key.ssrc),
         payload_type: s.payload_type,
-        codec: s.codec.clone(),
+        codec: s.codec.to_string(),
         clock_rate: s.clock_hz,
         call_id: s.call_id.as_deref().map(|c| privacy.apply(c)),
         window_start: Timestamp::from_ns(r.window_start_ns),

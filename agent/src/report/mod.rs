@@ -729,7 +729,7 @@ mod tests {
                     ssrc,
                 },
                 payload_type: pt,
-                codec: "PCMU\"\\x".to_owned(),
+                codec: "PCMU\"\\x".into(),
                 clock_hz: figures[0].map(|f| f.abs() as u32),
                 clock_source: sources[source],
                 clock_inference: inferred.then_some(ClockInference {
