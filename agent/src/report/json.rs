@@ -126,13 +126,13 @@ fn stream<W: Write>(p: &mut Pretty<'_, W>, v: &StreamView<'_>) -> io::Result<()>
     } = v;
     p.open(b'{');
     key!(p, "src");
-    match src.v4(&mut [0u8; 21]) {
-        Some(text) => p.str(text),
+    match src.v4_ascii(&mut [0u8; 21]) {
+        Some(text) => p.ascii(text),
         None => p.str(&src.0.to_string()),
     }
     key!(p, "dst");
-    match dst.v4(&mut [0u8; 21]) {
-        Some(text) => p.str(text),
+    match dst.v4_ascii(&mut [0u8; 21]) {
+        Some(text) => p.ascii(text),
         None => p.str(&dst.0.to_string()),
     }
     field!(p, "ssrc", ssrc.fill(&mut [0u8; 10]));
@@ -400,6 +400,15 @@ impl<'s, W: Write> Pretty<'s, W> {
     #[inline(always)]
     fn raw(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
+        self.has_value = true;
+    }
+
+    /// A JSON string of bytes known to need no escaping (an IPv4 address's digits, dots and
+    /// colon), quoted as they are.
+    fn ascii(&mut self, text: &[u8]) {
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(text);
+        self.buf.push(b'"');
         self.has_value = true;
     }
 
