@@ -1399,8 +1399,11 @@ fn sort_results(streams: &mut [StreamResult]) {
     stable_sort_by_key(streams, |s| result_order(s.first_ns, &s.key));
 }
 
+/// (first packet, src, dst, SSRC): see [`result_order`].
+type OrderKey = (i64, SocketAddr, SocketAddr, u32);
+
 /// The sort key of a result in the `analyze` document: (first packet, src, dst, SSRC).
-fn result_order(first_ns: i64, key: &StreamKey) -> (i64, SocketAddr, SocketAddr, u32) {
+fn result_order(first_ns: i64, key: &StreamKey) -> OrderKey {
     (first_ns, key.src, key.dst, key.ssrc)
 }
 
@@ -1437,7 +1440,7 @@ trait HasOrder {
 }
 
 impl HasOrder for StreamResult {
-    type Key = (i64, SocketAddr, SocketAddr, u32);
+    type Key = OrderKey;
     fn order(&self) -> Self::Key {
         result_order(self.first_ns, &self.key)
     }
@@ -1447,12 +1450,14 @@ impl HasOrder for StreamResult {
 /// IPv4 (as usual), through keys of plain integers, an address packed into a `u64` in its own
 /// order (IPv4 addresses order by their 32 bits, then the port). Comparing `SocketAddr`s (an
 /// enum of two address types) made that sort over half of `finish` with 50,000 streams.
-fn sort_open(open: &mut Vec<((i64, SocketAddr, SocketAddr, u32), usize)>) {
+fn sort_open(open: &mut Vec<(OrderKey, usize)>) {
+    /// An [`OrderKey`] and slot with both addresses packed.
+    type Packed = (i64, u64, u64, u32, usize);
     let pack = |a: &SocketAddr| match a {
         SocketAddr::V4(v4) => Some((u64::from(v4.ip().to_bits()) << 16) | u64::from(v4.port())),
         SocketAddr::V6(_) => None,
     };
-    let packed: Option<Vec<(i64, u64, u64, u32, usize)>> = open
+    let packed: Option<Vec<Packed>> = open
         .iter()
         .map(|&((first, src, dst, ssrc), slot)| Some((first, pack(&src)?, pack(&dst)?, ssrc, slot)))
         .collect();
