@@ -14,7 +14,7 @@ pub mod fixtures;
 pub mod histogram;
 pub mod time;
 
-pub use time::{TimeError, Timestamp};
+pub use time::{Rfc3339Writer, TimeError, Timestamp};
 
 use serde::{Deserialize, Serialize};
 

@@ -138,7 +138,8 @@ pub struct StreamFacts {
     pub first_ns: i64,
     pub last_ns: i64,
     pub packets: u64,
-    pub codec: String,
+    /// As [`crate::streams::StreamResult::codec`]: a known codec's name is not copied per stream.
+    pub codec: std::borrow::Cow<'static, str>,
     pub mos: Option<f64>,
     /// Video (no MOS, not judged for audio problems).
     pub video: bool,

@@ -394,6 +394,12 @@ impl SequenceWindow {
         // Pending positions are all inside the window, so this loop runs at most WINDOW times.
         let tracked_end = until.min(self.ext_hi.saturating_add(1));
         let mut position = self.pending_lo;
+        // Usually (and at every clean stream's end, up to WINDOW positions per stream) all of
+        // them arrived and none was discarded: one step for the run, not one per position.
+        if position < tracked_end && self.all_kept(position, tracked_end) {
+            self.finalize_kept_run(tracked_end - position);
+            position = tracked_end;
+        }
         while position < tracked_end {
             let received = self.received_bits.get(position);
             let discarded = received && self.discarded_bits.get(position);
@@ -401,6 +407,48 @@ impl SequenceWindow {
             position += 1;
         }
         // Positions above the old highest were never received.
+        self.finalize_lost_run(until - position);
+        self.pending_lo = until;
+    }
+
+    /// Whether every position of `lo..end` (at most WINDOW of them, inside the window) was
+    /// received and not discarded.
+    fn all_kept(&self, lo: u64, end: u64) -> bool {
+        const _: () = assert!(WINDOW_WORDS == 2, "the window is read as one u128");
+        let count = end - lo;
+        if count > WINDOW {
+            return false;
+        }
+        let bits = |w: &WindowBits| u128::from(w.0[0]) | (u128::from(w.0[1]) << 64);
+        // Bit `lo % WINDOW` first, the window's bits in position order from there (mod WINDOW).
+        let kept = (bits(&self.received_bits) & !bits(&self.discarded_bits))
+            .rotate_right((lo % WINDOW) as u32);
+        let wanted = u128::MAX >> (WINDOW - count);
+        kept & wanted == wanted
+    }
+
+    /// `finalize_one(false, false)` `count` (at least 1) times, in O(1).
+    fn finalize_kept_run(&mut self, count: u64) {
+        self.finalize_one(false, false);
+        let rest = count - 1;
+        self.finalized = self.finalized.saturating_add(rest);
+        self.markov.record_many(false, false, rest);
+    }
+
+    /// [`SequenceWindow::finalize_below`] one position at a time (the oracle of its run step).
+    #[cfg(test)]
+    fn finalize_below_each(&mut self, until: u64) {
+        if until <= self.pending_lo {
+            return;
+        }
+        let tracked_end = until.min(self.ext_hi.saturating_add(1));
+        let mut position = self.pending_lo;
+        while position < tracked_end {
+            let received = self.received_bits.get(position);
+            let discarded = received && self.discarded_bits.get(position);
+            self.finalize_one(!received, discarded);
+            position += 1;
+        }
         self.finalize_lost_run(until - position);
         self.pending_lo = until;
     }
@@ -1045,6 +1093,43 @@ mod tests {
             fast.finish();
             general.finish();
             prop_assert_eq!(&fast, &general);
+        }
+
+        /// Finalizing with the run step for positions all kept is finalizing them one by one,
+        /// whatever the packets before (gaps, late, duplicate and discarded ones, few or many)
+        /// and wherever the window stands.
+        #[test]
+        fn kept_runs_finalize_as_one_by_one(
+            first in any::<u16>(),
+            steps in proptest::collection::vec((0u8..24, any::<bool>()), 1..400),
+            cut in 0u64..(2 * WINDOW),
+        ) {
+            let mut window = SequenceWindow::new(first);
+            let mut seq = first;
+            for &(kind, discard) in &steps {
+                seq = match kind {
+                    0 => seq.wrapping_add(3),
+                    1 => seq.wrapping_sub(5),
+                    2 => seq,
+                    3 => seq.wrapping_add(200),
+                    _ => seq.wrapping_add(1),
+                };
+                let a = window.on_packet(seq);
+                if discard && kind == 4 {
+                    window.mark_discarded(a.ext);
+                }
+            }
+            // Part of the pending positions, then the rest (the stream's end).
+            let mut runs = window.clone();
+            let mut each = window;
+            let until = each.pending_lo.saturating_add(cut);
+            runs.finalize_below(until);
+            each.finalize_below_each(until);
+            prop_assert_eq!(&runs, &each);
+            runs.finish();
+            each.finalize_below_each(each.ext_hi.saturating_add(1));
+            each.finished = true;
+            prop_assert_eq!(&runs, &each);
         }
 
         #[test]

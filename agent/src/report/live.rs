@@ -58,13 +58,15 @@ pub fn stream_id_hex(
     ssrc: u32,
     first_ns: i64,
 ) -> StreamId {
-    use std::fmt::Write;
     let mut h = Fnv1a(0xcbf2_9ce4_8422_2325);
     for addr in [src, dst] {
         h.address(addr);
         h.bytes(b"|");
     }
-    let _ = write!(h, "{ssrc}|{first_ns}");
+    // Decimal text without `write!`'s formatting machinery (a third of the id's cost).
+    h.bytes(itoa::Buffer::new().format(ssrc).as_bytes());
+    h.bytes(b"|");
+    h.bytes(itoa::Buffer::new().format(first_ns).as_bytes());
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 16];
     for (i, digit) in out.iter_mut().enumerate() {
@@ -88,8 +90,8 @@ impl Fnv1a {
     fn address(&mut self, addr: &std::net::SocketAddr) {
         use std::fmt::Write;
         let mut buf = [0u8; 21];
-        match super::AddrText(*addr).v4(&mut buf) {
-            Some(text) => self.bytes(text.as_bytes()),
+        match super::AddrText(*addr).v4_ascii(&mut buf) {
+            Some(text) => self.bytes(text),
             None => {
                 let _ = write!(self, "{addr}");
             }
@@ -155,7 +157,7 @@ pub fn stream_report(
         dst: s.key.dst.to_string(),
         ssrc: format!("0x{:08x}", s.key.ssrc),
         payload_type: s.payload_type,
-        codec: s.codec.clone(),
+        codec: s.codec.to_string(),
         clock_rate: s.clock_hz,
         call_id: s.call_id.as_deref().map(|c| privacy.apply(c)),
         window_start: Timestamp::from_ns(r.window_start_ns),
