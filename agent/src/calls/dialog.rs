@@ -35,6 +35,7 @@
 //! and the user parts, which are pseudonymised on output, not here; tags and media addresses
 //! are kept as 64-bit hashes. It must not allocate per message in steady state, only per call.
 
+use std::cell::OnceCell;
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -683,24 +684,34 @@ impl Call {
 
 /// The Q.850 cause of a message's `Reason` headers (RFC 3326), if one names the Q.850 protocol.
 fn q850_cause(msg: &SipMessage<'_>) -> Option<u16> {
+    // The first Reason header was found at parse time: a message without one is not scanned,
+    // and when the first names a Q.850 cause (the usual single header) that cause is the
+    // answer the scan in message order would give. Only otherwise are all of them scanned.
+    let first = msg.reason()?;
+    if let Some(cause) = first.split(|b| *b == b',').find_map(q850_cause_of) {
+        return Some(cause);
+    }
     msg.headers()
         .filter(|(name, _)| name.eq_ignore_ascii_case(b"Reason"))
         .flat_map(|(_, value)| value.split(|b| *b == b','))
-        .find_map(|reason| {
-            let reason = reason.trim_ascii();
-            let protocol_end = reason
-                .iter()
-                .position(|b| *b == b';')
-                .unwrap_or(reason.len());
-            if !reason[..protocol_end]
-                .trim_ascii()
-                .eq_ignore_ascii_case(b"Q.850")
-            {
-                return None;
-            }
-            let cause = header_param(reason, "cause")?;
-            std::str::from_utf8(cause).ok()?.trim().parse::<u16>().ok()
-        })
+        .find_map(q850_cause_of)
+}
+
+/// The cause of one reason value (`Q.850;cause=16;text="..."`), if its protocol is Q.850.
+fn q850_cause_of(reason: &[u8]) -> Option<u16> {
+    let reason = reason.trim_ascii();
+    let protocol_end = reason
+        .iter()
+        .position(|b| *b == b';')
+        .unwrap_or(reason.len());
+    if !reason[..protocol_end]
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"Q.850")
+    {
+        return None;
+    }
+    let cause = header_param(reason, "cause")?;
+    std::str::from_utf8(cause).ok()?.trim().parse::<u16>().ok()
 }
 
 /// Settings of the dialog engine.
@@ -799,22 +810,26 @@ impl CallTracker {
         let cseq = msg.cseq_kind();
         let invite_response = request.is_none() && cseq.is_some_and(|(_, m)| m == Method::Invite);
         let bye_response = request.is_none() && cseq.is_some_and(|(_, m)| m == Method::Bye);
-        // Each tag is looked up once per message (a parameter scan of its header).
-        let to_tag_raw = msg.to_tag();
-        let from_tag_raw = msg.from_tag();
+        // Each tag is looked up at most once per message (a parameter scan of its header), and
+        // only by the messages that use it: an ACK or a response to a BYE needs neither, a
+        // provisional response no From tag.
+        let to_tag_cell = OnceCell::new();
+        let to_tag_raw = || *to_tag_cell.get_or_init(|| msg.to_tag());
+        let from_tag_cell = OnceCell::new();
+        let from_tag_raw = || *from_tag_cell.get_or_init(|| msg.from_tag());
         let slot = match self.find(call_id) {
             Some(slot) => slot,
             None if request == Some(Method::Invite) || invite_response => {
                 let mut call = Call::new(arc_id(call_id), ts_ns, self.next_seq);
                 self.next_seq += 1;
                 if request == Some(Method::Invite) {
-                    if to_tag_raw.is_some() {
+                    if to_tag_raw().is_some() {
                         // A re-INVITE of a dialog whose setup the capture missed.
                         call.mid_dialog = true;
                         call.phase = DialogPhase::Confirmed;
                         call.reinvite_cseq = cseq.map(|(n, _)| n);
                     } else {
-                        call.caller_tag = tag_hash(from_tag_raw);
+                        call.caller_tag = tag_hash(from_tag_raw());
                         let (peer, direction) = self.cfg.local_nets.classify(src, dst);
                         call.peer = peer;
                         call.direction = direction;
@@ -822,7 +837,7 @@ impl CallTracker {
                 } else {
                     // A response to an INVITE whose request was not captured: the From tag is
                     // still the caller's.
-                    call.caller_tag = tag_hash(from_tag_raw);
+                    call.caller_tag = tag_hash(from_tag_raw());
                     let (peer, direction) = self.cfg.local_nets.classify(dst, src);
                     call.peer = peer;
                     call.direction = direction;
@@ -849,30 +864,35 @@ impl CallTracker {
                 .and_then(uri_user)
                 .map(|u| String::from_utf8_lossy(u).into());
         }
-        let from_tag = tag_hash(from_tag_raw);
-        let to_tag = tag_hash(to_tag_raw);
+        let from_tag = || tag_hash(from_tag_raw());
+        let to_tag = || tag_hash(to_tag_raw());
         let number = cseq.map(|(n, _)| n);
         let status = msg.status();
         // Reason headers are read only on the messages that may end a call.
         let ends = matches!(request, Some(Method::Bye | Method::Cancel))
             || status.is_some_and(|s| s >= 300);
         let reason = if ends { q850_cause(msg) } else { None };
-        let sender = match request {
-            Some(_) => call.sender_of_request(from_tag),
+        // Read before the message changes the call (only the BYE and the SDP need it); the
+        // caller's tag, which decides it, is set when the call is created and never after.
+        let sender = || match request {
+            Some(_) => call.sender_of_request(from_tag()),
             // A response comes from the party the request went to.
-            None => call.sender_of_request(from_tag).map(|p| match p {
+            None => call.sender_of_request(from_tag()).map(|p| match p {
                 Party::Caller => Party::Callee,
                 Party::Callee => Party::Caller,
             }),
         };
+        let sender = (request == Some(Method::Bye) || sdp.is_some())
+            .then(sender)
+            .flatten();
         match (request, status) {
-            (Some(Method::Invite), _) => call.on_invite(ts_ns, number, to_tag_raw.is_some()),
+            (Some(Method::Invite), _) => call.on_invite(ts_ns, number, to_tag_raw().is_some()),
             (Some(Method::Bye), _) => {
-                call.on_bye(ts_ns, sender, (from_tag, to_tag), number, reason);
+                call.on_bye(ts_ns, sender, (from_tag(), to_tag()), number, reason);
             }
             (Some(Method::Cancel), _) => call.on_cancel(ts_ns, reason),
             (None, Some(status)) if invite_response => {
-                call.on_invite_response(ts_ns, status, number, to_tag, reason);
+                call.on_invite_response(ts_ns, status, number, to_tag(), reason);
             }
             (None, Some(status)) if bye_response => call.on_bye_response(ts_ns, status, number),
             // ACK, PRACK, UPDATE, INFO, ... inside the dialog, and responses to them.
@@ -1618,6 +1638,46 @@ Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
         assert_eq!(times(c), (Some(100), Some(400), Some(900), Some(200)));
         assert_eq!((c.provisional_ns(), c.ringing_ns()), (Some(150), Some(150)));
         assert_eq!(c.ended_by, Some(EndedBy::Party(Party::Caller)));
+    }
+
+    /// The form `q850_cause` replaced: every Reason header scanned in message order.
+    fn q850_cause_by_scan(msg: &SipMessage<'_>) -> Option<u16> {
+        msg.headers()
+            .filter(|(name, _)| name.eq_ignore_ascii_case(b"Reason"))
+            .flat_map(|(_, value)| value.split(|b| *b == b','))
+            .find_map(q850_cause_of)
+    }
+
+    proptest::proptest! {
+        /// Reading the first Reason header before scanning them all gives the scan's answer.
+        #[test]
+        fn q850_cause_agrees_with_the_scan(
+            lines in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "Reason: Q.850;cause=16;text=\"Normal\"",
+                    "Reason: SIP;cause=200, Q.850;cause=31",
+                    "reason : q.850 ; cause = 17",
+                    "Reason: SIP;cause=487",
+                    "Reason: Q.850;cause=x",
+                    "Reason: Q.850",
+                    "Reason:",
+                    " Q.850;cause=18",
+                    "Reasons: Q.850;cause=19",
+                    "Via: SIP/2.0/UDP h",
+                    "Call-ID: a",
+                ]),
+                0..6,
+            ),
+        ) {
+            let mut text = String::from("BYE sip:a@b SIP/2.0\r\n");
+            for line in &lines {
+                text.push_str(line);
+                text.push_str("\r\n");
+            }
+            text.push_str("\r\n");
+            let m = msg(&text);
+            proptest::prop_assert_eq!(q850_cause(&m), q850_cause_by_scan(&m));
+        }
     }
 
     #[test]
