@@ -448,20 +448,34 @@ fn parse_address(net_type: &[u8], address_type: &[u8], address: &[u8]) -> Option
 /// UTF-8 check and the std parser cost more than the rest of an `o=` or `c=` line.
 fn parse_ipv4(literal: &[u8]) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let mut parts = literal.split(|b| *b == b'.');
-    for octet in &mut octets {
-        let digits = parts.next()?;
-        if digits.is_empty()
-            || digits.len() > 3
-            || (digits.len() > 1 && digits.first() == Some(&b'0'))
-        {
-            return None;
+    let mut filled = 0;
+    let (mut value, mut digits, mut leading_zero) = (0u32, 0u32, false);
+    for &byte in literal {
+        match byte {
+            b'0'..=b'9' => {
+                if digits == 0 {
+                    leading_zero = byte == b'0';
+                } else if leading_zero {
+                    return None;
+                }
+                digits += 1;
+                if digits > 3 {
+                    return None;
+                }
+                value = value * 10 + u32::from(byte - b'0');
+            }
+            b'.' => {
+                *octets.get_mut(filled)? = u8::try_from(value).ok().filter(|_| digits > 0)?;
+                filled += 1;
+                (value, digits) = (0, 0);
+            }
+            _ => return None,
         }
-        *octet = parse_number::<u8>(digits)?;
     }
-    if parts.next().is_some() {
+    if filled != 3 || digits == 0 {
         return None;
     }
+    octets[3] = u8::try_from(value).ok()?;
     Some(Ipv4Addr::from(octets))
 }
 
