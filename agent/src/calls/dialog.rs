@@ -35,6 +35,7 @@
 //! and the user parts, which are pseudonymised on output, not here; tags and media addresses
 //! are kept as 64-bit hashes. It must not allocate per message in steady state, only per call.
 
+use std::cell::OnceCell;
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -683,24 +684,34 @@ impl Call {
 
 /// The Q.850 cause of a message's `Reason` headers (RFC 3326), if one names the Q.850 protocol.
 fn q850_cause(msg: &SipMessage<'_>) -> Option<u16> {
+    // The first Reason header was found at parse time: a message without one is not scanned,
+    // and when the first names a Q.850 cause (the usual single header) that cause is the
+    // answer the scan in message order would give. Only otherwise are all of them scanned.
+    let first = msg.reason()?;
+    if let Some(cause) = first.split(|b| *b == b',').find_map(q850_cause_of) {
+        return Some(cause);
+    }
     msg.headers()
         .filter(|(name, _)| name.eq_ignore_ascii_case(b"Reason"))
         .flat_map(|(_, value)| value.split(|b| *b == b','))
-        .find_map(|reason| {
-            let reason = reason.trim_ascii();
-            let protocol_end = reason
-                .iter()
-                .position(|b| *b == b';')
-                .unwrap_or(reason.len());
-            if !reason[..protocol_end]
-                .trim_ascii()
-                .eq_ignore_ascii_case(b"Q.850")
-            {
-                return None;
-            }
-            let cause = header_param(reason, "cause")?;
-            std::str::from_utf8(cause).ok()?.trim().parse::<u16>().ok()
-        })
+        .find_map(q850_cause_of)
+}
+
+/// The cause of one reason value (`Q.850;cause=16;text="..."`), if its protocol is Q.850.
+fn q850_cause_of(reason: &[u8]) -> Option<u16> {
+    let reason = reason.trim_ascii();
+    let protocol_end = reason
+        .iter()
+        .position(|b| *b == b';')
+        .unwrap_or(reason.len());
+    if !reason[..protocol_end]
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"Q.850")
+    {
+        return None;
+    }
+    let cause = header_param(reason, "cause")?;
+    std::str::from_utf8(cause).ok()?.trim().parse::<u16>().ok()
 }
 
 /// Settings of the dialog engine.
@@ -748,11 +759,13 @@ pub struct CallTracker {
     /// Slots of calls (a freed slot is `None` and listed in `free`).
     slots: Vec<Option<Call>>,
     free: Vec<u32>,
-    /// Slots by Call-ID: the table holds only the slot, found by the hash of the Call-ID's
-    /// bytes and confirmed against the slot's own Call-ID. Looking up by bytes skips the UTF-8
-    /// check a `str` key needed on every message (2.5 % of a SIP-heavy analysis), and a bucket
-    /// of 4 bytes instead of an `Arc<str>` and a slot (24) keeps the index smaller.
-    by_id: HashTable<u32>,
+    /// Slots by Call-ID: the table holds the slot and 32 bits of the Call-ID's hash, found by
+    /// that hash and confirmed against the slot's own Call-ID. Looking up by bytes skips the
+    /// UTF-8 check a `str` key needed on every message (2.5 % of a SIP-heavy analysis); a
+    /// bucket of 8 bytes instead of an `Arc<str>` and a slot (24) keeps the index small. The
+    /// stored hash lets a probe reject a wrong slot, and the table grow, without reading the
+    /// call or its separately allocated Call-ID (a cache miss each).
+    by_id: HashTable<IdEntry>,
     id_hasher: foldhash::fast::RandomState,
     /// Calls retired since the last drain, in retirement order.
     retired: Vec<Call>,
@@ -799,22 +812,28 @@ impl CallTracker {
         let cseq = msg.cseq_kind();
         let invite_response = request.is_none() && cseq.is_some_and(|(_, m)| m == Method::Invite);
         let bye_response = request.is_none() && cseq.is_some_and(|(_, m)| m == Method::Bye);
-        // Each tag is looked up once per message (a parameter scan of its header).
-        let to_tag_raw = msg.to_tag();
-        let from_tag_raw = msg.from_tag();
-        let slot = match self.find(call_id) {
+        // Each tag is looked up at most once per message (a parameter scan of its header), and
+        // only by the messages that use it: an ACK or a response to a BYE needs neither, a
+        // provisional response no From tag.
+        let to_tag_cell = OnceCell::new();
+        let to_tag_raw = || *to_tag_cell.get_or_init(|| msg.to_tag());
+        let from_tag_cell = OnceCell::new();
+        let from_tag_raw = || *from_tag_cell.get_or_init(|| msg.from_tag());
+        // Hashed once: the lookup and, for a new call, its insertion share the hash.
+        let id_hash = self.id_hash(call_id);
+        let slot = match self.find(call_id, id_hash) {
             Some(slot) => slot,
             None if request == Some(Method::Invite) || invite_response => {
                 let mut call = Call::new(arc_id(call_id), ts_ns, self.next_seq);
                 self.next_seq += 1;
                 if request == Some(Method::Invite) {
-                    if to_tag_raw.is_some() {
+                    if to_tag_raw().is_some() {
                         // A re-INVITE of a dialog whose setup the capture missed.
                         call.mid_dialog = true;
                         call.phase = DialogPhase::Confirmed;
                         call.reinvite_cseq = cseq.map(|(n, _)| n);
                     } else {
-                        call.caller_tag = tag_hash(from_tag_raw);
+                        call.caller_tag = tag_hash(from_tag_raw());
                         let (peer, direction) = self.cfg.local_nets.classify(src, dst);
                         call.peer = peer;
                         call.direction = direction;
@@ -822,12 +841,18 @@ impl CallTracker {
                 } else {
                     // A response to an INVITE whose request was not captured: the From tag is
                     // still the caller's.
-                    call.caller_tag = tag_hash(from_tag_raw);
+                    call.caller_tag = tag_hash(from_tag_raw());
                     let (peer, direction) = self.cfg.local_nets.classify(dst, src);
                     call.peer = peer;
                     call.direction = direction;
                 }
-                self.insert(call)?
+                // A Call-ID that is not UTF-8 is stored by its lossy form, hashed afresh.
+                let hash = if call.call_id.as_bytes() == call_id {
+                    id_hash
+                } else {
+                    self.id_hash(call.call_id.as_bytes())
+                };
+                self.insert(call, hash)?
             }
             None => {
                 self.counters.non_call_messages += 1;
@@ -849,30 +874,35 @@ impl CallTracker {
                 .and_then(uri_user)
                 .map(|u| String::from_utf8_lossy(u).into());
         }
-        let from_tag = tag_hash(from_tag_raw);
-        let to_tag = tag_hash(to_tag_raw);
+        let from_tag = || tag_hash(from_tag_raw());
+        let to_tag = || tag_hash(to_tag_raw());
         let number = cseq.map(|(n, _)| n);
         let status = msg.status();
         // Reason headers are read only on the messages that may end a call.
         let ends = matches!(request, Some(Method::Bye | Method::Cancel))
             || status.is_some_and(|s| s >= 300);
         let reason = if ends { q850_cause(msg) } else { None };
-        let sender = match request {
-            Some(_) => call.sender_of_request(from_tag),
+        // Read before the message changes the call (only the BYE and the SDP need it); the
+        // caller's tag, which decides it, is set when the call is created and never after.
+        let sender = || match request {
+            Some(_) => call.sender_of_request(from_tag()),
             // A response comes from the party the request went to.
-            None => call.sender_of_request(from_tag).map(|p| match p {
+            None => call.sender_of_request(from_tag()).map(|p| match p {
                 Party::Caller => Party::Callee,
                 Party::Callee => Party::Caller,
             }),
         };
+        let sender = (request == Some(Method::Bye) || sdp.is_some())
+            .then(sender)
+            .flatten();
         match (request, status) {
-            (Some(Method::Invite), _) => call.on_invite(ts_ns, number, to_tag_raw.is_some()),
+            (Some(Method::Invite), _) => call.on_invite(ts_ns, number, to_tag_raw().is_some()),
             (Some(Method::Bye), _) => {
-                call.on_bye(ts_ns, sender, (from_tag, to_tag), number, reason);
+                call.on_bye(ts_ns, sender, (from_tag(), to_tag()), number, reason);
             }
             (Some(Method::Cancel), _) => call.on_cancel(ts_ns, reason),
             (None, Some(status)) if invite_response => {
-                call.on_invite_response(ts_ns, status, number, to_tag, reason);
+                call.on_invite_response(ts_ns, status, number, to_tag(), reason);
             }
             (None, Some(status)) if bye_response => call.on_bye_response(ts_ns, status, number),
             // ACK, PRACK, UPDATE, INFO, ... inside the dialog, and responses to them.
@@ -892,25 +922,35 @@ impl CallTracker {
         self.slots.get(slot as usize)?.as_ref()
     }
 
-    fn id_hash(&self, call_id: &[u8]) -> u64 {
-        self.id_hasher.hash_one(call_id)
+    /// The 32-bit hash of a Call-ID's bytes that the index keeps (see `IdEntry::table_hash`).
+    fn id_hash(&self, call_id: &[u8]) -> u32 {
+        // Folded rather than truncated: both halves of foldhash's output feed the 32 bits.
+        let h = self.id_hasher.hash_one(call_id);
+        (h ^ (h >> 32)) as u32
+    }
+
+    /// The slot of the call whose Call-ID has exactly these bytes; `hash` is their `id_hash`.
+    fn slot_of_hashed(&self, call_id: &[u8], hash: u32) -> Option<u32> {
+        let slots = &self.slots;
+        self.by_id
+            .find(IdEntry::table_hash(hash), |e| {
+                e.hash == hash
+                    && slots
+                        .get(e.slot as usize)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|c| c.call_id.as_bytes() == call_id)
+            })
+            .map(|e| e.slot)
     }
 
     /// The slot of the call whose Call-ID has exactly these bytes.
     fn slot_of(&self, call_id: &[u8]) -> Option<u32> {
-        let slots = &self.slots;
-        self.by_id
-            .find(self.id_hash(call_id), |&s| {
-                slots
-                    .get(s as usize)
-                    .and_then(Option::as_ref)
-                    .is_some_and(|c| c.call_id.as_bytes() == call_id)
-            })
-            .copied()
+        self.slot_of_hashed(call_id, self.id_hash(call_id))
     }
 
-    fn find(&self, call_id: &[u8]) -> Option<u32> {
-        match self.slot_of(call_id) {
+    /// The slot of a message's Call-ID; `hash` is the `id_hash` of its bytes.
+    fn find(&self, call_id: &[u8], hash: u32) -> Option<u32> {
+        match self.slot_of_hashed(call_id, hash) {
             Some(slot) => Some(slot),
             // Not UTF-8 (rare): stored, and so looked up, by its lossy form. Checked only when
             // the bytes themselves are not found, so valid Call-IDs never pay for the check.
@@ -932,7 +972,8 @@ impl CallTracker {
         self.slots.get_mut(slot as usize)?.as_mut()
     }
 
-    fn insert(&mut self, call: Call) -> Option<u32> {
+    /// Tracks a new call; `hash` is the `id_hash` of its Call-ID.
+    fn insert(&mut self, call: Call, hash: u32) -> Option<u32> {
         if self.open >= self.cfg.capacity {
             self.evict_oldest_open();
         }
@@ -941,7 +982,6 @@ impl CallTracker {
             self.retire_ended();
         }
         self.open += 1;
-        let hash = self.id_hash(call.call_id.as_bytes());
         let slot = match self.free.pop() {
             Some(slot) => {
                 *self.slots.get_mut(slot as usize)? = Some(call);
@@ -952,13 +992,10 @@ impl CallTracker {
                 u32::try_from(self.slots.len() - 1).ok()?
             }
         };
-        let (slots, hasher) = (&self.slots, &self.id_hasher);
-        self.by_id.insert_unique(hash, slot, |&s| {
-            slots
-                .get(s as usize)
-                .and_then(Option::as_ref)
-                .map_or(0, |c| hasher.hash_one(c.call_id.as_bytes()))
-        });
+        self.by_id
+            .insert_unique(IdEntry::table_hash(hash), IdEntry { slot, hash }, |e| {
+                IdEntry::table_hash(e.hash)
+            });
         Some(slot)
     }
 
@@ -996,7 +1033,10 @@ impl CallTracker {
 
     fn remove(&mut self, slot: usize) -> Option<Call> {
         let hash = self.id_hash(self.slots.get(slot)?.as_ref()?.call_id.as_bytes());
-        if let Ok(entry) = self.by_id.find_entry(hash, |&s| s as usize == slot) {
+        if let Ok(entry) = self
+            .by_id
+            .find_entry(IdEntry::table_hash(hash), |e| e.slot as usize == slot)
+        {
             entry.remove();
         }
         let call = self.slots.get_mut(slot)?.take()?;
@@ -1125,6 +1165,22 @@ impl CallTracker {
     }
 }
 
+/// An entry of the Call-ID index: a slot and the 32-bit hash of its call's Call-ID.
+#[derive(Debug, Clone, Copy)]
+struct IdEntry {
+    slot: u32,
+    hash: u32,
+}
+
+impl IdEntry {
+    /// The 64-bit hash the table works with, made from the 32 stored bits: hashbrown takes
+    /// its control byte from the top 7 bits and the bucket from the low ones, so the two
+    /// halves both carry the stored hash.
+    fn table_hash(hash: u32) -> u64 {
+        u64::from(hash) << 32 | u64::from(hash)
+    }
+}
+
 fn arc_id(call_id: &[u8]) -> Arc<str> {
     match std::str::from_utf8(call_id) {
         Ok(id) => Arc::from(id),
@@ -1191,6 +1247,63 @@ Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
             feed(&mut t, *ts, text);
         }
         t
+    }
+
+    /// The index keeps each Call-ID's hash beside its slot: through the table's growth, a
+    /// bounded tracker's evictions and removals, every tracked call is found by its own
+    /// Call-ID and nothing else is.
+    #[test]
+    fn call_id_index_finds_every_tracked_call_through_growth_and_removal() {
+        let mut t = tracker(300);
+        for i in 0..1_000 {
+            let id = format!("{i:016x}-{i:08}@10.1.0.{}", i % 256);
+            feed(&mut t, i, &request("INVITE", 1, false, &id));
+            if i % 3 == 0 {
+                feed(&mut t, i, &request("CANCEL", 1, false, &id));
+            }
+        }
+        let tracked: Vec<(usize, Arc<str>)> = t
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().map(|c| (i, c.call_id.clone())))
+            .collect();
+        assert_eq!(t.by_id.len(), tracked.len());
+        assert!(
+            tracked.len() >= 300 && t.counters.evicted > 0,
+            "{}",
+            tracked.len()
+        );
+        for (slot, id) in &tracked {
+            assert_eq!(t.slot_of(id.as_bytes()), Some(*slot as u32), "{id}");
+            assert_eq!(t.get(id).map(|c| &*c.call_id), Some(&**id));
+        }
+        assert!(t.get("0000000000000000-00000000@10.1.0.0x").is_none());
+        assert!(t.get("").is_none());
+    }
+
+    /// A Call-ID that is not UTF-8 is stored by its lossy form (hashed apart from the message's
+    /// bytes) and later messages with the same bytes find that call.
+    #[test]
+    fn call_id_that_is_not_utf8_is_found_again() {
+        let mut t = tracker(10);
+        let with_id = |text: String| -> Vec<u8> {
+            text.into_bytes()
+                .split(|&b| b == b'\x01')
+                .collect::<Vec<_>>()
+                .join(&b"\xff\xfe"[..])
+        };
+        let invite = with_id(request("INVITE", 1, false, "a\u{1}b@host"));
+        let ok = with_id(response("200 OK", 1, "INVITE", "a\u{1}b@host"));
+        let peers = (sa("192.0.2.10:5060"), sa("192.0.2.20:5060"));
+        for (ts, bytes) in [(100, &invite), (200, &ok)] {
+            let m = SipMessage::parse(bytes).expect("valid SIP");
+            assert!(t.on_message(ts, peers.0, peers.1, &m, None).is_some());
+        }
+        let c = only_call(&t);
+        assert_eq!(&*c.call_id, "a\u{fffd}\u{fffd}b@host");
+        assert_eq!(c.answer_ns(), Some(200));
+        assert!(t.get("a\u{fffd}\u{fffd}b@host").is_some());
     }
 
     fn only_call(t: &CallTracker) -> &Call {
@@ -1618,6 +1731,46 @@ Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
         assert_eq!(times(c), (Some(100), Some(400), Some(900), Some(200)));
         assert_eq!((c.provisional_ns(), c.ringing_ns()), (Some(150), Some(150)));
         assert_eq!(c.ended_by, Some(EndedBy::Party(Party::Caller)));
+    }
+
+    /// The form `q850_cause` replaced: every Reason header scanned in message order.
+    fn q850_cause_by_scan(msg: &SipMessage<'_>) -> Option<u16> {
+        msg.headers()
+            .filter(|(name, _)| name.eq_ignore_ascii_case(b"Reason"))
+            .flat_map(|(_, value)| value.split(|b| *b == b','))
+            .find_map(q850_cause_of)
+    }
+
+    proptest::proptest! {
+        /// Reading the first Reason header before scanning them all gives the scan's answer.
+        #[test]
+        fn q850_cause_agrees_with_the_scan(
+            lines in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "Reason: Q.850;cause=16;text=\"Normal\"",
+                    "Reason: SIP;cause=200, Q.850;cause=31",
+                    "reason : q.850 ; cause = 17",
+                    "Reason: SIP;cause=487",
+                    "Reason: Q.850;cause=x",
+                    "Reason: Q.850",
+                    "Reason:",
+                    " Q.850;cause=18",
+                    "Reasons: Q.850;cause=19",
+                    "Via: SIP/2.0/UDP h",
+                    "Call-ID: a",
+                ]),
+                0..6,
+            ),
+        ) {
+            let mut text = String::from("BYE sip:a@b SIP/2.0\r\n");
+            for line in &lines {
+                text.push_str(line);
+                text.push_str("\r\n");
+            }
+            text.push_str("\r\n");
+            let m = msg(&text);
+            proptest::prop_assert_eq!(q850_cause(&m), q850_cause_by_scan(&m));
+        }
     }
 
     #[test]

@@ -10,8 +10,14 @@
 //! It must not copy body bytes (strings borrow the body) and must not let
 //! hostile input allocate without bound: media sections, formats and rtpmaps
 //! are capped. Hostnames in address fields are not resolved (they yield `None`).
+//! The usual body (one media section with up to [`INLINE_FORMATS`] formats and
+//! [`INLINE_RTPMAPS`] rtpmaps) is held inline and allocates nothing: one SDP
+//! comes with every other SIP message, and its four heap blocks were freed right
+//! after the message. Larger bodies spill to the heap, with the same caps.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use smallvec::SmallVec;
 
 use thiserror::Error;
 
@@ -23,6 +29,13 @@ pub const MAX_RTPMAPS_PER_MEDIA: usize = 64;
 pub const MAX_FORMATS_PER_MEDIA: usize = 128;
 
 const MAX_PAYLOAD_TYPE: u8 = 127;
+
+/// Media sections held without a heap allocation (an offer or answer usually has one).
+pub const INLINE_MEDIA: usize = 1;
+/// Payload types of an `m=` line held without a heap allocation.
+pub const INLINE_FORMATS: usize = 16;
+/// `a=rtpmap` lines of a media section held without a heap allocation.
+pub const INLINE_RTPMAPS: usize = 8;
 
 /// Why a body could not be viewed as SDP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -77,10 +90,10 @@ pub struct Media<'a> {
     /// `RTP/AVP`, `RTP/SAVP`, `UDP/TLS/RTP/SAVPF`, ...
     pub proto: &'a [u8],
     /// Payload types of the `m=` line; non-numeric formats are skipped.
-    pub formats: Vec<u8>,
+    pub formats: SmallVec<[u8; INLINE_FORMATS]>,
     /// Media-level `c=`; see [`Media::address`] for the session fallback.
     pub connection: Option<IpAddr>,
-    pub rtpmaps: Vec<RtpMap<'a>>,
+    pub rtpmaps: SmallVec<[RtpMap<'a>; INLINE_RTPMAPS]>,
     /// `a=rtcp:<port> [IN IP4|IP6 <address>]`.
     pub rtcp: Option<(u16, Option<IpAddr>)>,
     pub rtcp_mux: bool,
@@ -165,7 +178,7 @@ pub struct SessionDescription<'a> {
     pub origin_address: Option<IpAddr>,
     /// Session-level `c=`.
     pub connection: Option<IpAddr>,
-    pub media: Vec<Media<'a>>,
+    pub media: SmallVec<[Media<'a>; INLINE_MEDIA]>,
     /// Session-level direction attribute, else send-receive.
     pub direction: Direction,
 }
@@ -185,7 +198,7 @@ impl<'a> SessionDescription<'a> {
         let mut description = SessionDescription {
             origin_address: None,
             connection: None,
-            media: Vec::new(),
+            media: SmallVec::new(),
             direction: Direction::SendRecv,
         };
         let mut looks_like_sdp = false;
@@ -344,7 +357,7 @@ fn parse_media_line(value: &[u8]) -> Option<Media<'_>> {
         proto,
         formats,
         connection: None,
-        rtpmaps: Vec::new(),
+        rtpmaps: SmallVec::new(),
         rtcp: None,
         rtcp_mux: false,
         ptime: None,
@@ -432,14 +445,51 @@ fn parse_address(net_type: &[u8], address_type: &[u8], address: &[u8]) -> Option
         .iter()
         .position(|b| *b == b'/')
         .unwrap_or(address.len());
-    let literal = std::str::from_utf8(address.get(..literal_end)?).ok()?;
+    let literal = address.get(..literal_end)?;
     if address_type.eq_ignore_ascii_case(b"IP4") {
-        literal.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
+        parse_ipv4(literal).map(IpAddr::V4)
     } else if address_type.eq_ignore_ascii_case(b"IP6") {
+        let literal = std::str::from_utf8(literal).ok()?;
         literal.parse::<Ipv6Addr>().ok().map(IpAddr::V6)
     } else {
         None
     }
+}
+
+/// A dotted-quad IPv4 literal, exactly as `Ipv4Addr`'s `FromStr` reads it (four decimal
+/// octets of one to three digits, at most 255, no leading zero), folded from the bytes: the
+/// UTF-8 check and the std parser cost more than the rest of an `o=` or `c=` line.
+fn parse_ipv4(literal: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut filled = 0;
+    let (mut value, mut digits, mut leading_zero) = (0u32, 0u32, false);
+    for &byte in literal {
+        match byte {
+            b'0'..=b'9' => {
+                if digits == 0 {
+                    leading_zero = byte == b'0';
+                } else if leading_zero {
+                    return None;
+                }
+                digits += 1;
+                if digits > 3 {
+                    return None;
+                }
+                value = value * 10 + u32::from(byte - b'0');
+            }
+            b'.' => {
+                *octets.get_mut(filled)? = u8::try_from(value).ok().filter(|_| digits > 0)?;
+                filled += 1;
+                (value, digits) = (0, 0);
+            }
+            _ => return None,
+        }
+    }
+    if filled != 3 || digits == 0 {
+        return None;
+    }
+    octets[3] = u8::try_from(value).ok()?;
+    Some(Ipv4Addr::from(octets))
 }
 
 /// Unsigned decimal without sign or whitespace; `None` if out of range.
@@ -471,6 +521,22 @@ mod tests {
     }
 
     proptest! {
+        /// `parse_ipv4` reads exactly what `Ipv4Addr`'s `FromStr` reads.
+        #[test]
+        fn parse_ipv4_equals_the_from_str_form(
+            bytes in proptest::collection::vec(
+                prop_oneof![8 => b'0'..=b'9', 3 => Just(b'.'), 1 => any::<u8>()], 0..20),
+        ) {
+            let by_str = std::str::from_utf8(&bytes).ok().and_then(|s| s.parse::<Ipv4Addr>().ok());
+            prop_assert_eq!(parse_ipv4(&bytes), by_str);
+        }
+
+        #[test]
+        fn parse_ipv4_reads_every_address(octets in any::<[u8; 4]>()) {
+            let text = Ipv4Addr::from(octets).to_string();
+            prop_assert_eq!(parse_ipv4(text.as_bytes()), Some(Ipv4Addr::from(octets)));
+        }
+
         #[test]
         fn parse_number_equals_the_from_str_form(
             digits in proptest::collection::vec(
@@ -509,7 +575,7 @@ a=sendrecv\r\n";
         assert_eq!(audio.kind, b"audio");
         assert_eq!((audio.port, audio.port_count), (49170, 1));
         assert_eq!(audio.proto, b"RTP/AVP");
-        assert_eq!(audio.formats, vec![0, 8, 101]);
+        assert_eq!(audio.formats[..], [0, 8, 101]);
         assert_eq!(audio.connection, None);
         assert_eq!(audio.address(&sdp), v4(192, 0, 2, 10));
         assert_eq!(audio.ptime, Some(20));
@@ -589,7 +655,7 @@ m=audio 4004 RTP/AVP 0\r\nc=IN IP4 host.example.com\r\n";
         assert_eq!(sdp.media[1].address(&sdp), v4(224, 2, 1, 1));
         assert_eq!(sdp.media[1].kind, b"video");
         assert_eq!((sdp.media[1].port, sdp.media[1].port_count), (4002, 2));
-        assert_eq!(sdp.media[1].formats, vec![31, 34]);
+        assert_eq!(sdp.media[1].formats[..], [31, 34]);
         assert_eq!(sdp.media[2].connection, None);
         assert_eq!(sdp.media[2].address(&sdp), v4(224, 2, 1, 1));
 
@@ -625,10 +691,10 @@ a=rtpmap:96 AMR-WB/16000/300\r\na=ptime:20.0\r\na=rtcp:99999\r\n";
         assert_eq!(sdp.media.len(), 1, "malformed m= line is dropped");
         let audio = &sdp.media[0];
         assert_eq!(audio.port, 7000);
-        assert_eq!(audio.formats, vec![0, 96]);
+        assert_eq!(audio.formats[..], [0, 96]);
         assert_eq!(
-            audio.rtpmaps,
-            vec![RtpMap {
+            audio.rtpmaps[..],
+            [RtpMap {
                 payload_type: 96,
                 encoding: "AMR-WB",
                 clock_rate: 16000,
@@ -637,6 +703,39 @@ a=rtpmap:96 AMR-WB/16000/300\r\na=ptime:20.0\r\na=rtcp:99999\r\n";
         );
         assert_eq!(audio.ptime, Some(20));
         assert_eq!(audio.rtcp, None);
+    }
+
+    /// The usual offer (one audio section, a handful of formats and rtpmaps) is held inline:
+    /// parsing it allocates nothing. One past each inline size spills and keeps everything.
+    #[test]
+    fn usual_offer_is_held_inline_and_larger_ones_spill_whole() {
+        let body = b"v=0\r\no=- 1 1 IN IP4 10.1.0.1\r\ns=-\r\nc=IN IP4 10.1.0.1\r\nt=0 0\r\n\
+m=audio 16830 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n";
+        let sdp = SessionDescription::parse(body).expect("sdp");
+        assert!(!sdp.media.spilled());
+        assert!(!sdp.media[0].formats.spilled() && !sdp.media[0].rtpmaps.spilled());
+        assert_eq!(sdp.media[0].rtpmaps.len(), 3);
+
+        let mut body = String::from("v=0\r\n");
+        for m in 0..=INLINE_MEDIA {
+            body.push_str(&format!("m=audio {} RTP/AVP", 1000 + m));
+            for pt in 0..=INLINE_FORMATS {
+                body.push_str(&format!(" {pt}"));
+            }
+            body.push_str("\r\n");
+            for pt in 0..=INLINE_RTPMAPS {
+                body.push_str(&format!("a=rtpmap:{pt} C{pt}/8000\r\n"));
+            }
+        }
+        let sdp = SessionDescription::parse(body.as_bytes()).expect("sdp");
+        assert_eq!(sdp.media.len(), INLINE_MEDIA + 1);
+        for (m, media) in sdp.media.iter().enumerate() {
+            assert_eq!(usize::from(media.port), 1000 + m);
+            assert_eq!(media.formats.len(), INLINE_FORMATS + 1);
+            assert_eq!(media.rtpmaps.len(), INLINE_RTPMAPS + 1);
+            assert_eq!(media.rtpmaps.last().map(|r| r.encoding), Some("C8"));
+        }
     }
 
     #[test]
@@ -746,7 +845,7 @@ a=rtpmap:96 AMR-WB/16000/300\r\na=ptime:20.0\r\na=rtcp:99999\r\n";
             );
             let sdp = SessionDescription::parse(body.as_bytes()).expect("sdp");
             prop_assert_eq!(sdp.media[0].port, port);
-            prop_assert_eq!(&sdp.media[0].formats, &formats);
+            prop_assert_eq!(&sdp.media[0].formats[..], &formats[..]);
             prop_assert_eq!(
                 sdp.rtpmap(0, pt),
                 Some(&RtpMap { payload_type: pt, encoding: "Codec", clock_rate: clock, channels })

@@ -128,6 +128,9 @@ struct CommonHeaders<'a> {
     cseq: Option<&'a [u8]>,
     content_type: Option<&'a [u8]>,
     content_length: Option<&'a [u8]>,
+    /// The first `Reason`: most messages have none, and then the dialog engine need not scan
+    /// the header block for them (a BYE's scan cost more than the rest of its handling).
+    reason: Option<&'a [u8]>,
 }
 
 /// Which slot of [`CommonHeaders`] a header name (long or compact form, any case) fills.
@@ -139,9 +142,19 @@ enum Common {
     CSeq,
     ContentType,
     ContentLength,
+    Reason,
 }
 
 impl Common {
+    /// False when no name [`Common::of`] knows starts with `first` (long or compact form,
+    /// any case).
+    fn may_start(first: u8) -> bool {
+        matches!(
+            first.to_ascii_lowercase(),
+            b'c' | b'f' | b't' | b'i' | b'l' | b'r'
+        )
+    }
+
     fn of(name: &[u8]) -> Option<Common> {
         let long = expand_compact(name);
         let is = |wanted: &[u8]| long.eq_ignore_ascii_case(wanted);
@@ -152,6 +165,7 @@ impl Common {
             4 if is(b"CSeq") => Some(Common::CSeq),
             12 if is(b"Content-Type") => Some(Common::ContentType),
             14 if is(b"Content-Length") => Some(Common::ContentLength),
+            6 if is(b"Reason") => Some(Common::Reason),
             _ => None,
         }
     }
@@ -161,7 +175,11 @@ impl<'a> CommonHeaders<'a> {
     /// Records the field `field` (one header line with its continuation lines, as [`Headers`]
     /// yields it) if it is a common header not seen before.
     fn note_field(&mut self, field: &'a [u8]) {
-        if field.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+        // Every common header's name, long or compact, starts with one of these letters; the
+        // others (Via, Max-Forwards, Allow, Supported, User-Agent, ...: half the fields of a
+        // typical message) are passed over without looking for their colon. A continuation
+        // line (leading blank) fails the same test.
+        if !field.first().is_some_and(|b| Common::may_start(*b)) {
             return;
         }
         let Some(colon) = memchr::memchr(b':', field) else {
@@ -185,6 +203,7 @@ impl<'a> CommonHeaders<'a> {
             Common::CSeq => &mut self.cseq,
             Common::ContentType => &mut self.content_type,
             Common::ContentLength => &mut self.content_length,
+            Common::Reason => &mut self.reason,
         }
     }
 
@@ -196,6 +215,7 @@ impl<'a> CommonHeaders<'a> {
             Common::CSeq => self.cseq,
             Common::ContentType => self.content_type,
             Common::ContentLength => self.content_length,
+            Common::Reason => self.reason,
         }
     }
 }
@@ -268,6 +288,11 @@ impl<'a> SipMessage<'a> {
 
     pub fn to(&self) -> Option<&'a [u8]> {
         self.common.to
+    }
+
+    /// The first `Reason` header (RFC 3326); further ones only through [`SipMessage::headers`].
+    pub fn reason(&self) -> Option<&'a [u8]> {
+        self.common.reason
     }
 
     /// CSeq sequence number and method, e.g. `(314159, b"INVITE")`.
@@ -857,6 +882,36 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// `note_field`'s first-letter filter never passes over a field `Common::of` would take:
+    /// every one-letter (compact) name and every long name, in any case.
+    #[test]
+    fn common_names_pass_the_first_letter_filter() {
+        let long: [&[u8]; 7] = [
+            b"Call-ID",
+            b"From",
+            b"To",
+            b"CSeq",
+            b"Content-Type",
+            b"Content-Length",
+            b"Reason",
+        ];
+        for name in long {
+            for form in [
+                name.to_vec(),
+                name.to_ascii_lowercase(),
+                name.to_ascii_uppercase(),
+            ] {
+                assert!(Common::of(&form).is_some());
+                assert!(Common::may_start(form[0]), "{form:?}");
+            }
+        }
+        for letter in 0..=u8::MAX {
+            if Common::of(&[letter]).is_some() {
+                assert!(Common::may_start(letter), "{letter}");
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn find_unquoted_agrees_with_the_bytewise_scan(
@@ -1290,7 +1345,8 @@ From: <sip:a@h>;tag=f1\r\nTo: <sip:b@h>;tag=as5\r\nCSeq: 1 INVITE\r\n\r\n";
                     b"To: t", b"t:  u ", b"TO: v", b"CSeq: 1 INVITE", b"cseq:2 BYE",
                     b"Content-Type: application/sdp", b"c: text/plain", b"Content-Length: 5",
                     b"l: 0", b"Via: SIP/2.0/UDP h", b"v: x", b" folded", b"\tmore", b"nocolon",
-                    b": empty", b"Call-IDx: no", b"Fro: no",
+                    b": empty", b"Call-IDx: no", b"Fro: no", b"Reason: Q.850;cause=16",
+                    b"reason :SIP;cause=200", b"Reasons: no", b"r: refer-to",
                 ]),
                 0..20,
             ),
@@ -1310,7 +1366,7 @@ From: <sip:a@h>;tag=f1\r\nTo: <sip:b@h>;tag=as5\r\nCSeq: 1 INVITE\r\n\r\n";
             let (block, after) = split_header_block(&bytes[after_start..]);
             let (block1, after1, _) = scan_header_block(&bytes[after_start..]);
             prop_assert_eq!((block, after), (block1, after1));
-            for name in ["Call-ID", "i", "call-id", "From", "f", "To", "t", "CSeq", "Content-Type", "c", "Content-Length", "l"] {
+            for name in ["Call-ID", "i", "call-id", "From", "f", "To", "t", "CSeq", "Content-Type", "c", "Content-Length", "l", "Reason", "REASON"] {
                 prop_assert_eq!(
                     message.header(name),
                     find_header(message.headers(), name.as_bytes()),
@@ -1321,6 +1377,7 @@ From: <sip:a@h>;tag=f1\r\nTo: <sip:b@h>;tag=as5\r\nCSeq: 1 INVITE\r\n\r\n";
             prop_assert_eq!(message.from(), find_header(message.headers(), b"From"));
             prop_assert_eq!(message.to(), find_header(message.headers(), b"To"));
             prop_assert_eq!(message.content_type(), find_header(message.headers(), b"Content-Type"));
+            prop_assert_eq!(message.reason(), find_header(message.headers(), b"Reason"));
         }
 
         #[test]
