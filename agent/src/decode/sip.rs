@@ -146,15 +146,6 @@ enum Common {
 }
 
 impl Common {
-    /// False when no name [`Common::of`] knows starts with `first` (long or compact form,
-    /// any case).
-    fn may_start(first: u8) -> bool {
-        matches!(
-            first.to_ascii_lowercase(),
-            b'c' | b'f' | b't' | b'i' | b'l' | b'r'
-        )
-    }
-
     fn of(name: &[u8]) -> Option<Common> {
         let long = expand_compact(name);
         let is = |wanted: &[u8]| long.eq_ignore_ascii_case(wanted);
@@ -169,29 +160,171 @@ impl Common {
             _ => None,
         }
     }
+
+    /// The common header a field (one header line with its continuation lines) is, and the
+    /// offset of the colon after its name: what `Common::of` says of the name before the
+    /// field's first colon (trailing whitespace removed), found without searching for that
+    /// colon. The first two letters (and for `Content-` the ninth) pick the one name the field
+    /// can start with, compared by whole 8-byte words ([`FieldName`]); only the blanks between
+    /// it and the colon are read. The search for the colon and the general name comparison this
+    /// replaces cost about 150 instructions a field (nine fields a message), a fifth of parsing
+    /// a message.
+    fn at_start(field: &[u8]) -> Option<(Common, usize)> {
+        const CALL_ID: FieldName = FieldName::new(b"call-id", Common::CallId);
+        const CSEQ: FieldName = FieldName::new(b"cseq", Common::CSeq);
+        const CONTENT_TYPE: FieldName = FieldName::new(b"content-type", Common::ContentType);
+        const CONTENT_LENGTH: FieldName =
+            FieldName::new(b"content-length", Common::ContentLength);
+        const C: FieldName = FieldName::new(b"c", Common::ContentType);
+        const FROM: FieldName = FieldName::new(b"from", Common::From);
+        const F: FieldName = FieldName::new(b"f", Common::From);
+        const TO: FieldName = FieldName::new(b"to", Common::To);
+        const T: FieldName = FieldName::new(b"t", Common::To);
+        const I: FieldName = FieldName::new(b"i", Common::CallId);
+        const L: FieldName = FieldName::new(b"l", Common::ContentLength);
+        const REASON: FieldName = FieldName::new(b"reason", Common::Reason);
+        // `| 0x20` lower-cases a letter, and makes no other byte a letter: a compact name's
+        // second byte (a blank or the colon) never passes for a long name's second letter.
+        let first = *field.first()? | 0x20;
+        let second = field.get(1).map_or(0, |b| b | 0x20);
+        let name = match (first, second) {
+            (b'c', b'a') => &CALL_ID,
+            (b'c', b's') => &CSEQ,
+            (b'c', b'o') => {
+                // Content-Type or Content-Length (or Contact, neither): the ninth letter.
+                match field.get(8).map(|b| b | 0x20) {
+                    Some(b't') => &CONTENT_TYPE,
+                    Some(b'l') => &CONTENT_LENGTH,
+                    _ => return None,
+                }
+            }
+            (b'c', _) => &C,
+            (b'f', b'r') => &FROM,
+            (b'f', _) => &F,
+            (b't', b'o') => &TO,
+            (b't', _) => &T,
+            (b'i', _) => &I,
+            (b'l', _) => &L,
+            // `r` alone is Refer-To, not Reason.
+            (b'r', b'e') => &REASON,
+            _ => return None,
+        };
+        name.colon_after(field).map(|colon| (name.which, colon))
+    }
+
+    /// The simple form of [`Common::at_start`]: the name before the first colon, by
+    /// `Common::of`.
+    #[cfg(test)]
+    fn at_start_simple(field: &[u8]) -> Option<(Common, usize)> {
+        let colon = field.iter().position(|b| *b == b':')?;
+        let which = Common::of(field.get(..colon)?.trim_ascii_end())?;
+        Some((which, colon))
+    }
+}
+
+/// A lower-case header name prepared for [`FieldName::colon_after`]: its bytes as 8-byte
+/// words with the case bit of each letter (the only bit in which `A` and `a` differ) to be set
+/// before comparing. A name of up to 16 bytes is two words, the second one ending with the name
+/// (overlapping the first when shorter).
+#[derive(Clone, Copy)]
+struct FieldName {
+    which: Common,
+    len: usize,
+    /// (word, case bits, compared bits) at offset 0 and at `len - 8` (names shorter than 8
+    /// bytes: offset 0 again, the compared bits covering only the name).
+    words: [(u64, u64, u64); 2],
+}
+
+impl FieldName {
+    const fn new(lower: &'static [u8], which: Common) -> FieldName {
+        assert!(!lower.is_empty() && lower.len() <= 16);
+        let len = lower.len();
+        let second = len.saturating_sub(8);
+        FieldName {
+            which,
+            len,
+            words: [Self::word(lower, 0), Self::word(lower, second)],
+        }
+    }
+
+    /// The (word, case bits, compared bits) of `lower[at..at + 8]` (bytes beyond the name are
+    /// not compared).
+    const fn word(lower: &[u8], at: usize) -> (u64, u64, u64) {
+        let (mut word, mut case, mut care) = (0u64, 0u64, 0u64);
+        let mut i = 0;
+        while i < 8 {
+            if at + i < lower.len() {
+                let byte = lower[at + i];
+                assert!(!byte.is_ascii_uppercase());
+                word |= (byte as u64) << (8 * i);
+                care |= 0xff << (8 * i);
+                if byte.is_ascii_lowercase() {
+                    case |= 0x20 << (8 * i);
+                }
+            }
+            i += 1;
+        }
+        (word, case, care)
+    }
+
+    /// The offset of the colon when `field` starts with this name (any case), then optional
+    /// whitespace, then a colon.
+    fn colon_after(&self, field: &[u8]) -> Option<usize> {
+        let word_at = |at: usize| {
+            field
+                .get(at..at.saturating_add(8))
+                .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+                .map(u64::from_le_bytes)
+        };
+        let matches = |(word, case, care): (u64, u64, u64), at: usize| {
+            word_at(at).is_some_and(|bytes| (bytes | case) & care == word)
+        };
+        let name_matches = if field.len() >= 8 {
+            matches(self.words[0], 0)
+                && (self.len <= 8 || matches(self.words[1], self.len - 8))
+        } else {
+            field.get(..self.len).is_some_and(|head| {
+                head.iter()
+                    .zip(Self::bytes(self))
+                    .all(|(b, lower)| b.to_ascii_lowercase() == lower)
+            })
+        };
+        if !name_matches {
+            return None;
+        }
+        // Usually the colon follows the name at once.
+        if field.get(self.len) == Some(&b':') {
+            return Some(self.len);
+        }
+        let after = field.get(self.len..)?;
+        let blanks = after.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        let colon = self.len + blanks;
+        (field.get(colon) == Some(&b':')).then_some(colon)
+    }
+
+    /// The name's bytes (for fields shorter than a word).
+    fn bytes(&self) -> impl Iterator<Item = u8> + '_ {
+        (0..self.len).map(|i| {
+            let (word, at) = if i < 8 {
+                (self.words[0].0, i)
+            } else {
+                (self.words[1].0, i + 8 - self.len)
+            };
+            (word >> (8 * at)) as u8
+        })
+    }
 }
 
 impl<'a> CommonHeaders<'a> {
     /// Records the field `field` (one header line with its continuation lines, as [`Headers`]
     /// yields it) if it is a common header not seen before.
     fn note_field(&mut self, field: &'a [u8]) {
-        // Every common header's name, long or compact, starts with one of these letters; the
-        // others (Via, Max-Forwards, Allow, Supported, User-Agent, ...: half the fields of a
-        // typical message) are passed over without looking for their colon. A continuation
-        // line (leading blank) fails the same test.
-        if !field.first().is_some_and(|b| Common::may_start(*b)) {
-            return;
-        }
-        let Some(colon) = memchr::memchr(b':', field) else {
-            return;
-        };
-        let (name, value_with_colon) = field.split_at(colon);
-        let Some(which) = Common::of(name.trim_ascii_end()) else {
+        let Some((which, colon)) = Common::at_start(field) else {
             return;
         };
         let slot = self.slot(which);
         if slot.is_none() {
-            *slot = Some(value_with_colon.get(1..).unwrap_or_default().trim_ascii());
+            *slot = Some(field.get(colon + 1..).unwrap_or_default().trim_ascii());
         }
     }
 
@@ -882,10 +1015,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// `note_field`'s first-letter filter never passes over a field `Common::of` would take:
-    /// every one-letter (compact) name and every long name, in any case.
+    /// `Common::at_start` takes every name `Common::of` knows, long or compact, in any case,
+    /// with or without blanks before the colon, in fields shorter and longer than a word.
     #[test]
-    fn common_names_pass_the_first_letter_filter() {
+    fn common_names_are_found_at_the_start_of_a_field() {
         let long: [&[u8]; 7] = [
             b"Call-ID",
             b"From",
@@ -895,20 +1028,52 @@ mod tests {
             b"Content-Length",
             b"Reason",
         ];
-        for name in long {
+        let compact: Vec<Vec<u8>> = (0..=u8::MAX)
+            .filter(|letter| Common::of(&[*letter]).is_some())
+            .map(|letter| vec![letter])
+            .collect();
+        assert_eq!(compact.len(), 10, "c f i l t in both cases");
+        for name in long.iter().map(|n| n.to_vec()).chain(compact) {
             for form in [
-                name.to_vec(),
+                name.clone(),
                 name.to_ascii_lowercase(),
                 name.to_ascii_uppercase(),
             ] {
-                assert!(Common::of(&form).is_some());
-                assert!(Common::may_start(form[0]), "{form:?}");
+                for tail in [&b":"[..], b": x", b" :x\r\n", b"\t: value\r\n more\r\n"] {
+                    let field = [&form[..], tail].concat();
+                    let found = Common::at_start(&field);
+                    assert!(found.is_some(), "{field:?}");
+                    assert_eq!(found, Common::at_start_simple(&field), "{field:?}");
+                }
             }
         }
-        for letter in 0..=u8::MAX {
-            if Common::of(&[letter]).is_some() {
-                assert!(Common::may_start(letter), "{letter}");
-            }
+    }
+
+    proptest! {
+        /// The word-wise name match agrees with the colon search and `Common::of`.
+        #[test]
+        fn common_at_start_agrees_with_the_simple_form(
+            parts in proptest::collection::vec(
+                prop::sample::select(vec![
+                    &b"Call-ID"[..], b"call-id", b"CALL-ID", b"Call-I", b"Call-IDs", b"CSeq",
+                    b"cseq", b"Content-Type", b"content-length", b"CONTENT-LENGTH",
+                    b"Content-Lengt", b"Contact", b"From", b"from", b"FROM", b"To", b"to",
+                    b"Reason", b"reason", b"Refer-To", b"c", b"C", b"f", b"i", b"I", b"l",
+                    b"t", b"r", b"m", b"v", b":", b" ", b"\t", b"\r", b"\n", b"\x0c", b"x",
+                    b"-", b"\xc3", b"\x03", b"\x43",
+                ]),
+                0..8,
+            ),
+        ) {
+            let field = parts.concat();
+            prop_assert_eq!(Common::at_start(&field), Common::at_start_simple(&field));
+        }
+
+        #[test]
+        fn common_at_start_agrees_on_any_bytes(
+            field in proptest::collection::vec(any::<u8>(), 0..24),
+        ) {
+            prop_assert_eq!(Common::at_start(&field), Common::at_start_simple(&field));
         }
     }
 
