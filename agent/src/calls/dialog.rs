@@ -239,6 +239,20 @@ fn tag_hash(tag: Option<&[u8]>) -> u32 {
     tag.map_or(0, fixed_hash)
 }
 
+/// [`fixed_hash`] of a media address, hashed from its parts as integers: hashing the
+/// `SocketAddr` itself feeds the hasher its variant, its octets as a slice and its port one by
+/// one (some 47 instructions), and every call's media problems hash its streams' addresses a
+/// dozen times. An IPv4 address and port are one `u64`; an IPv6 one its 128 bits and the port.
+/// Only ever compared with other `addr_hash`es.
+fn addr_hash(addr: &SocketAddr) -> u32 {
+    match addr {
+        SocketAddr::V4(v4) => {
+            fixed_hash((u64::from(v4.ip().to_bits()) << 16) | u64::from(v4.port()))
+        }
+        SocketAddr::V6(v6) => fixed_hash((v6.ip().to_bits(), v6.port())),
+    }
+}
+
 impl Call {
     fn new(call_id: Arc<str>, ts_ns: i64, seq: u64) -> Self {
         let mut times = [NONE; 7];
@@ -340,7 +354,7 @@ impl Call {
     /// Where a stream with this source and destination flows, by the parties' announced
     /// addresses (destination first: a NATed sender's source is not the announced one).
     pub fn stream_direction(&self, src: &SocketAddr, dst: &SocketAddr) -> Option<Party> {
-        let (s, d) = (fixed_hash(src), fixed_hash(dst));
+        let (s, d) = (addr_hash(src), addr_hash(dst));
         if self.callee_media.contains(&d) {
             Some(Party::Caller)
         } else if self.caller_media.contains(&d) {
@@ -360,7 +374,7 @@ impl Call {
             Party::Caller => &self.caller_media,
             Party::Callee => &self.callee_media,
         };
-        announced.iter().any(|&h| h != 0) && !announced.contains(&fixed_hash(src))
+        announced.iter().any(|&h| h != 0) && !announced.contains(&addr_hash(src))
     }
 
     /// Hold periods `(start, end)` (end `i64::MAX` while still on hold), from the events.
@@ -436,7 +450,7 @@ impl Call {
             *known_pt = pt;
         }
         if let Some(ip) = address.filter(|a| !a.is_unspecified()) {
-            let h = fixed_hash(SocketAddr::new(ip, audio.port));
+            let h = addr_hash(&SocketAddr::new(ip, audio.port));
             if !media.contains(&h) {
                 // The newest address replaces the oldest one.
                 media.rotate_right(1);
@@ -508,13 +522,15 @@ impl Call {
         }
     }
 
-    /// A response whose CSeq method is INVITE; `to_tag` is its To tag's hash (0: none).
+    /// A response whose CSeq method is INVITE; `to_tag` gives its To tag's hash (0: none),
+    /// asked for only when the response may name a fork: a 100 Trying (one in four responses)
+    /// never does, and its To header's parameters are not scanned.
     fn on_invite_response(
         &mut self,
         ts_ns: i64,
         status: u16,
         cseq: Option<u32>,
-        to_tag: u32,
+        to_tag: impl FnOnce() -> u32,
         reason: Option<u16>,
     ) {
         if self.phase != DialogPhase::Setup {
@@ -529,7 +545,7 @@ impl Call {
                 self.retransmissions = self.retransmissions.saturating_add(1);
             }
             if setup && (200..300).contains(&status) {
-                self.note_fork(to_tag);
+                self.note_fork(to_tag());
             }
             return;
         }
@@ -541,6 +557,7 @@ impl Call {
             (Some(_), None) => self.adopt_invite(cseq),
             _ => {}
         }
+        let to_tag = if status > 100 { to_tag() } else { 0 };
         if status > 100 {
             self.note_fork(to_tag);
         }
@@ -902,7 +919,7 @@ impl CallTracker {
             }
             (Some(Method::Cancel), _) => call.on_cancel(ts_ns, reason),
             (None, Some(status)) if invite_response => {
-                call.on_invite_response(ts_ns, status, number, to_tag(), reason);
+                call.on_invite_response(ts_ns, status, number, to_tag, reason);
             }
             (None, Some(status)) if bye_response => call.on_bye_response(ts_ns, status, number),
             // ACK, PRACK, UPDATE, INFO, ... inside the dialog, and responses to them.
@@ -920,6 +937,23 @@ impl CallTracker {
             _ => {}
         }
         self.slots.get(slot as usize)?.as_ref()
+    }
+
+    /// Starts loading the record of the call `call_id` names, if one is tracked, so that the
+    /// work done before [`CallTracker::on_message`] (the SDP body's parse) overlaps the loads
+    /// from memory: with tens of thousands of calls, the records are out of the caches, and
+    /// the message otherwise waits for its record's lines one by one (the Call-ID's own bytes,
+    /// separately allocated, after them). Only a hint: nothing is read but the index.
+    pub fn prefetch(&self, call_id: &[u8]) {
+        const LINES: usize = std::mem::size_of::<Call>() / crate::capture::hint::LINE + 1;
+        let hash = self.id_hash(call_id);
+        let slot = self
+            .by_id
+            .find(IdEntry::table_hash(hash), |e| e.hash == hash)
+            .map(|e| e.slot as usize);
+        if let Some(call) = slot.and_then(|slot| self.slots.get(slot)) {
+            crate::capture::hint::prefetch_lines(std::ptr::from_ref(call).cast::<u8>(), LINES);
+        }
     }
 
     /// The 32-bit hash of a Call-ID's bytes that the index keeps (see `IdEntry::table_hash`).

@@ -1229,7 +1229,15 @@ impl Analyzer {
         msg: SipMessage<'_>,
     ) {
         self.counters.sip += 1;
-        let sdp = match msg.sdp_body().map(SessionDescription::parse) {
+        let body = msg.sdp_body();
+        if body.is_some()
+            && let Some(call_id) = msg.call_id()
+        {
+            // The call's record loads while the SDP is parsed (without a body there is nothing
+            // to overlap the loads with, and the hint would only cost its lookup).
+            self.calls.prefetch(call_id);
+        }
+        let sdp = match body.map(SessionDescription::parse) {
             Some(Ok(sdp)) => Some(sdp),
             Some(Err(_)) => {
                 self.counters.sip_invalid += 1;

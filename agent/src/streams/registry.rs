@@ -78,11 +78,34 @@ impl MediaProfile {
 /// so every worker reads (on new flows only) and writes (on SDP) the same registry.
 pub type SharedRegistry = std::sync::Arc<std::sync::RwLock<SdpRegistry>>;
 
+/// A socket address as a key of the registry's maps, hashed from its parts as integers: the
+/// derived hash of a `SocketAddr` feeds the hasher its variant, its octets as a slice and its
+/// port one by one (some 47 instructions), and every announcement hashes two or three addresses
+/// (its RTP and RTCP addresses, the one it evicts), every new flow one or two. Equal keys hash
+/// alike (the hash reads a subset of what equality compares); nothing iterates the maps, so
+/// their order is no output's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key(SocketAddr);
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self.0 {
+            SocketAddr::V4(v4) => {
+                state.write_u64((u64::from(v4.ip().to_bits()) << 16) | u64::from(v4.port()));
+            }
+            SocketAddr::V6(v6) => {
+                state.write_u128(v6.ip().to_bits());
+                state.write_u16(v6.port());
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct SdpRegistry {
-    media: HashMap<SocketAddr, Arc<MediaProfile>, foldhash::fast::RandomState>,
+    media: HashMap<Key, Arc<MediaProfile>, foldhash::fast::RandomState>,
     /// RTCP addresses and whether their media is SRTP (then the RTCP is SRTCP).
-    rtcp: HashMap<SocketAddr, bool, foldhash::fast::RandomState>,
+    rtcp: HashMap<Key, bool, foldhash::fast::RandomState>,
     order: VecDeque<SocketAddr>,
     capacity: usize,
     evicted: u64,
@@ -108,15 +131,15 @@ impl SdpRegistry {
         profile: Arc<MediaProfile>,
     ) {
         let srtp = profile.srtp;
-        if self.media.insert(media, profile).is_none() {
+        if self.media.insert(Key(media), profile).is_none() {
             self.order.push_back(media);
         }
         if let Some(rtcp) = rtcp {
-            self.rtcp.insert(rtcp, srtp);
+            self.rtcp.insert(Key(rtcp), srtp);
         }
         while self.order.len() > self.capacity {
             if let Some(old) = self.order.pop_front() {
-                self.media.remove(&old);
+                self.media.remove(&Key(old));
                 self.evicted += 1;
             }
         }
@@ -130,11 +153,11 @@ impl SdpRegistry {
         if self.media.is_empty() {
             return None;
         }
-        self.media.get(addr)
+        self.media.get(&Key(*addr))
     }
 
     pub fn is_rtcp(&self, addr: &SocketAddr) -> bool {
-        self.rtcp.contains_key(addr)
+        self.rtcp.contains_key(&Key(*addr))
     }
 
     /// True when `addr` was announced as the RTCP address of SRTP media, or as the address of
@@ -143,8 +166,8 @@ impl SdpRegistry {
         if self.media.is_empty() {
             return false;
         }
-        self.rtcp.get(addr).copied().unwrap_or(false)
-            || self.media.get(addr).is_some_and(|p| p.srtp)
+        self.rtcp.get(&Key(*addr)).copied().unwrap_or(false)
+            || self.media.get(&Key(*addr)).is_some_and(|p| p.srtp)
     }
 
     pub fn len(&self) -> usize {
