@@ -636,13 +636,20 @@ impl Analyzer {
                     self.counters.candidates_dropped += 1;
                     return;
                 }
-                let (_, clock, _) = resolve_payload(meta.pt, profile.as_deref());
-                let c = Candidate::new(meta, profile.is_some(), clock.is_none());
+                let resolved = resolve_payload(meta.pt, profile.as_deref());
+                let c = Candidate::new(meta, profile.is_some(), resolved.1.is_none());
                 let state = c.state();
                 if let CandidateState::Ready { inference } = state {
                     // Announced with a known clock: a stream from its first packet, without a
-                    // round trip through the candidate table.
-                    self.start_stream(key, &c, profile, inference);
+                    // round trip through the candidate table. Its one packet's payload type was
+                    // just resolved: the stream start does not resolve it again.
+                    self.start_stream_resolved(
+                        key,
+                        &c,
+                        profile,
+                        inference,
+                        Some((meta.pt, resolved)),
+                    );
                     return;
                 }
                 self.candidates.insert(key, c);
@@ -663,6 +670,19 @@ impl Analyzer {
         profile: Option<Arc<MediaProfile>>,
         inference: Option<ClockInference>,
     ) {
+        self.start_stream_resolved(key, candidate, profile, inference, None);
+    }
+
+    /// [`Analyzer::start_stream`] with a payload type already resolved by the caller (`seed`),
+    /// which the choice of the main payload type reuses instead of resolving it again.
+    fn start_stream_resolved(
+        &mut self,
+        key: StreamKey,
+        candidate: &Candidate,
+        profile: Option<Arc<MediaProfile>>,
+        inference: Option<ClockInference>,
+        seed: Option<(u8, Resolved)>,
+    ) {
         if self.active.len() >= self.cfg.max_streams.max(1) {
             // Full: the least recently active stream makes room (and is reported as evicted).
             let oldest = (0..self.active.len()).min_by_key(|&i| self.active[i].meter.last_ns());
@@ -680,18 +700,11 @@ impl Analyzer {
         // The candidate's packets are walked where they are (it does not change here), not
         // collected: that was an allocation per stream.
         let packets = || candidate.replayable();
-        let Some(first) = packets().next().copied() else {
+        let Some((first, main, (mut info, mut clock, mut source))) =
+            main_payload(packets(), profile.as_deref(), seed)
+        else {
             return;
         };
-        // The main payload type is the first one that is real audio, else the first one seen.
-        let main = packets()
-            .find(|p| resolve_payload(p.pt, profile.as_deref()).0.role == MediaRole::Audio)
-            .or_else(|| {
-                packets().find(|p| measurable(resolve_payload(p.pt, profile.as_deref()).0.role))
-            })
-            .copied()
-            .unwrap_or(first);
-        let (mut info, mut clock, mut source) = resolve_payload(main.pt, profile.as_deref());
         let name = codec_name(main.pt, &info, profile.as_deref());
         // The inference (made for a payload type without a known clock) belongs to the stream
         // only when its main payload type has no known clock either.
@@ -1569,6 +1582,50 @@ fn measurable(role: MediaRole) -> bool {
     matches!(role, MediaRole::Audio | MediaRole::Unknown)
 }
 
+/// What [`resolve_payload`] says of a payload type: codec, clock rate and the clock's source.
+type Resolved = (CodecInfo, Option<u32>, ClockSource);
+
+/// A new stream's first packet, its main payload type's packet (the first one that is real
+/// audio, else the first one measurable, else the first one) and that payload type's
+/// resolution; `None` without packets.
+///
+/// One pass, resolving a payload type only when it differs from the one resolved last (`seed`:
+/// one the caller resolved already): a stream's first packets almost always share one payload
+/// type (the candidate replays only those of its last packet's), so a stream start resolves it
+/// once (it was three times: the codec table is searched by name, a tenth of a stream start).
+/// The same choice as searching the packets for audio, then for a measurable type (tested
+/// against that simple form).
+fn main_payload<'a>(
+    packets: impl Iterator<Item = &'a RtpMeta>,
+    profile: Option<&MediaProfile>,
+    seed: Option<(u8, Resolved)>,
+) -> Option<(RtpMeta, RtpMeta, Resolved)> {
+    let mut last = seed;
+    let mut resolve = |pt: u8| match last {
+        Some((known, resolved)) if known == pt => resolved,
+        _ => {
+            let resolved = resolve_payload(pt, profile);
+            last = Some((pt, resolved));
+            resolved
+        }
+    };
+    let mut first = None;
+    let mut measurable_one = None;
+    for p in packets {
+        let resolved = resolve(p.pt);
+        first.get_or_insert(*p);
+        if resolved.0.role == MediaRole::Audio {
+            return first.map(|f| (f, *p, resolved));
+        }
+        if measurable_one.is_none() && measurable(resolved.0.role) {
+            measurable_one = Some((*p, resolved));
+        }
+    }
+    let first = first?;
+    let (main, resolved) = measurable_one.unwrap_or_else(|| (first, resolve(first.pt)));
+    Some((first, main, resolved))
+}
+
 /// Codec, clock rate and its source for a payload type (metrics-spec §1.5 resolution order).
 fn resolve_payload(
     pt: u8,
@@ -2398,5 +2455,84 @@ mod sort_tests {
             vec![(3, 'b'), (3, 'c'), (5, 'a')],
             "ties keep their order"
         );
+    }
+}
+
+#[cfg(test)]
+mod main_payload_tests {
+    use super::*;
+
+    /// The choice as `start_stream` made it before `main_payload`: the first audio packet, else
+    /// the first measurable one, else the first one, each payload type resolved every time.
+    fn simple(
+        packets: &[RtpMeta],
+        profile: Option<&MediaProfile>,
+    ) -> Option<(RtpMeta, RtpMeta, Resolved)> {
+        let first = *packets.first()?;
+        let main = packets
+            .iter()
+            .find(|p| resolve_payload(p.pt, profile).0.role == MediaRole::Audio)
+            .or_else(|| {
+                packets
+                    .iter()
+                    .find(|p| measurable(resolve_payload(p.pt, profile).0.role))
+            })
+            .copied()
+            .unwrap_or(first);
+        Some((first, main, resolve_payload(main.pt, profile)))
+    }
+
+    /// Static audio, comfort noise, reserved and dynamic types, some mapped by the profile.
+    const TYPES: [u8; 10] = [0, 8, 9, 13, 19, 34, 96, 97, 101, 120];
+
+    fn profile(media: MediaType) -> MediaProfile {
+        let map = |payload_type: u8, encoding: &str, clock_hz: u32| RtpMapEntry {
+            payload_type,
+            encoding: Arc::from(encoding),
+            clock_hz,
+        };
+        MediaProfile {
+            rtpmaps: vec![
+                map(96, "opus", 48000),
+                map(97, "x-unheard-of", 0),
+                map(101, "telephone-event", 8000),
+                map(8, "pcma", 8000),
+            ],
+            media,
+            ..MediaProfile::default()
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn main_payload_is_the_simple_choice(
+            types in proptest::collection::vec(0usize..TYPES.len(), 0..20),
+            which_profile in 0u8..3,
+            seed_type in proptest::option::of(0usize..TYPES.len()),
+        ) {
+            let profile = match which_profile {
+                0 => None,
+                1 => Some(profile(MediaType::Audio)),
+                _ => Some(profile(MediaType::Video)),
+            };
+            let profile = profile.as_ref();
+            let packets: Vec<RtpMeta> = types
+                .iter()
+                .enumerate()
+                .map(|(i, &t)| RtpMeta {
+                    ts_ns: i as i64,
+                    seq: i as u16,
+                    rtp_ts: 160 * i as u32,
+                    pt: TYPES[t],
+                    marker: false,
+                })
+                .collect();
+            // A seed is a correct resolution of some payload type, used or not.
+            let seed = seed_type.map(|t| (TYPES[t], resolve_payload(TYPES[t], profile)));
+            proptest::prop_assert_eq!(
+                main_payload(packets.iter(), profile, seed),
+                simple(&packets, profile)
+            );
+        }
     }
 }
