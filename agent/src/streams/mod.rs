@@ -550,15 +550,22 @@ impl Analyzer {
         };
         if let Some(slot) = self.predicted(&key).or_else(|| self.lookup(&key)) {
             self.counters.rtp += 1;
-            if let Some(prev) = self.active.get_mut(self.last_fed as usize) {
-                prev.next_hint = slot as u32;
-            }
-            self.last_fed = slot as u32;
+            self.note_fed(slot);
             self.feed(slot, &meta);
             self.prefetch_predicted(slot);
             return;
         }
         self.on_unknown_rtp(key, meta);
+    }
+
+    /// The packet being handled went to `slot`: the stream fed before it learns that `slot`
+    /// followed it (the next guess of [`Analyzer::predicted`]).
+    #[inline]
+    fn note_fed(&mut self, slot: usize) {
+        if let Some(prev) = self.active.get_mut(self.last_fed as usize) {
+            prev.next_hint = slot as u32;
+        }
+        self.last_fed = slot as u32;
     }
 
     /// Starts loading the record of the stream predicted to come next (the one that followed
@@ -643,13 +650,14 @@ impl Analyzer {
                     // Announced with a known clock: a stream from its first packet, without a
                     // round trip through the candidate table. Its one packet's payload type was
                     // just resolved: the stream start does not resolve it again.
-                    self.start_stream_resolved(
+                    let started = self.start_stream_resolved(
                         key,
                         &c,
                         profile,
                         inference,
                         Some((meta.pt, resolved)),
                     );
+                    self.started_with_this_packet(started);
                     return;
                 }
                 self.candidates.insert(key, c);
@@ -659,7 +667,19 @@ impl Analyzer {
         if let CandidateState::Ready { inference } = state
             && let Some(c) = self.candidates.remove(&key)
         {
-            self.start_stream(key, &c, profile, inference);
+            let started = self.start_stream_resolved(key, &c, profile, inference, None);
+            self.started_with_this_packet(started);
+        }
+    }
+
+    /// A stream just started whose last packet is the one being handled: it is the stream fed
+    /// last, as if found in the table. Without this the stream fed before kept its old
+    /// successor as its guess, and the new stream's next packet was guessed from that one:
+    /// two guesses missed (each an index lookup) before the new stream joined the order,
+    /// where now one does (its own successor is not known yet).
+    fn started_with_this_packet(&mut self, slot: Option<usize>) {
+        if let Some(slot) = slot {
+            self.note_fed(slot);
         }
     }
 
@@ -674,7 +694,8 @@ impl Analyzer {
     }
 
     /// [`Analyzer::start_stream`] with a payload type already resolved by the caller (`seed`),
-    /// which the choice of the main payload type reuses instead of resolving it again.
+    /// which the choice of the main payload type reuses instead of resolving it again. Returns
+    /// the new stream's slot (`None`: no stream started).
     fn start_stream_resolved(
         &mut self,
         key: StreamKey,
@@ -682,7 +703,7 @@ impl Analyzer {
         profile: Option<Arc<MediaProfile>>,
         inference: Option<ClockInference>,
         seed: Option<(u8, Resolved)>,
-    ) {
+    ) -> Option<usize> {
         if self.active.len() >= self.cfg.max_streams.max(1) {
             // Full: the least recently active stream makes room (and is reported as evicted).
             let oldest = (0..self.active.len()).min_by_key(|&i| self.active[i].meter.last_ns());
@@ -693,7 +714,7 @@ impl Analyzer {
                 }
                 None => {
                     self.counters.streams_refused += 1;
-                    return;
+                    return None;
                 }
             }
         }
@@ -703,7 +724,7 @@ impl Analyzer {
         let Some((first, main, (mut info, mut clock, mut source))) =
             main_payload(packets(), profile.as_deref(), seed)
         else {
-            return;
+            return None;
         };
         let name = codec_name(main.pt, &info, profile.as_deref());
         // The inference (made for a payload type without a known clock) belongs to the stream
@@ -764,6 +785,7 @@ impl Analyzer {
             self.counters.rtp += 1;
             self.feed(slot, p);
         }
+        Some(slot)
     }
 
     #[inline]
@@ -2049,6 +2071,45 @@ mod interval_tests {
             (1, Some(EndReason::Evicted))
         );
         assert_eq!(evicted[0].stream.summary.packets, 3);
+    }
+
+    /// A stream that starts becomes the stream fed last: its predecessor's guess is the new
+    /// stream, and in the next round of packets every stream is found by its guess (no index
+    /// lookup beyond the new stream's own first one and its successor's).
+    #[test]
+    fn a_new_stream_joins_the_guessed_order_at_once() {
+        let mut a = analyzer(1);
+        let slot_of = |a: &Analyzer, ssrc: u32| a.active.iter().position(|s| s.key.ssrc == ssrc);
+        // Rounds of 20 ms: streams 1 and 3 from the start, stream 2 between them from round 2
+        // (confirmed by its second packet, in round 3).
+        for round in 0..5u16 {
+            let at = 10 * SEC + i64::from(round) * 20_000_000;
+            packet(&mut a, at, round, 160 * u32::from(round), 1);
+            if round >= 2 {
+                packet(&mut a, at + 1_000, round, 160 * u32::from(round), 2);
+            }
+            if round == 3 {
+                let (one, two) = (slot_of(&a, 1), slot_of(&a, 2));
+                assert!(two.is_some(), "stream 2 is confirmed");
+                assert_eq!(
+                    Some(a.last_fed as usize),
+                    two,
+                    "the new stream was fed last"
+                );
+                let one = one
+                    .and_then(|s| a.active.get(s))
+                    .map(|s| s.next_hint as usize);
+                assert_eq!(one, two, "stream 1's guess is the new stream");
+            }
+            packet(&mut a, at + 2_000, round, 160 * u32::from(round), 3);
+        }
+        let (one, two, three) = (slot_of(&a, 1), slot_of(&a, 2), slot_of(&a, 3));
+        let hint = |slot: Option<usize>| {
+            slot.and_then(|s| a.active.get(s))
+                .map(|s| s.next_hint as usize)
+        };
+        assert_eq!(hint(one), two);
+        assert_eq!(hint(two), three);
     }
 
     /// Feeds one 20 ms packet of `ssrc` at `at_ns`.
