@@ -385,6 +385,8 @@ pub struct Analyzer {
     last_fed: u32,
     /// The `a=rtpmap` encoding names seen, shared by every announcement that names them.
     encodings: registry::EncodingNames,
+    /// The payload type a stream start resolved last and what from (see [`ResolveMemo`]).
+    resolved_last: ResolveMemo,
 }
 
 impl Analyzer {
@@ -435,6 +437,7 @@ impl Analyzer {
             fragments: Reassembler::new(cfg_reassembly),
             last_fed: u32::MAX,
             encodings: registry::EncodingNames::default(),
+            resolved_last: ResolveMemo::default(),
         }
     }
 
@@ -643,7 +646,7 @@ impl Analyzer {
                     self.counters.candidates_dropped += 1;
                     return;
                 }
-                let resolved = resolve_payload(meta.pt, profile.as_deref());
+                let resolved = self.resolved_last.resolve(meta.pt, profile.as_deref());
                 let c = Candidate::new(meta, profile.is_some(), resolved.1.is_none());
                 let state = c.state();
                 if let CandidateState::Ready { inference } = state {
@@ -1607,6 +1610,62 @@ fn measurable(role: MediaRole) -> bool {
 /// What [`resolve_payload`] says of a payload type: codec, clock rate and the clock's source.
 type Resolved = (CodecInfo, Option<u32>, ClockSource);
 
+/// What the last few payload types were resolved from and to: [`resolve_payload`] for a
+/// stream start, without searching the codec table by name again when the payload type, its
+/// `a=rtpmap` (encoding name and clock) and the media type are those of a recent stream start,
+/// as with the calls of one capture, which announce the same few codecs over and over (the
+/// search was a sixth of a stream start). Several entries, replaced in turn: calls of two
+/// codecs alternating missed a memo of one half of the time.
+#[derive(Debug, Default)]
+struct ResolveMemo {
+    entries: [Option<(ResolveKey, Resolved)>; RESOLVE_MEMO_ENTRIES],
+    /// The entry replaced next.
+    next: usize,
+}
+
+/// Entries of [`ResolveMemo`].
+const RESOLVE_MEMO_ENTRIES: usize = 4;
+
+/// Everything [`resolve_payload`] reads of a payload type and its profile.
+#[derive(Debug, Clone, PartialEq)]
+struct ResolveKey {
+    pt: u8,
+    /// The profile's rtpmap of the payload type: encoding name and clock.
+    rtpmap: Option<(Arc<str>, u32)>,
+    /// Announced in an `m=video` section.
+    video: bool,
+}
+
+impl ResolveMemo {
+    /// The same as [`resolve_payload`]`(pt, profile)`.
+    fn resolve(&mut self, pt: u8, profile: Option<&MediaProfile>) -> Resolved {
+        let rtpmap = profile.and_then(|p| p.rtpmap(pt));
+        let video = profile.is_some_and(|p| p.media == MediaType::Video);
+        let known = self.entries.iter().flatten().find(|(key, _)| {
+            key.pt == pt
+                && key.video == video
+                && match (&key.rtpmap, rtpmap) {
+                    (None, None) => true,
+                    (Some((name, clock)), Some(map)) => {
+                        *clock == map.clock_hz
+                            && (Arc::ptr_eq(name, &map.encoding) || **name == *map.encoding)
+                    }
+                    _ => false,
+                }
+        });
+        if let Some((_, resolved)) = known {
+            return *resolved;
+        }
+        let resolved = resolve_payload(pt, profile);
+        let rtpmap = rtpmap.map(|map| (Arc::clone(&map.encoding), map.clock_hz));
+        if let Some(entry) = self.entries.get_mut(self.next) {
+            *entry = Some((ResolveKey { pt, rtpmap, video }, resolved));
+        }
+        self.next = (self.next + 1) % RESOLVE_MEMO_ENTRIES;
+        resolved
+    }
+}
+
 /// A new stream's first packet, its main payload type's packet (the first one that is real
 /// audio, else the first one measurable, else the first one) and that payload type's
 /// resolution; `None` without packets.
@@ -2565,6 +2624,35 @@ mod main_payload_tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn the_memo_resolves_as_resolve_payload(
+            lookups in proptest::collection::vec((0usize..TYPES.len(), 0u8..5), 0..60),
+        ) {
+            // Profiles that differ only in what the memo must tell apart: none, audio, video,
+            // another encoding name for a type, another clock for it.
+            let mut renamed = profile(MediaType::Audio);
+            renamed.rtpmaps[0].encoding = Arc::from("OPUS");
+            renamed.rtpmaps[3].encoding = Arc::from("PCMU");
+            let mut reclocked = profile(MediaType::Audio);
+            reclocked.rtpmaps[0].clock_hz = 16000;
+            reclocked.rtpmaps[2].clock_hz = 48000;
+            let profiles = [
+                None,
+                Some(profile(MediaType::Audio)),
+                Some(profile(MediaType::Video)),
+                Some(renamed),
+                Some(reclocked),
+            ];
+            let mut memo = ResolveMemo::default();
+            for (t, p) in lookups {
+                let profile = profiles[usize::from(p)].as_ref();
+                proptest::prop_assert_eq!(
+                    memo.resolve(TYPES[t], profile),
+                    resolve_payload(TYPES[t], profile)
+                );
+            }
+        }
+
         #[test]
         fn main_payload_is_the_simple_choice(
             types in proptest::collection::vec(0usize..TYPES.len(), 0..20),
