@@ -724,11 +724,8 @@ impl Analyzer {
         // The candidate's packets are walked where they are (it does not change here), not
         // collected: that was an allocation per stream.
         let packets = || candidate.replayable();
-        let Some((first, main, (mut info, mut clock, mut source))) =
-            main_payload(packets(), profile.as_deref(), seed)
-        else {
-            return None;
-        };
+        let (first, main, (mut info, mut clock, mut source)) =
+            main_payload(packets(), profile.as_deref(), seed)?;
         let name = codec_name(main.pt, &info, profile.as_deref());
         // The inference (made for a payload type without a known clock) belongs to the stream
         // only when its main payload type has no known clock either.
