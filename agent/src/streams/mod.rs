@@ -343,8 +343,9 @@ impl std::fmt::Debug for Leftovers {
 pub struct Analyzer {
     cfg: AnalyzerConfig,
     /// Flow table: slots of `active`, found by a precomputed hash of the stream key. Buckets
-    /// hold only a `u32`, so the table stays cache-resident with many streams.
-    index: HashTable<u32>,
+    /// hold only a slot and 32 bits of its key's hash ([`IndexEntry`]), so the table stays
+    /// small with many streams and grows without reading the streams' records.
+    index: HashTable<IndexEntry>,
     hasher: foldhash::fast::RandomState,
     active: Vec<ActiveStream>,
     /// With interval reports: the current window of each stream of `active`, slot for slot
@@ -778,9 +779,14 @@ impl Analyzer {
             });
         }
         let hash = self.key_hash(&key);
-        let (hasher, active) = (&self.hasher, &self.active);
-        self.index
-            .insert_unique(hash, slot as u32, |&s| key_hash_of(hasher, active, s));
+        self.index.insert_unique(
+            IndexEntry::table_hash(hash),
+            IndexEntry {
+                slot: slot as u32,
+                hash,
+            },
+            IndexEntry::rehash,
+        );
         for p in packets() {
             self.counters.rtp += 1;
             self.feed(slot, p);
@@ -830,7 +836,10 @@ impl Analyzer {
         let moved_hash = (slot != last).then(|| {
             // The last stream will move into `slot`: take its index entry out first.
             let hash = self.key_hash(&self.active[last].key);
-            if let Ok(entry) = self.index.find_entry(hash, |&s| s as usize == last) {
+            if let Ok(entry) = self
+                .index
+                .find_entry(IndexEntry::table_hash(hash), |e| e.slot as usize == last)
+            {
                 entry.remove();
             }
             hash
@@ -849,9 +858,14 @@ impl Analyzer {
             }
         }
         if let Some(hash) = moved_hash {
-            let (hasher, active) = (&self.hasher, &self.active);
-            self.index
-                .insert_unique(hash, slot as u32, |&s| key_hash_of(hasher, active, s));
+            self.index.insert_unique(
+                IndexEntry::table_hash(hash),
+                IndexEntry {
+                    slot: slot as u32,
+                    hash,
+                },
+                IndexEntry::rehash,
+            );
         }
         stream.meter.finish();
         let inputs = self.inputs_for(&stream);
@@ -1151,8 +1165,10 @@ impl Analyzer {
         })
     }
 
-    fn key_hash(&self, key: &StreamKey) -> u64 {
-        hash_key(&self.hasher, key)
+    /// The 32 bits of a key's hash its index entry keeps (the high half: foldhash mixes
+    /// those best).
+    fn key_hash(&self, key: &StreamKey) -> u32 {
+        (hash_key(&self.hasher, key) >> 32) as u32
     }
 
     /// The stream the last packet's stream was followed by the previous time, if it is `key`'s.
@@ -1173,11 +1189,17 @@ impl Analyzer {
 
     fn lookup(&self, key: &StreamKey) -> Option<usize> {
         let hash = self.key_hash(key);
+        // The stored hash is compared first: a bucket whose 7-bit tag matches by chance is
+        // passed over without loading its stream's record.
         self.index
-            .find(hash, |&s| {
-                self.active.get(s as usize).is_some_and(|a| a.key == *key)
+            .find(IndexEntry::table_hash(hash), |e| {
+                e.hash == hash
+                    && self
+                        .active
+                        .get(e.slot as usize)
+                        .is_some_and(|a| a.key == *key)
             })
-            .map(|&s| s as usize)
+            .map(|e| e.slot as usize)
     }
 
     fn unindex(&mut self, slot: usize) {
@@ -1185,7 +1207,10 @@ impl Analyzer {
             return;
         };
         let hash = self.key_hash(&key);
-        if let Ok(entry) = self.index.find_entry(hash, |&s| s as usize == slot) {
+        if let Ok(entry) = self
+            .index
+            .find_entry(IndexEntry::table_hash(hash), |e| e.slot as usize == slot)
+        {
             entry.remove();
         }
     }
@@ -1592,10 +1617,34 @@ fn hash_key(hasher: &foldhash::fast::RandomState, key: &StreamKey) -> u64 {
     hasher.hash_one((ip(&key.src), ip(&key.dst), ports))
 }
 
-fn key_hash_of(hasher: &foldhash::fast::RandomState, active: &[ActiveStream], slot: u32) -> u64 {
-    active
-        .get(slot as usize)
-        .map_or(0, |a| hash_key(hasher, &a.key))
+/// One entry of [`Analyzer::index`]: a stream's slot in `active` and 32 bits of its key's hash
+/// ([`Analyzer::key_hash`]).
+///
+/// The table is placed by those bits alone ([`IndexEntry::table_hash`]), so when it grows it
+/// moves its entries without reading a stream's record: with only the slot it hashed every
+/// stream's key again, reading each record (a likely cache miss, with many streams) at every
+/// doubling of the table. 8 bytes a bucket (the slot alone was 4): lookups are rare (most
+/// packets find their stream through [`Analyzer::predicted`]), and the table stays far smaller
+/// than the records.
+#[derive(Debug, Clone, Copy)]
+struct IndexEntry {
+    slot: u32,
+    hash: u32,
+}
+
+impl IndexEntry {
+    /// The table's 64-bit hash of an entry's 32 bits: the low bits place it, the top 7 bits
+    /// are hashbrown's tag; both come from the 32 bits (the tag from their top 7), independent
+    /// for tables of up to 2^25 buckets.
+    fn table_hash(hash: u32) -> u64 {
+        let hash = u64::from(hash);
+        hash | (hash << 32)
+    }
+
+    /// The hasher the table calls when it grows.
+    fn rehash(entry: &IndexEntry) -> u64 {
+        Self::table_hash(entry.hash)
+    }
 }
 
 /// Payload roles measured as the stream's voice: known audio codecs, and unknown (dynamic) types,
@@ -2166,6 +2215,40 @@ mod interval_tests {
         };
         assert_eq!(hint(one), two);
         assert_eq!(hint(two), three);
+    }
+
+    /// The index finds every stream at its slot after the table grew many times (its entries
+    /// placed by their stored hash bits alone) and after closes moved streams between slots.
+    #[test]
+    fn the_index_finds_every_stream_after_growing_and_moving() {
+        let mut a = analyzer(1);
+        let check = |a: &Analyzer| {
+            assert_eq!(a.index.len(), a.active.len());
+            for (slot, stream) in a.active.iter().enumerate() {
+                assert_eq!(
+                    a.lookup(&stream.key),
+                    Some(slot),
+                    "ssrc {}",
+                    stream.key.ssrc
+                );
+            }
+        };
+        // Two packets each (a heuristic stream is confirmed by its second).
+        for ssrc in 1..=3000u32 {
+            packet(&mut a, 10 * SEC, 7, 160, ssrc);
+            packet(&mut a, 10 * SEC + 20_000_000, 8, 320, ssrc);
+        }
+        assert_eq!(a.active_streams(), 3000);
+        check(&a);
+        for slot in (0..3000).step_by(7) {
+            a.close_slot(slot.min(a.active.len() - 1), EndReason::Shutdown, 11 * SEC);
+        }
+        check(&a);
+        let gone = StreamKey {
+            ssrc: 9999,
+            ..a.active[0].key
+        };
+        assert_eq!(a.lookup(&gone), None);
     }
 
     /// Feeds one 20 ms packet of `ssrc` at `at_ns`.
