@@ -343,8 +343,9 @@ impl std::fmt::Debug for Leftovers {
 pub struct Analyzer {
     cfg: AnalyzerConfig,
     /// Flow table: slots of `active`, found by a precomputed hash of the stream key. Buckets
-    /// hold only a `u32`, so the table stays cache-resident with many streams.
-    index: HashTable<u32>,
+    /// hold only a slot and 32 bits of its key's hash ([`IndexEntry`]), so the table stays
+    /// small with many streams and grows without reading the streams' records.
+    index: HashTable<IndexEntry>,
     hasher: foldhash::fast::RandomState,
     active: Vec<ActiveStream>,
     /// With interval reports: the current window of each stream of `active`, slot for slot
@@ -385,6 +386,8 @@ pub struct Analyzer {
     last_fed: u32,
     /// The `a=rtpmap` encoding names seen, shared by every announcement that names them.
     encodings: registry::EncodingNames,
+    /// The payload type a stream start resolved last and what from (see [`ResolveMemo`]).
+    resolved_last: ResolveMemo,
 }
 
 impl Analyzer {
@@ -435,6 +438,7 @@ impl Analyzer {
             fragments: Reassembler::new(cfg_reassembly),
             last_fed: u32::MAX,
             encodings: registry::EncodingNames::default(),
+            resolved_last: ResolveMemo::default(),
         }
     }
 
@@ -550,15 +554,22 @@ impl Analyzer {
         };
         if let Some(slot) = self.predicted(&key).or_else(|| self.lookup(&key)) {
             self.counters.rtp += 1;
-            if let Some(prev) = self.active.get_mut(self.last_fed as usize) {
-                prev.next_hint = slot as u32;
-            }
-            self.last_fed = slot as u32;
+            self.note_fed(slot);
             self.feed(slot, &meta);
             self.prefetch_predicted(slot);
             return;
         }
         self.on_unknown_rtp(key, meta);
+    }
+
+    /// The packet being handled went to `slot`: the stream fed before it learns that `slot`
+    /// followed it (the next guess of [`Analyzer::predicted`]).
+    #[inline]
+    fn note_fed(&mut self, slot: usize) {
+        if let Some(prev) = self.active.get_mut(self.last_fed as usize) {
+            prev.next_hint = slot as u32;
+        }
+        self.last_fed = slot as u32;
     }
 
     /// Starts loading the record of the stream predicted to come next (the one that followed
@@ -636,13 +647,21 @@ impl Analyzer {
                     self.counters.candidates_dropped += 1;
                     return;
                 }
-                let (_, clock, _) = resolve_payload(meta.pt, profile.as_deref());
-                let c = Candidate::new(meta, profile.is_some(), clock.is_none());
+                let resolved = self.resolved_last.resolve(meta.pt, profile.as_deref());
+                let c = Candidate::new(meta, profile.is_some(), resolved.1.is_none());
                 let state = c.state();
                 if let CandidateState::Ready { inference } = state {
                     // Announced with a known clock: a stream from its first packet, without a
-                    // round trip through the candidate table.
-                    self.start_stream(key, &c, profile, inference);
+                    // round trip through the candidate table. Its one packet's payload type was
+                    // just resolved: the stream start does not resolve it again.
+                    let started = self.start_stream_resolved(
+                        key,
+                        &c,
+                        profile,
+                        inference,
+                        Some((meta.pt, resolved)),
+                    );
+                    self.started_with_this_packet(started);
                     return;
                 }
                 self.candidates.insert(key, c);
@@ -652,7 +671,19 @@ impl Analyzer {
         if let CandidateState::Ready { inference } = state
             && let Some(c) = self.candidates.remove(&key)
         {
-            self.start_stream(key, &c, profile, inference);
+            let started = self.start_stream_resolved(key, &c, profile, inference, None);
+            self.started_with_this_packet(started);
+        }
+    }
+
+    /// A stream just started whose last packet is the one being handled: it is the stream fed
+    /// last, as if found in the table. Without this the stream fed before kept its old
+    /// successor as its guess, and the new stream's next packet was guessed from that one:
+    /// two guesses missed (each an index lookup) before the new stream joined the order,
+    /// where now one does (its own successor is not known yet).
+    fn started_with_this_packet(&mut self, slot: Option<usize>) {
+        if let Some(slot) = slot {
+            self.note_fed(slot);
         }
     }
 
@@ -663,6 +694,20 @@ impl Analyzer {
         profile: Option<Arc<MediaProfile>>,
         inference: Option<ClockInference>,
     ) {
+        self.start_stream_resolved(key, candidate, profile, inference, None);
+    }
+
+    /// [`Analyzer::start_stream`] with a payload type already resolved by the caller (`seed`),
+    /// which the choice of the main payload type reuses instead of resolving it again. Returns
+    /// the new stream's slot (`None`: no stream started).
+    fn start_stream_resolved(
+        &mut self,
+        key: StreamKey,
+        candidate: &Candidate,
+        profile: Option<Arc<MediaProfile>>,
+        inference: Option<ClockInference>,
+        seed: Option<(u8, Resolved)>,
+    ) -> Option<usize> {
         if self.active.len() >= self.cfg.max_streams.max(1) {
             // Full: the least recently active stream makes room (and is reported as evicted).
             let oldest = (0..self.active.len()).min_by_key(|&i| self.active[i].meter.last_ns());
@@ -673,25 +718,15 @@ impl Analyzer {
                 }
                 None => {
                     self.counters.streams_refused += 1;
-                    return;
+                    return None;
                 }
             }
         }
         // The candidate's packets are walked where they are (it does not change here), not
         // collected: that was an allocation per stream.
         let packets = || candidate.replayable();
-        let Some(first) = packets().next().copied() else {
-            return;
-        };
-        // The main payload type is the first one that is real audio, else the first one seen.
-        let main = packets()
-            .find(|p| resolve_payload(p.pt, profile.as_deref()).0.role == MediaRole::Audio)
-            .or_else(|| {
-                packets().find(|p| measurable(resolve_payload(p.pt, profile.as_deref()).0.role))
-            })
-            .copied()
-            .unwrap_or(first);
-        let (mut info, mut clock, mut source) = resolve_payload(main.pt, profile.as_deref());
+        let (first, main, (mut info, mut clock, mut source)) =
+            main_payload(packets(), profile.as_deref(), seed)?;
         let name = codec_name(main.pt, &info, profile.as_deref());
         // The inference (made for a payload type without a known clock) belongs to the stream
         // only when its main payload type has no known clock either.
@@ -744,13 +779,19 @@ impl Analyzer {
             });
         }
         let hash = self.key_hash(&key);
-        let (hasher, active) = (&self.hasher, &self.active);
-        self.index
-            .insert_unique(hash, slot as u32, |&s| key_hash_of(hasher, active, s));
+        self.index.insert_unique(
+            IndexEntry::table_hash(hash),
+            IndexEntry {
+                slot: slot as u32,
+                hash,
+            },
+            IndexEntry::rehash,
+        );
         for p in packets() {
             self.counters.rtp += 1;
             self.feed(slot, p);
         }
+        Some(slot)
     }
 
     #[inline]
@@ -795,7 +836,10 @@ impl Analyzer {
         let moved_hash = (slot != last).then(|| {
             // The last stream will move into `slot`: take its index entry out first.
             let hash = self.key_hash(&self.active[last].key);
-            if let Ok(entry) = self.index.find_entry(hash, |&s| s as usize == last) {
+            if let Ok(entry) = self
+                .index
+                .find_entry(IndexEntry::table_hash(hash), |e| e.slot as usize == last)
+            {
                 entry.remove();
             }
             hash
@@ -814,9 +858,14 @@ impl Analyzer {
             }
         }
         if let Some(hash) = moved_hash {
-            let (hasher, active) = (&self.hasher, &self.active);
-            self.index
-                .insert_unique(hash, slot as u32, |&s| key_hash_of(hasher, active, s));
+            self.index.insert_unique(
+                IndexEntry::table_hash(hash),
+                IndexEntry {
+                    slot: slot as u32,
+                    hash,
+                },
+                IndexEntry::rehash,
+            );
         }
         stream.meter.finish();
         let inputs = self.inputs_for(&stream);
@@ -1116,8 +1165,10 @@ impl Analyzer {
         })
     }
 
-    fn key_hash(&self, key: &StreamKey) -> u64 {
-        hash_key(&self.hasher, key)
+    /// The 32 bits of a key's hash its index entry keeps (the high half: foldhash mixes
+    /// those best).
+    fn key_hash(&self, key: &StreamKey) -> u32 {
+        (hash_key(&self.hasher, key) >> 32) as u32
     }
 
     /// The stream the last packet's stream was followed by the previous time, if it is `key`'s.
@@ -1138,11 +1189,17 @@ impl Analyzer {
 
     fn lookup(&self, key: &StreamKey) -> Option<usize> {
         let hash = self.key_hash(key);
+        // The stored hash is compared first: a bucket whose 7-bit tag matches by chance is
+        // passed over without loading its stream's record.
         self.index
-            .find(hash, |&s| {
-                self.active.get(s as usize).is_some_and(|a| a.key == *key)
+            .find(IndexEntry::table_hash(hash), |e| {
+                e.hash == hash
+                    && self
+                        .active
+                        .get(e.slot as usize)
+                        .is_some_and(|a| a.key == *key)
             })
-            .map(|&s| s as usize)
+            .map(|e| e.slot as usize)
     }
 
     fn unindex(&mut self, slot: usize) {
@@ -1150,7 +1207,10 @@ impl Analyzer {
             return;
         };
         let hash = self.key_hash(&key);
-        if let Ok(entry) = self.index.find_entry(hash, |&s| s as usize == slot) {
+        if let Ok(entry) = self
+            .index
+            .find_entry(IndexEntry::table_hash(hash), |e| e.slot as usize == slot)
+        {
             entry.remove();
         }
     }
@@ -1565,16 +1625,140 @@ fn hash_key(hasher: &foldhash::fast::RandomState, key: &StreamKey) -> u64 {
     hasher.hash_one((ip(&key.src), ip(&key.dst), ports))
 }
 
-fn key_hash_of(hasher: &foldhash::fast::RandomState, active: &[ActiveStream], slot: u32) -> u64 {
-    active
-        .get(slot as usize)
-        .map_or(0, |a| hash_key(hasher, &a.key))
+/// One entry of [`Analyzer::index`]: a stream's slot in `active` and 32 bits of its key's hash
+/// ([`Analyzer::key_hash`]).
+///
+/// The table is placed by those bits alone ([`IndexEntry::table_hash`]), so when it grows it
+/// moves its entries without reading a stream's record: with only the slot it hashed every
+/// stream's key again, reading each record (a likely cache miss, with many streams) at every
+/// doubling of the table. 8 bytes a bucket (the slot alone was 4): lookups are rare (most
+/// packets find their stream through [`Analyzer::predicted`]), and the table stays far smaller
+/// than the records.
+#[derive(Debug, Clone, Copy)]
+struct IndexEntry {
+    slot: u32,
+    hash: u32,
+}
+
+impl IndexEntry {
+    /// The table's 64-bit hash of an entry's 32 bits: the low bits place it, the top 7 bits
+    /// are hashbrown's tag; both come from the 32 bits (the tag from their top 7), independent
+    /// for tables of up to 2^25 buckets.
+    fn table_hash(hash: u32) -> u64 {
+        let hash = u64::from(hash);
+        hash | (hash << 32)
+    }
+
+    /// The hasher the table calls when it grows.
+    fn rehash(entry: &IndexEntry) -> u64 {
+        Self::table_hash(entry.hash)
+    }
 }
 
 /// Payload roles measured as the stream's voice: known audio codecs, and unknown (dynamic) types,
 /// which are rated with the G.711-with-PLC proxy values and flagged.
 fn measurable(role: MediaRole) -> bool {
     matches!(role, MediaRole::Audio | MediaRole::Unknown)
+}
+
+/// What [`resolve_payload`] says of a payload type: codec, clock rate and the clock's source.
+type Resolved = (CodecInfo, Option<u32>, ClockSource);
+
+/// What the last few payload types were resolved from and to: [`resolve_payload`] for a
+/// stream start, without searching the codec table by name again when the payload type, its
+/// `a=rtpmap` (encoding name and clock) and the media type are those of a recent stream start,
+/// as with the calls of one capture, which announce the same few codecs over and over (the
+/// search was a sixth of a stream start). Several entries, replaced in turn: calls of two
+/// codecs alternating missed a memo of one half of the time.
+#[derive(Debug, Default)]
+struct ResolveMemo {
+    entries: [Option<(ResolveKey, Resolved)>; RESOLVE_MEMO_ENTRIES],
+    /// The entry replaced next.
+    next: usize,
+}
+
+/// Entries of [`ResolveMemo`].
+const RESOLVE_MEMO_ENTRIES: usize = 4;
+
+/// Everything [`resolve_payload`] reads of a payload type and its profile.
+#[derive(Debug, Clone, PartialEq)]
+struct ResolveKey {
+    pt: u8,
+    /// The profile's rtpmap of the payload type: encoding name and clock.
+    rtpmap: Option<(Arc<str>, u32)>,
+    /// Announced in an `m=video` section.
+    video: bool,
+}
+
+impl ResolveMemo {
+    /// The same as [`resolve_payload`]`(pt, profile)`.
+    fn resolve(&mut self, pt: u8, profile: Option<&MediaProfile>) -> Resolved {
+        let rtpmap = profile.and_then(|p| p.rtpmap(pt));
+        let video = profile.is_some_and(|p| p.media == MediaType::Video);
+        let known = self.entries.iter().flatten().find(|(key, _)| {
+            key.pt == pt
+                && key.video == video
+                && match (&key.rtpmap, rtpmap) {
+                    (None, None) => true,
+                    (Some((name, clock)), Some(map)) => {
+                        *clock == map.clock_hz
+                            && (Arc::ptr_eq(name, &map.encoding) || **name == *map.encoding)
+                    }
+                    _ => false,
+                }
+        });
+        if let Some((_, resolved)) = known {
+            return *resolved;
+        }
+        let resolved = resolve_payload(pt, profile);
+        let rtpmap = rtpmap.map(|map| (Arc::clone(&map.encoding), map.clock_hz));
+        if let Some(entry) = self.entries.get_mut(self.next) {
+            *entry = Some((ResolveKey { pt, rtpmap, video }, resolved));
+        }
+        self.next = (self.next + 1) % RESOLVE_MEMO_ENTRIES;
+        resolved
+    }
+}
+
+/// A new stream's first packet, its main payload type's packet (the first one that is real
+/// audio, else the first one measurable, else the first one) and that payload type's
+/// resolution; `None` without packets.
+///
+/// One pass, resolving a payload type only when it differs from the one resolved last (`seed`:
+/// one the caller resolved already): a stream's first packets almost always share one payload
+/// type (the candidate replays only those of its last packet's), so a stream start resolves it
+/// once (it was three times: the codec table is searched by name, a tenth of a stream start).
+/// The same choice as searching the packets for audio, then for a measurable type (tested
+/// against that simple form).
+fn main_payload<'a>(
+    packets: impl Iterator<Item = &'a RtpMeta>,
+    profile: Option<&MediaProfile>,
+    seed: Option<(u8, Resolved)>,
+) -> Option<(RtpMeta, RtpMeta, Resolved)> {
+    let mut last = seed;
+    let mut resolve = |pt: u8| match last {
+        Some((known, resolved)) if known == pt => resolved,
+        _ => {
+            let resolved = resolve_payload(pt, profile);
+            last = Some((pt, resolved));
+            resolved
+        }
+    };
+    let mut first = None;
+    let mut measurable_one = None;
+    for p in packets {
+        let resolved = resolve(p.pt);
+        first.get_or_insert(*p);
+        if resolved.0.role == MediaRole::Audio {
+            return first.map(|f| (f, *p, resolved));
+        }
+        if measurable_one.is_none() && measurable(resolved.0.role) {
+            measurable_one = Some((*p, resolved));
+        }
+    }
+    let first = first?;
+    let (main, resolved) = measurable_one.unwrap_or_else(|| (first, resolve(first.pt)));
+    Some((first, main, resolved))
 }
 
 /// Codec, clock rate and its source for a payload type (metrics-spec §1.5 resolution order).
@@ -2002,6 +2186,79 @@ mod interval_tests {
         assert_eq!(evicted[0].stream.summary.packets, 3);
     }
 
+    /// A stream that starts becomes the stream fed last: its predecessor's guess is the new
+    /// stream, and in the next round of packets every stream is found by its guess (no index
+    /// lookup beyond the new stream's own first one and its successor's).
+    #[test]
+    fn a_new_stream_joins_the_guessed_order_at_once() {
+        let mut a = analyzer(1);
+        let slot_of = |a: &Analyzer, ssrc: u32| a.active.iter().position(|s| s.key.ssrc == ssrc);
+        // Rounds of 20 ms: streams 1 and 3 from the start, stream 2 between them from round 2
+        // (confirmed by its second packet, in round 3).
+        for round in 0..5u16 {
+            let at = 10 * SEC + i64::from(round) * 20_000_000;
+            packet(&mut a, at, round, 160 * u32::from(round), 1);
+            if round >= 2 {
+                packet(&mut a, at + 1_000, round, 160 * u32::from(round), 2);
+            }
+            if round == 3 {
+                let (one, two) = (slot_of(&a, 1), slot_of(&a, 2));
+                assert!(two.is_some(), "stream 2 is confirmed");
+                assert_eq!(
+                    Some(a.last_fed as usize),
+                    two,
+                    "the new stream was fed last"
+                );
+                let one = one
+                    .and_then(|s| a.active.get(s))
+                    .map(|s| s.next_hint as usize);
+                assert_eq!(one, two, "stream 1's guess is the new stream");
+            }
+            packet(&mut a, at + 2_000, round, 160 * u32::from(round), 3);
+        }
+        let (one, two, three) = (slot_of(&a, 1), slot_of(&a, 2), slot_of(&a, 3));
+        let hint = |slot: Option<usize>| {
+            slot.and_then(|s| a.active.get(s))
+                .map(|s| s.next_hint as usize)
+        };
+        assert_eq!(hint(one), two);
+        assert_eq!(hint(two), three);
+    }
+
+    /// The index finds every stream at its slot after the table grew many times (its entries
+    /// placed by their stored hash bits alone) and after closes moved streams between slots.
+    #[test]
+    fn the_index_finds_every_stream_after_growing_and_moving() {
+        let mut a = analyzer(1);
+        let check = |a: &Analyzer| {
+            assert_eq!(a.index.len(), a.active.len());
+            for (slot, stream) in a.active.iter().enumerate() {
+                assert_eq!(
+                    a.lookup(&stream.key),
+                    Some(slot),
+                    "ssrc {}",
+                    stream.key.ssrc
+                );
+            }
+        };
+        // Two packets each (a heuristic stream is confirmed by its second).
+        for ssrc in 1..=3000u32 {
+            packet(&mut a, 10 * SEC, 7, 160, ssrc);
+            packet(&mut a, 10 * SEC + 20_000_000, 8, 320, ssrc);
+        }
+        assert_eq!(a.active_streams(), 3000);
+        check(&a);
+        for slot in (0..3000).step_by(7) {
+            a.close_slot(slot.min(a.active.len() - 1), EndReason::Shutdown, 11 * SEC);
+        }
+        check(&a);
+        let gone = StreamKey {
+            ssrc: 9999,
+            ..a.active[0].key
+        };
+        assert_eq!(a.lookup(&gone), None);
+    }
+
     /// Feeds one 20 ms packet of `ssrc` at `at_ns`.
     fn packet(a: &mut Analyzer, at_ns: i64, seq: u16, ts: u32, ssrc: u32) {
         let f = frame(seq, ts, ssrc);
@@ -2406,5 +2663,113 @@ mod sort_tests {
             vec![(3, 'b'), (3, 'c'), (5, 'a')],
             "ties keep their order"
         );
+    }
+}
+
+#[cfg(test)]
+mod main_payload_tests {
+    use super::*;
+
+    /// The choice as `start_stream` made it before `main_payload`: the first audio packet, else
+    /// the first measurable one, else the first one, each payload type resolved every time.
+    fn simple(
+        packets: &[RtpMeta],
+        profile: Option<&MediaProfile>,
+    ) -> Option<(RtpMeta, RtpMeta, Resolved)> {
+        let first = *packets.first()?;
+        let main = packets
+            .iter()
+            .find(|p| resolve_payload(p.pt, profile).0.role == MediaRole::Audio)
+            .or_else(|| {
+                packets
+                    .iter()
+                    .find(|p| measurable(resolve_payload(p.pt, profile).0.role))
+            })
+            .copied()
+            .unwrap_or(first);
+        Some((first, main, resolve_payload(main.pt, profile)))
+    }
+
+    /// Static audio, comfort noise, reserved and dynamic types, some mapped by the profile.
+    const TYPES: [u8; 10] = [0, 8, 9, 13, 19, 34, 96, 97, 101, 120];
+
+    fn profile(media: MediaType) -> MediaProfile {
+        let map = |payload_type: u8, encoding: &str, clock_hz: u32| RtpMapEntry {
+            payload_type,
+            encoding: Arc::from(encoding),
+            clock_hz,
+        };
+        MediaProfile {
+            rtpmaps: vec![
+                map(96, "opus", 48000),
+                map(97, "x-unheard-of", 0),
+                map(101, "telephone-event", 8000),
+                map(8, "pcma", 8000),
+            ],
+            media,
+            ..MediaProfile::default()
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_memo_resolves_as_resolve_payload(
+            lookups in proptest::collection::vec((0usize..TYPES.len(), 0u8..5), 0..60),
+        ) {
+            // Profiles that differ only in what the memo must tell apart: none, audio, video,
+            // another encoding name for a type, another clock for it.
+            let mut renamed = profile(MediaType::Audio);
+            renamed.rtpmaps[0].encoding = Arc::from("OPUS");
+            renamed.rtpmaps[3].encoding = Arc::from("PCMU");
+            let mut reclocked = profile(MediaType::Audio);
+            reclocked.rtpmaps[0].clock_hz = 16000;
+            reclocked.rtpmaps[2].clock_hz = 48000;
+            let profiles = [
+                None,
+                Some(profile(MediaType::Audio)),
+                Some(profile(MediaType::Video)),
+                Some(renamed),
+                Some(reclocked),
+            ];
+            let mut memo = ResolveMemo::default();
+            for (t, p) in lookups {
+                let profile = profiles[usize::from(p)].as_ref();
+                proptest::prop_assert_eq!(
+                    memo.resolve(TYPES[t], profile),
+                    resolve_payload(TYPES[t], profile)
+                );
+            }
+        }
+
+        #[test]
+        fn main_payload_is_the_simple_choice(
+            types in proptest::collection::vec(0usize..TYPES.len(), 0..20),
+            which_profile in 0u8..3,
+            seed_type in proptest::option::of(0usize..TYPES.len()),
+        ) {
+            let profile = match which_profile {
+                0 => None,
+                1 => Some(profile(MediaType::Audio)),
+                _ => Some(profile(MediaType::Video)),
+            };
+            let profile = profile.as_ref();
+            let packets: Vec<RtpMeta> = types
+                .iter()
+                .enumerate()
+                .map(|(i, &t)| RtpMeta {
+                    ts_ns: i as i64,
+                    seq: i as u16,
+                    rtp_ts: 160 * i as u32,
+                    pt: TYPES[t],
+                    marker: false,
+                })
+                .collect();
+            // A seed is a correct resolution of some payload type, used or not.
+            let seed = seed_type.map(|t| (TYPES[t], resolve_payload(TYPES[t], profile)));
+            proptest::prop_assert_eq!(
+                main_payload(packets.iter(), profile, seed),
+                simple(&packets, profile)
+            );
+        }
     }
 }
