@@ -567,30 +567,40 @@ fn put_micros(x: f64, buf: &mut Vec<u8>) -> bool {
     if !(10..1_000_000_000_000_000).contains(&magnitude) || n as f64 / 1e6 != x {
         return false;
     }
-    if n < 0 {
-        buf.push(b'-');
-    }
-    let mut digits = itoa::Buffer::new();
-    buf.extend_from_slice(digits.format(magnitude / 1_000_000).as_bytes());
-    let mut fraction = magnitude % 1_000_000;
-    if fraction == 0 {
-        buf.extend_from_slice(b".0");
-        return true;
-    }
-    // Six digits after the point, the trailing zeros left out.
-    let mut len = 6;
-    while fraction % 10 == 0 {
-        fraction /= 10;
-        len -= 1;
-    }
-    let mut text = *b".000000";
-    for at in (1..=len).rev() {
-        if let Some(digit) = text.get_mut(at) {
-            *digit = b'0' + (fraction % 10) as u8;
+    // Spelled in a fixed array, digit by digit at fixed places (a sign and up to 9 digits
+    // before the point at 10, 6 decimals after it), and copied once: calls of a formatter and
+    // a copy per part cost more than the shortest-form search saved.
+    let mut text = *b"0000000000.000000";
+    let mut whole = magnitude / 1_000_000;
+    let mut start = 10;
+    while let Some(digit) = text.get_mut(start - 1) {
+        *digit = b'0' + (whole % 10) as u8;
+        start -= 1;
+        whole /= 10;
+        if whole == 0 || start == 1 {
+            break;
         }
-        fraction /= 10;
     }
-    buf.extend_from_slice(text.get(..=len).unwrap_or(b".0"));
+    if n < 0 {
+        start -= 1;
+        if let Some(sign) = text.get_mut(start) {
+            *sign = b'-';
+        }
+    }
+    let fraction = (magnitude % 1_000_000) as u32;
+    let (high, low) = (fraction / 1000, fraction % 1000);
+    text[11] = b'0' + (high / 100) as u8;
+    text[12] = b'0' + (high / 10 % 10) as u8;
+    text[13] = b'0' + (high % 10) as u8;
+    text[14] = b'0' + (low / 100) as u8;
+    text[15] = b'0' + (low / 10 % 10) as u8;
+    text[16] = b'0' + (low % 10) as u8;
+    // The trailing zeros left out, but one digit after the point always (`20.0`).
+    let mut end = text.len();
+    while end > 12 && text[end - 1] == b'0' {
+        end -= 1;
+    }
+    buf.extend_from_slice(text.get(start..end).unwrap_or(b"0.0"));
     true
 }
 
@@ -669,18 +679,26 @@ fn needs_escape(bytes: &[u8]) -> bool {
     fn zero_byte(x: u64) -> bool {
         x.wrapping_sub(ONES) & !x & HIGH != 0
     }
-    let (words, rest) = bytes.as_chunks::<8>();
-    for word in words {
+    /// A control character (below 0x20), a quote or a backslash among the 8 bytes.
+    fn special(word: &[u8; 8]) -> bool {
         let x = u64::from_le_bytes(*word);
-        // A control character (below 0x20), a quote or a backslash.
-        if x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0
+        x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0
             || zero_byte(x ^ (ONES * u64::from(b'"')))
             || zero_byte(x ^ (ONES * u64::from(b'\\')))
-        {
-            return true;
-        }
     }
-    rest.iter().any(|&b| ESCAPE[usize::from(b)] != 0)
+    let (words, rest) = bytes.as_chunks::<8>();
+    if words.iter().any(special) {
+        return true;
+    }
+    if rest.is_empty() {
+        return false;
+    }
+    // The last bytes as the last 8 (overlapping the words): one test instead of a table
+    // lookup per byte. Strings shorter than 8 bytes are tested byte by byte.
+    match bytes.last_chunk::<8>() {
+        Some(last) => special(last),
+        None => rest.iter().any(|&b| ESCAPE[usize::from(b)] != 0),
+    }
 }
 
 /// One stream object alone, as `serde_json::to_string_pretty` writes one (the view tests).
