@@ -41,7 +41,7 @@ pub(crate) fn r6(x: f64) -> f64 {
 #[inline]
 fn round_half_away(y: f64) -> f64 {
     // From 2^52 on every double is a whole number; NaN and infinities go the general way.
-    if !(y.abs() < 4_503_599_627_370_496.0) {
+    if y.is_nan() || y.abs() >= 4_503_599_627_370_496.0 {
         return y.round();
     }
     let whole = (y as i64) as f64;
