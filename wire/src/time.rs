@@ -186,9 +186,10 @@ impl Rfc3339Writer {
     }
 }
 
-/// `value` (below 100) as two ASCII digits at `buf[at..at + 2]`.
+/// `value` (below 100) as two ASCII digits at `buf[at..at + 2]` (nothing written where that is
+/// outside `buf`). Public for the agent's JSON writer, whose decimals are written the same way.
 #[inline(always)]
-fn put2<const N: usize>(buf: &mut [u8; N], at: usize, value: u32) {
+pub fn put2<const N: usize>(buf: &mut [u8; N], at: usize, value: u32) {
     /// "00" to "99", one after another.
     static PAIRS: [u8; 200] = {
         let mut pairs = [0u8; 200];

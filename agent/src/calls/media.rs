@@ -8,6 +8,8 @@
 //! comfort-noise packet, is silence, not a stop (the stream meter leaves such pauses out of
 //! its longest gap).
 
+use smallvec::SmallVec;
+
 use super::StreamFacts;
 use super::dialog::{Call, Party};
 
@@ -86,14 +88,25 @@ pub fn problems(
     };
     let end = call.end_ns().unwrap_or(capture_end_ns);
     let held = |from: i64, to: i64| call.hold_periods().any(|(h0, h1)| h0 < to && h1 > from);
-    let audio = || streams.iter().filter(|s| !s.video && s.packets > 0);
+    // The audio streams with their sending parties, each found once: finding one hashes both
+    // addresses, and the passes below asked for every stream's a dozen times (over half of
+    // the cost of a call). Inline for the usual two to four streams: no allocation.
+    let audio: SmallVec<[(&StreamFacts, Option<Party>); 4]> = streams
+        .iter()
+        .filter(|s| !s.video && s.packets > 0)
+        .map(|s| (s, call.stream_direction(&s.src, &s.dst)))
+        .collect();
     for sender in [Party::Caller, Party::Callee] {
         let other = match sender {
             Party::Caller => Party::Callee,
             Party::Callee => Party::Caller,
         };
-        let of =
-            |p: Party| audio().filter(move |s| call.stream_direction(&s.src, &s.dst) == Some(p));
+        let of = |p: Party| {
+            audio
+                .iter()
+                .filter(move |&&(_, party)| party == Some(p))
+                .map(|&(s, _)| s)
+        };
         let first = of(sender).map(|s| s.first_ns).min();
         let other_first = of(other).map(|s| s.first_ns).min();
         let other_last = of(other).map(|s| s.last_ns).max();
@@ -164,9 +177,11 @@ fn first_stop<'a>(
     held: &impl Fn(i64, i64) -> bool,
 ) -> Option<i64> {
     let (other_first, other_last) = (other_first?, other_last?);
-    let mut spans: Vec<&StreamFacts> = streams.collect();
+    // Inline: a direction usually has one or two streams, and each call judged both directions
+    // with two allocations each.
+    let mut spans: SmallVec<[&StreamFacts; 4]> = streams.collect();
     spans.sort_unstable_by_key(|s| (s.first_ns, s.last_ns));
-    let mut gaps: Vec<(i64, i64)> = spans.iter().filter_map(|s| s.longest_gap).collect();
+    let mut gaps: SmallVec<[(i64, i64); 8]> = spans.iter().filter_map(|s| s.longest_gap).collect();
     for pair in spans.windows(2) {
         if !pair[0].ends_in_cn {
             gaps.push((pair[0].last_ns, pair[1].first_ns));
