@@ -32,11 +32,13 @@ timed() { # OUT CMD... -> "wall user sys" in seconds, to the microsecond (/usr/b
   python3 - "$@" <<'PY'
 import resource, subprocess, sys, time
 out, cmd = sys.argv[1], sys.argv[2:]
-before = resource.getrusage(resource.RUSAGE_CHILDREN)
-start = time.perf_counter()
+# The output file is opened (truncating the last run's, tens of MB of page cache to free)
+# before the clock starts: that is the benchmark's work, not the process's.
 with open(out, "wb") as f:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
     subprocess.run(cmd, stdout=f, check=True)
-wall = time.perf_counter() - start
+    wall = time.perf_counter() - start
 after = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(f"{wall:.6f} {after.ru_utime - before.ru_utime:.6f} {after.ru_stime - before.ru_stime:.6f}")
 PY
