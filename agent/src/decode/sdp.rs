@@ -331,7 +331,9 @@ fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
 fn trim_line(raw_line: &[u8]) -> &[u8] {
     let line = raw_line.strip_suffix(b"\r").unwrap_or(raw_line);
     match (line.first(), line.last()) {
-        (Some(first), Some(last)) if !first.is_ascii_whitespace() && !last.is_ascii_whitespace() => {
+        (Some(first), Some(last))
+            if !first.is_ascii_whitespace() && !last.is_ascii_whitespace() =>
+        {
             line
         }
         _ => raw_line.trim_ascii(),

@@ -218,8 +218,7 @@ impl Common {
         const CALL_ID: FieldName = FieldName::new(b"call-id", Common::CallId);
         const CSEQ: FieldName = FieldName::new(b"cseq", Common::CSeq);
         const CONTENT_TYPE: FieldName = FieldName::new(b"content-type", Common::ContentType);
-        const CONTENT_LENGTH: FieldName =
-            FieldName::new(b"content-length", Common::ContentLength);
+        const CONTENT_LENGTH: FieldName = FieldName::new(b"content-length", Common::ContentLength);
         const C: FieldName = FieldName::new(b"c", Common::ContentType);
         const FROM: FieldName = FieldName::new(b"from", Common::From);
         const F: FieldName = FieldName::new(b"f", Common::From);
@@ -325,8 +324,7 @@ impl FieldName {
             word_at(at).is_some_and(|bytes| (bytes | case) & care == word)
         };
         let name_matches = if field.len() >= 8 {
-            matches(self.words[0], 0)
-                && (self.len <= 8 || matches(self.words[1], self.len - 8))
+            matches(self.words[0], 0) && (self.len <= 8 || matches(self.words[1], self.len - 8))
         } else {
             field.get(..self.len).is_some_and(|head| {
                 head.iter()
@@ -487,7 +485,8 @@ impl<'a> SipMessage<'a> {
             return None;
         }
         let number = digits.iter().try_fold(0u32, |acc, b| {
-            acc.checked_mul(10)?.checked_add(u32::from(b.wrapping_sub(b'0')))
+            acc.checked_mul(10)?
+                .checked_add(u32::from(b.wrapping_sub(b'0')))
         })?;
         let method = trim_ascii_fast(rest);
         if method.is_empty() || !method.iter().copied().all(is_token_byte) {
@@ -756,7 +755,10 @@ const TOKEN_BYTES: [bool; 256] = {
 /// The definition [`TOKEN_BYTES`] is built from.
 const fn is_token_byte_simple(b: u8) -> bool {
     b.is_ascii_alphanumeric()
-        || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
 }
 
 /// Anything printable without whitespace; the monitor does not check URI grammar.
@@ -1084,7 +1086,9 @@ fn trim_ascii_fast(bytes: &[u8]) -> &[u8] {
         None => inner.strip_suffix(b"\r").unwrap_or(inner),
     };
     match (inner.first(), inner.last()) {
-        (Some(first), Some(last)) if !first.is_ascii_whitespace() && !last.is_ascii_whitespace() => {
+        (Some(first), Some(last))
+            if !first.is_ascii_whitespace() && !last.is_ascii_whitespace() =>
+        {
             inner
         }
         _ => bytes.trim_ascii(),
@@ -1157,7 +1161,11 @@ mod tests {
             .collect();
         tokens.extend([b"".to_vec(), b"OTHER".to_vec(), b"\xe9NVITE".to_vec()]);
         for token in tokens {
-            assert_eq!(Method::from_token(&token), Method::from_token_by_search(&token), "{token:?}");
+            assert_eq!(
+                Method::from_token(&token),
+                Method::from_token_by_search(&token),
+                "{token:?}"
+            );
         }
         for (name, method) in Method::NAMES {
             assert_eq!(method.as_str().as_bytes(), name);

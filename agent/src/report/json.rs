@@ -153,7 +153,11 @@ fn stream<W: Write>(p: &mut Pretty<'_, W>, v: &StreamView<'_>) -> io::Result<()>
         srtp,
         clock_inference,
     } = v;
-    debug_assert_eq!(p.depth + 1, OBJECT_DEPTH, "field3! spells the document's depth");
+    debug_assert_eq!(
+        p.depth + 1,
+        OBJECT_DEPTH,
+        "field3! spells the document's depth"
+    );
     p.open(b'{');
     p.fixed("\n      \"src\": ");
     match src.v4_ascii(&mut [0u8; 21]) {
@@ -246,7 +250,11 @@ fn call<W: Write>(p: &mut Pretty<'_, W>, c: &CallView<'_>) {
         problems,
         bye_response,
     } = c;
-    debug_assert_eq!(p.depth + 1, OBJECT_DEPTH, "field3! spells the document's depth");
+    debug_assert_eq!(
+        p.depth + 1,
+        OBJECT_DEPTH,
+        "field3! spells the document's depth"
+    );
     p.open(b'{');
     field3!(first p, "call_id", call_id);
     field3!(p, "from", from);
@@ -1002,8 +1010,20 @@ mod tests {
     #[test]
     fn micros_edges() {
         for x in [
-            0.00001, -0.00001, 0.000012, 0.1, 0.5, 1.0, 4.35486, 20.0, -20.0, 93.2, 100.000001,
-            999_999_999.999999, 123_456_789.5, 1e9 - 1e-6,
+            0.00001,
+            -0.00001,
+            0.000012,
+            0.1,
+            0.5,
+            1.0,
+            4.35486,
+            20.0,
+            -20.0,
+            93.2,
+            100.000001,
+            999_999_999.999999,
+            123_456_789.5,
+            1e9 - 1e-6,
         ] {
             let mut ours = Vec::new();
             assert!(put_micros(x, &mut ours), "{x}");
@@ -1011,7 +1031,17 @@ mod tests {
         }
         // Outside the fast path: zero (its sign), below 0.00001, 10^9 and up, non-finite,
         // more than six decimals.
-        for x in [0.0, -0.0, 0.000009, 1e-7, 1e9, 1e300, f64::NAN, f64::INFINITY, 0.1234567] {
+        for x in [
+            0.0,
+            -0.0,
+            0.000009,
+            1e-7,
+            1e9,
+            1e300,
+            f64::NAN,
+            f64::INFINITY,
+            0.1234567,
+        ] {
             assert!(!put_micros(x, &mut Vec::new()), "{x}");
         }
     }

@@ -256,7 +256,11 @@ pub fn analyze_document<'a>(
         .collect();
     let fetch_calls_streams = |k: usize| {
         const LINES: usize = std::mem::size_of::<StreamResult>() / hint::LINE + 1;
-        let mut at = heads.get(k).copied().flatten().map_or(usize::MAX, |(first, _)| first);
+        let mut at = heads
+            .get(k)
+            .copied()
+            .flatten()
+            .map_or(usize::MAX, |(first, _)| first);
         // Its first two streams: nearly every call has one each way.
         for _ in 0..2 {
             let Some(s) = result.streams.get(at) else {

@@ -779,14 +779,7 @@ impl Analyzer {
             });
         }
         let hash = self.key_hash(&key);
-        self.index.insert_unique(
-            IndexEntry::table_hash(hash),
-            IndexEntry {
-                slot: slot as u32,
-                hash,
-            },
-            IndexEntry::rehash,
-        );
+        IndexEntry::insert(&mut self.index, slot, hash);
         for p in packets() {
             self.counters.rtp += 1;
             self.feed(slot, p);
@@ -858,14 +851,7 @@ impl Analyzer {
             }
         }
         if let Some(hash) = moved_hash {
-            self.index.insert_unique(
-                IndexEntry::table_hash(hash),
-                IndexEntry {
-                    slot: slot as u32,
-                    hash,
-                },
-                IndexEntry::rehash,
-            );
+            IndexEntry::insert(&mut self.index, slot, hash);
         }
         stream.meter.finish();
         let inputs = self.inputs_for(&stream);
@@ -1679,6 +1665,18 @@ impl IndexEntry {
     /// The hasher the table calls when it grows.
     fn rehash(entry: &IndexEntry) -> u64 {
         Self::table_hash(entry.hash)
+    }
+
+    /// Indexes `slot` under its key's 32-bit `hash` (the key is not in the table already).
+    fn insert(index: &mut HashTable<IndexEntry>, slot: usize, hash: u32) {
+        index.insert_unique(
+            Self::table_hash(hash),
+            IndexEntry {
+                slot: slot as u32,
+                hash,
+            },
+            Self::rehash,
+        );
     }
 }
 
