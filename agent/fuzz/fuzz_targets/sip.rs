@@ -15,7 +15,7 @@ fn walk_sdp(body: &[u8]) {
         return;
     };
     black_box((
-        session.origin_address,
+        session.origin_address(),
         session.connection,
         session.direction,
     ));

@@ -1225,9 +1225,9 @@ mod tests {
         fn find_unquoted_agrees_with_the_bytewise_scan(
             bytes in proptest::collection::vec(
                 prop::sample::select(vec![b'"', b'\\', b'<', b'>', b';', b'a', b'=']),
-                0..40,
+                0..80,
             ),
-            from in 0usize..45,
+            from in 0usize..85,
             wanted in prop::sample::select(vec![b'<', b'>', b';', b'"', b'\\']),
         ) {
             prop_assert_eq!(
