@@ -19,6 +19,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use smallvec::SmallVec;
 
+use super::sip::LineEnds;
+
 use thiserror::Error;
 
 /// Media sections kept per description; later ones are ignored.
@@ -310,12 +312,13 @@ impl<'a> SessionDescription<'a> {
 }
 
 /// The lines of a body split at each LF, as `body.split(|b| *b == b'\n')` yields them (the
-/// piece after the last LF included), found with `memchr` rather than byte by byte.
+/// piece after the last LF included), found with `memchr` ([`LineEnds`]) rather than byte by byte.
 fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(body);
+    let line_ends = LineEnds::new();
     std::iter::from_fn(move || {
         let remaining = rest?;
-        match memchr::memchr(b'\n', remaining) {
+        match line_ends.find(remaining) {
             Some(lf) => {
                 rest = remaining.get(lf.saturating_add(1)..);
                 remaining.get(..lf)

@@ -785,6 +785,37 @@ fn skip_line_end(buf: &[u8], at: usize) -> usize {
     }
 }
 
+/// Finds line ends (`\n`) as `memchr::memchr` does, without its dispatch on every call: where
+/// the processor has AVX2 (checked once, when the finder is made) its AVX2 searcher is called
+/// directly. A SIP message is some ten lines and an SDP body a dozen, each found by its own
+/// search of a few dozen bytes, where the dispatch (a searcher made afresh and an indirect call)
+/// was a third of the search.
+#[derive(Clone, Copy)]
+pub(crate) struct LineEnds {
+    #[cfg(target_arch = "x86_64")]
+    avx2: Option<memchr::arch::x86_64::avx2::memchr::One>,
+}
+
+impl LineEnds {
+    #[inline]
+    pub(crate) fn new() -> LineEnds {
+        LineEnds {
+            #[cfg(target_arch = "x86_64")]
+            avx2: memchr::arch::x86_64::avx2::memchr::One::new(b'\n'),
+        }
+    }
+
+    /// The offset of the first `\n` in `haystack`.
+    #[inline]
+    pub(crate) fn find(&self, haystack: &[u8]) -> Option<usize> {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(avx2) = &self.avx2 {
+            return avx2.find(haystack);
+        }
+        memchr::memchr(b'\n', haystack)
+    }
+}
+
 /// Splits after the start line into (header block, rest after the empty line).
 /// Without an empty line the whole remainder is headers and the body is empty.
 fn split_header_block(rest: &[u8]) -> (&[u8], &[u8]) {
@@ -815,12 +846,13 @@ fn split_header_block(rest: &[u8]) -> (&[u8], &[u8]) {
 /// [`split_header_block`] and the common headers of the block, in one pass over its lines:
 /// the line ends found to split the block also delimit its fields.
 fn scan_header_block(rest: &[u8]) -> (&[u8], &[u8], CommonHeaders<'_>) {
+    let line_ends = LineEnds::new();
     let mut common = CommonHeaders::default();
     let mut field_start = 0;
     let mut line_start = 0;
     while line_start < rest.len() {
         let remaining = rest.get(line_start..).unwrap_or_default();
-        let line_len = memchr::memchr(b'\n', remaining);
+        let line_len = line_ends.find(remaining);
         let line = match line_len {
             Some(len) => remaining.get(..len).unwrap_or_default(),
             None => remaining,
@@ -1234,6 +1266,17 @@ mod tests {
                 find_unquoted(&bytes, from, wanted),
                 find_unquoted_bytewise(&bytes, from, wanted)
             );
+        }
+
+        /// The direct line-end searcher finds what `memchr` finds, on short and long haystacks.
+        #[test]
+        fn line_ends_agree_with_memchr(
+            bytes in proptest::collection::vec(
+                prop::sample::select(vec![b'\n', b'\r', b'a', b';']), 0..100),
+            from in 0usize..100,
+        ) {
+            let haystack = bytes.get(from..).unwrap_or_default();
+            prop_assert_eq!(LineEnds::new().find(haystack), memchr::memchr(b'\n', haystack));
         }
     }
 
