@@ -141,9 +141,18 @@ impl Media<'_> {
     /// The transport of the `m=` line: SRTP when its last `/`-separated part is an SAVP
     /// profile, RTP when it is an AVP one (case-insensitive, as devices write both).
     pub fn transport(&self) -> TransportProtocol {
-        let profile = self.proto.rsplit(|b| *b == b'/').next().unwrap_or_default();
-        let has_rtp = self
-            .proto
+        // The profile nearly every device writes, known without splitting it: its only part
+        // `RTP` and its last part `AVP` make it RTP by the rule below.
+        if self.proto.eq_ignore_ascii_case(b"RTP/AVP") {
+            return TransportProtocol::Rtp;
+        }
+        Self::transport_of(self.proto)
+    }
+
+    /// The rule of [`Media::transport`] for any `m=` line protocol.
+    fn transport_of(proto: &[u8]) -> TransportProtocol {
+        let profile = proto.rsplit(|b| *b == b'/').next().unwrap_or_default();
+        let has_rtp = proto
             .split(|b| *b == b'/')
             .any(|part| part.eq_ignore_ascii_case(b"RTP"));
         if !has_rtp {
@@ -572,6 +581,22 @@ mod tests {
         fn parse_ipv4_reads_every_address(octets in any::<[u8; 4]>()) {
             let text = Ipv4Addr::from(octets).to_string();
             prop_assert_eq!(parse_ipv4(text.as_bytes()), Some(Ipv4Addr::from(octets)));
+        }
+
+        /// The shortcut for `RTP/AVP` gives what the general rule gives, in any case.
+        #[test]
+        fn transport_shortcut_agrees_with_the_rule(
+            parts in proptest::collection::vec(
+                prop::sample::select(vec!["RTP", "rtp", "AVP", "avp", "SAVP", "AVPF", "UDP", ""]),
+                1..4,
+            ),
+        ) {
+            let proto = parts.join("/");
+            let media = parse_media_line(format!("audio 4000 {proto} 0").as_bytes())
+                .map(|m| (m.transport(), Media::transport_of(m.proto)));
+            if let Some((transport, by_rule)) = media {
+                prop_assert_eq!(transport, by_rule);
+            }
         }
 
         #[test]

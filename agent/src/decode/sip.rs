@@ -539,7 +539,11 @@ impl<'a> SipMessage<'a> {
     /// or the `application/sdp` part of a multipart body.
     pub fn sdp_body(&self) -> Option<&'a [u8]> {
         let content_type = self.content_type()?;
-        if media_type_is(content_type, b"application/sdp") {
+        // The usual value, without parameters, is its own media type: known by one comparison,
+        // not by a search for parameters and a trim first.
+        if content_type.eq_ignore_ascii_case(b"application/sdp")
+            || media_type_is(content_type, b"application/sdp")
+        {
             return Some(self.body);
         }
         let media_type = media_type(content_type);

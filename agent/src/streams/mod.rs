@@ -1309,13 +1309,16 @@ impl Analyzer {
             }
             None => None,
         };
-        let call_id: Option<Arc<str>> = self
-            .calls
-            .on_message(ts_ns, src, dst, &msg, sdp.as_ref())
-            .map(|c| Arc::clone(&c.call_id));
         let ends_call = msg
             .method()
             .is_some_and(|m| m.eq_ignore_ascii_case(b"BYE") || m.eq_ignore_ascii_case(b"CANCEL"));
+        // The call's Call-ID is shared (a count taken) only by the messages that use it: an SDP's
+        // announcements, and an ending message under interval reports.
+        let wants_call_id = sdp.is_some() || (ends_call && self.cfg.report_interval_ns.is_some());
+        let call = self.calls.on_message(ts_ns, src, dst, &msg, sdp.as_ref());
+        let call_id: Option<Arc<str>> = call
+            .filter(|_| wants_call_id)
+            .map(|c| Arc::clone(&c.call_id));
         if ends_call
             && self.cfg.report_interval_ns.is_some()
             && let Some(id) = &call_id
