@@ -1138,13 +1138,20 @@ impl CallTracker {
     /// open calls stay open, with no end).
     pub fn take_all(&mut self) -> Vec<Call> {
         let mut all = std::mem::take(&mut self.retired);
-        for slot in 0..self.slots.len() {
-            if let Some(call) = self.remove(slot) {
-                all.push(call);
-            }
-        }
+        // Every call leaves, so the index is emptied whole and the slots in one pass, instead of
+        // each call's Call-ID hashed and its entry found (a cache miss per call with 25,000 of
+        // them); the list is sized once (each doubling copied every call of 500 bytes so far).
+        // The index counts the calls in the slots.
+        all.reserve(self.by_id.len());
+        all.extend(self.slots.drain(..).flatten());
+        self.by_id.clear();
+        self.free.clear();
         self.open = 0;
-        all.sort_by_key(|c| c.seq);
+        // Slots are handed out in order until calls retire, so the list is usually in order
+        // already: then no sort (a stable one sets aside scratch room for half the calls).
+        if !all.is_sorted_by_key(|c| c.seq) {
+            all.sort_by_key(|c| c.seq);
+        }
         all
     }
 

@@ -41,6 +41,11 @@ impl StreamId {
         std::str::from_utf8(&self.0).unwrap_or("")
     }
 
+    /// The hex digits as bytes (the JSON writer copies them without a UTF-8 check).
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
     /// The id whose text is `hex`, if it is 16 lower-case hex digits.
     pub fn from_hex(hex: &str) -> Option<Self> {
         let bytes: [u8; 16] = hex.as_bytes().try_into().ok()?;
@@ -240,6 +245,7 @@ mod tests {
         #[test]
         fn stream_id_is_fnv_of_the_text(
             a in proptest::prelude::any::<[u8; 4]>(),
+            c in proptest::prelude::any::<[u8; 4]>(),
             b in proptest::prelude::any::<[u16; 8]>(),
             ports in proptest::prelude::any::<(u16, u16)>(),
             ssrc in proptest::prelude::any::<u32>(),
@@ -250,7 +256,7 @@ mod tests {
             let dst = if v6 {
                 std::net::SocketAddr::from((std::net::Ipv6Addr::from(b), ports.1))
             } else {
-                std::net::SocketAddr::from(([b[0] as u8, 0, 2, 255], ports.1))
+                std::net::SocketAddr::from((c, ports.1))
             };
             let text = format!("{src}|{dst}|{ssrc}|{first_ns}");
             let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -465,13 +465,18 @@ struct SsrcText(u32);
 
 impl SsrcText {
     fn fill(self, buf: &mut [u8; 10]) -> &str {
+        *buf = self.ascii();
+        std::str::from_utf8(buf).unwrap_or("0x????????")
+    }
+
+    /// The text as bytes, for the JSON writer (no UTF-8 check: they are ASCII).
+    fn ascii(self) -> [u8; 10] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        buf[0] = b'0';
-        buf[1] = b'x';
+        let mut buf = *b"0x00000000";
         for i in 0..8 {
             buf[2 + i] = HEX[((self.0 >> (28 - 4 * i)) & 0xf) as usize];
         }
-        std::str::from_utf8(buf).unwrap_or("0x????????")
+        buf
     }
 }
 
