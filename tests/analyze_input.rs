@@ -278,6 +278,41 @@ fn standard_input_gives_the_same_document_as_the_file() {
     }
 }
 
+/// `--stats` adds its two lines to stderr (the analysis with its frames and streams, then the
+/// output's time in its two parts) and changes nothing on stdout.
+#[test]
+fn stats_report_the_analysis_and_the_output_on_stderr_only() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pcap = write_pcap(dir.path(), "call.pcap", 1, &rtp(300));
+    let plain = analyze(&["-q", s(&pcap)]);
+    let stats = analyze(&["-q", "--stats", s(&pcap)]);
+    assert_eq!(
+        (plain.code, stats.code),
+        (Some(0), Some(0)),
+        "{}",
+        stats.stderr
+    );
+    assert_eq!(
+        stats.stdout, plain.stdout,
+        "--stats must not change the document"
+    );
+    let lines: Vec<&str> = stats.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", stats.stderr);
+    assert!(
+        lines[0].starts_with("voqa-agent: 300 frames, 1 streams in ") && lines[0].contains("RSS"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("voqa-agent: output in ")
+            && lines[1].contains(" s building the document, ")
+            && lines[1].ends_with(" s writing it)"),
+        "{}",
+        lines[1]
+    );
+    assert!(plain.stderr.is_empty(), "{}", plain.stderr);
+}
+
 #[test]
 fn standard_input_is_shared_by_several_threads_and_read_once() {
     let dir = tempfile::tempdir().expect("tmp");
