@@ -1137,20 +1137,26 @@ impl CallTracker {
     /// Every call still tracked, open or lingering, removed (the end of an offline analysis:
     /// open calls stay open, with no end).
     pub fn take_all(&mut self) -> Vec<Call> {
-        let mut all = std::mem::take(&mut self.retired);
         // Every call leaves, so the index is emptied whole and the slots in one pass, instead of
         // each call's Call-ID hashed and its entry found (a cache miss per call with 25,000 of
-        // them); the list is sized once (each doubling copied every call of 500 bytes so far).
-        // The index counts the calls in the slots.
-        all.reserve(self.by_id.len());
-        all.extend(self.slots.drain(..).flatten());
+        // them). The slots become the list in their own memory: `filter_map` (not `flatten`,
+        // which the standard library does not collect in place) turns the `Vec<Option<Call>>`
+        // into a `Vec<Call>` of the same element size without a new allocation, where copying
+        // 25,000 calls of 350 bytes into fresh memory was 2,000 page faults.
+        #[allow(clippy::filter_map_identity)]
+        let mut all: Vec<Call> = std::mem::take(&mut self.slots)
+            .into_iter()
+            .filter_map(|slot| slot)
+            .collect();
+        all.append(&mut self.retired);
         self.by_id.clear();
         self.free.clear();
         self.open = 0;
         // Slots are handed out in order until calls retire, so the list is usually in order
-        // already: then no sort (a stable one sets aside scratch room for half the calls).
+        // already: then no sort. Sequence numbers are distinct, so the unstable sort gives the
+        // one order (and sets aside no scratch room, as a stable one did for half the calls).
         if !all.is_sorted_by_key(|c| c.seq) {
-            all.sort_by_key(|c| c.seq);
+            all.sort_unstable_by_key(|c| c.seq);
         }
         all
     }
@@ -1868,6 +1874,34 @@ Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
         assert_eq!(times(c), (Some(100), Some(1700), Some(3000), Some(200)));
         // The engine's counter is the sum over its calls (2 INVITEs, a 200, a BYE).
         assert_eq!(t.counters().retransmissions, 4);
+    }
+
+    #[test]
+    fn take_all_lists_retired_and_tracked_calls_in_the_order_first_seen() {
+        const S: i64 = 1_000_000_000;
+        let mut t = CallTracker::new(DialogConfig {
+            capacity: 10,
+            ..DialogConfig::default()
+        });
+        for (at, id) in [(0, "a"), (1, "b"), (2, "c")] {
+            feed(&mut t, at * S, &request("INVITE", 1, false, id));
+        }
+        feed(&mut t, 3 * S, &response("486 Busy Here", 1, "INVITE", "a"));
+        // "a" retires after its linger time, not drained: its slot goes to "d", which came
+        // later than "b" and "c" in slots before them.
+        t.sweep(40 * S, |_| false);
+        assert_eq!(t.retired_len(), 1);
+        feed(&mut t, 41 * S, &request("INVITE", 1, false, "d"));
+        feed(&mut t, 42 * S, &request("INVITE", 1, false, "e"));
+        let all = t.take_all();
+        let ids: Vec<&str> = all.iter().map(|c| &*c.call_id).collect();
+        assert_eq!(ids, ["a", "b", "c", "d", "e"]);
+        assert_eq!(all[0].status, Some(486));
+        assert!(t.is_empty());
+        assert_eq!((t.open_calls(), t.retired_len()), (0, 0));
+        // The tracker goes on after it (a later file of the same run).
+        feed(&mut t, 50 * S, &request("INVITE", 1, false, "f"));
+        assert_eq!(t.take_all().len(), 1);
     }
 
     #[test]
