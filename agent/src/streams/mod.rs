@@ -354,8 +354,6 @@ pub struct Analyzer {
     /// With interval reports: the current window of each stream of `active`, slot for slot
     /// (pushed and swap-removed with it). Empty offline (see [`StreamWindow`]).
     windows: Vec<StreamWindow>,
-    /// The records of the streams `finish` closed in place (kept, not freed: see [`Leftovers`]).
-    spent: Vec<ActiveStream>,
     closed: Vec<StreamResult>,
     candidates: FastMap<StreamKey, Candidate>,
     /// With interval reports (live): the streams of each call by Call-ID, so that a BYE marks
@@ -429,7 +427,6 @@ impl Analyzer {
             hasher: foldhash::fast::RandomState::default(),
             active: Vec::with_capacity(reserve),
             windows,
-            spent: Vec::new(),
             closed: Vec::new(),
             candidates: FastMap::default(),
             streams_by_call: FastMap::default(),
@@ -1423,32 +1420,33 @@ impl Analyzer {
         // whole and goes with the leftovers.
         let by_call = std::mem::take(&mut self.streams_by_call);
         let streams = if self.cfg.report_interval_ns.is_none() {
-            // Offline, closing a stream is only its meter's end and its result, taken in place
-            // (no 1 KiB record moved out of the table; the spent records go with the
-            // leftovers). The results are made straight into the document's order: the open
-            // streams' sort keys are sorted, and each result is written once, where it belongs,
-            // merged with the (sorted) results of streams closed earlier. Pushing them in slot
-            // order and sorting the results afterwards moved each large result twice or more.
-            // Each meter ends right before its result is taken, not in a pass of its own over
-            // the table: with 50,000 records of 1 KiB (beyond any cache) that pass read each
-            // record once more. The order key (first packet, address, SSRC) does not change
-            // when a meter ends.
-            let mut active = std::mem::take(&mut self.active);
-            let mut open = Vec::with_capacity(active.len());
-            for (slot, stream) in active.iter().enumerate() {
-                open.push((result_order(stream.meter.first_ns(), &stream.key), slot));
-            }
-            // Sorted here, through integer keys; the merge then finds them in order.
-            sort_open(&mut open);
-            let earlier = std::mem::take(&mut self.closed);
-            let streams = merge_in_order(earlier, open, |slot, next| {
-                prefetch_results(&active, next);
-                active.get_mut(slot).and_then(|stream| {
+            // Offline, closing a stream is only its meter's end and its result, made where its
+            // record was: the records, taken in slot order, become the results in their own
+            // memory (`filter_map` over the table's `into_iter` collects in place; a result is
+            // smaller than a record), not copied into a second list of fresh pages. With
+            // 50,000 streams that list was 22 MB, 5,500 first-touch page faults (about 2.4 µs
+            // each on the VMs measured) and a copy of every result. Slots are taken in the
+            // order streams start, so the results usually come in the document's order
+            // already and the sort below only checks it; otherwise it moves each result once.
+            // Each meter ends right before its result is made, not in a pass of its own over
+            // the table. The order key (first packet, address, SSRC) does not change when a
+            // meter ends.
+            let active = std::mem::take(&mut self.active);
+            let made: Vec<StreamResult> = active
+                .into_iter()
+                .filter_map(|mut stream| {
                     stream.meter.finish();
-                    self.result_of(stream)
+                    self.result_of(&stream)
                 })
-            });
-            self.spent = active;
+                .collect();
+            // Streams closed earlier came first: ties in the (stable) sort go to them.
+            let mut streams = std::mem::take(&mut self.closed);
+            if streams.is_empty() {
+                streams = made;
+            } else {
+                streams.extend(made);
+            }
+            sort_results(&mut streams);
             streams
         } else {
             while let Some(last) = self.active.len().checked_sub(1) {
@@ -1515,14 +1513,85 @@ impl ActiveStream {
 
 /// Orders results by (first packet, src, dst, SSRC), stably: the `analyze` document's order.
 ///
-/// Streams still open at the end close from the last slot to the first, and slots are taken
-/// in the order streams start, so without streams closed earlier the results usually come
-/// strictly descending: then reversing them is that stable sort, without the sort of 50,000
-/// keys and the permutation moving each large result. Otherwise a real sort, of (key, index)
-/// pairs with each result moved once (a comparison sort moving the results themselves cost
-/// several percent of a run with 50,000 streams).
+/// Results are made in slot order, and slots are taken in the order streams start, so they
+/// often come sorted already (checked, nothing moved), or strictly descending (reversed).
+/// Otherwise (a capture whose timestamps step back, streams closed earlier) the keys are
+/// sorted apart from the results, each result then moved by one pass over the permutation:
+/// when every address is IPv4 (as usual) through keys of plain integers, each address packed
+/// into a `u64` in its own order (IPv4 addresses order by their 32 bits, then the port).
+/// Comparing `SocketAddr`s (an enum of two address types) made the sort of 50,000 keys most of
+/// `finish`'s own time.
 fn sort_results(streams: &mut [StreamResult]) {
-    stable_sort_by_key(streams, |s| result_order(s.first_ns, &s.key));
+    sort_by_order(streams, |s| result_order(s.first_ns, &s.key));
+}
+
+/// [`sort_results`] for any items with an [`OrderKey`].
+fn sort_by_order<T>(streams: &mut [T], order: impl Fn(&T) -> OrderKey) {
+    if streams.windows(2).all(|w| order(&w[0]) > order(&w[1])) {
+        streams.reverse();
+        return;
+    }
+    if streams.is_sorted_by_key(&order) {
+        return;
+    }
+    let pack = |a: &SocketAddr| match a {
+        SocketAddr::V4(v4) => Some((u64::from(v4.ip().to_bits()) << 16) | u64::from(v4.port())),
+        SocketAddr::V6(_) => None,
+    };
+    // (first packet, src, dst, SSRC, position): the position makes the unstable sort stable.
+    let packed: Option<Vec<(i64, u64, u64, u32, usize)>> = streams
+        .iter()
+        .enumerate()
+        .map(|(at, s)| {
+            let (first, src, dst, ssrc) = order(s);
+            Some((first, pack(&src)?, pack(&dst)?, ssrc, at))
+        })
+        .collect();
+    match packed {
+        Some(mut keys) => {
+            keys.sort_unstable();
+            let mut from: Vec<usize> = keys.into_iter().map(|k| k.4).collect();
+            permute(streams, &mut from);
+        }
+        None => stable_sort_by_key(streams, order),
+    }
+}
+
+/// Puts `items[from[k]]` at position `k`, for every `k` (`from` a permutation of the
+/// positions; it is used up), moving each item along its cycle by swaps: no second list.
+/// A cycle visits the items in no order the core can guess, and with 50,000 results of
+/// 440 bytes each swap waited on memory: the items of the next two swaps are asked into the
+/// cache while this one is made.
+fn permute<T>(items: &mut [T], from: &mut [usize]) {
+    let lines = std::mem::size_of::<T>() / hint::LINE + 1;
+    let prefetch = |items: &[T], at: usize| {
+        if let Some(item) = items.get(at) {
+            hint::prefetch_lines(std::ptr::from_ref(item).cast::<u8>(), lines);
+        }
+    };
+    for start in 0..from.len() {
+        let mut at = start;
+        // Position `at` takes the item at `from[at]`, until the cycle closes at `start`.
+        while let Some(&source) = from.get(at) {
+            if source == start || source == at {
+                break;
+            }
+            if let Some(&next) = from.get(source) {
+                prefetch(items, next);
+                if let Some(&after) = from.get(next) {
+                    prefetch(items, after);
+                }
+            }
+            items.swap(at, source);
+            if let Some(done) = from.get_mut(at) {
+                *done = at;
+            }
+            at = source;
+        }
+        if let Some(done) = from.get_mut(at) {
+            *done = at;
+        }
+    }
 }
 
 /// (first packet, src, dst, SSRC): see [`result_order`].
@@ -1531,105 +1600,6 @@ type OrderKey = (i64, SocketAddr, SocketAddr, u32);
 /// The sort key of a result in the `analyze` document: (first packet, src, dst, SSRC).
 fn result_order(first_ns: i64, key: &StreamKey) -> OrderKey {
     (first_ns, key.src, key.dst, key.ssrc)
-}
-
-/// The stable sort of `earlier` followed by the items `make` gives for `later`'s positions
-/// (`None`: no item), by [`result_order`]-like keys, with each item of `later` made once, in
-/// its final place. `later` holds (key, position); positions are distinct. `make` also sees
-/// the (key, position) pairs still to be made after this one, in order (to ask their sources
-/// into the cache ahead of time).
-fn merge_in_order<T: HasOrder>(
-    mut earlier: Vec<T>,
-    mut later: Vec<(T::Key, usize)>,
-    mut make: impl FnMut(usize, &[(T::Key, usize)]) -> Option<T>,
-) -> Vec<T> {
-    stable_sort_by_key(&mut earlier, T::order);
-    // Distinct positions in the tuple make the unstable sort the stable one.
-    later.sort_unstable();
-    let mut out = Vec::with_capacity(earlier.len() + later.len());
-    let mut earlier = earlier.into_iter().peekable();
-    for (i, (key, at)) in later.iter().enumerate() {
-        // Ties go to `earlier`: it came first.
-        while let Some(item) = earlier.next_if(|e| e.order() <= *key) {
-            out.push(item);
-        }
-        if let Some(item) = make(*at, later.get(i + 1..).unwrap_or_default()) {
-            out.push(item);
-        }
-    }
-    out.extend(earlier);
-    out
-}
-
-/// Asks into the cache what [`Analyzer::result_of`] reads of the streams in `next` (the slots
-/// it takes next, in order): a result is made from a record (1 KiB), its media profile and the
-/// profile's Call-ID, each reached through the one before, and taken in the document's order,
-/// not the table's, so with 50,000 streams each was a wait on memory (the Call-ID's count,
-/// incremented for the result, most of `result_of`'s time). Each is requested a few results
-/// before it is needed, once the one leading to it has arrived: the record six ahead, the
-/// profile of the one three ahead, the Call-ID of the next. Only hints (reads of records
-/// already requested, and addresses).
-fn prefetch_results<K>(active: &[ActiveStream], next: &[(K, usize)]) {
-    let record = |ahead: usize| next.get(ahead).and_then(|&(_, slot)| active.get(slot));
-    if let Some(r) = record(6) {
-        const LINES: usize = std::mem::size_of::<ActiveStream>() / hint::LINE + 1;
-        hint::prefetch_lines(std::ptr::from_ref(r).cast::<u8>(), LINES);
-    }
-    if let Some(profile) = record(3).and_then(|r| r.profile.as_deref()) {
-        const LINES: usize = std::mem::size_of::<MediaProfile>() / hint::LINE + 1;
-        hint::prefetch_lines(std::ptr::from_ref(profile).cast::<u8>(), LINES);
-    }
-    if let Some(call_id) = record(1).and_then(ActiveStream::call_id) {
-        // The counts precede the text in the shared block (two words).
-        hint::prefetch_lines(call_id.as_ptr().wrapping_sub(16), 1);
-    }
-}
-
-/// Items ordered by a key (results by [`result_order`]).
-trait HasOrder {
-    type Key: Ord;
-    fn order(&self) -> Self::Key;
-}
-
-impl HasOrder for StreamResult {
-    type Key = OrderKey;
-    fn order(&self) -> Self::Key {
-        result_order(self.first_ns, &self.key)
-    }
-}
-
-/// `open.sort_unstable()` for the open streams' (order key, slot) pairs: when every address is
-/// IPv4 (as usual), through keys of plain integers, an address packed into a `u64` in its own
-/// order (IPv4 addresses order by their 32 bits, then the port). Comparing `SocketAddr`s (an
-/// enum of two address types) made that sort over half of `finish` with 50,000 streams.
-fn sort_open(open: &mut Vec<(OrderKey, usize)>) {
-    /// An [`OrderKey`] and slot with both addresses packed.
-    type Packed = (i64, u64, u64, u32, usize);
-    let pack = |a: &SocketAddr| match a {
-        SocketAddr::V4(v4) => Some((u64::from(v4.ip().to_bits()) << 16) | u64::from(v4.port())),
-        SocketAddr::V6(_) => None,
-    };
-    let packed: Option<Vec<Packed>> = open
-        .iter()
-        .map(|&((first, src, dst, ssrc), slot)| Some((first, pack(&src)?, pack(&dst)?, ssrc, slot)))
-        .collect();
-    let Some(mut packed) = packed else {
-        open.sort_unstable();
-        return;
-    };
-    packed.sort_unstable();
-    let unpack = |p: u64| {
-        SocketAddr::from((
-            std::net::Ipv4Addr::from_bits((p >> 16) as u32),
-            (p & 0xffff) as u16,
-        ))
-    };
-    open.clear();
-    open.extend(
-        packed
-            .into_iter()
-            .map(|(first, src, dst, ssrc, slot)| ((first, unpack(src), unpack(dst), ssrc), slot)),
-    );
 }
 
 /// `sort_by_key` (stable) that only reverses strictly descending input and leaves sorted input.
@@ -2649,71 +2619,62 @@ mod sort_tests {
         }
     }
 
-    impl HasOrder for (u8, usize) {
-        type Key = u8;
-        fn order(&self) -> u8 {
-            self.0
-        }
-    }
-
     proptest::proptest! {
-        /// Merging is the stable sort of `earlier` followed by the made items of `later`
-        /// (in position order), without the items `make` refuses.
+        /// Moving items along the cycles of a permutation puts each where it belongs.
         #[test]
-        fn merge_in_order_is_the_stable_sort_of_both(
-            earlier in proptest::collection::vec(0u8..6, 0..30),
-            later in proptest::collection::vec((0u8..6, proptest::bool::ANY), 0..30),
+        fn permute_puts_each_item_where_it_belongs(
+            perm in proptest::strategy::Strategy::prop_flat_map(0usize..50, |n| {
+                use proptest::strategy::Strategy;
+                proptest::strategy::Just((0..n).collect::<Vec<usize>>()).prop_shuffle()
+            }),
         ) {
-            let earlier: Vec<(u8, usize)> = earlier.into_iter().zip(0..).collect();
-            let n = earlier.len();
-            let made: Vec<Option<(u8, usize)>> = later
-                .iter()
-                .enumerate()
-                .map(|(i, &(k, keep))| keep.then_some((k, n + i)))
-                .collect();
-            let keys: Vec<(u8, usize)> = later.iter().enumerate().map(|(i, &(k, _))| (k, i)).collect();
-            let mut calls = 0;
-            let ours = merge_in_order(earlier.clone(), keys, |i, next| {
-                calls += 1;
-                // The items still to be made, in key order.
-                assert!(next.is_sorted());
-                made.get(i).copied().flatten()
-            });
-            let mut want: Vec<(u8, usize)> = earlier.into_iter().chain(made.iter().copied().flatten()).collect();
-            want.sort_by_key(|&(k, _)| k);
+            let items: Vec<String> = (0..perm.len()).map(|i| format!("item {i}")).collect();
+            let want: Vec<String> = perm.iter().map(|&i| items[i].clone()).collect();
+            let mut ours = items;
+            let mut from = perm;
+            permute(&mut ours, &mut from);
             proptest::prop_assert_eq!(ours, want);
-            proptest::prop_assert_eq!(calls, later.len(), "each later item made once");
         }
     }
 
     proptest::proptest! {
-        /// The open streams' pairs sorted through packed keys are in `sort_unstable`'s order,
-        /// with ties of time, address and port, and with an IPv6 address among them or not.
+        /// The results' order through packed keys and a permutation is the stable sort's, with
+        /// ties of time, address and port, with an IPv6 address among them or not, and for
+        /// sorted and descending input.
         #[test]
-        fn sort_open_is_sort_unstable(
+        fn sort_by_order_is_the_stable_sort(
             keys in proptest::collection::vec(
                 (0i64..4, 0u32..3, 0u16..3, 0u32..3, 0u16..3, 0u32..3),
                 0..40,
             ),
             v6 in proptest::option::of(proptest::prelude::any::<u128>()),
+            shape in 0u8..3,
         ) {
             let addr = |ip: u32, port: u16| {
                 SocketAddr::from((std::net::Ipv4Addr::from_bits(ip.wrapping_mul(0x0101_0101)), port))
             };
-            let mut open: Vec<_> = keys
+            let mut items: Vec<(OrderKey, usize)> = keys
                 .iter()
-                .enumerate()
-                .map(|(slot, &(first, sip, sport, dip, dport, ssrc))| {
-                    ((first, addr(sip, sport), addr(dip, dport), ssrc), slot)
+                .map(|&(first, sip, sport, dip, dport, ssrc)| {
+                    ((first, addr(sip, sport), addr(dip, dport), ssrc), 0)
                 })
                 .collect();
-            if let (Some(ip), Some(first)) = (v6, open.first_mut()) {
+            if let (Some(ip), Some(first)) = (v6, items.first_mut()) {
                 first.0.2 = SocketAddr::from((std::net::Ipv6Addr::from_bits(ip), 5));
             }
-            let mut want = open.clone();
-            want.sort_unstable();
-            sort_open(&mut open);
-            proptest::prop_assert_eq!(open, want);
+            match shape {
+                0 => items.sort_by(|a, b| b.0.cmp(&a.0)),
+                1 => items.sort_by(|a, b| a.0.cmp(&b.0)),
+                _ => {}
+            }
+            // Each item's input position, to see that ties keep their order.
+            for (at, item) in items.iter_mut().enumerate() {
+                item.1 = at;
+            }
+            let mut want = items.clone();
+            want.sort_by(|a, b| a.0.cmp(&b.0));
+            sort_by_order(&mut items, |&(key, _)| key);
+            proptest::prop_assert_eq!(items, want);
         }
     }
 
