@@ -1539,7 +1539,7 @@ fn sort_by_order<T>(streams: &mut [T], order: impl Fn(&T) -> OrderKey) {
         SocketAddr::V6(_) => None,
     };
     // (first packet, src, dst, SSRC, position): the position makes the unstable sort stable.
-    let packed: Option<Vec<(i64, u64, u64, u32, usize)>> = streams
+    let packed: Option<Vec<PackedOrder>> = streams
         .iter()
         .enumerate()
         .map(|(at, s)| {
@@ -1553,9 +1553,13 @@ fn sort_by_order<T>(streams: &mut [T], order: impl Fn(&T) -> OrderKey) {
             let mut from: Vec<usize> = keys.into_iter().map(|k| k.4).collect();
             permute(streams, &mut from);
         }
-        None => stable_sort_by_key(streams, order),
+        // An IPv6 address among them: `SocketAddr`s compared (stable: ties keep their order).
+        None => streams.sort_by_cached_key(order),
     }
 }
+
+/// An [`OrderKey`] with both addresses packed into `u64`s, and the item's position.
+type PackedOrder = (i64, u64, u64, u32, usize);
 
 /// Puts `items[from[k]]` at position `k`, for every `k` (`from` a permutation of the
 /// positions; it is used up), moving each item along its cycle by swaps: no second list.
@@ -1600,15 +1604,6 @@ type OrderKey = (i64, SocketAddr, SocketAddr, u32);
 /// The sort key of a result in the `analyze` document: (first packet, src, dst, SSRC).
 fn result_order(first_ns: i64, key: &StreamKey) -> OrderKey {
     (first_ns, key.src, key.dst, key.ssrc)
-}
-
-/// `sort_by_key` (stable) that only reverses strictly descending input and leaves sorted input.
-fn stable_sort_by_key<T, K: Ord>(items: &mut [T], key: impl Fn(&T) -> K) {
-    if items.windows(2).all(|w| key(&w[0]) > key(&w[1])) {
-        items.reverse();
-    } else if !items.is_sorted_by_key(&key) {
-        items.sort_by_cached_key(key);
-    }
 }
 
 /// The shard of a flow: a fixed (unseeded) hash, identical in every thread, of its addresses,
@@ -2597,29 +2592,6 @@ mod sort_tests {
     use super::*;
 
     proptest::proptest! {
-        /// Reversing strictly descending input and leaving sorted input alone is the stable sort.
-        #[test]
-        fn stable_sort_by_key_is_the_stable_sort(
-            keys in proptest::collection::vec(0u8..6, 0..40),
-            shape in 0u8..3,
-        ) {
-            let mut keys = keys;
-            match shape {
-                0 => keys.sort_unstable_by(|a, b| b.cmp(a)),
-                1 => keys.sort_unstable(),
-                _ => {}
-            }
-            // (key, position): equal keys must keep their order.
-            let items: Vec<(u8, usize)> = keys.iter().copied().zip(0..).collect();
-            let mut ours = items.clone();
-            stable_sort_by_key(&mut ours, |&(k, _)| k);
-            let mut std_sorted = items;
-            std_sorted.sort_by_key(|&(k, _)| k);
-            proptest::prop_assert_eq!(ours, std_sorted);
-        }
-    }
-
-    proptest::proptest! {
         /// Moving items along the cycles of a permutation puts each where it belongs.
         #[test]
         fn permute_puts_each_item_where_it_belongs(
@@ -2663,8 +2635,8 @@ mod sort_tests {
                 first.0.2 = SocketAddr::from((std::net::Ipv6Addr::from_bits(ip), 5));
             }
             match shape {
-                0 => items.sort_by(|a, b| b.0.cmp(&a.0)),
-                1 => items.sort_by(|a, b| a.0.cmp(&b.0)),
+                0 => items.sort_by_key(|&(key, _)| std::cmp::Reverse(key)),
+                1 => items.sort_by_key(|&(key, _)| key),
                 _ => {}
             }
             // Each item's input position, to see that ties keep their order.
@@ -2672,22 +2644,26 @@ mod sort_tests {
                 item.1 = at;
             }
             let mut want = items.clone();
-            want.sort_by(|a, b| a.0.cmp(&b.0));
+            want.sort_by_key(|&(key, _)| key);
             sort_by_order(&mut items, |&(key, _)| key);
             proptest::prop_assert_eq!(items, want);
         }
     }
 
     #[test]
-    fn stable_sort_by_key_reverses_strictly_descending_input() {
-        let mut v = vec![(5, 'a'), (3, 'b'), (1, 'c')];
-        stable_sort_by_key(&mut v, |&(k, _)| k);
-        assert_eq!(v, vec![(1, 'c'), (3, 'b'), (5, 'a')]);
-        let mut tie = vec![(5, 'a'), (3, 'b'), (3, 'c')];
-        stable_sort_by_key(&mut tie, |&(k, _)| k);
+    fn sort_by_order_reverses_strictly_descending_input() {
+        let key = |first: i64| -> OrderKey {
+            let a = SocketAddr::from(([192, 0, 2, 1], 4000));
+            (first, a, a, 1)
+        };
+        let mut v = vec![(key(5), 'a'), (key(3), 'b'), (key(1), 'c')];
+        sort_by_order(&mut v, |&(k, _)| k);
+        assert_eq!(v, vec![(key(1), 'c'), (key(3), 'b'), (key(5), 'a')]);
+        let mut tie = vec![(key(5), 'a'), (key(3), 'b'), (key(3), 'c')];
+        sort_by_order(&mut tie, |&(k, _)| k);
         assert_eq!(
             tie,
-            vec![(3, 'b'), (3, 'c'), (5, 'a')],
+            vec![(key(3), 'b'), (key(3), 'c'), (key(5), 'a')],
             "ties keep their order"
         );
     }
