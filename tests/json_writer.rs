@@ -7,9 +7,9 @@
 //! plain owned form, not only against the borrowed views it shares code with.
 //!
 //! Without the shared captures those trials are reported as ignored (they fail under
-//! `$VOQA_REQUIRE_SAMPLES`). A capture built here, of more streams and calls than the writer
-//! formats in one batch on its second thread, is compared the same way, and written into a
-//! sink that fails part way: the writer must return the error, not hang or write on.
+//! `$VOQA_REQUIRE_SAMPLES`). A capture built here, of 150 calls, 300 streams and several of the
+//! writer's chunks, is compared the same way without them, and written into a sink that fails
+//! part way: the writer must return the error at the first failed write, not write on.
 
 mod support;
 
@@ -23,7 +23,7 @@ use voqa_agent::streams::AnalyzerConfig;
 use voqa_agent::streams::privacy::Pseudonymizer;
 
 fn main() {
-    let trials = trials![samples, real_captures, many_batches, failing_sink];
+    let trials = trials![samples, real_captures, many_chunks, failing_sink];
     support::harness::main(file!(), trials)
 }
 
@@ -41,8 +41,8 @@ fn real_captures() {
     compare_dir(&dir);
 }
 
-/// Calls in [`many_calls_capture`]: 150 calls and their 300 streams are several batches of
-/// the writer's (64 elements), the last one partly filled.
+/// Calls in [`many_calls_capture`]: 150 calls and their 300 streams make a document of several
+/// of the writer's 256 KiB chunks, the last one partly filled.
 const CALLS: u16 = 150;
 
 /// `CALLS` calls, each an INVITE and a 200 OK announcing one G.711 stream each way and ten
@@ -98,7 +98,7 @@ fn many_calls_capture(dir: &Path) -> PathBuf {
     path
 }
 
-fn many_batches() {
+fn many_chunks() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = many_calls_capture(dir.path());
     for threads in [1, 2] {
@@ -147,7 +147,7 @@ fn failing_sink() {
             .unwrap_or_else(|| panic!("{key} in the document"))
     };
     let (streams, calls) = (at("\"streams\": ["), at("\"calls\": ["));
-    // Failing before the streams, in their first and in a later batch, and in the calls.
+    // Failing before the streams, in them (in the first chunk and in a later one), in the calls.
     for left in [
         10,
         streams + 100,

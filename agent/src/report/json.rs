@@ -29,10 +29,6 @@ use crate::calls::record::{CallView, EventView, MediaView, ProblemView};
 /// make few enough writes.
 const CHUNK: usize = 1 << 18;
 
-/// Array elements formatted as one batch (see [`Pretty::items`]): 64 streams are some 110 KB of
-/// text, 64 calls some 85 KB; a batch is about a [`CHUNK`].
-const BATCH: usize = 64;
-
 /// A separator line: `,`, the newline and enough indentation for any depth of the document
 /// (it nests five deep); cut, it is any of them. [`NEWLINE`]: the same without the comma.
 const LINE: &[u8; 66] = b",\n                                                                ";
@@ -87,22 +83,21 @@ pub fn write_document<W: Write>(doc: &AnalyzeDocument<'_>, sink: &mut W) -> io::
     p.open(b'{');
     key!(p, "files");
     p.serde(&doc.files)?;
-    let (streams, calls) = doc.counts();
     key!(p, "streams");
     p.open(b'[');
-    p.items(streams, |w, i| match doc.stream_at(i) {
-        Some(view) => stream(w, &view),
-        None => Ok(()),
-    })?;
+    for view in doc.streams.views() {
+        p.item();
+        stream(&mut p, &view)?;
+        p.flush_if_full()?;
+    }
     p.close(b']');
     key!(p, "calls");
     p.open(b'[');
-    p.items(calls, |w, i| {
-        if let Some(c) = doc.call_at(i) {
-            call(w, &c);
-        }
-        Ok(())
-    })?;
+    for c in doc.call_views() {
+        p.item();
+        call(&mut p, &c);
+        p.flush_if_full()?;
+    }
     p.close(b']');
     if let Some(analysis) = &doc.analysis {
         key!(p, "analysis");
@@ -359,66 +354,10 @@ impl<'s, W: Write> Pretty<'s, W> {
         }
     }
 
-    /// The `count` elements of the array just opened, element `i` spelled by `element(w, i)`
-    /// (without its separator line): a second thread formats them, [`BATCH`] at a time, while
-    /// this one writes the finished batches out in order, so that the kernel's copy of the
-    /// text into the output (a third of writing 85 MB) overlaps the formatting. The bytes are
-    /// the same as one thread's. Memory stays bounded: the formatting thread is at most one
-    /// batch ahead of the writes, and the buffers written out go back to it to be refilled.
-    fn items<F>(&mut self, count: usize, element: F) -> io::Result<()>
-    where
-        F: Fn(&mut Pretty<'_, io::Sink>, usize) -> io::Result<()> + Sync,
-    {
-        if count == 0 {
-            return Ok(());
+    fn flush_if_full(&mut self) -> io::Result<()> {
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
         }
-        // What precedes the array goes out first.
-        self.flush()?;
-        let depth = self.depth;
-        let element = &element;
-        let sink = &mut *self.sink;
-        // A finished batch (or the error that stopped the formatting), one waiting at a time.
-        let (done, finished) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(1);
-        let (give_back, returned) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
-        std::thread::scope(|scope| {
-            scope.spawn(move || {
-                let mut discard = io::sink();
-                let mut w = Pretty::new(&mut discard);
-                w.depth = depth;
-                for start in (0..count).step_by(BATCH) {
-                    let mut buf = returned
-                        .try_recv()
-                        .unwrap_or_else(|_| Vec::with_capacity(CHUNK + (CHUNK >> 2)));
-                    buf.clear();
-                    w.buf = buf;
-                    // Every element but the array's first follows a comma.
-                    w.has_value = start > 0;
-                    let formatted = (start..count.min(start + BATCH)).try_for_each(|i| {
-                        w.item();
-                        element(&mut w, i)
-                    });
-                    let failed = formatted.is_err();
-                    let sent = done.send(formatted.map(|()| std::mem::take(&mut w.buf)));
-                    // Nothing more is wanted once the writes failed (the receiver is gone).
-                    if sent.is_err() || failed {
-                        return;
-                    }
-                }
-            });
-            // Moved in, so dropped when this closure returns, early on an error too: the
-            // formatting thread, blocked on sending, then stops instead of waiting for ever.
-            let (finished, give_back) = (finished, give_back);
-            for _ in (0..count).step_by(BATCH) {
-                let buf = finished
-                    .recv()
-                    .map_err(|_| io::Error::other("the JSON formatting thread stopped"))??;
-                sink.write_all(&buf)?;
-                // A full return queue only means the thread made a buffer of its own meanwhile.
-                let _ = give_back.try_send(buf);
-            }
-            Ok::<(), io::Error>(())
-        })?;
-        self.has_value = true;
         Ok(())
     }
 

@@ -97,23 +97,15 @@ struct StreamList<'a> {
 
 impl<'a> StreamList<'a> {
     fn views(&self) -> impl Iterator<Item = StreamView<'_>> + '_ {
-        (0..self.streams.len()).filter_map(|i| self.view(i))
-    }
-
-    /// Stream `i` as written (`None` past the end): the JSON writer's formatting threads each
-    /// take their own stretches of the list.
-    fn view(&self, i: usize) -> Option<StreamView<'_>> {
-        let call_id = self
-            .spans
-            .get(i)
-            .copied()
-            .flatten()
-            .and_then(|(a, b)| self.names.get(a..b));
-        Some(stream_view(
-            self.streams.get(i)?,
-            call_id,
-            self.jitter_buffer,
-        ))
+        self.streams.iter().enumerate().map(|(i, s)| {
+            let call_id = self
+                .spans
+                .get(i)
+                .copied()
+                .flatten()
+                .and_then(|(a, b)| self.names.get(a..b));
+            stream_view(s, call_id, self.jitter_buffer)
+        })
     }
 }
 
@@ -151,27 +143,23 @@ struct CallEntry<'a> {
 
 impl CallList<'_> {
     fn views<'v>(&'v self, names: &'v str) -> impl Iterator<Item = CallView<'v>> + 'v {
-        (0..self.calls.len()).filter_map(move |i| self.view(i, names))
-    }
-
-    /// Call `i` as written (`None` past the end), like [`StreamList::view`].
-    fn view<'v>(&'v self, i: usize, names: &'v str) -> Option<CallView<'v>> {
         let text = move |span: (usize, usize)| names.get(span.0..span.1).unwrap_or("");
-        let c = self.calls.get(i)?;
-        Some(call_view(
-            c.call,
-            CallParts {
-                call_id: text(c.call_id),
-                from: c.from.map(text),
-                to: c.to.map(text),
-                peer: c.peer.map(text),
-                streams: self.members.get(c.streams.clone()).unwrap_or_default(),
-                events: self.events.get(c.events.clone()).unwrap_or_default(),
-                media: self.media.get(c.media.clone()).unwrap_or_default(),
-                problems: self.problems.get(c.problems.clone()).unwrap_or_default(),
-                worst: c.worst,
-            },
-        ))
+        self.calls.iter().map(move |c| {
+            call_view(
+                c.call,
+                CallParts {
+                    call_id: text(c.call_id),
+                    from: c.from.map(text),
+                    to: c.to.map(text),
+                    peer: c.peer.map(text),
+                    streams: self.members.get(c.streams.clone()).unwrap_or_default(),
+                    events: self.events.get(c.events.clone()).unwrap_or_default(),
+                    media: self.media.get(c.media.clone()).unwrap_or_default(),
+                    problems: self.problems.get(c.problems.clone()).unwrap_or_default(),
+                    worst: c.worst,
+                },
+            )
+        })
     }
 }
 
@@ -208,21 +196,6 @@ impl<'a> AnalyzeDocument<'a> {
     /// The calls as written, in order.
     pub fn call_views(&self) -> impl Iterator<Item = CallView<'_>> + '_ {
         self.calls.views(&self.streams.names)
-    }
-
-    /// How many streams and calls the document lists.
-    pub(super) fn counts(&self) -> (usize, usize) {
-        (self.streams.streams.len(), self.calls.calls.len())
-    }
-
-    /// Stream `i` as written; `None` past the end.
-    pub(super) fn stream_at(&self, i: usize) -> Option<StreamView<'_>> {
-        self.streams.view(i)
-    }
-
-    /// Call `i` as written; `None` past the end.
-    pub(super) fn call_at(&self, i: usize) -> Option<CallView<'_>> {
-        self.calls.view(i, &self.streams.names)
     }
 }
 
