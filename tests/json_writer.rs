@@ -49,7 +49,7 @@ const CALLS: u16 = 150;
 /// packets of each stream, the calls one after another.
 fn many_calls_capture(dir: &Path) -> PathBuf {
     use voqa_agent::capture::writer::PcapWriter;
-    use voqa_agent::decode::build::{LinkSpec, RtpHeader, rtp_packet, udp_frame};
+    use voqa_agent::decode::build::{LinkSpec, rtp_packet, udp_frame};
     let path = dir.join("many-calls.pcap");
     let link = LinkSpec::Ethernet;
     let file = std::fs::File::create(&path).expect("create the capture");
@@ -79,16 +79,7 @@ fn many_calls_capture(dir: &Path) -> PathBuf {
         for n in 0..10u16 {
             for (ssrc, src, dst) in [(u32::from(k) + 1, a, b), (u32::from(k) + 10_001, b, a)] {
                 at += 1_000_000;
-                let header = RtpHeader {
-                    payload_type: 0,
-                    marker: false,
-                    sequence: n,
-                    timestamp: u32::from(n) * 160,
-                    ssrc,
-                    csrcs: vec![],
-                    extension: None,
-                    padding: 0,
-                };
+                let header = support::rtp_header(0, n, u32::from(n) * 160, ssrc);
                 let frame = udp_frame(&link, src, dst, &rtp_packet(&header, &[0xd5; 160]));
                 w.write_frame(at, &frame).expect("write RTP");
             }
